@@ -1,0 +1,253 @@
+// Element-wise losses (torch.nn: L1Loss, MSELoss, HuberLoss, SmoothL1Loss, SoftMarginLoss, BCELoss,
+// BCEWithLogitsLoss, PoissonNLLLoss, GaussianNLLLoss, KLDivLoss, MarginRankingLoss,
+// HingeEmbeddingLoss).
+//
+// Formulas, gradients and edge values are documented once, in the Python docstrings of
+// losskit.functional (python/losskit/functional.py) and in docs/pointwise.md.
+//
+// Every loss has three entry points with torch's argument order:
+//   NAME(inputs..., output, options)
+//   NAME_backward(grad_output, inputs..., grads..., options)
+//   NAME_forward_backward(inputs..., grad_output, output, grads..., options)
+// * Inputs are C-contiguous views; optional ones (weight, pos_weight) are `{}` when absent.
+//   Shapes broadcast as in torch; the unreduced output has elementwise_output_shape(...) and a
+//   reduced one has shape {}.
+// * grad_output is a 0-d view for reduced losses and an output-shaped view for Reduction::None;
+//   in NAME_forward_backward an absent grad_output means 1 (ones).
+// * Each gradient has the shape of its input; pass `{}` for gradients not wanted (the gradient
+//   with respect to a float target is optional, torch's `target.requires_grad`).
+// * NAME_forward_backward reads every input once and writes the loss and the gradients in the
+//   same pass.
+// All checks run before any work and throw losskit::ValueError / IndexError / TypeError.
+// float and double are instantiated.
+#pragma once
+
+#include <initializer_list>
+
+#include "losskit/reduction.hpp"
+#include "losskit/view.hpp"
+
+namespace losskit {
+
+// Shape of an unreduced element-wise loss: the broadcast of its arguments' shapes.
+Shape elementwise_output_shape(std::initializer_list<Shape> shapes, const char* function);
+// Shape of the output for `reduction` ({} when reduced).
+Shape elementwise_output_shape(std::initializer_list<Shape> shapes, Reduction reduction,
+                               const char* function);
+
+struct L1LossOptions {
+  Reduction reduction = Reduction::Mean;
+};
+struct MseLossOptions {
+  Reduction reduction = Reduction::Mean;
+};
+struct HuberLossOptions {
+  Reduction reduction = Reduction::Mean;
+  double delta = 1.0;
+};
+struct SmoothL1LossOptions {
+  Reduction reduction = Reduction::Mean;
+  double beta = 1.0;
+};
+struct SoftMarginLossOptions {
+  Reduction reduction = Reduction::Mean;
+};
+struct BinaryCrossEntropyOptions {
+  Reduction reduction = Reduction::Mean;
+};
+struct BinaryCrossEntropyWithLogitsOptions {
+  Reduction reduction = Reduction::Mean;
+};
+struct PoissonNllLossOptions {
+  Reduction reduction = Reduction::Mean;
+  bool log_input = true;
+  bool full = false;
+  double eps = 1e-8;
+};
+struct GaussianNllLossOptions {
+  Reduction reduction = Reduction::Mean;
+  bool full = false;
+  double eps = 1e-6;
+};
+struct KlDivOptions {
+  Reduction reduction = Reduction::Mean;
+  bool log_target = false;
+};
+struct MarginRankingLossOptions {
+  Reduction reduction = Reduction::Mean;
+  double margin = 0.0;
+};
+struct HingeEmbeddingLossOptions {
+  Reduction reduction = Reduction::Mean;
+  double margin = 1.0;
+};
+
+// torch's rule for gaussian_nll_loss's `var`: the shape var takes once aligned with `input`
+// (one dimension short of input -> trailing 1 added), or ValueError.
+Shape gaussian_nll_var_shape(const Shape& input, const Shape& var);
+
+// ---- l1_loss: l = w * |x - y| ------------------------------------------------------------
+template <class T>
+void l1_loss(View<T> input, View<T> target, View<T> weight, MutView<T> output,
+             const L1LossOptions& options = {});
+template <class T>
+void l1_loss_backward(View<T> grad_output, View<T> input, View<T> target, View<T> weight,
+                      MutView<T> grad_input, MutView<T> grad_target,
+                      const L1LossOptions& options = {});
+template <class T>
+void l1_loss_forward_backward(View<T> input, View<T> target, View<T> weight, View<T> grad_output,
+                              MutView<T> output, MutView<T> grad_input, MutView<T> grad_target,
+                              const L1LossOptions& options = {});
+
+// ---- mse_loss: l = w * (x - y)^2 ---------------------------------------------------------
+template <class T>
+void mse_loss(View<T> input, View<T> target, View<T> weight, MutView<T> output,
+              const MseLossOptions& options = {});
+template <class T>
+void mse_loss_backward(View<T> grad_output, View<T> input, View<T> target, View<T> weight,
+                       MutView<T> grad_input, MutView<T> grad_target,
+                       const MseLossOptions& options = {});
+template <class T>
+void mse_loss_forward_backward(View<T> input, View<T> target, View<T> weight, View<T> grad_output,
+                               MutView<T> output, MutView<T> grad_input, MutView<T> grad_target,
+                               const MseLossOptions& options = {});
+
+// ---- huber_loss --------------------------------------------------------------------------
+template <class T>
+void huber_loss(View<T> input, View<T> target, View<T> weight, MutView<T> output,
+                const HuberLossOptions& options = {});
+template <class T>
+void huber_loss_backward(View<T> grad_output, View<T> input, View<T> target, View<T> weight,
+                         MutView<T> grad_input, MutView<T> grad_target,
+                         const HuberLossOptions& options = {});
+template <class T>
+void huber_loss_forward_backward(View<T> input, View<T> target, View<T> weight,
+                                 View<T> grad_output, MutView<T> output, MutView<T> grad_input,
+                                 MutView<T> grad_target, const HuberLossOptions& options = {});
+
+// ---- smooth_l1_loss ----------------------------------------------------------------------
+template <class T>
+void smooth_l1_loss(View<T> input, View<T> target, MutView<T> output,
+                    const SmoothL1LossOptions& options = {});
+template <class T>
+void smooth_l1_loss_backward(View<T> grad_output, View<T> input, View<T> target,
+                             MutView<T> grad_input, MutView<T> grad_target,
+                             const SmoothL1LossOptions& options = {});
+template <class T>
+void smooth_l1_loss_forward_backward(View<T> input, View<T> target, View<T> grad_output,
+                                     MutView<T> output, MutView<T> grad_input,
+                                     MutView<T> grad_target,
+                                     const SmoothL1LossOptions& options = {});
+
+// ---- soft_margin_loss --------------------------------------------------------------------
+template <class T>
+void soft_margin_loss(View<T> input, View<T> target, MutView<T> output,
+                      const SoftMarginLossOptions& options = {});
+template <class T>
+void soft_margin_loss_backward(View<T> grad_output, View<T> input, View<T> target,
+                               MutView<T> grad_input, const SoftMarginLossOptions& options = {});
+template <class T>
+void soft_margin_loss_forward_backward(View<T> input, View<T> target, View<T> grad_output,
+                                       MutView<T> output, MutView<T> grad_input,
+                                       const SoftMarginLossOptions& options = {});
+
+// ---- binary_cross_entropy ----------------------------------------------------------------
+template <class T>
+void binary_cross_entropy(View<T> input, View<T> target, View<T> weight, MutView<T> output,
+                          const BinaryCrossEntropyOptions& options = {});
+template <class T>
+void binary_cross_entropy_backward(View<T> grad_output, View<T> input, View<T> target,
+                                   View<T> weight, MutView<T> grad_input, MutView<T> grad_target,
+                                   const BinaryCrossEntropyOptions& options = {});
+template <class T>
+void binary_cross_entropy_forward_backward(View<T> input, View<T> target, View<T> weight,
+                                           View<T> grad_output, MutView<T> output,
+                                           MutView<T> grad_input, MutView<T> grad_target,
+                                           const BinaryCrossEntropyOptions& options = {});
+
+// ---- binary_cross_entropy_with_logits ----------------------------------------------------
+template <class T>
+void binary_cross_entropy_with_logits(View<T> input, View<T> target, View<T> weight,
+                                      View<T> pos_weight, MutView<T> output,
+                                      const BinaryCrossEntropyWithLogitsOptions& options = {});
+template <class T>
+void binary_cross_entropy_with_logits_backward(
+    View<T> grad_output, View<T> input, View<T> target, View<T> weight, View<T> pos_weight,
+    MutView<T> grad_input, MutView<T> grad_target,
+    const BinaryCrossEntropyWithLogitsOptions& options = {});
+template <class T>
+void binary_cross_entropy_with_logits_forward_backward(
+    View<T> input, View<T> target, View<T> weight, View<T> pos_weight, View<T> grad_output,
+    MutView<T> output, MutView<T> grad_input, MutView<T> grad_target,
+    const BinaryCrossEntropyWithLogitsOptions& options = {});
+
+// ---- poisson_nll_loss --------------------------------------------------------------------
+template <class T>
+void poisson_nll_loss(View<T> input, View<T> target, MutView<T> output,
+                      const PoissonNllLossOptions& options = {});
+template <class T>
+void poisson_nll_loss_backward(View<T> grad_output, View<T> input, View<T> target,
+                               MutView<T> grad_input, MutView<T> grad_target,
+                               const PoissonNllLossOptions& options = {});
+template <class T>
+void poisson_nll_loss_forward_backward(View<T> input, View<T> target, View<T> grad_output,
+                                       MutView<T> output, MutView<T> grad_input,
+                                       MutView<T> grad_target,
+                                       const PoissonNllLossOptions& options = {});
+
+// ---- gaussian_nll_loss (var: any shape gaussian_nll_var_shape accepts) -------------------
+template <class T>
+void gaussian_nll_loss(View<T> input, View<T> target, View<T> var, MutView<T> output,
+                       const GaussianNllLossOptions& options = {});
+template <class T>
+void gaussian_nll_loss_backward(View<T> grad_output, View<T> input, View<T> target, View<T> var,
+                                MutView<T> grad_input, MutView<T> grad_var,
+                                MutView<T> grad_target,
+                                const GaussianNllLossOptions& options = {});
+template <class T>
+void gaussian_nll_loss_forward_backward(View<T> input, View<T> target, View<T> var,
+                                        View<T> grad_output, MutView<T> output,
+                                        MutView<T> grad_input, MutView<T> grad_var,
+                                        MutView<T> grad_target,
+                                        const GaussianNllLossOptions& options = {});
+
+// ---- kl_div (Reduction::BatchMean allowed) -----------------------------------------------
+template <class T>
+void kl_div(View<T> input, View<T> target, MutView<T> output, const KlDivOptions& options = {});
+template <class T>
+void kl_div_backward(View<T> grad_output, View<T> input, View<T> target, MutView<T> grad_input,
+                     MutView<T> grad_target, const KlDivOptions& options = {});
+template <class T>
+void kl_div_forward_backward(View<T> input, View<T> target, View<T> grad_output,
+                             MutView<T> output, MutView<T> grad_input, MutView<T> grad_target,
+                             const KlDivOptions& options = {});
+
+// ---- margin_ranking_loss -----------------------------------------------------------------
+template <class T>
+void margin_ranking_loss(View<T> input1, View<T> input2, View<T> target, MutView<T> output,
+                         const MarginRankingLossOptions& options = {});
+template <class T>
+void margin_ranking_loss_backward(View<T> grad_output, View<T> input1, View<T> input2,
+                                  View<T> target, MutView<T> grad_input1,
+                                  MutView<T> grad_input2,
+                                  const MarginRankingLossOptions& options = {});
+template <class T>
+void margin_ranking_loss_forward_backward(View<T> input1, View<T> input2, View<T> target,
+                                          View<T> grad_output, MutView<T> output,
+                                          MutView<T> grad_input1, MutView<T> grad_input2,
+                                          const MarginRankingLossOptions& options = {});
+
+// ---- hinge_embedding_loss ----------------------------------------------------------------
+template <class T>
+void hinge_embedding_loss(View<T> input, View<T> target, MutView<T> output,
+                          const HingeEmbeddingLossOptions& options = {});
+template <class T>
+void hinge_embedding_loss_backward(View<T> grad_output, View<T> input, View<T> target,
+                                   MutView<T> grad_input,
+                                   const HingeEmbeddingLossOptions& options = {});
+template <class T>
+void hinge_embedding_loss_forward_backward(View<T> input, View<T> target, View<T> grad_output,
+                                           MutView<T> output, MutView<T> grad_input,
+                                           const HingeEmbeddingLossOptions& options = {});
+
+}  // namespace losskit

@@ -1,0 +1,87 @@
+#include "common/checks.hpp"
+
+#include <cmath>
+#include <sstream>
+
+#include "losskit/reduction.hpp"
+
+namespace losskit {
+
+int64_t numel(const Shape& shape) {
+  int64_t n = 1;
+  for (int64_t s : shape) n *= s;
+  return n;
+}
+
+std::string shape_to_string(const Shape& shape) {
+  std::ostringstream os;
+  os << "(";
+  for (size_t i = 0; i < shape.size(); ++i) os << (i ? ", " : "") << shape[i];
+  if (shape.size() == 1) os << ",";
+  os << ")";
+  return os.str();
+}
+
+Shape broadcast_shapes(const Shape& a, const Shape& b, const char* function, const char* what_a,
+                       const char* what_b) {
+  const size_t nd = std::max(a.size(), b.size());
+  Shape out(nd);
+  for (size_t i = 0; i < nd; ++i) {
+    const int64_t da = i < nd - a.size() ? 1 : a[i - (nd - a.size())];
+    const int64_t db = i < nd - b.size() ? 1 : b[i - (nd - b.size())];
+    if (da != db && da != 1 && db != 1)
+      throw ValueError(std::string(function) + ": " + what_b + " expected a shape broadcastable to " +
+                       what_a + "'s " + shape_to_string(a) + ", got " + shape_to_string(b));
+    out[i] = da == 1 ? db : da;
+  }
+  return out;
+}
+
+Reduction parse_reduction(std::string_view name, std::string_view function, bool allow_batchmean) {
+  if (name == "none") return Reduction::None;
+  if (name == "mean") return Reduction::Mean;
+  if (name == "sum") return Reduction::Sum;
+  if (name == "batchmean" && allow_batchmean) return Reduction::BatchMean;
+  throw ValueError(std::string(function) + ": reduction expected one of 'none', 'mean', 'sum'" +
+                   (allow_batchmean ? ", 'batchmean'" : "") + ", got '" + std::string(name) + "'");
+}
+
+std::string_view reduction_name(Reduction reduction) {
+  switch (reduction) {
+    case Reduction::None: return "none";
+    case Reduction::Mean: return "mean";
+    case Reduction::Sum: return "sum";
+    case Reduction::BatchMean: return "batchmean";
+  }
+  return "?";
+}
+
+namespace detail {
+
+void fail_value(const char* function, const char* argument, const std::string& what,
+                const std::string& got) {
+  throw ValueError(std::string(function) + ": " + argument + " expected " + what + ", got " + got);
+}
+
+void fail_index(const char* function, const char* argument, const std::string& what,
+                const std::string& got) {
+  throw IndexError(std::string(function) + ": " + argument + " expected " + what + ", got " + got);
+}
+
+void check_shape_equal(const char* function, const char* argument, const Shape& got,
+                       const Shape& expected, const char* expected_what) {
+  if (got != expected)
+    fail_value(function, argument, std::string(expected_what) + " " + shape_to_string(expected),
+               shape_to_string(got));
+}
+
+void check_finite_option(const char* function, const char* argument, double value) {
+  if (!std::isfinite(value)) {
+    std::ostringstream os;
+    os << value;
+    fail_value(function, argument, "a finite number", os.str());
+  }
+}
+
+}  // namespace detail
+}  // namespace losskit

@@ -1,0 +1,247 @@
+#include "common/elementwise.hpp"
+
+#include <algorithm>
+#include <vector>
+
+#include "common/checks.hpp"
+#include "common/parallel.hpp"
+#include "common/reduce.hpp"
+
+namespace losskit::detail {
+namespace {
+
+// Operands plus the weight and grad_output, all seen as inputs of the broadcast iteration.
+constexpr int kMaxIterated = kMaxOperands + 2;
+constexpr int kWeightSlot = kMaxOperands;
+constexpr int kGradOutSlot = kMaxOperands + 1;
+
+// Blocks per thread below which a loss stays on one thread (4 blocks = 32K elements).
+constexpr int64_t kGrainBlocks = 4;
+
+template <class T>
+const T* ones_block() {
+  static const std::vector<T> ones(static_cast<size_t>(kReduceBlock), T(1));
+  return ones.data();
+}
+
+// Element strides of a C-contiguous `shape` broadcast to `target` (0 on broadcast dimensions).
+std::vector<int64_t> broadcast_strides(const Shape& shape, const Shape& target) {
+  const size_t nd = target.size(), offset = nd - shape.size();
+  std::vector<int64_t> strides(nd, 0);
+  int64_t stride = 1;
+  for (size_t i = nd; i-- > offset;) {
+    const int64_t size = shape[i - offset];
+    strides[i] = size == 1 ? 0 : stride;
+    stride *= size;
+  }
+  return strides;
+}
+
+// The iteration space after dropping size-1 dimensions and merging dimensions that every operand
+// walks contiguously, so the common same-shape case is one flat run.
+struct Layout {
+  std::vector<int64_t> sizes;
+  std::vector<std::vector<int64_t>> strides;  // [slot][dim]
+};
+
+Layout coalesce(const Shape& shape, const std::vector<std::vector<int64_t>>& strides) {
+  Layout out;
+  out.strides.resize(strides.size());
+  for (size_t d = 0; d < shape.size(); ++d) {
+    if (shape[d] == 1) continue;
+    bool merge = !out.sizes.empty();
+    for (size_t k = 0; merge && k < strides.size(); ++k)
+      merge = strides[k][d] * shape[d] == out.strides[k].back();
+    if (merge) {
+      out.sizes.back() *= shape[d];
+      for (size_t k = 0; k < strides.size(); ++k) out.strides[k].back() = strides[k][d];
+    } else {
+      out.sizes.push_back(shape[d]);
+      for (size_t k = 0; k < strides.size(); ++k) out.strides[k].push_back(strides[k][d]);
+    }
+  }
+  if (out.sizes.empty()) {
+    out.sizes.push_back(1);
+    for (auto& s : out.strides) s.push_back(0);
+  }
+  return out;
+}
+
+// Offset of row `row` (an index over all dimensions but the last) for slot k.
+inline int64_t row_offset(const Layout& L, size_t k, int64_t row) {
+  int64_t off = 0;
+  for (size_t d = L.sizes.size() - 1; d-- > 0;) {
+    const int64_t i = row % L.sizes[d];
+    row /= L.sizes[d];
+    off += i * L.strides[k][d];
+  }
+  return off;
+}
+
+// Sums a gradient computed at the broadcast shape into an operand's (smaller) shape, in a fixed
+// order with double accumulators.
+template <class T>
+void sum_to_shape(const T* full, const Shape& bshape, const Shape& shape, T* out) {
+  const std::vector<int64_t> strides = broadcast_strides(shape, bshape);
+  std::vector<double> acc(static_cast<size_t>(numel(shape)), 0.0);
+  const int64_t n = numel(bshape);
+  std::vector<int64_t> idx(bshape.size(), 0);
+  int64_t off = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    acc[static_cast<size_t>(off)] += static_cast<double>(full[i]);
+    for (size_t d = bshape.size(); d-- > 0;) {  // increment the multi-index
+      off += strides[d];
+      if (++idx[d] < bshape[d]) break;
+      off -= strides[d] * idx[d];
+      idx[d] = 0;
+    }
+  }
+  for (size_t i = 0; i < acc.size(); ++i) out[i] = static_cast<T>(acc[i]);
+}
+
+}  // namespace
+
+template <class T>
+void run_elementwise(const ElementwiseProblem<T>& p, SegmentKernel<T> kernel, const void* ctx) {
+  const char* fn = p.function;
+  // ---- checks, all before any work --------------------------------------------------------
+  Shape bshape;
+  for (int k = 0; k < p.noperands; ++k) {
+    check_required(fn, p.names[k], p.operands[k]);
+    bshape = k == 0 ? p.operands[0].shape
+                    : broadcast_shapes(bshape, p.operands[k].shape, fn, p.names[0], p.names[k]);
+  }
+  if (p.weight.present() && broadcast_shapes(bshape, p.weight.shape, fn, p.names[0], "weight") != bshape)
+    fail_value(fn, "weight", "a shape broadcastable to " + shape_to_string(bshape),
+               shape_to_string(p.weight.shape));
+  const bool reduced = p.reduction != Reduction::None;
+  const Shape out_shape = reduced ? Shape{} : bshape;
+  if (p.forward) check_output(fn, "output", p.output, out_shape);
+  if (p.backward) {
+    if (p.grad_output.present()) {
+      if (reduced && p.grad_output.numel() != 1)
+        fail_value(fn, "grad_output", "a scalar for a reduced loss",
+                   "shape " + shape_to_string(p.grad_output.shape));
+      if (!reduced) check_shape_equal(fn, "grad_output", p.grad_output.shape, out_shape, "shape");
+    }
+    for (int k = 0; k < p.noperands; ++k)
+      if (p.grads[k].present()) check_output(fn, p.names[k], p.grads[k], p.operands[k].shape);
+  }
+
+  const int64_t n = numel(bshape);
+  // ---- reduction scale ----------------------------------------------------------------------
+  // The loss is divided by `divisor` (as torch divides); gradients are scaled by its inverse.
+  double divisor = 1.0;
+  if (p.reduction == Reduction::Mean) {
+    divisor = (p.weight.present() && p.weighted_mean == WeightedMean::ByWeightSum)
+                  ? blocked_sum(p.weight.data, p.weight.numel())
+                  : static_cast<double>(n);
+  } else if (p.reduction == Reduction::BatchMean) {
+    divisor = static_cast<double>(p.batch_size);
+  }
+  const double scale = 1.0 / divisor;
+  const bool scalar_grad_out = p.backward && reduced;
+  const double grad_scale =
+      scalar_grad_out && p.grad_output.present() ? scale * p.grad_output.data[0] : scale;
+
+  // ---- layout -------------------------------------------------------------------------------
+  std::vector<std::vector<int64_t>> strides(kMaxIterated, std::vector<int64_t>(bshape.size(), 0));
+  for (int k = 0; k < p.noperands; ++k) strides[k] = broadcast_strides(p.operands[k].shape, bshape);
+  if (p.weight.present()) strides[kWeightSlot] = broadcast_strides(p.weight.shape, bshape);
+  const bool grad_out_array = p.backward && !reduced && p.grad_output.present();
+  if (grad_out_array) strides[kGradOutSlot] = broadcast_strides(bshape, bshape);
+  const Layout L = coalesce(bshape, strides);
+  const int64_t inner = L.sizes.back();
+  const size_t last = L.sizes.size() - 1;
+
+  const T* bases[kMaxIterated] = {};
+  for (int k = 0; k < p.noperands; ++k) bases[k] = p.operands[k].data;
+  bases[kWeightSlot] = p.weight.present() ? p.weight.data : nullptr;
+  bases[kGradOutSlot] = grad_out_array ? p.grad_output.data : nullptr;
+  // Slots whose innermost stride is 0 are expanded into a per-thread row buffer.
+  bool expand[kMaxIterated] = {};
+  int nexpand = 0;
+  for (int k = 0; k < kMaxIterated; ++k)
+    if (bases[k] && L.strides[k][last] == 0 && inner > 1) expand[k] = true, ++nexpand;
+
+  // Gradients of operands smaller than the broadcast shape are computed full-size, then summed.
+  std::vector<std::vector<T>> full_grads(kMaxOperands);
+  T* grad_bases[kMaxOperands] = {};
+  if (p.backward)
+    for (int k = 0; k < p.noperands; ++k) {
+      if (!p.grads[k].present()) continue;
+      if (p.operands[k].shape == bshape) {
+        grad_bases[k] = p.grads[k].data;
+      } else {
+        full_grads[k].resize(static_cast<size_t>(n));
+        grad_bases[k] = full_grads[k].data();
+      }
+    }
+
+  const int64_t nblocks = reduce_blocks(n);
+  const int nthreads = threads_for(nblocks, kGrainBlocks);
+  std::vector<double> partials(static_cast<size_t>(nblocks), 0.0);
+  std::vector<unsigned char> invalid(static_cast<size_t>(nblocks), 0);
+  std::vector<T> row_buffers(static_cast<size_t>(nexpand ? nthreads * nexpand * kReduceBlock : 0));
+
+  const OutKind out_kind =
+      !p.forward ? OutKind::None : (reduced ? OutKind::Accumulate : OutKind::PerElement);
+  const T* ones = ones_block<T>();
+
+  // ---- the pass -----------------------------------------------------------------------------
+  parallel_for(0, nblocks, kGrainBlocks, [&](int64_t b0, int64_t b1, int thread) {
+    T* buffers = row_buffers.data() + static_cast<size_t>(thread) * nexpand * kReduceBlock;
+    for (int64_t b = b0; b < b1; ++b) {
+      const int64_t lo = b * kReduceBlock, hi = std::min(n, lo + kReduceBlock);
+      double sum = 0.0;
+      bool bad = false;
+      for (int64_t s = lo; s < hi;) {
+        const int64_t row = s / inner, col = s % inner;
+        const int64_t len = std::min(hi - s, inner - col);
+        const T* ptr[kMaxIterated] = {};
+        int e = 0;
+        for (int k = 0; k < kMaxIterated; ++k) {
+          if (!bases[k]) continue;
+          const T* at = bases[k] + row_offset(L, k, row) + col * L.strides[k][last];
+          if (expand[k]) {
+            T* buf = buffers + static_cast<size_t>(e++) * kReduceBlock;
+            std::fill(buf, buf + len, *at);
+            at = buf;
+          }
+          ptr[k] = at;
+        }
+        Segment<T> seg{};
+        for (int k = 0; k < p.noperands; ++k) {
+          seg.in[k] = ptr[k];
+          seg.grad[k] = grad_bases[k] ? grad_bases[k] + s : nullptr;
+        }
+        seg.weight = ptr[kWeightSlot] ? ptr[kWeightSlot] : ones;
+        seg.grad_out = ptr[kGradOutSlot] ? ptr[kGradOutSlot] : ones;
+        seg.out = out_kind == OutKind::PerElement ? p.output.data + s : nullptr;
+        seg.len = len;
+        seg.grad_scale = static_cast<T>(grad_scale);
+        const SegmentResult r = kernel(seg, out_kind, ctx);
+        sum += r.sum;
+        bad = bad || r.invalid;
+        s += len;
+      }
+      partials[static_cast<size_t>(b)] = sum;
+      invalid[static_cast<size_t>(b)] = bad;
+    }
+  });
+
+  if (std::any_of(invalid.begin(), invalid.end(), [](unsigned char v) { return v != 0; }))
+    throw ValueError(std::string(fn) + ": " + p.invalid_message);
+  if (out_kind == OutKind::Accumulate)
+    p.output.data[0] = static_cast<T>(combine_partials(partials.data(), nblocks) / divisor);
+  for (int k = 0; k < p.noperands; ++k)
+    if (!full_grads[k].empty())
+      sum_to_shape(full_grads[k].data(), bshape, p.operands[k].shape, p.grads[k].data);
+}
+
+template void run_elementwise<float>(const ElementwiseProblem<float>&, SegmentKernel<float>,
+                                     const void*);
+template void run_elementwise<double>(const ElementwiseProblem<double>&, SegmentKernel<double>,
+                                      const void*);
+
+}  // namespace losskit::detail

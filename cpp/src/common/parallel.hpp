@@ -1,0 +1,68 @@
+// parallel_for over an index range with an explicit grain: ranges shorter than two grains run on
+// the calling thread, so small inputs never pay for a parallel region.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "losskit/threads.hpp"
+
+namespace losskit::detail {
+
+// Threads worth using for `n` items of which each thread should get at least `grain`.
+inline int threads_for(int64_t n, int64_t grain) {
+  const int64_t wanted = grain > 0 ? n / grain : n;
+  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(get_num_threads(), wanted)));
+}
+
+// Calls fn(chunk_begin, chunk_end, thread) on contiguous chunks covering [begin, end). Chunk
+// boundaries depend on the thread count, so callers that reduce must reduce per fixed block, not
+// per chunk. fn must not throw (OpenMP would terminate the process).
+template <class Fn>
+void parallel_for(int64_t begin, int64_t end, int64_t grain, Fn&& fn) {
+  const int64_t n = end - begin;
+  if (n <= 0) return;
+  const int nthreads = threads_for(n, grain);
+  if (nthreads <= 1) {
+    fn(begin, end, 0);
+    return;
+  }
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nthreads)
+  {
+    const int t = omp_get_thread_num();
+    const int nt = omp_get_num_threads();
+    const int64_t chunk = (n + nt - 1) / nt;
+    const int64_t b = begin + std::min<int64_t>(n, chunk * t);
+    const int64_t e = begin + std::min<int64_t>(n, chunk * (t + 1));
+    if (b < e) fn(b, e, t);
+  }
+#else
+  fn(begin, end, 0);
+#endif
+}
+
+// Like parallel_for, but hands out items one at a time dynamically (for items of uneven cost,
+// such as CTC samples of different lengths).
+template <class Fn>
+void parallel_for_dynamic(int64_t begin, int64_t end, int64_t grain, Fn&& fn) {
+  const int64_t n = end - begin;
+  if (n <= 0) return;
+  const int nthreads = threads_for(n, grain);
+  if (nthreads <= 1) {
+    for (int64_t i = begin; i < end; ++i) fn(i, 0);
+    return;
+  }
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(nthreads) schedule(dynamic, 1)
+  for (int64_t i = begin; i < end; ++i) fn(i, omp_get_thread_num());
+#else
+  for (int64_t i = begin; i < end; ++i) fn(i, 0);
+#endif
+}
+
+}  // namespace losskit::detail

@@ -1,0 +1,621 @@
+// Entry points of the pointwise family: per-loss checks, then the element-wise driver with this
+// family's kernel for the active instruction set.
+#include "losskit/pointwise.hpp"
+
+#include <cmath>
+#include <string>
+
+#include "common/checks.hpp"
+#include "common/cpu_dispatch.hpp"
+#include "common/elementwise.hpp"
+#include "pointwise/pointwise_kernels.hpp"
+
+namespace losskit {
+namespace {
+
+using detail::ElementwiseProblem;
+using detail::PointwiseCall;
+using detail::PointwiseLoss;
+using detail::PointwiseParams;
+
+template <class T>
+detail::SegmentKernel<T> pointwise_kernel() {
+#define LOSSKIT_KERNEL_ENTRY(ns) &kernels::ns::pointwise_segment,
+  static const detail::SegmentKernel<T> table[] = {LOSSKIT_FOR_EACH_TARGET(LOSSKIT_KERNEL_ENTRY)};
+#undef LOSSKIT_KERNEL_ENTRY
+  const int available = static_cast<int>(sizeof table / sizeof table[0]);
+  const int wanted = static_cast<int>(detail::active_cpu_target());
+  return table[wanted < available ? wanted : available - 1];
+}
+
+void check_reduction(const char* fn, Reduction r, bool allow_batchmean = false) {
+  if (r == Reduction::BatchMean && !allow_batchmean)
+    detail::fail_value(fn, "reduction", "one of 'none', 'mean', 'sum'", "'batchmean'");
+}
+
+// A problem with the given operands; the three modes below fill in what to compute.
+template <class T>
+ElementwiseProblem<T> make_problem(const char* fn, Reduction r,
+                                   std::initializer_list<std::pair<View<T>, const char*>> ops) {
+  ElementwiseProblem<T> p;
+  p.function = fn;
+  p.reduction = r;
+  for (const auto& [view, name] : ops) {
+    p.operands[p.noperands] = view;
+    p.names[p.noperands] = name;
+    ++p.noperands;
+  }
+  return p;
+}
+
+template <class T>
+void run(ElementwiseProblem<T>& p, PointwiseLoss loss, PointwiseParams params = {}) {
+  const PointwiseCall call{loss, params};
+  detail::run_elementwise(p, pointwise_kernel<T>(), &call);
+}
+
+template <class T>
+void forward(ElementwiseProblem<T> p, MutView<T> output, PointwiseLoss loss,
+             PointwiseParams params = {}) {
+  p.forward = true;
+  p.output = output;
+  run(p, loss, params);
+}
+
+template <class T>
+void backward(ElementwiseProblem<T> p, View<T> grad_output,
+              std::initializer_list<MutView<T>> grads, PointwiseLoss loss,
+              PointwiseParams params = {}) {
+  detail::check_required(p.function, "grad_output", grad_output);
+  p.backward = true;
+  p.grad_output = grad_output;
+  int k = 0;
+  for (const auto& g : grads) p.grads[k++] = g;
+  run(p, loss, params);
+}
+
+template <class T>
+void forward_backward(ElementwiseProblem<T> p, View<T> grad_output, MutView<T> output,
+                      std::initializer_list<MutView<T>> grads, PointwiseLoss loss,
+                      PointwiseParams params = {}) {
+  p.forward = true;
+  p.backward = true;
+  p.output = output;
+  p.grad_output = grad_output;
+  int k = 0;
+  for (const auto& g : grads) p.grads[k++] = g;
+  run(p, loss, params);
+}
+
+// torch's F.l1_loss / mse_loss / huber_loss require weight to have the input's exact shape.
+template <class T>
+void weight_like_input(ElementwiseProblem<T>& p, View<T> weight, detail::WeightedMean mean) {
+  if (!weight.present()) return;
+  detail::check_shape_equal(p.function, "weight", weight.shape, p.operands[0].shape,
+                            "the input's shape");
+  p.weight = weight;
+  p.weighted_mean = mean;
+}
+
+template <class T>
+ElementwiseProblem<T> l1_problem(View<T> input, View<T> target, View<T> weight, Reduction r) {
+  check_reduction("l1_loss", r);
+  auto p = make_problem<T>("l1_loss", r, {{input, "input"}, {target, "target"}});
+  weight_like_input(p, weight, detail::WeightedMean::ByWeightSum);
+  return p;
+}
+
+template <class T>
+ElementwiseProblem<T> mse_problem(View<T> input, View<T> target, View<T> weight, Reduction r) {
+  check_reduction("mse_loss", r);
+  auto p = make_problem<T>("mse_loss", r, {{input, "input"}, {target, "target"}});
+  weight_like_input(p, weight, detail::WeightedMean::ByWeightSum);
+  return p;
+}
+
+template <class T>
+ElementwiseProblem<T> huber_problem(View<T> input, View<T> target, View<T> weight,
+                                    const HuberLossOptions& o) {
+  check_reduction("huber_loss", o.reduction);
+  if (!(o.delta > 0))
+    detail::fail_value("huber_loss", "delta", "a positive number", std::to_string(o.delta));
+  auto p = make_problem<T>("huber_loss", o.reduction, {{input, "input"}, {target, "target"}});
+  weight_like_input(p, weight, detail::WeightedMean::ByCount);  // torch: weighted_loss.mean()
+  return p;
+}
+
+template <class T>
+ElementwiseProblem<T> smooth_l1_problem(View<T> input, View<T> target,
+                                        const SmoothL1LossOptions& o) {
+  check_reduction("smooth_l1_loss", o.reduction);
+  if (!(o.beta >= 0))
+    detail::fail_value("smooth_l1_loss", "beta", "a non-negative number", std::to_string(o.beta));
+  return make_problem<T>("smooth_l1_loss", o.reduction, {{input, "input"}, {target, "target"}});
+}
+// beta == 0 is exactly the L1 loss in torch (including its gradient, sign(x - y)).
+PointwiseLoss smooth_l1_kernel(double beta) {
+  return beta == 0 ? PointwiseLoss::L1 : PointwiseLoss::SmoothL1;
+}
+
+template <class T>
+ElementwiseProblem<T> soft_margin_problem(View<T> input, View<T> target, Reduction r) {
+  check_reduction("soft_margin_loss", r);
+  return make_problem<T>("soft_margin_loss", r, {{input, "input"}, {target, "target"}});
+}
+
+template <class T>
+ElementwiseProblem<T> bce_problem(View<T> input, View<T> target, View<T> weight, Reduction r) {
+  const char* fn = "binary_cross_entropy";
+  check_reduction(fn, r);
+  detail::check_shape_equal(fn, "target", target.shape, input.shape, "the input's shape");
+  auto p = make_problem<T>(fn, r, {{input, "input"}, {target, "target"}});
+  p.weight = weight;  // broadcast to the target's shape, as torch expands it
+  p.invalid_message = "input expected all elements between 0 and 1";
+  return p;
+}
+
+template <class T>
+ElementwiseProblem<T> bce_logits_problem(View<T> input, View<T> target, View<T> weight,
+                                         View<T> pos_weight, Reduction r) {
+  const char* fn = "binary_cross_entropy_with_logits";
+  check_reduction(fn, r);
+  detail::check_shape_equal(fn, "target", target.shape, input.shape, "the input's shape");
+  auto p = pos_weight.present()
+               ? make_problem<T>(fn, r, {{input, "input"}, {target, "target"},
+                                         {pos_weight, "pos_weight"}})
+               : make_problem<T>(fn, r, {{input, "input"}, {target, "target"}});
+  if (pos_weight.present() &&
+      broadcast_shapes(input.shape, pos_weight.shape, fn, "input", "pos_weight") != input.shape)
+    detail::fail_value(fn, "pos_weight", "a shape broadcastable to " + shape_to_string(input.shape),
+                       shape_to_string(pos_weight.shape));
+  p.weight = weight;
+  return p;
+}
+PointwiseLoss bce_logits_kernel(bool pos_weight) {
+  return pos_weight ? PointwiseLoss::BceWithLogitsPosWeight : PointwiseLoss::BceWithLogits;
+}
+
+template <class T>
+ElementwiseProblem<T> poisson_problem(View<T> input, View<T> target,
+                                      const PoissonNllLossOptions& o) {
+  check_reduction("poisson_nll_loss", o.reduction);
+  return make_problem<T>("poisson_nll_loss", o.reduction, {{input, "input"}, {target, "target"}});
+}
+PointwiseLoss poisson_kernel(const PoissonNllLossOptions& o) {
+  if (o.log_input) return o.full ? PointwiseLoss::PoissonNllLogInputFull : PointwiseLoss::PoissonNllLogInput;
+  return o.full ? PointwiseLoss::PoissonNllFull : PointwiseLoss::PoissonNll;
+}
+
+template <class T>
+ElementwiseProblem<T> gaussian_problem(View<T> input, View<T> target, View<T> var,
+                                       const GaussianNllLossOptions& o) {
+  const char* fn = "gaussian_nll_loss";
+  check_reduction(fn, o.reduction);
+  detail::check_required(fn, "var", var);
+  var.shape = gaussian_nll_var_shape(input.shape, var.shape);
+  return make_problem<T>(fn, o.reduction, {{input, "input"}, {target, "target"}, {var, "var"}});
+}
+PointwiseParams gaussian_params(const GaussianNllLossOptions& o) {
+  return {o.eps, o.full ? 0.5 * std::log(2 * 3.14159265358979323846) : 0.0};
+}
+// The pre-pass torch makes before computing: var must be non-negative (NaN passes, as in torch).
+template <class T>
+void check_var(View<T> var) {
+  const int64_t n = var.numel();
+  bool negative = false;
+  for (int64_t i = 0; i < n; ++i) negative |= var.data[i] < T(0);
+  if (negative)
+    detail::fail_value("gaussian_nll_loss", "var", "non-negative entries", "a negative entry");
+}
+
+// grad_var has var's shape; the driver sees it with var's aligned shape (same elements).
+template <class T>
+void align_grad_var(View<T> var, const ElementwiseProblem<T>& p, MutView<T>& grad_var) {
+  if (!grad_var.present()) return;
+  detail::check_output("gaussian_nll_loss", "grad_var", grad_var, var.shape);
+  grad_var.shape = p.operands[2].shape;
+}
+
+template <class T>
+ElementwiseProblem<T> kl_problem(View<T> input, View<T> target, const KlDivOptions& o) {
+  check_reduction("kl_div", o.reduction, true);
+  auto p = make_problem<T>("kl_div", o.reduction, {{input, "input"}, {target, "target"}});
+  p.batch_size = input.dim() == 0 ? 1 : input.shape[0];
+  return p;
+}
+PointwiseLoss kl_kernel(const KlDivOptions& o) {
+  return o.log_target ? PointwiseLoss::KlDivLogTarget : PointwiseLoss::KlDiv;
+}
+
+template <class T>
+ElementwiseProblem<T> margin_ranking_problem(View<T> input1, View<T> input2, View<T> target,
+                                             Reduction r) {
+  const char* fn = "margin_ranking_loss";
+  check_reduction(fn, r);
+  if (input1.dim() != input2.dim() || input1.dim() != target.dim())
+    detail::fail_value(fn, "input2", "inputs and target of the same number of dimensions",
+                       "input1 " + shape_to_string(input1.shape) + ", input2 " +
+                           shape_to_string(input2.shape) + ", target " +
+                           shape_to_string(target.shape));
+  return make_problem<T>(fn, r, {{input1, "input1"}, {input2, "input2"}, {target, "target"}});
+}
+
+template <class T>
+ElementwiseProblem<T> hinge_problem(View<T> input, View<T> target, Reduction r) {
+  check_reduction("hinge_embedding_loss", r);
+  return make_problem<T>("hinge_embedding_loss", r, {{input, "input"}, {target, "target"}});
+}
+
+}  // namespace
+
+Shape elementwise_output_shape(std::initializer_list<Shape> shapes, const char* function) {
+  Shape out;
+  bool first = true;
+  for (const Shape& s : shapes) {
+    out = first ? s : broadcast_shapes(out, s, function, "input", "target");
+    first = false;
+  }
+  return out;
+}
+
+Shape elementwise_output_shape(std::initializer_list<Shape> shapes, Reduction reduction,
+                               const char* function) {
+  Shape out = elementwise_output_shape(shapes, function);
+  return reduction == Reduction::None ? out : Shape{};
+}
+
+Shape gaussian_nll_var_shape(const Shape& input, const Shape& var) {
+  if (var == input || var.empty()) return var;  // 0-d: one variance for all (torch's float var)
+  if (var.size() + 1 == input.size() && std::equal(var.begin(), var.end(), input.begin())) {
+    Shape unsqueezed = var;
+    unsqueezed.push_back(1);
+    return unsqueezed;
+  }
+  if (var.size() == input.size()) {  // one mismatched dimension, where var has size 1
+    int64_t mismatched = 0;
+    for (size_t i = 0; i < var.size(); ++i)
+      if (var[i] != input[i]) mismatched += var[i];
+    if (mismatched == 1) return var;
+  }
+  detail::fail_value("gaussian_nll_loss", "var",
+                     "the input's shape " + shape_to_string(input) +
+                         ", that shape without its last dimension, or that shape with one "
+                         "dimension of size 1",
+                     shape_to_string(var));
+}
+
+// ---- entry points ----------------------------------------------------------------------------
+template <class T>
+void l1_loss(View<T> input, View<T> target, View<T> weight, MutView<T> output,
+             const L1LossOptions& o) {
+  forward(l1_problem(input, target, weight, o.reduction), output, PointwiseLoss::L1);
+}
+template <class T>
+void l1_loss_backward(View<T> grad_output, View<T> input, View<T> target, View<T> weight,
+                      MutView<T> grad_input, MutView<T> grad_target, const L1LossOptions& o) {
+  backward(l1_problem(input, target, weight, o.reduction), grad_output, {grad_input, grad_target},
+           PointwiseLoss::L1);
+}
+template <class T>
+void l1_loss_forward_backward(View<T> input, View<T> target, View<T> weight, View<T> grad_output,
+                              MutView<T> output, MutView<T> grad_input, MutView<T> grad_target,
+                              const L1LossOptions& o) {
+  forward_backward(l1_problem(input, target, weight, o.reduction), grad_output, output,
+                   {grad_input, grad_target}, PointwiseLoss::L1);
+}
+
+template <class T>
+void mse_loss(View<T> input, View<T> target, View<T> weight, MutView<T> output,
+              const MseLossOptions& o) {
+  forward(mse_problem(input, target, weight, o.reduction), output, PointwiseLoss::Mse);
+}
+template <class T>
+void mse_loss_backward(View<T> grad_output, View<T> input, View<T> target, View<T> weight,
+                       MutView<T> grad_input, MutView<T> grad_target, const MseLossOptions& o) {
+  backward(mse_problem(input, target, weight, o.reduction), grad_output,
+           {grad_input, grad_target}, PointwiseLoss::Mse);
+}
+template <class T>
+void mse_loss_forward_backward(View<T> input, View<T> target, View<T> weight, View<T> grad_output,
+                               MutView<T> output, MutView<T> grad_input, MutView<T> grad_target,
+                               const MseLossOptions& o) {
+  forward_backward(mse_problem(input, target, weight, o.reduction), grad_output, output,
+                   {grad_input, grad_target}, PointwiseLoss::Mse);
+}
+
+template <class T>
+void huber_loss(View<T> input, View<T> target, View<T> weight, MutView<T> output,
+                const HuberLossOptions& o) {
+  forward(huber_problem(input, target, weight, o), output, PointwiseLoss::Huber, {o.delta});
+}
+template <class T>
+void huber_loss_backward(View<T> grad_output, View<T> input, View<T> target, View<T> weight,
+                         MutView<T> grad_input, MutView<T> grad_target,
+                         const HuberLossOptions& o) {
+  backward(huber_problem(input, target, weight, o), grad_output, {grad_input, grad_target},
+           PointwiseLoss::Huber, {o.delta});
+}
+template <class T>
+void huber_loss_forward_backward(View<T> input, View<T> target, View<T> weight,
+                                 View<T> grad_output, MutView<T> output, MutView<T> grad_input,
+                                 MutView<T> grad_target, const HuberLossOptions& o) {
+  forward_backward(huber_problem(input, target, weight, o), grad_output, output,
+                   {grad_input, grad_target}, PointwiseLoss::Huber, {o.delta});
+}
+
+template <class T>
+void smooth_l1_loss(View<T> input, View<T> target, MutView<T> output,
+                    const SmoothL1LossOptions& o) {
+  forward(smooth_l1_problem(input, target, o), output, smooth_l1_kernel(o.beta), {o.beta});
+}
+template <class T>
+void smooth_l1_loss_backward(View<T> grad_output, View<T> input, View<T> target,
+                             MutView<T> grad_input, MutView<T> grad_target,
+                             const SmoothL1LossOptions& o) {
+  backward(smooth_l1_problem(input, target, o), grad_output, {grad_input, grad_target},
+           smooth_l1_kernel(o.beta), {o.beta});
+}
+template <class T>
+void smooth_l1_loss_forward_backward(View<T> input, View<T> target, View<T> grad_output,
+                                     MutView<T> output, MutView<T> grad_input,
+                                     MutView<T> grad_target, const SmoothL1LossOptions& o) {
+  forward_backward(smooth_l1_problem(input, target, o), grad_output, output,
+                   {grad_input, grad_target}, smooth_l1_kernel(o.beta), {o.beta});
+}
+
+template <class T>
+void soft_margin_loss(View<T> input, View<T> target, MutView<T> output,
+                      const SoftMarginLossOptions& o) {
+  forward(soft_margin_problem(input, target, o.reduction), output, PointwiseLoss::SoftMargin);
+}
+template <class T>
+void soft_margin_loss_backward(View<T> grad_output, View<T> input, View<T> target,
+                               MutView<T> grad_input, const SoftMarginLossOptions& o) {
+  backward(soft_margin_problem(input, target, o.reduction), grad_output, {grad_input},
+           PointwiseLoss::SoftMargin);
+}
+template <class T>
+void soft_margin_loss_forward_backward(View<T> input, View<T> target, View<T> grad_output,
+                                       MutView<T> output, MutView<T> grad_input,
+                                       const SoftMarginLossOptions& o) {
+  forward_backward(soft_margin_problem(input, target, o.reduction), grad_output, output,
+                   {grad_input}, PointwiseLoss::SoftMargin);
+}
+
+template <class T>
+void binary_cross_entropy(View<T> input, View<T> target, View<T> weight, MutView<T> output,
+                          const BinaryCrossEntropyOptions& o) {
+  forward(bce_problem(input, target, weight, o.reduction), output, PointwiseLoss::Bce);
+}
+template <class T>
+void binary_cross_entropy_backward(View<T> grad_output, View<T> input, View<T> target,
+                                   View<T> weight, MutView<T> grad_input, MutView<T> grad_target,
+                                   const BinaryCrossEntropyOptions& o) {
+  backward(bce_problem(input, target, weight, o.reduction), grad_output,
+           {grad_input, grad_target}, PointwiseLoss::Bce);
+}
+template <class T>
+void binary_cross_entropy_forward_backward(View<T> input, View<T> target, View<T> weight,
+                                           View<T> grad_output, MutView<T> output,
+                                           MutView<T> grad_input, MutView<T> grad_target,
+                                           const BinaryCrossEntropyOptions& o) {
+  forward_backward(bce_problem(input, target, weight, o.reduction), grad_output, output,
+                   {grad_input, grad_target}, PointwiseLoss::Bce);
+}
+
+template <class T>
+void binary_cross_entropy_with_logits(View<T> input, View<T> target, View<T> weight,
+                                      View<T> pos_weight, MutView<T> output,
+                                      const BinaryCrossEntropyWithLogitsOptions& o) {
+  forward(bce_logits_problem(input, target, weight, pos_weight, o.reduction), output,
+          bce_logits_kernel(pos_weight.present()));
+}
+template <class T>
+void binary_cross_entropy_with_logits_backward(View<T> grad_output, View<T> input,
+                                               View<T> target, View<T> weight,
+                                               View<T> pos_weight, MutView<T> grad_input,
+                                               MutView<T> grad_target,
+                                               const BinaryCrossEntropyWithLogitsOptions& o) {
+  backward(bce_logits_problem(input, target, weight, pos_weight, o.reduction), grad_output,
+           {grad_input, grad_target}, bce_logits_kernel(pos_weight.present()));
+}
+template <class T>
+void binary_cross_entropy_with_logits_forward_backward(
+    View<T> input, View<T> target, View<T> weight, View<T> pos_weight, View<T> grad_output,
+    MutView<T> output, MutView<T> grad_input, MutView<T> grad_target,
+    const BinaryCrossEntropyWithLogitsOptions& o) {
+  forward_backward(bce_logits_problem(input, target, weight, pos_weight, o.reduction),
+                   grad_output, output, {grad_input, grad_target},
+                   bce_logits_kernel(pos_weight.present()));
+}
+
+template <class T>
+void poisson_nll_loss(View<T> input, View<T> target, MutView<T> output,
+                      const PoissonNllLossOptions& o) {
+  forward(poisson_problem(input, target, o), output, poisson_kernel(o), {o.eps});
+}
+template <class T>
+void poisson_nll_loss_backward(View<T> grad_output, View<T> input, View<T> target,
+                               MutView<T> grad_input, MutView<T> grad_target,
+                               const PoissonNllLossOptions& o) {
+  backward(poisson_problem(input, target, o), grad_output, {grad_input, grad_target},
+           poisson_kernel(o), {o.eps});
+}
+template <class T>
+void poisson_nll_loss_forward_backward(View<T> input, View<T> target, View<T> grad_output,
+                                       MutView<T> output, MutView<T> grad_input,
+                                       MutView<T> grad_target, const PoissonNllLossOptions& o) {
+  forward_backward(poisson_problem(input, target, o), grad_output, output,
+                   {grad_input, grad_target}, poisson_kernel(o), {o.eps});
+}
+
+template <class T>
+void gaussian_nll_loss(View<T> input, View<T> target, View<T> var, MutView<T> output,
+                       const GaussianNllLossOptions& o) {
+  auto p = gaussian_problem(input, target, var, o);
+  check_var(var);
+  forward(p, output, PointwiseLoss::GaussianNll, gaussian_params(o));
+}
+template <class T>
+void gaussian_nll_loss_backward(View<T> grad_output, View<T> input, View<T> target, View<T> var,
+                                MutView<T> grad_input, MutView<T> grad_var,
+                                MutView<T> grad_target, const GaussianNllLossOptions& o) {
+  auto p = gaussian_problem(input, target, var, o);
+  check_var(var);
+  align_grad_var(var, p, grad_var);
+  backward(p, grad_output, {grad_input, grad_target, grad_var}, PointwiseLoss::GaussianNll,
+           gaussian_params(o));
+}
+template <class T>
+void gaussian_nll_loss_forward_backward(View<T> input, View<T> target, View<T> var,
+                                        View<T> grad_output, MutView<T> output,
+                                        MutView<T> grad_input, MutView<T> grad_var,
+                                        MutView<T> grad_target, const GaussianNllLossOptions& o) {
+  auto p = gaussian_problem(input, target, var, o);
+  check_var(var);
+  align_grad_var(var, p, grad_var);
+  forward_backward(p, grad_output, output, {grad_input, grad_target, grad_var},
+                   PointwiseLoss::GaussianNll, gaussian_params(o));
+}
+
+template <class T>
+void kl_div(View<T> input, View<T> target, MutView<T> output, const KlDivOptions& o) {
+  forward(kl_problem(input, target, o), output, kl_kernel(o));
+}
+template <class T>
+void kl_div_backward(View<T> grad_output, View<T> input, View<T> target, MutView<T> grad_input,
+                     MutView<T> grad_target, const KlDivOptions& o) {
+  backward(kl_problem(input, target, o), grad_output, {grad_input, grad_target}, kl_kernel(o));
+}
+template <class T>
+void kl_div_forward_backward(View<T> input, View<T> target, View<T> grad_output,
+                             MutView<T> output, MutView<T> grad_input, MutView<T> grad_target,
+                             const KlDivOptions& o) {
+  forward_backward(kl_problem(input, target, o), grad_output, output, {grad_input, grad_target},
+                   kl_kernel(o));
+}
+
+template <class T>
+void margin_ranking_loss(View<T> input1, View<T> input2, View<T> target, MutView<T> output,
+                         const MarginRankingLossOptions& o) {
+  forward(margin_ranking_problem(input1, input2, target, o.reduction), output,
+          PointwiseLoss::MarginRanking, {o.margin});
+}
+template <class T>
+void margin_ranking_loss_backward(View<T> grad_output, View<T> input1, View<T> input2,
+                                  View<T> target, MutView<T> grad_input1, MutView<T> grad_input2,
+                                  const MarginRankingLossOptions& o) {
+  backward(margin_ranking_problem(input1, input2, target, o.reduction), grad_output,
+           {grad_input1, grad_input2}, PointwiseLoss::MarginRanking, {o.margin});
+}
+template <class T>
+void margin_ranking_loss_forward_backward(View<T> input1, View<T> input2, View<T> target,
+                                          View<T> grad_output, MutView<T> output,
+                                          MutView<T> grad_input1, MutView<T> grad_input2,
+                                          const MarginRankingLossOptions& o) {
+  forward_backward(margin_ranking_problem(input1, input2, target, o.reduction), grad_output,
+                   output, {grad_input1, grad_input2}, PointwiseLoss::MarginRanking, {o.margin});
+}
+
+template <class T>
+void hinge_embedding_loss(View<T> input, View<T> target, MutView<T> output,
+                          const HingeEmbeddingLossOptions& o) {
+  forward(hinge_problem(input, target, o.reduction), output, PointwiseLoss::HingeEmbedding,
+          {o.margin});
+}
+template <class T>
+void hinge_embedding_loss_backward(View<T> grad_output, View<T> input, View<T> target,
+                                   MutView<T> grad_input, const HingeEmbeddingLossOptions& o) {
+  backward(hinge_problem(input, target, o.reduction), grad_output, {grad_input},
+           PointwiseLoss::HingeEmbedding, {o.margin});
+}
+template <class T>
+void hinge_embedding_loss_forward_backward(View<T> input, View<T> target, View<T> grad_output,
+                                           MutView<T> output, MutView<T> grad_input,
+                                           const HingeEmbeddingLossOptions& o) {
+  forward_backward(hinge_problem(input, target, o.reduction), grad_output, output, {grad_input},
+                   PointwiseLoss::HingeEmbedding, {o.margin});
+}
+
+// ---- float and double instantiations ---------------------------------------------------------
+#define LOSSKIT_INSTANTIATE(T)                                                                    \
+  template void l1_loss<T>(View<T>, View<T>, View<T>, MutView<T>, const L1LossOptions&);          \
+  template void l1_loss_backward<T>(View<T>, View<T>, View<T>, View<T>, MutView<T>, MutView<T>,   \
+                                    const L1LossOptions&);                                        \
+  template void l1_loss_forward_backward<T>(View<T>, View<T>, View<T>, View<T>, MutView<T>,       \
+                                            MutView<T>, MutView<T>, const L1LossOptions&);        \
+  template void mse_loss<T>(View<T>, View<T>, View<T>, MutView<T>, const MseLossOptions&);        \
+  template void mse_loss_backward<T>(View<T>, View<T>, View<T>, View<T>, MutView<T>, MutView<T>,  \
+                                     const MseLossOptions&);                                      \
+  template void mse_loss_forward_backward<T>(View<T>, View<T>, View<T>, View<T>, MutView<T>,      \
+                                             MutView<T>, MutView<T>, const MseLossOptions&);      \
+  template void huber_loss<T>(View<T>, View<T>, View<T>, MutView<T>, const HuberLossOptions&);    \
+  template void huber_loss_backward<T>(View<T>, View<T>, View<T>, View<T>, MutView<T>,            \
+                                       MutView<T>, const HuberLossOptions&);                      \
+  template void huber_loss_forward_backward<T>(View<T>, View<T>, View<T>, View<T>, MutView<T>,    \
+                                               MutView<T>, MutView<T>, const HuberLossOptions&);  \
+  template void smooth_l1_loss<T>(View<T>, View<T>, MutView<T>, const SmoothL1LossOptions&);      \
+  template void smooth_l1_loss_backward<T>(View<T>, View<T>, View<T>, MutView<T>, MutView<T>,     \
+                                           const SmoothL1LossOptions&);                           \
+  template void smooth_l1_loss_forward_backward<T>(View<T>, View<T>, View<T>, MutView<T>,         \
+                                                   MutView<T>, MutView<T>,                        \
+                                                   const SmoothL1LossOptions&);                   \
+  template void soft_margin_loss<T>(View<T>, View<T>, MutView<T>, const SoftMarginLossOptions&);  \
+  template void soft_margin_loss_backward<T>(View<T>, View<T>, View<T>, MutView<T>,               \
+                                             const SoftMarginLossOptions&);                       \
+  template void soft_margin_loss_forward_backward<T>(View<T>, View<T>, View<T>, MutView<T>,       \
+                                                     MutView<T>, const SoftMarginLossOptions&);   \
+  template void binary_cross_entropy<T>(View<T>, View<T>, View<T>, MutView<T>,                    \
+                                        const BinaryCrossEntropyOptions&);                        \
+  template void binary_cross_entropy_backward<T>(View<T>, View<T>, View<T>, View<T>, MutView<T>,  \
+                                                 MutView<T>, const BinaryCrossEntropyOptions&);   \
+  template void binary_cross_entropy_forward_backward<T>(                                         \
+      View<T>, View<T>, View<T>, View<T>, MutView<T>, MutView<T>, MutView<T>,                     \
+      const BinaryCrossEntropyOptions&);                                                          \
+  template void binary_cross_entropy_with_logits<T>(View<T>, View<T>, View<T>, View<T>,           \
+                                                    MutView<T>,                                   \
+                                                    const BinaryCrossEntropyWithLogitsOptions&);  \
+  template void binary_cross_entropy_with_logits_backward<T>(                                     \
+      View<T>, View<T>, View<T>, View<T>, View<T>, MutView<T>, MutView<T>,                        \
+      const BinaryCrossEntropyWithLogitsOptions&);                                                \
+  template void binary_cross_entropy_with_logits_forward_backward<T>(                             \
+      View<T>, View<T>, View<T>, View<T>, View<T>, MutView<T>, MutView<T>, MutView<T>,            \
+      const BinaryCrossEntropyWithLogitsOptions&);                                                \
+  template void poisson_nll_loss<T>(View<T>, View<T>, MutView<T>, const PoissonNllLossOptions&);  \
+  template void poisson_nll_loss_backward<T>(View<T>, View<T>, View<T>, MutView<T>, MutView<T>,   \
+                                             const PoissonNllLossOptions&);                       \
+  template void poisson_nll_loss_forward_backward<T>(View<T>, View<T>, View<T>, MutView<T>,       \
+                                                     MutView<T>, MutView<T>,                      \
+                                                     const PoissonNllLossOptions&);               \
+  template void gaussian_nll_loss<T>(View<T>, View<T>, View<T>, MutView<T>,                       \
+                                     const GaussianNllLossOptions&);                              \
+  template void gaussian_nll_loss_backward<T>(View<T>, View<T>, View<T>, View<T>, MutView<T>,     \
+                                              MutView<T>, MutView<T>,                             \
+                                              const GaussianNllLossOptions&);                     \
+  template void gaussian_nll_loss_forward_backward<T>(View<T>, View<T>, View<T>, View<T>,         \
+                                                      MutView<T>, MutView<T>, MutView<T>,         \
+                                                      MutView<T>, const GaussianNllLossOptions&); \
+  template void kl_div<T>(View<T>, View<T>, MutView<T>, const KlDivOptions&);                     \
+  template void kl_div_backward<T>(View<T>, View<T>, View<T>, MutView<T>, MutView<T>,             \
+                                   const KlDivOptions&);                                          \
+  template void kl_div_forward_backward<T>(View<T>, View<T>, View<T>, MutView<T>, MutView<T>,     \
+                                           MutView<T>, const KlDivOptions&);                      \
+  template void margin_ranking_loss<T>(View<T>, View<T>, View<T>, MutView<T>,                     \
+                                       const MarginRankingLossOptions&);                          \
+  template void margin_ranking_loss_backward<T>(View<T>, View<T>, View<T>, View<T>, MutView<T>,   \
+                                                MutView<T>, const MarginRankingLossOptions&);     \
+  template void margin_ranking_loss_forward_backward<T>(View<T>, View<T>, View<T>, View<T>,       \
+                                                        MutView<T>, MutView<T>, MutView<T>,       \
+                                                        const MarginRankingLossOptions&);         \
+  template void hinge_embedding_loss<T>(View<T>, View<T>, MutView<T>,                             \
+                                        const HingeEmbeddingLossOptions&);                        \
+  template void hinge_embedding_loss_backward<T>(View<T>, View<T>, View<T>, MutView<T>,           \
+                                                 const HingeEmbeddingLossOptions&);               \
+  template void hinge_embedding_loss_forward_backward<T>(View<T>, View<T>, View<T>, MutView<T>,   \
+                                                         MutView<T>,                              \
+                                                         const HingeEmbeddingLossOptions&);
+LOSSKIT_INSTANTIATE(float)
+LOSSKIT_INSTANTIATE(double)
+#undef LOSSKIT_INSTANTIATE
+
+}  // namespace losskit

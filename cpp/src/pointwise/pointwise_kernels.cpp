@@ -1,0 +1,114 @@
+// Hot loops of the pointwise family; compiled once per instruction set (see common/target.hpp).
+// No exceptions, allocation or Python here.
+#include "pointwise/pointwise_kernels.hpp"
+
+#include "pointwise/pointwise_ops.hpp"
+
+namespace losskit::kernels::LOSSKIT_TARGET_NS {
+namespace pointwise {
+namespace {
+
+using detail::OutKind;
+using detail::Segment;
+using detail::SegmentResult;
+
+// One fused loop: loss, weight, reduction and gradients per element. kGradMask selects which
+// operand gradients are written; everything else is data (ones for absent weights and scalar
+// grad_outputs) so the loop has no branches. The loss sum is reassociated only inside this
+// segment (omp simd), whose boundaries the driver fixes, so sums are thread-count independent.
+template <class Op, class T, OutKind kOut, unsigned kGradMask>
+SegmentResult run(const Segment<T>& s, const Params<T>& p) {
+  constexpr int K = Op::kArity;
+  const T* LOSSKIT_RESTRICT in0 = s.in[0];
+  const T* LOSSKIT_RESTRICT in1 = s.in[1];
+  const T* LOSSKIT_RESTRICT in2 = K > 2 ? s.in[2] : s.in[0];
+  const T* LOSSKIT_RESTRICT w = s.weight;
+  const T* LOSSKIT_RESTRICT go = s.grad_out;
+  T* LOSSKIT_RESTRICT out = s.out;
+  T* LOSSKIT_RESTRICT g0 = s.grad[0];
+  T* LOSSKIT_RESTRICT g1 = s.grad[1];
+  T* LOSSKIT_RESTRICT g2 = s.grad[2];
+  const T scale = s.grad_scale;
+  const int64_t n = s.len;
+  double sum = 0.0;
+  int bad = 0;
+#pragma omp simd reduction(+ : sum) reduction(| : bad)
+  for (int64_t i = 0; i < n; ++i) {
+    T v[3] = {in0[i], in1[i], in2[i]};
+    T d[3];
+    const T l = Op::eval(v, p, d) * w[i];
+    if constexpr (kOut == OutKind::PerElement) out[i] = l;
+    if constexpr (kOut == OutKind::Accumulate) sum += static_cast<double>(l);
+    bad |= static_cast<int>(Op::invalid(v));
+    const T g = scale * go[i] * w[i];
+    if constexpr ((kGradMask & 1u) != 0) g0[i] = g * d[0];
+    if constexpr ((kGradMask & 2u) != 0) g1[i] = g * d[1];
+    if constexpr ((kGradMask & 4u) != 0) g2[i] = g * d[2];
+  }
+  return {sum, bad != 0};
+}
+
+template <class Op, class T, OutKind kOut>
+SegmentResult run_masked(const Segment<T>& s, const Params<T>& p) {
+  const unsigned mask = (s.grad[0] ? 1u : 0u) | (s.grad[1] ? 2u : 0u) | (s.grad[2] ? 4u : 0u);
+  switch (mask & Op::kDiff) {
+    case 0: return run<Op, T, kOut, 0>(s, p);
+    case 1: return run<Op, T, kOut, 1 & Op::kDiff>(s, p);
+    case 2: return run<Op, T, kOut, 2 & Op::kDiff>(s, p);
+    case 3: return run<Op, T, kOut, 3 & Op::kDiff>(s, p);
+    case 4: return run<Op, T, kOut, 4 & Op::kDiff>(s, p);
+    case 5: return run<Op, T, kOut, 5 & Op::kDiff>(s, p);
+    case 6: return run<Op, T, kOut, 6 & Op::kDiff>(s, p);
+    default: return run<Op, T, kOut, 7 & Op::kDiff>(s, p);
+  }
+}
+
+template <class Op, class T>
+SegmentResult dispatch_out(const Segment<T>& s, OutKind out, const Params<T>& p) {
+  switch (out) {
+    case OutKind::PerElement: return run_masked<Op, T, OutKind::PerElement>(s, p);
+    case OutKind::Accumulate: return run_masked<Op, T, OutKind::Accumulate>(s, p);
+    default: return run_masked<Op, T, OutKind::None>(s, p);
+  }
+}
+
+template <class T>
+SegmentResult segment(const Segment<T>& s, OutKind out, const void* ctx) {
+  const auto& call = *static_cast<const detail::PointwiseCall*>(ctx);
+  const Params<T> p(call.params);
+  using L = detail::PointwiseLoss;
+  switch (call.loss) {
+    case L::L1: return dispatch_out<L1>(s, out, p);
+    case L::Mse: return dispatch_out<Mse>(s, out, p);
+    case L::Huber: return dispatch_out<Huber>(s, out, p);
+    case L::SmoothL1: return dispatch_out<SmoothL1>(s, out, p);
+    case L::SoftMargin: return dispatch_out<SoftMargin>(s, out, p);
+    case L::Bce: return dispatch_out<Bce>(s, out, p);
+    case L::BceWithLogits: return dispatch_out<BceWithLogits>(s, out, p);
+    case L::BceWithLogitsPosWeight: return dispatch_out<BceWithLogitsPosWeight>(s, out, p);
+    case L::PoissonNllLogInput: return dispatch_out<PoissonNllLogInput<false>>(s, out, p);
+    case L::PoissonNllLogInputFull: return dispatch_out<PoissonNllLogInput<true>>(s, out, p);
+    case L::PoissonNll: return dispatch_out<PoissonNll<false>>(s, out, p);
+    case L::PoissonNllFull: return dispatch_out<PoissonNll<true>>(s, out, p);
+    case L::GaussianNll: return dispatch_out<GaussianNll>(s, out, p);
+    case L::KlDiv: return dispatch_out<KlDiv>(s, out, p);
+    case L::KlDivLogTarget: return dispatch_out<KlDivLogTarget>(s, out, p);
+    case L::MarginRanking: return dispatch_out<MarginRanking>(s, out, p);
+    case L::HingeEmbedding: return dispatch_out<HingeEmbedding>(s, out, p);
+  }
+  return {0.0, false};
+}
+
+}  // namespace
+}  // namespace pointwise
+
+detail::SegmentResult pointwise_segment(const detail::Segment<float>& s, detail::OutKind out,
+                                        const void* ctx) {
+  return pointwise::segment(s, out, ctx);
+}
+detail::SegmentResult pointwise_segment(const detail::Segment<double>& s, detail::OutKind out,
+                                        const void* ctx) {
+  return pointwise::segment(s, out, ctx);
+}
+
+}  // namespace losskit::kernels::LOSSKIT_TARGET_NS

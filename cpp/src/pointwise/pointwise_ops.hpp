@@ -1,0 +1,297 @@
+// One struct per element-wise loss: the only C++ place its formula and derivatives live.
+//
+// Each struct gives
+//   kArity      number of element operands, in torch's argument order (weights excluded: the
+//               driver applies a multiplicative weight itself);
+//   kDiff       bit k set when operand k has a derivative;
+//   eval(v, p, d) -> the unweighted loss l(v), with d[k] = dl/dv[k] for k in kDiff;
+//   invalid(v)  true for inputs torch rejects (only BCE checks its input range).
+// The formulas (in torch's notation) are documented once, in python/losskit/functional.py. The
+// code follows torch's own evaluation order where it decides edge values (log clamp at -100,
+// the 1e-12 floor of BCE's backward, sign(NaN) = 0, where() selects that keep NaN out of masked
+// terms), so that values at edges match torch's, not just the mathematics. Everything is
+// branch-free: `c ? a : b` on arithmetic compiles to a blend.
+#pragma once
+
+#include <cmath>
+#include <limits>
+
+#include "common/target.hpp"
+#include "common/vmath.hpp"
+#include "pointwise/pointwise_kernels.hpp"
+
+namespace losskit::kernels::LOSSKIT_TARGET_NS::pointwise {
+
+// Options of a loss converted once to the element type.
+template <class T>
+struct Params {
+  T a;        // delta, beta, margin or eps
+  T b;        // gaussian's constant 0.5 log(2 pi) when full
+  explicit Params(const detail::PointwiseParams& p)
+      : a(static_cast<T>(p.a)), b(static_cast<T>(p.b)) {}
+};
+
+struct NoCheck {
+  template <class T>
+  static LOSSKIT_INLINE bool invalid(const T*) {
+    return false;
+  }
+};
+
+template <class T>
+LOSSKIT_INLINE T sign(T v) {  // torch.sgn: 0 at 0 and at NaN
+  return static_cast<T>(v > T(0)) - static_cast<T>(v < T(0));
+}
+
+// d/da clamp_min(a, 0) in torch's autograd: 1 where a >= 0 (NaN gives 0).
+template <class T>
+LOSSKIT_INLINE T clamp_min_zero_mask(T a) {
+  return a >= T(0) ? T(1) : T(0);
+}
+
+struct L1 : NoCheck {  // |x - y|
+  static constexpr int kArity = 2;
+  static constexpr unsigned kDiff = 0b11;
+  template <class T>
+  static LOSSKIT_INLINE T eval(const T* v, const Params<T>&, T* d) {
+    const T diff = v[0] - v[1];
+    const T s = sign(diff);
+    d[0] = s;
+    d[1] = -s;
+    return std::abs(diff);
+  }
+};
+
+struct Mse : NoCheck {  // (x - y)^2
+  static constexpr int kArity = 2;
+  static constexpr unsigned kDiff = 0b11;
+  template <class T>
+  static LOSSKIT_INLINE T eval(const T* v, const Params<T>&, T* d) {
+    const T diff = v[0] - v[1];
+    d[0] = T(2) * diff;
+    d[1] = T(-2) * diff;
+    return diff * diff;
+  }
+};
+
+struct Huber : NoCheck {  // 0.5 z^2 if |z| < delta else delta (|z| - delta/2), z = x - y
+  static constexpr int kArity = 2;
+  static constexpr unsigned kDiff = 0b11;
+  template <class T>
+  static LOSSKIT_INLINE T eval(const T* v, const Params<T>& p, T* d) {
+    const T delta = p.a;
+    const T z = v[0] - v[1];
+    const T az = std::abs(z);
+    const T g = z < -delta ? -delta : (z > delta ? delta : z);
+    d[0] = g;
+    d[1] = -g;
+    return az < delta ? T(0.5) * z * z : delta * (az - T(0.5) * delta);
+  }
+};
+
+struct SmoothL1 : NoCheck {  // 0.5 z^2 / beta if |z| < beta else |z| - beta/2 (beta > 0)
+  static constexpr int kArity = 2;
+  static constexpr unsigned kDiff = 0b11;
+  template <class T>
+  static LOSSKIT_INLINE T eval(const T* v, const Params<T>& p, T* d) {
+    const T beta = p.a;
+    const T z = v[0] - v[1];
+    const T az = std::abs(z);
+    const T g = z <= -beta ? T(-1) : (z >= beta ? T(1) : z / beta);
+    d[0] = g;
+    d[1] = -g;
+    return az < beta ? T(0.5) * z * z / beta : az - T(0.5) * beta;
+  }
+};
+
+struct SoftMargin : NoCheck {  // log(1 + exp(-y x)), evaluated as torch does (exp may overflow)
+  static constexpr int kArity = 2;
+  static constexpr unsigned kDiff = 0b01;
+  template <class T>
+  static LOSSKIT_INLINE T eval(const T* v, const Params<T>&, T* d) {
+    const T y = v[1];
+    const T e = vmath::exp(-v[0] * y);
+    d[0] = -y * e / (T(1) + e);
+    return vmath::log1p(e);
+  }
+};
+
+struct Bce {  // -(y max(log x, -100) + (1 - y) max(log(1 - x), -100))
+  static constexpr int kArity = 2;
+  static constexpr unsigned kDiff = 0b11;
+  template <class T>
+  static LOSSKIT_INLINE bool invalid(const T* v) {
+    return !(v[0] >= T(0) && v[0] <= T(1));
+  }
+  template <class T>
+  static LOSSKIT_INLINE T eval(const T* v, const Params<T>&, T* d) {
+    const T x = v[0], y = v[1];
+    T log_x = vmath::log(x);
+    T log_1mx = vmath::log1p(-x);
+    log_x = log_x < T(-100) ? T(-100) : log_x;
+    log_1mx = log_1mx < T(-100) ? T(-100) : log_1mx;
+    // The 1e-12 floor on x (1 - x) is torch's, and keeps the gradient finite at 0 and 1.
+    const T denom = (T(1) - x) * x;
+    d[0] = (x - y) / (denom < T(1e-12) ? T(1e-12) : denom);
+    d[1] = log_1mx - log_x;
+    return (y - T(1)) * log_1mx - y * log_x;
+  }
+};
+
+// log sigmoid(x) = min(x, 0) - log1p(exp(-|x|)), stable for any x.
+template <class T>
+LOSSKIT_INLINE T log_sigmoid(T x) {
+  return (x < T(0) ? x : T(0)) - vmath::log1p(vmath::exp(-std::abs(x)));
+}
+
+struct BceWithLogits : NoCheck {  // (1 - y) x - log sigmoid(x)
+  static constexpr int kArity = 2;
+  static constexpr unsigned kDiff = 0b11;
+  template <class T>
+  static LOSSKIT_INLINE T eval(const T* v, const Params<T>&, T* d) {
+    const T x = v[0], y = v[1];
+    d[0] = vmath::sigmoid(x) - y;
+    d[1] = -x;
+    return (T(1) - y) * x - log_sigmoid(x);
+  }
+};
+
+struct BceWithLogitsPosWeight : NoCheck {  // (1 - y) x - (1 + (p - 1) y) log sigmoid(x)
+  static constexpr int kArity = 3;        // input, target, pos_weight
+  static constexpr unsigned kDiff = 0b011;
+  template <class T>
+  static LOSSKIT_INLINE T eval(const T* v, const Params<T>&, T* d) {
+    const T x = v[0], y = v[1], pw = v[2];
+    const T ls = log_sigmoid(x);
+    const T t = pw * y;
+    d[0] = (t + T(1) - y) * vmath::sigmoid(x) - t;
+    d[1] = log_sigmoid(-x) - pw * ls;
+    return (T(1) - y) * x - ((pw - T(1)) * y + T(1)) * ls;
+  }
+};
+
+// Stirling term of poisson_nll_loss(full=True): y log y - y + 0.5 log(2 pi y) for y > 1, else 0.
+// Its target derivative is log y + 1/(2y) for y > 1; below, torch's autograd multiplies a zero
+// gradient by log(y) and 1/y, which is 0 for y in (0, 1] and NaN for y <= 0.
+template <class T>
+LOSSKIT_INLINE T stirling(T y, T& d_y) {
+  const T log_y = vmath::log(y);
+  d_y = y > T(1) ? log_y + T(0.5) / y
+                 : (y > T(0) ? T(0) : std::numeric_limits<T>::quiet_NaN());
+  const T s = y * log_y - y + T(0.5) * vmath::log(T(6.283185307179586476925286766559) * y);
+  return y > T(1) ? s : T(0);
+}
+
+template <bool kFull>
+struct PoissonNllLogInput : NoCheck {  // exp(x) - y x
+  static constexpr int kArity = 2;
+  static constexpr unsigned kDiff = 0b11;
+  template <class T>
+  static LOSSKIT_INLINE T eval(const T* v, const Params<T>&, T* d) {
+    const T x = v[0], y = v[1];
+    const T ex = vmath::exp(x);
+    d[0] = ex - y;
+    d[1] = -x;
+    T l = ex - y * x;
+    if constexpr (kFull) {
+      T ds;
+      l += stirling(y, ds);
+      d[1] += ds;
+    }
+    return l;
+  }
+};
+
+template <bool kFull>
+struct PoissonNll : NoCheck {  // x - y log(x + eps)
+  static constexpr int kArity = 2;
+  static constexpr unsigned kDiff = 0b11;
+  template <class T>
+  static LOSSKIT_INLINE T eval(const T* v, const Params<T>& p, T* d) {
+    const T x = v[0], y = v[1];
+    const T xe = x + p.a;
+    const T log_xe = vmath::log(xe);
+    d[0] = T(1) - y / xe;
+    d[1] = -log_xe;
+    T l = x - y * log_xe;
+    if constexpr (kFull) {
+      T ds;
+      l += stirling(y, ds);
+      d[1] += ds;
+    }
+    return l;
+  }
+};
+
+struct GaussianNll : NoCheck {  // 0.5 (log v + (x - y)^2 / v) [+ 0.5 log 2pi], v = max(var, eps)
+  static constexpr int kArity = 3;  // input, target, var
+  static constexpr unsigned kDiff = 0b111;
+  template <class T>
+  static LOSSKIT_INLINE T eval(const T* v, const Params<T>& p, T* d) {
+    const T eps = p.a;
+    const T var = v[2] < eps ? eps : v[2];  // clamped without gradient, as torch does
+    const T diff = v[0] - v[1];
+    const T q = diff / var;
+    d[0] = q;
+    d[1] = -q;
+    d[2] = T(0.5) / var - T(0.5) * q * q;
+    return T(0.5) * (vmath::log(var) + diff * diff / var) + p.b;
+  }
+};
+
+struct KlDiv : NoCheck {  // xlogy(y, y) - y x
+  static constexpr int kArity = 2;
+  static constexpr unsigned kDiff = 0b11;
+  template <class T>
+  static LOSSKIT_INLINE T eval(const T* v, const Params<T>&, T* d) {
+    const T x = v[0], y = v[1];
+    const T log_y = vmath::log(y);
+    const T ylogy = y == T(0) ? T(0) : y * log_y;
+    d[0] = -y;
+    // torch's autograd of xlogy(y, y): (y != 0 ? log y : 0) + y / y.
+    d[1] = (y == T(0) ? T(0) : log_y) + y / y - x;
+    return ylogy - y * x;
+  }
+};
+
+struct KlDivLogTarget : NoCheck {  // exp(y) (y - x)
+  static constexpr int kArity = 2;
+  static constexpr unsigned kDiff = 0b11;
+  template <class T>
+  static LOSSKIT_INLINE T eval(const T* v, const Params<T>&, T* d) {
+    const T x = v[0], y = v[1];
+    const T ey = vmath::exp(y);
+    d[0] = -ey;
+    d[1] = ey * (y - x) + ey;
+    return ey * (y - x);
+  }
+};
+
+struct MarginRanking : NoCheck {  // max(0, -y (x1 - x2) + margin)
+  static constexpr int kArity = 3;  // input1, input2, target
+  static constexpr unsigned kDiff = 0b011;
+  template <class T>
+  static LOSSKIT_INLINE T eval(const T* v, const Params<T>& p, T* d) {
+    const T y = v[2];
+    const T a = -y * (v[0] - v[1]) + p.a;
+    const T m = clamp_min_zero_mask(a);
+    d[0] = -y * m;
+    d[1] = y * m;
+    return a < T(0) ? T(0) : a;
+  }
+};
+
+struct HingeEmbedding : NoCheck {  // (y != 1 ? max(0, margin - x) : 0) + (y != -1 ? x : 0)
+  static constexpr int kArity = 2;
+  static constexpr unsigned kDiff = 0b01;
+  template <class T>
+  static LOSSKIT_INLINE T eval(const T* v, const Params<T>& p, T* d) {
+    const T x = v[0], y = v[1];
+    const T a = p.a - x;
+    const T hinge = a < T(0) ? T(0) : a;
+    d[0] = (y != T(1) ? -clamp_min_zero_mask(a) : T(0)) + (y != T(-1) ? T(1) : T(0));
+    return (y != T(1) ? hinge : T(0)) + (y != T(-1) ? x : T(0));
+  }
+};
+
+}  // namespace losskit::kernels::LOSSKIT_TARGET_NS::pointwise

@@ -1,0 +1,64 @@
+"""losskit: every PyTorch loss function, forward and backward, in a C++17 core for NumPy.
+
+>>> import numpy as np, losskit
+>>> crit = losskit.MSELoss()
+>>> loss, grad = crit.forward_backward(np.array([1.0, 2.0]), np.array([0.0, 0.0]))
+>>> float(loss), grad.tolist()
+(2.5, [1.0, 2.0])
+"""
+
+from __future__ import annotations
+
+from . import _core, functional
+from ._core import IndexError, get_num_threads, set_num_threads
+from .modules import (
+    BCELoss,
+    BCEWithLogitsLoss,
+    GaussianNLLLoss,
+    HingeEmbeddingLoss,
+    HuberLoss,
+    KLDivLoss,
+    L1Loss,
+    MarginRankingLoss,
+    MSELoss,
+    PoissonNLLLoss,
+    SmoothL1Loss,
+    SoftMarginLoss,
+    # classification classes
+    # embedding classes
+    # ctc classes
+    # large_vocab classes
+)
+
+__version__: str = _core.__version__
+
+
+def cpu_target() -> str:
+    """The instruction set chosen at import: ``"avx512"``, ``"avx2"`` or ``"baseline"``
+    (``LOSSKIT_CPU_TARGET`` forces a lower one)."""
+    return _core.cpu_target()
+
+
+__all__ = [
+    "BCELoss",
+    "BCEWithLogitsLoss",
+    "GaussianNLLLoss",
+    "HingeEmbeddingLoss",
+    "HuberLoss",
+    "IndexError",
+    "KLDivLoss",
+    "L1Loss",
+    "MSELoss",
+    "MarginRankingLoss",
+    "PoissonNLLLoss",
+    "SmoothL1Loss",
+    "SoftMarginLoss",
+    # classification names
+    # embedding names
+    # ctc names
+    # large_vocab names
+    "cpu_target",
+    "functional",
+    "get_num_threads",
+    "set_num_threads",
+]

@@ -1,0 +1,68 @@
+"""Array conversion for the C++ core: dtype choice and C-contiguity, copying only when needed.
+
+C-contiguous float32/float64 arrays pass through untouched (the core reads them in place).
+Other layouts are made contiguous once; other real dtypes are converted once (float16 to float32,
+integers and booleans to float64). Complex, object, string and other dtypes raise TypeError.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence, Tuple
+
+import numpy as np
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _describe(x: Any) -> str:
+    return str(x.dtype) if isinstance(x, np.ndarray) else type(x).__name__
+
+
+def to_array(function: str, name: str, value: Any) -> np.ndarray:
+    """np.asarray with a clear TypeError for values that are not real numbers."""
+    try:
+        arr = np.asarray(value)
+    except Exception as exc:  # ragged lists, objects refusing conversion
+        raise TypeError(f"{function}: {name} expected a real array, got {type(value).__name__}") from exc
+    if arr.dtype.kind not in "fiub":
+        raise TypeError(
+            f"{function}: {name} expected a real (floating, integer or boolean) array, got {_describe(arr)}"
+        )
+    return arr
+
+
+def compute_dtype(arr: np.ndarray) -> np.dtype:
+    """The kernel dtype for an input: float32 and float64 as they are, float16 computed in float32,
+    integers and booleans in float64 (NumPy's default float)."""
+    if arr.dtype in _FLOATS:
+        return arr.dtype
+    if arr.dtype.kind == "f" and arr.dtype.itemsize < 4:
+        return np.dtype(np.float32)
+    return np.dtype(np.float64)
+
+
+def as_kernel_array(arr: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """C-contiguous array of `dtype`; the same object when it already is one."""
+    return np.asarray(arr, dtype=dtype, order="C")
+
+
+def float_inputs(
+    function: str, names: Sequence[str], values: Sequence[Any]
+) -> Tuple[np.dtype, Tuple[Optional[np.ndarray], ...]]:
+    """Converts the float arguments of a loss (None stays None). The first one, the input, sets
+    the dtype of the computation and of the result."""
+    arrays = [None if v is None else to_array(function, n, v) for n, v in zip(names, values)]
+    dtype = compute_dtype(arrays[0])
+    return dtype, tuple(None if a is None else as_kernel_array(a, dtype) for a in arrays)
+
+
+def grad_output_array(function: str, grad_output: Any, dtype: np.dtype) -> Optional[np.ndarray]:
+    if grad_output is None:
+        return None
+    return as_kernel_array(to_array(function, "grad_output", grad_output), dtype)
+
+
+def result(out: np.ndarray, reduction: str) -> Any:
+    """A reduced result is a NumPy scalar; an unreduced one stays an array (0-d for unbatched
+    0-d inputs, as torch returns)."""
+    return out[()] if reduction != "none" else out

@@ -1,0 +1,73 @@
+"""The three calls every loss makes into the C++ core: forward, backward, forward_backward.
+
+Argument conversion only: no arithmetic happens here.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Optional, Sequence, Tuple
+
+import numpy as np
+
+from . import _convert, _core
+
+
+def forward(name: str, names: Sequence[str], values: Sequence[Any], reduction: str, **options: Any) -> Any:
+    _, arrays = _convert.float_inputs(name, names, values)
+    out = getattr(_core, name)(arrays, reduction, **options)
+    return _convert.result(out, reduction)
+
+
+def _grads(
+    name: str,
+    mode: str,
+    names: Sequence[str],
+    values: Sequence[Any],
+    reduction: str,
+    grad_output: Any,
+    want: Sequence[bool],
+    options: Dict[str, Any],
+) -> Tuple[Optional[np.ndarray], Tuple[Optional[np.ndarray], ...]]:
+    dtype, arrays = _convert.float_inputs(name, names, values)
+    go = _convert.grad_output_array(name, grad_output, dtype)
+    if mode == "backward":
+        return None, getattr(_core, name + "_backward")(go, arrays, reduction, tuple(want), **options)
+    out, grads = getattr(_core, name + "_forward_backward")(arrays, go, reduction, tuple(want), **options)
+    return _convert.result(out, reduction), grads
+
+
+def backward(
+    name: str,
+    names: Sequence[str],
+    values: Sequence[Any],
+    reduction: str,
+    grad_output: Any,
+    want: Sequence[bool],
+    **options: Any,
+) -> Tuple[Optional[np.ndarray], ...]:
+    """Gradients of the inputs flagged in `want` (None for the others)."""
+    return _grads(name, "backward", names, values, reduction, grad_output, want, options)[1]
+
+
+def forward_backward(
+    name: str,
+    names: Sequence[str],
+    values: Sequence[Any],
+    reduction: str,
+    grad_output: Any,
+    want: Sequence[bool],
+    **options: Any,
+) -> Tuple[Any, Tuple[Optional[np.ndarray], ...]]:
+    """The loss and the gradients of the inputs flagged in `want`, from one fused pass."""
+    return _grads(name, "forward_backward", names, values, reduction, grad_output, want, options)
+
+
+def no_target_grad(function: str, target_grad: bool) -> None:
+    """Losses whose target is a label have no target gradient (API.md)."""
+    if target_grad:
+        raise ValueError(f"{function}: target_grad expected False (its target is a label with no gradient), got True")
+
+
+def pack(grads: Sequence[Optional[np.ndarray]]) -> Any:
+    """One gradient is returned bare, several as a tuple."""
+    return grads[0] if len(grads) == 1 else tuple(grads)

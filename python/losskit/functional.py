@@ -1,0 +1,862 @@
+r"""Every loss of ``torch.nn.functional`` (PyTorch 2.13) for NumPy arrays, forward and backward.
+
+Each loss ``NAME`` comes with
+
+* ``NAME(*inputs, **kwargs)``: torch's arguments, defaults and meaning; returns a NumPy scalar for
+  reduced losses and an array for ``reduction='none'``;
+* ``NAME_backward(grad_output, *inputs, **kwargs, target_grad=False)``: the gradient that
+  ``torch.autograd`` gives for the same call (``grad_output=None`` means 1, or ones);
+* ``NAME_forward_backward(*inputs, grad_output=None, target_grad=False, **kwargs)``: both, from
+  one fused pass over the data: ``(loss, gradients)``.
+
+Notation follows torch's documentation: :math:`x` the input, :math:`y` the target, :math:`w` a
+weight, :math:`N` the number of elements (or the batch size), and
+
+.. math::
+    \ell(x, y) = L = \{l_1,\dots,l_N\}^\top,\qquad
+    \ell(x, y) = \begin{cases} L & \text{reduction='none'}\\
+    \operatorname{mean}(L) & \text{reduction='mean'}\\ \operatorname{sum}(L) & \text{reduction='sum'}
+    \end{cases}
+
+The mean of an empty input is NaN and its sum 0, as in torch. Reduced values are accumulated in
+double in a fixed blocked order, so they are bitwise the same on any number of threads (and a
+float32 result can be more exact than torch's float32 one).
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Optional, Tuple, Union
+
+import numpy as np
+
+from . import _engine, _reduction
+from ._engine import no_target_grad, pack
+
+ArrayLike = Any
+Gradients = Union[np.ndarray, Tuple[Optional[np.ndarray], ...]]
+
+
+def _warn_size_mismatch(input: ArrayLike, target: ArrayLike) -> None:
+    if np.shape(target) != np.shape(input):
+        warnings.warn(
+            f"Using a target size ({np.shape(target)}) that is different to the input size ({np.shape(input)}). "
+            "This will likely lead to incorrect results due to broadcasting. Please ensure they have the same size.",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# l1_loss
+# ---------------------------------------------------------------------------------------------
+def l1_loss(
+    input: ArrayLike,
+    target: ArrayLike,
+    size_average: Optional[bool] = None,
+    reduce: Optional[bool] = None,
+    reduction: str = "mean",
+    weight: Optional[ArrayLike] = None,
+) -> Any:
+    r"""Mean absolute error.
+
+    .. math:: l_n = w_n \left| x_n - y_n \right|,\qquad
+        \frac{\partial l_n}{\partial x_n} = w_n \operatorname{sign}(x_n - y_n)
+        = -\frac{\partial l_n}{\partial y_n}
+
+    ``sign`` is 0 at 0 and at NaN (torch's ``sgn``). ``weight`` (functional only, as in torch) has
+    the input's exact shape; with it, ``'mean'`` is :math:`\sum_n w_n |x_n - y_n| / \sum_n w_n`.
+
+    Shape: input :math:`(*)`; target broadcastable to it (a size mismatch warns, as in torch);
+    output scalar, or the broadcast shape for ``'none'``.
+
+    >>> float(l1_loss(np.array([1.0, 2.0, 4.0]), np.array([1.5, 2.0, 1.0])))
+    1.1666666666666667
+    """
+    _warn_size_mismatch(input, target)
+    reduction = _reduction.parse(size_average, reduce, reduction)
+    return _engine.forward("l1_loss", ("input", "target", "weight"), (input, target, weight), reduction)
+
+
+def l1_loss_backward(
+    grad_output: ArrayLike,
+    input: ArrayLike,
+    target: ArrayLike,
+    size_average: Optional[bool] = None,
+    reduce: Optional[bool] = None,
+    reduction: str = "mean",
+    weight: Optional[ArrayLike] = None,
+    target_grad: bool = False,
+) -> Gradients:
+    """Gradient of :func:`l1_loss`: ``grad_input``, or ``(grad_input, grad_target)``."""
+    reduction = _reduction.parse(size_average, reduce, reduction)
+    g = _engine.backward("l1_loss", ("input", "target", "weight"), (input, target, weight), reduction,
+                         grad_output, (True, target_grad))
+    return pack(g if target_grad else g[:1])
+
+
+def l1_loss_forward_backward(
+    input: ArrayLike,
+    target: ArrayLike,
+    grad_output: Optional[ArrayLike] = None,
+    size_average: Optional[bool] = None,
+    reduce: Optional[bool] = None,
+    reduction: str = "mean",
+    weight: Optional[ArrayLike] = None,
+    target_grad: bool = False,
+) -> Tuple[Any, Gradients]:
+    """:func:`l1_loss` and :func:`l1_loss_backward` in one fused pass."""
+    reduction = _reduction.parse(size_average, reduce, reduction)
+    loss, g = _engine.forward_backward("l1_loss", ("input", "target", "weight"), (input, target, weight),
+                                       reduction, grad_output, (True, target_grad))
+    return loss, pack(g if target_grad else g[:1])
+
+
+# ---------------------------------------------------------------------------------------------
+# mse_loss
+# ---------------------------------------------------------------------------------------------
+def mse_loss(
+    input: ArrayLike,
+    target: ArrayLike,
+    size_average: Optional[bool] = None,
+    reduce: Optional[bool] = None,
+    reduction: str = "mean",
+    weight: Optional[ArrayLike] = None,
+) -> Any:
+    r"""Mean squared error.
+
+    .. math:: l_n = w_n (x_n - y_n)^2,\qquad
+        \frac{\partial l_n}{\partial x_n} = 2 w_n (x_n - y_n) = -\frac{\partial l_n}{\partial y_n}
+
+    ``weight`` (functional only) has the input's exact shape; with it, ``'mean'`` is
+    :math:`\sum_n w_n (x_n - y_n)^2 / \sum_n w_n`, as in torch.
+
+    Shape: input :math:`(*)`; target broadcastable to it (a size mismatch warns); output scalar,
+    or the broadcast shape for ``'none'``.
+
+    >>> float(mse_loss(np.array([1.0, 2.0]), np.array([0.0, 0.0])))
+    2.5
+    """
+    _warn_size_mismatch(input, target)
+    reduction = _reduction.parse(size_average, reduce, reduction)
+    return _engine.forward("mse_loss", ("input", "target", "weight"), (input, target, weight), reduction)
+
+
+def mse_loss_backward(
+    grad_output: ArrayLike,
+    input: ArrayLike,
+    target: ArrayLike,
+    size_average: Optional[bool] = None,
+    reduce: Optional[bool] = None,
+    reduction: str = "mean",
+    weight: Optional[ArrayLike] = None,
+    target_grad: bool = False,
+) -> Gradients:
+    """Gradient of :func:`mse_loss`: ``grad_input``, or ``(grad_input, grad_target)``."""
+    reduction = _reduction.parse(size_average, reduce, reduction)
+    g = _engine.backward("mse_loss", ("input", "target", "weight"), (input, target, weight), reduction,
+                         grad_output, (True, target_grad))
+    return pack(g if target_grad else g[:1])
+
+
+def mse_loss_forward_backward(
+    input: ArrayLike,
+    target: ArrayLike,
+    grad_output: Optional[ArrayLike] = None,
+    size_average: Optional[bool] = None,
+    reduce: Optional[bool] = None,
+    reduction: str = "mean",
+    weight: Optional[ArrayLike] = None,
+    target_grad: bool = False,
+) -> Tuple[Any, Gradients]:
+    """:func:`mse_loss` and :func:`mse_loss_backward` in one fused pass."""
+    reduction = _reduction.parse(size_average, reduce, reduction)
+    loss, g = _engine.forward_backward("mse_loss", ("input", "target", "weight"), (input, target, weight),
+                                       reduction, grad_output, (True, target_grad))
+    return loss, pack(g if target_grad else g[:1])
+
+
+# ---------------------------------------------------------------------------------------------
+# huber_loss
+# ---------------------------------------------------------------------------------------------
+def huber_loss(
+    input: ArrayLike,
+    target: ArrayLike,
+    reduction: str = "mean",
+    delta: float = 1.0,
+    weight: Optional[ArrayLike] = None,
+) -> Any:
+    r"""Huber loss: squared near zero, linear beyond ``delta`` (> 0).
+
+    .. math:: z_n = x_n - y_n,\qquad l_n = w_n \begin{cases} \tfrac12 z_n^2 & |z_n| < \delta \\
+        \delta (|z_n| - \tfrac12\delta) & \text{otherwise}\end{cases},\qquad
+        \frac{\partial l_n}{\partial x_n} = w_n \operatorname{clamp}(z_n, -\delta, \delta)
+        = -\frac{\partial l_n}{\partial y_n}
+
+    ``weight`` (functional only) has the input's exact shape. Unlike l1 and mse, torch 2.13
+    averages a weighted huber loss by the element count (``(w * l).mean()``), and so does losskit.
+
+    >>> float(huber_loss(np.array([0.5, 3.0]), np.array([0.0, 0.0])))
+    1.3125
+    """
+    _warn_size_mismatch(input, target)
+    return _engine.forward("huber_loss", ("input", "target", "weight"), (input, target, weight),
+                           _reduction.parse(None, None, reduction), delta=float(delta))
+
+
+def huber_loss_backward(
+    grad_output: ArrayLike,
+    input: ArrayLike,
+    target: ArrayLike,
+    reduction: str = "mean",
+    delta: float = 1.0,
+    weight: Optional[ArrayLike] = None,
+    target_grad: bool = False,
+) -> Gradients:
+    """Gradient of :func:`huber_loss`: ``grad_input``, or ``(grad_input, grad_target)``."""
+    g = _engine.backward("huber_loss", ("input", "target", "weight"), (input, target, weight),
+                         _reduction.parse(None, None, reduction), grad_output, (True, target_grad),
+                         delta=float(delta))
+    return pack(g if target_grad else g[:1])
+
+
+def huber_loss_forward_backward(
+    input: ArrayLike,
+    target: ArrayLike,
+    grad_output: Optional[ArrayLike] = None,
+    reduction: str = "mean",
+    delta: float = 1.0,
+    weight: Optional[ArrayLike] = None,
+    target_grad: bool = False,
+) -> Tuple[Any, Gradients]:
+    """:func:`huber_loss` and :func:`huber_loss_backward` in one fused pass."""
+    loss, g = _engine.forward_backward("huber_loss", ("input", "target", "weight"), (input, target, weight),
+                                       _reduction.parse(None, None, reduction), grad_output,
+                                       (True, target_grad), delta=float(delta))
+    return loss, pack(g if target_grad else g[:1])
+
+
+# ---------------------------------------------------------------------------------------------
+# smooth_l1_loss
+# ---------------------------------------------------------------------------------------------
+def smooth_l1_loss(
+    input: ArrayLike,
+    target: ArrayLike,
+    size_average: Optional[bool] = None,
+    reduce: Optional[bool] = None,
+    reduction: str = "mean",
+    beta: float = 1.0,
+) -> Any:
+    r"""Smooth L1 loss: squared below ``beta`` (>= 0), absolute above.
+
+    .. math:: z_n = x_n - y_n,\qquad l_n = \begin{cases} 0.5 z_n^2 / \beta & |z_n| < \beta \\
+        |z_n| - 0.5\beta & \text{otherwise}\end{cases},\qquad
+        \frac{\partial l_n}{\partial x_n} = \operatorname{clamp}(z_n / \beta, -1, 1)
+        = -\frac{\partial l_n}{\partial y_n}
+
+    ``beta = 0`` is exactly :func:`l1_loss` (gradient ``sign(z)``), as in torch.
+
+    >>> float(smooth_l1_loss(np.array([0.5, 3.0]), np.array([0.0, 0.0])))
+    1.3125
+    """
+    _warn_size_mismatch(input, target)
+    reduction = _reduction.parse(size_average, reduce, reduction)
+    return _engine.forward("smooth_l1_loss", ("input", "target"), (input, target), reduction, beta=float(beta))
+
+
+def smooth_l1_loss_backward(
+    grad_output: ArrayLike,
+    input: ArrayLike,
+    target: ArrayLike,
+    size_average: Optional[bool] = None,
+    reduce: Optional[bool] = None,
+    reduction: str = "mean",
+    beta: float = 1.0,
+    target_grad: bool = False,
+) -> Gradients:
+    """Gradient of :func:`smooth_l1_loss`: ``grad_input``, or ``(grad_input, grad_target)``."""
+    reduction = _reduction.parse(size_average, reduce, reduction)
+    g = _engine.backward("smooth_l1_loss", ("input", "target"), (input, target), reduction, grad_output,
+                         (True, target_grad), beta=float(beta))
+    return pack(g if target_grad else g[:1])
+
+
+def smooth_l1_loss_forward_backward(
+    input: ArrayLike,
+    target: ArrayLike,
+    grad_output: Optional[ArrayLike] = None,
+    size_average: Optional[bool] = None,
+    reduce: Optional[bool] = None,
+    reduction: str = "mean",
+    beta: float = 1.0,
+    target_grad: bool = False,
+) -> Tuple[Any, Gradients]:
+    """:func:`smooth_l1_loss` and :func:`smooth_l1_loss_backward` in one fused pass."""
+    reduction = _reduction.parse(size_average, reduce, reduction)
+    loss, g = _engine.forward_backward("smooth_l1_loss", ("input", "target"), (input, target), reduction,
+                                       grad_output, (True, target_grad), beta=float(beta))
+    return loss, pack(g if target_grad else g[:1])
+
+
+# ---------------------------------------------------------------------------------------------
+# soft_margin_loss
+# ---------------------------------------------------------------------------------------------
+def soft_margin_loss(
+    input: ArrayLike,
+    target: ArrayLike,
+    size_average: Optional[bool] = None,
+    reduce: Optional[bool] = None,
+    reduction: str = "mean",
+) -> Any:
+    r"""Two-class logistic loss with targets :math:`y_n \in \{1, -1\}`.
+
+    .. math:: l_n = \log(1 + e^{-y_n x_n}),\qquad
+        \frac{\partial l_n}{\partial x_n} = \frac{-y_n e^{-y_n x_n}}{1 + e^{-y_n x_n}}
+
+    Evaluated with torch's formula: where :math:`e^{-y_n x_n}` overflows (:math:`-y_n x_n` above
+    about 88 in float32, 709 in float64) the loss is inf and the gradient NaN, as in torch. The
+    target is a label: it has no gradient.
+
+    >>> round(float(soft_margin_loss(np.array([0.0]), np.array([1.0]))), 6)
+    0.693147
+    """
+    reduction = _reduction.parse(size_average, reduce, reduction)
+    return _engine.forward("soft_margin_loss", ("input", "target"), (input, target), reduction)
+
+
+def soft_margin_loss_backward(
+    grad_output: ArrayLike,
+    input: ArrayLike,
+    target: ArrayLike,
+    size_average: Optional[bool] = None,
+    reduce: Optional[bool] = None,
+    reduction: str = "mean",
+    target_grad: bool = False,
+) -> np.ndarray:
+    """Gradient of :func:`soft_margin_loss` with respect to ``input``."""
+    no_target_grad("soft_margin_loss", target_grad)
+    reduction = _reduction.parse(size_average, reduce, reduction)
+    return pack(_engine.backward("soft_margin_loss", ("input", "target"), (input, target), reduction,
+                                 grad_output, (True,)))
+
+
+def soft_margin_loss_forward_backward(
+    input: ArrayLike,
+    target: ArrayLike,
+    grad_output: Optional[ArrayLike] = None,
+    size_average: Optional[bool] = None,
+    reduce: Optional[bool] = None,
+    reduction: str = "mean",
+    target_grad: bool = False,
+) -> Tuple[Any, np.ndarray]:
+    """:func:`soft_margin_loss` and its gradient in one fused pass."""
+    no_target_grad("soft_margin_loss", target_grad)
+    reduction = _reduction.parse(size_average, reduce, reduction)
+    loss, g = _engine.forward_backward("soft_margin_loss", ("input", "target"), (input, target), reduction,
+                                       grad_output, (True,))
+    return loss, pack(g)
+
+
+# ---------------------------------------------------------------------------------------------
+# binary_cross_entropy
+# ---------------------------------------------------------------------------------------------
+def binary_cross_entropy(
+    input: ArrayLike,
+    target: ArrayLike,
+    weight: Optional[ArrayLike] = None,
+    size_average: Optional[bool] = None,
+    reduce: Optional[bool] = None,
+    reduction: str = "mean",
+) -> Any:
+    r"""Binary cross-entropy between probabilities :math:`x_n \in [0, 1]` and targets :math:`y_n`.
+
+    .. math:: l_n = -w_n \left[ y_n \max(\log x_n, -100) + (1 - y_n) \max(\log(1 - x_n), -100) \right]
+
+    .. math:: \frac{\partial l_n}{\partial x_n} = w_n \frac{x_n - y_n}{\max((1 - x_n) x_n, 10^{-12})},
+        \qquad \frac{\partial l_n}{\partial y_n} = w_n \left[\max(\log(1 - x_n), -100)
+        - \max(\log x_n, -100)\right]
+
+    The log clamp at -100 and the :math:`10^{-12}` floor are torch's: the loss stays finite at
+    0 and 1. An input outside [0, 1] (or NaN) raises ValueError, as in torch. ``weight``
+    broadcasts to the input; ``'mean'`` divides by the element count. The target must have the
+    input's shape.
+
+    >>> round(float(binary_cross_entropy(np.array([0.5]), np.array([1.0]))), 6)
+    0.693147
+    """
+    reduction = _reduction.parse(size_average, reduce, reduction)
+    return _engine.forward("binary_cross_entropy", ("input", "target", "weight"), (input, target, weight), reduction)
+
+
+def binary_cross_entropy_backward(
+    grad_output: ArrayLike,
+    input: ArrayLike,
+    target: ArrayLike,
+    weight: Optional[ArrayLike] = None,
+    size_average: Optional[bool] = None,
+    reduce: Optional[bool] = None,
+    reduction: str = "mean",
+    target_grad: bool = False,
+) -> Gradients:
+    """Gradient of :func:`binary_cross_entropy`: ``grad_input``, or ``(grad_input, grad_target)``."""
+    reduction = _reduction.parse(size_average, reduce, reduction)
+    g = _engine.backward("binary_cross_entropy", ("input", "target", "weight"), (input, target, weight),
+                         reduction, grad_output, (True, target_grad))
+    return pack(g if target_grad else g[:1])
+
+
+def binary_cross_entropy_forward_backward(
+    input: ArrayLike,
+    target: ArrayLike,
+    weight: Optional[ArrayLike] = None,
+    grad_output: Optional[ArrayLike] = None,
+    size_average: Optional[bool] = None,
+    reduce: Optional[bool] = None,
+    reduction: str = "mean",
+    target_grad: bool = False,
+) -> Tuple[Any, Gradients]:
+    """:func:`binary_cross_entropy` and its gradients in one fused pass."""
+    reduction = _reduction.parse(size_average, reduce, reduction)
+    loss, g = _engine.forward_backward("binary_cross_entropy", ("input", "target", "weight"),
+                                       (input, target, weight), reduction, grad_output, (True, target_grad))
+    return loss, pack(g if target_grad else g[:1])
+
+
+# ---------------------------------------------------------------------------------------------
+# binary_cross_entropy_with_logits
+# ---------------------------------------------------------------------------------------------
+def binary_cross_entropy_with_logits(
+    input: ArrayLike,
+    target: ArrayLike,
+    weight: Optional[ArrayLike] = None,
+    size_average: Optional[bool] = None,
+    reduce: Optional[bool] = None,
+    reduction: str = "mean",
+    pos_weight: Optional[ArrayLike] = None,
+) -> Any:
+    r"""Binary cross-entropy on logits, computed stably through :math:`\log\sigma`.
+
+    .. math:: l_n = w_n \left[ (1 - y_n) x_n - (1 + (p_n - 1) y_n) \log\sigma(x_n) \right],
+        \qquad \log\sigma(x) = \min(x, 0) - \log(1 + e^{-|x|})
+
+    which equals :math:`-w_n [p_n y_n \log\sigma(x_n) + (1 - y_n)\log(1 - \sigma(x_n))]`, with
+    :math:`p_n` the ``pos_weight`` (1 when absent).
+
+    .. math:: \frac{\partial l_n}{\partial x_n} = w_n\left[(p_n y_n + 1 - y_n)\sigma(x_n) - p_n y_n\right],
+        \qquad \frac{\partial l_n}{\partial y_n} = w_n\left[\log\sigma(-x_n) - p_n\log\sigma(x_n)\right]
+
+    ``weight`` and ``pos_weight`` broadcast to the input (``pos_weight`` typically of shape
+    ``(C,)`` for inputs ``(N, C)``); the target must have the input's shape.
+
+    >>> round(float(binary_cross_entropy_with_logits(np.array([0.0]), np.array([1.0]))), 6)
+    0.693147
+    """
+    reduction = _reduction.parse(size_average, reduce, reduction)
+    return _engine.forward("binary_cross_entropy_with_logits", ("input", "target", "weight", "pos_weight"),
+                           (input, target, weight, pos_weight), reduction)
+
+
+def binary_cross_entropy_with_logits_backward(
+    grad_output: ArrayLike,
+    input: ArrayLike,
+    target: ArrayLike,
+    weight: Optional[ArrayLike] = None,
+    size_average: Optional[bool] = None,
+    reduce: Optional[bool] = None,
+    reduction: str = "mean",
+    pos_weight: Optional[ArrayLike] = None,
+    target_grad: bool = False,
+) -> Gradients:
+    """Gradient of :func:`binary_cross_entropy_with_logits`: ``grad_input``, or ``(grad_input, grad_target)``."""
+    reduction = _reduction.parse(size_average, reduce, reduction)
+    g = _engine.backward("binary_cross_entropy_with_logits", ("input", "target", "weight", "pos_weight"),
+                         (input, target, weight, pos_weight), reduction, grad_output, (True, target_grad))
+    return pack(g if target_grad else g[:1])
+
+
+def binary_cross_entropy_with_logits_forward_backward(
+    input: ArrayLike,
+    target: ArrayLike,
+    weight: Optional[ArrayLike] = None,
+    grad_output: Optional[ArrayLike] = None,
+    size_average: Optional[bool] = None,
+    reduce: Optional[bool] = None,
+    reduction: str = "mean",
+    pos_weight: Optional[ArrayLike] = None,
+    target_grad: bool = False,
+) -> Tuple[Any, Gradients]:
+    """:func:`binary_cross_entropy_with_logits` and its gradients in one fused pass."""
+    reduction = _reduction.parse(size_average, reduce, reduction)
+    loss, g = _engine.forward_backward("binary_cross_entropy_with_logits",
+                                       ("input", "target", "weight", "pos_weight"),
+                                       (input, target, weight, pos_weight), reduction, grad_output,
+                                       (True, target_grad))
+    return loss, pack(g if target_grad else g[:1])
+
+
+# ---------------------------------------------------------------------------------------------
+# poisson_nll_loss
+# ---------------------------------------------------------------------------------------------
+def poisson_nll_loss(
+    input: ArrayLike,
+    target: ArrayLike,
+    log_input: bool = True,
+    full: bool = False,
+    size_average: Optional[bool] = None,
+    eps: float = 1e-8,
+    reduce: Optional[bool] = None,
+    reduction: str = "mean",
+) -> Any:
+    r"""Negative log-likelihood of a Poisson target :math:`y_n` with rate :math:`e^{x_n}`
+    (``log_input=True``) or :math:`x_n`.
+
+    .. math:: l_n = \begin{cases} e^{x_n} - y_n x_n & \text{log_input} \\
+        x_n - y_n \log(x_n + \varepsilon) & \text{otherwise}\end{cases}
+        \;+\; [\text{full},\ y_n > 1]\left(y_n \log y_n - y_n + \tfrac12\log(2\pi y_n)\right)
+
+    .. math:: \frac{\partial l_n}{\partial x_n} = \begin{cases} e^{x_n} - y_n \\
+        1 - y_n / (x_n + \varepsilon)\end{cases},\qquad
+        \frac{\partial l_n}{\partial y_n} = \begin{cases} -x_n \\ -\log(x_n + \varepsilon)\end{cases}
+        + [\text{full},\ y_n > 1]\left(\log y_n + \tfrac{1}{2 y_n}\right)
+
+    With ``full``, torch's autograd gives a NaN target gradient where :math:`y_n \le 0` (a zero
+    gradient times :math:`\log y_n`); losskit returns the same.
+
+    >>> float(poisson_nll_loss(np.array([0.0]), np.array([2.0])))
+    1.0
+    """
+    reduction = _reduction.parse(size_average, reduce, reduction)
+    return _engine.forward("poisson_nll_loss", ("input", "target"), (input, target), reduction,
+                           log_input=bool(log_input), full=bool(full), eps=float(eps))
+
+
+def poisson_nll_loss_backward(
+    grad_output: ArrayLike,
+    input: ArrayLike,
+    target: ArrayLike,
+    log_input: bool = True,
+    full: bool = False,
+    size_average: Optional[bool] = None,
+    eps: float = 1e-8,
+    reduce: Optional[bool] = None,
+    reduction: str = "mean",
+    target_grad: bool = False,
+) -> Gradients:
+    """Gradient of :func:`poisson_nll_loss`: ``grad_input``, or ``(grad_input, grad_target)``."""
+    reduction = _reduction.parse(size_average, reduce, reduction)
+    g = _engine.backward("poisson_nll_loss", ("input", "target"), (input, target), reduction, grad_output,
+                         (True, target_grad), log_input=bool(log_input), full=bool(full), eps=float(eps))
+    return pack(g if target_grad else g[:1])
+
+
+def poisson_nll_loss_forward_backward(
+    input: ArrayLike,
+    target: ArrayLike,
+    grad_output: Optional[ArrayLike] = None,
+    log_input: bool = True,
+    full: bool = False,
+    size_average: Optional[bool] = None,
+    eps: float = 1e-8,
+    reduce: Optional[bool] = None,
+    reduction: str = "mean",
+    target_grad: bool = False,
+) -> Tuple[Any, Gradients]:
+    """:func:`poisson_nll_loss` and its gradients in one fused pass."""
+    reduction = _reduction.parse(size_average, reduce, reduction)
+    loss, g = _engine.forward_backward("poisson_nll_loss", ("input", "target"), (input, target), reduction,
+                                       grad_output, (True, target_grad), log_input=bool(log_input),
+                                       full=bool(full), eps=float(eps))
+    return loss, pack(g if target_grad else g[:1])
+
+
+# ---------------------------------------------------------------------------------------------
+# gaussian_nll_loss
+# ---------------------------------------------------------------------------------------------
+def _is_scalar_var(var: ArrayLike) -> bool:
+    return isinstance(var, (int, float, np.number)) or np.ndim(var) == 0
+
+
+def gaussian_nll_loss(
+    input: ArrayLike,
+    target: ArrayLike,
+    var: Union[ArrayLike, float],
+    full: bool = False,
+    eps: float = 1e-6,
+    reduction: str = "mean",
+) -> Any:
+    r"""Negative log-likelihood of a Gaussian target with mean :math:`x_n` and variance
+    :math:`v_n = \max(\mathrm{var}_n, \varepsilon)`.
+
+    .. math:: l_n = \tfrac12\left(\log v_n + \frac{(x_n - y_n)^2}{v_n}\right)
+        \;[+\ \tfrac12\log 2\pi\ \text{if full}]
+
+    .. math:: \frac{\partial l_n}{\partial x_n} = \frac{x_n - y_n}{v_n} = -\frac{\partial l_n}{\partial y_n},
+        \qquad \frac{\partial l_n}{\partial \mathrm{var}_n} = \frac{1}{2 v_n} - \frac{(x_n - y_n)^2}{2 v_n^2}
+
+    The clamp to ``eps`` is applied without gradient, as in torch: the gradient is evaluated at
+    the clamped value and passed straight to ``var`` (not zeroed). ``var`` has the input's shape,
+    that shape without its last dimension, or that shape with one dimension of size 1; a scalar
+    (Python or NumPy) is one variance for all elements and gets no gradient. Negative entries
+    raise ValueError.
+
+    >>> float(gaussian_nll_loss(np.array([1.0]), np.array([1.0]), 1.0))
+    0.0
+    """
+    red = _reduction.parse(None, None, reduction)
+    return _engine.forward("gaussian_nll_loss", ("input", "target", "var"), (input, target, var), red,
+                           full=bool(full), eps=float(eps))
+
+
+def gaussian_nll_loss_backward(
+    grad_output: ArrayLike,
+    input: ArrayLike,
+    target: ArrayLike,
+    var: Union[ArrayLike, float],
+    full: bool = False,
+    eps: float = 1e-6,
+    reduction: str = "mean",
+    target_grad: bool = False,
+) -> Tuple[Optional[np.ndarray], ...]:
+    """Gradient of :func:`gaussian_nll_loss`: ``(grad_input, grad_var)`` (``grad_var`` None for a
+    scalar var), with ``grad_target`` appended when ``target_grad``."""
+    red = _reduction.parse(None, None, reduction)
+    g = _engine.backward("gaussian_nll_loss", ("input", "target", "var"), (input, target, var), red,
+                         grad_output, (True, not _is_scalar_var(var), target_grad), full=bool(full), eps=float(eps))
+    return tuple(g) if target_grad else tuple(g[:2])
+
+
+def gaussian_nll_loss_forward_backward(
+    input: ArrayLike,
+    target: ArrayLike,
+    var: Union[ArrayLike, float],
+    grad_output: Optional[ArrayLike] = None,
+    full: bool = False,
+    eps: float = 1e-6,
+    reduction: str = "mean",
+    target_grad: bool = False,
+) -> Tuple[Any, Tuple[Optional[np.ndarray], ...]]:
+    """:func:`gaussian_nll_loss` and its gradients in one fused pass."""
+    red = _reduction.parse(None, None, reduction)
+    loss, g = _engine.forward_backward("gaussian_nll_loss", ("input", "target", "var"), (input, target, var),
+                                       red, grad_output, (True, not _is_scalar_var(var), target_grad),
+                                       full=bool(full), eps=float(eps))
+    return loss, (tuple(g) if target_grad else tuple(g[:2]))
+
+
+# ---------------------------------------------------------------------------------------------
+# kl_div
+# ---------------------------------------------------------------------------------------------
+def _kl_reduction(size_average: Optional[bool], reduce: Optional[bool], reduction: str) -> str:
+    if size_average is None and reduce is None and reduction == "mean":
+        warnings.warn(
+            "reduction: 'mean' divides the total loss by both the batch size and the support size."
+            "'batchmean' divides only by the batch size, and aligns with the KL div math definition."
+            "'mean' will be changed to behave the same as 'batchmean' in the next major release.",
+            UserWarning,
+            stacklevel=3,
+        )
+    return _reduction.parse(size_average, reduce, reduction)
+
+
+def kl_div(
+    input: ArrayLike,
+    target: ArrayLike,
+    size_average: Optional[bool] = None,
+    reduce: Optional[bool] = None,
+    reduction: str = "mean",
+    log_target: bool = False,
+) -> Any:
+    r"""Kullback-Leibler divergence, the input given as log-probabilities.
+
+    .. math:: l_n = \begin{cases} y_n (\log y_n - x_n) & \text{(0 where } y_n = 0) \\
+        e^{y_n} (y_n - x_n) & \text{log_target}\end{cases}
+
+    .. math:: \frac{\partial l_n}{\partial x_n} = \begin{cases} -y_n \\ -e^{y_n}\end{cases},\qquad
+        \frac{\partial l_n}{\partial y_n} = \begin{cases} \log y_n + 1 - x_n \\
+        e^{y_n}(y_n - x_n + 1)\end{cases}
+
+    ``'batchmean'`` divides the sum by the input's first dimension (the mathematical KL
+    divergence); ``'mean'`` divides by the element count and warns, as torch does. At
+    :math:`y_n = 0` torch's autograd gives a NaN target gradient (:math:`0/0` in ``xlogy``);
+    losskit returns the same.
+
+    >>> float(kl_div(np.log(np.array([0.5, 0.5])), np.array([0.5, 0.5]), reduction="batchmean"))
+    0.0
+    """
+    reduction = _kl_reduction(size_average, reduce, reduction)
+    return _engine.forward("kl_div", ("input", "target"), (input, target), reduction, log_target=bool(log_target))
+
+
+def kl_div_backward(
+    grad_output: ArrayLike,
+    input: ArrayLike,
+    target: ArrayLike,
+    size_average: Optional[bool] = None,
+    reduce: Optional[bool] = None,
+    reduction: str = "mean",
+    log_target: bool = False,
+    target_grad: bool = False,
+) -> Gradients:
+    """Gradient of :func:`kl_div`: ``grad_input``, or ``(grad_input, grad_target)``."""
+    reduction = _reduction.parse(size_average, reduce, reduction)
+    g = _engine.backward("kl_div", ("input", "target"), (input, target), reduction, grad_output,
+                         (True, target_grad), log_target=bool(log_target))
+    return pack(g if target_grad else g[:1])
+
+
+def kl_div_forward_backward(
+    input: ArrayLike,
+    target: ArrayLike,
+    grad_output: Optional[ArrayLike] = None,
+    size_average: Optional[bool] = None,
+    reduce: Optional[bool] = None,
+    reduction: str = "mean",
+    log_target: bool = False,
+    target_grad: bool = False,
+) -> Tuple[Any, Gradients]:
+    """:func:`kl_div` and its gradients in one fused pass."""
+    reduction = _kl_reduction(size_average, reduce, reduction)
+    loss, g = _engine.forward_backward("kl_div", ("input", "target"), (input, target), reduction, grad_output,
+                                       (True, target_grad), log_target=bool(log_target))
+    return loss, pack(g if target_grad else g[:1])
+
+
+# ---------------------------------------------------------------------------------------------
+# margin_ranking_loss
+# ---------------------------------------------------------------------------------------------
+def margin_ranking_loss(
+    input1: ArrayLike,
+    input2: ArrayLike,
+    target: ArrayLike,
+    margin: float = 0.0,
+    size_average: Optional[bool] = None,
+    reduce: Optional[bool] = None,
+    reduction: str = "mean",
+) -> Any:
+    r"""Ranking loss for pairs :math:`(x^1_n, x^2_n)` with labels :math:`y_n \in \{1, -1\}`.
+
+    .. math:: l_n = \max(0, -y_n (x^1_n - x^2_n) + \text{margin}),\qquad
+        \frac{\partial l_n}{\partial x^1_n} = -y_n [a_n \ge 0] = -\frac{\partial l_n}{\partial x^2_n}
+
+    with :math:`a_n` the argument of the max (at :math:`a_n = 0` the gradient is taken, as torch's
+    ``clamp_min``). All three arrays must have the same number of dimensions; they broadcast.
+
+    >>> float(margin_ranking_loss(np.array([1.0]), np.array([2.0]), np.array([1.0])))
+    1.0
+    """
+    reduction = _reduction.parse(size_average, reduce, reduction)
+    return _engine.forward("margin_ranking_loss", ("input1", "input2", "target"), (input1, input2, target),
+                           reduction, margin=float(margin))
+
+
+def margin_ranking_loss_backward(
+    grad_output: ArrayLike,
+    input1: ArrayLike,
+    input2: ArrayLike,
+    target: ArrayLike,
+    margin: float = 0.0,
+    size_average: Optional[bool] = None,
+    reduce: Optional[bool] = None,
+    reduction: str = "mean",
+    target_grad: bool = False,
+) -> Tuple[np.ndarray, np.ndarray]:
+    """Gradient of :func:`margin_ranking_loss`: ``(grad_input1, grad_input2)``."""
+    no_target_grad("margin_ranking_loss", target_grad)
+    reduction = _reduction.parse(size_average, reduce, reduction)
+    g = _engine.backward("margin_ranking_loss", ("input1", "input2", "target"), (input1, input2, target),
+                         reduction, grad_output, (True, True), margin=float(margin))
+    return tuple(g)  # type: ignore[return-value]
+
+
+def margin_ranking_loss_forward_backward(
+    input1: ArrayLike,
+    input2: ArrayLike,
+    target: ArrayLike,
+    grad_output: Optional[ArrayLike] = None,
+    margin: float = 0.0,
+    size_average: Optional[bool] = None,
+    reduce: Optional[bool] = None,
+    reduction: str = "mean",
+    target_grad: bool = False,
+) -> Tuple[Any, Tuple[np.ndarray, np.ndarray]]:
+    """:func:`margin_ranking_loss` and its gradients in one fused pass."""
+    no_target_grad("margin_ranking_loss", target_grad)
+    reduction = _reduction.parse(size_average, reduce, reduction)
+    loss, g = _engine.forward_backward("margin_ranking_loss", ("input1", "input2", "target"),
+                                       (input1, input2, target), reduction, grad_output, (True, True),
+                                       margin=float(margin))
+    return loss, tuple(g)  # type: ignore[return-value]
+
+
+# ---------------------------------------------------------------------------------------------
+# hinge_embedding_loss
+# ---------------------------------------------------------------------------------------------
+def hinge_embedding_loss(
+    input: ArrayLike,
+    target: ArrayLike,
+    margin: float = 1.0,
+    size_average: Optional[bool] = None,
+    reduce: Optional[bool] = None,
+    reduction: str = "mean",
+) -> Any:
+    r"""Hinge embedding loss for distances :math:`x_n` with labels :math:`y_n \in \{1, -1\}`.
+
+    .. math:: l_n = [y_n \ne 1] \max(0, \text{margin} - x_n) + [y_n \ne -1]\, x_n,\qquad
+        \frac{\partial l_n}{\partial x_n} = -[y_n \ne 1][\text{margin} - x_n \ge 0] + [y_n \ne -1]
+
+    This is torch's exact formula, which for labels 1 and -1 is the documented
+    :math:`x_n` / :math:`\max(0, \text{margin} - x_n)`; any other label value gets both terms.
+
+    >>> float(hinge_embedding_loss(np.array([0.25, 2.0]), np.array([-1.0, 1.0])))
+    1.375
+    """
+    reduction = _reduction.parse(size_average, reduce, reduction)
+    return _engine.forward("hinge_embedding_loss", ("input", "target"), (input, target), reduction,
+                           margin=float(margin))
+
+
+def hinge_embedding_loss_backward(
+    grad_output: ArrayLike,
+    input: ArrayLike,
+    target: ArrayLike,
+    margin: float = 1.0,
+    size_average: Optional[bool] = None,
+    reduce: Optional[bool] = None,
+    reduction: str = "mean",
+    target_grad: bool = False,
+) -> np.ndarray:
+    """Gradient of :func:`hinge_embedding_loss` with respect to ``input``."""
+    no_target_grad("hinge_embedding_loss", target_grad)
+    reduction = _reduction.parse(size_average, reduce, reduction)
+    return pack(_engine.backward("hinge_embedding_loss", ("input", "target"), (input, target), reduction,
+                                 grad_output, (True,), margin=float(margin)))
+
+
+def hinge_embedding_loss_forward_backward(
+    input: ArrayLike,
+    target: ArrayLike,
+    grad_output: Optional[ArrayLike] = None,
+    margin: float = 1.0,
+    size_average: Optional[bool] = None,
+    reduce: Optional[bool] = None,
+    reduction: str = "mean",
+    target_grad: bool = False,
+) -> Tuple[Any, np.ndarray]:
+    """:func:`hinge_embedding_loss` and its gradient in one fused pass."""
+    no_target_grad("hinge_embedding_loss", target_grad)
+    reduction = _reduction.parse(size_average, reduce, reduction)
+    loss, g = _engine.forward_backward("hinge_embedding_loss", ("input", "target"), (input, target), reduction,
+                                       grad_output, (True,), margin=float(margin))
+    return loss, pack(g)
+
+
+# ---- classification ----
+
+
+# ---- embedding ----
+
+
+# ---- ctc ----
+
+
+# ---- large_vocab ----
