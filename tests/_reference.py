@@ -82,7 +82,7 @@ def compare(
     """Checks a losskit loss value and gradients against torch (float32 with a float64 fallback)."""
     ref_out, ref_grads = torch_call(torch_fn, args, kwargs, diff, grad_output)
     ref64_out = ref64_grads = None
-    is32 = any(isinstance(a, np.ndarray) and a.dtype == np.float32 for a in args)
+    is32 = any(isinstance(a, (np.ndarray, np.generic)) and a.dtype == np.float32 for a in args)
     if is32:
         ref64_out, ref64_grads = torch_call(torch_fn, args, kwargs, diff, grad_output, dtype=torch.float64)
     assert_close(loss, ref_out, ref64_out, f"{what} loss")

@@ -373,11 +373,11 @@ def binary_cross_entropy(
     .. math:: l_n = -w_n \left[ y_n \max(\log x_n, -100) + (1 - y_n) \max(\log(1 - x_n), -100) \right]
 
     .. math:: \frac{\partial l_n}{\partial x_n} = w_n \frac{x_n - y_n}{\max((1 - x_n) x_n, 10^{-12})},
-        \qquad \frac{\partial l_n}{\partial y_n} = w_n \left[\max(\log(1 - x_n), -100)
-        - \max(\log x_n, -100)\right]
+        \qquad \frac{\partial l_n}{\partial y_n} = w_n \left[\log(1 - x_n) - \log x_n\right]
 
-    The log clamp at -100 and the :math:`10^{-12}` floor are torch's: the loss stays finite at
-    0 and 1. An input outside [0, 1] (or NaN) raises ValueError, as in torch. ``weight``
+    The log clamp at -100 and the :math:`10^{-12}` floor are torch's: the loss and the input
+    gradient stay finite at 0 and 1, while the target gradient (unclamped, as torch's) is
+    :math:`\pm\infty` there. An input outside [0, 1] (or NaN) raises ValueError, as in torch. ``weight``
     broadcasts to the input; ``'mean'`` divides by the element count. The target must have the
     input's shape.
 
@@ -573,7 +573,9 @@ def poisson_nll_loss_forward_backward(
 # gaussian_nll_loss
 # ---------------------------------------------------------------------------------------------
 def _is_scalar_var(var: ArrayLike) -> bool:
-    return isinstance(var, (int, float, np.number)) or np.ndim(var) == 0
+    """Python and NumPy scalars are one variance with no gradient (torch's float var); a 0-d
+    array is an array and gets its gradient."""
+    return isinstance(var, (int, float, np.generic))
 
 
 def gaussian_nll_loss(

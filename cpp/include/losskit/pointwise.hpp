@@ -13,7 +13,7 @@
 //   Shapes broadcast as in torch; the unreduced output has elementwise_output_shape(...) and a
 //   reduced one has shape {}.
 // * grad_output is a 0-d view for reduced losses and an output-shaped view for Reduction::None;
-//   in NAME_forward_backward an absent grad_output means 1 (ones).
+//   an absent grad_output (`{}`) means 1 (ones).
 // * Each gradient has the shape of its input; pass `{}` for gradients not wanted (the gradient
 //   with respect to a float target is optional, torch's `target.requires_grad`).
 // * NAME_forward_backward reads every input once and writes the loss and the gradients in the

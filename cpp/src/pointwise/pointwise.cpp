@@ -66,7 +66,6 @@ template <class T>
 void backward(ElementwiseProblem<T> p, View<T> grad_output,
               std::initializer_list<MutView<T>> grads, PointwiseLoss loss,
               PointwiseParams params = {}) {
-  detail::check_required(p.function, "grad_output", grad_output);
   p.backward = true;
   p.grad_output = grad_output;
   int k = 0;
@@ -139,8 +138,13 @@ PointwiseLoss smooth_l1_kernel(double beta) {
 
 template <class T>
 ElementwiseProblem<T> soft_margin_problem(View<T> input, View<T> target, Reduction r) {
-  check_reduction("soft_margin_loss", r);
-  return make_problem<T>("soft_margin_loss", r, {{input, "input"}, {target, "target"}});
+  const char* fn = "soft_margin_loss";
+  check_reduction(fn, r);
+  // torch writes this loss into an input-shaped output: the target may not grow it.
+  if (broadcast_shapes(input.shape, target.shape, fn, "input", "target") != input.shape)
+    detail::fail_value(fn, "target", "a shape broadcastable to the input's " + shape_to_string(input.shape),
+                       shape_to_string(target.shape));
+  return make_problem<T>(fn, r, {{input, "input"}, {target, "target"}});
 }
 
 template <class T>

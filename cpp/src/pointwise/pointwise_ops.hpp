@@ -126,15 +126,16 @@ struct Bce {  // -(y max(log x, -100) + (1 - y) max(log(1 - x), -100))
   template <class T>
   static LOSSKIT_INLINE T eval(const T* v, const Params<T>&, T* d) {
     const T x = v[0], y = v[1];
-    T log_x = vmath::log(x);
-    T log_1mx = vmath::log1p(-x);
-    log_x = log_x < T(-100) ? T(-100) : log_x;
-    log_1mx = log_1mx < T(-100) ? T(-100) : log_1mx;
-    // The 1e-12 floor on x (1 - x) is torch's, and keeps the gradient finite at 0 and 1.
+    const T log_x = vmath::log(x);
+    const T log_1mx = vmath::log1p(-x);
+    // The 1e-12 floor on x (1 - x) is torch's, and keeps the input gradient finite at 0 and 1.
     const T denom = (T(1) - x) * x;
     d[0] = (x - y) / (denom < T(1e-12) ? T(1e-12) : denom);
+    // torch's target gradient uses the unclamped logs: +-inf at x = 0 and 1.
     d[1] = log_1mx - log_x;
-    return (y - T(1)) * log_1mx - y * log_x;
+    const T clamped_log_x = log_x < T(-100) ? T(-100) : log_x;
+    const T clamped_log_1mx = log_1mx < T(-100) ? T(-100) : log_1mx;
+    return (y - T(1)) * clamped_log_1mx - y * clamped_log_x;
   }
 };
 

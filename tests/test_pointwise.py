@@ -1,0 +1,345 @@
+"""The twelve element-wise losses against torch 2.13: forward values and torch.autograd gradients
+for every keyword, reduction, dtype and shape form, the fused forward_backward, edge values
+(NaN, inf, the BCE clamp, empty inputs) and hypothesis-drawn cases."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Sequence, Tuple
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as TF
+from hypothesis import given
+from hypothesis import strategies as st
+
+import losskit
+import losskit.functional as F
+from _reference import compare
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+REDUCTIONS = ["none", "mean", "sum"]
+DTYPES = [np.float32, np.float64]
+
+
+@dataclass
+class Spec:
+    """How to draw valid arguments for a loss and which of them torch differentiates."""
+
+    name: str
+    make: Callable[[np.random.Generator, Tuple[int, ...], Any], Tuple[np.ndarray, ...]]
+    diff: Tuple[int, ...]  # positional args with a gradient, in losskit's return order
+    target: int = -1  # positional index of a float target with a gradient (-1: none)
+    variants: List[Dict[str, Any]] = field(default_factory=lambda: [{}])
+    broadcasts: bool = True  # target may broadcast against input
+    reductions: Tuple[str, ...] = tuple(REDUCTIONS)
+
+
+def normal(rng, shape, dt, scale=1.0):
+    return (rng.standard_normal(shape) * scale).astype(dt)
+
+
+def signs(rng, shape, dt):
+    return np.where(rng.random(shape) < 0.5, -1.0, 1.0).astype(dt)
+
+
+def prob(rng, shape, dt):
+    return rng.uniform(0.02, 0.98, shape).astype(dt)
+
+
+SPECS = [
+    Spec("l1_loss", lambda r, s, d: (normal(r, s, d), normal(r, s, d)), (0,), target=1,
+         variants=[{}, {"weight": "input"}]),
+    Spec("mse_loss", lambda r, s, d: (normal(r, s, d), normal(r, s, d)), (0,), target=1,
+         variants=[{}, {"weight": "input"}]),
+    Spec("huber_loss", lambda r, s, d: (normal(r, s, d, 2), normal(r, s, d)), (0,), target=1,
+         variants=[{}, {"delta": 0.5}, {"delta": 2.5, "weight": "input"}]),
+    Spec("smooth_l1_loss", lambda r, s, d: (normal(r, s, d, 2), normal(r, s, d)), (0,), target=1,
+         variants=[{}, {"beta": 0.0}, {"beta": 0.3}]),
+    Spec("soft_margin_loss", lambda r, s, d: (normal(r, s, d, 2), signs(r, s, d)), (0,)),
+    Spec("binary_cross_entropy", lambda r, s, d: (prob(r, s, d), prob(r, s, d)), (0,), target=1,
+         variants=[{}, {"weight": "input"}, {"weight": "last"}], broadcasts=False),
+    Spec("binary_cross_entropy_with_logits", lambda r, s, d: (normal(r, s, d, 3), prob(r, s, d)), (0,), target=1,
+         variants=[{}, {"weight": "input"}, {"pos_weight": "last"}, {"weight": "last", "pos_weight": "input"}],
+         broadcasts=False),
+    Spec("poisson_nll_loss", lambda r, s, d: (normal(r, s, d), r.uniform(0, 4, s).astype(d)), (0,), target=1,
+         variants=[{}, {"full": True}, {"log_input": False, "eps": 1e-6}, {"log_input": False, "full": True}]),
+    Spec("gaussian_nll_loss",
+         lambda r, s, d: (normal(r, s, d), normal(r, s, d), r.uniform(0.1, 2, s).astype(d)), (0, 2), target=1,
+         variants=[{}, {"full": True}, {"eps": 0.5}], broadcasts=False),
+    Spec("kl_div", lambda r, s, d: (np.log(prob(r, s, d)), prob(r, s, d)), (0,), target=1,
+         variants=[{}, {"log_target": True}], reductions=("none", "mean", "sum", "batchmean")),
+    Spec("margin_ranking_loss", lambda r, s, d: (normal(r, s, d), normal(r, s, d), signs(r, s, d)), (0, 1),
+         variants=[{}, {"margin": 0.5}]),
+    Spec("hinge_embedding_loss", lambda r, s, d: (np.abs(normal(r, s, d, 2)), signs(r, s, d)), (0,),
+         variants=[{}, {"margin": 2.0}]),
+]
+SPEC = {s.name: s for s in SPECS}
+
+
+def resolve(kw: Dict[str, Any], rng, shape, dt) -> Dict[str, Any]:
+    """Weight-like keywords: 'input' -> an array of the input's shape, 'last' -> of its last dim."""
+    out = {}
+    for k, v in kw.items():
+        if v == "input":
+            out[k] = rng.uniform(0.1, 2.0, shape).astype(dt)
+        elif v == "last":
+            out[k] = rng.uniform(0.1, 2.0, shape[-1:]).astype(dt)
+        else:
+            out[k] = v
+    return out
+
+
+def call_losskit(spec: Spec, args, kw, reduction, grad_output, target_grad):
+    fn = getattr(F, spec.name)
+    loss = fn(*args, reduction=reduction, **kw)
+    back = getattr(F, spec.name + "_backward")(grad_output, *args, reduction=reduction, target_grad=target_grad, **kw)
+    loss2, back2 = getattr(F, spec.name + "_forward_backward")(
+        *args, grad_output=grad_output, reduction=reduction, target_grad=target_grad, **kw
+    )
+    as_tuple = lambda g: tuple(g) if isinstance(g, tuple) else (g,)  # noqa: E731
+    return loss, as_tuple(back), loss2, as_tuple(back2)
+
+
+def check(spec: Spec, args, kw, reduction, rng, target_grad=None, what=""):
+    """Forward, backward and forward_backward against torch, with a random grad_output."""
+    if target_grad is None:
+        target_grad = spec.target >= 0
+    args = tuple(np.asarray(a) for a in args)  # 0-d arrays, not NumPy scalars (a scalar var has no gradient)
+    loss = getattr(F, spec.name)(*args, reduction=reduction, **kw)
+    shape = np.shape(loss)
+    go = np.asarray(rng.uniform(0.5, 1.5, shape) if reduction == "none" else rng.uniform(0.5, 1.5)).astype(args[0].dtype)
+    lk = call_losskit(spec, args, kw, reduction, go, target_grad)
+    diff = spec.diff + ((spec.target,) if target_grad else ())
+    torch_fn = getattr(TF, spec.name)
+    for mode, (l, g) in (("forward/backward", lk[:2]), ("forward_backward", lk[2:])):
+        compare(torch_fn, args, dict(kw, reduction=reduction), diff, l, g, grad_output=go,
+                what=f"{spec.name} {what} {mode} {reduction}")
+    if reduction != "none":
+        assert isinstance(lk[0], np.generic) and lk[0].dtype == args[0].dtype
+
+
+SHAPES = {
+    "scalar": (),
+    "vector": (7,),
+    "batched": (4, 5),
+    "kdim": (2, 3, 4),
+    "empty": (0, 3),
+}
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("shape", list(SHAPES), ids=list(SHAPES))
+@pytest.mark.parametrize("name", [s.name for s in SPECS])
+def test_against_torch(name, shape, dtype, rng):
+    spec = SPEC[name]
+    shp = SHAPES[shape]
+    for kw in spec.variants:
+        if shp == () and any(v == "last" for v in kw.values()):
+            continue
+        args = spec.make(rng, shp, dtype)
+        kwr = resolve(kw, rng, shp, dtype)
+        for reduction in spec.reductions:
+            check(spec, args, kwr, reduction, rng, what=f"{shape} {kw}")
+
+
+def check_or_both_refuse(spec: Spec, args, reduction, rng, what):
+    """Where torch refuses a shape combination, losskit must raise ValueError; else match."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            getattr(TF, spec.name)(*(torch.from_numpy(np.asarray(a)) for a in args), reduction=reduction)
+    except RuntimeError:
+        with pytest.raises(ValueError):
+            getattr(F, spec.name)(*args, reduction=reduction)
+        return
+    check(spec, args, {}, reduction, rng, what=what)
+
+
+@pytest.mark.parametrize("name", [s.name for s in SPECS if s.broadcasts])
+def test_broadcast_target(name, rng):
+    """A target of shape (5,) against an input (4, 5), and an input (4, 1) against a target
+    (4, 5): torch broadcasts (with a warning where it warns), gradients sum over broadcast dims;
+    where torch refuses (soft_margin's input-shaped output, margin_ranking's equal ndim), so do we."""
+    spec = SPEC[name]
+    for dt in DTYPES:
+        full = spec.make(rng, (4, 5), dt)
+        small = spec.make(rng, (5,), dt)
+        column = spec.make(rng, (4, 1), dt)
+        for args, what in (((full[0],) + tuple(small[1:]), "target (5,)"),
+                           ((column[0],) + tuple(full[1:]), "input (4, 1)")):
+            for reduction in spec.reductions:
+                check_or_both_refuse(spec, args, reduction, rng, what)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("name", [s.name for s in SPECS])
+def test_large_crosses_threading(name, dtype, rng):
+    """1.2M elements: many reduction blocks, several threads."""
+    spec = SPEC[name]
+    shp = (1200, 1000)
+    args = spec.make(rng, shp, dtype)
+    kw = resolve(spec.variants[-1], rng, shp, dtype)
+    for reduction in ("mean", "none"):
+        check(spec, args, kw, reduction, rng, what="large")
+
+
+def test_gaussian_var_shapes(rng):
+    x, y = normal(rng, (6, 3), np.float64), normal(rng, (6, 3), np.float64)
+    spec = SPEC["gaussian_nll_loss"]
+    for var in (rng.uniform(0.5, 1, (6,)), rng.uniform(0.5, 1, (6, 1)), rng.uniform(0.5, 1, (1, 3))):
+        for reduction in REDUCTIONS:
+            check(spec, (x, y, var), {}, reduction, rng, what=f"var {var.shape}")
+
+
+def test_gaussian_scalar_var_has_no_gradient(rng):
+    x, y = normal(rng, (6, 3), np.float64), normal(rng, (6, 3), np.float64)
+    for var in (0.7, np.float32(0.7), np.float64(0.7)):
+        loss = F.gaussian_nll_loss(x, y, var)
+        ref = TF.gaussian_nll_loss(torch.from_numpy(x), torch.from_numpy(y), float(var))
+        np.testing.assert_allclose(loss, ref.item(), rtol=1e-12)
+        gx, gvar = F.gaussian_nll_loss_backward(1.0, x, y, var)
+        assert gvar is None
+        tx = torch.from_numpy(x).requires_grad_()
+        TF.gaussian_nll_loss(tx, torch.from_numpy(y), float(var)).backward()
+        np.testing.assert_allclose(gx, tx.grad.numpy(), rtol=1e-12)
+
+
+def test_gaussian_var_below_eps_passes_gradient_through():
+    """API.md: var = 0, input - target = 0.6, eps = 1e-6 gives grad_var = 0.5/eps - 0.5*0.36/eps^2."""
+    x, y, var = np.array([0.6]), np.array([0.0]), np.array([0.0])
+    _, gvar = F.gaussian_nll_loss_backward(1.0, x, y, var, reduction="sum")
+    expected = 0.5 / 1e-6 - 0.5 * 0.36 / 1e-12  # about -1.8e11
+    np.testing.assert_allclose(gvar, [expected], rtol=1e-12)
+    check(SPEC["gaussian_nll_loss"], (x, y, var), {}, "sum", np.random.default_rng(0))
+
+
+SPECIAL = np.array([0.0, -0.0, 1.0, -1.0, 1e-30, -1e-30, 30.0, -30.0, 100.0, -100.0, 1e4, -1e4,
+                    np.inf, -np.inf, np.nan])
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("name", [s.name for s in SPECS if s.name != "binary_cross_entropy"])
+def test_special_values(name, dtype, rng):
+    """NaN, inf, zeros and extremes in the input propagate as in torch (targets stay valid)."""
+    spec = SPEC[name]
+    x = SPECIAL.astype(dtype)
+    args = list(spec.make(rng, x.shape, dtype))
+    args[0] = x
+    if name == "gaussian_nll_loss":
+        args[2] = np.abs(args[2])
+    for reduction in ("none", "sum"):
+        check(spec, tuple(args), {}, reduction, rng, what="special")
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_bce_clamp_at_zero_and_one(dtype, rng):
+    """log(0) is clamped at -100 and the gradient's denominator floored at 1e-12, as in torch."""
+    x = np.array([0.0, 1.0, 0.0, 1.0, 1e-30, 1 - 1e-7, 0.5], dtype=dtype)
+    y = np.array([0.0, 1.0, 1.0, 0.0, 1.0, 0.0, 0.5], dtype=dtype)
+    for reduction in REDUCTIONS:
+        check(SPEC["binary_cross_entropy"], (x, y), {}, reduction, rng, what="clamp")
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_kinks_take_torch_subgradients(dtype, rng):
+    """Exactly at the kinks (x == y for l1, |z| == delta for huber, the hinge at 0) the gradient is
+    torch's choice."""
+    z = np.array([0.0, 1.0, -1.0, 0.5, -0.5, 2.0], dtype=dtype)
+    zeros = np.zeros_like(z)
+    for name, kw in (("l1_loss", {}), ("huber_loss", {"delta": 1.0}), ("smooth_l1_loss", {"beta": 1.0}),
+                     ("smooth_l1_loss", {"beta": 0.0})):
+        check(SPEC[name], (z, zeros), kw, "sum", rng, what="kink")
+    ones = np.ones_like(z)
+    check(SPEC["margin_ranking_loss"], (z, z, ones), {"margin": 0.0}, "sum", rng, what="kink")
+    check(SPEC["hinge_embedding_loss"], (np.full_like(z, 1.0), -ones), {"margin": 1.0}, "sum", rng, what="kink")
+    check(SPEC["hinge_embedding_loss"], (z, np.zeros_like(z)), {}, "sum", rng, what="label 0")
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_target_gradient_edges(dtype, rng):
+    """Targets at 0 and below 1 for kl_div and poisson(full), where torch's autograd gives NaN or 0."""
+    y = np.array([0.0, 0.5, 1.0, 2.0, 3.0], dtype=dtype)
+    x = normal(rng, y.shape, dtype)
+    check(SPEC["kl_div"], (x, y), {}, "sum", rng, what="kl edge")
+    check(SPEC["poisson_nll_loss"], (x, y), {"full": True}, "sum", rng, what="poisson edge")
+    check(SPEC["poisson_nll_loss"], (np.abs(x), y), {"full": True, "log_input": False}, "sum", rng, what="poisson edge")
+
+
+def test_classes_match_functional(rng):
+    x, y = normal(rng, (3, 4), np.float64), normal(rng, (3, 4), np.float64)
+    crit = losskit.HuberLoss(delta=0.5, reduction="sum")
+    assert repr(crit) == "HuberLoss(reduction='sum', delta=0.5)"
+    with pytest.raises(RuntimeError):
+        crit.backward()
+    loss = crit(x, y)
+    assert loss == F.huber_loss(x, y, delta=0.5, reduction="sum")
+    np.testing.assert_array_equal(crit.backward(), F.huber_loss_backward(1.0, x, y, delta=0.5, reduction="sum"))
+    loss2, g2 = crit.forward_backward(x, y)
+    assert loss2 == loss
+    np.testing.assert_array_equal(g2, crit.backward())
+    none = losskit.MSELoss(reduction="none")
+    none(x, y)
+    np.testing.assert_array_equal(none.backward(), F.mse_loss_backward(np.ones((3, 4)), x, y, reduction="none"))
+    p = prob(rng, (3, 4), np.float64)
+    bce = losskit.BCEWithLogitsLoss(pos_weight=np.full(4, 2.0))
+    assert "pos_weight" not in repr(bce)
+    loss, (gx, gy) = bce.forward_backward(x, p, target_grad=True)
+    compare(TF.binary_cross_entropy_with_logits, (x, p), {"pos_weight": np.full(4, 2.0)}, (0, 1), loss, (gx, gy))
+
+
+def test_legacy_size_average_reduce_warns():
+    x, y = np.array([1.0, 2.0]), np.array([0.0, 0.0])
+    with pytest.warns(UserWarning, match="size_average and reduce"):
+        assert F.mse_loss(x, y, size_average=False) == 5.0
+    with pytest.warns(UserWarning):
+        assert F.l1_loss(x, y, reduce=False).shape == (2,)
+    with pytest.warns(UserWarning):
+        assert losskit.L1Loss(size_average=False).reduction == "sum"
+
+
+def test_target_grad_on_labels_raises():
+    x, y = np.array([1.0, 2.0]), np.array([1.0, -1.0])
+    for name, args in (("soft_margin_loss", (x, y)), ("hinge_embedding_loss", (x, y)),
+                       ("margin_ranking_loss", (x, x, y))):
+        with pytest.raises(ValueError, match="target_grad"):
+            getattr(F, name + "_backward")(1.0, *args, target_grad=True)
+
+
+def test_dtype_conversions():
+    """Lists and integers compute in float64, float16 in float32; results keep that dtype."""
+    assert F.mse_loss([1, 2], [0, 0]).dtype == np.float64
+    assert F.mse_loss(np.array([1, 2], np.float16), np.array([0, 0])).dtype == np.float32
+    assert F.mse_loss(np.array([1.0], np.float32), np.array([0.0])).dtype == np.float32
+
+
+# ---- hypothesis: shapes, values (extremes included) and keywords drawn at random -------------
+finite = st.floats(-50, 50, allow_nan=False, width=32)
+
+
+@st.composite
+def cases(draw):
+    spec = draw(st.sampled_from(SPECS))
+    dtype = draw(st.sampled_from(DTYPES))
+    shape = tuple(draw(st.lists(st.integers(0, 5), min_size=0, max_size=3)))
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    args = list(spec.make(rng, shape, dtype))
+    n = int(np.prod(shape))
+    if n and spec.name not in ("binary_cross_entropy", "kl_div", "gaussian_nll_loss", "poisson_nll_loss"):
+        values = draw(st.lists(finite, min_size=n, max_size=n))
+        args[0] = np.array(values, dtype=dtype).reshape(shape)
+    kw = draw(st.sampled_from(spec.variants))
+    if shape == () and any(v == "last" for v in kw.values()):
+        kw = {}
+    reduction = draw(st.sampled_from(spec.reductions))
+    return spec, tuple(args), resolve(kw, rng, shape, dtype), reduction, seed
+
+
+@given(cases())
+def test_hypothesis_against_torch(case):
+    spec, args, kw, reduction, seed = case
+    check(spec, args, kw, reduction, np.random.default_rng(seed), what="hypothesis")
