@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "common/vmath_kernels.hpp"
 #include "losskit/losskit.hpp"
 
 namespace py = pybind11;
@@ -397,6 +398,25 @@ PYBIND11_MODULE(_core, m) {
   m.def("cpu_target", &losskit::cpu_target);
   m.def("available_cpu_targets", &losskit::available_cpu_targets);
   m.def("set_cpu_target", &losskit::set_cpu_target, py::arg("name"));
+  // Test hook: the active target's vectorised exp (0), log (1) or log1p (2) of a float array.
+  m.def("_vmath", [](int fn, const py::array& x) -> py::array {
+    if (fn < 0 || fn > 2) throw losskit::ValueError("_vmath: fn expected 0, 1 or 2");
+    auto run = [fn](auto* in, auto* out, int64_t n) {
+      py::gil_scoped_release release;
+      losskit::detail::vmath_apply(static_cast<losskit::detail::VmathFunction>(fn), in, out, n);
+    };
+    if (Array<float>::check_(x)) {
+      auto in = py::reinterpret_borrow<Array<float>>(x);
+      Array<float> out(in.size());
+      run(in.data(), out.mutable_data(), in.size());
+      return std::move(out);
+    }
+    auto in = Array<double>::ensure(x);
+    if (!in) throw losskit::TypeError("_vmath: x expected a float32 or float64 array");
+    Array<double> out(in.size());
+    run(in.data(), out.mutable_data(), in.size());
+    return std::move(out);
+  });
 
   bind<L1>(m);
   bind<Mse>(m);

@@ -172,6 +172,7 @@ LOSSKIT_INLINE T log1p(T x) {
   const T u = T(1) + x;
   const T c = (u - T(1)) - x;  // rounding error of u
   T y = vmath::log(u) - c / u;
+  y = u == T(1) ? x : y;  // |x| below half an ulp of 1: log1p(x) = x, keeping the sign of -0
   constexpr T inf = std::numeric_limits<T>::infinity();
   y = x == inf ? inf : y;
   y = x == T(-1) ? -inf : y;

@@ -1,0 +1,47 @@
+"""Bad input: a clear ValueError/TypeError naming the argument, raised by the C++ core before any
+work. One table row per case: (function, args, kwargs, exception, message regex)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import losskit.functional as F
+
+x = np.ones((3, 4))
+y = np.zeros((3, 4))
+p = np.full((3, 4), 0.5)
+
+CASES = [
+    (F.mse_loss, (x, np.ones((2, 4))), {}, ValueError, r"mse_loss: target expected a shape broadcastable"),
+    (F.mse_loss, (x, y), {"reduction": "avg"}, ValueError, r"mse_loss: reduction expected one of 'none', 'mean', 'sum', got 'avg'"),
+    (F.mse_loss, (x, y), {"reduction": "batchmean"}, ValueError, r"reduction expected one of 'none', 'mean', 'sum'"),
+    (F.mse_loss, (x, y), {"weight": np.ones(4)}, ValueError, r"mse_loss: weight expected the input's shape \(3, 4\), got \(4,\)"),
+    (F.l1_loss, (x + 1j, y), {}, TypeError, r"l1_loss: input expected a real .* got complex128"),
+    (F.l1_loss, (x, np.array([["a"] * 4] * 3)), {}, TypeError, r"l1_loss: target expected a real"),
+    (F.l1_loss, (np.array([object()]), np.ones(1)), {}, TypeError, r"l1_loss: input expected a real"),
+    (F.huber_loss, (x, y), {"delta": 0.0}, ValueError, r"huber_loss: delta expected a positive number"),
+    (F.smooth_l1_loss, (x, y), {"beta": -1.0}, ValueError, r"smooth_l1_loss: beta expected a non-negative number"),
+    (F.binary_cross_entropy, (x * 2, p), {}, ValueError, r"binary_cross_entropy: input expected all elements between 0 and 1"),
+    (F.binary_cross_entropy, (np.full(3, np.nan), np.ones(3)), {}, ValueError, r"between 0 and 1"),
+    (F.binary_cross_entropy, (p, np.ones(4)), {}, ValueError, r"binary_cross_entropy: target expected the input's shape"),
+    (F.binary_cross_entropy, (p, p), {"weight": np.ones(3)}, ValueError, r"weight expected a shape broadcastable"),
+    (F.binary_cross_entropy_with_logits, (x, p), {"pos_weight": np.ones(3)}, ValueError, r"pos_weight"),
+    (F.binary_cross_entropy_with_logits, (x, p[:2]), {}, ValueError, r"target expected the input's shape"),
+    (F.gaussian_nll_loss, (x, y, -np.ones((3, 4))), {}, ValueError, r"gaussian_nll_loss: var expected non-negative"),
+    (F.gaussian_nll_loss, (x, y, -1.0), {}, ValueError, r"var expected non-negative"),
+    (F.gaussian_nll_loss, (x, y, np.ones((2, 4))), {}, ValueError, r"gaussian_nll_loss: var expected the input's shape"),
+    (F.gaussian_nll_loss, (x, y, np.ones(4)), {"reduction": "batchmean"}, ValueError, r"reduction"),
+    (F.kl_div, (x, y), {"reduction": "max"}, ValueError, r"kl_div: reduction expected one of 'none', 'mean', 'sum', 'batchmean'"),
+    (F.margin_ranking_loss, (x, x[0], y), {}, ValueError, r"margin_ranking_loss: .* same number of dimensions"),
+    (F.mse_loss_backward, (np.ones(3), x, y), {}, ValueError, r"mse_loss: grad_output expected a scalar"),
+    (F.mse_loss_backward, (np.ones(3), x, y), {"reduction": "none"}, ValueError, r"mse_loss: grad_output expected shape \(3, 4\)"),
+    (F.soft_margin_loss_backward, (1.0, x, y), {"target_grad": True}, ValueError, r"soft_margin_loss: target_grad"),
+    (F.mse_loss, (x, y), {"reduction": 3}, TypeError, r"reduction expected a string"),
+]
+
+
+@pytest.mark.parametrize("fn,args,kwargs,exc,match", CASES, ids=[f"{c[0].__name__}-{i}" for i, c in enumerate(CASES)])
+def test_bad_input(fn, args, kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        fn(*args, **kwargs)
