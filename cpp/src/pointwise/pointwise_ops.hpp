@@ -4,8 +4,10 @@
 //   kArity      number of element operands, in torch's argument order (weights excluded: the
 //               driver applies a multiplicative weight itself);
 //   kDiff       bit k set when operand k has a derivative;
-//   eval(v, p, d) -> the unweighted loss l(v), with d[k] = dl/dv[k] for k in kDiff;
-//   invalid(v)  true for inputs torch rejects (only BCE checks its input range).
+//   eval(v0, v1, v2, p) -> {l, d0, d1, d2}: the unweighted loss and dl/dv_k for k in kDiff;
+//   invalid(v0) true for inputs torch rejects (only BCE checks its input range).
+// Operands and results travel by value: a local whose address is taken inside an `omp simd`
+// loop is privatised into a per-lane array, which stops GCC from vectorising the loop.
 // The formulas (in torch's notation) are documented once, in python/losskit/functional.py. The
 // code follows torch's own evaluation order where it decides edge values (log clamp at -100,
 // the 1e-12 floor of BCE's backward, sign(NaN) = 0, where() selects that keep NaN out of masked
@@ -31,9 +33,14 @@ struct Params {
       : a(static_cast<T>(p.a)), b(static_cast<T>(p.b)) {}
 };
 
+template <class T>
+struct Value {
+  T l, d0, d1, d2;
+};
+
 struct NoCheck {
   template <class T>
-  static LOSSKIT_INLINE bool invalid(const T*) {
+  static LOSSKIT_INLINE bool invalid(T) {
     return false;
   }
 };
@@ -53,12 +60,14 @@ struct L1 : NoCheck {  // |x - y|
   static constexpr int kArity = 2;
   static constexpr unsigned kDiff = 0b11;
   template <class T>
-  static LOSSKIT_INLINE T eval(const T* v, const Params<T>&, T* d) {
-    const T diff = v[0] - v[1];
+  static LOSSKIT_INLINE Value<T> eval(T v0, T v1, T v2, const Params<T>&) {
+    Value<T> r{};
+    const T diff = v0 - v1;
     const T s = sign(diff);
-    d[0] = s;
-    d[1] = -s;
-    return std::abs(diff);
+    r.d0 = s;
+    r.d1 = -s;
+    r.l = std::abs(diff);
+    return r;
   }
 };
 
@@ -66,11 +75,13 @@ struct Mse : NoCheck {  // (x - y)^2
   static constexpr int kArity = 2;
   static constexpr unsigned kDiff = 0b11;
   template <class T>
-  static LOSSKIT_INLINE T eval(const T* v, const Params<T>&, T* d) {
-    const T diff = v[0] - v[1];
-    d[0] = T(2) * diff;
-    d[1] = T(-2) * diff;
-    return diff * diff;
+  static LOSSKIT_INLINE Value<T> eval(T v0, T v1, T v2, const Params<T>&) {
+    Value<T> r{};
+    const T diff = v0 - v1;
+    r.d0 = T(2) * diff;
+    r.d1 = T(-2) * diff;
+    r.l = diff * diff;
+    return r;
   }
 };
 
@@ -78,14 +89,16 @@ struct Huber : NoCheck {  // 0.5 z^2 if |z| < delta else delta (|z| - delta/2), 
   static constexpr int kArity = 2;
   static constexpr unsigned kDiff = 0b11;
   template <class T>
-  static LOSSKIT_INLINE T eval(const T* v, const Params<T>& p, T* d) {
+  static LOSSKIT_INLINE Value<T> eval(T v0, T v1, T v2, const Params<T>& p) {
+    Value<T> r{};
     const T delta = p.a;
-    const T z = v[0] - v[1];
+    const T z = v0 - v1;
     const T az = std::abs(z);
     const T g = z < -delta ? -delta : (z > delta ? delta : z);
-    d[0] = g;
-    d[1] = -g;
-    return az < delta ? T(0.5) * z * z : delta * (az - T(0.5) * delta);
+    r.d0 = g;
+    r.d1 = -g;
+    r.l = az < delta ? T(0.5) * z * z : delta * (az - T(0.5) * delta);
+    return r;
   }
 };
 
@@ -93,14 +106,16 @@ struct SmoothL1 : NoCheck {  // 0.5 z^2 / beta if |z| < beta else |z| - beta/2 (
   static constexpr int kArity = 2;
   static constexpr unsigned kDiff = 0b11;
   template <class T>
-  static LOSSKIT_INLINE T eval(const T* v, const Params<T>& p, T* d) {
+  static LOSSKIT_INLINE Value<T> eval(T v0, T v1, T v2, const Params<T>& p) {
+    Value<T> r{};
     const T beta = p.a;
-    const T z = v[0] - v[1];
+    const T z = v0 - v1;
     const T az = std::abs(z);
     const T g = z <= -beta ? T(-1) : (z >= beta ? T(1) : z / beta);
-    d[0] = g;
-    d[1] = -g;
-    return az < beta ? T(0.5) * z * z / beta : az - T(0.5) * beta;
+    r.d0 = g;
+    r.d1 = -g;
+    r.l = az < beta ? T(0.5) * z * z / beta : az - T(0.5) * beta;
+    return r;
   }
 };
 
@@ -108,11 +123,13 @@ struct SoftMargin : NoCheck {  // log(1 + exp(-y x)), evaluated as torch does (e
   static constexpr int kArity = 2;
   static constexpr unsigned kDiff = 0b01;
   template <class T>
-  static LOSSKIT_INLINE T eval(const T* v, const Params<T>&, T* d) {
-    const T y = v[1];
-    const T e = vmath::exp(-v[0] * y);
-    d[0] = -y * e / (T(1) + e);
-    return vmath::log1p(e);
+  static LOSSKIT_INLINE Value<T> eval(T v0, T v1, T v2, const Params<T>&) {
+    Value<T> r{};
+    const T y = v1;
+    const T e = vmath::exp(-v0 * y);
+    r.d0 = -y * e / (T(1) + e);
+    r.l = vmath::log1p(e);
+    return r;
   }
 };
 
@@ -120,22 +137,24 @@ struct Bce {  // -(y max(log x, -100) + (1 - y) max(log(1 - x), -100))
   static constexpr int kArity = 2;
   static constexpr unsigned kDiff = 0b11;
   template <class T>
-  static LOSSKIT_INLINE bool invalid(const T* v) {
-    return !(v[0] >= T(0) && v[0] <= T(1));
+  static LOSSKIT_INLINE bool invalid(T v0) {
+    return !(v0 >= T(0) && v0 <= T(1));
   }
   template <class T>
-  static LOSSKIT_INLINE T eval(const T* v, const Params<T>&, T* d) {
-    const T x = v[0], y = v[1];
+  static LOSSKIT_INLINE Value<T> eval(T v0, T v1, T v2, const Params<T>&) {
+    Value<T> r{};
+    const T x = v0, y = v1;
     const T log_x = vmath::log(x);
     const T log_1mx = vmath::log1p(-x);
     // The 1e-12 floor on x (1 - x) is torch's, and keeps the input gradient finite at 0 and 1.
     const T denom = (T(1) - x) * x;
-    d[0] = (x - y) / (denom < T(1e-12) ? T(1e-12) : denom);
+    r.d0 = (x - y) / (denom < T(1e-12) ? T(1e-12) : denom);
     // torch's target gradient uses the unclamped logs: +-inf at x = 0 and 1.
-    d[1] = log_1mx - log_x;
+    r.d1 = log_1mx - log_x;
     const T clamped_log_x = log_x < T(-100) ? T(-100) : log_x;
     const T clamped_log_1mx = log_1mx < T(-100) ? T(-100) : log_1mx;
-    return (y - T(1)) * clamped_log_1mx - y * clamped_log_x;
+    r.l = (y - T(1)) * clamped_log_1mx - y * clamped_log_x;
+    return r;
   }
 };
 
@@ -149,11 +168,13 @@ struct BceWithLogits : NoCheck {  // (1 - y) x - log sigmoid(x)
   static constexpr int kArity = 2;
   static constexpr unsigned kDiff = 0b11;
   template <class T>
-  static LOSSKIT_INLINE T eval(const T* v, const Params<T>&, T* d) {
-    const T x = v[0], y = v[1];
-    d[0] = vmath::sigmoid(x) - y;
-    d[1] = -x;
-    return (T(1) - y) * x - log_sigmoid(x);
+  static LOSSKIT_INLINE Value<T> eval(T v0, T v1, T v2, const Params<T>&) {
+    Value<T> r{};
+    const T x = v0, y = v1;
+    r.d0 = vmath::sigmoid(x) - y;
+    r.d1 = -x;
+    r.l = (T(1) - y) * x - log_sigmoid(x);
+    return r;
   }
 };
 
@@ -161,13 +182,15 @@ struct BceWithLogitsPosWeight : NoCheck {  // (1 - y) x - (1 + (p - 1) y) log si
   static constexpr int kArity = 3;        // input, target, pos_weight
   static constexpr unsigned kDiff = 0b011;
   template <class T>
-  static LOSSKIT_INLINE T eval(const T* v, const Params<T>&, T* d) {
-    const T x = v[0], y = v[1], pw = v[2];
+  static LOSSKIT_INLINE Value<T> eval(T v0, T v1, T v2, const Params<T>&) {
+    Value<T> r{};
+    const T x = v0, y = v1, pw = v2;
     const T ls = log_sigmoid(x);
     const T t = pw * y;
-    d[0] = (t + T(1) - y) * vmath::sigmoid(x) - t;
-    d[1] = log_sigmoid(-x) - pw * ls;
-    return (T(1) - y) * x - ((pw - T(1)) * y + T(1)) * ls;
+    r.d0 = (t + T(1) - y) * vmath::sigmoid(x) - t;
+    r.d1 = log_sigmoid(-x) - pw * ls;
+    r.l = (T(1) - y) * x - ((pw - T(1)) * y + T(1)) * ls;
+    return r;
   }
 };
 
@@ -175,12 +198,14 @@ struct BceWithLogitsPosWeight : NoCheck {  // (1 - y) x - (1 + (p - 1) y) log si
 // Its target derivative is log y + 1/(2y) for y > 1; below, torch's autograd multiplies a zero
 // gradient by log(y) and 1/y, which is 0 for y in (0, 1] and NaN for y <= 0.
 template <class T>
-LOSSKIT_INLINE T stirling(T y, T& d_y) {
+LOSSKIT_INLINE Value<T> stirling(T y) {
   const T log_y = vmath::log(y);
-  d_y = y > T(1) ? log_y + T(0.5) / y
-                 : (y > T(0) ? T(0) : std::numeric_limits<T>::quiet_NaN());
+  Value<T> r{};
+  r.d1 = y > T(1) ? log_y + T(0.5) / y
+                  : (y > T(0) ? T(0) : std::numeric_limits<T>::quiet_NaN());
   const T s = y * log_y - y + T(0.5) * vmath::log(T(6.283185307179586476925286766559) * y);
-  return y > T(1) ? s : T(0);
+  r.l = y > T(1) ? s : T(0);
+  return r;
 }
 
 template <bool kFull>
@@ -188,18 +213,20 @@ struct PoissonNllLogInput : NoCheck {  // exp(x) - y x
   static constexpr int kArity = 2;
   static constexpr unsigned kDiff = 0b11;
   template <class T>
-  static LOSSKIT_INLINE T eval(const T* v, const Params<T>&, T* d) {
-    const T x = v[0], y = v[1];
+  static LOSSKIT_INLINE Value<T> eval(T v0, T v1, T v2, const Params<T>&) {
+    Value<T> r{};
+    const T x = v0, y = v1;
     const T ex = vmath::exp(x);
-    d[0] = ex - y;
-    d[1] = -x;
+    r.d0 = ex - y;
+    r.d1 = -x;
     T l = ex - y * x;
     if constexpr (kFull) {
-      T ds;
-      l += stirling(y, ds);
-      d[1] += ds;
+      const Value<T> st = stirling(y);
+      l += st.l;
+      r.d1 += st.d1;
     }
-    return l;
+    r.l = l;
+    return r;
   }
 };
 
@@ -208,19 +235,21 @@ struct PoissonNll : NoCheck {  // x - y log(x + eps)
   static constexpr int kArity = 2;
   static constexpr unsigned kDiff = 0b11;
   template <class T>
-  static LOSSKIT_INLINE T eval(const T* v, const Params<T>& p, T* d) {
-    const T x = v[0], y = v[1];
+  static LOSSKIT_INLINE Value<T> eval(T v0, T v1, T v2, const Params<T>& p) {
+    Value<T> r{};
+    const T x = v0, y = v1;
     const T xe = x + p.a;
     const T log_xe = vmath::log(xe);
-    d[0] = T(1) - y / xe;
-    d[1] = -log_xe;
+    r.d0 = T(1) - y / xe;
+    r.d1 = -log_xe;
     T l = x - y * log_xe;
     if constexpr (kFull) {
-      T ds;
-      l += stirling(y, ds);
-      d[1] += ds;
+      const Value<T> st = stirling(y);
+      l += st.l;
+      r.d1 += st.d1;
     }
-    return l;
+    r.l = l;
+    return r;
   }
 };
 
@@ -228,15 +257,17 @@ struct GaussianNll : NoCheck {  // 0.5 (log v + (x - y)^2 / v) [+ 0.5 log 2pi], 
   static constexpr int kArity = 3;  // input, target, var
   static constexpr unsigned kDiff = 0b111;
   template <class T>
-  static LOSSKIT_INLINE T eval(const T* v, const Params<T>& p, T* d) {
+  static LOSSKIT_INLINE Value<T> eval(T v0, T v1, T v2, const Params<T>& p) {
+    Value<T> r{};
     const T eps = p.a;
-    const T var = v[2] < eps ? eps : v[2];  // clamped without gradient, as torch does
-    const T diff = v[0] - v[1];
+    const T var = v2 < eps ? eps : v2;  // clamped without gradient, as torch does
+    const T diff = v0 - v1;
     const T q = diff / var;
-    d[0] = q;
-    d[1] = -q;
-    d[2] = T(0.5) / var - T(0.5) * q * q;
-    return T(0.5) * (vmath::log(var) + diff * diff / var) + p.b;
+    r.d0 = q;
+    r.d1 = -q;
+    r.d2 = T(0.5) / var - T(0.5) * q * q;
+    r.l = T(0.5) * (vmath::log(var) + diff * diff / var) + p.b;
+    return r;
   }
 };
 
@@ -244,14 +275,16 @@ struct KlDiv : NoCheck {  // xlogy(y, y) - y x
   static constexpr int kArity = 2;
   static constexpr unsigned kDiff = 0b11;
   template <class T>
-  static LOSSKIT_INLINE T eval(const T* v, const Params<T>&, T* d) {
-    const T x = v[0], y = v[1];
+  static LOSSKIT_INLINE Value<T> eval(T v0, T v1, T v2, const Params<T>&) {
+    Value<T> r{};
+    const T x = v0, y = v1;
     const T log_y = vmath::log(y);
     const T ylogy = y == T(0) ? T(0) : y * log_y;
-    d[0] = -y;
+    r.d0 = -y;
     // torch's autograd of xlogy(y, y): (y != 0 ? log y : 0) + y / y.
-    d[1] = (y == T(0) ? T(0) : log_y) + y / y - x;
-    return ylogy - y * x;
+    r.d1 = (y == T(0) ? T(0) : log_y) + y / y - x;
+    r.l = ylogy - y * x;
+    return r;
   }
 };
 
@@ -259,12 +292,14 @@ struct KlDivLogTarget : NoCheck {  // exp(y) (y - x)
   static constexpr int kArity = 2;
   static constexpr unsigned kDiff = 0b11;
   template <class T>
-  static LOSSKIT_INLINE T eval(const T* v, const Params<T>&, T* d) {
-    const T x = v[0], y = v[1];
+  static LOSSKIT_INLINE Value<T> eval(T v0, T v1, T v2, const Params<T>&) {
+    Value<T> r{};
+    const T x = v0, y = v1;
     const T ey = vmath::exp(y);
-    d[0] = -ey;
-    d[1] = ey * (y - x) + ey;
-    return ey * (y - x);
+    r.d0 = -ey;
+    r.d1 = ey * (y - x) + ey;
+    r.l = ey * (y - x);
+    return r;
   }
 };
 
@@ -272,13 +307,15 @@ struct MarginRanking : NoCheck {  // max(0, -y (x1 - x2) + margin)
   static constexpr int kArity = 3;  // input1, input2, target
   static constexpr unsigned kDiff = 0b011;
   template <class T>
-  static LOSSKIT_INLINE T eval(const T* v, const Params<T>& p, T* d) {
-    const T y = v[2];
-    const T a = -y * (v[0] - v[1]) + p.a;
+  static LOSSKIT_INLINE Value<T> eval(T v0, T v1, T v2, const Params<T>& p) {
+    Value<T> r{};
+    const T y = v2;
+    const T a = -y * (v0 - v1) + p.a;
     const T m = clamp_min_zero_mask(a);
-    d[0] = -y * m;
-    d[1] = y * m;
-    return a < T(0) ? T(0) : a;
+    r.d0 = -y * m;
+    r.d1 = y * m;
+    r.l = a < T(0) ? T(0) : a;
+    return r;
   }
 };
 
@@ -286,12 +323,14 @@ struct HingeEmbedding : NoCheck {  // (y != 1 ? max(0, margin - x) : 0) + (y != 
   static constexpr int kArity = 2;
   static constexpr unsigned kDiff = 0b01;
   template <class T>
-  static LOSSKIT_INLINE T eval(const T* v, const Params<T>& p, T* d) {
-    const T x = v[0], y = v[1];
+  static LOSSKIT_INLINE Value<T> eval(T v0, T v1, T v2, const Params<T>& p) {
+    Value<T> r{};
+    const T x = v0, y = v1;
     const T a = p.a - x;
     const T hinge = a < T(0) ? T(0) : a;
-    d[0] = (y != T(1) ? -clamp_min_zero_mask(a) : T(0)) + (y != T(-1) ? T(1) : T(0));
-    return (y != T(1) ? hinge : T(0)) + (y != T(-1) ? x : T(0));
+    r.d0 = (y != T(1) ? -clamp_min_zero_mask(a) : T(0)) + (y != T(-1) ? T(1) : T(0));
+    r.l = (y != T(1) ? hinge : T(0)) + (y != T(-1) ? x : T(0));
+    return r;
   }
 };
 
