@@ -158,22 +158,34 @@ struct Bce {  // -(y max(log x, -100) + (1 - y) max(log(1 - x), -100))
   }
 };
 
-// log sigmoid(x) = min(x, 0) - log1p(exp(-|x|)), stable for any x.
+// One exp serves both log sigmoid(x) = min(x, 0) - log1p(e) and sigmoid(x), with e = exp(-|x|)
+// (sigmoid(x) = 1 / (1 + e) for x >= 0, e / (1 + e) below): stable for any x, and log sigmoid(-x)
+// = min(-x, 0) - log1p(e) comes with it.
 template <class T>
-LOSSKIT_INLINE T log_sigmoid(T x) {
-  return (x < T(0) ? x : T(0)) - vmath::log1p(vmath::exp(-std::abs(x)));
+struct Sigmoids {
+  T log_sig;      // log sigmoid(x)
+  T log_sig_neg;  // log sigmoid(-x)
+  T sig;          // sigmoid(x)
+};
+template <class T>
+LOSSKIT_INLINE Sigmoids<T> sigmoids(T x) {
+  const T e = vmath::exp(-std::abs(x));
+  const T l1pe = vmath::log1p(e);
+  const T inv = T(1) / (T(1) + e);
+  return {(x < T(0) ? x : T(0)) - l1pe, (x > T(0) ? -x : T(0)) - l1pe, x >= T(0) ? inv : e * inv};
 }
 
 struct BceWithLogits : NoCheck {  // (1 - y) x - log sigmoid(x)
   static constexpr int kArity = 2;
   static constexpr unsigned kDiff = 0b11;
   template <class T>
-  static LOSSKIT_INLINE Value<T> eval(T v0, T v1, T v2, const Params<T>&) {
+  static LOSSKIT_INLINE Value<T> eval(T v0, T v1, T, const Params<T>&) {
     Value<T> r{};
     const T x = v0, y = v1;
-    r.d0 = vmath::sigmoid(x) - y;
+    const Sigmoids<T> s = sigmoids(x);
+    r.d0 = s.sig - y;
     r.d1 = -x;
-    r.l = (T(1) - y) * x - log_sigmoid(x);
+    r.l = (T(1) - y) * x - s.log_sig;
     return r;
   }
 };
@@ -185,11 +197,11 @@ struct BceWithLogitsPosWeight : NoCheck {  // (1 - y) x - (1 + (p - 1) y) log si
   static LOSSKIT_INLINE Value<T> eval(T v0, T v1, T v2, const Params<T>&) {
     Value<T> r{};
     const T x = v0, y = v1, pw = v2;
-    const T ls = log_sigmoid(x);
+    const Sigmoids<T> s = sigmoids(x);
     const T t = pw * y;
-    r.d0 = (t + T(1) - y) * vmath::sigmoid(x) - t;
-    r.d1 = log_sigmoid(-x) - pw * ls;
-    r.l = (T(1) - y) * x - ((pw - T(1)) * y + T(1)) * ls;
+    r.d0 = (t + T(1) - y) * s.sig - t;
+    r.d1 = s.log_sig_neg - pw * s.log_sig;
+    r.l = (T(1) - y) * x - ((pw - T(1)) * y + T(1)) * s.log_sig;
     return r;
   }
 };
