@@ -35,3 +35,27 @@ def test_every_loss_on_every_target(spec, target):
                     check(spec, args, resolve(kw, rng, shape, dtype), reduction, rng, what=target)
     finally:
         _core.set_cpu_target(before)
+
+
+def _in_subprocess(code: str, **env: str) -> str:
+    import os
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, **env}, capture_output=True, text=True, check=True)
+    return out.stdout.strip()
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_environment_forces_a_lower_target(target):
+    assert _in_subprocess("import losskit; print(losskit.cpu_target())", LOSSKIT_CPU_TARGET=target) == target
+
+
+def test_environment_cannot_raise_the_target():
+    best = TARGETS[0]
+    got = _in_subprocess("import losskit; print(losskit.cpu_target())", LOSSKIT_CPU_TARGET="avx512")
+    assert got == best  # never above what the CPU supports
+
+
+def test_omp_num_threads_is_honoured():
+    assert _in_subprocess("import losskit; print(losskit.get_num_threads())", OMP_NUM_THREADS="3") == "3"
