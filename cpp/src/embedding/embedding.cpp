@@ -225,6 +225,10 @@ void triplet_run(View<T> anchor, View<T> positive, View<T> negative,
   check_margin_positive(fn, o.margin);
   if (!(o.p > 0)) detail::fail_value(fn, "p", "a number greater than 0", number(o.p));
   check_triplet_shapes(fn, anchor, positive, negative);
+  // torch: the inf norm (a max) of no values has no identity and raises.
+  if (std::isinf(o.p) && row_shape(anchor.shape).dim == 0)
+    detail::fail_value(fn, "anchor", "a non-empty last dimension for p=inf",
+                       "shape " + shape_to_string(anchor.shape));
   auto rows = triplet_rows(anchor, positive, negative, pnorm_kernel(o.p), o.margin, o.swap);
   rows.p = o.p;
   rows.eps = o.eps;
