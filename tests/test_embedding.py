@@ -529,3 +529,22 @@ def test_cosine_embedding_nan(rng):
     x2[2, 0] = np.inf
     check_all("cosine_embedding_loss", F.cosine_embedding_loss, (x1, x2, np.array([1.0, -1, 1, -1])),
               {"reduction": "none"}, rng, ndiff=2)
+
+
+def test_python_threads(rng):
+    # 8 Python threads calling the core at once (the GIL is released around every core call)
+    # get exactly the serial results.
+    from concurrent.futures import ThreadPoolExecutor
+
+    jobs = [_triplet(rng, (300, 33), np.float32) for _ in range(8)]
+
+    def run(args):
+        return LF.triplet_margin_with_distance_loss_forward_backward(*args, distance_function="cosine", swap=True)
+
+    serial = [run(a) for a in jobs]
+    with ThreadPoolExecutor(8) as pool:
+        parallel = list(pool.map(run, jobs))
+    for (l1, g1), (l2, g2) in zip(serial, parallel):
+        assert float(l1) == float(l2)
+        for x, y in zip(g1, g2):
+            np.testing.assert_array_equal(x, y)
