@@ -448,7 +448,7 @@ def test_classes(rng):
 # ---------------------------------------------------------------------------------------------
 A = np.ones((3, 4))
 ERRORS = [
-    (LF.triplet_margin_loss, (A, A, np.ones((3, 5))), {}, ValueError, "negative expected anchor's shape"),
+    (LF.triplet_margin_loss, (A, A, np.ones((3, 5))), {}, ValueError, "negative expected the last dimension of anchor"),
     (LF.triplet_margin_loss, (A, np.ones(4), A), {}, ValueError, "same number of dimensions"),
     (LF.triplet_margin_loss, (A, A, A), {"p": 0}, ValueError, "p expected a number greater than 0, got 0"),
     (LF.triplet_margin_loss, (A, A, A), {"p": -1.5}, ValueError, "p expected a number greater than 0"),
@@ -467,9 +467,9 @@ ERRORS = [
     (LF.triplet_margin_with_distance_loss, (A, A, np.ones(4)), {"distance_function": _np_manhattan}, ValueError,
      "same number of dimensions"),
     (LF.triplet_margin_with_distance_loss, (A, A, np.ones((2, 4))), {"distance_function": "cosine"}, ValueError,
-     "negative expected anchor's shape"),
-    (LF.cosine_embedding_loss, (A, np.ones((3, 5)), np.ones(3)), {}, ValueError, "input2 expected input1's shape"),
-    (LF.cosine_embedding_loss, (A, A, np.ones(2)), {}, ValueError, "target expected shape \\(3,\\)"),
+     "negative expected rows broadcastable with anchor's shape \\(3, 4\\)"),
+    (LF.cosine_embedding_loss, (A, np.ones((3, 5)), np.ones(3)), {}, ValueError, "input2 expected the last dimension of input1"),
+    (LF.cosine_embedding_loss, (A, A, np.ones(2)), {}, ValueError, "target expected rows broadcastable"),
     (LF.cosine_embedding_loss, (A, A, np.ones((3, 1))), {}, ValueError, "target expected a 0-d or 1-d"),
     (LF.cosine_embedding_loss, (A, A, np.ones(())), {}, ValueError, "input1 expected a 1-d array"),
     (LF.cosine_embedding_loss, (np.ones(4), np.ones(4), np.ones(1)), {}, ValueError, "input1 expected a 2-d array"),
@@ -548,3 +548,40 @@ def test_python_threads(rng):
         assert float(l1) == float(l2)
         for x, y in zip(g1, g2):
             np.testing.assert_array_equal(x, y)
+
+
+# ---------------------------------------------------------------------------------------------
+# broadcasting of rows (torch broadcasts the paired inputs and the label)
+# ---------------------------------------------------------------------------------------------
+TRIPLET_BROADCASTS = [((4, 5), (1, 5), (4, 5)), ((1, 5), (4, 5), (1, 5)), ((2, 1, 5), (1, 3, 5), (2, 3, 5)),
+                      ((0, 5), (1, 5), (1, 5)), ((1, 1), (3, 1), (1, 1))]
+
+
+@pytest.mark.parametrize("shapes", TRIPLET_BROADCASTS)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_triplet_broadcast_rows(rng, shapes, reduction, dtype):
+    args = tuple(rng.standard_normal(s).astype(dtype) for s in shapes)
+    check_all("triplet_margin_loss", F.triplet_margin_loss, args,
+              {"swap": True, "p": 1.5, "reduction": reduction}, rng)
+    for d in TORCH_DISTANCES:
+        check_all("triplet_margin_with_distance_loss", _torch_with_distance(d), args,
+                  {"distance_function": d, "swap": True, "reduction": reduction}, rng)
+
+
+@pytest.mark.parametrize("shapes", [((4, 5), (1, 5), (4,)), ((1, 5), (4, 5), (1,)), ((1, 5), (1, 5), (4,)),
+                                    ((4, 5), (4, 5), (1,)), ((1, 0), (3, 0), (3,))])
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_cosine_embedding_broadcast_rows(rng, shapes, reduction, dtype):
+    s1, s2, st_ = shapes
+    args = (rng.standard_normal(s1).astype(dtype), rng.standard_normal(s2).astype(dtype),
+            rng.choice([-1.0, 1.0], size=st_).astype(dtype))
+    check_all("cosine_embedding_loss", F.cosine_embedding_loss, args, {"margin": 0.1, "reduction": reduction},
+              rng, ndiff=2)
+
+
+def test_vector_dimension_does_not_broadcast():
+    # torch would broadcast (3, 1) against (3, 5) inside x1 - x2; losskit asks for equal D.
+    with pytest.raises(ValueError, match="vector dimension does not broadcast"):
+        LF.triplet_margin_loss(A, np.ones((3, 1)), A)

@@ -364,7 +364,7 @@ void bind(py::module_& m) {
 
 // ---- classification bindings ----
 // ---- embedding bindings ----
-// Inputs (N, D) or (D,); the unreduced output drops the last dimension.
+// Inputs (N, D) or (D,); the unreduced output drops the last dimension (rows broadcast).
 struct CosineEmbedding {
   static constexpr const char* kName = "cosine_embedding_loss";
   static constexpr int kInputs = 3;  // input1, input2, target
@@ -375,7 +375,7 @@ struct CosineEmbedding {
   }
   template <class T>
   static Shape out_shape(const Inputs<T>& in) {
-    return in[2].shape;  // the target's: (N,) or ()
+    return losskit::cosine_embedding_output_shape(in[0].shape, in[1].shape, in[2].shape);
   }
   LOSSKIT_FORWARDERS(cosine_embedding_loss, (in[0], in[1], in[2], out, o),
                      (go, in[0], in[1], in[2], g[0], g[1], o),
@@ -393,7 +393,7 @@ struct TripletMargin {
   }
   template <class T>
   static Shape out_shape(const Inputs<T>& in) {
-    return losskit::embedding_output_shape(in[0].shape);
+    return losskit::triplet_output_shape(in[0].shape, in[1].shape, in[2].shape);
   }
   LOSSKIT_FORWARDERS(triplet_margin_loss, (in[0], in[1], in[2], out, o),
                      (go, in[0], in[1], in[2], g[0], g[1], g[2], o),
@@ -412,7 +412,7 @@ struct TripletMarginWithDistance {
   }
   template <class T>
   static Shape out_shape(const Inputs<T>& in) {
-    return losskit::embedding_output_shape(in[0].shape);
+    return losskit::triplet_output_shape(in[0].shape, in[1].shape, in[2].shape);
   }
   LOSSKIT_FORWARDERS(triplet_margin_with_distance_loss, (in[0], in[1], in[2], out, o),
                      (go, in[0], in[1], in[2], g[0], g[1], g[2], o),

@@ -856,8 +856,9 @@ def hinge_embedding_loss_forward_backward(
 # ---- embedding ----
 from . import _convert, _core  # noqa: E402  (kept in this section: the custom distance calls both)
 # Rows are the last dimension's vectors: inputs (N, D) give N losses, unbatched (D,) inputs one
-# (a 0-d result for reduction='none'). The paired inputs must have the same shape (torch would
-# broadcast them). Per-row sums are accumulated in double.
+# (a 0-d result for reduction='none'). Rows broadcast as in torch (a (1, D) positive against an
+# (N, D) anchor); the vector dimension D must be the same for all inputs (torch would broadcast
+# a size-1 D). Per-row sums are accumulated in double.
 
 
 def _no_label_grad(function: str, target_grad: bool) -> None:
@@ -899,7 +900,8 @@ def cosine_embedding_loss(
     as in torch (which does not reject them).
 
     Shape: input1, input2 :math:`(N, D)` with target :math:`(N,)`, or :math:`(D,)` with a 0-d
-    target; output scalar, or the target's shape for ``'none'``. The mean of an empty batch is NaN.
+    target; rows of size 1 broadcast (inputs :math:`(1, D)`, target :math:`(1,)`), as in torch;
+    output scalar, or :math:`(N,)` for ``'none'``. The mean of an empty batch is NaN.
 
     >>> x1 = np.array([[1.0, 0.0], [1.0, 1.0]])
     >>> x2 = np.array([[0.0, 1.0], [1.0, 1.0]])
@@ -989,8 +991,9 @@ def triplet_margin_loss(
     :math:`\partial l/\partial d^- = -G`, and with ``swap`` the minimum passes it to the smaller
     distance (half to each on a tie).
 
-    Shape: anchor, positive, negative :math:`(N, D)` (or any :math:`(*, D)`), or unbatched
-    :math:`(D,)`; output scalar, or :math:`(N,)` (a 0-d array when unbatched) for ``'none'``.
+    Shape: anchor, positive, negative :math:`(N, D)` (or any :math:`(*, D)`, one number of
+    dimensions, rows broadcasting as in torch), or unbatched :math:`(D,)`; output scalar, or
+    :math:`(N,)` (a 0-d array when unbatched) for ``'none'``.
 
     >>> a = np.array([[0.0, 0.0]]); pos = np.array([[3.0, 4.0]]); neg = np.array([[0.0, 1.0]])
     >>> round(float(triplet_margin_loss(a, pos, neg, eps=0.0)), 6)  # 5 - 1 + 1

@@ -9,10 +9,11 @@
 //   NAME_backward(grad_output, inputs..., grads..., options)
 //   NAME_forward_backward(inputs..., grad_output, output, grads..., options)
 // * Inputs are C-contiguous views. The last dimension holds the D values of one vector; every
-//   other dimension indexes rows, which are independent. The paired inputs must have the same
-//   shape (torch would broadcast them; losskit asks for the shapes to be equal).
-// * The unreduced output has the inputs' shape without the last dimension
-//   (embedding_output_shape); a reduced one has shape {}.
+//   other dimension indexes rows, which are independent. Rows broadcast as in torch (a (1, D)
+//   positive for an (N, D) anchor; cosine_embedding_loss's target too); the vector dimension
+//   must be the same for all inputs (torch would broadcast a size-1 one).
+// * The unreduced output has the broadcast inputs' shape without the last dimension
+//   (triplet_output_shape, cosine_embedding_output_shape); a reduced one has shape {}.
 // * grad_output is a 0-d view for reduced losses and an output-shaped view for Reduction::None;
 //   an absent grad_output means 1 (ones), in NAME_backward as in NAME_forward_backward.
 // * Each gradient has the shape of its input; pass `{}` for gradients not wanted.
@@ -29,6 +30,10 @@ namespace losskit {
 
 // Shape of an unreduced embedding loss of inputs shaped `input` ({} for 0-d or 1-d inputs).
 Shape embedding_output_shape(const Shape& input);
+// Unreduced output shapes with torch's broadcasting of rows (what the loss will have when its
+// checks pass; these never throw).
+Shape cosine_embedding_output_shape(const Shape& input1, const Shape& input2, const Shape& target);
+Shape triplet_output_shape(const Shape& anchor, const Shape& positive, const Shape& negative);
 
 struct CosineEmbeddingLossOptions {
   Reduction reduction = Reduction::Mean;

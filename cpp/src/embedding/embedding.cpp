@@ -7,6 +7,7 @@
 #include "losskit/threads.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <sstream>
 #include <string>
@@ -133,6 +134,119 @@ void run(const char* fn, EmbeddingRows<T> R, Reduction reduction, const Shape& o
     q.output.data[0] = static_cast<T>(detail::blocked_sum(row_loss.data(), n) / divisor);
 }
 
+
+// ---- broadcasting of rows -------------------------------------------------------------------
+// torch broadcasts the paired inputs (x1 - x2, x1 * x2) and the label. Broadcasting the row
+// dimensions (a (1, D) positive for an (N, D) anchor) is the same as computing on the expanded
+// inputs, so that case expands the smaller inputs into temporaries, runs the kernel at the full
+// shape, and sums each smaller input's full-size gradient back over its broadcast rows (in a
+// fixed order, in double). Broadcasting the vector dimension itself ((N, 1) against (N, D)) would
+// change which values a norm sums over per pair; losskit rejects it.
+
+// Row of `from` that row `r` of `to` reads (same number of dimensions; size-1 dims broadcast).
+int64_t source_row(int64_t r, const Shape& from, const Shape& to) {
+  int64_t src = 0, stride = 1;
+  for (size_t d = to.size(); d-- > 0;) {
+    const int64_t i = r % to[d];
+    r /= to[d];
+    src += (from[d] == 1 ? 0 : i) * stride;
+    stride *= from[d];
+  }
+  return src;
+}
+
+struct Operands {
+  int count = 0;                   // inputs in use (<= 4)
+  const char* names[4] = {};       // argument names for messages
+  bool vector[4] = {};             // the last dimension is the vector (false: cosine's target)
+};
+
+// Calls body(views, request) with every input at its full shape: the inputs as they are when no
+// row broadcasting is needed (no copy), expanded copies otherwise. Gradients exist for the first
+// `ngrad` inputs; body sees them at the full shape.
+template <class T, class Body>
+void with_row_broadcast(const char* fn, std::array<View<T>, 4> in, const Operands& ops, int ngrad,
+                        const char* const* grad_names, const Request<T>& q, Body&& body) {
+  Shape lead[4];
+  int64_t dim = -1;
+  const char* dim_name = "";
+  for (int k = 0; k < ops.count; ++k) {
+    detail::check_required(fn, ops.names[k], in[k]);
+    const Shape& s = in[k].shape;
+    if (!ops.vector[k]) {
+      lead[k] = s;
+      continue;
+    }
+    lead[k] = s.empty() ? Shape{} : Shape(s.begin(), s.end() - 1);
+    const int64_t d = s.empty() ? 1 : s.back();
+    if (dim < 0) {
+      dim = d;
+      dim_name = ops.names[k];
+    } else if (d != dim) {
+      detail::fail_value(fn, ops.names[k],
+                         std::string("the last dimension of ") + dim_name + " (" +
+                             std::to_string(dim) + "; the vector dimension does not broadcast)",
+                         "shape " + shape_to_string(s));
+    }
+  }
+  Shape full = lead[0];
+  bool same = true;
+  for (int k = 1; k < ops.count; ++k) {
+    if (lead[k].size() != full.size()) continue;  // the caller's dimension checks report it
+    for (size_t d = 0; d < full.size(); ++d) {
+      const int64_t a = full[d], b = lead[k][d];
+      if (a != b && a != 1 && b != 1)
+        detail::fail_value(fn, ops.names[k],
+                           std::string("rows broadcastable with ") + ops.names[0] + "'s shape " +
+                               shape_to_string(in[0].shape),
+                           "shape " + shape_to_string(in[k].shape));
+      full[d] = a == 1 ? b : a;
+    }
+  }
+  for (int k = 0; k < ops.count; ++k) same = same && (lead[k] == full || lead[k].size() != full.size());
+  if (same) return body(in, q);
+
+  // The caller's gradients have the original shapes.
+  if (q.backward)
+    for (int k = 0; k < ngrad; ++k)
+      if (q.grads[k].present()) detail::check_output(fn, grad_names[k], q.grads[k], in[k].shape);
+  const int64_t rows = numel(full);
+  std::vector<T> copies[4];
+  std::vector<T> full_grads[3];
+  bool sum_back[3] = {false, false, false};
+  std::array<View<T>, 4> views = in;
+  Request<T> q2 = q;
+  for (int k = 0; k < ops.count; ++k) {
+    if (lead[k] == full) continue;
+    const int64_t d = ops.vector[k] ? dim : 1;
+    Shape fs = full;
+    if (ops.vector[k] && !in[k].shape.empty()) fs.push_back(d);
+    copies[k].resize(static_cast<size_t>(rows * d));
+    for (int64_t r = 0; r < rows; ++r) {
+      const T* src = in[k].data + source_row(r, lead[k], full) * d;
+      std::copy(src, src + d, copies[k].data() + r * d);
+    }
+    views[k] = View<T>(copies[k].data(), fs);
+    if (k < ngrad && q.backward && q.grads[k].present()) {
+      full_grads[k].resize(copies[k].size());
+      q2.grads[k] = MutView<T>(full_grads[k].data(), fs);
+      sum_back[k] = true;
+    }
+  }
+  body(views, q2);
+  for (int k = 0; k < ngrad; ++k) {
+    if (!sum_back[k]) continue;  // at the full shape already, or not wanted
+    std::vector<double> acc(static_cast<size_t>(in[k].numel()), 0.0);
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t src = source_row(r, lead[k], full);
+      for (int64_t j = 0; j < dim; ++j)
+        acc[static_cast<size_t>(src * dim + j)] +=
+            static_cast<double>(full_grads[k][static_cast<size_t>(r * dim + j)]);
+    }
+    for (size_t i = 0; i < acc.size(); ++i) q.grads[k].data[i] = static_cast<T>(acc[i]);
+  }
+}
+
 // ---- cosine_embedding_loss ----------------------------------------------------------------
 template <class T>
 struct CosineProblem {
@@ -144,22 +258,6 @@ struct CosineProblem {
 template <class T>
 CosineProblem<T> cosine_problem(View<T> input1, View<T> input2, View<T> target,
                                 const CosineEmbeddingLossOptions& o) {
-  const char* fn = "cosine_embedding_loss";
-  check_reduction(fn, o.reduction);
-  detail::check_required(fn, "input1", input1);
-  detail::check_required(fn, "input2", input2);
-  detail::check_required(fn, "target", target);
-  if (target.dim() > 1)
-    detail::fail_value(fn, "target", "a 0-d or 1-d array (multi-target not supported)",
-                       "shape " + shape_to_string(target.shape));
-  const int64_t want_dim = target.dim() == 1 ? 2 : 1;
-  const std::string what = target.dim() == 1 ? "a 2-d array (N, D) for a 1-d target"
-                                             : "a 1-d array (D,) for a 0-d target";
-  if (input1.dim() != want_dim) detail::fail_value(fn, "input1", what, "shape " + shape_to_string(input1.shape));
-  if (input2.dim() != want_dim) detail::fail_value(fn, "input2", what, "shape " + shape_to_string(input2.shape));
-  detail::check_shape_equal(fn, "input2", input2.shape, input1.shape, "input1's shape");
-  if (target.dim() == 1)
-    detail::check_shape_equal(fn, "target", target.shape, Shape{input1.shape[0]}, "shape");
   CosineProblem<T> p;
   p.rs = row_shape(input1.shape);
   p.out_shape = target.shape;
@@ -172,12 +270,40 @@ CosineProblem<T> cosine_problem(View<T> input1, View<T> input2, View<T> target,
   return p;
 }
 
+// torch: a 1-d target goes with 2-d inputs, a 0-d target with 1-d inputs; rows broadcast.
 template <class T>
 void cosine_run(View<T> input1, View<T> input2, View<T> target, const CosineEmbeddingLossOptions& o,
                 const Request<T>& q) {
-  const auto p = cosine_problem(input1, input2, target, o);
-  run<T>("cosine_embedding_loss", p.rows, o.reduction, p.out_shape, p.rs,
-         {{input1, "grad_input1"}, {input2, "grad_input2"}}, q);
+  const char* fn = "cosine_embedding_loss";
+  check_reduction(fn, o.reduction);
+  if (target.dim() > 1)
+    detail::fail_value(fn, "target", "a 0-d or 1-d array (multi-target not supported)",
+                       "shape " + shape_to_string(target.shape));
+  const int64_t want_dim = target.dim() == 1 ? 2 : 1;
+  const std::string what = target.dim() == 1 ? "a 2-d array (N, D) for a 1-d target"
+                                             : "a 1-d array (D,) for a 0-d target";
+  if (input1.dim() != want_dim)
+    detail::fail_value(fn, "input1", what, "shape " + shape_to_string(input1.shape));
+  if (input2.dim() != want_dim)
+    detail::fail_value(fn, "input2", what, "shape " + shape_to_string(input2.shape));
+  Operands ops;
+  ops.count = 3;
+  ops.names[0] = "input1";
+  ops.names[1] = "input2";
+  ops.names[2] = "target";
+  ops.vector[0] = ops.vector[1] = true;
+  static const char* const grad_names[] = {"grad_input1", "grad_input2"};
+  with_row_broadcast<T>(fn, {input1, input2, target, View<T>{}}, ops, 2, grad_names, q,
+                        [&](const std::array<View<T>, 4>& v, const Request<T>& rq) {
+                          detail::check_shape_equal(fn, "input2", v[1].shape, v[0].shape,
+                                                    "input1's shape");
+                          if (v[2].dim() == 1)
+                            detail::check_shape_equal(fn, "target", v[2].shape,
+                                                      Shape{v[0].shape[0]}, "shape");
+                          const auto p = cosine_problem(v[0], v[1], v[2], o);
+                          run<T>(fn, p.rows, o.reduction, p.out_shape, p.rs,
+                                 {{v[0], "grad_input1"}, {v[1], "grad_input2"}}, rq);
+                        });
 }
 
 // ---- triplet losses -------------------------------------------------------------------------
@@ -192,8 +318,28 @@ void check_triplet_shapes(const char* fn, View<T> anchor, View<T> positive, View
                        "anchor " + std::to_string(anchor.dim()) + "-d, positive " +
                            std::to_string(positive.dim()) + "-d, negative " +
                            std::to_string(negative.dim()) + "-d");
-  detail::check_shape_equal(fn, "positive", positive.shape, anchor.shape, "anchor's shape");
-  detail::check_shape_equal(fn, "negative", negative.shape, anchor.shape, "anchor's shape");
+}
+
+// The shape checks, then body(views, request) on the inputs broadcast to one shape.
+template <class T, class Body>
+void triplet_broadcast(const char* fn, View<T> anchor, View<T> positive, View<T> negative,
+                       const Request<T>& q, Body&& body) {
+  check_triplet_shapes(fn, anchor, positive, negative);
+  Operands ops;
+  ops.count = 3;
+  ops.names[0] = "anchor";
+  ops.names[1] = "positive";
+  ops.names[2] = "negative";
+  ops.vector[0] = ops.vector[1] = ops.vector[2] = true;
+  static const char* const grad_names[] = {"grad_anchor", "grad_positive", "grad_negative"};
+  with_row_broadcast<T>(fn, {anchor, positive, negative, View<T>{}}, ops, 3, grad_names, q,
+                        [&](const std::array<View<T>, 4>& v, const Request<T>& rq) {
+                          detail::check_shape_equal(fn, "positive", v[1].shape, v[0].shape,
+                                                    "anchor's shape");
+                          detail::check_shape_equal(fn, "negative", v[2].shape, v[0].shape,
+                                                    "anchor's shape");
+                          body(v, rq);
+                        });
 }
 
 template <class T>
@@ -224,16 +370,17 @@ void triplet_run(View<T> anchor, View<T> positive, View<T> negative,
   check_reduction(fn, o.reduction);
   check_margin_positive(fn, o.margin);
   if (!(o.p > 0)) detail::fail_value(fn, "p", "a number greater than 0", number(o.p));
-  check_triplet_shapes(fn, anchor, positive, negative);
-  // torch: the inf norm (a max) of no values has no identity and raises.
-  if (std::isinf(o.p) && row_shape(anchor.shape).dim == 0)
-    detail::fail_value(fn, "anchor", "a non-empty last dimension for p=inf",
-                       "shape " + shape_to_string(anchor.shape));
-  auto rows = triplet_rows(anchor, positive, negative, pnorm_kernel(o.p), o.margin, o.swap);
-  rows.p = o.p;
-  rows.eps = o.eps;
-  run<T>(fn, rows, o.reduction, embedding_output_shape(anchor.shape), row_shape(anchor.shape),
-         {{anchor, "grad_anchor"}, {positive, "grad_positive"}, {negative, "grad_negative"}}, q);
+  triplet_broadcast(fn, anchor, positive, negative, q, [&](const auto& v, const Request<T>& rq) {
+    // torch: the inf norm (a max) of no values has no identity and raises.
+    if (std::isinf(o.p) && row_shape(v[0].shape).dim == 0)
+      detail::fail_value(fn, "anchor", "a non-empty last dimension for p=inf",
+                         "shape " + shape_to_string(v[0].shape));
+    auto rows = triplet_rows(v[0], v[1], v[2], pnorm_kernel(o.p), o.margin, o.swap);
+    rows.p = o.p;
+    rows.eps = o.eps;
+    run<T>(fn, rows, o.reduction, embedding_output_shape(v[0].shape), row_shape(v[0].shape),
+           {{v[0], "grad_anchor"}, {v[1], "grad_positive"}, {v[2], "grad_negative"}}, rq);
+  });
 }
 
 EmbeddingKernelId distance_kernel(TripletDistance d) {
@@ -250,13 +397,13 @@ void triplet_distance_run(View<T> anchor, View<T> positive, View<T> negative,
   const char* fn = "triplet_margin_with_distance_loss";
   check_reduction(fn, o.reduction);
   check_margin_positive(fn, o.margin);
-  check_triplet_shapes(fn, anchor, positive, negative);
-  auto rows = triplet_rows(anchor, positive, negative, distance_kernel(o.distance), o.margin,
-                           o.swap);
-  rows.p = 2.0;
-  rows.eps = 1e-6;  // torch.pairwise_distance's default
-  run<T>(fn, rows, o.reduction, embedding_output_shape(anchor.shape), row_shape(anchor.shape),
-         {{anchor, "grad_anchor"}, {positive, "grad_positive"}, {negative, "grad_negative"}}, q);
+  triplet_broadcast(fn, anchor, positive, negative, q, [&](const auto& v, const Request<T>& rq) {
+    auto rows = triplet_rows(v[0], v[1], v[2], distance_kernel(o.distance), o.margin, o.swap);
+    rows.p = 2.0;
+    rows.eps = 1e-6;  // torch.pairwise_distance's default
+    run<T>(fn, rows, o.reduction, embedding_output_shape(v[0].shape), row_shape(v[0].shape),
+           {{v[0], "grad_anchor"}, {v[1], "grad_positive"}, {v[2], "grad_negative"}}, rq);
+  });
 }
 
 template <class T>
@@ -295,6 +442,30 @@ Request<T> forward_backward_request(View<T> grad_output, MutView<T> output, MutV
 
 Shape embedding_output_shape(const Shape& input) {
   return input.size() <= 1 ? Shape{} : Shape(input.begin(), input.end() - 1);
+}
+
+namespace {
+// Broadcast of row shapes of one rank; never throws (the loss's checks report bad shapes).
+Shape broadcast_rows_or_first(std::initializer_list<Shape> leads) {
+  Shape out = *leads.begin();
+  for (const Shape& s : leads) {
+    if (s.size() != out.size()) continue;
+    for (size_t d = 0; d < s.size(); ++d)
+      if (out[d] == 1) out[d] = s[d];
+  }
+  return out;
+}
+}  // namespace
+
+Shape cosine_embedding_output_shape(const Shape& input1, const Shape& input2,
+                                    const Shape& target) {
+  return broadcast_rows_or_first(
+      {target, embedding_output_shape(input1), embedding_output_shape(input2)});
+}
+
+Shape triplet_output_shape(const Shape& anchor, const Shape& positive, const Shape& negative) {
+  return broadcast_rows_or_first({embedding_output_shape(anchor), embedding_output_shape(positive),
+                                  embedding_output_shape(negative)});
 }
 
 TripletDistance parse_triplet_distance(const char* name, const char* function) {
