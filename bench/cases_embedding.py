@@ -41,9 +41,9 @@ def _cosine_setup(shape):
 def _torch_run(fn: Callable[..., torch.Tensor], **kwargs: Any) -> Callable[[Dict[str, Any]], None]:
     def run(state: Dict[str, Any]) -> None:
         ts = state["torch"]
-        for t in ts:
-            t.grad = None  # no accumulation into old gradients
-        fn(*ts, **kwargs).backward()
+        loss = fn(*ts, **kwargs)
+        # autograd backward into fresh gradients (no accumulation into .grad), as cases_pointwise
+        torch.autograd.grad(loss, [t for t in ts if t.requires_grad])
 
     return run
 
