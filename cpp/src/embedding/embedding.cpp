@@ -4,8 +4,6 @@
 // result is bitwise the same for any thread count.
 #include "losskit/embedding.hpp"
 
-#include "losskit/threads.hpp"
-
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -18,6 +16,7 @@
 #include "common/parallel.hpp"
 #include "common/reduce.hpp"
 #include "embedding/embedding_kernels.hpp"
+#include "losskit/threads.hpp"
 
 namespace losskit {
 namespace {
@@ -118,8 +117,8 @@ void run(const char* fn, EmbeddingRows<T> R, Reduction reduction, const Shape& o
   // small inputs stay on the calling thread.
   const int64_t dim = rs.dim > 0 ? rs.dim : 1;
   const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 15) / dim);
-  const bool need_scratch =
-      q.backward && !(R.grad[0] && R.grad[1] && (R.grad[2] || R.kernel == EmbeddingKernelId::CosineEmbedding));
+  const bool two_inputs = R.kernel == EmbeddingKernelId::CosineEmbedding;
+  const bool need_scratch = q.backward && !(R.grad[0] && R.grad[1] && (R.grad[2] || two_inputs));
   const int64_t scratch_per_thread = need_scratch ? 3 * rs.dim : 0;
   // Scratch rows for unwanted gradients, one set per thread (the modulo only matters if another
   // thread raised the thread count during this call).
@@ -133,7 +132,6 @@ void run(const char* fn, EmbeddingRows<T> R, Reduction reduction, const Shape& o
   if (q.forward && reduced)
     q.output.data[0] = static_cast<T>(detail::blocked_sum(row_loss.data(), n) / divisor);
 }
-
 
 // ---- broadcasting of rows -------------------------------------------------------------------
 // torch broadcasts the paired inputs (x1 - x2, x1 * x2) and the label. Broadcasting the row
@@ -203,7 +201,8 @@ void with_row_broadcast(const char* fn, std::array<View<T>, 4> in, const Operand
       full[d] = a == 1 ? b : a;
     }
   }
-  for (int k = 0; k < ops.count; ++k) same = same && (lead[k] == full || lead[k].size() != full.size());
+  for (int k = 0; k < ops.count; ++k)
+    same = same && (lead[k] == full || lead[k].size() != full.size());
   if (same) return body(in, q);
 
   // The caller's gradients have the original shapes.
