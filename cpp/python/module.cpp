@@ -477,8 +477,12 @@ void embedding_bind_from_distances(py::module_& m) {
       "triplet_margin_check_inputs",
       [](const py::tuple& arrays, const std::string& reduction, double margin) {
         const char* fn = "triplet_margin_with_distance_loss";
+        if (arrays.size() != 3)
+          throw losskit::ValueError(std::string(fn) + ": expected 3 arrays");
         Shape shapes[3];
         for (int k = 0; k < 3; ++k) {
+          if (!py::isinstance<py::array>(arrays[k]))
+            throw losskit::TypeError(std::string(fn) + ": input expected an array");
           auto a = py::reinterpret_borrow<py::array>(arrays[k]);
           shapes[k] = Shape(a.shape(), a.shape() + a.ndim());
         }
