@@ -365,6 +365,135 @@ void bind(py::module_& m) {
 
 // ---- classification bindings ----
 // ---- embedding bindings ----
+// Inputs (N, D) or (D,); the unreduced output drops the last dimension (rows broadcast).
+struct CosineEmbedding {
+  static constexpr const char* kName = "cosine_embedding_loss";
+  static constexpr int kInputs = 3;  // input1, input2, target
+  static constexpr std::array<int, 2> kGradOf{0, 1};
+  using Options = losskit::CosineEmbeddingLossOptions;
+  static Options options(Reduction r, const py::kwargs& kw) {
+    return {r, kw["margin"].cast<double>()};
+  }
+  template <class T>
+  static Shape out_shape(const Inputs<T>& in) {
+    return losskit::cosine_embedding_output_shape(in[0].shape, in[1].shape, in[2].shape);
+  }
+  LOSSKIT_FORWARDERS(cosine_embedding_loss, (in[0], in[1], in[2], out, o),
+                     (go, in[0], in[1], in[2], g[0], g[1], o),
+                     (in[0], in[1], in[2], go, out, g[0], g[1], o))
+};
+
+struct TripletMargin {
+  static constexpr const char* kName = "triplet_margin_loss";
+  static constexpr int kInputs = 3;  // anchor, positive, negative
+  static constexpr std::array<int, 3> kGradOf{0, 1, 2};
+  using Options = losskit::TripletMarginLossOptions;
+  static Options options(Reduction r, const py::kwargs& kw) {
+    return {r, kw["margin"].cast<double>(), kw["p"].cast<double>(), kw["eps"].cast<double>(),
+            kw["swap"].cast<bool>()};
+  }
+  template <class T>
+  static Shape out_shape(const Inputs<T>& in) {
+    return losskit::triplet_output_shape(in[0].shape, in[1].shape, in[2].shape);
+  }
+  LOSSKIT_FORWARDERS(triplet_margin_loss, (in[0], in[1], in[2], out, o),
+                     (go, in[0], in[1], in[2], g[0], g[1], g[2], o),
+                     (in[0], in[1], in[2], go, out, g[0], g[1], g[2], o))
+};
+
+struct TripletMarginWithDistance {
+  static constexpr const char* kName = "triplet_margin_with_distance_loss";
+  static constexpr int kInputs = 3;
+  static constexpr std::array<int, 3> kGradOf{0, 1, 2};
+  using Options = losskit::TripletMarginWithDistanceLossOptions;
+  static Options options(Reduction r, const py::kwargs& kw) {
+    const auto name = kw["distance"].cast<std::string>();
+    return {r, losskit::parse_triplet_distance(name.c_str(), kName), kw["margin"].cast<double>(),
+            kw["swap"].cast<bool>()};
+  }
+  template <class T>
+  static Shape out_shape(const Inputs<T>& in) {
+    return losskit::triplet_output_shape(in[0].shape, in[1].shape, in[2].shape);
+  }
+  LOSSKIT_FORWARDERS(triplet_margin_with_distance_loss, (in[0], in[1], in[2], out, o),
+                     (go, in[0], in[1], in[2], g[0], g[1], g[2], o),
+                     (in[0], in[1], in[2], go, out, g[0], g[1], g[2], o))
+};
+
+// The triplet loss on distances a Python callable computed: (loss, (grad_dist_pos,
+// grad_dist_neg, grad_dist_swap or None)), the gradients only when `backward`.
+template <class T>
+py::tuple embedding_triplet_from_distances(const py::handle& dist_pos, const py::handle& dist_neg,
+                                           const py::handle& dist_swap,
+                                           const py::handle& grad_output, Reduction reduction,
+                                           double margin, bool swap, bool backward) {
+  const char* fn = "triplet_margin_with_distance_loss";
+  const View<T> dp = as_view<T>(dist_pos, fn, "distance_function(anchor, positive)");
+  const View<T> dn = as_view<T>(dist_neg, fn, "distance_function(anchor, negative)");
+  const View<T> ds = as_view<T>(dist_swap, fn, "distance_function(positive, negative)");
+  const View<T> go = as_view<T>(grad_output, fn, "grad_output");
+  losskit::TripletMarginWithDistanceLossOptions o;
+  o.reduction = reduction;
+  o.margin = margin;
+  o.swap = swap;
+  auto out = new_array<T>(reduction == Reduction::None ? dp.shape : Shape{});
+  auto out_view = as_mut(out);
+  py::object grads[3] = {py::none(), py::none(), py::none()};
+  MutView<T> gviews[3];
+  if (backward)
+    for (int k = 0; k < (swap ? 3 : 2); ++k) {
+      auto g = new_array<T>(dp.shape);
+      gviews[k] = as_mut(g);
+      grads[k] = std::move(g);
+    }
+  {
+    py::gil_scoped_release release;
+    losskit::triplet_margin_loss_from_distances(dp, dn, ds, go, out_view, gviews[0], gviews[1],
+                                                gviews[2], o);
+  }
+  return py::make_tuple(out, py::make_tuple(grads[0], grads[1], grads[2]));
+}
+
+void embedding_bind_from_distances(py::module_& m) {
+  m.def(
+      "triplet_margin_loss_from_distances",
+      [](const py::object& dist_pos, const py::object& dist_neg, const py::object& dist_swap,
+         const py::object& grad_output, const std::string& reduction, double margin, bool swap,
+         bool backward) {
+        const Reduction r =
+            losskit::parse_reduction(reduction, "triplet_margin_with_distance_loss");
+        const bool f32 = py::isinstance<py::array>(dist_pos) &&
+                         py::reinterpret_borrow<py::array>(dist_pos).dtype().is(
+                             py::dtype::of<float>());
+        return f32 ? embedding_triplet_from_distances<float>(dist_pos, dist_neg, dist_swap,
+                                                             grad_output, r, margin, swap,
+                                                             backward)
+                   : embedding_triplet_from_distances<double>(dist_pos, dist_neg, dist_swap,
+                                                              grad_output, r, margin, swap,
+                                                              backward);
+      },
+      py::arg("dist_pos"), py::arg("dist_neg"), py::arg("dist_swap"), py::arg("grad_output"),
+      py::arg("reduction"), py::arg("margin"), py::arg("swap"), py::arg("backward"));
+  m.def(
+      "triplet_margin_check_inputs",
+      [](const py::tuple& arrays, const std::string& reduction, double margin) {
+        const char* fn = "triplet_margin_with_distance_loss";
+        if (arrays.size() != 3)
+          throw losskit::ValueError(std::string(fn) + ": expected 3 arrays");
+        Shape shapes[3];
+        for (int k = 0; k < 3; ++k) {
+          if (!py::isinstance<py::array>(arrays[k]))
+            throw losskit::TypeError(std::string(fn) + ": input expected an array");
+          auto a = py::reinterpret_borrow<py::array>(arrays[k]);
+          shapes[k] = Shape(a.shape(), a.shape() + a.ndim());
+        }
+        losskit::TripletMarginWithDistanceLossOptions o;
+        o.reduction = losskit::parse_reduction(reduction, fn);
+        o.margin = margin;
+        losskit::triplet_margin_with_distance_loss_check(shapes[0], shapes[1], shapes[2], o);
+      },
+      py::arg("arrays"), py::arg("reduction"), py::arg("margin"));
+}
 // ---- ctc bindings ----
 // ---- large_vocab bindings ----
 
@@ -432,6 +561,10 @@ PYBIND11_MODULE(_core, m) {
   bind<HingeEmbedding>(m);
   // classification: register bindings here
   // embedding: register bindings here
+  bind<CosineEmbedding>(m);
+  bind<TripletMargin>(m);
+  bind<TripletMarginWithDistance>(m);
+  embedding_bind_from_distances(m);
   // ctc: register bindings here
   // large_vocab: register bindings here
 }

@@ -26,6 +26,9 @@ from .modules import (
     SoftMarginLoss,
     # classification classes
     # embedding classes
+    CosineEmbeddingLoss,
+    TripletMarginLoss,
+    TripletMarginWithDistanceLoss,
     # ctc classes
     # large_vocab classes
 )
@@ -55,6 +58,9 @@ __all__ = [
     "SoftMarginLoss",
     # classification names
     # embedding names
+    "CosineEmbeddingLoss",
+    "TripletMarginLoss",
+    "TripletMarginWithDistanceLoss",
     # ctc names
     # large_vocab names
     "cpu_target",

@@ -211,6 +211,56 @@ class HingeEmbeddingLoss(_Loss):
 
 
 # ---- embedding ----
+class CosineEmbeddingLoss(_Loss):
+    """Cosine embedding loss; see :func:`losskit.functional.cosine_embedding_loss`."""
+
+    _function = "cosine_embedding_loss"
+
+    def __init__(self, margin: float = 0.0, size_average: Optional[bool] = None, reduce: Optional[bool] = None,
+                 reduction: str = "mean") -> None:
+        super().__init__(size_average, reduce, reduction)
+        self.margin = margin
+
+    def _kwargs(self) -> Dict[str, Any]:
+        return {"margin": self.margin, "reduction": self.reduction}
+
+
+class TripletMarginLoss(_Loss):
+    """Triplet margin loss; see :func:`losskit.functional.triplet_margin_loss`."""
+
+    _function = "triplet_margin_loss"
+
+    def __init__(self, margin: float = 1.0, p: float = 2.0, eps: float = 1e-6, swap: bool = False,
+                 size_average: Optional[bool] = None, reduce: Optional[bool] = None,
+                 reduction: str = "mean") -> None:
+        super().__init__(size_average, reduce, reduction)
+        self.margin = margin
+        self.p = p
+        self.eps = eps
+        self.swap = swap
+
+    def _kwargs(self) -> Dict[str, Any]:
+        return {"margin": self.margin, "p": self.p, "eps": self.eps, "swap": self.swap,
+                "reduction": self.reduction}
+
+
+class TripletMarginWithDistanceLoss(_Loss):
+    """Triplet margin loss with a chosen distance (None, "euclidean", "cosine",
+    "squared_euclidean" or a callable returning (distances, vjp)); see
+    :func:`losskit.functional.triplet_margin_with_distance_loss`."""
+
+    _function = "triplet_margin_with_distance_loss"
+
+    def __init__(self, *, distance_function: Any = None, margin: float = 1.0, swap: bool = False,
+                 reduction: str = "mean") -> None:
+        super().__init__(reduction=reduction)
+        self.distance_function = distance_function
+        self.margin = margin
+        self.swap = swap
+
+    def _kwargs(self) -> Dict[str, Any]:
+        return {"distance_function": self.distance_function, "margin": self.margin, "swap": self.swap,
+                "reduction": self.reduction}
 
 
 # ---- ctc ----

@@ -5,6 +5,7 @@
 #include "losskit/pointwise.hpp"
 // classification header
 // embedding header
+#include "losskit/embedding.hpp"
 // ctc header
 // large_vocab header
 #include "losskit/reduction.hpp"

@@ -1,0 +1,133 @@
+// Embedding losses (torch.nn: CosineEmbeddingLoss, TripletMarginLoss,
+// TripletMarginWithDistanceLoss).
+//
+// Formulas, gradients and edge values are documented once, in the Python docstrings of
+// losskit.functional (python/losskit/functional.py) and in docs/embedding.md.
+//
+// Every loss has three entry points with torch's argument order:
+//   NAME(inputs..., output, options)
+//   NAME_backward(grad_output, inputs..., grads..., options)
+//   NAME_forward_backward(inputs..., grad_output, output, grads..., options)
+// * Inputs are C-contiguous views. The last dimension holds the D values of one vector; every
+//   other dimension indexes rows, which are independent. Rows broadcast as in torch (a (1, D)
+//   positive for an (N, D) anchor; cosine_embedding_loss's target too); the vector dimension
+//   must be the same for all inputs (torch would broadcast a size-1 one).
+// * The unreduced output has the broadcast inputs' shape without the last dimension
+//   (triplet_output_shape, cosine_embedding_output_shape); a reduced one has shape {}.
+// * grad_output is a 0-d view for reduced losses and an output-shaped view for Reduction::None;
+//   an absent grad_output means 1 (ones), in NAME_backward as in NAME_forward_backward.
+// * Each gradient has the shape of its input; pass `{}` for gradients not wanted.
+// * Every row's D values are read once for forward and backward together (a second sweep over
+//   the row runs from cache).
+// All checks run before any work and throw losskit::ValueError / TypeError.
+// float and double are instantiated.
+#pragma once
+
+#include "losskit/reduction.hpp"
+#include "losskit/view.hpp"
+
+namespace losskit {
+
+// Shape of an unreduced embedding loss of inputs shaped `input` ({} for 0-d or 1-d inputs).
+Shape embedding_output_shape(const Shape& input);
+// Unreduced output shapes with torch's broadcasting of rows (what the loss will have when its
+// checks pass; these never throw).
+Shape cosine_embedding_output_shape(const Shape& input1, const Shape& input2, const Shape& target);
+Shape triplet_output_shape(const Shape& anchor, const Shape& positive, const Shape& negative);
+
+struct CosineEmbeddingLossOptions {
+  Reduction reduction = Reduction::Mean;
+  double margin = 0.0;
+};
+
+struct TripletMarginLossOptions {
+  Reduction reduction = Reduction::Mean;
+  double margin = 1.0;  // > 0
+  double p = 2.0;       // > 0 (inf allowed)
+  double eps = 1e-6;    // added to the difference, as torch's pairwise_distance
+  bool swap = false;
+};
+
+// The distances computed in the core for triplet_margin_with_distance_loss.
+enum class TripletDistance {
+  Euclidean,         // torch.pairwise_distance(x1, x2): ||x1 - x2 + 1e-6||_2 (the default)
+  Cosine,            // 1 - torch.cosine_similarity(x1, x2, dim=-1), eps = 1e-8
+  SquaredEuclidean,  // sum((x1 - x2)^2, -1)
+};
+
+// Parses "euclidean", "cosine", "squared_euclidean"; ValueError naming `function` otherwise.
+TripletDistance parse_triplet_distance(const char* name, const char* function);
+
+struct TripletMarginWithDistanceLossOptions {
+  Reduction reduction = Reduction::Mean;
+  TripletDistance distance = TripletDistance::Euclidean;
+  double margin = 1.0;  // > 0
+  bool swap = false;
+};
+
+// ---- cosine_embedding_loss: inputs (N, D) with target (N,), or (D,) with a 0-d target ------
+template <class T>
+void cosine_embedding_loss(View<T> input1, View<T> input2, View<T> target, MutView<T> output,
+                           const CosineEmbeddingLossOptions& options = {});
+template <class T>
+void cosine_embedding_loss_backward(View<T> grad_output, View<T> input1, View<T> input2,
+                                    View<T> target, MutView<T> grad_input1,
+                                    MutView<T> grad_input2,
+                                    const CosineEmbeddingLossOptions& options = {});
+template <class T>
+void cosine_embedding_loss_forward_backward(View<T> input1, View<T> input2, View<T> target,
+                                            View<T> grad_output, MutView<T> output,
+                                            MutView<T> grad_input1, MutView<T> grad_input2,
+                                            const CosineEmbeddingLossOptions& options = {});
+
+// ---- triplet_margin_loss: anchor, positive, negative of one shape (*, D) -------------------
+template <class T>
+void triplet_margin_loss(View<T> anchor, View<T> positive, View<T> negative, MutView<T> output,
+                         const TripletMarginLossOptions& options = {});
+template <class T>
+void triplet_margin_loss_backward(View<T> grad_output, View<T> anchor, View<T> positive,
+                                  View<T> negative, MutView<T> grad_anchor,
+                                  MutView<T> grad_positive, MutView<T> grad_negative,
+                                  const TripletMarginLossOptions& options = {});
+template <class T>
+void triplet_margin_loss_forward_backward(View<T> anchor, View<T> positive, View<T> negative,
+                                          View<T> grad_output, MutView<T> output,
+                                          MutView<T> grad_anchor, MutView<T> grad_positive,
+                                          MutView<T> grad_negative,
+                                          const TripletMarginLossOptions& options = {});
+
+// ---- triplet_margin_with_distance_loss (a built-in distance) --------------------------------
+template <class T>
+void triplet_margin_with_distance_loss(View<T> anchor, View<T> positive, View<T> negative,
+                                       MutView<T> output,
+                                       const TripletMarginWithDistanceLossOptions& options = {});
+template <class T>
+void triplet_margin_with_distance_loss_backward(
+    View<T> grad_output, View<T> anchor, View<T> positive, View<T> negative,
+    MutView<T> grad_anchor, MutView<T> grad_positive, MutView<T> grad_negative,
+    const TripletMarginWithDistanceLossOptions& options = {});
+template <class T>
+void triplet_margin_with_distance_loss_forward_backward(
+    View<T> anchor, View<T> positive, View<T> negative, View<T> grad_output, MutView<T> output,
+    MutView<T> grad_anchor, MutView<T> grad_positive, MutView<T> grad_negative,
+    const TripletMarginWithDistanceLossOptions& options = {});
+
+// ---- the triplet loss on precomputed distances (for a distance the core does not know) -----
+// dist_pos = d(anchor, positive), dist_neg = d(anchor, negative) and, with options.swap,
+// dist_swap = d(positive, negative): arrays of one shape (the output's). Computes the loss
+// (output, optional) and the gradients with respect to the distances (each optional; grad_swap
+// only with swap), from grad_output (absent means 1 or ones). options.distance is ignored.
+template <class T>
+void triplet_margin_loss_from_distances(View<T> dist_pos, View<T> dist_neg, View<T> dist_swap,
+                                        View<T> grad_output, MutView<T> output,
+                                        MutView<T> grad_dist_pos, MutView<T> grad_dist_neg,
+                                        MutView<T> grad_dist_swap,
+                                        const TripletMarginWithDistanceLossOptions& options = {});
+
+// The checks a custom distance's call makes before it calls the distance (reduction, margin,
+// and torch's rule that the three inputs have the same number of dimensions).
+void triplet_margin_with_distance_loss_check(const Shape& anchor, const Shape& positive,
+                                             const Shape& negative,
+                                             const TripletMarginWithDistanceLossOptions& options);
+
+}  // namespace losskit

@@ -1,0 +1,640 @@
+// Entry points of the embedding family: per-loss checks, all before any work, then the row
+// kernel for the active instruction set, run over rows in parallel. Reduced losses collect one
+// double per row and sum them with the shared deterministic accumulator (blocked_sum), so the
+// result is bitwise the same for any thread count.
+#include "losskit/embedding.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "common/checks.hpp"
+#include "common/cpu_dispatch.hpp"
+#include "common/parallel.hpp"
+#include "common/reduce.hpp"
+#include "embedding/embedding_kernels.hpp"
+#include "losskit/threads.hpp"
+
+namespace losskit {
+namespace {
+
+using detail::EmbeddingKernelId;
+using detail::EmbeddingRows;
+
+template <class T>
+using RowKernel = void (*)(const EmbeddingRows<T>&, int64_t, int64_t, T*);
+
+template <class T>
+RowKernel<T> embedding_kernel() {
+#define LOSSKIT_KERNEL_ENTRY(ns) static_cast<RowKernel<T>>(&kernels::ns::embedding_rows),
+  static const RowKernel<T> table[] = {LOSSKIT_FOR_EACH_TARGET(LOSSKIT_KERNEL_ENTRY)};
+#undef LOSSKIT_KERNEL_ENTRY
+  const int available = static_cast<int>(sizeof table / sizeof table[0]);
+  const int wanted = static_cast<int>(detail::active_cpu_target());
+  return table[wanted < available ? wanted : available - 1];
+}
+
+std::string number(double v) {
+  std::ostringstream os;
+  os << v;
+  return os.str();
+}
+
+void check_reduction(const char* fn, Reduction r) {
+  if (r == Reduction::BatchMean)
+    detail::fail_value(fn, "reduction", "one of 'none', 'mean', 'sum'", "'batchmean'");
+}
+
+// torch raises "margin must be greater than 0" (a NaN margin passes its `margin <= 0` test).
+void check_margin_positive(const char* fn, double margin) {
+  if (margin <= 0) detail::fail_value(fn, "margin", "a number greater than 0", number(margin));
+}
+
+// Each row's values per input, and the row count: the last dimension is the vector (a 0-d input
+// is one vector of one value), every other dimension indexes rows.
+struct RowShape {
+  int64_t rows;
+  int64_t dim;
+};
+RowShape row_shape(const Shape& s) {
+  if (s.empty()) return {1, 1};
+  int64_t rows = 1;
+  for (size_t i = 0; i + 1 < s.size(); ++i) rows *= s[i];
+  return {rows, s.back()};
+}
+
+// What to compute, shared by the three entry points of every loss.
+template <class T>
+struct Request {
+  bool forward = false;
+  bool backward = false;
+  View<T> grad_output;  // absent: 1 (ones)
+  MutView<T> output;
+  MutView<T> grads[3];
+};
+
+// Checks the output, grad_output and gradients against the shapes, then runs the kernel.
+// `inputs` are the differentiable inputs (their shapes are the gradients' shapes).
+template <class T>
+void run(const char* fn, EmbeddingRows<T> R, Reduction reduction, const Shape& out_shape,
+         const RowShape& rs, std::initializer_list<std::pair<View<T>, const char*>> inputs,
+         const Request<T>& q) {
+  const bool reduced = reduction != Reduction::None;
+  if (q.forward) detail::check_output(fn, "output", q.output, reduced ? Shape{} : out_shape);
+  if (q.backward) {
+    if (q.grad_output.present()) {
+      if (reduced && q.grad_output.numel() != 1)
+        detail::fail_value(fn, "grad_output", "a scalar for a reduced loss",
+                           "shape " + shape_to_string(q.grad_output.shape));
+      if (!reduced)
+        detail::check_shape_equal(fn, "grad_output", q.grad_output.shape, out_shape, "shape");
+    }
+    int k = 0;
+    for (const auto& [view, name] : inputs) {
+      if (q.grads[k].present()) detail::check_output(fn, name, q.grads[k], view.shape);
+      ++k;
+    }
+  }
+
+  const int64_t n = rs.rows;
+  const double divisor = reduction == Reduction::Mean ? static_cast<double>(n) : 1.0;
+  const double scale = 1.0 / divisor;
+  R.backward = q.backward;
+  R.grad_scale = reduced && q.grad_output.present()
+                     ? scale * static_cast<double>(q.grad_output.data[0])
+                     : scale;
+  R.grad_out = q.backward && !reduced && q.grad_output.present() ? q.grad_output.data : nullptr;
+  if (q.backward)
+    for (int k = 0; k < 3; ++k) R.grad[k] = q.grads[k].present() ? q.grads[k].data : nullptr;
+  R.out = q.forward && !reduced ? q.output.data : nullptr;
+  std::vector<double> row_loss(q.forward && reduced ? static_cast<size_t>(n) : 0);
+  R.row_loss = q.forward && reduced ? row_loss.data() : nullptr;
+
+  // A row costs about `dim` element operations; each thread gets at least ~32K of them, so
+  // small inputs stay on the calling thread.
+  const int64_t dim = rs.dim > 0 ? rs.dim : 1;
+  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 15) / dim);
+  const bool two_inputs = R.kernel == EmbeddingKernelId::CosineEmbedding;
+  const bool need_scratch = q.backward && !(R.grad[0] && R.grad[1] && (R.grad[2] || two_inputs));
+  const int64_t scratch_per_thread = need_scratch ? 3 * rs.dim : 0;
+  // Scratch rows for unwanted gradients, one set per thread (the modulo only matters if another
+  // thread raised the thread count during this call).
+  const int scratch_threads = std::max(1, get_num_threads());
+  std::vector<T> scratch(static_cast<size_t>(scratch_per_thread * scratch_threads));
+  const RowKernel<T> kernel = embedding_kernel<T>();
+  detail::parallel_for(0, n, grain, [&](int64_t r0, int64_t r1, int thread) {
+    kernel(R, r0, r1, scratch.data() + (thread % scratch_threads) * scratch_per_thread);
+  });
+
+  if (q.forward && reduced)
+    q.output.data[0] = static_cast<T>(detail::blocked_sum(row_loss.data(), n) / divisor);
+}
+
+// ---- broadcasting of rows -------------------------------------------------------------------
+// torch broadcasts the paired inputs (x1 - x2, x1 * x2) and the label. Broadcasting the row
+// dimensions (a (1, D) positive for an (N, D) anchor) is the same as computing on the expanded
+// inputs, so that case expands the smaller inputs into temporaries, runs the kernel at the full
+// shape, and sums each smaller input's full-size gradient back over its broadcast rows (in a
+// fixed order, in double). Broadcasting the vector dimension itself ((N, 1) against (N, D)) would
+// change which values a norm sums over per pair; losskit rejects it.
+
+// Row of `from` that row `r` of `to` reads (same number of dimensions; size-1 dims broadcast).
+int64_t source_row(int64_t r, const Shape& from, const Shape& to) {
+  int64_t src = 0, stride = 1;
+  for (size_t d = to.size(); d-- > 0;) {
+    const int64_t i = r % to[d];
+    r /= to[d];
+    src += (from[d] == 1 ? 0 : i) * stride;
+    stride *= from[d];
+  }
+  return src;
+}
+
+struct Operands {
+  int count = 0;                   // inputs in use (<= 4)
+  const char* names[4] = {};       // argument names for messages
+  bool vector[4] = {};             // the last dimension is the vector (false: cosine's target)
+};
+
+// Calls body(views, request) with every input at its full shape: the inputs as they are when no
+// row broadcasting is needed (no copy), expanded copies otherwise. Gradients exist for the first
+// `ngrad` inputs; body sees them at the full shape.
+template <class T, class Body>
+void with_row_broadcast(const char* fn, std::array<View<T>, 4> in, const Operands& ops, int ngrad,
+                        const char* const* grad_names, const Request<T>& q, Body&& body) {
+  Shape lead[4];
+  int64_t dim = -1;
+  const char* dim_name = "";
+  for (int k = 0; k < ops.count; ++k) {
+    detail::check_required(fn, ops.names[k], in[k]);
+    const Shape& s = in[k].shape;
+    if (!ops.vector[k]) {
+      lead[k] = s;
+      continue;
+    }
+    lead[k] = s.empty() ? Shape{} : Shape(s.begin(), s.end() - 1);
+    const int64_t d = s.empty() ? 1 : s.back();
+    if (dim < 0) {
+      dim = d;
+      dim_name = ops.names[k];
+    } else if (d != dim) {
+      detail::fail_value(fn, ops.names[k],
+                         std::string("the last dimension of ") + dim_name + " (" +
+                             std::to_string(dim) + "; the vector dimension does not broadcast)",
+                         "shape " + shape_to_string(s));
+    }
+  }
+  Shape full = lead[0];
+  bool same = true;
+  for (int k = 1; k < ops.count; ++k) {
+    if (lead[k].size() != full.size()) continue;  // the caller's dimension checks report it
+    for (size_t d = 0; d < full.size(); ++d) {
+      const int64_t a = full[d], b = lead[k][d];
+      if (a != b && a != 1 && b != 1)
+        detail::fail_value(fn, ops.names[k],
+                           std::string("rows broadcastable with ") + ops.names[0] + "'s shape " +
+                               shape_to_string(in[0].shape),
+                           "shape " + shape_to_string(in[k].shape));
+      full[d] = a == 1 ? b : a;
+    }
+  }
+  for (int k = 0; k < ops.count; ++k)
+    same = same && (lead[k] == full || lead[k].size() != full.size());
+  if (same) return body(in, q);
+
+  // The caller's gradients have the original shapes.
+  if (q.backward)
+    for (int k = 0; k < ngrad; ++k)
+      if (q.grads[k].present()) detail::check_output(fn, grad_names[k], q.grads[k], in[k].shape);
+  const int64_t rows = numel(full);
+  std::vector<T> copies[4];
+  std::vector<T> full_grads[3];
+  bool sum_back[3] = {false, false, false};
+  std::array<View<T>, 4> views = in;
+  Request<T> q2 = q;
+  for (int k = 0; k < ops.count; ++k) {
+    if (lead[k] == full) continue;
+    const int64_t d = ops.vector[k] ? dim : 1;
+    Shape fs = full;
+    if (ops.vector[k] && !in[k].shape.empty()) fs.push_back(d);
+    copies[k].resize(static_cast<size_t>(rows * d));
+    for (int64_t r = 0; r < rows; ++r) {
+      const T* src = in[k].data + source_row(r, lead[k], full) * d;
+      std::copy(src, src + d, copies[k].data() + r * d);
+    }
+    views[k] = View<T>(copies[k].data(), fs);
+    if (k < ngrad && q.backward && q.grads[k].present()) {
+      full_grads[k].resize(copies[k].size());
+      q2.grads[k] = MutView<T>(full_grads[k].data(), fs);
+      sum_back[k] = true;
+    }
+  }
+  body(views, q2);
+  for (int k = 0; k < ngrad; ++k) {
+    if (!sum_back[k]) continue;  // at the full shape already, or not wanted
+    std::vector<double> acc(static_cast<size_t>(in[k].numel()), 0.0);
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t src = source_row(r, lead[k], full);
+      for (int64_t j = 0; j < dim; ++j)
+        acc[static_cast<size_t>(src * dim + j)] +=
+            static_cast<double>(full_grads[k][static_cast<size_t>(r * dim + j)]);
+    }
+    for (size_t i = 0; i < acc.size(); ++i) q.grads[k].data[i] = static_cast<T>(acc[i]);
+  }
+}
+
+// ---- cosine_embedding_loss ----------------------------------------------------------------
+template <class T>
+struct CosineProblem {
+  EmbeddingRows<T> rows;
+  RowShape rs;
+  Shape out_shape;
+};
+
+template <class T>
+CosineProblem<T> cosine_problem(View<T> input1, View<T> input2, View<T> target,
+                                const CosineEmbeddingLossOptions& o) {
+  CosineProblem<T> p;
+  p.rs = row_shape(input1.shape);
+  p.out_shape = target.shape;
+  p.rows.kernel = EmbeddingKernelId::CosineEmbedding;
+  p.rows.dim = p.rs.dim;
+  p.rows.x[0] = input1.data;
+  p.rows.x[1] = input2.data;
+  p.rows.target = target.data;
+  p.rows.margin = o.margin;
+  return p;
+}
+
+// torch: a 1-d target goes with 2-d inputs, a 0-d target with 1-d inputs; rows broadcast.
+template <class T>
+void cosine_run(View<T> input1, View<T> input2, View<T> target, const CosineEmbeddingLossOptions& o,
+                const Request<T>& q) {
+  const char* fn = "cosine_embedding_loss";
+  check_reduction(fn, o.reduction);
+  if (target.dim() > 1)
+    detail::fail_value(fn, "target", "a 0-d or 1-d array (multi-target not supported)",
+                       "shape " + shape_to_string(target.shape));
+  const int64_t want_dim = target.dim() == 1 ? 2 : 1;
+  const std::string what = target.dim() == 1 ? "a 2-d array (N, D) for a 1-d target"
+                                             : "a 1-d array (D,) for a 0-d target";
+  if (input1.dim() != want_dim)
+    detail::fail_value(fn, "input1", what, "shape " + shape_to_string(input1.shape));
+  if (input2.dim() != want_dim)
+    detail::fail_value(fn, "input2", what, "shape " + shape_to_string(input2.shape));
+  Operands ops;
+  ops.count = 3;
+  ops.names[0] = "input1";
+  ops.names[1] = "input2";
+  ops.names[2] = "target";
+  ops.vector[0] = ops.vector[1] = true;
+  static const char* const grad_names[] = {"grad_input1", "grad_input2"};
+  with_row_broadcast<T>(fn, {input1, input2, target, View<T>{}}, ops, 2, grad_names, q,
+                        [&](const std::array<View<T>, 4>& v, const Request<T>& rq) {
+                          detail::check_shape_equal(fn, "input2", v[1].shape, v[0].shape,
+                                                    "input1's shape");
+                          if (v[2].dim() == 1)
+                            detail::check_shape_equal(fn, "target", v[2].shape,
+                                                      Shape{v[0].shape[0]}, "shape");
+                          const auto p = cosine_problem(v[0], v[1], v[2], o);
+                          run<T>(fn, p.rows, o.reduction, p.out_shape, p.rs,
+                                 {{v[0], "grad_input1"}, {v[1], "grad_input2"}}, rq);
+                        });
+}
+
+// ---- triplet losses -------------------------------------------------------------------------
+template <class T>
+void check_triplet_shapes(const char* fn, View<T> anchor, View<T> positive, View<T> negative) {
+  detail::check_required(fn, "anchor", anchor);
+  detail::check_required(fn, "positive", positive);
+  detail::check_required(fn, "negative", negative);
+  if (anchor.dim() != positive.dim() || positive.dim() != negative.dim())
+    detail::fail_value(fn, "positive",
+                       "anchor, positive and negative of the same number of dimensions",
+                       "anchor " + std::to_string(anchor.dim()) + "-d, positive " +
+                           std::to_string(positive.dim()) + "-d, negative " +
+                           std::to_string(negative.dim()) + "-d");
+}
+
+// The shape checks, then body(views, request) on the inputs broadcast to one shape.
+template <class T, class Body>
+void triplet_broadcast(const char* fn, View<T> anchor, View<T> positive, View<T> negative,
+                       const Request<T>& q, Body&& body) {
+  check_triplet_shapes(fn, anchor, positive, negative);
+  Operands ops;
+  ops.count = 3;
+  ops.names[0] = "anchor";
+  ops.names[1] = "positive";
+  ops.names[2] = "negative";
+  ops.vector[0] = ops.vector[1] = ops.vector[2] = true;
+  static const char* const grad_names[] = {"grad_anchor", "grad_positive", "grad_negative"};
+  with_row_broadcast<T>(fn, {anchor, positive, negative, View<T>{}}, ops, 3, grad_names, q,
+                        [&](const std::array<View<T>, 4>& v, const Request<T>& rq) {
+                          detail::check_shape_equal(fn, "positive", v[1].shape, v[0].shape,
+                                                    "anchor's shape");
+                          detail::check_shape_equal(fn, "negative", v[2].shape, v[0].shape,
+                                                    "anchor's shape");
+                          body(v, rq);
+                        });
+}
+
+template <class T>
+EmbeddingRows<T> triplet_rows(View<T> anchor, View<T> positive, View<T> negative,
+                              EmbeddingKernelId kernel, double margin, bool swap) {
+  EmbeddingRows<T> r;
+  r.kernel = kernel;
+  r.dim = row_shape(anchor.shape).dim;
+  r.x[0] = anchor.data;
+  r.x[1] = positive.data;
+  r.x[2] = negative.data;
+  r.margin = margin;
+  r.swap = swap;
+  return r;
+}
+
+EmbeddingKernelId pnorm_kernel(double p) {
+  if (p == 2.0) return EmbeddingKernelId::TripletL2;
+  if (p == 1.0) return EmbeddingKernelId::TripletL1;
+  if (std::isinf(p)) return EmbeddingKernelId::TripletLinf;
+  return EmbeddingKernelId::TripletLp;
+}
+
+template <class T>
+void triplet_run(View<T> anchor, View<T> positive, View<T> negative,
+                 const TripletMarginLossOptions& o, const Request<T>& q) {
+  const char* fn = "triplet_margin_loss";
+  check_reduction(fn, o.reduction);
+  check_margin_positive(fn, o.margin);
+  if (!(o.p > 0)) detail::fail_value(fn, "p", "a number greater than 0", number(o.p));
+  triplet_broadcast(fn, anchor, positive, negative, q, [&](const auto& v, const Request<T>& rq) {
+    // torch: the inf norm (a max) of no values has no identity and raises.
+    if (std::isinf(o.p) && row_shape(v[0].shape).dim == 0)
+      detail::fail_value(fn, "anchor", "a non-empty last dimension for p=inf",
+                         "shape " + shape_to_string(v[0].shape));
+    auto rows = triplet_rows(v[0], v[1], v[2], pnorm_kernel(o.p), o.margin, o.swap);
+    rows.p = o.p;
+    rows.eps = o.eps;
+    run<T>(fn, rows, o.reduction, embedding_output_shape(v[0].shape), row_shape(v[0].shape),
+           {{v[0], "grad_anchor"}, {v[1], "grad_positive"}, {v[2], "grad_negative"}}, rq);
+  });
+}
+
+EmbeddingKernelId distance_kernel(TripletDistance d) {
+  switch (d) {
+    case TripletDistance::Cosine: return EmbeddingKernelId::TripletCosine;
+    case TripletDistance::SquaredEuclidean: return EmbeddingKernelId::TripletSquared;
+    default: return EmbeddingKernelId::TripletL2;
+  }
+}
+
+template <class T>
+void triplet_distance_run(View<T> anchor, View<T> positive, View<T> negative,
+                          const TripletMarginWithDistanceLossOptions& o, const Request<T>& q) {
+  const char* fn = "triplet_margin_with_distance_loss";
+  check_reduction(fn, o.reduction);
+  check_margin_positive(fn, o.margin);
+  triplet_broadcast(fn, anchor, positive, negative, q, [&](const auto& v, const Request<T>& rq) {
+    auto rows = triplet_rows(v[0], v[1], v[2], distance_kernel(o.distance), o.margin, o.swap);
+    rows.p = 2.0;
+    rows.eps = 1e-6;  // torch.pairwise_distance's default
+    run<T>(fn, rows, o.reduction, embedding_output_shape(v[0].shape), row_shape(v[0].shape),
+           {{v[0], "grad_anchor"}, {v[1], "grad_positive"}, {v[2], "grad_negative"}}, rq);
+  });
+}
+
+template <class T>
+Request<T> forward_request(MutView<T> output) {
+  Request<T> q;
+  q.forward = true;
+  q.output = output;
+  return q;
+}
+template <class T>
+Request<T> backward_request(View<T> grad_output, MutView<T> g0, MutView<T> g1,
+                            MutView<T> g2 = {}) {
+  Request<T> q;
+  q.backward = true;
+  q.grad_output = grad_output;
+  q.grads[0] = g0;
+  q.grads[1] = g1;
+  q.grads[2] = g2;
+  return q;
+}
+template <class T>
+Request<T> forward_backward_request(View<T> grad_output, MutView<T> output, MutView<T> g0,
+                                    MutView<T> g1, MutView<T> g2 = {}) {
+  Request<T> q;
+  q.forward = true;
+  q.backward = true;
+  q.grad_output = grad_output;
+  q.output = output;
+  q.grads[0] = g0;
+  q.grads[1] = g1;
+  q.grads[2] = g2;
+  return q;
+}
+
+}  // namespace
+
+Shape embedding_output_shape(const Shape& input) {
+  return input.size() <= 1 ? Shape{} : Shape(input.begin(), input.end() - 1);
+}
+
+namespace {
+// Broadcast of row shapes of one rank; never throws (the loss's checks report bad shapes).
+Shape broadcast_rows_or_first(std::initializer_list<Shape> leads) {
+  Shape out = *leads.begin();
+  for (const Shape& s : leads) {
+    if (s.size() != out.size()) continue;
+    for (size_t d = 0; d < s.size(); ++d)
+      if (out[d] == 1) out[d] = s[d];
+  }
+  return out;
+}
+}  // namespace
+
+Shape cosine_embedding_output_shape(const Shape& input1, const Shape& input2,
+                                    const Shape& target) {
+  return broadcast_rows_or_first(
+      {target, embedding_output_shape(input1), embedding_output_shape(input2)});
+}
+
+Shape triplet_output_shape(const Shape& anchor, const Shape& positive, const Shape& negative) {
+  return broadcast_rows_or_first({embedding_output_shape(anchor), embedding_output_shape(positive),
+                                  embedding_output_shape(negative)});
+}
+
+TripletDistance parse_triplet_distance(const char* name, const char* function) {
+  const std::string s = name ? name : "";
+  if (s == "euclidean") return TripletDistance::Euclidean;
+  if (s == "cosine") return TripletDistance::Cosine;
+  if (s == "squared_euclidean") return TripletDistance::SquaredEuclidean;
+  detail::fail_value(function, "distance_function",
+                     "None, a callable, or one of 'euclidean', 'cosine', 'squared_euclidean'",
+                     "'" + s + "'");
+}
+
+void triplet_margin_with_distance_loss_check(const Shape& anchor, const Shape& positive,
+                                             const Shape& negative,
+                                             const TripletMarginWithDistanceLossOptions& o) {
+  const char* fn = "triplet_margin_with_distance_loss";
+  check_reduction(fn, o.reduction);
+  check_margin_positive(fn, o.margin);
+  if (anchor.size() != positive.size() || positive.size() != negative.size())
+    detail::fail_value(fn, "positive",
+                       "anchor, positive and negative of the same number of dimensions",
+                       "anchor " + std::to_string(anchor.size()) + "-d, positive " +
+                           std::to_string(positive.size()) + "-d, negative " +
+                           std::to_string(negative.size()) + "-d");
+}
+
+// ---- entry points ----------------------------------------------------------------------------
+template <class T>
+void cosine_embedding_loss(View<T> input1, View<T> input2, View<T> target, MutView<T> output,
+                           const CosineEmbeddingLossOptions& o) {
+  cosine_run(input1, input2, target, o, forward_request(output));
+}
+template <class T>
+void cosine_embedding_loss_backward(View<T> grad_output, View<T> input1, View<T> input2,
+                                    View<T> target, MutView<T> grad_input1,
+                                    MutView<T> grad_input2, const CosineEmbeddingLossOptions& o) {
+  cosine_run(input1, input2, target, o,
+             backward_request(grad_output, grad_input1, grad_input2));
+}
+template <class T>
+void cosine_embedding_loss_forward_backward(View<T> input1, View<T> input2, View<T> target,
+                                            View<T> grad_output, MutView<T> output,
+                                            MutView<T> grad_input1, MutView<T> grad_input2,
+                                            const CosineEmbeddingLossOptions& o) {
+  cosine_run(input1, input2, target, o,
+             forward_backward_request(grad_output, output, grad_input1, grad_input2));
+}
+
+template <class T>
+void triplet_margin_loss(View<T> anchor, View<T> positive, View<T> negative, MutView<T> output,
+                         const TripletMarginLossOptions& o) {
+  triplet_run(anchor, positive, negative, o, forward_request(output));
+}
+template <class T>
+void triplet_margin_loss_backward(View<T> grad_output, View<T> anchor, View<T> positive,
+                                  View<T> negative, MutView<T> grad_anchor,
+                                  MutView<T> grad_positive, MutView<T> grad_negative,
+                                  const TripletMarginLossOptions& o) {
+  triplet_run(anchor, positive, negative, o,
+              backward_request(grad_output, grad_anchor, grad_positive,
+                               grad_negative));
+}
+template <class T>
+void triplet_margin_loss_forward_backward(View<T> anchor, View<T> positive, View<T> negative,
+                                          View<T> grad_output, MutView<T> output,
+                                          MutView<T> grad_anchor, MutView<T> grad_positive,
+                                          MutView<T> grad_negative,
+                                          const TripletMarginLossOptions& o) {
+  triplet_run(anchor, positive, negative, o,
+              forward_backward_request(grad_output, output, grad_anchor, grad_positive,
+                                       grad_negative));
+}
+
+template <class T>
+void triplet_margin_with_distance_loss(View<T> anchor, View<T> positive, View<T> negative,
+                                       MutView<T> output,
+                                       const TripletMarginWithDistanceLossOptions& o) {
+  triplet_distance_run(anchor, positive, negative, o, forward_request(output));
+}
+template <class T>
+void triplet_margin_with_distance_loss_backward(View<T> grad_output, View<T> anchor,
+                                                View<T> positive, View<T> negative,
+                                                MutView<T> grad_anchor, MutView<T> grad_positive,
+                                                MutView<T> grad_negative,
+                                                const TripletMarginWithDistanceLossOptions& o) {
+  triplet_distance_run(anchor, positive, negative, o,
+                       backward_request(grad_output, grad_anchor, grad_positive, grad_negative));
+}
+template <class T>
+void triplet_margin_with_distance_loss_forward_backward(
+    View<T> anchor, View<T> positive, View<T> negative, View<T> grad_output, MutView<T> output,
+    MutView<T> grad_anchor, MutView<T> grad_positive, MutView<T> grad_negative,
+    const TripletMarginWithDistanceLossOptions& o) {
+  triplet_distance_run(anchor, positive, negative, o,
+                       forward_backward_request(grad_output, output, grad_anchor, grad_positive,
+                                                grad_negative));
+}
+
+template <class T>
+void triplet_margin_loss_from_distances(View<T> dist_pos, View<T> dist_neg, View<T> dist_swap,
+                                        View<T> grad_output, MutView<T> output,
+                                        MutView<T> grad_dist_pos, MutView<T> grad_dist_neg,
+                                        MutView<T> grad_dist_swap,
+                                        const TripletMarginWithDistanceLossOptions& o) {
+  const char* fn = "triplet_margin_with_distance_loss";
+  check_reduction(fn, o.reduction);
+  check_margin_positive(fn, o.margin);
+  detail::check_required(fn, "dist_pos", dist_pos);
+  detail::check_required(fn, "dist_neg", dist_neg);
+  detail::check_shape_equal(fn, "distance_function(anchor, negative)", dist_neg.shape,
+                            dist_pos.shape, "the shape of distance_function(anchor, positive)");
+  if (o.swap) {
+    if (!dist_swap.present() && dist_pos.numel() != 0)
+      detail::fail_value(fn, "dist_swap", "an array when swap=True", "none");
+    detail::check_shape_equal(fn, "distance_function(positive, negative)", dist_swap.shape,
+                              dist_pos.shape, "the shape of distance_function(anchor, positive)");
+  }
+  EmbeddingRows<T> rows;
+  rows.kernel = EmbeddingKernelId::TripletDistances;
+  rows.dim = 1;
+  rows.x[0] = dist_pos.data;
+  rows.x[1] = dist_neg.data;
+  rows.x[2] = o.swap ? dist_swap.data : nullptr;
+  rows.margin = o.margin;
+  rows.swap = o.swap;
+  Request<T> q;
+  q.forward = output.present();
+  q.backward = grad_dist_pos.present() || grad_dist_neg.present() || grad_dist_swap.present();
+  q.grad_output = grad_output;
+  q.output = output;
+  q.grads[0] = grad_dist_pos;
+  q.grads[1] = grad_dist_neg;
+  q.grads[2] = o.swap ? grad_dist_swap : MutView<T>{};
+  const RowShape rs{dist_pos.numel(), 1};
+  run<T>(fn, rows, o.reduction, dist_pos.shape, rs,
+         {{dist_pos, "grad_dist_pos"}, {dist_neg, "grad_dist_neg"}, {dist_swap, "grad_dist_swap"}},
+         q);
+}
+
+#define LOSSKIT_INSTANTIATE(T)                                                                  \
+  template void cosine_embedding_loss<T>(View<T>, View<T>, View<T>, MutView<T>,                 \
+                                         const CosineEmbeddingLossOptions&);                    \
+  template void cosine_embedding_loss_backward<T>(View<T>, View<T>, View<T>, View<T>,           \
+                                                  MutView<T>, MutView<T>,                       \
+                                                  const CosineEmbeddingLossOptions&);           \
+  template void cosine_embedding_loss_forward_backward<T>(View<T>, View<T>, View<T>, View<T>,   \
+                                                          MutView<T>, MutView<T>, MutView<T>,   \
+                                                          const CosineEmbeddingLossOptions&);   \
+  template void triplet_margin_loss<T>(View<T>, View<T>, View<T>, MutView<T>,                   \
+                                       const TripletMarginLossOptions&);                        \
+  template void triplet_margin_loss_backward<T>(View<T>, View<T>, View<T>, View<T>, MutView<T>, \
+                                                MutView<T>, MutView<T>,                         \
+                                                const TripletMarginLossOptions&);               \
+  template void triplet_margin_loss_forward_backward<T>(View<T>, View<T>, View<T>, View<T>,     \
+                                                        MutView<T>, MutView<T>, MutView<T>,     \
+                                                        MutView<T>,                             \
+                                                        const TripletMarginLossOptions&);       \
+  template void triplet_margin_with_distance_loss<T>(                                           \
+      View<T>, View<T>, View<T>, MutView<T>, const TripletMarginWithDistanceLossOptions&);      \
+  template void triplet_margin_with_distance_loss_backward<T>(                                  \
+      View<T>, View<T>, View<T>, View<T>, MutView<T>, MutView<T>, MutView<T>,                   \
+      const TripletMarginWithDistanceLossOptions&);                                             \
+  template void triplet_margin_with_distance_loss_forward_backward<T>(                          \
+      View<T>, View<T>, View<T>, View<T>, MutView<T>, MutView<T>, MutView<T>, MutView<T>,       \
+      const TripletMarginWithDistanceLossOptions&);                                             \
+  template void triplet_margin_loss_from_distances<T>(                                          \
+      View<T>, View<T>, View<T>, View<T>, MutView<T>, MutView<T>, MutView<T>, MutView<T>,       \
+      const TripletMarginWithDistanceLossOptions&);
+LOSSKIT_INSTANTIATE(float)
+LOSSKIT_INSTANTIATE(double)
+#undef LOSSKIT_INSTANTIATE
+
+}  // namespace losskit

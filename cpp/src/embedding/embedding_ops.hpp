@@ -1,0 +1,302 @@
+// One struct per distance of the embedding family: the only C++ place its formula and
+// derivative live. The formulas in torch's notation are documented once, in
+// python/losskit/functional.py and docs/embedding.md.
+//
+// A distance d(x, y) over one row of D values is computed in two sweeps:
+//   forward(x, y, D, p)   -> State: the row sums (accumulated in double) and d itself;
+//   set_grad(s, g, ...)   folds the upstream gradient g = dL/dd into per-row coefficients;
+//   grad(s, x_j, y_j, gx, gy, p) adds dL/dx_j and dL/dy_j (branch-free, vectorisable).
+// The second sweep reads the row again from cache. Where torch's autograd decides an edge value
+// (the masked_fill at a zero norm, sgn(0) = 0, the no_grad clamp of cosine_similarity's norms)
+// the coefficients below follow torch's backward formula, not just the mathematics.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+
+#include "common/target.hpp"
+#include "common/vmath.hpp"
+
+namespace losskit::kernels::LOSSKIT_TARGET_NS::embedding {
+
+template <class T>
+LOSSKIT_INLINE T sign(T v) {  // torch.sgn: 0 at 0 and at NaN
+  return static_cast<T>(v > T(0)) - static_cast<T>(v < T(0));
+}
+
+// torch.clamp_min(v, lo), which keeps NaN.
+LOSSKIT_INLINE double clamp_min(double v, double lo) { return v < lo ? lo : v; }
+
+template <class T>
+struct Params {
+  T eps;      // pairwise_distance's eps, added to the difference in T as torch does
+  double p;   // the norm's order (TripletLp)
+};
+
+// ---- torch.pairwise_distance(x, y, p=2, eps) = ||x - y + eps||_2 -------------------------
+// Backward (torch's norm_backward, p = 2): g * u / ||u||, 0 where the norm is 0.
+struct L2 {
+  template <class T>
+  struct State {
+    double dist;
+    T coef;
+  };
+  template <class T>
+  static LOSSKIT_INLINE State<T> forward(const T* LOSSKIT_RESTRICT x, const T* LOSSKIT_RESTRICT y,
+                                         int64_t n, const Params<T>& p) {
+    double s = 0.0;
+    const T eps = p.eps;
+#pragma omp simd reduction(+ : s)
+    for (int64_t j = 0; j < n; ++j) {
+      const double u = static_cast<double>((x[j] - y[j]) + eps);
+      s += u * u;
+    }
+    return {std::sqrt(s), T(0)};
+  }
+  template <class T>
+  static LOSSKIT_INLINE void prepare(State<T>&, const T*, const T*, int64_t, const Params<T>&) {}
+  template <class T>
+  static LOSSKIT_INLINE void set_grad(State<T>& s, double g, const Params<T>&) {
+    s.coef = static_cast<T>(s.dist == 0.0 ? 0.0 : g / s.dist);
+  }
+  template <class T>
+  static LOSSKIT_INLINE void grad(const State<T>& s, T x, T y, T& gx, T& gy, const Params<T>& p) {
+    const T t = s.coef * ((x - y) + p.eps);
+    gx += t;
+    gy -= t;
+  }
+};
+
+// ---- p = 1: sum |x - y + eps|; backward g * sgn(u) ---------------------------------------
+struct L1 {
+  template <class T>
+  struct State {
+    double dist;
+    T coef;
+  };
+  template <class T>
+  static LOSSKIT_INLINE State<T> forward(const T* LOSSKIT_RESTRICT x, const T* LOSSKIT_RESTRICT y,
+                                         int64_t n, const Params<T>& p) {
+    double s = 0.0;
+    const T eps = p.eps;
+#pragma omp simd reduction(+ : s)
+    for (int64_t j = 0; j < n; ++j) s += static_cast<double>(std::abs((x[j] - y[j]) + eps));
+    return {s, T(0)};
+  }
+  template <class T>
+  static LOSSKIT_INLINE void prepare(State<T>&, const T*, const T*, int64_t, const Params<T>&) {}
+  template <class T>
+  static LOSSKIT_INLINE void set_grad(State<T>& s, double g, const Params<T>&) {
+    s.coef = static_cast<T>(g);
+  }
+  template <class T>
+  static LOSSKIT_INLINE void grad(const State<T>& s, T x, T y, T& gx, T& gy, const Params<T>& p) {
+    const T t = s.coef * sign((x - y) + p.eps);
+    gx += t;
+    gy -= t;
+  }
+};
+
+// ---- any other finite p > 0: (sum |u|^p)^(1/p) --------------------------------------------
+// |u|^p = exp(p log|u|) in double (vmath; log 0 = -inf gives exactly 0). Backward, torch's
+// norm_backward for every p != 1, 2: sgn(u) |u|^(p-1) * g / ||u||^(p-1), with the element term
+// 0 at u = 0 (p < 1 masks it; p > 1 gives 0) and the row factor 0 at a zero norm.
+struct Lp {
+  template <class T>
+  struct State {
+    double dist;
+    double coef;
+  };
+  template <class T>
+  static LOSSKIT_INLINE State<T> forward(const T* LOSSKIT_RESTRICT x, const T* LOSSKIT_RESTRICT y,
+                                         int64_t n, const Params<T>& p) {
+    double s = 0.0;
+    const T eps = p.eps;
+    const double order = p.p;
+#pragma omp simd reduction(+ : s)
+    for (int64_t j = 0; j < n; ++j) {
+      const double a = std::abs(static_cast<double>((x[j] - y[j]) + eps));
+      s += vmath::exp(order * vmath::log(a));
+    }
+    return {std::pow(s, 1.0 / order), 0.0};
+  }
+  template <class T>
+  static LOSSKIT_INLINE void prepare(State<T>&, const T*, const T*, int64_t, const Params<T>&) {}
+  template <class T>
+  static LOSSKIT_INLINE void set_grad(State<T>& s, double g, const Params<T>& p) {
+    s.coef = p.p < 1.0 ? g * std::pow(s.dist, 1.0 - p.p)
+                       : (s.dist == 0.0 ? 0.0 : g / std::pow(s.dist, p.p - 1.0));
+  }
+  template <class T>
+  static LOSSKIT_INLINE void grad(const State<T>& s, T x, T y, T& gx, T& gy, const Params<T>& p) {
+    const double u = static_cast<double>((x - y) + p.eps);
+    const double pw = vmath::exp((p.p - 1.0) * vmath::log(std::abs(u)));
+    const double e = u == 0.0 ? 0.0 : sign(u) * pw;
+    const T t = static_cast<T>(e * s.coef);
+    gx += t;
+    gy -= t;
+  }
+};
+
+// ---- p = inf: max |u| ---------------------------------------------------------------------
+// Backward (torch): sgn(u) * g / count * mask, mask = (|u| == max) or isnan(u); the gradient is
+// shared among the maximal elements. prepare() counts them (a sweep from cache).
+struct Linf {
+  template <class T>
+  struct State {
+    double dist;
+    double count;
+    T coef;
+  };
+  template <class T>
+  static LOSSKIT_INLINE State<T> forward(const T* LOSSKIT_RESTRICT x, const T* LOSSKIT_RESTRICT y,
+                                         int64_t n, const Params<T>& p) {
+    T m = T(0);
+    int nan = 0;
+    const T eps = p.eps;
+#pragma omp simd reduction(max : m) reduction(| : nan)
+    for (int64_t j = 0; j < n; ++j) {
+      const T a = std::abs((x[j] - y[j]) + eps);
+      nan |= static_cast<int>(a != a);
+      m = a > m ? a : m;
+    }
+    return {nan ? std::numeric_limits<double>::quiet_NaN() : static_cast<double>(m), 0.0, T(0)};
+  }
+  template <class T>
+  static LOSSKIT_INLINE void prepare(State<T>& s, const T* LOSSKIT_RESTRICT x,
+                                     const T* LOSSKIT_RESTRICT y, int64_t n, const Params<T>& p) {
+    const T m = static_cast<T>(s.dist);
+    const T eps = p.eps;
+    int64_t c = 0;
+#pragma omp simd reduction(+ : c)
+    for (int64_t j = 0; j < n; ++j) {
+      const T a = std::abs((x[j] - y[j]) + eps);
+      c += static_cast<int64_t>(a == m || a != a);
+    }
+    s.count = static_cast<double>(c);
+  }
+  template <class T>
+  static LOSSKIT_INLINE void set_grad(State<T>& s, double g, const Params<T>&) {
+    s.coef = static_cast<T>(g / s.count);
+  }
+  template <class T>
+  static LOSSKIT_INLINE void grad(const State<T>& s, T x, T y, T& gx, T& gy, const Params<T>& p) {
+    const T u = (x - y) + p.eps;
+    const T a = std::abs(u);
+    const T m = static_cast<T>(s.dist);
+    const T t = (a == m || a != a) ? sign(u) * s.coef : T(0);
+    gx += t;
+    gy -= t;
+  }
+};
+
+// ---- 1 - torch.cosine_similarity(x, y, dim=-1, eps=1e-8) ----------------------------------
+// torch 2.13 computes sum((x / n_x) * (y / n_y)) with n = clamp_min(||.||, eps) applied under
+// no_grad, so autograd differentiates through the unclamped norm r = ||.||:
+//   dcos/dx_j = y_j / (n_x n_y) - cos * x_j / (n_x r_x)   (second term 0 where r_x = 0)
+// and symmetrically for y; d(1 - cos) = -dcos.
+struct Cosine {
+  static constexpr double kEps = 1e-8;
+  template <class T>
+  struct State {
+    double dist, cos, nx, ny, rx, ry;
+    T ax, bx, by;  // grad_x = ax * y + bx * x, grad_y = ax * x + by * y
+  };
+  template <class T>
+  static LOSSKIT_INLINE State<T> forward(const T* LOSSKIT_RESTRICT x, const T* LOSSKIT_RESTRICT y,
+                                         int64_t n, const Params<T>&) {
+    double dot = 0.0, sx = 0.0, sy = 0.0;
+#pragma omp simd reduction(+ : dot, sx, sy)
+    for (int64_t j = 0; j < n; ++j) {
+      const double a = static_cast<double>(x[j]), b = static_cast<double>(y[j]);
+      dot += a * b;
+      sx += a * a;
+      sy += b * b;
+    }
+    State<T> s{};
+    s.rx = std::sqrt(sx);
+    s.ry = std::sqrt(sy);
+    s.nx = clamp_min(s.rx, kEps);
+    s.ny = clamp_min(s.ry, kEps);
+    s.cos = dot / (s.nx * s.ny);
+    s.dist = 1.0 - s.cos;
+    return s;
+  }
+  template <class T>
+  static LOSSKIT_INLINE void prepare(State<T>&, const T*, const T*, int64_t, const Params<T>&) {}
+  template <class T>
+  static LOSSKIT_INLINE void set_grad(State<T>& s, double g, const Params<T>&) {
+    const double gc = -g;  // d(1 - cos)
+    s.ax = static_cast<T>(gc / (s.nx * s.ny));
+    s.bx = static_cast<T>(s.rx == 0.0 ? 0.0 : -gc * s.cos / (s.nx * s.rx));
+    s.by = static_cast<T>(s.ry == 0.0 ? 0.0 : -gc * s.cos / (s.ny * s.ry));
+  }
+  template <class T>
+  static LOSSKIT_INLINE void grad(const State<T>& s, T x, T y, T& gx, T& gy, const Params<T>&) {
+    gx += s.ax * y + s.bx * x;
+    gy += s.ax * x + s.by * y;
+  }
+};
+
+// ---- sum((x - y)^2): no eps; backward 2 g (x - y) -----------------------------------------
+struct Squared {
+  template <class T>
+  struct State {
+    double dist;
+    T coef;
+  };
+  template <class T>
+  static LOSSKIT_INLINE State<T> forward(const T* LOSSKIT_RESTRICT x, const T* LOSSKIT_RESTRICT y,
+                                         int64_t n, const Params<T>&) {
+    double s = 0.0;
+#pragma omp simd reduction(+ : s)
+    for (int64_t j = 0; j < n; ++j) {
+      const double u = static_cast<double>(x[j] - y[j]);
+      s += u * u;
+    }
+    return {s, T(0)};
+  }
+  template <class T>
+  static LOSSKIT_INLINE void prepare(State<T>&, const T*, const T*, int64_t, const Params<T>&) {}
+  template <class T>
+  static LOSSKIT_INLINE void set_grad(State<T>& s, double g, const Params<T>&) {
+    s.coef = static_cast<T>(2.0 * g);
+  }
+  template <class T>
+  static LOSSKIT_INLINE void grad(const State<T>& s, T x, T y, T& gx, T& gy, const Params<T>&) {
+    const T t = s.coef * (x - y);
+    gx += t;
+    gy -= t;
+  }
+};
+
+// ---- the triplet loss on one row's distances ----------------------------------------------
+//   d_neg = swap ? minimum(d_an, d_pn) : d_an,   l = clamp_min(margin + d_ap - d_neg, 0)
+// Backward as torch's autograd: clamp_min passes g where its argument is >= 0; minimum gives
+// the gradient to the smaller distance, half to each on a tie.
+struct TripletRow {
+  double loss, g_ap, g_an, g_pn;
+};
+
+template <bool kSwap>
+LOSSKIT_INLINE TripletRow triplet_row(double d_ap, double d_an, double d_pn, double margin,
+                                      double g) {
+  double d_neg = d_an;
+  if constexpr (kSwap) d_neg = (d_an < d_pn || d_an != d_an) ? d_an : d_pn;  // NaN-propagating
+  const double pre = (margin + d_ap) - d_neg;
+  TripletRow r{};
+  r.loss = clamp_min(pre, 0.0);
+  const double gm = pre >= 0.0 ? g : 0.0;
+  r.g_ap = gm;
+  r.g_an = -gm;
+  r.g_pn = 0.0;
+  if constexpr (kSwap) {
+    const double shared = d_an == d_pn ? -gm * 0.5 : -gm;
+    r.g_an = d_an > d_pn ? 0.0 : shared;
+    r.g_pn = d_an < d_pn ? 0.0 : shared;
+  }
+  return r;
+}
+
+}  // namespace losskit::kernels::LOSSKIT_TARGET_NS::embedding
