@@ -6,6 +6,7 @@
 // classification header
 // embedding header
 // ctc header
+#include "losskit/ctc.hpp"
 // large_vocab header
 #include "losskit/reduction.hpp"
 #include "losskit/threads.hpp"

@@ -1,0 +1,189 @@
+// Hot loops of the CTC loss: the alpha-beta recursions of one sample in log space, and its
+// gradient. Compiled once per instruction set (see common/target.hpp); no exceptions, allocation
+// or Python here. References: A. Graves et al., "Connectionist Temporal Classification", ICML
+// 2006 (equation numbers below), as in ATen's LossCTC.cpp, whose results these loops reproduce.
+//
+// Numerics. Everything is computed in double, whatever the input type: the log alphas grow like
+// T * |log p|, and float32 rounding of such sums (and of the posterior exp(alpha + beta + nll -
+// log p), a difference of large numbers) would cost about sqrt(T) * 1e-7 relative, too much for a
+// long sequence's gradient. Each log-sum-exp is shifted by its maximum, with torch's convention
+// that a maximum of -inf becomes 0 (so three -inf terms give -inf, never NaN).
+//
+// Work trimming (the trick warp-ctc uses without saying why). Extended label s (0 <= s < W = 2S+1)
+// can be occupied at time t by a path that starts at s in {0, 1} and ends at s in {W-2, W-1} at
+// t = input_length - 1 only if  lo_t <= s <= hi_t  with
+//   hi_t = min(W - 1, 2t + 1)                  (a path advances at most 2 labels per step), and
+//   lo_t = max(0, W - 2 (input_length - t))    (it must still be able to reach W - 2).
+// Cells outside [lo_t, hi_t] contribute nothing to the loss or to the gradient (their alpha or
+// their beta is exactly zero), so each row computes only that band and stores -inf elsewhere.
+// A band cell only reads band cells of the previous row (lo_{t-1} >= lo_t - 2), so the values in
+// the band are the same as a full computation's.
+#include "ctc/ctc_kernels.hpp"
+
+#include <cstdint>
+#include <limits>
+
+#include "common/target.hpp"
+#include "common/vmath.hpp"
+
+namespace losskit::kernels::LOSSKIT_TARGET_NS {
+namespace ctc {
+namespace {
+
+constexpr double kNegInf = -std::numeric_limits<double>::infinity();
+
+// log(e^a + e^b + e^c), shifted by the maximum as torch does (NaN compares false, as there).
+LOSSKIT_INLINE double log_sum_exp3(double a, double b, double c) {
+  double m = b > a ? b : a;
+  m = c > m ? c : m;
+  m = m == kNegInf ? 0.0 : m;
+  return vmath::log(vmath::exp(a - m) + vmath::exp(b - m) + vmath::exp(c - m)) + m;
+}
+
+LOSSKIT_INLINE double log_sum_exp2(double a, double b) {
+  double m = a < b ? b : a;  // std::max(a, b)
+  m = m == kNegInf ? 0.0 : m;
+  return vmath::log(vmath::exp(a - m) + vmath::exp(b - m)) + m;
+}
+
+inline void fill(double* LOSSKIT_RESTRICT p, int64_t begin, int64_t end, double v) {
+  for (int64_t i = begin; i < end; ++i) p[i] = v;
+}
+
+template <class T>
+double item(const detail::CtcItem<T>& it) {
+  const detail::CtcLayout& lay = it.layout;
+  const int64_t L = it.target_length, W = 2 * L + 1, il = it.input_length;
+  const int64_t row = lay.row, stride = it.stride, blank = it.blank;
+  const bool want_grad = it.grad != nullptr;
+
+  double* LOSSKIT_RESTRICT alpha = it.scratch + lay.alpha;
+  double* LOSSKIT_RESTRICT beta = it.scratch + lay.beta;
+  double* LOSSKIT_RESTRICT lpe = it.scratch + lay.lpe;
+  double* LOSSKIT_RESTRICT allow = it.scratch + lay.allow;
+  double* LOSSKIT_RESTRICT post = it.scratch + lay.post;
+  int64_t* LOSSKIT_RESTRICT ext = reinterpret_cast<int64_t*>(it.scratch + lay.ext);
+  double* LOSSKIT_RESTRICT occ = it.scratch + lay.occ;
+
+  // The extended label sequence l' (Graves sec. 4.1): blanks around and between the labels. The
+  // transition s - 2 -> s (skipping a blank) is allowed only into a label that differs from the
+  // label two before it, so repeated labels need a blank between them (eq. 6 / 7).
+  for (int64_t s = 0; s < W; ++s) ext[s] = (s & 1) ? it.target[(s - 1) / 2] : blank;
+  for (int64_t s = 0; s < W + 2; ++s)
+    allow[s] = (s & 1) && s >= 3 && s < W && it.target[(s - 1) / 2] != it.target[(s - 3) / 2]
+                   ? 1.0
+                   : 0.0;
+
+  auto band_lo = [&](int64_t t) { return W - 2 * (il - t) > 0 ? W - 2 * (il - t) : int64_t{0}; };
+  auto band_hi = [&](int64_t t) { return 2 * t + 1 < W - 1 ? 2 * t + 1 : W - 1; };
+  auto gather = [&](int64_t t, int64_t lo, int64_t hi) {
+    const T* LOSSKIT_RESTRICT lpt = it.log_probs + t * stride;
+#pragma omp simd
+    for (int64_t s = lo; s <= hi; ++s) lpe[s] = static_cast<double>(lpt[ext[s]]);
+  };
+  // With the gradient, every row of alpha is kept; without, two rows alternate.
+  auto alpha_row = [&](int64_t t) { return alpha + (want_grad ? t : (t & 1)) * row; };
+
+  // ---- forward: alpha (eq. 5 - 8) ------------------------------------------------------------
+  double nll;
+  if (il == 0) {
+    nll = L == 0 ? 0.0 : std::numeric_limits<double>::infinity();
+  } else {
+    {  // alpha_1: blank or the first label (the equations above eq. 6)
+      double* a0 = alpha_row(0);
+      fill(a0, 0, W + 2, kNegInf);
+      const int64_t lo = band_lo(0), hi = band_hi(0);
+      if (lo <= 0 && 0 <= hi) a0[2] = static_cast<double>(it.log_probs[blank]);
+      if (L > 0 && lo <= 1 && 1 <= hi) a0[3] = static_cast<double>(it.log_probs[ext[1]]);
+    }
+    for (int64_t t = 1; t < il; ++t) {
+      const double* LOSSKIT_RESTRICT prev = alpha_row(t - 1);
+      double* LOSSKIT_RESTRICT cur = alpha_row(t);
+      const int64_t lo = band_lo(t), hi = band_hi(t);
+      fill(cur, 0, lo + 2, kNegInf);
+      fill(cur, (hi + 3 > lo + 2 ? hi + 3 : lo + 2), W + 2, kNegInf);
+      gather(t, lo, hi);
+      // eq. (6) / (7): alpha_t(s) = (alpha_{t-1}(s) + alpha_{t-1}(s-1) [+ alpha_{t-1}(s-2)]) y_t
+#pragma omp simd
+      for (int64_t s = lo; s <= hi; ++s) {
+        const double a3 = allow[s] != 0.0 ? prev[s] : kNegInf;
+        cur[s + 2] = log_sum_exp3(prev[s + 2], prev[s + 1], a3) + lpe[s];
+      }
+    }
+    // eq. (8): p(l|x) = alpha_T(|l'|) + alpha_T(|l'| - 1); an empty target has only the blank path.
+    const double* last = alpha_row(il - 1);
+    nll = L == 0 ? -last[2] : -log_sum_exp2(last[2 + 2 * L], last[2 + 2 * L - 1]);
+  }
+  if (!want_grad) return nll;
+
+  // ---- backward: beta (eq. 9 - 11) and the gradient (eq. 16) ----------------------------------
+  const int64_t C = it.num_labels, Tmax = it.max_time;
+  T* grad = it.grad;
+  const bool zeroed = it.zero_infinity && nll == std::numeric_limits<double>::infinity();
+  for (int64_t t = zeroed ? 0 : il; t < Tmax; ++t) {
+    T* LOSSKIT_RESTRICT gt = grad + t * stride;
+    for (int64_t c = 0; c < C; ++c) gt[c] = T(0);
+  }
+  if (zeroed || il == 0) return nll;
+
+  const double gr = it.grad_scale;
+  const T gr_t = static_cast<T>(gr);
+  // torch's gradient is (exp(lp) - exp(lcab + nll - lp)) * grad, lcab = log sum alpha beta over the
+  // s with l'_s = c; for a class no cell reaches lcab = -inf, and the term is exp(-inf + nll - lp):
+  // 0, or NaN when nll is +inf (no alignment) or lp is -inf. `nan_base` - lp reproduces that.
+  const T nan_base = static_cast<T>(kNegInf + nll);
+  const T nan = std::numeric_limits<T>::quiet_NaN();
+  for (int64_t t = il - 1; t >= 0; --t) {
+    double* LOSSKIT_RESTRICT cur = beta + (t & 1) * row;
+    const double* LOSSKIT_RESTRICT next = beta + ((t + 1) & 1) * row;
+    const double* LOSSKIT_RESTRICT a = alpha_row(t) + 2;
+    const int64_t lo = band_lo(t), hi = band_hi(t);
+    gather(t, lo, hi);
+    fill(cur, 0, lo, kNegInf);
+    fill(cur, (hi + 1 > lo ? hi + 1 : lo), W + 2, kNegInf);
+    if (t == il - 1) {
+      // beta_T: the blank at the end or the last label (the equations above eq. 10).
+      if (lo <= W - 1 && W - 1 <= hi) cur[W - 1] = lpe[W - 1];
+      if (L > 0 && lo <= W - 2 && W - 2 <= hi) cur[W - 2] = lpe[W - 2];
+#pragma omp simd
+      for (int64_t s = lo; s <= hi; ++s) post[s] = vmath::exp(a[s] + cur[s] + nll - lpe[s]);
+    } else {
+      // eq. (10) / (11), with beta including y_t as in torch: beta_t(s) =
+      // (beta_{t+1}(s) + beta_{t+1}(s+1) [+ beta_{t+1}(s+2)]) y_t. Fused: the posterior term of
+      // eq. (16), alpha_t(s) beta_t(s) / (y_t p(l|x)), as exp(log alpha + log beta - lp + nll).
+#pragma omp simd
+      for (int64_t s = lo; s <= hi; ++s) {
+        const double b3 = allow[s + 2] != 0.0 ? next[s + 2] : kNegInf;
+        const double b = log_sum_exp3(next[s], next[s + 1], b3) + lpe[s];
+        cur[s] = b;
+        post[s] = vmath::exp(a[s] + b + nll - lpe[s]);
+      }
+    }
+    // eq. (16): the occupation of class c sums the posteriors of every s with l'_s = c
+    // (sequential: several s share a class).
+    for (int64_t s = lo; s <= hi; ++s) occ[ext[s]] = 0.0;
+    for (int64_t s = lo; s <= hi; ++s) occ[ext[s]] += post[s];
+#pragma omp simd
+    for (int64_t s = lo; s <= hi; ++s) post[s] = (vmath::exp(lpe[s]) - occ[ext[s]]) * gr;
+
+    const T* LOSSKIT_RESTRICT lpt = it.log_probs + t * stride;
+    T* LOSSKIT_RESTRICT gt = grad + t * stride;
+    // Classes no band cell maps to: exp(lp) * grad (torch's softmax-shifted gradient).
+#pragma omp simd
+    for (int64_t c = 0; c < C; ++c) {
+      const T x = lpt[c];
+      const T z = nan_base - x;
+      gt[c] = (vmath::exp(x) - (z == z ? T(0) : nan)) * gr_t;
+    }
+    for (int64_t s = lo; s <= hi; ++s) gt[ext[s]] = static_cast<T>(post[s]);
+  }
+  return nll;
+}
+
+}  // namespace
+}  // namespace ctc
+
+double ctc_item(const detail::CtcItem<float>& item) { return ctc::item(item); }
+double ctc_item(const detail::CtcItem<double>& item) { return ctc::item(item); }
+
+}  // namespace losskit::kernels::LOSSKIT_TARGET_NS
