@@ -27,6 +27,7 @@ from .modules import (
     # classification classes
     # embedding classes
     # ctc classes
+    CTCLoss,
     # large_vocab classes
 )
 
@@ -56,6 +57,7 @@ __all__ = [
     # classification names
     # embedding names
     # ctc names
+    "CTCLoss",
     # large_vocab names
     "cpu_target",
     "functional",

@@ -12,7 +12,7 @@
 //   unbatched log_probs).
 // * output: shape ctc_loss_output_shape(log_probs.shape, reduction).
 // * grad_output: a single value for a reduced loss, the output's shape for Reduction::None; in
-//   ctc_loss_forward_backward an absent grad_output means 1 (ones).
+//   ctc_loss_backward and ctc_loss_forward_backward an absent grad_output means 1 (ones).
 // * grad_log_probs: log_probs' shape. It is exactly torch's gradient, which is the derivative plus
 //   grad_output * exp(log_probs) at every t < input_length (torch assumes log_probs comes from a
 //   log_softmax, whose backward cancels that term), and 0 for t >= input_length.

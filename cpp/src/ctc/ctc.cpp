@@ -126,7 +126,7 @@ Problem check_ctc(View<T> log_probs, View<int64_t> targets, View<int64_t> input_
         fail_value(kFn, "target_lengths",
                    "lengths summing to the " + std::to_string(S) +
                        " labels of the concatenated targets",
-                   "a sum above it at " + at_sample(tl, b));
+                   at_sample(tl, b) + " after " + std::to_string(pos) + " labels");
       p.target_offset[static_cast<size_t>(b)] = pos;
       pos += tl;
     } else {
@@ -307,9 +307,6 @@ template <class T>
 void ctc_loss_backward(View<T> grad_output, View<T> log_probs, View<int64_t> targets,
                        View<int64_t> input_lengths, View<int64_t> target_lengths,
                        MutView<T> grad_log_probs, const CtcLossOptions& o, CtcWorkspace ws) {
-  detail::check_required(kFn, "grad_output", grad_output);
-  if (!grad_output.present())
-    detail::fail_value(kFn, "grad_output", "an array", "none (absent)");
   run<T>(log_probs, targets, input_lengths, target_lengths, grad_output, {}, grad_log_probs, o, ws,
          false, true);
 }
