@@ -154,6 +154,15 @@ def test_minus_inf_log_probs_and_exact_fit(rng):
     check_against_torch((lp, tg, il, tl), "none", what="-inf entries")
 
 
+@pytest.mark.parametrize("where", ["blank", "label", "other"])
+def test_nan_log_probs_propagate_as_in_torch(where, rng):
+    lp, tg, il, tl = make_case(rng, 7, 2, 5, 2, target_lengths=[2, 2], input_lengths=[7, 7])
+    c = {"blank": 0, "label": int(tg[0, 1]), "other": int(({1, 2, 3, 4} - set(tg[0].tolist())).pop())}[where]
+    lp[3, 0, c] = np.nan
+    for reduction in REDUCTIONS:
+        check_against_torch((lp, tg, il, tl), reduction, what=f"NaN at {where}")
+
+
 # ---- threading: large batches, bitwise equality for any thread count ---------------------------
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_threaded_matches_torch_and_is_deterministic(dtype, rng):

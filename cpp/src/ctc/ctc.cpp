@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <numeric>
 #include <string>
 #include <vector>
@@ -58,6 +59,26 @@ detail::CtcLayout make_layout(int64_t T, int64_t C, int64_t max_target_length, b
   L.occ = off, off += backward ? round8(C) : 0;
   L.total = off;
   return L;
+}
+
+// The scratch of calls that bring no workspace: kept per calling thread and grown when needed, so
+// repeated calls (a training loop) neither allocate nor page-fault. Its contents are never read
+// before being written (see the margins in ctc_kernels.cpp).
+double* calling_thread_scratch(size_t n) {
+  thread_local std::unique_ptr<double[]> buffer;
+  thread_local size_t capacity = 0;
+  if (capacity < n) {
+    buffer.reset();
+    buffer.reset(new double[n]);
+    capacity = n;
+#ifdef LOSSKIT_CTC_POISON_SCRATCH  // test aid: any read of an unwritten cell turns results NaN
+    for (size_t i = 0; i < n; ++i) buffer[i] = std::numeric_limits<double>::quiet_NaN();
+#endif
+  }
+#ifdef LOSSKIT_CTC_POISON_SCRATCH
+  for (size_t i = 0; i < n; ++i) buffer[i] = std::numeric_limits<double>::quiet_NaN();
+#endif
+  return buffer.get();
 }
 
 // Everything the checks learn about a call.
@@ -192,7 +213,6 @@ void run(View<T> log_probs, View<int64_t> targets, View<int64_t> input_lengths,
   const int64_t work = p.cells + (backward ? p.T * p.N * p.C / 8 : 0);
   int threads = work < kSerialCells ? 1 : get_num_threads();
   threads = static_cast<int>(std::min<int64_t>(threads, p.N));
-  std::vector<double> owned;
   double* scratch = nullptr;
   if (ws.data != nullptr) {
     const size_t fits = ws.bytes / per_thread;
@@ -204,8 +224,7 @@ void run(View<T> log_probs, View<int64_t> targets, View<int64_t> input_lengths,
     threads = static_cast<int>(std::min<size_t>(static_cast<size_t>(threads), fits));
     scratch = static_cast<double*>(ws.data);
   } else {
-    owned.resize(static_cast<size_t>(layout.total) * static_cast<size_t>(threads));
-    scratch = owned.data();
+    scratch = calling_thread_scratch(static_cast<size_t>(layout.total) * static_cast<size_t>(threads));
   }
 
   // Per-sample d(reduced loss)/d(loss_b), grad_output folded in.

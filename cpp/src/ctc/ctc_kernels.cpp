@@ -32,12 +32,19 @@ namespace {
 
 constexpr double kNegInf = -std::numeric_limits<double>::infinity();
 
-// log(e^a + e^b + e^c), shifted by the maximum as torch does (NaN compares false, as there).
+// log(e^a + e^b + e^c) = m + log(1 + e^(u - m) + e^(v - m)), m the maximum and u, v the other
+// two: two exps, since the maximum's own term is exactly 1. Edge values as torch's shifted form:
+// all -inf gives -inf, a NaN gives NaN (through m, u or v: the selects keep it), and a +inf gives
+// NaN (torch computes inf - inf). Selects only: the loops calling this vectorise.
 LOSSKIT_INLINE double log_sum_exp3(double a, double b, double c) {
-  double m = b > a ? b : a;
-  m = c > m ? c : m;
-  m = m == kNegInf ? 0.0 : m;
-  return vmath::log(vmath::exp(a - m) + vmath::exp(b - m) + vmath::exp(c - m)) + m;
+  const double hi_ab = b > a ? b : a;
+  const double lo_ab = b > a ? a : b;
+  const double m = c > hi_ab ? c : hi_ab;
+  const double mid = c > hi_ab ? hi_ab : c;
+  double r = m + vmath::log(1.0 + vmath::exp(lo_ab - m) + vmath::exp(mid - m));
+  r = m == kNegInf ? lo_ab + mid : r;  // -inf, or NaN if u or v is
+  r = m == -kNegInf ? m - m : r;       // NaN
+  return r;
 }
 
 LOSSKIT_INLINE double log_sum_exp2(double a, double b) {
@@ -46,8 +53,15 @@ LOSSKIT_INLINE double log_sum_exp2(double a, double b) {
   return vmath::log(vmath::exp(a - m) + vmath::exp(b - m)) + m;
 }
 
-inline void fill(double* LOSSKIT_RESTRICT p, int64_t begin, int64_t end, double v) {
-  for (int64_t i = begin; i < end; ++i) p[i] = v;
+// A row computes only its band [lo, hi]; the next row reads at most two cells beyond it on each
+// side (lo and hi move by at most 2 per step), so those are set to -inf, clipped to the row's
+// addressable [first, last]. When a band is empty every later band is empty too (lo grows by 2,
+// hi by at most 2), so nothing reads a cell left unset.
+inline void set_margins(double* r, int64_t lo, int64_t hi, int64_t first, int64_t last) {
+  for (int64_t s = lo - 2; s < lo; ++s)
+    if (s >= first && s <= last) r[s] = kNegInf;
+  for (int64_t s = hi + 1; s <= hi + 2; ++s)
+    if (s >= first && s <= last) r[s] = kNegInf;
 }
 
 template <class T>
@@ -85,34 +99,38 @@ double item(const detail::CtcItem<T>& it) {
   auto alpha_row = [&](int64_t t) { return alpha + (want_grad ? t : (t & 1)) * row; };
 
   // ---- forward: alpha (eq. 5 - 8) ------------------------------------------------------------
+  // alpha_row(t)[s] for s in [-2, W - 1]: the two leading cells are the row's padding.
   double nll;
+  const auto in_band = [&](int64_t s, int64_t t) { return band_lo(t) <= s && s <= band_hi(t); };
   if (il == 0) {
     nll = L == 0 ? 0.0 : std::numeric_limits<double>::infinity();
   } else {
-    {  // alpha_1: blank or the first label (the equations above eq. 6)
-      double* a0 = alpha_row(0);
-      fill(a0, 0, W + 2, kNegInf);
+    {  // alpha_1: blank or the first label (the equations above eq. 6); the band is within {0, 1}
+      double* a0 = alpha_row(0) + 2;
       const int64_t lo = band_lo(0), hi = band_hi(0);
-      if (lo <= 0 && 0 <= hi) a0[2] = static_cast<double>(it.log_probs[blank]);
-      if (L > 0 && lo <= 1 && 1 <= hi) a0[3] = static_cast<double>(it.log_probs[ext[1]]);
+      for (int64_t s = lo; s <= hi; ++s) a0[s] = kNegInf;
+      if (in_band(0, 0)) a0[0] = static_cast<double>(it.log_probs[blank]);
+      if (L > 0 && in_band(1, 0)) a0[1] = static_cast<double>(it.log_probs[ext[1]]);
+      set_margins(a0, lo, hi, -2, W - 1);
     }
     for (int64_t t = 1; t < il; ++t) {
-      const double* LOSSKIT_RESTRICT prev = alpha_row(t - 1);
-      double* LOSSKIT_RESTRICT cur = alpha_row(t);
+      const double* LOSSKIT_RESTRICT prev = alpha_row(t - 1) + 2;
+      double* LOSSKIT_RESTRICT cur = alpha_row(t) + 2;
       const int64_t lo = band_lo(t), hi = band_hi(t);
-      fill(cur, 0, lo + 2, kNegInf);
-      fill(cur, (hi + 3 > lo + 2 ? hi + 3 : lo + 2), W + 2, kNegInf);
       gather(t, lo, hi);
       // eq. (6) / (7): alpha_t(s) = (alpha_{t-1}(s) + alpha_{t-1}(s-1) [+ alpha_{t-1}(s-2)]) y_t
 #pragma omp simd
       for (int64_t s = lo; s <= hi; ++s) {
-        const double a3 = allow[s] != 0.0 ? prev[s] : kNegInf;
-        cur[s + 2] = log_sum_exp3(prev[s + 2], prev[s + 1], a3) + lpe[s];
+        const double a3 = allow[s] != 0.0 ? prev[s - 2] : kNegInf;
+        cur[s] = log_sum_exp3(prev[s], prev[s - 1], a3) + lpe[s];
       }
+      set_margins(cur, lo, hi, -2, W - 1);
     }
     // eq. (8): p(l|x) = alpha_T(|l'|) + alpha_T(|l'| - 1); an empty target has only the blank path.
-    const double* last = alpha_row(il - 1);
-    nll = L == 0 ? -last[2] : -log_sum_exp2(last[2 + 2 * L], last[2 + 2 * L - 1]);
+    const double* last = alpha_row(il - 1) + 2;
+    const double end_blank = in_band(W - 1, il - 1) ? last[W - 1] : kNegInf;
+    const double end_label = L > 0 && in_band(W - 2, il - 1) ? last[W - 2] : kNegInf;
+    nll = L == 0 ? -end_blank : -log_sum_exp2(end_blank, end_label);
   }
   if (!want_grad) return nll;
 
@@ -126,25 +144,26 @@ double item(const detail::CtcItem<T>& it) {
   }
   if (zeroed || il == 0) return nll;
 
-  const double gr = it.grad_scale;
-  const T gr_t = static_cast<T>(gr);
+  for (int64_t c = 0; c < C; ++c) occ[c] = 0.0;
+  const T gr_t = static_cast<T>(it.grad_scale);
   // torch's gradient is (exp(lp) - exp(lcab + nll - lp)) * grad, lcab = log sum alpha beta over the
   // s with l'_s = c; for a class no cell reaches lcab = -inf, and the term is exp(-inf + nll - lp):
   // 0, or NaN when nll is +inf (no alignment) or lp is -inf. `nan_base` - lp reproduces that.
   const T nan_base = static_cast<T>(kNegInf + nll);
   const T nan = std::numeric_limits<T>::quiet_NaN();
   for (int64_t t = il - 1; t >= 0; --t) {
+    // beta rows: cell s in [0, W + 1]; W and W + 1 are padding (-inf once the band reaches W - 1).
     double* LOSSKIT_RESTRICT cur = beta + (t & 1) * row;
     const double* LOSSKIT_RESTRICT next = beta + ((t + 1) & 1) * row;
     const double* LOSSKIT_RESTRICT a = alpha_row(t) + 2;
     const int64_t lo = band_lo(t), hi = band_hi(t);
     gather(t, lo, hi);
-    fill(cur, 0, lo, kNegInf);
-    fill(cur, (hi + 1 > lo ? hi + 1 : lo), W + 2, kNegInf);
     if (t == il - 1) {
-      // beta_T: the blank at the end or the last label (the equations above eq. 10).
-      if (lo <= W - 1 && W - 1 <= hi) cur[W - 1] = lpe[W - 1];
-      if (L > 0 && lo <= W - 2 && W - 2 <= hi) cur[W - 2] = lpe[W - 2];
+      // beta_T: the blank at the end or the last label (the equations above eq. 10); the band is
+      // within {W - 2, W - 1}.
+      for (int64_t s = lo; s <= hi; ++s) cur[s] = kNegInf;
+      if (in_band(W - 1, t)) cur[W - 1] = lpe[W - 1];
+      if (L > 0 && in_band(W - 2, t)) cur[W - 2] = lpe[W - 2];
 #pragma omp simd
       for (int64_t s = lo; s <= hi; ++s) post[s] = vmath::exp(a[s] + cur[s] + nll - lpe[s]);
     } else {
@@ -159,23 +178,30 @@ double item(const detail::CtcItem<T>& it) {
         post[s] = vmath::exp(a[s] + b + nll - lpe[s]);
       }
     }
-    // eq. (16): the occupation of class c sums the posteriors of every s with l'_s = c
-    // (sequential: several s share a class).
-    for (int64_t s = lo; s <= hi; ++s) occ[ext[s]] = 0.0;
-    for (int64_t s = lo; s <= hi; ++s) occ[ext[s]] += post[s];
-#pragma omp simd
-    for (int64_t s = lo; s <= hi; ++s) post[s] = (vmath::exp(lpe[s]) - occ[ext[s]]) * gr;
+    set_margins(cur, lo, hi, 0, W + 1);
 
+    // eq. (16): the occupation of class c sums the posteriors of every s with l'_s = c. The blank
+    // (every even s) is a vector sum; the labels (odd s, rarely repeated) are added one by one.
+    // occ is all zeros between rows.
+    double blank_sum = 0.0;
+#pragma omp simd reduction(+ : blank_sum)
+    for (int64_t s = lo; s <= hi; ++s) blank_sum += (s & 1) ? 0.0 : post[s];
+    occ[blank] = blank_sum;
+    for (int64_t s = lo | 1; s <= hi; s += 2) occ[ext[s]] += post[s];
+
+    // torch's gradient (exp(lp) - occupation) * grad for every class; a class no band cell maps to
+    // has occupation exp(-inf + nll - lp): 0, or NaN when nll is +inf (no alignment) or lp is
+    // -inf, which `nan_base - x` reproduces.
     const T* LOSSKIT_RESTRICT lpt = it.log_probs + t * stride;
     T* LOSSKIT_RESTRICT gt = grad + t * stride;
-    // Classes no band cell maps to: exp(lp) * grad (torch's softmax-shifted gradient).
 #pragma omp simd
     for (int64_t c = 0; c < C; ++c) {
       const T x = lpt[c];
       const T z = nan_base - x;
-      gt[c] = (vmath::exp(x) - (z == z ? T(0) : nan)) * gr_t;
+      gt[c] = (vmath::exp(x) - (static_cast<T>(occ[c]) + (z == z ? T(0) : nan))) * gr_t;
     }
-    for (int64_t s = lo; s <= hi; ++s) gt[ext[s]] = static_cast<T>(post[s]);
+    occ[blank] = 0.0;
+    for (int64_t s = lo | 1; s <= hi; s += 2) occ[ext[s]] = 0.0;
   }
   return nll;
 }

@@ -18,7 +18,7 @@ namespace losskit::detail {
 //   lpe    row doubles: log_probs[t, b, l'_s] of the current t, gathered;
 //   allow  row doubles: 1 where the transition s - 2 -> s is allowed (Graves eq. 6), else 0;
 //          entries W and W + 1 are 0 (beta reads allow[s + 2]);
-//   post   row doubles: the gradient of the target classes at the current t;
+//   post   row doubles: the posterior of each extended label at the current t;
 //   ext    row int64: the extended label sequence l' (blank, l_1, blank, ..., l_S, blank);
 //   occ    C doubles (backward only): per-class occupation sum of Graves eq. (16).
 struct CtcLayout {
