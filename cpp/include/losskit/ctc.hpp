@@ -50,7 +50,7 @@ Shape ctc_loss_output_shape(const Shape& log_probs_shape, Reduction reduction);
 // Bytes of workspace that `num_threads` threads need (0 means losskit::get_num_threads()) for
 // log_probs of shape (T, N, C) or (T, C) and targets no longer than max_target_length. `backward`
 // says whether the gradient is wanted (ctc_loss_backward / ctc_loss_forward_backward): then each
-// thread keeps a T x (2 max_target_length + 3) table of log alphas, otherwise two rows.
+// thread keeps a T x (2 max_target_length + 12) table of log alphas, otherwise two rows.
 size_t ctc_loss_workspace_size(const Shape& log_probs_shape, int64_t max_target_length,
                                bool backward, int num_threads = 0);
 

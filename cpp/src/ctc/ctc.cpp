@@ -42,7 +42,7 @@ detail::CtcItemKernel<T> ctc_kernel() {
 detail::CtcLayout make_layout(int64_t T, int64_t C, int64_t max_target_length, bool backward) {
   auto round8 = [](int64_t n) { return (n + 7) / 8 * 8; };
   detail::CtcLayout L;
-  L.row = round8(2 * max_target_length + 3);
+  L.row = round8(2 * max_target_length + 12);  // W + 2 padding + the band loops' overrun (<= 7) + 2
   L.alpha_rows = backward ? std::max<int64_t>(T, 2) : 2;
   int64_t alpha_size = 0;
   if (__builtin_mul_overflow(L.alpha_rows, L.row, &alpha_size) ||

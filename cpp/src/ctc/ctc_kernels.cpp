@@ -53,6 +53,24 @@ LOSSKIT_INLINE double log_sum_exp2(double a, double b) {
   return vmath::log(vmath::exp(a - m) + vmath::exp(b - m)) + m;
 }
 
+// Band loops run to the next multiple of kVector cells past lo, so they have no scalar remainder
+// (a remainder cell costs a scalar exp, exp and log: as much as a whole vector). The extra cells
+// (at most kVector - 1 past hi) compute on padding: ext is the blank and allow 0 up to the row
+// length, every row is at least W + kVector + 3 long, and set_margins runs after the loop, so the
+// two cells the next row reads past hi are -inf and the rest is never read.
+constexpr int64_t kVector = 8;
+inline int64_t vector_end(int64_t lo, int64_t hi) {
+  return hi < lo ? lo : lo + (hi - lo + kVector) / kVector * kVector;
+}
+
+// lpe[s] = log_probs[t, b, l'_s] for s in [lo, end): a vector gather.
+template <class T>
+LOSSKIT_INLINE void gather_row(double* LOSSKIT_RESTRICT lpe, const T* LOSSKIT_RESTRICT lpt,
+                               const int64_t* LOSSKIT_RESTRICT ext, int64_t lo, int64_t end) {
+#pragma omp simd
+  for (int64_t s = lo; s < end; ++s) lpe[s] = static_cast<double>(lpt[ext[s]]);
+}
+
 // A row computes only its band [lo, hi]; the next row reads at most two cells beyond it on each
 // side (lo and hi move by at most 2 per step), so those are set to -inf, clipped to the row's
 // addressable [first, last]. When a band is empty every later band is empty too (lo grows by 2,
@@ -82,8 +100,8 @@ double item(const detail::CtcItem<T>& it) {
   // The extended label sequence l' (Graves sec. 4.1): blanks around and between the labels. The
   // transition s - 2 -> s (skipping a blank) is allowed only into a label that differs from the
   // label two before it, so repeated labels need a blank between them (eq. 6 / 7).
-  for (int64_t s = 0; s < W; ++s) ext[s] = (s & 1) ? it.target[(s - 1) / 2] : blank;
-  for (int64_t s = 0; s < W + 2; ++s)
+  for (int64_t s = 0; s < row; ++s) ext[s] = (s & 1) && s < W ? it.target[(s - 1) / 2] : blank;
+  for (int64_t s = 0; s < row; ++s)
     allow[s] = (s & 1) && s >= 3 && s < W && it.target[(s - 1) / 2] != it.target[(s - 3) / 2]
                    ? 1.0
                    : 0.0;
@@ -91,9 +109,7 @@ double item(const detail::CtcItem<T>& it) {
   auto band_lo = [&](int64_t t) { return W - 2 * (il - t) > 0 ? W - 2 * (il - t) : int64_t{0}; };
   auto band_hi = [&](int64_t t) { return 2 * t + 1 < W - 1 ? 2 * t + 1 : W - 1; };
   auto gather = [&](int64_t t, int64_t lo, int64_t hi) {
-    const T* LOSSKIT_RESTRICT lpt = it.log_probs + t * stride;
-#pragma omp simd
-    for (int64_t s = lo; s <= hi; ++s) lpe[s] = static_cast<double>(lpt[ext[s]]);
+    gather_row(lpe, it.log_probs + t * stride, ext, lo, vector_end(lo, hi));
   };
   // With the gradient, every row of alpha is kept; without, two rows alternate.
   auto alpha_row = [&](int64_t t) { return alpha + (want_grad ? t : (t & 1)) * row; };
@@ -120,7 +136,7 @@ double item(const detail::CtcItem<T>& it) {
       gather(t, lo, hi);
       // eq. (6) / (7): alpha_t(s) = (alpha_{t-1}(s) + alpha_{t-1}(s-1) [+ alpha_{t-1}(s-2)]) y_t
 #pragma omp simd
-      for (int64_t s = lo; s <= hi; ++s) {
+      for (int64_t s = lo; s < vector_end(lo, hi); ++s) {
         const double a3 = allow[s] != 0.0 ? prev[s - 2] : kNegInf;
         cur[s] = log_sum_exp3(prev[s], prev[s - 1], a3) + lpe[s];
       }
@@ -165,13 +181,14 @@ double item(const detail::CtcItem<T>& it) {
       if (in_band(W - 1, t)) cur[W - 1] = lpe[W - 1];
       if (L > 0 && in_band(W - 2, t)) cur[W - 2] = lpe[W - 2];
 #pragma omp simd
-      for (int64_t s = lo; s <= hi; ++s) post[s] = vmath::exp(a[s] + cur[s] + nll - lpe[s]);
+      for (int64_t s = lo; s < vector_end(lo, hi); ++s)
+        post[s] = vmath::exp(a[s] + cur[s] + nll - lpe[s]);
     } else {
       // eq. (10) / (11), with beta including y_t as in torch: beta_t(s) =
       // (beta_{t+1}(s) + beta_{t+1}(s+1) [+ beta_{t+1}(s+2)]) y_t. Fused: the posterior term of
       // eq. (16), alpha_t(s) beta_t(s) / (y_t p(l|x)), as exp(log alpha + log beta - lp + nll).
 #pragma omp simd
-      for (int64_t s = lo; s <= hi; ++s) {
+      for (int64_t s = lo; s < vector_end(lo, hi); ++s) {
         const double b3 = allow[s + 2] != 0.0 ? next[s + 2] : kNegInf;
         const double b = log_sum_exp3(next[s], next[s + 1], b3) + lpe[s];
         cur[s] = b;

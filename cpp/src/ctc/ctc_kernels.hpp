@@ -10,16 +10,18 @@
 namespace losskit::detail {
 
 // Where each array of one thread's scratch starts, in 8-byte units from the scratch base (every
-// array starts on a 64-byte boundary when the base does). `row` is the padded row length of the
-// alpha and beta tables: at least W + 2 for the W = 2S + 1 extended labels of the longest target.
+// array starts on a 64-byte boundary when the base does). `row` is the padded row length of every
+// array but occ: at least W + 11 for the W = 2S + 1 extended labels of the longest target (two
+// cells of padding each side and the vector loops' overrun, see ctc_kernels.cpp).
 //   alpha  alpha_rows x row doubles; extended label s of time t at [t * row + s + 2] (two leading
 //          -inf cells, so s - 1 and s - 2 are always readable);
 //   beta   2 x row doubles (time t in row t % 2), label s at [s] (two trailing -inf cells);
 //   lpe    row doubles: log_probs[t, b, l'_s] of the current t, gathered;
-//   allow  row doubles: 1 where the transition s - 2 -> s is allowed (Graves eq. 6), else 0;
-//          entries W and W + 1 are 0 (beta reads allow[s + 2]);
+//   allow  row doubles: 1 where the transition s - 2 -> s is allowed (Graves eq. 6), else 0
+//          (also past W: beta reads allow[s + 2]);
 //   post   row doubles: the posterior of each extended label at the current t;
-//   ext    row int64: the extended label sequence l' (blank, l_1, blank, ..., l_S, blank);
+//   ext    row int64: the extended label sequence l' (blank, l_1, blank, ..., l_S, blank), then
+//          blanks to the row's end;
 //   occ    C doubles (backward only): per-class occupation sum of Graves eq. (16).
 struct CtcLayout {
   int64_t row = 0;
