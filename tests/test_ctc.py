@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
+import shutil
+import subprocess
 
 import numpy as np
 import pytest
@@ -431,3 +434,21 @@ def test_padding_is_not_read():
     padded[2, 1:] = -7
     np.testing.assert_array_equal(F.ctc_loss(lp, padded, il, tl, reduction="none"),
                                   F.ctc_loss(lp, tg, il, tl, reduction="none"))
+
+
+# ---- the C++ API with a caller-owned workspace -----------------------------------------------------
+def test_cpp_caller_owned_workspace(tmp_path):
+    """Builds tests/cpp_snippets/ctc_workspace.cpp against the static core next to the built
+    extension (skipped where there is no compiler or no build tree, e.g. an installed wheel)."""
+    core = os.path.realpath(losskit._core.__file__)
+    lib = os.path.join(os.path.dirname(core), "liblosskit.a")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    cxx = shutil.which("g++") or shutil.which("c++")
+    if cxx is None or not os.path.exists(lib):
+        pytest.skip("needs a C++ compiler and the build tree's liblosskit.a")
+    exe = str(tmp_path / "ctc_workspace")
+    subprocess.run([cxx, "-std=c++17", "-O1", "-fopenmp", "-I", os.path.join(root, "cpp", "include"),
+                    os.path.join(root, "tests", "cpp_snippets", "ctc_workspace.cpp"), lib, "-o", exe],
+                   check=True, capture_output=True)
+    run = subprocess.run([exe], capture_output=True, text=True)
+    assert run.returncode == 0 and run.stdout.strip() == "ok", (run.returncode, run.stdout, run.stderr)

@@ -16,9 +16,9 @@
 // * grad_log_probs: log_probs' shape. It is exactly torch's gradient, which is the derivative plus
 //   grad_output * exp(log_probs) at every t < input_length (torch assumes log_probs comes from a
 //   log_softmax, whose backward cancels that term), and 0 for t >= input_length.
-// * workspace (optional): caller-owned scratch of at least ctc_loss_workspace_size(...) bytes for
-//   one thread; with more, up to that many threads run (warp-ctc style). Absent ({} / nullptr),
-//   the core allocates what it needs for the call.
+// * workspace (optional): caller-owned scratch, 8-byte aligned, of at least
+//   ctc_loss_workspace_size(..., 1) bytes; with k times that, up to k threads run (warp-ctc
+//   style). Absent ({}), the core uses a buffer kept per calling thread and grown when needed.
 // All checks, including the data-dependent ones (lengths, label values), run before any work and
 // throw losskit::ValueError, or losskit::IndexError for a label outside [0, C). Values are computed
 // in double whatever T is; the reduced loss is bitwise the same for any number of threads.

@@ -221,6 +221,8 @@ void run(View<T> log_probs, View<int64_t> targets, View<int64_t> input_lengths,
                          "at least " + std::to_string(per_thread) +
                              " bytes (ctc_loss_workspace_size for one thread)",
                          std::to_string(ws.bytes) + " bytes");
+    if (reinterpret_cast<uintptr_t>(ws.data) % alignof(double) != 0)
+      detail::fail_value(kFn, "workspace", "an address aligned to 8 bytes", "a misaligned one");
     threads = static_cast<int>(std::min<size_t>(static_cast<size_t>(threads), fits));
     scratch = static_cast<double*>(ws.data);
   } else {
