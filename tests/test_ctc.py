@@ -212,6 +212,42 @@ def test_long_sequence_float32_no_nan(rng):
     assert np.isfinite(loss) and np.isfinite(grad).all()
 
 
+def test_python_threads_share_nothing(rng):
+    """Concurrent calls from 8 Python threads (the GIL is released in the core; each calling
+    thread has its own scratch) give the same results as serial calls."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    cases = [make_case(np.random.default_rng(i), 60 + 7 * i, 4, 9, 5 + i, np.float32, blank=i % 9) for i in range(8)]
+    serial = [F.ctc_loss_forward_backward(*c, blank=i % 9) for i, c in enumerate(cases)]
+    with ThreadPoolExecutor(8) as pool:
+        for _ in range(3):
+            parallel = list(pool.map(lambda ic: F.ctc_loss_forward_backward(*ic[1], blank=ic[0] % 9), enumerate(cases)))
+            for (l0, g0), (l1, g1) in zip(serial, parallel):
+                np.testing.assert_array_equal(l0, l1)
+                np.testing.assert_array_equal(g0, g1)
+
+
+def test_non_contiguous_log_probs(rng):
+    """A (N, T, C) array transposed to (T, N, C) is made contiguous once and gives the same result."""
+    lp, tg, il, tl = make_case(rng, 9, 3, 5, 3)
+    strided = np.ascontiguousarray(lp.transpose(1, 0, 2)).transpose(1, 0, 2)
+    assert not strided.flags.c_contiguous
+    for a, b in zip(F.ctc_loss_forward_backward(strided, tg, il, tl), F.ctc_loss_forward_backward(lp, tg, il, tl)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_large_scratch_is_temporary_and_correct(rng):
+    """T x (2S + 11) doubles above 64 MB of scratch are allocated for the call alone: T = 3000,
+    S = 1500 needs 72 MB per thread. One sample, long enough and compared with torch float64."""
+    T, S, C = 3000, 1500, 4
+    lp, tg, il, tl = make_case(rng, T, 1, C, S, np.float64, target_lengths=[S], input_lengths=[T])
+    loss, grad = F.ctc_loss_forward_backward(lp, tg, il, tl, reduction="sum")
+    ref = TF.ctc_loss(torch.from_numpy(lp[:, :, :]).requires_grad_(), torch.from_numpy(tg), torch.from_numpy(il),
+                      torch.from_numpy(tl), reduction="sum")
+    assert np.isfinite(loss)
+    assert float(loss) == pytest.approx(ref.item(), rel=1e-9)
+
+
 # ---- brute force: every alignment, independent of torch -----------------------------------------
 def collapse(path, blank):
     out, prev = [], None
@@ -303,6 +339,23 @@ def test_hypothesis_against_torch(case):
     go = rng.standard_normal(N if batched else ()).astype(dtype) if reduction == "none" else np.asarray(1.3, dtype)
     check_against_torch((lp, tg.astype(np.int64), np.array(il), np.array(tl)), reduction, blank=blank,
                         zero_infinity=zero_infinity, grad_output=go, what=str(case[:8]))
+
+
+@given(st.integers(0, 2**31), st.integers(40, 90), st.integers(4, 8), st.integers(2, 30),
+       st.integers(0, 1000), st.sampled_from(DTYPES), st.sampled_from(REDUCTIONS))
+def test_hypothesis_threaded_against_torch(seed, T, N, S, blank_seed, dtype, reduction):
+    """Larger draws, on 2 threads: most cross the serial threshold (16k cells), with lengths
+    varying per sample so the dynamic schedule reorders them."""
+    rng = np.random.default_rng(seed)
+    C = int(rng.integers(3, 30))
+    blank = blank_seed % C
+    args = make_case(rng, T, N, C, S, dtype, blank=blank, repeats=bool(seed % 2))
+    old = losskit.get_num_threads()
+    try:
+        losskit.set_num_threads(2)
+        check_against_torch(args, reduction, blank=blank, what=f"T={T} N={N} C={C} S={S}")
+    finally:
+        losskit.set_num_threads(old)
 
 
 @given(st.integers(0, 2**31), st.integers(1, 6), st.integers(2, 3))

@@ -62,23 +62,31 @@ detail::CtcLayout make_layout(int64_t T, int64_t C, int64_t max_target_length, b
 }
 
 // The scratch of calls that bring no workspace: kept per calling thread and grown when needed, so
-// repeated calls (a training loop) neither allocate nor page-fault. Its contents are never read
-// before being written (see the margins in ctc_kernels.cpp).
-double* calling_thread_scratch(size_t n) {
+// repeated calls (a training loop) neither allocate nor page-fault. Scratch larger than
+// kKeptScratch is allocated for the call alone (`temporary`), so one huge call does not pin its
+// memory for the thread's lifetime. Contents are never read before being written (see the margins
+// in ctc_kernels.cpp); LOSSKIT_CTC_POISON_SCRATCH fills them with NaN to prove it in tests.
+constexpr size_t kKeptScratch = size_t{64} << 20;  // bytes
+
+double* calling_thread_scratch(size_t n, std::unique_ptr<double[]>& temporary) {
   thread_local std::unique_ptr<double[]> buffer;
   thread_local size_t capacity = 0;
-  if (capacity < n) {
-    buffer.reset();
-    buffer.reset(new double[n]);
-    capacity = n;
-#ifdef LOSSKIT_CTC_POISON_SCRATCH  // test aid: any read of an unwritten cell turns results NaN
-    for (size_t i = 0; i < n; ++i) buffer[i] = std::numeric_limits<double>::quiet_NaN();
-#endif
+  double* p;
+  if (n * sizeof(double) > kKeptScratch) {
+    temporary.reset(new double[n]);
+    p = temporary.get();
+  } else {
+    if (capacity < n) {
+      buffer.reset();
+      buffer.reset(new double[n]);
+      capacity = n;
+    }
+    p = buffer.get();
   }
 #ifdef LOSSKIT_CTC_POISON_SCRATCH
-  for (size_t i = 0; i < n; ++i) buffer[i] = std::numeric_limits<double>::quiet_NaN();
+  for (size_t i = 0; i < n; ++i) p[i] = std::numeric_limits<double>::quiet_NaN();
 #endif
-  return buffer.get();
+  return p;
 }
 
 // Everything the checks learn about a call.
@@ -214,6 +222,7 @@ void run(View<T> log_probs, View<int64_t> targets, View<int64_t> input_lengths,
   int threads = work < kSerialCells ? 1 : get_num_threads();
   threads = static_cast<int>(std::min<int64_t>(threads, p.N));
   double* scratch = nullptr;
+  std::unique_ptr<double[]> temporary;
   if (ws.data != nullptr) {
     const size_t fits = ws.bytes / per_thread;
     if (fits < 1)
@@ -226,7 +235,8 @@ void run(View<T> log_probs, View<int64_t> targets, View<int64_t> input_lengths,
     threads = static_cast<int>(std::min<size_t>(static_cast<size_t>(threads), fits));
     scratch = static_cast<double*>(ws.data);
   } else {
-    scratch = calling_thread_scratch(static_cast<size_t>(layout.total) * static_cast<size_t>(threads));
+    scratch = calling_thread_scratch(
+        static_cast<size_t>(layout.total) * static_cast<size_t>(threads), temporary);
   }
 
   // Per-sample d(reduced loss)/d(loss_b), grad_output folded in.
