@@ -495,6 +495,121 @@ void embedding_bind_from_distances(py::module_& m) {
       py::arg("arrays"), py::arg("reduction"), py::arg("margin"));
 }
 // ---- ctc bindings ----
+// Integer arguments (targets, lengths) arrive as C-contiguous int64 arrays (the Python layer
+// converted any integer dtype, list or tuple); the core checks their values.
+View<int64_t> ctc_int_view(const py::handle& obj, const char* argument) {
+  if (!Array<int64_t>::check_(obj))
+    throw losskit::TypeError(std::string("ctc_loss: ") + argument +
+                             " expected a C-contiguous int64 array");
+  auto a = py::reinterpret_borrow<py::array>(obj);
+  return View<int64_t>(static_cast<const int64_t*>(a.data()), shape_of<int64_t>(a));
+}
+
+struct CtcArgs {
+  View<int64_t> targets, input_lengths, target_lengths;
+  losskit::CtcLossOptions options;
+};
+
+CtcArgs ctc_args(const py::handle& targets, const py::handle& input_lengths,
+                 const py::handle& target_lengths, int64_t blank, const std::string& reduction,
+                 bool zero_infinity) {
+  CtcArgs a;
+  a.targets = ctc_int_view(targets, "targets");
+  a.input_lengths = ctc_int_view(input_lengths, "input_lengths");
+  a.target_lengths = ctc_int_view(target_lengths, "target_lengths");
+  a.options = {blank, losskit::parse_reduction(reduction, "ctc_loss"), zero_infinity};
+  return a;
+}
+
+template <class T>
+py::object ctc_forward(const py::handle& log_probs, const CtcArgs& a) {
+  const View<T> lp = as_view<T>(log_probs, "ctc_loss", "log_probs");
+  auto out = new_array<T>(losskit::ctc_loss_output_shape(lp.shape, a.options.reduction));
+  auto out_view = as_mut(out);
+  {
+    py::gil_scoped_release release;
+    losskit::ctc_loss<T>(lp, a.targets, a.input_lengths, a.target_lengths, out_view, a.options);
+  }
+  return std::move(out);
+}
+
+template <class T>
+py::object ctc_backward(const py::handle& grad_output, const py::handle& log_probs,
+                        const CtcArgs& a) {
+  const View<T> lp = as_view<T>(log_probs, "ctc_loss", "log_probs");
+  const View<T> go = as_view<T>(grad_output, "ctc_loss", "grad_output");
+  auto grad = new_array<T>(lp.shape);
+  auto grad_view = as_mut(grad);
+  {
+    py::gil_scoped_release release;
+    losskit::ctc_loss_backward<T>(go, lp, a.targets, a.input_lengths, a.target_lengths,
+                                  grad_view, a.options);
+  }
+  return std::move(grad);
+}
+
+template <class T>
+py::tuple ctc_forward_backward(const py::handle& log_probs, const py::handle& grad_output,
+                               const CtcArgs& a) {
+  const View<T> lp = as_view<T>(log_probs, "ctc_loss", "log_probs");
+  const View<T> go = as_view<T>(grad_output, "ctc_loss", "grad_output");
+  auto out = new_array<T>(losskit::ctc_loss_output_shape(lp.shape, a.options.reduction));
+  auto grad = new_array<T>(lp.shape);
+  auto out_view = as_mut(out);
+  auto grad_view = as_mut(grad);
+  {
+    py::gil_scoped_release release;
+    losskit::ctc_loss_forward_backward<T>(lp, a.targets, a.input_lengths, a.target_lengths, go,
+                                          out_view, grad_view, a.options);
+  }
+  return py::make_tuple(out, grad);
+}
+
+bool ctc_is_float32(const py::handle& log_probs) {
+  return py::isinstance<py::array>(log_probs) &&
+         py::reinterpret_borrow<py::array>(log_probs).dtype().is(py::dtype::of<float>());
+}
+
+void ctc_bind(py::module_& m) {
+  m.def(
+      "ctc_loss",
+      [](const py::object& log_probs, const py::object& targets, const py::object& input_lengths,
+         const py::object& target_lengths, int64_t blank, const std::string& reduction,
+         bool zero_infinity) {
+        const CtcArgs a =
+            ctc_args(targets, input_lengths, target_lengths, blank, reduction, zero_infinity);
+        return ctc_is_float32(log_probs) ? ctc_forward<float>(log_probs, a)
+                                         : ctc_forward<double>(log_probs, a);
+      },
+      py::arg("log_probs"), py::arg("targets"), py::arg("input_lengths"),
+      py::arg("target_lengths"), py::arg("blank"), py::arg("reduction"), py::arg("zero_infinity"));
+  m.def(
+      "ctc_loss_backward",
+      [](const py::object& grad_output, const py::object& log_probs, const py::object& targets,
+         const py::object& input_lengths, const py::object& target_lengths, int64_t blank,
+         const std::string& reduction, bool zero_infinity) {
+        const CtcArgs a =
+            ctc_args(targets, input_lengths, target_lengths, blank, reduction, zero_infinity);
+        return ctc_is_float32(log_probs) ? ctc_backward<float>(grad_output, log_probs, a)
+                                         : ctc_backward<double>(grad_output, log_probs, a);
+      },
+      py::arg("grad_output"), py::arg("log_probs"), py::arg("targets"), py::arg("input_lengths"),
+      py::arg("target_lengths"), py::arg("blank"), py::arg("reduction"), py::arg("zero_infinity"));
+  m.def(
+      "ctc_loss_forward_backward",
+      [](const py::object& log_probs, const py::object& targets, const py::object& input_lengths,
+         const py::object& target_lengths, const py::object& grad_output, int64_t blank,
+         const std::string& reduction, bool zero_infinity) {
+        const CtcArgs a =
+            ctc_args(targets, input_lengths, target_lengths, blank, reduction, zero_infinity);
+        return ctc_is_float32(log_probs)
+                   ? ctc_forward_backward<float>(log_probs, grad_output, a)
+                   : ctc_forward_backward<double>(log_probs, grad_output, a);
+      },
+      py::arg("log_probs"), py::arg("targets"), py::arg("input_lengths"),
+      py::arg("target_lengths"), py::arg("grad_output"), py::arg("blank"), py::arg("reduction"),
+      py::arg("zero_infinity"));
+}
 // ---- large_vocab bindings ----
 
 }  // namespace
@@ -566,5 +681,6 @@ PYBIND11_MODULE(_core, m) {
   bind<TripletMarginWithDistance>(m);
   embedding_bind_from_distances(m);
   // ctc: register bindings here
+  ctc_bind(m);
   // large_vocab: register bindings here
 }

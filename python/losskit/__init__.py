@@ -30,6 +30,7 @@ from .modules import (
     TripletMarginLoss,
     TripletMarginWithDistanceLoss,
     # ctc classes
+    CTCLoss,
     # large_vocab classes
 )
 
@@ -62,6 +63,7 @@ __all__ = [
     "TripletMarginLoss",
     "TripletMarginWithDistanceLoss",
     # ctc names
+    "CTCLoss",
     # large_vocab names
     "cpu_target",
     "functional",

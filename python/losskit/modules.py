@@ -264,6 +264,21 @@ class TripletMarginWithDistanceLoss(_Loss):
 
 
 # ---- ctc ----
+class CTCLoss(_Loss):
+    """Connectionist temporal classification loss; see :func:`losskit.functional.ctc_loss`.
+
+    ``crit(log_probs, targets, input_lengths, target_lengths)``; ``backward`` returns torch's
+    gradient with respect to ``log_probs``."""
+
+    _function = "ctc_loss"
+
+    def __init__(self, blank: int = 0, reduction: str = "mean", zero_infinity: bool = False) -> None:
+        super().__init__(reduction=reduction)
+        self.blank = blank
+        self.zero_infinity = zero_infinity
+
+    def _kwargs(self) -> Dict[str, Any]:
+        return {"blank": self.blank, "reduction": self.reduction, "zero_infinity": self.zero_infinity}
 
 
 # ---- large_vocab ----

@@ -7,6 +7,7 @@
 // embedding header
 #include "losskit/embedding.hpp"
 // ctc header
+#include "losskit/ctc.hpp"
 // large_vocab header
 #include "losskit/reduction.hpp"
 #include "losskit/threads.hpp"
