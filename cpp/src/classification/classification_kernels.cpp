@@ -1,0 +1,596 @@
+// Hot loops of the classification family; compiled once per instruction set (see
+// common/target.hpp). No exceptions, allocation or Python here: every class index was validated
+// by the entry points (classification.cpp) before these run.
+//
+// Formulas: see classification_kernels.hpp (CeArgs) and the docstrings in functional.py.
+//
+// Determinism: a row's softmax statistics are built from fixed chunks of kCeChunk classes folded
+// left to right, and the functions that compute and fold them are out of line (noinline), so the
+// serial row path and the in-row parallel path execute the very same code on the same chunks and
+// give the same bits.
+#include "classification/classification_kernels.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "common/vmath.hpp"
+
+#if defined(__GNUC__)
+#define LOSSKIT_NOINLINE __attribute__((noinline))
+#else
+#define LOSSKIT_NOINLINE
+#endif
+
+namespace losskit::kernels::LOSSKIT_TARGET_NS {
+namespace classification {
+namespace {
+
+using detail::CeArgs;
+using detail::CeRowConsts;
+using detail::CeStats;
+using detail::kCeChunk;
+using detail::kCeTile;
+using detail::NllArgs;
+using detail::RowLossArgs;
+
+template <class T>
+constexpr T kInf = std::numeric_limits<T>::infinity();
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+// ---- softmax statistics ---------------------------------------------------------------------
+
+// Largest value; NaN is skipped here but still reaches the sums (torch's row is then all NaN).
+template <class T>
+LOSSKIT_INLINE T run_max(const T* LOSSKIT_RESTRICT x, int64_t n) {
+  T m = -kInf<T>;
+#pragma omp simd reduction(max : m)
+  for (int64_t i = 0; i < n; ++i) m = x[i] > m ? x[i] : m;
+  return m;
+}
+
+// Statistics of one chunk. kMode: 0 plain (class index, no smoothing), 1 smoothing (v = w or 1),
+// 2 probabilities (v = w y' with y' = (1 - eps) y + eps / C).
+template <class T, int kMode, bool kWeighted>
+LOSSKIT_NOINLINE CeStats chunk_stats(const T* LOSSKIT_RESTRICT x, const T* LOSSKIT_RESTRICT y,
+                                     const T* LOSSKIT_RESTRICT w, int64_t n, T om, T ec) {
+  const T m = run_max(x, n);
+  const bool valid = !(m == -kInf<T>);  // a chunk of -inf (and NaN) has no reference point
+  const T ref = valid ? m : T(0);
+  T s = 0, wx = 0, ws = 0;
+#pragma omp simd reduction(+ : s, wx, ws)
+  for (int64_t i = 0; i < n; ++i) {
+    const T d = x[i] - ref;
+    s += vmath::exp(d);
+    if constexpr (kMode == 1) {
+      const T v = kWeighted ? w[i] : T(1);
+      wx += v * d;
+      ws += v;
+    } else if constexpr (kMode == 2) {
+      const T yp = y[i] * om + ec;
+      const T v = kWeighted ? yp * w[i] : yp;
+      wx += v * d;
+      ws += v;
+    }
+  }
+  CeStats st;
+  st.ref = ref;
+  st.s = s;
+  st.wx = wx;
+  st.ws = ws;
+  st.valid = valid;
+  return st;
+}
+
+// acc := acc (+) next, both relative to their own reference; the result is relative to the
+// larger one. An invalid (all -inf) side adds no exponentials and only shifts its sums.
+LOSSKIT_NOINLINE void combine(CeStats& a, const CeStats& b) {
+  if (!b.valid) {
+    a.s += b.s;
+    a.wx += b.wx + b.ws * (b.ref - a.ref);
+    a.ws += b.ws;
+    return;
+  }
+  if (!a.valid) {
+    CeStats r = b;
+    r.s += a.s;
+    r.wx += a.wx + a.ws * (a.ref - b.ref);
+    r.ws += a.ws;
+    a = r;
+    return;
+  }
+  const double R = (a.ref != a.ref || b.ref != b.ref) ? kNaN : std::max(a.ref, b.ref);
+  a.s = a.s * std::exp(a.ref - R) + b.s * std::exp(b.ref - R);
+  a.wx = (a.wx + a.ws * (a.ref - R)) + (b.wx + b.ws * (b.ref - R));
+  a.ws += b.ws;
+  a.ref = R;
+}
+
+// Per-position loss and gradient constants from the statistics over all classes. `xt` is the
+// target logit (class indices only).
+template <class T>
+LOSSKIT_NOINLINE double finish(const CeArgs<T>& a, int64_t p, const CeStats& st, T xt,
+                               CeRowConsts* rc) {
+  const double eps = a.smoothing;
+  const double logs = std::log(st.s);
+  const double lse = st.ref + logs;
+  double scale = a.grad_scale * (a.grad_out ? static_cast<double>(a.grad_out[p]) : 1.0);
+  double loss = 0.0;
+  rc->lse = lse;
+  rc->target = -1;
+  rc->fix = 0.0;
+  if (a.prob) {
+    loss = st.ws * logs - st.wx;  // sum_c v_c (lse - x_c)
+    rc->a = scale * st.ws;
+    rc->b = scale;
+  } else {
+    const int64_t t = a.target[p];
+    if (t == a.ignore_index) {
+      scale = 0.0;
+      rc->a = rc->b = 0.0;
+    } else {
+      const double wt = a.weight ? static_cast<double>(a.weight[t]) : 1.0;
+      loss = (1.0 - eps) * wt * (logs - (static_cast<double>(xt) - st.ref));
+      if (eps > 0.0) loss += eps / static_cast<double>(a.C) * (st.ws * logs - st.wx);
+      rc->a = scale * ((1.0 - eps) * wt + eps / static_cast<double>(a.C) * a.weight_sum);
+      rc->b = scale * eps / static_cast<double>(a.C);
+      rc->fix = scale * (1.0 - eps) * wt;
+      rc->target = t;
+    }
+  }
+  rc->scale = scale;
+  if (a.out) a.out[p] = static_cast<T>(loss);
+  return loss;
+}
+
+// Gradient of one chunk: g = exp(x - lse) A - B v (v as in chunk_stats); probabilities also write
+// the target gradient. g may be x itself (in place), so no restrict on that pair.
+template <class T, int kMode, bool kWeighted>
+LOSSKIT_NOINLINE void chunk_grad(const T* x, T* g, const T* LOSSKIT_RESTRICT y,
+                                 const T* LOSSKIT_RESTRICT w, T* LOSSKIT_RESTRICT gy, int64_t n,
+                                 T lse, T A, T B, T om, T ec) {
+  if constexpr (kMode == 0) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) g[i] = vmath::exp(x[i] - lse) * A;
+  } else if constexpr (kMode == 1) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i)
+      g[i] = vmath::exp(x[i] - lse) * A - B * (kWeighted ? w[i] : T(1));
+  } else {
+    // B is the position's scale; d/dy = (1 - eps) w (lse - x) scaled.
+    const T by = B * om;
+    if (gy) {
+#pragma omp simd
+      for (int64_t i = 0; i < n; ++i) {
+        const T wi = kWeighted ? w[i] : T(1);
+        const T d = x[i] - lse;
+        gy[i] = -(by * wi) * d;
+        g[i] = vmath::exp(d) * A - B * ((y[i] * om + ec) * wi);
+      }
+    } else {
+#pragma omp simd
+      for (int64_t i = 0; i < n; ++i) {
+        const T wi = kWeighted ? w[i] : T(1);
+        g[i] = vmath::exp(x[i] - lse) * A - B * ((y[i] * om + ec) * wi);
+      }
+    }
+  }
+}
+
+// ---- rows (S == 1) ---------------------------------------------------------------------------
+
+template <class T>
+struct Smoothing {
+  T om, ec;  // 1 - eps, eps / C
+  explicit Smoothing(const CeArgs<T>& a)
+      : om(static_cast<T>(1.0 - a.smoothing)),
+        ec(static_cast<T>(a.smoothing / static_cast<double>(a.C))) {}
+};
+
+template <class T, int kMode, bool kWeighted>
+void row_stats_impl(const CeArgs<T>& a, int64_t row, int64_t k0, int64_t k1, CeStats* stats) {
+  const Smoothing<T> sm(a);
+  const int64_t base = row * a.C;
+  for (int64_t k = k0; k < k1; ++k) {
+    const int64_t c0 = k * kCeChunk, c1 = std::min(a.C, c0 + kCeChunk);
+    stats[k - k0] = chunk_stats<T, kMode, kWeighted>(
+        a.input + base + c0, kMode == 2 ? a.prob + base + c0 : nullptr,
+        kWeighted ? a.weight + c0 : nullptr, c1 - c0, sm.om, sm.ec);
+  }
+}
+
+template <class T, int kMode, bool kWeighted>
+void row_grad_impl(const CeArgs<T>& a, int64_t row, const CeRowConsts& rc, int64_t k0,
+                   int64_t k1) {
+  const Smoothing<T> sm(a);
+  const int64_t base = row * a.C;
+  for (int64_t k = k0; k < k1; ++k) {
+    const int64_t c0 = k * kCeChunk, c1 = std::min(a.C, c0 + kCeChunk);
+    chunk_grad<T, kMode, kWeighted>(
+        a.input + base + c0, a.grad + base + c0, kMode == 2 ? a.prob + base + c0 : nullptr,
+        kWeighted ? a.weight + c0 : nullptr,
+        kMode == 2 && a.grad_target ? a.grad_target + base + c0 : nullptr, c1 - c0,
+        static_cast<T>(rc.lse), static_cast<T>(rc.a), static_cast<T>(rc.b), sm.om, sm.ec);
+  }
+}
+
+template <class T>
+T target_logit(const CeArgs<T>& a, int64_t p, int64_t n, int64_t s) {
+  if (a.prob) return T(0);
+  const int64_t t = a.target[p];
+  return t == a.ignore_index ? T(0) : a.input[(n * a.C + t) * a.S + s];
+}
+
+template <class T, int kMode, bool kWeighted>
+double rows_impl(const CeArgs<T>& a, int64_t p0, int64_t p1) {
+  const int64_t nchunks = (a.C + kCeChunk - 1) / kCeChunk;
+  double total = 0.0;
+  for (int64_t r = p0; r < p1; ++r) {
+    CeStats acc;
+    for (int64_t k = 0; k < nchunks; ++k) {
+      CeStats st;
+      row_stats_impl<T, kMode, kWeighted>(a, r, k, k + 1, &st);
+      combine(acc, st);
+    }
+    const T xt = target_logit(a, r, r, 0);  // read before an in-place gradient overwrites it
+    CeRowConsts rc;
+    total += finish(a, r, acc, xt, &rc);
+    if (a.grad) {
+      row_grad_impl<T, kMode, kWeighted>(a, r, rc, 0, nchunks);
+      if (rc.target >= 0) {
+        T& gt = a.grad[r * a.C + rc.target];
+        gt = static_cast<T>(gt - static_cast<T>(rc.fix));
+      }
+    }
+  }
+  return total;
+}
+
+// ---- strided tiles (S > 1): classes are kCeTile-wide columns, vectorised across positions ----
+
+template <class T, int kMode, bool kWeighted>
+double tile_impl(const CeArgs<T>& a, int64_t n, int64_t s0, int64_t s1) {
+  const int64_t L = s1 - s0, C = a.C, S = a.S;
+  const Smoothing<T> sm(a);
+  const T om = sm.om, ec = sm.ec;
+  const T* xn = a.input + n * C * S + s0;
+  const T* yn = kMode == 2 ? a.prob + n * C * S + s0 : nullptr;
+  alignas(64) T m[kCeTile], sum[kCeTile], wx[kCeTile], ws[kCeTile];
+  for (int64_t l = 0; l < L; ++l) {
+    m[l] = -kInf<T>;
+    sum[l] = wx[l] = ws[l] = T(0);
+  }
+  for (int64_t c = 0; c < C; ++c) {
+    const T* LOSSKIT_RESTRICT xc = xn + c * S;
+#pragma omp simd
+    for (int64_t l = 0; l < L; ++l) m[l] = xc[l] > m[l] ? xc[l] : m[l];
+  }
+  bool valid[kCeTile];
+  for (int64_t l = 0; l < L; ++l) {
+    valid[l] = !(m[l] == -kInf<T>);
+    m[l] = valid[l] ? m[l] : T(0);
+  }
+  for (int64_t c = 0; c < C; ++c) {
+    const T* LOSSKIT_RESTRICT xc = xn + c * S;
+    const T wc = kWeighted ? a.weight[c] : T(1);
+    if constexpr (kMode == 2) {
+      const T* LOSSKIT_RESTRICT yc = yn + c * S;
+#pragma omp simd
+      for (int64_t l = 0; l < L; ++l) {
+        const T d = xc[l] - m[l];
+        const T v = (yc[l] * om + ec) * wc;
+        sum[l] += vmath::exp(d);
+        wx[l] += v * d;
+        ws[l] += v;
+      }
+    } else {
+#pragma omp simd
+      for (int64_t l = 0; l < L; ++l) {
+        const T d = xc[l] - m[l];
+        sum[l] += vmath::exp(d);
+        if constexpr (kMode == 1) wx[l] += wc * d;
+      }
+    }
+  }
+  alignas(64) T lse[kCeTile], A[kCeTile], B[kCeTile];
+  double total = 0.0;
+  int64_t tgt[kCeTile];
+  T fix[kCeTile];
+  for (int64_t l = 0; l < L; ++l) {
+    CeStats st;
+    st.ref = m[l];
+    st.s = sum[l];
+    st.wx = wx[l];
+    st.ws = kMode == 2 ? static_cast<double>(ws[l]) : a.weight_sum;
+    st.valid = valid[l];
+    const int64_t p = n * S + s0 + l;
+    CeRowConsts rc;
+    total += finish(a, p, st, target_logit(a, p, n, s0 + l), &rc);
+    lse[l] = static_cast<T>(rc.lse);
+    A[l] = static_cast<T>(rc.a);
+    B[l] = static_cast<T>(rc.b);
+    tgt[l] = rc.target;
+    fix[l] = static_cast<T>(rc.fix);
+  }
+  if (!a.grad) return total;
+  T* gn = a.grad + n * C * S + s0;
+  T* gyn = kMode == 2 && a.grad_target ? a.grad_target + n * C * S + s0 : nullptr;
+  for (int64_t c = 0; c < C; ++c) {
+    const T* xc = xn + c * S;
+    T* gc = gn + c * S;
+    const T wc = kWeighted ? a.weight[c] : T(1);
+    if constexpr (kMode == 2) {
+      const T* LOSSKIT_RESTRICT yc = yn + c * S;
+      if (gyn) {
+        T* LOSSKIT_RESTRICT gyc = gyn + c * S;
+#pragma omp simd
+        for (int64_t l = 0; l < L; ++l) {
+          const T d = xc[l] - lse[l];
+          gyc[l] = -(B[l] * om * wc) * d;
+          gc[l] = vmath::exp(d) * A[l] - B[l] * ((yc[l] * om + ec) * wc);
+        }
+      } else {
+#pragma omp simd
+        for (int64_t l = 0; l < L; ++l)
+          gc[l] = vmath::exp(xc[l] - lse[l]) * A[l] - B[l] * ((yc[l] * om + ec) * wc);
+      }
+    } else {
+#pragma omp simd
+      for (int64_t l = 0; l < L; ++l) gc[l] = vmath::exp(xc[l] - lse[l]) * A[l] - B[l] * wc;
+    }
+  }
+  for (int64_t l = 0; l < L; ++l)
+    if (tgt[l] >= 0) {
+      T& gt = gn[tgt[l] * S + l];
+      gt = static_cast<T>(gt - fix[l]);
+    }
+  return total;
+}
+
+// ---- runtime flags -> template instances ----------------------------------------------------
+
+template <class T>
+int ce_mode(const CeArgs<T>& a) {
+  return a.prob ? 2 : (a.smoothing > 0.0 ? 1 : 0);
+}
+
+#define LOSSKIT_CE_DISPATCH(FN, ...)                                                           \
+  do {                                                                                       \
+    const bool weighted = a.weight != nullptr;                                               \
+    switch (ce_mode(a)) {                                                                    \
+      case 0: return weighted ? FN<T, 0, true>(__VA_ARGS__) : FN<T, 0, false>(__VA_ARGS__);  \
+      case 1: return weighted ? FN<T, 1, true>(__VA_ARGS__) : FN<T, 1, false>(__VA_ARGS__);  \
+      default: return weighted ? FN<T, 2, true>(__VA_ARGS__) : FN<T, 2, false>(__VA_ARGS__); \
+    }                                                                                        \
+  } while (0)
+
+template <class T>
+double ce_rows(const CeArgs<T>& a, int64_t p0, int64_t p1) {
+  LOSSKIT_CE_DISPATCH(rows_impl, a, p0, p1);
+}
+template <class T>
+double ce_tile(const CeArgs<T>& a, int64_t n, int64_t s0, int64_t s1) {
+  LOSSKIT_CE_DISPATCH(tile_impl, a, n, s0, s1);
+}
+template <class T>
+void ce_row_stats(const CeArgs<T>& a, int64_t row, int64_t k0, int64_t k1, CeStats* stats) {
+  LOSSKIT_CE_DISPATCH(row_stats_impl, a, row, k0, k1, stats);
+}
+template <class T>
+void ce_row_grad(const CeArgs<T>& a, int64_t row, const CeRowConsts& rc, int64_t k0,
+                 int64_t k1) {
+  LOSSKIT_CE_DISPATCH(row_grad_impl, a, row, rc, k0, k1);
+}
+#undef LOSSKIT_CE_DISPATCH
+
+// The in-row path's finish: the target logit, then finish() (same code as rows_impl).
+template <class T>
+double ce_row_finish(const CeArgs<T>& a, int64_t row, const CeStats& st, CeRowConsts* rc) {
+  return finish(a, row, st, target_logit(a, row, row, 0), rc);
+}
+
+// ---- nll_loss --------------------------------------------------------------------------------
+
+// Positions [p0, p1): whole rows when S == 1, else a run inside one sample.
+template <class T>
+double nll(const NllArgs<T>& a, int64_t p0, int64_t p1) {
+  const int64_t C = a.C, S = a.S;
+  double total = 0.0;
+  if (a.grad && S > 1 && p1 > p0) {
+    const int64_t n = p0 / S, s0 = p0 % S, L = p1 - p0;
+    for (int64_t c = 0; c < C; ++c) std::fill_n(a.grad + (n * C + c) * S + s0, L, T(0));
+  }
+  for (int64_t p = p0; p < p1; ++p) {
+    const int64_t n = p / S, s = p % S;
+    const int64_t t = a.target[p];
+    if (a.grad && S == 1) std::fill_n(a.grad + p * C, C, T(0));
+    double loss = 0.0;
+    if (t != a.ignore_index) {
+      const T wt = a.weight ? a.weight[t] : T(1);
+      const int64_t idx = (n * C + t) * S + s;
+      loss = -static_cast<double>(wt) * static_cast<double>(a.input[idx]);
+      if (a.grad) {
+        const double scale =
+            a.grad_scale * (a.grad_out ? static_cast<double>(a.grad_out[p]) : 1.0);
+        a.grad[idx] = static_cast<T>(-static_cast<double>(wt) * scale);
+      }
+    }
+    if (a.out) a.out[p] = static_cast<T>(loss);
+    total += loss;
+  }
+  return total;
+}
+
+// ---- multi_margin_loss -----------------------------------------------------------------------
+// l = sum_{j != t} max(0, margin - x_t + x_j)^p w_t / C
+
+template <class T, int P, bool kGrad>
+double multi_margin_impl(const RowLossArgs<T>& a, int64_t r0, int64_t r1) {
+  const int64_t C = a.C;
+  const T mg = static_cast<T>(a.margin);
+  double total = 0.0;
+  for (int64_t r = r0; r < r1; ++r) {
+    const T* LOSSKIT_RESTRICT x = a.input + r * C;
+    T* LOSSKIT_RESTRICT g = kGrad ? a.grad + r * C : nullptr;
+    const int64_t t = a.target[r];
+    const T xt = x[t];
+    const T wt = a.weight ? a.weight[t] : T(1);
+    const double scale = a.grad_scale * (a.grad_out ? static_cast<double>(a.grad_out[r]) : 1.0);
+    const T coef = static_cast<T>(scale * static_cast<double>(wt) / static_cast<double>(C));
+    double sum = 0.0;
+    T cnt = 0;
+#pragma omp simd reduction(+ : sum, cnt)
+    for (int64_t j = 0; j < C; ++j) {
+      const T z = mg - xt + x[j];
+      const bool act = (z > T(0)) & (j != t);
+      const T h = P == 1 ? z : z * z;
+      sum += act ? static_cast<double>(h) : 0.0;
+      const T d = act ? (P == 1 ? T(1) : T(2) * z) : T(0);
+      cnt += d;
+      if constexpr (kGrad) g[j] = d * coef;
+    }
+    if constexpr (kGrad) g[t] = -cnt * coef;
+    const double loss = sum * static_cast<double>(wt) / static_cast<double>(C);
+    if (a.out) a.out[r] = static_cast<T>(loss);
+    total += loss;
+  }
+  return total;
+}
+
+template <class T>
+double multi_margin(const RowLossArgs<T>& a, int64_t r0, int64_t r1) {
+  if (a.p == 1)
+    return a.grad ? multi_margin_impl<T, 1, true>(a, r0, r1)
+                  : multi_margin_impl<T, 1, false>(a, r0, r1);
+  return a.grad ? multi_margin_impl<T, 2, true>(a, r0, r1)
+                : multi_margin_impl<T, 2, false>(a, r0, r1);
+}
+
+// ---- multilabel_margin_loss ------------------------------------------------------------------
+// l = sum_{targets t} sum_{j not a target} max(0, 1 - (x_t - x_j)) / C, targets read up to the
+// first negative value (duplicates count twice, as in torch).
+
+template <class T, bool kGrad>
+double multilabel_margin_impl(const RowLossArgs<T>& a, int64_t r0, int64_t r1,
+                              T* LOSSKIT_RESTRICT is_target) {
+  const int64_t C = a.C;
+  double total = 0.0;
+  for (int64_t r = r0; r < r1; ++r) {
+    const T* LOSSKIT_RESTRICT x = a.input + r * C;
+    const int64_t* tg = a.target + r * C;
+    T* LOSSKIT_RESTRICT g = kGrad ? a.grad + r * C : nullptr;
+    std::fill_n(is_target, C, T(0));
+    for (int64_t k = 0; k < C && tg[k] >= 0; ++k) is_target[tg[k]] = T(1);
+    const double scale = a.grad_scale * (a.grad_out ? static_cast<double>(a.grad_out[r]) : 1.0);
+    const T coef = static_cast<T>(scale / static_cast<double>(C));
+    if constexpr (kGrad) std::fill_n(g, C, T(0));
+    double sum = 0.0;
+    for (int64_t k = 0; k < C && tg[k] >= 0; ++k) {
+      const int64_t t = tg[k];
+      const T xt = x[t];
+      double part = 0.0;
+      T cnt = 0;
+#pragma omp simd reduction(+ : part, cnt)
+      for (int64_t j = 0; j < C; ++j) {
+        const T z = T(1) - xt + x[j];
+        const bool act = (z > T(0)) & (is_target[j] == T(0));
+        part += act ? static_cast<double>(z) : 0.0;
+        cnt += act ? T(1) : T(0);
+        if constexpr (kGrad) g[j] += act ? coef : T(0);
+      }
+      if constexpr (kGrad) g[t] -= cnt * coef;
+      sum += part;
+    }
+    const double loss = sum / static_cast<double>(C);
+    if (a.out) a.out[r] = static_cast<T>(loss);
+    total += loss;
+  }
+  return total;
+}
+
+template <class T>
+double multilabel_margin(const RowLossArgs<T>& a, int64_t r0, int64_t r1, T* scratch) {
+  return a.grad ? multilabel_margin_impl<T, true>(a, r0, r1, scratch)
+                : multilabel_margin_impl<T, false>(a, r0, r1, scratch);
+}
+
+// ---- multilabel_soft_margin_loss -------------------------------------------------------------
+// l = -sum_j w_j (y_j log sigmoid(x_j) + (1 - y_j) log sigmoid(-x_j)) / C
+// dl/dx_j = w_j (sigmoid(x_j) - y_j) / C,  dl/dy_j = -w_j (log sigmoid(x_j) - log sigmoid(-x_j)) / C
+
+template <class T, bool kGrad, bool kGradY, bool kWeighted>
+double soft_margin_impl(const RowLossArgs<T>& a, int64_t r0, int64_t r1) {
+  const int64_t C = a.C;
+  double total = 0.0;
+  for (int64_t r = r0; r < r1; ++r) {
+    const T* LOSSKIT_RESTRICT x = a.input + r * C;
+    const T* LOSSKIT_RESTRICT y = a.prob + r * C;
+    const T* LOSSKIT_RESTRICT w = kWeighted ? a.weight + r * a.weight_row_stride : nullptr;
+    T* LOSSKIT_RESTRICT g = kGrad ? a.grad + r * C : nullptr;
+    T* LOSSKIT_RESTRICT gy = kGradY ? a.grad_target + r * C : nullptr;
+    const double scale = a.grad_scale * (a.grad_out ? static_cast<double>(a.grad_out[r]) : 1.0);
+    const T coef = static_cast<T>(scale / static_cast<double>(C));
+    double sum = 0.0;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t j = 0; j < C; ++j) {
+      const T xj = x[j], yj = y[j];
+      const T wj = kWeighted ? w[j] : T(1);
+      const T ax = xj < T(0) ? -xj : xj;
+      const T e = vmath::exp(-ax);
+      const T l1p = vmath::log1p(e);
+      const T lsp = (xj < T(0) ? xj : T(0)) - l1p;   // log sigmoid(x)
+      const T lsn = (xj > T(0) ? -xj : T(0)) - l1p;  // log sigmoid(-x)
+      sum += static_cast<double>(-(yj * lsp + (T(1) - yj) * lsn) * wj);
+      if constexpr (kGrad) {
+        const T sig = (xj >= T(0) ? T(1) : e) / (T(1) + e);
+        g[j] = (sig - yj) * (wj * coef);
+      }
+      if constexpr (kGradY) gy[j] = -(lsp - lsn) * (wj * coef);
+    }
+    const double loss = sum / static_cast<double>(C);
+    if (a.out) a.out[r] = static_cast<T>(loss);
+    total += loss;
+  }
+  return total;
+}
+
+template <class T>
+double multilabel_soft_margin(const RowLossArgs<T>& a, int64_t r0, int64_t r1) {
+  const int mask = (a.grad ? 1 : 0) | (a.grad_target ? 2 : 0) | (a.weight ? 4 : 0);
+  switch (mask) {
+    case 0: return soft_margin_impl<T, false, false, false>(a, r0, r1);
+    case 1: return soft_margin_impl<T, true, false, false>(a, r0, r1);
+    case 2: return soft_margin_impl<T, false, true, false>(a, r0, r1);
+    case 3: return soft_margin_impl<T, true, true, false>(a, r0, r1);
+    case 4: return soft_margin_impl<T, false, false, true>(a, r0, r1);
+    case 5: return soft_margin_impl<T, true, false, true>(a, r0, r1);
+    case 6: return soft_margin_impl<T, false, true, true>(a, r0, r1);
+    default: return soft_margin_impl<T, true, true, true>(a, r0, r1);
+  }
+}
+
+template <class T>
+void fill_table(detail::ClassificationKernels<T>* k) {
+  k->ce.rows = &ce_rows<T>;
+  k->ce.tile = &ce_tile<T>;
+  k->ce.row_stats = &ce_row_stats<T>;
+  k->ce.combine = &combine;
+  k->ce.row_finish = &ce_row_finish<T>;
+  k->ce.row_grad = &ce_row_grad<T>;
+  k->nll = &nll<T>;
+  k->multi_margin = &multi_margin<T>;
+  k->multilabel_margin = &multilabel_margin<T>;
+  k->multilabel_soft_margin = &multilabel_soft_margin<T>;
+}
+
+}  // namespace
+}  // namespace classification
+
+void classification_table(detail::ClassificationKernels<float>* k) {
+  classification::fill_table(k);
+}
+void classification_table(detail::ClassificationKernels<double>* k) {
+  classification::fill_table(k);
+}
+
+}  // namespace losskit::kernels::LOSSKIT_TARGET_NS
