@@ -9,6 +9,9 @@
 #include <pybind11/stl.h>
 
 #include <array>
+#include <cstdlib>
+#include <mutex>
+#include <utility>
 #include <optional>
 #include <string>
 #include <vector>
@@ -375,6 +378,64 @@ View<int64_t> classification_index_view(const py::handle& obj, const char* funct
   return View<int64_t>(static_cast<const int64_t*>(a.data()), shape_of<int64_t>(a));
 }
 
+// Large gradients come from a one-slot cache: the buffer of the most recently freed large
+// classification gradient is reused by the next call that fits it. A fresh N x C buffer costs a
+// page fault and the kernel's zeroing per 4 KiB page on first touch, as much again as the kernel's
+// own write of the gradient; in a training loop, where each step's gradient is dropped before the
+// next step, the cache removes that cost. At most one buffer (the last freed) is kept; every kernel
+// writes every element of its gradient, so a reused buffer is never read uninitialised.
+struct ClassificationGradCache {
+  std::mutex mutex;
+  void* data = nullptr;
+  size_t bytes = 0;
+};
+ClassificationGradCache& classification_grad_cache() {
+  static auto* cache = new ClassificationGradCache;  // never destroyed: capsules may outlive exit
+  return *cache;
+}
+constexpr size_t kClassificationCacheMin = size_t{4} << 20;
+
+template <class T>
+Array<T> classification_grad_array(const Shape& shape) {
+  size_t bytes = sizeof(T);
+  for (int64_t d : shape) bytes *= static_cast<size_t>(d);
+  if (bytes < kClassificationCacheMin) return new_array<T>(shape);
+  void* data = nullptr;
+  size_t capacity = 0;
+  {
+    auto& cache = classification_grad_cache();
+    std::lock_guard<std::mutex> lock(cache.mutex);
+    if (cache.data && cache.bytes >= bytes && cache.bytes <= 2 * bytes) {
+      data = cache.data;
+      capacity = cache.bytes;
+      cache.data = nullptr;
+      cache.bytes = 0;
+    }
+  }
+  if (!data) {
+    data = std::malloc(bytes);
+    if (!data) throw std::bad_alloc();
+    capacity = bytes;
+  }
+  auto* record = new std::pair<void*, size_t>(data, capacity);
+  py::capsule owner(record, [](void* p) {
+    auto* rec = static_cast<std::pair<void*, size_t>*>(p);
+    void* spill = rec->first;
+    {
+      auto& cache = classification_grad_cache();
+      std::lock_guard<std::mutex> lock(cache.mutex);
+      if (!cache.data || cache.bytes < rec->second) {
+        std::swap(spill, cache.data);  // keep the larger buffer
+        cache.bytes = rec->second;
+      }
+    }
+    std::free(spill);
+    delete rec;
+  });
+  std::vector<py::ssize_t> dims(shape.begin(), shape.end());
+  return Array<T>(dims, static_cast<T*>(data), owner);
+}
+
 template <class T, class Run>
 py::tuple classification_call(int mode, const char* function, const py::handle& grad_output,
                               const Shape& loss_shape, const Shape& input_shape,
@@ -390,11 +451,11 @@ py::tuple classification_call(int mode, const char* function, const py::handle& 
     out = std::move(a);
   }
   if (mode != 0) {
-    auto a = new_array<T>(input_shape);
+    auto a = classification_grad_array<T>(input_shape);
     gi_v = as_mut(a);
     grad_input = std::move(a);
     if (want_target_grad) {
-      auto b = new_array<T>(input_shape);
+      auto b = classification_grad_array<T>(input_shape);
       gt_v = as_mut(b);
       grad_target = std::move(b);
     }

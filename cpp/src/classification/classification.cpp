@@ -82,16 +82,17 @@ double cross_entropy_rows(const CeArgs<T>& a) {
     std::vector<double> partials(static_cast<size_t>(nunits), 0.0);
     constexpr int64_t kGrainChunks = 4;
     for (int64_t r = 0; r < N; ++r) {
+      const T xt = k.target_logit(a, r);
       parallel_for(0, nchunks, kGrainChunks, [&](int64_t k0, int64_t k1, int) {
         k.row_stats(a, r, k0, k1, stats.data() + k0);
       });
       CeStats acc;
       for (const CeStats& st : stats) k.combine(acc, st);
       CeRowConsts rc;
-      partials[static_cast<size_t>(r / R)] += k.row_finish(a, r, acc, &rc);
+      partials[static_cast<size_t>(r / R)] += k.row_finish(a, r, acc, xt, &rc);
       if (a.grad) {
         parallel_for(0, nchunks, kGrainChunks, [&](int64_t k0, int64_t k1, int) {
-          k.row_grad(a, r, rc, k0, k1);
+          k.row_grad(a, r, rc, k0, k1, stats.data() + k0);
         });
         if (rc.target >= 0) {
           T& gt = a.grad[r * C + rc.target];

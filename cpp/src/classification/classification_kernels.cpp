@@ -50,27 +50,46 @@ LOSSKIT_INLINE T run_max(const T* LOSSKIT_RESTRICT x, int64_t n) {
 }
 
 // Statistics of one chunk. kMode: 0 plain (class index, no smoothing), 1 smoothing (v = w or 1),
-// 2 probabilities (v = w y' with y' = (1 - eps) y + eps / C).
+// 2 probabilities (v = w y' with y' = (1 - eps) y + eps / C). With `e` (class indices with a
+// gradient wanted) the exponentials exp(x - ref) are also stored there, so the gradient pass only
+// rescales them; `e` may be `x` itself (in place), so no restrict on that pair.
 template <class T, int kMode, bool kWeighted>
-LOSSKIT_NOINLINE CeStats chunk_stats(const T* LOSSKIT_RESTRICT x, const T* LOSSKIT_RESTRICT y,
-                                     const T* LOSSKIT_RESTRICT w, int64_t n, T om, T ec) {
+LOSSKIT_NOINLINE CeStats chunk_stats(const T* x, const T* LOSSKIT_RESTRICT y,
+                                     const T* LOSSKIT_RESTRICT w, T* e, int64_t n, T om, T ec) {
   const T m = run_max(x, n);
   const bool valid = !(m == -kInf<T>);  // a chunk of -inf (and NaN) has no reference point
   const T ref = valid ? m : T(0);
   T s = 0, wx = 0, ws = 0;
+  if (e) {
+    if constexpr (kMode != 2) {
 #pragma omp simd reduction(+ : s, wx, ws)
-  for (int64_t i = 0; i < n; ++i) {
-    const T d = x[i] - ref;
-    s += vmath::exp(d);
-    if constexpr (kMode == 1) {
-      const T v = kWeighted ? w[i] : T(1);
-      wx += v * d;
-      ws += v;
-    } else if constexpr (kMode == 2) {
-      const T yp = y[i] * om + ec;
-      const T v = kWeighted ? yp * w[i] : yp;
-      wx += v * d;
-      ws += v;
+      for (int64_t i = 0; i < n; ++i) {
+        const T d = x[i] - ref;
+        const T ex = vmath::exp(d);
+        e[i] = ex;
+        s += ex;
+        if constexpr (kMode == 1) {
+          const T v = kWeighted ? w[i] : T(1);
+          wx += v * d;
+          ws += v;
+        }
+      }
+    }
+  } else {
+#pragma omp simd reduction(+ : s, wx, ws)
+    for (int64_t i = 0; i < n; ++i) {
+      const T d = x[i] - ref;
+      s += vmath::exp(d);
+      if constexpr (kMode == 1) {
+        const T v = kWeighted ? w[i] : T(1);
+        wx += v * d;
+        ws += v;
+      } else if constexpr (kMode == 2) {
+        const T yp = y[i] * om + ec;
+        const T v = kWeighted ? yp * w[i] : yp;
+        wx += v * d;
+        ws += v;
+      }
     }
   }
   CeStats st;
@@ -80,6 +99,21 @@ LOSSKIT_NOINLINE CeStats chunk_stats(const T* LOSSKIT_RESTRICT x, const T* LOSSK
   st.ws = ws;
   st.valid = valid;
   return st;
+}
+
+// Gradient of a chunk whose exponentials exp(x - ref) chunk_stats stored in g:
+// g = e f - B v with f = A exp(ref - lse) (for a chunk of -inf, whose e are 0 or NaN, f is 0, or
+// NaN when the whole row is -inf).
+template <class T, int kMode, bool kWeighted>
+LOSSKIT_NOINLINE void chunk_rescale(T* LOSSKIT_RESTRICT g, const T* LOSSKIT_RESTRICT w, int64_t n,
+                                    T f, T B) {
+  if constexpr (kMode == 1) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) g[i] = g[i] * f - B * (kWeighted ? w[i] : T(1));
+  } else {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) g[i] = g[i] * f;
+  }
 }
 
 // acc := acc (+) next, both relative to their own reference; the result is relative to the
@@ -187,25 +221,48 @@ struct Smoothing {
         ec(static_cast<T>(a.smoothing / static_cast<double>(a.C))) {}
 };
 
+// Rows up to this many chunks keep the exponentials of the statistics pass in the gradient buffer
+// (the per-chunk references then fit on the stack); longer rows recompute them.
+constexpr int64_t kMaxStoredChunks = 256;
+
+template <class T, int kMode>
+bool stores_exp(const CeArgs<T>& a) {
+  return kMode != 2 && a.grad != nullptr && (a.C + kCeChunk - 1) / kCeChunk <= kMaxStoredChunks;
+}
+
 template <class T, int kMode, bool kWeighted>
 void row_stats_impl(const CeArgs<T>& a, int64_t row, int64_t k0, int64_t k1, CeStats* stats) {
   const Smoothing<T> sm(a);
   const int64_t base = row * a.C;
+  const bool store = stores_exp<T, kMode>(a);
   for (int64_t k = k0; k < k1; ++k) {
     const int64_t c0 = k * kCeChunk, c1 = std::min(a.C, c0 + kCeChunk);
     stats[k - k0] = chunk_stats<T, kMode, kWeighted>(
         a.input + base + c0, kMode == 2 ? a.prob + base + c0 : nullptr,
-        kWeighted ? a.weight + c0 : nullptr, c1 - c0, sm.om, sm.ec);
+        kWeighted ? a.weight + c0 : nullptr, store ? a.grad + base + c0 : nullptr, c1 - c0, sm.om,
+        sm.ec);
   }
 }
 
+// `stats` holds the statistics of chunks [k0, k1) (their references, for the stored exponentials).
 template <class T, int kMode, bool kWeighted>
 void row_grad_impl(const CeArgs<T>& a, int64_t row, const CeRowConsts& rc, int64_t k0,
-                   int64_t k1) {
+                   int64_t k1, const CeStats* stats) {
   const Smoothing<T> sm(a);
   const int64_t base = row * a.C;
+  const bool store = stores_exp<T, kMode>(a);
   for (int64_t k = k0; k < k1; ++k) {
     const int64_t c0 = k * kCeChunk, c1 = std::min(a.C, c0 + kCeChunk);
+    if (store) {
+      const CeStats& st = stats[k - k0];
+      // exp(x - lse) for a -inf logit is 0, unless lse itself is -inf or NaN (torch: NaN).
+      const double f = st.valid ? rc.a * std::exp(st.ref - rc.lse)
+                                : (rc.lse == -std::numeric_limits<double>::infinity() ||
+                                   rc.lse != rc.lse) ? kNaN : 0.0;
+      chunk_rescale<T, kMode, kWeighted>(a.grad + base + c0, kWeighted ? a.weight + c0 : nullptr,
+                                         c1 - c0, static_cast<T>(f), static_cast<T>(rc.b));
+      continue;
+    }
     chunk_grad<T, kMode, kWeighted>(
         a.input + base + c0, a.grad + base + c0, kMode == 2 ? a.prob + base + c0 : nullptr,
         kWeighted ? a.weight + c0 : nullptr,
@@ -224,19 +281,22 @@ T target_logit(const CeArgs<T>& a, int64_t p, int64_t n, int64_t s) {
 template <class T, int kMode, bool kWeighted>
 double rows_impl(const CeArgs<T>& a, int64_t p0, int64_t p1) {
   const int64_t nchunks = (a.C + kCeChunk - 1) / kCeChunk;
+  const bool keep = nchunks <= kMaxStoredChunks;
+  CeStats kept[kMaxStoredChunks];
   double total = 0.0;
   for (int64_t r = p0; r < p1; ++r) {
+    const T xt = target_logit(a, r, r, 0);  // read first: an in-place gradient overwrites it
     CeStats acc;
     for (int64_t k = 0; k < nchunks; ++k) {
       CeStats st;
       row_stats_impl<T, kMode, kWeighted>(a, r, k, k + 1, &st);
       combine(acc, st);
+      if (keep) kept[k] = st;
     }
-    const T xt = target_logit(a, r, r, 0);  // read before an in-place gradient overwrites it
     CeRowConsts rc;
     total += finish(a, r, acc, xt, &rc);
     if (a.grad) {
-      row_grad_impl<T, kMode, kWeighted>(a, r, rc, 0, nchunks);
+      row_grad_impl<T, kMode, kWeighted>(a, r, rc, 0, nchunks, kept);
       if (rc.target >= 0) {
         T& gt = a.grad[r * a.C + rc.target];
         gt = static_cast<T>(gt - static_cast<T>(rc.fix));
@@ -377,16 +437,20 @@ void ce_row_stats(const CeArgs<T>& a, int64_t row, int64_t k0, int64_t k1, CeSta
   LOSSKIT_CE_DISPATCH(row_stats_impl, a, row, k0, k1, stats);
 }
 template <class T>
-void ce_row_grad(const CeArgs<T>& a, int64_t row, const CeRowConsts& rc, int64_t k0,
-                 int64_t k1) {
-  LOSSKIT_CE_DISPATCH(row_grad_impl, a, row, rc, k0, k1);
+void ce_row_grad(const CeArgs<T>& a, int64_t row, const CeRowConsts& rc, int64_t k0, int64_t k1,
+                 const CeStats* stats) {
+  LOSSKIT_CE_DISPATCH(row_grad_impl, a, row, rc, k0, k1, stats);
 }
 #undef LOSSKIT_CE_DISPATCH
 
-// The in-row path's finish: the target logit, then finish() (same code as rows_impl).
+// The in-row path's finish (same code as rows_impl); xt read before the statistics pass.
 template <class T>
-double ce_row_finish(const CeArgs<T>& a, int64_t row, const CeStats& st, CeRowConsts* rc) {
-  return finish(a, row, st, target_logit(a, row, row, 0), rc);
+double ce_row_finish(const CeArgs<T>& a, int64_t row, const CeStats& st, T xt, CeRowConsts* rc) {
+  return finish(a, row, st, xt, rc);
+}
+template <class T>
+T ce_target_logit(const CeArgs<T>& a, int64_t row) {
+  return target_logit(a, row, row, 0);
 }
 
 // ---- nll_loss --------------------------------------------------------------------------------
@@ -577,6 +641,7 @@ void fill_table(detail::ClassificationKernels<T>* k) {
   k->ce.combine = &combine;
   k->ce.row_finish = &ce_row_finish<T>;
   k->ce.row_grad = &ce_row_grad<T>;
+  k->ce.target_logit = &ce_target_logit<T>;
   k->nll = &nll<T>;
   k->multi_margin = &multi_margin<T>;
   k->multilabel_margin = &multilabel_margin<T>;

@@ -63,7 +63,9 @@ struct CeRowConsts {
 };
 
 // Rows are cut in chunks of kCeChunk classes (fixed, so sums never depend on the thread count):
-// a chunk is read twice from L1 (max, then exp-sum) and the row once from memory.
+// a chunk is read twice from L1 (max, then exp-sum) and the row once from memory. With a gradient
+// wanted (class indices), the exponentials go straight into the gradient buffer and the second
+// sweep only rescales them (one exp per logit in all).
 constexpr int64_t kCeChunk = 2048;
 
 template <class T>
@@ -76,8 +78,13 @@ struct CeKernels {
   // the fixed left-to-right fold, the per-row finish (loss, and out[row]), and the gradient.
   void (*row_stats)(const CeArgs<T>&, int64_t row, int64_t k0, int64_t k1, CeStats* stats);
   void (*combine)(CeStats& acc, const CeStats& next);
-  double (*row_finish)(const CeArgs<T>&, int64_t row, const CeStats& stats, CeRowConsts* rc);
-  void (*row_grad)(const CeArgs<T>&, int64_t row, const CeRowConsts& rc, int64_t k0, int64_t k1);
+  // The target logit, read before the statistics pass (which may overwrite an in-place row).
+  T (*target_logit)(const CeArgs<T>&, int64_t row);
+  double (*row_finish)(const CeArgs<T>&, int64_t row, const CeStats& stats, T xt,
+                       CeRowConsts* rc);
+  // stats: the statistics of chunks [k0, k1).
+  void (*row_grad)(const CeArgs<T>&, int64_t row, const CeRowConsts& rc, int64_t k0, int64_t k1,
+                   const CeStats* stats);
 };
 constexpr int64_t kCeTile = 64;
 
