@@ -151,6 +151,9 @@ def test_cross_entropy_extreme_logits(dtype, label_smoothing, reduction, rng):
     ], dtype=dtype)
     t = np.array([0, 3, 1, 2, 0, 1, -100, 1, 2])
     check("cross_entropy", TF.cross_entropy, (x, t), {"label_smoothing": label_smoothing}, rng, reduction)
+    # the same rows as positions of a K-dim (N, C, d) input: the strided tile path
+    xk = np.ascontiguousarray(x.T[None])
+    check("cross_entropy", TF.cross_entropy, (xk, t[None]), {"label_smoothing": label_smoothing}, rng, reduction)
 
 
 def test_cross_entropy_minus_inf_target_logit(rng):

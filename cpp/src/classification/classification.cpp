@@ -75,25 +75,41 @@ double cross_entropy_rows(const CeArgs<T>& a) {
   const int64_t nunits = (N + R - 1) / R;
   const int nthreads = get_num_threads();
   if (nthreads > 1 && N < 2 * nthreads && C >= kInRowMinClasses) {
-    // Few long rows: each row's chunks run in parallel; statistics are folded in chunk order by
-    // the same functions the row path uses, so the bits do not change.
+    // Few long rows: the chunks of all rows run in parallel (one region for the statistics, one
+    // for the gradient); statistics are folded in chunk order by the same functions the row path
+    // uses, so the bits do not change.
     const int64_t nchunks = (C + kCeChunk - 1) / kCeChunk;
-    std::vector<CeStats> stats(static_cast<size_t>(nchunks));
+    std::vector<CeStats> stats(static_cast<size_t>(N * nchunks));
+    std::vector<CeRowConsts> consts(static_cast<size_t>(N));
+    std::vector<T> xt(static_cast<size_t>(N));
     std::vector<double> partials(static_cast<size_t>(nunits), 0.0);
     constexpr int64_t kGrainChunks = 4;
+    for (int64_t r = 0; r < N; ++r) xt[static_cast<size_t>(r)] = k.target_logit(a, r);
+    parallel_for(0, N * nchunks, kGrainChunks, [&](int64_t i0, int64_t i1, int) {
+      for (int64_t i = i0; i < i1;) {  // runs of chunks within one row
+        const int64_t r = i / nchunks, k0 = i % nchunks;
+        const int64_t k1 = std::min(nchunks, k0 + (i1 - i));
+        k.row_stats(a, r, k0, k1, stats.data() + i);
+        i += k1 - k0;
+      }
+    });
     for (int64_t r = 0; r < N; ++r) {
-      const T xt = k.target_logit(a, r);
-      parallel_for(0, nchunks, kGrainChunks, [&](int64_t k0, int64_t k1, int) {
-        k.row_stats(a, r, k0, k1, stats.data() + k0);
-      });
       CeStats acc;
-      for (const CeStats& st : stats) k.combine(acc, st);
-      CeRowConsts rc;
-      partials[static_cast<size_t>(r / R)] += k.row_finish(a, r, acc, xt, &rc);
-      if (a.grad) {
-        parallel_for(0, nchunks, kGrainChunks, [&](int64_t k0, int64_t k1, int) {
-          k.row_grad(a, r, rc, k0, k1, stats.data() + k0);
-        });
+      for (int64_t c = 0; c < nchunks; ++c) k.combine(acc, stats[static_cast<size_t>(r * nchunks + c)]);
+      partials[static_cast<size_t>(r / R)] +=
+          k.row_finish(a, r, acc, xt[static_cast<size_t>(r)], &consts[static_cast<size_t>(r)]);
+    }
+    if (a.grad) {
+      parallel_for(0, N * nchunks, kGrainChunks, [&](int64_t i0, int64_t i1, int) {
+        for (int64_t i = i0; i < i1;) {
+          const int64_t r = i / nchunks, k0 = i % nchunks;
+          const int64_t k1 = std::min(nchunks, k0 + (i1 - i));
+          k.row_grad(a, r, consts[static_cast<size_t>(r)], k0, k1, stats.data() + i);
+          i += k1 - k0;
+        }
+      });
+      for (int64_t r = 0; r < N; ++r) {
+        const CeRowConsts& rc = consts[static_cast<size_t>(r)];
         if (rc.target >= 0) {
           T& gt = a.grad[r * C + rc.target];
           gt = static_cast<T>(gt - static_cast<T>(rc.fix));

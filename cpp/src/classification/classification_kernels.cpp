@@ -315,6 +315,8 @@ double tile_impl(const CeArgs<T>& a, int64_t n, int64_t s0, int64_t s1) {
   const T om = sm.om, ec = sm.ec;
   const T* xn = a.input + n * C * S + s0;
   const T* yn = kMode == 2 ? a.prob + n * C * S + s0 : nullptr;
+  T* gn = a.grad ? a.grad + n * C * S + s0 : nullptr;
+  const bool store = kMode != 2 && gn != nullptr;  // keep exp(x - ref) in the gradient
   alignas(64) T m[kCeTile], sum[kCeTile], wx[kCeTile], ws[kCeTile];
   for (int64_t l = 0; l < L; ++l) {
     m[l] = -kInf<T>;
@@ -331,7 +333,7 @@ double tile_impl(const CeArgs<T>& a, int64_t n, int64_t s0, int64_t s1) {
     m[l] = valid[l] ? m[l] : T(0);
   }
   for (int64_t c = 0; c < C; ++c) {
-    const T* LOSSKIT_RESTRICT xc = xn + c * S;
+    const T* xc = xn + c * S;
     const T wc = kWeighted ? a.weight[c] : T(1);
     if constexpr (kMode == 2) {
       const T* LOSSKIT_RESTRICT yc = yn + c * S;
@@ -343,6 +345,16 @@ double tile_impl(const CeArgs<T>& a, int64_t n, int64_t s0, int64_t s1) {
         wx[l] += v * d;
         ws[l] += v;
       }
+    } else if (store) {
+      T* gc = gn + c * S;
+#pragma omp simd
+      for (int64_t l = 0; l < L; ++l) {
+        const T d = xc[l] - m[l];
+        const T e = vmath::exp(d);
+        gc[l] = e;
+        sum[l] += e;
+        if constexpr (kMode == 1) wx[l] += wc * d;
+      }
     } else {
 #pragma omp simd
       for (int64_t l = 0; l < L; ++l) {
@@ -352,28 +364,49 @@ double tile_impl(const CeArgs<T>& a, int64_t n, int64_t s0, int64_t s1) {
       }
     }
   }
-  alignas(64) T lse[kCeTile], A[kCeTile], B[kCeTile];
-  double total = 0.0;
+  // Per-position loss and gradient constants (the row path's finish(), with the logarithms
+  // vectorised across the tile: C is small here, so per-position work matters).
+  alignas(64) T logs[kCeTile], lse[kCeTile], A[kCeTile], B[kCeTile], Fs[kCeTile], fix[kCeTile];
+#pragma omp simd
+  for (int64_t l = 0; l < L; ++l) logs[l] = vmath::log(sum[l]);
   int64_t tgt[kCeTile];
-  T fix[kCeTile];
+  const double eps = a.smoothing, eps_c = a.smoothing / static_cast<double>(C);
+  double total = 0.0;
   for (int64_t l = 0; l < L; ++l) {
-    CeStats st;
-    st.ref = m[l];
-    st.s = sum[l];
-    st.wx = wx[l];
-    st.ws = kMode == 2 ? static_cast<double>(ws[l]) : a.weight_sum;
-    st.valid = valid[l];
     const int64_t p = n * S + s0 + l;
-    CeRowConsts rc;
-    total += finish(a, p, st, target_logit(a, p, n, s0 + l), &rc);
-    lse[l] = static_cast<T>(rc.lse);
-    A[l] = static_cast<T>(rc.a);
-    B[l] = static_cast<T>(rc.b);
-    tgt[l] = rc.target;
-    fix[l] = static_cast<T>(rc.fix);
+    double scale = a.grad_scale * (a.grad_out ? static_cast<double>(a.grad_out[p]) : 1.0);
+    const double lg = logs[l], ref = m[l];
+    double loss = 0.0, ca = 0.0, cb = 0.0, cf = 0.0;
+    tgt[l] = -1;
+    if constexpr (kMode == 2) {
+      loss = static_cast<double>(ws[l]) * lg - static_cast<double>(wx[l]);
+      ca = scale * static_cast<double>(ws[l]);
+      cb = scale;
+    } else {
+      const int64_t t = a.target[p];
+      if (t == a.ignore_index) {
+        scale = 0.0;
+      } else {
+        const double wt = kWeighted ? static_cast<double>(a.weight[t]) : 1.0;
+        const double xt = static_cast<double>(xn[t * S + l]);
+        loss = (1.0 - eps) * wt * (lg - (xt - ref));
+        if (kMode == 1) loss += eps_c * (a.weight_sum * lg - static_cast<double>(wx[l]));
+        ca = scale * ((1.0 - eps) * wt + eps_c * a.weight_sum);
+        cb = scale * eps_c;
+        cf = scale * (1.0 - eps) * wt;
+        tgt[l] = t;
+      }
+    }
+    if (a.out) a.out[p] = static_cast<T>(loss);
+    total += loss;
+    lse[l] = static_cast<T>(ref + lg);
+    A[l] = static_cast<T>(ca);
+    B[l] = static_cast<T>(cb);
+    fix[l] = static_cast<T>(cf);
+    // softmax = exp(x - ref) / sum: the stored exponentials times A / sum (NaN for a row of -inf).
+    Fs[l] = static_cast<T>(ca / static_cast<double>(sum[l]));
   }
-  if (!a.grad) return total;
-  T* gn = a.grad + n * C * S + s0;
+  if (!gn) return total;
   T* gyn = kMode == 2 && a.grad_target ? a.grad_target + n * C * S + s0 : nullptr;
   for (int64_t c = 0; c < C; ++c) {
     const T* xc = xn + c * S;
@@ -396,7 +429,7 @@ double tile_impl(const CeArgs<T>& a, int64_t n, int64_t s0, int64_t s1) {
       }
     } else {
 #pragma omp simd
-      for (int64_t l = 0; l < L; ++l) gc[l] = vmath::exp(xc[l] - lse[l]) * A[l] - B[l] * wc;
+      for (int64_t l = 0; l < L; ++l) gc[l] = gc[l] * Fs[l] - B[l] * wc;
     }
   }
   for (int64_t l = 0; l < L; ++l)
