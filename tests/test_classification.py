@@ -587,3 +587,20 @@ def test_reused_gradient_buffers_do_not_alias(rng):
         ref = getattr(F, name + "_backward")(1.0, *args)
         np.testing.assert_array_equal(g, ref)
         del g, ref
+
+
+def test_python_threads_concurrently(rng):
+    """The core runs with the GIL released: 8 Python threads calling at once get the serial results."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    x = rng.standard_normal((256, 3000)).astype(np.float32)
+    t = rng.integers(0, 3000, 256)
+    calls = [lambda: F.cross_entropy_forward_backward(x, t, label_smoothing=0.1),
+             lambda: F.nll_loss_forward_backward(x, t),
+             lambda: F.multi_margin_loss_forward_backward(x, t)]
+    expected = [c() for c in calls]
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda k: (k % 3, calls[k % 3]()), range(24)))
+    for k, (loss, g) in results:
+        assert loss == expected[k][0]
+        np.testing.assert_array_equal(g, expected[k][1])
