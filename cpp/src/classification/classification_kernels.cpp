@@ -45,6 +45,57 @@ constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 // ---- softmax statistics ---------------------------------------------------------------------
 
+// e^d for the arguments of a softmax, d = x - max <= 0 (or NaN): vmath::exp's reduction and
+// polynomial (<= 1 ulp) with one scale factor instead of two and no overflow side, because the
+// result is never above 1. Results below the smallest normal (d < -87 for float, -708 for double,
+// i.e. below 1.7e-38 / 3.3e-308) are flushed to 0: against a softmax denominator >= 1 that is
+// far under any tolerance. NaN passes through; -inf gives 0.
+LOSSKIT_INLINE float exp_nonpos(float d) {
+  const bool tiny = d < -87.0f;
+  const float xc = tiny ? -87.0f : d;
+  const float shift = 0x1.8p23f;
+  const float kd_shifted = xc * 0x1.715476p0f + shift;
+  const int32_t n = static_cast<int32_t>(vmath::to_bits(kd_shifted) - vmath::to_bits(shift));
+  const float kd = kd_shifted - shift;
+  const float r = (xc - kd * 0x1.62e4p-1f) - kd * 0x1.7f7d1cp-20f;
+  float p = 1.0f / 5040.0f;
+  p = p * r + 1.0f / 720.0f;
+  p = p * r + 1.0f / 120.0f;
+  p = p * r + 1.0f / 24.0f;
+  p = p * r + 1.0f / 6.0f;
+  p = p * r + 0.5f;
+  p = p * r + 1.0f;
+  p = p * r + 1.0f;
+  const float y = p * vmath::from_bits(static_cast<uint32_t>(n + 127) << 23);
+  return tiny ? 0.0f : y;
+}
+
+LOSSKIT_INLINE double exp_nonpos(double d) {
+  const bool tiny = d < -708.0;
+  const double xc = tiny ? -708.0 : d;
+  const double shift = 0x1.8p52;
+  const double kd_shifted = xc * 0x1.71547652b82fep0 + shift;
+  const int64_t n = static_cast<int64_t>(vmath::to_bits(kd_shifted) - vmath::to_bits(shift));
+  const double kd = kd_shifted - shift;
+  const double r = (xc - kd * 0x1.62e42feep-1) - kd * 0x1.a39ef35793c76p-33;
+  double p = 1.0 / 6227020800.0;
+  p = p * r + 1.0 / 479001600.0;
+  p = p * r + 1.0 / 39916800.0;
+  p = p * r + 1.0 / 3628800.0;
+  p = p * r + 1.0 / 362880.0;
+  p = p * r + 1.0 / 40320.0;
+  p = p * r + 1.0 / 5040.0;
+  p = p * r + 1.0 / 720.0;
+  p = p * r + 1.0 / 120.0;
+  p = p * r + 1.0 / 24.0;
+  p = p * r + 1.0 / 6.0;
+  p = p * r + 0.5;
+  p = p * r + 1.0;
+  p = p * r + 1.0;
+  const double y = p * vmath::from_bits(static_cast<uint64_t>(n + 1023) << 52);
+  return tiny ? 0.0 : y;
+}
+
 // Largest value; NaN is skipped here but still reaches the sums (torch's row is then all NaN).
 template <class T>
 LOSSKIT_INLINE T run_max(const T* LOSSKIT_RESTRICT x, int64_t n) {
@@ -70,7 +121,7 @@ LOSSKIT_NOINLINE CeStats chunk_stats(const T* x, const T* LOSSKIT_RESTRICT y,
 #pragma omp simd reduction(+ : s, wx, ws)
       for (int64_t i = 0; i < n; ++i) {
         const T d = x[i] - ref;
-        const T ex = vmath::exp(d);
+        const T ex = exp_nonpos(d);
         e[i] = ex;
         s += ex;
         if constexpr (kMode == 1) {
@@ -84,7 +135,7 @@ LOSSKIT_NOINLINE CeStats chunk_stats(const T* x, const T* LOSSKIT_RESTRICT y,
 #pragma omp simd reduction(+ : s, wx, ws)
     for (int64_t i = 0; i < n; ++i) {
       const T d = x[i] - ref;
-      s += vmath::exp(d);
+      s += exp_nonpos(d);
       if constexpr (kMode == 1) {
         const T v = kWeighted ? w[i] : T(1);
         wx += v * d;
@@ -190,11 +241,11 @@ LOSSKIT_NOINLINE void chunk_grad(const T* x, T* g, const T* LOSSKIT_RESTRICT y,
                                  T lse, T A, T B, T om, T ec) {
   if constexpr (kMode == 0) {
 #pragma omp simd
-    for (int64_t i = 0; i < n; ++i) g[i] = vmath::exp(x[i] - lse) * A;
+    for (int64_t i = 0; i < n; ++i) g[i] = exp_nonpos(x[i] - lse) * A;
   } else if constexpr (kMode == 1) {
 #pragma omp simd
     for (int64_t i = 0; i < n; ++i)
-      g[i] = vmath::exp(x[i] - lse) * A - B * (kWeighted ? w[i] : T(1));
+      g[i] = exp_nonpos(x[i] - lse) * A - B * (kWeighted ? w[i] : T(1));
   } else {
     // B is the position's scale; d/dy = (1 - eps) w (lse - x) scaled.
     const T by = B * om;
@@ -204,13 +255,13 @@ LOSSKIT_NOINLINE void chunk_grad(const T* x, T* g, const T* LOSSKIT_RESTRICT y,
         const T wi = kWeighted ? w[i] : T(1);
         const T d = x[i] - lse;
         gy[i] = -(by * wi) * d;
-        g[i] = vmath::exp(d) * A - B * ((y[i] * om + ec) * wi);
+        g[i] = exp_nonpos(d) * A - B * ((y[i] * om + ec) * wi);
       }
     } else {
 #pragma omp simd
       for (int64_t i = 0; i < n; ++i) {
         const T wi = kWeighted ? w[i] : T(1);
-        g[i] = vmath::exp(x[i] - lse) * A - B * ((y[i] * om + ec) * wi);
+        g[i] = exp_nonpos(x[i] - lse) * A - B * ((y[i] * om + ec) * wi);
       }
     }
   }
@@ -346,7 +397,7 @@ double tile_impl(const CeArgs<T>& a, int64_t n, int64_t s0, int64_t s1) {
       for (int64_t l = 0; l < L; ++l) {
         const T d = xc[l] - m[l];
         const T v = (yc[l] * om + ec) * wc;
-        sum[l] += vmath::exp(d);
+        sum[l] += exp_nonpos(d);
         wx[l] += v * d;
         ws[l] += v;
       }
@@ -355,7 +406,7 @@ double tile_impl(const CeArgs<T>& a, int64_t n, int64_t s0, int64_t s1) {
 #pragma omp simd
       for (int64_t l = 0; l < L; ++l) {
         const T d = xc[l] - m[l];
-        const T e = vmath::exp(d);
+        const T e = exp_nonpos(d);
         gc[l] = e;
         sum[l] += e;
         if constexpr (kMode == 1) wx[l] += wc * d;
@@ -364,7 +415,7 @@ double tile_impl(const CeArgs<T>& a, int64_t n, int64_t s0, int64_t s1) {
 #pragma omp simd
       for (int64_t l = 0; l < L; ++l) {
         const T d = xc[l] - m[l];
-        sum[l] += vmath::exp(d);
+        sum[l] += exp_nonpos(d);
         if constexpr (kMode == 1) wx[l] += wc * d;
       }
     }
@@ -425,12 +476,12 @@ double tile_impl(const CeArgs<T>& a, int64_t n, int64_t s0, int64_t s1) {
         for (int64_t l = 0; l < L; ++l) {
           const T d = xc[l] - lse[l];
           gyc[l] = -(B[l] * om * wc) * d;
-          gc[l] = vmath::exp(d) * A[l] - B[l] * ((yc[l] * om + ec) * wc);
+          gc[l] = exp_nonpos(d) * A[l] - B[l] * ((yc[l] * om + ec) * wc);
         }
       } else {
 #pragma omp simd
         for (int64_t l = 0; l < L; ++l)
-          gc[l] = vmath::exp(xc[l] - lse[l]) * A[l] - B[l] * ((yc[l] * om + ec) * wc);
+          gc[l] = exp_nonpos(xc[l] - lse[l]) * A[l] - B[l] * ((yc[l] * om + ec) * wc);
       }
     } else {
 #pragma omp simd
