@@ -730,7 +730,7 @@ double soft_margin_impl(const RowLossArgs<T>& a, int64_t r0, int64_t r1) {
       const T xj = x[j], yj = y[j];
       const T wj = kWeighted ? w[j] : T(1);
       const T ax = xj < T(0) ? -xj : xj;
-      const T e = vmath::exp(-ax);
+      const T e = exp_nonpos(-ax);  // -|x| <= 0
       const T l1p = vmath::log1p(e);
       const T lsp = (xj < T(0) ? xj : T(0)) - l1p;   // log sigmoid(x)
       const T lsn = (xj > T(0) ? -xj : T(0)) - l1p;  // log sigmoid(-x)
