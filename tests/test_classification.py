@@ -604,3 +604,23 @@ def test_python_threads_concurrently(rng):
     for k, (loss, g) in results:
         assert loss == expected[k][0]
         np.testing.assert_array_equal(g, expected[k][1])
+
+
+def test_cpp_internal_entry_points(tmp_path):
+    """Builds tests/cpp_checks/classification_internal.cpp against the static core library next to
+    the loaded extension (the dev build) and runs it: the in-place cross_entropy_rows kernel the
+    large-vocabulary family reuses, and C++-only argument combinations."""
+    import shutil
+    from pathlib import Path
+
+    lib = Path(losskit._core.__file__).resolve().parent / "liblosskit.a"
+    cxx = shutil.which("c++") or shutil.which("g++")
+    if not lib.exists() or cxx is None:
+        pytest.skip("needs the dev build's liblosskit.a and a C++ compiler")
+    root = Path(__file__).resolve().parent.parent
+    exe = tmp_path / "classification_internal"
+    subprocess.run([cxx, "-O1", "-std=c++17", "-fopenmp", f"-I{root / 'cpp/include'}", f"-I{root / 'cpp/src'}",
+                    str(root / "tests/cpp_checks/classification_internal.cpp"), str(lib), "-o", str(exe)],
+                   check=True, capture_output=True)
+    out = subprocess.run([str(exe)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr

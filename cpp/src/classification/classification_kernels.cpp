@@ -247,9 +247,13 @@ LOSSKIT_NOINLINE void chunk_grad(const T* x, T* g, const T* LOSSKIT_RESTRICT y,
     for (int64_t i = 0; i < n; ++i)
       g[i] = exp_nonpos(x[i] - lse) * A - B * (kWeighted ? w[i] : T(1));
   } else {
-    // B is the position's scale; d/dy = (1 - eps) w (lse - x) scaled.
+    // B is the position's scale; d/dy = (1 - eps) w (lse - x) scaled. g may be absent when only
+    // the target gradient is wanted.
     const T by = B * om;
-    if (gy) {
+    if (!g) {
+#pragma omp simd
+      for (int64_t i = 0; i < n; ++i) gy[i] = -(by * (kWeighted ? w[i] : T(1))) * (x[i] - lse);
+    } else if (gy) {
 #pragma omp simd
       for (int64_t i = 0; i < n; ++i) {
         const T wi = kWeighted ? w[i] : T(1);
@@ -320,7 +324,8 @@ void row_grad_impl(const CeArgs<T>& a, int64_t row, const CeRowConsts& rc, int64
       continue;
     }
     chunk_grad<T, kMode, kWeighted>(
-        a.input + base + c0, a.grad + base + c0, kMode == 2 ? a.prob + base + c0 : nullptr,
+        a.input + base + c0, a.grad ? a.grad + base + c0 : nullptr,
+        kMode == 2 ? a.prob + base + c0 : nullptr,
         kWeighted ? a.weight + c0 : nullptr,
         kMode == 2 && a.grad_target ? a.grad_target + base + c0 : nullptr, c1 - c0,
         static_cast<T>(rc.lse), static_cast<T>(rc.a), static_cast<T>(rc.b), sm.om, sm.ec);
@@ -351,9 +356,9 @@ double rows_impl(const CeArgs<T>& a, int64_t p0, int64_t p1) {
     }
     CeRowConsts rc;
     total += finish(a, r, acc, xt, &rc);
-    if (a.grad) {
+    if (a.grad || a.grad_target) {
       row_grad_impl<T, kMode, kWeighted>(a, r, rc, 0, nchunks, kept);
-      if (rc.target >= 0) {
+      if (a.grad && rc.target >= 0) {
         T& gt = a.grad[r * a.C + rc.target];
         gt = static_cast<T>(gt - static_cast<T>(rc.fix));
       }
@@ -372,6 +377,7 @@ double tile_impl(const CeArgs<T>& a, int64_t n, int64_t s0, int64_t s1) {
   const T* xn = a.input + n * C * S + s0;
   const T* yn = kMode == 2 ? a.prob + n * C * S + s0 : nullptr;
   T* gn = a.grad ? a.grad + n * C * S + s0 : nullptr;
+  const bool any_grad = gn != nullptr || (kMode == 2 && a.grad_target != nullptr);
   const bool store = kMode != 2 && gn != nullptr;  // keep exp(x - ref) in the gradient
   alignas(64) T m[kCeTile], sum[kCeTile], wx[kCeTile], ws[kCeTile];
   for (int64_t l = 0; l < L; ++l) {
@@ -462,15 +468,19 @@ double tile_impl(const CeArgs<T>& a, int64_t n, int64_t s0, int64_t s1) {
     // softmax = exp(x - ref) / sum: the stored exponentials times A / sum (NaN for a row of -inf).
     Fs[l] = static_cast<T>(ca / static_cast<double>(sum[l]));
   }
-  if (!gn) return total;
+  if (!any_grad) return total;
   T* gyn = kMode == 2 && a.grad_target ? a.grad_target + n * C * S + s0 : nullptr;
   for (int64_t c = 0; c < C; ++c) {
     const T* xc = xn + c * S;
-    T* gc = gn + c * S;
+    T* gc = gn ? gn + c * S : nullptr;
     const T wc = kWeighted ? a.weight[c] : T(1);
     if constexpr (kMode == 2) {
       const T* LOSSKIT_RESTRICT yc = yn + c * S;
-      if (gyn) {
+      if (!gc) {
+        T* LOSSKIT_RESTRICT gyc = gyn + c * S;
+#pragma omp simd
+        for (int64_t l = 0; l < L; ++l) gyc[l] = -(B[l] * om * wc) * (xc[l] - lse[l]);
+      } else if (gyn) {
         T* LOSSKIT_RESTRICT gyc = gyn + c * S;
 #pragma omp simd
         for (int64_t l = 0; l < L; ++l) {
@@ -489,7 +499,7 @@ double tile_impl(const CeArgs<T>& a, int64_t n, int64_t s0, int64_t s1) {
     }
   }
   for (int64_t l = 0; l < L; ++l)
-    if (tgt[l] >= 0) {
+    if (gn && tgt[l] >= 0) {
       T& gt = gn[tgt[l] * S + l];
       gt = static_cast<T>(gt - fix[l]);
     }
