@@ -260,7 +260,6 @@ double ce_run(const CeArgs<T>& a) {
   });
 }
 
-template <class T>
 void check_smoothing(const char* fn, double eps) {
   if (!(eps >= 0.0 && eps <= 1.0))
     fail_value(fn, "label_smoothing", "a value between 0.0 and 1.0", std::to_string(eps));
@@ -285,7 +284,7 @@ void ce_index(View<T> input, View<int64_t> target, View<T> weight, const Mode<T>
               const CrossEntropyOptions& o) {
   const char* fn = "cross_entropy";
   check_reduction(fn, o.reduction);
-  check_smoothing<T>(fn, o.label_smoothing);
+  check_smoothing(fn, o.label_smoothing);
   const Layout l = class_layout(fn, input, true);
   detail::check_required(fn, "target", target);
   detail::check_shape_equal(fn, "target", target.shape, l.out, "class indices of shape");
@@ -312,7 +311,7 @@ void ce_prob(View<T> input, View<T> target, View<T> weight, const Mode<T>& m,
              const CrossEntropyOptions& o) {
   const char* fn = "cross_entropy";
   check_reduction(fn, o.reduction);
-  check_smoothing<T>(fn, o.label_smoothing);
+  check_smoothing(fn, o.label_smoothing);
   const Layout l = class_layout(fn, input, true);
   detail::check_required(fn, "target", target);
   detail::check_shape_equal(fn, "target", target.shape, input.shape,
