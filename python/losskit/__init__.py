@@ -25,6 +25,11 @@ from .modules import (
     SmoothL1Loss,
     SoftMarginLoss,
     # classification classes
+    CrossEntropyLoss,
+    MultiLabelMarginLoss,
+    MultiLabelSoftMarginLoss,
+    MultiMarginLoss,
+    NLLLoss,
     # embedding classes
     CosineEmbeddingLoss,
     TripletMarginLoss,
@@ -58,6 +63,11 @@ __all__ = [
     "SmoothL1Loss",
     "SoftMarginLoss",
     # classification names
+    "CrossEntropyLoss",
+    "MultiLabelMarginLoss",
+    "MultiLabelSoftMarginLoss",
+    "MultiMarginLoss",
+    "NLLLoss",
     # embedding names
     "CosineEmbeddingLoss",
     "TripletMarginLoss",
