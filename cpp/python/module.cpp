@@ -8,7 +8,10 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <array>
+#include <cstdlib>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -46,9 +49,78 @@ View<T> as_view(const py::handle& obj, const char* function, const char* argumen
   return View<T>(static_cast<const T*>(a.data()), shape_of<T>(a));
 }
 
+// Every output array comes from here. Large ones (>= 4 MiB) are recycled: when the NumPy array
+// owning such a buffer is freed, the buffer goes into a small cache, and the next large output
+// that fits reuses it. A fresh buffer costs a page fault and the kernel's zeroing per 4 KiB page on
+// first touch, as much again as the kernel's own write of a gradient; in a training loop, where
+// each step's gradients are dropped before the next step, recycling removes that cost. Every
+// kernel writes every element of its outputs, so a recycled buffer is never read uninitialised;
+// arrays alive at the same time never share a buffer. At most kSlots buffers and kMaxCachedBytes
+// are kept.
+class OutputCache {
+ public:
+  static constexpr size_t kMinBytes = size_t{4} << 20;
+  static constexpr size_t kMaxCachedBytes = size_t{1} << 30;
+  static constexpr int kSlots = 4;
+
+  static OutputCache& instance() {
+    static auto* cache = new OutputCache;  // never destroyed: arrays may outlive the module
+    return *cache;
+  }
+
+  // A buffer of at least `bytes` (at most twice that), from the cache or malloc.
+  std::pair<void*, size_t> take(size_t bytes) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      for (auto& slot : slots_)
+        if (slot.first && slot.second >= bytes && slot.second <= 2 * bytes) {
+          auto found = slot;
+          slot = {nullptr, 0};
+          cached_ -= found.second;
+          return found;
+        }
+    }
+    void* data = std::malloc(bytes);
+    if (!data) throw std::bad_alloc();
+    return {data, bytes};
+  }
+
+  // Keeps a freed buffer in place of the smallest kept one (an empty slot counts as size 0) when
+  // it is larger and the total stays under kMaxCachedBytes; frees whatever is not kept.
+  void give_back(void* data, size_t bytes) {
+    void* spill = data;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      auto smallest = std::min_element(slots_.begin(), slots_.end(), [](const auto& a, const auto& b) {
+        return a.second < b.second;
+      });
+      if (smallest->second < bytes && cached_ - smallest->second + bytes <= kMaxCachedBytes) {
+        spill = smallest->first;
+        cached_ += bytes - smallest->second;
+        *smallest = {data, bytes};
+      }
+    }
+    std::free(spill);
+  }
+
+ private:
+  std::mutex mutex_;
+  std::array<std::pair<void*, size_t>, kSlots> slots_{};
+  size_t cached_ = 0;
+};
+
 template <class T>
 Array<T> new_array(const Shape& shape) {
-  return Array<T>(std::vector<py::ssize_t>(shape.begin(), shape.end()));
+  size_t bytes = sizeof(T);
+  for (int64_t d : shape) bytes *= static_cast<size_t>(d);
+  if (bytes < OutputCache::kMinBytes) return Array<T>(std::vector<py::ssize_t>(shape.begin(), shape.end()));
+  auto* record = new std::pair<void*, size_t>(OutputCache::instance().take(bytes));
+  py::capsule owner(record, [](void* p) {
+    auto* rec = static_cast<std::pair<void*, size_t>*>(p);
+    OutputCache::instance().give_back(rec->first, rec->second);
+    delete rec;
+  });
+  return Array<T>(std::vector<py::ssize_t>(shape.begin(), shape.end()), static_cast<T*>(record->first), owner);
 }
 
 template <class T>
@@ -376,64 +448,6 @@ View<int64_t> classification_index_view(const py::handle& obj, const char* funct
   return View<int64_t>(static_cast<const int64_t*>(a.data()), shape_of<int64_t>(a));
 }
 
-// Large gradients come from a one-slot cache: the buffer of the most recently freed large
-// classification gradient is reused by the next call that fits it. A fresh N x C buffer costs a
-// page fault and the kernel's zeroing per 4 KiB page on first touch, as much again as the kernel's
-// own write of the gradient; in a training loop, where each step's gradient is dropped before the
-// next step, the cache removes that cost. At most one buffer (the last freed) is kept; every kernel
-// writes every element of its gradient, so a reused buffer is never read uninitialised.
-struct ClassificationGradCache {  // std::mutex and std::malloc come with pybind11's headers
-  std::mutex mutex;
-  void* data = nullptr;
-  size_t bytes = 0;
-};
-ClassificationGradCache& classification_grad_cache() {
-  static auto* cache = new ClassificationGradCache;  // never destroyed: capsules may outlive exit
-  return *cache;
-}
-constexpr size_t kClassificationCacheMin = size_t{4} << 20;
-
-template <class T>
-Array<T> classification_grad_array(const Shape& shape) {
-  size_t bytes = sizeof(T);
-  for (int64_t d : shape) bytes *= static_cast<size_t>(d);
-  if (bytes < kClassificationCacheMin) return new_array<T>(shape);
-  void* data = nullptr;
-  size_t capacity = 0;
-  {
-    auto& cache = classification_grad_cache();
-    std::lock_guard<std::mutex> lock(cache.mutex);
-    if (cache.data && cache.bytes >= bytes && cache.bytes <= 2 * bytes) {
-      data = cache.data;
-      capacity = cache.bytes;
-      cache.data = nullptr;
-      cache.bytes = 0;
-    }
-  }
-  if (!data) {
-    data = std::malloc(bytes);
-    if (!data) throw std::bad_alloc();
-    capacity = bytes;
-  }
-  auto* record = new std::pair<void*, size_t>(data, capacity);
-  py::capsule owner(record, [](void* p) {
-    auto* rec = static_cast<std::pair<void*, size_t>*>(p);
-    void* spill = rec->first;
-    {
-      auto& cache = classification_grad_cache();
-      std::lock_guard<std::mutex> lock(cache.mutex);
-      if (!cache.data || cache.bytes < rec->second) {
-        std::swap(spill, cache.data);  // keep the larger buffer
-        cache.bytes = rec->second;
-      }
-    }
-    std::free(spill);
-    delete rec;
-  });
-  std::vector<py::ssize_t> dims(shape.begin(), shape.end());
-  return Array<T>(dims, static_cast<T*>(data), owner);
-}
-
 template <class T, class Run>
 py::tuple classification_call(int mode, const char* function, const py::handle& grad_output,
                               const Shape& loss_shape, const Shape& input_shape,
@@ -449,11 +463,11 @@ py::tuple classification_call(int mode, const char* function, const py::handle& 
     out = std::move(a);
   }
   if (mode != 0) {
-    auto a = classification_grad_array<T>(input_shape);
+    auto a = new_array<T>(input_shape);
     gi_v = as_mut(a);
     grad_input = std::move(a);
     if (want_target_grad) {
-      auto b = classification_grad_array<T>(input_shape);
+      auto b = new_array<T>(input_shape);
       gt_v = as_mut(b);
       grad_target = std::move(b);
     }
