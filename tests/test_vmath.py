@@ -15,6 +15,21 @@ BOUND = {"exp": 1, "log": 1, "log1p": 2}  # ulps, as stated in vmath.hpp
 FN = {"exp": 0, "log": 1, "log1p": 2}
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_exp_nonpositive(dtype, target):
+    """The softmax exp: <= 1 ulp down to its cut-off (-87 / -708), 0 below it and at -inf."""
+    cut = -87.0 if dtype == np.float32 else -708.0
+    lo = cut
+    x = np.concatenate([-np.exp(np.random.default_rng(5).uniform(-20, np.log(-lo), 200_000)),
+                        [0.0, -0.0, lo + 1e-3, lo - 1e-3, 2 * lo, -np.inf, np.nan]]).astype(dtype)
+    got = _core._vmath(3, x)
+    ref = reference("exp", x)
+    normal = x >= cut
+    assert ulps(got[normal], ref[normal]).max() <= 1
+    assert np.all(got[~normal & ~np.isnan(x)] == 0)
+    assert np.isnan(got[np.isnan(x)]).all()
+
+
 @pytest.fixture(params=TARGETS)
 def target(request):
     before = _core.cpu_target()

@@ -951,9 +951,10 @@ PYBIND11_MODULE(_core, m) {
   m.def("cpu_target", &losskit::cpu_target);
   m.def("available_cpu_targets", &losskit::available_cpu_targets);
   m.def("set_cpu_target", &losskit::set_cpu_target, py::arg("name"));
-  // Test hook: the active target's vectorised exp (0), log (1) or log1p (2) of a float array.
+  // Test hook: the active target's vectorised exp (0), log (1), log1p (2) or exp of a
+  // non-positive argument (3) of a float array.
   m.def("_vmath", [](int fn, const py::array& x) -> py::array {
-    if (fn < 0 || fn > 2) throw losskit::ValueError("_vmath: fn expected 0, 1 or 2");
+    if (fn < 0 || fn > 3) throw losskit::ValueError("_vmath: fn expected 0, 1, 2 or 3");
     auto run = [fn](auto* in, auto* out, int64_t n) {
       py::gil_scoped_release release;
       losskit::detail::vmath_apply(static_cast<losskit::detail::VmathFunction>(fn), in, out, n);

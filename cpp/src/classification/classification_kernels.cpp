@@ -45,55 +45,11 @@ constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 // ---- softmax statistics ---------------------------------------------------------------------
 
-// e^d for the arguments of a softmax, d = x - max <= 0 (or NaN): vmath::exp's reduction and
-// polynomial (<= 1 ulp) with one scale factor instead of two and no overflow side, because the
-// result is never above 1. Results below the smallest normal (d < -87 for float, -708 for double,
-// i.e. below 1.7e-38 / 3.3e-308) are flushed to 0: against a softmax denominator >= 1 that is
-// far under any tolerance. NaN passes through; -inf gives 0.
-LOSSKIT_INLINE float exp_nonpos(float d) {
-  const bool tiny = d < -87.0f;
-  const float xc = tiny ? -87.0f : d;
-  const float shift = 0x1.8p23f;
-  const float kd_shifted = xc * 0x1.715476p0f + shift;
-  const int32_t n = static_cast<int32_t>(vmath::to_bits(kd_shifted) - vmath::to_bits(shift));
-  const float kd = kd_shifted - shift;
-  const float r = (xc - kd * 0x1.62e4p-1f) - kd * 0x1.7f7d1cp-20f;
-  float p = 1.0f / 5040.0f;
-  p = p * r + 1.0f / 720.0f;
-  p = p * r + 1.0f / 120.0f;
-  p = p * r + 1.0f / 24.0f;
-  p = p * r + 1.0f / 6.0f;
-  p = p * r + 0.5f;
-  p = p * r + 1.0f;
-  p = p * r + 1.0f;
-  const float y = p * vmath::from_bits(static_cast<uint32_t>(n + 127) << 23);
-  return tiny ? 0.0f : y;
-}
-
-LOSSKIT_INLINE double exp_nonpos(double d) {
-  const bool tiny = d < -708.0;
-  const double xc = tiny ? -708.0 : d;
-  const double shift = 0x1.8p52;
-  const double kd_shifted = xc * 0x1.71547652b82fep0 + shift;
-  const int64_t n = static_cast<int64_t>(vmath::to_bits(kd_shifted) - vmath::to_bits(shift));
-  const double kd = kd_shifted - shift;
-  const double r = (xc - kd * 0x1.62e42feep-1) - kd * 0x1.a39ef35793c76p-33;
-  double p = 1.0 / 6227020800.0;
-  p = p * r + 1.0 / 479001600.0;
-  p = p * r + 1.0 / 39916800.0;
-  p = p * r + 1.0 / 3628800.0;
-  p = p * r + 1.0 / 362880.0;
-  p = p * r + 1.0 / 40320.0;
-  p = p * r + 1.0 / 5040.0;
-  p = p * r + 1.0 / 720.0;
-  p = p * r + 1.0 / 120.0;
-  p = p * r + 1.0 / 24.0;
-  p = p * r + 1.0 / 6.0;
-  p = p * r + 0.5;
-  p = p * r + 1.0;
-  p = p * r + 1.0;
-  const double y = p * vmath::from_bits(static_cast<uint64_t>(n + 1023) << 52);
-  return tiny ? 0.0 : y;
+// e^d for softmax arguments d = x - max <= 0: vmath's one-factor variant (see vmath.hpp for its
+// accuracy and its flush of results below the smallest normal to 0).
+template <class T>
+LOSSKIT_INLINE T exp_nonpos(T d) {
+  return vmath::exp_nonpositive(d);
 }
 
 // Largest value; NaN is skipped here but still reaches the sums (torch's row is then all NaN).

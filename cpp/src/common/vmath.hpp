@@ -50,8 +50,15 @@ LOSSKIT_INLINE float from_bits(uint32_t u) {
 }
 
 // ---- exp ----------------------------------------------------------------------------------
-LOSSKIT_INLINE double exp(double x) {
-  const double xc = x < -746.0 ? -746.0 : (x > 710.0 ? 710.0 : x);  // NaN passes through
+// e^x = p * 2^n with x = n ln2 + r, |r| <= ln2/2, p the Taylor series of e^r; exp_parts needs
+// x already clamped to the range its caller handles.
+template <class T, class I>
+struct ExpParts {
+  T p;  // e^r, in [sqrt(1/2), sqrt(2)]
+  I n;
+};
+
+LOSSKIT_INLINE ExpParts<double, int64_t> exp_parts(double xc) {
   const double shift = 0x1.8p52;  // adding it rounds to an integer held in the low mantissa bits
   const double kd_shifted = xc * 0x1.71547652b82fep0 + shift;
   const int64_t n = static_cast<int64_t>(to_bits(kd_shifted) - to_bits(shift));
@@ -72,17 +79,10 @@ LOSSKIT_INLINE double exp(double x) {
   p = p * r + 0.5;
   p = p * r + 1.0;
   p = p * r + 1.0;
-  // n in [-1076, 1024]; n = n1 + n2 with both halves in a normal exponent's range. The +1100 bias
-  // keeps the shift logical (AVX2 has no 64-bit arithmetic shift).
-  const int64_t n1 = static_cast<int64_t>(static_cast<uint64_t>(n + 1100) >> 1) - 550;
-  const int64_t n2 = n - n1;
-  const double s1 = from_bits(static_cast<uint64_t>(n1 + 1023) << 52);
-  const double s2 = from_bits(static_cast<uint64_t>(n2 + 1023) << 52);
-  return p * s1 * s2;
+  return {p, n};
 }
 
-LOSSKIT_INLINE float exp(float x) {
-  const float xc = x < -104.0f ? -104.0f : (x > 89.0f ? 89.0f : x);
+LOSSKIT_INLINE ExpParts<float, int32_t> exp_parts(float xc) {
   const float shift = 0x1.8p23f;
   const float kd_shifted = xc * 0x1.715476p0f + shift;
   const int32_t n = static_cast<int32_t>(to_bits(kd_shifted) - to_bits(shift));
@@ -96,11 +96,49 @@ LOSSKIT_INLINE float exp(float x) {
   p = p * r + 0.5f;
   p = p * r + 1.0f;
   p = p * r + 1.0f;
-  const int32_t n1 = ((n + 160) >> 1) - 80;  // n in [-151, 129]
-  const int32_t n2 = n - n1;
+  return {p, n};
+}
+
+LOSSKIT_INLINE double exp(double x) {
+  const double xc = x < -746.0 ? -746.0 : (x > 710.0 ? 710.0 : x);  // NaN passes through
+  const auto e = exp_parts(xc);
+  // n in [-1076, 1024]; n = n1 + n2 with both halves in a normal exponent's range, so results
+  // near overflow and in the subnormal range form without intermediate overflow. The +1100 bias
+  // keeps the shift logical (AVX2 has no 64-bit arithmetic shift).
+  const int64_t n1 = static_cast<int64_t>(static_cast<uint64_t>(e.n + 1100) >> 1) - 550;
+  const int64_t n2 = e.n - n1;
+  const double s1 = from_bits(static_cast<uint64_t>(n1 + 1023) << 52);
+  const double s2 = from_bits(static_cast<uint64_t>(n2 + 1023) << 52);
+  return e.p * s1 * s2;
+}
+
+LOSSKIT_INLINE float exp(float x) {
+  const float xc = x < -104.0f ? -104.0f : (x > 89.0f ? 89.0f : x);
+  const auto e = exp_parts(xc);
+  const int32_t n1 = ((e.n + 160) >> 1) - 80;  // n in [-151, 129]
+  const int32_t n2 = e.n - n1;
   const float s1 = from_bits(static_cast<uint32_t>(n1 + 127) << 23);
   const float s2 = from_bits(static_cast<uint32_t>(n2 + 127) << 23);
-  return p * s1 * s2;
+  return e.p * s1 * s2;
+}
+
+// e^d for d <= 0 (softmax arguments d = x - max): one scale factor instead of two and no
+// overflow side, since the result is at most 1. Results for d < -87 (float) / -708 (double),
+// that is below 1.7e-38 / 3.3e-308, are flushed to 0, far under any tolerance against a softmax
+// denominator >= 1 (and the scale factor stays a normal number). <= 1 ulp otherwise; NaN passes;
+// -inf gives 0.
+LOSSKIT_INLINE double exp_nonpositive(double d) {
+  const bool tiny = d < -708.0;
+  const auto e = exp_parts(tiny ? -708.0 : d);
+  const double y = e.p * from_bits(static_cast<uint64_t>(e.n + 1023) << 52);
+  return tiny ? 0.0 : y;
+}
+
+LOSSKIT_INLINE float exp_nonpositive(float d) {
+  const bool tiny = d < -87.0f;
+  const auto e = exp_parts(tiny ? -87.0f : d);
+  const float y = e.p * from_bits(static_cast<uint32_t>(e.n + 127) << 23);
+  return tiny ? 0.0f : y;
 }
 
 // ---- log ----------------------------------------------------------------------------------

@@ -8,7 +8,7 @@
 
 namespace losskit::detail {
 
-enum class VmathFunction { Exp = 0, Log = 1, Log1p = 2 };
+enum class VmathFunction { Exp = 0, Log = 1, Log1p = 2, ExpNonpositive = 3 };
 
 void vmath_apply(VmathFunction fn, const float* in, float* out, int64_t n);
 void vmath_apply(VmathFunction fn, const double* in, double* out, int64_t n);
