@@ -33,6 +33,8 @@ from .modules import (
     # embedding classes
     # ctc classes
     # large_vocab classes
+    AdaptiveLogSoftmaxWithLoss,
+    LinearCrossEntropyLoss,
 )
 
 __version__: str = _core.__version__
@@ -67,6 +69,8 @@ __all__ = [
     # embedding names
     # ctc names
     # large_vocab names
+    "AdaptiveLogSoftmaxWithLoss",
+    "LinearCrossEntropyLoss",
     "cpu_target",
     "functional",
     "get_num_threads",

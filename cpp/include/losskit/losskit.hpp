@@ -8,6 +8,7 @@
 // embedding header
 // ctc header
 // large_vocab header
+#include "losskit/large_vocab.hpp"
 #include "losskit/reduction.hpp"
 #include "losskit/threads.hpp"
 #include "losskit/view.hpp"

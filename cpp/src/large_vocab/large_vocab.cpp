@@ -1,0 +1,172 @@
+// linear_cross_entropy, one chunk of rows at a time: the checks, the bias add, the fused
+// cross-entropy row kernel of the classification family (detail::cross_entropy_rows, per-ISA
+// kernels) run in place on the caller's logits, and the bias-gradient column sums.
+//
+// Memory plan (Liger-Kernel's): the caller holds one (rows x V) logits buffer. Per chunk,
+//   logits = x_chunk @ W^T (caller's GEMM) -> here: + b, loss, d logits in place, with the global
+//   'mean' scale and the per-row grad_output folded in -> caller's two GEMMs read d logits.
+// Nothing here allocates more than O(V) doubles.
+#include "losskit/large_vocab.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "classification/classification_kernels.hpp"
+#include "common/checks.hpp"
+#include "common/parallel.hpp"
+#include "common/reduce.hpp"
+
+namespace losskit {
+
+namespace {
+
+using detail::fail_index;
+using detail::fail_value;
+
+constexpr const char* kFn = "linear_cross_entropy";
+
+void check_options(const LinearCrossEntropyOptions& o) {
+  if (o.reduction == Reduction::BatchMean)
+    fail_value(kFn, "reduction", "one of 'none', 'mean', 'sum'", "'batchmean'");
+  if (!(o.label_smoothing >= 0.0 && o.label_smoothing <= 1.0))
+    fail_value(kFn, "label_smoothing", "a value between 0.0 and 1.0",
+               std::to_string(o.label_smoothing));
+}
+
+template <class T>
+void check_class_vector(const char* argument, const View<T>& v, int64_t V) {
+  if (!v.present() && v.shape.empty()) return;
+  detail::check_required(kFn, argument, v);
+  if (v.shape != Shape{V})
+    fail_value(kFn, argument, "shape (" + std::to_string(V) + ",), one value per class",
+               "shape " + shape_to_string(v.shape));
+}
+
+// Every index is ignore_index or in [0, V); returns the sum of the counted targets' weights.
+template <class T>
+double target_weight(const View<int64_t>& target, const T* weight, int64_t V, int64_t ignore) {
+  double total = 0.0;
+  const int64_t n = target.numel();
+  for (int64_t p = 0; p < n; ++p) {
+    const int64_t t = target.data[p];
+    if (t == ignore) continue;
+    if (t < 0 || t >= V)
+      fail_index(kFn, "target", "class indices in [0, " + std::to_string(V) +
+                                    ") or ignore_index " + std::to_string(ignore),
+                 std::to_string(t));
+    total += weight ? static_cast<double>(weight[t]) : 1.0;
+  }
+  return total;
+}
+
+// Rows of the bias add per thread-grain, and the column block of the bias-gradient sums; both
+// fixed, so the result never depends on the thread count (each column is summed over rows in
+// order by one thread).
+constexpr int64_t kGrainElems = 1 << 16;
+constexpr int64_t kColumnBlock = 512;
+
+}  // namespace
+
+int64_t linear_cross_entropy_chunk_rows(int64_t num_rows, int64_t num_classes, int64_t itemsize,
+                                        int64_t budget_bytes) {
+  const int64_t row_bytes = std::max<int64_t>(1, num_classes) * std::max<int64_t>(1, itemsize);
+  const int64_t rows = std::max<int64_t>(1, budget_bytes / row_bytes);
+  return std::max<int64_t>(1, std::min(rows, num_rows));
+}
+
+template <class T>
+double linear_cross_entropy_target_weight(View<int64_t> target, View<T> weight,
+                                          int64_t num_classes,
+                                          const LinearCrossEntropyOptions& options) {
+  check_options(options);
+  if (num_classes < 0) fail_value(kFn, "num_classes", "a non-negative number", std::to_string(num_classes));
+  detail::check_required(kFn, "target", target);
+  check_class_vector("weight", weight, num_classes);
+  return target_weight(target, weight.data, num_classes, options.ignore_index);
+}
+
+template <class T>
+double linear_cross_entropy_chunk(MutView<T> logits, View<int64_t> target, View<T> linear_bias,
+                                  View<T> weight, View<T> grad_output, MutView<T> output,
+                                  MutView<double> grad_bias_acc, bool want_grad, double grad_scale,
+                                  const LinearCrossEntropyOptions& o) {
+  check_options(o);
+  if (logits.shape.size() != 2)
+    fail_value(kFn, "logits", "a (rows, num_classes) chunk", "shape " + shape_to_string(logits.shape));
+  const int64_t n = logits.shape[0], V = logits.shape[1];
+  detail::check_required(kFn, "logits", logits.view());
+  detail::check_required(kFn, "target", target);
+  detail::check_shape_equal(kFn, "target", target.shape, Shape{n}, "one class index per row, shape");
+  check_class_vector("linear_bias", linear_bias, V);
+  check_class_vector("weight", weight, V);
+  if (grad_output.present() || !grad_output.shape.empty()) {
+    detail::check_required(kFn, "grad_output", grad_output);
+    detail::check_shape_equal(kFn, "grad_output", grad_output.shape, Shape{n},
+                              "one value per row, shape");
+  }
+  if (output.present() || !output.shape.empty()) detail::check_output(kFn, "output", output, Shape{n});
+  if (grad_bias_acc.present() || !grad_bias_acc.shape.empty())
+    detail::check_output(kFn, "grad_bias_acc", grad_bias_acc, Shape{V});
+  target_weight(target, weight.data, V, o.ignore_index);  // indices only; the total is global
+  if (n == 0) return 0.0;
+  if (V == 0) fail_value(kFn, "linear_weight", "at least one class", "0 classes");
+
+  T* x = logits.data;
+  if (linear_bias.present()) {
+    const T* b = linear_bias.data;
+    detail::parallel_for(0, n, std::max<int64_t>(1, kGrainElems / V), [&](int64_t r0, int64_t r1, int) {
+      for (int64_t r = r0; r < r1; ++r) {
+        T* row = x + r * V;
+        for (int64_t c = 0; c < V; ++c) row[c] += b[c];
+      }
+    });
+  }
+
+  detail::CeArgs<T> a;
+  a.input = x;
+  a.target = target.data;
+  a.weight = weight.data;
+  a.N = n;
+  a.C = V;
+  a.S = 1;
+  a.ignore_index = o.ignore_index;
+  a.smoothing = o.label_smoothing;
+  a.weight_sum = weight.present() ? detail::blocked_sum(weight.data, V) : static_cast<double>(V);
+  a.grad_scale = grad_scale;
+  a.grad_out = grad_output.data;
+  a.out = output.data;
+  a.grad = want_grad ? x : nullptr;
+  const double total = detail::cross_entropy_rows(a);
+
+  if (want_grad && grad_bias_acc.present()) {
+    double* gb = grad_bias_acc.data;
+    const int64_t blocks = (V + kColumnBlock - 1) / kColumnBlock;
+    detail::parallel_for(0, blocks, std::max<int64_t>(1, kGrainElems / std::max<int64_t>(1, n * kColumnBlock)),
+                         [&](int64_t k0, int64_t k1, int) {
+      for (int64_t k = k0; k < k1; ++k) {
+        const int64_t c0 = k * kColumnBlock, c1 = std::min(V, c0 + kColumnBlock);
+        double acc[kColumnBlock];
+        for (int64_t c = c0; c < c1; ++c) acc[c - c0] = gb[c];
+        for (int64_t r = 0; r < n; ++r) {
+          const T* row = x + r * V;
+          for (int64_t c = c0; c < c1; ++c) acc[c - c0] += static_cast<double>(row[c]);
+        }
+        for (int64_t c = c0; c < c1; ++c) gb[c] = acc[c - c0];
+      }
+    });
+  }
+  return total;
+}
+
+#define LOSSKIT_INSTANTIATE(T)                                                                   \
+  template double linear_cross_entropy_target_weight<T>(View<int64_t>, View<T>, int64_t,        \
+                                                        const LinearCrossEntropyOptions&);      \
+  template double linear_cross_entropy_chunk<T>(MutView<T>, View<int64_t>, View<T>, View<T>,    \
+                                                View<T>, MutView<T>, MutView<double>, bool,     \
+                                                double, const LinearCrossEntropyOptions&);
+LOSSKIT_INSTANTIATE(float)
+LOSSKIT_INSTANTIATE(double)
+#undef LOSSKIT_INSTANTIATE
+
+}  // namespace losskit
