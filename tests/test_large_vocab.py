@@ -149,6 +149,30 @@ def test_long_rows_across_kernel_chunks_and_in_row_threads(dtype):
     np.testing.assert_array_equal(one[1][2], two[1][2])
 
 
+@pytest.mark.parametrize("shape", [(0, 4, 5), (3, 0, 5), (3, 4, 1)])
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_empty_and_degenerate_shapes(shape, reduction):
+    N, H, V = shape
+    rng = np.random.default_rng(13)
+    x, W, t, b = _problem(rng, N, H, V, np.float64, True)
+    check_lce(x, W, t, b, _grad_output(rng, reduction, (N,), np.float64), {"reduction": reduction}, 2,
+              f"shape {shape}")
+
+
+def test_without_scipy_the_weight_gradient_accumulates_in_vocabulary_slices(monkeypatch):
+    from losskit import _large_vocab
+
+    rng = np.random.default_rng(14)
+    x, W, t, b = _problem(rng, 23, 6, 50, np.float32, True, ignore=2)
+    ref = F.linear_cross_entropy_forward_backward(x, W, t, linear_bias=b, chunk_size=5)
+    monkeypatch.setattr(_large_vocab, "_accumulating_gemm", lambda dtype: None)
+    monkeypatch.setattr(_large_vocab, "DEFAULT_CHUNK_BYTES", 7 * 6 * 4)  # 7-row slices of gW
+    loss, grads = F.linear_cross_entropy_forward_backward(x, W, t, linear_bias=b, chunk_size=5)
+    assert np.asarray(loss).tobytes() == np.asarray(ref[0]).tobytes()
+    for g, r in zip(grads, ref[1]):
+        np.testing.assert_allclose(g, r, rtol=1e-6, atol=1e-7)
+
+
 def test_loss_bitwise_equal_for_any_thread_count():
     rng = np.random.default_rng(5)
     x, W, t, b = _problem(rng, 300, 16, 3000, np.float32, True, ignore=10)

@@ -63,6 +63,8 @@ class _WeightGradAccumulator:
             np.matmul(dlogits.T, x, out=gW)
             self.first = False
             return
+        if gW.size == 0:
+            return
         if self.gemm is not None:
             # Column-major view: gW.T (H x V) += x.T (H x n) @ dlogits (n x V); every operand is
             # Fortran-contiguous as it stands, so f2py copies nothing and writes gW in place.
