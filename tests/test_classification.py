@@ -587,3 +587,40 @@ def test_reused_gradient_buffers_do_not_alias(rng):
         ref = getattr(F, name + "_backward")(1.0, *args)
         np.testing.assert_array_equal(g, ref)
         del g, ref
+
+
+def test_python_threads_concurrently(rng):
+    """The core runs with the GIL released: 8 Python threads calling at once get the serial results."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    x = rng.standard_normal((256, 3000)).astype(np.float32)
+    t = rng.integers(0, 3000, 256)
+    calls = [lambda: F.cross_entropy_forward_backward(x, t, label_smoothing=0.1),
+             lambda: F.nll_loss_forward_backward(x, t),
+             lambda: F.multi_margin_loss_forward_backward(x, t)]
+    expected = [c() for c in calls]
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda k: (k % 3, calls[k % 3]()), range(24)))
+    for k, (loss, g) in results:
+        assert loss == expected[k][0]
+        np.testing.assert_array_equal(g, expected[k][1])
+
+
+def test_cpp_internal_entry_points(tmp_path):
+    """Builds tests/cpp_checks/classification_internal.cpp against the static core library next to
+    the loaded extension (the dev build) and runs it: the in-place cross_entropy_rows kernel the
+    large-vocabulary family reuses, and C++-only argument combinations."""
+    import shutil
+    from pathlib import Path
+
+    lib = Path(losskit._core.__file__).resolve().parent / "liblosskit.a"
+    cxx = shutil.which("c++") or shutil.which("g++")
+    if not lib.exists() or cxx is None:
+        pytest.skip("needs the dev build's liblosskit.a and a C++ compiler")
+    root = Path(__file__).resolve().parent.parent
+    exe = tmp_path / "classification_internal"
+    subprocess.run([cxx, "-O1", "-std=c++17", "-fopenmp", f"-I{root / 'cpp/include'}", f"-I{root / 'cpp/src'}",
+                    str(root / "tests/cpp_checks/classification_internal.cpp"), str(lib), "-o", str(exe)],
+                   check=True, capture_output=True)
+    out = subprocess.run([str(exe)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr

@@ -9,9 +9,6 @@
 #include <pybind11/stl.h>
 
 #include <array>
-#include <cstdlib>
-#include <mutex>
-#include <utility>
 #include <optional>
 #include <string>
 #include <vector>
@@ -366,8 +363,8 @@ void bind(py::module_& m) {
 }
 
 // ---- classification bindings ----
-// One binding per loss: classification_<mode> is 0 forward, 1 backward, 2 forward_backward; the
-// result is (loss or None, grad_input or None, grad_target or None). Class-index targets arrive
+// One binding per loss, whose first argument `mode` is 0 forward, 1 backward, 2 forward_backward;
+// the result is (loss or None, grad_input or None, grad_target or None). Class-index targets arrive
 // as C-contiguous int64 arrays (the Python layer converts any integer dtype).
 View<int64_t> classification_index_view(const py::handle& obj, const char* function) {
   if (!py::array_t<int64_t, py::array::c_style>::check_(obj))
@@ -384,7 +381,7 @@ View<int64_t> classification_index_view(const py::handle& obj, const char* funct
 // own write of the gradient; in a training loop, where each step's gradient is dropped before the
 // next step, the cache removes that cost. At most one buffer (the last freed) is kept; every kernel
 // writes every element of its gradient, so a reused buffer is never read uninitialised.
-struct ClassificationGradCache {
+struct ClassificationGradCache {  // std::mutex and std::malloc come with pybind11's headers
   std::mutex mutex;
   void* data = nullptr;
   size_t bytes = 0;

@@ -99,7 +99,7 @@ double cross_entropy_rows(const CeArgs<T>& a) {
       partials[static_cast<size_t>(r / R)] +=
           k.row_finish(a, r, acc, xt[static_cast<size_t>(r)], &consts[static_cast<size_t>(r)]);
     }
-    if (a.grad) {
+    if (a.grad || a.grad_target) {
       parallel_for(0, N * nchunks, kGrainChunks, [&](int64_t i0, int64_t i1, int) {
         for (int64_t i = i0; i < i1;) {
           const int64_t r = i / nchunks, k0 = i % nchunks;
@@ -110,7 +110,7 @@ double cross_entropy_rows(const CeArgs<T>& a) {
       });
       for (int64_t r = 0; r < N; ++r) {
         const CeRowConsts& rc = consts[static_cast<size_t>(r)];
-        if (rc.target >= 0) {
+        if (a.grad && rc.target >= 0) {
           T& gt = a.grad[r * C + rc.target];
           gt = static_cast<T>(gt - static_cast<T>(rc.fix));
         }
@@ -260,7 +260,6 @@ double ce_run(const CeArgs<T>& a) {
   });
 }
 
-template <class T>
 void check_smoothing(const char* fn, double eps) {
   if (!(eps >= 0.0 && eps <= 1.0))
     fail_value(fn, "label_smoothing", "a value between 0.0 and 1.0", std::to_string(eps));
@@ -285,7 +284,7 @@ void ce_index(View<T> input, View<int64_t> target, View<T> weight, const Mode<T>
               const CrossEntropyOptions& o) {
   const char* fn = "cross_entropy";
   check_reduction(fn, o.reduction);
-  check_smoothing<T>(fn, o.label_smoothing);
+  check_smoothing(fn, o.label_smoothing);
   const Layout l = class_layout(fn, input, true);
   detail::check_required(fn, "target", target);
   detail::check_shape_equal(fn, "target", target.shape, l.out, "class indices of shape");
@@ -312,7 +311,7 @@ void ce_prob(View<T> input, View<T> target, View<T> weight, const Mode<T>& m,
              const CrossEntropyOptions& o) {
   const char* fn = "cross_entropy";
   check_reduction(fn, o.reduction);
-  check_smoothing<T>(fn, o.label_smoothing);
+  check_smoothing(fn, o.label_smoothing);
   const Layout l = class_layout(fn, input, true);
   detail::check_required(fn, "target", target);
   detail::check_shape_equal(fn, "target", target.shape, input.shape,
@@ -334,14 +333,7 @@ void ce_prob(View<T> input, View<T> target, View<T> weight, const Mode<T>& m,
   }
   a.grad = m.backward ? m.grad_input.data : nullptr;
   a.grad_target = m.backward ? m.grad_target.data : nullptr;
-  if (a.grad_target && !a.grad) {
-    // The kernels write both gradients in one pass; an input gradient is needed as the place to
-    // write it, so compute it into scratch only in this rare case.
-    static thread_local std::vector<T> unused;
-    unused.assign(static_cast<size_t>(input.numel()), T(0));
-    a.grad = unused.data();
-  }
-  if (!m.output.present() && !a.grad) return;
+  if (!m.output.present() && !a.grad && !a.grad_target) return;
   const double total = ce_run(a);
   write_reduced(m, o.reduction, total, positions);
 }

@@ -11,10 +11,15 @@
 #include "classification/classification_kernels.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <cmath>
 #include <limits>
 
 #include "common/vmath.hpp"
+
+#if defined(__SSE2__)
+#include <immintrin.h>
+#endif
 
 #if defined(__GNUC__)
 #define LOSSKIT_NOINLINE __attribute__((noinline))
@@ -39,6 +44,57 @@ constexpr T kInf = std::numeric_limits<T>::infinity();
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 // ---- softmax statistics ---------------------------------------------------------------------
+
+// e^d for the arguments of a softmax, d = x - max <= 0 (or NaN): vmath::exp's reduction and
+// polynomial (<= 1 ulp) with one scale factor instead of two and no overflow side, because the
+// result is never above 1. Results below the smallest normal (d < -87 for float, -708 for double,
+// i.e. below 1.7e-38 / 3.3e-308) are flushed to 0: against a softmax denominator >= 1 that is
+// far under any tolerance. NaN passes through; -inf gives 0.
+LOSSKIT_INLINE float exp_nonpos(float d) {
+  const bool tiny = d < -87.0f;
+  const float xc = tiny ? -87.0f : d;
+  const float shift = 0x1.8p23f;
+  const float kd_shifted = xc * 0x1.715476p0f + shift;
+  const int32_t n = static_cast<int32_t>(vmath::to_bits(kd_shifted) - vmath::to_bits(shift));
+  const float kd = kd_shifted - shift;
+  const float r = (xc - kd * 0x1.62e4p-1f) - kd * 0x1.7f7d1cp-20f;
+  float p = 1.0f / 5040.0f;
+  p = p * r + 1.0f / 720.0f;
+  p = p * r + 1.0f / 120.0f;
+  p = p * r + 1.0f / 24.0f;
+  p = p * r + 1.0f / 6.0f;
+  p = p * r + 0.5f;
+  p = p * r + 1.0f;
+  p = p * r + 1.0f;
+  const float y = p * vmath::from_bits(static_cast<uint32_t>(n + 127) << 23);
+  return tiny ? 0.0f : y;
+}
+
+LOSSKIT_INLINE double exp_nonpos(double d) {
+  const bool tiny = d < -708.0;
+  const double xc = tiny ? -708.0 : d;
+  const double shift = 0x1.8p52;
+  const double kd_shifted = xc * 0x1.71547652b82fep0 + shift;
+  const int64_t n = static_cast<int64_t>(vmath::to_bits(kd_shifted) - vmath::to_bits(shift));
+  const double kd = kd_shifted - shift;
+  const double r = (xc - kd * 0x1.62e42feep-1) - kd * 0x1.a39ef35793c76p-33;
+  double p = 1.0 / 6227020800.0;
+  p = p * r + 1.0 / 479001600.0;
+  p = p * r + 1.0 / 39916800.0;
+  p = p * r + 1.0 / 3628800.0;
+  p = p * r + 1.0 / 362880.0;
+  p = p * r + 1.0 / 40320.0;
+  p = p * r + 1.0 / 5040.0;
+  p = p * r + 1.0 / 720.0;
+  p = p * r + 1.0 / 120.0;
+  p = p * r + 1.0 / 24.0;
+  p = p * r + 1.0 / 6.0;
+  p = p * r + 0.5;
+  p = p * r + 1.0;
+  p = p * r + 1.0;
+  const double y = p * vmath::from_bits(static_cast<uint64_t>(n + 1023) << 52);
+  return tiny ? 0.0 : y;
+}
 
 // Largest value; NaN is skipped here but still reaches the sums (torch's row is then all NaN).
 template <class T>
@@ -65,7 +121,7 @@ LOSSKIT_NOINLINE CeStats chunk_stats(const T* x, const T* LOSSKIT_RESTRICT y,
 #pragma omp simd reduction(+ : s, wx, ws)
       for (int64_t i = 0; i < n; ++i) {
         const T d = x[i] - ref;
-        const T ex = vmath::exp(d);
+        const T ex = exp_nonpos(d);
         e[i] = ex;
         s += ex;
         if constexpr (kMode == 1) {
@@ -79,7 +135,7 @@ LOSSKIT_NOINLINE CeStats chunk_stats(const T* x, const T* LOSSKIT_RESTRICT y,
 #pragma omp simd reduction(+ : s, wx, ws)
     for (int64_t i = 0; i < n; ++i) {
       const T d = x[i] - ref;
-      s += vmath::exp(d);
+      s += exp_nonpos(d);
       if constexpr (kMode == 1) {
         const T v = kWeighted ? w[i] : T(1);
         wx += v * d;
@@ -185,27 +241,31 @@ LOSSKIT_NOINLINE void chunk_grad(const T* x, T* g, const T* LOSSKIT_RESTRICT y,
                                  T lse, T A, T B, T om, T ec) {
   if constexpr (kMode == 0) {
 #pragma omp simd
-    for (int64_t i = 0; i < n; ++i) g[i] = vmath::exp(x[i] - lse) * A;
+    for (int64_t i = 0; i < n; ++i) g[i] = exp_nonpos(x[i] - lse) * A;
   } else if constexpr (kMode == 1) {
 #pragma omp simd
     for (int64_t i = 0; i < n; ++i)
-      g[i] = vmath::exp(x[i] - lse) * A - B * (kWeighted ? w[i] : T(1));
+      g[i] = exp_nonpos(x[i] - lse) * A - B * (kWeighted ? w[i] : T(1));
   } else {
-    // B is the position's scale; d/dy = (1 - eps) w (lse - x) scaled.
+    // B is the position's scale; d/dy = (1 - eps) w (lse - x) scaled. g may be absent when only
+    // the target gradient is wanted.
     const T by = B * om;
-    if (gy) {
+    if (!g) {
+#pragma omp simd
+      for (int64_t i = 0; i < n; ++i) gy[i] = -(by * (kWeighted ? w[i] : T(1))) * (x[i] - lse);
+    } else if (gy) {
 #pragma omp simd
       for (int64_t i = 0; i < n; ++i) {
         const T wi = kWeighted ? w[i] : T(1);
         const T d = x[i] - lse;
         gy[i] = -(by * wi) * d;
-        g[i] = vmath::exp(d) * A - B * ((y[i] * om + ec) * wi);
+        g[i] = exp_nonpos(d) * A - B * ((y[i] * om + ec) * wi);
       }
     } else {
 #pragma omp simd
       for (int64_t i = 0; i < n; ++i) {
         const T wi = kWeighted ? w[i] : T(1);
-        g[i] = vmath::exp(x[i] - lse) * A - B * ((y[i] * om + ec) * wi);
+        g[i] = exp_nonpos(x[i] - lse) * A - B * ((y[i] * om + ec) * wi);
       }
     }
   }
@@ -264,7 +324,8 @@ void row_grad_impl(const CeArgs<T>& a, int64_t row, const CeRowConsts& rc, int64
       continue;
     }
     chunk_grad<T, kMode, kWeighted>(
-        a.input + base + c0, a.grad + base + c0, kMode == 2 ? a.prob + base + c0 : nullptr,
+        a.input + base + c0, a.grad ? a.grad + base + c0 : nullptr,
+        kMode == 2 ? a.prob + base + c0 : nullptr,
         kWeighted ? a.weight + c0 : nullptr,
         kMode == 2 && a.grad_target ? a.grad_target + base + c0 : nullptr, c1 - c0,
         static_cast<T>(rc.lse), static_cast<T>(rc.a), static_cast<T>(rc.b), sm.om, sm.ec);
@@ -295,9 +356,9 @@ double rows_impl(const CeArgs<T>& a, int64_t p0, int64_t p1) {
     }
     CeRowConsts rc;
     total += finish(a, r, acc, xt, &rc);
-    if (a.grad) {
+    if (a.grad || a.grad_target) {
       row_grad_impl<T, kMode, kWeighted>(a, r, rc, 0, nchunks, kept);
-      if (rc.target >= 0) {
+      if (a.grad && rc.target >= 0) {
         T& gt = a.grad[r * a.C + rc.target];
         gt = static_cast<T>(gt - static_cast<T>(rc.fix));
       }
@@ -316,6 +377,7 @@ double tile_impl(const CeArgs<T>& a, int64_t n, int64_t s0, int64_t s1) {
   const T* xn = a.input + n * C * S + s0;
   const T* yn = kMode == 2 ? a.prob + n * C * S + s0 : nullptr;
   T* gn = a.grad ? a.grad + n * C * S + s0 : nullptr;
+  const bool any_grad = gn != nullptr || (kMode == 2 && a.grad_target != nullptr);
   const bool store = kMode != 2 && gn != nullptr;  // keep exp(x - ref) in the gradient
   alignas(64) T m[kCeTile], sum[kCeTile], wx[kCeTile], ws[kCeTile];
   for (int64_t l = 0; l < L; ++l) {
@@ -341,7 +403,7 @@ double tile_impl(const CeArgs<T>& a, int64_t n, int64_t s0, int64_t s1) {
       for (int64_t l = 0; l < L; ++l) {
         const T d = xc[l] - m[l];
         const T v = (yc[l] * om + ec) * wc;
-        sum[l] += vmath::exp(d);
+        sum[l] += exp_nonpos(d);
         wx[l] += v * d;
         ws[l] += v;
       }
@@ -350,7 +412,7 @@ double tile_impl(const CeArgs<T>& a, int64_t n, int64_t s0, int64_t s1) {
 #pragma omp simd
       for (int64_t l = 0; l < L; ++l) {
         const T d = xc[l] - m[l];
-        const T e = vmath::exp(d);
+        const T e = exp_nonpos(d);
         gc[l] = e;
         sum[l] += e;
         if constexpr (kMode == 1) wx[l] += wc * d;
@@ -359,7 +421,7 @@ double tile_impl(const CeArgs<T>& a, int64_t n, int64_t s0, int64_t s1) {
 #pragma omp simd
       for (int64_t l = 0; l < L; ++l) {
         const T d = xc[l] - m[l];
-        sum[l] += vmath::exp(d);
+        sum[l] += exp_nonpos(d);
         if constexpr (kMode == 1) wx[l] += wc * d;
       }
     }
@@ -406,26 +468,30 @@ double tile_impl(const CeArgs<T>& a, int64_t n, int64_t s0, int64_t s1) {
     // softmax = exp(x - ref) / sum: the stored exponentials times A / sum (NaN for a row of -inf).
     Fs[l] = static_cast<T>(ca / static_cast<double>(sum[l]));
   }
-  if (!gn) return total;
+  if (!any_grad) return total;
   T* gyn = kMode == 2 && a.grad_target ? a.grad_target + n * C * S + s0 : nullptr;
   for (int64_t c = 0; c < C; ++c) {
     const T* xc = xn + c * S;
-    T* gc = gn + c * S;
+    T* gc = gn ? gn + c * S : nullptr;
     const T wc = kWeighted ? a.weight[c] : T(1);
     if constexpr (kMode == 2) {
       const T* LOSSKIT_RESTRICT yc = yn + c * S;
-      if (gyn) {
+      if (!gc) {
+        T* LOSSKIT_RESTRICT gyc = gyn + c * S;
+#pragma omp simd
+        for (int64_t l = 0; l < L; ++l) gyc[l] = -(B[l] * om * wc) * (xc[l] - lse[l]);
+      } else if (gyn) {
         T* LOSSKIT_RESTRICT gyc = gyn + c * S;
 #pragma omp simd
         for (int64_t l = 0; l < L; ++l) {
           const T d = xc[l] - lse[l];
           gyc[l] = -(B[l] * om * wc) * d;
-          gc[l] = vmath::exp(d) * A[l] - B[l] * ((yc[l] * om + ec) * wc);
+          gc[l] = exp_nonpos(d) * A[l] - B[l] * ((yc[l] * om + ec) * wc);
         }
       } else {
 #pragma omp simd
         for (int64_t l = 0; l < L; ++l)
-          gc[l] = vmath::exp(xc[l] - lse[l]) * A[l] - B[l] * ((yc[l] * om + ec) * wc);
+          gc[l] = exp_nonpos(xc[l] - lse[l]) * A[l] - B[l] * ((yc[l] * om + ec) * wc);
       }
     } else {
 #pragma omp simd
@@ -433,7 +499,7 @@ double tile_impl(const CeArgs<T>& a, int64_t n, int64_t s0, int64_t s1) {
     }
   }
   for (int64_t l = 0; l < L; ++l)
-    if (tgt[l] >= 0) {
+    if (gn && tgt[l] >= 0) {
       T& gt = gn[tgt[l] * S + l];
       gt = static_cast<T>(gt - fix[l]);
     }
@@ -488,19 +554,60 @@ T ce_target_logit(const CeArgs<T>& a, int64_t row) {
 
 // ---- nll_loss --------------------------------------------------------------------------------
 
+// Zeroes n values with non-temporal stores where the target has them: the gradient of nll_loss is
+// almost all zeros, and streaming stores skip reading each line before writing it (half the
+// memory traffic of a plain fill). Callers end with _mm_sfence (stream_fence) before returning.
+template <class T>
+void stream_zero(T* p, int64_t n) {
+#if defined(__SSE2__)
+  int64_t i = 0;
+  for (; i < n && (reinterpret_cast<uintptr_t>(p + i) & 63) != 0; ++i) p[i] = T(0);
+  char* b = reinterpret_cast<char*>(p + i);
+  const int64_t bytes = (n - i) * static_cast<int64_t>(sizeof(T));
+  const int64_t body = bytes & ~int64_t{63};
+#if defined(__AVX512F__)
+  const __m512i z = _mm512_setzero_si512();
+  for (int64_t o = 0; o < body; o += 64) _mm512_stream_si512(reinterpret_cast<__m512i*>(b + o), z);
+#elif defined(__AVX__)
+  const __m256i z = _mm256_setzero_si256();
+  for (int64_t o = 0; o < body; o += 64) {
+    _mm256_stream_si256(reinterpret_cast<__m256i*>(b + o), z);
+    _mm256_stream_si256(reinterpret_cast<__m256i*>(b + o + 32), z);
+  }
+#else
+  const __m128i z = _mm_setzero_si128();
+  for (int64_t o = 0; o < body; o += 16) _mm_stream_si128(reinterpret_cast<__m128i*>(b + o), z);
+#endif
+  i += body / static_cast<int64_t>(sizeof(T));
+  for (; i < n; ++i) p[i] = T(0);
+#else
+  std::fill_n(p, n, T(0));
+#endif
+}
+
+inline void stream_fence() {
+#if defined(__SSE2__)
+  _mm_sfence();
+#endif
+}
+
 // Positions [p0, p1): whole rows when S == 1, else a run inside one sample.
 template <class T>
 double nll(const NllArgs<T>& a, int64_t p0, int64_t p1) {
   const int64_t C = a.C, S = a.S;
   double total = 0.0;
-  if (a.grad && S > 1 && p1 > p0) {
-    const int64_t n = p0 / S, s0 = p0 % S, L = p1 - p0;
-    for (int64_t c = 0; c < C; ++c) std::fill_n(a.grad + (n * C + c) * S + s0, L, T(0));
+  if (a.grad && p1 > p0) {
+    if (S > 1) {
+      const int64_t n = p0 / S, s0 = p0 % S, L = p1 - p0;
+      for (int64_t c = 0; c < C; ++c) stream_zero(a.grad + (n * C + c) * S + s0, L);
+    } else {
+      stream_zero(a.grad + p0 * C, (p1 - p0) * C);  // the rows are contiguous
+    }
+    stream_fence();
   }
   for (int64_t p = p0; p < p1; ++p) {
     const int64_t n = p / S, s = p % S;
     const int64_t t = a.target[p];
-    if (a.grad && S == 1) std::fill_n(a.grad + p * C, C, T(0));
     double loss = 0.0;
     if (t != a.ignore_index) {
       const T wt = a.weight ? a.weight[t] : T(1);
@@ -633,7 +740,7 @@ double soft_margin_impl(const RowLossArgs<T>& a, int64_t r0, int64_t r1) {
       const T xj = x[j], yj = y[j];
       const T wj = kWeighted ? w[j] : T(1);
       const T ax = xj < T(0) ? -xj : xj;
-      const T e = vmath::exp(-ax);
+      const T e = exp_nonpos(-ax);  // -|x| <= 0
       const T l1p = vmath::log1p(e);
       const T lsp = (xj < T(0) ? xj : T(0)) - l1p;   // log sigmoid(x)
       const T lsn = (xj > T(0) ? -xj : T(0)) - l1p;  // log sigmoid(-x)
