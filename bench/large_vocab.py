@@ -32,7 +32,7 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-DEFAULT_VARIANTS = ["losskit", "torch-unfused", "torch-lce", "torch-lce-auto", "torch-lce-aspect", "torch-lce-rows=512"]
+DEFAULT_VARIANTS = ["losskit", "losskit-rows=512", "torch-unfused", "torch-lce", "torch-lce-auto", "torch-lce-aspect", "torch-lce-rows=512"]
 
 
 def _rss_now_mib() -> float:

@@ -185,6 +185,21 @@ def test_loss_bitwise_equal_for_any_thread_count():
     assert results[0] == results[1] == results[2]
 
 
+def test_concurrent_python_threads():
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(15)
+    x, W, t, b = _problem(rng, 50, 8, 300, np.float32, True, ignore=3)
+    call = lambda _: F.linear_cross_entropy_forward_backward(x, W, t, linear_bias=b, chunk_size=9)  # noqa: E731
+    expected = call(0)
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(call, range(16)))
+    for loss, grads in results:
+        assert np.asarray(loss).tobytes() == np.asarray(expected[0]).tobytes()
+        for g, e in zip(grads, expected[1]):
+            np.testing.assert_allclose(g, e, rtol=1e-6, atol=1e-7)
+
+
 def test_chunk_size_does_not_change_the_result_beyond_rounding():
     rng = np.random.default_rng(6)
     x, W, t, b = _problem(rng, 64, 16, 500, np.float64, True)
