@@ -30,6 +30,7 @@
 //   }
 //   loss = o.reduction == Reduction::Mean ? total / W : total;
 //
+// linear_cross_entropy_forward_backward (below) runs exactly this loop with a GEMM callback.
 // Peak extra memory is rows x V elements (plus V doubles for the bias gradient); choose rows with
 // linear_cross_entropy_chunk_rows(). Chunk losses are summed in double in chunk order and each
 // chunk's sum is bitwise independent of the thread count, so the loss is too.
@@ -79,5 +80,39 @@ double linear_cross_entropy_chunk(MutView<T> logits, View<int64_t> target, View<
                                   View<T> weight, View<T> grad_output, MutView<T> output,
                                   MutView<double> grad_bias_acc, bool want_grad, double grad_scale,
                                   const LinearCrossEntropyOptions& options);
+
+// ---- the whole loop, with the caller's BLAS -------------------------------------------------
+// Row-major GEMM: C = alpha op(A) op(B) + beta C, op(A) m x k, op(B) k x n (cblas_?gemm with
+// CblasRowMajor; trans_a / trans_b as CblasTrans). `context` is passed back untouched. With
+// beta == 0, C must not be read (it may hold garbage), as BLAS specifies.
+template <class T>
+using GemmFn = void (*)(void* context, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+                        T alpha, const T* a, int64_t lda, const T* b, int64_t ldb, T beta, T* c,
+                        int64_t ldc);
+template <class T>
+struct LinearCrossEntropyGemm {
+  GemmFn<T> fn = nullptr;
+  void* context = nullptr;
+};
+
+// Elements of T the workspace of linear_cross_entropy_forward_backward needs for chunks of
+// `chunk_rows` rows: chunk_rows x num_classes (the logits buffer).
+int64_t linear_cross_entropy_workspace_size(int64_t chunk_rows, int64_t num_classes);
+
+// linear_cross_entropy and its gradients in one chunked pass, the loop above with `gemm` for the
+// three products. input (N, H) or (H); linear_weight (V, H); target (N) or (); linear_bias and
+// weight (V) or absent; grad_output () for 'mean'/'sum' or the loss's shape for 'none', absent
+// meaning ones; output () or the loss's shape; the gradients shaped like their inputs, each
+// absent when not wanted (all absent: forward only). `workspace` is (rows, V): its first
+// dimension sets the chunk (linear_cross_entropy_chunk_rows suggests one). Allocates only V
+// doubles (the bias gradient accumulator). Checks everything before any work.
+template <class T>
+void linear_cross_entropy_forward_backward(View<T> input, View<T> linear_weight,
+                                           View<int64_t> target, View<T> linear_bias,
+                                           View<T> weight, View<T> grad_output, MutView<T> output,
+                                           MutView<T> grad_input, MutView<T> grad_linear_weight,
+                                           MutView<T> grad_linear_bias, MutView<T> workspace,
+                                           const LinearCrossEntropyOptions& options,
+                                           LinearCrossEntropyGemm<T> gemm);
 
 }  // namespace losskit

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <vector>
 
 #include "classification/classification_kernels.hpp"
 #include "common/checks.hpp"
@@ -159,12 +160,102 @@ double linear_cross_entropy_chunk(MutView<T> logits, View<int64_t> target, View<
   return total;
 }
 
+int64_t linear_cross_entropy_workspace_size(int64_t chunk_rows, int64_t num_classes) {
+  return std::max<int64_t>(0, chunk_rows) * std::max<int64_t>(0, num_classes);
+}
+
+template <class T>
+void linear_cross_entropy_forward_backward(View<T> input, View<T> linear_weight,
+                                           View<int64_t> target, View<T> linear_bias,
+                                           View<T> weight, View<T> grad_output, MutView<T> output,
+                                           MutView<T> grad_input, MutView<T> grad_linear_weight,
+                                           MutView<T> grad_linear_bias, MutView<T> workspace,
+                                           const LinearCrossEntropyOptions& o,
+                                           LinearCrossEntropyGemm<T> gemm) {
+  // ---- checks, all before any work
+  check_options(o);
+  detail::check_required(kFn, "input", input);
+  detail::check_required(kFn, "linear_weight", linear_weight);
+  if (input.dim() != 1 && input.dim() != 2)
+    fail_value(kFn, "input", "a (in_features) or (N, in_features) array", "shape " + shape_to_string(input.shape));
+  if (linear_weight.dim() != 2)
+    fail_value(kFn, "linear_weight", "a (num_classes, in_features) array",
+               "shape " + shape_to_string(linear_weight.shape));
+  const int64_t V = linear_weight.shape[0], H = linear_weight.shape[1];
+  if (input.shape.back() != H)
+    fail_value(kFn, "input", std::to_string(H) + " features (linear_weight.shape[1])",
+               "shape " + shape_to_string(input.shape));
+  const bool batched = input.dim() == 2;
+  const int64_t N = batched ? input.shape[0] : 1;
+  const Shape loss_shape = batched ? Shape{N} : Shape{};
+  detail::check_required(kFn, "target", target);
+  detail::check_shape_equal(kFn, "target", target.shape, loss_shape, "class indices of shape");
+  check_class_vector("linear_bias", linear_bias, V);
+  const bool none = o.reduction == Reduction::None;
+  if (output.present() || !output.shape.empty())
+    detail::check_output(kFn, "output", output, none ? loss_shape : Shape{});
+  if (grad_output.present() || !grad_output.shape.empty()) {
+    detail::check_required(kFn, "grad_output", grad_output);
+    detail::check_shape_equal(kFn, "grad_output", grad_output.shape, none ? loss_shape : Shape{},
+                              none ? "the loss's shape" : "a scalar, shape");
+  }
+  if (grad_input.present()) detail::check_output(kFn, "grad_input", grad_input, input.shape);
+  if (grad_linear_weight.present())
+    detail::check_output(kFn, "grad_linear_weight", grad_linear_weight, linear_weight.shape);
+  if (grad_linear_bias.present()) {
+    if (!linear_bias.present()) fail_value(kFn, "grad_linear_bias", "absent without linear_bias", "an array");
+    detail::check_output(kFn, "grad_linear_bias", grad_linear_bias, Shape{V});
+  }
+  const bool want_grad = grad_input.present() || grad_linear_weight.present() || grad_linear_bias.present();
+  if (workspace.shape.size() != 2 || workspace.shape[1] != V || workspace.shape[0] < 1 || !workspace.present())
+    fail_value(kFn, "workspace", "a (rows, " + std::to_string(V) + ") buffer with rows >= 1",
+               "shape " + shape_to_string(workspace.shape));
+  if (!gemm.fn) fail_value(kFn, "gemm", "a GEMM function", "none");
+  const double total_weight = linear_cross_entropy_target_weight(target, weight, V, o);
+
+  // ---- the global scale: 'mean' divides by the weight of the counted targets
+  const double go = (!none && grad_output.present()) ? static_cast<double>(grad_output.data[0]) : 1.0;
+  const double scale = o.reduction == Reduction::Mean ? go / total_weight : go;
+  const int64_t rows = std::min<int64_t>(workspace.shape[0], std::max<int64_t>(N, 1));
+  std::vector<double> gb;
+  if (grad_linear_bias.present()) gb.assign(static_cast<size_t>(V), 0.0);
+  if (grad_linear_weight.present() && N == 0)
+    std::fill(grad_linear_weight.data, grad_linear_weight.data + V * H, T(0));
+
+  T* buf = workspace.data;
+  double total = 0.0;
+  for (int64_t r0 = 0; r0 < N; r0 += rows) {
+    const int64_t n = std::min(rows, N - r0);
+    const T* xc = input.data + r0 * H;
+    gemm.fn(gemm.context, false, true, n, V, H, T(1), xc, H, linear_weight.data, H, T(0), buf, V);
+    total += linear_cross_entropy_chunk<T>(
+        MutView<T>(buf, {n, V}), View<int64_t>(target.data + r0, {n}), linear_bias, weight,
+        none && grad_output.present() ? View<T>(grad_output.data + r0, {n}) : View<T>(),
+        none && output.present() ? MutView<T>(output.data + r0, {n}) : MutView<T>(),
+        gb.empty() ? MutView<double>() : MutView<double>(gb.data(), {V}), want_grad, scale, o);
+    if (!want_grad) continue;
+    if (grad_input.present())
+      gemm.fn(gemm.context, false, false, n, H, V, T(1), buf, V, linear_weight.data, H, T(0),
+              grad_input.data + r0 * H, H);
+    if (grad_linear_weight.present())
+      gemm.fn(gemm.context, true, false, V, H, n, T(1), buf, V, xc, H, r0 == 0 ? T(0) : T(1),
+              grad_linear_weight.data, H);
+  }
+  if (!none && output.present())
+    output.data[0] = static_cast<T>(o.reduction == Reduction::Mean ? total / total_weight : total);
+  for (size_t c = 0; c < gb.size(); ++c) grad_linear_bias.data[c] = static_cast<T>(gb[c]);
+}
+
 #define LOSSKIT_INSTANTIATE(T)                                                                   \
   template double linear_cross_entropy_target_weight<T>(View<int64_t>, View<T>, int64_t,        \
                                                         const LinearCrossEntropyOptions&);      \
   template double linear_cross_entropy_chunk<T>(MutView<T>, View<int64_t>, View<T>, View<T>,    \
                                                 View<T>, MutView<T>, MutView<double>, bool,     \
-                                                double, const LinearCrossEntropyOptions&);
+                                                double, const LinearCrossEntropyOptions&);     \
+  template void linear_cross_entropy_forward_backward<T>(                                       \
+      View<T>, View<T>, View<int64_t>, View<T>, View<T>, View<T>, MutView<T>, MutView<T>,       \
+      MutView<T>, MutView<T>, MutView<T>, const LinearCrossEntropyOptions&,                     \
+      LinearCrossEntropyGemm<T>);
 LOSSKIT_INSTANTIATE(float)
 LOSSKIT_INSTANTIATE(double)
 #undef LOSSKIT_INSTANTIATE
