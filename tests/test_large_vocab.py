@@ -415,3 +415,13 @@ def test_cpp_chunk_api(tmp_path):
                    check=True, capture_output=True)
     out = subprocess.run([str(exe)], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    globs = {"np": np, **vars(F)}
+    for test in doctest.DocTestFinder().find(F.linear_cross_entropy, "linear_cross_entropy", globs=globs):
+        runner.run(test)
+    assert runner.tries > 0 and runner.failures == 0
