@@ -7,7 +7,7 @@ Each variant runs in its own subprocess, so `resource.getrusage(RUSAGE_SELF).ru_
 variant's peak resident memory alone. float32, all cores for every library. Variants:
 
 * losskit: `losskit.functional.linear_cross_entropy_forward_backward` (chunked; default chunk of
-  about 64 MiB of logits); `losskit-rows=K`: the same with chunk_size=K;
+  64 MiB of logits and at least 256 rows); `losskit-rows=K`: the same with chunk_size=K;
 * torch-unfused: `torch.nn.functional.linear` + `cross_entropy`, autograd backward;
 * torch-lce: `torch.nn.functional.linear_cross_entropy(options=None)` (torch's reference path);
 * torch-lce-auto: `options=LinearCrossEntropyOptions()` (chunked, torch's automatic chunk size);

@@ -228,10 +228,12 @@ def test_peak_memory_is_a_chunk_not_the_logits():
     assert peak < logits_bytes / 8, f"peak {peak / 2**20:.1f} MiB"
 
 
-def test_default_chunk_is_about_64_mib():
-    assert losskit._core.large_vocab_chunk_rows(4096, 128000, 4, 64 << 20) == 131
-    assert losskit._core.large_vocab_chunk_rows(10, 128000, 4, 64 << 20) == 10
-    assert losskit._core.large_vocab_chunk_rows(10, 10**9, 8, 64 << 20) == 1
+def test_default_chunk_is_about_64_mib_and_at_least_256_rows():
+    assert losskit._core.large_vocab_chunk_rows(4096, 32000, 4, 64 << 20, 256) == 524
+    assert losskit._core.large_vocab_chunk_rows(4096, 128000, 4, 64 << 20, 256) == 256
+    assert losskit._core.large_vocab_chunk_rows(4096, 128000, 4, 64 << 20, 1) == 131
+    assert losskit._core.large_vocab_chunk_rows(10, 128000, 4, 64 << 20, 256) == 10
+    assert losskit._core.large_vocab_chunk_rows(10, 10**9, 8, 64 << 20, 1) == 1
 
 
 def test_inputs_of_other_dtypes_and_layouts():

@@ -752,11 +752,13 @@ void large_vocab_bind(py::module_& m) {
       py::arg("reduction"));
   m.def(
       "large_vocab_chunk_rows",
-      [](int64_t num_rows, int64_t num_classes, int64_t itemsize, int64_t budget_bytes) {
+      [](int64_t num_rows, int64_t num_classes, int64_t itemsize, int64_t budget_bytes,
+         int64_t min_rows) {
         return losskit::linear_cross_entropy_chunk_rows(num_rows, num_classes, itemsize,
-                                                        budget_bytes);
+                                                        budget_bytes, min_rows);
       },
-      py::arg("num_rows"), py::arg("num_classes"), py::arg("itemsize"), py::arg("budget_bytes"));
+      py::arg("num_rows"), py::arg("num_classes"), py::arg("itemsize"), py::arg("budget_bytes"),
+      py::arg("min_rows"));
 }
 
 }  // namespace

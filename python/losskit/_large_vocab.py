@@ -28,8 +28,12 @@ import numpy as np
 from . import _convert, _core
 
 _FN = "linear_cross_entropy"
-# Logits buffer budget: chunk rows x V x itemsize stays about this size (64 MiB).
+# Logits buffer budget: chunk rows x V x itemsize stays about this size (64 MiB), but chunks keep
+# at least DEFAULT_MIN_ROWS rows: OpenBLAS's GEMMs lose 15-20% with fewer (measured at
+# N = 4096, H = 1024, V = 128000: 131-row chunks 23.3 s, 256-row chunks 19.3 s, peak RSS 1.21 vs
+# 1.31 GiB, where torch's unfused path holds about 7 GiB).
 DEFAULT_CHUNK_BYTES = 64 << 20
+DEFAULT_MIN_ROWS = 256
 
 
 def _accumulating_gemm(dtype: np.dtype) -> Any:
@@ -175,7 +179,7 @@ def linear_cross_entropy(
                     scale = float(np.float64(scale) / np.float64(total_weight))
 
     if chunk_size is None:
-        rows = _core.large_vocab_chunk_rows(N, V, dtype.itemsize, DEFAULT_CHUNK_BYTES)
+        rows = _core.large_vocab_chunk_rows(N, V, dtype.itemsize, DEFAULT_CHUNK_BYTES, DEFAULT_MIN_ROWS)
     else:
         if isinstance(chunk_size, bool) or int(chunk_size) != chunk_size or chunk_size < 1:
             raise ValueError(f"{_FN}: chunk_size expected a positive number of rows, got {chunk_size!r}")

@@ -1349,8 +1349,8 @@ def linear_cross_entropy(
         \frac{\partial \ell}{\partial W} = \sum_n g_n^\top x_n,\qquad
         \frac{\partial \ell}{\partial b} = \sum_n g_n
 
-    Rows are processed ``chunk_size`` at a time (default: about 64 MiB of logits,
-    ``64 MiB / (C * itemsize)`` rows): the chunk's logits (NumPy's BLAS), then the fused
+    Rows are processed ``chunk_size`` at a time (default: ``64 MiB / (C * itemsize)`` rows, about
+    64 MiB of logits, but at least 256 rows, below which the GEMMs slow down): the chunk's logits (NumPy's BLAS), then the fused
     cross-entropy in place in the C++ core (the global ``'mean'`` scale and ``grad_output``
     folded in), then its two gradient products. Peak extra memory is ``chunk_size x C`` elements,
     not ``N x C``; the loss is accumulated in double in chunk order (bitwise the same for any

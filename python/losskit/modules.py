@@ -301,7 +301,7 @@ class LinearCrossEntropyLoss(_Loss):
     and ``forward_backward(input, target)`` give ``(grad_input, grad_linear_weight,
     grad_linear_bias)``. :meth:`state_dict` / :meth:`load_state_dict` use torch's names
     (``linear.weight``, ``linear.bias``, ``weight``). ``chunk_size`` (rows per chunk, default about
-    64 MiB of logits) replaces torch's ``options``; ``out_features`` must be ``()``.
+    64 MiB of logits and at least 256 rows) replaces torch's ``options``; ``out_features`` must be ``()``.
     """
 
     _function = "linear_cross_entropy"

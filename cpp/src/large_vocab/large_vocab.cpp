@@ -70,9 +70,9 @@ constexpr int64_t kColumnBlock = 512;
 }  // namespace
 
 int64_t linear_cross_entropy_chunk_rows(int64_t num_rows, int64_t num_classes, int64_t itemsize,
-                                        int64_t budget_bytes) {
+                                        int64_t budget_bytes, int64_t min_rows) {
   const int64_t row_bytes = std::max<int64_t>(1, num_classes) * std::max<int64_t>(1, itemsize);
-  const int64_t rows = std::max<int64_t>(1, budget_bytes / row_bytes);
+  const int64_t rows = std::max<int64_t>({1, min_rows, budget_bytes / row_bytes});
   return std::max<int64_t>(1, std::min(rows, num_rows));
 }
 
