@@ -31,7 +31,7 @@ _FN = "linear_cross_entropy"
 # Logits buffer budget: chunk rows x V x itemsize stays about this size (64 MiB), but chunks keep
 # at least DEFAULT_MIN_ROWS rows: OpenBLAS's GEMMs lose 15-20% with fewer (measured at
 # N = 4096, H = 1024, V = 128000: 131-row chunks 23.3 s, 256-row chunks 19.3 s, peak RSS 1.21 vs
-# 1.31 GiB, where torch's unfused path holds about 7 GiB).
+# 1.31 GiB; torch's unfused path should hold about 7 GiB, estimated).
 DEFAULT_CHUNK_BYTES = 64 << 20
 DEFAULT_MIN_ROWS = 256
 
