@@ -8,7 +8,6 @@ log_prob, predict and the gradients of the input and every weight)."""
 
 from __future__ import annotations
 
-import itertools
 import tracemalloc
 
 import numpy as np
