@@ -18,15 +18,15 @@
 //   for (int64_t r0 = 0; r0 < N; r0 += rows) {
 //     const int64_t n = std::min(rows, N - r0);
 //     // logits = x[r0:r0+n] @ Wl^T                 (n x V)
-//     cblas_sgemm(RowMajor, NoTrans, Trans, n, V, H, 1, x + r0*H, H, Wl, H, 0, buf, V);
+//     cblas_sgemm(RowMajor, NoTrans, Trans, n, V, H, 1, x + r0*H, H, Wl, H, 0, buf.data(), V);
 //     // + bias, loss, and d loss / d logits in place (grad_output and the global scale folded in)
-//     total += linear_cross_entropy_chunk<float>(MutView<float>(buf, {n, V}),
-//                  View<int64_t>(t + r0, {n}), bias, weight, {}, {}, MutView<double>(gb, {V}),
+//     total += linear_cross_entropy_chunk<float>(MutView<float>(buf.data(), {n, V}),
+//                  View<int64_t>(t + r0, {n}), bias, weight, {}, {}, MutView<double>(gb.data(), {V}),
 //                  true, scale, o);
 //     // grad_input[r0:r0+n] = dlogits @ Wl        (n x H)
-//     cblas_sgemm(RowMajor, NoTrans, NoTrans, n, H, V, 1, buf, V, Wl, H, 0, gx + r0*H, H);
+//     cblas_sgemm(RowMajor, NoTrans, NoTrans, n, H, V, 1, buf.data(), V, Wl, H, 0, gx + r0*H, H);
 //     // grad_linear_weight += dlogits^T @ x[r0:r0+n]   (V x H, beta = 1 after the first chunk)
-//     cblas_sgemm(RowMajor, Trans, NoTrans, V, H, n, 1, buf, V, x + r0*H, H, r0 ? 1 : 0, gW, H);
+//     cblas_sgemm(RowMajor, Trans, NoTrans, V, H, n, 1, buf.data(), V, x + r0*H, H, r0 ? 1 : 0, gW, H);
 //   }
 //   loss = o.reduction == Reduction::Mean ? total / W : total;
 //
