@@ -920,6 +920,105 @@ void ctc_bind(py::module_& m) {
       py::arg("zero_infinity"));
 }
 // ---- large_vocab bindings ----
+// linear_cross_entropy's chunk loop lives in python/losskit/_large_vocab.py (NumPy's BLAS does the
+// matrix products); these two calls are its softmax / cross-entropy arithmetic.
+//   large_vocab_target_weight(target, weight, num_classes, ignore_index, label_smoothing, reduction)
+//     -> the global 'mean' normaliser, after checking every class index.
+//   large_vocab_ce_chunk(logits, target, bias, weight, grad_output, out, grad_bias_acc, want_grad,
+//                        grad_scale, ignore_index, label_smoothing, reduction) -> chunk loss sum;
+//     runs in place on `logits` (a writable C-contiguous (n, V) array).
+View<int64_t> large_vocab_index_view(const py::handle& obj) {
+  if (!py::array_t<int64_t, py::array::c_style>::check_(obj))
+    throw losskit::TypeError("linear_cross_entropy: target expected an int64 array");
+  auto a = py::reinterpret_borrow<py::array>(obj);
+  if (!(a.flags() & py::array::c_style))
+    throw losskit::ValueError("linear_cross_entropy: target expected a C-contiguous array");
+  return View<int64_t>(static_cast<const int64_t*>(a.data()), shape_of<int64_t>(a));
+}
+
+template <class T>
+MutView<T> large_vocab_mut_view(const py::handle& obj, const char* argument) {
+  if (obj.is_none()) return {};
+  if (!Array<T>::check_(obj))
+    throw losskit::TypeError(std::string("linear_cross_entropy: ") + argument + " expected a " +
+                             (sizeof(T) == 4 ? "float32" : "float64") + " array");
+  auto a = py::reinterpret_borrow<py::array>(obj);
+  if (!(a.flags() & py::array::c_style) || !a.writeable())
+    throw losskit::ValueError(std::string("linear_cross_entropy: ") + argument +
+                              " expected a writable C-contiguous array");
+  return MutView<T>(static_cast<T*>(a.mutable_data()), shape_of<T>(a));
+}
+
+losskit::LinearCrossEntropyOptions large_vocab_options(const std::string& reduction,
+                                                       int64_t ignore_index, double smoothing) {
+  return {losskit::parse_reduction(reduction, "linear_cross_entropy"), ignore_index, smoothing};
+}
+
+template <class T>
+double large_vocab_ce_chunk(const py::handle& logits, const py::handle& target,
+                            const py::handle& bias, const py::handle& weight,
+                            const py::handle& grad_output, const py::handle& out,
+                            const py::handle& grad_bias_acc, bool want_grad, double grad_scale,
+                            const losskit::LinearCrossEntropyOptions& o) {
+  const char* fn = "linear_cross_entropy";
+  const MutView<T> x = large_vocab_mut_view<T>(logits, "logits");
+  const View<int64_t> t = large_vocab_index_view(target);
+  const View<T> b = as_view<T>(bias, fn, "linear_bias");
+  const View<T> w = as_view<T>(weight, fn, "weight");
+  const View<T> go = as_view<T>(grad_output, fn, "grad_output");
+  const MutView<T> o_v = large_vocab_mut_view<T>(out, "output");
+  const MutView<double> gb = large_vocab_mut_view<double>(grad_bias_acc, "grad_bias_acc");
+  py::gil_scoped_release release;
+  return losskit::linear_cross_entropy_chunk<T>(x, t, b, w, go, o_v, gb, want_grad, grad_scale, o);
+}
+
+bool large_vocab_is_float32(const py::handle& a) {
+  return py::isinstance<py::array>(a) &&
+         py::reinterpret_borrow<py::array>(a).dtype().is(py::dtype::of<float>());
+}
+
+void large_vocab_bind(py::module_& m) {
+  m.def(
+      "large_vocab_target_weight",
+      [](const py::object& target, const py::object& weight, int64_t num_classes,
+         int64_t ignore_index, double label_smoothing, const std::string& reduction) {
+        const auto o = large_vocab_options(reduction, ignore_index, label_smoothing);
+        const View<int64_t> t = large_vocab_index_view(target);
+        if (!weight.is_none() && large_vocab_is_float32(weight))
+          return losskit::linear_cross_entropy_target_weight<float>(
+              t, as_view<float>(weight, "linear_cross_entropy", "weight"), num_classes, o);
+        return losskit::linear_cross_entropy_target_weight<double>(
+            t, as_view<double>(weight, "linear_cross_entropy", "weight"), num_classes, o);
+      },
+      py::arg("target"), py::arg("weight"), py::arg("num_classes"), py::arg("ignore_index"),
+      py::arg("label_smoothing"), py::arg("reduction"));
+  m.def(
+      "large_vocab_ce_chunk",
+      [](const py::object& logits, const py::object& target, const py::object& bias,
+         const py::object& weight, const py::object& grad_output, const py::object& out,
+         const py::object& grad_bias_acc, bool want_grad, double grad_scale, int64_t ignore_index,
+         double label_smoothing, const std::string& reduction) {
+        const auto o = large_vocab_options(reduction, ignore_index, label_smoothing);
+        return large_vocab_is_float32(logits)
+                   ? large_vocab_ce_chunk<float>(logits, target, bias, weight, grad_output, out,
+                                                 grad_bias_acc, want_grad, grad_scale, o)
+                   : large_vocab_ce_chunk<double>(logits, target, bias, weight, grad_output, out,
+                                                  grad_bias_acc, want_grad, grad_scale, o);
+      },
+      py::arg("logits"), py::arg("target"), py::arg("bias"), py::arg("weight"),
+      py::arg("grad_output"), py::arg("out"), py::arg("grad_bias_acc"), py::arg("want_grad"),
+      py::arg("grad_scale"), py::arg("ignore_index"), py::arg("label_smoothing"),
+      py::arg("reduction"));
+  m.def(
+      "large_vocab_chunk_rows",
+      [](int64_t num_rows, int64_t num_classes, int64_t itemsize, int64_t budget_bytes,
+         int64_t min_rows) {
+        return losskit::linear_cross_entropy_chunk_rows(num_rows, num_classes, itemsize,
+                                                        budget_bytes, min_rows);
+      },
+      py::arg("num_rows"), py::arg("num_classes"), py::arg("itemsize"), py::arg("budget_bytes"),
+      py::arg("min_rows"));
+}
 
 }  // namespace
 
@@ -994,4 +1093,5 @@ PYBIND11_MODULE(_core, m) {
   // ctc: register bindings here
   ctc_bind(m);
   // large_vocab: register bindings here
+  large_vocab_bind(m);
 }

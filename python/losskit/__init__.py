@@ -37,6 +37,8 @@ from .modules import (
     # ctc classes
     CTCLoss,
     # large_vocab classes
+    AdaptiveLogSoftmaxWithLoss,
+    LinearCrossEntropyLoss,
 )
 
 __version__: str = _core.__version__
@@ -75,6 +77,8 @@ __all__ = [
     # ctc names
     "CTCLoss",
     # large_vocab names
+    "AdaptiveLogSoftmaxWithLoss",
+    "LinearCrossEntropyLoss",
     "cpu_target",
     "functional",
     "get_num_threads",

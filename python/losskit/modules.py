@@ -351,3 +351,97 @@ class CTCLoss(_Loss):
 
 
 # ---- large_vocab ----
+import numpy as np  # noqa: E402
+
+from ._large_vocab import ASMoutput, AdaptiveLogSoftmaxWithLoss, Linear  # noqa: E402,F401
+
+
+class LinearCrossEntropyLoss(_Loss):
+    """Cross-entropy of a linear projection it owns, computed in chunks; see
+    :func:`losskit.functional.linear_cross_entropy`.
+
+    As torch's class: ``linear`` holds the projection (``linear.weight`` (num_classes, in_features)
+    and ``linear.bias`` (num_classes) or None, NumPy arrays initialised as torch's ``Linear`` and
+    settable); ``weight`` is the class weight. ``crit(input, target)`` is the loss, ``backward()``
+    and ``forward_backward(input, target)`` give ``(grad_input, grad_linear_weight,
+    grad_linear_bias)``. :meth:`state_dict` / :meth:`load_state_dict` use torch's names
+    (``linear.weight``, ``linear.bias``, ``weight``). ``chunk_size`` (rows per chunk, default about
+    64 MiB of logits and at least 256 rows) replaces torch's ``options``; ``out_features`` must be ``()``.
+    """
+
+    _function = "linear_cross_entropy"
+
+    def __init__(self, in_features: int, num_classes: int, *, out_features: Tuple[int, ...] = (),
+                 bias: bool = False, device: Any = None, dtype: Any = None, reduction: str = "mean",
+                 weight: Any = None, ignore_index: Optional[int] = None, label_smoothing: float = 0.0,
+                 options: Any = None, chunk_size: Optional[int] = None,
+                 rng: Any = None) -> None:
+        if tuple(out_features) != ():
+            raise ValueError(f"LinearCrossEntropyLoss: out_features expected (), got {tuple(out_features)} "
+                             "(K-dimensional losses are not supported)")
+        if device not in (None, "cpu"):
+            raise ValueError(f"LinearCrossEntropyLoss: device expected None or 'cpu', got {device!r}")
+        if weight is not None and np.shape(weight) != (num_classes,):
+            raise ValueError(f"LinearCrossEntropyLoss: weight expected shape {(num_classes,)}, got {np.shape(weight)}")
+        if label_smoothing < 0 or label_smoothing > 1.0:
+            raise ValueError(f"LinearCrossEntropyLoss: label_smoothing expected a value in [0, 1], got {label_smoothing}")
+        super().__init__(reduction=reduction)
+        self.num_classes = int(num_classes)
+        self.out_features = ()
+        self.weight = weight
+        self.ignore_index = ignore_index
+        self.label_smoothing = label_smoothing
+        self.options = options  # accepted for torch compatibility; losskit always chunks
+        self.chunk_size = chunk_size
+        self.linear = Linear(in_features, num_classes, bias=bias, dtype=dtype, rng=rng)
+
+    def _kwargs(self) -> Dict[str, Any]:
+        return {"linear_bias": self.linear.bias, "weight": self.weight, "reduction": self.reduction,
+                "ignore_index": self.ignore_index, "label_smoothing": self.label_smoothing,
+                "chunk_size": self.chunk_size}
+
+    def forward(self, input: Any, target: Any) -> Any:
+        loss = functional.linear_cross_entropy(input, self.linear.weight, target, **self._kwargs())
+        self._last_inputs = (input, target)
+        return loss
+
+    __call__ = forward
+
+    def backward(self, grad_output: Any = None, target_grad: bool = False) -> Any:
+        if self._last_inputs is None:
+            raise RuntimeError("LinearCrossEntropyLoss.backward() called before forward()")
+        x, t = self._last_inputs
+        return functional.linear_cross_entropy_backward(grad_output, x, self.linear.weight, t,
+                                                        target_grad=target_grad, **self._kwargs())
+
+    def forward_backward(self, input: Any, target: Any, grad_output: Any = None,
+                         target_grad: bool = False) -> Tuple[Any, Any]:
+        result = functional.linear_cross_entropy_forward_backward(
+            input, self.linear.weight, target, grad_output, target_grad=target_grad, **self._kwargs())
+        self._last_inputs = (input, target)
+        return result
+
+    def state_dict(self) -> Dict[str, Any]:
+        d = {"linear.weight": self.linear.weight}
+        if self.linear.bias is not None:
+            d["linear.bias"] = self.linear.bias
+        if self.weight is not None:
+            d["weight"] = self.weight
+        return d
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        for k, v in state.items():
+            if k == "linear.weight":
+                self.linear.weight = np.array(v, dtype=self.linear.weight.dtype, copy=True)
+            elif k == "linear.bias" and self.linear.bias is not None:
+                self.linear.bias = np.array(v, dtype=self.linear.bias.dtype, copy=True)
+            elif k == "weight":
+                self.weight = np.array(v, copy=True)
+            else:
+                raise ValueError(f"LinearCrossEntropyLoss: unexpected state key {k!r}")
+
+    def extra_repr(self) -> str:
+        return (f"in_features={self.linear.in_features}, num_classes={self.num_classes}, "
+                f"out_features={self.out_features}, bias={self.linear.bias is not None}, "
+                f"reduction={self.reduction}, ignore_index={self.ignore_index}, "
+                f"label_smoothing={self.label_smoothing}, chunk_size={self.chunk_size}")

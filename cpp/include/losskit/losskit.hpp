@@ -10,6 +10,7 @@
 // ctc header
 #include "losskit/ctc.hpp"
 // large_vocab header
+#include "losskit/large_vocab.hpp"
 #include "losskit/reduction.hpp"
 #include "losskit/threads.hpp"
 #include "losskit/view.hpp"
