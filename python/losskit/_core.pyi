@@ -9,7 +9,9 @@ __all__: list[str] = ['IndexError', 'available_cpu_targets', 'binary_cross_entro
 def _vmath(arg0: typing.SupportsInt | typing.SupportsIndex, arg1: numpy.ndarray) -> numpy.ndarray:
     ...
 def available_cpu_targets() -> str:
-    ...
+    """
+    Comma-separated targets this CPU can run, best first.
+    """
 def binary_cross_entropy(arrays: tuple, reduction: str, **kwargs) -> typing.Any:
     ...
 def binary_cross_entropy_backward(grad_output: typing.Any, arrays: tuple, reduction: str, want: tuple, **kwargs) -> tuple:
@@ -23,7 +25,9 @@ def binary_cross_entropy_with_logits_backward(grad_output: typing.Any, arrays: t
 def binary_cross_entropy_with_logits_forward_backward(arrays: tuple, grad_output: typing.Any, reduction: str, want: tuple, **kwargs) -> tuple:
     ...
 def cpu_target() -> str:
-    ...
+    """
+    Instruction set in use: 'avx512', 'avx2' or 'baseline' (LOSSKIT_CPU_TARGET forces a lower one).
+    """
 def gaussian_nll_loss(arrays: tuple, reduction: str, **kwargs) -> typing.Any:
     ...
 def gaussian_nll_loss_backward(grad_output: typing.Any, arrays: tuple, reduction: str, want: tuple, **kwargs) -> tuple:
@@ -31,7 +35,9 @@ def gaussian_nll_loss_backward(grad_output: typing.Any, arrays: tuple, reduction
 def gaussian_nll_loss_forward_backward(arrays: tuple, grad_output: typing.Any, reduction: str, want: tuple, **kwargs) -> tuple:
     ...
 def get_num_threads() -> int:
-    ...
+    """
+    Number of OpenMP threads the kernels use (OMP_NUM_THREADS at import, else the cores).
+    """
 def hinge_embedding_loss(arrays: tuple, reduction: str, **kwargs) -> typing.Any:
     ...
 def hinge_embedding_loss_backward(grad_output: typing.Any, arrays: tuple, reduction: str, want: tuple, **kwargs) -> tuple:
@@ -75,9 +81,13 @@ def poisson_nll_loss_backward(grad_output: typing.Any, arrays: tuple, reduction:
 def poisson_nll_loss_forward_backward(arrays: tuple, grad_output: typing.Any, reduction: str, want: tuple, **kwargs) -> tuple:
     ...
 def set_cpu_target(name: str) -> None:
-    ...
+    """
+    Force one of available_cpu_targets() (tests and benchmarks); ValueError otherwise.
+    """
 def set_num_threads(n: typing.SupportsInt | typing.SupportsIndex) -> None:
-    ...
+    """
+    Set the number of OpenMP threads the kernels use; n >= 1 (ValueError otherwise). Results are bitwise the same for any n.
+    """
 def smooth_l1_loss(arrays: tuple, reduction: str, **kwargs) -> typing.Any:
     ...
 def smooth_l1_loss_backward(grad_output: typing.Any, arrays: tuple, reduction: str, want: tuple, **kwargs) -> tuple:
