@@ -2,7 +2,7 @@
 
     pip install matplotlib            # not a CI dependency
     python docs/figures.py            # writes docs/figures/*.png
-    python docs/figures.py --out DIR  # elsewhere (tests/test_docs.py does this)
+    python docs/figures.py --out DIR  # elsewhere (tests/test_figures.py does this)
     python docs/figures.py huber_family bce_clamp   # only some
 
 Every value and every gradient plotted comes from ``losskit.functional.<name>_forward_backward``
