@@ -364,6 +364,301 @@ void bind(py::module_& m) {
 }
 
 // ---- classification bindings ----
+// One binding per loss, whose first argument `mode` is 0 forward, 1 backward, 2 forward_backward;
+// the result is (loss or None, grad_input or None, grad_target or None). Class-index targets arrive
+// as C-contiguous int64 arrays (the Python layer converts any integer dtype).
+View<int64_t> classification_index_view(const py::handle& obj, const char* function) {
+  if (!py::array_t<int64_t, py::array::c_style>::check_(obj))
+    throw losskit::TypeError(std::string(function) + ": target expected an int64 array");
+  auto a = py::reinterpret_borrow<py::array>(obj);
+  if (!(a.flags() & py::array::c_style))
+    throw losskit::ValueError(std::string(function) + ": target expected a C-contiguous array");
+  return View<int64_t>(static_cast<const int64_t*>(a.data()), shape_of<int64_t>(a));
+}
+
+// Large gradients come from a one-slot cache: the buffer of the most recently freed large
+// classification gradient is reused by the next call that fits it. A fresh N x C buffer costs a
+// page fault and the kernel's zeroing per 4 KiB page on first touch, as much again as the kernel's
+// own write of the gradient; in a training loop, where each step's gradient is dropped before the
+// next step, the cache removes that cost. At most one buffer (the last freed) is kept; every kernel
+// writes every element of its gradient, so a reused buffer is never read uninitialised.
+struct ClassificationGradCache {  // std::mutex and std::malloc come with pybind11's headers
+  std::mutex mutex;
+  void* data = nullptr;
+  size_t bytes = 0;
+};
+ClassificationGradCache& classification_grad_cache() {
+  static auto* cache = new ClassificationGradCache;  // never destroyed: capsules may outlive exit
+  return *cache;
+}
+constexpr size_t kClassificationCacheMin = size_t{4} << 20;
+
+template <class T>
+Array<T> classification_grad_array(const Shape& shape) {
+  size_t bytes = sizeof(T);
+  for (int64_t d : shape) bytes *= static_cast<size_t>(d);
+  if (bytes < kClassificationCacheMin) return new_array<T>(shape);
+  void* data = nullptr;
+  size_t capacity = 0;
+  {
+    auto& cache = classification_grad_cache();
+    std::lock_guard<std::mutex> lock(cache.mutex);
+    if (cache.data && cache.bytes >= bytes && cache.bytes <= 2 * bytes) {
+      data = cache.data;
+      capacity = cache.bytes;
+      cache.data = nullptr;
+      cache.bytes = 0;
+    }
+  }
+  if (!data) {
+    data = std::malloc(bytes);
+    if (!data) throw std::bad_alloc();
+    capacity = bytes;
+  }
+  auto* record = new std::pair<void*, size_t>(data, capacity);
+  py::capsule owner(record, [](void* p) {
+    auto* rec = static_cast<std::pair<void*, size_t>*>(p);
+    void* spill = rec->first;
+    {
+      auto& cache = classification_grad_cache();
+      std::lock_guard<std::mutex> lock(cache.mutex);
+      if (!cache.data || cache.bytes < rec->second) {
+        std::swap(spill, cache.data);  // keep the larger buffer
+        cache.bytes = rec->second;
+      }
+    }
+    std::free(spill);
+    delete rec;
+  });
+  std::vector<py::ssize_t> dims(shape.begin(), shape.end());
+  return Array<T>(dims, static_cast<T*>(data), owner);
+}
+
+template <class T, class Run>
+py::tuple classification_call(int mode, const char* function, const py::handle& grad_output,
+                              const Shape& loss_shape, const Shape& input_shape,
+                              bool want_target_grad, Run&& run) {
+  if (mode < 0 || mode > 2)
+    throw losskit::ValueError(std::string(function) + ": mode expected 0, 1 or 2");
+  const View<T> go = as_view<T>(grad_output, function, "grad_output");
+  py::object out = py::none(), grad_input = py::none(), grad_target = py::none();
+  MutView<T> out_v, gi_v, gt_v;
+  if (mode != 1) {
+    auto a = new_array<T>(loss_shape);
+    out_v = as_mut(a);
+    out = std::move(a);
+  }
+  if (mode != 0) {
+    auto a = classification_grad_array<T>(input_shape);
+    gi_v = as_mut(a);
+    grad_input = std::move(a);
+    if (want_target_grad) {
+      auto b = classification_grad_array<T>(input_shape);
+      gt_v = as_mut(b);
+      grad_target = std::move(b);
+    }
+  }
+  {
+    py::gil_scoped_release release;
+    run(go, out_v, gi_v, gt_v);
+  }
+  return py::make_tuple(out, grad_input, grad_target);
+}
+
+bool classification_is_float32(const py::handle& input) {
+  return py::isinstance<py::array>(input) &&
+         py::reinterpret_borrow<py::array>(input).dtype().is(py::dtype::of<float>());
+}
+
+Shape classification_shape(const py::handle& a) {
+  auto arr = py::reinterpret_borrow<py::array>(a);
+  return Shape(arr.shape(), arr.shape() + arr.ndim());
+}
+
+template <class T>
+py::tuple classification_cross_entropy(int mode, const py::handle& input, const py::handle& target,
+                                       const py::handle& weight, const py::handle& grad_output,
+                                       const std::string& reduction, int64_t ignore_index,
+                                       double label_smoothing, bool probabilities,
+                                       bool want_target_grad) {
+  const char* fn = "cross_entropy";
+  const View<T> x = as_view<T>(input, fn, "input");
+  const View<T> w = as_view<T>(weight, fn, "weight");
+  const losskit::CrossEntropyOptions o{losskit::parse_reduction(reduction, fn), ignore_index,
+                                       label_smoothing};
+  const Shape loss_shape =
+      o.reduction == Reduction::None ? losskit::classification_output_shape(x.shape) : Shape{};
+  if (probabilities) {
+    const View<T> y = as_view<T>(target, fn, "target");
+    return classification_call<T>(
+        mode, fn, grad_output, loss_shape, x.shape, want_target_grad,
+        [&](View<T> go, MutView<T> out, MutView<T> gi, MutView<T> gt) {
+          if (mode == 0) losskit::cross_entropy(x, y, w, out, o);
+          else if (mode == 1) losskit::cross_entropy_backward(go, x, y, w, gi, gt, o);
+          else losskit::cross_entropy_forward_backward(x, y, w, go, out, gi, gt, o);
+        });
+  }
+  const View<int64_t> t = classification_index_view(target, fn);
+  return classification_call<T>(
+      mode, fn, grad_output, loss_shape, x.shape, false,
+      [&](View<T> go, MutView<T> out, MutView<T> gi, MutView<T>) {
+        if (mode == 0) losskit::cross_entropy(x, t, w, out, o);
+        else if (mode == 1) losskit::cross_entropy_backward(go, x, t, w, gi, o);
+        else losskit::cross_entropy_forward_backward(x, t, w, go, out, gi, o);
+      });
+}
+
+template <class T>
+py::tuple classification_nll_loss(int mode, const py::handle& input, const py::handle& target,
+                                  const py::handle& weight, const py::handle& grad_output,
+                                  const std::string& reduction, int64_t ignore_index) {
+  const char* fn = "nll_loss";
+  const View<T> x = as_view<T>(input, fn, "input");
+  const View<T> w = as_view<T>(weight, fn, "weight");
+  const View<int64_t> t = classification_index_view(target, fn);
+  const losskit::NllLossOptions o{losskit::parse_reduction(reduction, fn), ignore_index};
+  const Shape loss_shape =
+      o.reduction == Reduction::None ? losskit::classification_output_shape(x.shape) : Shape{};
+  return classification_call<T>(
+      mode, fn, grad_output, loss_shape, x.shape, false,
+      [&](View<T> go, MutView<T> out, MutView<T> gi, MutView<T>) {
+        if (mode == 0) losskit::nll_loss(x, t, w, out, o);
+        else if (mode == 1) losskit::nll_loss_backward(go, x, t, w, gi, o);
+        else losskit::nll_loss_forward_backward(x, t, w, go, out, gi, o);
+      });
+}
+
+template <class T>
+py::tuple classification_multi_margin_loss(int mode, const py::handle& input,
+                                           const py::handle& target, const py::handle& weight,
+                                           const py::handle& grad_output,
+                                           const std::string& reduction, int p, double margin) {
+  const char* fn = "multi_margin_loss";
+  const View<T> x = as_view<T>(input, fn, "input");
+  const View<T> w = as_view<T>(weight, fn, "weight");
+  const View<int64_t> t = classification_index_view(target, fn);
+  const losskit::MultiMarginLossOptions o{losskit::parse_reduction(reduction, fn), p, margin};
+  const Shape loss_shape = o.reduction == Reduction::None ? t.shape : Shape{};
+  return classification_call<T>(
+      mode, fn, grad_output, loss_shape, x.shape, false,
+      [&](View<T> go, MutView<T> out, MutView<T> gi, MutView<T>) {
+        if (mode == 0) losskit::multi_margin_loss(x, t, w, out, o);
+        else if (mode == 1) losskit::multi_margin_loss_backward(go, x, t, w, gi, o);
+        else losskit::multi_margin_loss_forward_backward(x, t, w, go, out, gi, o);
+      });
+}
+
+template <class T>
+py::tuple classification_multilabel_margin_loss(int mode, const py::handle& input,
+                                                const py::handle& target,
+                                                const py::handle& grad_output,
+                                                const std::string& reduction) {
+  const char* fn = "multilabel_margin_loss";
+  const View<T> x = as_view<T>(input, fn, "input");
+  const View<int64_t> t = classification_index_view(target, fn);
+  const losskit::MultilabelMarginLossOptions o{losskit::parse_reduction(reduction, fn)};
+  const Shape loss_shape =
+      o.reduction == Reduction::None ? losskit::classification_output_shape(x.shape) : Shape{};
+  return classification_call<T>(
+      mode, fn, grad_output, loss_shape, x.shape, false,
+      [&](View<T> go, MutView<T> out, MutView<T> gi, MutView<T>) {
+        if (mode == 0) losskit::multilabel_margin_loss(x, t, out, o);
+        else if (mode == 1) losskit::multilabel_margin_loss_backward(go, x, t, gi, o);
+        else losskit::multilabel_margin_loss_forward_backward(x, t, go, out, gi, o);
+      });
+}
+
+template <class T>
+py::tuple classification_multilabel_soft_margin_loss(int mode, const py::handle& input,
+                                                     const py::handle& target,
+                                                     const py::handle& weight,
+                                                     const py::handle& grad_output,
+                                                     const std::string& reduction,
+                                                     bool want_target_grad) {
+  const char* fn = "multilabel_soft_margin_loss";
+  const View<T> x = as_view<T>(input, fn, "input");
+  const View<T> y = as_view<T>(target, fn, "target");
+  const View<T> w = as_view<T>(weight, fn, "weight");
+  const losskit::MultilabelSoftMarginLossOptions o{losskit::parse_reduction(reduction, fn)};
+  const Shape loss_shape = o.reduction == Reduction::None
+                               ? losskit::classification_output_shape(x.shape, true)
+                               : Shape{};
+  return classification_call<T>(
+      mode, fn, grad_output, loss_shape, x.shape, want_target_grad,
+      [&](View<T> go, MutView<T> out, MutView<T> gi, MutView<T> gt) {
+        if (mode == 0) losskit::multilabel_soft_margin_loss(x, y, w, out, o);
+        else if (mode == 1) losskit::multilabel_soft_margin_loss_backward(go, x, y, w, gi, gt, o);
+        else losskit::multilabel_soft_margin_loss_forward_backward(x, y, w, go, out, gi, gt, o);
+      });
+}
+
+void classification_bind(py::module_& m) {
+  m.def(
+      "cross_entropy",
+      [](int mode, const py::object& input, const py::object& target, const py::object& weight,
+         const py::object& grad_output, const std::string& reduction, int64_t ignore_index,
+         double label_smoothing, bool probabilities, bool want_target_grad) {
+        return classification_is_float32(input)
+                   ? classification_cross_entropy<float>(mode, input, target, weight, grad_output,
+                                                         reduction, ignore_index, label_smoothing,
+                                                         probabilities, want_target_grad)
+                   : classification_cross_entropy<double>(mode, input, target, weight,
+                                                          grad_output, reduction, ignore_index,
+                                                          label_smoothing, probabilities,
+                                                          want_target_grad);
+      },
+      py::arg("mode"), py::arg("input"), py::arg("target"), py::arg("weight"),
+      py::arg("grad_output"), py::arg("reduction"), py::arg("ignore_index"),
+      py::arg("label_smoothing"), py::arg("probabilities"), py::arg("want_target_grad"));
+  m.def(
+      "nll_loss",
+      [](int mode, const py::object& input, const py::object& target, const py::object& weight,
+         const py::object& grad_output, const std::string& reduction, int64_t ignore_index) {
+        return classification_is_float32(input)
+                   ? classification_nll_loss<float>(mode, input, target, weight, grad_output,
+                                                    reduction, ignore_index)
+                   : classification_nll_loss<double>(mode, input, target, weight, grad_output,
+                                                     reduction, ignore_index);
+      },
+      py::arg("mode"), py::arg("input"), py::arg("target"), py::arg("weight"),
+      py::arg("grad_output"), py::arg("reduction"), py::arg("ignore_index"));
+  m.def(
+      "multi_margin_loss",
+      [](int mode, const py::object& input, const py::object& target, const py::object& weight,
+         const py::object& grad_output, const std::string& reduction, int p, double margin) {
+        return classification_is_float32(input)
+                   ? classification_multi_margin_loss<float>(mode, input, target, weight,
+                                                             grad_output, reduction, p, margin)
+                   : classification_multi_margin_loss<double>(mode, input, target, weight,
+                                                              grad_output, reduction, p, margin);
+      },
+      py::arg("mode"), py::arg("input"), py::arg("target"), py::arg("weight"),
+      py::arg("grad_output"), py::arg("reduction"), py::arg("p"), py::arg("margin"));
+  m.def(
+      "multilabel_margin_loss",
+      [](int mode, const py::object& input, const py::object& target,
+         const py::object& grad_output, const std::string& reduction) {
+        return classification_is_float32(input)
+                   ? classification_multilabel_margin_loss<float>(mode, input, target,
+                                                                  grad_output, reduction)
+                   : classification_multilabel_margin_loss<double>(mode, input, target,
+                                                                   grad_output, reduction);
+      },
+      py::arg("mode"), py::arg("input"), py::arg("target"), py::arg("grad_output"),
+      py::arg("reduction"));
+  m.def(
+      "multilabel_soft_margin_loss",
+      [](int mode, const py::object& input, const py::object& target, const py::object& weight,
+         const py::object& grad_output, const std::string& reduction, bool want_target_grad) {
+        return classification_is_float32(input)
+                   ? classification_multilabel_soft_margin_loss<float>(
+                         mode, input, target, weight, grad_output, reduction, want_target_grad)
+                   : classification_multilabel_soft_margin_loss<double>(
+                         mode, input, target, weight, grad_output, reduction, want_target_grad);
+      },
+      py::arg("mode"), py::arg("input"), py::arg("target"), py::arg("weight"),
+      py::arg("grad_output"), py::arg("reduction"), py::arg("want_target_grad"));
+}
 // ---- embedding bindings ----
 // ---- ctc bindings ----
 // ---- large_vocab bindings ----
@@ -440,6 +735,7 @@ PYBIND11_MODULE(_core, m) {
   bind<MarginRanking>(m);
   bind<HingeEmbedding>(m);
   // classification: register bindings here
+  classification_bind(m);
   // embedding: register bindings here
   // ctc: register bindings here
   // large_vocab: register bindings here

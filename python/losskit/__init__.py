@@ -26,6 +26,11 @@ from .modules import (
     SmoothL1Loss,
     SoftMarginLoss,
     # classification classes
+    CrossEntropyLoss,
+    MultiLabelMarginLoss,
+    MultiLabelSoftMarginLoss,
+    MultiMarginLoss,
+    NLLLoss,
     # embedding classes
     # ctc classes
     # large_vocab classes
@@ -55,6 +60,11 @@ __all__ = [
     "SmoothL1Loss",
     "SoftMarginLoss",
     # classification names
+    "CrossEntropyLoss",
+    "MultiLabelMarginLoss",
+    "MultiLabelSoftMarginLoss",
+    "MultiMarginLoss",
+    "NLLLoss",
     # embedding names
     # ctc names
     # large_vocab names

@@ -208,6 +208,75 @@ class HingeEmbeddingLoss(_Loss):
 
 
 # ---- classification ----
+class CrossEntropyLoss(_Loss):
+    """Softmax cross-entropy (class indices or probabilities); see :func:`losskit.functional.cross_entropy`."""
+
+    _function = "cross_entropy"
+
+    def __init__(self, weight: Any = None, size_average: Optional[bool] = None, ignore_index: int = -100,
+                 reduce: Optional[bool] = None, reduction: str = "mean", label_smoothing: float = 0.0) -> None:
+        super().__init__(size_average, reduce, reduction)
+        self.weight = weight
+        self.ignore_index = ignore_index
+        self.label_smoothing = label_smoothing
+
+    def _kwargs(self) -> Dict[str, Any]:
+        return {"weight": self.weight, "ignore_index": self.ignore_index, "reduction": self.reduction,
+                "label_smoothing": self.label_smoothing}
+
+
+class NLLLoss(_Loss):
+    """Negative log-likelihood of log-probabilities (also torch's NLLLoss2d on 4-D input); see
+    :func:`losskit.functional.nll_loss`."""
+
+    _function = "nll_loss"
+
+    def __init__(self, weight: Any = None, size_average: Optional[bool] = None, ignore_index: int = -100,
+                 reduce: Optional[bool] = None, reduction: str = "mean") -> None:
+        super().__init__(size_average, reduce, reduction)
+        self.weight = weight
+        self.ignore_index = ignore_index
+
+    def _kwargs(self) -> Dict[str, Any]:
+        return {"weight": self.weight, "ignore_index": self.ignore_index, "reduction": self.reduction}
+
+
+class MultiMarginLoss(_Loss):
+    """Multi-class hinge loss; see :func:`losskit.functional.multi_margin_loss`."""
+
+    _function = "multi_margin_loss"
+
+    def __init__(self, p: int = 1, margin: float = 1.0, weight: Any = None, size_average: Optional[bool] = None,
+                 reduce: Optional[bool] = None, reduction: str = "mean") -> None:
+        super().__init__(size_average, reduce, reduction)
+        if p not in (1, 2):
+            raise ValueError(f"MultiMarginLoss: p expected 1 or 2, got {p!r}")
+        self.p = p
+        self.margin = margin
+        self.weight = weight
+
+    def _kwargs(self) -> Dict[str, Any]:
+        return {"p": self.p, "margin": self.margin, "weight": self.weight, "reduction": self.reduction}
+
+
+class MultiLabelMarginLoss(_Loss):
+    """Multi-label hinge loss; see :func:`losskit.functional.multilabel_margin_loss`."""
+
+    _function = "multilabel_margin_loss"
+
+
+class MultiLabelSoftMarginLoss(_Loss):
+    """Multi-label logistic loss; see :func:`losskit.functional.multilabel_soft_margin_loss`."""
+
+    _function = "multilabel_soft_margin_loss"
+
+    def __init__(self, weight: Any = None, size_average: Optional[bool] = None, reduce: Optional[bool] = None,
+                 reduction: str = "mean") -> None:
+        super().__init__(size_average, reduce, reduction)
+        self.weight = weight
+
+    def _kwargs(self) -> Dict[str, Any]:
+        return {"weight": self.weight, "reduction": self.reduction}
 
 
 # ---- embedding ----

@@ -4,6 +4,7 @@
 #include "losskit/errors.hpp"
 #include "losskit/pointwise.hpp"
 // classification header
+#include "losskit/classification.hpp"
 // embedding header
 // ctc header
 // large_vocab header

@@ -1,0 +1,145 @@
+// Classification losses (torch.nn: CrossEntropyLoss, NLLLoss, MultiMarginLoss,
+// MultiLabelMarginLoss, MultiLabelSoftMarginLoss).
+//
+// Formulas, gradients and edge values are documented once, in the Python docstrings of
+// losskit.functional (python/losskit/functional.py) and in docs/classification.md.
+//
+// Every loss has three entry points with torch's argument order, as in pointwise.hpp:
+//   NAME(inputs..., output, options)
+//   NAME_backward(grad_output, inputs..., grads..., options)
+//   NAME_forward_backward(inputs..., grad_output, output, grads..., options)
+// * `input` is (C), (N, C) or, for cross_entropy and nll_loss, (N, C, d1, ..., dK) with the
+//   class dimension second. Class-index targets are int64 views of shape (), (N) or
+//   (N, d1, ..., dK). Optional class weights are `{}` when absent, else shape (C).
+// * The unreduced output has classification_output_shape(...) and a reduced one shape {}.
+// * grad_output is a 0-d view for reduced losses and an output-shaped view for Reduction::None;
+//   an absent grad_output (`{}`) means 1 (ones), in NAME_backward too (API.md: the classes'
+//   backward(None)).
+// * Gradients have the shape of their input; `{}` for gradients not wanted.
+// * cross_entropy_forward_backward reads each logit row once from memory (online max and sum of
+//   exponentials over cache-sized chunks) and writes the gradient once; nothing of size N x C is
+//   allocated (scratch is O(threads + rows)).
+// All checks (shapes, options, every class index) run before any work and throw
+// losskit::ValueError / IndexError (out-of-range class index) / TypeError.
+// float and double are instantiated.
+#pragma once
+
+#include <cstdint>
+
+#include "losskit/reduction.hpp"
+#include "losskit/view.hpp"
+
+namespace losskit {
+
+struct CrossEntropyOptions {
+  Reduction reduction = Reduction::Mean;
+  int64_t ignore_index = -100;
+  double label_smoothing = 0.0;
+};
+struct NllLossOptions {
+  Reduction reduction = Reduction::Mean;
+  int64_t ignore_index = -100;
+};
+struct MultiMarginLossOptions {
+  Reduction reduction = Reduction::Mean;
+  int p = 1;  // 1 or 2
+  double margin = 1.0;
+};
+struct MultilabelMarginLossOptions {
+  Reduction reduction = Reduction::Mean;
+};
+struct MultilabelSoftMarginLossOptions {
+  Reduction reduction = Reduction::Mean;
+};
+
+// Shape of the unreduced loss of a class-dimension loss: input (C) -> (), (N, C) -> (N),
+// (N, C, d1..dK) -> (N, d1..dK). `class_dim_last` (multilabel_soft_margin_loss) drops the last
+// dimension instead.
+Shape classification_output_shape(const Shape& input, bool class_dim_last = false);
+
+// ---- cross_entropy, class-index targets ----------------------------------------------------
+template <class T>
+void cross_entropy(View<T> input, View<int64_t> target, View<T> weight, MutView<T> output,
+                   const CrossEntropyOptions& options = {});
+template <class T>
+void cross_entropy_backward(View<T> grad_output, View<T> input, View<int64_t> target,
+                            View<T> weight, MutView<T> grad_input,
+                            const CrossEntropyOptions& options = {});
+template <class T>
+void cross_entropy_forward_backward(View<T> input, View<int64_t> target, View<T> weight,
+                                    View<T> grad_output, MutView<T> output,
+                                    MutView<T> grad_input,
+                                    const CrossEntropyOptions& options = {});
+
+// ---- cross_entropy, class-probability targets (target has the input's shape) ---------------
+// options.ignore_index must be negative (torch: not supported for probability targets).
+template <class T>
+void cross_entropy(View<T> input, View<T> target, View<T> weight, MutView<T> output,
+                   const CrossEntropyOptions& options = {});
+template <class T>
+void cross_entropy_backward(View<T> grad_output, View<T> input, View<T> target, View<T> weight,
+                            MutView<T> grad_input, MutView<T> grad_target,
+                            const CrossEntropyOptions& options = {});
+template <class T>
+void cross_entropy_forward_backward(View<T> input, View<T> target, View<T> weight,
+                                    View<T> grad_output, MutView<T> output,
+                                    MutView<T> grad_input, MutView<T> grad_target,
+                                    const CrossEntropyOptions& options = {});
+
+// ---- nll_loss (input: log-probabilities; 4-D input is torch's old NLLLoss2d) ----------------
+template <class T>
+void nll_loss(View<T> input, View<int64_t> target, View<T> weight, MutView<T> output,
+              const NllLossOptions& options = {});
+template <class T>
+void nll_loss_backward(View<T> grad_output, View<T> input, View<int64_t> target, View<T> weight,
+                       MutView<T> grad_input, const NllLossOptions& options = {});
+template <class T>
+void nll_loss_forward_backward(View<T> input, View<int64_t> target, View<T> weight,
+                               View<T> grad_output, MutView<T> output, MutView<T> grad_input,
+                               const NllLossOptions& options = {});
+
+// ---- multi_margin_loss: input (C) or (N, C), target () or (N) ------------------------------
+template <class T>
+void multi_margin_loss(View<T> input, View<int64_t> target, View<T> weight, MutView<T> output,
+                       const MultiMarginLossOptions& options = {});
+template <class T>
+void multi_margin_loss_backward(View<T> grad_output, View<T> input, View<int64_t> target,
+                                View<T> weight, MutView<T> grad_input,
+                                const MultiMarginLossOptions& options = {});
+template <class T>
+void multi_margin_loss_forward_backward(View<T> input, View<int64_t> target, View<T> weight,
+                                        View<T> grad_output, MutView<T> output,
+                                        MutView<T> grad_input,
+                                        const MultiMarginLossOptions& options = {});
+
+// ---- multilabel_margin_loss: input (C) or (N, C), target of the same shape, -1 padded -------
+template <class T>
+void multilabel_margin_loss(View<T> input, View<int64_t> target, MutView<T> output,
+                            const MultilabelMarginLossOptions& options = {});
+template <class T>
+void multilabel_margin_loss_backward(View<T> grad_output, View<T> input, View<int64_t> target,
+                                     MutView<T> grad_input,
+                                     const MultilabelMarginLossOptions& options = {});
+template <class T>
+void multilabel_margin_loss_forward_backward(View<T> input, View<int64_t> target,
+                                             View<T> grad_output, MutView<T> output,
+                                             MutView<T> grad_input,
+                                             const MultilabelMarginLossOptions& options = {});
+
+// ---- multilabel_soft_margin_loss: input (..., C), target alike, weight (C) or input-shaped ---
+template <class T>
+void multilabel_soft_margin_loss(View<T> input, View<T> target, View<T> weight,
+                                 MutView<T> output,
+                                 const MultilabelSoftMarginLossOptions& options = {});
+template <class T>
+void multilabel_soft_margin_loss_backward(View<T> grad_output, View<T> input, View<T> target,
+                                          View<T> weight, MutView<T> grad_input,
+                                          MutView<T> grad_target,
+                                          const MultilabelSoftMarginLossOptions& options = {});
+template <class T>
+void multilabel_soft_margin_loss_forward_backward(
+    View<T> input, View<T> target, View<T> weight, View<T> grad_output, MutView<T> output,
+    MutView<T> grad_input, MutView<T> grad_target,
+    const MultilabelSoftMarginLossOptions& options = {});
+
+}  // namespace losskit

@@ -1,0 +1,736 @@
+// Entry points of the classification family: checks (shapes, options, and a pre-pass over every
+// class index) before any work, then the kernels of the active instruction set, threaded over
+// fixed blocks of positions so every reduction is bitwise the same for any thread count.
+#include "losskit/classification.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "classification/classification_kernels.hpp"
+#include "common/checks.hpp"
+#include "common/cpu_dispatch.hpp"
+#include "common/parallel.hpp"
+#include "common/reduce.hpp"
+#include "losskit/threads.hpp"
+
+namespace losskit {
+
+namespace detail {
+
+template <class T>
+const ClassificationKernels<T>& classification_kernels() {
+  static const auto tables = [] {
+    std::vector<ClassificationKernels<T>> t;
+#define LOSSKIT_KERNEL_ENTRY(ns)          \
+  t.emplace_back();                       \
+  kernels::ns::classification_table(&t.back());
+    LOSSKIT_FOR_EACH_TARGET(LOSSKIT_KERNEL_ENTRY)
+#undef LOSSKIT_KERNEL_ENTRY
+    return t;
+  }();
+  const int wanted = static_cast<int>(active_cpu_target());
+  const int available = static_cast<int>(tables.size());
+  return tables[static_cast<size_t>(wanted < available ? wanted : available - 1)];
+}
+
+namespace units {
+
+// A block of positions ("unit") holds about kUnitElems elements; a thread gets at least
+// kThreadElems elements, so small inputs stay on the calling thread. Unit boundaries depend only
+// on the shape, never on the thread count.
+constexpr int64_t kUnitElems = 16384;
+constexpr int64_t kThreadElems = 32768;
+// Rows of at least this many classes are split across threads when there are too few rows.
+constexpr int64_t kInRowMinClasses = 16384;
+constexpr int64_t kNllTile = 256;
+
+int64_t rows_per_unit(int64_t C) {
+  return std::clamp<int64_t>(kUnitElems / std::max<int64_t>(C, 1), 1, 1024);
+}
+
+// Runs fn(unit, thread) -> double over units in parallel and combines the unit sums in the
+// fixed tree of combine_partials.
+template <class Fn>
+double run_units(int64_t nunits, int64_t elems_per_unit, Fn&& fn) {
+  if (nunits <= 0) return 0.0;
+  std::vector<double> partials(static_cast<size_t>(nunits), 0.0);
+  const int64_t grain = std::max<int64_t>(1, kThreadElems / std::max<int64_t>(1, elems_per_unit));
+  parallel_for(0, nunits, grain, [&](int64_t u0, int64_t u1, int thread) {
+    for (int64_t u = u0; u < u1; ++u) partials[static_cast<size_t>(u)] = fn(u, thread);
+  });
+  return combine_partials(partials.data(), nunits);
+}
+
+}  // namespace units
+
+template <class T>
+double cross_entropy_rows(const CeArgs<T>& a) {
+  using namespace units;
+  const CeKernels<T>& k = classification_kernels<T>().ce;
+  const int64_t N = a.N, C = a.C;
+  const int64_t R = rows_per_unit(C);
+  const int64_t nunits = (N + R - 1) / R;
+  const int nthreads = get_num_threads();
+  if (nthreads > 1 && N < 2 * nthreads && C >= kInRowMinClasses) {
+    // Few long rows: the chunks of all rows run in parallel (one region for the statistics, one
+    // for the gradient); statistics are folded in chunk order by the same functions the row path
+    // uses, so the bits do not change.
+    const int64_t nchunks = (C + kCeChunk - 1) / kCeChunk;
+    std::vector<CeStats> stats(static_cast<size_t>(N * nchunks));
+    std::vector<CeRowConsts> consts(static_cast<size_t>(N));
+    std::vector<T> xt(static_cast<size_t>(N));
+    std::vector<double> partials(static_cast<size_t>(nunits), 0.0);
+    constexpr int64_t kGrainChunks = 4;
+    for (int64_t r = 0; r < N; ++r) xt[static_cast<size_t>(r)] = k.target_logit(a, r);
+    parallel_for(0, N * nchunks, kGrainChunks, [&](int64_t i0, int64_t i1, int) {
+      for (int64_t i = i0; i < i1;) {  // runs of chunks within one row
+        const int64_t r = i / nchunks, k0 = i % nchunks;
+        const int64_t k1 = std::min(nchunks, k0 + (i1 - i));
+        k.row_stats(a, r, k0, k1, stats.data() + i);
+        i += k1 - k0;
+      }
+    });
+    for (int64_t r = 0; r < N; ++r) {
+      CeStats acc;
+      for (int64_t c = 0; c < nchunks; ++c) k.combine(acc, stats[static_cast<size_t>(r * nchunks + c)]);
+      partials[static_cast<size_t>(r / R)] +=
+          k.row_finish(a, r, acc, xt[static_cast<size_t>(r)], &consts[static_cast<size_t>(r)]);
+    }
+    if (a.grad || a.grad_target) {
+      parallel_for(0, N * nchunks, kGrainChunks, [&](int64_t i0, int64_t i1, int) {
+        for (int64_t i = i0; i < i1;) {
+          const int64_t r = i / nchunks, k0 = i % nchunks;
+          const int64_t k1 = std::min(nchunks, k0 + (i1 - i));
+          k.row_grad(a, r, consts[static_cast<size_t>(r)], k0, k1, stats.data() + i);
+          i += k1 - k0;
+        }
+      });
+      for (int64_t r = 0; r < N; ++r) {
+        const CeRowConsts& rc = consts[static_cast<size_t>(r)];
+        if (a.grad && rc.target >= 0) {
+          T& gt = a.grad[r * C + rc.target];
+          gt = static_cast<T>(gt - static_cast<T>(rc.fix));
+        }
+      }
+    }
+    return combine_partials(partials.data(), nunits);
+  }
+  return run_units(nunits, R * C, [&](int64_t u, int) {
+    return k.rows(a, u * R, std::min(N, (u + 1) * R));
+  });
+}
+
+template double cross_entropy_rows<float>(const CeArgs<float>&);
+template double cross_entropy_rows<double>(const CeArgs<double>&);
+
+}  // namespace detail
+
+Shape classification_output_shape(const Shape& input, bool class_dim_last) {
+  if (input.empty()) return {};
+  Shape out;
+  if (class_dim_last) return Shape(input.begin(), input.end() - 1);
+  if (input.size() == 1) return {};
+  out.push_back(input[0]);
+  out.insert(out.end(), input.begin() + 2, input.end());
+  return out;
+}
+
+namespace {
+
+using detail::CeArgs;
+using detail::units::kNllTile;
+using detail::units::kUnitElems;
+using detail::units::rows_per_unit;
+using detail::units::run_units;
+using detail::fail_index;
+using detail::fail_value;
+
+// What a call computes: the loss (output present), the gradients (any present), or both.
+template <class T>
+struct Mode {
+  MutView<T> output;
+  View<T> grad_output;  // absent: 1 (ones)
+  MutView<T> grad_input;
+  MutView<T> grad_target;
+  bool backward = false;
+};
+
+void check_reduction(const char* fn, Reduction r) {
+  if (r == Reduction::BatchMean)
+    fail_value(fn, "reduction", "one of 'none', 'mean', 'sum'", "'batchmean'");
+}
+
+// (N, C, S) of a class-dimension-second input; C and S as torch reads them.
+struct Layout {
+  int64_t N = 1, C = 0, S = 1;
+  Shape out;  // unreduced output shape (= class-index target shape)
+};
+
+template <class T>
+Layout class_layout(const char* fn, const View<T>& input, bool allow_kdim) {
+  detail::check_required(fn, "input", input);
+  const int64_t d = input.dim();
+  if (d < 1 || (!allow_kdim && d > 2))
+    fail_value(fn, "input", allow_kdim ? "a (C), (N, C) or (N, C, d1, ..., dK) array"
+                                       : "a (C) or (N, C) array",
+               "shape " + shape_to_string(input.shape));
+  Layout l;
+  if (d == 1) {
+    l.C = input.shape[0];
+  } else {
+    l.N = input.shape[0];
+    l.C = input.shape[1];
+    for (int64_t i = 2; i < d; ++i) l.S *= input.shape[static_cast<size_t>(i)];
+  }
+  l.out = classification_output_shape(input.shape);
+  return l;
+}
+
+template <class T>
+void check_class_weight(const char* fn, const View<T>& weight, int64_t C) {
+  if (!weight.present() && weight.shape.empty()) return;
+  detail::check_required(fn, "weight", weight);
+  if (weight.shape != Shape{C})
+    fail_value(fn, "weight", "a weight for each of the " + std::to_string(C) +
+                                 " classes, shape (" + std::to_string(C) + ",)",
+               "shape " + shape_to_string(weight.shape));
+}
+
+// Output and grad_output shapes; returns the scalar grad_output of a reduced loss (1 if absent).
+template <class T>
+double check_mode(const char* fn, const Mode<T>& m, Reduction r, const Shape& out_shape,
+                  const Shape& input_shape, const Shape* target_shape) {
+  const Shape loss_shape = r == Reduction::None ? out_shape : Shape{};
+  if (m.output.present() || m.output.shape != Shape{})
+    detail::check_output(fn, "output", m.output, loss_shape);
+  if (m.backward) {
+    if (m.grad_output.present() || !m.grad_output.shape.empty()) {
+      detail::check_required(fn, "grad_output", m.grad_output);
+      detail::check_shape_equal(fn, "grad_output", m.grad_output.shape, loss_shape,
+                                r == Reduction::None ? "the loss's shape" : "a scalar, shape");
+    }
+    if (m.grad_input.present() || !m.grad_input.shape.empty())
+      detail::check_output(fn, "grad_input", m.grad_input, input_shape);
+    if (target_shape && (m.grad_target.present() || !m.grad_target.shape.empty()))
+      detail::check_output(fn, "grad_target", m.grad_target, *target_shape);
+  }
+  if (r != Reduction::None && m.grad_output.present()) return static_cast<double>(m.grad_output.data[0]);
+  return 1.0;
+}
+
+// Writes a reduced result.
+template <class T>
+void write_reduced(const Mode<T>& m, Reduction r, double total, double denom) {
+  if (r == Reduction::None || !m.output.present()) return;
+  m.output.data[0] = static_cast<T>(r == Reduction::Mean ? total / denom : total);
+}
+
+// The pre-pass over class indices: each is ignore_index or in [0, C); returns the sum of the
+// weights of the counted targets (their number without weights), in position order.
+template <class T>
+double check_targets(const char* fn, const View<int64_t>& target, int64_t C, int64_t ignore_index,
+                     const T* weight) {
+  double total = 0.0;
+  const int64_t n = target.numel();
+  for (int64_t p = 0; p < n; ++p) {
+    const int64_t t = target.data[p];
+    if (t == ignore_index) continue;
+    if (t < 0 || t >= C)
+      fail_index(fn, "target", "class indices in [0, " + std::to_string(C) + ") or ignore_index " +
+                                   std::to_string(ignore_index),
+                 std::to_string(t));
+    total += weight ? static_cast<double>(weight[t]) : 1.0;
+  }
+  return total;
+}
+
+// ---- cross_entropy ---------------------------------------------------------------------------
+
+template <class T>
+double ce_run(const CeArgs<T>& a) {
+  if (a.S == 1) return detail::cross_entropy_rows(a);
+  const auto& k = detail::classification_kernels<T>().ce;
+  const int64_t tiles = (a.S + detail::kCeTile - 1) / detail::kCeTile;
+  return run_units(a.N * tiles, a.C * detail::kCeTile, [&](int64_t u, int) {
+    const int64_t n = u / tiles, s0 = (u % tiles) * detail::kCeTile;
+    return k.tile(a, n, s0, std::min(a.S, s0 + detail::kCeTile));
+  });
+}
+
+void check_smoothing(const char* fn, double eps) {
+  if (!(eps >= 0.0 && eps <= 1.0))
+    fail_value(fn, "label_smoothing", "a value between 0.0 and 1.0", std::to_string(eps));
+}
+
+template <class T>
+CeArgs<T> ce_common(const Layout& l, View<T> input, View<T> weight, const CrossEntropyOptions& o) {
+  CeArgs<T> a;
+  a.input = input.data;
+  a.weight = weight.data;
+  a.N = l.N;
+  a.C = l.C;
+  a.S = l.S;
+  a.ignore_index = o.ignore_index;
+  a.smoothing = o.label_smoothing;
+  a.weight_sum = weight.present() ? detail::blocked_sum(weight.data, l.C) : static_cast<double>(l.C);
+  return a;
+}
+
+template <class T>
+void ce_index(View<T> input, View<int64_t> target, View<T> weight, const Mode<T>& m,
+              const CrossEntropyOptions& o) {
+  const char* fn = "cross_entropy";
+  check_reduction(fn, o.reduction);
+  check_smoothing(fn, o.label_smoothing);
+  const Layout l = class_layout(fn, input, true);
+  detail::check_required(fn, "target", target);
+  detail::check_shape_equal(fn, "target", target.shape, l.out, "class indices of shape");
+  check_class_weight(fn, weight, l.C);
+  const double go = check_mode(fn, m, o.reduction, l.out, input.shape, nullptr);
+  const double W = check_targets(fn, target, l.C, o.ignore_index, weight.data);
+
+  CeArgs<T> a = ce_common(l, input, weight, o);
+  a.target = target.data;
+  if (o.reduction == Reduction::None) {
+    a.out = m.output.data;
+    a.grad_out = m.grad_output.data;
+  } else {
+    a.grad_scale = o.reduction == Reduction::Mean ? go / W : go;
+  }
+  a.grad = m.backward ? m.grad_input.data : nullptr;
+  if (!m.output.present() && !a.grad) return;
+  const double total = ce_run(a);
+  write_reduced(m, o.reduction, total, W);
+}
+
+template <class T>
+void ce_prob(View<T> input, View<T> target, View<T> weight, const Mode<T>& m,
+             const CrossEntropyOptions& o) {
+  const char* fn = "cross_entropy";
+  check_reduction(fn, o.reduction);
+  check_smoothing(fn, o.label_smoothing);
+  const Layout l = class_layout(fn, input, true);
+  detail::check_required(fn, "target", target);
+  detail::check_shape_equal(fn, "target", target.shape, input.shape,
+                            "class probabilities of the input's shape");
+  if (o.ignore_index >= 0)
+    fail_value(fn, "ignore_index", "a negative value with class-probability targets (torch: not "
+               "supported for floating point target)", std::to_string(o.ignore_index));
+  check_class_weight(fn, weight, l.C);
+  const double go = check_mode(fn, m, o.reduction, l.out, input.shape, &input.shape);
+  const double positions = static_cast<double>(l.N * l.S);
+
+  CeArgs<T> a = ce_common(l, input, weight, o);
+  a.prob = target.data;
+  if (o.reduction == Reduction::None) {
+    a.out = m.output.data;
+    a.grad_out = m.grad_output.data;
+  } else {
+    a.grad_scale = o.reduction == Reduction::Mean ? go / positions : go;
+  }
+  a.grad = m.backward ? m.grad_input.data : nullptr;
+  a.grad_target = m.backward ? m.grad_target.data : nullptr;
+  if (!m.output.present() && !a.grad && !a.grad_target) return;
+  const double total = ce_run(a);
+  write_reduced(m, o.reduction, total, positions);
+}
+
+// ---- nll_loss --------------------------------------------------------------------------------
+
+template <class T>
+void nll_impl(View<T> input, View<int64_t> target, View<T> weight, const Mode<T>& m,
+              const NllLossOptions& o) {
+  const char* fn = "nll_loss";
+  check_reduction(fn, o.reduction);
+  const Layout l = class_layout(fn, input, true);
+  detail::check_required(fn, "target", target);
+  detail::check_shape_equal(fn, "target", target.shape, l.out, "class indices of shape");
+  check_class_weight(fn, weight, l.C);
+  const double go = check_mode(fn, m, o.reduction, l.out, input.shape, nullptr);
+  const double W = check_targets(fn, target, l.C, o.ignore_index, weight.data);
+
+  detail::NllArgs<T> a;
+  a.input = input.data;
+  a.target = target.data;
+  a.weight = weight.data;
+  a.N = l.N;
+  a.C = l.C;
+  a.S = l.S;
+  a.ignore_index = o.ignore_index;
+  if (o.reduction == Reduction::None) {
+    a.out = m.output.data;
+    a.grad_out = m.grad_output.data;
+  } else {
+    a.grad_scale = o.reduction == Reduction::Mean ? go / W : go;
+  }
+  a.grad = m.backward ? m.grad_input.data : nullptr;
+  if (!m.output.present() && !a.grad) return;
+  const auto kernel = detail::classification_kernels<T>().nll;
+  double total;
+  if (l.S == 1) {
+    const int64_t R = std::clamp<int64_t>(kUnitElems / std::max<int64_t>(l.C, 1), 16, 4096);
+    total = run_units((l.N + R - 1) / R, R * std::max<int64_t>(l.C, 1), [&](int64_t u, int) {
+      return kernel(a, u * R, std::min(l.N, (u + 1) * R));
+    });
+  } else {
+    const int64_t tiles = (l.S + kNllTile - 1) / kNllTile;
+    total = run_units(l.N * tiles, kNllTile * std::max<int64_t>(l.C, 1), [&](int64_t u, int) {
+      const int64_t n = u / tiles, s0 = (u % tiles) * kNllTile;
+      return kernel(a, n * l.S + s0, n * l.S + std::min(l.S, s0 + kNllTile));
+    });
+  }
+  write_reduced(m, o.reduction, total, W);
+}
+
+// ---- multi_margin_loss, multilabel_margin_loss ----------------------------------------------
+
+template <class T>
+Layout margin_layout(const char* fn, const View<T>& input) {
+  Layout l = class_layout(fn, input, false);
+  if (l.C == 0)
+    fail_value(fn, "input", "a non-empty class dimension", "shape " + shape_to_string(input.shape));
+  return l;
+}
+
+template <class T, class Fn>
+double run_rows(int64_t N, int64_t C, Fn&& fn) {
+  const int64_t R = rows_per_unit(C);
+  return run_units((N + R - 1) / R, R * C, [&](int64_t u, int thread) {
+    return fn(u * R, std::min(N, (u + 1) * R), thread);
+  });
+}
+
+template <class T>
+void multi_margin_impl(View<T> input, View<int64_t> target, View<T> weight, const Mode<T>& m,
+                       const MultiMarginLossOptions& o) {
+  const char* fn = "multi_margin_loss";
+  check_reduction(fn, o.reduction);
+  if (o.p != 1 && o.p != 2) fail_value(fn, "p", "1 or 2", std::to_string(o.p));
+  detail::check_finite_option(fn, "margin", o.margin);
+  const Layout l = margin_layout(fn, input);
+  detail::check_required(fn, "target", target);
+  if (target.dim() > 1 || target.numel() != l.N)
+    fail_value(fn, "target", "class indices of shape " + shape_to_string(l.out),
+               "shape " + shape_to_string(target.shape));
+  check_class_weight(fn, weight, l.C);
+  const Shape& out_shape = target.shape;  // torch: the loss has the target's shape
+  const double go = check_mode(fn, m, o.reduction, out_shape, input.shape, nullptr);
+  for (int64_t r = 0; r < l.N; ++r)
+    if (target.data[r] < 0 || target.data[r] >= l.C)
+      fail_index(fn, "target", "class indices in [0, " + std::to_string(l.C) + ")",
+                 std::to_string(target.data[r]));
+
+  detail::RowLossArgs<T> a;
+  a.input = input.data;
+  a.target = target.data;
+  a.weight = weight.data;
+  a.N = l.N;
+  a.C = l.C;
+  a.p = o.p;
+  a.margin = o.margin;
+  if (o.reduction == Reduction::None) {
+    a.out = m.output.data;
+    a.grad_out = m.grad_output.data;
+  } else {
+    a.grad_scale = o.reduction == Reduction::Mean ? go / static_cast<double>(l.N) : go;
+  }
+  a.grad = m.backward ? m.grad_input.data : nullptr;
+  if (!m.output.present() && !a.grad) return;
+  const auto kernel = detail::classification_kernels<T>().multi_margin;
+  const double total =
+      run_rows<T>(l.N, l.C, [&](int64_t r0, int64_t r1, int) { return kernel(a, r0, r1); });
+  write_reduced(m, o.reduction, total, static_cast<double>(l.N));
+}
+
+template <class T>
+void multilabel_margin_impl(View<T> input, View<int64_t> target, const Mode<T>& m,
+                            const MultilabelMarginLossOptions& o) {
+  const char* fn = "multilabel_margin_loss";
+  check_reduction(fn, o.reduction);
+  const Layout l = margin_layout(fn, input);
+  detail::check_required(fn, "target", target);
+  detail::check_shape_equal(fn, "target", target.shape, input.shape, "the input's shape");
+  const double go = check_mode(fn, m, o.reduction, l.out, input.shape, nullptr);
+  // torch checks every entry (also those after the first -1, which are never read).
+  for (int64_t i = 0; i < target.numel(); ++i)
+    if (target.data[i] < -1 || target.data[i] >= l.C)
+      fail_index(fn, "target", "class indices in [0, " + std::to_string(l.C) + ") or -1 padding",
+                 std::to_string(target.data[i]));
+
+  detail::RowLossArgs<T> a;
+  a.input = input.data;
+  a.target = target.data;
+  a.N = l.N;
+  a.C = l.C;
+  if (o.reduction == Reduction::None) {
+    a.out = m.output.data;
+    a.grad_out = m.grad_output.data;
+  } else {
+    a.grad_scale = o.reduction == Reduction::Mean ? go / static_cast<double>(l.N) : go;
+  }
+  a.grad = m.backward ? m.grad_input.data : nullptr;
+  if (!m.output.present() && !a.grad) return;
+  const auto kernel = detail::classification_kernels<T>().multilabel_margin;
+  std::vector<T> scratch(static_cast<size_t>(get_num_threads()) * static_cast<size_t>(l.C));
+  const double total = run_rows<T>(l.N, l.C, [&](int64_t r0, int64_t r1, int thread) {
+    return kernel(a, r0, r1, scratch.data() + static_cast<size_t>(thread) * l.C);
+  });
+  write_reduced(m, o.reduction, total, static_cast<double>(l.N));
+}
+
+// ---- multilabel_soft_margin_loss -------------------------------------------------------------
+
+template <class T>
+void soft_margin_impl(View<T> input, View<T> target, View<T> weight, const Mode<T>& m,
+                      const MultilabelSoftMarginLossOptions& o) {
+  const char* fn = "multilabel_soft_margin_loss";
+  check_reduction(fn, o.reduction);
+  detail::check_required(fn, "input", input);
+  if (input.dim() < 1)
+    fail_value(fn, "input", "an array with a class dimension (last), e.g. (N, C)",
+               "shape " + shape_to_string(input.shape));
+  detail::check_required(fn, "target", target);
+  detail::check_shape_equal(fn, "target", target.shape, input.shape, "the input's shape");
+  const int64_t C = input.shape.back();
+  const Shape out_shape = classification_output_shape(input.shape, true);
+  const int64_t N = numel(out_shape);
+  int64_t wstride = 0;
+  if (weight.present() || !weight.shape.empty()) {
+    detail::check_required(fn, "weight", weight);
+    const bool per_class = weight.numel() == C && !weight.shape.empty() &&
+                           weight.shape.back() == C &&
+                           weight.shape.size() <= input.shape.size();
+    if (weight.shape == input.shape) {
+      wstride = C;
+    } else if (!per_class) {
+      fail_value(fn, "weight", "shape (" + std::to_string(C) + ",) or the input's shape " +
+                                   shape_to_string(input.shape),
+                 "shape " + shape_to_string(weight.shape));
+    }
+  }
+  const double go = check_mode(fn, m, o.reduction, out_shape, input.shape, &input.shape);
+
+  detail::RowLossArgs<T> a;
+  a.input = input.data;
+  a.prob = target.data;
+  a.weight = weight.data;
+  a.weight_row_stride = wstride;
+  a.N = N;
+  a.C = C;
+  if (o.reduction == Reduction::None) {
+    a.out = m.output.data;
+    a.grad_out = m.grad_output.data;
+  } else {
+    a.grad_scale = o.reduction == Reduction::Mean ? go / static_cast<double>(N) : go;
+  }
+  a.grad = m.backward ? m.grad_input.data : nullptr;
+  a.grad_target = m.backward ? m.grad_target.data : nullptr;
+  if (!m.output.present() && !a.grad && !a.grad_target) return;
+  const auto kernel = detail::classification_kernels<T>().multilabel_soft_margin;
+  const double total = run_rows<T>(N, std::max<int64_t>(C, 1), [&](int64_t r0, int64_t r1, int) {
+    return kernel(a, r0, r1);
+  });
+  write_reduced(m, o.reduction, total, static_cast<double>(N));
+}
+
+template <class T>
+Mode<T> fwd(MutView<T> output) {
+  Mode<T> m;
+  m.output = output;
+  return m;
+}
+template <class T>
+Mode<T> bwd(View<T> grad_output, MutView<T> grad_input, MutView<T> grad_target = {}) {
+  Mode<T> m;
+  m.grad_output = grad_output;
+  m.grad_input = grad_input;
+  m.grad_target = grad_target;
+  m.backward = true;
+  return m;
+}
+template <class T>
+Mode<T> both(View<T> grad_output, MutView<T> output, MutView<T> grad_input,
+             MutView<T> grad_target = {}) {
+  Mode<T> m = bwd(grad_output, grad_input, grad_target);
+  m.output = output;
+  return m;
+}
+
+}  // namespace
+
+// ---- public entry points ---------------------------------------------------------------------
+
+template <class T>
+void cross_entropy(View<T> input, View<int64_t> target, View<T> weight, MutView<T> output,
+                   const CrossEntropyOptions& options) {
+  ce_index(input, target, weight, fwd(output), options);
+}
+template <class T>
+void cross_entropy_backward(View<T> grad_output, View<T> input, View<int64_t> target,
+                            View<T> weight, MutView<T> grad_input,
+                            const CrossEntropyOptions& options) {
+  ce_index(input, target, weight,
+           bwd(grad_output, grad_input), options);
+}
+template <class T>
+void cross_entropy_forward_backward(View<T> input, View<int64_t> target, View<T> weight,
+                                    View<T> grad_output, MutView<T> output,
+                                    MutView<T> grad_input, const CrossEntropyOptions& options) {
+  ce_index(input, target, weight, both(grad_output, output, grad_input), options);
+}
+
+template <class T>
+void cross_entropy(View<T> input, View<T> target, View<T> weight, MutView<T> output,
+                   const CrossEntropyOptions& options) {
+  ce_prob(input, target, weight, fwd(output), options);
+}
+template <class T>
+void cross_entropy_backward(View<T> grad_output, View<T> input, View<T> target, View<T> weight,
+                            MutView<T> grad_input, MutView<T> grad_target,
+                            const CrossEntropyOptions& options) {
+  ce_prob(input, target, weight,
+          bwd(grad_output, grad_input, grad_target),
+          options);
+}
+template <class T>
+void cross_entropy_forward_backward(View<T> input, View<T> target, View<T> weight,
+                                    View<T> grad_output, MutView<T> output,
+                                    MutView<T> grad_input, MutView<T> grad_target,
+                                    const CrossEntropyOptions& options) {
+  ce_prob(input, target, weight, both(grad_output, output, grad_input, grad_target), options);
+}
+
+template <class T>
+void nll_loss(View<T> input, View<int64_t> target, View<T> weight, MutView<T> output,
+              const NllLossOptions& options) {
+  nll_impl(input, target, weight, fwd(output), options);
+}
+template <class T>
+void nll_loss_backward(View<T> grad_output, View<T> input, View<int64_t> target, View<T> weight,
+                       MutView<T> grad_input, const NllLossOptions& options) {
+  nll_impl(input, target, weight, bwd(grad_output, grad_input),
+           options);
+}
+template <class T>
+void nll_loss_forward_backward(View<T> input, View<int64_t> target, View<T> weight,
+                               View<T> grad_output, MutView<T> output, MutView<T> grad_input,
+                               const NllLossOptions& options) {
+  nll_impl(input, target, weight, both(grad_output, output, grad_input), options);
+}
+
+template <class T>
+void multi_margin_loss(View<T> input, View<int64_t> target, View<T> weight, MutView<T> output,
+                       const MultiMarginLossOptions& options) {
+  multi_margin_impl(input, target, weight, fwd(output), options);
+}
+template <class T>
+void multi_margin_loss_backward(View<T> grad_output, View<T> input, View<int64_t> target,
+                                View<T> weight, MutView<T> grad_input,
+                                const MultiMarginLossOptions& options) {
+  multi_margin_impl(input, target, weight,
+                    bwd(grad_output, grad_input),
+                    options);
+}
+template <class T>
+void multi_margin_loss_forward_backward(View<T> input, View<int64_t> target, View<T> weight,
+                                        View<T> grad_output, MutView<T> output,
+                                        MutView<T> grad_input,
+                                        const MultiMarginLossOptions& options) {
+  multi_margin_impl(input, target, weight, both(grad_output, output, grad_input), options);
+}
+
+template <class T>
+void multilabel_margin_loss(View<T> input, View<int64_t> target, MutView<T> output,
+                            const MultilabelMarginLossOptions& options) {
+  multilabel_margin_impl(input, target, fwd(output), options);
+}
+template <class T>
+void multilabel_margin_loss_backward(View<T> grad_output, View<T> input, View<int64_t> target,
+                                     MutView<T> grad_input,
+                                     const MultilabelMarginLossOptions& options) {
+  multilabel_margin_impl(
+      input, target, bwd(grad_output, grad_input),
+      options);
+}
+template <class T>
+void multilabel_margin_loss_forward_backward(View<T> input, View<int64_t> target,
+                                             View<T> grad_output, MutView<T> output,
+                                             MutView<T> grad_input,
+                                             const MultilabelMarginLossOptions& options) {
+  multilabel_margin_impl(input, target, both(grad_output, output, grad_input), options);
+}
+
+template <class T>
+void multilabel_soft_margin_loss(View<T> input, View<T> target, View<T> weight, MutView<T> output,
+                                 const MultilabelSoftMarginLossOptions& options) {
+  soft_margin_impl(input, target, weight, fwd(output), options);
+}
+template <class T>
+void multilabel_soft_margin_loss_backward(View<T> grad_output, View<T> input, View<T> target,
+                                          View<T> weight, MutView<T> grad_input,
+                                          MutView<T> grad_target,
+                                          const MultilabelSoftMarginLossOptions& options) {
+  soft_margin_impl(input, target, weight,
+                   bwd(grad_output,
+                       grad_input, grad_target),
+                   options);
+}
+template <class T>
+void multilabel_soft_margin_loss_forward_backward(
+    View<T> input, View<T> target, View<T> weight, View<T> grad_output, MutView<T> output,
+    MutView<T> grad_input, MutView<T> grad_target,
+    const MultilabelSoftMarginLossOptions& options) {
+  soft_margin_impl(input, target, weight, both(grad_output, output, grad_input, grad_target),
+                   options);
+}
+
+#define LOSSKIT_INSTANTIATE(T)                                                                   \
+  template void cross_entropy<T>(View<T>, View<int64_t>, View<T>, MutView<T>,                   \
+                                 const CrossEntropyOptions&);                                   \
+  template void cross_entropy_backward<T>(View<T>, View<T>, View<int64_t>, View<T>, MutView<T>, \
+                                          const CrossEntropyOptions&);                          \
+  template void cross_entropy_forward_backward<T>(View<T>, View<int64_t>, View<T>, View<T>,     \
+                                                  MutView<T>, MutView<T>,                       \
+                                                  const CrossEntropyOptions&);                  \
+  template void cross_entropy<T>(View<T>, View<T>, View<T>, MutView<T>,                         \
+                                 const CrossEntropyOptions&);                                   \
+  template void cross_entropy_backward<T>(View<T>, View<T>, View<T>, View<T>, MutView<T>,       \
+                                          MutView<T>, const CrossEntropyOptions&);              \
+  template void cross_entropy_forward_backward<T>(View<T>, View<T>, View<T>, View<T>,           \
+                                                  MutView<T>, MutView<T>, MutView<T>,           \
+                                                  const CrossEntropyOptions&);                  \
+  template void nll_loss<T>(View<T>, View<int64_t>, View<T>, MutView<T>, const NllLossOptions&); \
+  template void nll_loss_backward<T>(View<T>, View<T>, View<int64_t>, View<T>, MutView<T>,      \
+                                     const NllLossOptions&);                                    \
+  template void nll_loss_forward_backward<T>(View<T>, View<int64_t>, View<T>, View<T>,          \
+                                             MutView<T>, MutView<T>, const NllLossOptions&);    \
+  template void multi_margin_loss<T>(View<T>, View<int64_t>, View<T>, MutView<T>,               \
+                                     const MultiMarginLossOptions&);                            \
+  template void multi_margin_loss_backward<T>(View<T>, View<T>, View<int64_t>, View<T>,         \
+                                              MutView<T>, const MultiMarginLossOptions&);       \
+  template void multi_margin_loss_forward_backward<T>(View<T>, View<int64_t>, View<T>, View<T>, \
+                                                      MutView<T>, MutView<T>,                   \
+                                                      const MultiMarginLossOptions&);           \
+  template void multilabel_margin_loss<T>(View<T>, View<int64_t>, MutView<T>,                   \
+                                          const MultilabelMarginLossOptions&);                  \
+  template void multilabel_margin_loss_backward<T>(View<T>, View<T>, View<int64_t>, MutView<T>, \
+                                                   const MultilabelMarginLossOptions&);         \
+  template void multilabel_margin_loss_forward_backward<T>(                                     \
+      View<T>, View<int64_t>, View<T>, MutView<T>, MutView<T>,                                  \
+      const MultilabelMarginLossOptions&);                                                      \
+  template void multilabel_soft_margin_loss<T>(View<T>, View<T>, View<T>, MutView<T>,           \
+                                               const MultilabelSoftMarginLossOptions&);         \
+  template void multilabel_soft_margin_loss_backward<T>(                                        \
+      View<T>, View<T>, View<T>, View<T>, MutView<T>, MutView<T>,                               \
+      const MultilabelSoftMarginLossOptions&);                                                  \
+  template void multilabel_soft_margin_loss_forward_backward<T>(                                \
+      View<T>, View<T>, View<T>, View<T>, MutView<T>, MutView<T>, MutView<T>,                   \
+      const MultilabelSoftMarginLossOptions&);
+LOSSKIT_INSTANTIATE(float)
+LOSSKIT_INSTANTIATE(double)
+#undef LOSSKIT_INSTANTIATE
+
+}  // namespace losskit

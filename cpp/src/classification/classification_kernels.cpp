@@ -1,0 +1,801 @@
+// Hot loops of the classification family; compiled once per instruction set (see
+// common/target.hpp). No exceptions, allocation or Python here: every class index was validated
+// by the entry points (classification.cpp) before these run.
+//
+// Formulas: see classification_kernels.hpp (CeArgs) and the docstrings in functional.py.
+//
+// Determinism: a row's softmax statistics are built from fixed chunks of kCeChunk classes folded
+// left to right, and the functions that compute and fold them are out of line (noinline), so the
+// serial row path and the in-row parallel path execute the very same code on the same chunks and
+// give the same bits.
+#include "classification/classification_kernels.hpp"
+
+#include <algorithm>
+#include <cstdint>
+#include <cmath>
+#include <limits>
+
+#include "common/vmath.hpp"
+
+#if defined(__SSE2__)
+#include <immintrin.h>
+#endif
+
+#if defined(__GNUC__)
+#define LOSSKIT_NOINLINE __attribute__((noinline))
+#else
+#define LOSSKIT_NOINLINE
+#endif
+
+namespace losskit::kernels::LOSSKIT_TARGET_NS {
+namespace classification {
+namespace {
+
+using detail::CeArgs;
+using detail::CeRowConsts;
+using detail::CeStats;
+using detail::kCeChunk;
+using detail::kCeTile;
+using detail::NllArgs;
+using detail::RowLossArgs;
+
+template <class T>
+constexpr T kInf = std::numeric_limits<T>::infinity();
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+// ---- softmax statistics ---------------------------------------------------------------------
+
+// e^d for the arguments of a softmax, d = x - max <= 0 (or NaN): vmath::exp's reduction and
+// polynomial (<= 1 ulp) with one scale factor instead of two and no overflow side, because the
+// result is never above 1. Results below the smallest normal (d < -87 for float, -708 for double,
+// i.e. below 1.7e-38 / 3.3e-308) are flushed to 0: against a softmax denominator >= 1 that is
+// far under any tolerance. NaN passes through; -inf gives 0.
+LOSSKIT_INLINE float exp_nonpos(float d) {
+  const bool tiny = d < -87.0f;
+  const float xc = tiny ? -87.0f : d;
+  const float shift = 0x1.8p23f;
+  const float kd_shifted = xc * 0x1.715476p0f + shift;
+  const int32_t n = static_cast<int32_t>(vmath::to_bits(kd_shifted) - vmath::to_bits(shift));
+  const float kd = kd_shifted - shift;
+  const float r = (xc - kd * 0x1.62e4p-1f) - kd * 0x1.7f7d1cp-20f;
+  float p = 1.0f / 5040.0f;
+  p = p * r + 1.0f / 720.0f;
+  p = p * r + 1.0f / 120.0f;
+  p = p * r + 1.0f / 24.0f;
+  p = p * r + 1.0f / 6.0f;
+  p = p * r + 0.5f;
+  p = p * r + 1.0f;
+  p = p * r + 1.0f;
+  const float y = p * vmath::from_bits(static_cast<uint32_t>(n + 127) << 23);
+  return tiny ? 0.0f : y;
+}
+
+LOSSKIT_INLINE double exp_nonpos(double d) {
+  const bool tiny = d < -708.0;
+  const double xc = tiny ? -708.0 : d;
+  const double shift = 0x1.8p52;
+  const double kd_shifted = xc * 0x1.71547652b82fep0 + shift;
+  const int64_t n = static_cast<int64_t>(vmath::to_bits(kd_shifted) - vmath::to_bits(shift));
+  const double kd = kd_shifted - shift;
+  const double r = (xc - kd * 0x1.62e42feep-1) - kd * 0x1.a39ef35793c76p-33;
+  double p = 1.0 / 6227020800.0;
+  p = p * r + 1.0 / 479001600.0;
+  p = p * r + 1.0 / 39916800.0;
+  p = p * r + 1.0 / 3628800.0;
+  p = p * r + 1.0 / 362880.0;
+  p = p * r + 1.0 / 40320.0;
+  p = p * r + 1.0 / 5040.0;
+  p = p * r + 1.0 / 720.0;
+  p = p * r + 1.0 / 120.0;
+  p = p * r + 1.0 / 24.0;
+  p = p * r + 1.0 / 6.0;
+  p = p * r + 0.5;
+  p = p * r + 1.0;
+  p = p * r + 1.0;
+  const double y = p * vmath::from_bits(static_cast<uint64_t>(n + 1023) << 52);
+  return tiny ? 0.0 : y;
+}
+
+// Largest value; NaN is skipped here but still reaches the sums (torch's row is then all NaN).
+template <class T>
+LOSSKIT_INLINE T run_max(const T* LOSSKIT_RESTRICT x, int64_t n) {
+  T m = -kInf<T>;
+#pragma omp simd reduction(max : m)
+  for (int64_t i = 0; i < n; ++i) m = x[i] > m ? x[i] : m;
+  return m;
+}
+
+// Statistics of one chunk. kMode: 0 plain (class index, no smoothing), 1 smoothing (v = w or 1),
+// 2 probabilities (v = w y' with y' = (1 - eps) y + eps / C). With `e` (class indices with a
+// gradient wanted) the exponentials exp(x - ref) are also stored there, so the gradient pass only
+// rescales them; `e` may be `x` itself (in place), so no restrict on that pair.
+template <class T, int kMode, bool kWeighted>
+LOSSKIT_NOINLINE CeStats chunk_stats(const T* x, const T* LOSSKIT_RESTRICT y,
+                                     const T* LOSSKIT_RESTRICT w, T* e, int64_t n, T om, T ec) {
+  const T m = run_max(x, n);
+  const bool valid = !(m == -kInf<T>);  // a chunk of -inf (and NaN) has no reference point
+  const T ref = valid ? m : T(0);
+  T s = 0, wx = 0, ws = 0;
+  if (e) {
+    if constexpr (kMode != 2) {
+#pragma omp simd reduction(+ : s, wx, ws)
+      for (int64_t i = 0; i < n; ++i) {
+        const T d = x[i] - ref;
+        const T ex = exp_nonpos(d);
+        e[i] = ex;
+        s += ex;
+        if constexpr (kMode == 1) {
+          const T v = kWeighted ? w[i] : T(1);
+          wx += v * d;
+          ws += v;
+        }
+      }
+    }
+  } else {
+#pragma omp simd reduction(+ : s, wx, ws)
+    for (int64_t i = 0; i < n; ++i) {
+      const T d = x[i] - ref;
+      s += exp_nonpos(d);
+      if constexpr (kMode == 1) {
+        const T v = kWeighted ? w[i] : T(1);
+        wx += v * d;
+        ws += v;
+      } else if constexpr (kMode == 2) {
+        const T yp = y[i] * om + ec;
+        const T v = kWeighted ? yp * w[i] : yp;
+        wx += v * d;
+        ws += v;
+      }
+    }
+  }
+  CeStats st;
+  st.ref = ref;
+  st.s = s;
+  st.wx = wx;
+  st.ws = ws;
+  st.valid = valid;
+  return st;
+}
+
+// Gradient of a chunk whose exponentials exp(x - ref) chunk_stats stored in g:
+// g = e f - B v with f = A exp(ref - lse) (for a chunk of -inf, whose e are 0 or NaN, f is 0, or
+// NaN when the whole row is -inf).
+template <class T, int kMode, bool kWeighted>
+LOSSKIT_NOINLINE void chunk_rescale(T* LOSSKIT_RESTRICT g, const T* LOSSKIT_RESTRICT w, int64_t n,
+                                    T f, T B) {
+  if constexpr (kMode == 1) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) g[i] = g[i] * f - B * (kWeighted ? w[i] : T(1));
+  } else {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) g[i] = g[i] * f;
+  }
+}
+
+// acc := acc (+) next, both relative to their own reference; the result is relative to the
+// larger one. An invalid (all -inf) side adds no exponentials and only shifts its sums.
+LOSSKIT_NOINLINE void combine(CeStats& a, const CeStats& b) {
+  if (!b.valid) {
+    a.s += b.s;
+    a.wx += b.wx + b.ws * (b.ref - a.ref);
+    a.ws += b.ws;
+    return;
+  }
+  if (!a.valid) {
+    CeStats r = b;
+    r.s += a.s;
+    r.wx += a.wx + a.ws * (a.ref - b.ref);
+    r.ws += a.ws;
+    a = r;
+    return;
+  }
+  const double R = (a.ref != a.ref || b.ref != b.ref) ? kNaN : std::max(a.ref, b.ref);
+  a.s = a.s * std::exp(a.ref - R) + b.s * std::exp(b.ref - R);
+  a.wx = (a.wx + a.ws * (a.ref - R)) + (b.wx + b.ws * (b.ref - R));
+  a.ws += b.ws;
+  a.ref = R;
+}
+
+// Per-position loss and gradient constants from the statistics over all classes. `xt` is the
+// target logit (class indices only).
+template <class T>
+LOSSKIT_NOINLINE double finish(const CeArgs<T>& a, int64_t p, const CeStats& st, T xt,
+                               CeRowConsts* rc) {
+  const double eps = a.smoothing;
+  const double logs = std::log(st.s);
+  const double lse = st.ref + logs;
+  double scale = a.grad_scale * (a.grad_out ? static_cast<double>(a.grad_out[p]) : 1.0);
+  double loss = 0.0;
+  rc->lse = lse;
+  rc->target = -1;
+  rc->fix = 0.0;
+  if (a.prob) {
+    loss = st.ws * logs - st.wx;  // sum_c v_c (lse - x_c)
+    rc->a = scale * st.ws;
+    rc->b = scale;
+  } else {
+    const int64_t t = a.target[p];
+    if (t == a.ignore_index) {
+      scale = 0.0;
+      rc->a = rc->b = 0.0;
+    } else {
+      const double wt = a.weight ? static_cast<double>(a.weight[t]) : 1.0;
+      loss = (1.0 - eps) * wt * (logs - (static_cast<double>(xt) - st.ref));
+      if (eps > 0.0) loss += eps / static_cast<double>(a.C) * (st.ws * logs - st.wx);
+      rc->a = scale * ((1.0 - eps) * wt + eps / static_cast<double>(a.C) * a.weight_sum);
+      rc->b = scale * eps / static_cast<double>(a.C);
+      rc->fix = scale * (1.0 - eps) * wt;
+      rc->target = t;
+    }
+  }
+  rc->scale = scale;
+  if (a.out) a.out[p] = static_cast<T>(loss);
+  return loss;
+}
+
+// Gradient of one chunk: g = exp(x - lse) A - B v (v as in chunk_stats); probabilities also write
+// the target gradient. g may be x itself (in place), so no restrict on that pair.
+template <class T, int kMode, bool kWeighted>
+LOSSKIT_NOINLINE void chunk_grad(const T* x, T* g, const T* LOSSKIT_RESTRICT y,
+                                 const T* LOSSKIT_RESTRICT w, T* LOSSKIT_RESTRICT gy, int64_t n,
+                                 T lse, T A, T B, T om, T ec) {
+  if constexpr (kMode == 0) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) g[i] = exp_nonpos(x[i] - lse) * A;
+  } else if constexpr (kMode == 1) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i)
+      g[i] = exp_nonpos(x[i] - lse) * A - B * (kWeighted ? w[i] : T(1));
+  } else {
+    // B is the position's scale; d/dy = (1 - eps) w (lse - x) scaled. g may be absent when only
+    // the target gradient is wanted.
+    const T by = B * om;
+    if (!g) {
+#pragma omp simd
+      for (int64_t i = 0; i < n; ++i) gy[i] = -(by * (kWeighted ? w[i] : T(1))) * (x[i] - lse);
+    } else if (gy) {
+#pragma omp simd
+      for (int64_t i = 0; i < n; ++i) {
+        const T wi = kWeighted ? w[i] : T(1);
+        const T d = x[i] - lse;
+        gy[i] = -(by * wi) * d;
+        g[i] = exp_nonpos(d) * A - B * ((y[i] * om + ec) * wi);
+      }
+    } else {
+#pragma omp simd
+      for (int64_t i = 0; i < n; ++i) {
+        const T wi = kWeighted ? w[i] : T(1);
+        g[i] = exp_nonpos(x[i] - lse) * A - B * ((y[i] * om + ec) * wi);
+      }
+    }
+  }
+}
+
+// ---- rows (S == 1) ---------------------------------------------------------------------------
+
+template <class T>
+struct Smoothing {
+  T om, ec;  // 1 - eps, eps / C
+  explicit Smoothing(const CeArgs<T>& a)
+      : om(static_cast<T>(1.0 - a.smoothing)),
+        ec(static_cast<T>(a.smoothing / static_cast<double>(a.C))) {}
+};
+
+// Rows up to this many chunks keep the exponentials of the statistics pass in the gradient buffer
+// (the per-chunk references then fit on the stack); longer rows recompute them.
+constexpr int64_t kMaxStoredChunks = 256;
+
+template <class T, int kMode>
+bool stores_exp(const CeArgs<T>& a) {
+  return kMode != 2 && a.grad != nullptr && (a.C + kCeChunk - 1) / kCeChunk <= kMaxStoredChunks;
+}
+
+template <class T, int kMode, bool kWeighted>
+void row_stats_impl(const CeArgs<T>& a, int64_t row, int64_t k0, int64_t k1, CeStats* stats) {
+  const Smoothing<T> sm(a);
+  const int64_t base = row * a.C;
+  const bool store = stores_exp<T, kMode>(a);
+  for (int64_t k = k0; k < k1; ++k) {
+    const int64_t c0 = k * kCeChunk, c1 = std::min(a.C, c0 + kCeChunk);
+    stats[k - k0] = chunk_stats<T, kMode, kWeighted>(
+        a.input + base + c0, kMode == 2 ? a.prob + base + c0 : nullptr,
+        kWeighted ? a.weight + c0 : nullptr, store ? a.grad + base + c0 : nullptr, c1 - c0, sm.om,
+        sm.ec);
+  }
+}
+
+// `stats` holds the statistics of chunks [k0, k1) (their references, for the stored exponentials).
+template <class T, int kMode, bool kWeighted>
+void row_grad_impl(const CeArgs<T>& a, int64_t row, const CeRowConsts& rc, int64_t k0,
+                   int64_t k1, const CeStats* stats) {
+  const Smoothing<T> sm(a);
+  const int64_t base = row * a.C;
+  const bool store = stores_exp<T, kMode>(a);
+  for (int64_t k = k0; k < k1; ++k) {
+    const int64_t c0 = k * kCeChunk, c1 = std::min(a.C, c0 + kCeChunk);
+    if (store) {
+      const CeStats& st = stats[k - k0];
+      // exp(x - lse) for a -inf logit is 0, unless lse itself is -inf or NaN (torch: NaN).
+      const double f = st.valid ? rc.a * std::exp(st.ref - rc.lse)
+                                : (rc.lse == -std::numeric_limits<double>::infinity() ||
+                                   rc.lse != rc.lse) ? kNaN : 0.0;
+      chunk_rescale<T, kMode, kWeighted>(a.grad + base + c0, kWeighted ? a.weight + c0 : nullptr,
+                                         c1 - c0, static_cast<T>(f), static_cast<T>(rc.b));
+      continue;
+    }
+    chunk_grad<T, kMode, kWeighted>(
+        a.input + base + c0, a.grad ? a.grad + base + c0 : nullptr,
+        kMode == 2 ? a.prob + base + c0 : nullptr,
+        kWeighted ? a.weight + c0 : nullptr,
+        kMode == 2 && a.grad_target ? a.grad_target + base + c0 : nullptr, c1 - c0,
+        static_cast<T>(rc.lse), static_cast<T>(rc.a), static_cast<T>(rc.b), sm.om, sm.ec);
+  }
+}
+
+template <class T>
+T target_logit(const CeArgs<T>& a, int64_t p, int64_t n, int64_t s) {
+  if (a.prob) return T(0);
+  const int64_t t = a.target[p];
+  return t == a.ignore_index ? T(0) : a.input[(n * a.C + t) * a.S + s];
+}
+
+template <class T, int kMode, bool kWeighted>
+double rows_impl(const CeArgs<T>& a, int64_t p0, int64_t p1) {
+  const int64_t nchunks = (a.C + kCeChunk - 1) / kCeChunk;
+  const bool keep = nchunks <= kMaxStoredChunks;
+  CeStats kept[kMaxStoredChunks];
+  double total = 0.0;
+  for (int64_t r = p0; r < p1; ++r) {
+    const T xt = target_logit(a, r, r, 0);  // read first: an in-place gradient overwrites it
+    CeStats acc;
+    for (int64_t k = 0; k < nchunks; ++k) {
+      CeStats st;
+      row_stats_impl<T, kMode, kWeighted>(a, r, k, k + 1, &st);
+      combine(acc, st);
+      if (keep) kept[k] = st;
+    }
+    CeRowConsts rc;
+    total += finish(a, r, acc, xt, &rc);
+    if (a.grad || a.grad_target) {
+      row_grad_impl<T, kMode, kWeighted>(a, r, rc, 0, nchunks, kept);
+      if (a.grad && rc.target >= 0) {
+        T& gt = a.grad[r * a.C + rc.target];
+        gt = static_cast<T>(gt - static_cast<T>(rc.fix));
+      }
+    }
+  }
+  return total;
+}
+
+// ---- strided tiles (S > 1): classes are kCeTile-wide columns, vectorised across positions ----
+
+template <class T, int kMode, bool kWeighted>
+double tile_impl(const CeArgs<T>& a, int64_t n, int64_t s0, int64_t s1) {
+  const int64_t L = s1 - s0, C = a.C, S = a.S;
+  const Smoothing<T> sm(a);
+  const T om = sm.om, ec = sm.ec;
+  const T* xn = a.input + n * C * S + s0;
+  const T* yn = kMode == 2 ? a.prob + n * C * S + s0 : nullptr;
+  T* gn = a.grad ? a.grad + n * C * S + s0 : nullptr;
+  const bool any_grad = gn != nullptr || (kMode == 2 && a.grad_target != nullptr);
+  const bool store = kMode != 2 && gn != nullptr;  // keep exp(x - ref) in the gradient
+  alignas(64) T m[kCeTile], sum[kCeTile], wx[kCeTile], ws[kCeTile];
+  for (int64_t l = 0; l < L; ++l) {
+    m[l] = -kInf<T>;
+    sum[l] = wx[l] = ws[l] = T(0);
+  }
+  for (int64_t c = 0; c < C; ++c) {
+    const T* LOSSKIT_RESTRICT xc = xn + c * S;
+#pragma omp simd
+    for (int64_t l = 0; l < L; ++l) m[l] = xc[l] > m[l] ? xc[l] : m[l];
+  }
+  bool valid[kCeTile];
+  for (int64_t l = 0; l < L; ++l) {
+    valid[l] = !(m[l] == -kInf<T>);
+    m[l] = valid[l] ? m[l] : T(0);
+  }
+  for (int64_t c = 0; c < C; ++c) {
+    const T* xc = xn + c * S;
+    const T wc = kWeighted ? a.weight[c] : T(1);
+    if constexpr (kMode == 2) {
+      const T* LOSSKIT_RESTRICT yc = yn + c * S;
+#pragma omp simd
+      for (int64_t l = 0; l < L; ++l) {
+        const T d = xc[l] - m[l];
+        const T v = (yc[l] * om + ec) * wc;
+        sum[l] += exp_nonpos(d);
+        wx[l] += v * d;
+        ws[l] += v;
+      }
+    } else if (store) {
+      T* gc = gn + c * S;
+#pragma omp simd
+      for (int64_t l = 0; l < L; ++l) {
+        const T d = xc[l] - m[l];
+        const T e = exp_nonpos(d);
+        gc[l] = e;
+        sum[l] += e;
+        if constexpr (kMode == 1) wx[l] += wc * d;
+      }
+    } else {
+#pragma omp simd
+      for (int64_t l = 0; l < L; ++l) {
+        const T d = xc[l] - m[l];
+        sum[l] += exp_nonpos(d);
+        if constexpr (kMode == 1) wx[l] += wc * d;
+      }
+    }
+  }
+  // Per-position loss and gradient constants (the row path's finish(), with the logarithms
+  // vectorised across the tile: C is small here, so per-position work matters).
+  alignas(64) T logs[kCeTile], lse[kCeTile], A[kCeTile], B[kCeTile], Fs[kCeTile], fix[kCeTile];
+#pragma omp simd
+  for (int64_t l = 0; l < L; ++l) logs[l] = vmath::log(sum[l]);
+  int64_t tgt[kCeTile];
+  const double eps = a.smoothing, eps_c = a.smoothing / static_cast<double>(C);
+  double total = 0.0;
+  for (int64_t l = 0; l < L; ++l) {
+    const int64_t p = n * S + s0 + l;
+    double scale = a.grad_scale * (a.grad_out ? static_cast<double>(a.grad_out[p]) : 1.0);
+    const double lg = logs[l], ref = m[l];
+    double loss = 0.0, ca = 0.0, cb = 0.0, cf = 0.0;
+    tgt[l] = -1;
+    if constexpr (kMode == 2) {
+      loss = static_cast<double>(ws[l]) * lg - static_cast<double>(wx[l]);
+      ca = scale * static_cast<double>(ws[l]);
+      cb = scale;
+    } else {
+      const int64_t t = a.target[p];
+      if (t == a.ignore_index) {
+        scale = 0.0;
+      } else {
+        const double wt = kWeighted ? static_cast<double>(a.weight[t]) : 1.0;
+        const double xt = static_cast<double>(xn[t * S + l]);
+        loss = (1.0 - eps) * wt * (lg - (xt - ref));
+        if (kMode == 1) loss += eps_c * (a.weight_sum * lg - static_cast<double>(wx[l]));
+        ca = scale * ((1.0 - eps) * wt + eps_c * a.weight_sum);
+        cb = scale * eps_c;
+        cf = scale * (1.0 - eps) * wt;
+        tgt[l] = t;
+      }
+    }
+    if (a.out) a.out[p] = static_cast<T>(loss);
+    total += loss;
+    lse[l] = static_cast<T>(ref + lg);
+    A[l] = static_cast<T>(ca);
+    B[l] = static_cast<T>(cb);
+    fix[l] = static_cast<T>(cf);
+    // softmax = exp(x - ref) / sum: the stored exponentials times A / sum (NaN for a row of -inf).
+    Fs[l] = static_cast<T>(ca / static_cast<double>(sum[l]));
+  }
+  if (!any_grad) return total;
+  T* gyn = kMode == 2 && a.grad_target ? a.grad_target + n * C * S + s0 : nullptr;
+  for (int64_t c = 0; c < C; ++c) {
+    const T* xc = xn + c * S;
+    T* gc = gn ? gn + c * S : nullptr;
+    const T wc = kWeighted ? a.weight[c] : T(1);
+    if constexpr (kMode == 2) {
+      const T* LOSSKIT_RESTRICT yc = yn + c * S;
+      if (!gc) {
+        T* LOSSKIT_RESTRICT gyc = gyn + c * S;
+#pragma omp simd
+        for (int64_t l = 0; l < L; ++l) gyc[l] = -(B[l] * om * wc) * (xc[l] - lse[l]);
+      } else if (gyn) {
+        T* LOSSKIT_RESTRICT gyc = gyn + c * S;
+#pragma omp simd
+        for (int64_t l = 0; l < L; ++l) {
+          const T d = xc[l] - lse[l];
+          gyc[l] = -(B[l] * om * wc) * d;
+          gc[l] = exp_nonpos(d) * A[l] - B[l] * ((yc[l] * om + ec) * wc);
+        }
+      } else {
+#pragma omp simd
+        for (int64_t l = 0; l < L; ++l)
+          gc[l] = exp_nonpos(xc[l] - lse[l]) * A[l] - B[l] * ((yc[l] * om + ec) * wc);
+      }
+    } else {
+#pragma omp simd
+      for (int64_t l = 0; l < L; ++l) gc[l] = gc[l] * Fs[l] - B[l] * wc;
+    }
+  }
+  for (int64_t l = 0; l < L; ++l)
+    if (gn && tgt[l] >= 0) {
+      T& gt = gn[tgt[l] * S + l];
+      gt = static_cast<T>(gt - fix[l]);
+    }
+  return total;
+}
+
+// ---- runtime flags -> template instances ----------------------------------------------------
+
+template <class T>
+int ce_mode(const CeArgs<T>& a) {
+  return a.prob ? 2 : (a.smoothing > 0.0 ? 1 : 0);
+}
+
+#define LOSSKIT_CE_DISPATCH(FN, ...)                                                           \
+  do {                                                                                       \
+    const bool weighted = a.weight != nullptr;                                               \
+    switch (ce_mode(a)) {                                                                    \
+      case 0: return weighted ? FN<T, 0, true>(__VA_ARGS__) : FN<T, 0, false>(__VA_ARGS__);  \
+      case 1: return weighted ? FN<T, 1, true>(__VA_ARGS__) : FN<T, 1, false>(__VA_ARGS__);  \
+      default: return weighted ? FN<T, 2, true>(__VA_ARGS__) : FN<T, 2, false>(__VA_ARGS__); \
+    }                                                                                        \
+  } while (0)
+
+template <class T>
+double ce_rows(const CeArgs<T>& a, int64_t p0, int64_t p1) {
+  LOSSKIT_CE_DISPATCH(rows_impl, a, p0, p1);
+}
+template <class T>
+double ce_tile(const CeArgs<T>& a, int64_t n, int64_t s0, int64_t s1) {
+  LOSSKIT_CE_DISPATCH(tile_impl, a, n, s0, s1);
+}
+template <class T>
+void ce_row_stats(const CeArgs<T>& a, int64_t row, int64_t k0, int64_t k1, CeStats* stats) {
+  LOSSKIT_CE_DISPATCH(row_stats_impl, a, row, k0, k1, stats);
+}
+template <class T>
+void ce_row_grad(const CeArgs<T>& a, int64_t row, const CeRowConsts& rc, int64_t k0, int64_t k1,
+                 const CeStats* stats) {
+  LOSSKIT_CE_DISPATCH(row_grad_impl, a, row, rc, k0, k1, stats);
+}
+#undef LOSSKIT_CE_DISPATCH
+
+// The in-row path's finish (same code as rows_impl); xt read before the statistics pass.
+template <class T>
+double ce_row_finish(const CeArgs<T>& a, int64_t row, const CeStats& st, T xt, CeRowConsts* rc) {
+  return finish(a, row, st, xt, rc);
+}
+template <class T>
+T ce_target_logit(const CeArgs<T>& a, int64_t row) {
+  return target_logit(a, row, row, 0);
+}
+
+// ---- nll_loss --------------------------------------------------------------------------------
+
+// Zeroes n values with non-temporal stores where the target has them: the gradient of nll_loss is
+// almost all zeros, and streaming stores skip reading each line before writing it (half the
+// memory traffic of a plain fill). Callers end with _mm_sfence (stream_fence) before returning.
+template <class T>
+void stream_zero(T* p, int64_t n) {
+#if defined(__SSE2__)
+  int64_t i = 0;
+  for (; i < n && (reinterpret_cast<uintptr_t>(p + i) & 63) != 0; ++i) p[i] = T(0);
+  char* b = reinterpret_cast<char*>(p + i);
+  const int64_t bytes = (n - i) * static_cast<int64_t>(sizeof(T));
+  const int64_t body = bytes & ~int64_t{63};
+#if defined(__AVX512F__)
+  const __m512i z = _mm512_setzero_si512();
+  for (int64_t o = 0; o < body; o += 64) _mm512_stream_si512(reinterpret_cast<__m512i*>(b + o), z);
+#elif defined(__AVX__)
+  const __m256i z = _mm256_setzero_si256();
+  for (int64_t o = 0; o < body; o += 64) {
+    _mm256_stream_si256(reinterpret_cast<__m256i*>(b + o), z);
+    _mm256_stream_si256(reinterpret_cast<__m256i*>(b + o + 32), z);
+  }
+#else
+  const __m128i z = _mm_setzero_si128();
+  for (int64_t o = 0; o < body; o += 16) _mm_stream_si128(reinterpret_cast<__m128i*>(b + o), z);
+#endif
+  i += body / static_cast<int64_t>(sizeof(T));
+  for (; i < n; ++i) p[i] = T(0);
+#else
+  std::fill_n(p, n, T(0));
+#endif
+}
+
+inline void stream_fence() {
+#if defined(__SSE2__)
+  _mm_sfence();
+#endif
+}
+
+// Positions [p0, p1): whole rows when S == 1, else a run inside one sample.
+template <class T>
+double nll(const NllArgs<T>& a, int64_t p0, int64_t p1) {
+  const int64_t C = a.C, S = a.S;
+  double total = 0.0;
+  if (a.grad && p1 > p0) {
+    if (S > 1) {
+      const int64_t n = p0 / S, s0 = p0 % S, L = p1 - p0;
+      for (int64_t c = 0; c < C; ++c) stream_zero(a.grad + (n * C + c) * S + s0, L);
+    } else {
+      stream_zero(a.grad + p0 * C, (p1 - p0) * C);  // the rows are contiguous
+    }
+    stream_fence();
+  }
+  for (int64_t p = p0; p < p1; ++p) {
+    const int64_t n = p / S, s = p % S;
+    const int64_t t = a.target[p];
+    double loss = 0.0;
+    if (t != a.ignore_index) {
+      const T wt = a.weight ? a.weight[t] : T(1);
+      const int64_t idx = (n * C + t) * S + s;
+      loss = -static_cast<double>(wt) * static_cast<double>(a.input[idx]);
+      if (a.grad) {
+        const double scale =
+            a.grad_scale * (a.grad_out ? static_cast<double>(a.grad_out[p]) : 1.0);
+        a.grad[idx] = static_cast<T>(-static_cast<double>(wt) * scale);
+      }
+    }
+    if (a.out) a.out[p] = static_cast<T>(loss);
+    total += loss;
+  }
+  return total;
+}
+
+// ---- multi_margin_loss -----------------------------------------------------------------------
+// l = sum_{j != t} max(0, margin - x_t + x_j)^p w_t / C
+
+template <class T, int P, bool kGrad>
+double multi_margin_impl(const RowLossArgs<T>& a, int64_t r0, int64_t r1) {
+  const int64_t C = a.C;
+  const T mg = static_cast<T>(a.margin);
+  double total = 0.0;
+  for (int64_t r = r0; r < r1; ++r) {
+    const T* LOSSKIT_RESTRICT x = a.input + r * C;
+    T* LOSSKIT_RESTRICT g = kGrad ? a.grad + r * C : nullptr;
+    const int64_t t = a.target[r];
+    const T xt = x[t];
+    const T wt = a.weight ? a.weight[t] : T(1);
+    const double scale = a.grad_scale * (a.grad_out ? static_cast<double>(a.grad_out[r]) : 1.0);
+    const T coef = static_cast<T>(scale * static_cast<double>(wt) / static_cast<double>(C));
+    double sum = 0.0;
+    T cnt = 0;
+#pragma omp simd reduction(+ : sum, cnt)
+    for (int64_t j = 0; j < C; ++j) {
+      const T z = mg - xt + x[j];
+      const bool act = (z > T(0)) & (j != t);
+      const T h = P == 1 ? z : z * z;
+      sum += act ? static_cast<double>(h) : 0.0;
+      const T d = act ? (P == 1 ? T(1) : T(2) * z) : T(0);
+      cnt += d;
+      if constexpr (kGrad) g[j] = d * coef;
+    }
+    if constexpr (kGrad) g[t] = -cnt * coef;
+    const double loss = sum * static_cast<double>(wt) / static_cast<double>(C);
+    if (a.out) a.out[r] = static_cast<T>(loss);
+    total += loss;
+  }
+  return total;
+}
+
+template <class T>
+double multi_margin(const RowLossArgs<T>& a, int64_t r0, int64_t r1) {
+  if (a.p == 1)
+    return a.grad ? multi_margin_impl<T, 1, true>(a, r0, r1)
+                  : multi_margin_impl<T, 1, false>(a, r0, r1);
+  return a.grad ? multi_margin_impl<T, 2, true>(a, r0, r1)
+                : multi_margin_impl<T, 2, false>(a, r0, r1);
+}
+
+// ---- multilabel_margin_loss ------------------------------------------------------------------
+// l = sum_{targets t} sum_{j not a target} max(0, 1 - (x_t - x_j)) / C, targets read up to the
+// first negative value (duplicates count twice, as in torch).
+
+template <class T, bool kGrad>
+double multilabel_margin_impl(const RowLossArgs<T>& a, int64_t r0, int64_t r1,
+                              T* LOSSKIT_RESTRICT is_target) {
+  const int64_t C = a.C;
+  double total = 0.0;
+  for (int64_t r = r0; r < r1; ++r) {
+    const T* LOSSKIT_RESTRICT x = a.input + r * C;
+    const int64_t* tg = a.target + r * C;
+    T* LOSSKIT_RESTRICT g = kGrad ? a.grad + r * C : nullptr;
+    std::fill_n(is_target, C, T(0));
+    for (int64_t k = 0; k < C && tg[k] >= 0; ++k) is_target[tg[k]] = T(1);
+    const double scale = a.grad_scale * (a.grad_out ? static_cast<double>(a.grad_out[r]) : 1.0);
+    const T coef = static_cast<T>(scale / static_cast<double>(C));
+    if constexpr (kGrad) std::fill_n(g, C, T(0));
+    double sum = 0.0;
+    for (int64_t k = 0; k < C && tg[k] >= 0; ++k) {
+      const int64_t t = tg[k];
+      const T xt = x[t];
+      double part = 0.0;
+      T cnt = 0;
+#pragma omp simd reduction(+ : part, cnt)
+      for (int64_t j = 0; j < C; ++j) {
+        const T z = T(1) - xt + x[j];
+        const bool act = (z > T(0)) & (is_target[j] == T(0));
+        part += act ? static_cast<double>(z) : 0.0;
+        cnt += act ? T(1) : T(0);
+        if constexpr (kGrad) g[j] += act ? coef : T(0);
+      }
+      if constexpr (kGrad) g[t] -= cnt * coef;
+      sum += part;
+    }
+    const double loss = sum / static_cast<double>(C);
+    if (a.out) a.out[r] = static_cast<T>(loss);
+    total += loss;
+  }
+  return total;
+}
+
+template <class T>
+double multilabel_margin(const RowLossArgs<T>& a, int64_t r0, int64_t r1, T* scratch) {
+  return a.grad ? multilabel_margin_impl<T, true>(a, r0, r1, scratch)
+                : multilabel_margin_impl<T, false>(a, r0, r1, scratch);
+}
+
+// ---- multilabel_soft_margin_loss -------------------------------------------------------------
+// l = -sum_j w_j (y_j log sigmoid(x_j) + (1 - y_j) log sigmoid(-x_j)) / C
+// dl/dx_j = w_j (sigmoid(x_j) - y_j) / C,  dl/dy_j = -w_j (log sigmoid(x_j) - log sigmoid(-x_j)) / C
+
+template <class T, bool kGrad, bool kGradY, bool kWeighted>
+double soft_margin_impl(const RowLossArgs<T>& a, int64_t r0, int64_t r1) {
+  const int64_t C = a.C;
+  double total = 0.0;
+  for (int64_t r = r0; r < r1; ++r) {
+    const T* LOSSKIT_RESTRICT x = a.input + r * C;
+    const T* LOSSKIT_RESTRICT y = a.prob + r * C;
+    const T* LOSSKIT_RESTRICT w = kWeighted ? a.weight + r * a.weight_row_stride : nullptr;
+    T* LOSSKIT_RESTRICT g = kGrad ? a.grad + r * C : nullptr;
+    T* LOSSKIT_RESTRICT gy = kGradY ? a.grad_target + r * C : nullptr;
+    const double scale = a.grad_scale * (a.grad_out ? static_cast<double>(a.grad_out[r]) : 1.0);
+    const T coef = static_cast<T>(scale / static_cast<double>(C));
+    double sum = 0.0;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t j = 0; j < C; ++j) {
+      const T xj = x[j], yj = y[j];
+      const T wj = kWeighted ? w[j] : T(1);
+      const T ax = xj < T(0) ? -xj : xj;
+      const T e = exp_nonpos(-ax);  // -|x| <= 0
+      const T l1p = vmath::log1p(e);
+      const T lsp = (xj < T(0) ? xj : T(0)) - l1p;   // log sigmoid(x)
+      const T lsn = (xj > T(0) ? -xj : T(0)) - l1p;  // log sigmoid(-x)
+      sum += static_cast<double>(-(yj * lsp + (T(1) - yj) * lsn) * wj);
+      if constexpr (kGrad) {
+        const T sig = (xj >= T(0) ? T(1) : e) / (T(1) + e);
+        g[j] = (sig - yj) * (wj * coef);
+      }
+      if constexpr (kGradY) gy[j] = -(lsp - lsn) * (wj * coef);
+    }
+    const double loss = sum / static_cast<double>(C);
+    if (a.out) a.out[r] = static_cast<T>(loss);
+    total += loss;
+  }
+  return total;
+}
+
+template <class T>
+double multilabel_soft_margin(const RowLossArgs<T>& a, int64_t r0, int64_t r1) {
+  const int mask = (a.grad ? 1 : 0) | (a.grad_target ? 2 : 0) | (a.weight ? 4 : 0);
+  switch (mask) {
+    case 0: return soft_margin_impl<T, false, false, false>(a, r0, r1);
+    case 1: return soft_margin_impl<T, true, false, false>(a, r0, r1);
+    case 2: return soft_margin_impl<T, false, true, false>(a, r0, r1);
+    case 3: return soft_margin_impl<T, true, true, false>(a, r0, r1);
+    case 4: return soft_margin_impl<T, false, false, true>(a, r0, r1);
+    case 5: return soft_margin_impl<T, true, false, true>(a, r0, r1);
+    case 6: return soft_margin_impl<T, false, true, true>(a, r0, r1);
+    default: return soft_margin_impl<T, true, true, true>(a, r0, r1);
+  }
+}
+
+template <class T>
+void fill_table(detail::ClassificationKernels<T>* k) {
+  k->ce.rows = &ce_rows<T>;
+  k->ce.tile = &ce_tile<T>;
+  k->ce.row_stats = &ce_row_stats<T>;
+  k->ce.combine = &combine;
+  k->ce.row_finish = &ce_row_finish<T>;
+  k->ce.row_grad = &ce_row_grad<T>;
+  k->ce.target_logit = &ce_target_logit<T>;
+  k->nll = &nll<T>;
+  k->multi_margin = &multi_margin<T>;
+  k->multilabel_margin = &multilabel_margin<T>;
+  k->multilabel_soft_margin = &multilabel_soft_margin<T>;
+}
+
+}  // namespace
+}  // namespace classification
+
+void classification_table(detail::ClassificationKernels<float>* k) {
+  classification::fill_table(k);
+}
+void classification_table(detail::ClassificationKernels<double>* k) {
+  classification::fill_table(k);
+}
+
+}  // namespace losskit::kernels::LOSSKIT_TARGET_NS

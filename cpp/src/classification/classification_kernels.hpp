@@ -1,0 +1,158 @@
+// Interface between the classification entry points (classification.cpp, compiled once) and the
+// kernels (classification_kernels.cpp, compiled once per instruction set).
+//
+// Layout: every loss sees its input as (N, C, S): N samples, C classes with class stride S, and
+// S spatial positions (S = 1 for (C) and (N, C) inputs). A "position" p = n * S + s owns one
+// loss value. Kernels process a range of positions on the calling thread, return the sum of their
+// losses in double (in position order), and never throw or allocate; the entry points validate
+// every index before calling them.
+#pragma once
+
+#include <cstdint>
+
+#include "common/target.hpp"
+
+namespace losskit::detail {
+
+// Softmax cross-entropy (class indices or probabilities) over positions of an (N, C, S) input.
+//
+// Per position, with w the class weights (ones when absent), eps = label_smoothing and
+// lse = log sum_c exp(x_c):
+//   class index t (t != ignore_index):
+//     loss = (1 - eps) w_t (lse - x_t) + eps / C sum_c w_c (lse - x_c)
+//     d loss / d x_j = softmax_j ((1 - eps) w_t + eps / C sum_c w_c) - (1 - eps) w_t [j = t]
+//                      - eps / C w_j
+//   probabilities y (y'_c = (1 - eps) y_c + eps / C):
+//     loss = sum_c w_c y'_c (lse - x_c)
+//     d loss / d x_j = softmax_j sum_c w_c y'_c - w_j y'_j;  d loss / d y_j = (1 - eps) w_j (lse - x_j)
+// The gradient written is grad_scale * (grad_out ? grad_out[p] : 1) times that; ignored positions
+// have scale 0 (their loss is 0 and their gradient 0, NaN where the logits hold NaN, as torch's).
+template <class T>
+struct CeArgs {
+  const T* input = nullptr;         // (N, C, S) logits
+  const int64_t* target = nullptr;  // (N, S) class indices, or nullptr with `prob`
+  const T* prob = nullptr;          // (N, C, S) probability targets, or nullptr
+  const T* weight = nullptr;        // (C) class weights, or nullptr
+  int64_t N = 0, C = 0, S = 1;
+  int64_t ignore_index = -100;
+  double smoothing = 0.0;
+  double weight_sum = 0.0;          // sum_c w_c (C without weights)
+  double grad_scale = 1.0;          // reduction scale times a scalar grad_output
+  const T* grad_out = nullptr;      // per-position grad_output (Reduction::None), or nullptr
+  T* out = nullptr;                 // per-position loss (Reduction::None), or nullptr
+  T* grad = nullptr;                // d input, may be the input buffer itself; nullptr: forward only
+  T* grad_target = nullptr;         // d prob (probability targets), or nullptr
+};
+
+// Online softmax statistics of a run of classes, relative to `ref` (the run's max, or 0 when the
+// run holds only -inf, `valid` false): s = sum exp(x - ref), wx = sum v (x - ref), ws = sum v,
+// with v = w (class indices) or w y' (probabilities).
+struct CeStats {
+  double ref = 0.0, s = 0.0, wx = 0.0, ws = 0.0;
+  bool valid = false;
+};
+
+// Per-row constants of the gradient pass.
+struct CeRowConsts {
+  double lse = 0.0;
+  double a = 0.0;      // coefficient of softmax_j
+  double b = 0.0;      // coefficient of -w_j (class indices) or -w_j y'_j (probabilities)
+  double fix = 0.0;    // subtracted at the target class
+  int64_t target = -1; // -1: none
+  double scale = 0.0;  // grad_scale * grad_out (0 for ignored positions)
+};
+
+// Rows are cut in chunks of kCeChunk classes (fixed, so sums never depend on the thread count):
+// a chunk is read twice from L1 (max, then exp-sum) and the row once from memory. With a gradient
+// wanted (class indices), the exponentials go straight into the gradient buffer and the second
+// sweep only rescales them (one exp per logit in all).
+constexpr int64_t kCeChunk = 2048;
+
+template <class T>
+struct CeKernels {
+  // Positions [p0, p1) of rows (S == 1), each row whole, on the calling thread.
+  double (*rows)(const CeArgs<T>&, int64_t p0, int64_t p1);
+  // Positions n * S + [s0, s1) of a strided (S > 1) input; s1 - s0 <= kCeTile.
+  double (*tile)(const CeArgs<T>&, int64_t n, int64_t s0, int64_t s1);
+  // In-row pieces (S == 1), for rows split across threads: chunk statistics of chunks [k0, k1),
+  // the fixed left-to-right fold, the per-row finish (loss, and out[row]), and the gradient.
+  void (*row_stats)(const CeArgs<T>&, int64_t row, int64_t k0, int64_t k1, CeStats* stats);
+  void (*combine)(CeStats& acc, const CeStats& next);
+  // The target logit, read before the statistics pass (which may overwrite an in-place row).
+  T (*target_logit)(const CeArgs<T>&, int64_t row);
+  double (*row_finish)(const CeArgs<T>&, int64_t row, const CeStats& stats, T xt,
+                       CeRowConsts* rc);
+  // stats: the statistics of chunks [k0, k1).
+  void (*row_grad)(const CeArgs<T>&, int64_t row, const CeRowConsts& rc, int64_t k0, int64_t k1,
+                   const CeStats* stats);
+};
+constexpr int64_t kCeTile = 64;
+
+// nll_loss over positions [p0, p1) (any S): loss = -w_t x_t; gradient row zeroed then
+// -scale w_t at t. `target` values are validated.
+template <class T>
+struct NllArgs {
+  const T* input = nullptr;
+  const int64_t* target = nullptr;
+  const T* weight = nullptr;
+  int64_t N = 0, C = 0, S = 1;
+  int64_t ignore_index = -100;
+  double grad_scale = 1.0;
+  const T* grad_out = nullptr;
+  T* out = nullptr;
+  T* grad = nullptr;
+};
+
+// Row losses over (N, C) rows [r0, r1): multi_margin_loss, multilabel_margin_loss,
+// multilabel_soft_margin_loss. `scratch` holds C values of T per thread (multilabel margin's
+// target mask).
+template <class T>
+struct RowLossArgs {
+  const T* input = nullptr;
+  const int64_t* target = nullptr;  // multi_margin (N), multilabel_margin (N, C)
+  const T* prob = nullptr;          // multilabel_soft_margin target (N, C)
+  const T* weight = nullptr;        // (C) or, multilabel_soft_margin only, (N, C)
+  int64_t weight_row_stride = 0;    // 0 or C
+  int64_t N = 0, C = 0;
+  int p = 1;
+  double margin = 1.0;
+  double grad_scale = 1.0;
+  const T* grad_out = nullptr;
+  T* out = nullptr;
+  T* grad = nullptr;
+  T* grad_target = nullptr;
+};
+
+template <class T>
+struct ClassificationKernels {
+  CeKernels<T> ce;
+  double (*nll)(const NllArgs<T>&, int64_t p0, int64_t p1);
+  double (*multi_margin)(const RowLossArgs<T>&, int64_t r0, int64_t r1);
+  double (*multilabel_margin)(const RowLossArgs<T>&, int64_t r0, int64_t r1, T* scratch);
+  double (*multilabel_soft_margin)(const RowLossArgs<T>&, int64_t r0, int64_t r1);
+};
+
+// The kernel table of the active instruction set.
+template <class T>
+const ClassificationKernels<T>& classification_kernels();
+
+// The fused cross-entropy row kernel with its threading, for other families (the large
+// vocabulary linear_cross_entropy computes logits chunk by chunk and calls this on each chunk):
+// rows = args.N, S must be 1, args.target already validated (every value in [0, C) or
+// ignore_index), args.grad may equal args.input (gradient written in place). Rows run in parallel,
+// or a row's chunks do when there are fewer rows than threads. Returns the sum of the row losses,
+// bitwise the same for any thread count; args.out (if set) receives each row's loss.
+template <class T>
+double cross_entropy_rows(const CeArgs<T>& args);
+
+}  // namespace losskit::detail
+
+namespace losskit::kernels {
+#define LOSSKIT_DECLARE_CLASSIFICATION(ns)                                                      \
+  namespace ns {                                                                               \
+  void classification_table(detail::ClassificationKernels<float>*);                            \
+  void classification_table(detail::ClassificationKernels<double>*);                           \
+  }
+LOSSKIT_FOR_EACH_TARGET(LOSSKIT_DECLARE_CLASSIFICATION)
+#undef LOSSKIT_DECLARE_CLASSIFICATION
+}  // namespace losskit::kernels
