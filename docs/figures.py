@@ -204,6 +204,44 @@ def hinge_embedding() -> Figure:
 
 
 # ---- classification figures ----
+S = np.linspace(-6.0, 6.0, 1201)  # the logit of the target class; the other two logits are 0
+
+
+def class_logits(s: np.ndarray, classes: int = 3) -> np.ndarray:
+    """Rows (s, 0, ..., 0): the target class 0 against classes - 1 rivals at logit 0."""
+    x = np.zeros((s.size, classes))
+    x[:, 0] = s
+    return x
+
+
+@figure
+def cross_entropy() -> Figure:
+    """cross_entropy of (s, 0, 0) with target class 0, with and without label smoothing; the
+    gradient plotted is the target logit's, softmax(x)_0 - (1 - eps + eps / C)."""
+    target = np.zeros(S.size, np.int64)
+    curves = []
+    for smoothing in (0.0, 0.1, 0.3):
+        loss, grad = F.cross_entropy_forward_backward(class_logits(S), target, reduction="none",
+                                                      label_smoothing=smoothing)
+        curves.append((f"label_smoothing = {smoothing}", np.asarray(loss), np.asarray(grad)[:, 0]))
+    return plot_curves("cross_entropy, logits (s, 0, 0), target class 0", S,
+                       "target-class logit $s$", curves)
+
+
+@figure
+def multi_margin() -> Figure:
+    """multi_margin_loss of (s, 0, 0) with target class 0: sum over rivals of
+    max(0, margin - s)^p / C, for p = 1 and 2."""
+    target = np.zeros(S.size, np.int64)
+    curves = []
+    for p, margin in ((1, 1.0), (2, 1.0), (1, 2.0)):
+        loss, grad = F.multi_margin_loss_forward_backward(class_logits(S), target, p=p, margin=margin,
+                                                          reduction="none")
+        curves.append((f"p = {p}, margin = {margin}", np.asarray(loss), np.asarray(grad)[:, 0]))
+    return plot_curves("multi_margin_loss, inputs (s, 0, 0), target class 0", S,
+                       "target-class score $s$", curves, [{"lw": 3, "alpha": 0.6}, {}, {"ls": "--"}])
+
+
 # ---- embedding figures ----
 # ---- ctc figures ----
 

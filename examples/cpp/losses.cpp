@@ -1,8 +1,9 @@
-// Embedding losskit's C++ core: losses and their gradients on caller-owned arrays, checked against
+// Embedding losskit's C++ core: MSE, BCE-with-logits and cross-entropy losses and their gradients on caller-owned arrays, checked against
 // values derived by hand (the derivations are in the comments) and against finite differences.
 //
 // Exit status 0 when every check passes; the program prints what it computed.
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <vector>
 
@@ -87,6 +88,37 @@ void bce_with_logits_example() {
     expect_near("finite difference", numeric_derivative(f, x, i), grad[i], 1e-8);
 }
 
+// cross_entropy with class-index targets, reduction 'mean' over N = 2 rows of C = 3 logits:
+//   l_n = logsumexp(x_n) - x_{n, y_n},  dl_n/dx_{n,c} = softmax(x_n)_c - [c = y_n],  L = mean_n l_n.
+// Row 1: x = (0, 0, 0), y = 2: softmax = (1/3, 1/3, 1/3), l_1 = ln 3, gradient (1/3, 1/3, -2/3).
+// Row 2: x = (0, ln 2, ln 5), y = 1: exp(x) = (1, 2, 5), softmax = (1/8, 1/4, 5/8),
+//   l_2 = -ln(1/4) = 2 ln 2, gradient (1/8, -3/4, 5/8).
+// So L = (ln 3 + 2 ln 2) / 2 = ln(12) / 2 and dL/dx = the row gradients / 2.
+void cross_entropy_example() {
+  std::puts("cross_entropy (mean, class indices)");
+  const std::vector<double> x = {0.0, 0.0, 0.0, 0.0, std::log(2.0), std::log(5.0)};
+  const std::vector<int64_t> y = {2, 1};
+  const losskit::Shape shape = {2, 3};
+  double loss = 0;
+  std::vector<double> grad(6);
+  losskit::cross_entropy_forward_backward<double>(
+      {x.data(), shape}, losskit::View<int64_t>{y.data(), {2}}, /*weight=*/{}, /*grad_output=*/{},
+      {&loss, {}}, {grad.data(), shape}, losskit::CrossEntropyOptions{});
+  expect_near("loss", loss, std::log(12.0) / 2);
+  const double want[] = {1.0 / 6, 1.0 / 6, -1.0 / 3, 1.0 / 16, -3.0 / 8, 5.0 / 16};
+  for (int i = 0; i < 6; ++i) expect_near("d loss / d x", grad[i], want[i]);
+
+  // Finite differences of the forward agree with the analytic gradient.
+  auto f = [&](const std::vector<double>& xs) {
+    double out = 0;
+    losskit::cross_entropy<double>({xs.data(), shape}, losskit::View<int64_t>{y.data(), {2}}, {},
+                                   {&out, {}});
+    return out;
+  };
+  for (std::size_t i = 0; i < 6; ++i)
+    expect_near("finite difference", numeric_derivative(f, x, i), grad[i], 1e-8);
+}
+
 // Bad input throws before any work, with a message naming the argument.
 void error_example() {
   std::puts("errors");
@@ -108,7 +140,7 @@ int main() {
               losskit::get_num_threads());
   mse_example();
   bce_with_logits_example();
-  // cross-entropy example
+  cross_entropy_example();
   error_example();
   if (failures) {
     std::printf("%d check(s) failed\n", failures);
