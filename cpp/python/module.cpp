@@ -700,8 +700,7 @@ PYBIND11_MODULE(_core, m) {
         "lower one).");
   m.def("available_cpu_targets", &losskit::available_cpu_targets,
         "Comma-separated targets this CPU can run, best first.");
-  m.def("set_cpu_target", &losskit::set_cpu_target, py::arg("name"),
-        "Force one of available_cpu_targets() (tests and benchmarks); ValueError otherwise.");
+  m.def("set_cpu_target", &losskit::set_cpu_target, py::arg("name"));
   // Test hook: the active target's vectorised exp (0), log (1) or log1p (2) of a float array.
   m.def("_vmath", [](int fn, const py::array& x) -> py::array {
     if (fn < 0 || fn > 2) throw losskit::ValueError("_vmath: fn expected 0, 1 or 2");
