@@ -91,9 +91,7 @@ def poisson_nll_loss_backward(grad_output: typing.Any, arrays: tuple, reduction:
 def poisson_nll_loss_forward_backward(arrays: tuple, grad_output: typing.Any, reduction: str, want: tuple, **kwargs) -> tuple:
     ...
 def set_cpu_target(name: str) -> None:
-    """
-    Force one of available_cpu_targets() (tests and benchmarks); ValueError otherwise.
-    """
+    ...
 def set_num_threads(n: typing.SupportsInt | typing.SupportsIndex) -> None:
     """
     Set the number of OpenMP threads the kernels use; n >= 1 (ValueError otherwise). Results are bitwise the same for any n.
