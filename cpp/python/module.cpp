@@ -1028,9 +1028,11 @@ PYBIND11_MODULE(_core, m) {
 
   // ValueError for bad values; an IndexError that is also a ValueError for bad indices (as
   // NumPy's AxisError); TypeError for bad dtypes.
-  static PyObject* index_error = PyErr_NewException(
-      "losskit.IndexError", py::make_tuple(py::handle(PyExc_ValueError),
-                                           py::handle(PyExc_IndexError)).release().ptr(),
+  static PyObject* index_error = PyErr_NewExceptionWithDoc(
+      "losskit.IndexError",
+      "A class index or label outside its valid range. It derives from both ValueError and "
+      "IndexError (as NumPy's AxisError), so `except ValueError` catches every bad input.",
+      py::make_tuple(py::handle(PyExc_ValueError), py::handle(PyExc_IndexError)).release().ptr(),
       nullptr);
   m.attr("IndexError") = py::handle(index_error);
   py::register_exception_translator([](std::exception_ptr p) {
@@ -1045,10 +1047,16 @@ PYBIND11_MODULE(_core, m) {
     }
   });
 
-  m.def("get_num_threads", &losskit::get_num_threads);
-  m.def("set_num_threads", &losskit::set_num_threads, py::arg("n"));
-  m.def("cpu_target", &losskit::cpu_target);
-  m.def("available_cpu_targets", &losskit::available_cpu_targets);
+  m.def("get_num_threads", &losskit::get_num_threads,
+        "Number of OpenMP threads the kernels use (OMP_NUM_THREADS at import, else the cores).");
+  m.def("set_num_threads", &losskit::set_num_threads, py::arg("n"),
+        "Set the number of OpenMP threads the kernels use; n >= 1 (ValueError otherwise). "
+        "Results are bitwise the same for any n.");
+  m.def("cpu_target", &losskit::cpu_target,
+        "Instruction set in use: 'avx512', 'avx2' or 'baseline' (LOSSKIT_CPU_TARGET forces a "
+        "lower one).");
+  m.def("available_cpu_targets", &losskit::available_cpu_targets,
+        "Comma-separated targets this CPU can run, best first.");
   m.def("set_cpu_target", &losskit::set_cpu_target, py::arg("name"));
   // Test hook: the active target's vectorised exp (0), log (1), log1p (2) or exp of a
   // non-positive argument (3) of a float array.

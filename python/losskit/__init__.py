@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from . import _core, functional
 from ._core import IndexError, get_num_threads, set_num_threads
+from ._paths import get_cmake_dir, get_include
 from .modules import (
     BCELoss,
     BCEWithLogitsLoss,
@@ -81,6 +82,8 @@ __all__ = [
     "LinearCrossEntropyLoss",
     "cpu_target",
     "functional",
+    "get_cmake_dir",
+    "get_include",
     "get_num_threads",
     "set_num_threads",
 ]

@@ -70,6 +70,15 @@ def l1_loss(
     Shape: input :math:`(*)`; target broadcastable to it (a size mismatch warns, as in torch);
     output scalar, or the broadcast shape for ``'none'``.
 
+    Args:
+        input: predictions, any shape; float32 and float64 are computed as they are, float16 in
+            float32, integers and booleans in float64.
+        target: values to match, broadcastable to ``input``.
+        reduction: ``'none'`` (per-element losses), ``'mean'`` (default) or ``'sum'``.
+        size_average, reduce: torch's deprecated pair; when either is given it decides the
+            reduction, with torch's UserWarning.
+        weight: optional per-element weights of ``input``'s exact shape.
+
     >>> float(l1_loss(np.array([1.0, 2.0, 4.0]), np.array([1.5, 2.0, 1.0])))
     1.1666666666666667
     """
@@ -134,6 +143,14 @@ def mse_loss(
     Shape: input :math:`(*)`; target broadcastable to it (a size mismatch warns); output scalar,
     or the broadcast shape for ``'none'``.
 
+    Args:
+        input: predictions, any shape.
+        target: values to match, broadcastable to ``input``.
+        reduction: ``'none'`` (per-element losses), ``'mean'`` (default) or ``'sum'``.
+        size_average, reduce: torch's deprecated pair; when either is given it decides the
+            reduction, with torch's UserWarning.
+        weight: optional per-element weights of ``input``'s exact shape.
+
     >>> float(mse_loss(np.array([1.0, 2.0]), np.array([0.0, 0.0])))
     2.5
     """
@@ -196,6 +213,13 @@ def huber_loss(
     ``weight`` (functional only) has the input's exact shape. Unlike l1 and mse, torch 2.13
     averages a weighted huber loss by the element count (``(w * l).mean()``), and so does losskit.
 
+    Args:
+        input: predictions, any shape.
+        target: values to match, broadcastable to ``input``.
+        reduction: ``'none'`` (per-element losses), ``'mean'`` (default) or ``'sum'``.
+        delta: where the loss turns from quadratic to linear (> 0, default 1).
+        weight: optional per-element weights of ``input``'s exact shape.
+
     >>> float(huber_loss(np.array([0.5, 3.0]), np.array([0.0, 0.0])))
     1.3125
     """
@@ -255,6 +279,14 @@ def smooth_l1_loss(
         = -\frac{\partial l_n}{\partial y_n}
 
     ``beta = 0`` is exactly :func:`l1_loss` (gradient ``sign(z)``), as in torch.
+
+    Args:
+        input: predictions, any shape.
+        target: values to match, broadcastable to ``input``.
+        reduction: ``'none'`` (per-element losses), ``'mean'`` (default) or ``'sum'``.
+        size_average, reduce: torch's deprecated pair; when either is given it decides the
+            reduction, with torch's UserWarning.
+        beta: where the loss turns from quadratic to linear (>= 0, default 1).
 
     >>> float(smooth_l1_loss(np.array([0.5, 3.0]), np.array([0.0, 0.0])))
     1.3125
@@ -316,6 +348,13 @@ def soft_margin_loss(
     Evaluated with torch's formula: where :math:`e^{-y_n x_n}` overflows (:math:`-y_n x_n` above
     about 88 in float32, 709 in float64) the loss is inf and the gradient NaN, as in torch. The
     target is a label: it has no gradient.
+
+    Args:
+        input: scores, any shape.
+        target: labels +1 or -1, broadcastable to ``input``.
+        reduction: ``'none'`` (per-element losses), ``'mean'`` (default) or ``'sum'``.
+        size_average, reduce: torch's deprecated pair; when either is given it decides the
+            reduction, with torch's UserWarning.
 
     >>> round(float(soft_margin_loss(np.array([0.0]), np.array([1.0]))), 6)
     0.693147
@@ -380,6 +419,14 @@ def binary_cross_entropy(
     :math:`\pm\infty` there. An input outside [0, 1] (or NaN) raises ValueError, as in torch. ``weight``
     broadcasts to the input; ``'mean'`` divides by the element count. The target must have the
     input's shape.
+
+    Args:
+        input: probabilities in [0, 1], any shape.
+        target: probabilities (often 0 or 1) of ``input``'s shape.
+        weight: optional rescaling weight, broadcastable to ``input``.
+        reduction: ``'none'`` (per-element losses), ``'mean'`` (default) or ``'sum'``.
+        size_average, reduce: torch's deprecated pair; when either is given it decides the
+            reduction, with torch's UserWarning.
 
     >>> round(float(binary_cross_entropy(np.array([0.5]), np.array([1.0]))), 6)
     0.693147
@@ -447,6 +494,16 @@ def binary_cross_entropy_with_logits(
 
     ``weight`` and ``pos_weight`` broadcast to the input (``pos_weight`` typically of shape
     ``(C,)`` for inputs ``(N, C)``); the target must have the input's shape.
+
+    Args:
+        input: logits (unnormalised scores), any shape.
+        target: probabilities (often 0 or 1) of ``input``'s shape.
+        weight: optional rescaling weight, broadcastable to ``input``.
+        reduction: ``'none'`` (per-element losses), ``'mean'`` (default) or ``'sum'``.
+        size_average, reduce: torch's deprecated pair; when either is given it decides the
+            reduction, with torch's UserWarning.
+        pos_weight: optional weight of the positive term, broadcastable to ``input``
+            (one per class along the last dimension).
 
     >>> round(float(binary_cross_entropy_with_logits(np.array([0.0]), np.array([1.0]))), 6)
     0.693147
@@ -521,6 +578,16 @@ def poisson_nll_loss(
 
     With ``full``, torch's autograd gives a NaN target gradient where :math:`y_n \le 0` (a zero
     gradient times :math:`\log y_n`); losskit returns the same.
+
+    Args:
+        input: the log-rate (``log_input=True``) or the rate, any shape.
+        target: observed counts, broadcastable to ``input``.
+        log_input: whether ``input`` is the log of the rate (default True).
+        full: add the Stirling approximation of :math:`\log(y!)` (default False).
+        eps: added to the rate inside the log when ``log_input=False`` (default 1e-8).
+        reduction: ``'none'`` (per-element losses), ``'mean'`` (default) or ``'sum'``.
+        size_average, reduce: torch's deprecated pair; when either is given it decides the
+            reduction, with torch's UserWarning.
 
     >>> float(poisson_nll_loss(np.array([0.0]), np.array([2.0])))
     1.0
@@ -600,6 +667,14 @@ def gaussian_nll_loss(
     that shape without its last dimension, or that shape with one dimension of size 1; a scalar
     (Python or NumPy) is one variance for all elements and gets no gradient. Negative entries
     raise ValueError.
+
+    Args:
+        input: predicted means, any shape.
+        target: observations, broadcastable to ``input``.
+        var: predicted variances (>= 0): an array shaped as described above, or a scalar.
+        full: add the constant :math:`\tfrac12\log 2\pi` (default False).
+        eps: lower clamp of ``var`` (default 1e-6).
+        reduction: ``'none'`` (per-element losses), ``'mean'`` (default) or ``'sum'``.
 
     >>> float(gaussian_nll_loss(np.array([1.0]), np.array([1.0]), 1.0))
     0.0
@@ -682,6 +757,15 @@ def kl_div(
     :math:`y_n = 0` torch's autograd gives a NaN target gradient (:math:`0/0` in ``xlogy``);
     losskit returns the same.
 
+    Args:
+        input: log-probabilities, any shape.
+        target: probabilities (or log-probabilities with ``log_target``), broadcastable to ``input``.
+        reduction: ``'none'`` (per-element losses), ``'mean'`` (default), ``'sum'`` or
+            ``'batchmean'`` (the sum divided by the first dimension).
+        size_average, reduce: torch's deprecated pair; when either is given it decides the
+            reduction, with torch's UserWarning.
+        log_target: whether ``target`` is given as log-probabilities (default False).
+
     >>> float(kl_div(np.log(np.array([0.5, 0.5])), np.array([0.5, 0.5]), reduction="batchmean"))
     0.0
     """
@@ -742,6 +826,14 @@ def margin_ranking_loss(
 
     with :math:`a_n` the argument of the max (at :math:`a_n = 0` the gradient is taken, as torch's
     ``clamp_min``). All three arrays must have the same number of dimensions; they broadcast.
+
+    Args:
+        input1, input2: the two scores of each pair, same number of dimensions.
+        target: +1 where ``input1`` should rank higher, -1 where ``input2`` should.
+        margin: required gap between the scores (default 0).
+        reduction: ``'none'`` (per-element losses), ``'mean'`` (default) or ``'sum'``.
+        size_average, reduce: torch's deprecated pair; when either is given it decides the
+            reduction, with torch's UserWarning.
 
     >>> float(margin_ranking_loss(np.array([1.0]), np.array([2.0]), np.array([1.0])))
     1.0
@@ -808,6 +900,14 @@ def hinge_embedding_loss(
 
     This is torch's exact formula, which for labels 1 and -1 is the documented
     :math:`x_n` / :math:`\max(0, \text{margin} - x_n)`; any other label value gets both terms.
+
+    Args:
+        input: distances (or dissimilarities), any shape.
+        target: +1 for similar pairs, -1 for dissimilar ones, broadcastable to ``input``.
+        margin: distance beyond which a dissimilar pair costs nothing (default 1).
+        reduction: ``'none'`` (per-element losses), ``'mean'`` (default) or ``'sum'``.
+        size_average, reduce: torch's deprecated pair; when either is given it decides the
+            reduction, with torch's UserWarning.
 
     >>> float(hinge_embedding_loss(np.array([0.25, 2.0]), np.array([-1.0, 1.0])))
     1.375

@@ -1,0 +1,144 @@
+"""Packaging: the typed Python surface, the C++ package and the portable wheel.
+
+Fast tests (always run):
+* the committed stubs ``python/losskit/_core.pyi`` agree with the compiled module (mypy's stubtest);
+* ``mypy --strict examples/`` passes;
+* ``examples/cpp`` configures, builds and runs against the C++ package of the installed wheel
+  (``python -m losskit --cmake-dir``); skipped when losskit runs from a source tree (no wheel).
+
+Slow tests (``LOSSKIT_PACKAGING_TESTS=1``, which ``.ci/run`` sets; about 1-2 minutes each on 2 cores):
+* ``cmake --install`` of a fresh core build into a prefix, then ``examples/cpp`` against it;
+* ``pip wheel .``, ``auditwheel repair`` (libgomp bundled), a fresh virtual environment holding only
+  numpy and the repaired wheel, and ``tests/data/wheel_smoke.py`` run there with no compiler on
+  PATH, once per instruction-set target (``LOSSKIT_CPU_TARGET``) and once with the run-time choice.
+
+The stubs must be regenerated whenever a binding changes (e.g. after a loss family is merged)::
+
+    pip install pybind11-stubgen
+    pybind11-stubgen losskit._core --exit-code -o python   # writes python/losskit/_core.pyi
+    python -m mypy.stubtest losskit._core --allowlist tests/data/stubtest_allowlist.txt
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+import losskit
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(__file__).resolve().parent / "data"
+SLOW = os.environ.get("LOSSKIT_PACKAGING_TESTS") == "1"
+slow = pytest.mark.skipif(not SLOW, reason="set LOSSKIT_PACKAGING_TESTS=1 (as .ci/run does)")
+INSTALLED = "site-packages" in Path(losskit.__file__).parts
+
+
+def run(cmd: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+    """Run a command; on failure show its output in the test report."""
+    result = subprocess.run(cmd, capture_output=True, text=True, **kwargs)  # type: ignore[call-overload]
+    if result.returncode != 0:
+        pytest.fail(f"{' '.join(map(str, cmd))} exited {result.returncode}\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def needs(tool: str) -> str:
+    path = shutil.which(tool)
+    if path is None:
+        pytest.skip(f"{tool} not found")
+    return path
+
+
+# ---- typed Python ------------------------------------------------------------------------------
+def test_stubs_match_the_compiled_module():
+    pytest.importorskip("mypy")
+    run([sys.executable, "-m", "mypy.stubtest", "losskit._core",
+         "--allowlist", str(DATA / "stubtest_allowlist.txt")], cwd=REPO)
+
+
+def test_examples_pass_mypy_strict(tmp_path):
+    pytest.importorskip("mypy")
+    cmd = [sys.executable, "-m", "mypy", "--strict", "--cache-dir", str(tmp_path / "cache"), "examples/"]
+    env = dict(os.environ)
+    if not INSTALLED:
+        # A source tree on PYTHONPATH: mypy would check losskit itself as user code. Treat it as the
+        # installed, typed package it stands for (mypy does not report errors inside those).
+        config = tmp_path / "mypy.ini"
+        config.write_text("[mypy]\n[mypy-losskit.*]\nignore_errors = True\n")
+        env["MYPYPATH"] = str(Path(losskit.__file__).resolve().parents[1])
+        cmd[3:3] = ["--config-file", str(config)]
+    run(cmd, cwd=REPO, env=env)
+
+
+# ---- the C++ package -----------------------------------------------------------------------------
+def build_and_run_cpp_example(build: Path, *cmake_args: str) -> str:
+    needs("cmake")
+    generator = ["-G", "Ninja"] if shutil.which("ninja") else []
+    run(["cmake", "-S", str(REPO / "examples" / "cpp"), "-B", str(build), *generator, *cmake_args])
+    run(["cmake", "--build", str(build), "-j2"])
+    out = run([str(build / "losskit_example")]).stdout
+    assert "all checks passed" in out, out
+    return out
+
+
+def test_cpp_example_against_the_installed_wheel(tmp_path):
+    if not INSTALLED:
+        pytest.skip("losskit runs from a source tree: no wheel-installed C++ package")
+    cmake_dir = run([sys.executable, "-m", "losskit", "--cmake-dir"]).stdout.strip()
+    assert Path(cmake_dir, "losskitConfig.cmake").is_file()
+    build_and_run_cpp_example(tmp_path / "build", f"-Dlosskit_DIR={cmake_dir}")
+
+
+@slow
+def test_cpp_example_against_cmake_install(tmp_path):
+    needs("cmake")
+    prefix, core = tmp_path / "prefix", tmp_path / "core"
+    generator = ["-G", "Ninja"] if shutil.which("ninja") else []
+    run(["cmake", "-S", str(REPO), "-B", str(core), *generator, "-DLOSSKIT_BUILD_PYTHON=OFF"])
+    run(["cmake", "--build", str(core), "-j2"])
+    run(["cmake", "--install", str(core), "--prefix", str(prefix)])
+    # Every public header is installed (a directory install: new family headers come along).
+    headers = sorted(p.name for p in (REPO / "cpp" / "include" / "losskit").glob("*.hpp"))
+    assert sorted(p.name for p in (prefix / "include" / "losskit").glob("*.hpp")) == headers
+    build_and_run_cpp_example(tmp_path / "example", f"-DCMAKE_PREFIX_PATH={prefix}")
+
+
+# ---- the portable wheel --------------------------------------------------------------------------
+@slow
+def test_repaired_wheel_in_a_fresh_venv_without_compilers(tmp_path):
+    needs("auditwheel")
+    dist, wheelhouse, venv = tmp_path / "dist", tmp_path / "wheelhouse", tmp_path / "venv"
+    run([sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "-w", str(dist)])
+    (built,) = dist.glob("losskit-*.whl")
+    run(["auditwheel", "repair", str(built), "-w", str(wheelhouse)])
+    (wheel,) = wheelhouse.glob("losskit-*manylinux*.whl")
+
+    names = zipfile.ZipFile(wheel).namelist()
+    assert any(n.startswith("losskit.libs/libgomp") for n in names), "libgomp is not bundled"
+    for required in ("losskit/py.typed", "losskit/_core.pyi", "losskit/lib/liblosskit.a",
+                     "losskit/include/losskit/losskit.hpp",
+                     "losskit/share/cmake/losskit/losskitConfig.cmake",
+                     "losskit/share/cmake/losskit/losskitConfigVersion.cmake",
+                     "losskit/share/cmake/losskit/losskitTargets.cmake"):
+        assert required in names, f"{required} missing from {wheel.name}"
+    headers = {p.name for p in (REPO / "cpp" / "include" / "losskit").glob("*.hpp")}
+    assert headers <= {Path(n).name for n in names if n.startswith("losskit/include/losskit/")}
+
+    run([sys.executable, "-m", "venv", str(venv)])
+    python = venv / "bin" / "python"
+    run([str(python), "-m", "pip", "install", "--quiet", "numpy", str(wheel)])
+    # Only the venv on PATH: no compiler, no build tree, no PYTHONPATH.
+    env = {"PATH": str(venv / "bin"), "HOME": str(tmp_path), "OMP_NUM_THREADS": "2",
+           "LOSSKIT_SMOKE_NO_COMPILER": "1"}
+    targets = run([str(python), "-c", "import losskit; print(losskit._core.available_cpu_targets())"],
+                  env=env, cwd=tmp_path).stdout.strip().split(",")
+    assert "baseline" in targets
+    smoke = str(DATA / "wheel_smoke.py")
+    print(run([str(python), smoke], env=env, cwd=tmp_path).stdout)  # the run-time choice
+    for target in targets:
+        print(run([str(python), smoke], env={**env, "LOSSKIT_CPU_TARGET": target}, cwd=tmp_path).stdout)
