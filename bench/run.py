@@ -112,7 +112,7 @@ def main() -> None:
                    f"{floor * 1e3:.3f} | {floor / t_lk:.2f} |")
             rows.append(row)
             print(row, flush=True)
-        del state
+        state = None  # free this case's inputs before the next one is built
 
     if args.markdown:
         text = open(args.markdown).read() if os.path.exists(args.markdown) else ""

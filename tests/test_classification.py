@@ -6,16 +6,13 @@ the in-row parallel path, errors, memory and hypothesis property tests."""
 
 from __future__ import annotations
 
-import itertools
 import os
 import subprocess
 import sys
 import textwrap
-import warnings
 
 import numpy as np
 import pytest
-import torch
 import torch.nn.functional as TF
 from hypothesis import given, strategies as st
 
@@ -607,20 +604,10 @@ def test_python_threads_concurrently(rng):
 
 
 def test_cpp_internal_entry_points(tmp_path):
-    """Builds tests/cpp_checks/classification_internal.cpp against the static core library next to
-    the loaded extension (the dev build) and runs it: the in-place cross_entropy_rows kernel the
-    large-vocabulary family reuses, and C++-only argument combinations."""
-    import shutil
-    from pathlib import Path
+    """Builds tests/cpp_checks/classification_internal.cpp against the static core library and
+    runs it: the in-place cross_entropy_rows kernel the large-vocabulary family reuses, and C++-only
+    argument combinations."""
+    from _cpp import run_check
 
-    lib = Path(losskit._core.__file__).resolve().parent / "liblosskit.a"
-    cxx = shutil.which("c++") or shutil.which("g++")
-    if not lib.exists() or cxx is None:
-        pytest.skip("needs the dev build's liblosskit.a and a C++ compiler")
-    root = Path(__file__).resolve().parent.parent
-    exe = tmp_path / "classification_internal"
-    subprocess.run([cxx, "-O1", "-std=c++17", "-fopenmp", f"-I{root / 'cpp/include'}", f"-I{root / 'cpp/src'}",
-                    str(root / "tests/cpp_checks/classification_internal.cpp"), str(lib), "-o", str(exe)],
-                   check=True, capture_output=True)
-    out = subprocess.run([str(exe)], capture_output=True, text=True)
+    out = run_check("classification_internal", tmp_path, internal=True)
     assert out.returncode == 0, out.stdout + out.stderr

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
-import shutil
-import subprocess
 
 import numpy as np
 import pytest
@@ -491,17 +488,9 @@ def test_padding_is_not_read():
 
 # ---- the C++ API with a caller-owned workspace -----------------------------------------------------
 def test_cpp_caller_owned_workspace(tmp_path):
-    """Builds tests/cpp_snippets/ctc_workspace.cpp against the static core next to the built
-    extension (skipped where there is no compiler or no build tree, e.g. an installed wheel)."""
-    core = os.path.realpath(losskit._core.__file__)
-    lib = os.path.join(os.path.dirname(core), "liblosskit.a")
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    cxx = shutil.which("g++") or shutil.which("c++")
-    if cxx is None or not os.path.exists(lib):
-        pytest.skip("needs a C++ compiler and the build tree's liblosskit.a")
-    exe = str(tmp_path / "ctc_workspace")
-    subprocess.run([cxx, "-std=c++17", "-O1", "-fopenmp", "-I", os.path.join(root, "cpp", "include"),
-                    os.path.join(root, "tests", "cpp_snippets", "ctc_workspace.cpp"), lib, "-o", exe],
-                   check=True, capture_output=True)
-    run = subprocess.run([exe], capture_output=True, text=True)
+    """Builds tests/cpp_checks/ctc_workspace.cpp against the static core library and runs it: the
+    public C++ API with a caller-owned workspace."""
+    from _cpp import run_check
+
+    run = run_check("ctc_workspace", tmp_path)
     assert run.returncode == 0 and run.stdout.strip() == "ok", (run.returncode, run.stdout, run.stderr)

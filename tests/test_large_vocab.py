@@ -398,23 +398,12 @@ def test_adaptive_log_softmax_unbatched_and_errors():
 
 
 def test_cpp_chunk_api(tmp_path):
-    """Builds tests/cpp_checks/large_vocab_chunks.cpp against the static core library next to the
-    loaded extension (the dev build) and runs it: the public C++ chunk API, driven as a C++ caller
-    with its own BLAS would, gives cross_entropy_forward_backward's loss and gradient."""
-    import shutil
-    import subprocess
-    from pathlib import Path
+    """Builds tests/cpp_checks/large_vocab_chunks.cpp against the static core library and runs it:
+    the public C++ chunk API, driven as a C++ caller with its own BLAS would, gives
+    cross_entropy_forward_backward's loss and gradient."""
+    from _cpp import run_check
 
-    lib = Path(losskit._core.__file__).resolve().parent / "liblosskit.a"
-    cxx = shutil.which("c++") or shutil.which("g++")
-    if not lib.exists() or cxx is None:
-        pytest.skip("needs the dev build's liblosskit.a and a C++ compiler")
-    root = Path(__file__).resolve().parent.parent
-    exe = tmp_path / "large_vocab_chunks"
-    subprocess.run([cxx, "-O1", "-std=c++17", "-fopenmp", f"-I{root / 'cpp/include'}",
-                    str(root / "tests/cpp_checks/large_vocab_chunks.cpp"), str(lib), "-o", str(exe)],
-                   check=True, capture_output=True)
-    out = subprocess.run([str(exe)], capture_output=True, text=True)
+    out = run_check("large_vocab_chunks", tmp_path)
     assert out.returncode == 0, out.stdout + out.stderr
 
 

@@ -25,12 +25,13 @@ float32 result can be more exact than torch's float32 one).
 
 from __future__ import annotations
 
+import operator
 import warnings
 from typing import Any, Optional, Tuple, Union
 
 import numpy as np
 
-from . import _engine, _reduction
+from . import _convert, _core, _engine, _large_vocab, _reduction
 from ._engine import no_target_grad, pack
 
 ArrayLike = Any
@@ -953,8 +954,6 @@ def hinge_embedding_loss_forward_backward(
 
 
 # ---- classification ----
-from . import _convert as _cls_convert  # noqa: E402
-from . import _core as _cls_core  # noqa: E402
 
 # Class-index targets: any integer dtype, converted once to int64 here (a small copy); a float
 # array where class indices are expected is a TypeError. The C++ core checks every index.
@@ -962,7 +961,7 @@ from . import _core as _cls_core  # noqa: E402
 
 def _cls_index_target(function: str, target: ArrayLike) -> np.ndarray:
 
-    t = _cls_convert.to_array(function, "target", target)
+    t = _convert.to_array(function, "target", target)
     if t.dtype.kind not in "iu":
         raise TypeError(f"{function}: target expected an integer array of class indices, got {t.dtype}")
     return np.asarray(t, dtype=np.int64, order="C")  # (ascontiguousarray would make 0-d 1-d)
@@ -970,16 +969,16 @@ def _cls_index_target(function: str, target: ArrayLike) -> np.ndarray:
 
 def _cls_input(function: str, input: ArrayLike, weight: Optional[ArrayLike] = None) -> Tuple[np.dtype, np.ndarray, Optional[np.ndarray]]:
 
-    x = _cls_convert.to_array(function, "input", input)
-    dtype = _cls_convert.compute_dtype(x)
-    x = _cls_convert.as_kernel_array(x, dtype)
-    w = None if weight is None else _cls_convert.as_kernel_array(_cls_convert.to_array(function, "weight", weight), dtype)
+    x = _convert.to_array(function, "input", input)
+    dtype = _convert.compute_dtype(x)
+    x = _convert.as_kernel_array(x, dtype)
+    w = None if weight is None else _convert.as_kernel_array(_convert.to_array(function, "weight", weight), dtype)
     return dtype, x, w
 
 
 def _cls_go(function: str, mode: int, grad_output: ArrayLike, dtype: np.dtype) -> Optional[np.ndarray]:
 
-    return None if mode == 0 else _cls_convert.grad_output_array(function, grad_output, dtype)
+    return None if mode == 0 else _convert.grad_output_array(function, grad_output, dtype)
 
 
 def _cls_result(mode: int, reduction: str, triple: Tuple[Any, Any, Any], target_grad: bool) -> Any:
@@ -987,10 +986,10 @@ def _cls_result(mode: int, reduction: str, triple: Tuple[Any, Any, Any], target_
     out, grad_input, grad_target = triple
     grads: Any = (grad_input, grad_target) if target_grad else grad_input
     if mode == 0:
-        return _cls_convert.result(out, reduction)
+        return _convert.result(out, reduction)
     if mode == 1:
         return grads
-    return _cls_convert.result(out, reduction), grads
+    return _convert.result(out, reduction), grads
 
 
 def _cross_entropy(mode: int, input: ArrayLike, target: ArrayLike, grad_output: ArrayLike, weight: Optional[ArrayLike],
@@ -1000,7 +999,7 @@ def _cross_entropy(mode: int, input: ArrayLike, target: ArrayLike, grad_output: 
     fn = "cross_entropy"
     reduction = _reduction.parse(size_average, reduce, reduction)
     dtype, x, w = _cls_input(fn, input, weight)
-    t = _cls_convert.to_array(fn, "target", target)
+    t = _convert.to_array(fn, "target", target)
     probabilities = t.dtype.kind == "f"
     if probabilities:
         if t.shape != x.shape:
@@ -1008,13 +1007,13 @@ def _cross_entropy(mode: int, input: ArrayLike, target: ArrayLike, grad_output: 
                 f"{fn}: target expected integer class indices, or class probabilities of the input's shape "
                 f"{x.shape}, got a {t.dtype} array of shape {t.shape}"
             )
-        t = _cls_convert.as_kernel_array(t, dtype)
+        t = _convert.as_kernel_array(t, dtype)
     else:
         if target_grad:
             no_target_grad(fn, target_grad)
         t = _cls_index_target(fn, t)
     go = _cls_go(fn, mode, grad_output, dtype)
-    triple = _cls_core.cross_entropy(mode, x, t, w, go, reduction, int(ignore_index), float(label_smoothing),
+    triple = _core.cross_entropy(mode, x, t, w, go, reduction, int(ignore_index), float(label_smoothing),
                                  probabilities, bool(target_grad))
     return _cls_result(mode, reduction, triple, target_grad)
 
@@ -1123,7 +1122,7 @@ def _nll_loss(mode: int, input: ArrayLike, target: ArrayLike, grad_output: Array
     dtype, x, w = _cls_input(fn, input, weight)
     t = _cls_index_target(fn, target)
     go = _cls_go(fn, mode, grad_output, dtype)
-    return _cls_result(mode, reduction, _cls_core.nll_loss(mode, x, t, w, go, reduction, int(ignore_index)), False)
+    return _cls_result(mode, reduction, _core.nll_loss(mode, x, t, w, go, reduction, int(ignore_index)), False)
 
 
 def nll_loss(
@@ -1201,7 +1200,7 @@ def _multi_margin_loss(mode: int, input: ArrayLike, target: ArrayLike, grad_outp
     dtype, x, w = _cls_input(fn, input, weight)
     t = _cls_index_target(fn, target)
     go = _cls_go(fn, mode, grad_output, dtype)
-    return _cls_result(mode, reduction, _cls_core.multi_margin_loss(mode, x, t, w, go, reduction, int(p), float(margin)),
+    return _cls_result(mode, reduction, _core.multi_margin_loss(mode, x, t, w, go, reduction, int(p), float(margin)),
                        False)
 
 
@@ -1280,7 +1279,7 @@ def _multilabel_margin_loss(mode: int, input: ArrayLike, target: ArrayLike, grad
     dtype, x, _ = _cls_input(fn, input)
     t = _cls_index_target(fn, target)
     go = _cls_go(fn, mode, grad_output, dtype)
-    return _cls_result(mode, reduction, _cls_core.multilabel_margin_loss(mode, x, t, go, reduction), False)
+    return _cls_result(mode, reduction, _core.multilabel_margin_loss(mode, x, t, go, reduction), False)
 
 
 def multilabel_margin_loss(
@@ -1343,9 +1342,9 @@ def _multilabel_soft_margin_loss(mode: int, input: ArrayLike, target: ArrayLike,
     fn = "multilabel_soft_margin_loss"
     reduction = _reduction.parse(size_average, reduce, reduction)
     dtype, x, w = _cls_input(fn, input, weight)
-    y = _cls_convert.as_kernel_array(_cls_convert.to_array(fn, "target", target), dtype)
+    y = _convert.as_kernel_array(_convert.to_array(fn, "target", target), dtype)
     go = _cls_go(fn, mode, grad_output, dtype)
-    triple = _cls_core.multilabel_soft_margin_loss(mode, x, y, w, go, reduction, bool(target_grad))
+    triple = _core.multilabel_soft_margin_loss(mode, x, y, w, go, reduction, bool(target_grad))
     return _cls_result(mode, reduction, triple, target_grad)
 
 
@@ -1409,7 +1408,6 @@ def multilabel_soft_margin_loss_forward_backward(
 
 
 # ---- embedding ----
-from . import _convert, _core  # noqa: E402  (kept in this section: the custom distance calls both)
 # Rows are the last dimension's vectors: inputs (N, D) give N losses, unbatched (D,) inputs one
 # (a 0-d result for reduction='none'). Rows broadcast as in torch (a (1, D) positive against an
 # (N, D) anchor); the vector dimension D must be the same for all inputs (torch would broadcast
@@ -1791,9 +1789,7 @@ def triplet_margin_with_distance_loss_forward_backward(
 
 # ---- ctc ----
 # Imported here, not at the top, so this family's additions stay below its anchor.
-import operator  # noqa: E402
 
-from . import _convert, _core  # noqa: E402
 
 
 def _ctc_int_array(name: str, value: ArrayLike) -> np.ndarray:
@@ -1949,7 +1945,6 @@ def ctc_loss_forward_backward(
 
 
 # ---- large_vocab ----
-from . import _large_vocab  # noqa: E402
 
 
 def linear_cross_entropy(
