@@ -158,10 +158,7 @@ struct Mode {
   bool backward = false;
 };
 
-void check_reduction(const char* fn, Reduction r) {
-  if (r == Reduction::BatchMean)
-    fail_value(fn, "reduction", "one of 'none', 'mean', 'sum'", "'batchmean'");
-}
+using detail::check_reduction;
 
 // (N, C, S) of a class-dimension-second input; C and S as torch reads them.
 struct Layout {

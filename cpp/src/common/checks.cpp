@@ -83,5 +83,10 @@ void check_finite_option(const char* function, const char* argument, double valu
   }
 }
 
+void check_reduction(const char* function, Reduction reduction, bool allow_batchmean) {
+  if (reduction == Reduction::BatchMean && !allow_batchmean)
+    fail_value(function, "reduction", "one of 'none', 'mean', 'sum'", "'batchmean'");
+}
+
 }  // namespace detail
 }  // namespace losskit

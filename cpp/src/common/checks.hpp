@@ -6,6 +6,7 @@
 #include <string>
 
 #include "losskit/errors.hpp"
+#include "losskit/reduction.hpp"
 #include "losskit/view.hpp"
 
 namespace losskit::detail {
@@ -36,5 +37,8 @@ void check_output(const char* function, const char* argument, const MutView<T>& 
 }
 
 void check_finite_option(const char* function, const char* argument, double value);
+
+// 'batchmean' exists for kl_div only; every other loss rejects it with the same message.
+void check_reduction(const char* function, Reduction reduction, bool allow_batchmean = false);
 
 }  // namespace losskit::detail

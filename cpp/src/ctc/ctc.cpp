@@ -108,8 +108,7 @@ Problem check_ctc(View<T> log_probs, View<int64_t> targets, View<int64_t> input_
   using detail::fail_index;
   using detail::fail_value;
   Problem p;
-  if (o.reduction == Reduction::BatchMean)
-    fail_value(kFn, "reduction", "one of 'none', 'mean', 'sum'", "'batchmean'");
+  detail::check_reduction(kFn, o.reduction);
   if (log_probs.dim() != 2 && log_probs.dim() != 3)
     fail_value(kFn, "log_probs", "a (T, N, C) or unbatched (T, C) array",
                "shape " + shape_to_string(log_probs.shape));

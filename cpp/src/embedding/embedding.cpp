@@ -43,10 +43,7 @@ std::string number(double v) {
   return os.str();
 }
 
-void check_reduction(const char* fn, Reduction r) {
-  if (r == Reduction::BatchMean)
-    detail::fail_value(fn, "reduction", "one of 'none', 'mean', 'sum'", "'batchmean'");
-}
+using detail::check_reduction;
 
 // torch raises "margin must be greater than 0" (a NaN margin passes its `margin <= 0` test).
 void check_margin_positive(const char* fn, double margin) {

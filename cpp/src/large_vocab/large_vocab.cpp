@@ -28,8 +28,7 @@ using detail::fail_value;
 constexpr const char* kFn = "linear_cross_entropy";
 
 void check_options(const LinearCrossEntropyOptions& o) {
-  if (o.reduction == Reduction::BatchMean)
-    fail_value(kFn, "reduction", "one of 'none', 'mean', 'sum'", "'batchmean'");
+  detail::check_reduction(kFn, o.reduction);
   if (!(o.label_smoothing >= 0.0 && o.label_smoothing <= 1.0))
     fail_value(kFn, "label_smoothing", "a value between 0.0 and 1.0",
                std::to_string(o.label_smoothing));

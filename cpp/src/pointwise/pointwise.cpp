@@ -28,10 +28,7 @@ detail::SegmentKernel<T> pointwise_kernel() {
   return table[wanted < available ? wanted : available - 1];
 }
 
-void check_reduction(const char* fn, Reduction r, bool allow_batchmean = false) {
-  if (r == Reduction::BatchMean && !allow_batchmean)
-    detail::fail_value(fn, "reduction", "one of 'none', 'mean', 'sum'", "'batchmean'");
-}
+using detail::check_reduction;
 
 // A problem with the given operands; the three modes below fill in what to compute.
 template <class T>
