@@ -11,6 +11,7 @@
 
 #include "classification/classification_kernels.hpp"
 #include "common/checks.hpp"
+#include "common/request.hpp"
 #include "common/cpu_dispatch.hpp"
 #include "common/parallel.hpp"
 #include "common/reduce.hpp"
@@ -150,13 +151,7 @@ using detail::fail_value;
 
 // What a call computes: the loss (output present), the gradients (any present), or both.
 template <class T>
-struct Mode {
-  MutView<T> output;
-  View<T> grad_output;  // absent: 1 (ones)
-  MutView<T> grad_input;
-  MutView<T> grad_target;
-  bool backward = false;
-};
+using Mode = detail::Request<T, 2>;  // grads: {grad_input, grad_target}
 
 using detail::check_reduction;
 
@@ -209,10 +204,10 @@ double check_mode(const char* fn, const Mode<T>& m, Reduction r, const Shape& ou
       detail::check_shape_equal(fn, "grad_output", m.grad_output.shape, loss_shape,
                                 r == Reduction::None ? "the loss's shape" : "a scalar, shape");
     }
-    if (m.grad_input.present() || !m.grad_input.shape.empty())
-      detail::check_output(fn, "grad_input", m.grad_input, input_shape);
-    if (target_shape && (m.grad_target.present() || !m.grad_target.shape.empty()))
-      detail::check_output(fn, "grad_target", m.grad_target, *target_shape);
+    if (m.grads[0].present() || !m.grads[0].shape.empty())
+      detail::check_output(fn, "grad_input", m.grads[0], input_shape);
+    if (target_shape && (m.grads[1].present() || !m.grads[1].shape.empty()))
+      detail::check_output(fn, "grad_target", m.grads[1], *target_shape);
   }
   if (r != Reduction::None && m.grad_output.present()) return static_cast<double>(m.grad_output.data[0]);
   return 1.0;
@@ -297,7 +292,7 @@ void ce_index(View<T> input, View<int64_t> target, View<T> weight, const Mode<T>
   } else {
     a.grad_scale = o.reduction == Reduction::Mean ? go / W : go;
   }
-  a.grad = m.backward ? m.grad_input.data : nullptr;
+  a.grad = m.backward ? m.grads[0].data : nullptr;
   if (!m.output.present() && !a.grad) return;
   const double total = ce_run(a);
   write_reduced(m, o.reduction, total, W);
@@ -328,8 +323,8 @@ void ce_prob(View<T> input, View<T> target, View<T> weight, const Mode<T>& m,
   } else {
     a.grad_scale = o.reduction == Reduction::Mean ? go / positions : go;
   }
-  a.grad = m.backward ? m.grad_input.data : nullptr;
-  a.grad_target = m.backward ? m.grad_target.data : nullptr;
+  a.grad = m.backward ? m.grads[0].data : nullptr;
+  a.grad_target = m.backward ? m.grads[1].data : nullptr;
   if (!m.output.present() && !a.grad && !a.grad_target) return;
   const double total = ce_run(a);
   write_reduced(m, o.reduction, total, positions);
@@ -363,7 +358,7 @@ void nll_impl(View<T> input, View<int64_t> target, View<T> weight, const Mode<T>
   } else {
     a.grad_scale = o.reduction == Reduction::Mean ? go / W : go;
   }
-  a.grad = m.backward ? m.grad_input.data : nullptr;
+  a.grad = m.backward ? m.grads[0].data : nullptr;
   if (!m.output.present() && !a.grad) return;
   const auto kernel = detail::classification_kernels<T>().nll;
   double total;
@@ -434,7 +429,7 @@ void multi_margin_impl(View<T> input, View<int64_t> target, View<T> weight, cons
   } else {
     a.grad_scale = o.reduction == Reduction::Mean ? go / static_cast<double>(l.N) : go;
   }
-  a.grad = m.backward ? m.grad_input.data : nullptr;
+  a.grad = m.backward ? m.grads[0].data : nullptr;
   if (!m.output.present() && !a.grad) return;
   const auto kernel = detail::classification_kernels<T>().multi_margin;
   const double total =
@@ -468,7 +463,7 @@ void multilabel_margin_impl(View<T> input, View<int64_t> target, const Mode<T>& 
   } else {
     a.grad_scale = o.reduction == Reduction::Mean ? go / static_cast<double>(l.N) : go;
   }
-  a.grad = m.backward ? m.grad_input.data : nullptr;
+  a.grad = m.backward ? m.grads[0].data : nullptr;
   if (!m.output.present() && !a.grad) return;
   const auto kernel = detail::classification_kernels<T>().multilabel_margin;
   std::vector<T> scratch(static_cast<size_t>(get_num_threads()) * static_cast<size_t>(l.C));
@@ -523,8 +518,8 @@ void soft_margin_impl(View<T> input, View<T> target, View<T> weight, const Mode<
   } else {
     a.grad_scale = o.reduction == Reduction::Mean ? go / static_cast<double>(N) : go;
   }
-  a.grad = m.backward ? m.grad_input.data : nullptr;
-  a.grad_target = m.backward ? m.grad_target.data : nullptr;
+  a.grad = m.backward ? m.grads[0].data : nullptr;
+  a.grad_target = m.backward ? m.grads[1].data : nullptr;
   if (!m.output.present() && !a.grad && !a.grad_target) return;
   const auto kernel = detail::classification_kernels<T>().multilabel_soft_margin;
   const double total = run_rows<T>(N, std::max<int64_t>(C, 1), [&](int64_t r0, int64_t r1, int) {
@@ -533,28 +528,6 @@ void soft_margin_impl(View<T> input, View<T> target, View<T> weight, const Mode<
   write_reduced(m, o.reduction, total, static_cast<double>(N));
 }
 
-template <class T>
-Mode<T> fwd(MutView<T> output) {
-  Mode<T> m;
-  m.output = output;
-  return m;
-}
-template <class T>
-Mode<T> bwd(View<T> grad_output, MutView<T> grad_input, MutView<T> grad_target = {}) {
-  Mode<T> m;
-  m.grad_output = grad_output;
-  m.grad_input = grad_input;
-  m.grad_target = grad_target;
-  m.backward = true;
-  return m;
-}
-template <class T>
-Mode<T> both(View<T> grad_output, MutView<T> output, MutView<T> grad_input,
-             MutView<T> grad_target = {}) {
-  Mode<T> m = bwd(grad_output, grad_input, grad_target);
-  m.output = output;
-  return m;
-}
 
 }  // namespace
 
@@ -563,33 +536,33 @@ Mode<T> both(View<T> grad_output, MutView<T> output, MutView<T> grad_input,
 template <class T>
 void cross_entropy(View<T> input, View<int64_t> target, View<T> weight, MutView<T> output,
                    const CrossEntropyOptions& options) {
-  ce_index(input, target, weight, fwd(output), options);
+  ce_index(input, target, weight, Mode<T>::forward_only(output), options);
 }
 template <class T>
 void cross_entropy_backward(View<T> grad_output, View<T> input, View<int64_t> target,
                             View<T> weight, MutView<T> grad_input,
                             const CrossEntropyOptions& options) {
   ce_index(input, target, weight,
-           bwd(grad_output, grad_input), options);
+           Mode<T>::backward_only(grad_output, {grad_input}), options);
 }
 template <class T>
 void cross_entropy_forward_backward(View<T> input, View<int64_t> target, View<T> weight,
                                     View<T> grad_output, MutView<T> output,
                                     MutView<T> grad_input, const CrossEntropyOptions& options) {
-  ce_index(input, target, weight, both(grad_output, output, grad_input), options);
+  ce_index(input, target, weight, Mode<T>::fused(grad_output, output, {grad_input}), options);
 }
 
 template <class T>
 void cross_entropy(View<T> input, View<T> target, View<T> weight, MutView<T> output,
                    const CrossEntropyOptions& options) {
-  ce_prob(input, target, weight, fwd(output), options);
+  ce_prob(input, target, weight, Mode<T>::forward_only(output), options);
 }
 template <class T>
 void cross_entropy_backward(View<T> grad_output, View<T> input, View<T> target, View<T> weight,
                             MutView<T> grad_input, MutView<T> grad_target,
                             const CrossEntropyOptions& options) {
   ce_prob(input, target, weight,
-          bwd(grad_output, grad_input, grad_target),
+          Mode<T>::backward_only(grad_output, {grad_input, grad_target}),
           options);
 }
 template <class T>
@@ -597,38 +570,38 @@ void cross_entropy_forward_backward(View<T> input, View<T> target, View<T> weigh
                                     View<T> grad_output, MutView<T> output,
                                     MutView<T> grad_input, MutView<T> grad_target,
                                     const CrossEntropyOptions& options) {
-  ce_prob(input, target, weight, both(grad_output, output, grad_input, grad_target), options);
+  ce_prob(input, target, weight, Mode<T>::fused(grad_output, output, {grad_input, grad_target}), options);
 }
 
 template <class T>
 void nll_loss(View<T> input, View<int64_t> target, View<T> weight, MutView<T> output,
               const NllLossOptions& options) {
-  nll_impl(input, target, weight, fwd(output), options);
+  nll_impl(input, target, weight, Mode<T>::forward_only(output), options);
 }
 template <class T>
 void nll_loss_backward(View<T> grad_output, View<T> input, View<int64_t> target, View<T> weight,
                        MutView<T> grad_input, const NllLossOptions& options) {
-  nll_impl(input, target, weight, bwd(grad_output, grad_input),
+  nll_impl(input, target, weight, Mode<T>::backward_only(grad_output, {grad_input}),
            options);
 }
 template <class T>
 void nll_loss_forward_backward(View<T> input, View<int64_t> target, View<T> weight,
                                View<T> grad_output, MutView<T> output, MutView<T> grad_input,
                                const NllLossOptions& options) {
-  nll_impl(input, target, weight, both(grad_output, output, grad_input), options);
+  nll_impl(input, target, weight, Mode<T>::fused(grad_output, output, {grad_input}), options);
 }
 
 template <class T>
 void multi_margin_loss(View<T> input, View<int64_t> target, View<T> weight, MutView<T> output,
                        const MultiMarginLossOptions& options) {
-  multi_margin_impl(input, target, weight, fwd(output), options);
+  multi_margin_impl(input, target, weight, Mode<T>::forward_only(output), options);
 }
 template <class T>
 void multi_margin_loss_backward(View<T> grad_output, View<T> input, View<int64_t> target,
                                 View<T> weight, MutView<T> grad_input,
                                 const MultiMarginLossOptions& options) {
   multi_margin_impl(input, target, weight,
-                    bwd(grad_output, grad_input),
+                    Mode<T>::backward_only(grad_output, {grad_input}),
                     options);
 }
 template <class T>
@@ -636,20 +609,20 @@ void multi_margin_loss_forward_backward(View<T> input, View<int64_t> target, Vie
                                         View<T> grad_output, MutView<T> output,
                                         MutView<T> grad_input,
                                         const MultiMarginLossOptions& options) {
-  multi_margin_impl(input, target, weight, both(grad_output, output, grad_input), options);
+  multi_margin_impl(input, target, weight, Mode<T>::fused(grad_output, output, {grad_input}), options);
 }
 
 template <class T>
 void multilabel_margin_loss(View<T> input, View<int64_t> target, MutView<T> output,
                             const MultilabelMarginLossOptions& options) {
-  multilabel_margin_impl(input, target, fwd(output), options);
+  multilabel_margin_impl(input, target, Mode<T>::forward_only(output), options);
 }
 template <class T>
 void multilabel_margin_loss_backward(View<T> grad_output, View<T> input, View<int64_t> target,
                                      MutView<T> grad_input,
                                      const MultilabelMarginLossOptions& options) {
   multilabel_margin_impl(
-      input, target, bwd(grad_output, grad_input),
+      input, target, Mode<T>::backward_only(grad_output, {grad_input}),
       options);
 }
 template <class T>
@@ -657,13 +630,13 @@ void multilabel_margin_loss_forward_backward(View<T> input, View<int64_t> target
                                              View<T> grad_output, MutView<T> output,
                                              MutView<T> grad_input,
                                              const MultilabelMarginLossOptions& options) {
-  multilabel_margin_impl(input, target, both(grad_output, output, grad_input), options);
+  multilabel_margin_impl(input, target, Mode<T>::fused(grad_output, output, {grad_input}), options);
 }
 
 template <class T>
 void multilabel_soft_margin_loss(View<T> input, View<T> target, View<T> weight, MutView<T> output,
                                  const MultilabelSoftMarginLossOptions& options) {
-  soft_margin_impl(input, target, weight, fwd(output), options);
+  soft_margin_impl(input, target, weight, Mode<T>::forward_only(output), options);
 }
 template <class T>
 void multilabel_soft_margin_loss_backward(View<T> grad_output, View<T> input, View<T> target,
@@ -671,8 +644,7 @@ void multilabel_soft_margin_loss_backward(View<T> grad_output, View<T> input, Vi
                                           MutView<T> grad_target,
                                           const MultilabelSoftMarginLossOptions& options) {
   soft_margin_impl(input, target, weight,
-                   bwd(grad_output,
-                       grad_input, grad_target),
+                   Mode<T>::backward_only(grad_output, {grad_input, grad_target}),
                    options);
 }
 template <class T>
@@ -680,7 +652,7 @@ void multilabel_soft_margin_loss_forward_backward(
     View<T> input, View<T> target, View<T> weight, View<T> grad_output, MutView<T> output,
     MutView<T> grad_input, MutView<T> grad_target,
     const MultilabelSoftMarginLossOptions& options) {
-  soft_margin_impl(input, target, weight, both(grad_output, output, grad_input, grad_target),
+  soft_margin_impl(input, target, weight, Mode<T>::fused(grad_output, output, {grad_input, grad_target}),
                    options);
 }
 

@@ -116,16 +116,16 @@ void run_elementwise(const ElementwiseProblem<T>& p, SegmentKernel<T> kernel, co
                shape_to_string(p.weight.shape));
   const bool reduced = p.reduction != Reduction::None;
   const Shape out_shape = reduced ? Shape{} : bshape;
-  if (p.forward) check_output(fn, "output", p.output, out_shape);
-  if (p.backward) {
-    if (p.grad_output.present()) {
-      if (reduced && p.grad_output.numel() != 1)
+  if (p.request.forward) check_output(fn, "output", p.request.output, out_shape);
+  if (p.request.backward) {
+    if (p.request.grad_output.present()) {
+      if (reduced && p.request.grad_output.numel() != 1)
         fail_value(fn, "grad_output", "a scalar for a reduced loss",
-                   "shape " + shape_to_string(p.grad_output.shape));
-      if (!reduced) check_shape_equal(fn, "grad_output", p.grad_output.shape, out_shape, "shape");
+                   "shape " + shape_to_string(p.request.grad_output.shape));
+      if (!reduced) check_shape_equal(fn, "grad_output", p.request.grad_output.shape, out_shape, "shape");
     }
     for (int k = 0; k < p.noperands; ++k)
-      if (p.grads[k].present()) check_output(fn, p.names[k], p.grads[k], p.operands[k].shape);
+      if (p.request.grads[k].present()) check_output(fn, p.names[k], p.request.grads[k], p.operands[k].shape);
   }
 
   const int64_t n = numel(bshape);
@@ -140,15 +140,15 @@ void run_elementwise(const ElementwiseProblem<T>& p, SegmentKernel<T> kernel, co
     divisor = static_cast<double>(p.batch_size);
   }
   const double scale = 1.0 / divisor;
-  const bool scalar_grad_out = p.backward && reduced;
+  const bool scalar_grad_out = p.request.backward && reduced;
   const double grad_scale =
-      scalar_grad_out && p.grad_output.present() ? scale * p.grad_output.data[0] : scale;
+      scalar_grad_out && p.request.grad_output.present() ? scale * p.request.grad_output.data[0] : scale;
 
   // ---- layout -------------------------------------------------------------------------------
   std::vector<std::vector<int64_t>> strides(kMaxIterated, std::vector<int64_t>(bshape.size(), 0));
   for (int k = 0; k < p.noperands; ++k) strides[k] = broadcast_strides(p.operands[k].shape, bshape);
   if (p.weight.present()) strides[kWeightSlot] = broadcast_strides(p.weight.shape, bshape);
-  const bool grad_out_array = p.backward && !reduced && p.grad_output.present();
+  const bool grad_out_array = p.request.backward && !reduced && p.request.grad_output.present();
   if (grad_out_array) strides[kGradOutSlot] = broadcast_strides(bshape, bshape);
   const Layout L = coalesce(bshape, strides);
   const int64_t inner = L.sizes.back();
@@ -157,7 +157,7 @@ void run_elementwise(const ElementwiseProblem<T>& p, SegmentKernel<T> kernel, co
   const T* bases[kMaxIterated] = {};
   for (int k = 0; k < p.noperands; ++k) bases[k] = p.operands[k].data;
   bases[kWeightSlot] = p.weight.present() ? p.weight.data : nullptr;
-  bases[kGradOutSlot] = grad_out_array ? p.grad_output.data : nullptr;
+  bases[kGradOutSlot] = grad_out_array ? p.request.grad_output.data : nullptr;
   // Slots whose innermost stride is 0 are expanded into a per-thread row buffer.
   bool expand[kMaxIterated] = {};
   int nexpand = 0;
@@ -167,11 +167,11 @@ void run_elementwise(const ElementwiseProblem<T>& p, SegmentKernel<T> kernel, co
   // Gradients of operands smaller than the broadcast shape are computed full-size, then summed.
   std::vector<std::vector<T>> full_grads(kMaxOperands);
   T* grad_bases[kMaxOperands] = {};
-  if (p.backward)
+  if (p.request.backward)
     for (int k = 0; k < p.noperands; ++k) {
-      if (!p.grads[k].present()) continue;
+      if (!p.request.grads[k].present()) continue;
       if (p.operands[k].shape == bshape) {
-        grad_bases[k] = p.grads[k].data;
+        grad_bases[k] = p.request.grads[k].data;
       } else {
         full_grads[k].resize(static_cast<size_t>(n));
         grad_bases[k] = full_grads[k].data();
@@ -185,7 +185,7 @@ void run_elementwise(const ElementwiseProblem<T>& p, SegmentKernel<T> kernel, co
   std::vector<T> row_buffers(static_cast<size_t>(nexpand ? nthreads * nexpand * kReduceBlock : 0));
 
   const OutKind out_kind =
-      !p.forward ? OutKind::None : (reduced ? OutKind::Accumulate : OutKind::PerElement);
+      !p.request.forward ? OutKind::None : (reduced ? OutKind::Accumulate : OutKind::PerElement);
   const T* ones = ones_block<T>();
 
   // ---- the pass -----------------------------------------------------------------------------
@@ -217,7 +217,7 @@ void run_elementwise(const ElementwiseProblem<T>& p, SegmentKernel<T> kernel, co
         }
         seg.weight = ptr[kWeightSlot] ? ptr[kWeightSlot] : ones;
         seg.grad_out = ptr[kGradOutSlot] ? ptr[kGradOutSlot] : ones;
-        seg.out = out_kind == OutKind::PerElement ? p.output.data + s : nullptr;
+        seg.out = out_kind == OutKind::PerElement ? p.request.output.data + s : nullptr;
         seg.len = len;
         seg.grad_scale = static_cast<T>(grad_scale);
         const SegmentResult r = kernel(seg, out_kind, ctx);
@@ -233,10 +233,10 @@ void run_elementwise(const ElementwiseProblem<T>& p, SegmentKernel<T> kernel, co
   if (std::any_of(invalid.begin(), invalid.end(), [](unsigned char v) { return v != 0; }))
     throw ValueError(std::string(fn) + ": " + p.invalid_message);
   if (out_kind == OutKind::Accumulate)
-    p.output.data[0] = static_cast<T>(combine_partials(partials.data(), nblocks) / divisor);
+    p.request.output.data[0] = static_cast<T>(combine_partials(partials.data(), nblocks) / divisor);
   for (int k = 0; k < p.noperands; ++k)
     if (!full_grads[k].empty())
-      sum_to_shape(full_grads[k].data(), bshape, p.operands[k].shape, p.grads[k].data);
+      sum_to_shape(full_grads[k].data(), bshape, p.operands[k].shape, p.request.grads[k].data);
 }
 
 template void run_elementwise<float>(const ElementwiseProblem<float>&, SegmentKernel<float>,

@@ -13,6 +13,7 @@
 #include <array>
 #include <cstdint>
 
+#include "common/request.hpp"
 #include "losskit/reduction.hpp"
 #include "losskit/view.hpp"
 
@@ -64,12 +65,7 @@ struct ElementwiseProblem {
   int64_t batch_size = 1;  // divisor of Reduction::BatchMean
   const char* invalid_message = "";
 
-  // What to compute.
-  bool forward = false;
-  bool backward = false;
-  View<T> grad_output;  // optional: absent means 1 (ones for Reduction::None)
-  MutView<T> output;
-  std::array<MutView<T>, kMaxOperands> grads{};  // optional per operand
+  Request<T, kMaxOperands> request;  // what to compute; grads per operand
 };
 
 // Checks every shape and pointer, then runs. Throws ValueError before any work for bad shapes; a

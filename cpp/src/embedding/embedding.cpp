@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/checks.hpp"
+#include "common/request.hpp"
 #include "common/cpu_dispatch.hpp"
 #include "common/parallel.hpp"
 #include "common/reduce.hpp"
@@ -65,13 +66,7 @@ RowShape row_shape(const Shape& s) {
 
 // What to compute, shared by the three entry points of every loss.
 template <class T>
-struct Request {
-  bool forward = false;
-  bool backward = false;
-  View<T> grad_output;  // absent: 1 (ones)
-  MutView<T> output;
-  MutView<T> grads[3];
-};
+using Request = detail::Request<T, 3>;
 
 // Checks the output, grad_output and gradients against the shapes, then runs the kernel.
 // `inputs` are the differentiable inputs (their shapes are the gradients' shapes).
@@ -402,38 +397,6 @@ void triplet_distance_run(View<T> anchor, View<T> positive, View<T> negative,
   });
 }
 
-template <class T>
-Request<T> forward_request(MutView<T> output) {
-  Request<T> q;
-  q.forward = true;
-  q.output = output;
-  return q;
-}
-template <class T>
-Request<T> backward_request(View<T> grad_output, MutView<T> g0, MutView<T> g1,
-                            MutView<T> g2 = {}) {
-  Request<T> q;
-  q.backward = true;
-  q.grad_output = grad_output;
-  q.grads[0] = g0;
-  q.grads[1] = g1;
-  q.grads[2] = g2;
-  return q;
-}
-template <class T>
-Request<T> forward_backward_request(View<T> grad_output, MutView<T> output, MutView<T> g0,
-                                    MutView<T> g1, MutView<T> g2 = {}) {
-  Request<T> q;
-  q.forward = true;
-  q.backward = true;
-  q.grad_output = grad_output;
-  q.output = output;
-  q.grads[0] = g0;
-  q.grads[1] = g1;
-  q.grads[2] = g2;
-  return q;
-}
-
 }  // namespace
 
 Shape embedding_output_shape(const Shape& input) {
@@ -492,14 +455,14 @@ void triplet_margin_with_distance_loss_check(const Shape& anchor, const Shape& p
 template <class T>
 void cosine_embedding_loss(View<T> input1, View<T> input2, View<T> target, MutView<T> output,
                            const CosineEmbeddingLossOptions& o) {
-  cosine_run(input1, input2, target, o, forward_request(output));
+  cosine_run(input1, input2, target, o, Request<T>::forward_only(output));
 }
 template <class T>
 void cosine_embedding_loss_backward(View<T> grad_output, View<T> input1, View<T> input2,
                                     View<T> target, MutView<T> grad_input1,
                                     MutView<T> grad_input2, const CosineEmbeddingLossOptions& o) {
   cosine_run(input1, input2, target, o,
-             backward_request(grad_output, grad_input1, grad_input2));
+             Request<T>::backward_only(grad_output, {grad_input1, grad_input2}));
 }
 template <class T>
 void cosine_embedding_loss_forward_backward(View<T> input1, View<T> input2, View<T> target,
@@ -507,13 +470,13 @@ void cosine_embedding_loss_forward_backward(View<T> input1, View<T> input2, View
                                             MutView<T> grad_input1, MutView<T> grad_input2,
                                             const CosineEmbeddingLossOptions& o) {
   cosine_run(input1, input2, target, o,
-             forward_backward_request(grad_output, output, grad_input1, grad_input2));
+             Request<T>::fused(grad_output, output, {grad_input1, grad_input2}));
 }
 
 template <class T>
 void triplet_margin_loss(View<T> anchor, View<T> positive, View<T> negative, MutView<T> output,
                          const TripletMarginLossOptions& o) {
-  triplet_run(anchor, positive, negative, o, forward_request(output));
+  triplet_run(anchor, positive, negative, o, Request<T>::forward_only(output));
 }
 template <class T>
 void triplet_margin_loss_backward(View<T> grad_output, View<T> anchor, View<T> positive,
@@ -521,8 +484,7 @@ void triplet_margin_loss_backward(View<T> grad_output, View<T> anchor, View<T> p
                                   MutView<T> grad_positive, MutView<T> grad_negative,
                                   const TripletMarginLossOptions& o) {
   triplet_run(anchor, positive, negative, o,
-              backward_request(grad_output, grad_anchor, grad_positive,
-                               grad_negative));
+              Request<T>::backward_only(grad_output, {grad_anchor, grad_positive, grad_negative}));
 }
 template <class T>
 void triplet_margin_loss_forward_backward(View<T> anchor, View<T> positive, View<T> negative,
@@ -531,15 +493,14 @@ void triplet_margin_loss_forward_backward(View<T> anchor, View<T> positive, View
                                           MutView<T> grad_negative,
                                           const TripletMarginLossOptions& o) {
   triplet_run(anchor, positive, negative, o,
-              forward_backward_request(grad_output, output, grad_anchor, grad_positive,
-                                       grad_negative));
+              Request<T>::fused(grad_output, output, {grad_anchor, grad_positive, grad_negative}));
 }
 
 template <class T>
 void triplet_margin_with_distance_loss(View<T> anchor, View<T> positive, View<T> negative,
                                        MutView<T> output,
                                        const TripletMarginWithDistanceLossOptions& o) {
-  triplet_distance_run(anchor, positive, negative, o, forward_request(output));
+  triplet_distance_run(anchor, positive, negative, o, Request<T>::forward_only(output));
 }
 template <class T>
 void triplet_margin_with_distance_loss_backward(View<T> grad_output, View<T> anchor,
@@ -548,7 +509,7 @@ void triplet_margin_with_distance_loss_backward(View<T> grad_output, View<T> anc
                                                 MutView<T> grad_negative,
                                                 const TripletMarginWithDistanceLossOptions& o) {
   triplet_distance_run(anchor, positive, negative, o,
-                       backward_request(grad_output, grad_anchor, grad_positive, grad_negative));
+                       Request<T>::backward_only(grad_output, {grad_anchor, grad_positive, grad_negative}));
 }
 template <class T>
 void triplet_margin_with_distance_loss_forward_backward(
@@ -556,8 +517,7 @@ void triplet_margin_with_distance_loss_forward_backward(
     MutView<T> grad_anchor, MutView<T> grad_positive, MutView<T> grad_negative,
     const TripletMarginWithDistanceLossOptions& o) {
   triplet_distance_run(anchor, positive, negative, o,
-                       forward_backward_request(grad_output, output, grad_anchor, grad_positive,
-                                                grad_negative));
+                       Request<T>::fused(grad_output, output, {grad_anchor, grad_positive, grad_negative}));
 }
 
 template <class T>

@@ -2,6 +2,7 @@
 // family's kernel for the active instruction set.
 #include "losskit/pointwise.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -52,10 +53,20 @@ void run(ElementwiseProblem<T>& p, PointwiseLoss loss, PointwiseParams params = 
 }
 
 template <class T>
+using Request = detail::Request<T, detail::kMaxOperands>;
+
+// The gradients an entry point was given, in operand order, padded with absent ones.
+template <class T>
+std::array<MutView<T>, detail::kMaxOperands> grad_array(std::initializer_list<MutView<T>> grads) {
+  std::array<MutView<T>, detail::kMaxOperands> out{};
+  std::copy(grads.begin(), grads.end(), out.begin());
+  return out;
+}
+
+template <class T>
 void forward(ElementwiseProblem<T> p, MutView<T> output, PointwiseLoss loss,
              PointwiseParams params = {}) {
-  p.forward = true;
-  p.output = output;
+  p.request = Request<T>::forward_only(output);
   run(p, loss, params);
 }
 
@@ -63,10 +74,7 @@ template <class T>
 void backward(ElementwiseProblem<T> p, View<T> grad_output,
               std::initializer_list<MutView<T>> grads, PointwiseLoss loss,
               PointwiseParams params = {}) {
-  p.backward = true;
-  p.grad_output = grad_output;
-  int k = 0;
-  for (const auto& g : grads) p.grads[k++] = g;
+  p.request = Request<T>::backward_only(grad_output, grad_array(grads));
   run(p, loss, params);
 }
 
@@ -74,12 +82,7 @@ template <class T>
 void forward_backward(ElementwiseProblem<T> p, View<T> grad_output, MutView<T> output,
                       std::initializer_list<MutView<T>> grads, PointwiseLoss loss,
                       PointwiseParams params = {}) {
-  p.forward = true;
-  p.backward = true;
-  p.output = output;
-  p.grad_output = grad_output;
-  int k = 0;
-  for (const auto& g : grads) p.grads[k++] = g;
+  p.request = Request<T>::fused(grad_output, output, grad_array(grads));
   run(p, loss, params);
 }
 
