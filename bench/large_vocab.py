@@ -32,6 +32,8 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from _markdown import write_section  # noqa: E402
 DEFAULT_VARIANTS = ["losskit", "losskit-rows=512", "torch-unfused", "torch-lce", "torch-lce-auto", "torch-lce-aspect", "torch-lce-rows=512"]
 
 
@@ -146,18 +148,9 @@ def main() -> None:
         print(f"losses at V={V}: {losses}")
 
     if args.markdown:
-        text = open(args.markdown).read() if os.path.exists(args.markdown) else ""
-        begin, end = "<!-- large_vocab:begin -->", "<!-- large_vocab:end -->"
-        table = "\n".join([begin, "", f"N = {args.tokens}, H = {args.hidden}, float32, {os.cpu_count()} threads, "
-                           f"median of {reps} run(s) after a warm-up, each variant in its own process.", ""]
-                          + rows + ["", end])
-        if begin in text and end in text:
-            text = text[: text.index(begin)] + table + text[text.index(end) + len(end):]
-        else:
-            text += "\n" + table + "\n"
-        with open(args.markdown, "w") as f:
-            f.write(text)
-
+        write_section(args.markdown, "large_vocab",
+                      [f"N = {args.tokens}, H = {args.hidden}, float32, {os.cpu_count()} threads, "
+                       f"median of {reps} run(s) after a warm-up, each variant in its own process.", ""] + rows)
 
 if __name__ == "__main__":
     main()

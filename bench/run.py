@@ -28,6 +28,9 @@ import torch
 
 import losskit
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _markdown import write_section  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -115,18 +118,10 @@ def main() -> None:
         state = None  # free this case's inputs before the next one is built
 
     if args.markdown:
-        text = open(args.markdown).read() if os.path.exists(args.markdown) else ""
-        begin, end = "<!-- bench:begin -->", "<!-- bench:end -->"
-        table = "\n".join([begin, "", f"Machine: {machine()}.", ""]
-                          + [f"Copy bandwidth at {n} thread(s): {bandwidth[n] / 1e9:.1f} GB/s.  " for n in thread_counts]
-                          + [""] + rows + ["", end])
-        if begin in text and end in text:
-            text = text[: text.index(begin)] + table + text[text.index(end) + len(end):]
-        else:
-            text += "\n" + table + "\n"
-        with open(args.markdown, "w") as f:
-            f.write(text)
-
+        write_section(args.markdown, "bench",
+                      [f"Machine: {machine()}.", ""]
+                      + [f"Copy bandwidth at {n} thread(s): {bandwidth[n] / 1e9:.1f} GB/s.  " for n in thread_counts]
+                      + [""] + rows)
 
 if __name__ == "__main__":
     main()

@@ -9,6 +9,16 @@ settings.register_profile("dev", max_examples=20, deadline=None, suppress_health
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
+@pytest.fixture(autouse=True)
+def _restore_threads():
+    """Every test leaves losskit's thread count as it found it."""
+    import losskit
+
+    n = losskit.get_num_threads()
+    yield
+    losskit.set_num_threads(n)
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)

@@ -25,11 +25,6 @@ DTYPES = [np.float32, np.float64]
 REDUCTIONS = ["none", "mean", "sum"]
 
 
-@pytest.fixture(autouse=True)
-def _restore_threads():
-    n = losskit.get_num_threads()
-    yield
-    losskit.set_num_threads(n)
 
 
 def _grad_output(rng, loss_shape, reduction, dtype):

@@ -24,11 +24,6 @@ DTYPES = [np.float32, np.float64]
 REDUCTIONS = ["none", "mean", "sum"]
 
 
-@pytest.fixture(autouse=True)
-def _restore_threads():
-    n = losskit.get_num_threads()
-    yield
-    losskit.set_num_threads(n)
 
 
 def _torch_lce(x, W, t, b, **kw):

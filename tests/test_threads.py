@@ -12,13 +12,6 @@ import losskit
 import losskit.functional as F
 
 
-@pytest.fixture
-def restore_threads():
-    n = losskit.get_num_threads()
-    yield
-    losskit.set_num_threads(n)
-
-
 CASES = [
     ("mse_loss", lambda x, y: F.mse_loss_forward_backward(x, y)),
     ("binary_cross_entropy_with_logits", lambda x, y: F.binary_cross_entropy_with_logits_forward_backward(x, 1 / (1 + np.exp(-y)))),
@@ -29,7 +22,7 @@ CASES = [
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("name,call", CASES, ids=[c[0] for c in CASES])
-def test_bitwise_equal_across_thread_counts(name, call, dtype, restore_threads):
+def test_bitwise_equal_across_thread_counts(name, call, dtype):
     rng = np.random.default_rng(1)
     x = rng.standard_normal(3_000_001).astype(dtype)  # not a multiple of the block size
     y = rng.standard_normal(3_000_001).astype(dtype)
@@ -41,7 +34,7 @@ def test_bitwise_equal_across_thread_counts(name, call, dtype, restore_threads):
     assert results[0] == results[1] == results[2]
 
 
-def test_set_num_threads_validates(restore_threads):
+def test_set_num_threads_validates():
     with pytest.raises(ValueError, match="set_num_threads"):
         losskit.set_num_threads(0)
     losskit.set_num_threads(3)

@@ -395,6 +395,26 @@ double run_rows(int64_t N, int64_t C, Fn&& fn) {
   });
 }
 
+// The fields every row loss fills alike: the input, the sizes, the reduction's scaling of the
+// gradient or the per-row outputs, and the gradients the request wants.
+template <class T>
+detail::RowLossArgs<T> row_loss_args(const T* input, int64_t N, int64_t C, const Mode<T>& m,
+                                     Reduction reduction, double grad_output) {
+  detail::RowLossArgs<T> a;
+  a.input = input;
+  a.N = N;
+  a.C = C;
+  if (reduction == Reduction::None) {
+    a.out = m.output.data;
+    a.grad_out = m.grad_output.data;
+  } else {
+    a.grad_scale = reduction == Reduction::Mean ? grad_output / static_cast<double>(N) : grad_output;
+  }
+  a.grad = m.backward ? m.grads[0].data : nullptr;
+  a.grad_target = m.backward ? m.grads[1].data : nullptr;
+  return a;
+}
+
 template <class T>
 void multi_margin_impl(View<T> input, View<int64_t> target, View<T> weight, const Mode<T>& m,
                        const MultiMarginLossOptions& o) {
@@ -415,21 +435,11 @@ void multi_margin_impl(View<T> input, View<int64_t> target, View<T> weight, cons
       fail_index(fn, "target", "class indices in [0, " + std::to_string(l.C) + ")",
                  std::to_string(target.data[r]));
 
-  detail::RowLossArgs<T> a;
-  a.input = input.data;
+  detail::RowLossArgs<T> a = row_loss_args(input.data, l.N, l.C, m, o.reduction, go);
   a.target = target.data;
   a.weight = weight.data;
-  a.N = l.N;
-  a.C = l.C;
   a.p = o.p;
   a.margin = o.margin;
-  if (o.reduction == Reduction::None) {
-    a.out = m.output.data;
-    a.grad_out = m.grad_output.data;
-  } else {
-    a.grad_scale = o.reduction == Reduction::Mean ? go / static_cast<double>(l.N) : go;
-  }
-  a.grad = m.backward ? m.grads[0].data : nullptr;
   if (!m.output.present() && !a.grad) return;
   const auto kernel = detail::classification_kernels<T>().multi_margin;
   const double total =
@@ -452,18 +462,8 @@ void multilabel_margin_impl(View<T> input, View<int64_t> target, const Mode<T>& 
       fail_index(fn, "target", "class indices in [0, " + std::to_string(l.C) + ") or -1 padding",
                  std::to_string(target.data[i]));
 
-  detail::RowLossArgs<T> a;
-  a.input = input.data;
+  detail::RowLossArgs<T> a = row_loss_args(input.data, l.N, l.C, m, o.reduction, go);
   a.target = target.data;
-  a.N = l.N;
-  a.C = l.C;
-  if (o.reduction == Reduction::None) {
-    a.out = m.output.data;
-    a.grad_out = m.grad_output.data;
-  } else {
-    a.grad_scale = o.reduction == Reduction::Mean ? go / static_cast<double>(l.N) : go;
-  }
-  a.grad = m.backward ? m.grads[0].data : nullptr;
   if (!m.output.present() && !a.grad) return;
   const auto kernel = detail::classification_kernels<T>().multilabel_margin;
   std::vector<T> scratch(static_cast<size_t>(get_num_threads()) * static_cast<size_t>(l.C));
@@ -505,21 +505,10 @@ void soft_margin_impl(View<T> input, View<T> target, View<T> weight, const Mode<
   }
   const double go = check_mode(fn, m, o.reduction, out_shape, input.shape, &input.shape);
 
-  detail::RowLossArgs<T> a;
-  a.input = input.data;
+  detail::RowLossArgs<T> a = row_loss_args(input.data, N, C, m, o.reduction, go);
   a.prob = target.data;
   a.weight = weight.data;
   a.weight_row_stride = wstride;
-  a.N = N;
-  a.C = C;
-  if (o.reduction == Reduction::None) {
-    a.out = m.output.data;
-    a.grad_out = m.grad_output.data;
-  } else {
-    a.grad_scale = o.reduction == Reduction::Mean ? go / static_cast<double>(N) : go;
-  }
-  a.grad = m.backward ? m.grads[0].data : nullptr;
-  a.grad_target = m.backward ? m.grads[1].data : nullptr;
   if (!m.output.present() && !a.grad && !a.grad_target) return;
   const auto kernel = detail::classification_kernels<T>().multilabel_soft_margin;
   const double total = run_rows<T>(N, std::max<int64_t>(C, 1), [&](int64_t r0, int64_t r1, int) {
