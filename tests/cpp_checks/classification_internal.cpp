@@ -1,5 +1,5 @@
 // Checks of the C++-only surface of the classification family, built and run by
-// tests/test_classification.py::test_cpp_internal_entry_points against the dev build's static
+// tests/test_classification.py::test_cpp_internal_entry_points against the static core
 // library:
 //  1. detail::cross_entropy_rows (the row kernel the large-vocabulary family reuses) writes the
 //     same gradient and losses in place (grad == logits) as into a separate buffer, on the serial
@@ -12,20 +12,12 @@
 #include <vector>
 
 #include "classification/classification_kernels.hpp"
+#include "check.hpp"
 #include "losskit/classification.hpp"
 #include "losskit/threads.hpp"
 
 using namespace losskit;
 
-static int failures = 0;
-#define CHECK(cond, ...)              \
-  do {                                \
-    if (!(cond)) {                    \
-      std::printf("FAIL: " __VA_ARGS__); \
-      std::printf("\n");              \
-      ++failures;                     \
-    }                                 \
-  } while (0)
 
 int main() {
   std::mt19937 rng(7);

@@ -1,5 +1,5 @@
 // Checks of the C++ surface of the large-vocabulary family (losskit/large_vocab.hpp), built and run
-// by tests/test_large_vocab.py::test_cpp_chunk_api against the dev build's static library. No GEMM
+// by tests/test_large_vocab.py::test_cpp_chunk_api against the static core library. No GEMM
 // is needed: the logits are given, as a C++ caller's BLAS would have produced them.
 //  1. linear_cross_entropy_chunk over row chunks that divide neither N nor V's kernel chunks, with
 //     the global scale from linear_cross_entropy_target_weight, gives the loss and d logits of
@@ -16,19 +16,11 @@
 #include <random>
 #include <vector>
 
+#include "check.hpp"
 #include "losskit/losskit.hpp"
 
 using namespace losskit;
 
-static int failures = 0;
-#define CHECK(cond, ...)                 \
-  do {                                   \
-    if (!(cond)) {                       \
-      std::printf("FAIL: " __VA_ARGS__); \
-      std::printf("\n");                 \
-      ++failures;                        \
-    }                                    \
-  } while (0)
 
 static bool close(double a, double b, double tol) {
   return std::fabs(a - b) <= tol * (1.0 + std::fabs(b));
