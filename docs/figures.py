@@ -242,8 +242,119 @@ def multi_margin() -> Figure:
                        "target-class score $s$", curves, [{"lw": 3, "alpha": 0.6}, {}, {"ls": "--"}])
 
 
+@figure
+def nll_loss() -> Figure:
+    """nll_loss of log-softmax(s, 0, 0) with target class 0, unweighted and with class weight 2:
+    -w_0 log softmax(x)_0; the gradient plotted is d/ds of the composition's nll part,
+    -w_0 for the target entry of its input."""
+    target = np.zeros(S.size, np.int64)
+    x = class_logits(S)
+    logp = x - np.log(np.exp(x).sum(1, keepdims=True))
+    curves = []
+    for w0 in (1.0, 2.0):
+        weight = np.array([w0, 1.0, 1.0])
+        loss, grad = F.nll_loss_forward_backward(logp, target, weight=weight, reduction="none")
+        curves.append((f"weight of class 0 = {w0}", np.asarray(loss), np.asarray(grad)[:, 0]))
+    return plot_curves("nll_loss on log_softmax(s, 0, 0), target class 0", S,
+                       "target-class logit $s$", curves)
+
+
+@figure
+def multilabel_soft_margin() -> Figure:
+    """multilabel_soft_margin_loss of one score s against label 1 and label 0 (one class):
+    -(y log sigmoid(s) + (1 - y) log sigmoid(-s))."""
+    x = S[:, None]
+    curves = []
+    for label in (1.0, 0.0):
+        loss, grad = F.multilabel_soft_margin_loss_forward_backward(x, np.full_like(x, label),
+                                                                    reduction="none")
+        curves.append((f"label {label:g}", np.asarray(loss), np.asarray(grad)[:, 0]))
+    return plot_curves("multilabel_soft_margin_loss, one class", S, "score $s$", curves)
+
+
+@figure
+def multilabel_margin() -> Figure:
+    """multilabel_margin_loss of scores (s, 0, 0) with target set {0}: the hinge
+    sum over non-targets j of max(0, 1 - (x_0 - x_j)) / C."""
+    target = np.tile(np.array([0, -1, -1], np.int64), (S.size, 1))
+    loss, grad = F.multilabel_margin_loss_forward_backward(class_logits(S), target, reduction="none")
+    return plot_curves("multilabel_margin_loss, scores (s, 0, 0), target set {0}", S,
+                       "target score $s$", [("target set {0}", np.asarray(loss), np.asarray(grad)[:, 0])])
+
+
 # ---- embedding figures ----
+THETA = np.linspace(0.0, np.pi, 721)  # the angle between two unit vectors
+
+
+@figure
+def cosine_embedding() -> Figure:
+    """cosine_embedding_loss of unit vectors at angle theta: 1 - cos(theta) for y = 1,
+    max(0, cos(theta) - margin) for y = -1; the gradient plotted is d l / d x1[1] (x1 = (cos, sin))."""
+    x1 = np.stack([np.cos(THETA), np.sin(THETA)], 1)
+    x2 = np.tile(np.array([1.0, 0.0]), (THETA.size, 1))
+    curves = []
+    for y, margin in ((1.0, 0.0), (-1.0, 0.0), (-1.0, 0.5)):
+        loss, (g1, _) = F.cosine_embedding_loss_forward_backward(x1, x2, np.full(THETA.size, y), margin=margin,
+                                                                 reduction="none")
+        curves.append((f"y = {y:g}, margin = {margin}", np.asarray(loss), np.asarray(g1)[:, 1]))
+    return plot_curves("cosine_embedding_loss, unit vectors at angle theta", THETA, r"angle $\theta$", curves)
+
+
+D_NEG = np.linspace(0.0, 3.0, 601)  # the anchor-negative distance; the anchor-positive one is 1
+
+
+def _triplet_inputs() -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    anchor = np.zeros((D_NEG.size, 2))
+    positive = np.tile(np.array([1.0, 0.0]), (D_NEG.size, 1))
+    negative = np.stack([D_NEG, D_NEG], 1) / np.sqrt(2.0)  # diagonal: L1 and L2 distances differ
+    return anchor, positive, negative
+
+
+@figure
+def triplet_margin() -> Figure:
+    """triplet_margin_loss max(d(a, p) - d(a, n) + margin, 0) with d(a, p) = 1 and the negative
+    moved away from the anchor along the diagonal (so p = 1 and p = 2 differ); the gradient plotted
+    is d l / d negative[1]."""
+    a, pos, neg = _triplet_inputs()
+    curves = []
+    for p, margin in ((2.0, 1.0), (1.0, 1.0), (2.0, 0.5)):
+        loss, (_, _, gn) = F.triplet_margin_loss_forward_backward(a, pos, neg, margin=margin, p=p,
+                                                                   reduction="none")
+        curves.append((f"p = {p:g}, margin = {margin}", np.asarray(loss), np.asarray(gn)[:, 1]))
+    return plot_curves("triplet_margin_loss, d(a, p) = 1", D_NEG, "anchor-negative euclidean distance", curves)
+
+
+@figure
+def triplet_margin_with_distance() -> Figure:
+    """triplet_margin_with_distance_loss with the built-in distances, same geometry as
+    triplet_margin (anchor at the origin: the cosine distance of a zero vector is 1)."""
+    a, pos, neg = _triplet_inputs()
+    a = a + np.array([0.0, -1.0])  # off the origin, so the cosine distance varies
+    curves = []
+    for name in ("euclidean", "squared_euclidean", "cosine"):
+        loss, (_, _, gn) = F.triplet_margin_with_distance_loss_forward_backward(
+            a, pos, neg, distance_function=name, reduction="none")
+        curves.append((name, np.asarray(loss), np.asarray(gn)[:, 1]))
+    return plot_curves("triplet_margin_with_distance_loss, margin 1", D_NEG, "negative's offset", curves)
+
 # ---- ctc figures ----
+P = np.linspace(0.02, 0.98, 481)  # the probability of the label at every frame
+
+
+@figure
+def ctc() -> Figure:
+    """ctc_loss of one label over T frames of two classes (blank, label) whose label probability
+    is p at every frame: -log of the sum over alignments; the gradient plotted is torch's
+    d l / d log p_label at frame 0 (which includes the log-softmax term, see ctc.md)."""
+    curves = []
+    for T in (1, 3, 6):
+        lp = np.log(np.stack([1 - P, P], -1))[None].repeat(T, 0)  # (T, N, C)
+        targets = np.ones((P.size, 1), np.int64)
+        loss, grad = F.ctc_loss_forward_backward(lp, targets, np.full(P.size, T), np.ones(P.size, np.int64),
+                                                 reduction="none")
+        curves.append((f"T = {T}", np.asarray(loss), np.asarray(grad)[0, :, 1]))
+    return plot_curves("ctc_loss, one label, label probability p at every frame", P, "$p$", curves)
+
 
 
 def main(argv: Sequence[str] | None = None) -> int:
