@@ -7,6 +7,7 @@
 #include <cmath>
 #include <limits>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "classification/classification_kernels.hpp"
@@ -23,18 +24,10 @@ namespace detail {
 
 template <class T>
 const ClassificationKernels<T>& classification_kernels() {
-  static const auto tables = [] {
-    std::vector<ClassificationKernels<T>> t;
-#define LOSSKIT_KERNEL_ENTRY(ns)          \
-  t.emplace_back();                       \
-  kernels::ns::classification_table(&t.back());
-    LOSSKIT_FOR_EACH_TARGET(LOSSKIT_KERNEL_ENTRY)
-#undef LOSSKIT_KERNEL_ENTRY
-    return t;
-  }();
-  const int wanted = static_cast<int>(active_cpu_target());
-  const int available = static_cast<int>(tables.size());
-  return tables[static_cast<size_t>(wanted < available ? wanted : available - 1)];
+  if constexpr (std::is_same_v<T, float>)
+    return *LOSSKIT_DISPATCH(const ClassificationKernels<float>*, classification_kernels_f32);
+  else
+    return *LOSSKIT_DISPATCH(const ClassificationKernels<double>*, classification_kernels_f64);
 }
 
 namespace units {

@@ -729,29 +729,31 @@ double multilabel_soft_margin(const RowLossArgs<T>& a, int64_t r0, int64_t r1) {
   }
 }
 
+// The table is constant data: taking the kernels' addresses runs none of this target's code
+// (the rule in common/cpu_dispatch.hpp).
 template <class T>
-void fill_table(detail::ClassificationKernels<T>* k) {
-  k->ce.rows = &ce_rows<T>;
-  k->ce.tile = &ce_tile<T>;
-  k->ce.row_stats = &ce_row_stats<T>;
-  k->ce.combine = &combine;
-  k->ce.row_finish = &ce_row_finish<T>;
-  k->ce.row_grad = &ce_row_grad<T>;
-  k->ce.target_logit = &ce_target_logit<T>;
-  k->nll = &nll<T>;
-  k->multi_margin = &multi_margin<T>;
-  k->multilabel_margin = &multilabel_margin<T>;
-  k->multilabel_soft_margin = &multilabel_soft_margin<T>;
+constexpr detail::ClassificationKernels<T> make_table() {
+  detail::ClassificationKernels<T> k{};
+  k.ce.rows = &ce_rows<T>;
+  k.ce.tile = &ce_tile<T>;
+  k.ce.row_stats = &ce_row_stats<T>;
+  k.ce.combine = &combine;
+  k.ce.row_finish = &ce_row_finish<T>;
+  k.ce.row_grad = &ce_row_grad<T>;
+  k.ce.target_logit = &ce_target_logit<T>;
+  k.nll = &nll<T>;
+  k.multi_margin = &multi_margin<T>;
+  k.multilabel_margin = &multilabel_margin<T>;
+  k.multilabel_soft_margin = &multilabel_soft_margin<T>;
+  return k;
 }
 
 }  // namespace
 }  // namespace classification
 
-void classification_table(detail::ClassificationKernels<float>* k) {
-  classification::fill_table(k);
-}
-void classification_table(detail::ClassificationKernels<double>* k) {
-  classification::fill_table(k);
-}
+constexpr detail::ClassificationKernels<float> classification_kernels_f32 =
+    classification::make_table<float>();
+constexpr detail::ClassificationKernels<double> classification_kernels_f64 =
+    classification::make_table<double>();
 
 }  // namespace losskit::kernels::LOSSKIT_TARGET_NS

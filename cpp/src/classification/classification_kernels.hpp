@@ -150,8 +150,8 @@ double cross_entropy_rows(const CeArgs<T>& args);
 namespace losskit::kernels {
 #define LOSSKIT_DECLARE_CLASSIFICATION(ns)                                                      \
   namespace ns {                                                                               \
-  void classification_table(detail::ClassificationKernels<float>*);                            \
-  void classification_table(detail::ClassificationKernels<double>*);                           \
+  extern const detail::ClassificationKernels<float> classification_kernels_f32;                \
+  extern const detail::ClassificationKernels<double> classification_kernels_f64;               \
   }
 LOSSKIT_FOR_EACH_TARGET(LOSSKIT_DECLARE_CLASSIFICATION)
 #undef LOSSKIT_DECLARE_CLASSIFICATION

@@ -30,12 +30,7 @@ constexpr int64_t kSerialCells = 16384;
 
 template <class T>
 detail::CtcItemKernel<T> ctc_kernel() {
-#define LOSSKIT_KERNEL_ENTRY(ns) static_cast<detail::CtcItemKernel<T>>(&kernels::ns::ctc_item),
-  static const detail::CtcItemKernel<T> table[] = {LOSSKIT_FOR_EACH_TARGET(LOSSKIT_KERNEL_ENTRY)};
-#undef LOSSKIT_KERNEL_ENTRY
-  const int available = static_cast<int>(sizeof table / sizeof table[0]);
-  const int wanted = static_cast<int>(detail::active_cpu_target());
-  return table[wanted < available ? wanted : available - 1];
+  return LOSSKIT_DISPATCH(detail::CtcItemKernel<T>, ctc_item);
 }
 
 // The scratch layout of one thread (see CtcLayout). Throws ValueError if it cannot be addressed.

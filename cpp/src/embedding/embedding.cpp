@@ -30,12 +30,7 @@ using RowKernel = void (*)(const EmbeddingRows<T>&, int64_t, int64_t, T*);
 
 template <class T>
 RowKernel<T> embedding_kernel() {
-#define LOSSKIT_KERNEL_ENTRY(ns) static_cast<RowKernel<T>>(&kernels::ns::embedding_rows),
-  static const RowKernel<T> table[] = {LOSSKIT_FOR_EACH_TARGET(LOSSKIT_KERNEL_ENTRY)};
-#undef LOSSKIT_KERNEL_ENTRY
-  const int available = static_cast<int>(sizeof table / sizeof table[0]);
-  const int wanted = static_cast<int>(detail::active_cpu_target());
-  return table[wanted < available ? wanted : available - 1];
+  return LOSSKIT_DISPATCH(RowKernel<T>, embedding_rows);
 }
 
 std::string number(double v) {

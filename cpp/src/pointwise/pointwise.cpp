@@ -21,12 +21,7 @@ using detail::PointwiseParams;
 
 template <class T>
 detail::SegmentKernel<T> pointwise_kernel() {
-#define LOSSKIT_KERNEL_ENTRY(ns) &kernels::ns::pointwise_segment,
-  static const detail::SegmentKernel<T> table[] = {LOSSKIT_FOR_EACH_TARGET(LOSSKIT_KERNEL_ENTRY)};
-#undef LOSSKIT_KERNEL_ENTRY
-  const int available = static_cast<int>(sizeof table / sizeof table[0]);
-  const int wanted = static_cast<int>(detail::active_cpu_target());
-  return table[wanted < available ? wanted : available - 1];
+  return LOSSKIT_DISPATCH(detail::SegmentKernel<T>, pointwise_segment);
 }
 
 using detail::check_reduction;

@@ -1,0 +1,29 @@
+"""System tools that some tests need (qemu-user, objdump, a cross compiler): a test asks for one
+with `require_tool`. Where the tool is missing the test skips with the reason, except under
+LOSSKIT_REQUIRE_TOOLS=1, which `.ci/run` sets after installing them all: there a missing tool
+fails the test, so CI can never pass by skipping what it was meant to check."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+REQUIRED = os.environ.get("LOSSKIT_REQUIRE_TOOLS") == "1"
+
+
+def unavailable(reason: str) -> None:
+    """Skips the calling test, or fails it under LOSSKIT_REQUIRE_TOOLS=1."""
+    if REQUIRED:
+        pytest.fail(f"{reason} (LOSSKIT_REQUIRE_TOOLS=1: .ci/run installs it, so this is a failure)")
+    pytest.skip(reason)
+
+
+def require_tool(name: str, package: str) -> str:
+    """The path of the program `name`, from the Debian package `package`."""
+    path = shutil.which(name)
+    if path is None:
+        unavailable(f"needs {name} (apt-get install {package})")
+    assert path is not None
+    return path
