@@ -13,6 +13,21 @@
 
 namespace losskit::detail {
 
+// True on the thread that forked this process (see threads.cpp): its OpenMP team is the parent's
+// and is dead, so its parallel regions run on the team host instead.
+bool must_host_parallel_regions();
+void run_on_team_host(void (*region)(void*), void* context);
+
+// Runs `region`, which opens an OpenMP parallel region, where libgomp can run it.
+template <class Region>
+void run_parallel_region(Region& region) {
+  if (!must_host_parallel_regions()) {
+    region();
+    return;
+  }
+  run_on_team_host([](void* r) { (*static_cast<Region*>(r))(); }, &region);
+}
+
 // Threads worth using for `n` items of which each thread should get at least `grain`.
 inline int threads_for(int64_t n, int64_t grain) {
   const int64_t wanted = grain > 0 ? n / grain : n;
@@ -32,15 +47,18 @@ void parallel_for(int64_t begin, int64_t end, int64_t grain, Fn&& fn) {
     return;
   }
 #ifdef _OPENMP
+  auto region = [&] {
 #pragma omp parallel num_threads(nthreads)
-  {
-    const int t = omp_get_thread_num();
-    const int nt = omp_get_num_threads();
-    const int64_t chunk = (n + nt - 1) / nt;
-    const int64_t b = begin + std::min<int64_t>(n, chunk * t);
-    const int64_t e = begin + std::min<int64_t>(n, chunk * (t + 1));
-    if (b < e) fn(b, e, t);
-  }
+    {
+      const int t = omp_get_thread_num();
+      const int nt = omp_get_num_threads();
+      const int64_t chunk = (n + nt - 1) / nt;
+      const int64_t b = begin + std::min<int64_t>(n, chunk * t);
+      const int64_t e = begin + std::min<int64_t>(n, chunk * (t + 1));
+      if (b < e) fn(b, e, t);
+    }
+  };
+  run_parallel_region(region);
 #else
   fn(begin, end, 0);
 #endif
@@ -58,8 +76,11 @@ void parallel_for_dynamic(int64_t begin, int64_t end, int64_t grain, Fn&& fn) {
     return;
   }
 #ifdef _OPENMP
+  auto region = [&] {
 #pragma omp parallel for num_threads(nthreads) schedule(dynamic, 1)
-  for (int64_t i = begin; i < end; ++i) fn(i, omp_get_thread_num());
+    for (int64_t i = begin; i < end; ++i) fn(i, omp_get_thread_num());
+  };
+  run_parallel_region(region);
 #else
   for (int64_t i = begin; i < end; ++i) fn(i, 0);
 #endif
