@@ -1,22 +1,52 @@
-"""Builds and runs the C++ checks in tests/cpp_checks/ against losskit's static core library: the
-one next to the extension in a development build, or the one the wheel installs
-(losskit/lib/liblosskit.a), so CI on an installed package runs them too."""
+"""Builds and runs losskit's C++ programs for the tests: the checks in tests/cpp_checks/ and the
+CMake consumer examples/cpp. Natively they link the static core next to the extension in a
+development build, or the one the wheel installs (losskit/lib/liblosskit.a), so CI on an installed
+package runs them too; tests/test_aarch64.py builds the same programs with a cross compiler against
+a cross-built core and runs them under qemu-user."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import pytest
 
-import losskit
+from _tools import run
 
 ROOT = Path(__file__).resolve().parent.parent
+CHECKS = ROOT / "tests" / "cpp_checks"
+
+
+def check_names() -> list[str]:
+    """Every C++ check, tests/cpp_checks/<name>.cpp."""
+    return sorted(p.stem for p in CHECKS.glob("*.cpp"))
+
+
+def uses_internal_headers(source: Path) -> bool:
+    """Whether a check includes one of the core's internal headers (cpp/src), not only the public
+    ones (cpp/include) that an installed package has."""
+    included = re.findall(r'^\s*#\s*include\s+"([^"]+)"', source.read_text(), re.MULTILINE)
+    return any((ROOT / "cpp" / "src" / header).is_file() for header in included)
+
+
+def build_check(name: str, out_dir: Path, cxx: str, lib: Path) -> Path:
+    """Compiles tests/cpp_checks/<name>.cpp with `cxx` against the static core library `lib` (with
+    the source tree's internal headers where the check includes them) and returns the program."""
+    source = CHECKS / f"{name}.cpp"
+    includes = [f"-I{ROOT / 'cpp/include'}"]
+    if uses_internal_headers(source):
+        includes.append(f"-I{ROOT / 'cpp/src'}")
+    exe = out_dir / name
+    run([cxx, "-O1", "-std=c++17", "-fopenmp", *includes, str(source), str(lib), "-o", str(exe)])
+    return exe
 
 
 def static_library() -> Optional[Path]:
+    import losskit
+
     here = Path(losskit._core.__file__).resolve().parent
     for candidate in (here / "liblosskit.a", here / "lib" / "liblosskit.a"):
         if candidate.exists():
@@ -24,15 +54,34 @@ def static_library() -> Optional[Path]:
     return None
 
 
-def run_check(name: str, tmp_path: Path, internal: bool = False) -> subprocess.CompletedProcess:
-    """Compiles tests/cpp_checks/<name>.cpp (with the source tree's internal headers when
-    `internal`), links the core, runs it, and returns the finished process."""
+def run_check(name: str, tmp_path: Path) -> subprocess.CompletedProcess:
+    """Builds tests/cpp_checks/<name>.cpp against the core the imported losskit was built with, runs
+    it here, and returns the finished process."""
     lib = static_library()
     cxx = shutil.which("c++") or shutil.which("g++")
     if lib is None or cxx is None:
         pytest.skip("needs a C++ compiler and losskit's liblosskit.a (a dev build or an installed wheel)")
-    includes = [f"-I{ROOT / 'cpp/include'}"] + ([f"-I{ROOT / 'cpp/src'}"] if internal else [])
-    exe = tmp_path / name
-    subprocess.run([cxx, "-O1", "-std=c++17", "-fopenmp", *includes, str(ROOT / "tests/cpp_checks" / f"{name}.cpp"),
-                    str(lib), "-o", str(exe)], check=True, capture_output=True)
-    return subprocess.run([str(exe)], capture_output=True, text=True)
+    return subprocess.run([str(build_check(name, tmp_path, cxx, lib))], capture_output=True, text=True)
+
+
+def cmake_generator() -> list[str]:
+    return ["-G", "Ninja"] if shutil.which("ninja") else []
+
+
+def install_core(build: Path, prefix: Path, *cmake_args: str) -> None:
+    """Configures, builds (Release, C++ core only, -j2) and `cmake --install`s the core into
+    `prefix`."""
+    run(["cmake", "-S", str(ROOT), "-B", str(build), *cmake_generator(), "-DCMAKE_BUILD_TYPE=Release",
+         "-DLOSSKIT_BUILD_PYTHON=OFF", *cmake_args])
+    run(["cmake", "--build", str(build), "-j2"])
+    run(["cmake", "--install", str(build), "--prefix", str(prefix)])
+
+
+def build_and_run_example(build: Path, *cmake_args: str, emulator: Sequence[str] = ()) -> str:
+    """Configures and builds examples/cpp (a find_package(losskit) consumer), runs it (through
+    `emulator`, e.g. qemu-user, when given), checks that it passed and returns its output."""
+    run(["cmake", "-S", str(ROOT / "examples" / "cpp"), "-B", str(build), *cmake_generator(), *cmake_args])
+    run(["cmake", "--build", str(build), "-j2"])
+    out = run([*emulator, str(build / "losskit_example")]).stdout
+    assert "all checks passed" in out, out
+    return out

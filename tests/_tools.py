@@ -1,5 +1,5 @@
 """System tools that some tests need (qemu-user, objdump, a cross compiler): a test asks for one
-with `require_tool`. Where the tool is missing the test skips with the reason, except under
+with `require_tool`, and runs commands with `run`. Where the tool is missing the test skips with the reason, except under
 LOSSKIT_REQUIRE_TOOLS=1, which `.ci/run` sets after installing them all: there a missing tool
 fails the test, so CI can never pass by skipping what it was meant to check."""
 
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 
 import pytest
 
@@ -27,3 +28,11 @@ def require_tool(name: str, package: str) -> str:
         unavailable(f"needs {name} (apt-get install {package})")
     assert path is not None
     return path
+
+
+def run(cmd: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+    """Runs a command; on failure shows its output in the test report."""
+    result = subprocess.run(cmd, capture_output=True, text=True, **kwargs)  # type: ignore[call-overload]
+    if result.returncode != 0:
+        pytest.fail(f"{' '.join(map(str, cmd))} exited {result.returncode}\n{result.stdout}\n{result.stderr}")
+    return result

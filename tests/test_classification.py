@@ -604,5 +604,5 @@ def test_cpp_internal_entry_points(tmp_path):
     argument combinations."""
     from _cpp import run_check
 
-    out = run_check("classification_internal", tmp_path, internal=True)
+    out = run_check("classification_internal", tmp_path)
     assert out.returncode == 0, out.stdout + out.stderr

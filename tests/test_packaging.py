@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 import zipfile
 from pathlib import Path
@@ -31,20 +30,14 @@ from pathlib import Path
 import pytest
 
 import losskit
+from _cpp import build_and_run_example, install_core
+from _tools import run
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"
 SLOW = os.environ.get("LOSSKIT_PACKAGING_TESTS") == "1"
 slow = pytest.mark.skipif(not SLOW, reason="set LOSSKIT_PACKAGING_TESTS=1 (as .ci/run does)")
 INSTALLED = "site-packages" in Path(losskit.__file__).parts
-
-
-def run(cmd: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
-    """Run a command; on failure show its output in the test report."""
-    result = subprocess.run(cmd, capture_output=True, text=True, **kwargs)  # type: ignore[call-overload]
-    if result.returncode != 0:
-        pytest.fail(f"{' '.join(map(str, cmd))} exited {result.returncode}\n{result.stdout}\n{result.stderr}")
-    return result
 
 
 def needs(tool: str) -> str:
@@ -76,36 +69,24 @@ def test_examples_pass_mypy_strict(tmp_path):
 
 
 # ---- the C++ package -----------------------------------------------------------------------------
-def build_and_run_cpp_example(build: Path, *cmake_args: str) -> str:
-    needs("cmake")
-    generator = ["-G", "Ninja"] if shutil.which("ninja") else []
-    run(["cmake", "-S", str(REPO / "examples" / "cpp"), "-B", str(build), *generator, *cmake_args])
-    run(["cmake", "--build", str(build), "-j2"])
-    out = run([str(build / "losskit_example")]).stdout
-    assert "all checks passed" in out, out
-    return out
-
-
 def test_cpp_example_against_the_installed_wheel(tmp_path):
     if not INSTALLED:
         pytest.skip("losskit runs from a source tree: no wheel-installed C++ package")
+    needs("cmake")
     cmake_dir = run([sys.executable, "-m", "losskit", "--cmake-dir"]).stdout.strip()
     assert Path(cmake_dir, "losskitConfig.cmake").is_file()
-    build_and_run_cpp_example(tmp_path / "build", f"-Dlosskit_DIR={cmake_dir}")
+    build_and_run_example(tmp_path / "build", f"-Dlosskit_DIR={cmake_dir}")
 
 
 @slow
 def test_cpp_example_against_cmake_install(tmp_path):
     needs("cmake")
-    prefix, core = tmp_path / "prefix", tmp_path / "core"
-    generator = ["-G", "Ninja"] if shutil.which("ninja") else []
-    run(["cmake", "-S", str(REPO), "-B", str(core), *generator, "-DLOSSKIT_BUILD_PYTHON=OFF"])
-    run(["cmake", "--build", str(core), "-j2"])
-    run(["cmake", "--install", str(core), "--prefix", str(prefix)])
+    prefix = tmp_path / "prefix"
+    install_core(tmp_path / "core", prefix)
     # Every public header is installed (a directory install: new family headers come along).
     headers = sorted(p.name for p in (REPO / "cpp" / "include" / "losskit").glob("*.hpp"))
     assert sorted(p.name for p in (prefix / "include" / "losskit").glob("*.hpp")) == headers
-    build_and_run_cpp_example(tmp_path / "example", f"-DCMAKE_PREFIX_PATH={prefix}")
+    build_and_run_example(tmp_path / "example", f"-DCMAKE_PREFIX_PATH={prefix}")
 
 
 # ---- the portable wheel --------------------------------------------------------------------------

@@ -11,8 +11,9 @@ int get_num_threads();
 // Sets it; n must be >= 1 (ValueError otherwise).
 void set_num_threads(int n);
 
-// Instruction set chosen once at start-up: "avx512", "avx2" or "baseline". The environment
-// variable LOSSKIT_CPU_TARGET may force a lower target than the CPU supports.
+// Instruction set chosen once at start-up: "avx512", "avx2" or "baseline" on x86-64, always
+// "baseline" elsewhere. The environment variable LOSSKIT_CPU_TARGET may force a lower target than
+// the CPU supports.
 std::string cpu_target();
 // Targets this CPU can run, best first (for tests that run every target).
 std::string available_cpu_targets();

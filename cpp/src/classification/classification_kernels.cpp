@@ -513,6 +513,7 @@ T ce_target_logit(const CeArgs<T>& a, int64_t row) {
 // Zeroes n values with non-temporal stores where the target has them: the gradient of nll_loss is
 // almost all zeros, and streaming stores skip reading each line before writing it (half the
 // memory traffic of a plain fill). Callers end with _mm_sfence (stream_fence) before returning.
+// Without SSE2 (on aarch64, for one) it is a plain fill and stream_fence does nothing.
 template <class T>
 void stream_zero(T* p, int64_t n) {
 #if defined(__SSE2__)
