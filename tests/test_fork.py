@@ -43,6 +43,19 @@ PRELUDE = textwrap.dedent(f"""
     def same(a, b):
         return a.keys() == b.keys() and all(np.array_equal(a[k], b[k], equal_nan=a[k].dtype.kind == "f") for k in a)
 
+    def in_child(check):
+        """Runs check() in a forked child; True when it returned True there."""
+        pid = os.fork()
+        if pid == 0:
+            ok = False
+            try:
+                ok = check()
+            finally:  # never return into the parent's code, whatever check() raised
+                sys.stderr.flush()
+                os._exit(0 if ok else 1)
+        _, status = os.waitpid(pid, 0)
+        return os.waitstatus_to_exitcode(status) == 0
+
     tmp = sys.argv[1]
     every_loss.make_inputs(os.path.join(tmp, "inputs.npz"))
     parent = results(tmp, "parent")  # 4 threads: the parent's OpenMP pool now exists
@@ -67,13 +80,10 @@ def run_scenario(body: str, tmp_path: Path) -> str:
 
 def test_os_fork_child_gets_the_parents_answers_on_threads(tmp_path):
     out = run_scenario("""
-        pid = os.fork()
-        if pid == 0:
+        def child():
             ok = same(results(tmp, "child"), parent) and losskit.get_num_threads() == 4
-            again = same(results(tmp, "child2"), parent)  # the child's threads are reused
-            os._exit(0 if ok and again else 1)
-        _, status = os.waitpid(pid, 0)
-        assert os.waitstatus_to_exitcode(status) == 0, status
+            return ok and same(results(tmp, "child2"), parent)  # the child's threads are reused
+        assert in_child(child)
         assert same(results(tmp, "parent_after"), parent)  # and the parent is unharmed
         print("fork ok")
     """, tmp_path)
@@ -82,16 +92,10 @@ def test_os_fork_child_gets_the_parents_answers_on_threads(tmp_path):
 
 def test_grandchild_gets_the_parents_answers(tmp_path):
     out = run_scenario("""
-        pid = os.fork()
-        if pid == 0:
+        def child():
             ok = same(results(tmp, "child"), parent)
-            grandchild = os.fork()
-            if grandchild == 0:
-                os._exit(0 if same(results(tmp, "grandchild"), parent) else 1)
-            _, status = os.waitpid(grandchild, 0)
-            os._exit(0 if ok and os.waitstatus_to_exitcode(status) == 0 else 1)
-        _, status = os.waitpid(pid, 0)
-        assert os.waitstatus_to_exitcode(status) == 0, status
+            return in_child(lambda: same(results(tmp, "grandchild"), parent)) and ok
+        assert in_child(child)
         print("grandchild ok")
     """, tmp_path)
     assert "grandchild ok" in out
@@ -116,8 +120,7 @@ def test_threads_started_in_the_child(tmp_path):
     """Python threads of the child (fresh OpenMP state) and the thread that forked, at once."""
     out = run_scenario("""
         import threading
-        pid = os.fork()
-        if pid == 0:
+        def child():
             answers = []
             def work(i):
                 answers.append(same(results(tmp, f"thread{i}"), parent))
@@ -127,9 +130,8 @@ def test_threads_started_in_the_child(tmp_path):
             work(3)
             for t in threads:
                 t.join()
-            os._exit(0 if answers == [True] * 4 else 1)
-        _, status = os.waitpid(pid, 0)
-        assert os.waitstatus_to_exitcode(status) == 0, status
+            return answers == [True] * 4
+        assert in_child(child)
         print("threads ok")
     """, tmp_path)
     assert "threads ok" in out
