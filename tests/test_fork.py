@@ -43,8 +43,7 @@ PRELUDE = textwrap.dedent(f"""
     def same(a, b):
         return a.keys() == b.keys() and all(np.array_equal(a[k], b[k], equal_nan=a[k].dtype.kind == "f") for k in a)
 
-    def in_child(check):
-        """Runs check() in a forked child; True when it returned True there."""
+    def in_child(check):  # runs check() in a forked child; True when it returned True there
         pid = os.fork()
         if pid == 0:
             ok = False
