@@ -175,6 +175,19 @@ def test_broadcast_target(name, rng):
                 check_or_both_refuse(spec, args, reduction, rng, what)
 
 
+@pytest.mark.parametrize("name", [s.name for s in SPECS if s.broadcasts])
+def test_broadcast_to_empty(name, rng):
+    """An input (3, 1) against a target (1, 0) broadcasts to an empty (3, 0) loss: the gradients of
+    the non-empty input are zeros (torch), not left unwritten."""
+    spec = SPEC[name]
+    for dt in DTYPES:
+        column = spec.make(rng, (3, 1), dt)
+        empty = spec.make(rng, (1, 0), dt)
+        args = (column[0],) + tuple(empty[1:])
+        for reduction in spec.reductions:
+            check_or_both_refuse(spec, args, reduction, rng, "input (3, 1), target (1, 0)")
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize("name", [s.name for s in SPECS])
 def test_large_crosses_threading(name, dtype, rng):
