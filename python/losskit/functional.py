@@ -1225,9 +1225,10 @@ def multi_margin_loss(
     with :math:`z_j = \text{margin} - x_{n,y_n} + x_{n,j}` (a NaN :math:`z_j` counts as inactive,
     as in torch). ``p`` is 1 or 2; ``'mean'`` averages over the :math:`N` samples.
 
-    Shape: input :math:`(C)` or :math:`(N, C)`, target :math:`()` (or :math:`(1)`) or
-    :math:`(N)`; ``'none'`` output of the target's shape. The mean of an empty batch is NaN
-    (torch 2.13 returns an uninitialised value there).
+    Shape: input :math:`()`, :math:`(C)` or :math:`(N, C)`; target :math:`()` or :math:`(1)`
+    for one sample, else :math:`(N)`; ``'none'`` output of the target's shape. A 0-d input is one
+    sample of one class (as in torch): loss and gradient 0, target 0. The mean of an empty batch
+    is NaN (torch 2.13 returns an uninitialised value there).
 
     >>> round(float(multi_margin_loss(np.array([[0.1, 0.2, 0.4, 0.8]]), np.array([3]))), 6)
     0.325
@@ -1300,8 +1301,11 @@ def multilabel_margin_loss(
     repeated index counts each time), :math:`Y_n` is the set of those classes and
     :math:`z_{kj} = 1 - x_{n,y_{n,k}} + x_{n,j}`. ``'mean'`` averages over samples.
 
-    Shape: input :math:`(C)` or :math:`(N, C)`; target of the same shape, any integer dtype;
-    every entry must be in ``[-1, C)``, as torch checks (else :class:`losskit.IndexError`).
+    Shape: input :math:`()`, :math:`(C)` or :math:`(N, C)`; target of the same shape, any integer
+    dtype (for an unbatched input, torch takes any target of at most one dimension with :math:`C`
+    entries: :math:`()` or :math:`(1)` beside a :math:`()` or :math:`(1)` input); ``'none'``
+    output :math:`()` or :math:`(N)`. A 0-d input is one sample of one class: loss and gradient
+    0. Every entry must be in ``[-1, C)``, as torch checks (else :class:`losskit.IndexError`).
 
     >>> round(float(multilabel_margin_loss(np.array([[0.1, 0.2, 0.4, 0.8]]), np.array([[3, 0, -1, 1]]))), 6)
     0.85
