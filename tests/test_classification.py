@@ -13,6 +13,7 @@ import textwrap
 
 import numpy as np
 import pytest
+import torch
 import torch.nn.functional as TF
 from hypothesis import given, strategies as st
 
@@ -308,6 +309,121 @@ def test_multilabel_margin_loss(dtype, reduction, rng):
 def test_multilabel_margin_loss_unbatched(reduction, rng):
     x = rng.standard_normal(4)
     check("multilabel_margin_loss", TF.multilabel_margin_loss, (x, np.array([1, 3, -1, 0])), {}, rng, reduction)
+
+
+# ---- one sample: 0-d inputs (one sample of one class) and the target shapes torch pairs with them --
+# torch reads a 0-d input as (C) with C = 1. multi_margin_loss takes a target of 0 or 1 dimension
+# holding one index (its 'none' loss has the target's shape); multilabel_margin_loss takes, for
+# a 0-d or 1-d input, any target of at most one dimension with C entries ('none' loss 0-d).
+ONE_SAMPLE_MM = [((), ()), ((), (1,)), ((1,), ()), ((1,), (1,)), ((1, 1), ()), ((1, 1), (1,)),
+                 ((4,), ()), ((4,), (1,)), ((1, 4), ()), ((1, 4), (1,))]
+
+
+@pytest.mark.parametrize("shapes", ONE_SAMPLE_MM, ids=str)
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("p", [1, 2])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_multi_margin_loss_one_sample(shapes, dtype, reduction, p, weighted, rng):
+    xshape, tshape = shapes
+    C = xshape[-1] if xshape else 1
+    x = rng.standard_normal(xshape).astype(dtype)
+    t = np.full(tshape, rng.integers(0, C))
+    kwargs = {"p": p, "margin": 0.7}
+    if weighted:
+        kwargs["weight"] = rng.uniform(0.2, 2.0, C).astype(dtype)
+    check("multi_margin_loss", TF.multi_margin_loss, (x, t), kwargs, rng, reduction)
+    assert np.shape(F.multi_margin_loss(x, t, reduction="none", **kwargs)) == tshape
+    assert F.multi_margin_loss_backward(1.0, x, t, **kwargs).shape == xshape
+
+
+@pytest.mark.parametrize("value", [0.3, -1e4, np.inf, -np.inf, np.nan])
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_margin_losses_0d_input_special_values(value, reduction, rng):
+    """One class: no other class to compare with, so loss and gradient are 0 whatever the input."""
+    x = np.array(value)
+    for t in (np.array(0), np.array([0])):
+        check("multi_margin_loss", TF.multi_margin_loss, (x, t), {"p": 2, "margin": -3.0}, rng, reduction)
+    for t in (np.array(0), np.array([-1])):
+        check("multilabel_margin_loss", TF.multilabel_margin_loss, (x, t), {}, rng, reduction)
+
+
+ONE_SAMPLE_MLM = [((), (), [0]), ((), (), [-1]), ((), (1,), [0]), ((), (1,), [-1]),
+                  ((1,), (), [0]), ((1,), (), [-1]), ((1,), (1,), [0]), ((1, 1), (1, 1), [0]),
+                  ((4,), (4,), [2, 0, -1, 3])]
+
+
+@pytest.mark.parametrize("case", ONE_SAMPLE_MLM, ids=str)
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_multilabel_margin_loss_one_sample(case, dtype, reduction, rng):
+    xshape, tshape, values = case
+    x = rng.standard_normal(xshape).astype(dtype)
+    t = np.array(values).reshape(tshape)
+    check("multilabel_margin_loss", TF.multilabel_margin_loss, (x, t), {}, rng, reduction)
+    assert np.shape(F.multilabel_margin_loss(x, t, reduction="none")) == (() if len(xshape) < 2 else xshape[:1])
+    assert F.multilabel_margin_loss_backward(1.0, x, t).shape == xshape
+
+
+# Shapes and indices torch refuses next to the accepted ones above: (loss, input shape, target).
+ONE_SAMPLE_REJECTED = [
+    ("multi_margin_loss", (), np.zeros(0, np.int64), "target"),
+    ("multi_margin_loss", (), np.array([0, 0]), "target"),
+    ("multi_margin_loss", (), np.array([[0]]), "target"),
+    ("multi_margin_loss", (1, 1), np.array([[0]]), "target"),
+    ("multi_margin_loss", (), np.array(1), "target"),
+    ("multi_margin_loss", (), np.array([-1]), "target"),
+    ("multi_margin_loss", (0,), np.array(0), "input"),
+    ("multilabel_margin_loss", (), np.zeros(0, np.int64), "target"),
+    ("multilabel_margin_loss", (), np.array([0, -1]), "target"),
+    ("multilabel_margin_loss", (), np.array([[0]]), "target"),
+    ("multilabel_margin_loss", (1,), np.array([[0]]), "target"),
+    ("multilabel_margin_loss", (4,), np.array(0), "target"),
+    ("multilabel_margin_loss", (4,), np.array([0]), "target"),
+    ("multilabel_margin_loss", (1, 1), np.array(0), "target"),
+    ("multilabel_margin_loss", (1, 1), np.array([0]), "target"),
+    ("multilabel_margin_loss", (), np.array(1), "target"),
+    ("multilabel_margin_loss", (), np.array([-2]), "target"),
+    ("multilabel_margin_loss", (0,), np.array(0), "input"),
+]
+
+
+@pytest.mark.parametrize("case", ONE_SAMPLE_REJECTED, ids=lambda c: f"{c[0]}-{c[1]}-{c[2].shape}-{c[2].tolist()}")
+def test_margin_losses_one_sample_rejected_like_torch(case):
+    name, xshape, t, argument = case
+    x = np.zeros(xshape)
+    with pytest.raises((RuntimeError, ValueError, IndexError)):  # torch refuses it too
+        getattr(TF, name)(torch.from_numpy(x), torch.from_numpy(t))
+    for call in (lambda: getattr(F, name)(x, t),
+                 lambda: getattr(F, name + "_backward")(1.0, x, t),
+                 lambda: getattr(F, name + "_forward_backward")(x, t)):
+        with pytest.raises(ValueError, match=rf"^{name}: {argument} expected"):
+            call()
+
+
+def test_multi_margin_loss_0d_input_weight_has_one_class():
+    x, t = np.array(0.5), np.array(0)
+    assert F.multi_margin_loss(x, t, weight=np.array([2.0])) == 0.0
+    with pytest.raises(ValueError, match=r"multi_margin_loss: weight expected .*\(1,\), got shape \(2,\)"):
+        F.multi_margin_loss(x, t, weight=np.ones(2))
+
+
+def test_margin_classes_0d_input(rng):
+    """The classes on a 0-d input: forward, backward and forward_backward, shaped as torch's."""
+    x = np.array(rng.standard_normal())
+    for crit, torch_crit, t in ((losskit.MultiMarginLoss(p=2, reduction="none"),
+                                 torch.nn.MultiMarginLoss(p=2, reduction="none"), np.array([0])),
+                                (losskit.MultiLabelMarginLoss(reduction="none"),
+                                 torch.nn.MultiLabelMarginLoss(reduction="none"), np.array(0))):
+        tx = torch.from_numpy(x.copy()).requires_grad_()
+        ref = torch_crit(tx, torch.from_numpy(t))
+        (ref_g,) = torch.autograd.grad(ref, tx, torch.ones_like(ref))
+        loss = crit(x, t)
+        g = crit.backward(np.ones(np.shape(loss)))
+        loss2, g2 = crit.forward_backward(x, t)
+        for value, grad in ((loss, g), (loss2, g2)):
+            assert np.shape(value) == tuple(ref.shape) and np.asarray(value).tolist() == ref.tolist()
+            assert grad.shape == tuple(ref_g.shape) == () and grad == ref_g.item()
 
 
 # ---- multilabel_soft_margin_loss --------------------------------------------------------------

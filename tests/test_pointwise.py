@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 import losskit
 import losskit.functional as F
-from _reference import compare
+from _reference import assert_close, compare
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -175,6 +175,19 @@ def test_broadcast_target(name, rng):
                 check_or_both_refuse(spec, args, reduction, rng, what)
 
 
+@pytest.mark.parametrize("name", [s.name for s in SPECS if s.broadcasts])
+def test_broadcast_to_empty(name, rng):
+    """An input (3, 1) against a target (1, 0) broadcasts to an empty (3, 0) loss: the gradients of
+    the non-empty input are zeros (torch), not left unwritten."""
+    spec = SPEC[name]
+    for dt in DTYPES:
+        column = spec.make(rng, (3, 1), dt)
+        empty = spec.make(rng, (1, 0), dt)
+        args = (column[0],) + tuple(empty[1:])
+        for reduction in spec.reductions:
+            check_or_both_refuse(spec, args, reduction, rng, "input (3, 1), target (1, 0)")
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize("name", [s.name for s in SPECS])
 def test_large_crosses_threading(name, dtype, rng):
@@ -187,25 +200,92 @@ def test_large_crosses_threading(name, dtype, rng):
         check(spec, args, kw, reduction, rng, what="large")
 
 
-def test_gaussian_var_shapes(rng):
-    x, y = normal(rng, (6, 3), np.float64), normal(rng, (6, 3), np.float64)
-    spec = SPEC["gaussian_nll_loss"]
-    for var in (rng.uniform(0.5, 1, (6,)), rng.uniform(0.5, 1, (6, 1)), rng.uniform(0.5, 1, (1, 3))):
-        for reduction in REDUCTIONS:
-            check(spec, (x, y, var), {}, reduction, rng, what=f"var {var.shape}")
+# torch 2.13's rule for a var array (torch.nn.functional.gaussian_nll_loss): the input's shape;
+# or that shape without its last dimension (var is then unsqueezed there); or as many dimensions,
+# where the var sizes that differ from the input's add up to 1 (one dimension of size 1, batch
+# dimensions included, plus any number of 0s against the input's 1s, which empty the loss).
+# Everything else, a 0-d var array beside a 2-d input included, raises "var is of incorrect size".
+GAUSSIAN_VAR_ACCEPTED = [
+    ((), ()), ((4,), ()), ((4,), (1,)), ((4,), (4,)), ((1,), ()),
+    ((6, 3), (6,)), ((6, 3), (6, 1)), ((6, 3), (1, 3)), ((6, 3), (6, 3)),
+    ((2, 3, 4), (2, 3)), ((2, 3, 4), (2, 3, 1)), ((2, 1, 4), (2, 1)), ((2, 3, 4), (2, 1, 4)), ((2, 3, 4), (1, 3, 4)),
+    # empty inputs
+    ((0,), ()), ((0,), (1,)), ((0,), (0,)), ((0, 3), (0,)), ((0, 3), (0, 1)), ((0, 3), (1, 3)),
+    ((2, 0), (2,)), ((2, 0), (2, 1)), ((2, 0), (2, 0)),
+    # torch's sum-of-sizes test lets a 0 meet an input's 1: the loss is empty
+    ((2, 1), (1, 0)), ((1, 3), (0, 1)), ((2, 1, 4), (1, 0, 4)), ((2, 1, 4), (2, 0, 1)),
+]
+GAUSSIAN_VAR_REJECTED = [
+    ((6, 3), ()), ((1, 1), ()), ((2, 3, 4), ()), ((0, 3), ()), ((2, 0), ()),  # a 0-d var array
+    ((), (1,)), ((4,), (1, 1)), ((4,), (2,)), ((4,), (4, 1)),
+    ((6, 3), (3,)), ((6, 3), (1, 1)), ((6, 3), (6, 3, 1)), ((6, 3), (2, 3)), ((6, 3), (1,)),
+    ((2, 3, 4), (1, 1, 4)), ((2, 3, 4), (2, 1, 1)), ((2, 3, 4), (3, 4)), ((2, 3, 4), (2,)),
+    ((0, 3), (1, 1)), ((2, 0), (1, 1)),
+]
 
 
-def test_gaussian_scalar_var_has_no_gradient(rng):
-    x, y = normal(rng, (6, 3), np.float64), normal(rng, (6, 3), np.float64)
+def _gaussian_args(rng, xshape, vshape, dtype):
+    x, y = np.asarray(normal(rng, xshape, dtype)), np.asarray(normal(rng, xshape, dtype))
+    return x, y, np.asarray(rng.uniform(0.1, 2, vshape)).astype(dtype)
+
+
+@pytest.mark.parametrize("shapes", GAUSSIAN_VAR_ACCEPTED, ids=str)
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_gaussian_var_shapes(shapes, dtype, reduction, rng):
+    """Every var shape torch accepts: values, grad_input, grad_var and grad_target as torch's."""
+    xshape, vshape = shapes
+    args = _gaussian_args(rng, xshape, vshape, dtype)
+    check(SPEC["gaussian_nll_loss"], args, {}, reduction, rng, what=f"input {xshape} var {vshape}")
+    _, (_, grad_var, _) = F.gaussian_nll_loss_forward_backward(*args, reduction=reduction, target_grad=True)
+    assert grad_var.shape == vshape
+
+
+@pytest.mark.parametrize("shapes", GAUSSIAN_VAR_REJECTED, ids=str)
+def test_gaussian_var_shapes_torch_rejects(shapes, rng):
+    xshape, vshape = shapes
+    args = _gaussian_args(rng, xshape, vshape, np.float64)
+    with pytest.raises(ValueError, match="var is of incorrect size"):  # the reference refuses it
+        TF.gaussian_nll_loss(*(torch.from_numpy(a) for a in args))
+    for reduction in REDUCTIONS:
+        for call in (lambda: F.gaussian_nll_loss(*args, reduction=reduction),
+                     lambda: F.gaussian_nll_loss_backward(1.0, *args, reduction=reduction),
+                     lambda: F.gaussian_nll_loss_forward_backward(*args, reduction=reduction, target_grad=True),
+                     lambda: losskit.GaussianNLLLoss(reduction=reduction)(*args)):
+            with pytest.raises(ValueError, match=r"^gaussian_nll_loss: var expected"):
+                call()
+
+
+def test_gaussian_var_broadcast_torch_cannot_do_raises(rng):
+    """var passes torch's size test but does not broadcast (torch: RuntimeError): ValueError."""
+    args = _gaussian_args(rng, (2, 3), (0, 1), np.float64)
+    with pytest.raises(RuntimeError):
+        TF.gaussian_nll_loss(*(torch.from_numpy(a) for a in args))
+    for reduction in REDUCTIONS:
+        for call in (lambda: F.gaussian_nll_loss(*args, reduction=reduction),
+                     lambda: F.gaussian_nll_loss_forward_backward(*args, reduction=reduction)):
+            with pytest.raises(ValueError, match=r"^gaussian_nll_loss: var expected a shape broadcastable"):
+                call()
+
+
+@pytest.mark.parametrize("xshape", [(), (4,), (6, 3), (2, 3, 4), (0, 3), (2, 0)], ids=str)
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_gaussian_scalar_var_has_no_gradient(xshape, dtype, reduction, rng):
+    """A Python or NumPy scalar var is torch's float var: any input shape, no grad_var (API.md)."""
+    x, y = np.asarray(normal(rng, xshape, dtype)), np.asarray(normal(rng, xshape, dtype))
+    go = np.asarray(rng.uniform(0.5, 1.5, xshape if reduction == "none" else ())).astype(dtype)
     for var in (0.7, np.float32(0.7), np.float64(0.7)):
-        loss = F.gaussian_nll_loss(x, y, var)
-        ref = TF.gaussian_nll_loss(torch.from_numpy(x), torch.from_numpy(y), float(var))
-        np.testing.assert_allclose(loss, ref.item(), rtol=1e-12)
-        gx, gvar = F.gaussian_nll_loss_backward(1.0, x, y, var)
-        assert gvar is None
-        tx = torch.from_numpy(x).requires_grad_()
-        TF.gaussian_nll_loss(tx, torch.from_numpy(y), float(var)).backward()
-        np.testing.assert_allclose(gx, tx.grad.numpy(), rtol=1e-12)
+        tx = torch.from_numpy(x.copy()).requires_grad_()
+        ref = TF.gaussian_nll_loss(tx, torch.from_numpy(y), float(var), reduction=reduction)
+        (ref_gx,) = torch.autograd.grad(ref, tx, torch.from_numpy(go))
+        loss = F.gaussian_nll_loss(x, y, var, reduction=reduction)
+        gx, gvar = F.gaussian_nll_loss_backward(go, x, y, var, reduction=reduction)
+        loss2, (gx2, gvar2) = F.gaussian_nll_loss_forward_backward(x, y, var, grad_output=go, reduction=reduction)
+        assert gvar is None and gvar2 is None
+        for l, g in ((loss, gx), (loss2, gx2)):
+            assert_close(l, ref.detach().numpy(), what=f"loss {xshape} var {var!r}")
+            assert_close(g, ref_gx.numpy(), what=f"grad_input {xshape} var {var!r}")
 
 
 def test_gaussian_var_below_eps_passes_gradient_through():

@@ -157,7 +157,7 @@ using Grads = std::vector<MutView<T>>;
 // input, target[, weight]: the output is their broadcast.
 #define LOSSKIT_OUT_SHAPE_2                                                                      \
   template <class T>                                                                            \
-  static Shape out_shape(const Inputs<T>& in) {                                                 \
+  static Shape out_shape(const Inputs<T>& in, const Options&) {                                 \
     return losskit::elementwise_output_shape({in[0].shape, in[1].shape}, kName);                \
   }
 
@@ -266,13 +266,13 @@ struct GaussianNll {
   static constexpr std::array<int, 3> kGradOf{0, 2, 1};  // grad_input, grad_var, grad_target
   using Options = losskit::GaussianNllLossOptions;
   static Options options(Reduction r, const py::kwargs& kw) {
-    return {r, kw["full"].cast<bool>(), kw["eps"].cast<double>()};
+    // scalar_var: the Python layer's var was a Python or NumPy scalar (torch's float var).
+    return {r, kw["full"].cast<bool>(), kw["eps"].cast<double>(),
+            kw.contains("scalar_var") && kw["scalar_var"].cast<bool>()};
   }
   template <class T>
-  static Shape out_shape(const Inputs<T>& in) {
-    return losskit::elementwise_output_shape(
-        {in[0].shape, in[1].shape, losskit::gaussian_nll_var_shape(in[0].shape, in[2].shape)},
-        kName);
+  static Shape out_shape(const Inputs<T>& in, const Options& o) {
+    return losskit::gaussian_nll_output_shape(in[0].shape, in[1].shape, in[2].shape, o.scalar_var);
   }
   LOSSKIT_FORWARDERS(gaussian_nll_loss, (in[0], in[1], in[2], out, o),
                      (go, in[0], in[1], in[2], g[0], g[1], g[2], o),
@@ -301,7 +301,7 @@ struct MarginRanking {
     return {r, kw["margin"].cast<double>()};
   }
   template <class T>
-  static Shape out_shape(const Inputs<T>& in) {
+  static Shape out_shape(const Inputs<T>& in, const Options&) {
     return losskit::elementwise_output_shape({in[0].shape, in[1].shape, in[2].shape}, kName);
   }
   LOSSKIT_FORWARDERS(margin_ranking_loss, (in[0], in[1], in[2], out, o),
@@ -342,7 +342,7 @@ template <class A, class T>
 py::object forward(const py::tuple& arrays, const std::string& reduction, const py::kwargs& kw) {
   const auto in = views<A, T>(arrays);
   const auto o = A::options(reduction_of<A>(reduction), kw);
-  auto out = new_array<T>(o.reduction == Reduction::None ? A::out_shape(in) : Shape{});
+  auto out = new_array<T>(o.reduction == Reduction::None ? A::out_shape(in, o) : Shape{});
   auto out_view = as_mut(out);
   {
     py::gil_scoped_release release;
@@ -390,7 +390,7 @@ py::tuple forward_backward(const py::tuple& arrays, const py::handle& grad_outpu
   const auto in = views<A, T>(arrays);
   const auto o = A::options(reduction_of<A>(reduction), kw);
   const View<T> go = as_view<T>(grad_output, A::kName, "grad_output");
-  auto out = new_array<T>(o.reduction == Reduction::None ? A::out_shape(in) : Shape{});
+  auto out = new_array<T>(o.reduction == Reduction::None ? A::out_shape(in, o) : Shape{});
   auto out_view = as_mut(out);
   auto [grads, result] = grad_arrays<A, T>(in, want);
   {
@@ -684,7 +684,7 @@ struct CosineEmbedding {
     return {r, kw["margin"].cast<double>()};
   }
   template <class T>
-  static Shape out_shape(const Inputs<T>& in) {
+  static Shape out_shape(const Inputs<T>& in, const Options&) {
     return losskit::cosine_embedding_output_shape(in[0].shape, in[1].shape, in[2].shape);
   }
   LOSSKIT_FORWARDERS(cosine_embedding_loss, (in[0], in[1], in[2], out, o),
@@ -702,7 +702,7 @@ struct TripletMargin {
             kw["swap"].cast<bool>()};
   }
   template <class T>
-  static Shape out_shape(const Inputs<T>& in) {
+  static Shape out_shape(const Inputs<T>& in, const Options&) {
     return losskit::triplet_output_shape(in[0].shape, in[1].shape, in[2].shape);
   }
   LOSSKIT_FORWARDERS(triplet_margin_loss, (in[0], in[1], in[2], out, o),
@@ -721,7 +721,7 @@ struct TripletMarginWithDistance {
             kw["swap"].cast<bool>()};
   }
   template <class T>
-  static Shape out_shape(const Inputs<T>& in) {
+  static Shape out_shape(const Inputs<T>& in, const Options&) {
     return losskit::triplet_output_shape(in[0].shape, in[1].shape, in[2].shape);
   }
   LOSSKIT_FORWARDERS(triplet_margin_with_distance_loss, (in[0], in[1], in[2], out, o),

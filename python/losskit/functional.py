@@ -641,8 +641,9 @@ def poisson_nll_loss_forward_backward(
 # gaussian_nll_loss
 # ---------------------------------------------------------------------------------------------
 def _is_scalar_var(var: ArrayLike) -> bool:
-    """Python and NumPy scalars are one variance with no gradient (torch's float var); a 0-d
-    array is an array and gets its gradient."""
+    """Python and NumPy scalars are one variance for any input shape, with no gradient (torch's
+    float var); a 0-d array is an array: it gets its gradient and torch's shape rule (beside a
+    0-d or 1-d input only)."""
     return isinstance(var, (int, float, np.generic))
 
 
@@ -664,10 +665,16 @@ def gaussian_nll_loss(
         \qquad \frac{\partial l_n}{\partial \mathrm{var}_n} = \frac{1}{2 v_n} - \frac{(x_n - y_n)^2}{2 v_n^2}
 
     The clamp to ``eps`` is applied without gradient, as in torch: the gradient is evaluated at
-    the clamped value and passed straight to ``var`` (not zeroed). ``var`` has the input's shape,
-    that shape without its last dimension, or that shape with one dimension of size 1; a scalar
-    (Python or NumPy) is one variance for all elements and gets no gradient. Negative entries
-    raise ValueError.
+    the clamped value and passed straight to ``var`` (not zeroed). Negative entries raise
+    ValueError.
+
+    Shape (torch's rule): an array ``var`` has the input's shape; or that shape without its last
+    dimension (one variance per row); or as many dimensions, differing from the input's in one
+    dimension where ``var`` has size 1, a batch dimension included (``(1, D)`` beside
+    ``(N, D)``). torch's exact test is that the sizes of ``var`` where it differs add up to 1,
+    so a 0 facing an input's 1 also passes (the loss is then empty). A 0-d array is thus taken
+    only beside a 0-d or 1-d input; any other shape raises ValueError. A scalar (Python or NumPy
+    float) is one variance for every element, whatever the input's shape, and gets no gradient.
 
     Args:
         input: predicted means, any shape.
@@ -682,7 +689,7 @@ def gaussian_nll_loss(
     """
     red = _reduction.parse(None, None, reduction)
     return _engine.forward("gaussian_nll_loss", ("input", "target", "var"), (input, target, var), red,
-                           full=bool(full), eps=float(eps))
+                           full=bool(full), eps=float(eps), scalar_var=_is_scalar_var(var))
 
 
 def gaussian_nll_loss_backward(
@@ -699,7 +706,8 @@ def gaussian_nll_loss_backward(
     scalar var), with ``grad_target`` appended when ``target_grad``."""
     red = _reduction.parse(None, None, reduction)
     g = _engine.backward("gaussian_nll_loss", ("input", "target", "var"), (input, target, var), red,
-                         grad_output, (True, not _is_scalar_var(var), target_grad), full=bool(full), eps=float(eps))
+                         grad_output, (True, not _is_scalar_var(var), target_grad), full=bool(full), eps=float(eps),
+                         scalar_var=_is_scalar_var(var))
     return tuple(g) if target_grad else tuple(g[:2])
 
 
@@ -717,7 +725,7 @@ def gaussian_nll_loss_forward_backward(
     red = _reduction.parse(None, None, reduction)
     loss, g = _engine.forward_backward("gaussian_nll_loss", ("input", "target", "var"), (input, target, var),
                                        red, grad_output, (True, not _is_scalar_var(var), target_grad),
-                                       full=bool(full), eps=float(eps))
+                                       full=bool(full), eps=float(eps), scalar_var=_is_scalar_var(var))
     return loss, (tuple(g) if target_grad else tuple(g[:2]))
 
 
@@ -1225,9 +1233,10 @@ def multi_margin_loss(
     with :math:`z_j = \text{margin} - x_{n,y_n} + x_{n,j}` (a NaN :math:`z_j` counts as inactive,
     as in torch). ``p`` is 1 or 2; ``'mean'`` averages over the :math:`N` samples.
 
-    Shape: input :math:`(C)` or :math:`(N, C)`, target :math:`()` (or :math:`(1)`) or
-    :math:`(N)`; ``'none'`` output of the target's shape. The mean of an empty batch is NaN
-    (torch 2.13 returns an uninitialised value there).
+    Shape: input :math:`()`, :math:`(C)` or :math:`(N, C)`; target :math:`()` or :math:`(1)`
+    for one sample, else :math:`(N)`; ``'none'`` output of the target's shape. A 0-d input is one
+    sample of one class (as in torch): loss and gradient 0, target 0. The mean of an empty batch
+    is NaN (torch 2.13 returns an uninitialised value there).
 
     >>> round(float(multi_margin_loss(np.array([[0.1, 0.2, 0.4, 0.8]]), np.array([3]))), 6)
     0.325
@@ -1300,8 +1309,11 @@ def multilabel_margin_loss(
     repeated index counts each time), :math:`Y_n` is the set of those classes and
     :math:`z_{kj} = 1 - x_{n,y_{n,k}} + x_{n,j}`. ``'mean'`` averages over samples.
 
-    Shape: input :math:`(C)` or :math:`(N, C)`; target of the same shape, any integer dtype;
-    every entry must be in ``[-1, C)``, as torch checks (else :class:`losskit.IndexError`).
+    Shape: input :math:`()`, :math:`(C)` or :math:`(N, C)`; target of the same shape, any integer
+    dtype (for an unbatched input, torch takes any target of at most one dimension with :math:`C`
+    entries: :math:`()` or :math:`(1)` beside a :math:`()` or :math:`(1)` input); ``'none'``
+    output :math:`()` or :math:`(N)`. A 0-d input is one sample of one class: loss and gradient
+    0. Every entry must be in ``[-1, C)``, as torch checks (else :class:`losskit.IndexError`).
 
     >>> round(float(multilabel_margin_loss(np.array([[0.1, 0.2, 0.4, 0.8]]), np.array([[3, 0, -1, 1]]))), 6)
     0.85

@@ -9,9 +9,11 @@
 //   NAME_backward(grad_output, inputs..., grads..., options)
 //   NAME_forward_backward(inputs..., grad_output, output, grads..., options)
 // * `input` is (C), (N, C) or, for cross_entropy and nll_loss, (N, C, d1, ..., dK) with the
-//   class dimension second. Class-index targets are int64 views of shape (), (N) or
-//   (N, d1, ..., dK). Optional class weights are `{}` when absent, else shape (C).
-// * The unreduced output has classification_output_shape(...) and a reduced one shape {}.
+//   class dimension second; the margin losses also take a 0-d input, one sample of one class
+//   (torch). Class-index targets are int64 views of shape (), (N) or (N, d1, ..., dK).
+//   Optional class weights are `{}` when absent, else shape (C).
+// * The unreduced output has classification_output_shape(...) (multi_margin_loss: the target's
+//   shape) and a reduced one shape {}.
 // * grad_output is a 0-d view for reduced losses and an output-shaped view for Reduction::None;
 //   an absent grad_output (`{}`) means 1 (ones), in NAME_backward too (API.md: the classes'
 //   backward(None)).
@@ -98,7 +100,7 @@ void nll_loss_forward_backward(View<T> input, View<int64_t> target, View<T> weig
                                View<T> grad_output, MutView<T> output, MutView<T> grad_input,
                                const NllLossOptions& options = {});
 
-// ---- multi_margin_loss: input (C) or (N, C), target () or (N) ------------------------------
+// ---- multi_margin_loss: input (), (C) or (N, C); target () or (1) for one sample, else (N) ---
 template <class T>
 void multi_margin_loss(View<T> input, View<int64_t> target, View<T> weight, MutView<T> output,
                        const MultiMarginLossOptions& options = {});
@@ -112,7 +114,8 @@ void multi_margin_loss_forward_backward(View<T> input, View<int64_t> target, Vie
                                         MutView<T> grad_input,
                                         const MultiMarginLossOptions& options = {});
 
-// ---- multilabel_margin_loss: input (C) or (N, C), target of the same shape, -1 padded -------
+// ---- multilabel_margin_loss: input (), (C) or (N, C); target -1 padded, of the input's shape
+//      (any shape of at most one dimension with C entries for an unbatched input) -------------
 template <class T>
 void multilabel_margin_loss(View<T> input, View<int64_t> target, MutView<T> output,
                             const MultilabelMarginLossOptions& options = {});

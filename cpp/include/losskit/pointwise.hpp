@@ -68,6 +68,10 @@ struct GaussianNllLossOptions {
   Reduction reduction = Reduction::Mean;
   bool full = false;
   double eps = 1e-6;
+  // `var` is a scalar, torch's Python-float var: a 0-d view holding one variance for every
+  // element, whatever the input's shape. When false, `var` is an array held to torch's shape
+  // rule (gaussian_nll_var_shape), which takes a 0-d var only beside a 0-d or 1-d input.
+  bool scalar_var = false;
 };
 struct KlDivOptions {
   Reduction reduction = Reduction::Mean;
@@ -82,9 +86,15 @@ struct HingeEmbeddingLossOptions {
   double margin = 1.0;
 };
 
-// torch's rule for gaussian_nll_loss's `var`: the shape var takes once aligned with `input`
-// (one dimension short of input -> trailing 1 added), or ValueError.
-Shape gaussian_nll_var_shape(const Shape& input, const Shape& var);
+// torch's rule for gaussian_nll_loss's `var`: the shape var takes once aligned with `input`, or
+// ValueError. An array var has the input's shape; or that shape without its last dimension (a
+// trailing 1 is added); or as many dimensions, where the sizes of var that differ from the
+// input's add up to 1 (torch's test: one broadcast dimension of size 1, plus any 0 facing an
+// input's 1). A scalar var (`scalar_var`) is 0-d and goes with any input.
+Shape gaussian_nll_var_shape(const Shape& input, const Shape& var, bool scalar_var = false);
+// Shape of the unreduced gaussian_nll_loss: the broadcast of input, target and the aligned var.
+Shape gaussian_nll_output_shape(const Shape& input, const Shape& target, const Shape& var,
+                                bool scalar_var = false);
 
 // ---- l1_loss: l = w * |x - y| ------------------------------------------------------------
 template <class T>

@@ -372,8 +372,14 @@ void nll_impl(View<T> input, View<int64_t> target, View<T> weight, const Mode<T>
 
 // ---- multi_margin_loss, multilabel_margin_loss ----------------------------------------------
 
+// torch reads a 0-d input as one sample of one class, (C) with C = 1 (loss and gradient 0).
 template <class T>
 Layout margin_layout(const char* fn, const View<T>& input) {
+  if (input.present() && input.dim() == 0) {
+    Layout l;
+    l.C = 1;
+    return l;  // l.out = (): one sample, unbatched
+  }
   Layout l = class_layout(fn, input, false);
   if (l.C == 0)
     fail_value(fn, "input", "a non-empty class dimension", "shape " + shape_to_string(input.shape));
@@ -417,8 +423,10 @@ void multi_margin_impl(View<T> input, View<int64_t> target, View<T> weight, cons
   detail::check_finite_option(fn, "margin", o.margin);
   const Layout l = margin_layout(fn, input);
   detail::check_required(fn, "target", target);
-  if (target.dim() > 1 || target.numel() != l.N)
-    fail_value(fn, "target", "class indices of shape " + shape_to_string(l.out),
+  if (target.dim() > 1 || target.numel() != l.N)  // torch: at most 1-d, one index per sample
+    fail_value(fn, "target",
+               l.N == 1 ? std::string("one class index, shape () or (1,)")
+                        : "class indices of shape (" + std::to_string(l.N) + ",)",
                "shape " + shape_to_string(target.shape));
   check_class_weight(fn, weight, l.C);
   const Shape& out_shape = target.shape;  // torch: the loss has the target's shape
@@ -447,7 +455,17 @@ void multilabel_margin_impl(View<T> input, View<int64_t> target, const Mode<T>& 
   check_reduction(fn, o.reduction);
   const Layout l = margin_layout(fn, input);
   detail::check_required(fn, "target", target);
-  detail::check_shape_equal(fn, "target", target.shape, input.shape, "the input's shape");
+  if (input.dim() <= 1) {
+    // Unbatched (torch): any target of at most one dimension with one entry per class, so a
+    // 0-d input (C = 1) takes a () or (1) target and a (1) input a () target too.
+    if (target.dim() > 1 || target.numel() != l.C)
+      fail_value(fn, "target",
+                 l.C == 1 ? std::string("one entry (a class index or -1), shape () or (1,)")
+                          : "the input's shape " + shape_to_string(input.shape),
+                 "shape " + shape_to_string(target.shape));
+  } else {
+    detail::check_shape_equal(fn, "target", target.shape, input.shape, "the input's shape");
+  }
   const double go = check_mode(fn, m, o.reduction, l.out, input.shape, nullptr);
   // torch checks every entry (also those after the first -1, which are never read).
   for (int64_t i = 0; i < target.numel(); ++i)

@@ -165,7 +165,10 @@ void run_elementwise(const ElementwiseProblem<T>& p, SegmentKernel<T> kernel, co
     if (bases[k] && L.strides[k][last] == 0 && inner > 1) expand[k] = true, ++nexpand;
 
   // Gradients of operands smaller than the broadcast shape are computed full-size, then summed.
+  // The sum is written even when the broadcast is empty (n = 0) and the operand is not: its
+  // gradient is then all zeros, as torch's.
   std::vector<std::vector<T>> full_grads(kMaxOperands);
+  bool summed[kMaxOperands] = {};
   T* grad_bases[kMaxOperands] = {};
   if (p.request.backward)
     for (int k = 0; k < p.noperands; ++k) {
@@ -175,6 +178,7 @@ void run_elementwise(const ElementwiseProblem<T>& p, SegmentKernel<T> kernel, co
       } else {
         full_grads[k].resize(static_cast<size_t>(n));
         grad_bases[k] = full_grads[k].data();
+        summed[k] = true;
       }
     }
 
@@ -235,7 +239,7 @@ void run_elementwise(const ElementwiseProblem<T>& p, SegmentKernel<T> kernel, co
   if (out_kind == OutKind::Accumulate)
     p.request.output.data[0] = static_cast<T>(combine_partials(partials.data(), nblocks) / divisor);
   for (int k = 0; k < p.noperands; ++k)
-    if (!full_grads[k].empty())
+    if (summed[k])
       sum_to_shape(full_grads[k].data(), bshape, p.operands[k].shape, p.request.grads[k].data);
 }
 

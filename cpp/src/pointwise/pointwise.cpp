@@ -191,7 +191,7 @@ ElementwiseProblem<T> gaussian_problem(View<T> input, View<T> target, View<T> va
   const char* fn = "gaussian_nll_loss";
   check_reduction(fn, o.reduction);
   detail::check_required(fn, "var", var);
-  var.shape = gaussian_nll_var_shape(input.shape, var.shape);
+  var.shape = gaussian_nll_var_shape(input.shape, var.shape, o.scalar_var);
   return make_problem<T>(fn, o.reduction, {{input, "input"}, {target, "target"}, {var, "var"}});
 }
 PointwiseParams gaussian_params(const GaussianNllLossOptions& o) {
@@ -263,24 +263,47 @@ Shape elementwise_output_shape(std::initializer_list<Shape> shapes, Reduction re
   return reduction == Reduction::None ? out : Shape{};
 }
 
-Shape gaussian_nll_var_shape(const Shape& input, const Shape& var) {
-  if (var == input || var.empty()) return var;  // 0-d: one variance for all (torch's float var)
+Shape gaussian_nll_var_shape(const Shape& input, const Shape& var, bool scalar_var) {
+  const char* fn = "gaussian_nll_loss";
+  if (scalar_var) {
+    if (!var.empty())
+      detail::fail_value(fn, "var", "a 0-d view for a scalar var", shape_to_string(var));
+    return var;
+  }
+  if (var == input) return var;
+  // One dimension short (a 0-d var beside a 1-d input too): var gets a trailing 1 (torch's
+  // unsqueeze(-1)).
   if (var.size() + 1 == input.size() && std::equal(var.begin(), var.end(), input.begin())) {
     Shape unsqueezed = var;
     unsqueezed.push_back(1);
     return unsqueezed;
   }
-  if (var.size() == input.size()) {  // one mismatched dimension, where var has size 1
+  // torch's test, kept as it is: the var sizes where var and input differ add up to 1. That is one
+  // broadcast dimension (of size 1), plus any 0 facing an input's 1; whether var then
+  // broadcasts is checked with the other operands.
+  if (var.size() == input.size()) {
     int64_t mismatched = 0;
     for (size_t i = 0; i < var.size(); ++i)
       if (var[i] != input[i]) mismatched += var[i];
     if (mismatched == 1) return var;
   }
-  detail::fail_value("gaussian_nll_loss", "var",
+  detail::fail_value(fn, "var",
                      "the input's shape " + shape_to_string(input) +
                          ", that shape without its last dimension, or that shape with one "
-                         "dimension of size 1",
+                         "dimension of size 1" +
+                         (var.empty() ? std::string(" (a 0-d var array goes only with a 0-d or "
+                                                    "1-d input; a scalar var is a float)")
+                                      : std::string()),
                      shape_to_string(var));
+}
+
+Shape gaussian_nll_output_shape(const Shape& input, const Shape& target, const Shape& var,
+                                bool scalar_var) {
+  const char* fn = "gaussian_nll_loss";
+  const Shape v = gaussian_nll_var_shape(input, var, scalar_var);
+  // The same order and names as the driver's checks, so both report the same argument.
+  return broadcast_shapes(broadcast_shapes(input, target, fn, "input", "target"), v, fn, "input",
+                          "var");
 }
 
 // ---- entry points ----------------------------------------------------------------------------
