@@ -1,8 +1,9 @@
 // The only pybind11 file: argument conversion between NumPy arrays and the core's views.
 //
-// Every array arriving here is C-contiguous and of the kernel's dtype (the Python layer made it
-// so, copying only non-contiguous or non-float input); the casters use noconvert, so nothing here
-// ever copies silently. Outputs are allocated while holding the GIL, then the core runs with the
+// Every array arriving here is C-contiguous, aligned and of the kernel's dtype (the Python layer
+// made it so, copying only non-contiguous, misaligned or non-float input); the casters use
+// noconvert, so nothing here ever copies silently. A misaligned array that bypasses that layer is
+// refused by the core's checks (ValueError), never read. Outputs are allocated while holding the GIL, then the core runs with the
 // GIL released.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>

@@ -1,8 +1,16 @@
-"""Array conversion for the C++ core: dtype choice and C-contiguity, copying only when needed.
+"""Array conversion for the C++ core: dtype choice, C-contiguity and alignment, copying only when
+needed.
 
-C-contiguous float32/float64 arrays pass through untouched (the core reads them in place).
+C-contiguous, aligned float32/float64 arrays pass through untouched (the core reads them in place).
 Other layouts are made contiguous once; other real dtypes are converted once (float16 to float32,
 integers and booleans to float64). Complex, object, string and other dtypes raise TypeError.
+
+Alignment: the core reads a float32 array through a `const float*`, which C++ requires to be
+4-byte aligned (8 for float64 and int64), and refuses a misaligned pointer with ValueError. A
+C-contiguous array whose data is not aligned to its dtype (``np.frombuffer(buf, offset=1)``, a
+field of a packed record, a memory map at an odd offset; NumPy's ``flags.aligned`` is False) is
+copied once here instead, so every argument of every loss accepts it. Arrays NumPy allocated are
+always aligned, so this costs nothing for them.
 """
 
 from __future__ import annotations
@@ -41,9 +49,16 @@ def compute_dtype(arr: np.ndarray) -> np.dtype:
     return np.dtype(np.float64)
 
 
-def as_kernel_array(arr: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """C-contiguous array of `dtype`; the same object when it already is one."""
-    return np.asarray(arr, dtype=dtype, order="C")
+def aligned(arr: np.ndarray) -> np.ndarray:
+    """`arr` itself when its data is aligned to its dtype; otherwise one aligned copy (same dtype,
+    shape and values; C-contiguous)."""
+    return arr if arr.flags.aligned else np.require(arr, requirements=("C", "A"))
+
+
+def as_kernel_array(arr: np.ndarray, dtype: Any) -> np.ndarray:
+    """C-contiguous, aligned array of `dtype` (a float dtype, or int64 for class indices and
+    lengths); the same object when it already is one."""
+    return aligned(np.asarray(arr, dtype=dtype, order="C"))
 
 
 def float_inputs(

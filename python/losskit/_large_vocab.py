@@ -95,7 +95,7 @@ def _index_target(target: Any) -> np.ndarray:
         )
     if t.dtype.kind not in "iu":
         raise TypeError(f"{_FN}: target expected an integer array of class indices, got {t.dtype}")
-    return np.asarray(t, dtype=np.int64, order="C")
+    return _convert.as_kernel_array(t, np.int64)
 
 
 def linear_cross_entropy(
@@ -247,8 +247,14 @@ class Linear:
         self.bias = rng.uniform(-bound, bound, self.out_features).astype(dt) if bias else None
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        y = x @ self.weight.T
-        return y + self.bias if self.bias is not None else y
+        y = x @ self.aligned_weight().T
+        return y + _convert.aligned(self.bias) if self.bias is not None else y
+
+    def aligned_weight(self) -> np.ndarray:
+        """``weight``, or an aligned copy of it when it was set to a misaligned array: NumPy's
+        matmul takes another summation path for misaligned data, so results would change in the
+        last bits (the C++ core's arguments get the same copy in _convert)."""
+        return _convert.aligned(self.weight)
 
     def __repr__(self) -> str:
         return f"Linear(in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None})"
@@ -352,7 +358,7 @@ class AdaptiveLogSoftmaxWithLoss:
         t = _convert.to_array(fn, "target", target)
         if t.dtype.kind not in "iu":
             raise TypeError(f"{fn}: target expected an integer array of class indices, got {t.dtype}")
-        t = np.asarray(t, dtype=np.int64)
+        t = _convert.as_kernel_array(t, np.int64)
         if t.ndim == 1:
             if x.ndim != 2:
                 raise ValueError(f"{fn}: input expected a 2-D (N, in_features) array with a 1-D target, got shape {x.shape}")
@@ -389,22 +395,22 @@ class AdaptiveLogSoftmaxWithLoss:
             lo, hi = self.cutoffs[i], self.cutoffs[i + 1]
             rows = np.nonzero((t >= lo) & (t < hi))[0]
             gather[rows] = self.shortlist_size + i
-            a, b = self.tail[i]
+            aw, bw = (lin.aligned_weight() for lin in self.tail[i])
             if grad:
-                grads[f"tail.{i}.0.weight"] = np.zeros_like(a.weight)
-                grads[f"tail.{i}.1.weight"] = np.zeros_like(b.weight)
+                grads[f"tail.{i}.0.weight"] = np.zeros_like(aw)
+                grads[f"tail.{i}.1.weight"] = np.zeros_like(bw)
             if rows.size == 0:
                 continue
             xs = x[rows]
-            h = xs @ a.weight.T
-            z = np.ascontiguousarray(h @ b.weight.T)
+            h = xs @ aw.T
+            z = np.ascontiguousarray(h @ bw.T)
             rel = t[rows] - lo
             if grad:
                 nll, dz = F.cross_entropy_forward_backward(z, rel, grad_output=go_rows[rows], reduction="none")
                 grads[f"tail.{i}.1.weight"] = dz.T @ h
-                dh = dz @ b.weight
+                dh = dz @ bw
                 grads[f"tail.{i}.0.weight"] = dh.T @ xs
-                gx[rows] += dh @ a.weight
+                gx[rows] += dh @ aw
             else:
                 nll = F.cross_entropy(z, rel, reduction="none")
             output[rows] = -nll
@@ -414,7 +420,7 @@ class AdaptiveLogSoftmaxWithLoss:
             grads["head.weight"] = dzh.T @ x
             if self.head.bias is not None:
                 grads["head.bias"] = dzh.sum(axis=0, dtype=np.float64).astype(dtype)
-            gx += dzh @ self.head.weight
+            gx += dzh @ self.head.aligned_weight()
         else:
             nll = F.cross_entropy(zh, gather, reduction="none")
         output -= nll
@@ -461,8 +467,8 @@ class AdaptiveLogSoftmaxWithLoss:
         head_lp = _log_softmax(head_out)
         out[:, : self.shortlist_size] = head_lp[:, : self.shortlist_size]
         for i in range(self.n_clusters):
-            a, b = self.tail[i]
-            cl = _log_softmax((x @ a.weight.T) @ b.weight.T)
+            aw, bw = (lin.aligned_weight() for lin in self.tail[i])
+            cl = _log_softmax((x @ aw.T) @ bw.T)
             out[:, self.cutoffs[i]: self.cutoffs[i + 1]] = cl + head_lp[:, self.shortlist_size + i: self.shortlist_size + i + 1]
         return out
 

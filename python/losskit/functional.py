@@ -972,7 +972,7 @@ def _cls_index_target(function: str, target: ArrayLike) -> np.ndarray:
     t = _convert.to_array(function, "target", target)
     if t.dtype.kind not in "iu":
         raise TypeError(f"{function}: target expected an integer array of class indices, got {t.dtype}")
-    return np.asarray(t, dtype=np.int64, order="C")  # (ascontiguousarray would make 0-d 1-d)
+    return _convert.as_kernel_array(t, np.int64)  # (ascontiguousarray would make 0-d 1-d)
 
 
 def _cls_input(function: str, input: ArrayLike, weight: Optional[ArrayLike] = None) -> Tuple[np.dtype, np.ndarray, Optional[np.ndarray]]:
@@ -1806,7 +1806,7 @@ def triplet_margin_with_distance_loss_forward_backward(
 
 def _ctc_int_array(name: str, value: ArrayLike) -> np.ndarray:
     """An integer argument (targets, lengths: any integer dtype, list, tuple or Python int) as a
-    C-contiguous int64 array: a small copy. Floats and booleans raise TypeError (torch refuses
+    C-contiguous, aligned int64 array: a small copy, or none for one that already is. Floats and booleans raise TypeError (torch refuses
     non-integral lengths)."""
     try:
         arr = np.asarray(value)
@@ -1816,7 +1816,7 @@ def _ctc_int_array(name: str, value: ArrayLike) -> np.ndarray:
         arr = arr.astype(np.int64)  # np.asarray([]) is float64; an empty list holds no floats
     if arr.dtype.kind not in "iu":
         raise TypeError(f"ctc_loss: {name} expected an integer array, got {arr.dtype}")
-    return np.ascontiguousarray(arr, dtype=np.int64)
+    return _convert.aligned(np.ascontiguousarray(arr, dtype=np.int64))
 
 
 def _ctc_arrays(log_probs: ArrayLike, targets: ArrayLike, input_lengths: ArrayLike,

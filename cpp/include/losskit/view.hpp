@@ -1,5 +1,8 @@
 // Non-owning, C-contiguous views of caller memory: the core reads inputs and writes outputs in
-// place and never owns user data.
+// place and never owns user data. `data` must be aligned to alignof(T) (C++ makes a misaligned
+// `const T*` undefined behaviour to read): every entry point throws losskit::ValueError
+// ("<function>: <argument> expected an array aligned to N bytes, ...") for a view that is not,
+// before any work. Copy data found at an arbitrary byte offset into aligned memory first.
 #pragma once
 
 #include <cstdint>

@@ -1,6 +1,7 @@
 #include "common/checks.hpp"
 
 #include <cmath>
+#include <cstdint>
 #include <sstream>
 
 #include "losskit/reduction.hpp"
@@ -66,6 +67,16 @@ void fail_value(const char* function, const char* argument, const std::string& w
 void fail_index(const char* function, const char* argument, const std::string& what,
                 const std::string& got) {
   throw IndexError(std::string(function) + ": " + argument + " expected " + what + ", got " + got);
+}
+
+void check_aligned(const char* function, const char* argument, const void* data,
+                   size_t alignment) {
+  const auto address = reinterpret_cast<std::uintptr_t>(data);
+  if (address % alignment == 0) return;
+  std::ostringstream got;
+  got << "address " << data << " (address % " << alignment << " == " << address % alignment << ")";
+  fail_value(function, argument, "an array aligned to " + std::to_string(alignment) + " bytes",
+             got.str());
 }
 
 void check_shape_equal(const char* function, const char* argument, const Shape& got,

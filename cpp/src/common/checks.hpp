@@ -2,6 +2,7 @@
 //   "<function>: <argument> expected <what>, got <value/shape>"
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
@@ -16,24 +17,50 @@ namespace losskit::detail {
 [[noreturn]] void fail_index(const char* function, const char* argument, const std::string& what,
                              const std::string& got);
 
-// A required array: non-null unless empty.
+// Every pointer the public API takes is aligned to its element type, or refused here before any
+// work. Reading a float through a `const float*` that is not 4-byte aligned is undefined behaviour
+// in C++ whatever x86 forgives (a vectoriser may peel a loop for alignment and assume it), and
+// caller memory can be misaligned: packed records, a memory-mapped file read at an odd offset.
+// Every view reaches the kernels through check_required, check_optional or check_output, which
+// call this; the family drivers call those for every argument (tests/cpp_checks/alignment.cpp
+// misaligns each argument of each entry point in turn). A null pointer is aligned (absent views).
+// The Python layer copies a misaligned array once (python/losskit/_convert.py), so only C++
+// callers meet this error.
+void check_aligned(const char* function, const char* argument, const void* data,
+                   size_t alignment);
+template <class T>
+void check_aligned(const char* function, const char* argument, const T* data) {
+  check_aligned(function, argument, static_cast<const void*>(data), alignof(T));
+}
+
+// A required array: non-null unless empty, and aligned.
 template <class T>
 void check_required(const char* function, const char* argument, const View<T>& v) {
   if (v.data == nullptr && v.numel() != 0)
     fail_value(function, argument, "an array", "a null pointer with shape " +
                                                    shape_to_string(v.shape));
+  check_aligned(function, argument, v.data);
+}
+
+// An optional array (a weight, grad_output): absent (null), or aligned. Its shape is the caller's
+// to check.
+template <class T>
+void check_optional(const char* function, const char* argument, const View<T>& v) {
+  check_aligned(function, argument, v.data);
 }
 
 void check_shape_equal(const char* function, const char* argument, const Shape& got,
                        const Shape& expected, const char* expected_what);
 
-// Shape a output/gradient view must have; also rejects a null pointer for a non-empty shape.
+// Shape a output/gradient view must have; also rejects a null pointer for a non-empty shape and a
+// misaligned one.
 template <class T>
 void check_output(const char* function, const char* argument, const MutView<T>& v,
                   const Shape& expected) {
   check_shape_equal(function, argument, v.shape, expected, "shape");
   if (v.data == nullptr && numel(expected) != 0)
     fail_value(function, argument, "an output array", "a null pointer");
+  check_aligned(function, argument, v.data);
 }
 
 void check_finite_option(const char* function, const char* argument, double value);

@@ -1,6 +1,7 @@
 #include "common/elementwise.hpp"
 
 #include <algorithm>
+#include <string>
 #include <vector>
 
 #include "common/checks.hpp"
@@ -111,6 +112,7 @@ void run_elementwise(const ElementwiseProblem<T>& p, SegmentKernel<T> kernel, co
     bshape = k == 0 ? p.operands[0].shape
                     : broadcast_shapes(bshape, p.operands[k].shape, fn, p.names[0], p.names[k]);
   }
+  check_optional(fn, "weight", p.weight);
   if (p.weight.present() && broadcast_shapes(bshape, p.weight.shape, fn, p.names[0], "weight") != bshape)
     fail_value(fn, "weight", "a shape broadcastable to " + shape_to_string(bshape),
                shape_to_string(p.weight.shape));
@@ -118,6 +120,7 @@ void run_elementwise(const ElementwiseProblem<T>& p, SegmentKernel<T> kernel, co
   const Shape out_shape = reduced ? Shape{} : bshape;
   if (p.request.forward) check_output(fn, "output", p.request.output, out_shape);
   if (p.request.backward) {
+    check_optional(fn, "grad_output", p.request.grad_output);
     if (p.request.grad_output.present()) {
       if (reduced && p.request.grad_output.numel() != 1)
         fail_value(fn, "grad_output", "a scalar for a reduced loss",
@@ -125,7 +128,9 @@ void run_elementwise(const ElementwiseProblem<T>& p, SegmentKernel<T> kernel, co
       if (!reduced) check_shape_equal(fn, "grad_output", p.request.grad_output.shape, out_shape, "shape");
     }
     for (int k = 0; k < p.noperands; ++k)
-      if (p.request.grads[k].present()) check_output(fn, p.names[k], p.request.grads[k], p.operands[k].shape);
+      if (p.request.grads[k].present())
+        check_output(fn, ("grad_" + std::string(p.names[k])).c_str(), p.request.grads[k],
+                     p.operands[k].shape);
   }
 
   const int64_t n = numel(bshape);

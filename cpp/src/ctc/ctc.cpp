@@ -187,6 +187,7 @@ Problem check_ctc(View<T> log_probs, View<int64_t> targets, View<int64_t> input_
 
 template <class T>
 void check_grad_output(View<T> grad_output, const Shape& out_shape, Reduction r) {
+  detail::check_optional(kFn, "grad_output", grad_output);
   if (!grad_output.present()) return;
   if (r != Reduction::None && grad_output.numel() != 1)
     detail::fail_value(kFn, "grad_output", "a scalar for a reduced loss",
@@ -224,8 +225,7 @@ void run(View<T> log_probs, View<int64_t> targets, View<int64_t> input_lengths,
                          "at least " + std::to_string(per_thread) +
                              " bytes (ctc_loss_workspace_size for one thread)",
                          std::to_string(ws.bytes) + " bytes");
-    if (reinterpret_cast<uintptr_t>(ws.data) % alignof(double) != 0)
-      detail::fail_value(kFn, "workspace", "an address aligned to 8 bytes", "a misaligned one");
+    detail::check_aligned(kFn, "workspace", ws.data, alignof(double));
     threads = static_cast<int>(std::min<size_t>(static_cast<size_t>(threads), fits));
     scratch = static_cast<double*>(ws.data);
   } else {

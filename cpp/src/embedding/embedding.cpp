@@ -72,6 +72,7 @@ void run(const char* fn, EmbeddingRows<T> R, Reduction reduction, const Shape& o
   const bool reduced = reduction != Reduction::None;
   if (q.forward) detail::check_output(fn, "output", q.output, reduced ? Shape{} : out_shape);
   if (q.backward) {
+    detail::check_optional(fn, "grad_output", q.grad_output);
     if (q.grad_output.present()) {
       if (reduced && q.grad_output.numel() != 1)
         detail::fail_value(fn, "grad_output", "a scalar for a reduced loss",
@@ -192,7 +193,10 @@ void with_row_broadcast(const char* fn, std::array<View<T>, 4> in, const Operand
     same = same && (lead[k] == full || lead[k].size() != full.size());
   if (same) return body(in, q);
 
-  // The caller's gradients have the original shapes.
+  // The caller's gradients have the original shapes; every array is checked before the copies
+  // below (run() checks the output's and grad_output's shapes).
+  detail::check_aligned(fn, "output", q.output.data);
+  detail::check_optional(fn, "grad_output", q.grad_output);
   if (q.backward)
     for (int k = 0; k < ngrad; ++k)
       if (q.grads[k].present()) detail::check_output(fn, grad_names[k], q.grads[k], in[k].shape);
@@ -526,6 +530,9 @@ void triplet_margin_loss_from_distances(View<T> dist_pos, View<T> dist_neg, View
   check_margin_positive(fn, o.margin);
   detail::check_required(fn, "dist_pos", dist_pos);
   detail::check_required(fn, "dist_neg", dist_neg);
+  // Checked even when swap=False leaves them unread: every pointer the API takes is aligned.
+  detail::check_optional(fn, "dist_swap", dist_swap);
+  detail::check_aligned(fn, "grad_dist_swap", grad_dist_swap.data);
   detail::check_shape_equal(fn, "distance_function(anchor, negative)", dist_neg.shape,
                             dist_pos.shape, "the shape of distance_function(anchor, positive)");
   if (o.swap) {

@@ -209,6 +209,7 @@ void linear_cross_entropy_forward_backward(View<T> input, View<T> linear_weight,
   if (workspace.shape.size() != 2 || workspace.shape[1] != V || workspace.shape[0] < 1 || !workspace.present())
     fail_value(kFn, "workspace", "a (rows, " + std::to_string(V) + ") buffer with rows >= 1",
                "shape " + shape_to_string(workspace.shape));
+  detail::check_aligned(kFn, "workspace", workspace.data);
   if (!gemm.fn) fail_value(kFn, "gemm", "a GEMM function", "none");
   const double total_weight = linear_cross_entropy_target_weight(target, weight, V, o);
 
