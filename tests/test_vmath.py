@@ -82,6 +82,9 @@ def samples(name: str, dt, rng) -> np.ndarray:
         lo, hi = (-104.0, 89.0) if dt == np.float32 else (-746.0, 710.0)
         x = np.concatenate([rng.uniform(lo, hi, 200_000), rng.uniform(-1, 1, 50_000), rng.uniform(-1e-6, 1e-6, 1000)])
         edges = [0.0, -0.0, lo, hi, lo - 1, hi + 1, 88.72, -87.3, -103.9, 709.78, -708.4, -745.1]
+        for t in EXP_LIMITS[np.dtype(dt)]:  # the overflow and underflow thresholds, and beside them
+            t = dt(t)
+            edges += [t, np.nextafter(t, dt(np.inf)), np.nextafter(t, dt(-np.inf))]
     elif name == "log":
         e = 87.0 if dt == np.float32 else 707.0
         x = np.concatenate([np.exp(rng.uniform(-e, e, 200_000)), rng.uniform(0.5, 2.0, 50_000)])
@@ -105,6 +108,12 @@ def test_accuracy_in_ulps(name, dtype, target):
     assert err.max() <= BOUND[name], f"{name}({x[worst]!r}) = {got[worst]!r}, NumPy {ref[worst]!r}: {err.max()} ulp"
 
 
+# e^x overflows above the first limit and rounds to 0 below the second (the largest x with a finite
+# e^x, the smallest with a non-zero one), as vmath.hpp selects them.
+EXP_LIMITS = {np.dtype(np.float32): (float.fromhex("0x1.62e42ep+6"), float.fromhex("-0x1.9fe368p+6")),
+              np.dtype(np.float64): (float.fromhex("0x1.62e42fefa39efp+9"), float.fromhex("-0x1.74910d52d3051p+9"))}
+
+
 def special(name: str, dt) -> np.ndarray:
     """Arguments whose results are exact: 0, +-1, inf, NaN."""
     f = np.finfo(dt)
@@ -114,6 +123,10 @@ def special(name: str, dt) -> np.ndarray:
         "log1p": [0.0, -0.0, np.inf, -np.inf, -1.0, -2.0, -f.max],
         "exp_nonpositive": [0.0, -0.0, -np.inf, -f.max, -1e4],
     }[name]
+    if name == "exp":  # the clamps of the exponent arithmetic and the first values past the limits
+        hi, lo = EXP_LIMITS[np.dtype(dt)]
+        values += [np.nextafter(dt(hi), dt(np.inf)), np.nextafter(dt(lo), dt(-np.inf))]
+        values += [89.0, 90.0, -104.0, -105.0] if dt == np.float32 else [710.0, 711.0, -746.0, -747.0]
     if name == "exp_nonpositive":  # below the cut-off (flushed to 0)
         values += [-88.0, -104.0, -105.0] if dt == np.float32 else [-709.0, -746.0, -747.0]
     return np.concatenate([np.array(values, dtype=dt), nans(dt)])
@@ -179,8 +192,8 @@ def test_soft_margin_at_nan_and_inf(dtype, target):
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize("full", [False, True])
 def test_poisson_nll_log_input_at_nan_and_inf(dtype, full, target):
-    """e^x - y x."""
-    x = np.array([np.nan, NEG_NAN, -np.inf, 0.0, 1.5, -1.5, -90.0, -800.0], dtype=dtype)
+    """e^x - y x: +inf input gives inf - inf = NaN in torch (exp(+inf) must be +inf)."""
+    x = np.array(X_SPECIAL + [88.8, 709.9, 710.5], dtype=dtype)
     y = np.resize([2.0, 0.0, 1.0, 3.0, 0.5], x.size).astype(dtype)
     check_loss("poisson_nll_loss", TF.poisson_nll_loss, (x, y), (0, 1), True, "poisson", log_input=True,
                full=full)
