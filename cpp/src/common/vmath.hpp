@@ -104,10 +104,10 @@ LOSSKIT_INLINE ExpParts<float, int32_t> exp_parts(float xc) {
 // would make n enormous (n - n1 overflowed, undefined behaviour, for a NaN with its sign bit set,
 // which is what x86 gives for inf - inf). Each clamp is written so that a NaN fails its comparison
 // and takes the finite bound as a stand-in; the result is then selected explicitly for NaN, for
-// x above the overflow threshold (+inf) and below the underflow one (0), so that those values do not
-// depend on how the compiler evaluates the final products (it may contract the last one with the
-// caller's next subtraction into a fused multiply-add, whose exact product never overflows: in the
-// sanitized build poisson_nll_loss's e^x - y x at x = +inf came out -inf instead of NaN).
+// x above the overflow threshold (+inf) and below the underflow one (0), so that those values do
+// not depend on how the compiler evaluates the final products (it may contract the last one with
+// the caller's next subtraction into a fused multiply-add, whose exact product never overflows: in
+// the sanitized build poisson_nll_loss's e^x - y x at x = +inf came out -inf instead of NaN).
 LOSSKIT_INLINE double exp(double x) {
   constexpr double kOverflow = 0x1.62e42fefa39efp+9;    // 709.78...: largest x with e^x finite
   constexpr double kUnderflow = -0x1.74910d52d3051p+9;  // -745.13...: smallest with e^x > 0
