@@ -5,11 +5,12 @@
 //
 // Accuracy, measured against NumPy (glibc) over each function's whole range and its edges
 // (tests/test_vmath.py checks these bounds on every CPU target):
-//   exp   float: <= 1 ulp, double: <= 1 ulp; exact 0 below -104 (f) / -746 (d) (subnormal results
-//         are produced, with up to 1 ulp of the subnormal), +inf above 89 (f) / 710 (d).
+//   exp   float: <= 1 ulp, double: <= 1 ulp; exact 0 below -103.97 (f) / -745.13 (d), where the
+//         true result rounds to 0 (subnormal results are produced, with up to 1 ulp of the
+//         subnormal), +inf above 88.72 (f) / 709.78 (d), where it rounds to inf.
 //   log   float: <= 1 ulp, double: <= 1 ulp; log(0) = -inf, log(x<0) = NaN, log(inf) = inf.
 //   log1p float: <= 2 ulp, double: <= 2 ulp; log1p(-1) = -inf, log1p(x<-1) = NaN.
-// NaN in gives NaN out for all three.
+// NaN in gives NaN out for all three, and no NaN reaches their integer arithmetic.
 //
 // Method: exp reduces x = n ln2 + r, |r| <= ln2/2, evaluates the Taylor series of e^r to the
 // degree where its truncation is below a quarter ulp, and scales by 2^n as two factors 2^n1 2^n2
@@ -99,8 +100,18 @@ LOSSKIT_INLINE ExpParts<float, int32_t> exp_parts(float xc) {
   return {p, n};
 }
 
+// exp's arguments go through the integer exponent arithmetic below only when finite: a NaN's bits
+// would make n enormous (n - n1 overflowed, undefined behaviour, for a NaN with its sign bit set,
+// which is what x86 gives for inf - inf). Each clamp is written so that a NaN fails its comparison
+// and takes the finite bound as a stand-in; the result is then selected explicitly for NaN, for
+// x above the overflow threshold (+inf) and below the underflow one (0), so that those values do
+// not depend on how the compiler evaluates the final products (it may contract the last one with
+// the caller's next subtraction into a fused multiply-add, whose exact product never overflows: in
+// the sanitized build poisson_nll_loss's e^x - y x at x = +inf came out -inf instead of NaN).
 LOSSKIT_INLINE double exp(double x) {
-  const double xc = x < -746.0 ? -746.0 : (x > 710.0 ? 710.0 : x);  // NaN passes through
+  constexpr double kOverflow = 0x1.62e42fefa39efp+9;    // 709.78...: largest x with e^x finite
+  constexpr double kUnderflow = -0x1.74910d52d3051p+9;  // -745.13...: smallest with e^x > 0
+  const double xc = x >= -746.0 ? (x <= 710.0 ? x : 710.0) : -746.0;  // NaN takes -746
   const auto e = exp_parts(xc);
   // n in [-1076, 1024]; n = n1 + n2 with both halves in a normal exponent's range, so results
   // near overflow and in the subnormal range form without intermediate overflow. The +1100 bias
@@ -109,36 +120,48 @@ LOSSKIT_INLINE double exp(double x) {
   const int64_t n2 = e.n - n1;
   const double s1 = from_bits(static_cast<uint64_t>(n1 + 1023) << 52);
   const double s2 = from_bits(static_cast<uint64_t>(n2 + 1023) << 52);
-  return e.p * s1 * s2;
+  double y = e.p * s1 * s2;
+  y = x > kOverflow ? std::numeric_limits<double>::infinity() : y;
+  y = x < kUnderflow ? 0.0 : y;
+  y = x != x ? x : y;
+  return y;
 }
 
 LOSSKIT_INLINE float exp(float x) {
-  const float xc = x < -104.0f ? -104.0f : (x > 89.0f ? 89.0f : x);
+  constexpr float kOverflow = 0x1.62e42ep+6f;    // 88.72...: largest x with e^x finite
+  constexpr float kUnderflow = -0x1.9fe368p+6f;  // -103.97...: smallest with e^x > 0
+  const float xc = x >= -104.0f ? (x <= 89.0f ? x : 89.0f) : -104.0f;  // NaN takes -104
   const auto e = exp_parts(xc);
   const int32_t n1 = ((e.n + 160) >> 1) - 80;  // n in [-151, 129]
   const int32_t n2 = e.n - n1;
   const float s1 = from_bits(static_cast<uint32_t>(n1 + 127) << 23);
   const float s2 = from_bits(static_cast<uint32_t>(n2 + 127) << 23);
-  return e.p * s1 * s2;
+  float y = e.p * s1 * s2;
+  y = x > kOverflow ? std::numeric_limits<float>::infinity() : y;
+  y = x < kUnderflow ? 0.0f : y;
+  y = x != x ? x : y;
+  return y;
 }
 
 // e^d for d <= 0 (softmax arguments d = x - max): one scale factor instead of two and no
 // overflow side, since the result is at most 1. Results for d < -87 (float) / -708 (double),
 // that is below 1.7e-38 / 3.3e-308, are flushed to 0, far under any tolerance against a softmax
-// denominator >= 1 (and the scale factor stays a normal number). <= 1 ulp otherwise; NaN passes;
-// -inf gives 0.
+// denominator >= 1 (and the scale factor stays a normal number). <= 1 ulp otherwise; NaN passes
+// (as a selected result: the integer path sees the cut-off instead); -inf gives 0.
 LOSSKIT_INLINE double exp_nonpositive(double d) {
-  const bool tiny = d < -708.0;
-  const auto e = exp_parts(tiny ? -708.0 : d);
-  const double y = e.p * from_bits(static_cast<uint64_t>(e.n + 1023) << 52);
-  return tiny ? 0.0 : y;
+  const auto e = exp_parts(d >= -708.0 ? d : -708.0);  // NaN takes -708
+  double y = e.p * from_bits(static_cast<uint64_t>(e.n + 1023) << 52);
+  y = d < -708.0 ? 0.0 : y;
+  y = d != d ? d : y;
+  return y;
 }
 
 LOSSKIT_INLINE float exp_nonpositive(float d) {
-  const bool tiny = d < -87.0f;
-  const auto e = exp_parts(tiny ? -87.0f : d);
-  const float y = e.p * from_bits(static_cast<uint32_t>(e.n + 127) << 23);
-  return tiny ? 0.0f : y;
+  const auto e = exp_parts(d >= -87.0f ? d : -87.0f);  // NaN takes -87
+  float y = e.p * from_bits(static_cast<uint32_t>(e.n + 127) << 23);
+  y = d < -87.0f ? 0.0f : y;
+  y = d != d ? d : y;
+  return y;
 }
 
 // ---- log ----------------------------------------------------------------------------------
