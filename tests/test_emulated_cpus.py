@@ -37,7 +37,7 @@ pytestmark = pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"),
 
 def _run(out: Path, inputs: Path, qemu: list, **env: str) -> dict:
     environ = {**os.environ, **env}
-    package_root = str(Path(losskit.__file__).resolve().parents[1])
+    package_root = str(Path(os.path.abspath(losskit.__file__)).parents[1])  # not resolved: a package of symlinks (the sanitizer job) stays itself
     environ["PYTHONPATH"] = os.pathsep.join([package_root, environ.get("PYTHONPATH", "")])
     proc = subprocess.run([*qemu, sys.executable, str(EVERY_LOSS), "run", str(inputs), str(out)],
                           env=environ, capture_output=True, text=True, timeout=900)

@@ -63,7 +63,7 @@ PRELUDE = textwrap.dedent(f"""
 
 
 def run_scenario(body: str, tmp_path: Path) -> str:
-    package_root = str(Path(losskit.__file__).resolve().parents[1])
+    package_root = str(Path(os.path.abspath(losskit.__file__)).parents[1])  # not resolved: a package of symlinks (the sanitizer job) stays itself
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([package_root, os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.Popen([sys.executable, "-c", PRELUDE + textwrap.dedent(body), str(tmp_path)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
