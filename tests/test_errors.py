@@ -36,6 +36,10 @@ CASES = [
     (F.margin_ranking_loss, (x, x[0], y), {}, ValueError, r"margin_ranking_loss: .* same number of dimensions"),
     (F.mse_loss_backward, (np.ones(3), x, y), {}, ValueError, r"mse_loss: grad_output expected a scalar"),
     (F.mse_loss_backward, (np.ones(3), x, y), {"reduction": "none"}, ValueError, r"mse_loss: grad_output expected shape \(3, 4\)"),
+    # a reduced loss takes a 0-d grad_output only, as torch.autograd (a (1,) array was accepted)
+    (F.mse_loss_backward, (np.ones(1), x, y), {}, ValueError, r"mse_loss: grad_output expected a scalar .*got shape \(1,\)"),
+    (F.triplet_margin_loss_backward, (np.ones((1, 1)), x, y, p), {}, ValueError, r"triplet_margin_loss: grad_output expected a scalar"),
+    (F.ctc_loss_backward, (np.ones(1), np.zeros((2, 1, 3)), np.array([[1]]), [2], [1]), {}, ValueError, r"ctc_loss: grad_output expected a scalar"),
     (F.soft_margin_loss_backward, (1.0, x, y), {"target_grad": True}, ValueError, r"soft_margin_loss: target_grad"),
     (F.mse_loss, (x, y), {"reduction": 3}, TypeError, r"reduction expected a string"),
 ]

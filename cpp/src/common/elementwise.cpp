@@ -119,7 +119,7 @@ void run_elementwise(const ElementwiseProblem<T>& p, SegmentKernel<T> kernel, co
   if (p.request.forward) check_output(fn, "output", p.request.output, out_shape);
   if (p.request.backward) {
     if (p.request.grad_output.present()) {
-      if (reduced && p.request.grad_output.numel() != 1)
+      if (reduced && !p.request.grad_output.shape.empty())
         fail_value(fn, "grad_output", "a scalar for a reduced loss",
                    "shape " + shape_to_string(p.request.grad_output.shape));
       if (!reduced) check_shape_equal(fn, "grad_output", p.request.grad_output.shape, out_shape, "shape");

@@ -188,7 +188,7 @@ Problem check_ctc(View<T> log_probs, View<int64_t> targets, View<int64_t> input_
 template <class T>
 void check_grad_output(View<T> grad_output, const Shape& out_shape, Reduction r) {
   if (!grad_output.present()) return;
-  if (r != Reduction::None && grad_output.numel() != 1)
+  if (r != Reduction::None && !grad_output.shape.empty())
     detail::fail_value(kFn, "grad_output", "a scalar for a reduced loss",
                        "shape " + shape_to_string(grad_output.shape));
   if (r == Reduction::None)
