@@ -42,6 +42,23 @@ CASES = [
     (F.ctc_loss_backward, (np.ones(1), np.zeros((2, 1, 3)), np.array([[1]]), [2], [1]), {}, ValueError, r"ctc_loss: grad_output expected a scalar"),
     (F.soft_margin_loss_backward, (1.0, x, y), {"target_grad": True}, ValueError, r"soft_margin_loss: target_grad"),
     (F.mse_loss, (x, y), {"reduction": 3}, TypeError, r"reduction expected a string"),
+    # arguments of the wrong kind: a TypeError (or ValueError) naming the argument, not float()'s,
+    # NumPy's or pybind11's own message (or an AttributeError / RuntimeError)
+    (F.huber_loss, (x, y), {"delta": None}, TypeError, r"huber_loss: delta expected a real number, got NoneType"),
+    (F.margin_ranking_loss, (x, y, p), {"margin": "1"}, TypeError, r"margin_ranking_loss: margin expected a real number, got str"),
+    (F.triplet_margin_loss, (x, y, p), {"eps": np.ones(2)}, TypeError, r"triplet_margin_loss: eps expected a real number"),
+    (F.triplet_margin_loss, (x, y, p), {"swap": np.ones(2)}, TypeError, r"triplet_margin_loss: swap expected a bool"),
+    (F.poisson_nll_loss, (x, y), {"full": "yes"}, TypeError, r"poisson_nll_loss: full expected a bool"),
+    (F.mse_loss_backward, (None, x, y), {"target_grad": "yes"}, TypeError, r"mse_loss: target_grad expected a bool"),
+    (F.cross_entropy, (x, np.array([0, 1, 2])), {"ignore_index": 2**70}, ValueError, r"cross_entropy: ignore_index expected an integer in the int64 range"),
+    (F.nll_loss, (x, np.array([0, 1, 2])), {"ignore_index": 1.5}, TypeError, r"nll_loss: ignore_index expected an integer"),
+    (F.ctc_loss, (np.zeros((2, 1, 3)), np.array([[1]]), [2], [1]), {"blank": 2**64}, ValueError, r"ctc_loss: blank expected an integer in the int64 range"),
+    (F.linear_cross_entropy, (x, np.ones((5, 4)), np.array([0, 1, 2])), {"chunk_size": "a"}, TypeError, r"chunk_size expected a positive number"),
+    (F.l1_loss, (None, y), {}, TypeError, r"l1_loss: input expected an array, got None"),
+    (F.l1_loss, ([[1.0, 2.0], [3.0]], y), {}, TypeError, r"l1_loss: input expected a real array"),
+    (F.l1_loss, (x, y), {"size_average": np.ones(2)}, TypeError, r"size_average expected None or a bool"),
+    (F.triplet_margin_with_distance_loss, (x, y, p), {"reduction": None}, TypeError, r"reduction expected a string"),
+    (F.kl_div, (x, y), {"reduction": np.ones(2)}, TypeError, r"reduction expected a string"),
 ]
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import collections
 import math
+import numbers
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -117,8 +118,8 @@ def linear_cross_entropy(
         raise TypeError(f"{_FN}: reduction expected a string, got {type(reduction).__name__}")
     if reduction not in ("none", "mean", "sum"):
         raise ValueError(f"{_FN}: reduction expected one of 'none', 'mean', 'sum', got {reduction!r}")
-    ignore = -100 if ignore_index is None else int(ignore_index)
-    smoothing = float(label_smoothing)
+    ignore = -100 if ignore_index is None else _convert.integer(_FN, "ignore_index", ignore_index)
+    smoothing = _convert.real(_FN, "label_smoothing", label_smoothing)
     if not 0.0 <= smoothing <= 1.0:
         raise ValueError(f"{_FN}: label_smoothing expected a value between 0.0 and 1.0, got {smoothing}")
 
@@ -181,7 +182,9 @@ def linear_cross_entropy(
     if chunk_size is None:
         rows = _core.large_vocab_chunk_rows(N, V, dtype.itemsize, DEFAULT_CHUNK_BYTES, DEFAULT_MIN_ROWS)
     else:
-        if isinstance(chunk_size, bool) or int(chunk_size) != chunk_size or chunk_size < 1:
+        if isinstance(chunk_size, (bool, np.bool_)) or not isinstance(chunk_size, numbers.Real):
+            raise TypeError(f"{_FN}: chunk_size expected a positive number of rows, got {type(chunk_size).__name__}")
+        if not (chunk_size >= 1 and float(chunk_size).is_integer()):
             raise ValueError(f"{_FN}: chunk_size expected a positive number of rows, got {chunk_size!r}")
         rows = max(1, min(int(chunk_size), N))
 
