@@ -118,6 +118,23 @@ def test_cross_entropy_all_ignored(weighted, label_smoothing, reduction, shape, 
         assert np.isnan(loss)
 
 
+@pytest.mark.parametrize("shape", [(4, 5), (5,), (2, 5, 3), (2, 20_000)], ids=str)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_cross_entropy_non_finite_weight_of_an_unused_class(shape, reduction, rng):
+    """Without label smoothing torch reads only the targets' weights: a NaN or inf weight of a
+    class no target names leaves loss and gradient finite. The gradient's smoothing term
+    (eps / C) * sum(w) was computed as 0 * NaN = NaN for every row (found by the fuzz campaign)."""
+    C = shape[0] if len(shape) == 1 else shape[1]
+    x = rng.standard_normal(shape)
+    t = np.asarray(rng.integers(0, 3, () if len(shape) == 1 else (shape[0],) + shape[2:]))
+    w = rng.uniform(0.5, 2.0, C)
+    w[3], w[4] = np.nan, np.inf
+    check("cross_entropy", TF.cross_entropy, (x, t), {"weight": w}, rng, reduction)
+    for n in (1, 2):
+        losskit.set_num_threads(n)
+        assert np.isfinite(F.cross_entropy_backward(None, x, t, weight=w, reduction=reduction)).all()
+
+
 def test_cross_entropy_zero_weight_mean_is_nan_like_torch(rng):
     x = rng.standard_normal((3, 4))
     t = np.array([1, 1, 2])

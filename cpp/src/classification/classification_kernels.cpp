@@ -178,7 +178,11 @@ LOSSKIT_NOINLINE double finish(const CeArgs<T>& a, int64_t p, const CeStats& st,
       const double wt = a.weight ? static_cast<double>(a.weight[t]) : 1.0;
       loss = (1.0 - eps) * wt * (logs - (static_cast<double>(xt) - st.ref));
       if (eps > 0.0) loss += eps / static_cast<double>(a.C) * (st.ws * logs - st.wx);
-      rc->a = scale * ((1.0 - eps) * wt + eps / static_cast<double>(a.C) * a.weight_sum);
+      // The smoothing terms read every class's weight, so only with eps > 0: without smoothing
+      // torch reads w_t alone, and a NaN or inf weight of another class (0 * inf) must not reach
+      // the gradient.
+      const double smooth = eps > 0.0 ? eps / static_cast<double>(a.C) * a.weight_sum : 0.0;
+      rc->a = scale * ((1.0 - eps) * wt + smooth);
       rc->b = scale * eps / static_cast<double>(a.C);
       rc->fix = scale * (1.0 - eps) * wt;
       rc->target = t;
@@ -409,7 +413,7 @@ double tile_impl(const CeArgs<T>& a, int64_t n, int64_t s0, int64_t s1) {
         const double xt = static_cast<double>(xn[t * S + l]);
         loss = (1.0 - eps) * wt * (lg - (xt - ref));
         if (kMode == 1) loss += eps_c * (a.weight_sum * lg - static_cast<double>(wx[l]));
-        ca = scale * ((1.0 - eps) * wt + eps_c * a.weight_sum);
+        ca = scale * ((1.0 - eps) * wt + (kMode == 1 ? eps_c * a.weight_sum : 0.0));  // finish()
         cb = scale * eps_c;
         cf = scale * (1.0 - eps) * wt;
         tgt[l] = t;
@@ -449,9 +453,12 @@ double tile_impl(const CeArgs<T>& a, int64_t n, int64_t s0, int64_t s1) {
         for (int64_t l = 0; l < L; ++l)
           gc[l] = exp_nonpos(xc[l] - lse[l]) * A[l] - B[l] * ((yc[l] * om + ec) * wc);
       }
-    } else {
+    } else if constexpr (kMode == 1) {
 #pragma omp simd
       for (int64_t l = 0; l < L; ++l) gc[l] = gc[l] * Fs[l] - B[l] * wc;
+    } else {  // no smoothing: w_c of a class other than the target is never read (see finish())
+#pragma omp simd
+      for (int64_t l = 0; l < L; ++l) gc[l] = gc[l] * Fs[l];
     }
   }
   for (int64_t l = 0; l < L; ++l)
