@@ -25,6 +25,10 @@ CASES = [
     (F.binary_cross_entropy, (x * 2, p), {}, ValueError, r"binary_cross_entropy: input expected all elements between 0 and 1"),
     (F.binary_cross_entropy, (np.full(3, np.nan), np.ones(3)), {}, ValueError, r"between 0 and 1"),
     (F.binary_cross_entropy, (p, np.ones(4)), {}, ValueError, r"binary_cross_entropy: target expected the input's shape"),
+    # torch 2.13 checks the target's range too, before the input's (found by the fuzz campaign)
+    (F.binary_cross_entropy, (p, p * 3), {}, ValueError, r"binary_cross_entropy: target expected all elements between 0 and 1"),
+    (F.binary_cross_entropy_forward_backward, (p, np.full((3, 4), np.nan)), {}, ValueError, r"target expected all elements between 0 and 1"),
+    (F.binary_cross_entropy_backward, (1.0, p * 3, -p), {}, ValueError, r"binary_cross_entropy: target expected all elements"),
     (F.binary_cross_entropy, (p, p), {"weight": np.ones(3)}, ValueError, r"weight expected a shape broadcastable"),
     (F.binary_cross_entropy_with_logits, (x, p), {"pos_weight": np.ones(3)}, ValueError, r"pos_weight"),
     (F.binary_cross_entropy_with_logits, (x, p[:2]), {}, ValueError, r"target expected the input's shape"),

@@ -420,9 +420,9 @@ def binary_cross_entropy(
 
     The log clamp at -100 and the :math:`10^{-12}` floor are torch's: the loss and the input
     gradient stay finite at 0 and 1, while the target gradient (unclamped, as torch's) is
-    :math:`\pm\infty` there. An input outside [0, 1] (or NaN) raises ValueError, as in torch. ``weight``
-    broadcasts to the input; ``'mean'`` divides by the element count. The target must have the
-    input's shape.
+    :math:`\pm\infty` there. An input or target outside [0, 1] (or NaN) raises ValueError, as in
+    torch. ``weight`` broadcasts to the input; ``'mean'`` divides by the element count. The target
+    must have the input's shape.
 
     Args:
         input: probabilities in [0, 1], any shape.
