@@ -350,6 +350,19 @@ def test_multilabel_soft_margin_loss_extreme(rng):
     check("multilabel_soft_margin_loss", TF.multilabel_soft_margin_loss, (x, y), {}, rng, "none", diff=(0, 1))
 
 
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_multilabel_soft_margin_loss_non_finite_weights_and_inputs(reduction, rng):
+    """torch's autograd evaluates the gradients term by term, so an infinite weight meets y = 0
+    or 1 as inf * 0 = NaN (and so does an infinite input); losskit's fused (sigmoid(x) - y) w
+    gave +-inf (found by the fuzz campaign)."""
+    x = rng.standard_normal((4, 6)) * 3
+    x[0, 0], x[1, 1], x[2, 2] = np.inf, -np.inf, 1e38
+    y = np.array([[0.0, 1.0, 0.3, 0.0, 1.0, 0.5]] * 4)
+    w = np.array([1.0, np.inf, 0.5, -np.inf, 0.0, 2.0])
+    check("multilabel_soft_margin_loss", TF.multilabel_soft_margin_loss, (x, y), {"weight": w}, rng, reduction,
+          diff=(0, 1))
+
+
 # ---- threads: bitwise the same on 1, 2 and 8 threads, and right above the threshold ------------
 def _thread_cases(rng):
     x = rng.standard_normal((4096, 40)).astype(np.float32)

@@ -685,6 +685,9 @@ double multilabel_margin(const RowLossArgs<T>& a, int64_t r0, int64_t r1, T* scr
 // ---- multilabel_soft_margin_loss -------------------------------------------------------------
 // l = -sum_j w_j (y_j log sigmoid(x_j) + (1 - y_j) log sigmoid(-x_j)) / C
 // dl/dx_j = w_j (sigmoid(x_j) - y_j) / C,  dl/dy_j = -w_j (log sigmoid(x_j) - log sigmoid(-x_j)) / C
+// The gradients are evaluated term by term as torch's autograd does, with u = w_j g / C:
+// dx = (-u y) sigmoid(-x) - (-u (1 - y)) sigmoid(x) and dy = (-u) log sigmoid(x) + u log sigmoid(-x),
+// so an infinite weight gives torch's NaN (inf * 0 where y is 0 or 1), not +-inf.
 
 template <class T, bool kGrad, bool kGradY, bool kWeighted>
 double soft_margin_impl(const RowLossArgs<T>& a, int64_t r0, int64_t r1) {
@@ -709,11 +712,13 @@ double soft_margin_impl(const RowLossArgs<T>& a, int64_t r0, int64_t r1) {
       const T lsp = (xj < T(0) ? xj : T(0)) - l1p;   // log sigmoid(x)
       const T lsn = (xj > T(0) ? -xj : T(0)) - l1p;  // log sigmoid(-x)
       sum += static_cast<double>(-(yj * lsp + (T(1) - yj) * lsn) * wj);
+      const T nu = -(wj * coef);  // -u
       if constexpr (kGrad) {
-        const T sig = (xj >= T(0) ? T(1) : e) / (T(1) + e);
-        g[j] = (sig - yj) * (wj * coef);
+        const T sig = (xj >= T(0) ? T(1) : e) / (T(1) + e);      // sigmoid(x)
+        const T sig_neg = (xj < T(0) ? T(1) : e) / (T(1) + e);  // sigmoid(-x)
+        g[j] = (nu * yj) * sig_neg - (nu * (T(1) - yj)) * sig;
       }
-      if constexpr (kGradY) gy[j] = -(lsp - lsn) * (wj * coef);
+      if constexpr (kGradY) gy[j] = nu * lsp - nu * lsn;
     }
     const double loss = sum / static_cast<double>(C);
     if (a.out) a.out[r] = static_cast<T>(loss);
