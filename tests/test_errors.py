@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import losskit
 import losskit.functional as F
 
 x = np.ones((3, 4))
@@ -63,6 +64,16 @@ CASES = [
     (F.l1_loss, (x, y), {"size_average": np.ones(2)}, TypeError, r"size_average expected None or a bool"),
     (F.triplet_margin_with_distance_loss, (x, y, p), {"reduction": None}, TypeError, r"reduction expected a string"),
     (F.kl_div, (x, y), {"reduction": np.ones(2)}, TypeError, r"reduction expected a string"),
+    # constructors of the classes that own parameters (and MultiMarginLoss's p check)
+    (losskit.LinearCrossEntropyLoss, (4, 5), {"label_smoothing": None}, TypeError, r"LinearCrossEntropyLoss: label_smoothing expected a real number"),
+    (losskit.LinearCrossEntropyLoss, ("x", 5), {}, TypeError, r"LinearCrossEntropyLoss: in_features expected an integer"),
+    (losskit.LinearCrossEntropyLoss, (4, -5), {}, ValueError, r"num_classes expected a non-negative integer"),
+    (losskit.LinearCrossEntropyLoss, (4, 5), {"dtype": "x"}, TypeError, r"dtype expected float32 or float64"),
+    (losskit.LinearCrossEntropyLoss, (4, 5), {"rng": "x"}, TypeError, r"rng expected None or a numpy.random.Generator"),
+    (losskit.LinearCrossEntropyLoss, (4, 5), {"device": np.ones(2)}, ValueError, r"device expected None or 'cpu'"),
+    (losskit.AdaptiveLogSoftmaxWithLoss, (4, 10, [3, 6]), {"div_value": 0}, ValueError, r"div_value expected a positive number"),
+    (losskit.AdaptiveLogSoftmaxWithLoss, (4, 10, 3), {}, TypeError, r"cutoffs expected a sequence of integers"),
+    (losskit.MultiMarginLoss, (), {"p": np.ones(2)}, TypeError, r"MultiMarginLoss: p expected a real number"),
 ]
 
 

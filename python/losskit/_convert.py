@@ -69,6 +69,34 @@ def integer(function: str, name: str, value: Any) -> int:
     return value
 
 
+def size(function: str, name: str, value: Any) -> int:
+    """A size argument of a class that owns parameters (in_features, num_classes): an integer >= 0."""
+    n = integer(function, name, value)
+    if n < 0:
+        raise ValueError(f"{function}: {name} expected a non-negative integer, got {n}")
+    return n
+
+
+def float_dtype(function: str, name: str, value: Any) -> np.dtype:
+    """The parameter dtype of a class that owns parameters: None (float32), float32 or float64."""
+    try:
+        dt = np.dtype(np.float32 if value is None else value)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{function}: {name} expected float32 or float64, got {value!r}") from exc
+    if dt not in _FLOATS:
+        raise TypeError(f"{function}: {name} expected float32 or float64, got {dt}")
+    return dt
+
+
+def generator(function: str, name: str, value: Any) -> np.random.Generator:
+    """None (a fresh default_rng) or a numpy.random.Generator."""
+    if value is None:
+        return np.random.default_rng()
+    if not isinstance(value, np.random.Generator):
+        raise TypeError(f"{function}: {name} expected None or a numpy.random.Generator, got {type(value).__name__}")
+    return value
+
+
 def flag(function: str, name: str, value: Any) -> bool:
     """A boolean option (swap, full, log_input, log_target, zero_infinity, target_grad): a bool,
     or an integer or 0-d array standing for one; anything else is a TypeError."""
