@@ -119,6 +119,23 @@ def test_cross_entropy_all_ignored(weighted, label_smoothing, reduction, shape, 
         assert np.isnan(loss)
 
 
+@pytest.mark.parametrize("shape", [(4, 5), (5,), (2, 5, 3), (2, 20_000)], ids=str)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_cross_entropy_non_finite_weight_of_an_unused_class(shape, reduction, rng):
+    """Without label smoothing torch reads only the targets' weights: a NaN or inf weight of a
+    class no target names leaves loss and gradient finite. The gradient's smoothing term
+    (eps / C) * sum(w) was computed as 0 * NaN = NaN for every row (found by the fuzz campaign)."""
+    C = shape[0] if len(shape) == 1 else shape[1]
+    x = rng.standard_normal(shape)
+    t = np.asarray(rng.integers(0, 3, () if len(shape) == 1 else (shape[0],) + shape[2:]))
+    w = rng.uniform(0.5, 2.0, C)
+    w[3], w[4] = np.nan, np.inf
+    check("cross_entropy", TF.cross_entropy, (x, t), {"weight": w}, rng, reduction)
+    for n in (1, 2):
+        losskit.set_num_threads(n)
+        assert np.isfinite(F.cross_entropy_backward(None, x, t, weight=w, reduction=reduction)).all()
+
+
 def test_cross_entropy_zero_weight_mean_is_nan_like_torch(rng):
     x = rng.standard_normal((3, 4))
     t = np.array([1, 1, 2])
@@ -447,6 +464,19 @@ def test_multilabel_soft_margin_loss_extreme(rng):
     x = np.array([[1e4, -1e4, np.inf, -np.inf, np.nan, 0.0, 40.0, -40.0]])
     y = np.array([[0.0, 1.0, 0.3, 0.6, 1.0, 0.5, 1.0, 0.0]])
     check("multilabel_soft_margin_loss", TF.multilabel_soft_margin_loss, (x, y), {}, rng, "none", diff=(0, 1))
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_multilabel_soft_margin_loss_non_finite_weights_and_inputs(reduction, rng):
+    """torch's autograd evaluates the gradients term by term, so an infinite weight meets y = 0
+    or 1 as inf * 0 = NaN (and so does an infinite input); losskit's fused (sigmoid(x) - y) w
+    gave +-inf (found by the fuzz campaign)."""
+    x = rng.standard_normal((4, 6)) * 3
+    x[0, 0], x[1, 1], x[2, 2] = np.inf, -np.inf, 1e38
+    y = np.array([[0.0, 1.0, 0.3, 0.0, 1.0, 0.5]] * 4)
+    w = np.array([1.0, np.inf, 0.5, -np.inf, 0.0, 2.0])
+    check("multilabel_soft_margin_loss", TF.multilabel_soft_margin_loss, (x, y), {"weight": w}, rng, reduction,
+          diff=(0, 1))
 
 
 # ---- threads: bitwise the same on 1, 2 and 8 threads, and right above the threshold ------------

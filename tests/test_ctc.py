@@ -163,6 +163,27 @@ def test_nan_log_probs_propagate_as_in_torch(where, rng):
         check_against_torch((lp, tg, il, tl), reduction, what=f"NaN at {where}")
 
 
+def test_nan_and_inf_log_probs_outside_the_reachable_band(rng):
+    """torch computes every cell of the alpha and beta rows: an unreachable cell is -inf + NaN or
+    -inf + inf = NaN there, and reaches the loss and the gradient. losskit's band trimming skipped
+    those cells and returned inf (or finite gradients) where torch gives NaN; a sample with a NaN or
+    +inf log-probability now computes whole rows (found by the fuzz campaign)."""
+    # the case found: input too short (2 steps for a target needing 4), NaN at t = 1 in a label
+    lp = np.log(np.full((4, 1, 3), 1 / 3))
+    lp[1, 0, 2] = np.nan
+    check_against_torch((lp, np.array([[1, 2, 2]]), np.array([2]), np.array([3])), "none", what="too short + NaN")
+    for seed in range(60):
+        r = np.random.default_rng(seed)
+        T, N, C, S = int(r.integers(1, 8)), int(r.integers(1, 4)), int(r.integers(2, 5)), int(r.integers(0, 5))
+        blank = int(r.integers(0, C))
+        args = make_case(r, T, N, C, S, blank=blank)
+        lp = args[0].copy()
+        lp[r.random(lp.shape) < 0.1] = r.choice([np.nan, np.inf, -np.inf])
+        for zero_infinity in (False, True):
+            check_against_torch((lp,) + args[1:], "none", blank=blank, zero_infinity=zero_infinity,
+                                grad_output=r.standard_normal(N), what=f"seed {seed}")
+
+
 # ---- threading: large batches, bitwise equality for any thread count ---------------------------
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_threaded_matches_torch_and_is_deterministic(dtype, rng):

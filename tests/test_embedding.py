@@ -223,6 +223,19 @@ def test_triplet_with_distance_zero_and_identical(rng, dtype, distance, swap):
                   {"distance_function": distance, "margin": 1.0, "swap": swap, "reduction": reduction}, rng)
 
 
+@pytest.mark.parametrize("swap", [False, True])
+def test_cosine_distance_one_dimensional_small_norms_float32(rng, swap):
+    """At D = 1 the cosine distance is constant (cos = +-1) and torch's gradient exactly 0; the two
+    terms of losskit's gradient cancel there, and computed in float32 they left eps / ||x|| (0.3 at
+    ||x|| = 1e-3). Found by the fuzz campaign; the terms are now combined in double."""
+    a, pos, neg = _triplet(rng, (300, 1), np.float32)
+    pos[::3] *= 1e-3
+    a[1::3] *= 1e-3
+    for reduction in ("none", "sum"):
+        check_all("triplet_margin_with_distance_loss", _torch_with_distance("cosine"), (a, pos, neg),
+                  {"distance_function": "cosine", "margin": 5.0, "swap": swap, "reduction": reduction}, rng)
+
+
 def _np_manhattan(x1, x2):
     diff = x1 - x2
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import losskit
 import losskit.functional as F
 
 x = np.ones((3, 4))
@@ -25,6 +26,10 @@ CASES = [
     (F.binary_cross_entropy, (x * 2, p), {}, ValueError, r"binary_cross_entropy: input expected all elements between 0 and 1"),
     (F.binary_cross_entropy, (np.full(3, np.nan), np.ones(3)), {}, ValueError, r"between 0 and 1"),
     (F.binary_cross_entropy, (p, np.ones(4)), {}, ValueError, r"binary_cross_entropy: target expected the input's shape"),
+    # torch 2.13 checks the target's range too, before the input's (found by the fuzz campaign)
+    (F.binary_cross_entropy, (p, p * 3), {}, ValueError, r"binary_cross_entropy: target expected all elements between 0 and 1"),
+    (F.binary_cross_entropy_forward_backward, (p, np.full((3, 4), np.nan)), {}, ValueError, r"target expected all elements between 0 and 1"),
+    (F.binary_cross_entropy_backward, (1.0, p * 3, -p), {}, ValueError, r"binary_cross_entropy: target expected all elements"),
     (F.binary_cross_entropy, (p, p), {"weight": np.ones(3)}, ValueError, r"weight expected a shape broadcastable"),
     (F.binary_cross_entropy_with_logits, (x, p), {"pos_weight": np.ones(3)}, ValueError, r"pos_weight"),
     (F.binary_cross_entropy_with_logits, (x, p[:2]), {}, ValueError, r"target expected the input's shape"),
@@ -68,8 +73,39 @@ CASES = [
     (F.margin_ranking_loss, (x, x[0], y), {}, ValueError, r"margin_ranking_loss: .* same number of dimensions"),
     (F.mse_loss_backward, (np.ones(3), x, y), {}, ValueError, r"mse_loss: grad_output expected a scalar"),
     (F.mse_loss_backward, (np.ones(3), x, y), {"reduction": "none"}, ValueError, r"mse_loss: grad_output expected shape \(3, 4\)"),
+    # a reduced loss takes a 0-d grad_output only, as torch.autograd (a (1,) array was accepted)
+    (F.mse_loss_backward, (np.ones(1), x, y), {}, ValueError, r"mse_loss: grad_output expected a scalar .*got shape \(1,\)"),
+    (F.triplet_margin_loss_backward, (np.ones((1, 1)), x, y, p), {}, ValueError, r"triplet_margin_loss: grad_output expected a scalar"),
+    (F.ctc_loss_backward, (np.ones(1), np.zeros((2, 1, 3)), np.array([[1]]), [2], [1]), {}, ValueError, r"ctc_loss: grad_output expected a scalar"),
     (F.soft_margin_loss_backward, (1.0, x, y), {"target_grad": True}, ValueError, r"soft_margin_loss: target_grad"),
     (F.mse_loss, (x, y), {"reduction": 3}, TypeError, r"reduction expected a string"),
+    # arguments of the wrong kind: a TypeError (or ValueError) naming the argument, not float()'s,
+    # NumPy's or pybind11's own message (or an AttributeError / RuntimeError)
+    (F.huber_loss, (x, y), {"delta": None}, TypeError, r"huber_loss: delta expected a real number, got NoneType"),
+    (F.margin_ranking_loss, (x, y, p), {"margin": "1"}, TypeError, r"margin_ranking_loss: margin expected a real number, got str"),
+    (F.triplet_margin_loss, (x, y, p), {"eps": np.ones(2)}, TypeError, r"triplet_margin_loss: eps expected a real number"),
+    (F.triplet_margin_loss, (x, y, p), {"swap": np.ones(2)}, TypeError, r"triplet_margin_loss: swap expected a bool"),
+    (F.poisson_nll_loss, (x, y), {"full": "yes"}, TypeError, r"poisson_nll_loss: full expected a bool"),
+    (F.mse_loss_backward, (None, x, y), {"target_grad": "yes"}, TypeError, r"mse_loss: target_grad expected a bool"),
+    (F.cross_entropy, (x, np.array([0, 1, 2])), {"ignore_index": 2**70}, ValueError, r"cross_entropy: ignore_index expected an integer in the int64 range"),
+    (F.nll_loss, (x, np.array([0, 1, 2])), {"ignore_index": 1.5}, TypeError, r"nll_loss: ignore_index expected an integer"),
+    (F.ctc_loss, (np.zeros((2, 1, 3)), np.array([[1]]), [2], [1]), {"blank": 2**64}, ValueError, r"ctc_loss: blank expected an integer in the int64 range"),
+    (F.linear_cross_entropy, (x, np.ones((5, 4)), np.array([0, 1, 2])), {"chunk_size": "a"}, TypeError, r"chunk_size expected a positive number"),
+    (F.l1_loss, (None, y), {}, TypeError, r"l1_loss: input expected an array, got None"),
+    (F.l1_loss, ([[1.0, 2.0], [3.0]], y), {}, TypeError, r"l1_loss: input expected a real array"),
+    (F.l1_loss, (x, y), {"size_average": np.ones(2)}, TypeError, r"size_average expected None or a bool"),
+    (F.triplet_margin_with_distance_loss, (x, y, p), {"reduction": None}, TypeError, r"reduction expected a string"),
+    (F.kl_div, (x, y), {"reduction": np.ones(2)}, TypeError, r"reduction expected a string"),
+    # constructors of the classes that own parameters (and MultiMarginLoss's p check)
+    (losskit.LinearCrossEntropyLoss, (4, 5), {"label_smoothing": None}, TypeError, r"LinearCrossEntropyLoss: label_smoothing expected a real number"),
+    (losskit.LinearCrossEntropyLoss, ("x", 5), {}, TypeError, r"LinearCrossEntropyLoss: in_features expected an integer"),
+    (losskit.LinearCrossEntropyLoss, (4, -5), {}, ValueError, r"num_classes expected a non-negative integer"),
+    (losskit.LinearCrossEntropyLoss, (4, 5), {"dtype": "x"}, TypeError, r"dtype expected float32 or float64"),
+    (losskit.LinearCrossEntropyLoss, (4, 5), {"rng": "x"}, TypeError, r"rng expected None or a numpy.random.Generator"),
+    (losskit.LinearCrossEntropyLoss, (4, 5), {"device": np.ones(2)}, ValueError, r"device expected None or 'cpu'"),
+    (losskit.AdaptiveLogSoftmaxWithLoss, (4, 10, [3, 6]), {"div_value": 0}, ValueError, r"div_value expected a positive number"),
+    (losskit.AdaptiveLogSoftmaxWithLoss, (4, 10, 3), {}, TypeError, r"cutoffs expected a sequence of integers"),
+    (losskit.MultiMarginLoss, (), {"p": np.ones(2)}, TypeError, r"MultiMarginLoss: p expected a real number"),
 ]
 
 

@@ -36,6 +36,14 @@ Shape shape_of(const py::array& a) {
   return Shape(a.shape(), a.shape() + a.ndim());
 }
 
+// Whether obj is an array of dtype T. Dtypes are compared by equivalence, never by identity:
+// an unpickled array, or one whose dtype carries metadata, has a descriptor object of its own that
+// equals NumPy's float32 without being it.
+template <class T>
+bool has_dtype(const py::handle& obj) {
+  return py::isinstance<py::array_t<T>>(obj);
+}
+
 // A py::object that is None or an array of exactly dtype T, C-contiguous.
 template <class T>
 View<T> as_view(const py::handle& obj, const char* function, const char* argument) {
@@ -403,8 +411,7 @@ py::tuple forward_backward(const py::tuple& arrays, const py::handle& grad_outpu
 
 // The dtype is chosen by the first array (the Python layer made them all alike).
 bool is_float32(const py::tuple& arrays) {
-  return py::isinstance<py::array>(arrays[0]) &&
-         py::reinterpret_borrow<py::array>(arrays[0]).dtype().is(py::dtype::of<float>());
+  return has_dtype<float>(arrays[0]);
 }
 
 template <class A>
@@ -481,8 +488,7 @@ py::tuple classification_call(int mode, const char* function, const py::handle& 
 }
 
 bool classification_is_float32(const py::handle& input) {
-  return py::isinstance<py::array>(input) &&
-         py::reinterpret_borrow<py::array>(input).dtype().is(py::dtype::of<float>());
+  return has_dtype<float>(input);
 }
 
 Shape classification_shape(const py::handle& a) {
@@ -772,9 +778,7 @@ void embedding_bind_from_distances(py::module_& m) {
          bool backward) {
         const Reduction r =
             losskit::parse_reduction(reduction, "triplet_margin_with_distance_loss");
-        const bool f32 = py::isinstance<py::array>(dist_pos) &&
-                         py::reinterpret_borrow<py::array>(dist_pos).dtype().is(
-                             py::dtype::of<float>());
+        const bool f32 = has_dtype<float>(dist_pos);
         return f32 ? embedding_triplet_from_distances<float>(dist_pos, dist_neg, dist_swap,
                                                              grad_output, r, margin, swap,
                                                              backward)
@@ -876,8 +880,7 @@ py::tuple ctc_forward_backward(const py::handle& log_probs, const py::handle& gr
 }
 
 bool ctc_is_float32(const py::handle& log_probs) {
-  return py::isinstance<py::array>(log_probs) &&
-         py::reinterpret_borrow<py::array>(log_probs).dtype().is(py::dtype::of<float>());
+  return has_dtype<float>(log_probs);
 }
 
 void ctc_bind(py::module_& m) {
@@ -974,8 +977,7 @@ double large_vocab_ce_chunk(const py::handle& logits, const py::handle& target,
 }
 
 bool large_vocab_is_float32(const py::handle& a) {
-  return py::isinstance<py::array>(a) &&
-         py::reinterpret_borrow<py::array>(a).dtype().is(py::dtype::of<float>());
+  return has_dtype<float>(a);
 }
 
 void large_vocab_bind(py::module_& m) {

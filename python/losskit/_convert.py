@@ -15,15 +15,21 @@ always aligned, so this costs nothing for them.
 
 from __future__ import annotations
 
+import numbers
 from typing import Any, Optional, Sequence, Tuple
 
 import numpy as np
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+# Float arguments that may be None (absent); every other one is required.
+_OPTIONAL = ("weight", "pos_weight", "linear_bias")
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
 def _describe(x: Any) -> str:
-    return str(x.dtype) if isinstance(x, np.ndarray) else type(x).__name__
+    if isinstance(x, np.ndarray):
+        return f"{x.dtype} array of shape {x.shape}" if x.ndim else str(x.dtype)
+    return type(x).__name__
 
 
 def to_array(function: str, name: str, value: Any) -> np.ndarray:
@@ -37,6 +43,77 @@ def to_array(function: str, name: str, value: Any) -> np.ndarray:
             f"{function}: {name} expected a real (floating, integer or boolean) array, got {_describe(arr)}"
         )
     return arr
+
+
+def _scalar(value: Any) -> Any:
+    """A 0-d real array as its NumPy scalar; anything else as it is."""
+    if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "fiub":
+        return value[()]
+    return value
+
+
+def real(function: str, name: str, value: Any) -> float:
+    """A number option (margin, eps, delta, p, ...): any real number, as torch's float arguments
+    take; anything else is a TypeError naming the argument (not float()'s own message)."""
+    if type(value) is float or type(value) is int:  # the common case first: this runs on every call
+        return float(value)
+    value = _scalar(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    raise TypeError(f"{function}: {name} expected a real number, got {_describe(value)}")
+
+
+def integer(function: str, name: str, value: Any) -> int:
+    """An integer option (ignore_index, blank, chunk_size): an integer of the int64 range the core
+    takes; a float, string or array is a TypeError, an integer past int64 a ValueError."""
+    if type(value) is int and _INT64_MIN <= value <= _INT64_MAX:
+        return int(value)
+    value = _scalar(value)
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{function}: {name} expected an integer, got {_describe(value)}")
+    value = int(value)
+    if not _INT64_MIN <= value <= _INT64_MAX:
+        raise ValueError(f"{function}: {name} expected an integer in the int64 range, got {value}")
+    return value
+
+
+def size(function: str, name: str, value: Any) -> int:
+    """A size argument of a class that owns parameters (in_features, num_classes): an integer >= 0."""
+    n = integer(function, name, value)
+    if n < 0:
+        raise ValueError(f"{function}: {name} expected a non-negative integer, got {n}")
+    return n
+
+
+def float_dtype(function: str, name: str, value: Any) -> np.dtype:
+    """The parameter dtype of a class that owns parameters: None (float32), float32 or float64."""
+    try:
+        dt = np.dtype(np.float32 if value is None else value)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{function}: {name} expected float32 or float64, got {value!r}") from exc
+    if dt not in _FLOATS:
+        raise TypeError(f"{function}: {name} expected float32 or float64, got {dt}")
+    return dt
+
+
+def generator(function: str, name: str, value: Any) -> np.random.Generator:
+    """None (a fresh default_rng) or a numpy.random.Generator."""
+    if value is None:
+        return np.random.default_rng()
+    if not isinstance(value, np.random.Generator):
+        raise TypeError(f"{function}: {name} expected None or a numpy.random.Generator, got {type(value).__name__}")
+    return value
+
+
+def flag(function: str, name: str, value: Any) -> bool:
+    """A boolean option (swap, full, log_input, log_target, zero_infinity, target_grad): a bool,
+    or an integer or 0-d array standing for one; anything else is a TypeError."""
+    if value is True or value is False:
+        return value
+    value = _scalar(value)
+    if isinstance(value, (bool, np.bool_, numbers.Integral)):
+        return bool(value)
+    raise TypeError(f"{function}: {name} expected a bool, got {_describe(value)}")
 
 
 def compute_dtype(arr: np.ndarray) -> np.dtype:
@@ -66,6 +143,9 @@ def float_inputs(
 ) -> Tuple[np.dtype, Tuple[Optional[np.ndarray], ...]]:
     """Converts the float arguments of a loss (None stays None). The first one, the input, sets
     the dtype of the computation and of the result."""
+    for n, v in zip(names, values):
+        if v is None and n not in _OPTIONAL:
+            raise TypeError(f"{function}: {n} expected an array, got None")
     arrays = [None if v is None else to_array(function, n, v) for n, v in zip(names, values)]
     dtype = compute_dtype(arrays[0])
     return dtype, tuple(None if a is None else as_kernel_array(a, dtype) for a in arrays)

@@ -9,10 +9,28 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
-from . import _convert, _core
+from . import _convert, _core, _reduction
+
+
+# How each keyword option reaches the core: a float, a bool, or (the distance name) as it is; an
+# argument of the wrong kind is a TypeError naming the loss and the argument.
+_OPTIONS = {
+    "margin": _convert.real, "eps": _convert.real, "delta": _convert.real, "beta": _convert.real,
+    "p": _convert.real, "log_input": _convert.flag, "full": _convert.flag, "log_target": _convert.flag,
+    "swap": _convert.flag,
+}
+
+
+def _options(name: str, options: Dict[str, Any]) -> Dict[str, Any]:
+    for k, v in options.items():
+        if k in _OPTIONS:
+            options[k] = _OPTIONS[k](name, k, v)
+    return options
 
 
 def forward(name: str, names: Sequence[str], values: Sequence[Any], reduction: str, **options: Any) -> Any:
+    options = _options(name, options)
+    reduction = _reduction.parse(None, None, reduction)
     _, arrays = _convert.float_inputs(name, names, values)
     out = getattr(_core, name)(arrays, reduction, **options)
     return _convert.result(out, reduction)
@@ -28,6 +46,9 @@ def _grads(
     want: Sequence[bool],
     options: Dict[str, Any],
 ) -> Tuple[Optional[np.ndarray], Tuple[Optional[np.ndarray], ...]]:
+    options = _options(name, options)
+    reduction = _reduction.parse(None, None, reduction)
+    want = tuple(w if w is True or w is False else _convert.flag(name, "target_grad", w) for w in want)
     dtype, arrays = _convert.float_inputs(name, names, values)
     go = _convert.grad_output_array(name, grad_output, dtype)
     if mode == "backward":
@@ -64,7 +85,7 @@ def forward_backward(
 
 def no_target_grad(function: str, target_grad: bool) -> None:
     """Losses whose target is a label have no target gradient (API.md)."""
-    if target_grad:
+    if _convert.flag(function, "target_grad", target_grad):
         raise ValueError(f"{function}: target_grad expected False (its target is a label with no gradient), got True")
 
 

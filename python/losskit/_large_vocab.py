@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import collections
 import math
+import numbers
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -117,8 +118,8 @@ def linear_cross_entropy(
         raise TypeError(f"{_FN}: reduction expected a string, got {type(reduction).__name__}")
     if reduction not in ("none", "mean", "sum"):
         raise ValueError(f"{_FN}: reduction expected one of 'none', 'mean', 'sum', got {reduction!r}")
-    ignore = -100 if ignore_index is None else int(ignore_index)
-    smoothing = float(label_smoothing)
+    ignore = -100 if ignore_index is None else _convert.integer(_FN, "ignore_index", ignore_index)
+    smoothing = _convert.real(_FN, "label_smoothing", label_smoothing)
     if not 0.0 <= smoothing <= 1.0:
         raise ValueError(f"{_FN}: label_smoothing expected a value between 0.0 and 1.0, got {smoothing}")
 
@@ -181,7 +182,9 @@ def linear_cross_entropy(
     if chunk_size is None:
         rows = _core.large_vocab_chunk_rows(N, V, dtype.itemsize, DEFAULT_CHUNK_BYTES, DEFAULT_MIN_ROWS)
     else:
-        if isinstance(chunk_size, bool) or int(chunk_size) != chunk_size or chunk_size < 1:
+        if isinstance(chunk_size, (bool, np.bool_)) or not isinstance(chunk_size, numbers.Real):
+            raise TypeError(f"{_FN}: chunk_size expected a positive number of rows, got {type(chunk_size).__name__}")
+        if not (chunk_size >= 1 and float(chunk_size).is_integer()):
             raise ValueError(f"{_FN}: chunk_size expected a positive number of rows, got {chunk_size!r}")
         rows = max(1, min(int(chunk_size), N))
 
@@ -235,12 +238,11 @@ class Linear:
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, dtype: Any = None,
                  rng: Optional[np.random.Generator] = None) -> None:
-        self.in_features = int(in_features)
-        self.out_features = int(out_features)
-        dt = np.dtype(np.float32 if dtype is None else dtype)
-        if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
-            raise TypeError(f"Linear: dtype expected float32 or float64, got {dt}")
-        rng = np.random.default_rng() if rng is None else rng
+        self.in_features = _convert.size("Linear", "in_features", in_features)
+        self.out_features = _convert.size("Linear", "out_features", out_features)
+        dt = _convert.float_dtype("Linear", "dtype", dtype)
+        rng = _convert.generator("Linear", "rng", rng)
+        bias = _convert.flag("Linear", "bias", bias)
         # kaiming_uniform_(a=sqrt(5)) on (out, in) is U(-1/sqrt(in), 1/sqrt(in)); the bias too.
         bound = 1.0 / math.sqrt(self.in_features) if self.in_features > 0 else 0.0
         self.weight = rng.uniform(-bound, bound, (self.out_features, self.in_features)).astype(dt)
@@ -297,9 +299,22 @@ class AdaptiveLogSoftmaxWithLoss:
     def __init__(self, in_features: int, n_classes: int, cutoffs: Sequence[int], div_value: float = 4.0,
                  head_bias: bool = False, device: Any = None, dtype: Any = None,
                  rng: Optional[np.random.Generator] = None) -> None:
-        if device not in (None, "cpu"):
-            raise ValueError(f"AdaptiveLogSoftmaxWithLoss: device expected None or 'cpu', got {device!r}")
-        cutoffs = list(cutoffs)
+        fn = "AdaptiveLogSoftmaxWithLoss"
+        if not (device is None or isinstance(device, str) and device == "cpu"):
+            raise ValueError(f"{fn}: device expected None or 'cpu', got {device!r}")
+        in_features = _convert.size(fn, "in_features", in_features)
+        n_classes = _convert.size(fn, "n_classes", n_classes)
+        div_value = _convert.real(fn, "div_value", div_value)
+        if not div_value > 0:  # torch divides by it (ZeroDivisionError) or makes negative sizes
+            raise ValueError(f"{fn}: div_value expected a positive number, got {div_value}")
+        dtype = _convert.float_dtype(fn, "dtype", dtype)
+        rng = _convert.generator(fn, "rng", rng)
+        try:
+            cutoffs = list(cutoffs)
+        except TypeError as exc:
+            raise TypeError(f"{fn}: cutoffs expected a sequence of integers, got {type(cutoffs).__name__}") from exc
+        if not all(isinstance(c, numbers.Real) and not isinstance(c, bool) for c in cutoffs):
+            raise TypeError(f"{fn}: cutoffs expected a sequence of integers, got {cutoffs!r}")
         if len(cutoffs) == 0:
             raise ValueError("cutoffs should be a sequence of length larger than 0")
         if (cutoffs != sorted(cutoffs) or min(cutoffs) <= 0 or max(cutoffs) > (n_classes - 1)
@@ -308,15 +323,14 @@ class AdaptiveLogSoftmaxWithLoss:
                 "cutoffs should be a sequence of unique, positive integers sorted in an increasing order, "
                 "where each value is between 1 and n_classes-1"
             )
-        self.in_features = int(in_features)
-        self.n_classes = int(n_classes)
+        self.in_features = in_features
+        self.n_classes = n_classes
         self.cutoffs = [int(c) for c in cutoffs] + [self.n_classes]
         self.div_value = div_value
-        self.head_bias = head_bias
+        self.head_bias = _convert.flag(fn, "head_bias", head_bias)
         self.shortlist_size = self.cutoffs[0]
         self.n_clusters = len(self.cutoffs) - 1
         self.head_size = self.shortlist_size + self.n_clusters
-        rng = np.random.default_rng() if rng is None else rng
         self.head = Linear(self.in_features, self.head_size, bias=head_bias, dtype=dtype, rng=rng)
         self.tail: List[Tuple[Linear, Linear]] = []
         for i in range(self.n_clusters):

@@ -25,7 +25,6 @@ float32 result can be more exact than torch's float32 one).
 
 from __future__ import annotations
 
-import operator
 import warnings
 from typing import Any, Optional, Tuple, Union
 
@@ -39,7 +38,11 @@ Gradients = Union[np.ndarray, Tuple[Optional[np.ndarray], ...]]
 
 
 def _warn_size_mismatch(input: ArrayLike, target: ArrayLike) -> None:
-    if np.shape(target) != np.shape(input):
+    try:
+        mismatch = np.shape(target) != np.shape(input)
+    except ValueError:  # a ragged list: the conversion raises the argument's TypeError next
+        return
+    if mismatch:
         warnings.warn(
             f"Using a target size ({np.shape(target)}) that is different to the input size ({np.shape(input)}). "
             "This will likely lead to incorrect results due to broadcasting. Please ensure they have the same size.",
@@ -226,7 +229,7 @@ def huber_loss(
     """
     _warn_size_mismatch(input, target)
     return _engine.forward("huber_loss", ("input", "target", "weight"), (input, target, weight),
-                           _reduction.parse(None, None, reduction), delta=float(delta))
+                           _reduction.parse(None, None, reduction), delta=delta)
 
 
 def huber_loss_backward(
@@ -241,7 +244,7 @@ def huber_loss_backward(
     """Gradient of :func:`huber_loss`: ``grad_input``, or ``(grad_input, grad_target)``."""
     g = _engine.backward("huber_loss", ("input", "target", "weight"), (input, target, weight),
                          _reduction.parse(None, None, reduction), grad_output, (True, target_grad),
-                         delta=float(delta))
+                         delta=delta)
     return pack(g if target_grad else g[:1])
 
 
@@ -257,7 +260,7 @@ def huber_loss_forward_backward(
     """:func:`huber_loss` and :func:`huber_loss_backward` in one fused pass."""
     loss, g = _engine.forward_backward("huber_loss", ("input", "target", "weight"), (input, target, weight),
                                        _reduction.parse(None, None, reduction), grad_output,
-                                       (True, target_grad), delta=float(delta))
+                                       (True, target_grad), delta=delta)
     return loss, pack(g if target_grad else g[:1])
 
 
@@ -294,7 +297,7 @@ def smooth_l1_loss(
     """
     _warn_size_mismatch(input, target)
     reduction = _reduction.parse(size_average, reduce, reduction)
-    return _engine.forward("smooth_l1_loss", ("input", "target"), (input, target), reduction, beta=float(beta))
+    return _engine.forward("smooth_l1_loss", ("input", "target"), (input, target), reduction, beta=beta)
 
 
 def smooth_l1_loss_backward(
@@ -310,7 +313,7 @@ def smooth_l1_loss_backward(
     """Gradient of :func:`smooth_l1_loss`: ``grad_input``, or ``(grad_input, grad_target)``."""
     reduction = _reduction.parse(size_average, reduce, reduction)
     g = _engine.backward("smooth_l1_loss", ("input", "target"), (input, target), reduction, grad_output,
-                         (True, target_grad), beta=float(beta))
+                         (True, target_grad), beta=beta)
     return pack(g if target_grad else g[:1])
 
 
@@ -327,7 +330,7 @@ def smooth_l1_loss_forward_backward(
     """:func:`smooth_l1_loss` and :func:`smooth_l1_loss_backward` in one fused pass."""
     reduction = _reduction.parse(size_average, reduce, reduction)
     loss, g = _engine.forward_backward("smooth_l1_loss", ("input", "target"), (input, target), reduction,
-                                       grad_output, (True, target_grad), beta=float(beta))
+                                       grad_output, (True, target_grad), beta=beta)
     return loss, pack(g if target_grad else g[:1])
 
 
@@ -417,9 +420,9 @@ def binary_cross_entropy(
 
     The log clamp at -100 and the :math:`10^{-12}` floor are torch's: the loss and the input
     gradient stay finite at 0 and 1, while the target gradient (unclamped, as torch's) is
-    :math:`\pm\infty` there. An input outside [0, 1] (or NaN) raises ValueError, as in torch. ``weight``
-    broadcasts to the input; ``'mean'`` divides by the element count. The target must have the
-    input's shape.
+    :math:`\pm\infty` there. An input or target outside [0, 1] (or NaN) raises ValueError, as in
+    torch. ``weight`` broadcasts to the input; ``'mean'`` divides by the element count. The target
+    must have the input's shape.
 
     Args:
         input: probabilities in [0, 1], any shape.
@@ -595,7 +598,7 @@ def poisson_nll_loss(
     """
     reduction = _reduction.parse(size_average, reduce, reduction)
     return _engine.forward("poisson_nll_loss", ("input", "target"), (input, target), reduction,
-                           log_input=bool(log_input), full=bool(full), eps=float(eps))
+                           log_input=log_input, full=full, eps=eps)
 
 
 def poisson_nll_loss_backward(
@@ -613,7 +616,7 @@ def poisson_nll_loss_backward(
     """Gradient of :func:`poisson_nll_loss`: ``grad_input``, or ``(grad_input, grad_target)``."""
     reduction = _reduction.parse(size_average, reduce, reduction)
     g = _engine.backward("poisson_nll_loss", ("input", "target"), (input, target), reduction, grad_output,
-                         (True, target_grad), log_input=bool(log_input), full=bool(full), eps=float(eps))
+                         (True, target_grad), log_input=log_input, full=full, eps=eps)
     return pack(g if target_grad else g[:1])
 
 
@@ -632,8 +635,8 @@ def poisson_nll_loss_forward_backward(
     """:func:`poisson_nll_loss` and its gradients in one fused pass."""
     reduction = _reduction.parse(size_average, reduce, reduction)
     loss, g = _engine.forward_backward("poisson_nll_loss", ("input", "target"), (input, target), reduction,
-                                       grad_output, (True, target_grad), log_input=bool(log_input),
-                                       full=bool(full), eps=float(eps))
+                                       grad_output, (True, target_grad), log_input=log_input,
+                                       full=full, eps=eps)
     return loss, pack(g if target_grad else g[:1])
 
 
@@ -689,7 +692,7 @@ def gaussian_nll_loss(
     """
     red = _reduction.parse(None, None, reduction)
     return _engine.forward("gaussian_nll_loss", ("input", "target", "var"), (input, target, var), red,
-                           full=bool(full), eps=float(eps), scalar_var=_is_scalar_var(var))
+                           full=full, eps=eps, scalar_var=_is_scalar_var(var))
 
 
 def gaussian_nll_loss_backward(
@@ -706,7 +709,7 @@ def gaussian_nll_loss_backward(
     scalar var), with ``grad_target`` appended when ``target_grad``."""
     red = _reduction.parse(None, None, reduction)
     g = _engine.backward("gaussian_nll_loss", ("input", "target", "var"), (input, target, var), red,
-                         grad_output, (True, not _is_scalar_var(var), target_grad), full=bool(full), eps=float(eps),
+                         grad_output, (True, not _is_scalar_var(var), target_grad), full=full, eps=eps,
                          scalar_var=_is_scalar_var(var))
     return tuple(g) if target_grad else tuple(g[:2])
 
@@ -725,7 +728,7 @@ def gaussian_nll_loss_forward_backward(
     red = _reduction.parse(None, None, reduction)
     loss, g = _engine.forward_backward("gaussian_nll_loss", ("input", "target", "var"), (input, target, var),
                                        red, grad_output, (True, not _is_scalar_var(var), target_grad),
-                                       full=bool(full), eps=float(eps), scalar_var=_is_scalar_var(var))
+                                       full=full, eps=eps, scalar_var=_is_scalar_var(var))
     return loss, (tuple(g) if target_grad else tuple(g[:2]))
 
 
@@ -733,7 +736,7 @@ def gaussian_nll_loss_forward_backward(
 # kl_div
 # ---------------------------------------------------------------------------------------------
 def _kl_reduction(size_average: Optional[bool], reduce: Optional[bool], reduction: str) -> str:
-    if size_average is None and reduce is None and reduction == "mean":
+    if size_average is None and reduce is None and isinstance(reduction, str) and reduction == "mean":
         warnings.warn(
             "reduction: 'mean' divides the total loss by both the batch size and the support size."
             "'batchmean' divides only by the batch size, and aligns with the KL div math definition."
@@ -779,7 +782,7 @@ def kl_div(
     0.0
     """
     reduction = _kl_reduction(size_average, reduce, reduction)
-    return _engine.forward("kl_div", ("input", "target"), (input, target), reduction, log_target=bool(log_target))
+    return _engine.forward("kl_div", ("input", "target"), (input, target), reduction, log_target=log_target)
 
 
 def kl_div_backward(
@@ -795,7 +798,7 @@ def kl_div_backward(
     """Gradient of :func:`kl_div`: ``grad_input``, or ``(grad_input, grad_target)``."""
     reduction = _reduction.parse(size_average, reduce, reduction)
     g = _engine.backward("kl_div", ("input", "target"), (input, target), reduction, grad_output,
-                         (True, target_grad), log_target=bool(log_target))
+                         (True, target_grad), log_target=log_target)
     return pack(g if target_grad else g[:1])
 
 
@@ -812,7 +815,7 @@ def kl_div_forward_backward(
     """:func:`kl_div` and its gradients in one fused pass."""
     reduction = _kl_reduction(size_average, reduce, reduction)
     loss, g = _engine.forward_backward("kl_div", ("input", "target"), (input, target), reduction, grad_output,
-                                       (True, target_grad), log_target=bool(log_target))
+                                       (True, target_grad), log_target=log_target)
     return loss, pack(g if target_grad else g[:1])
 
 
@@ -849,7 +852,7 @@ def margin_ranking_loss(
     """
     reduction = _reduction.parse(size_average, reduce, reduction)
     return _engine.forward("margin_ranking_loss", ("input1", "input2", "target"), (input1, input2, target),
-                           reduction, margin=float(margin))
+                           reduction, margin=margin)
 
 
 def margin_ranking_loss_backward(
@@ -867,7 +870,7 @@ def margin_ranking_loss_backward(
     no_target_grad("margin_ranking_loss", target_grad)
     reduction = _reduction.parse(size_average, reduce, reduction)
     g = _engine.backward("margin_ranking_loss", ("input1", "input2", "target"), (input1, input2, target),
-                         reduction, grad_output, (True, True), margin=float(margin))
+                         reduction, grad_output, (True, True), margin=margin)
     return tuple(g)  # type: ignore[return-value]
 
 
@@ -887,7 +890,7 @@ def margin_ranking_loss_forward_backward(
     reduction = _reduction.parse(size_average, reduce, reduction)
     loss, g = _engine.forward_backward("margin_ranking_loss", ("input1", "input2", "target"),
                                        (input1, input2, target), reduction, grad_output, (True, True),
-                                       margin=float(margin))
+                                       margin=margin)
     return loss, tuple(g)  # type: ignore[return-value]
 
 
@@ -923,7 +926,7 @@ def hinge_embedding_loss(
     """
     reduction = _reduction.parse(size_average, reduce, reduction)
     return _engine.forward("hinge_embedding_loss", ("input", "target"), (input, target), reduction,
-                           margin=float(margin))
+                           margin=margin)
 
 
 def hinge_embedding_loss_backward(
@@ -940,7 +943,7 @@ def hinge_embedding_loss_backward(
     no_target_grad("hinge_embedding_loss", target_grad)
     reduction = _reduction.parse(size_average, reduce, reduction)
     return pack(_engine.backward("hinge_embedding_loss", ("input", "target"), (input, target), reduction,
-                                 grad_output, (True,), margin=float(margin)))
+                                 grad_output, (True,), margin=margin))
 
 
 def hinge_embedding_loss_forward_backward(
@@ -957,7 +960,7 @@ def hinge_embedding_loss_forward_backward(
     no_target_grad("hinge_embedding_loss", target_grad)
     reduction = _reduction.parse(size_average, reduce, reduction)
     loss, g = _engine.forward_backward("hinge_embedding_loss", ("input", "target"), (input, target), reduction,
-                                       grad_output, (True,), margin=float(margin))
+                                       grad_output, (True,), margin=margin)
     return loss, pack(g)
 
 
@@ -1017,12 +1020,12 @@ def _cross_entropy(mode: int, input: ArrayLike, target: ArrayLike, grad_output: 
             )
         t = _convert.as_kernel_array(t, dtype)
     else:
-        if target_grad:
-            no_target_grad(fn, target_grad)
+        no_target_grad(fn, target_grad)
         t = _cls_index_target(fn, t)
     go = _cls_go(fn, mode, grad_output, dtype)
-    triple = _core.cross_entropy(mode, x, t, w, go, reduction, int(ignore_index), float(label_smoothing),
-                                 probabilities, bool(target_grad))
+    triple = _core.cross_entropy(mode, x, t, w, go, reduction, _convert.integer(fn, "ignore_index", ignore_index),
+                                 _convert.real(fn, "label_smoothing", label_smoothing), probabilities,
+                                 _convert.flag(fn, "target_grad", target_grad))
     return _cls_result(mode, reduction, triple, target_grad)
 
 
@@ -1130,7 +1133,8 @@ def _nll_loss(mode: int, input: ArrayLike, target: ArrayLike, grad_output: Array
     dtype, x, w = _cls_input(fn, input, weight)
     t = _cls_index_target(fn, target)
     go = _cls_go(fn, mode, grad_output, dtype)
-    return _cls_result(mode, reduction, _core.nll_loss(mode, x, t, w, go, reduction, int(ignore_index)), False)
+    ignore = _convert.integer(fn, "ignore_index", ignore_index)
+    return _cls_result(mode, reduction, _core.nll_loss(mode, x, t, w, go, reduction, ignore), False)
 
 
 def nll_loss(
@@ -1202,14 +1206,14 @@ def _multi_margin_loss(mode: int, input: ArrayLike, target: ArrayLike, grad_outp
 
     fn = "multi_margin_loss"
     no_target_grad(fn, target_grad)
-    if p != 1 and p != 2:
+    if _convert.real(fn, "p", p) not in (1.0, 2.0):
         raise ValueError(f"{fn}: p expected 1 or 2, got {p!r}")
+    margin = _convert.real(fn, "margin", margin)
     reduction = _reduction.parse(size_average, reduce, reduction)
     dtype, x, w = _cls_input(fn, input, weight)
     t = _cls_index_target(fn, target)
     go = _cls_go(fn, mode, grad_output, dtype)
-    return _cls_result(mode, reduction, _core.multi_margin_loss(mode, x, t, w, go, reduction, int(p), float(margin)),
-                       False)
+    return _cls_result(mode, reduction, _core.multi_margin_loss(mode, x, t, w, go, reduction, int(p), margin), False)
 
 
 def multi_margin_loss(
@@ -1356,7 +1360,8 @@ def _multilabel_soft_margin_loss(mode: int, input: ArrayLike, target: ArrayLike,
     dtype, x, w = _cls_input(fn, input, weight)
     y = _convert.as_kernel_array(_convert.to_array(fn, "target", target), dtype)
     go = _cls_go(fn, mode, grad_output, dtype)
-    triple = _core.multilabel_soft_margin_loss(mode, x, y, w, go, reduction, bool(target_grad))
+    triple = _core.multilabel_soft_margin_loss(mode, x, y, w, go, reduction,
+                                               _convert.flag(fn, "target_grad", target_grad))
     return _cls_result(mode, reduction, triple, target_grad)
 
 
@@ -1428,7 +1433,7 @@ def multilabel_soft_margin_loss_forward_backward(
 
 def _no_label_grad(function: str, target_grad: bool) -> None:
     """The triplet losses have no target at all."""
-    if target_grad:
+    if _convert.flag(function, "target_grad", target_grad):
         raise ValueError(f"{function}: target_grad expected False (this loss has no target), got True")
 
 
@@ -1475,7 +1480,7 @@ def cosine_embedding_loss(
     """
     reduction = _reduction.parse(size_average, reduce, reduction)
     return _engine.forward("cosine_embedding_loss", _COSINE_NAMES, (input1, input2, target), reduction,
-                           margin=float(margin))
+                           margin=margin)
 
 
 def cosine_embedding_loss_backward(
@@ -1493,7 +1498,7 @@ def cosine_embedding_loss_backward(
     no_target_grad("cosine_embedding_loss", target_grad)
     reduction = _reduction.parse(size_average, reduce, reduction)
     g = _engine.backward("cosine_embedding_loss", _COSINE_NAMES, (input1, input2, target), reduction,
-                         grad_output, (True, True), margin=float(margin))
+                         grad_output, (True, True), margin=margin)
     return tuple(g)  # type: ignore[return-value]
 
 
@@ -1512,7 +1517,7 @@ def cosine_embedding_loss_forward_backward(
     no_target_grad("cosine_embedding_loss", target_grad)
     reduction = _reduction.parse(size_average, reduce, reduction)
     loss, g = _engine.forward_backward("cosine_embedding_loss", _COSINE_NAMES, (input1, input2, target),
-                                       reduction, grad_output, (True, True), margin=float(margin))
+                                       reduction, grad_output, (True, True), margin=margin)
     return loss, tuple(g)  # type: ignore[return-value]
 
 
@@ -1566,7 +1571,7 @@ def triplet_margin_loss(
     """
     reduction = _reduction.parse(size_average, reduce, reduction)
     return _engine.forward("triplet_margin_loss", _TRIPLET_NAMES, (anchor, positive, negative), reduction,
-                           margin=float(margin), p=float(p), eps=float(eps), swap=bool(swap))
+                           margin=margin, p=p, eps=eps, swap=swap)
 
 
 def triplet_margin_loss_backward(
@@ -1587,8 +1592,8 @@ def triplet_margin_loss_backward(
     _no_label_grad("triplet_margin_loss", target_grad)
     reduction = _reduction.parse(size_average, reduce, reduction)
     g = _engine.backward("triplet_margin_loss", _TRIPLET_NAMES, (anchor, positive, negative), reduction,
-                         grad_output, (True, True, True), margin=float(margin), p=float(p), eps=float(eps),
-                         swap=bool(swap))
+                         grad_output, (True, True, True), margin=margin, p=p, eps=eps,
+                         swap=swap)
     return tuple(g)  # type: ignore[return-value]
 
 
@@ -1610,8 +1615,8 @@ def triplet_margin_loss_forward_backward(
     _no_label_grad("triplet_margin_loss", target_grad)
     reduction = _reduction.parse(size_average, reduce, reduction)
     loss, g = _engine.forward_backward("triplet_margin_loss", _TRIPLET_NAMES, (anchor, positive, negative),
-                                       reduction, grad_output, (True, True, True), margin=float(margin),
-                                       p=float(p), eps=float(eps), swap=bool(swap))
+                                       reduction, grad_output, (True, True, True), margin=margin,
+                                       p=p, eps=eps, swap=swap)
     return loss, tuple(g)  # type: ignore[return-value]
 
 
@@ -1636,8 +1641,9 @@ def _triplet_custom(
     the triplet loss and its gradient with respect to the distances; this function only wires
     the two (adding the two contributions each input receives)."""
     name = "triplet_margin_with_distance_loss"
+    margin, swap = _convert.real(name, "margin", margin), _convert.flag(name, "swap", swap)
     dtype, (a, p, n) = _convert.float_inputs(name, _TRIPLET_NAMES, (anchor, positive, negative))
-    _core.triplet_margin_check_inputs((a, p, n), reduction, float(margin))
+    _core.triplet_margin_check_inputs((a, p, n), reduction, margin)
     pairs = [(a, p), (a, n)] + ([(p, n)] if swap else [])
     dists, vjps = [], []
     for x1, x2 in pairs:
@@ -1649,7 +1655,7 @@ def _triplet_custom(
         vjps.append(result[1])
     go = _convert.grad_output_array(name, grad_output, dtype)
     loss, g = _core.triplet_margin_loss_from_distances(
-        dists[0], dists[1], dists[2] if swap else None, go, reduction, float(margin), bool(swap),
+        dists[0], dists[1], dists[2] if swap else None, go, reduction, margin, swap,
         mode != "forward")
     loss = _convert.result(loss, reduction)
     if mode == "forward":
@@ -1745,7 +1751,7 @@ def triplet_margin_with_distance_loss(
         return _triplet_custom("forward", anchor, positive, negative, distance_function, margin, swap,
                                reduction, None)[0]
     return _engine.forward("triplet_margin_with_distance_loss", _TRIPLET_NAMES, (anchor, positive, negative),
-                           reduction, distance=name, margin=float(margin), swap=bool(swap))
+                           reduction, distance=name, margin=margin, swap=swap)
 
 
 def triplet_margin_with_distance_loss_backward(
@@ -1768,8 +1774,8 @@ def triplet_margin_with_distance_loss_backward(
         return _triplet_custom("backward", anchor, positive, negative, distance_function, margin, swap,
                                reduction, grad_output)[1]  # type: ignore[return-value]
     g = _engine.backward("triplet_margin_with_distance_loss", _TRIPLET_NAMES, (anchor, positive, negative),
-                         reduction, grad_output, (True, True, True), distance=name, margin=float(margin),
-                         swap=bool(swap))
+                         reduction, grad_output, (True, True, True), distance=name, margin=margin,
+                         swap=swap)
     return tuple(g)  # type: ignore[return-value]
 
 
@@ -1794,8 +1800,8 @@ def triplet_margin_with_distance_loss_forward_backward(
                                swap, reduction, grad_output)  # type: ignore[return-value]
     loss, g = _engine.forward_backward("triplet_margin_with_distance_loss", _TRIPLET_NAMES,
                                        (anchor, positive, negative), reduction, grad_output,
-                                       (True, True, True), distance=name, margin=float(margin),
-                                       swap=bool(swap))
+                                       (True, True, True), distance=name, margin=margin,
+                                       swap=swap)
     return loss, tuple(g)  # type: ignore[return-value]
 
 
@@ -1827,7 +1833,8 @@ def _ctc_arrays(log_probs: ArrayLike, targets: ArrayLike, input_lengths: ArrayLi
 
 
 def _ctc_options(blank: int, reduction: str, zero_infinity: bool) -> Tuple[int, str, bool]:
-    return operator.index(blank), _reduction.parse(None, None, reduction), bool(zero_infinity)
+    return (_convert.integer("ctc_loss", "blank", blank), _reduction.parse(None, None, reduction),
+            _convert.flag("ctc_loss", "zero_infinity", zero_infinity))
 
 
 def ctc_loss(

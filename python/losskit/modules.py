@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional, Tuple
 
-from . import _reduction, functional
+from . import _convert, _reduction, functional
 
 
 class _Loss:
@@ -249,7 +249,7 @@ class MultiMarginLoss(_Loss):
     def __init__(self, p: int = 1, margin: float = 1.0, weight: Any = None, size_average: Optional[bool] = None,
                  reduce: Optional[bool] = None, reduction: str = "mean") -> None:
         super().__init__(size_average, reduce, reduction)
-        if p not in (1, 2):
+        if _convert.real("MultiMarginLoss", "p", p) not in (1.0, 2.0):
             raise ValueError(f"MultiMarginLoss: p expected 1 or 2, got {p!r}")
         self.p = p
         self.margin = margin
@@ -376,15 +376,19 @@ class LinearCrossEntropyLoss(_Loss):
                  weight: Any = None, ignore_index: Optional[int] = None, label_smoothing: float = 0.0,
                  options: Any = None, chunk_size: Optional[int] = None,
                  rng: Any = None) -> None:
-        if tuple(out_features) != ():
-            raise ValueError(f"LinearCrossEntropyLoss: out_features expected (), got {tuple(out_features)} "
+        fn = "LinearCrossEntropyLoss"
+        if not isinstance(out_features, (tuple, list)) or tuple(out_features) != ():
+            raise ValueError(f"{fn}: out_features expected (), got {out_features!r} "
                              "(K-dimensional losses are not supported)")
-        if device not in (None, "cpu"):
-            raise ValueError(f"LinearCrossEntropyLoss: device expected None or 'cpu', got {device!r}")
-        if weight is not None and np.shape(weight) != (num_classes,):
-            raise ValueError(f"LinearCrossEntropyLoss: weight expected shape {(num_classes,)}, got {np.shape(weight)}")
-        if label_smoothing < 0 or label_smoothing > 1.0:
-            raise ValueError(f"LinearCrossEntropyLoss: label_smoothing expected a value in [0, 1], got {label_smoothing}")
+        if not (device is None or isinstance(device, str) and device == "cpu"):
+            raise ValueError(f"{fn}: device expected None or 'cpu', got {device!r}")
+        in_features = _convert.size(fn, "in_features", in_features)
+        num_classes = _convert.size(fn, "num_classes", num_classes)
+        bias = _convert.flag(fn, "bias", bias)
+        if weight is not None and _convert.to_array(fn, "weight", weight).shape != (num_classes,):
+            raise ValueError(f"{fn}: weight expected shape {(num_classes,)}, got {np.shape(weight)}")
+        if not 0.0 <= _convert.real(fn, "label_smoothing", label_smoothing) <= 1.0:
+            raise ValueError(f"{fn}: label_smoothing expected a value in [0, 1], got {label_smoothing}")
         super().__init__(reduction=reduction)
         self.num_classes = int(num_classes)
         self.out_features = ()

@@ -178,7 +178,11 @@ LOSSKIT_NOINLINE double finish(const CeArgs<T>& a, int64_t p, const CeStats& st,
       const double wt = a.weight ? static_cast<double>(a.weight[t]) : 1.0;
       loss = (1.0 - eps) * wt * (logs - (static_cast<double>(xt) - st.ref));
       if (eps > 0.0) loss += eps / static_cast<double>(a.C) * (st.ws * logs - st.wx);
-      rc->a = scale * ((1.0 - eps) * wt + eps / static_cast<double>(a.C) * a.weight_sum);
+      // The smoothing terms read every class's weight, so only with eps > 0: without smoothing
+      // torch reads w_t alone, and a NaN or inf weight of another class (0 * inf) must not reach
+      // the gradient.
+      const double smooth = eps > 0.0 ? eps / static_cast<double>(a.C) * a.weight_sum : 0.0;
+      rc->a = scale * ((1.0 - eps) * wt + smooth);
       rc->b = scale * eps / static_cast<double>(a.C);
       rc->fix = scale * (1.0 - eps) * wt;
       rc->target = t;
@@ -409,7 +413,7 @@ double tile_impl(const CeArgs<T>& a, int64_t n, int64_t s0, int64_t s1) {
         const double xt = static_cast<double>(xn[t * S + l]);
         loss = (1.0 - eps) * wt * (lg - (xt - ref));
         if (kMode == 1) loss += eps_c * (a.weight_sum * lg - static_cast<double>(wx[l]));
-        ca = scale * ((1.0 - eps) * wt + eps_c * a.weight_sum);
+        ca = scale * ((1.0 - eps) * wt + (kMode == 1 ? eps_c * a.weight_sum : 0.0));  // finish()
         cb = scale * eps_c;
         cf = scale * (1.0 - eps) * wt;
         tgt[l] = t;
@@ -449,9 +453,12 @@ double tile_impl(const CeArgs<T>& a, int64_t n, int64_t s0, int64_t s1) {
         for (int64_t l = 0; l < L; ++l)
           gc[l] = exp_nonpos(xc[l] - lse[l]) * A[l] - B[l] * ((yc[l] * om + ec) * wc);
       }
-    } else {
+    } else if constexpr (kMode == 1) {
 #pragma omp simd
       for (int64_t l = 0; l < L; ++l) gc[l] = gc[l] * Fs[l] - B[l] * wc;
+    } else {  // no smoothing: w_c of a class other than the target is never read (see finish())
+#pragma omp simd
+      for (int64_t l = 0; l < L; ++l) gc[l] = gc[l] * Fs[l];
     }
   }
   for (int64_t l = 0; l < L; ++l)
@@ -678,6 +685,9 @@ double multilabel_margin(const RowLossArgs<T>& a, int64_t r0, int64_t r1, T* scr
 // ---- multilabel_soft_margin_loss -------------------------------------------------------------
 // l = -sum_j w_j (y_j log sigmoid(x_j) + (1 - y_j) log sigmoid(-x_j)) / C
 // dl/dx_j = w_j (sigmoid(x_j) - y_j) / C,  dl/dy_j = -w_j (log sigmoid(x_j) - log sigmoid(-x_j)) / C
+// The gradients are evaluated term by term as torch's autograd does, with u = w_j g / C:
+// dx = (-u y) sigmoid(-x) - (-u (1 - y)) sigmoid(x) and dy = (-u) log sigmoid(x) + u log sigmoid(-x),
+// so an infinite weight gives torch's NaN (inf * 0 where y is 0 or 1), not +-inf.
 
 template <class T, bool kGrad, bool kGradY, bool kWeighted>
 double soft_margin_impl(const RowLossArgs<T>& a, int64_t r0, int64_t r1) {
@@ -702,11 +712,13 @@ double soft_margin_impl(const RowLossArgs<T>& a, int64_t r0, int64_t r1) {
       const T lsp = (xj < T(0) ? xj : T(0)) - l1p;   // log sigmoid(x)
       const T lsn = (xj > T(0) ? -xj : T(0)) - l1p;  // log sigmoid(-x)
       sum += static_cast<double>(-(yj * lsp + (T(1) - yj) * lsn) * wj);
+      const T nu = -(wj * coef);  // -u
       if constexpr (kGrad) {
-        const T sig = (xj >= T(0) ? T(1) : e) / (T(1) + e);
-        g[j] = (sig - yj) * (wj * coef);
+        const T sig = (xj >= T(0) ? T(1) : e) / (T(1) + e);      // sigmoid(x)
+        const T sig_neg = (xj < T(0) ? T(1) : e) / (T(1) + e);  // sigmoid(-x)
+        g[j] = (nu * yj) * sig_neg - (nu * (T(1) - yj)) * sig;
       }
-      if constexpr (kGradY) gy[j] = -(lsp - lsn) * (wj * coef);
+      if constexpr (kGradY) gy[j] = nu * lsp - nu * lsn;
     }
     const double loss = sum / static_cast<double>(C);
     if (a.out) a.out[r] = static_cast<T>(loss);

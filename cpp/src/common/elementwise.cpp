@@ -122,7 +122,7 @@ void run_elementwise(const ElementwiseProblem<T>& p, SegmentKernel<T> kernel, co
   if (p.request.backward) {
     check_optional(fn, "grad_output", p.request.grad_output);
     if (p.request.grad_output.present()) {
-      if (reduced && p.request.grad_output.numel() != 1)
+      if (reduced && !p.request.grad_output.shape.empty())
         fail_value(fn, "grad_output", "a scalar for a reduced loss",
                    "shape " + shape_to_string(p.request.grad_output.shape));
       if (!reduced) check_shape_equal(fn, "grad_output", p.request.grad_output.shape, out_shape, "shape");
@@ -203,7 +203,7 @@ void run_elementwise(const ElementwiseProblem<T>& p, SegmentKernel<T> kernel, co
     for (int64_t b = b0; b < b1; ++b) {
       const int64_t lo = b * kReduceBlock, hi = std::min(n, lo + kReduceBlock);
       double sum = 0.0;
-      bool bad = false;
+      unsigned bad = 0;
       for (int64_t s = lo; s < hi;) {
         const int64_t row = s / inner, col = s % inner;
         const int64_t len = std::min(hi - s, inner - col);
@@ -231,16 +231,18 @@ void run_elementwise(const ElementwiseProblem<T>& p, SegmentKernel<T> kernel, co
         seg.grad_scale = static_cast<T>(grad_scale);
         const SegmentResult r = kernel(seg, out_kind, ctx);
         sum += r.sum;
-        bad = bad || r.invalid;
+        bad |= r.invalid;
         s += len;
       }
       partials[static_cast<size_t>(b)] = sum;
-      invalid[static_cast<size_t>(b)] = bad;
+      invalid[static_cast<size_t>(b)] = static_cast<unsigned char>(bad);
     }
   });
 
-  if (std::any_of(invalid.begin(), invalid.end(), [](unsigned char v) { return v != 0; }))
-    throw ValueError(std::string(fn) + ": " + p.invalid_message);
+  unsigned failed = 0;
+  for (unsigned char v : invalid) failed |= v;
+  for (int k = p.noperands - 1; k >= 0; --k)  // the last operand first, as torch's BCE checks
+    if (failed & (1u << k)) throw ValueError(std::string(fn) + ": " + p.invalid_messages[k]);
   if (out_kind == OutKind::Accumulate)
     p.request.output.data[0] = static_cast<T>(combine_partials(partials.data(), nblocks) / divisor);
   for (int k = 0; k < p.noperands; ++k)

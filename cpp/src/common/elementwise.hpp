@@ -40,7 +40,7 @@ struct Segment {
 
 struct SegmentResult {
   double sum;    // sum of the weighted losses (OutKind::Accumulate)
-  bool invalid;  // an element failed the loss's data check
+  unsigned invalid;  // bit k: an element of operand k failed the loss's data check
 };
 
 // A kernel processes one segment; ctx carries the family's loss id and options.
@@ -63,14 +63,15 @@ struct ElementwiseProblem {
   WeightedMean weighted_mean = WeightedMean::ByCount;
   Reduction reduction = Reduction::Mean;
   int64_t batch_size = 1;  // divisor of Reduction::BatchMean
-  const char* invalid_message = "";
+  std::array<const char*, kMaxOperands> invalid_messages{};  // per operand, for its data check
 
   Request<T, kMaxOperands> request;  // what to compute; grads per operand
 };
 
 // Checks every shape and pointer, then runs. Throws ValueError before any work for bad shapes; a
-// data check (SegmentResult::invalid) throws ValueError(invalid_message) after the pass, leaving
-// outputs unspecified.
+// data check (SegmentResult::invalid) throws ValueError(invalid_messages[k]) after the pass,
+// leaving outputs unspecified; the last failing operand is named (torch's binary_cross_entropy
+// checks the target before the input).
 template <class T>
 void run_elementwise(const ElementwiseProblem<T>& problem, SegmentKernel<T> kernel,
                      const void* ctx);

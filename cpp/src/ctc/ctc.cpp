@@ -189,7 +189,7 @@ template <class T>
 void check_grad_output(View<T> grad_output, const Shape& out_shape, Reduction r) {
   detail::check_optional(kFn, "grad_output", grad_output);
   if (!grad_output.present()) return;
-  if (r != Reduction::None && grad_output.numel() != 1)
+  if (r != Reduction::None && !grad_output.shape.empty())
     detail::fail_value(kFn, "grad_output", "a scalar for a reduced loss",
                        "shape " + shape_to_string(grad_output.shape));
   if (r == Reduction::None)

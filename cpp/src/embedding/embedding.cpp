@@ -74,7 +74,7 @@ void run(const char* fn, EmbeddingRows<T> R, Reduction reduction, const Shape& o
   if (q.backward) {
     detail::check_optional(fn, "grad_output", q.grad_output);
     if (q.grad_output.present()) {
-      if (reduced && q.grad_output.numel() != 1)
+      if (reduced && !q.grad_output.shape.empty())
         detail::fail_value(fn, "grad_output", "a scalar for a reduced loss",
                            "shape " + shape_to_string(q.grad_output.shape));
       if (!reduced)

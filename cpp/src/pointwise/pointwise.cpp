@@ -149,7 +149,8 @@ ElementwiseProblem<T> bce_problem(View<T> input, View<T> target, View<T> weight,
   detail::check_shape_equal(fn, "target", target.shape, input.shape, "the input's shape");
   auto p = make_problem<T>(fn, r, {{input, "input"}, {target, "target"}});
   p.weight = weight;  // broadcast to the target's shape, as torch expands it
-  p.invalid_message = "input expected all elements between 0 and 1";
+  p.invalid_messages = {"input expected all elements between 0 and 1",
+                        "target expected all elements between 0 and 1"};
   return p;
 }
 

@@ -31,20 +31,22 @@ SegmentResult run(const Segment<T>& s, const Params<T>& p) {
   const T scale = s.grad_scale;
   const int64_t n = s.len;
   double sum = 0.0;
-  T bad = 0;  // a count in T: an int reduction beside a double one stops GCC 12 vectorising
-#pragma omp simd reduction(+ : sum, bad)
+  T bad = 0, bad_target = 0;  // counts in T: an int reduction beside a double one stops GCC 12
+                              // vectorising
+#pragma omp simd reduction(+ : sum, bad, bad_target)
   for (int64_t i = 0; i < n; ++i) {
     const Value<T> r = Op::eval(in0[i], in1[i], in2[i], p);
     const T l = r.l * w[i];
     if constexpr (kOut == OutKind::PerElement) out[i] = l;
     if constexpr (kOut == OutKind::Accumulate) sum += static_cast<double>(l);
     bad += Op::invalid(in0[i]) ? T(1) : T(0);
+    bad_target += Op::invalid_target(in1[i]) ? T(1) : T(0);
     const T g = scale * go[i] * w[i];
     if constexpr ((kGradMask & 1u) != 0) g0[i] = g * r.d0;
     if constexpr ((kGradMask & 2u) != 0) g1[i] = g * r.d1;
     if constexpr ((kGradMask & 4u) != 0) g2[i] = g * r.d2;
   }
-  return {sum, bad != T(0)};
+  return {sum, (bad != T(0) ? 1u : 0u) | (bad_target != T(0) ? 2u : 0u)};
 }
 
 template <class Op, class T, OutKind kOut>

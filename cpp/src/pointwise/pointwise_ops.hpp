@@ -5,7 +5,8 @@
 //               driver applies a multiplicative weight itself);
 //   kDiff       bit k set when operand k has a derivative;
 //   eval(v0, v1, v2, p) -> {l, d0, d1, d2}: the unweighted loss and dl/dv_k for k in kDiff;
-//   invalid(v0) true for inputs torch rejects (only BCE checks its input range).
+//   invalid(v0), invalid_target(v1) true for an input or target value torch rejects (only BCE
+//               checks, both ranges).
 // Operands and results travel by value: a local whose address is taken inside an `omp simd`
 // loop is privatised into a per-lane array, which stops GCC from vectorising the loop.
 // The formulas (in torch's notation) are documented once, in python/losskit/functional.py. The
@@ -41,6 +42,10 @@ struct Value {
 struct NoCheck {
   template <class T>
   static LOSSKIT_INLINE bool invalid(T) {
+    return false;
+  }
+  template <class T>
+  static LOSSKIT_INLINE bool invalid_target(T) {
     return false;
   }
 };
@@ -139,6 +144,10 @@ struct Bce {  // -(y max(log x, -100) + (1 - y) max(log(1 - x), -100))
   template <class T>
   static LOSSKIT_INLINE bool invalid(T v0) {
     return !(v0 >= T(0) && v0 <= T(1));
+  }
+  template <class T>
+  static LOSSKIT_INLINE bool invalid_target(T v1) {  // torch 2.13 checks the target too
+    return !(v1 >= T(0) && v1 <= T(1));
   }
   template <class T>
   static LOSSKIT_INLINE Value<T> eval(T v0, T v1, T v2, const Params<T>&) {
