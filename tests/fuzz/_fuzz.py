@@ -446,6 +446,17 @@ def reductions(draw: Any, extra: Sequence[str] = ()) -> Any:
     return draw(st.sampled_from(REDUCTIONS + tuple(extra)))
 
 
+def reduction_kwargs(draw: Any, kwargs: Dict[str, Any], legacy: bool = True) -> str:
+    """Puts a drawn reduction into kwargs, now and then (with `legacy`) as torch's deprecated
+    size_average/reduce pair; returns the reduction in effect."""
+    if legacy and rarely(draw, 13):
+        kwargs["size_average"] = draw(st.sampled_from([None, True, False]))
+        kwargs["reduce"] = draw(st.sampled_from([True, False]))
+        return "none" if not kwargs["reduce"] else ("sum" if kwargs["size_average"] is False else "mean")
+    kwargs["reduction"] = draw(reductions())
+    return kwargs["reduction"]
+
+
 def thread_count(draw: Any) -> int:
     n = draw(st.sampled_from([1, 1, 2, 2, 3, 4, 8]))
     losskit.set_num_threads(n)

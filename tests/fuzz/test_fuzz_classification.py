@@ -15,7 +15,7 @@ import torch.nn.functional as TF
 from hypothesis import given
 from hypothesis import strategies as st
 
-from _fuzz import (rarely, CONVERTED_DTYPES, FLOAT_DTYPES, LAYOUTS, PROFILES, Case, compute_dtype, convert_values, fuzz,
+from _fuzz import (rarely, reduction_kwargs, CONVERTED_DTYPES, FLOAT_DTYPES, LAYOUTS, PROFILES, Case, compute_dtype, convert_values, fuzz,
                    grad_output_for, present, ref_array, reductions, run_case, thread_count, values)
 from test_classification import index_target  # the family's builder of class-index targets
 
@@ -84,15 +84,6 @@ def _case(draw: Any, rng: np.random.Generator, name: str, x: Any, target: Any, r
                 what=what)
 
 
-def _reduction_kwargs(draw: Any, kwargs: Dict[str, Any]) -> str:
-    if rarely(draw, 13):
-        kwargs["size_average"] = draw(st.sampled_from([None, True, False]))
-        kwargs["reduce"] = draw(st.sampled_from([True, False]))
-        return "none" if not kwargs["reduce"] else ("sum" if kwargs["size_average"] is False else "mean")
-    kwargs["reduction"] = draw(reductions())
-    return kwargs["reduction"]
-
-
 @st.composite
 def cross_entropy_cases(draw: Any, name: str) -> Case:
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
@@ -103,7 +94,7 @@ def cross_entropy_cases(draw: Any, name: str) -> Case:
     x = _logits(draw, rng, shape, dtype)
     cd = compute_dtype(np.asarray(x).dtype)
     kwargs: Dict[str, Any] = {}
-    red = _reduction_kwargs(draw, kwargs)
+    red = reduction_kwargs(draw, kwargs)
     w = _weight(draw, rng, C, other)
     if w is not None:
         kwargs["weight"] = w
@@ -156,7 +147,7 @@ def margin_cases(draw: Any, name: str) -> Case:
     x = _logits(draw, rng, shape, dtype)
     cd = compute_dtype(np.asarray(x).dtype)
     kwargs: Dict[str, Any] = {}
-    red = _reduction_kwargs(draw, kwargs)
+    red = reduction_kwargs(draw, kwargs)
     stricter = None
     batch = shape[:1] if len(shape) == 2 else ()
     if name == "multi_margin_loss":

@@ -14,7 +14,7 @@ import torch.nn.functional as TF
 from hypothesis import given
 from hypothesis import strategies as st
 
-from _fuzz import (rarely, CONVERTED_DTYPES, FLOAT_DTYPES, LAYOUTS, PROFILES, Case, compute_dtype, convert_values, fuzz,
+from _fuzz import (rarely, reduction_kwargs, CONVERTED_DTYPES, FLOAT_DTYPES, LAYOUTS, PROFILES, Case, compute_dtype, convert_values, fuzz,
                    grad_output_for, present, ref_array, reductions, run_case, thread_count, values)
 from test_embedding import (_np_cubed_cosine, _np_manhattan, _torch_cubed_cosine, _torch_manhattan,
                             _torch_with_distance)
@@ -77,15 +77,6 @@ def _loss_shape(shapes: Any) -> Tuple[int, ...]:
     return rows
 
 
-def _legacy_or_reduction(draw: Any, kwargs: Dict[str, Any], legacy: bool = True) -> str:
-    if legacy and rarely(draw, 13):
-        kwargs["size_average"] = draw(st.sampled_from([None, True, False]))
-        kwargs["reduce"] = draw(st.sampled_from([True, False]))
-        return "none" if not kwargs["reduce"] else ("sum" if kwargs["size_average"] is False else "mean")
-    kwargs["reduction"] = draw(reductions())
-    return kwargs["reduction"]
-
-
 @st.composite
 def cosine_cases(draw: Any) -> Case:
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
@@ -99,7 +90,7 @@ def cosine_cases(draw: Any) -> Case:
         labels = rng.choice([-1.0, 1.0, 0.0, 2.0, 0.5, np.nan], size=tshape)
     t = present(convert_values(labels, draw(st.sampled_from([np.float64, np.float32, np.int64, np.int8]))),
                 draw(st.sampled_from(LAYOUTS)))
-    red = _legacy_or_reduction(draw, kwargs)
+    red = reduction_kwargs(draw, kwargs)
     if draw(st.booleans()):
         kwargs["margin"] = draw(st.sampled_from([0.0, 0.3, -0.5, 1.0, 2.0, math.nan]))
     go, bad = grad_output_for(rng, draw, rows, red, cd)
@@ -128,7 +119,7 @@ def triplet_cases(draw: Any) -> Case:
     args, cd, kwargs = _common(draw, rng, shapes)
     if rarely(draw, 4):  # identical vectors: the eps path and swap ties
         args = (args[0], np.array(args[0], copy=True), args[2]) if shapes[0] == shapes[1] else args
-    red = _legacy_or_reduction(draw, kwargs)
+    red = reduction_kwargs(draw, kwargs)
     for key, choices in (("margin", [1.0, 0.5, 0.0, -1.0, 1e38, math.nan]), ("p", P_VALUES),
                          ("eps", [1e-6, 0.0, 0.1, -1e-6, math.nan]), ("swap", [True, False])):
         if draw(st.booleans()):
@@ -166,7 +157,7 @@ def triplet_distance_cases(draw: Any) -> Case:
     thread_count(draw)
     shapes = draw(row_shapes(3, zero_d=False))
     args, cd, kwargs = _common(draw, rng, shapes)
-    red = _legacy_or_reduction(draw, kwargs, legacy=False)
+    red = reduction_kwargs(draw, kwargs, legacy=False)
     for key, choices in (("margin", [1.0, 0.5, 0.0, -1.0, 1e38, math.nan]), ("swap", [True, False])):
         if draw(st.booleans()):
             kwargs[key] = draw(st.sampled_from(choices))
