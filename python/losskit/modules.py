@@ -3,19 +3,31 @@ form; the formulas are documented there, once."""
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Dict, Optional, Tuple
 
 from . import _convert, _reduction, functional
+from ._functional import _spec
 
 
 class _Loss:
     """Base of every loss class: ``forward``, ``backward``, ``forward_backward`` and ``repr``.
 
-    Subclasses set ``_function`` (the functional name) and put their keywords in
-    ``self._options`` (passed to the functional form as they are).
+    Subclasses set ``_function`` (the functional name) and store each constructor keyword in the
+    attribute of its name (``self.delta = delta``): :meth:`_kwargs` passes on those of the
+    functional form's keywords that the constructor takes, in the functional signature's order.
     """
 
     _function: str = ""
+    _keywords: Tuple[str, ...] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # The functional form's keywords that the constructor takes (the legacy pair excepted: the
+        # constructor turns it into `reduction`), found once per class.
+        taken = inspect.signature(cls.__init__).parameters
+        cls._keywords = tuple(k for k in _spec.LOSSES[cls._function].keywords
+                              if k in taken and k not in ("size_average", "reduce"))
 
     def __init__(self, size_average: Optional[bool] = None, reduce: Optional[bool] = None,
                  reduction: str = "mean") -> None:
@@ -24,9 +36,9 @@ class _Loss:
         self.reduction = reduction
         self._last_inputs: Optional[Tuple[Any, ...]] = None
 
-    # The keywords the functional form receives; subclasses extend it.
     def _kwargs(self) -> Dict[str, Any]:
-        return {"reduction": self.reduction}
+        """The keywords the functional form receives."""
+        return {k: getattr(self, k) for k in self._keywords}
 
     def forward(self, *inputs: Any) -> Any:
         """The loss for ``inputs`` (the arguments of the functional form)."""
@@ -82,9 +94,6 @@ class HuberLoss(_Loss):
         super().__init__(reduction=reduction)
         self.delta = delta
 
-    def _kwargs(self) -> Dict[str, Any]:
-        return {"reduction": self.reduction, "delta": self.delta}
-
 
 class SmoothL1Loss(_Loss):
     """Smooth L1 loss; see :func:`losskit.functional.smooth_l1_loss`."""
@@ -95,9 +104,6 @@ class SmoothL1Loss(_Loss):
                  reduction: str = "mean", beta: float = 1.0) -> None:
         super().__init__(size_average, reduce, reduction)
         self.beta = beta
-
-    def _kwargs(self) -> Dict[str, Any]:
-        return {"reduction": self.reduction, "beta": self.beta}
 
 
 class SoftMarginLoss(_Loss):
@@ -116,9 +122,6 @@ class BCELoss(_Loss):
         super().__init__(size_average, reduce, reduction)
         self.weight = weight
 
-    def _kwargs(self) -> Dict[str, Any]:
-        return {"weight": self.weight, "reduction": self.reduction}
-
 
 class BCEWithLogitsLoss(_Loss):
     """Binary cross-entropy on logits; see :func:`losskit.functional.binary_cross_entropy_with_logits`."""
@@ -130,9 +133,6 @@ class BCEWithLogitsLoss(_Loss):
         super().__init__(size_average, reduce, reduction)
         self.weight = weight
         self.pos_weight = pos_weight
-
-    def _kwargs(self) -> Dict[str, Any]:
-        return {"weight": self.weight, "reduction": self.reduction, "pos_weight": self.pos_weight}
 
 
 class PoissonNLLLoss(_Loss):
@@ -147,9 +147,6 @@ class PoissonNLLLoss(_Loss):
         self.full = full
         self.eps = eps
 
-    def _kwargs(self) -> Dict[str, Any]:
-        return {"log_input": self.log_input, "full": self.full, "eps": self.eps, "reduction": self.reduction}
-
 
 class GaussianNLLLoss(_Loss):
     """Gaussian negative log-likelihood; see :func:`losskit.functional.gaussian_nll_loss`."""
@@ -160,9 +157,6 @@ class GaussianNLLLoss(_Loss):
         super().__init__(reduction=reduction)
         self.full = full
         self.eps = eps
-
-    def _kwargs(self) -> Dict[str, Any]:
-        return {"full": self.full, "eps": self.eps, "reduction": self.reduction}
 
 
 class KLDivLoss(_Loss):
@@ -175,9 +169,6 @@ class KLDivLoss(_Loss):
         super().__init__(size_average, reduce, reduction)
         self.log_target = log_target
 
-    def _kwargs(self) -> Dict[str, Any]:
-        return {"reduction": self.reduction, "log_target": self.log_target}
-
 
 class MarginRankingLoss(_Loss):
     """Margin ranking loss; see :func:`losskit.functional.margin_ranking_loss`."""
@@ -189,9 +180,6 @@ class MarginRankingLoss(_Loss):
         super().__init__(size_average, reduce, reduction)
         self.margin = margin
 
-    def _kwargs(self) -> Dict[str, Any]:
-        return {"margin": self.margin, "reduction": self.reduction}
-
 
 class HingeEmbeddingLoss(_Loss):
     """Hinge embedding loss; see :func:`losskit.functional.hinge_embedding_loss`."""
@@ -202,9 +190,6 @@ class HingeEmbeddingLoss(_Loss):
                  reduction: str = "mean") -> None:
         super().__init__(size_average, reduce, reduction)
         self.margin = margin
-
-    def _kwargs(self) -> Dict[str, Any]:
-        return {"margin": self.margin, "reduction": self.reduction}
 
 
 # ---- classification ----
@@ -220,10 +205,6 @@ class CrossEntropyLoss(_Loss):
         self.ignore_index = ignore_index
         self.label_smoothing = label_smoothing
 
-    def _kwargs(self) -> Dict[str, Any]:
-        return {"weight": self.weight, "ignore_index": self.ignore_index, "reduction": self.reduction,
-                "label_smoothing": self.label_smoothing}
-
 
 class NLLLoss(_Loss):
     """Negative log-likelihood of log-probabilities (also torch's NLLLoss2d on 4-D input); see
@@ -236,9 +217,6 @@ class NLLLoss(_Loss):
         super().__init__(size_average, reduce, reduction)
         self.weight = weight
         self.ignore_index = ignore_index
-
-    def _kwargs(self) -> Dict[str, Any]:
-        return {"weight": self.weight, "ignore_index": self.ignore_index, "reduction": self.reduction}
 
 
 class MultiMarginLoss(_Loss):
@@ -254,9 +232,6 @@ class MultiMarginLoss(_Loss):
         self.p = p
         self.margin = margin
         self.weight = weight
-
-    def _kwargs(self) -> Dict[str, Any]:
-        return {"p": self.p, "margin": self.margin, "weight": self.weight, "reduction": self.reduction}
 
 
 class MultiLabelMarginLoss(_Loss):
@@ -275,9 +250,6 @@ class MultiLabelSoftMarginLoss(_Loss):
         super().__init__(size_average, reduce, reduction)
         self.weight = weight
 
-    def _kwargs(self) -> Dict[str, Any]:
-        return {"weight": self.weight, "reduction": self.reduction}
-
 
 # ---- embedding ----
 class CosineEmbeddingLoss(_Loss):
@@ -289,9 +261,6 @@ class CosineEmbeddingLoss(_Loss):
                  reduction: str = "mean") -> None:
         super().__init__(size_average, reduce, reduction)
         self.margin = margin
-
-    def _kwargs(self) -> Dict[str, Any]:
-        return {"margin": self.margin, "reduction": self.reduction}
 
 
 class TripletMarginLoss(_Loss):
@@ -308,10 +277,6 @@ class TripletMarginLoss(_Loss):
         self.eps = eps
         self.swap = swap
 
-    def _kwargs(self) -> Dict[str, Any]:
-        return {"margin": self.margin, "p": self.p, "eps": self.eps, "swap": self.swap,
-                "reduction": self.reduction}
-
 
 class TripletMarginWithDistanceLoss(_Loss):
     """Triplet margin loss with a chosen distance (None, "euclidean", "cosine",
@@ -327,10 +292,6 @@ class TripletMarginWithDistanceLoss(_Loss):
         self.margin = margin
         self.swap = swap
 
-    def _kwargs(self) -> Dict[str, Any]:
-        return {"distance_function": self.distance_function, "margin": self.margin, "swap": self.swap,
-                "reduction": self.reduction}
-
 
 # ---- ctc ----
 class CTCLoss(_Loss):
@@ -345,9 +306,6 @@ class CTCLoss(_Loss):
         super().__init__(reduction=reduction)
         self.blank = blank
         self.zero_infinity = zero_infinity
-
-    def _kwargs(self) -> Dict[str, Any]:
-        return {"blank": self.blank, "reduction": self.reduction, "zero_infinity": self.zero_infinity}
 
 
 # ---- large_vocab ----

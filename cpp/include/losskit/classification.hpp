@@ -2,7 +2,7 @@
 // MultiLabelMarginLoss, MultiLabelSoftMarginLoss).
 //
 // Formulas, gradients and edge values are documented once, in the Python docstrings of
-// losskit.functional (python/losskit/functional.py) and in docs/classification.md.
+// losskit.functional (python/losskit/_functional/classification.py) and in docs/classification.md.
 //
 // Every loss has three entry points with torch's argument order, as in pointwise.hpp:
 //   NAME(inputs..., output, options)

@@ -1,7 +1,7 @@
 // Connectionist temporal classification loss (torch.nn.CTCLoss, torch.nn.functional.ctc_loss).
 //
 // The formula, the gradient, shapes and edge values are documented once, in the docstring of
-// losskit.functional.ctc_loss (python/losskit/functional.py) and in docs/ctc.md.
+// losskit.functional.ctc_loss (python/losskit/_functional/ctc.py) and in docs/ctc.md.
 //
 // Arguments, in torch's order:
 // * log_probs: (T, N, C) or unbatched (T, C), float or double, C-contiguous.

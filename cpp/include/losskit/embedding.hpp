@@ -2,7 +2,7 @@
 // TripletMarginWithDistanceLoss).
 //
 // Formulas, gradients and edge values are documented once, in the Python docstrings of
-// losskit.functional (python/losskit/functional.py) and in docs/embedding.md.
+// losskit.functional (python/losskit/_functional/embedding.py) and in docs/embedding.md.
 //
 // Every loss has three entry points with torch's argument order:
 //   NAME(inputs..., output, options)

@@ -2,7 +2,7 @@
 // torch.nn.LinearCrossEntropyLoss) computed chunk by chunk, never materialising the N x V logits.
 //
 // Formulas, gradients and edge values are documented once, in the docstring of
-// losskit.functional.linear_cross_entropy (python/losskit/functional.py) and in
+// losskit.functional.linear_cross_entropy (python/losskit/_functional/large_vocab.py) and in
 // docs/large_vocab.md. The loss is cross_entropy(input @ linear_weight^T + linear_bias, target).
 //
 // The core does the softmax / cross-entropy arithmetic; the matrix products belong to a real BLAS

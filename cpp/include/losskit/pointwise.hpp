@@ -3,7 +3,7 @@
 // HingeEmbeddingLoss).
 //
 // Formulas, gradients and edge values are documented once, in the Python docstrings of
-// losskit.functional (python/losskit/functional.py) and in docs/pointwise.md.
+// losskit.functional (python/losskit/_functional/pointwise.py) and in docs/pointwise.md.
 //
 // Every loss has three entry points with torch's argument order:
 //   NAME(inputs..., output, options)

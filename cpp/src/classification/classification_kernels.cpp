@@ -2,7 +2,8 @@
 // common/target.hpp). No exceptions, allocation or Python here: every class index was validated
 // by the entry points (classification.cpp) before these run.
 //
-// Formulas: see classification_kernels.hpp (CeArgs) and the docstrings in functional.py.
+// Formulas: see classification_kernels.hpp (CeArgs) and the docstrings in
+// python/losskit/_functional/classification.py.
 //
 // Determinism: a row's softmax statistics are built from fixed chunks of kCeChunk classes folded
 // left to right, and the functions that compute and fold them are out of line (noinline), so the

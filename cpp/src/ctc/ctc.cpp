@@ -1,6 +1,6 @@
 // Entry points of the CTC loss: every check (shapes, then lengths and label values in a pre-pass)
 // before any work, the workspace, then the per-sample kernel of the active instruction set over
-// the batch, and the reduction. The formula is documented in python/losskit/functional.py.
+// the batch, and the reduction. The formula is documented in python/losskit/_functional/ctc.py.
 #include "losskit/ctc.hpp"
 
 #include <algorithm>

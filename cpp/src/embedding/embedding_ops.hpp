@@ -1,6 +1,6 @@
 // One struct per distance of the embedding family: the only C++ place its formula and
 // derivative live. The formulas in torch's notation are documented once, in
-// python/losskit/functional.py and docs/embedding.md.
+// python/losskit/_functional/embedding.py and docs/embedding.md.
 //
 // A distance d(x, y) over one row of D values is computed in two sweeps:
 //   forward(x, y, D, p)   -> State: the row sums (accumulated in double) and d itself;

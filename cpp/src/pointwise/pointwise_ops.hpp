@@ -9,11 +9,11 @@
 //               checks, both ranges).
 // Operands and results travel by value: a local whose address is taken inside an `omp simd`
 // loop is privatised into a per-lane array, which stops GCC from vectorising the loop.
-// The formulas (in torch's notation) are documented once, in python/losskit/functional.py. The
-// code follows torch's own evaluation order where it decides edge values (log clamp at -100,
-// the 1e-12 floor of BCE's backward, sign(NaN) = 0, where() selects that keep NaN out of masked
-// terms), so that values at edges match torch's, not just the mathematics. Everything is
-// branch-free: `c ? a : b` on arithmetic compiles to a blend.
+// The formulas (in torch's notation) are documented once, in
+// python/losskit/_functional/pointwise.py. The code follows torch's own evaluation order where it
+// decides edge values (log clamp at -100, the 1e-12 floor of BCE's backward, sign(NaN) = 0,
+// where() selects that keep NaN out of masked terms), so that values at edges match torch's, not
+// just the mathematics. Everything is branch-free: `c ? a : b` on arithmetic compiles to a blend.
 #pragma once
 
 #include <cmath>

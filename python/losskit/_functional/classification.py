@@ -1,0 +1,294 @@
+"""Classification losses (``cpp/src/classification``): a row of class scores per position, with
+class-index (or, for cross_entropy, class-probability) targets.
+
+Each loss is defined once, as :mod:`losskit._functional._spec` describes; its body passes
+``call.mode`` (0, 1, 2) to the C++ core, which computes the loss, the gradient or both in one pass.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Tuple
+
+import numpy as np
+
+from .. import _convert, _core, _reduction
+from .._engine import no_target_grad
+from ._spec import BACKWARD, FORWARD, ArrayLike, Call, loss
+
+# Class-index targets: any integer dtype, converted once to int64 here (a small copy); a float
+# array where class indices are expected is a TypeError. The C++ core checks every index.
+
+
+def _cls_index_target(function: str, target: ArrayLike) -> np.ndarray:
+
+    t = _convert.to_array(function, "target", target)
+    if t.dtype.kind not in "iu":
+        raise TypeError(f"{function}: target expected an integer array of class indices, got {t.dtype}")
+    return _convert.as_kernel_array(t, np.int64)  # (ascontiguousarray would make 0-d 1-d)
+
+
+def _cls_input(function: str, input: ArrayLike, weight: Optional[ArrayLike] = None) -> Tuple[np.dtype, np.ndarray, Optional[np.ndarray]]:
+
+    x = _convert.to_array(function, "input", input)
+    dtype = _convert.compute_dtype(x)
+    x = _convert.as_kernel_array(x, dtype)
+    w = None if weight is None else _convert.as_kernel_array(_convert.to_array(function, "weight", weight), dtype)
+    return dtype, x, w
+
+
+def _cls_go(function: str, call: Call, dtype: np.dtype) -> Optional[np.ndarray]:
+
+    return None if call.mode == FORWARD else _convert.grad_output_array(function, call.grad_output, dtype)
+
+
+def _cls_result(call: Call, reduction: str, triple: Tuple[Any, Any, Any]) -> Any:
+
+    out, grad_input, grad_target = triple
+    grads: Any = (grad_input, grad_target) if call.target_grad else grad_input
+    return call.result(None if call.mode == BACKWARD else _convert.result(out, reduction), grads)
+
+
+@loss(inputs=2, target="body", grads="Gradients",
+      backward="""Gradient of :func:`cross_entropy`: ``grad_input``, or ``(grad_input, grad_target)`` for
+    probability targets with ``target_grad=True`` (class indices have none: ValueError).""",
+      forward_backward=""":func:`cross_entropy` and its gradient in one fused streaming pass per row.""")
+def cross_entropy(
+    call: Call,
+    input: ArrayLike,
+    target: ArrayLike,
+    weight: Optional[ArrayLike] = None,
+    size_average: Optional[bool] = None,
+    ignore_index: int = -100,
+    reduce: Optional[bool] = None,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+) -> Any:
+    r"""Cross-entropy between the softmax of the logits ``input`` and the target.
+
+    With class indices :math:`y_n` (:math:`\epsilon` = ``label_smoothing``, :math:`w` the class
+    weights, ones by default, :math:`x_{n,c}` the logits of position :math:`n`):
+
+    .. math::
+        l_n = (1 - \epsilon)\, w_{y_n} \left(-\log \frac{e^{x_{n,y_n}}}{\sum_c e^{x_{n,c}}}\right)
+              + \frac{\epsilon}{C} \sum_{c=1}^{C} w_c \left(-\log \frac{e^{x_{n,c}}}{\sum_i e^{x_{n,i}}}\right)
+              \cdot [y_n \ne \text{ignore\_index}]
+
+    and ``'mean'`` is :math:`\sum_n l_n / \sum_n w_{y_n} [y_n \ne \text{ignore\_index}]` (torch's
+    weighted mean, for the smoothing term too). With class probabilities :math:`p_{n,c}` (a float
+    target of the input's shape), :math:`p' = (1 - \epsilon) p + \epsilon / C`,
+    :math:`l_n = -\sum_c w_c p'_{n,c} \log \operatorname{softmax}(x_n)_c`, and ``'mean'`` divides by
+    the number of positions (``input.size / C``).
+
+    Derivative, with :math:`s = \operatorname{softmax}(x_n)`:
+
+    .. math::
+        \frac{\partial l_n}{\partial x_{n,j}} = s_j \Big((1-\epsilon) w_{y_n} + \frac{\epsilon}{C}\sum_c w_c\Big)
+            - (1-\epsilon) w_{y_n} [j = y_n] - \frac{\epsilon}{C} w_j
+
+    (probabilities: :math:`s_j \sum_c w_c p'_{n,c} - w_j p'_{n,j}`, and
+    :math:`\partial l_n / \partial p_{n,j} = -(1-\epsilon) w_j \log s_j`, returned with
+    ``target_grad=True``).
+
+    Shape: input :math:`(C)`, :math:`(N, C)` or :math:`(N, C, d_1, \dots, d_K)` (class dimension
+    second, e.g. segmentation); class-index target :math:`()`, :math:`(N)` or
+    :math:`(N, d_1, \dots, d_K)` of any integer dtype; probability target of the input's shape;
+    ``'none'`` output of the class-index target's shape.
+
+    Edge values: ignored positions have loss 0 and gradient 0 (NaN where their logits are NaN, as
+    torch's); a ``'mean'`` over no counted position (empty, or every target ignored) is NaN and its
+    gradient 0; a row holding ``+inf`` or NaN gives NaN, one holding ``-inf`` entries is finite
+    unless its target is one of them. Class indices outside ``[0, C)`` other than ``ignore_index``
+    raise :class:`losskit.IndexError` (a ``ValueError`` and an ``IndexError``). ``forward_backward``
+    reads each row once (online max and sum of exponentials) and writes the gradient once.
+
+    >>> x = np.array([[1.0, 2.0, 3.0], [1.0, 1.0, 1.0]])
+    >>> round(float(cross_entropy(x, np.array([2, 0]))), 6)
+    0.753109
+    >>> loss, g = cross_entropy_forward_backward(x, np.array([2, 0]))
+    >>> np.round(g, 4).tolist()
+    [[0.045, 0.1224, -0.1674], [-0.3333, 0.1667, 0.1667]]
+    """
+    fn = "cross_entropy"
+    reduction = _reduction.parse(size_average, reduce, reduction)
+    dtype, x, w = _cls_input(fn, input, weight)
+    t = _convert.to_array(fn, "target", target)
+    probabilities = t.dtype.kind == "f"
+    if probabilities:
+        if t.shape != x.shape:
+            raise TypeError(
+                f"{fn}: target expected integer class indices, or class probabilities of the input's shape "
+                f"{x.shape}, got a {t.dtype} array of shape {t.shape}"
+            )
+        t = _convert.as_kernel_array(t, dtype)
+    else:
+        no_target_grad(fn, call.target_grad)
+        t = _cls_index_target(fn, t)
+    go = _cls_go(fn, call, dtype)
+    triple = _core.cross_entropy(call.mode, x, t, w, go, reduction, _convert.integer(fn, "ignore_index", ignore_index),
+                                 _convert.real(fn, "label_smoothing", label_smoothing), probabilities,
+                                 _convert.flag(fn, "target_grad", call.target_grad))
+    return _cls_result(call, reduction, triple)
+
+
+@loss(inputs=2, target="label", grads="np.ndarray",
+      backward="""Gradient of :func:`nll_loss` with respect to ``input``.""",
+      forward_backward=""":func:`nll_loss` and its gradient in one pass.""")
+def nll_loss(
+    call: Call,
+    input: ArrayLike,
+    target: ArrayLike,
+    weight: Optional[ArrayLike] = None,
+    size_average: Optional[bool] = None,
+    ignore_index: int = -100,
+    reduce: Optional[bool] = None,
+    reduction: str = "mean",
+) -> Any:
+    r"""Negative log-likelihood of log-probabilities ``input`` at the class indices ``target``.
+
+    .. math:: l_n = -w_{y_n} x_{n,y_n} [y_n \ne \text{ignore\_index}],\qquad
+        \frac{\partial l_n}{\partial x_{n,j}} = -w_{y_n} [j = y_n] [y_n \ne \text{ignore\_index}]
+
+    ``'mean'`` is :math:`\sum_n l_n / \sum_n w_{y_n} [y_n \ne \text{ignore\_index}]` (NaN when
+    nothing is counted; its gradient is then 0).
+
+    Shape: input :math:`(C)`, :math:`(N, C)` or :math:`(N, C, d_1, \dots, d_K)`; target
+    :math:`()`, :math:`(N)` or :math:`(N, d_1, \dots, d_K)`, any integer dtype. The old
+    ``NLLLoss2d`` is this function on a 4-D :math:`(N, C, H, W)` input with an :math:`(N, H, W)`
+    target. Out-of-range indices raise :class:`losskit.IndexError`.
+
+    >>> logp = np.log(np.array([[0.25, 0.75], [0.5, 0.5]]))
+    >>> round(float(nll_loss(logp, np.array([1, 0]))), 6)
+    0.490415
+    >>> nll_loss_backward(1.0, logp, np.array([1, 0])).tolist()
+    [[0.0, -0.5], [-0.5, 0.0]]
+    """
+    fn = "nll_loss"
+    reduction = _reduction.parse(size_average, reduce, reduction)
+    dtype, x, w = _cls_input(fn, input, weight)
+    t = _cls_index_target(fn, target)
+    go = _cls_go(fn, call, dtype)
+    ignore = _convert.integer(fn, "ignore_index", ignore_index)
+    return _cls_result(call, reduction, _core.nll_loss(call.mode, x, t, w, go, reduction, ignore))
+
+
+@loss(inputs=2, target="label", grads="np.ndarray",
+      backward="""Gradient of :func:`multi_margin_loss` with respect to ``input``.""",
+      forward_backward=""":func:`multi_margin_loss` and its gradient in one pass.""")
+def multi_margin_loss(
+    call: Call,
+    input: ArrayLike,
+    target: ArrayLike,
+    p: int = 1,
+    margin: float = 1.0,
+    weight: Optional[ArrayLike] = None,
+    size_average: Optional[bool] = None,
+    reduce: Optional[bool] = None,
+    reduction: str = "mean",
+) -> Any:
+    r"""Multi-class hinge loss.
+
+    .. math:: l_n = \frac{1}{C} \sum_{j \ne y_n} w_{y_n} \max(0, \text{margin} - x_{n,y_n} + x_{n,j})^p,
+
+    .. math:: \frac{\partial l_n}{\partial x_{n,j}} = \frac{w_{y_n}}{C}\, [z_j > 0]\, p z_j^{p-1}
+        \;(j \ne y_n),\qquad
+        \frac{\partial l_n}{\partial x_{n,y_n}} = -\sum_{j \ne y_n} \frac{\partial l_n}{\partial x_{n,j}}
+
+    with :math:`z_j = \text{margin} - x_{n,y_n} + x_{n,j}` (a NaN :math:`z_j` counts as inactive,
+    as in torch). ``p`` is 1 or 2; ``'mean'`` averages over the :math:`N` samples.
+
+    Shape: input :math:`()`, :math:`(C)` or :math:`(N, C)`; target :math:`()` or :math:`(1)`
+    for one sample, else :math:`(N)`; ``'none'`` output of the target's shape. A 0-d input is one
+    sample of one class (as in torch): loss and gradient 0, target 0. The mean of an empty batch
+    is NaN (torch 2.13 returns an uninitialised value there).
+
+    >>> round(float(multi_margin_loss(np.array([[0.1, 0.2, 0.4, 0.8]]), np.array([3]))), 6)
+    0.325
+    """
+    fn = "multi_margin_loss"
+    if _convert.real(fn, "p", p) not in (1.0, 2.0):
+        raise ValueError(f"{fn}: p expected 1 or 2, got {p!r}")
+    margin = _convert.real(fn, "margin", margin)
+    reduction = _reduction.parse(size_average, reduce, reduction)
+    dtype, x, w = _cls_input(fn, input, weight)
+    t = _cls_index_target(fn, target)
+    go = _cls_go(fn, call, dtype)
+    return _cls_result(call, reduction, _core.multi_margin_loss(call.mode, x, t, w, go, reduction, int(p), margin))
+
+
+@loss(inputs=2, target="label", grads="np.ndarray",
+      backward="""Gradient of :func:`multilabel_margin_loss` with respect to ``input``.""",
+      forward_backward=""":func:`multilabel_margin_loss` and its gradient in one pass.""")
+def multilabel_margin_loss(
+    call: Call,
+    input: ArrayLike,
+    target: ArrayLike,
+    size_average: Optional[bool] = None,
+    reduce: Optional[bool] = None,
+    reduction: str = "mean",
+) -> Any:
+    r"""Multi-label hinge loss; ``target`` lists class indices, padded with -1.
+
+    .. math:: l_n = \sum_{k} \sum_{j \notin Y_n} \frac{\max(0, 1 - (x_{n,y_{n,k}} - x_{n,j}))}{C},
+
+    .. math:: \frac{\partial l_n}{\partial x_{n,j}} = \frac{1}{C}\Big(\sum_k [j \notin Y_n][z_{kj} > 0]
+        - \sum_{k: y_{n,k} = j} \sum_{i \notin Y_n} [z_{ki} > 0]\Big)
+
+    where :math:`y_{n,k}` runs over the target row up to its first -1 (as torch reads it; a
+    repeated index counts each time), :math:`Y_n` is the set of those classes and
+    :math:`z_{kj} = 1 - x_{n,y_{n,k}} + x_{n,j}`. ``'mean'`` averages over samples.
+
+    Shape: input :math:`()`, :math:`(C)` or :math:`(N, C)`; target of the same shape, any integer
+    dtype (for an unbatched input, torch takes any target of at most one dimension with :math:`C`
+    entries: :math:`()` or :math:`(1)` beside a :math:`()` or :math:`(1)` input); ``'none'``
+    output :math:`()` or :math:`(N)`. A 0-d input is one sample of one class: loss and gradient
+    0. Every entry must be in ``[-1, C)``, as torch checks (else :class:`losskit.IndexError`).
+
+    >>> round(float(multilabel_margin_loss(np.array([[0.1, 0.2, 0.4, 0.8]]), np.array([[3, 0, -1, 1]]))), 6)
+    0.85
+    """
+    fn = "multilabel_margin_loss"
+    reduction = _reduction.parse(size_average, reduce, reduction)
+    dtype, x, _ = _cls_input(fn, input)
+    t = _cls_index_target(fn, target)
+    go = _cls_go(fn, call, dtype)
+    return _cls_result(call, reduction, _core.multilabel_margin_loss(call.mode, x, t, go, reduction))
+
+
+@loss(inputs=2, target="target", grads="Gradients",
+      backward="""Gradient of :func:`multilabel_soft_margin_loss`: ``grad_input`` or ``(grad_input, grad_target)``.""",
+      forward_backward=""":func:`multilabel_soft_margin_loss` and its gradients in one pass.""")
+def multilabel_soft_margin_loss(
+    call: Call,
+    input: ArrayLike,
+    target: ArrayLike,
+    weight: Optional[ArrayLike] = None,
+    size_average: Optional[bool] = None,
+    reduce: Optional[bool] = None,
+    reduction: str = "mean",
+) -> Any:
+    r"""Multi-label one-versus-all logistic loss.
+
+    .. math:: l_n = -\frac{1}{C} \sum_c w_c \left(y_{n,c} \log \sigma(x_{n,c})
+        + (1 - y_{n,c}) \log \sigma(-x_{n,c})\right),
+
+    .. math:: \frac{\partial l_n}{\partial x_{n,c}} = \frac{w_c}{C} (\sigma(x_{n,c}) - y_{n,c}),\qquad
+        \frac{\partial l_n}{\partial y_{n,c}} = -\frac{w_c}{C} (\log\sigma(x_{n,c}) - \log\sigma(-x_{n,c}))
+
+    (the target gradient with ``target_grad=True``). ``'mean'`` averages over samples.
+
+    Shape: input :math:`(N, C)` or :math:`(C)` (any leading dimensions: the class dimension is the
+    last); target of the same shape; weight :math:`(C)` or the input's shape; ``'none'`` output
+    drops the class dimension. ``log sigma`` is evaluated stably
+    (:math:`\min(x, 0) - \log(1 + e^{-|x|})`).
+
+    >>> round(float(multilabel_soft_margin_loss(np.array([[0.0, 2.0]]), np.array([[1.0, 0.0]]))), 6)
+    1.410038
+    """
+    fn = "multilabel_soft_margin_loss"
+    reduction = _reduction.parse(size_average, reduce, reduction)
+    dtype, x, w = _cls_input(fn, input, weight)
+    y = _convert.as_kernel_array(_convert.to_array(fn, "target", target), dtype)
+    go = _cls_go(fn, call, dtype)
+    triple = _core.multilabel_soft_margin_loss(call.mode, x, y, w, go, reduction,
+                                               _convert.flag(fn, "target_grad", call.target_grad))
+    return _cls_result(call, reduction, triple)
