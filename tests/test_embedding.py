@@ -175,6 +175,52 @@ def test_triplet_hinge_inactive_and_legacy(rng, dtype, swap):
     assert float(v) == float(LF.triplet_margin_loss(a, pos, neg, reduction="sum"))
 
 
+def test_triplet_swap_tie_decided_by_rounding():
+    """d_an and d_pn are both 2.5 + 1e-6 here (the eps-shifted |u| are (2, 0, 0.5) and
+    (0.5, 1, 1), each term rounded): torch's sum gives the same double for both, a tie of the swap
+    minimum that halves the gradient. The row sums were `omp simd` reductions the compiler was
+    free to reorder: on the baseline target the vectorised order of the plain RelWithDebInfo build
+    made d_pn one ulp smaller (the whole gradient went to d_pn, 0.8 off) and the sanitized build's
+    did not, so the answer depended on the build. Sums now run in the order that
+    common/ordered_sum.hpp writes down."""
+    a = np.array([[1.0, 3.0, 1.0]])
+    pos = np.array([[3.5, 2.0, 1.5]])
+    neg = np.array([[3.0, 3.0, 0.5]])
+    kwargs = {"margin": 1.5, "p": 1.0, "swap": True, "reduction": "sum"}
+    loss, (ga, gp, gn) = LF.triplet_margin_loss_forward_backward(a, pos, neg, grad_output=np.asarray(0.8), **kwargs)
+    compare(F.triplet_margin_loss, (a, pos, neg), kwargs, (0, 1, 2), loss, (ga, gp, gn), grad_output=np.asarray(0.8))
+    # by hand: l = 1.5 + d_ap - min(d_an, d_pn) > 0, so d_ap gets 0.8 and the tied d_an and d_pn
+    # -0.4 each; the p = 1 gradient of each distance is the sign of its eps-shifted difference.
+    np.testing.assert_allclose(ga, [[-0.4, 0.4, -1.2]], rtol=1e-15)
+    np.testing.assert_allclose(gp, [[0.4, -0.4, 0.4]], rtol=1e-15)
+    np.testing.assert_allclose(gn, [[0.0, 0.0, 0.8]], rtol=1e-15)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_triplet_p1_bitwise_on_every_cpu_target(rng, dtype):
+    """With p = 1 the row sums hold only additions (no product the compiler could fuse into an
+    FMA on AVX2), so the written-down summation order makes every target agree to the bit; a
+    reduction left to the vectoriser summed in 2, 4 or 8 lanes, one order per target."""
+    from losskit import _core
+
+    targets = _core.available_cpu_targets().split(",")
+    args = _triplet(rng, (64, 37), dtype)
+    before = _core.cpu_target()
+    results = {}
+    try:
+        for target in targets:
+            _core.set_cpu_target(target)
+            results[target] = LF.triplet_margin_loss_forward_backward(*args, p=1.0, swap=True, margin=3.0)
+    finally:
+        _core.set_cpu_target(before)
+    loss0, grads0 = results[targets[0]]
+    for target in targets[1:]:
+        loss, grads = results[target]
+        assert np.asarray(loss).tobytes() == np.asarray(loss0).tobytes(), target
+        for g, g0 in zip(grads, grads0):
+            np.testing.assert_array_equal(g, g0, err_msg=target)
+
+
 # ---------------------------------------------------------------------------------------------
 # triplet_margin_with_distance_loss
 # ---------------------------------------------------------------------------------------------

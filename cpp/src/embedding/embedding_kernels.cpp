@@ -109,14 +109,14 @@ void cosine_embedding_rows(const EmbeddingRows<T>& R, int64_t r0, int64_t r1, T*
   for (int64_t row = r0; row < r1; ++row) {
     const T* LOSSKIT_RESTRICT x = R.x[0] + row * n;
     const T* LOSSKIT_RESTRICT y = R.x[1] + row * n;
-    double dot = 0.0, sx = 0.0, sy = 0.0;
-#pragma omp simd reduction(+ : dot, sx, sy)
-    for (int64_t j = 0; j < n; ++j) {
+    double sums[3];  // x.y, x.x, y.y
+    ordered_sums<3>(n, sums, [&](int64_t j, double (&t)[3]) {
       const double a = static_cast<double>(x[j]), b = static_cast<double>(y[j]);
-      dot += a * b;
-      sx += a * a;
-      sy += b * b;
-    }
+      t[0] = a * b;
+      t[1] = a * a;
+      t[2] = b * b;
+    });
+    const double dot = sums[0], sx = sums[1], sy = sums[2];
     const double m1 = sx + kEps, m2 = sy + kEps;
     const double denom = std::sqrt(m1 * m2);
     const double cos = dot / denom;
