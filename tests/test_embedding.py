@@ -196,29 +196,32 @@ def test_triplet_swap_tie_decided_by_rounding():
     np.testing.assert_allclose(gn, [[0.0, 0.0, 0.8]], rtol=1e-15)
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_triplet_p1_bitwise_on_every_cpu_target(rng, dtype):
+def test_triplet_p1_bitwise_on_every_cpu_target(rng):
     """With p = 1 the row sums hold only additions (no product the compiler could fuse into an
-    FMA on AVX2), so the written-down summation order makes every target agree to the bit; a
-    reduction left to the vectoriser summed in 2, 4 or 8 lanes, one order per target."""
+    FMA on AVX2), so the written-down summation order makes every target agree to the bit. Left to
+    the vectoriser, float64 rows of 3 or more values summed in one order per target (float32 terms
+    widened to double summed exactly here, so float64 is the case that tells)."""
+    dtype = np.float64
     from losskit import _core
 
     targets = _core.available_cpu_targets().split(",")
-    args = _triplet(rng, (64, 37), dtype)
     before = _core.cpu_target()
-    results = {}
     try:
-        for target in targets:
-            _core.set_cpu_target(target)
-            results[target] = LF.triplet_margin_loss_forward_backward(*args, p=1.0, swap=True, margin=3.0)
+        for dim in (3, 5, 8, 37):
+            args = _triplet(rng, (256, dim), dtype)
+            results = {}
+            for target in targets:
+                _core.set_cpu_target(target)
+                results[target] = LF.triplet_margin_loss_forward_backward(
+                    *args, p=1.0, swap=True, margin=3.0, reduction="none")
+            loss0, grads0 = results[targets[0]]
+            for target in targets[1:]:
+                loss, grads = results[target]
+                assert loss.tobytes() == loss0.tobytes(), f"D={dim}: {target} != {targets[0]}"
+                for g, g0 in zip(grads, grads0):
+                    np.testing.assert_array_equal(g, g0, err_msg=f"D={dim}: {target}")
     finally:
         _core.set_cpu_target(before)
-    loss0, grads0 = results[targets[0]]
-    for target in targets[1:]:
-        loss, grads = results[target]
-        assert np.asarray(loss).tobytes() == np.asarray(loss0).tobytes(), target
-        for g, g0 in zip(grads, grads0):
-            np.testing.assert_array_equal(g, g0, err_msg=target)
 
 
 # ---------------------------------------------------------------------------------------------
