@@ -164,6 +164,22 @@ def test_triplet_swap_tie_analytic():
     np.testing.assert_allclose(gn, [[-0.6, -0.8]])
 
 
+@pytest.mark.parametrize("p", P_VALUES)
+def test_triplet_hinge_at_zero_float32_one_element(rng, p):
+    """anchor = positive = 1.5, negative = 1, margin 0.5, eps 1e-6: d_ap = eps and
+    d_an = 0.5 + eps rounded to float32, so torch's float32 margin + d_ap - d_an is exactly 0 and
+    clamp_min passes the gradient (loss 0, positive's gradient -1, negative's +1). Evaluated in
+    double on float32 distances the hinge was 1.3e-8 below 0 and the whole gradient was dropped,
+    on every build (found as a one-element case by the hypothesis test under the sanitized build)."""
+    a, pos, neg = (np.array([v], dtype=np.float32) for v in (1.5, 1.5, 1.0))
+    kwargs = {"margin": 0.5, "p": p, "eps": 1e-6, "swap": False, "reduction": "mean"}
+    loss, (ga, gp, gn) = LF.triplet_margin_loss_forward_backward(a, pos, neg, **kwargs)
+    assert float(loss) == 0.0
+    np.testing.assert_array_equal(gp, [-1.0])
+    np.testing.assert_array_equal(gn, [1.0])
+    check_all("triplet_margin_loss", F.triplet_margin_loss, (a, pos, neg), kwargs, rng)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("swap", [False, True])
 def test_triplet_hinge_inactive_and_legacy(rng, dtype, swap):

@@ -273,19 +273,23 @@ struct Squared {
 //   d_neg = swap ? minimum(d_an, d_pn) : d_an,   l = clamp_min(margin + d_ap - d_neg, 0)
 // Backward as torch's autograd: clamp_min passes g where its argument is >= 0; minimum gives
 // the gradient to the smaller distance, half to each on a tie.
+// The distances arrive rounded to T and the hinge is evaluated in T, as torch does (its distances
+// are tensors of the input's dtype and margin + d_ap - d_neg is float32 arithmetic for float32
+// input): whether the gradient passes is decided at the hinge's exact zero, and a double hinge of
+// float32 distances came out 1e-8 below it where torch's is 0, dropping the whole gradient of a
+// one-element triplet (a = 1.5, p = 1.5, n = 1, margin 0.5, eps 1e-6).
 struct TripletRow {
   double loss, g_ap, g_an, g_pn;
 };
 
-template <bool kSwap>
-LOSSKIT_INLINE TripletRow triplet_row(double d_ap, double d_an, double d_pn, double margin,
-                                      double g) {
-  double d_neg = d_an;
+template <bool kSwap, class T>
+LOSSKIT_INLINE TripletRow triplet_row(T d_ap, T d_an, T d_pn, double margin, double g) {
+  T d_neg = d_an;
   if constexpr (kSwap) d_neg = (d_an < d_pn || d_an != d_an) ? d_an : d_pn;  // NaN-propagating
-  const double pre = (margin + d_ap) - d_neg;
+  const T pre = (static_cast<T>(margin) + d_ap) - d_neg;
   TripletRow r{};
-  r.loss = clamp_min(pre, 0.0);
-  const double gm = pre >= 0.0 ? g : 0.0;
+  r.loss = clamp_min(static_cast<double>(pre), 0.0);
+  const double gm = pre >= T(0) ? g : 0.0;
   r.g_ap = gm;
   r.g_an = -gm;
   r.g_pn = 0.0;
