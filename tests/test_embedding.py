@@ -164,6 +164,22 @@ def test_triplet_swap_tie_analytic():
     np.testing.assert_allclose(gn, [[-0.6, -0.8]])
 
 
+@pytest.mark.parametrize("p", P_VALUES)
+def test_triplet_hinge_at_zero_float32_one_element(rng, p):
+    """anchor = positive = 1.5, negative = 1, margin 0.5, eps 1e-6: d_ap = eps and
+    d_an = 0.5 + eps rounded to float32, so torch's float32 margin + d_ap - d_an is exactly 0 and
+    clamp_min passes the gradient (loss 0, positive's gradient -1, negative's +1). Evaluated in
+    double on float32 distances the hinge was 1.3e-8 below 0 and the whole gradient was dropped,
+    on every build (found as a one-element case by the hypothesis test under the sanitized build)."""
+    a, pos, neg = (np.array([v], dtype=np.float32) for v in (1.5, 1.5, 1.0))
+    kwargs = {"margin": 0.5, "p": p, "eps": 1e-6, "swap": False, "reduction": "mean"}
+    loss, (ga, gp, gn) = LF.triplet_margin_loss_forward_backward(a, pos, neg, **kwargs)
+    assert float(loss) == 0.0
+    np.testing.assert_array_equal(gp, [-1.0])
+    np.testing.assert_array_equal(gn, [1.0])
+    check_all("triplet_margin_loss", F.triplet_margin_loss, (a, pos, neg), kwargs, rng)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("swap", [False, True])
 def test_triplet_hinge_inactive_and_legacy(rng, dtype, swap):
@@ -173,6 +189,55 @@ def test_triplet_hinge_inactive_and_legacy(rng, dtype, swap):
     with pytest.warns(UserWarning):
         v = LF.triplet_margin_loss(a, pos, neg, size_average=False)
     assert float(v) == float(LF.triplet_margin_loss(a, pos, neg, reduction="sum"))
+
+
+def test_triplet_swap_tie_decided_by_rounding():
+    """d_an and d_pn are both 2.5 + 1e-6 here (the eps-shifted |u| are (2, 0, 0.5) and
+    (0.5, 1, 1), each term rounded): torch's sum gives the same double for both, a tie of the swap
+    minimum that halves the gradient. The row sums were `omp simd` reductions the compiler was
+    free to reorder: on the baseline target the vectorised order of the plain RelWithDebInfo build
+    made d_pn one ulp smaller (the whole gradient went to d_pn, 0.8 off) and the sanitized build's
+    did not, so the answer depended on the build. Sums now run in the order that
+    common/ordered_sum.hpp writes down."""
+    a = np.array([[1.0, 3.0, 1.0]])
+    pos = np.array([[3.5, 2.0, 1.5]])
+    neg = np.array([[3.0, 3.0, 0.5]])
+    kwargs = {"margin": 1.5, "p": 1.0, "swap": True, "reduction": "sum"}
+    loss, (ga, gp, gn) = LF.triplet_margin_loss_forward_backward(a, pos, neg, grad_output=np.asarray(0.8), **kwargs)
+    compare(F.triplet_margin_loss, (a, pos, neg), kwargs, (0, 1, 2), loss, (ga, gp, gn), grad_output=np.asarray(0.8))
+    # by hand: l = 1.5 + d_ap - min(d_an, d_pn) > 0, so d_ap gets 0.8 and the tied d_an and d_pn
+    # -0.4 each; the p = 1 gradient of each distance is the sign of its eps-shifted difference.
+    np.testing.assert_allclose(ga, [[-0.4, 0.4, -1.2]], rtol=1e-15)
+    np.testing.assert_allclose(gp, [[0.4, -0.4, 0.4]], rtol=1e-15)
+    np.testing.assert_allclose(gn, [[0.0, 0.0, 0.8]], rtol=1e-15)
+
+
+def test_triplet_p1_bitwise_on_every_cpu_target(rng):
+    """With p = 1 the row sums hold only additions (no product the compiler could fuse into an
+    FMA on AVX2), so the written-down summation order makes every target agree to the bit. Left to
+    the vectoriser, float64 rows of 3 or more values summed in one order per target (float32 terms
+    widened to double summed exactly here, so float64 is the case that tells)."""
+    dtype = np.float64
+    from losskit import _core
+
+    targets = _core.available_cpu_targets().split(",")
+    before = _core.cpu_target()
+    try:
+        for dim in (3, 5, 8, 37):
+            args = _triplet(rng, (256, dim), dtype)
+            results = {}
+            for target in targets:
+                _core.set_cpu_target(target)
+                results[target] = LF.triplet_margin_loss_forward_backward(
+                    *args, p=1.0, swap=True, margin=3.0, reduction="none")
+            loss0, grads0 = results[targets[0]]
+            for target in targets[1:]:
+                loss, grads = results[target]
+                assert loss.tobytes() == loss0.tobytes(), f"D={dim}: {target} != {targets[0]}"
+                for g, g0 in zip(grads, grads0):
+                    np.testing.assert_array_equal(g, g0, err_msg=f"D={dim}: {target}")
+    finally:
+        _core.set_cpu_target(before)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 #include "common/reduce.hpp"
 
+#include "common/ordered_sum.hpp"
 #include "common/parallel.hpp"
 
 namespace losskit::detail {
@@ -23,10 +24,9 @@ double blocked_sum(const T* data, int64_t n) {
     for (int64_t b = b0; b < b1; ++b) {
       const int64_t lo = b * kReduceBlock;
       const int64_t hi = lo + kReduceBlock < n ? lo + kReduceBlock : n;
-      double s = 0.0;
-#pragma omp simd reduction(+ : s)
-      for (int64_t i = lo; i < hi; ++i) s += static_cast<double>(data[i]);
-      partials[static_cast<size_t>(b)] = s;
+      const T* block = data + lo;
+      partials[static_cast<size_t>(b)] = kernels::LOSSKIT_TARGET_NS::ordered_sum(
+          hi - lo, [&](int64_t i) { return static_cast<double>(block[i]); });
     }
   });
   return combine_partials(partials.data(), nblocks);

@@ -1,7 +1,8 @@
 // The one deterministic accumulator. Every reduction splits its index space into blocks of
 // kReduceBlock items whose boundaries do not depend on the thread count, sums each block in double
-// (in a fixed order set by the compiled kernel), and combines the block partials in a fixed
-// pairwise tree. The result is therefore bitwise the same on 1, 2 or 64 threads.
+// in the order that common/ordered_sum.hpp writes down (not one a vectoriser picks, which changed
+// with the build's flags), and combines the block partials in a fixed pairwise tree. The result is
+// therefore bitwise the same on 1, 2 or 64 threads and in every build of the core.
 #pragma once
 
 #include <cstdint>

@@ -47,7 +47,8 @@ void triplet_rows(const EmbeddingRows<T>& R, int64_t r0, int64_t r1, T* scratch)
     State s_pn{};
     if constexpr (kSwap) s_pn = Dist::forward(p, q, n, prm);
     const TripletRow t =
-        triplet_row<kSwap>(s_ap.dist, s_an.dist, s_pn.dist, R.margin, row_grad(R, row));
+        triplet_row<kSwap, T>(static_cast<T>(s_ap.dist), static_cast<T>(s_an.dist),
+                              static_cast<T>(s_pn.dist), R.margin, row_grad(R, row));
     store_loss(R, row, t.loss);
     if (!R.backward) continue;
 
@@ -85,10 +86,9 @@ void triplet_dispatch(const EmbeddingRows<T>& R, int64_t r0, int64_t r1, T* scra
 template <bool kSwap, class T>
 void triplet_distance_rows(const EmbeddingRows<T>& R, int64_t r0, int64_t r1) {
   for (int64_t row = r0; row < r1; ++row) {
-    const double d_pn = kSwap ? static_cast<double>(R.x[2][row]) : 0.0;
-    const TripletRow t = triplet_row<kSwap>(static_cast<double>(R.x[0][row]),
-                                            static_cast<double>(R.x[1][row]), d_pn, R.margin,
-                                            row_grad(R, row));
+    const T d_pn = kSwap ? R.x[2][row] : T(0);
+    const TripletRow t =
+        triplet_row<kSwap, T>(R.x[0][row], R.x[1][row], d_pn, R.margin, row_grad(R, row));
     store_loss(R, row, t.loss);
     if (!R.backward) continue;
     if (R.grad[0]) R.grad[0][row] = static_cast<T>(t.g_ap);
@@ -109,14 +109,14 @@ void cosine_embedding_rows(const EmbeddingRows<T>& R, int64_t r0, int64_t r1, T*
   for (int64_t row = r0; row < r1; ++row) {
     const T* LOSSKIT_RESTRICT x = R.x[0] + row * n;
     const T* LOSSKIT_RESTRICT y = R.x[1] + row * n;
-    double dot = 0.0, sx = 0.0, sy = 0.0;
-#pragma omp simd reduction(+ : dot, sx, sy)
-    for (int64_t j = 0; j < n; ++j) {
+    double sums[3];  // x.y, x.x, y.y
+    ordered_sums<3>(n, sums, [&](int64_t j, double (&t)[3]) {
       const double a = static_cast<double>(x[j]), b = static_cast<double>(y[j]);
-      dot += a * b;
-      sx += a * a;
-      sy += b * b;
-    }
+      t[0] = a * b;
+      t[1] = a * a;
+      t[2] = b * b;
+    });
+    const double dot = sums[0], sx = sums[1], sy = sums[2];
     const double m1 = sx + kEps, m2 = sy + kEps;
     const double denom = std::sqrt(m1 * m2);
     const double cos = dot / denom;

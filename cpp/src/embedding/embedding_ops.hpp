@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <limits>
 
+#include "common/ordered_sum.hpp"
 #include "common/target.hpp"
 #include "common/vmath.hpp"
 
@@ -45,13 +46,11 @@ struct L2 {
   template <class T>
   static LOSSKIT_INLINE State<T> forward(const T* LOSSKIT_RESTRICT x, const T* LOSSKIT_RESTRICT y,
                                          int64_t n, const Params<T>& p) {
-    double s = 0.0;
     const T eps = p.eps;
-#pragma omp simd reduction(+ : s)
-    for (int64_t j = 0; j < n; ++j) {
+    const double s = ordered_sum(n, [&](int64_t j) {
       const double u = static_cast<double>((x[j] - y[j]) + eps);
-      s += u * u;
-    }
+      return u * u;
+    });
     return {std::sqrt(s), T(0)};
   }
   template <class T>
@@ -78,10 +77,9 @@ struct L1 {
   template <class T>
   static LOSSKIT_INLINE State<T> forward(const T* LOSSKIT_RESTRICT x, const T* LOSSKIT_RESTRICT y,
                                          int64_t n, const Params<T>& p) {
-    double s = 0.0;
     const T eps = p.eps;
-#pragma omp simd reduction(+ : s)
-    for (int64_t j = 0; j < n; ++j) s += static_cast<double>(std::abs((x[j] - y[j]) + eps));
+    const double s =
+        ordered_sum(n, [&](int64_t j) { return static_cast<double>(std::abs((x[j] - y[j]) + eps)); });
     return {s, T(0)};
   }
   template <class T>
@@ -111,14 +109,12 @@ struct Lp {
   template <class T>
   static LOSSKIT_INLINE State<T> forward(const T* LOSSKIT_RESTRICT x, const T* LOSSKIT_RESTRICT y,
                                          int64_t n, const Params<T>& p) {
-    double s = 0.0;
     const T eps = p.eps;
     const double order = p.p;
-#pragma omp simd reduction(+ : s)
-    for (int64_t j = 0; j < n; ++j) {
+    const double s = ordered_sum(n, [&](int64_t j) {
       const double a = std::abs(static_cast<double>((x[j] - y[j]) + eps));
-      s += vmath::exp(order * vmath::log(a));
-    }
+      return vmath::exp(order * vmath::log(a));
+    });
     return {std::pow(s, 1.0 / order), 0.0};
   }
   template <class T>
@@ -209,14 +205,14 @@ struct Cosine {
   template <class T>
   static LOSSKIT_INLINE State<T> forward(const T* LOSSKIT_RESTRICT x, const T* LOSSKIT_RESTRICT y,
                                          int64_t n, const Params<T>&) {
-    double dot = 0.0, sx = 0.0, sy = 0.0;
-#pragma omp simd reduction(+ : dot, sx, sy)
-    for (int64_t j = 0; j < n; ++j) {
+    double sums[3];  // x.y, x.x, y.y
+    ordered_sums<3>(n, sums, [&](int64_t j, double (&t)[3]) {
       const double a = static_cast<double>(x[j]), b = static_cast<double>(y[j]);
-      dot += a * b;
-      sx += a * a;
-      sy += b * b;
-    }
+      t[0] = a * b;
+      t[1] = a * a;
+      t[2] = b * b;
+    });
+    const double dot = sums[0], sx = sums[1], sy = sums[2];
     State<T> s{};
     s.rx = std::sqrt(sx);
     s.ry = std::sqrt(sy);
@@ -253,12 +249,10 @@ struct Squared {
   template <class T>
   static LOSSKIT_INLINE State<T> forward(const T* LOSSKIT_RESTRICT x, const T* LOSSKIT_RESTRICT y,
                                          int64_t n, const Params<T>&) {
-    double s = 0.0;
-#pragma omp simd reduction(+ : s)
-    for (int64_t j = 0; j < n; ++j) {
+    const double s = ordered_sum(n, [&](int64_t j) {
       const double u = static_cast<double>(x[j] - y[j]);
-      s += u * u;
-    }
+      return u * u;
+    });
     return {s, T(0)};
   }
   template <class T>
@@ -279,19 +273,23 @@ struct Squared {
 //   d_neg = swap ? minimum(d_an, d_pn) : d_an,   l = clamp_min(margin + d_ap - d_neg, 0)
 // Backward as torch's autograd: clamp_min passes g where its argument is >= 0; minimum gives
 // the gradient to the smaller distance, half to each on a tie.
+// The distances arrive rounded to T and the hinge is evaluated in T, as torch does (its distances
+// are tensors of the input's dtype and margin + d_ap - d_neg is float32 arithmetic for float32
+// input): whether the gradient passes is decided at the hinge's exact zero, and a double hinge of
+// float32 distances came out 1e-8 below it where torch's is 0, dropping the whole gradient of a
+// one-element triplet (a = 1.5, p = 1.5, n = 1, margin 0.5, eps 1e-6).
 struct TripletRow {
   double loss, g_ap, g_an, g_pn;
 };
 
-template <bool kSwap>
-LOSSKIT_INLINE TripletRow triplet_row(double d_ap, double d_an, double d_pn, double margin,
-                                      double g) {
-  double d_neg = d_an;
+template <bool kSwap, class T>
+LOSSKIT_INLINE TripletRow triplet_row(T d_ap, T d_an, T d_pn, double margin, double g) {
+  T d_neg = d_an;
   if constexpr (kSwap) d_neg = (d_an < d_pn || d_an != d_an) ? d_an : d_pn;  // NaN-propagating
-  const double pre = (margin + d_ap) - d_neg;
+  const T pre = (static_cast<T>(margin) + d_ap) - d_neg;
   TripletRow r{};
-  r.loss = clamp_min(pre, 0.0);
-  const double gm = pre >= 0.0 ? g : 0.0;
+  r.loss = clamp_min(static_cast<double>(pre), 0.0);
+  const double gm = pre >= T(0) ? g : 0.0;
   r.g_ap = gm;
   r.g_an = -gm;
   r.g_pn = 0.0;

@@ -1,0 +1,49 @@
+// Sums whose rounding does not depend on the compiler. `#pragma omp simd reduction(+ : s)` licenses
+// the compiler to reassociate the sum, so its order (and last bits) follow whatever the vectoriser
+// chose: lane-strided with 2, 4 or 8 lanes on baseline, AVX2 and AVX-512, sequential where it did
+// not vectorise (the sanitized build). Last bits are enough to decide a comparison downstream (the
+// swap minimum's tie, the hinge at 0), so a triplet gradient changed by the whole grad_output
+// between builds. Here the order is written in the source: K interleaved partial sums over full
+// groups of K terms, combined in a fixed tree, then the remaining terms in sequence. Rows shorter
+// than K are summed in plain sequence, as torch's reductions do for short rows. The compiler may
+// still vectorise the K partials (they are independent), but cannot change the order.
+#pragma once
+
+#include <cstdint>
+
+#include "common/target.hpp"
+
+namespace losskit::kernels::LOSSKIT_TARGET_NS {
+
+// out[m] = sum over j in [0, n) of t[m], where terms(j, t) writes the M terms of element j.
+template <int M, class Terms>
+LOSSKIT_INLINE void ordered_sums(int64_t n, double (&out)[M], Terms&& terms) {
+  constexpr int K = 8;
+  double acc[K][M] = {};
+  int64_t j = 0;
+  for (; j + K <= n; j += K) {
+    for (int k = 0; k < K; ++k) {
+      double t[M];
+      terms(j + k, t);
+      for (int m = 0; m < M; ++m) acc[k][m] += t[m];
+    }
+  }
+  for (int m = 0; m < M; ++m)
+    out[m] = ((acc[0][m] + acc[4][m]) + (acc[2][m] + acc[6][m])) +
+             ((acc[1][m] + acc[5][m]) + (acc[3][m] + acc[7][m]));
+  for (; j < n; ++j) {
+    double t[M];
+    terms(j, t);
+    for (int m = 0; m < M; ++m) out[m] += t[m];
+  }
+}
+
+// The single sum: sum over j in [0, n) of term(j).
+template <class Term>
+LOSSKIT_INLINE double ordered_sum(int64_t n, Term&& term) {
+  double out[1];
+  ordered_sums<1>(n, out, [&](int64_t j, double (&t)[1]) { t[0] = term(j); });
+  return out[0];
+}
+
+}  // namespace losskit::kernels::LOSSKIT_TARGET_NS
