@@ -339,6 +339,15 @@ def test_multi_margin_loss_non_finite_margin(margin, dtype, p, reduction, rng):
     check("multi_margin_loss", TF.multi_margin_loss, (x, t), {"margin": margin, "p": p}, rng, reduction)
 
 
+def test_multi_margin_loss_inactive_row_with_infinite_weight(rng):
+    """torch weights each active term by w_t, so a row with no active class has loss and gradient
+    0 even for w_t = inf, where sum * w_t gave 0 * inf = NaN (found by the fuzz campaign)."""
+    x = np.array([[5.0, 0.0, 1.0], [0.0, 5.0, 1.0], [0.0, 0.5, 1.0]])
+    w = np.array([np.inf, 1.0, 0.5])
+    for reduction in REDUCTIONS:
+        check("multi_margin_loss", TF.multi_margin_loss, (x, np.array([0, 1, 2])), {"weight": w}, rng, reduction)
+
+
 def test_multi_margin_loss_extreme(rng):
     x = np.array([[np.nan, 0.0, 1.0], [np.inf, 0.0, 1.0], [1e4, -1e4, 0.0]])
     check("multi_margin_loss", TF.multi_margin_loss, (x, np.array([1, 1, 0])), {"p": 2}, rng, "none")

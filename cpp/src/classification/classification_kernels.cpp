@@ -632,7 +632,8 @@ double multi_margin_impl(const RowLossArgs<T>& a, int64_t r0, int64_t r1) {
       if constexpr (kGrad) g[j] = gj;
     }
     if constexpr (kGrad) g[t] = -gsum;
-    const double loss = sum * static_cast<double>(wt) / static_cast<double>(C);
+    // torch weights each active term, so a row with none is 0 even for an infinite weight.
+    const double loss = sum == 0.0 ? 0.0 : sum * static_cast<double>(wt) / static_cast<double>(C);
     if (a.out) a.out[r] = static_cast<T>(loss);
     total += loss;
   }
