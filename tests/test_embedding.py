@@ -257,10 +257,12 @@ def _np_cubed_cosine(x1, x2):
     c = (x1 * x2).sum(-1, keepdims=True) / (n1 * n2)
     d = (1 - c) ** 2
 
+    # dc/dx1 = (x2 / n2 - c x1 / n1) / n1: no n1**2, which underflows in float32 for a norm of 1e-30
+    # (0 * inf = NaN at a zero gradient) where torch's autograd divides twice and stays finite.
     def vjp(g):
         gc = np.expand_dims(g, -1) * -2 * (1 - c)
-        g1 = gc * (x2 / (n1 * n2) - c * x1 / n1**2)
-        g2 = gc * (x1 / (n1 * n2) - c * x2 / n2**2)
+        g1 = gc * ((x2 / n2 - c * (x1 / n1)) / n1)
+        g2 = gc * ((x1 / n1 - c * (x2 / n2)) / n2)
         return g1, g2
 
     return d[..., 0], vjp
