@@ -264,6 +264,21 @@ def test_cross_entropy_probabilities_target_gradient_at_the_max(shape):
     compare(TF.cross_entropy, (x, y), {"reduction": "none"}, (0, 1), loss, grads, grad_output=go)
 
 
+@pytest.mark.parametrize("tile", [False, True], ids=["rows", "tile"])
+def test_cross_entropy_probabilities_subnormal_softmax_with_infinite_target(tile):
+    """float32: a softmax of 3e-39 (logit -88 against 88) is a subnormal, and with an infinite
+    target sum(v) is inf: torch's gradient 3e-39 * inf is -inf, where exp flushed to 0 gave
+    0 * inf = NaN (found by the fuzz campaign)."""
+    x = np.array([[88.0, -3e-39, -3e-39, 88.0]], np.float32)
+    y = np.array([[1e-30, -1e38, -88.0, np.inf]], np.float32)
+    if tile:
+        x, y = np.stack([x, x], -1), np.stack([y, y], -1)
+    kw = {"reduction": "none", "label_smoothing": 0.05}
+    go = np.full((1,) + x.shape[2:], -0.45, np.float32)
+    loss, grads = run_all("cross_entropy", (x, y), kw, go, target_grad=True)
+    compare(TF.cross_entropy, (x, y), kw, (0, 1), loss, grads, grad_output=go)
+
+
 def test_cross_entropy_probabilities_large_in_row(rng):
     x = rng.standard_normal((2, 20_000)).astype(np.float32)
     y = rng.random((2, 20_000)).astype(np.float32)

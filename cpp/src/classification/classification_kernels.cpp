@@ -219,7 +219,9 @@ LOSSKIT_NOINLINE void chunk_grad(const T* x, T* g, const T* LOSSKIT_RESTRICT y,
       g[i] = exp_nonpos((x[i] - ref) - logs) * A - B * (kWeighted ? w[i] : T(1));
   } else {
     // B is the position's scale; d/dy = (1 - eps) w (lse - x) scaled. g may be absent when only
-    // the target gradient is wanted.
+    // the target gradient is wanted. The softmax comes from vmath::exp, which keeps subnormals:
+    // with a target of +-inf or 1e38s, A = scale sum(v) is infinite, and torch's float32 softmax of
+    // 3e-39 times it is +-inf where exp_nonpos's flushed 0 gave NaN.
     const T by = B * om;
     if (!g) {
 #pragma omp simd
@@ -230,13 +232,13 @@ LOSSKIT_NOINLINE void chunk_grad(const T* x, T* g, const T* LOSSKIT_RESTRICT y,
         const T wi = kWeighted ? w[i] : T(1);
         const T d = (x[i] - ref) - logs;
         gy[i] = -(by * wi) * d;
-        g[i] = exp_nonpos(d) * A - B * ((y[i] * om + ec) * wi);
+        g[i] = vmath::exp(d) * A - B * ((y[i] * om + ec) * wi);
       }
     } else {
 #pragma omp simd
       for (int64_t i = 0; i < n; ++i) {
         const T wi = kWeighted ? w[i] : T(1);
-        g[i] = exp_nonpos((x[i] - ref) - logs) * A - B * ((y[i] * om + ec) * wi);
+        g[i] = vmath::exp((x[i] - ref) - logs) * A - B * ((y[i] * om + ec) * wi);
       }
     }
   }
@@ -457,12 +459,12 @@ double tile_impl(const CeArgs<T>& a, int64_t n, int64_t s0, int64_t s1) {
         for (int64_t l = 0; l < L; ++l) {
           const T d = (xc[l] - m[l]) - logs[l];  // as chunk_grad forms it
           gyc[l] = -(B[l] * om * wc) * d;
-          gc[l] = exp_nonpos(d) * A[l] - B[l] * ((yc[l] * om + ec) * wc);
+          gc[l] = vmath::exp(d) * A[l] - B[l] * ((yc[l] * om + ec) * wc);
         }
       } else {
 #pragma omp simd
         for (int64_t l = 0; l < L; ++l)
-          gc[l] = exp_nonpos((xc[l] - m[l]) - logs[l]) * A[l] - B[l] * ((yc[l] * om + ec) * wc);
+          gc[l] = vmath::exp((xc[l] - m[l]) - logs[l]) * A[l] - B[l] * ((yc[l] * om + ec) * wc);
       }
     } else if constexpr (kMode == 1) {
 #pragma omp simd
