@@ -385,6 +385,19 @@ def test_poisson_full_target_gradient_at_infinity(dtype, rng):
               what="poisson y = inf")
 
 
+@pytest.mark.parametrize("log_target", [False, True])
+def test_kl_div_target_gradient_through_an_empty_broadcast(log_target, rng):
+    """torch evaluates kl_div's target-only factor (xlogy(y, y), exp(y)) at the target's shape:
+    against an empty input the target gradient is that empty sum, 0, carried through it: NaN at
+    y = 0, +-inf, NaN (and exp(y) = inf), 0 elsewhere; losskit gave 0 throughout (found by the fuzz
+    campaign)."""
+    y = np.array([0.0, 0.3, np.inf, np.nan, -1.0, 1e38, -np.inf])
+    for xshape, yv in (((0, 7), y), ((7, 0), y[:, None]), ((0,), y[:1])):
+        for reduction in REDUCTIONS + ["batchmean"]:
+            check(SPEC["kl_div"], (np.zeros(xshape), yv), {"log_target": log_target}, reduction, rng,
+                  what=f"empty input {xshape}")
+
+
 def test_classes_match_functional(rng):
     x, y = normal(rng, (3, 4), np.float64), normal(rng, (3, 4), np.float64)
     crit = losskit.HuberLoss(delta=0.5, reduction="sum")
