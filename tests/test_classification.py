@@ -527,6 +527,22 @@ def test_multilabel_soft_margin_loss_extreme(rng):
     check("multilabel_soft_margin_loss", TF.multilabel_soft_margin_loss, (x, y), {}, rng, "none", diff=(0, 1))
 
 
+@pytest.mark.parametrize("target", losskit._core.available_cpu_targets().split(","))
+def test_multilabel_soft_margin_loss_target_gradient_cancels_as_torch_on_every_target(target, rng):
+    """At x = 0, (-u) log sigmoid(x) + u log sigmoid(-x) is exactly 0 in torch; the FMA targets
+    contracted one product and gave the other's rounding error, -2.7e21 for u = 1e38 (found by the
+    fuzz campaign)."""
+    before = losskit._core.cpu_target()
+    losskit._core.set_cpu_target(target)
+    try:
+        x = np.zeros((3, 1))
+        y = np.array([[1.0], [0.0], [1.0]])
+        check("multilabel_soft_margin_loss", TF.multilabel_soft_margin_loss, (x, y), {"weight": np.array([1e38])},
+              rng, "sum", diff=(0, 1))
+    finally:
+        losskit._core.set_cpu_target(before)
+
+
 def test_multilabel_soft_margin_loss_subnormal_sigmoid(rng):
     """float32 sigmoid(-88) is 6e-39, a subnormal: against an infinite target torch's gradient
     inf * 6e-39 is inf, where losskit's exp flushed e^-88 to 0 and gave inf * 0 = NaN (found by
