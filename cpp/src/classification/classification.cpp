@@ -288,7 +288,9 @@ void ce_index(View<T> input, View<int64_t> target, View<T> weight, const Mode<T>
   a.grad = m.backward ? m.grads[0].data : nullptr;
   if (!m.output.present() && !a.grad) return;
   const double total = ce_run(a);
-  write_reduced(m, o.reduction, total, W);
+  // torch's 'mean' with smoothing adds nll_sum / W to smooth_sum / W: with W = 0 the first is
+  // 0 / 0 = NaN, whatever the smoothing sum (which alone would give +-inf).
+  write_reduced(m, o.reduction, W == 0.0 ? std::numeric_limits<double>::quiet_NaN() : total, W);
 }
 
 template <class T>
