@@ -290,7 +290,8 @@ void ce_index(View<T> input, View<int64_t> target, View<T> weight, const Mode<T>
   const double total = ce_run(a);
   // torch's 'mean' with smoothing adds nll_sum / W to smooth_sum / W: with W = 0 the first is
   // 0 / 0 = NaN, whatever the smoothing sum (which alone would give +-inf).
-  write_reduced(m, o.reduction, W == 0.0 ? std::numeric_limits<double>::quiet_NaN() : total, W);
+  const bool empty_mean = o.reduction == Reduction::Mean && W == 0.0;
+  write_reduced(m, o.reduction, empty_mean ? std::numeric_limits<double>::quiet_NaN() : total, W);
 }
 
 template <class T>
