@@ -18,7 +18,10 @@ torch.set_num_threads(1)
 
 def to_torch(value: Any, requires_grad: bool = False, dtype: Optional[torch.dtype] = None) -> Any:
     if isinstance(value, np.ndarray) or isinstance(value, np.generic):
-        t = torch.from_numpy(np.array(value, copy=True))
+        # A C-contiguous copy: layouts never change torch's values, but some of its kernels refuse
+        # them (nll_loss2d's backward: "grad_input must be contiguous" for a Fortran-order input),
+        # which is torch's limitation, not a refusal losskit owes.
+        t = torch.from_numpy(np.array(value, copy=True, order="C"))
         if dtype is not None and t.is_floating_point():
             t = t.to(dtype)
         return t.requires_grad_(requires_grad) if requires_grad else t

@@ -136,11 +136,14 @@ def test_cross_entropy_non_finite_weight_of_an_unused_class(shape, reduction, rn
         assert np.isfinite(F.cross_entropy_backward(None, x, t, weight=w, reduction=reduction)).all()
 
 
-def test_cross_entropy_zero_weight_mean_is_nan_like_torch(rng):
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.5])
+def test_cross_entropy_zero_weight_mean_is_nan_like_torch(label_smoothing, rng):
+    """With smoothing, torch's mean is nll_sum / W + smooth_sum / W, NaN at W = 0 (0 / 0) where
+    losskit's total / W gave inf (found by the fuzz campaign)."""
     x = rng.standard_normal((3, 4))
     t = np.array([1, 1, 2])
     w = np.array([1.0, 0.0, 0.0, 1.0])
-    check("cross_entropy", TF.cross_entropy, (x, t), {"weight": w}, rng, "mean")
+    check("cross_entropy", TF.cross_entropy, (x, t), {"weight": w, "label_smoothing": label_smoothing}, rng, "mean")
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
@@ -241,6 +244,44 @@ def test_cross_entropy_probabilities_extreme(rng):
     check("cross_entropy", TF.cross_entropy, (x, y), {"label_smoothing": 0.1}, rng, "none", diff=(0, 1))
 
 
+@pytest.mark.parametrize("shape", [(0,), (3, 0), (2, 0, 4)], ids=str)
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_cross_entropy_probabilities_no_classes(shape, dtype, reduction, rng):
+    """C = 0: each position's loss is torch's empty sum, -0.0 (losskit's ws log s - wx gave
+    0 * -inf = NaN), and 'mean' is NaN, torch's mean of an empty input (found by the fuzz campaign)."""
+    x, y = np.zeros(shape, dtype), np.zeros(shape, dtype)
+    check("cross_entropy", TF.cross_entropy, (x, y), {}, rng, reduction, diff=(0, 1))
+
+
+@pytest.mark.parametrize("shape", [(2, 3), (2, 3, 5)], ids=str)  # the row path and the tile path
+def test_cross_entropy_probabilities_target_gradient_at_the_max(shape):
+    """The target gradient is -g (1 - eps) w (x - lse); at the largest logit, with the others far
+    below, x - lse is small and was formed from lse rounded to float32 (off by 1e-7 * |x|, times
+    g). torch forms (x - max) - log(sum), exact at the max (found by the fuzz campaign)."""
+    x = np.full(shape, -12.0, np.float32)
+    x[:, 0] = -3.1737425
+    y = np.full(shape, 1.0 / 3.0, np.float32)
+    go = np.full((shape[0],) + shape[2:], 1e3, np.float32)
+    loss, grads = run_all("cross_entropy", (x, y), {"reduction": "none"}, go, target_grad=True)
+    compare(TF.cross_entropy, (x, y), {"reduction": "none"}, (0, 1), loss, grads, grad_output=go)
+
+
+@pytest.mark.parametrize("tile", [False, True], ids=["rows", "tile"])
+def test_cross_entropy_probabilities_subnormal_softmax_with_infinite_target(tile):
+    """float32: a softmax of 3e-39 (logit -88 against 88) is a subnormal, and with an infinite
+    target sum(v) is inf: torch's gradient 3e-39 * inf is -inf, where exp flushed to 0 gave
+    0 * inf = NaN (found by the fuzz campaign)."""
+    x = np.array([[88.0, -3e-39, -3e-39, 88.0]], np.float32)
+    y = np.array([[1e-30, -1e38, -88.0, np.inf]], np.float32)
+    if tile:
+        x, y = np.stack([x, x], -1), np.stack([y, y], -1)
+    kw = {"reduction": "none", "label_smoothing": 0.05}
+    go = np.full((1,) + x.shape[2:], -0.45, np.float32)
+    loss, grads = run_all("cross_entropy", (x, y), kw, go, target_grad=True)
+    compare(TF.cross_entropy, (x, y), kw, (0, 1), loss, grads, grad_output=go)
+
+
 def test_cross_entropy_probabilities_large_in_row(rng):
     x = rng.standard_normal((2, 20_000)).astype(np.float32)
     y = rng.random((2, 20_000)).astype(np.float32)
@@ -300,6 +341,29 @@ def test_multi_margin_loss(shape, dtype, reduction, p, margin, weighted, rng):
 def test_multi_margin_loss_target_shape_one(rng):
     x = rng.standard_normal(4)
     check("multi_margin_loss", TF.multi_margin_loss, (x, np.array([2])), {}, rng, "none")
+
+
+@pytest.mark.parametrize("margin", [np.inf, -np.inf, np.nan, 1e38])
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("p", [1, 2])
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_multi_margin_loss_non_finite_margin(margin, dtype, p, reduction, rng):
+    """torch takes any margin: +inf makes every other class active (an infinite loss, and for
+    p = 2 an infinite gradient), -inf and NaN none (loss 0). losskit refused a non-finite margin
+    (found by the fuzz campaign)."""
+    x = rng.standard_normal((4, 5)).astype(dtype)
+    x[1, 2], x[2, 0] = np.inf, -np.inf
+    t = np.array([0, 2, 1, 4])
+    check("multi_margin_loss", TF.multi_margin_loss, (x, t), {"margin": margin, "p": p}, rng, reduction)
+
+
+def test_multi_margin_loss_inactive_row_with_infinite_weight(rng):
+    """torch weights each active term by w_t, so a row with no active class has loss and gradient
+    0 even for w_t = inf, where sum * w_t gave 0 * inf = NaN (found by the fuzz campaign)."""
+    x = np.array([[5.0, 0.0, 1.0], [0.0, 5.0, 1.0], [0.0, 0.5, 1.0]])
+    w = np.array([np.inf, 1.0, 0.5])
+    for reduction in REDUCTIONS:
+        check("multi_margin_loss", TF.multi_margin_loss, (x, np.array([0, 1, 2])), {"weight": w}, rng, reduction)
 
 
 def test_multi_margin_loss_extreme(rng):
@@ -463,6 +527,31 @@ def test_multilabel_soft_margin_loss(shape, dtype, reduction, weight, rng):
 def test_multilabel_soft_margin_loss_extreme(rng):
     x = np.array([[1e4, -1e4, np.inf, -np.inf, np.nan, 0.0, 40.0, -40.0]])
     y = np.array([[0.0, 1.0, 0.3, 0.6, 1.0, 0.5, 1.0, 0.0]])
+    check("multilabel_soft_margin_loss", TF.multilabel_soft_margin_loss, (x, y), {}, rng, "none", diff=(0, 1))
+
+
+@pytest.mark.parametrize("target", losskit._core.available_cpu_targets().split(","))
+def test_multilabel_soft_margin_loss_target_gradient_cancels_as_torch_on_every_target(target, rng):
+    """At x = 0, (-u) log sigmoid(x) + u log sigmoid(-x) is exactly 0 in torch; the FMA targets
+    contracted one product and gave the other's rounding error, -2.7e21 for u = 1e38 (found by the
+    fuzz campaign)."""
+    before = losskit._core.cpu_target()
+    losskit._core.set_cpu_target(target)
+    try:
+        x = np.zeros((3, 1))
+        y = np.array([[1.0], [0.0], [1.0]])
+        check("multilabel_soft_margin_loss", TF.multilabel_soft_margin_loss, (x, y), {"weight": np.array([1e38])},
+              rng, "sum", diff=(0, 1))
+    finally:
+        losskit._core.set_cpu_target(before)
+
+
+def test_multilabel_soft_margin_loss_subnormal_sigmoid(rng):
+    """float32 sigmoid(-88) is 6e-39, a subnormal: against an infinite target torch's gradient
+    inf * 6e-39 is inf, where losskit's exp flushed e^-88 to 0 and gave inf * 0 = NaN (found by
+    the fuzz campaign; e^-104 is 0 in both)."""
+    x = np.array([[88.0, -88.0, 100.0, -100.0, 103.0, 104.0]], np.float32)
+    y = np.array([[np.inf, -np.inf, np.inf, -np.inf, np.inf, np.inf]], np.float32)
     check("multilabel_soft_margin_loss", TF.multilabel_soft_margin_loss, (x, y), {}, rng, "none", diff=(0, 1))
 
 

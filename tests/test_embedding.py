@@ -132,6 +132,23 @@ def test_triplet_margin(rng, dtype, reduction, p, swap, shape):
               {"margin": 1.3, "p": p, "eps": 1e-6, "swap": swap, "reduction": reduction}, rng)
 
 
+@pytest.mark.parametrize("swap", [False, True])
+def test_triplet_float32_cancelling_distances_and_overflow(rng, swap):
+    """float32, p = 2. Rows 0-1: a 1e4 coordinate makes both distances about 1e4 with a difference
+    near 0.3; x - y rounded to float32 (off by 5e-4) left the loss 6e-4 from torch's float64 result
+    (found by the fuzz campaign). Row 2: the squares sum past float32's range, so torch's distance
+    is inf and the loss inf - inf = NaN, where a sum in double gave 8.2e37."""
+    a = np.array([[1e4, 0.86083984, -1.1650391], [1e4, 0.04998779, 0.2265625], [1e38, 1e38, 0.0]], np.float32)
+    pos = np.array([[0.51123047, 0.6069336, -1.4267578], [0.14819336, 0.5175781, 0.46826172],
+                    [-1e38, 0.0, 0.0]], np.float32)
+    neg = np.array([[-0.22351074, -1.4804688, -0.6845703], [0.07318115, -0.06561279, 1.5185547],
+                    [0.0, 0.0, 0.0]], np.float32)
+    for reduction in ("none", "sum"):
+        for rows in (slice(0, 2), slice(2, 3)):  # the float64 reference has no overflow: apart
+            check_all("triplet_margin_loss", F.triplet_margin_loss, (a[rows], pos[rows], neg[rows]),
+                      {"margin": 1.0, "swap": swap, "reduction": reduction}, rng)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("p", P_VALUES)
 @pytest.mark.parametrize("swap", [False, True])
@@ -315,17 +332,26 @@ def _torch_manhattan(x1, x2):
     return (x1 - x2).abs().sum(-1)
 
 
+def _scaled_norm(x):
+    """The 2-norm of the last axis scaled by its largest element, as torch's is: NumPy's squares
+    1e-30 to 0 in float32."""
+    m = np.max(np.abs(x), axis=-1, keepdims=True, initial=0)
+    m = np.where(m > 0, m, 1).astype(x.dtype)
+    return m * np.linalg.norm(x / m, axis=-1, keepdims=True)
+
+
 def _np_cubed_cosine(x1, x2):
     """A smooth callable distance with a nontrivial vjp: d = (1 - cos)^2 (eps-free cos)."""
-    n1 = np.linalg.norm(x1, axis=-1, keepdims=True)
-    n2 = np.linalg.norm(x2, axis=-1, keepdims=True)
+    n1, n2 = _scaled_norm(x1), _scaled_norm(x2)
     c = (x1 * x2).sum(-1, keepdims=True) / (n1 * n2)
     d = (1 - c) ** 2
 
+    # dc/dx1 = (x2 / n2 - c x1 / n1) / n1: no n1**2, which underflows in float32 for a norm of 1e-30
+    # (0 * inf = NaN at a zero gradient) where torch's autograd divides twice and stays finite.
     def vjp(g):
         gc = np.expand_dims(g, -1) * -2 * (1 - c)
-        g1 = gc * (x2 / (n1 * n2) - c * x1 / n1**2)
-        g2 = gc * (x1 / (n1 * n2) - c * x2 / n2**2)
+        g1 = gc * ((x2 / n2 - c * (x1 / n1)) / n1)
+        g2 = gc * ((x1 / n1 - c * (x2 / n2)) / n2)
         return g1, g2
 
     return d[..., 0], vjp

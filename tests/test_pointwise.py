@@ -17,12 +17,14 @@ from hypothesis import strategies as st
 
 import losskit
 import losskit.functional as F
+from losskit import _core
 from _reference import assert_close, compare
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 REDUCTIONS = ["none", "mean", "sum"]
 DTYPES = [np.float32, np.float64]
+TARGETS = _core.available_cpu_targets().split(",")
 
 
 @dataclass
@@ -347,6 +349,53 @@ def test_target_gradient_edges(dtype, rng):
     check(SPEC["kl_div"], (x, y), {}, "sum", rng, what="kl edge")
     check(SPEC["poisson_nll_loss"], (x, y), {"full": True}, "sum", rng, what="poisson edge")
     check(SPEC["poisson_nll_loss"], (np.abs(x), y), {"full": True, "log_input": False}, "sum", rng, what="poisson edge")
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_cancellations_as_torch_rounds_them_on_every_target(target, rng):
+    """Formulas that cancel give torch's value on every target: with fused multiply-adds the
+    compiler skipped torch's rounding of a product, so the AVX2/AVX-512 targets gave
+    binary_cross_entropy_with_logits' (p y + 1 - y) sigmoid(x) - p y = -8.9e20 where torch (and
+    the baseline target) give 0 at x = p = 1e38, and kl_div's y log y - y x = +inf where torch's
+    inf - inf is NaN at x = 1e4, y = 1e38 in float32 (found by the fuzz campaign)."""
+    before = _core.cpu_target()
+    _core.set_cpu_target(target)
+    try:
+        x = np.array([1e38, 88.0, 1e4, np.inf, 3.0, 40.0])
+        y = np.array([0.2085882929319239, 0.98, 0.2, 0.8, 0.2, 0.7])
+        pw = np.array([1e38, -1e38, -1e38, -1e38, 1e38, 3e20])
+        for reduction in ("none", "sum"):
+            check(SPEC["binary_cross_entropy_with_logits"], (x, y), {"pos_weight": pw}, reduction, rng,
+                  what=f"cancellation on {target}")
+        xk = np.array([1e4, -1e4, 3.0], np.float32)
+        yk = np.array([1e38, 1e38, 1e38], np.float32)
+        check(SPEC["kl_div"], (xk, yk), {}, "none", rng, what=f"overflow on {target}")
+    finally:
+        _core.set_cpu_target(before)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_poisson_full_target_gradient_at_infinity(dtype, rng):
+    """torch's autograd forms the Stirling term's d(y log y) as log y + y (1/y): at y = +inf that
+    is inf * 0 = NaN, where log y + 1/(2y) gave inf (found by the fuzz campaign)."""
+    x = np.array([-0.07, 0.5, 2.0], dtype)
+    y = np.array([np.inf, np.inf, 3.0], dtype)
+    for kw in ({"full": True}, {"full": True, "log_input": False}):
+        check(SPEC["poisson_nll_loss"], (np.abs(x) if not kw.get("log_input", True) else x, y), kw, "sum", rng,
+              what="poisson y = inf")
+
+
+@pytest.mark.parametrize("log_target", [False, True])
+def test_kl_div_target_gradient_through_an_empty_broadcast(log_target, rng):
+    """torch evaluates kl_div's target-only factor (xlogy(y, y), exp(y)) at the target's shape:
+    against an empty input the target gradient is that empty sum, 0, carried through it: NaN at
+    y = 0, +-inf, NaN (and exp(y) = inf), 0 elsewhere; losskit gave 0 throughout (found by the fuzz
+    campaign)."""
+    y = np.array([0.0, 0.3, np.inf, np.nan, -1.0, 1e38, -np.inf])
+    for xshape, yv in (((0, 7), y), ((7, 0), y[:, None]), ((0,), y[:1])):
+        for reduction in REDUCTIONS + ["batchmean"]:
+            check(SPEC["kl_div"], (np.zeros(xshape), yv), {"log_target": log_target}, reduction, rng,
+                  what=f"empty input {xshape}")
 
 
 def test_classes_match_functional(rng):

@@ -20,7 +20,7 @@ Values are compared by _reference.compare (torch's float32 result, or for float3
 result to float32 tolerances). One rule is added, for float32 data only: where torch's formula
 itself loses float32 digits to cancellation, an element no further from torch's float64 result
 than torch's own float32 result is accepted (see _within_float32_conditioning). grad_output is
-never infinite (docs/api.md: torch's autograd turns inf into NaN term by term).
+finite and at most 1e4 in magnitude, or NaN (see grad_output_for).
 
 Every drawn call sets a losskit thread count of 1 to 8 first. Budget and seed: LOSSKIT_FUZZ_EXAMPLES
 (hypothesis examples per test, times a per-test scale) and LOSSKIT_FUZZ_SEED (an integer, or
@@ -103,17 +103,30 @@ def argument_names(fn: Callable[..., Any]) -> Tuple[str, ...]:
         return EXTRA_ARGUMENT_WORDS
 
 
-def assert_clean_error(exc: BaseException, fn: Callable[..., Any], where: str, match: Optional[str] = None) -> None:
+def assert_clean_error(exc: BaseException, fn: Callable[..., Any], where: str, match: Optional[str] = None,
+                       foreign: bool = False) -> None:
     """ValueError/TypeError/IndexError whose message names one of fn's arguments (and matches
-    `match` when given)."""
+    `match` when given). With `foreign` (the call runs user code that may fail on its own, a
+    distance_function callable), the error may be that code's own (NumPy's broadcasting message,
+    say), which losskit passes on as it is: any clean error type then, whatever its wording."""
     msg = str(exc)
     assert isinstance(exc, CLEAN_ERRORS), f"{where}: {type(exc).__name__} is not a clean error: {msg}"
+    if match is not None:
+        assert re.search(match, msg), f"{where}: expected an error matching {match!r}, got {type(exc).__name__}: {msg}"
+    if foreign:
+        return
     assert not any(u in msg for u in _UNCLEAR), f"{where}: unclear {type(exc).__name__}: {msg}"
     names = argument_names(fn)
     assert re.search(r"\b(" + "|".join(map(re.escape, names)) + r")\b", msg), (
         f"{where}: the message names no argument of {fn.__name__} {names}: {msg!r}")
-    if match is not None:
-        assert re.search(match, msg), f"{where}: expected an error matching {match!r}, got {type(exc).__name__}: {msg}"
+
+
+def either(*patterns: Optional[str]) -> Optional[str]:
+    """One `stricter` regex matching any of `patterns` (None ones left out; None if all are): a
+    case can be stricter for several reasons (a bad reduction and a bad label_smoothing), and
+    losskit may report whichever it checks first."""
+    given_ = [p for p in patterns if p is not None]
+    return "|".join(f"(?:{p})" for p in given_) if given_ else None
 
 
 def attempt(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Tuple[bool, Any]:
@@ -224,6 +237,7 @@ class Case:
     invalid: Optional[str] = None
     stricter: Optional[str] = None
     loose_empty_mean: bool = False  # torch's 'mean' of an empty batch is uninitialised (documented)
+    foreign_errors: bool = False  # user code runs in the call: its own clean errors pass (assert_clean_error)
     what: str = ""
     extra: Dict[str, Any] = field(default_factory=dict)
 
@@ -266,7 +280,7 @@ def run_case(case: Case, fb_kwargs: Optional[Dict[str, Any]] = None) -> Dict[str
             if mode not in case.extra.get("raising_modes", out):
                 continue
             assert not ok, f"{case.name} {mode}: returned a value where {why}"
-            assert_clean_error(res, fns[mode], f"{case.name} {mode} ({why})", match)
+            assert_clean_error(res, fns[mode], f"{case.name} {mode} ({why})", match, case.foreign_errors)
 
     if case.invalid is not None:
         event(f"{case.name}: invalid by losskit's contract (not asked of torch)")
@@ -419,9 +433,13 @@ def grad_output_for(rng: np.random.Generator, draw: Any, shape: Tuple[int, ...],
         if bad != shape:
             return np.ones(bad, dtype), True
     go = values(rng, shape, np.float64, "special" if kind == "special" else "plain") + 0.5
-    # No infinite grad_output: torch's autograd multiplies it into each term of a gradient
-    # separately (inf - inf = NaN) where losskit's fused formulas give +-inf (docs/api.md).
-    go = np.where(np.isinf(go), np.sign(go) * 1e30, go)
+    # grad_output stays finite and within 1e4 in magnitude (NaN kept): torch's autograd multiplies
+    # it into each term of a gradient separately, losskit into the fused derivative (docs/api.md),
+    # so an infinite grad_output gives torch inf - inf = NaN where losskit gives +-inf, and a huge
+    # finite one (1e30, 1e38) overflows a term in torch (g * w * sigmoid(x) * (1 + (p - 1) y), say)
+    # where losskit's single product does not, or the other way round. Which intermediate
+    # overflows is an evaluation order, not a value either of them owes.
+    go = np.where(np.isnan(go), go, np.clip(go, -1e4, 1e4))
     return np.asarray(go).astype(dtype), False
 
 

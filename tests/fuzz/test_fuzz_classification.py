@@ -15,7 +15,7 @@ import torch.nn.functional as TF
 from hypothesis import given
 from hypothesis import strategies as st
 
-from _fuzz import (rarely, reduction_kwargs, CONVERTED_DTYPES, FLOAT_DTYPES, LAYOUTS, PROFILES, Case, compute_dtype, convert_values, fuzz,
+from _fuzz import (either, rarely, reduction_kwargs, CONVERTED_DTYPES, FLOAT_DTYPES, LAYOUTS, PROFILES, Case, compute_dtype, convert_values, fuzz,
                    grad_output_for, present, ref_array, reductions, run_case, thread_count, values)
 from test_classification import index_target  # the family's builder of class-index targets
 
@@ -77,7 +77,7 @@ def _case(draw: Any, rng: np.random.Generator, name: str, x: Any, target: Any, r
     torch_kwargs = {k: (ref_array(v, cd) if k == "weight" else v) for k, v in kwargs.items()}
     go, bad_go = grad_output_for(rng, draw, loss_shape, reduction_eff, cd)
     if kwargs.get("reduction") == "elementwise_mean":
-        stricter = r"reduction expected one of"
+        stricter = either(stricter, r"reduction expected one of")
     return Case(name=name, args=(x, target), kwargs=kwargs, ref_args=(ref_array(x, cd), ref_target),
                 torch_fn=getattr(TF, name), torch_kwargs=torch_kwargs, slots=slots, target_grad=target_grad,
                 grad_output=go, bad_grad_output=bad_go, stricter=stricter, loose_empty_mean=loose_empty_mean,
@@ -115,7 +115,7 @@ def cross_entropy_cases(draw: Any, name: str) -> Case:
         if kind == "integer_shape":  # an integer target of the input's shape: ValueError (documented)
             target = rng.integers(0, max(C, 1), shape)
             ref_target = target
-            stricter = r"target"
+            stricter = either(stricter, r"target")
         else:
             p = rng.random(shape if kind != "wrong_shape" else shape[:-1] + (C + 1,) if shape else (2,))
             if kind == "rows" and len(shape) >= 1 and C > 0:
@@ -183,7 +183,7 @@ def margin_cases(draw: Any, name: str) -> Case:
         # torch broadcasts a smaller target, and any weight that broadcasts (a (2,) weight against
         # one class); losskit needs the target of the input's shape and a weight of (C,) or the
         # input's shape (docs/api.md, docs/classification.md)
-        stricter = r"(target|weight) expected"
+        stricter = either(stricter, r"(target|weight) expected")
         w = _weight(draw, rng, C, other, shape)
         if w is not None:
             kwargs["weight"] = w

@@ -31,7 +31,12 @@ def _log_softmax(rng: np.random.Generator, shape: Tuple[int, ...], special: str)
     lp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
     if special != "plain":
         mask = rng.random(shape) < (0.15 if special == "special" else 0.5)
-        lp = np.where(mask, rng.choice([-np.inf, np.nan, np.inf, -1e4, 0.0, -1e38], shape), lp)
+        # Finite log-probabilities stay within -1e8: the recursion adds them along a path, and at
+        # -1e38 (float64 spacing 2e22) every alpha and beta of a path through such a cell is exact
+        # only to 1e22, so exp(alpha + beta + nll - lp) is rounding noise in torch and losskit
+        # alike (torch's logaddexp of two equal such terms absorbs the log 2 that losskit's
+        # linear sum keeps: a 2x gradient). At -1e8 the O(1) differences between paths survive.
+        lp = np.where(mask, rng.choice([-np.inf, np.nan, np.inf, -1e4, 0.0, -1e8], shape), lp)
     return lp
 
 

@@ -288,7 +288,10 @@ void ce_index(View<T> input, View<int64_t> target, View<T> weight, const Mode<T>
   a.grad = m.backward ? m.grads[0].data : nullptr;
   if (!m.output.present() && !a.grad) return;
   const double total = ce_run(a);
-  write_reduced(m, o.reduction, total, W);
+  // torch's 'mean' with smoothing adds nll_sum / W to smooth_sum / W: with W = 0 the first is
+  // 0 / 0 = NaN, whatever the smoothing sum (which alone would give +-inf).
+  const bool empty_mean = o.reduction == Reduction::Mean && W == 0.0;
+  write_reduced(m, o.reduction, empty_mean ? std::numeric_limits<double>::quiet_NaN() : total, W);
 }
 
 template <class T>
@@ -306,7 +309,8 @@ void ce_prob(View<T> input, View<T> target, View<T> weight, const Mode<T>& m,
                "supported for floating point target)", std::to_string(o.ignore_index));
   check_class_weight(fn, weight, l.C);
   const double go = check_mode(fn, m, o.reduction, l.out, input.shape, &input.shape);
-  const double positions = static_cast<double>(l.N * l.S);
+  // torch's 'mean' of an empty input is NaN, also when C = 0 leaves N * S positions of no classes.
+  const double positions = input.numel() == 0 ? 0.0 : static_cast<double>(l.N * l.S);
 
   CeArgs<T> a = ce_common(l, input, weight, o);
   a.prob = target.data;
@@ -420,7 +424,6 @@ void multi_margin_impl(View<T> input, View<int64_t> target, View<T> weight, cons
   const char* fn = "multi_margin_loss";
   check_reduction(fn, o.reduction);
   if (o.p != 1 && o.p != 2) fail_value(fn, "p", "1 or 2", std::to_string(o.p));
-  detail::check_finite_option(fn, "margin", o.margin);
   const Layout l = margin_layout(fn, input);
   detail::check_required(fn, "target", target);
   if (target.dim() > 1 || target.numel() != l.N)  // torch: at most 1-d, one index per sample

@@ -153,6 +153,12 @@ LOSSKIT_NOINLINE void combine(CeStats& a, const CeStats& b) {
   a.ref = R;
 }
 
+// The loss of a position with probability targets, sum_c v_c (lse - x_c) = ws log s - wx. With no
+// classes (C = 0) that is torch's empty sum, negated: -0.0, where ws log s would be 0 * -inf.
+LOSSKIT_INLINE double prob_loss(double ws, double logs, double wx, int64_t C) {
+  return C == 0 ? -0.0 : ws * logs - wx;
+}
+
 // Per-position loss and gradient constants from the statistics over all classes. `xt` is the
 // target logit (class indices only).
 template <class T>
@@ -164,10 +170,12 @@ LOSSKIT_NOINLINE double finish(const CeArgs<T>& a, int64_t p, const CeStats& st,
   double scale = a.grad_scale * (a.grad_out ? static_cast<double>(a.grad_out[p]) : 1.0);
   double loss = 0.0;
   rc->lse = lse;
+  rc->ref = st.ref;
+  rc->logs = logs;
   rc->target = -1;
   rc->fix = 0.0;
   if (a.prob) {
-    loss = st.ws * logs - st.wx;  // sum_c v_c (lse - x_c)
+    loss = prob_loss(st.ws, logs, st.wx, a.C);
     rc->a = scale * st.ws;
     rc->b = scale;
   } else {
@@ -195,38 +203,43 @@ LOSSKIT_NOINLINE double finish(const CeArgs<T>& a, int64_t p, const CeStats& st,
 }
 
 // Gradient of one chunk: g = exp(x - lse) A - B v (v as in chunk_stats); probabilities also write
-// the target gradient. g may be x itself (in place), so no restrict on that pair.
+// the target gradient. g may be x itself (in place), so no restrict on that pair. The log-softmax
+// x - lse is formed as torch forms it, (x - ref) - logs: x - ref is exact where the two are close,
+// whereas lse rounded to T would lose T's digits to cancellation at x near lse (the target
+// gradient is proportional to x - lse).
 template <class T, int kMode, bool kWeighted>
 LOSSKIT_NOINLINE void chunk_grad(const T* x, T* g, const T* LOSSKIT_RESTRICT y,
                                  const T* LOSSKIT_RESTRICT w, T* LOSSKIT_RESTRICT gy, int64_t n,
-                                 T lse, T A, T B, T om, T ec) {
+                                 T ref, T logs, T A, T B, T om, T ec) {
   if constexpr (kMode == 0) {
 #pragma omp simd
-    for (int64_t i = 0; i < n; ++i) g[i] = exp_nonpos(x[i] - lse) * A;
+    for (int64_t i = 0; i < n; ++i) g[i] = exp_nonpos((x[i] - ref) - logs) * A;
   } else if constexpr (kMode == 1) {
 #pragma omp simd
     for (int64_t i = 0; i < n; ++i)
-      g[i] = exp_nonpos(x[i] - lse) * A - B * (kWeighted ? w[i] : T(1));
+      g[i] = exp_nonpos((x[i] - ref) - logs) * A - B * (kWeighted ? w[i] : T(1));
   } else {
     // B is the position's scale; d/dy = (1 - eps) w (lse - x) scaled. g may be absent when only
-    // the target gradient is wanted.
+    // the target gradient is wanted. The softmax comes from vmath::exp, which keeps subnormals:
+    // with a target of +-inf or 1e38s, A = scale sum(v) is infinite, and torch's float32 softmax of
+    // 3e-39 times it is +-inf where exp_nonpos's flushed 0 gave NaN.
     const T by = B * om;
     if (!g) {
 #pragma omp simd
-      for (int64_t i = 0; i < n; ++i) gy[i] = -(by * (kWeighted ? w[i] : T(1))) * (x[i] - lse);
+      for (int64_t i = 0; i < n; ++i) gy[i] = -(by * (kWeighted ? w[i] : T(1))) * ((x[i] - ref) - logs);
     } else if (gy) {
 #pragma omp simd
       for (int64_t i = 0; i < n; ++i) {
         const T wi = kWeighted ? w[i] : T(1);
-        const T d = x[i] - lse;
+        const T d = (x[i] - ref) - logs;
         gy[i] = -(by * wi) * d;
-        g[i] = exp_nonpos(d) * A - B * ((y[i] * om + ec) * wi);
+        g[i] = vmath::exp(d) * A - B * ((y[i] * om + ec) * wi);
       }
     } else {
 #pragma omp simd
       for (int64_t i = 0; i < n; ++i) {
         const T wi = kWeighted ? w[i] : T(1);
-        g[i] = exp_nonpos(x[i] - lse) * A - B * ((y[i] * om + ec) * wi);
+        g[i] = vmath::exp((x[i] - ref) - logs) * A - B * ((y[i] * om + ec) * wi);
       }
     }
   }
@@ -289,7 +302,8 @@ void row_grad_impl(const CeArgs<T>& a, int64_t row, const CeRowConsts& rc, int64
         kMode == 2 ? a.prob + base + c0 : nullptr,
         kWeighted ? a.weight + c0 : nullptr,
         kMode == 2 && a.grad_target ? a.grad_target + base + c0 : nullptr, c1 - c0,
-        static_cast<T>(rc.lse), static_cast<T>(rc.a), static_cast<T>(rc.b), sm.om, sm.ec);
+        static_cast<T>(rc.ref), static_cast<T>(rc.logs), static_cast<T>(rc.a), static_cast<T>(rc.b),
+        sm.om, sm.ec);
   }
 }
 
@@ -389,7 +403,7 @@ double tile_impl(const CeArgs<T>& a, int64_t n, int64_t s0, int64_t s1) {
   }
   // Per-position loss and gradient constants (the row path's finish(), with the logarithms
   // vectorised across the tile: C is small here, so per-position work matters).
-  alignas(64) T logs[kCeTile], lse[kCeTile], A[kCeTile], B[kCeTile], Fs[kCeTile], fix[kCeTile];
+  alignas(64) T logs[kCeTile], A[kCeTile], B[kCeTile], Fs[kCeTile], fix[kCeTile];
 #pragma omp simd
   for (int64_t l = 0; l < L; ++l) logs[l] = vmath::log(sum[l]);
   int64_t tgt[kCeTile];
@@ -402,7 +416,7 @@ double tile_impl(const CeArgs<T>& a, int64_t n, int64_t s0, int64_t s1) {
     double loss = 0.0, ca = 0.0, cb = 0.0, cf = 0.0;
     tgt[l] = -1;
     if constexpr (kMode == 2) {
-      loss = static_cast<double>(ws[l]) * lg - static_cast<double>(wx[l]);
+      loss = prob_loss(static_cast<double>(ws[l]), lg, static_cast<double>(wx[l]), C);
       ca = scale * static_cast<double>(ws[l]);
       cb = scale;
     } else {
@@ -422,7 +436,6 @@ double tile_impl(const CeArgs<T>& a, int64_t n, int64_t s0, int64_t s1) {
     }
     if (a.out) a.out[p] = static_cast<T>(loss);
     total += loss;
-    lse[l] = static_cast<T>(ref + lg);
     A[l] = static_cast<T>(ca);
     B[l] = static_cast<T>(cb);
     fix[l] = static_cast<T>(cf);
@@ -440,19 +453,19 @@ double tile_impl(const CeArgs<T>& a, int64_t n, int64_t s0, int64_t s1) {
       if (!gc) {
         T* LOSSKIT_RESTRICT gyc = gyn + c * S;
 #pragma omp simd
-        for (int64_t l = 0; l < L; ++l) gyc[l] = -(B[l] * om * wc) * (xc[l] - lse[l]);
+        for (int64_t l = 0; l < L; ++l) gyc[l] = -(B[l] * om * wc) * ((xc[l] - m[l]) - logs[l]);
       } else if (gyn) {
         T* LOSSKIT_RESTRICT gyc = gyn + c * S;
 #pragma omp simd
         for (int64_t l = 0; l < L; ++l) {
-          const T d = xc[l] - lse[l];
+          const T d = (xc[l] - m[l]) - logs[l];  // as chunk_grad forms it
           gyc[l] = -(B[l] * om * wc) * d;
-          gc[l] = exp_nonpos(d) * A[l] - B[l] * ((yc[l] * om + ec) * wc);
+          gc[l] = vmath::exp(d) * A[l] - B[l] * ((yc[l] * om + ec) * wc);
         }
       } else {
 #pragma omp simd
         for (int64_t l = 0; l < L; ++l)
-          gc[l] = exp_nonpos(xc[l] - lse[l]) * A[l] - B[l] * ((yc[l] * om + ec) * wc);
+          gc[l] = vmath::exp((xc[l] - m[l]) - logs[l]) * A[l] - B[l] * ((yc[l] * om + ec) * wc);
       }
     } else if constexpr (kMode == 1) {
 #pragma omp simd
@@ -606,20 +619,24 @@ double multi_margin_impl(const RowLossArgs<T>& a, int64_t r0, int64_t r1) {
     const T wt = a.weight ? a.weight[t] : T(1);
     const double scale = a.grad_scale * (a.grad_out ? static_cast<double>(a.grad_out[r]) : 1.0);
     const T coef = static_cast<T>(scale * static_cast<double>(wt) / static_cast<double>(C));
+    // Each active class's gradient is scaled before the target's sum of them, as torch does: the
+    // unscaled 2 z of a margin near float32's largest value (1e38) would overflow that sum.
+    const T coef_p = P == 1 ? coef : T(2) * coef;
     double sum = 0.0;
-    T cnt = 0;
-#pragma omp simd reduction(+ : sum, cnt)
+    T gsum = 0;
+#pragma omp simd reduction(+ : sum, gsum)
     for (int64_t j = 0; j < C; ++j) {
       const T z = mg - xt + x[j];
       const bool act = (z > T(0)) & (j != t);
       const T h = P == 1 ? z : z * z;
       sum += act ? static_cast<double>(h) : 0.0;
-      const T d = act ? (P == 1 ? T(1) : T(2) * z) : T(0);
-      cnt += d;
-      if constexpr (kGrad) g[j] = d * coef;
+      const T gj = act ? (P == 1 ? coef_p : coef_p * z) : T(0);
+      gsum += gj;
+      if constexpr (kGrad) g[j] = gj;
     }
-    if constexpr (kGrad) g[t] = -cnt * coef;
-    const double loss = sum * static_cast<double>(wt) / static_cast<double>(C);
+    if constexpr (kGrad) g[t] = -gsum;
+    // torch weights each active term, so a row with none is 0 even for an infinite weight.
+    const double loss = sum == 0.0 ? 0.0 : sum * static_cast<double>(wt) / static_cast<double>(C);
     if (a.out) a.out[r] = static_cast<T>(loss);
     total += loss;
   }
@@ -688,7 +705,9 @@ double multilabel_margin(const RowLossArgs<T>& a, int64_t r0, int64_t r1, T* scr
 // dl/dx_j = w_j (sigmoid(x_j) - y_j) / C,  dl/dy_j = -w_j (log sigmoid(x_j) - log sigmoid(-x_j)) / C
 // The gradients are evaluated term by term as torch's autograd does, with u = w_j g / C:
 // dx = (-u y) sigmoid(-x) - (-u (1 - y)) sigmoid(x) and dy = (-u) log sigmoid(x) + u log sigmoid(-x),
-// so an infinite weight gives torch's NaN (inf * 0 where y is 0 or 1), not +-inf.
+// so an infinite weight gives torch's NaN (inf * 0 where y is 0 or 1), not +-inf. The term-by-term
+// dx is also the accurate one for 0/1 targets: at y = 1 it is u sigmoid(-x), where the fused
+// u (sigmoid(x) - 1) would lose every digit of a small sigmoid(-x) to cancellation.
 
 template <class T, bool kGrad, bool kGradY, bool kWeighted>
 double soft_margin_impl(const RowLossArgs<T>& a, int64_t r0, int64_t r1) {
@@ -708,7 +727,9 @@ double soft_margin_impl(const RowLossArgs<T>& a, int64_t r0, int64_t r1) {
       const T xj = x[j], yj = y[j];
       const T wj = kWeighted ? w[j] : T(1);
       const T ax = xj < T(0) ? -xj : xj;
-      const T e = exp_nonpos(-ax);  // -|x| <= 0
+      // exp, not exp_nonpos: e^-|x| below 1.7e-38 (|x| > 87, float) must not flush to 0, as
+      // sigmoid(-x) = e / (1 + e) then meets an infinite target: torch's inf * 6e-39 = inf.
+      const T e = vmath::exp(-ax);
       const T l1p = vmath::log1p(e);
       const T lsp = (xj < T(0) ? xj : T(0)) - l1p;   // log sigmoid(x)
       const T lsn = (xj > T(0) ? -xj : T(0)) - l1p;  // log sigmoid(-x)

@@ -54,7 +54,9 @@ struct CeStats {
 
 // Per-row constants of the gradient pass.
 struct CeRowConsts {
-  double lse = 0.0;
+  double lse = 0.0;    // ref + logs
+  double ref = 0.0;    // the row's largest logit (0 for a row of -inf)
+  double logs = 0.0;   // log sum_c exp(x_c - ref)
   double a = 0.0;      // coefficient of softmax_j
   double b = 0.0;      // coefficient of -w_j (class indices) or -w_j y'_j (probabilities)
   double fix = 0.0;    // subtracted at the target class

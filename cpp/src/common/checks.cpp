@@ -86,14 +86,6 @@ void check_shape_equal(const char* function, const char* argument, const Shape& 
                shape_to_string(got));
 }
 
-void check_finite_option(const char* function, const char* argument, double value) {
-  if (!std::isfinite(value)) {
-    std::ostringstream os;
-    os << value;
-    fail_value(function, argument, "a finite number", os.str());
-  }
-}
-
 void check_reduction(const char* function, Reduction reduction, bool allow_batchmean) {
   if (reduction == Reduction::BatchMean && !allow_batchmean)
     fail_value(function, "reduction", "one of 'none', 'mean', 'sum'", "'batchmean'");

@@ -63,8 +63,6 @@ void check_output(const char* function, const char* argument, const MutView<T>& 
   check_aligned(function, argument, v.data);
 }
 
-void check_finite_option(const char* function, const char* argument, double value);
-
 // 'batchmean' exists for kl_div only; every other loss rejects it with the same message.
 void check_reduction(const char* function, Reduction reduction, bool allow_batchmean = false);
 

@@ -37,6 +37,11 @@ struct Params {
 
 // ---- torch.pairwise_distance(x, y, p=2, eps) = ||x - y + eps||_2 -------------------------
 // Backward (torch's norm_backward, p = 2): g * u / ||u||, 0 where the norm is 0.
+// u is formed in double: a triplet loss is a difference of two distances, which cancel where a
+// coordinate is large (1e4 against values near 1: distances 1e4 apart by 0.26), and float32's
+// rounding of x - y there (5e-4) left the loss 6e-4 from torch's float64 result. The squares are
+// summed in double, but torch sums float32 squares in float32, so a sum past float32's range is
+// inf as in torch (||(2e38, 1e38)|| = inf, and inf - inf = NaN in the loss).
 struct L2 {
   template <class T>
   struct State {
@@ -46,11 +51,13 @@ struct L2 {
   template <class T>
   static LOSSKIT_INLINE State<T> forward(const T* LOSSKIT_RESTRICT x, const T* LOSSKIT_RESTRICT y,
                                          int64_t n, const Params<T>& p) {
-    const T eps = p.eps;
-    const double s = ordered_sum(n, [&](int64_t j) {
-      const double u = static_cast<double>((x[j] - y[j]) + eps);
+    const double eps = p.eps;
+    double s = ordered_sum(n, [&](int64_t j) {
+      const double u = (static_cast<double>(x[j]) - static_cast<double>(y[j])) + eps;
       return u * u;
     });
+    if (s > static_cast<double>(std::numeric_limits<T>::max()))
+      s = std::numeric_limits<double>::infinity();
     return {std::sqrt(s), T(0)};
   }
   template <class T>

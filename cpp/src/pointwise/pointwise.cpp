@@ -223,6 +223,22 @@ ElementwiseProblem<T> kl_problem(View<T> input, View<T> target, const KlDivOptio
   p.batch_size = input.dim() == 0 ? 1 : input.shape[0];
   return p;
 }
+// torch evaluates kl_div's target-only factor, xlogy(y, y) or exp(y) with log_target, at the
+// target's own shape and broadcasts afterwards. When the broadcast is empty, the gradient reaching
+// that factor is an empty sum, and torch's target gradient is that 0 carried through: NaN for
+// a non-finite factor (torch's xlogy backward for the second argument, 0 * y / y: NaN at y = 0,
+// +-inf or NaN; exp(y) = inf or NaN with log_target), where the empty driver leaves 0.
+template <class T>
+void kl_empty_target_grad(View<T> input, View<T> target, MutView<T> grad_target,
+                          const KlDivOptions& o) {
+  if (!grad_target.present() ||
+      numel(elementwise_output_shape({input.shape, target.shape}, "kl_div")) != 0)
+    return;
+  for (int64_t i = 0; i < target.numel(); ++i) {
+    const T y = target.data[i];
+    grad_target.data[i] = o.log_target ? T(0) * std::exp(y) : T(0) * y / y;
+  }
+}
 PointwiseLoss kl_kernel(const KlDivOptions& o) {
   return o.log_target ? PointwiseLoss::KlDivLogTarget : PointwiseLoss::KlDiv;
 }
@@ -509,6 +525,7 @@ template <class T>
 void kl_div_backward(View<T> grad_output, View<T> input, View<T> target, MutView<T> grad_input,
                      MutView<T> grad_target, const KlDivOptions& o) {
   backward(kl_problem(input, target, o), grad_output, {grad_input, grad_target}, kl_kernel(o));
+  kl_empty_target_grad(input, target, grad_target, o);
 }
 template <class T>
 void kl_div_forward_backward(View<T> input, View<T> target, View<T> grad_output,
@@ -516,6 +533,7 @@ void kl_div_forward_backward(View<T> input, View<T> target, View<T> grad_output,
                              const KlDivOptions& o) {
   forward_backward(kl_problem(input, target, o), grad_output, output, {grad_input, grad_target},
                    kl_kernel(o));
+  kl_empty_target_grad(input, target, grad_target, o);
 }
 
 template <class T>

@@ -216,14 +216,16 @@ struct BceWithLogitsPosWeight : NoCheck {  // (1 - y) x - (1 + (p - 1) y) log si
 };
 
 // Stirling term of poisson_nll_loss(full=True): y log y - y + 0.5 log(2 pi y) for y > 1, else 0.
-// Its target derivative is log y + 1/(2y) for y > 1; below, torch's autograd multiplies a zero
-// gradient by log(y) and 1/y, which is 0 for y in (0, 1] and NaN for y <= 0.
+// Its target derivative is log y + 1/(2y) for y > 1, except at y = +inf: torch's autograd forms
+// d(y log y) as log y + y (1/y), and inf * 0 is NaN. Below 1, it multiplies a zero gradient by
+// log(y) and 1/y, which is 0 for y in (0, 1] and NaN for y <= 0.
 template <class T>
 LOSSKIT_INLINE Value<T> stirling(T y) {
   const T log_y = vmath::log(y);
+  constexpr T kNaN = std::numeric_limits<T>::quiet_NaN();
   Value<T> r{};
-  r.d1 = y > T(1) ? log_y + T(0.5) / y
-                  : (y > T(0) ? T(0) : std::numeric_limits<T>::quiet_NaN());
+  r.d1 = y > T(1) ? (y == std::numeric_limits<T>::infinity() ? kNaN : log_y + T(0.5) / y)
+                  : (y > T(0) ? T(0) : kNaN);
   const T s = y * log_y - y + T(0.5) * vmath::log(T(6.283185307179586476925286766559) * y);
   r.l = y > T(1) ? s : T(0);
   return r;
