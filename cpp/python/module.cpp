@@ -582,7 +582,8 @@ py::tuple classification_cross_entropy(int mode, const py::handle& input, const 
       o.reduction == Reduction::None ? losskit::classification_output_shape(x.shape) : Shape{};
   if (probabilities) {
     const View<T> y = as_view<T>(target, fn, "target");
-    if (mode == 3) return normalizer_result([&] { return losskit::cross_entropy_mean_normalizer(x, y, w, o); });
+    if (mode == 3)
+      return normalizer_result([&] { return losskit::cross_entropy_mean_normalizer(x, y, w, o); });
     return classification_call<T>(
         mode, fn, grad_output, loss_shape, x.shape, want_target_grad,
         [&](View<T> go, MutView<T> out, MutView<T> gi, MutView<T> gt) {
@@ -592,7 +593,8 @@ py::tuple classification_cross_entropy(int mode, const py::handle& input, const 
         });
   }
   const View<int64_t> t = classification_index_view(target, fn);
-  if (mode == 3) return normalizer_result([&] { return losskit::cross_entropy_mean_normalizer(x, t, w, o); });
+  if (mode == 3)
+    return normalizer_result([&] { return losskit::cross_entropy_mean_normalizer(x, t, w, o); });
   return classification_call<T>(
       mode, fn, grad_output, loss_shape, x.shape, false,
       [&](View<T> go, MutView<T> out, MutView<T> gi, MutView<T>) {
@@ -615,7 +617,8 @@ py::tuple classification_nll_loss(int mode, const py::handle& input, const py::h
                                   normalizer_of(normalizer)};
   const Shape loss_shape =
       o.reduction == Reduction::None ? losskit::classification_output_shape(x.shape) : Shape{};
-  if (mode == 3) return normalizer_result([&] { return losskit::nll_loss_mean_normalizer(x, t, w, o); });
+  if (mode == 3)
+    return normalizer_result([&] { return losskit::nll_loss_mean_normalizer(x, t, w, o); });
   return classification_call<T>(
       mode, fn, grad_output, loss_shape, x.shape, false,
       [&](View<T> go, MutView<T> out, MutView<T> gi, MutView<T>) {
@@ -638,7 +641,8 @@ py::tuple classification_multi_margin_loss(int mode, const py::handle& input,
   const losskit::MultiMarginLossOptions o{losskit::parse_reduction(reduction, fn), p, margin,
                                           normalizer_of(normalizer)};
   const Shape loss_shape = o.reduction == Reduction::None ? t.shape : Shape{};
-  if (mode == 3) return normalizer_result([&] { return losskit::multi_margin_loss_mean_normalizer(x, t, w, o); });
+  if (mode == 3)
+    return normalizer_result([&] { return losskit::multi_margin_loss_mean_normalizer(x, t, w, o); });
   return classification_call<T>(
       mode, fn, grad_output, loss_shape, x.shape, false,
       [&](View<T> go, MutView<T> out, MutView<T> gi, MutView<T>) {
@@ -661,7 +665,8 @@ py::tuple classification_multilabel_margin_loss(int mode, const py::handle& inpu
                                                normalizer_of(normalizer)};
   const Shape loss_shape =
       o.reduction == Reduction::None ? losskit::classification_output_shape(x.shape) : Shape{};
-  if (mode == 3) return normalizer_result([&] { return losskit::multilabel_margin_loss_mean_normalizer(x, t, o); });
+  if (mode == 3)
+    return normalizer_result([&] { return losskit::multilabel_margin_loss_mean_normalizer(x, t, o); });
   return classification_call<T>(
       mode, fn, grad_output, loss_shape, x.shape, false,
       [&](View<T> go, MutView<T> out, MutView<T> gi, MutView<T>) {
@@ -688,7 +693,9 @@ py::tuple classification_multilabel_soft_margin_loss(int mode, const py::handle&
   const Shape loss_shape = o.reduction == Reduction::None
                                ? losskit::classification_output_shape(x.shape, true)
                                : Shape{};
-  if (mode == 3) return normalizer_result([&] { return losskit::multilabel_soft_margin_loss_mean_normalizer(x, y, w, o); });
+  if (mode == 3)
+    return normalizer_result(
+        [&] { return losskit::multilabel_soft_margin_loss_mean_normalizer(x, y, w, o); });
   return classification_call<T>(
       mode, fn, grad_output, loss_shape, x.shape, want_target_grad,
       [&](View<T> go, MutView<T> out, MutView<T> gi, MutView<T> gt) {
@@ -703,11 +710,13 @@ void classification_bind(py::module_& m) {
       "cross_entropy",
       [](int mode, const py::object& input, const py::object& target, const py::object& weight,
          const py::object& grad_output, const std::string& reduction, int64_t ignore_index,
-         double label_smoothing, bool probabilities, bool want_target_grad, const py::object& normalizer) {
+         double label_smoothing, bool probabilities, bool want_target_grad,
+         const py::object& normalizer) {
         return classification_is_float32(input)
                    ? classification_cross_entropy<float>(mode, input, target, weight, grad_output,
                                                          reduction, ignore_index, label_smoothing,
-                                                         probabilities, want_target_grad, normalizer)
+                                                         probabilities, want_target_grad,
+                                                         normalizer)
                    : classification_cross_entropy<double>(mode, input, target, weight,
                                                           grad_output, reduction, ignore_index,
                                                           label_smoothing, probabilities,
@@ -720,7 +729,8 @@ void classification_bind(py::module_& m) {
   m.def(
       "nll_loss",
       [](int mode, const py::object& input, const py::object& target, const py::object& weight,
-         const py::object& grad_output, const std::string& reduction, int64_t ignore_index, const py::object& normalizer) {
+         const py::object& grad_output, const std::string& reduction, int64_t ignore_index,
+         const py::object& normalizer) {
         return classification_is_float32(input)
                    ? classification_nll_loss<float>(mode, input, target, weight, grad_output,
                                                     reduction, ignore_index, normalizer)
@@ -733,12 +743,15 @@ void classification_bind(py::module_& m) {
   m.def(
       "multi_margin_loss",
       [](int mode, const py::object& input, const py::object& target, const py::object& weight,
-         const py::object& grad_output, const std::string& reduction, int p, double margin, const py::object& normalizer) {
+         const py::object& grad_output, const std::string& reduction, int p, double margin,
+         const py::object& normalizer) {
         return classification_is_float32(input)
                    ? classification_multi_margin_loss<float>(mode, input, target, weight,
-                                                             grad_output, reduction, p, margin, normalizer)
+                                                             grad_output, reduction, p, margin,
+                                                             normalizer)
                    : classification_multi_margin_loss<double>(mode, input, target, weight,
-                                                              grad_output, reduction, p, margin, normalizer);
+                                                              grad_output, reduction, p, margin,
+                                                              normalizer);
       },
       py::arg("mode"), py::arg("input"), py::arg("target"), py::arg("weight"),
       py::arg("grad_output"), py::arg("reduction"), py::arg("p"), py::arg("margin"),
@@ -746,12 +759,15 @@ void classification_bind(py::module_& m) {
   m.def(
       "multilabel_margin_loss",
       [](int mode, const py::object& input, const py::object& target,
-         const py::object& grad_output, const std::string& reduction, const py::object& normalizer) {
+         const py::object& grad_output, const std::string& reduction,
+         const py::object& normalizer) {
         return classification_is_float32(input)
                    ? classification_multilabel_margin_loss<float>(mode, input, target,
-                                                                  grad_output, reduction, normalizer)
+                                                                  grad_output, reduction,
+                                                                  normalizer)
                    : classification_multilabel_margin_loss<double>(mode, input, target,
-                                                                   grad_output, reduction, normalizer);
+                                                                   grad_output, reduction,
+                                                                   normalizer);
       },
       py::arg("mode"), py::arg("input"), py::arg("target"), py::arg("grad_output"),
       py::arg("reduction"),
@@ -759,12 +775,15 @@ void classification_bind(py::module_& m) {
   m.def(
       "multilabel_soft_margin_loss",
       [](int mode, const py::object& input, const py::object& target, const py::object& weight,
-         const py::object& grad_output, const std::string& reduction, bool want_target_grad, const py::object& normalizer) {
+         const py::object& grad_output, const std::string& reduction, bool want_target_grad,
+         const py::object& normalizer) {
         return classification_is_float32(input)
                    ? classification_multilabel_soft_margin_loss<float>(
-                         mode, input, target, weight, grad_output, reduction, want_target_grad, normalizer)
+                         mode, input, target, weight, grad_output, reduction, want_target_grad,
+                         normalizer)
                    : classification_multilabel_soft_margin_loss<double>(
-                         mode, input, target, weight, grad_output, reduction, want_target_grad, normalizer);
+                         mode, input, target, weight, grad_output, reduction, want_target_grad,
+                         normalizer);
       },
       py::arg("mode"), py::arg("input"), py::arg("target"), py::arg("weight"),
       py::arg("grad_output"), py::arg("reduction"), py::arg("want_target_grad"),

@@ -160,19 +160,19 @@ void multilabel_soft_margin_loss_forward_backward(
 // See Normalizer (reduction.hpp).
 template <class T>
 double cross_entropy_mean_normalizer(View<T> input, View<int64_t> target, View<T> weight,
-    const CrossEntropyOptions& options = {});
+                                     const CrossEntropyOptions& options = {});
 template <class T>
 double cross_entropy_mean_normalizer(View<T> input, View<T> target, View<T> weight,
-    const CrossEntropyOptions& options = {});
+                                     const CrossEntropyOptions& options = {});
 template <class T>
 double nll_loss_mean_normalizer(View<T> input, View<int64_t> target, View<T> weight,
-    const NllLossOptions& options = {});
+                                const NllLossOptions& options = {});
 template <class T>
 double multi_margin_loss_mean_normalizer(View<T> input, View<int64_t> target, View<T> weight,
-    const MultiMarginLossOptions& options = {});
+                                         const MultiMarginLossOptions& options = {});
 template <class T>
 double multilabel_margin_loss_mean_normalizer(View<T> input, View<int64_t> target,
-    const MultilabelMarginLossOptions& options = {});
+                                              const MultilabelMarginLossOptions& options = {});
 template <class T>
 double multilabel_soft_margin_loss_mean_normalizer(View<T> input, View<T> target, View<T> weight,
     const MultilabelSoftMarginLossOptions& options = {});

@@ -141,12 +141,13 @@ void triplet_margin_with_distance_loss_check(const Shape& anchor, const Shape& p
 // (triplet_margin_loss_from_distances) it is the number of distances.
 template <class T>
 double cosine_embedding_loss_mean_normalizer(View<T> input1, View<T> input2, View<T> target,
-    const CosineEmbeddingLossOptions& options = {});
+                                             const CosineEmbeddingLossOptions& options = {});
 template <class T>
 double triplet_margin_loss_mean_normalizer(View<T> anchor, View<T> positive, View<T> negative,
-    const TripletMarginLossOptions& options = {});
+                                           const TripletMarginLossOptions& options = {});
 template <class T>
-double triplet_margin_with_distance_loss_mean_normalizer(View<T> anchor, View<T> positive, View<T> negative,
+double triplet_margin_with_distance_loss_mean_normalizer(View<T> anchor, View<T> positive,
+                                                         View<T> negative,
     const TripletMarginWithDistanceLossOptions& options = {});
 
 }  // namespace losskit

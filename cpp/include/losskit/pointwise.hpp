@@ -280,39 +280,39 @@ void hinge_embedding_loss_forward_backward(View<T> input, View<T> target, View<T
 // a reduction other than 'mean'/'batchmean' is a ValueError. See Normalizer (reduction.hpp).
 template <class T>
 double l1_loss_mean_normalizer(View<T> input, View<T> target, View<T> weight,
-    const L1LossOptions& options = {});
+                               const L1LossOptions& options = {});
 template <class T>
 double mse_loss_mean_normalizer(View<T> input, View<T> target, View<T> weight,
-    const MseLossOptions& options = {});
+                                const MseLossOptions& options = {});
 template <class T>
 double huber_loss_mean_normalizer(View<T> input, View<T> target, View<T> weight,
-    const HuberLossOptions& options = {});
+                                  const HuberLossOptions& options = {});
 template <class T>
 double smooth_l1_loss_mean_normalizer(View<T> input, View<T> target,
-    const SmoothL1LossOptions& options = {});
+                                      const SmoothL1LossOptions& options = {});
 template <class T>
 double soft_margin_loss_mean_normalizer(View<T> input, View<T> target,
-    const SoftMarginLossOptions& options = {});
+                                        const SoftMarginLossOptions& options = {});
 template <class T>
 double binary_cross_entropy_mean_normalizer(View<T> input, View<T> target, View<T> weight,
-    const BinaryCrossEntropyOptions& options = {});
+                                            const BinaryCrossEntropyOptions& options = {});
 template <class T>
-double binary_cross_entropy_with_logits_mean_normalizer(View<T> input, View<T> target, View<T> weight, View<T> pos_weight,
+double binary_cross_entropy_with_logits_mean_normalizer(View<T> input, View<T> target,
+                                                        View<T> weight, View<T> pos_weight,
     const BinaryCrossEntropyWithLogitsOptions& options = {});
 template <class T>
 double poisson_nll_loss_mean_normalizer(View<T> input, View<T> target,
-    const PoissonNllLossOptions& options = {});
+                                        const PoissonNllLossOptions& options = {});
 template <class T>
 double gaussian_nll_loss_mean_normalizer(View<T> input, View<T> target, View<T> var,
-    const GaussianNllLossOptions& options = {});
+                                         const GaussianNllLossOptions& options = {});
 template <class T>
-double kl_div_mean_normalizer(View<T> input, View<T> target,
-    const KlDivOptions& options = {});
+double kl_div_mean_normalizer(View<T> input, View<T> target, const KlDivOptions& options = {});
 template <class T>
 double margin_ranking_loss_mean_normalizer(View<T> input1, View<T> input2, View<T> target,
-    const MarginRankingLossOptions& options = {});
+                                           const MarginRankingLossOptions& options = {});
 template <class T>
 double hinge_embedding_loss_mean_normalizer(View<T> input, View<T> target,
-    const HingeEmbeddingLossOptions& options = {});
+                                            const HingeEmbeddingLossOptions& options = {});
 
 }  // namespace losskit

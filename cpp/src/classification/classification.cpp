@@ -676,32 +676,38 @@ void multilabel_soft_margin_loss_forward_backward(
 
 // ---- NAME_mean_normalizer: the driver with a request for nothing -----------------------------
 template <class T>
-double cross_entropy_mean_normalizer(View<T> input, View<int64_t> target, View<T> weight, const CrossEntropyOptions& o) {
+double cross_entropy_mean_normalizer(View<T> input, View<int64_t> target, View<T> weight,
+                                     const CrossEntropyOptions& o) {
   detail::check_dividing_reduction("cross_entropy", o.reduction);
   return ce_index(input, target, weight, Mode<T>{}, o);
 }
 template <class T>
-double cross_entropy_mean_normalizer(View<T> input, View<T> target, View<T> weight, const CrossEntropyOptions& o) {
+double cross_entropy_mean_normalizer(View<T> input, View<T> target, View<T> weight,
+                                     const CrossEntropyOptions& o) {
   detail::check_dividing_reduction("cross_entropy", o.reduction);
   return ce_prob(input, target, weight, Mode<T>{}, o);
 }
 template <class T>
-double nll_loss_mean_normalizer(View<T> input, View<int64_t> target, View<T> weight, const NllLossOptions& o) {
+double nll_loss_mean_normalizer(View<T> input, View<int64_t> target, View<T> weight,
+                                const NllLossOptions& o) {
   detail::check_dividing_reduction("nll_loss", o.reduction);
   return nll_impl(input, target, weight, Mode<T>{}, o);
 }
 template <class T>
-double multi_margin_loss_mean_normalizer(View<T> input, View<int64_t> target, View<T> weight, const MultiMarginLossOptions& o) {
+double multi_margin_loss_mean_normalizer(View<T> input, View<int64_t> target, View<T> weight,
+                                         const MultiMarginLossOptions& o) {
   detail::check_dividing_reduction("multi_margin_loss", o.reduction);
   return multi_margin_impl(input, target, weight, Mode<T>{}, o);
 }
 template <class T>
-double multilabel_margin_loss_mean_normalizer(View<T> input, View<int64_t> target, const MultilabelMarginLossOptions& o) {
+double multilabel_margin_loss_mean_normalizer(View<T> input, View<int64_t> target,
+                                              const MultilabelMarginLossOptions& o) {
   detail::check_dividing_reduction("multilabel_margin_loss", o.reduction);
   return multilabel_margin_impl(input, target, Mode<T>{}, o);
 }
 template <class T>
-double multilabel_soft_margin_loss_mean_normalizer(View<T> input, View<T> target, View<T> weight, const MultilabelSoftMarginLossOptions& o) {
+double multilabel_soft_margin_loss_mean_normalizer(View<T> input, View<T> target, View<T> weight,
+                                                   const MultilabelSoftMarginLossOptions& o) {
   detail::check_dividing_reduction("multilabel_soft_margin_loss", o.reduction);
   return soft_margin_impl(input, target, weight, Mode<T>{}, o);
 }
@@ -751,13 +757,19 @@ double multilabel_soft_margin_loss_mean_normalizer(View<T> input, View<T> target
 LOSSKIT_INSTANTIATE(float)
 LOSSKIT_INSTANTIATE(double)
 
-#define LOSSKIT_INSTANTIATE_NORMALIZER(T) \
-  template double cross_entropy_mean_normalizer<T>(View<T>, View<int64_t>, View<T>, const CrossEntropyOptions&); \
-  template double cross_entropy_mean_normalizer<T>(View<T>, View<T>, View<T>, const CrossEntropyOptions&); \
-  template double nll_loss_mean_normalizer<T>(View<T>, View<int64_t>, View<T>, const NllLossOptions&); \
-  template double multi_margin_loss_mean_normalizer<T>(View<T>, View<int64_t>, View<T>, const MultiMarginLossOptions&); \
-  template double multilabel_margin_loss_mean_normalizer<T>(View<T>, View<int64_t>, const MultilabelMarginLossOptions&); \
-  template double multilabel_soft_margin_loss_mean_normalizer<T>(View<T>, View<T>, View<T>, const MultilabelSoftMarginLossOptions&);
+#define LOSSKIT_INSTANTIATE_NORMALIZER(T)                                                          \
+  template double cross_entropy_mean_normalizer<T>(View<T>, View<int64_t>, View<T>,                \
+      const CrossEntropyOptions&);                                                                 \
+  template double cross_entropy_mean_normalizer<T>(View<T>, View<T>, View<T>,                      \
+      const CrossEntropyOptions&);                                                                 \
+  template double nll_loss_mean_normalizer<T>(View<T>, View<int64_t>, View<T>,                     \
+      const NllLossOptions&);                                                                      \
+  template double multi_margin_loss_mean_normalizer<T>(View<T>, View<int64_t>, View<T>,            \
+      const MultiMarginLossOptions&);                                                              \
+  template double multilabel_margin_loss_mean_normalizer<T>(View<T>, View<int64_t>,                \
+      const MultilabelMarginLossOptions&);                                                         \
+  template double multilabel_soft_margin_loss_mean_normalizer<T>(View<T>, View<T>, View<T>,        \
+      const MultilabelSoftMarginLossOptions&);
 LOSSKIT_INSTANTIATE_NORMALIZER(float)
 LOSSKIT_INSTANTIATE_NORMALIZER(double)
 #undef LOSSKIT_INSTANTIATE_NORMALIZER

@@ -280,7 +280,8 @@ CosineProblem<T> cosine_problem(View<T> input1, View<T> input2, View<T> target,
 
 // torch: a 1-d target goes with 2-d inputs, a 0-d target with 1-d inputs; rows broadcast.
 template <class T>
-double cosine_run(View<T> input1, View<T> input2, View<T> target, const CosineEmbeddingLossOptions& o,
+double cosine_run(View<T> input1, View<T> input2, View<T> target,
+                  const CosineEmbeddingLossOptions& o,
                 const Request<T>& q) {
   const char* fn = "cosine_embedding_loss";
   check_reduction(fn, o);
@@ -592,17 +593,21 @@ void triplet_margin_loss_from_distances(View<T> dist_pos, View<T> dist_neg, View
 
 // ---- NAME_mean_normalizer: the driver with a request for nothing -----------------------------
 template <class T>
-double cosine_embedding_loss_mean_normalizer(View<T> input1, View<T> input2, View<T> target, const CosineEmbeddingLossOptions& o) {
+double cosine_embedding_loss_mean_normalizer(View<T> input1, View<T> input2, View<T> target,
+                                             const CosineEmbeddingLossOptions& o) {
   detail::check_dividing_reduction("cosine_embedding_loss", o.reduction);
   return cosine_run(input1, input2, target, o, Request<T>{});
 }
 template <class T>
-double triplet_margin_loss_mean_normalizer(View<T> anchor, View<T> positive, View<T> negative, const TripletMarginLossOptions& o) {
+double triplet_margin_loss_mean_normalizer(View<T> anchor, View<T> positive, View<T> negative,
+                                           const TripletMarginLossOptions& o) {
   detail::check_dividing_reduction("triplet_margin_loss", o.reduction);
   return triplet_run(anchor, positive, negative, o, Request<T>{});
 }
 template <class T>
-double triplet_margin_with_distance_loss_mean_normalizer(View<T> anchor, View<T> positive, View<T> negative, const TripletMarginWithDistanceLossOptions& o) {
+double triplet_margin_with_distance_loss_mean_normalizer(View<T> anchor, View<T> positive,
+                                                         View<T> negative,
+      const TripletMarginWithDistanceLossOptions& o) {
   detail::check_dividing_reduction("triplet_margin_with_distance_loss", o.reduction);
   return triplet_distance_run(anchor, positive, negative, o, Request<T>{});
 }
@@ -639,10 +644,13 @@ double triplet_margin_with_distance_loss_mean_normalizer(View<T> anchor, View<T>
 LOSSKIT_INSTANTIATE(float)
 LOSSKIT_INSTANTIATE(double)
 
-#define LOSSKIT_INSTANTIATE_NORMALIZER(T) \
-  template double cosine_embedding_loss_mean_normalizer<T>(View<T>, View<T>, View<T>, const CosineEmbeddingLossOptions&); \
-  template double triplet_margin_loss_mean_normalizer<T>(View<T>, View<T>, View<T>, const TripletMarginLossOptions&); \
-  template double triplet_margin_with_distance_loss_mean_normalizer<T>(View<T>, View<T>, View<T>, const TripletMarginWithDistanceLossOptions&);
+#define LOSSKIT_INSTANTIATE_NORMALIZER(T)                                                          \
+  template double cosine_embedding_loss_mean_normalizer<T>(View<T>, View<T>, View<T>,              \
+      const CosineEmbeddingLossOptions&);                                                          \
+  template double triplet_margin_loss_mean_normalizer<T>(View<T>, View<T>, View<T>,                \
+      const TripletMarginLossOptions&);                                                            \
+  template double triplet_margin_with_distance_loss_mean_normalizer<T>(View<T>, View<T>,           \
+      View<T>, const TripletMarginWithDistanceLossOptions&);
 LOSSKIT_INSTANTIATE_NORMALIZER(float)
 LOSSKIT_INSTANTIATE_NORMALIZER(double)
 #undef LOSSKIT_INSTANTIATE_NORMALIZER

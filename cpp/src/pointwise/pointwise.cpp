@@ -102,7 +102,8 @@ void weight_like_input(ElementwiseProblem<T>& p, View<T> weight, detail::Weighte
 }
 
 template <class T>
-ElementwiseProblem<T> l1_problem(View<T> input, View<T> target, View<T> weight, const L1LossOptions& o) {
+ElementwiseProblem<T> l1_problem(View<T> input, View<T> target, View<T> weight,
+                                 const L1LossOptions& o) {
   check_reduction("l1_loss", o);
   auto p = make_problem<T>("l1_loss", o, {{input, "input"}, {target, "target"}});
   weight_like_input(p, weight, detail::WeightedMean::ByWeightSum);
@@ -110,7 +111,8 @@ ElementwiseProblem<T> l1_problem(View<T> input, View<T> target, View<T> weight, 
 }
 
 template <class T>
-ElementwiseProblem<T> mse_problem(View<T> input, View<T> target, View<T> weight, const MseLossOptions& o) {
+ElementwiseProblem<T> mse_problem(View<T> input, View<T> target, View<T> weight,
+                                  const MseLossOptions& o) {
   check_reduction("mse_loss", o);
   auto p = make_problem<T>("mse_loss", o, {{input, "input"}, {target, "target"}});
   weight_like_input(p, weight, detail::WeightedMean::ByWeightSum);
@@ -142,7 +144,8 @@ PointwiseLoss smooth_l1_kernel(double beta) {
 }
 
 template <class T>
-ElementwiseProblem<T> soft_margin_problem(View<T> input, View<T> target, const SoftMarginLossOptions& o) {
+ElementwiseProblem<T> soft_margin_problem(View<T> input, View<T> target,
+                                          const SoftMarginLossOptions& o) {
   const char* fn = "soft_margin_loss";
   check_reduction(fn, o);
   // torch writes this loss into an input-shaped output: the target may not grow it.
@@ -153,7 +156,8 @@ ElementwiseProblem<T> soft_margin_problem(View<T> input, View<T> target, const S
 }
 
 template <class T>
-ElementwiseProblem<T> bce_problem(View<T> input, View<T> target, View<T> weight, const BinaryCrossEntropyOptions& o) {
+ElementwiseProblem<T> bce_problem(View<T> input, View<T> target, View<T> weight,
+                                  const BinaryCrossEntropyOptions& o) {
   const char* fn = "binary_cross_entropy";
   check_reduction(fn, o);
   detail::check_shape_equal(fn, "target", target.shape, input.shape, "the input's shape");
@@ -166,7 +170,7 @@ ElementwiseProblem<T> bce_problem(View<T> input, View<T> target, View<T> weight,
 
 template <class T>
 ElementwiseProblem<T> bce_logits_problem(View<T> input, View<T> target, View<T> weight,
-                                         View<T> pos_weight, const BinaryCrossEntropyWithLogitsOptions& o) {
+      View<T> pos_weight, const BinaryCrossEntropyWithLogitsOptions& o) {
   const char* fn = "binary_cross_entropy_with_logits";
   check_reduction(fn, o);
   detail::check_shape_equal(fn, "target", target.shape, input.shape, "the input's shape");
@@ -251,7 +255,8 @@ ElementwiseProblem<T> margin_ranking_problem(View<T> input1, View<T> input2, Vie
 }
 
 template <class T>
-ElementwiseProblem<T> hinge_problem(View<T> input, View<T> target, const HingeEmbeddingLossOptions& o) {
+ElementwiseProblem<T> hinge_problem(View<T> input, View<T> target,
+                                    const HingeEmbeddingLossOptions& o) {
   check_reduction("hinge_embedding_loss", o);
   return make_problem<T>("hinge_embedding_loss", o, {{input, "input"}, {target, "target"}});
 }
@@ -572,15 +577,18 @@ void hinge_embedding_loss_forward_backward(View<T> input, View<T> target, View<T
 
 // ---- NAME_mean_normalizer ---------------------------------------------------------------
 template <class T>
-double l1_loss_mean_normalizer(View<T> input, View<T> target, View<T> weight, const L1LossOptions& o) {
+double l1_loss_mean_normalizer(View<T> input, View<T> target, View<T> weight,
+                               const L1LossOptions& o) {
   return mean_normalizer(l1_problem(input, target, weight, o));
 }
 template <class T>
-double mse_loss_mean_normalizer(View<T> input, View<T> target, View<T> weight, const MseLossOptions& o) {
+double mse_loss_mean_normalizer(View<T> input, View<T> target, View<T> weight,
+                                const MseLossOptions& o) {
   return mean_normalizer(mse_problem(input, target, weight, o));
 }
 template <class T>
-double huber_loss_mean_normalizer(View<T> input, View<T> target, View<T> weight, const HuberLossOptions& o) {
+double huber_loss_mean_normalizer(View<T> input, View<T> target, View<T> weight,
+                                  const HuberLossOptions& o) {
   return mean_normalizer(huber_problem(input, target, weight, o));
 }
 template <class T>
@@ -588,23 +596,29 @@ double smooth_l1_loss_mean_normalizer(View<T> input, View<T> target, const Smoot
   return mean_normalizer(smooth_l1_problem(input, target, o));
 }
 template <class T>
-double soft_margin_loss_mean_normalizer(View<T> input, View<T> target, const SoftMarginLossOptions& o) {
+double soft_margin_loss_mean_normalizer(View<T> input, View<T> target,
+                                        const SoftMarginLossOptions& o) {
   return mean_normalizer(soft_margin_problem(input, target, o));
 }
 template <class T>
-double binary_cross_entropy_mean_normalizer(View<T> input, View<T> target, View<T> weight, const BinaryCrossEntropyOptions& o) {
+double binary_cross_entropy_mean_normalizer(View<T> input, View<T> target, View<T> weight,
+                                            const BinaryCrossEntropyOptions& o) {
   return mean_normalizer(bce_problem(input, target, weight, o));
 }
 template <class T>
-double binary_cross_entropy_with_logits_mean_normalizer(View<T> input, View<T> target, View<T> weight, View<T> pos_weight, const BinaryCrossEntropyWithLogitsOptions& o) {
+double binary_cross_entropy_with_logits_mean_normalizer(View<T> input, View<T> target,
+                                                        View<T> weight, View<T> pos_weight,
+      const BinaryCrossEntropyWithLogitsOptions& o) {
   return mean_normalizer(bce_logits_problem(input, target, weight, pos_weight, o));
 }
 template <class T>
-double poisson_nll_loss_mean_normalizer(View<T> input, View<T> target, const PoissonNllLossOptions& o) {
+double poisson_nll_loss_mean_normalizer(View<T> input, View<T> target,
+                                        const PoissonNllLossOptions& o) {
   return mean_normalizer(poisson_problem(input, target, o));
 }
 template <class T>
-double gaussian_nll_loss_mean_normalizer(View<T> input, View<T> target, View<T> var, const GaussianNllLossOptions& o) {
+double gaussian_nll_loss_mean_normalizer(View<T> input, View<T> target, View<T> var,
+                                         const GaussianNllLossOptions& o) {
   return mean_normalizer(gaussian_problem(input, target, var, o));
 }
 template <class T>
@@ -612,11 +626,13 @@ double kl_div_mean_normalizer(View<T> input, View<T> target, const KlDivOptions&
   return mean_normalizer(kl_problem(input, target, o));
 }
 template <class T>
-double margin_ranking_loss_mean_normalizer(View<T> input1, View<T> input2, View<T> target, const MarginRankingLossOptions& o) {
+double margin_ranking_loss_mean_normalizer(View<T> input1, View<T> input2, View<T> target,
+                                           const MarginRankingLossOptions& o) {
   return mean_normalizer(margin_ranking_problem(input1, input2, target, o));
 }
 template <class T>
-double hinge_embedding_loss_mean_normalizer(View<T> input, View<T> target, const HingeEmbeddingLossOptions& o) {
+double hinge_embedding_loss_mean_normalizer(View<T> input, View<T> target,
+                                            const HingeEmbeddingLossOptions& o) {
   return mean_normalizer(hinge_problem(input, target, o));
 }
 
@@ -701,19 +717,28 @@ LOSSKIT_INSTANTIATE(float)
 LOSSKIT_INSTANTIATE(double)
 #undef LOSSKIT_INSTANTIATE
 
-#define LOSSKIT_INSTANTIATE_NORMALIZER(T) \
-  template double l1_loss_mean_normalizer<T>(View<T>, View<T>, View<T>, const L1LossOptions&); \
-  template double mse_loss_mean_normalizer<T>(View<T>, View<T>, View<T>, const MseLossOptions&); \
-  template double huber_loss_mean_normalizer<T>(View<T>, View<T>, View<T>, const HuberLossOptions&); \
-  template double smooth_l1_loss_mean_normalizer<T>(View<T>, View<T>, const SmoothL1LossOptions&); \
-  template double soft_margin_loss_mean_normalizer<T>(View<T>, View<T>, const SoftMarginLossOptions&); \
-  template double binary_cross_entropy_mean_normalizer<T>(View<T>, View<T>, View<T>, const BinaryCrossEntropyOptions&); \
-  template double binary_cross_entropy_with_logits_mean_normalizer<T>(View<T>, View<T>, View<T>, View<T>, const BinaryCrossEntropyWithLogitsOptions&); \
-  template double poisson_nll_loss_mean_normalizer<T>(View<T>, View<T>, const PoissonNllLossOptions&); \
-  template double gaussian_nll_loss_mean_normalizer<T>(View<T>, View<T>, View<T>, const GaussianNllLossOptions&); \
-  template double kl_div_mean_normalizer<T>(View<T>, View<T>, const KlDivOptions&); \
-  template double margin_ranking_loss_mean_normalizer<T>(View<T>, View<T>, View<T>, const MarginRankingLossOptions&); \
-  template double hinge_embedding_loss_mean_normalizer<T>(View<T>, View<T>, const HingeEmbeddingLossOptions&);
+#define LOSSKIT_INSTANTIATE_NORMALIZER(T)                                                          \
+  template double l1_loss_mean_normalizer<T>(View<T>, View<T>, View<T>, const L1LossOptions&);     \
+  template double mse_loss_mean_normalizer<T>(View<T>, View<T>, View<T>, const MseLossOptions&);   \
+  template double huber_loss_mean_normalizer<T>(View<T>, View<T>, View<T>,                         \
+      const HuberLossOptions&);                                                                    \
+  template double smooth_l1_loss_mean_normalizer<T>(View<T>, View<T>,                              \
+      const SmoothL1LossOptions&);                                                                 \
+  template double soft_margin_loss_mean_normalizer<T>(View<T>, View<T>,                            \
+      const SoftMarginLossOptions&);                                                               \
+  template double binary_cross_entropy_mean_normalizer<T>(View<T>, View<T>, View<T>,               \
+      const BinaryCrossEntropyOptions&);                                                           \
+  template double binary_cross_entropy_with_logits_mean_normalizer<T>(View<T>, View<T>, View<T>,   \
+      View<T>, const BinaryCrossEntropyWithLogitsOptions&);                                        \
+  template double poisson_nll_loss_mean_normalizer<T>(View<T>, View<T>,                            \
+      const PoissonNllLossOptions&);                                                               \
+  template double gaussian_nll_loss_mean_normalizer<T>(View<T>, View<T>, View<T>,                  \
+      const GaussianNllLossOptions&);                                                              \
+  template double kl_div_mean_normalizer<T>(View<T>, View<T>, const KlDivOptions&);                \
+  template double margin_ranking_loss_mean_normalizer<T>(View<T>, View<T>, View<T>,                \
+      const MarginRankingLossOptions&);                                                            \
+  template double hinge_embedding_loss_mean_normalizer<T>(View<T>, View<T>,                        \
+      const HingeEmbeddingLossOptions&);
 LOSSKIT_INSTANTIATE_NORMALIZER(float)
 LOSSKIT_INSTANTIATE_NORMALIZER(double)
 #undef LOSSKIT_INSTANTIATE_NORMALIZER
