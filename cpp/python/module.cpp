@@ -1075,6 +1075,8 @@ void ctc_bind(py::module_& m) {
 //                             normalizer=None)
 //     -> what 'mean' divides by (the normalizer when given, else the weight of the counted
 //        targets), after checking every class index.
+//   large_vocab_mean_normalizer(target, weight, num_classes, ignore_index, label_smoothing,
+//                               reduction) -> linear_cross_entropy_mean_normalizer's value.
 //   large_vocab_ce_chunk(logits, target, bias, weight, grad_output, out, grad_bias_acc, want_grad,
 //                        grad_scale, ignore_index, label_smoothing, reduction) -> chunk loss sum;
 //     runs in place on `logits` (a writable C-contiguous (n, V) array).
@@ -1147,6 +1149,20 @@ void large_vocab_bind(py::module_& m) {
       },
       py::arg("target"), py::arg("weight"), py::arg("num_classes"), py::arg("ignore_index"),
       py::arg("label_smoothing"), py::arg("reduction"), py::arg("normalizer") = py::none());
+  m.def(
+      "large_vocab_mean_normalizer",
+      [](const py::object& target, const py::object& weight, int64_t num_classes,
+         int64_t ignore_index, double label_smoothing, const std::string& reduction) {
+        const auto o = large_vocab_options(reduction, ignore_index, label_smoothing);
+        const View<int64_t> t = large_vocab_index_view(target);
+        if (!weight.is_none() && large_vocab_is_float32(weight))
+          return losskit::linear_cross_entropy_mean_normalizer<float>(
+              t, as_view<float>(weight, "linear_cross_entropy", "weight"), num_classes, o);
+        return losskit::linear_cross_entropy_mean_normalizer<double>(
+            t, as_view<double>(weight, "linear_cross_entropy", "weight"), num_classes, o);
+      },
+      py::arg("target"), py::arg("weight"), py::arg("num_classes"), py::arg("ignore_index"),
+      py::arg("label_smoothing"), py::arg("reduction"));
   m.def(
       "large_vocab_ce_chunk",
       [](const py::object& logits, const py::object& target, const py::object& bias,

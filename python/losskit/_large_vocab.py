@@ -159,10 +159,7 @@ def linear_cross_entropy(
     # The cheap global pass: every index checked, the 'mean' divisor summed (in double), or the
     # caller's normalizer in its place.
     if mode == 3:
-        if reduction != "mean":
-            raise ValueError(f"{_FN}: reduction expected 'mean' or 'batchmean' (the reductions that divide), "
-                             f"got {reduction!r}")
-        return float(_core.large_vocab_target_weight(t1, w, V, ignore, smoothing, reduction))
+        return float(_core.large_vocab_mean_normalizer(t1, w, V, ignore, smoothing, reduction))
     total_weight = _core.large_vocab_target_weight(t1, w, V, ignore, smoothing, reduction,
                                                    _convert.normalizer(_FN, "normalizer", normalizer))
 
