@@ -21,6 +21,7 @@ import torch.nn.functional as TF
 
 import losskit
 import losskit.functional as F
+from _calls import BASE, manhattan
 from _cpp import run_check
 from _reference import assert_close, torch_call
 
@@ -214,6 +215,36 @@ def test_the_classes_take_the_normalizer_in_forward_and_forward_backward():
     assert math.isclose(sum(losses), full, rel_tol=1e-14)
     np.testing.assert_allclose(np.concatenate(grads), full_g, rtol=1e-14, atol=1e-17)
     assert "normalizer" not in repr(crit)
+
+
+_BASE_CALLS = {**BASE, "triplet_margin_with_distance_loss[callable]": (
+    BASE["triplet_margin_with_distance_loss"][0],
+    {**BASE["triplet_margin_with_distance_loss"][1], "distance_function": manhattan})}
+
+
+@pytest.mark.parametrize("key", sorted(_BASE_CALLS))
+def test_every_loss_divides_by_the_normalizer_in_every_entry_point(key):
+    """Every loss's own divisor, passed back as its normalizer, changes no bit; twice it halves the
+    loss and the gradients exactly (a division by a power of two commutes with rounding)."""
+    name = key.split("[")[0]
+    args, kw = _BASE_CALLS[name if key == name else key]
+    z = F.mean_normalizer(name, *args, **kw)
+    assert z > 0 and isinstance(z, float)
+    fw, bw, fb = (getattr(F, name + s) for s in ("", "_backward", "_forward_backward"))
+    loss, grads = fb(*args, **kw)
+    loss_fw, grads_bw = fw(*args, **kw), bw(None, *args, **kw)
+    for factor in (1.0, 2.0):
+        loss_z, grads_z = fb(*args, normalizer=factor * z, **kw)
+        np.testing.assert_array_equal(loss_z, loss / factor)
+        np.testing.assert_array_equal(fw(*args, normalizer=factor * z, **kw), loss_fw / factor)
+        for g, g_z in zip(_as_tuple(grads) + _as_tuple(grads_bw),
+                          _as_tuple(grads_z) + _as_tuple(bw(None, *args, normalizer=factor * z, **kw))):
+            if g is not None:
+                np.testing.assert_array_equal(g_z, g / factor)
+    with pytest.raises(ValueError, match=rf"{name}: normalizer expected a finite number > 0, got 0"):
+        fb(*args, normalizer=0.0, **kw)
+    with pytest.raises(ValueError, match=rf"{name}: normalizer expected None with reduction 'sum'"):
+        fw(*args, normalizer=z, **{**kw, "reduction": "sum"})
 
 
 # ---- the divisor, recomputed independently -----------------------------------------------------
