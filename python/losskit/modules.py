@@ -368,7 +368,7 @@ class LinearCrossEntropyLoss(_Loss):
                 "ignore_index": self.ignore_index, "label_smoothing": self.label_smoothing,
                 "chunk_size": self.chunk_size}
 
-    def forward(self, input: Any, target: Any, normalizer: Optional[float] = None) -> Any:
+    def forward(self, input: Any, target: Any, *, normalizer: Optional[float] = None) -> Any:
         loss = functional.linear_cross_entropy(input, self.linear.weight, target, normalizer=normalizer,
                                                **self._kwargs())
         self._last_inputs, self._last_normalizer = (input, target), normalizer
@@ -385,7 +385,7 @@ class LinearCrossEntropyLoss(_Loss):
                                                         **self._kwargs())
 
     def forward_backward(self, input: Any, target: Any, grad_output: Any = None,
-                         target_grad: bool = False, normalizer: Optional[float] = None) -> Tuple[Any, Any]:
+                         target_grad: bool = False, *, normalizer: Optional[float] = None) -> Tuple[Any, Any]:
         result = functional.linear_cross_entropy_forward_backward(
             input, self.linear.weight, target, grad_output, target_grad=target_grad, normalizer=normalizer,
             **self._kwargs())
