@@ -572,7 +572,7 @@ py::tuple classification_cross_entropy(int mode, const py::handle& input, const 
                                        const std::string& reduction, int64_t ignore_index,
                                        double label_smoothing, bool probabilities,
                                        bool want_target_grad,
-    const py::handle& normalizer) {
+                                       const py::handle& normalizer) {
   const char* fn = "cross_entropy";
   const View<T> x = as_view<T>(input, fn, "input");
   const View<T> w = as_view<T>(weight, fn, "weight");
@@ -608,7 +608,7 @@ template <class T>
 py::tuple classification_nll_loss(int mode, const py::handle& input, const py::handle& target,
                                   const py::handle& weight, const py::handle& grad_output,
                                   const std::string& reduction, int64_t ignore_index,
-    const py::handle& normalizer) {
+                                  const py::handle& normalizer) {
   const char* fn = "nll_loss";
   const View<T> x = as_view<T>(input, fn, "input");
   const View<T> w = as_view<T>(weight, fn, "weight");
@@ -633,7 +633,7 @@ py::tuple classification_multi_margin_loss(int mode, const py::handle& input,
                                            const py::handle& target, const py::handle& weight,
                                            const py::handle& grad_output,
                                            const std::string& reduction, int p, double margin,
-    const py::handle& normalizer) {
+                                           const py::handle& normalizer) {
   const char* fn = "multi_margin_loss";
   const View<T> x = as_view<T>(input, fn, "input");
   const View<T> w = as_view<T>(weight, fn, "weight");
@@ -657,7 +657,7 @@ py::tuple classification_multilabel_margin_loss(int mode, const py::handle& inpu
                                                 const py::handle& target,
                                                 const py::handle& grad_output,
                                                 const std::string& reduction,
-    const py::handle& normalizer) {
+                                                const py::handle& normalizer) {
   const char* fn = "multilabel_margin_loss";
   const View<T> x = as_view<T>(input, fn, "input");
   const View<int64_t> t = classification_index_view(target, fn);
@@ -683,7 +683,7 @@ py::tuple classification_multilabel_soft_margin_loss(int mode, const py::handle&
                                                      const py::handle& grad_output,
                                                      const std::string& reduction,
                                                      bool want_target_grad,
-    const py::handle& normalizer) {
+                                                     const py::handle& normalizer) {
   const char* fn = "multilabel_soft_margin_loss";
   const View<T> x = as_view<T>(input, fn, "input");
   const View<T> y = as_view<T>(target, fn, "target");

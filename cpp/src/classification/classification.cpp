@@ -425,7 +425,7 @@ detail::RowLossArgs<T> row_loss_args(const T* input, int64_t N, int64_t C, const
 
 template <class T>
 double multi_margin_impl(View<T> input, View<int64_t> target, View<T> weight, const Mode<T>& m,
-                       const MultiMarginLossOptions& o) {
+                         const MultiMarginLossOptions& o) {
   const char* fn = "multi_margin_loss";
   check_reduction(fn, o);
   if (o.p != 1 && o.p != 2) fail_value(fn, "p", "1 or 2", std::to_string(o.p));
@@ -462,7 +462,7 @@ double multi_margin_impl(View<T> input, View<int64_t> target, View<T> weight, co
 
 template <class T>
 double multilabel_margin_impl(View<T> input, View<int64_t> target, const Mode<T>& m,
-                            const MultilabelMarginLossOptions& o) {
+                              const MultilabelMarginLossOptions& o) {
   const char* fn = "multilabel_margin_loss";
   check_reduction(fn, o);
   const Layout l = margin_layout(fn, input);
@@ -503,7 +503,7 @@ double multilabel_margin_impl(View<T> input, View<int64_t> target, const Mode<T>
 
 template <class T>
 double soft_margin_impl(View<T> input, View<T> target, View<T> weight, const Mode<T>& m,
-                      const MultilabelSoftMarginLossOptions& o) {
+                        const MultilabelSoftMarginLossOptions& o) {
   const char* fn = "multilabel_soft_margin_loss";
   check_reduction(fn, o);
   detail::check_required(fn, "input", input);

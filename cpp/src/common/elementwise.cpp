@@ -254,8 +254,8 @@ double run_elementwise(const ElementwiseProblem<T>& p, SegmentKernel<T> kernel, 
 }
 
 template double run_elementwise<float>(const ElementwiseProblem<float>&, SegmentKernel<float>,
-                                     const void*);
+                                       const void*);
 template double run_elementwise<double>(const ElementwiseProblem<double>&, SegmentKernel<double>,
-                                      const void*);
+                                        const void*);
 
 }  // namespace losskit::detail

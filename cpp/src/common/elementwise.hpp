@@ -78,6 +78,6 @@ struct ElementwiseProblem {
 // there, after the shape checks.
 template <class T>
 double run_elementwise(const ElementwiseProblem<T>& problem, SegmentKernel<T> kernel,
-                     const void* ctx);
+                       const void* ctx);
 
 }  // namespace losskit::detail

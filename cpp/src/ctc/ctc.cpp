@@ -201,8 +201,8 @@ void check_grad_output(View<T> grad_output, const Shape& out_shape, Reduction r)
 // (ctc_loss_mean_normalizer's value); with neither forward nor backward it stops after the checks.
 template <class T>
 double run(View<T> log_probs, View<int64_t> targets, View<int64_t> input_lengths,
-         View<int64_t> target_lengths, View<T> grad_output, MutView<T> output, MutView<T> grad,
-         const CtcLossOptions& o, CtcWorkspace ws, bool forward, bool backward) {
+           View<int64_t> target_lengths, View<T> grad_output, MutView<T> output, MutView<T> grad,
+           const CtcLossOptions& o, CtcWorkspace ws, bool forward, bool backward) {
   const Problem p = check_ctc(log_probs, targets, input_lengths, target_lengths, o);
   const Shape out_shape = ctc_loss_output_shape(log_probs.shape, o.reduction);
   if (forward) detail::check_output(kFn, "output", output, out_shape);

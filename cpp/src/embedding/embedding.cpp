@@ -69,9 +69,8 @@ using Request = detail::Request<T, 3>;
 // nothing stops there.
 template <class T>
 double run(const char* fn, EmbeddingRows<T> R, Reduction reduction, const Normalizer& normalizer,
-           const Shape& out_shape,
-         const RowShape& rs, std::initializer_list<std::pair<View<T>, const char*>> inputs,
-         const Request<T>& q) {
+           const Shape& out_shape, const RowShape& rs,
+           std::initializer_list<std::pair<View<T>, const char*>> inputs, const Request<T>& q) {
   const bool reduced = reduction != Reduction::None;
   if (q.forward) detail::check_output(fn, "output", q.output, reduced ? Shape{} : out_shape);
   if (q.backward) {
@@ -281,8 +280,7 @@ CosineProblem<T> cosine_problem(View<T> input1, View<T> input2, View<T> target,
 // torch: a 1-d target goes with 2-d inputs, a 0-d target with 1-d inputs; rows broadcast.
 template <class T>
 double cosine_run(View<T> input1, View<T> input2, View<T> target,
-                  const CosineEmbeddingLossOptions& o,
-                const Request<T>& q) {
+                  const CosineEmbeddingLossOptions& o, const Request<T>& q) {
   const char* fn = "cosine_embedding_loss";
   check_reduction(fn, o);
   if (target.dim() > 1)
@@ -377,7 +375,7 @@ EmbeddingKernelId pnorm_kernel(double p) {
 
 template <class T>
 double triplet_run(View<T> anchor, View<T> positive, View<T> negative,
-                 const TripletMarginLossOptions& o, const Request<T>& q) {
+                   const TripletMarginLossOptions& o, const Request<T>& q) {
   const char* fn = "triplet_margin_loss";
   check_reduction(fn, o);
   check_margin_positive(fn, o.margin);
@@ -408,7 +406,7 @@ EmbeddingKernelId distance_kernel(TripletDistance d) {
 
 template <class T>
 double triplet_distance_run(View<T> anchor, View<T> positive, View<T> negative,
-                          const TripletMarginWithDistanceLossOptions& o, const Request<T>& q) {
+                            const TripletMarginWithDistanceLossOptions& o, const Request<T>& q) {
   const char* fn = "triplet_margin_with_distance_loss";
   check_reduction(fn, o);
   check_margin_positive(fn, o.margin);
@@ -605,9 +603,9 @@ double triplet_margin_loss_mean_normalizer(View<T> anchor, View<T> positive, Vie
   return triplet_run(anchor, positive, negative, o, Request<T>{});
 }
 template <class T>
-double triplet_margin_with_distance_loss_mean_normalizer(View<T> anchor, View<T> positive,
-                                                         View<T> negative,
-      const TripletMarginWithDistanceLossOptions& o) {
+double triplet_margin_with_distance_loss_mean_normalizer(
+    View<T> anchor, View<T> positive, View<T> negative,
+    const TripletMarginWithDistanceLossOptions& o) {
   detail::check_dividing_reduction("triplet_margin_with_distance_loss", o.reduction);
   return triplet_distance_run(anchor, positive, negative, o, Request<T>{});
 }
