@@ -47,10 +47,14 @@ def test_backward_and_fused_signatures_derive_from_the_forward(name):
 
 def test_generated_functions_bind_arguments_like_a_def():
     x, t = np.array([1.0, 2.0, 4.0]), np.array([1.5, 2.0, 1.0])
-    positional = F.l1_loss_backward(None, x, t, None, None, "sum", None, True)  # target_grad positional
+    positional = F.l1_loss_backward(None, x, t, None, None, "sum", None, target_grad=True)
     keyword = F.l1_loss_backward(grad_output=None, input=x, target=t, reduction="sum", target_grad=True)
     for a, b in zip(positional, keyword):
         np.testing.assert_array_equal(a, b)
+    # losskit's own keywords (normalizer=, and target_grad after it) are keyword-only: a
+    # positional one is an error, never bound to the wrong parameter.
+    with pytest.raises(TypeError, match=r"l1_loss_backward\(\) takes from 3 to 7 positional arguments but 8 were given"):
+        F.l1_loss_backward(None, x, t, None, None, "sum", None, True)
     with pytest.raises(TypeError, match=r"l1_loss_forward_backward\(\) got an unexpected keyword argument 'delta'"):
         F.l1_loss_forward_backward(x, t, delta=1.0)
     with pytest.raises(TypeError, match=r"triplet_margin_with_distance_loss\(\) takes 3 positional"):

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "common/checks.hpp"
 #include "common/vmath_kernels.hpp"
 #include "losskit/losskit.hpp"
 
@@ -163,6 +164,13 @@ using Grads = std::vector<MutView<T>>;
     losskit::FN##_forward_backward FB_ARGS;                                                     \
   }
 
+// NAME_mean_normalizer with the forward's arguments less the output.
+#define LOSSKIT_MEAN_NORMALIZER(FN, ARGS)                                                        \
+  template <class T>                                                                            \
+  static double mean_normalizer(const Inputs<T>& in, const Options& o) {                        \
+    return losskit::FN##_mean_normalizer ARGS;                                                  \
+  }
+
 // input, target[, weight]: the output is their broadcast.
 #define LOSSKIT_OUT_SHAPE_2                                                                      \
   template <class T>                                                                            \
@@ -180,6 +188,8 @@ struct L1 {
   LOSSKIT_FORWARDERS(l1_loss, (in[0], in[1], in[2], out, o),
                      (go, in[0], in[1], in[2], g[0], g[1], o),
                      (in[0], in[1], in[2], go, out, g[0], g[1], o))
+
+  LOSSKIT_MEAN_NORMALIZER(l1_loss, (in[0], in[1], in[2], o))
 };
 
 struct Mse {
@@ -192,6 +202,8 @@ struct Mse {
   LOSSKIT_FORWARDERS(mse_loss, (in[0], in[1], in[2], out, o),
                      (go, in[0], in[1], in[2], g[0], g[1], o),
                      (in[0], in[1], in[2], go, out, g[0], g[1], o))
+
+  LOSSKIT_MEAN_NORMALIZER(mse_loss, (in[0], in[1], in[2], o))
 };
 
 struct Huber {
@@ -206,6 +218,8 @@ struct Huber {
   LOSSKIT_FORWARDERS(huber_loss, (in[0], in[1], in[2], out, o),
                      (go, in[0], in[1], in[2], g[0], g[1], o),
                      (in[0], in[1], in[2], go, out, g[0], g[1], o))
+
+  LOSSKIT_MEAN_NORMALIZER(huber_loss, (in[0], in[1], in[2], o))
 };
 
 struct SmoothL1 {
@@ -219,6 +233,7 @@ struct SmoothL1 {
   LOSSKIT_OUT_SHAPE_2
   LOSSKIT_FORWARDERS(smooth_l1_loss, (in[0], in[1], out, o), (go, in[0], in[1], g[0], g[1], o),
                      (in[0], in[1], go, out, g[0], g[1], o))
+  LOSSKIT_MEAN_NORMALIZER(smooth_l1_loss, (in[0], in[1], o))
 };
 
 struct SoftMargin {
@@ -230,6 +245,7 @@ struct SoftMargin {
   LOSSKIT_OUT_SHAPE_2
   LOSSKIT_FORWARDERS(soft_margin_loss, (in[0], in[1], out, o), (go, in[0], in[1], g[0], o),
                      (in[0], in[1], go, out, g[0], o))
+  LOSSKIT_MEAN_NORMALIZER(soft_margin_loss, (in[0], in[1], o))
 };
 
 struct Bce {
@@ -242,6 +258,8 @@ struct Bce {
   LOSSKIT_FORWARDERS(binary_cross_entropy, (in[0], in[1], in[2], out, o),
                      (go, in[0], in[1], in[2], g[0], g[1], o),
                      (in[0], in[1], in[2], go, out, g[0], g[1], o))
+
+  LOSSKIT_MEAN_NORMALIZER(binary_cross_entropy, (in[0], in[1], in[2], o))
 };
 
 struct BceWithLogits {
@@ -254,6 +272,8 @@ struct BceWithLogits {
   LOSSKIT_FORWARDERS(binary_cross_entropy_with_logits, (in[0], in[1], in[2], in[3], out, o),
                      (go, in[0], in[1], in[2], in[3], g[0], g[1], o),
                      (in[0], in[1], in[2], in[3], go, out, g[0], g[1], o))
+
+  LOSSKIT_MEAN_NORMALIZER(binary_cross_entropy_with_logits, (in[0], in[1], in[2], in[3], o))
 };
 
 struct PoissonNll {
@@ -267,6 +287,7 @@ struct PoissonNll {
   LOSSKIT_OUT_SHAPE_2
   LOSSKIT_FORWARDERS(poisson_nll_loss, (in[0], in[1], out, o), (go, in[0], in[1], g[0], g[1], o),
                      (in[0], in[1], go, out, g[0], g[1], o))
+  LOSSKIT_MEAN_NORMALIZER(poisson_nll_loss, (in[0], in[1], o))
 };
 
 struct GaussianNll {
@@ -286,6 +307,8 @@ struct GaussianNll {
   LOSSKIT_FORWARDERS(gaussian_nll_loss, (in[0], in[1], in[2], out, o),
                      (go, in[0], in[1], in[2], g[0], g[1], g[2], o),
                      (in[0], in[1], in[2], go, out, g[0], g[1], g[2], o))
+
+  LOSSKIT_MEAN_NORMALIZER(gaussian_nll_loss, (in[0], in[1], in[2], o))
 };
 
 struct KlDiv {
@@ -299,6 +322,7 @@ struct KlDiv {
   LOSSKIT_OUT_SHAPE_2
   LOSSKIT_FORWARDERS(kl_div, (in[0], in[1], out, o), (go, in[0], in[1], g[0], g[1], o),
                      (in[0], in[1], go, out, g[0], g[1], o))
+  LOSSKIT_MEAN_NORMALIZER(kl_div, (in[0], in[1], o))
 };
 
 struct MarginRanking {
@@ -316,6 +340,8 @@ struct MarginRanking {
   LOSSKIT_FORWARDERS(margin_ranking_loss, (in[0], in[1], in[2], out, o),
                      (go, in[0], in[1], in[2], g[0], g[1], o),
                      (in[0], in[1], in[2], go, out, g[0], g[1], o))
+
+  LOSSKIT_MEAN_NORMALIZER(margin_ranking_loss, (in[0], in[1], in[2], o))
 };
 
 struct HingeEmbedding {
@@ -329,6 +355,7 @@ struct HingeEmbedding {
   LOSSKIT_OUT_SHAPE_2
   LOSSKIT_FORWARDERS(hinge_embedding_loss, (in[0], in[1], out, o), (go, in[0], in[1], g[0], o),
                      (in[0], in[1], go, out, g[0], o))
+  LOSSKIT_MEAN_NORMALIZER(hinge_embedding_loss, (in[0], in[1], o))
 };
 
 // ---- the generic binder ----------------------------------------------------------------------
@@ -347,10 +374,35 @@ Reduction reduction_of(const std::string& name) {
   return losskit::parse_reduction(name, A::kName, std::string(A::kName) == "kl_div");
 }
 
+// The `normalizer` keyword (a float, or None / absent for the loss's own divisor).
+losskit::Normalizer normalizer_of(const py::handle& obj) {
+  if (obj.is_none()) return std::nullopt;
+  return obj.cast<double>();
+}
+losskit::Normalizer kwargs_normalizer(const py::kwargs& kw) {
+  return kw.contains("normalizer") ? normalizer_of(py::object(kw["normalizer"])) : std::nullopt;
+}
+
+template <class A>
+typename A::Options options_of(const std::string& reduction, const py::kwargs& kw) {
+  auto o = A::options(reduction_of<A>(reduction), kw);
+  o.normalizer = kwargs_normalizer(kw);
+  return o;
+}
+
+template <class A, class T>
+double mean_normalizer(const py::tuple& arrays, const std::string& reduction,
+                       const py::kwargs& kw) {
+  const auto in = views<A, T>(arrays);
+  const auto o = options_of<A>(reduction, kw);
+  py::gil_scoped_release release;
+  return A::mean_normalizer(in, o);
+}
+
 template <class A, class T>
 py::object forward(const py::tuple& arrays, const std::string& reduction, const py::kwargs& kw) {
   const auto in = views<A, T>(arrays);
-  const auto o = A::options(reduction_of<A>(reduction), kw);
+  const auto o = options_of<A>(reduction, kw);
   auto out = new_array<T>(o.reduction == Reduction::None ? A::out_shape(in, o) : Shape{});
   auto out_view = as_mut(out);
   {
@@ -382,7 +434,7 @@ template <class A, class T>
 py::tuple backward(const py::handle& grad_output, const py::tuple& arrays,
                    const std::string& reduction, const py::tuple& want, const py::kwargs& kw) {
   const auto in = views<A, T>(arrays);
-  const auto o = A::options(reduction_of<A>(reduction), kw);
+  const auto o = options_of<A>(reduction, kw);
   const View<T> go = as_view<T>(grad_output, A::kName, "grad_output");
   auto [grads, result] = grad_arrays<A, T>(in, want);
   {
@@ -397,7 +449,7 @@ py::tuple forward_backward(const py::tuple& arrays, const py::handle& grad_outpu
                            const std::string& reduction, const py::tuple& want,
                            const py::kwargs& kw) {
   const auto in = views<A, T>(arrays);
-  const auto o = A::options(reduction_of<A>(reduction), kw);
+  const auto o = options_of<A>(reduction, kw);
   const View<T> go = as_view<T>(grad_output, A::kName, "grad_output");
   auto out = new_array<T>(o.reduction == Reduction::None ? A::out_shape(in, o) : Shape{});
   auto out_view = as_mut(out);
@@ -441,6 +493,13 @@ void bind(py::module_& m) {
                    : forward_backward<A, double>(arrays, grad_output, reduction, want, kw);
       },
       py::arg("arrays"), py::arg("grad_output"), py::arg("reduction"), py::arg("want"));
+  m.def(
+      (name + "_mean_normalizer").c_str(),
+      [](const py::tuple& arrays, const std::string& reduction, const py::kwargs& kw) {
+        return is_float32(arrays) ? mean_normalizer<A, float>(arrays, reduction, kw)
+                                  : mean_normalizer<A, double>(arrays, reduction, kw);
+      },
+      py::arg("arrays"), py::arg("reduction"));
 }
 
 // ---- classification bindings ----
@@ -461,7 +520,7 @@ py::tuple classification_call(int mode, const char* function, const py::handle& 
                               const Shape& loss_shape, const Shape& input_shape,
                               bool want_target_grad, Run&& run) {
   if (mode < 0 || mode > 2)
-    throw losskit::ValueError(std::string(function) + ": mode expected 0, 1 or 2");
+    throw losskit::ValueError(std::string(function) + ": mode expected 0, 1, 2 or 3");
   const View<T> go = as_view<T>(grad_output, function, "grad_output");
   py::object out = py::none(), grad_input = py::none(), grad_target = py::none();
   MutView<T> out_v, gi_v, gt_v;
@@ -487,6 +546,17 @@ py::tuple classification_call(int mode, const char* function, const py::handle& 
   return py::make_tuple(out, grad_input, grad_target);
 }
 
+// Mode 3: the loss's own divisor of 'mean' (NAME_mean_normalizer), as (value, None, None).
+template <class Fn>
+py::tuple normalizer_result(Fn&& mean_normalizer) {
+  double value;
+  {
+    py::gil_scoped_release release;
+    value = mean_normalizer();
+  }
+  return py::make_tuple(value, py::none(), py::none());
+}
+
 bool classification_is_float32(const py::handle& input) {
   return has_dtype<float>(input);
 }
@@ -501,16 +571,19 @@ py::tuple classification_cross_entropy(int mode, const py::handle& input, const 
                                        const py::handle& weight, const py::handle& grad_output,
                                        const std::string& reduction, int64_t ignore_index,
                                        double label_smoothing, bool probabilities,
-                                       bool want_target_grad) {
+                                       bool want_target_grad,
+                                       const py::handle& normalizer) {
   const char* fn = "cross_entropy";
   const View<T> x = as_view<T>(input, fn, "input");
   const View<T> w = as_view<T>(weight, fn, "weight");
   const losskit::CrossEntropyOptions o{losskit::parse_reduction(reduction, fn), ignore_index,
-                                       label_smoothing};
+                                       label_smoothing, normalizer_of(normalizer)};
   const Shape loss_shape =
       o.reduction == Reduction::None ? losskit::classification_output_shape(x.shape) : Shape{};
   if (probabilities) {
     const View<T> y = as_view<T>(target, fn, "target");
+    if (mode == 3)
+      return normalizer_result([&] { return losskit::cross_entropy_mean_normalizer(x, y, w, o); });
     return classification_call<T>(
         mode, fn, grad_output, loss_shape, x.shape, want_target_grad,
         [&](View<T> go, MutView<T> out, MutView<T> gi, MutView<T> gt) {
@@ -520,6 +593,8 @@ py::tuple classification_cross_entropy(int mode, const py::handle& input, const 
         });
   }
   const View<int64_t> t = classification_index_view(target, fn);
+  if (mode == 3)
+    return normalizer_result([&] { return losskit::cross_entropy_mean_normalizer(x, t, w, o); });
   return classification_call<T>(
       mode, fn, grad_output, loss_shape, x.shape, false,
       [&](View<T> go, MutView<T> out, MutView<T> gi, MutView<T>) {
@@ -532,14 +607,18 @@ py::tuple classification_cross_entropy(int mode, const py::handle& input, const 
 template <class T>
 py::tuple classification_nll_loss(int mode, const py::handle& input, const py::handle& target,
                                   const py::handle& weight, const py::handle& grad_output,
-                                  const std::string& reduction, int64_t ignore_index) {
+                                  const std::string& reduction, int64_t ignore_index,
+                                  const py::handle& normalizer) {
   const char* fn = "nll_loss";
   const View<T> x = as_view<T>(input, fn, "input");
   const View<T> w = as_view<T>(weight, fn, "weight");
   const View<int64_t> t = classification_index_view(target, fn);
-  const losskit::NllLossOptions o{losskit::parse_reduction(reduction, fn), ignore_index};
+  const losskit::NllLossOptions o{losskit::parse_reduction(reduction, fn), ignore_index,
+                                  normalizer_of(normalizer)};
   const Shape loss_shape =
       o.reduction == Reduction::None ? losskit::classification_output_shape(x.shape) : Shape{};
+  if (mode == 3)
+    return normalizer_result([&] { return losskit::nll_loss_mean_normalizer(x, t, w, o); });
   return classification_call<T>(
       mode, fn, grad_output, loss_shape, x.shape, false,
       [&](View<T> go, MutView<T> out, MutView<T> gi, MutView<T>) {
@@ -553,13 +632,17 @@ template <class T>
 py::tuple classification_multi_margin_loss(int mode, const py::handle& input,
                                            const py::handle& target, const py::handle& weight,
                                            const py::handle& grad_output,
-                                           const std::string& reduction, int p, double margin) {
+                                           const std::string& reduction, int p, double margin,
+                                           const py::handle& normalizer) {
   const char* fn = "multi_margin_loss";
   const View<T> x = as_view<T>(input, fn, "input");
   const View<T> w = as_view<T>(weight, fn, "weight");
   const View<int64_t> t = classification_index_view(target, fn);
-  const losskit::MultiMarginLossOptions o{losskit::parse_reduction(reduction, fn), p, margin};
+  const losskit::MultiMarginLossOptions o{losskit::parse_reduction(reduction, fn), p, margin,
+                                          normalizer_of(normalizer)};
   const Shape loss_shape = o.reduction == Reduction::None ? t.shape : Shape{};
+  if (mode == 3)
+    return normalizer_result([&] { return losskit::multi_margin_loss_mean_normalizer(x, t, w, o); });
   return classification_call<T>(
       mode, fn, grad_output, loss_shape, x.shape, false,
       [&](View<T> go, MutView<T> out, MutView<T> gi, MutView<T>) {
@@ -573,13 +656,17 @@ template <class T>
 py::tuple classification_multilabel_margin_loss(int mode, const py::handle& input,
                                                 const py::handle& target,
                                                 const py::handle& grad_output,
-                                                const std::string& reduction) {
+                                                const std::string& reduction,
+                                                const py::handle& normalizer) {
   const char* fn = "multilabel_margin_loss";
   const View<T> x = as_view<T>(input, fn, "input");
   const View<int64_t> t = classification_index_view(target, fn);
-  const losskit::MultilabelMarginLossOptions o{losskit::parse_reduction(reduction, fn)};
+  const losskit::MultilabelMarginLossOptions o{losskit::parse_reduction(reduction, fn),
+                                               normalizer_of(normalizer)};
   const Shape loss_shape =
       o.reduction == Reduction::None ? losskit::classification_output_shape(x.shape) : Shape{};
+  if (mode == 3)
+    return normalizer_result([&] { return losskit::multilabel_margin_loss_mean_normalizer(x, t, o); });
   return classification_call<T>(
       mode, fn, grad_output, loss_shape, x.shape, false,
       [&](View<T> go, MutView<T> out, MutView<T> gi, MutView<T>) {
@@ -595,15 +682,20 @@ py::tuple classification_multilabel_soft_margin_loss(int mode, const py::handle&
                                                      const py::handle& weight,
                                                      const py::handle& grad_output,
                                                      const std::string& reduction,
-                                                     bool want_target_grad) {
+                                                     bool want_target_grad,
+                                                     const py::handle& normalizer) {
   const char* fn = "multilabel_soft_margin_loss";
   const View<T> x = as_view<T>(input, fn, "input");
   const View<T> y = as_view<T>(target, fn, "target");
   const View<T> w = as_view<T>(weight, fn, "weight");
-  const losskit::MultilabelSoftMarginLossOptions o{losskit::parse_reduction(reduction, fn)};
+  const losskit::MultilabelSoftMarginLossOptions o{losskit::parse_reduction(reduction, fn),
+                                                   normalizer_of(normalizer)};
   const Shape loss_shape = o.reduction == Reduction::None
                                ? losskit::classification_output_shape(x.shape, true)
                                : Shape{};
+  if (mode == 3)
+    return normalizer_result(
+        [&] { return losskit::multilabel_soft_margin_loss_mean_normalizer(x, y, w, o); });
   return classification_call<T>(
       mode, fn, grad_output, loss_shape, x.shape, want_target_grad,
       [&](View<T> go, MutView<T> out, MutView<T> gi, MutView<T> gt) {
@@ -618,67 +710,84 @@ void classification_bind(py::module_& m) {
       "cross_entropy",
       [](int mode, const py::object& input, const py::object& target, const py::object& weight,
          const py::object& grad_output, const std::string& reduction, int64_t ignore_index,
-         double label_smoothing, bool probabilities, bool want_target_grad) {
+         double label_smoothing, bool probabilities, bool want_target_grad,
+         const py::object& normalizer) {
         return classification_is_float32(input)
                    ? classification_cross_entropy<float>(mode, input, target, weight, grad_output,
                                                          reduction, ignore_index, label_smoothing,
-                                                         probabilities, want_target_grad)
+                                                         probabilities, want_target_grad,
+                                                         normalizer)
                    : classification_cross_entropy<double>(mode, input, target, weight,
                                                           grad_output, reduction, ignore_index,
                                                           label_smoothing, probabilities,
-                                                          want_target_grad);
+                                                          want_target_grad, normalizer);
       },
       py::arg("mode"), py::arg("input"), py::arg("target"), py::arg("weight"),
       py::arg("grad_output"), py::arg("reduction"), py::arg("ignore_index"),
-      py::arg("label_smoothing"), py::arg("probabilities"), py::arg("want_target_grad"));
+      py::arg("label_smoothing"), py::arg("probabilities"), py::arg("want_target_grad"),
+      py::arg("normalizer") = py::none());
   m.def(
       "nll_loss",
       [](int mode, const py::object& input, const py::object& target, const py::object& weight,
-         const py::object& grad_output, const std::string& reduction, int64_t ignore_index) {
+         const py::object& grad_output, const std::string& reduction, int64_t ignore_index,
+         const py::object& normalizer) {
         return classification_is_float32(input)
                    ? classification_nll_loss<float>(mode, input, target, weight, grad_output,
-                                                    reduction, ignore_index)
+                                                    reduction, ignore_index, normalizer)
                    : classification_nll_loss<double>(mode, input, target, weight, grad_output,
-                                                     reduction, ignore_index);
+                                                     reduction, ignore_index, normalizer);
       },
       py::arg("mode"), py::arg("input"), py::arg("target"), py::arg("weight"),
-      py::arg("grad_output"), py::arg("reduction"), py::arg("ignore_index"));
+      py::arg("grad_output"), py::arg("reduction"), py::arg("ignore_index"),
+      py::arg("normalizer") = py::none());
   m.def(
       "multi_margin_loss",
       [](int mode, const py::object& input, const py::object& target, const py::object& weight,
-         const py::object& grad_output, const std::string& reduction, int p, double margin) {
+         const py::object& grad_output, const std::string& reduction, int p, double margin,
+         const py::object& normalizer) {
         return classification_is_float32(input)
                    ? classification_multi_margin_loss<float>(mode, input, target, weight,
-                                                             grad_output, reduction, p, margin)
+                                                             grad_output, reduction, p, margin,
+                                                             normalizer)
                    : classification_multi_margin_loss<double>(mode, input, target, weight,
-                                                              grad_output, reduction, p, margin);
+                                                              grad_output, reduction, p, margin,
+                                                              normalizer);
       },
       py::arg("mode"), py::arg("input"), py::arg("target"), py::arg("weight"),
-      py::arg("grad_output"), py::arg("reduction"), py::arg("p"), py::arg("margin"));
+      py::arg("grad_output"), py::arg("reduction"), py::arg("p"), py::arg("margin"),
+      py::arg("normalizer") = py::none());
   m.def(
       "multilabel_margin_loss",
       [](int mode, const py::object& input, const py::object& target,
-         const py::object& grad_output, const std::string& reduction) {
+         const py::object& grad_output, const std::string& reduction,
+         const py::object& normalizer) {
         return classification_is_float32(input)
                    ? classification_multilabel_margin_loss<float>(mode, input, target,
-                                                                  grad_output, reduction)
+                                                                  grad_output, reduction,
+                                                                  normalizer)
                    : classification_multilabel_margin_loss<double>(mode, input, target,
-                                                                   grad_output, reduction);
+                                                                   grad_output, reduction,
+                                                                   normalizer);
       },
       py::arg("mode"), py::arg("input"), py::arg("target"), py::arg("grad_output"),
-      py::arg("reduction"));
+      py::arg("reduction"),
+      py::arg("normalizer") = py::none());
   m.def(
       "multilabel_soft_margin_loss",
       [](int mode, const py::object& input, const py::object& target, const py::object& weight,
-         const py::object& grad_output, const std::string& reduction, bool want_target_grad) {
+         const py::object& grad_output, const std::string& reduction, bool want_target_grad,
+         const py::object& normalizer) {
         return classification_is_float32(input)
                    ? classification_multilabel_soft_margin_loss<float>(
-                         mode, input, target, weight, grad_output, reduction, want_target_grad)
+                         mode, input, target, weight, grad_output, reduction, want_target_grad,
+                         normalizer)
                    : classification_multilabel_soft_margin_loss<double>(
-                         mode, input, target, weight, grad_output, reduction, want_target_grad);
+                         mode, input, target, weight, grad_output, reduction, want_target_grad,
+                         normalizer);
       },
       py::arg("mode"), py::arg("input"), py::arg("target"), py::arg("weight"),
-      py::arg("grad_output"), py::arg("reduction"), py::arg("want_target_grad"));
+      py::arg("grad_output"), py::arg("reduction"), py::arg("want_target_grad"),
+      py::arg("normalizer") = py::none());
 }
 // ---- embedding bindings ----
 // Inputs (N, D) or (D,); the unreduced output drops the last dimension (rows broadcast).
@@ -697,6 +806,8 @@ struct CosineEmbedding {
   LOSSKIT_FORWARDERS(cosine_embedding_loss, (in[0], in[1], in[2], out, o),
                      (go, in[0], in[1], in[2], g[0], g[1], o),
                      (in[0], in[1], in[2], go, out, g[0], g[1], o))
+
+  LOSSKIT_MEAN_NORMALIZER(cosine_embedding_loss, (in[0], in[1], in[2], o))
 };
 
 struct TripletMargin {
@@ -715,6 +826,8 @@ struct TripletMargin {
   LOSSKIT_FORWARDERS(triplet_margin_loss, (in[0], in[1], in[2], out, o),
                      (go, in[0], in[1], in[2], g[0], g[1], g[2], o),
                      (in[0], in[1], in[2], go, out, g[0], g[1], g[2], o))
+
+  LOSSKIT_MEAN_NORMALIZER(triplet_margin_loss, (in[0], in[1], in[2], o))
 };
 
 struct TripletMarginWithDistance {
@@ -734,6 +847,8 @@ struct TripletMarginWithDistance {
   LOSSKIT_FORWARDERS(triplet_margin_with_distance_loss, (in[0], in[1], in[2], out, o),
                      (go, in[0], in[1], in[2], g[0], g[1], g[2], o),
                      (in[0], in[1], in[2], go, out, g[0], g[1], g[2], o))
+
+  LOSSKIT_MEAN_NORMALIZER(triplet_margin_with_distance_loss, (in[0], in[1], in[2], o))
 };
 
 // The triplet loss on distances a Python callable computed: (loss, (grad_dist_pos,
@@ -742,7 +857,8 @@ template <class T>
 py::tuple embedding_triplet_from_distances(const py::handle& dist_pos, const py::handle& dist_neg,
                                            const py::handle& dist_swap,
                                            const py::handle& grad_output, Reduction reduction,
-                                           double margin, bool swap, bool backward) {
+                                           double margin, bool swap, bool backward,
+                                           losskit::Normalizer normalizer) {
   const char* fn = "triplet_margin_with_distance_loss";
   const View<T> dp = as_view<T>(dist_pos, fn, "distance_function(anchor, positive)");
   const View<T> dn = as_view<T>(dist_neg, fn, "distance_function(anchor, negative)");
@@ -752,6 +868,7 @@ py::tuple embedding_triplet_from_distances(const py::handle& dist_pos, const py:
   o.reduction = reduction;
   o.margin = margin;
   o.swap = swap;
+  o.normalizer = normalizer;
   auto out = new_array<T>(reduction == Reduction::None ? dp.shape : Shape{});
   auto out_view = as_mut(out);
   py::object grads[3] = {py::none(), py::none(), py::none()};
@@ -775,19 +892,20 @@ void embedding_bind_from_distances(py::module_& m) {
       "triplet_margin_loss_from_distances",
       [](const py::object& dist_pos, const py::object& dist_neg, const py::object& dist_swap,
          const py::object& grad_output, const std::string& reduction, double margin, bool swap,
-         bool backward) {
+         bool backward, const py::object& normalizer) {
         const Reduction r =
             losskit::parse_reduction(reduction, "triplet_margin_with_distance_loss");
         const bool f32 = has_dtype<float>(dist_pos);
         return f32 ? embedding_triplet_from_distances<float>(dist_pos, dist_neg, dist_swap,
                                                              grad_output, r, margin, swap,
-                                                             backward)
+                                                             backward, normalizer_of(normalizer))
                    : embedding_triplet_from_distances<double>(dist_pos, dist_neg, dist_swap,
                                                               grad_output, r, margin, swap,
-                                                              backward);
+                                                              backward, normalizer_of(normalizer));
       },
       py::arg("dist_pos"), py::arg("dist_neg"), py::arg("dist_swap"), py::arg("grad_output"),
-      py::arg("reduction"), py::arg("margin"), py::arg("swap"), py::arg("backward"));
+      py::arg("reduction"), py::arg("margin"), py::arg("swap"), py::arg("backward"),
+      py::arg("normalizer") = py::none());
   m.def(
       "triplet_margin_check_inputs",
       [](const py::tuple& arrays, const std::string& reduction, double margin) {
@@ -826,12 +944,13 @@ struct CtcArgs {
 
 CtcArgs ctc_args(const py::handle& targets, const py::handle& input_lengths,
                  const py::handle& target_lengths, int64_t blank, const std::string& reduction,
-                 bool zero_infinity) {
+                 bool zero_infinity, const py::handle& normalizer) {
   CtcArgs a;
   a.targets = ctc_int_view(targets, "targets");
   a.input_lengths = ctc_int_view(input_lengths, "input_lengths");
   a.target_lengths = ctc_int_view(target_lengths, "target_lengths");
-  a.options = {blank, losskit::parse_reduction(reduction, "ctc_loss"), zero_infinity};
+  a.options = {blank, losskit::parse_reduction(reduction, "ctc_loss"), zero_infinity,
+               normalizer_of(normalizer)};
   return a;
 }
 
@@ -888,46 +1007,76 @@ void ctc_bind(py::module_& m) {
       "ctc_loss",
       [](const py::object& log_probs, const py::object& targets, const py::object& input_lengths,
          const py::object& target_lengths, int64_t blank, const std::string& reduction,
-         bool zero_infinity) {
+         bool zero_infinity, const py::object& normalizer) {
         const CtcArgs a =
-            ctc_args(targets, input_lengths, target_lengths, blank, reduction, zero_infinity);
+            ctc_args(targets, input_lengths, target_lengths, blank, reduction, zero_infinity,
+                     normalizer);
         return ctc_is_float32(log_probs) ? ctc_forward<float>(log_probs, a)
                                          : ctc_forward<double>(log_probs, a);
       },
       py::arg("log_probs"), py::arg("targets"), py::arg("input_lengths"),
-      py::arg("target_lengths"), py::arg("blank"), py::arg("reduction"), py::arg("zero_infinity"));
+      py::arg("target_lengths"), py::arg("blank"), py::arg("reduction"), py::arg("zero_infinity"),
+      py::arg("normalizer") = py::none());
   m.def(
       "ctc_loss_backward",
       [](const py::object& grad_output, const py::object& log_probs, const py::object& targets,
          const py::object& input_lengths, const py::object& target_lengths, int64_t blank,
-         const std::string& reduction, bool zero_infinity) {
+         const std::string& reduction, bool zero_infinity, const py::object& normalizer) {
         const CtcArgs a =
-            ctc_args(targets, input_lengths, target_lengths, blank, reduction, zero_infinity);
+            ctc_args(targets, input_lengths, target_lengths, blank, reduction, zero_infinity,
+                     normalizer);
         return ctc_is_float32(log_probs) ? ctc_backward<float>(grad_output, log_probs, a)
                                          : ctc_backward<double>(grad_output, log_probs, a);
       },
       py::arg("grad_output"), py::arg("log_probs"), py::arg("targets"), py::arg("input_lengths"),
-      py::arg("target_lengths"), py::arg("blank"), py::arg("reduction"), py::arg("zero_infinity"));
+      py::arg("target_lengths"), py::arg("blank"), py::arg("reduction"), py::arg("zero_infinity"),
+      py::arg("normalizer") = py::none());
   m.def(
       "ctc_loss_forward_backward",
       [](const py::object& log_probs, const py::object& targets, const py::object& input_lengths,
          const py::object& target_lengths, const py::object& grad_output, int64_t blank,
-         const std::string& reduction, bool zero_infinity) {
+         const std::string& reduction, bool zero_infinity, const py::object& normalizer) {
         const CtcArgs a =
-            ctc_args(targets, input_lengths, target_lengths, blank, reduction, zero_infinity);
+            ctc_args(targets, input_lengths, target_lengths, blank, reduction, zero_infinity,
+                     normalizer);
         return ctc_is_float32(log_probs)
                    ? ctc_forward_backward<float>(log_probs, grad_output, a)
                    : ctc_forward_backward<double>(log_probs, grad_output, a);
       },
       py::arg("log_probs"), py::arg("targets"), py::arg("input_lengths"),
       py::arg("target_lengths"), py::arg("grad_output"), py::arg("blank"), py::arg("reduction"),
+      py::arg("zero_infinity"), py::arg("normalizer") = py::none());
+  m.def(
+      "ctc_loss_mean_normalizer",
+      [](const py::object& log_probs, const py::object& targets, const py::object& input_lengths,
+         const py::object& target_lengths, int64_t blank, const std::string& reduction,
+         bool zero_infinity) {
+        const CtcArgs a = ctc_args(targets, input_lengths, target_lengths, blank, reduction,
+                                   zero_infinity, py::none());
+        if (ctc_is_float32(log_probs)) {
+          const View<float> lp = as_view<float>(log_probs, "ctc_loss", "log_probs");
+          py::gil_scoped_release release;
+          return losskit::ctc_loss_mean_normalizer<float>(lp, a.targets, a.input_lengths,
+                                                          a.target_lengths, a.options);
+        }
+        const View<double> lp = as_view<double>(log_probs, "ctc_loss", "log_probs");
+        py::gil_scoped_release release;
+        return losskit::ctc_loss_mean_normalizer<double>(lp, a.targets, a.input_lengths,
+                                                         a.target_lengths, a.options);
+      },
+      py::arg("log_probs"), py::arg("targets"), py::arg("input_lengths"),
+      py::arg("target_lengths"), py::arg("blank"), py::arg("reduction"),
       py::arg("zero_infinity"));
 }
 // ---- large_vocab bindings ----
 // linear_cross_entropy's chunk loop lives in python/losskit/_large_vocab.py (NumPy's BLAS does the
 // matrix products); these two calls are its softmax / cross-entropy arithmetic.
-//   large_vocab_target_weight(target, weight, num_classes, ignore_index, label_smoothing, reduction)
-//     -> the global 'mean' normaliser, after checking every class index.
+//   large_vocab_target_weight(target, weight, num_classes, ignore_index, label_smoothing, reduction,
+//                             normalizer=None)
+//     -> what 'mean' divides by (the normalizer when given, else the weight of the counted
+//        targets), after checking every class index.
+//   large_vocab_mean_normalizer(target, weight, num_classes, ignore_index, label_smoothing,
+//                               reduction) -> linear_cross_entropy_mean_normalizer's value.
 //   large_vocab_ce_chunk(logits, target, bias, weight, grad_output, out, grad_bias_acc, want_grad,
 //                        grad_scale, ignore_index, label_smoothing, reduction) -> chunk loss sum;
 //     runs in place on `logits` (a writable C-contiguous (n, V) array).
@@ -984,13 +1133,32 @@ void large_vocab_bind(py::module_& m) {
   m.def(
       "large_vocab_target_weight",
       [](const py::object& target, const py::object& weight, int64_t num_classes,
+         int64_t ignore_index, double label_smoothing, const std::string& reduction,
+         const py::object& normalizer) {
+        auto o = large_vocab_options(reduction, ignore_index, label_smoothing);
+        o.normalizer = normalizer_of(normalizer);
+        const View<int64_t> t = large_vocab_index_view(target);
+        const double own =
+            !weight.is_none() && large_vocab_is_float32(weight)
+                ? losskit::linear_cross_entropy_target_weight<float>(
+                      t, as_view<float>(weight, "linear_cross_entropy", "weight"), num_classes, o)
+                : losskit::linear_cross_entropy_target_weight<double>(
+                      t, as_view<double>(weight, "linear_cross_entropy", "weight"), num_classes,
+                      o);
+        return losskit::detail::mean_divisor(o.normalizer, own);
+      },
+      py::arg("target"), py::arg("weight"), py::arg("num_classes"), py::arg("ignore_index"),
+      py::arg("label_smoothing"), py::arg("reduction"), py::arg("normalizer") = py::none());
+  m.def(
+      "large_vocab_mean_normalizer",
+      [](const py::object& target, const py::object& weight, int64_t num_classes,
          int64_t ignore_index, double label_smoothing, const std::string& reduction) {
         const auto o = large_vocab_options(reduction, ignore_index, label_smoothing);
         const View<int64_t> t = large_vocab_index_view(target);
         if (!weight.is_none() && large_vocab_is_float32(weight))
-          return losskit::linear_cross_entropy_target_weight<float>(
+          return losskit::linear_cross_entropy_mean_normalizer<float>(
               t, as_view<float>(weight, "linear_cross_entropy", "weight"), num_classes, o);
-        return losskit::linear_cross_entropy_target_weight<double>(
+        return losskit::linear_cross_entropy_mean_normalizer<double>(
             t, as_view<double>(weight, "linear_cross_entropy", "weight"), num_classes, o);
       },
       py::arg("target"), py::arg("weight"), py::arg("num_classes"), py::arg("ignore_index"),

@@ -63,6 +63,17 @@ def real(function: str, name: str, value: Any) -> float:
     raise TypeError(f"{function}: {name} expected a real number, got {_describe(value)}")
 
 
+def normalizer(function: str, name: str, value: Any) -> Optional[float]:
+    """The `normalizer` keyword: None (the loss's own divisor) or a real number; the C++ core
+    checks that it is finite, > 0 and goes with a dividing reduction. A bool is refused (True is
+    no divisor anyone means)."""
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{function}: {name} expected None or a real number, got {_describe(value)}")
+    return real(function, name, value)
+
+
 def integer(function: str, name: str, value: Any) -> int:
     """An integer option (ignore_index, blank, chunk_size): an integer of the int64 range the core
     takes; a float, string or array is a TypeError, an integer past int64 a ValueError."""

@@ -17,7 +17,7 @@ from . import _convert, _core, _reduction
 _OPTIONS = {
     "margin": _convert.real, "eps": _convert.real, "delta": _convert.real, "beta": _convert.real,
     "p": _convert.real, "log_input": _convert.flag, "full": _convert.flag, "log_target": _convert.flag,
-    "swap": _convert.flag,
+    "swap": _convert.flag, "normalizer": _convert.normalizer,
 }
 
 
@@ -34,6 +34,16 @@ def forward(name: str, names: Sequence[str], values: Sequence[Any], reduction: s
     _, arrays = _convert.float_inputs(name, names, values)
     out = getattr(_core, name)(arrays, reduction, **options)
     return _convert.result(out, reduction)
+
+
+def mean_normalizer(name: str, names: Sequence[str], values: Sequence[Any], reduction: str,
+                    **options: Any) -> float:
+    """The divisor 'mean' uses for these inputs (the core's NAME_mean_normalizer): the loss's
+    checks, nothing computed."""
+    options = _options(name, options)
+    reduction = _reduction.parse(None, None, reduction)
+    _, arrays = _convert.float_inputs(name, names, values)
+    return float(getattr(_core, name + "_mean_normalizer")(arrays, reduction, **options))
 
 
 def _grads(

@@ -111,9 +111,10 @@ def linear_cross_entropy(
     ignore_index: Optional[int],
     label_smoothing: float,
     chunk_size: Optional[int],
+    normalizer: Optional[float] = None,
 ) -> Any:
-    """mode 0: the loss; 1: the gradients; 2: (loss, gradients). Gradients are
-    ``(grad_input, grad_linear_weight, grad_linear_bias or None)``."""
+    """mode 0: the loss; 1: the gradients; 2: (loss, gradients); 3: the divisor of 'mean'
+    (mean_normalizer). Gradients are ``(grad_input, grad_linear_weight, grad_linear_bias or None)``."""
     if not isinstance(reduction, str):
         raise TypeError(f"{_FN}: reduction expected a string, got {type(reduction).__name__}")
     if reduction not in ("none", "mean", "sum"):
@@ -155,8 +156,12 @@ def linear_cross_entropy(
     x2 = x.reshape(N, H)
     t1 = t.reshape(N)
 
-    # The cheap global pass: every index checked, the 'mean' normaliser summed (in double).
-    total_weight = _core.large_vocab_target_weight(t1, w, V, ignore, smoothing, reduction)
+    # The cheap global pass: every index checked, the 'mean' divisor summed (in double), or the
+    # caller's normalizer in its place.
+    if mode == 3:
+        return float(_core.large_vocab_mean_normalizer(t1, w, V, ignore, smoothing, reduction))
+    total_weight = _core.large_vocab_target_weight(t1, w, V, ignore, smoothing, reduction,
+                                                   _convert.normalizer(_FN, "normalizer", normalizer))
 
     want_grad = mode != 0
     go_rows = None

@@ -18,6 +18,12 @@ weight, :math:`N` the number of elements (or the batch size), and
     \operatorname{mean}(L) & \text{reduction='mean'}\\ \operatorname{sum}(L) & \text{reduction='sum'}
     \end{cases}
 
+Every loss with a ``'mean'`` reduction also takes ``normalizer=None`` (keyword-only): given, ``'mean'``
+(and ``'batchmean'``) divide by it instead of their own divisor, which :func:`mean_normalizer`
+returns without computing the loss. Summing ``NAME(part, normalizer=Z)`` over the parts of a batch,
+with ``Z`` the sum of the parts' ``mean_normalizer``, gives the whole batch's mean and gradients
+(gradient accumulation, several processes: docs/training.md).
+
 The mean of an empty input is NaN and its sum 0, as in torch. Reduced values are accumulated in
 double in a fixed blocked order, so they are bitwise the same on any number of threads (and a
 float32 result can be more exact than torch's float32 one).
@@ -41,6 +47,7 @@ import numpy as np  # noqa: F401
 from ._engine import no_target_grad, pack  # noqa: F401
 from ._functional._spec import ArrayLike, Gradients  # noqa: F401
 from ._functional import _spec
+from ._functional._spec import mean_normalizer  # noqa: F401
 
 for _loss in _spec.LOSSES.values():
     globals().update(_loss.functions)

@@ -35,31 +35,37 @@ class _Loss:
             reduction = _reduction.legacy_to_reduction(size_average, reduce)
         self.reduction = reduction
         self._last_inputs: Optional[Tuple[Any, ...]] = None
+        self._last_normalizer: Optional[float] = None
 
     def _kwargs(self) -> Dict[str, Any]:
         """The keywords the functional form receives."""
         return {k: getattr(self, k) for k in self._keywords}
 
-    def forward(self, *inputs: Any) -> Any:
-        """The loss for ``inputs`` (the arguments of the functional form)."""
-        loss = getattr(functional, self._function)(*inputs, **self._kwargs())
-        self._last_inputs = inputs
+    def forward(self, *inputs: Any, normalizer: Optional[float] = None) -> Any:
+        """The loss for ``inputs`` (the arguments of the functional form); ``normalizer`` replaces
+        the divisor of ``'mean'`` (see :func:`losskit.functional.mean_normalizer`)."""
+        loss = getattr(functional, self._function)(*inputs, normalizer=normalizer, **self._kwargs())
+        self._last_inputs, self._last_normalizer = inputs, normalizer
         return loss
 
     __call__ = forward
 
     def backward(self, grad_output: Any = None, target_grad: bool = False) -> Any:
-        """Gradients of the most recent :meth:`forward`; ``grad_output=None`` means 1 (or ones)."""
+        """Gradients of the most recent :meth:`forward` (with its ``normalizer``);
+        ``grad_output=None`` means 1 (or ones)."""
         if self._last_inputs is None:
             raise RuntimeError(f"{type(self).__name__}.backward() called before forward()")
         fn = getattr(functional, self._function + "_backward")
-        return fn(grad_output, *self._last_inputs, target_grad=target_grad, **self._kwargs())
+        return fn(grad_output, *self._last_inputs, target_grad=target_grad, normalizer=self._last_normalizer,
+                  **self._kwargs())
 
-    def forward_backward(self, *inputs: Any, grad_output: Any = None, target_grad: bool = False) -> Tuple[Any, Any]:
+    def forward_backward(self, *inputs: Any, grad_output: Any = None, target_grad: bool = False,
+                         normalizer: Optional[float] = None) -> Tuple[Any, Any]:
         """``(loss, gradients)`` from one fused pass: the fast path for training loops."""
         fn = getattr(functional, self._function + "_forward_backward")
-        result = fn(*inputs, grad_output=grad_output, target_grad=target_grad, **self._kwargs())
-        self._last_inputs = inputs
+        result = fn(*inputs, grad_output=grad_output, target_grad=target_grad, normalizer=normalizer,
+                    **self._kwargs())
+        self._last_inputs, self._last_normalizer = inputs, normalizer
         return result
 
     def extra_repr(self) -> str:
@@ -362,9 +368,10 @@ class LinearCrossEntropyLoss(_Loss):
                 "ignore_index": self.ignore_index, "label_smoothing": self.label_smoothing,
                 "chunk_size": self.chunk_size}
 
-    def forward(self, input: Any, target: Any) -> Any:
-        loss = functional.linear_cross_entropy(input, self.linear.weight, target, **self._kwargs())
-        self._last_inputs = (input, target)
+    def forward(self, input: Any, target: Any, *, normalizer: Optional[float] = None) -> Any:
+        loss = functional.linear_cross_entropy(input, self.linear.weight, target, normalizer=normalizer,
+                                               **self._kwargs())
+        self._last_inputs, self._last_normalizer = (input, target), normalizer
         return loss
 
     __call__ = forward
@@ -374,13 +381,15 @@ class LinearCrossEntropyLoss(_Loss):
             raise RuntimeError("LinearCrossEntropyLoss.backward() called before forward()")
         x, t = self._last_inputs
         return functional.linear_cross_entropy_backward(grad_output, x, self.linear.weight, t,
-                                                        target_grad=target_grad, **self._kwargs())
+                                                        target_grad=target_grad, normalizer=self._last_normalizer,
+                                                        **self._kwargs())
 
     def forward_backward(self, input: Any, target: Any, grad_output: Any = None,
-                         target_grad: bool = False) -> Tuple[Any, Any]:
+                         target_grad: bool = False, *, normalizer: Optional[float] = None) -> Tuple[Any, Any]:
         result = functional.linear_cross_entropy_forward_backward(
-            input, self.linear.weight, target, grad_output, target_grad=target_grad, **self._kwargs())
-        self._last_inputs = (input, target)
+            input, self.linear.weight, target, grad_output, target_grad=target_grad, normalizer=normalizer,
+            **self._kwargs())
+        self._last_inputs, self._last_normalizer = (input, target), normalizer
         return result
 
     def state_dict(self) -> Dict[str, Any]:

@@ -37,21 +37,26 @@ struct CrossEntropyOptions {
   Reduction reduction = Reduction::Mean;
   int64_t ignore_index = -100;
   double label_smoothing = 0.0;
+  Normalizer normalizer{};  // see reduction.hpp
 };
 struct NllLossOptions {
   Reduction reduction = Reduction::Mean;
   int64_t ignore_index = -100;
+  Normalizer normalizer{};  // see reduction.hpp
 };
 struct MultiMarginLossOptions {
   Reduction reduction = Reduction::Mean;
   int p = 1;  // 1 or 2
   double margin = 1.0;
+  Normalizer normalizer{};  // see reduction.hpp
 };
 struct MultilabelMarginLossOptions {
   Reduction reduction = Reduction::Mean;
+  Normalizer normalizer{};  // see reduction.hpp
 };
 struct MultilabelSoftMarginLossOptions {
   Reduction reduction = Reduction::Mean;
+  Normalizer normalizer{};  // see reduction.hpp
 };
 
 // Shape of the unreduced loss of a class-dimension loss: input (C) -> (), (N, C) -> (N),
@@ -143,6 +148,33 @@ template <class T>
 void multilabel_soft_margin_loss_forward_backward(
     View<T> input, View<T> target, View<T> weight, View<T> grad_output, MutView<T> output,
     MutView<T> grad_input, MutView<T> grad_target,
+    const MultilabelSoftMarginLossOptions& options = {});
+
+
+// ---- NAME_mean_normalizer -------------------------------------------------------------
+// The divisor 'mean' uses for these inputs, without computing the loss: for cross_entropy (class
+// indices) and nll_loss the sum of the weights of the counted targets (their number without
+// weights), summed in target order as the loss sums it; the number of positions for probability
+// targets; the batch size N for the margin losses and multilabel_soft_margin_loss. Every check
+// of the loss runs (class indices too). options.reduction must be 'mean' (ValueError otherwise).
+// See Normalizer (reduction.hpp).
+template <class T>
+double cross_entropy_mean_normalizer(View<T> input, View<int64_t> target, View<T> weight,
+                                     const CrossEntropyOptions& options = {});
+template <class T>
+double cross_entropy_mean_normalizer(View<T> input, View<T> target, View<T> weight,
+                                     const CrossEntropyOptions& options = {});
+template <class T>
+double nll_loss_mean_normalizer(View<T> input, View<int64_t> target, View<T> weight,
+                                const NllLossOptions& options = {});
+template <class T>
+double multi_margin_loss_mean_normalizer(View<T> input, View<int64_t> target, View<T> weight,
+                                         const MultiMarginLossOptions& options = {});
+template <class T>
+double multilabel_margin_loss_mean_normalizer(View<T> input, View<int64_t> target,
+                                              const MultilabelMarginLossOptions& options = {});
+template <class T>
+double multilabel_soft_margin_loss_mean_normalizer(View<T> input, View<T> target, View<T> weight,
     const MultilabelSoftMarginLossOptions& options = {});
 
 }  // namespace losskit

@@ -36,6 +36,7 @@ struct CtcLossOptions {
   int64_t blank = 0;
   Reduction reduction = Reduction::Mean;
   bool zero_infinity = false;
+  Normalizer normalizer{};  // see reduction.hpp
 };
 
 // Caller-owned scratch memory; default-constructed means "let the core allocate".
@@ -70,5 +71,14 @@ void ctc_loss_forward_backward(View<T> log_probs, View<int64_t> targets,
                                View<int64_t> input_lengths, View<int64_t> target_lengths,
                                View<T> grad_output, MutView<T> output, MutView<T> grad_log_probs,
                                const CtcLossOptions& options = {}, CtcWorkspace workspace = {});
+
+// The divisor 'mean' uses for these inputs, without computing the loss: the batch size N ('mean'
+// first divides each sample's loss by its target length, clamped to at least 1, then averages;
+// a Normalizer replaces N, never the target lengths). Every check of the loss runs (lengths and
+// labels too); options.reduction must be 'mean' (ValueError otherwise).
+template <class T>
+double ctc_loss_mean_normalizer(View<T> log_probs, View<int64_t> targets,
+                                View<int64_t> input_lengths, View<int64_t> target_lengths,
+                                const CtcLossOptions& options = {});
 
 }  // namespace losskit

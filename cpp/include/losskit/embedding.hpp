@@ -38,6 +38,7 @@ Shape triplet_output_shape(const Shape& anchor, const Shape& positive, const Sha
 struct CosineEmbeddingLossOptions {
   Reduction reduction = Reduction::Mean;
   double margin = 0.0;
+  Normalizer normalizer{};  // see reduction.hpp
 };
 
 struct TripletMarginLossOptions {
@@ -46,6 +47,7 @@ struct TripletMarginLossOptions {
   double p = 2.0;       // > 0 (inf allowed)
   double eps = 1e-6;    // added to the difference, as torch's pairwise_distance
   bool swap = false;
+  Normalizer normalizer{};  // see reduction.hpp
 };
 
 // The distances computed in the core for triplet_margin_with_distance_loss.
@@ -63,6 +65,7 @@ struct TripletMarginWithDistanceLossOptions {
   TripletDistance distance = TripletDistance::Euclidean;
   double margin = 1.0;  // > 0
   bool swap = false;
+  Normalizer normalizer{};  // see reduction.hpp
 };
 
 // ---- cosine_embedding_loss: inputs (N, D) with target (N,), or (D,) with a 0-d target ------
@@ -129,5 +132,22 @@ void triplet_margin_loss_from_distances(View<T> dist_pos, View<T> dist_neg, View
 void triplet_margin_with_distance_loss_check(const Shape& anchor, const Shape& positive,
                                              const Shape& negative,
                                              const TripletMarginWithDistanceLossOptions& options);
+
+
+// ---- NAME_mean_normalizer -------------------------------------------------------------
+// The divisor 'mean' uses for these inputs, without computing the loss: the number of rows (the
+// unreduced loss's size, after row broadcasting). The loss's shape checks run; options.reduction
+// must be 'mean' (ValueError otherwise). See Normalizer (reduction.hpp). For a custom distance
+// (triplet_margin_loss_from_distances) it is the number of distances.
+template <class T>
+double cosine_embedding_loss_mean_normalizer(View<T> input1, View<T> input2, View<T> target,
+                                             const CosineEmbeddingLossOptions& options = {});
+template <class T>
+double triplet_margin_loss_mean_normalizer(View<T> anchor, View<T> positive, View<T> negative,
+                                           const TripletMarginLossOptions& options = {});
+template <class T>
+double triplet_margin_with_distance_loss_mean_normalizer(View<T> anchor, View<T> positive,
+                                                         View<T> negative,
+    const TripletMarginWithDistanceLossOptions& options = {});
 
 }  // namespace losskit

@@ -10,7 +10,8 @@
 // A C++ program runs the same chunk loop with its own BLAS (cblas_sgemm shown, row-major):
 //
 //   using namespace losskit;
-//   const double W = linear_cross_entropy_target_weight<float>(target, weight, V, o);
+//   const double W = o.normalizer ? *o.normalizer   // a global divisor (reduction.hpp)
+//                    : linear_cross_entropy_target_weight<float>(target, weight, V, o);
 //   const double scale = o.reduction == Reduction::Mean ? grad_output / W : grad_output;
 //   std::vector<float> buf(rows * V);               // the only O(chunk x V) memory
 //   std::vector<double> gb(V, 0.0);                 // grad_linear_bias, in double
@@ -47,6 +48,7 @@ struct LinearCrossEntropyOptions {
   Reduction reduction = Reduction::Mean;
   int64_t ignore_index = -100;  // torch's None
   double label_smoothing = 0.0;
+  Normalizer normalizer{};  // see reduction.hpp
 };
 
 // Rows per chunk so that a chunk of logits (rows x num_classes elements of `itemsize` bytes) holds
@@ -59,7 +61,7 @@ int64_t linear_cross_entropy_chunk_rows(int64_t num_rows, int64_t num_classes, i
 
 // The cheap pass before the chunk loop: checks every class index of `target` (shape (N), any
 // values in [0, num_classes) or options.ignore_index; IndexError otherwise), the options and the
-// class `weight` (shape (num_classes) or absent), and returns the global normaliser of 'mean':
+// class `weight` (shape (num_classes) or absent), and returns the own divisor of 'mean':
 // the sum of the weights of the counted targets (their number without weights), summed in
 // double in target order. 'mean' divides the total loss by it and scales every chunk's gradient
 // by grad_output / it, so chunks need no knowledge of each other.
@@ -67,6 +69,12 @@ template <class T>
 double linear_cross_entropy_target_weight(View<int64_t> target, View<T> weight,
                                           int64_t num_classes,
                                           const LinearCrossEntropyOptions& options);
+// The same value as the loss's Normalizer query (reduction.hpp): the divisor 'mean' uses when no
+// normalizer is given; options.reduction must be 'mean' (ValueError otherwise).
+template <class T>
+double linear_cross_entropy_mean_normalizer(View<int64_t> target, View<T> weight,
+                                            int64_t num_classes,
+                                            const LinearCrossEntropyOptions& options = {});
 
 // One chunk of rows, in place on the caller's logits (n, V) = input_chunk @ linear_weight^T:
 // adds `linear_bias` (V) when present, then runs the fused cross-entropy row kernel:

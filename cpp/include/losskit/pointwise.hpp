@@ -37,32 +37,40 @@ Shape elementwise_output_shape(std::initializer_list<Shape> shapes, Reduction re
 
 struct L1LossOptions {
   Reduction reduction = Reduction::Mean;
+  Normalizer normalizer{};  // see reduction.hpp
 };
 struct MseLossOptions {
   Reduction reduction = Reduction::Mean;
+  Normalizer normalizer{};  // see reduction.hpp
 };
 struct HuberLossOptions {
   Reduction reduction = Reduction::Mean;
   double delta = 1.0;
+  Normalizer normalizer{};  // see reduction.hpp
 };
 struct SmoothL1LossOptions {
   Reduction reduction = Reduction::Mean;
   double beta = 1.0;
+  Normalizer normalizer{};  // see reduction.hpp
 };
 struct SoftMarginLossOptions {
   Reduction reduction = Reduction::Mean;
+  Normalizer normalizer{};  // see reduction.hpp
 };
 struct BinaryCrossEntropyOptions {
   Reduction reduction = Reduction::Mean;
+  Normalizer normalizer{};  // see reduction.hpp
 };
 struct BinaryCrossEntropyWithLogitsOptions {
   Reduction reduction = Reduction::Mean;
+  Normalizer normalizer{};  // see reduction.hpp
 };
 struct PoissonNllLossOptions {
   Reduction reduction = Reduction::Mean;
   bool log_input = true;
   bool full = false;
   double eps = 1e-8;
+  Normalizer normalizer{};  // see reduction.hpp
 };
 struct GaussianNllLossOptions {
   Reduction reduction = Reduction::Mean;
@@ -72,18 +80,22 @@ struct GaussianNllLossOptions {
   // element, whatever the input's shape. When false, `var` is an array held to torch's shape
   // rule (gaussian_nll_var_shape), which takes a 0-d var only beside a 0-d or 1-d input.
   bool scalar_var = false;
+  Normalizer normalizer{};  // see reduction.hpp
 };
 struct KlDivOptions {
   Reduction reduction = Reduction::Mean;
   bool log_target = false;
+  Normalizer normalizer{};  // see reduction.hpp
 };
 struct MarginRankingLossOptions {
   Reduction reduction = Reduction::Mean;
   double margin = 0.0;
+  Normalizer normalizer{};  // see reduction.hpp
 };
 struct HingeEmbeddingLossOptions {
   Reduction reduction = Reduction::Mean;
   double margin = 1.0;
+  Normalizer normalizer{};  // see reduction.hpp
 };
 
 // torch's rule for gaussian_nll_loss's `var`: the shape var takes once aligned with `input`, or
@@ -259,5 +271,48 @@ template <class T>
 void hinge_embedding_loss_forward_backward(View<T> input, View<T> target, View<T> grad_output,
                                            MutView<T> output, MutView<T> grad_input,
                                            const HingeEmbeddingLossOptions& options = {});
+
+
+// ---- NAME_mean_normalizer -------------------------------------------------------------
+// The divisor 'mean' uses for these inputs ('batchmean' too, for kl_div: options.reduction picks),
+// without computing the loss: the broadcast element count, or the weight sum for l1_loss and
+// mse_loss with a weight; the batch size for kl_div's 'batchmean'. The loss's shape checks run;
+// a reduction other than 'mean'/'batchmean' is a ValueError. See Normalizer (reduction.hpp).
+template <class T>
+double l1_loss_mean_normalizer(View<T> input, View<T> target, View<T> weight,
+                               const L1LossOptions& options = {});
+template <class T>
+double mse_loss_mean_normalizer(View<T> input, View<T> target, View<T> weight,
+                                const MseLossOptions& options = {});
+template <class T>
+double huber_loss_mean_normalizer(View<T> input, View<T> target, View<T> weight,
+                                  const HuberLossOptions& options = {});
+template <class T>
+double smooth_l1_loss_mean_normalizer(View<T> input, View<T> target,
+                                      const SmoothL1LossOptions& options = {});
+template <class T>
+double soft_margin_loss_mean_normalizer(View<T> input, View<T> target,
+                                        const SoftMarginLossOptions& options = {});
+template <class T>
+double binary_cross_entropy_mean_normalizer(View<T> input, View<T> target, View<T> weight,
+                                            const BinaryCrossEntropyOptions& options = {});
+template <class T>
+double binary_cross_entropy_with_logits_mean_normalizer(View<T> input, View<T> target,
+                                                        View<T> weight, View<T> pos_weight,
+    const BinaryCrossEntropyWithLogitsOptions& options = {});
+template <class T>
+double poisson_nll_loss_mean_normalizer(View<T> input, View<T> target,
+                                        const PoissonNllLossOptions& options = {});
+template <class T>
+double gaussian_nll_loss_mean_normalizer(View<T> input, View<T> target, View<T> var,
+                                         const GaussianNllLossOptions& options = {});
+template <class T>
+double kl_div_mean_normalizer(View<T> input, View<T> target, const KlDivOptions& options = {});
+template <class T>
+double margin_ranking_loss_mean_normalizer(View<T> input1, View<T> input2, View<T> target,
+                                           const MarginRankingLossOptions& options = {});
+template <class T>
+double hinge_embedding_loss_mean_normalizer(View<T> input, View<T> target,
+                                            const HingeEmbeddingLossOptions& options = {});
 
 }  // namespace losskit

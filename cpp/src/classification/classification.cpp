@@ -206,7 +206,7 @@ double check_mode(const char* fn, const Mode<T>& m, Reduction r, const Shape& ou
   return 1.0;
 }
 
-// Writes a reduced result.
+// Writes a reduced result; `denom` is the divisor of 'mean' (mean_divisor's).
 template <class T>
 void write_reduced(const Mode<T>& m, Reduction r, double total, double denom) {
   if (r == Reduction::None || !m.output.present()) return;
@@ -264,11 +264,13 @@ CeArgs<T> ce_common(const Layout& l, View<T> input, View<T> weight, const CrossE
   return a;
 }
 
+// Each loss's driver returns its own divisor of 'mean' (NAME_mean_normalizer's value); a request
+// for nothing stops after the checks.
 template <class T>
-void ce_index(View<T> input, View<int64_t> target, View<T> weight, const Mode<T>& m,
-              const CrossEntropyOptions& o) {
+double ce_index(View<T> input, View<int64_t> target, View<T> weight, const Mode<T>& m,
+                const CrossEntropyOptions& o) {
   const char* fn = "cross_entropy";
-  check_reduction(fn, o.reduction);
+  check_reduction(fn, o);
   check_smoothing(fn, o.label_smoothing);
   const Layout l = class_layout(fn, input, true);
   detail::check_required(fn, "target", target);
@@ -276,6 +278,7 @@ void ce_index(View<T> input, View<int64_t> target, View<T> weight, const Mode<T>
   check_class_weight(fn, weight, l.C);
   const double go = check_mode(fn, m, o.reduction, l.out, input.shape, nullptr);
   const double W = check_targets(fn, target, l.C, o.ignore_index, weight.data);
+  const double D = detail::mean_divisor(o.normalizer, W);
 
   CeArgs<T> a = ce_common(l, input, weight, o);
   a.target = target.data;
@@ -283,22 +286,24 @@ void ce_index(View<T> input, View<int64_t> target, View<T> weight, const Mode<T>
     a.out = m.output.data;
     a.grad_out = m.grad_output.data;
   } else {
-    a.grad_scale = o.reduction == Reduction::Mean ? go / W : go;
+    a.grad_scale = o.reduction == Reduction::Mean ? go / D : go;
   }
   a.grad = m.backward ? m.grads[0].data : nullptr;
-  if (!m.output.present() && !a.grad) return;
+  if (!m.output.present() && !a.grad) return W;
   const double total = ce_run(a);
   // torch's 'mean' with smoothing adds nll_sum / W to smooth_sum / W: with W = 0 the first is
-  // 0 / 0 = NaN, whatever the smoothing sum (which alone would give +-inf).
-  const bool empty_mean = o.reduction == Reduction::Mean && W == 0.0;
-  write_reduced(m, o.reduction, empty_mean ? std::numeric_limits<double>::quiet_NaN() : total, W);
+  // 0 / 0 = NaN, whatever the smoothing sum (which alone would give +-inf). A given normalizer
+  // is the divisor instead, and a part with no counted target then contributes 0.
+  const bool empty_mean = o.reduction == Reduction::Mean && !o.normalizer && W == 0.0;
+  write_reduced(m, o.reduction, empty_mean ? std::numeric_limits<double>::quiet_NaN() : total, D);
+  return W;
 }
 
 template <class T>
-void ce_prob(View<T> input, View<T> target, View<T> weight, const Mode<T>& m,
-             const CrossEntropyOptions& o) {
+double ce_prob(View<T> input, View<T> target, View<T> weight, const Mode<T>& m,
+               const CrossEntropyOptions& o) {
   const char* fn = "cross_entropy";
-  check_reduction(fn, o.reduction);
+  check_reduction(fn, o);
   check_smoothing(fn, o.label_smoothing);
   const Layout l = class_layout(fn, input, true);
   detail::check_required(fn, "target", target);
@@ -311,6 +316,7 @@ void ce_prob(View<T> input, View<T> target, View<T> weight, const Mode<T>& m,
   const double go = check_mode(fn, m, o.reduction, l.out, input.shape, &input.shape);
   // torch's 'mean' of an empty input is NaN, also when C = 0 leaves N * S positions of no classes.
   const double positions = input.numel() == 0 ? 0.0 : static_cast<double>(l.N * l.S);
+  const double D = detail::mean_divisor(o.normalizer, positions);
 
   CeArgs<T> a = ce_common(l, input, weight, o);
   a.prob = target.data;
@@ -318,28 +324,30 @@ void ce_prob(View<T> input, View<T> target, View<T> weight, const Mode<T>& m,
     a.out = m.output.data;
     a.grad_out = m.grad_output.data;
   } else {
-    a.grad_scale = o.reduction == Reduction::Mean ? go / positions : go;
+    a.grad_scale = o.reduction == Reduction::Mean ? go / D : go;
   }
   a.grad = m.backward ? m.grads[0].data : nullptr;
   a.grad_target = m.backward ? m.grads[1].data : nullptr;
-  if (!m.output.present() && !a.grad && !a.grad_target) return;
+  if (!m.output.present() && !a.grad && !a.grad_target) return positions;
   const double total = ce_run(a);
-  write_reduced(m, o.reduction, total, positions);
+  write_reduced(m, o.reduction, total, D);
+  return positions;
 }
 
 // ---- nll_loss --------------------------------------------------------------------------------
 
 template <class T>
-void nll_impl(View<T> input, View<int64_t> target, View<T> weight, const Mode<T>& m,
-              const NllLossOptions& o) {
+double nll_impl(View<T> input, View<int64_t> target, View<T> weight, const Mode<T>& m,
+                const NllLossOptions& o) {
   const char* fn = "nll_loss";
-  check_reduction(fn, o.reduction);
+  check_reduction(fn, o);
   const Layout l = class_layout(fn, input, true);
   detail::check_required(fn, "target", target);
   detail::check_shape_equal(fn, "target", target.shape, l.out, "class indices of shape");
   check_class_weight(fn, weight, l.C);
   const double go = check_mode(fn, m, o.reduction, l.out, input.shape, nullptr);
   const double W = check_targets(fn, target, l.C, o.ignore_index, weight.data);
+  const double D = detail::mean_divisor(o.normalizer, W);
 
   detail::NllArgs<T> a;
   a.input = input.data;
@@ -353,10 +361,10 @@ void nll_impl(View<T> input, View<int64_t> target, View<T> weight, const Mode<T>
     a.out = m.output.data;
     a.grad_out = m.grad_output.data;
   } else {
-    a.grad_scale = o.reduction == Reduction::Mean ? go / W : go;
+    a.grad_scale = o.reduction == Reduction::Mean ? go / D : go;
   }
   a.grad = m.backward ? m.grads[0].data : nullptr;
-  if (!m.output.present() && !a.grad) return;
+  if (!m.output.present() && !a.grad) return W;
   const auto kernel = detail::classification_kernels<T>().nll;
   double total;
   if (l.S == 1) {
@@ -371,7 +379,8 @@ void nll_impl(View<T> input, View<int64_t> target, View<T> weight, const Mode<T>
       return kernel(a, n * l.S + s0, n * l.S + std::min(l.S, s0 + kNllTile));
     });
   }
-  write_reduced(m, o.reduction, total, W);
+  write_reduced(m, o.reduction, total, D);
+  return W;
 }
 
 // ---- multi_margin_loss, multilabel_margin_loss ----------------------------------------------
@@ -400,9 +409,10 @@ double run_rows(int64_t N, int64_t C, Fn&& fn) {
 
 // The fields every row loss fills alike: the input, the sizes, the reduction's scaling of the
 // gradient or the per-row outputs, and the gradients the request wants.
+// `divisor`: what 'mean' divides by (mean_divisor of N).
 template <class T>
 detail::RowLossArgs<T> row_loss_args(const T* input, int64_t N, int64_t C, const Mode<T>& m,
-                                     Reduction reduction, double grad_output) {
+                                     Reduction reduction, double divisor, double grad_output) {
   detail::RowLossArgs<T> a;
   a.input = input;
   a.N = N;
@@ -411,7 +421,7 @@ detail::RowLossArgs<T> row_loss_args(const T* input, int64_t N, int64_t C, const
     a.out = m.output.data;
     a.grad_out = m.grad_output.data;
   } else {
-    a.grad_scale = reduction == Reduction::Mean ? grad_output / static_cast<double>(N) : grad_output;
+    a.grad_scale = reduction == Reduction::Mean ? grad_output / divisor : grad_output;
   }
   a.grad = m.backward ? m.grads[0].data : nullptr;
   a.grad_target = m.backward ? m.grads[1].data : nullptr;
@@ -419,10 +429,10 @@ detail::RowLossArgs<T> row_loss_args(const T* input, int64_t N, int64_t C, const
 }
 
 template <class T>
-void multi_margin_impl(View<T> input, View<int64_t> target, View<T> weight, const Mode<T>& m,
-                       const MultiMarginLossOptions& o) {
+double multi_margin_impl(View<T> input, View<int64_t> target, View<T> weight, const Mode<T>& m,
+                         const MultiMarginLossOptions& o) {
   const char* fn = "multi_margin_loss";
-  check_reduction(fn, o.reduction);
+  check_reduction(fn, o);
   if (o.p != 1 && o.p != 2) fail_value(fn, "p", "1 or 2", std::to_string(o.p));
   const Layout l = margin_layout(fn, input);
   detail::check_required(fn, "target", target);
@@ -439,23 +449,26 @@ void multi_margin_impl(View<T> input, View<int64_t> target, View<T> weight, cons
       fail_index(fn, "target", "class indices in [0, " + std::to_string(l.C) + ")",
                  std::to_string(target.data[r]));
 
-  detail::RowLossArgs<T> a = row_loss_args(input.data, l.N, l.C, m, o.reduction, go);
+  const double own = static_cast<double>(l.N);
+  const double D = detail::mean_divisor(o.normalizer, own);
+  detail::RowLossArgs<T> a = row_loss_args(input.data, l.N, l.C, m, o.reduction, D, go);
   a.target = target.data;
   a.weight = weight.data;
   a.p = o.p;
   a.margin = o.margin;
-  if (!m.output.present() && !a.grad) return;
+  if (!m.output.present() && !a.grad) return own;
   const auto kernel = detail::classification_kernels<T>().multi_margin;
   const double total =
       run_rows<T>(l.N, l.C, [&](int64_t r0, int64_t r1, int) { return kernel(a, r0, r1); });
-  write_reduced(m, o.reduction, total, static_cast<double>(l.N));
+  write_reduced(m, o.reduction, total, D);
+  return own;
 }
 
 template <class T>
-void multilabel_margin_impl(View<T> input, View<int64_t> target, const Mode<T>& m,
-                            const MultilabelMarginLossOptions& o) {
+double multilabel_margin_impl(View<T> input, View<int64_t> target, const Mode<T>& m,
+                              const MultilabelMarginLossOptions& o) {
   const char* fn = "multilabel_margin_loss";
-  check_reduction(fn, o.reduction);
+  check_reduction(fn, o);
   const Layout l = margin_layout(fn, input);
   detail::check_required(fn, "target", target);
   if (input.dim() <= 1) {
@@ -476,24 +489,27 @@ void multilabel_margin_impl(View<T> input, View<int64_t> target, const Mode<T>& 
       fail_index(fn, "target", "class indices in [0, " + std::to_string(l.C) + ") or -1 padding",
                  std::to_string(target.data[i]));
 
-  detail::RowLossArgs<T> a = row_loss_args(input.data, l.N, l.C, m, o.reduction, go);
+  const double own = static_cast<double>(l.N);
+  const double D = detail::mean_divisor(o.normalizer, own);
+  detail::RowLossArgs<T> a = row_loss_args(input.data, l.N, l.C, m, o.reduction, D, go);
   a.target = target.data;
-  if (!m.output.present() && !a.grad) return;
+  if (!m.output.present() && !a.grad) return own;
   const auto kernel = detail::classification_kernels<T>().multilabel_margin;
   std::vector<T> scratch(static_cast<size_t>(get_num_threads()) * static_cast<size_t>(l.C));
   const double total = run_rows<T>(l.N, l.C, [&](int64_t r0, int64_t r1, int thread) {
     return kernel(a, r0, r1, scratch.data() + static_cast<size_t>(thread) * l.C);
   });
-  write_reduced(m, o.reduction, total, static_cast<double>(l.N));
+  write_reduced(m, o.reduction, total, D);
+  return own;
 }
 
 // ---- multilabel_soft_margin_loss -------------------------------------------------------------
 
 template <class T>
-void soft_margin_impl(View<T> input, View<T> target, View<T> weight, const Mode<T>& m,
-                      const MultilabelSoftMarginLossOptions& o) {
+double soft_margin_impl(View<T> input, View<T> target, View<T> weight, const Mode<T>& m,
+                        const MultilabelSoftMarginLossOptions& o) {
   const char* fn = "multilabel_soft_margin_loss";
-  check_reduction(fn, o.reduction);
+  check_reduction(fn, o);
   detail::check_required(fn, "input", input);
   if (input.dim() < 1)
     fail_value(fn, "input", "an array with a class dimension (last), e.g. (N, C)",
@@ -519,16 +535,19 @@ void soft_margin_impl(View<T> input, View<T> target, View<T> weight, const Mode<
   }
   const double go = check_mode(fn, m, o.reduction, out_shape, input.shape, &input.shape);
 
-  detail::RowLossArgs<T> a = row_loss_args(input.data, N, C, m, o.reduction, go);
+  const double own = static_cast<double>(N);
+  const double D = detail::mean_divisor(o.normalizer, own);
+  detail::RowLossArgs<T> a = row_loss_args(input.data, N, C, m, o.reduction, D, go);
   a.prob = target.data;
   a.weight = weight.data;
   a.weight_row_stride = wstride;
-  if (!m.output.present() && !a.grad && !a.grad_target) return;
+  if (!m.output.present() && !a.grad && !a.grad_target) return own;
   const auto kernel = detail::classification_kernels<T>().multilabel_soft_margin;
   const double total = run_rows<T>(N, std::max<int64_t>(C, 1), [&](int64_t r0, int64_t r1, int) {
     return kernel(a, r0, r1);
   });
-  write_reduced(m, o.reduction, total, static_cast<double>(N));
+  write_reduced(m, o.reduction, total, D);
+  return own;
 }
 
 
@@ -659,6 +678,44 @@ void multilabel_soft_margin_loss_forward_backward(
                    options);
 }
 
+// ---- NAME_mean_normalizer: the driver with a request for nothing -----------------------------
+template <class T>
+double cross_entropy_mean_normalizer(View<T> input, View<int64_t> target, View<T> weight,
+                                     const CrossEntropyOptions& o) {
+  detail::check_dividing_reduction("cross_entropy", o.reduction);
+  return ce_index(input, target, weight, Mode<T>{}, o);
+}
+template <class T>
+double cross_entropy_mean_normalizer(View<T> input, View<T> target, View<T> weight,
+                                     const CrossEntropyOptions& o) {
+  detail::check_dividing_reduction("cross_entropy", o.reduction);
+  return ce_prob(input, target, weight, Mode<T>{}, o);
+}
+template <class T>
+double nll_loss_mean_normalizer(View<T> input, View<int64_t> target, View<T> weight,
+                                const NllLossOptions& o) {
+  detail::check_dividing_reduction("nll_loss", o.reduction);
+  return nll_impl(input, target, weight, Mode<T>{}, o);
+}
+template <class T>
+double multi_margin_loss_mean_normalizer(View<T> input, View<int64_t> target, View<T> weight,
+                                         const MultiMarginLossOptions& o) {
+  detail::check_dividing_reduction("multi_margin_loss", o.reduction);
+  return multi_margin_impl(input, target, weight, Mode<T>{}, o);
+}
+template <class T>
+double multilabel_margin_loss_mean_normalizer(View<T> input, View<int64_t> target,
+                                              const MultilabelMarginLossOptions& o) {
+  detail::check_dividing_reduction("multilabel_margin_loss", o.reduction);
+  return multilabel_margin_impl(input, target, Mode<T>{}, o);
+}
+template <class T>
+double multilabel_soft_margin_loss_mean_normalizer(View<T> input, View<T> target, View<T> weight,
+                                                   const MultilabelSoftMarginLossOptions& o) {
+  detail::check_dividing_reduction("multilabel_soft_margin_loss", o.reduction);
+  return soft_margin_impl(input, target, weight, Mode<T>{}, o);
+}
+
 #define LOSSKIT_INSTANTIATE(T)                                                                   \
   template void cross_entropy<T>(View<T>, View<int64_t>, View<T>, MutView<T>,                   \
                                  const CrossEntropyOptions&);                                   \
@@ -703,6 +760,23 @@ void multilabel_soft_margin_loss_forward_backward(
       const MultilabelSoftMarginLossOptions&);
 LOSSKIT_INSTANTIATE(float)
 LOSSKIT_INSTANTIATE(double)
+
+#define LOSSKIT_INSTANTIATE_NORMALIZER(T)                                                          \
+  template double cross_entropy_mean_normalizer<T>(View<T>, View<int64_t>, View<T>,                \
+      const CrossEntropyOptions&);                                                                 \
+  template double cross_entropy_mean_normalizer<T>(View<T>, View<T>, View<T>,                      \
+      const CrossEntropyOptions&);                                                                 \
+  template double nll_loss_mean_normalizer<T>(View<T>, View<int64_t>, View<T>,                     \
+      const NllLossOptions&);                                                                      \
+  template double multi_margin_loss_mean_normalizer<T>(View<T>, View<int64_t>, View<T>,            \
+      const MultiMarginLossOptions&);                                                              \
+  template double multilabel_margin_loss_mean_normalizer<T>(View<T>, View<int64_t>,                \
+      const MultilabelMarginLossOptions&);                                                         \
+  template double multilabel_soft_margin_loss_mean_normalizer<T>(View<T>, View<T>, View<T>,        \
+      const MultilabelSoftMarginLossOptions&);
+LOSSKIT_INSTANTIATE_NORMALIZER(float)
+LOSSKIT_INSTANTIATE_NORMALIZER(double)
+#undef LOSSKIT_INSTANTIATE_NORMALIZER
 #undef LOSSKIT_INSTANTIATE
 
 }  // namespace losskit

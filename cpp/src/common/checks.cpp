@@ -86,9 +86,34 @@ void check_shape_equal(const char* function, const char* argument, const Shape& 
                shape_to_string(got));
 }
 
+namespace {
+std::string number(double value) {
+  std::ostringstream os;
+  os << value;
+  return os.str();
+}
+}  // namespace
+
 void check_reduction(const char* function, Reduction reduction, bool allow_batchmean) {
   if (reduction == Reduction::BatchMean && !allow_batchmean)
     fail_value(function, "reduction", "one of 'none', 'mean', 'sum'", "'batchmean'");
+}
+
+void check_normalizer(const char* function, Reduction reduction, const Normalizer& normalizer) {
+  if (!normalizer) return;
+  if (reduction != Reduction::Mean && reduction != Reduction::BatchMean)
+    fail_value(function, "normalizer",
+               "None with reduction '" + std::string(reduction_name(reduction)) +
+                   "' (it replaces the divisor of 'mean' or 'batchmean')",
+               number(*normalizer));
+  if (!(std::isfinite(*normalizer) && *normalizer > 0))
+    fail_value(function, "normalizer", "a finite number > 0", number(*normalizer));
+}
+
+void check_dividing_reduction(const char* function, Reduction reduction) {
+  if (reduction != Reduction::Mean && reduction != Reduction::BatchMean)
+    fail_value(function, "reduction", "'mean' or 'batchmean' (the reductions that divide)",
+               "'" + std::string(reduction_name(reduction)) + "'");
 }
 
 }  // namespace detail

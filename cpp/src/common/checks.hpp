@@ -66,4 +66,23 @@ void check_output(const char* function, const char* argument, const MutView<T>& 
 // 'batchmean' exists for kl_div only; every other loss rejects it with the same message.
 void check_reduction(const char* function, Reduction reduction, bool allow_batchmean = false);
 
+// A normalizer (reduction.hpp) is finite and > 0, and goes only with 'mean' or 'batchmean'.
+void check_normalizer(const char* function, Reduction reduction, const Normalizer& normalizer);
+
+// The reduction and the normalizer of a loss's options, checked together.
+template <class Options>
+void check_reduction(const char* function, const Options& options, bool allow_batchmean = false) {
+  check_reduction(function, options.reduction, allow_batchmean);
+  check_normalizer(function, options.reduction, options.normalizer);
+}
+
+// What 'mean' (or 'batchmean') divides by: the caller's normalizer when given, else `own`, the
+// divisor the loss computes for itself. Every family's driver divides through this one function.
+inline double mean_divisor(const Normalizer& normalizer, double own) {
+  return normalizer ? *normalizer : own;
+}
+
+// The reductions a divisor exists for ('mean', 'batchmean'): NAME_mean_normalizer refuses others.
+void check_dividing_reduction(const char* function, Reduction reduction);
+
 }  // namespace losskit::detail

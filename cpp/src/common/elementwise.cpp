@@ -103,9 +103,9 @@ void sum_to_shape(const T* full, const Shape& bshape, const Shape& shape, T* out
 }  // namespace
 
 template <class T>
-void run_elementwise(const ElementwiseProblem<T>& p, SegmentKernel<T> kernel, const void* ctx) {
+double run_elementwise(const ElementwiseProblem<T>& p, SegmentKernel<T> kernel, const void* ctx) {
   const char* fn = p.function;
-  // ---- checks, all before any work --------------------------------------------------------
+  // ---- checks, all before any work (each loss's problem builder checked the normalizer) -----
   Shape bshape;
   for (int k = 0; k < p.noperands; ++k) {
     check_required(fn, p.names[k], p.operands[k]);
@@ -136,14 +136,16 @@ void run_elementwise(const ElementwiseProblem<T>& p, SegmentKernel<T> kernel, co
   const int64_t n = numel(bshape);
   // ---- reduction scale ----------------------------------------------------------------------
   // The loss is divided by `divisor` (as torch divides); gradients are scaled by its inverse.
-  double divisor = 1.0;
+  double own_divisor = 1.0;
   if (p.reduction == Reduction::Mean) {
-    divisor = (p.weight.present() && p.weighted_mean == WeightedMean::ByWeightSum)
-                  ? blocked_sum(p.weight.data, p.weight.numel())
-                  : static_cast<double>(n);
+    own_divisor = (p.weight.present() && p.weighted_mean == WeightedMean::ByWeightSum)
+                      ? blocked_sum(p.weight.data, p.weight.numel())
+                      : static_cast<double>(n);
   } else if (p.reduction == Reduction::BatchMean) {
-    divisor = static_cast<double>(p.batch_size);
+    own_divisor = static_cast<double>(p.batch_size);
   }
+  if (!p.request.forward && !p.request.backward) return own_divisor;
+  const double divisor = mean_divisor(p.normalizer, own_divisor);
   const double scale = 1.0 / divisor;
   const bool scalar_grad_out = p.request.backward && reduced;
   const double grad_scale =
@@ -248,11 +250,12 @@ void run_elementwise(const ElementwiseProblem<T>& p, SegmentKernel<T> kernel, co
   for (int k = 0; k < p.noperands; ++k)
     if (summed[k])
       sum_to_shape(full_grads[k].data(), bshape, p.operands[k].shape, p.request.grads[k].data);
+  return own_divisor;
 }
 
-template void run_elementwise<float>(const ElementwiseProblem<float>&, SegmentKernel<float>,
-                                     const void*);
-template void run_elementwise<double>(const ElementwiseProblem<double>&, SegmentKernel<double>,
-                                      const void*);
+template double run_elementwise<float>(const ElementwiseProblem<float>&, SegmentKernel<float>,
+                                       const void*);
+template double run_elementwise<double>(const ElementwiseProblem<double>&, SegmentKernel<double>,
+                                        const void*);
 
 }  // namespace losskit::detail

@@ -63,6 +63,7 @@ struct ElementwiseProblem {
   WeightedMean weighted_mean = WeightedMean::ByCount;
   Reduction reduction = Reduction::Mean;
   int64_t batch_size = 1;  // divisor of Reduction::BatchMean
+  Normalizer normalizer;   // the caller's divisor for Mean/BatchMean (reduction.hpp)
   std::array<const char*, kMaxOperands> invalid_messages{};  // per operand, for its data check
 
   Request<T, kMaxOperands> request;  // what to compute; grads per operand
@@ -72,8 +73,11 @@ struct ElementwiseProblem {
 // data check (SegmentResult::invalid) throws ValueError(invalid_messages[k]) after the pass,
 // leaving outputs unspecified; the last failing operand is named (torch's binary_cross_entropy
 // checks the target before the input).
+// Returns the loss's own divisor for Mean/BatchMean (what NAME_mean_normalizer reports), 1 for
+// the other reductions; a request that asks for nothing (neither forward nor backward) stops
+// there, after the shape checks.
 template <class T>
-void run_elementwise(const ElementwiseProblem<T>& problem, SegmentKernel<T> kernel,
-                     const void* ctx);
+double run_elementwise(const ElementwiseProblem<T>& problem, SegmentKernel<T> kernel,
+                       const void* ctx);
 
 }  // namespace losskit::detail

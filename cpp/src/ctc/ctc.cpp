@@ -103,7 +103,7 @@ Problem check_ctc(View<T> log_probs, View<int64_t> targets, View<int64_t> input_
   using detail::fail_index;
   using detail::fail_value;
   Problem p;
-  detail::check_reduction(kFn, o.reduction);
+  detail::check_reduction(kFn, o);
   if (log_probs.dim() != 2 && log_probs.dim() != 3)
     fail_value(kFn, "log_probs", "a (T, N, C) or unbatched (T, C) array",
                "shape " + shape_to_string(log_probs.shape));
@@ -197,10 +197,12 @@ void check_grad_output(View<T> grad_output, const Shape& out_shape, Reduction r)
 }
 
 // The driver of the three entry points: output and/or gradient (absent views are not computed).
+// Returns the batch size, the divisor 'mean' uses after dividing each loss by its target length
+// (ctc_loss_mean_normalizer's value); with neither forward nor backward it stops after the checks.
 template <class T>
-void run(View<T> log_probs, View<int64_t> targets, View<int64_t> input_lengths,
-         View<int64_t> target_lengths, View<T> grad_output, MutView<T> output, MutView<T> grad,
-         const CtcLossOptions& o, CtcWorkspace ws, bool forward, bool backward) {
+double run(View<T> log_probs, View<int64_t> targets, View<int64_t> input_lengths,
+           View<int64_t> target_lengths, View<T> grad_output, MutView<T> output, MutView<T> grad,
+           const CtcLossOptions& o, CtcWorkspace ws, bool forward, bool backward) {
   const Problem p = check_ctc(log_probs, targets, input_lengths, target_lengths, o);
   const Shape out_shape = ctc_loss_output_shape(log_probs.shape, o.reduction);
   if (forward) detail::check_output(kFn, "output", output, out_shape);
@@ -208,6 +210,9 @@ void run(View<T> log_probs, View<int64_t> targets, View<int64_t> input_lengths,
     check_grad_output(grad_output, out_shape, o.reduction);
     detail::check_output(kFn, "grad_log_probs", grad, log_probs.shape);
   }
+  const double own_divisor = static_cast<double>(p.N);
+  if (!forward && !backward) return own_divisor;
+  const double divisor = detail::mean_divisor(o.normalizer, own_divisor);
 
   // Workspace: one slice per thread.
   const detail::CtcLayout layout = make_layout(p.T, p.C, p.max_target_length, backward);
@@ -241,8 +246,7 @@ void run(View<T> log_probs, View<int64_t> targets, View<int64_t> input_lengths,
       case Reduction::None:
         return grad_output.present() ? static_cast<double>(grad_output.data[b]) : 1.0;
       case Reduction::Mean:
-        return go0 / static_cast<double>(N) /
-               static_cast<double>(std::max<int64_t>(target_lengths.data[b], 1));
+        return go0 / divisor / static_cast<double>(std::max<int64_t>(target_lengths.data[b], 1));
       default:
         return go0;
     }
@@ -279,7 +283,7 @@ void run(View<T> log_probs, View<int64_t> targets, View<int64_t> input_lengths,
     nll[static_cast<size_t>(b)] =
         o.zero_infinity && l == std::numeric_limits<double>::infinity() ? 0.0 : l;
   });
-  if (!forward) return;
+  if (!forward) return own_divisor;
 
   // Reduction in double, in a fixed order (the same for any thread count).
   switch (o.reduction) {
@@ -293,11 +297,11 @@ void run(View<T> log_probs, View<int64_t> targets, View<int64_t> input_lengths,
       for (int64_t b = 0; b < N; ++b)
         nll[static_cast<size_t>(b)] /=
             static_cast<double>(std::max<int64_t>(target_lengths.data[b], 1));
-      output.data[0] =
-          static_cast<T>(detail::combine_partials(nll.data(), N) / static_cast<double>(N));
+      output.data[0] = static_cast<T>(detail::combine_partials(nll.data(), N) / divisor);
       break;
     }
   }
+  return own_divisor;
 }
 
 }  // namespace
@@ -345,6 +349,14 @@ void ctc_loss_forward_backward(View<T> log_probs, View<int64_t> targets,
          ws, true, true);
 }
 
+template <class T>
+double ctc_loss_mean_normalizer(View<T> log_probs, View<int64_t> targets,
+                                View<int64_t> input_lengths, View<int64_t> target_lengths,
+                                const CtcLossOptions& o) {
+  detail::check_dividing_reduction(kFn, o.reduction);
+  return run<T>(log_probs, targets, input_lengths, target_lengths, {}, {}, {}, o, {}, false, false);
+}
+
 #define LOSSKIT_INSTANTIATE_CTC(T)                                                              \
   template void ctc_loss<T>(View<T>, View<int64_t>, View<int64_t>, View<int64_t>, MutView<T>,   \
                             const CtcLossOptions&, CtcWorkspace);                               \
@@ -353,7 +365,9 @@ void ctc_loss_forward_backward(View<T> log_probs, View<int64_t> targets,
                                      CtcWorkspace);                                             \
   template void ctc_loss_forward_backward<T>(View<T>, View<int64_t>, View<int64_t>,             \
                                              View<int64_t>, View<T>, MutView<T>, MutView<T>,    \
-                                             const CtcLossOptions&, CtcWorkspace);
+                                             const CtcLossOptions&, CtcWorkspace);        \
+  template double ctc_loss_mean_normalizer<T>(View<T>, View<int64_t>, View<int64_t>,            \
+                                              View<int64_t>, const CtcLossOptions&);
 LOSSKIT_INSTANTIATE_CTC(float)
 LOSSKIT_INSTANTIATE_CTC(double)
 #undef LOSSKIT_INSTANTIATE_CTC

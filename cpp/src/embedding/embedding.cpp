@@ -64,11 +64,13 @@ template <class T>
 using Request = detail::Request<T, 3>;
 
 // Checks the output, grad_output and gradients against the shapes, then runs the kernel.
-// `inputs` are the differentiable inputs (their shapes are the gradients' shapes).
+// `inputs` are the differentiable inputs (their shapes are the gradients' shapes). Returns the
+// loss's own divisor of 'mean' (the row count; NAME_mean_normalizer's value); a request for
+// nothing stops there.
 template <class T>
-void run(const char* fn, EmbeddingRows<T> R, Reduction reduction, const Shape& out_shape,
-         const RowShape& rs, std::initializer_list<std::pair<View<T>, const char*>> inputs,
-         const Request<T>& q) {
+double run(const char* fn, EmbeddingRows<T> R, Reduction reduction, const Normalizer& normalizer,
+           const Shape& out_shape, const RowShape& rs,
+           std::initializer_list<std::pair<View<T>, const char*>> inputs, const Request<T>& q) {
   const bool reduced = reduction != Reduction::None;
   if (q.forward) detail::check_output(fn, "output", q.output, reduced ? Shape{} : out_shape);
   if (q.backward) {
@@ -88,7 +90,10 @@ void run(const char* fn, EmbeddingRows<T> R, Reduction reduction, const Shape& o
   }
 
   const int64_t n = rs.rows;
-  const double divisor = reduction == Reduction::Mean ? static_cast<double>(n) : 1.0;
+  const double own_divisor = static_cast<double>(n);
+  if (!q.forward && !q.backward) return own_divisor;
+  const double divisor =
+      reduction == Reduction::Mean ? detail::mean_divisor(normalizer, own_divisor) : 1.0;
   const double scale = 1.0 / divisor;
   R.backward = q.backward;
   R.grad_scale = reduced && q.grad_output.present()
@@ -119,6 +124,7 @@ void run(const char* fn, EmbeddingRows<T> R, Reduction reduction, const Shape& o
 
   if (q.forward && reduced)
     q.output.data[0] = static_cast<T>(detail::blocked_sum(row_loss.data(), n) / divisor);
+  return own_divisor;
 }
 
 // ---- broadcasting of rows -------------------------------------------------------------------
@@ -192,6 +198,17 @@ void with_row_broadcast(const char* fn, std::array<View<T>, 4> in, const Operand
   for (int k = 0; k < ops.count; ++k)
     same = same && (lead[k] == full || lead[k].size() != full.size());
   if (same) return body(in, q);
+  if (!q.forward && !q.backward) {
+    // A request for nothing (NAME_mean_normalizer) needs only the full shapes: the views below
+    // claim them over the smaller inputs without a copy, and are never read.
+    std::array<View<T>, 4> shapes_only = in;
+    for (int k = 0; k < ops.count; ++k) {
+      Shape fs = full;
+      if (ops.vector[k] && !in[k].shape.empty()) fs.push_back(dim);
+      shapes_only[k] = View<T>(in[k].data, fs);
+    }
+    return body(shapes_only, q);
+  }
 
   // The caller's gradients have the original shapes; every array is checked before the copies
   // below (run() checks the output's and grad_output's shapes).
@@ -262,10 +279,10 @@ CosineProblem<T> cosine_problem(View<T> input1, View<T> input2, View<T> target,
 
 // torch: a 1-d target goes with 2-d inputs, a 0-d target with 1-d inputs; rows broadcast.
 template <class T>
-void cosine_run(View<T> input1, View<T> input2, View<T> target, const CosineEmbeddingLossOptions& o,
-                const Request<T>& q) {
+double cosine_run(View<T> input1, View<T> input2, View<T> target,
+                  const CosineEmbeddingLossOptions& o, const Request<T>& q) {
   const char* fn = "cosine_embedding_loss";
-  check_reduction(fn, o.reduction);
+  check_reduction(fn, o);
   if (target.dim() > 1)
     detail::fail_value(fn, "target", "a 0-d or 1-d array (multi-target not supported)",
                        "shape " + shape_to_string(target.shape));
@@ -283,6 +300,7 @@ void cosine_run(View<T> input1, View<T> input2, View<T> target, const CosineEmbe
   ops.names[2] = "target";
   ops.vector[0] = ops.vector[1] = true;
   static const char* const grad_names[] = {"grad_input1", "grad_input2"};
+  double divisor = 0.0;
   with_row_broadcast<T>(fn, {input1, input2, target, View<T>{}}, ops, 2, grad_names, q,
                         [&](const std::array<View<T>, 4>& v, const Request<T>& rq) {
                           detail::check_shape_equal(fn, "input2", v[1].shape, v[0].shape,
@@ -291,9 +309,11 @@ void cosine_run(View<T> input1, View<T> input2, View<T> target, const CosineEmbe
                             detail::check_shape_equal(fn, "target", v[2].shape,
                                                       Shape{v[0].shape[0]}, "shape");
                           const auto p = cosine_problem(v[0], v[1], v[2], o);
-                          run<T>(fn, p.rows, o.reduction, p.out_shape, p.rs,
-                                 {{v[0], "grad_input1"}, {v[1], "grad_input2"}}, rq);
+                          divisor = run<T>(fn, p.rows, o.reduction, o.normalizer,
+                                           p.out_shape, p.rs,
+                                           {{v[0], "grad_input1"}, {v[1], "grad_input2"}}, rq);
                         });
+  return divisor;
 }
 
 // ---- triplet losses -------------------------------------------------------------------------
@@ -354,12 +374,13 @@ EmbeddingKernelId pnorm_kernel(double p) {
 }
 
 template <class T>
-void triplet_run(View<T> anchor, View<T> positive, View<T> negative,
-                 const TripletMarginLossOptions& o, const Request<T>& q) {
+double triplet_run(View<T> anchor, View<T> positive, View<T> negative,
+                   const TripletMarginLossOptions& o, const Request<T>& q) {
   const char* fn = "triplet_margin_loss";
-  check_reduction(fn, o.reduction);
+  check_reduction(fn, o);
   check_margin_positive(fn, o.margin);
   if (!(o.p > 0)) detail::fail_value(fn, "p", "a number greater than 0", number(o.p));
+  double divisor = 0.0;
   triplet_broadcast(fn, anchor, positive, negative, q, [&](const auto& v, const Request<T>& rq) {
     // torch: the inf norm (a max) of no values has no identity and raises.
     if (std::isinf(o.p) && row_shape(v[0].shape).dim == 0)
@@ -368,9 +389,11 @@ void triplet_run(View<T> anchor, View<T> positive, View<T> negative,
     auto rows = triplet_rows(v[0], v[1], v[2], pnorm_kernel(o.p), o.margin, o.swap);
     rows.p = o.p;
     rows.eps = o.eps;
-    run<T>(fn, rows, o.reduction, embedding_output_shape(v[0].shape), row_shape(v[0].shape),
-           {{v[0], "grad_anchor"}, {v[1], "grad_positive"}, {v[2], "grad_negative"}}, rq);
+    divisor = run<T>(fn, rows, o.reduction, o.normalizer, embedding_output_shape(v[0].shape),
+                     row_shape(v[0].shape),
+                     {{v[0], "grad_anchor"}, {v[1], "grad_positive"}, {v[2], "grad_negative"}}, rq);
   });
+  return divisor;
 }
 
 EmbeddingKernelId distance_kernel(TripletDistance d) {
@@ -382,18 +405,21 @@ EmbeddingKernelId distance_kernel(TripletDistance d) {
 }
 
 template <class T>
-void triplet_distance_run(View<T> anchor, View<T> positive, View<T> negative,
-                          const TripletMarginWithDistanceLossOptions& o, const Request<T>& q) {
+double triplet_distance_run(View<T> anchor, View<T> positive, View<T> negative,
+                            const TripletMarginWithDistanceLossOptions& o, const Request<T>& q) {
   const char* fn = "triplet_margin_with_distance_loss";
-  check_reduction(fn, o.reduction);
+  check_reduction(fn, o);
   check_margin_positive(fn, o.margin);
+  double divisor = 0.0;
   triplet_broadcast(fn, anchor, positive, negative, q, [&](const auto& v, const Request<T>& rq) {
     auto rows = triplet_rows(v[0], v[1], v[2], distance_kernel(o.distance), o.margin, o.swap);
     rows.p = 2.0;
     rows.eps = 1e-6;  // torch.pairwise_distance's default
-    run<T>(fn, rows, o.reduction, embedding_output_shape(v[0].shape), row_shape(v[0].shape),
-           {{v[0], "grad_anchor"}, {v[1], "grad_positive"}, {v[2], "grad_negative"}}, rq);
+    divisor = run<T>(fn, rows, o.reduction, o.normalizer, embedding_output_shape(v[0].shape),
+                     row_shape(v[0].shape),
+                     {{v[0], "grad_anchor"}, {v[1], "grad_positive"}, {v[2], "grad_negative"}}, rq);
   });
+  return divisor;
 }
 
 }  // namespace
@@ -440,7 +466,7 @@ void triplet_margin_with_distance_loss_check(const Shape& anchor, const Shape& p
                                              const Shape& negative,
                                              const TripletMarginWithDistanceLossOptions& o) {
   const char* fn = "triplet_margin_with_distance_loss";
-  check_reduction(fn, o.reduction);
+  check_reduction(fn, o);
   check_margin_positive(fn, o.margin);
   if (anchor.size() != positive.size() || positive.size() != negative.size())
     detail::fail_value(fn, "positive",
@@ -526,7 +552,7 @@ void triplet_margin_loss_from_distances(View<T> dist_pos, View<T> dist_neg, View
                                         MutView<T> grad_dist_swap,
                                         const TripletMarginWithDistanceLossOptions& o) {
   const char* fn = "triplet_margin_with_distance_loss";
-  check_reduction(fn, o.reduction);
+  check_reduction(fn, o);
   check_margin_positive(fn, o.margin);
   detail::check_required(fn, "dist_pos", dist_pos);
   detail::check_required(fn, "dist_neg", dist_neg);
@@ -558,9 +584,30 @@ void triplet_margin_loss_from_distances(View<T> dist_pos, View<T> dist_neg, View
   q.grads[1] = grad_dist_neg;
   q.grads[2] = o.swap ? grad_dist_swap : MutView<T>{};
   const RowShape rs{dist_pos.numel(), 1};
-  run<T>(fn, rows, o.reduction, dist_pos.shape, rs,
+  run<T>(fn, rows, o.reduction, o.normalizer, dist_pos.shape, rs,
          {{dist_pos, "grad_dist_pos"}, {dist_neg, "grad_dist_neg"}, {dist_swap, "grad_dist_swap"}},
          q);
+}
+
+// ---- NAME_mean_normalizer: the driver with a request for nothing -----------------------------
+template <class T>
+double cosine_embedding_loss_mean_normalizer(View<T> input1, View<T> input2, View<T> target,
+                                             const CosineEmbeddingLossOptions& o) {
+  detail::check_dividing_reduction("cosine_embedding_loss", o.reduction);
+  return cosine_run(input1, input2, target, o, Request<T>{});
+}
+template <class T>
+double triplet_margin_loss_mean_normalizer(View<T> anchor, View<T> positive, View<T> negative,
+                                           const TripletMarginLossOptions& o) {
+  detail::check_dividing_reduction("triplet_margin_loss", o.reduction);
+  return triplet_run(anchor, positive, negative, o, Request<T>{});
+}
+template <class T>
+double triplet_margin_with_distance_loss_mean_normalizer(
+    View<T> anchor, View<T> positive, View<T> negative,
+    const TripletMarginWithDistanceLossOptions& o) {
+  detail::check_dividing_reduction("triplet_margin_with_distance_loss", o.reduction);
+  return triplet_distance_run(anchor, positive, negative, o, Request<T>{});
 }
 
 #define LOSSKIT_INSTANTIATE(T)                                                                  \
@@ -594,6 +641,17 @@ void triplet_margin_loss_from_distances(View<T> dist_pos, View<T> dist_neg, View
       const TripletMarginWithDistanceLossOptions&);
 LOSSKIT_INSTANTIATE(float)
 LOSSKIT_INSTANTIATE(double)
+
+#define LOSSKIT_INSTANTIATE_NORMALIZER(T)                                                          \
+  template double cosine_embedding_loss_mean_normalizer<T>(View<T>, View<T>, View<T>,              \
+      const CosineEmbeddingLossOptions&);                                                          \
+  template double triplet_margin_loss_mean_normalizer<T>(View<T>, View<T>, View<T>,                \
+      const TripletMarginLossOptions&);                                                            \
+  template double triplet_margin_with_distance_loss_mean_normalizer<T>(View<T>, View<T>,           \
+      View<T>, const TripletMarginWithDistanceLossOptions&);
+LOSSKIT_INSTANTIATE_NORMALIZER(float)
+LOSSKIT_INSTANTIATE_NORMALIZER(double)
+#undef LOSSKIT_INSTANTIATE_NORMALIZER
 #undef LOSSKIT_INSTANTIATE
 
 }  // namespace losskit

@@ -28,7 +28,7 @@ using detail::fail_value;
 constexpr const char* kFn = "linear_cross_entropy";
 
 void check_options(const LinearCrossEntropyOptions& o) {
-  detail::check_reduction(kFn, o.reduction);
+  detail::check_reduction(kFn, o);
   if (!(o.label_smoothing >= 0.0 && o.label_smoothing <= 1.0))
     fail_value(kFn, "label_smoothing", "a value between 0.0 and 1.0",
                std::to_string(o.label_smoothing));
@@ -159,6 +159,14 @@ double linear_cross_entropy_chunk(MutView<T> logits, View<int64_t> target, View<
   return total;
 }
 
+template <class T>
+double linear_cross_entropy_mean_normalizer(View<int64_t> target, View<T> weight,
+                                            int64_t num_classes,
+                                            const LinearCrossEntropyOptions& o) {
+  detail::check_dividing_reduction(kFn, o.reduction);
+  return linear_cross_entropy_target_weight(target, weight, num_classes, o);
+}
+
 int64_t linear_cross_entropy_workspace_size(int64_t chunk_rows, int64_t num_classes) {
   return std::max<int64_t>(0, chunk_rows) * std::max<int64_t>(0, num_classes);
 }
@@ -213,9 +221,10 @@ void linear_cross_entropy_forward_backward(View<T> input, View<T> linear_weight,
   if (!gemm.fn) fail_value(kFn, "gemm", "a GEMM function", "none");
   const double total_weight = linear_cross_entropy_target_weight(target, weight, V, o);
 
-  // ---- the global scale: 'mean' divides by the weight of the counted targets
+  // ---- the global scale: 'mean' divides by the weight of the counted targets (or the normalizer)
+  const double divisor = detail::mean_divisor(o.normalizer, total_weight);
   const double go = (!none && grad_output.present()) ? static_cast<double>(grad_output.data[0]) : 1.0;
-  const double scale = o.reduction == Reduction::Mean ? go / total_weight : go;
+  const double scale = o.reduction == Reduction::Mean ? go / divisor : go;
   const int64_t rows = std::min<int64_t>(workspace.shape[0], std::max<int64_t>(N, 1));
   std::vector<double> gb;
   if (grad_linear_bias.present()) gb.assign(static_cast<size_t>(V), 0.0);
@@ -242,13 +251,15 @@ void linear_cross_entropy_forward_backward(View<T> input, View<T> linear_weight,
               grad_linear_weight.data, H);
   }
   if (!none && output.present())
-    output.data[0] = static_cast<T>(o.reduction == Reduction::Mean ? total / total_weight : total);
+    output.data[0] = static_cast<T>(o.reduction == Reduction::Mean ? total / divisor : total);
   for (size_t c = 0; c < gb.size(); ++c) grad_linear_bias.data[c] = static_cast<T>(gb[c]);
 }
 
 #define LOSSKIT_INSTANTIATE(T)                                                                   \
   template double linear_cross_entropy_target_weight<T>(View<int64_t>, View<T>, int64_t,        \
                                                         const LinearCrossEntropyOptions&);      \
+  template double linear_cross_entropy_mean_normalizer<T>(View<int64_t>, View<T>, int64_t,      \
+                                                          const LinearCrossEntropyOptions&);    \
   template double linear_cross_entropy_chunk<T>(MutView<T>, View<int64_t>, View<T>, View<T>,    \
                                                 View<T>, MutView<T>, MutView<double>, bool,     \
                                                 double, const LinearCrossEntropyOptions&);     \

@@ -26,13 +26,15 @@ detail::SegmentKernel<T> pointwise_kernel() {
 
 using detail::check_reduction;
 
-// A problem with the given operands; the three modes below fill in what to compute.
-template <class T>
-ElementwiseProblem<T> make_problem(const char* fn, Reduction r,
+// A problem with the given operands and the options' reduction and normalizer; the modes below
+// fill in what to compute.
+template <class T, class Options>
+ElementwiseProblem<T> make_problem(const char* fn, const Options& o,
                                    std::initializer_list<std::pair<View<T>, const char*>> ops) {
   ElementwiseProblem<T> p;
   p.function = fn;
-  p.reduction = r;
+  p.reduction = o.reduction;
+  p.normalizer = o.normalizer;
   for (const auto& [view, name] : ops) {
     p.operands[p.noperands] = view;
     p.names[p.noperands] = name;
@@ -42,9 +44,17 @@ ElementwiseProblem<T> make_problem(const char* fn, Reduction r,
 }
 
 template <class T>
-void run(ElementwiseProblem<T>& p, PointwiseLoss loss, PointwiseParams params = {}) {
+double run(ElementwiseProblem<T>& p, PointwiseLoss loss, PointwiseParams params = {}) {
   const PointwiseCall call{loss, params};
-  detail::run_elementwise(p, pointwise_kernel<T>(), &call);
+  return detail::run_elementwise(p, pointwise_kernel<T>(), &call);
+}
+
+// NAME_mean_normalizer: the driver's checks and its own divisor, with nothing computed.
+template <class T>
+double mean_normalizer(ElementwiseProblem<T> p) {
+  detail::check_dividing_reduction(p.function, p.reduction);
+  p.request = {};
+  return run(p, PointwiseLoss::Mse);  // the kernel is never called for an empty request
 }
 
 template <class T>
@@ -92,17 +102,19 @@ void weight_like_input(ElementwiseProblem<T>& p, View<T> weight, detail::Weighte
 }
 
 template <class T>
-ElementwiseProblem<T> l1_problem(View<T> input, View<T> target, View<T> weight, Reduction r) {
-  check_reduction("l1_loss", r);
-  auto p = make_problem<T>("l1_loss", r, {{input, "input"}, {target, "target"}});
+ElementwiseProblem<T> l1_problem(View<T> input, View<T> target, View<T> weight,
+                                 const L1LossOptions& o) {
+  check_reduction("l1_loss", o);
+  auto p = make_problem<T>("l1_loss", o, {{input, "input"}, {target, "target"}});
   weight_like_input(p, weight, detail::WeightedMean::ByWeightSum);
   return p;
 }
 
 template <class T>
-ElementwiseProblem<T> mse_problem(View<T> input, View<T> target, View<T> weight, Reduction r) {
-  check_reduction("mse_loss", r);
-  auto p = make_problem<T>("mse_loss", r, {{input, "input"}, {target, "target"}});
+ElementwiseProblem<T> mse_problem(View<T> input, View<T> target, View<T> weight,
+                                  const MseLossOptions& o) {
+  check_reduction("mse_loss", o);
+  auto p = make_problem<T>("mse_loss", o, {{input, "input"}, {target, "target"}});
   weight_like_input(p, weight, detail::WeightedMean::ByWeightSum);
   return p;
 }
@@ -110,10 +122,10 @@ ElementwiseProblem<T> mse_problem(View<T> input, View<T> target, View<T> weight,
 template <class T>
 ElementwiseProblem<T> huber_problem(View<T> input, View<T> target, View<T> weight,
                                     const HuberLossOptions& o) {
-  check_reduction("huber_loss", o.reduction);
+  check_reduction("huber_loss", o);
   if (!(o.delta > 0))
     detail::fail_value("huber_loss", "delta", "a positive number", std::to_string(o.delta));
-  auto p = make_problem<T>("huber_loss", o.reduction, {{input, "input"}, {target, "target"}});
+  auto p = make_problem<T>("huber_loss", o, {{input, "input"}, {target, "target"}});
   weight_like_input(p, weight, detail::WeightedMean::ByCount);  // torch: weighted_loss.mean()
   return p;
 }
@@ -121,10 +133,10 @@ ElementwiseProblem<T> huber_problem(View<T> input, View<T> target, View<T> weigh
 template <class T>
 ElementwiseProblem<T> smooth_l1_problem(View<T> input, View<T> target,
                                         const SmoothL1LossOptions& o) {
-  check_reduction("smooth_l1_loss", o.reduction);
+  check_reduction("smooth_l1_loss", o);
   if (!(o.beta >= 0))
     detail::fail_value("smooth_l1_loss", "beta", "a non-negative number", std::to_string(o.beta));
-  return make_problem<T>("smooth_l1_loss", o.reduction, {{input, "input"}, {target, "target"}});
+  return make_problem<T>("smooth_l1_loss", o, {{input, "input"}, {target, "target"}});
 }
 // beta == 0 is exactly the L1 loss in torch (including its gradient, sign(x - y)).
 PointwiseLoss smooth_l1_kernel(double beta) {
@@ -132,22 +144,24 @@ PointwiseLoss smooth_l1_kernel(double beta) {
 }
 
 template <class T>
-ElementwiseProblem<T> soft_margin_problem(View<T> input, View<T> target, Reduction r) {
+ElementwiseProblem<T> soft_margin_problem(View<T> input, View<T> target,
+                                          const SoftMarginLossOptions& o) {
   const char* fn = "soft_margin_loss";
-  check_reduction(fn, r);
+  check_reduction(fn, o);
   // torch writes this loss into an input-shaped output: the target may not grow it.
   if (broadcast_shapes(input.shape, target.shape, fn, "input", "target") != input.shape)
     detail::fail_value(fn, "target", "a shape broadcastable to the input's " + shape_to_string(input.shape),
                        shape_to_string(target.shape));
-  return make_problem<T>(fn, r, {{input, "input"}, {target, "target"}});
+  return make_problem<T>(fn, o, {{input, "input"}, {target, "target"}});
 }
 
 template <class T>
-ElementwiseProblem<T> bce_problem(View<T> input, View<T> target, View<T> weight, Reduction r) {
+ElementwiseProblem<T> bce_problem(View<T> input, View<T> target, View<T> weight,
+                                  const BinaryCrossEntropyOptions& o) {
   const char* fn = "binary_cross_entropy";
-  check_reduction(fn, r);
+  check_reduction(fn, o);
   detail::check_shape_equal(fn, "target", target.shape, input.shape, "the input's shape");
-  auto p = make_problem<T>(fn, r, {{input, "input"}, {target, "target"}});
+  auto p = make_problem<T>(fn, o, {{input, "input"}, {target, "target"}});
   p.weight = weight;  // broadcast to the target's shape, as torch expands it
   p.invalid_messages = {"input expected all elements between 0 and 1",
                         "target expected all elements between 0 and 1"};
@@ -156,14 +170,14 @@ ElementwiseProblem<T> bce_problem(View<T> input, View<T> target, View<T> weight,
 
 template <class T>
 ElementwiseProblem<T> bce_logits_problem(View<T> input, View<T> target, View<T> weight,
-                                         View<T> pos_weight, Reduction r) {
+      View<T> pos_weight, const BinaryCrossEntropyWithLogitsOptions& o) {
   const char* fn = "binary_cross_entropy_with_logits";
-  check_reduction(fn, r);
+  check_reduction(fn, o);
   detail::check_shape_equal(fn, "target", target.shape, input.shape, "the input's shape");
   auto p = pos_weight.present()
-               ? make_problem<T>(fn, r, {{input, "input"}, {target, "target"},
+               ? make_problem<T>(fn, o, {{input, "input"}, {target, "target"},
                                          {pos_weight, "pos_weight"}})
-               : make_problem<T>(fn, r, {{input, "input"}, {target, "target"}});
+               : make_problem<T>(fn, o, {{input, "input"}, {target, "target"}});
   if (pos_weight.present() &&
       broadcast_shapes(input.shape, pos_weight.shape, fn, "input", "pos_weight") != input.shape)
     detail::fail_value(fn, "pos_weight", "a shape broadcastable to " + shape_to_string(input.shape),
@@ -178,8 +192,8 @@ PointwiseLoss bce_logits_kernel(bool pos_weight) {
 template <class T>
 ElementwiseProblem<T> poisson_problem(View<T> input, View<T> target,
                                       const PoissonNllLossOptions& o) {
-  check_reduction("poisson_nll_loss", o.reduction);
-  return make_problem<T>("poisson_nll_loss", o.reduction, {{input, "input"}, {target, "target"}});
+  check_reduction("poisson_nll_loss", o);
+  return make_problem<T>("poisson_nll_loss", o, {{input, "input"}, {target, "target"}});
 }
 PointwiseLoss poisson_kernel(const PoissonNllLossOptions& o) {
   if (o.log_input) return o.full ? PointwiseLoss::PoissonNllLogInputFull : PointwiseLoss::PoissonNllLogInput;
@@ -190,10 +204,10 @@ template <class T>
 ElementwiseProblem<T> gaussian_problem(View<T> input, View<T> target, View<T> var,
                                        const GaussianNllLossOptions& o) {
   const char* fn = "gaussian_nll_loss";
-  check_reduction(fn, o.reduction);
+  check_reduction(fn, o);
   detail::check_required(fn, "var", var);
   var.shape = gaussian_nll_var_shape(input.shape, var.shape, o.scalar_var);
-  return make_problem<T>(fn, o.reduction, {{input, "input"}, {target, "target"}, {var, "var"}});
+  return make_problem<T>(fn, o, {{input, "input"}, {target, "target"}, {var, "var"}});
 }
 PointwiseParams gaussian_params(const GaussianNllLossOptions& o) {
   return {o.eps, o.full ? 0.5 * std::log(2 * 3.14159265358979323846) : 0.0};
@@ -218,8 +232,8 @@ void align_grad_var(View<T> var, const ElementwiseProblem<T>& p, MutView<T>& gra
 
 template <class T>
 ElementwiseProblem<T> kl_problem(View<T> input, View<T> target, const KlDivOptions& o) {
-  check_reduction("kl_div", o.reduction, true);
-  auto p = make_problem<T>("kl_div", o.reduction, {{input, "input"}, {target, "target"}});
+  check_reduction("kl_div", o, true);
+  auto p = make_problem<T>("kl_div", o, {{input, "input"}, {target, "target"}});
   p.batch_size = input.dim() == 0 ? 1 : input.shape[0];
   return p;
 }
@@ -245,21 +259,22 @@ PointwiseLoss kl_kernel(const KlDivOptions& o) {
 
 template <class T>
 ElementwiseProblem<T> margin_ranking_problem(View<T> input1, View<T> input2, View<T> target,
-                                             Reduction r) {
+                                             const MarginRankingLossOptions& o) {
   const char* fn = "margin_ranking_loss";
-  check_reduction(fn, r);
+  check_reduction(fn, o);
   if (input1.dim() != input2.dim() || input1.dim() != target.dim())
     detail::fail_value(fn, "input2", "inputs and target of the same number of dimensions",
                        "input1 " + shape_to_string(input1.shape) + ", input2 " +
                            shape_to_string(input2.shape) + ", target " +
                            shape_to_string(target.shape));
-  return make_problem<T>(fn, r, {{input1, "input1"}, {input2, "input2"}, {target, "target"}});
+  return make_problem<T>(fn, o, {{input1, "input1"}, {input2, "input2"}, {target, "target"}});
 }
 
 template <class T>
-ElementwiseProblem<T> hinge_problem(View<T> input, View<T> target, Reduction r) {
-  check_reduction("hinge_embedding_loss", r);
-  return make_problem<T>("hinge_embedding_loss", r, {{input, "input"}, {target, "target"}});
+ElementwiseProblem<T> hinge_problem(View<T> input, View<T> target,
+                                    const HingeEmbeddingLossOptions& o) {
+  check_reduction("hinge_embedding_loss", o);
+  return make_problem<T>("hinge_embedding_loss", o, {{input, "input"}, {target, "target"}});
 }
 
 }  // namespace
@@ -327,38 +342,38 @@ Shape gaussian_nll_output_shape(const Shape& input, const Shape& target, const S
 template <class T>
 void l1_loss(View<T> input, View<T> target, View<T> weight, MutView<T> output,
              const L1LossOptions& o) {
-  forward(l1_problem(input, target, weight, o.reduction), output, PointwiseLoss::L1);
+  forward(l1_problem(input, target, weight, o), output, PointwiseLoss::L1);
 }
 template <class T>
 void l1_loss_backward(View<T> grad_output, View<T> input, View<T> target, View<T> weight,
                       MutView<T> grad_input, MutView<T> grad_target, const L1LossOptions& o) {
-  backward(l1_problem(input, target, weight, o.reduction), grad_output, {grad_input, grad_target},
+  backward(l1_problem(input, target, weight, o), grad_output, {grad_input, grad_target},
            PointwiseLoss::L1);
 }
 template <class T>
 void l1_loss_forward_backward(View<T> input, View<T> target, View<T> weight, View<T> grad_output,
                               MutView<T> output, MutView<T> grad_input, MutView<T> grad_target,
                               const L1LossOptions& o) {
-  forward_backward(l1_problem(input, target, weight, o.reduction), grad_output, output,
+  forward_backward(l1_problem(input, target, weight, o), grad_output, output,
                    {grad_input, grad_target}, PointwiseLoss::L1);
 }
 
 template <class T>
 void mse_loss(View<T> input, View<T> target, View<T> weight, MutView<T> output,
               const MseLossOptions& o) {
-  forward(mse_problem(input, target, weight, o.reduction), output, PointwiseLoss::Mse);
+  forward(mse_problem(input, target, weight, o), output, PointwiseLoss::Mse);
 }
 template <class T>
 void mse_loss_backward(View<T> grad_output, View<T> input, View<T> target, View<T> weight,
                        MutView<T> grad_input, MutView<T> grad_target, const MseLossOptions& o) {
-  backward(mse_problem(input, target, weight, o.reduction), grad_output,
+  backward(mse_problem(input, target, weight, o), grad_output,
            {grad_input, grad_target}, PointwiseLoss::Mse);
 }
 template <class T>
 void mse_loss_forward_backward(View<T> input, View<T> target, View<T> weight, View<T> grad_output,
                                MutView<T> output, MutView<T> grad_input, MutView<T> grad_target,
                                const MseLossOptions& o) {
-  forward_backward(mse_problem(input, target, weight, o.reduction), grad_output, output,
+  forward_backward(mse_problem(input, target, weight, o), grad_output, output,
                    {grad_input, grad_target}, PointwiseLoss::Mse);
 }
 
@@ -405,32 +420,32 @@ void smooth_l1_loss_forward_backward(View<T> input, View<T> target, View<T> grad
 template <class T>
 void soft_margin_loss(View<T> input, View<T> target, MutView<T> output,
                       const SoftMarginLossOptions& o) {
-  forward(soft_margin_problem(input, target, o.reduction), output, PointwiseLoss::SoftMargin);
+  forward(soft_margin_problem(input, target, o), output, PointwiseLoss::SoftMargin);
 }
 template <class T>
 void soft_margin_loss_backward(View<T> grad_output, View<T> input, View<T> target,
                                MutView<T> grad_input, const SoftMarginLossOptions& o) {
-  backward(soft_margin_problem(input, target, o.reduction), grad_output, {grad_input},
+  backward(soft_margin_problem(input, target, o), grad_output, {grad_input},
            PointwiseLoss::SoftMargin);
 }
 template <class T>
 void soft_margin_loss_forward_backward(View<T> input, View<T> target, View<T> grad_output,
                                        MutView<T> output, MutView<T> grad_input,
                                        const SoftMarginLossOptions& o) {
-  forward_backward(soft_margin_problem(input, target, o.reduction), grad_output, output,
+  forward_backward(soft_margin_problem(input, target, o), grad_output, output,
                    {grad_input}, PointwiseLoss::SoftMargin);
 }
 
 template <class T>
 void binary_cross_entropy(View<T> input, View<T> target, View<T> weight, MutView<T> output,
                           const BinaryCrossEntropyOptions& o) {
-  forward(bce_problem(input, target, weight, o.reduction), output, PointwiseLoss::Bce);
+  forward(bce_problem(input, target, weight, o), output, PointwiseLoss::Bce);
 }
 template <class T>
 void binary_cross_entropy_backward(View<T> grad_output, View<T> input, View<T> target,
                                    View<T> weight, MutView<T> grad_input, MutView<T> grad_target,
                                    const BinaryCrossEntropyOptions& o) {
-  backward(bce_problem(input, target, weight, o.reduction), grad_output,
+  backward(bce_problem(input, target, weight, o), grad_output,
            {grad_input, grad_target}, PointwiseLoss::Bce);
 }
 template <class T>
@@ -438,7 +453,7 @@ void binary_cross_entropy_forward_backward(View<T> input, View<T> target, View<T
                                            View<T> grad_output, MutView<T> output,
                                            MutView<T> grad_input, MutView<T> grad_target,
                                            const BinaryCrossEntropyOptions& o) {
-  forward_backward(bce_problem(input, target, weight, o.reduction), grad_output, output,
+  forward_backward(bce_problem(input, target, weight, o), grad_output, output,
                    {grad_input, grad_target}, PointwiseLoss::Bce);
 }
 
@@ -446,7 +461,7 @@ template <class T>
 void binary_cross_entropy_with_logits(View<T> input, View<T> target, View<T> weight,
                                       View<T> pos_weight, MutView<T> output,
                                       const BinaryCrossEntropyWithLogitsOptions& o) {
-  forward(bce_logits_problem(input, target, weight, pos_weight, o.reduction), output,
+  forward(bce_logits_problem(input, target, weight, pos_weight, o), output,
           bce_logits_kernel(pos_weight.present()));
 }
 template <class T>
@@ -455,7 +470,7 @@ void binary_cross_entropy_with_logits_backward(View<T> grad_output, View<T> inpu
                                                View<T> pos_weight, MutView<T> grad_input,
                                                MutView<T> grad_target,
                                                const BinaryCrossEntropyWithLogitsOptions& o) {
-  backward(bce_logits_problem(input, target, weight, pos_weight, o.reduction), grad_output,
+  backward(bce_logits_problem(input, target, weight, pos_weight, o), grad_output,
            {grad_input, grad_target}, bce_logits_kernel(pos_weight.present()));
 }
 template <class T>
@@ -463,7 +478,7 @@ void binary_cross_entropy_with_logits_forward_backward(
     View<T> input, View<T> target, View<T> weight, View<T> pos_weight, View<T> grad_output,
     MutView<T> output, MutView<T> grad_input, MutView<T> grad_target,
     const BinaryCrossEntropyWithLogitsOptions& o) {
-  forward_backward(bce_logits_problem(input, target, weight, pos_weight, o.reduction),
+  forward_backward(bce_logits_problem(input, target, weight, pos_weight, o),
                    grad_output, output, {grad_input, grad_target},
                    bce_logits_kernel(pos_weight.present()));
 }
@@ -539,14 +554,14 @@ void kl_div_forward_backward(View<T> input, View<T> target, View<T> grad_output,
 template <class T>
 void margin_ranking_loss(View<T> input1, View<T> input2, View<T> target, MutView<T> output,
                          const MarginRankingLossOptions& o) {
-  forward(margin_ranking_problem(input1, input2, target, o.reduction), output,
+  forward(margin_ranking_problem(input1, input2, target, o), output,
           PointwiseLoss::MarginRanking, {o.margin});
 }
 template <class T>
 void margin_ranking_loss_backward(View<T> grad_output, View<T> input1, View<T> input2,
                                   View<T> target, MutView<T> grad_input1, MutView<T> grad_input2,
                                   const MarginRankingLossOptions& o) {
-  backward(margin_ranking_problem(input1, input2, target, o.reduction), grad_output,
+  backward(margin_ranking_problem(input1, input2, target, o), grad_output,
            {grad_input1, grad_input2}, PointwiseLoss::MarginRanking, {o.margin});
 }
 template <class T>
@@ -554,28 +569,89 @@ void margin_ranking_loss_forward_backward(View<T> input1, View<T> input2, View<T
                                           View<T> grad_output, MutView<T> output,
                                           MutView<T> grad_input1, MutView<T> grad_input2,
                                           const MarginRankingLossOptions& o) {
-  forward_backward(margin_ranking_problem(input1, input2, target, o.reduction), grad_output,
+  forward_backward(margin_ranking_problem(input1, input2, target, o), grad_output,
                    output, {grad_input1, grad_input2}, PointwiseLoss::MarginRanking, {o.margin});
 }
 
 template <class T>
 void hinge_embedding_loss(View<T> input, View<T> target, MutView<T> output,
                           const HingeEmbeddingLossOptions& o) {
-  forward(hinge_problem(input, target, o.reduction), output, PointwiseLoss::HingeEmbedding,
+  forward(hinge_problem(input, target, o), output, PointwiseLoss::HingeEmbedding,
           {o.margin});
 }
 template <class T>
 void hinge_embedding_loss_backward(View<T> grad_output, View<T> input, View<T> target,
                                    MutView<T> grad_input, const HingeEmbeddingLossOptions& o) {
-  backward(hinge_problem(input, target, o.reduction), grad_output, {grad_input},
+  backward(hinge_problem(input, target, o), grad_output, {grad_input},
            PointwiseLoss::HingeEmbedding, {o.margin});
 }
 template <class T>
 void hinge_embedding_loss_forward_backward(View<T> input, View<T> target, View<T> grad_output,
                                            MutView<T> output, MutView<T> grad_input,
                                            const HingeEmbeddingLossOptions& o) {
-  forward_backward(hinge_problem(input, target, o.reduction), grad_output, output, {grad_input},
+  forward_backward(hinge_problem(input, target, o), grad_output, output, {grad_input},
                    PointwiseLoss::HingeEmbedding, {o.margin});
+}
+
+// ---- NAME_mean_normalizer ---------------------------------------------------------------
+template <class T>
+double l1_loss_mean_normalizer(View<T> input, View<T> target, View<T> weight,
+                               const L1LossOptions& o) {
+  return mean_normalizer(l1_problem(input, target, weight, o));
+}
+template <class T>
+double mse_loss_mean_normalizer(View<T> input, View<T> target, View<T> weight,
+                                const MseLossOptions& o) {
+  return mean_normalizer(mse_problem(input, target, weight, o));
+}
+template <class T>
+double huber_loss_mean_normalizer(View<T> input, View<T> target, View<T> weight,
+                                  const HuberLossOptions& o) {
+  return mean_normalizer(huber_problem(input, target, weight, o));
+}
+template <class T>
+double smooth_l1_loss_mean_normalizer(View<T> input, View<T> target, const SmoothL1LossOptions& o) {
+  return mean_normalizer(smooth_l1_problem(input, target, o));
+}
+template <class T>
+double soft_margin_loss_mean_normalizer(View<T> input, View<T> target,
+                                        const SoftMarginLossOptions& o) {
+  return mean_normalizer(soft_margin_problem(input, target, o));
+}
+template <class T>
+double binary_cross_entropy_mean_normalizer(View<T> input, View<T> target, View<T> weight,
+                                            const BinaryCrossEntropyOptions& o) {
+  return mean_normalizer(bce_problem(input, target, weight, o));
+}
+template <class T>
+double binary_cross_entropy_with_logits_mean_normalizer(View<T> input, View<T> target,
+                                                        View<T> weight, View<T> pos_weight,
+      const BinaryCrossEntropyWithLogitsOptions& o) {
+  return mean_normalizer(bce_logits_problem(input, target, weight, pos_weight, o));
+}
+template <class T>
+double poisson_nll_loss_mean_normalizer(View<T> input, View<T> target,
+                                        const PoissonNllLossOptions& o) {
+  return mean_normalizer(poisson_problem(input, target, o));
+}
+template <class T>
+double gaussian_nll_loss_mean_normalizer(View<T> input, View<T> target, View<T> var,
+                                         const GaussianNllLossOptions& o) {
+  return mean_normalizer(gaussian_problem(input, target, var, o));
+}
+template <class T>
+double kl_div_mean_normalizer(View<T> input, View<T> target, const KlDivOptions& o) {
+  return mean_normalizer(kl_problem(input, target, o));
+}
+template <class T>
+double margin_ranking_loss_mean_normalizer(View<T> input1, View<T> input2, View<T> target,
+                                           const MarginRankingLossOptions& o) {
+  return mean_normalizer(margin_ranking_problem(input1, input2, target, o));
+}
+template <class T>
+double hinge_embedding_loss_mean_normalizer(View<T> input, View<T> target,
+                                            const HingeEmbeddingLossOptions& o) {
+  return mean_normalizer(hinge_problem(input, target, o));
 }
 
 // ---- float and double instantiations ---------------------------------------------------------
@@ -658,5 +734,31 @@ void hinge_embedding_loss_forward_backward(View<T> input, View<T> target, View<T
 LOSSKIT_INSTANTIATE(float)
 LOSSKIT_INSTANTIATE(double)
 #undef LOSSKIT_INSTANTIATE
+
+#define LOSSKIT_INSTANTIATE_NORMALIZER(T)                                                          \
+  template double l1_loss_mean_normalizer<T>(View<T>, View<T>, View<T>, const L1LossOptions&);     \
+  template double mse_loss_mean_normalizer<T>(View<T>, View<T>, View<T>, const MseLossOptions&);   \
+  template double huber_loss_mean_normalizer<T>(View<T>, View<T>, View<T>,                         \
+      const HuberLossOptions&);                                                                    \
+  template double smooth_l1_loss_mean_normalizer<T>(View<T>, View<T>,                              \
+      const SmoothL1LossOptions&);                                                                 \
+  template double soft_margin_loss_mean_normalizer<T>(View<T>, View<T>,                            \
+      const SoftMarginLossOptions&);                                                               \
+  template double binary_cross_entropy_mean_normalizer<T>(View<T>, View<T>, View<T>,               \
+      const BinaryCrossEntropyOptions&);                                                           \
+  template double binary_cross_entropy_with_logits_mean_normalizer<T>(View<T>, View<T>, View<T>,   \
+      View<T>, const BinaryCrossEntropyWithLogitsOptions&);                                        \
+  template double poisson_nll_loss_mean_normalizer<T>(View<T>, View<T>,                            \
+      const PoissonNllLossOptions&);                                                               \
+  template double gaussian_nll_loss_mean_normalizer<T>(View<T>, View<T>, View<T>,                  \
+      const GaussianNllLossOptions&);                                                              \
+  template double kl_div_mean_normalizer<T>(View<T>, View<T>, const KlDivOptions&);                \
+  template double margin_ranking_loss_mean_normalizer<T>(View<T>, View<T>, View<T>,                \
+      const MarginRankingLossOptions&);                                                            \
+  template double hinge_embedding_loss_mean_normalizer<T>(View<T>, View<T>,                        \
+      const HingeEmbeddingLossOptions&);
+LOSSKIT_INSTANTIATE_NORMALIZER(float)
+LOSSKIT_INSTANTIATE_NORMALIZER(double)
+#undef LOSSKIT_INSTANTIATE_NORMALIZER
 
 }  // namespace losskit

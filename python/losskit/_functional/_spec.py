@@ -23,9 +23,10 @@ annotations), with the docstring that states its formula::
 * ``NAME_forward_backward(*params[:inputs], grad_output=None, *params[inputs:], target_grad=False)``
   (``grad_output`` follows the first ``inputs`` parameters, as it always has).
 
-The body reads ``call.mode`` (0 forward, 1 backward, 2 forward_backward: the C++ core's modes),
-``call.grad_output`` and ``call.target_grad``; :meth:`Call.engine` and :meth:`Call.result` give
-each mode's return value. So adding a keyword to a loss (``normalizer=``, ``z_loss=``, ...) is one
+The body reads ``call.mode`` (0 forward, 1 backward, 2 forward_backward: the C++ core's modes; 3
+is :func:`mean_normalizer`'s, the divisor of ``'mean'`` with nothing computed), ``call.grad_output``
+and ``call.target_grad``; :meth:`Call.engine` and :meth:`Call.result` give each mode's return
+value. So adding a keyword to a loss (``normalizer=``, ``z_loss=``, ...) is one
 parameter in its definition, used in its body; the three functions, their signatures and
 ``python/losskit/functional.pyi`` (regenerated with ``python -m losskit._functional._stubs``,
 checked by ``tests/test_functional_layout.py``) follow.
@@ -57,7 +58,7 @@ ArrayLike = Any
 Gradients = Union[np.ndarray, Tuple[Optional[np.ndarray], ...]]
 
 PUBLIC_MODULE = "losskit.functional"
-FORWARD, BACKWARD, FORWARD_BACKWARD = 0, 1, 2
+FORWARD, BACKWARD, FORWARD_BACKWARD, MEAN_NORMALIZER = 0, 1, 2, 3
 _ENGINE_MODES = {BACKWARD: _engine.backward, FORWARD_BACKWARD: _engine.forward_backward}
 
 
@@ -73,7 +74,10 @@ class Call:
         self._has_target = has_target
 
     def result(self, loss: Any, grads: Any) -> Any:
-        """The entry point's return value: the loss, the gradients, or both."""
+        """The entry point's return value: the loss, the gradients, or both (or, for
+        :func:`mean_normalizer`, the divisor the core returned in place of the loss)."""
+        if self.mode == MEAN_NORMALIZER:
+            return float(loss)
         if self.mode == FORWARD:
             return loss
         if self.mode == BACKWARD:
@@ -87,6 +91,8 @@ class Call:
         bare, several as a tuple (API.md)."""
         if self.mode == FORWARD:
             return _engine.forward(name, names, values, reduction, **options)
+        if self.mode == MEAN_NORMALIZER:
+            return _engine.mean_normalizer(name, names, values, reduction, **options)
         want = tuple(grads) + ((self.target_grad,) if self._has_target else ())
         out: Any = _ENGINE_MODES[self.mode](name, names, values, reduction, self.grad_output, want, **options)
         loss, g = (None, out) if self.mode == BACKWARD else out
@@ -94,6 +100,7 @@ class Call:
 
 
 _FORWARD_CALL = Call(FORWARD)
+_MEAN_NORMALIZER_CALL = Call(MEAN_NORMALIZER)
 
 
 def warn_size_mismatch(input: ArrayLike, target: ArrayLike) -> None:
@@ -128,9 +135,11 @@ class Loss:
     names of its parameters that have a default, in order (what the classes pass on)."""
 
     def __init__(self, name: str, keywords: Tuple[str, ...], forward: Callable[..., Any],
-                 backward: Callable[..., Any], forward_backward: Callable[..., Any]) -> None:
+                 backward: Callable[..., Any], forward_backward: Callable[..., Any],
+                 impl: Callable[..., Any]) -> None:
         self.name = name
         self.keywords = keywords
+        self.impl = impl  # the definition, run by mean_normalizer with its own Call
         self.functions = {name: forward, name + "_backward": backward, name + "_forward_backward": forward_backward}
 
 
@@ -211,7 +220,52 @@ def loss(*, inputs: int, target: str, grads: str, backward: str,
             f"_Call({FORWARD_BACKWARD}, grad_output, {tg}, {has_target})", check, f"Tuple[Any, {grads}]",
             forward_backward, impl, call_args)
         keywords = tuple(p.name for p in params if p.default is not _P.empty)
-        LOSSES[name] = Loss(name, keywords, forward_fn, backward_fn, forward_backward_fn)
+        LOSSES[name] = Loss(name, keywords, forward_fn, backward_fn, forward_backward_fn, impl)
         return forward_fn
 
     return make
+
+
+def mean_normalizer(name: str, *inputs: Any, **kwargs: Any) -> float:
+    r"""The divisor that ``reduction='mean'`` (``'batchmean'`` for :func:`kl_div`) uses for this
+    call of the loss ``name``, without computing the loss.
+
+    ``inputs`` and ``kwargs`` are the loss's own arguments (``mean_normalizer("cross_entropy", x, t,
+    weight=w, ignore_index=0)``); every check of the loss runs (class indices too). With
+    :math:`D` this divisor and :math:`\sum_n l_n` the summed losses of the call,
+
+    .. math:: \ell_\text{mean} = \frac{1}{D} \sum_n l_n,\qquad
+        \ell(\text{normalizer}=Z) = \frac{1}{Z} \sum_n l_n
+
+    so for a batch cut into parts :math:`B_1, \dots, B_K` (micro-batches, or processes),
+    :math:`\sum_k \ell(B_k, \text{normalizer}=\sum_j D(B_j))` is the whole batch's mean, and so
+    are the summed gradients. :math:`D` is the number of elements of the (broadcast) loss; the sum
+    of the class weights of the counted targets for ``cross_entropy`` / ``nll_loss`` /
+    ``linear_cross_entropy`` with class indices (their number without weights; ignored targets
+    do not count), the number of positions for probability targets; the weight sum for ``l1_loss``
+    and ``mse_loss`` with ``weight`` (``huber_loss`` and ``binary_cross_entropy`` keep the element
+    count, as torch does); the batch size for ``kl_div``'s ``'batchmean'``, for ``ctc_loss`` (whose
+    ``'mean'`` first divides each sample by its target length) and for the row losses
+    (margins, ``multilabel_soft_margin_loss``, the embedding losses). It is computed by the
+    C++ core on the loss's own code path, so it is bitwise the divisor the loss uses; weights are
+    summed in double. ``reduction`` other than ``'mean'``/``'batchmean'`` raises ValueError.
+
+    >>> x, t = np.zeros((4, 3)), np.array([0, 2, -100, 1])
+    >>> mean_normalizer("cross_entropy", x, t, weight=np.array([1.0, 2.0, 4.0]))
+    7.0
+    >>> total = mean_normalizer("cross_entropy", x[:1], t[:1]) + mean_normalizer("cross_entropy", x[1:], t[1:])
+    >>> parts = cross_entropy(x[:1], t[:1], normalizer=total) + cross_entropy(x[1:], t[1:], normalizer=total)
+    >>> bool(np.isclose(parts, cross_entropy(x, t)))
+    True
+    """
+    fn = "mean_normalizer"
+    loss_def = LOSSES.get(name) if isinstance(name, str) else None
+    if loss_def is None:
+        raise ValueError(f"{fn}: name expected one of {sorted(LOSSES)}, got {name!r}")
+    if "normalizer" in kwargs:
+        raise TypeError(f"{fn}: normalizer is not an argument here (mean_normalizer returns the divisor "
+                        "that a normalizer replaces)")
+    return float(loss_def.impl(_MEAN_NORMALIZER_CALL, *inputs, **kwargs))
+
+
+mean_normalizer.__module__ = PUBLIC_MODULE

@@ -45,7 +45,11 @@ def _stub(fn: Callable[..., Any]) -> str:
         if p.kind is inspect.Parameter.KEYWORD_ONLY and not star:
             parts.append("*")
             star = True
-        text = f"{p.name}: {p.annotation}" if p.annotation is not inspect.Parameter.empty else p.name
+        if p.kind is inspect.Parameter.VAR_POSITIONAL:
+            star = True
+        prefix = {inspect.Parameter.VAR_POSITIONAL: "*", inspect.Parameter.VAR_KEYWORD: "**"}.get(p.kind, "")
+        name = prefix + p.name
+        text = f"{name}: {p.annotation}" if p.annotation is not inspect.Parameter.empty else name
         if p.default is not inspect.Parameter.empty:
             text += f" = {_default(p.default)}"
         parts.append(text)
@@ -53,13 +57,15 @@ def _stub(fn: Callable[..., Any]) -> str:
 
 
 def stub_source() -> str:
-    """The stub text for every loss's three entry points, in definition order."""
+    """The stub text for every loss's three entry points, in definition order, and
+    :func:`mean_normalizer`."""
     from .. import functional  # noqa: F401  (binds the losses; _spec.LOSSES is then complete)
 
     lines = [HEADER]
     for loss in _spec.LOSSES.values():
         lines.append("")
         lines.extend(_stub(fn) for fn in loss.functions.values())
+    lines.extend(["", _stub(_spec.mean_normalizer)])
     return "\n".join(lines) + "\n"
 
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import _convert, _core, _reduction
 from .._engine import no_target_grad
-from ._spec import BACKWARD, FORWARD, ArrayLike, Call, loss
+from ._spec import BACKWARD, FORWARD, MEAN_NORMALIZER, ArrayLike, Call, loss
 
 # Class-index targets: any integer dtype, converted once to int64 here (a small copy); a float
 # array where class indices are expected is a TypeError. The C++ core checks every index.
@@ -38,12 +38,16 @@ def _cls_input(function: str, input: ArrayLike, weight: Optional[ArrayLike] = No
 
 def _cls_go(function: str, call: Call, dtype: np.dtype) -> Optional[np.ndarray]:
 
-    return None if call.mode == FORWARD else _convert.grad_output_array(function, call.grad_output, dtype)
+    if call.mode in (FORWARD, MEAN_NORMALIZER):
+        return None
+    return _convert.grad_output_array(function, call.grad_output, dtype)
 
 
 def _cls_result(call: Call, reduction: str, triple: Tuple[Any, Any, Any]) -> Any:
 
     out, grad_input, grad_target = triple
+    if call.mode == MEAN_NORMALIZER:
+        return call.result(out, None)  # the core returned the divisor as a float
     grads: Any = (grad_input, grad_target) if call.target_grad else grad_input
     return call.result(None if call.mode == BACKWARD else _convert.result(out, reduction), grads)
 
@@ -62,6 +66,8 @@ def cross_entropy(
     reduce: Optional[bool] = None,
     reduction: str = "mean",
     label_smoothing: float = 0.0,
+    *,
+    normalizer: Optional[float] = None,
 ) -> Any:
     r"""Cross-entropy between the softmax of the logits ``input`` and the target.
 
@@ -124,9 +130,10 @@ def cross_entropy(
         no_target_grad(fn, call.target_grad)
         t = _cls_index_target(fn, t)
     go = _cls_go(fn, call, dtype)
+    norm = _convert.normalizer(fn, "normalizer", normalizer)
     triple = _core.cross_entropy(call.mode, x, t, w, go, reduction, _convert.integer(fn, "ignore_index", ignore_index),
                                  _convert.real(fn, "label_smoothing", label_smoothing), probabilities,
-                                 _convert.flag(fn, "target_grad", call.target_grad))
+                                 _convert.flag(fn, "target_grad", call.target_grad), norm)
     return _cls_result(call, reduction, triple)
 
 
@@ -142,6 +149,8 @@ def nll_loss(
     ignore_index: int = -100,
     reduce: Optional[bool] = None,
     reduction: str = "mean",
+    *,
+    normalizer: Optional[float] = None,
 ) -> Any:
     r"""Negative log-likelihood of log-probabilities ``input`` at the class indices ``target``.
 
@@ -168,7 +177,8 @@ def nll_loss(
     t = _cls_index_target(fn, target)
     go = _cls_go(fn, call, dtype)
     ignore = _convert.integer(fn, "ignore_index", ignore_index)
-    return _cls_result(call, reduction, _core.nll_loss(call.mode, x, t, w, go, reduction, ignore))
+    norm = _convert.normalizer(fn, "normalizer", normalizer)
+    return _cls_result(call, reduction, _core.nll_loss(call.mode, x, t, w, go, reduction, ignore, norm))
 
 
 @loss(inputs=2, target="label", grads="np.ndarray",
@@ -184,6 +194,8 @@ def multi_margin_loss(
     size_average: Optional[bool] = None,
     reduce: Optional[bool] = None,
     reduction: str = "mean",
+    *,
+    normalizer: Optional[float] = None,
 ) -> Any:
     r"""Multi-class hinge loss.
 
@@ -212,7 +224,8 @@ def multi_margin_loss(
     dtype, x, w = _cls_input(fn, input, weight)
     t = _cls_index_target(fn, target)
     go = _cls_go(fn, call, dtype)
-    return _cls_result(call, reduction, _core.multi_margin_loss(call.mode, x, t, w, go, reduction, int(p), margin))
+    norm = _convert.normalizer(fn, "normalizer", normalizer)
+    return _cls_result(call, reduction, _core.multi_margin_loss(call.mode, x, t, w, go, reduction, int(p), margin, norm))
 
 
 @loss(inputs=2, target="label", grads="np.ndarray",
@@ -225,6 +238,8 @@ def multilabel_margin_loss(
     size_average: Optional[bool] = None,
     reduce: Optional[bool] = None,
     reduction: str = "mean",
+    *,
+    normalizer: Optional[float] = None,
 ) -> Any:
     r"""Multi-label hinge loss; ``target`` lists class indices, padded with -1.
 
@@ -251,7 +266,8 @@ def multilabel_margin_loss(
     dtype, x, _ = _cls_input(fn, input)
     t = _cls_index_target(fn, target)
     go = _cls_go(fn, call, dtype)
-    return _cls_result(call, reduction, _core.multilabel_margin_loss(call.mode, x, t, go, reduction))
+    norm = _convert.normalizer(fn, "normalizer", normalizer)
+    return _cls_result(call, reduction, _core.multilabel_margin_loss(call.mode, x, t, go, reduction, norm))
 
 
 @loss(inputs=2, target="target", grads="Gradients",
@@ -265,6 +281,8 @@ def multilabel_soft_margin_loss(
     size_average: Optional[bool] = None,
     reduce: Optional[bool] = None,
     reduction: str = "mean",
+    *,
+    normalizer: Optional[float] = None,
 ) -> Any:
     r"""Multi-label one-versus-all logistic loss.
 
@@ -289,6 +307,7 @@ def multilabel_soft_margin_loss(
     dtype, x, w = _cls_input(fn, input, weight)
     y = _convert.as_kernel_array(_convert.to_array(fn, "target", target), dtype)
     go = _cls_go(fn, call, dtype)
+    norm = _convert.normalizer(fn, "normalizer", normalizer)
     triple = _core.multilabel_soft_margin_loss(call.mode, x, y, w, go, reduction,
-                                               _convert.flag(fn, "target_grad", call.target_grad))
+                                               _convert.flag(fn, "target_grad", call.target_grad), norm)
     return _cls_result(call, reduction, triple)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Tuple
+from typing import Any, Optional, Tuple
 
 import numpy as np
 
 from .. import _convert, _core, _reduction
-from ._spec import BACKWARD, FORWARD, ArrayLike, Call, loss
+from ._spec import BACKWARD, FORWARD, MEAN_NORMALIZER, ArrayLike, Call, loss
 
 
 def _ctc_int_array(name: str, value: ArrayLike) -> np.ndarray:
@@ -51,6 +51,8 @@ def ctc_loss(
     blank: int = 0,
     reduction: str = "mean",
     zero_infinity: bool = False,
+    *,
+    normalizer: Optional[float] = None,
 ) -> Any:
     r"""Connectionist temporal classification loss (Graves et al., 2006).
 
@@ -124,10 +126,13 @@ def ctc_loss(
     """
     dtype, lp, tg, il, tl = _ctc_arrays(log_probs, targets, input_lengths, target_lengths)
     blank, reduction, zero_infinity = _ctc_options(blank, reduction, zero_infinity)
+    if call.mode == MEAN_NORMALIZER:
+        return call.result(_core.ctc_loss_mean_normalizer(lp, tg, il, tl, blank, reduction, zero_infinity), None)
+    norm = _convert.normalizer("ctc_loss", "normalizer", normalizer)
     if call.mode == FORWARD:
-        return _convert.result(_core.ctc_loss(lp, tg, il, tl, blank, reduction, zero_infinity), reduction)
+        return _convert.result(_core.ctc_loss(lp, tg, il, tl, blank, reduction, zero_infinity, norm), reduction)
     go = _convert.grad_output_array("ctc_loss", call.grad_output, dtype)  # None: 1 (ones)
     if call.mode == BACKWARD:
-        return _core.ctc_loss_backward(go, lp, tg, il, tl, blank, reduction, zero_infinity)
-    out, grad = _core.ctc_loss_forward_backward(lp, tg, il, tl, go, blank, reduction, zero_infinity)
+        return _core.ctc_loss_backward(go, lp, tg, il, tl, blank, reduction, zero_infinity, norm)
+    out, grad = _core.ctc_loss_forward_backward(lp, tg, il, tl, go, blank, reduction, zero_infinity, norm)
     return _convert.result(out, reduction), grad

@@ -15,7 +15,7 @@ from typing import Any, Optional, Tuple
 import numpy as np
 
 from .. import _convert, _core, _reduction
-from ._spec import FORWARD, ArrayLike, Call, loss
+from ._spec import FORWARD, MEAN_NORMALIZER, ArrayLike, Call, loss
 
 _COSINE_NAMES = ("input1", "input2", "target")
 _TRIPLET_NAMES = ("anchor", "positive", "negative")
@@ -34,6 +34,8 @@ def cosine_embedding_loss(
     size_average: Optional[bool] = None,
     reduce: Optional[bool] = None,
     reduction: str = "mean",
+    *,
+    normalizer: Optional[float] = None,
 ) -> Any:
     r"""Cosine embedding loss for pairs :math:`(x^1_n, x^2_n)` with labels :math:`y_n \in \{1, -1\}`.
 
@@ -63,7 +65,7 @@ def cosine_embedding_loss(
     """
     reduction = _reduction.parse(size_average, reduce, reduction)
     return call.engine("cosine_embedding_loss", _COSINE_NAMES, (input1, input2, target), reduction, grads=(True, True),
-                       margin=margin)
+                       margin=margin, normalizer=normalizer)
 
 
 @loss(inputs=3, target="none", grads="Tuple[np.ndarray, np.ndarray, np.ndarray]",
@@ -81,6 +83,8 @@ def triplet_margin_loss(
     size_average: Optional[bool] = None,
     reduce: Optional[bool] = None,
     reduction: str = "mean",
+    *,
+    normalizer: Optional[float] = None,
 ) -> Any:
     r"""Triplet margin loss with torch's pairwise distance.
 
@@ -114,7 +118,7 @@ def triplet_margin_loss(
     """
     reduction = _reduction.parse(size_average, reduce, reduction)
     return call.engine("triplet_margin_loss", _TRIPLET_NAMES, (anchor, positive, negative), reduction,
-                       grads=(True, True, True), margin=margin, p=p, eps=eps, swap=swap)
+                       grads=(True, True, True), margin=margin, p=p, eps=eps, swap=swap, normalizer=normalizer)
 
 
 def _triplet_custom(
@@ -127,6 +131,8 @@ def _triplet_custom(
     swap: bool,
     reduction: str,
     grad_output: Any,
+    *,
+    normalizer: Optional[float] = None,
 ) -> Tuple[Any, Optional[Tuple[np.ndarray, np.ndarray, np.ndarray]]]:
     """A user's distance: the callable computes the distances and their vjps; the core computes
     the triplet loss and its gradient with respect to the distances; this function only wires
@@ -147,7 +153,7 @@ def _triplet_custom(
     go = _convert.grad_output_array(name, grad_output, dtype)
     loss, g = _core.triplet_margin_loss_from_distances(
         dists[0], dists[1], dists[2] if swap else None, go, reduction, margin, swap,
-        mode != FORWARD)
+        mode != FORWARD, _convert.normalizer(name, "normalizer", normalizer))
     loss = _convert.result(loss, reduction)
     if mode == FORWARD:
         return loss, None
@@ -198,6 +204,7 @@ def triplet_margin_with_distance_loss(
     margin: float = 1.0,
     swap: bool = False,
     reduction: str = "mean",
+    normalizer: Optional[float] = None,
 ) -> Any:
     r"""Triplet margin loss with a chosen distance :math:`d`.
 
@@ -244,8 +251,10 @@ def triplet_margin_with_distance_loss(
     (7.0, [[-1.0, 0.0]], [[0.0, -1.0]])
     """
     name = _distance_name(distance_function)
+    if name is None and call.mode == MEAN_NORMALIZER:
+        name = "euclidean"  # the divisor is the number of rows, whatever the distance; none is called
     if name is None:
         return call.result(*_triplet_custom(call.mode, anchor, positive, negative, distance_function, margin, swap,
-                                            reduction, call.grad_output))
+                                            reduction, call.grad_output, normalizer=normalizer))
     return call.engine("triplet_margin_with_distance_loss", _TRIPLET_NAMES, (anchor, positive, negative), reduction,
-                       grads=(True, True, True), distance=name, margin=margin, swap=swap)
+                       grads=(True, True, True), distance=name, margin=margin, swap=swap, normalizer=normalizer)

@@ -27,6 +27,7 @@ def linear_cross_entropy(
     ignore_index: Optional[int] = -100,
     label_smoothing: float = 0.0,
     chunk_size: Optional[int] = None,
+    normalizer: Optional[float] = None,
 ) -> Any:
     r"""Cross-entropy of the logits ``input @ linear_weight.T + linear_bias``, computed chunk by
     chunk so the (N, C) logits are never held.
@@ -78,4 +79,5 @@ def linear_cross_entropy(
     (True, True)
     """
     return _large_vocab.linear_cross_entropy(call.mode, input, linear_weight, target, linear_bias, weight,
-                                             call.grad_output, reduction, ignore_index, label_smoothing, chunk_size)
+                                             call.grad_output, reduction, ignore_index, label_smoothing, chunk_size,
+                                             normalizer)

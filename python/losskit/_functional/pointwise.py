@@ -13,7 +13,7 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from .. import _reduction
-from ._spec import BACKWARD, FORWARD, ArrayLike, Call, loss, warn_size_mismatch
+from ._spec import BACKWARD, FORWARD, MEAN_NORMALIZER, ArrayLike, Call, loss, warn_size_mismatch
 
 
 @loss(inputs=2, target="target", grads="Gradients",
@@ -27,6 +27,8 @@ def l1_loss(
     reduce: Optional[bool] = None,
     reduction: str = "mean",
     weight: Optional[ArrayLike] = None,
+    *,
+    normalizer: Optional[float] = None,
 ) -> Any:
     r"""Mean absolute error.
 
@@ -55,7 +57,8 @@ def l1_loss(
     if call.mode == FORWARD:
         warn_size_mismatch(input, target)
     reduction = _reduction.parse(size_average, reduce, reduction)
-    return call.engine("l1_loss", ("input", "target", "weight"), (input, target, weight), reduction)
+    return call.engine("l1_loss", ("input", "target", "weight"), (input, target, weight), reduction,
+                       normalizer=normalizer)
 
 
 @loss(inputs=2, target="target", grads="Gradients",
@@ -69,6 +72,8 @@ def mse_loss(
     reduce: Optional[bool] = None,
     reduction: str = "mean",
     weight: Optional[ArrayLike] = None,
+    *,
+    normalizer: Optional[float] = None,
 ) -> Any:
     r"""Mean squared error.
 
@@ -95,7 +100,8 @@ def mse_loss(
     if call.mode == FORWARD:
         warn_size_mismatch(input, target)
     reduction = _reduction.parse(size_average, reduce, reduction)
-    return call.engine("mse_loss", ("input", "target", "weight"), (input, target, weight), reduction)
+    return call.engine("mse_loss", ("input", "target", "weight"), (input, target, weight), reduction,
+                       normalizer=normalizer)
 
 
 @loss(inputs=2, target="target", grads="Gradients",
@@ -108,6 +114,8 @@ def huber_loss(
     reduction: str = "mean",
     delta: float = 1.0,
     weight: Optional[ArrayLike] = None,
+    *,
+    normalizer: Optional[float] = None,
 ) -> Any:
     r"""Huber loss: squared near zero, linear beyond ``delta`` (> 0).
 
@@ -132,7 +140,7 @@ def huber_loss(
     if call.mode == FORWARD:
         warn_size_mismatch(input, target)
     return call.engine("huber_loss", ("input", "target", "weight"), (input, target, weight),
-                       _reduction.parse(None, None, reduction), delta=delta)
+                       _reduction.parse(None, None, reduction), delta=delta, normalizer=normalizer)
 
 
 @loss(inputs=2, target="target", grads="Gradients",
@@ -146,6 +154,8 @@ def smooth_l1_loss(
     reduce: Optional[bool] = None,
     reduction: str = "mean",
     beta: float = 1.0,
+    *,
+    normalizer: Optional[float] = None,
 ) -> Any:
     r"""Smooth L1 loss: squared below ``beta`` (>= 0), absolute above.
 
@@ -170,7 +180,8 @@ def smooth_l1_loss(
     if call.mode == FORWARD:
         warn_size_mismatch(input, target)
     reduction = _reduction.parse(size_average, reduce, reduction)
-    return call.engine("smooth_l1_loss", ("input", "target"), (input, target), reduction, beta=beta)
+    return call.engine("smooth_l1_loss", ("input", "target"), (input, target), reduction, beta=beta,
+                       normalizer=normalizer)
 
 
 @loss(inputs=2, target="label", grads="np.ndarray",
@@ -183,6 +194,8 @@ def soft_margin_loss(
     size_average: Optional[bool] = None,
     reduce: Optional[bool] = None,
     reduction: str = "mean",
+    *,
+    normalizer: Optional[float] = None,
 ) -> Any:
     r"""Two-class logistic loss with targets :math:`y_n \in \{1, -1\}`.
 
@@ -204,7 +217,7 @@ def soft_margin_loss(
     0.693147
     """
     reduction = _reduction.parse(size_average, reduce, reduction)
-    return call.engine("soft_margin_loss", ("input", "target"), (input, target), reduction)
+    return call.engine("soft_margin_loss", ("input", "target"), (input, target), reduction, normalizer=normalizer)
 
 
 @loss(inputs=3, target="target", grads="Gradients",
@@ -218,6 +231,8 @@ def binary_cross_entropy(
     size_average: Optional[bool] = None,
     reduce: Optional[bool] = None,
     reduction: str = "mean",
+    *,
+    normalizer: Optional[float] = None,
 ) -> Any:
     r"""Binary cross-entropy between probabilities :math:`x_n \in [0, 1]` and targets :math:`y_n`.
 
@@ -245,7 +260,7 @@ def binary_cross_entropy(
     """
     reduction = _reduction.parse(size_average, reduce, reduction)
     return call.engine("binary_cross_entropy", ("input", "target", "weight"), (input, target, weight),
-                       reduction)
+                       reduction, normalizer=normalizer)
 
 
 @loss(inputs=3, target="target", grads="Gradients",
@@ -260,6 +275,8 @@ def binary_cross_entropy_with_logits(
     reduce: Optional[bool] = None,
     reduction: str = "mean",
     pos_weight: Optional[ArrayLike] = None,
+    *,
+    normalizer: Optional[float] = None,
 ) -> Any:
     r"""Binary cross-entropy on logits, computed stably through :math:`\log\sigma`.
 
@@ -290,7 +307,7 @@ def binary_cross_entropy_with_logits(
     """
     reduction = _reduction.parse(size_average, reduce, reduction)
     return call.engine("binary_cross_entropy_with_logits", ("input", "target", "weight", "pos_weight"),
-                       (input, target, weight, pos_weight), reduction)
+                       (input, target, weight, pos_weight), reduction, normalizer=normalizer)
 
 
 @loss(inputs=2, target="target", grads="Gradients",
@@ -306,6 +323,8 @@ def poisson_nll_loss(
     eps: float = 1e-8,
     reduce: Optional[bool] = None,
     reduction: str = "mean",
+    *,
+    normalizer: Optional[float] = None,
 ) -> Any:
     r"""Negative log-likelihood of a Poisson target :math:`y_n` with rate :math:`e^{x_n}`
     (``log_input=True``) or :math:`x_n`.
@@ -337,7 +356,7 @@ def poisson_nll_loss(
     """
     reduction = _reduction.parse(size_average, reduce, reduction)
     return call.engine("poisson_nll_loss", ("input", "target"), (input, target), reduction,
-                       log_input=log_input, full=full, eps=eps)
+                       log_input=log_input, full=full, eps=eps, normalizer=normalizer)
 
 
 def _is_scalar_var(var: ArrayLike) -> bool:
@@ -359,6 +378,8 @@ def gaussian_nll_loss(
     full: bool = False,
     eps: float = 1e-6,
     reduction: str = "mean",
+    *,
+    normalizer: Optional[float] = None,
 ) -> Any:
     r"""Negative log-likelihood of a Gaussian target with mean :math:`x_n` and variance
     :math:`v_n = \max(\mathrm{var}_n, \varepsilon)`.
@@ -395,7 +416,7 @@ def gaussian_nll_loss(
     scalar_var = _is_scalar_var(var)
     return call.engine("gaussian_nll_loss", ("input", "target", "var"), (input, target, var),
                        _reduction.parse(None, None, reduction), grads=(True, not scalar_var), full=full, eps=eps,
-                       scalar_var=scalar_var)
+                       scalar_var=scalar_var, normalizer=normalizer)
 
 
 def _kl_reduction(size_average: Optional[bool], reduce: Optional[bool], reduction: str) -> str:
@@ -421,6 +442,8 @@ def kl_div(
     reduce: Optional[bool] = None,
     reduction: str = "mean",
     log_target: bool = False,
+    *,
+    normalizer: Optional[float] = None,
 ) -> Any:
     r"""Kullback-Leibler divergence, the input given as log-probabilities.
 
@@ -448,10 +471,12 @@ def kl_div(
     >>> float(kl_div(np.log(np.array([0.5, 0.5])), np.array([0.5, 0.5]), reduction="batchmean"))
     0.0
     """
-    # torch warns about 'mean' where the loss is computed; kl_div_backward alone does not repeat it.
-    parse = _reduction.parse if call.mode == BACKWARD else _kl_reduction
+    # torch warns about 'mean' where the loss is computed; kl_div_backward alone does not repeat it,
+    # nor does mean_normalizer.
+    parse = _reduction.parse if call.mode in (BACKWARD, MEAN_NORMALIZER) else _kl_reduction
     reduction = parse(size_average, reduce, reduction)
-    return call.engine("kl_div", ("input", "target"), (input, target), reduction, log_target=log_target)
+    return call.engine("kl_div", ("input", "target"), (input, target), reduction, log_target=log_target,
+                       normalizer=normalizer)
 
 
 @loss(inputs=3, target="label", grads="Tuple[np.ndarray, np.ndarray]",
@@ -466,6 +491,8 @@ def margin_ranking_loss(
     size_average: Optional[bool] = None,
     reduce: Optional[bool] = None,
     reduction: str = "mean",
+    *,
+    normalizer: Optional[float] = None,
 ) -> Any:
     r"""Ranking loss for pairs :math:`(x^1_n, x^2_n)` with labels :math:`y_n \in \{1, -1\}`.
 
@@ -488,7 +515,7 @@ def margin_ranking_loss(
     """
     reduction = _reduction.parse(size_average, reduce, reduction)
     return call.engine("margin_ranking_loss", ("input1", "input2", "target"), (input1, input2, target), reduction,
-                       grads=(True, True), margin=margin)
+                       grads=(True, True), margin=margin, normalizer=normalizer)
 
 
 @loss(inputs=2, target="label", grads="np.ndarray",
@@ -502,6 +529,8 @@ def hinge_embedding_loss(
     size_average: Optional[bool] = None,
     reduce: Optional[bool] = None,
     reduction: str = "mean",
+    *,
+    normalizer: Optional[float] = None,
 ) -> Any:
     r"""Hinge embedding loss for distances :math:`x_n` with labels :math:`y_n \in \{1, -1\}`.
 
@@ -523,4 +552,5 @@ def hinge_embedding_loss(
     1.375
     """
     reduction = _reduction.parse(size_average, reduce, reduction)
-    return call.engine("hinge_embedding_loss", ("input", "target"), (input, target), reduction, margin=margin)
+    return call.engine("hinge_embedding_loss", ("input", "target"), (input, target), reduction, margin=margin,
+                       normalizer=normalizer)
