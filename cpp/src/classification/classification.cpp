@@ -120,6 +120,35 @@ double cross_entropy_rows(const CeArgs<T>& a) {
 template double cross_entropy_rows<float>(const CeArgs<float>&);
 template double cross_entropy_rows<double>(const CeArgs<double>&);
 
+void check_ce_extras(const char* fn, double z_loss, const std::optional<double>& softcap) {
+  if (!(z_loss >= 0.0 && std::isfinite(z_loss)))
+    fail_value(fn, "z_loss", "a finite value >= 0", std::to_string(z_loss));
+  if (softcap && !(*softcap > 0.0 && std::isfinite(*softcap)))
+    fail_value(fn, "softcap", "a finite value > 0 or None", std::to_string(*softcap));
+}
+
+template <class T>
+void set_ce_extras(const char* fn, CeArgs<T>& a, double z_loss,
+                   const std::optional<double>& softcap, const CrossEntropyStats<T>& stats,
+                   const Shape& loss_shape) {
+  check_ce_extras(fn, z_loss, softcap);
+  const auto out = [&](const char* arg, const auto& v) {
+    if (v.present() || !v.shape.empty()) check_output(fn, arg, v, loss_shape);
+    return v.data;
+  };
+  a.z_loss = z_loss;
+  a.softcap = softcap ? *softcap : 0.0;
+  a.lse_out = out("lse", stats.lse);
+  a.entropy_out = out("entropy", stats.entropy);
+  a.correct_out = out("correct", stats.correct);
+}
+template void set_ce_extras<float>(const char*, CeArgs<float>&, double,
+                                   const std::optional<double>&, const CrossEntropyStats<float>&,
+                                   const Shape&);
+template void set_ce_extras<double>(const char*, CeArgs<double>&, double,
+                                    const std::optional<double>&,
+                                    const CrossEntropyStats<double>&, const Shape&);
+
 }  // namespace detail
 
 Shape classification_output_shape(const Shape& input, bool class_dim_last) {
@@ -266,10 +295,11 @@ CeArgs<T> ce_common(const Layout& l, View<T> input, View<T> weight, const CrossE
 
 template <class T>
 void ce_index(View<T> input, View<int64_t> target, View<T> weight, const Mode<T>& m,
-              const CrossEntropyOptions& o) {
+              const CrossEntropyOptions& o, const CrossEntropyStats<T>& stats = {}) {
   const char* fn = "cross_entropy";
   check_reduction(fn, o.reduction);
   check_smoothing(fn, o.label_smoothing);
+  detail::check_ce_extras(fn, o.z_loss, o.softcap);
   const Layout l = class_layout(fn, input, true);
   detail::check_required(fn, "target", target);
   detail::check_shape_equal(fn, "target", target.shape, l.out, "class indices of shape");
@@ -278,6 +308,7 @@ void ce_index(View<T> input, View<int64_t> target, View<T> weight, const Mode<T>
   const double W = check_targets(fn, target, l.C, o.ignore_index, weight.data);
 
   CeArgs<T> a = ce_common(l, input, weight, o);
+  detail::set_ce_extras(fn, a, o.z_loss, o.softcap, stats, l.out);
   a.target = target.data;
   if (o.reduction == Reduction::None) {
     a.out = m.output.data;
@@ -286,7 +317,7 @@ void ce_index(View<T> input, View<int64_t> target, View<T> weight, const Mode<T>
     a.grad_scale = o.reduction == Reduction::Mean ? go / W : go;
   }
   a.grad = m.backward ? m.grads[0].data : nullptr;
-  if (!m.output.present() && !a.grad) return;
+  if (!m.output.present() && !a.grad && !a.stats()) return;
   const double total = ce_run(a);
   write_reduced(m, o.reduction, total, W);
 }
@@ -304,6 +335,12 @@ void ce_prob(View<T> input, View<T> target, View<T> weight, const Mode<T>& m,
   if (o.ignore_index >= 0)
     fail_value(fn, "ignore_index", "a negative value with class-probability targets (torch: not "
                "supported for floating point target)", std::to_string(o.ignore_index));
+  if (o.z_loss != 0.0)
+    fail_value(fn, "z_loss", "0.0 with class-probability targets (class indices only)",
+               std::to_string(o.z_loss));
+  if (o.softcap)
+    fail_value(fn, "softcap", "None with class-probability targets (class indices only)",
+               std::to_string(*o.softcap));
   check_class_weight(fn, weight, l.C);
   const double go = check_mode(fn, m, o.reduction, l.out, input.shape, &input.shape);
   const double positions = static_cast<double>(l.N * l.S);
@@ -535,8 +572,8 @@ void soft_margin_impl(View<T> input, View<T> target, View<T> weight, const Mode<
 
 template <class T>
 void cross_entropy(View<T> input, View<int64_t> target, View<T> weight, MutView<T> output,
-                   const CrossEntropyOptions& options) {
-  ce_index(input, target, weight, Mode<T>::forward_only(output), options);
+                   const CrossEntropyOptions& options, const CrossEntropyStats<T>& stats) {
+  ce_index(input, target, weight, Mode<T>::forward_only(output), options, stats);
 }
 template <class T>
 void cross_entropy_backward(View<T> grad_output, View<T> input, View<int64_t> target,
@@ -548,8 +585,10 @@ void cross_entropy_backward(View<T> grad_output, View<T> input, View<int64_t> ta
 template <class T>
 void cross_entropy_forward_backward(View<T> input, View<int64_t> target, View<T> weight,
                                     View<T> grad_output, MutView<T> output,
-                                    MutView<T> grad_input, const CrossEntropyOptions& options) {
-  ce_index(input, target, weight, Mode<T>::fused(grad_output, output, {grad_input}), options);
+                                    MutView<T> grad_input, const CrossEntropyOptions& options,
+                                    const CrossEntropyStats<T>& stats) {
+  ce_index(input, target, weight, Mode<T>::fused(grad_output, output, {grad_input}), options,
+           stats);
 }
 
 template <class T>
@@ -658,12 +697,13 @@ void multilabel_soft_margin_loss_forward_backward(
 
 #define LOSSKIT_INSTANTIATE(T)                                                                   \
   template void cross_entropy<T>(View<T>, View<int64_t>, View<T>, MutView<T>,                   \
-                                 const CrossEntropyOptions&);                                   \
+                                 const CrossEntropyOptions&, const CrossEntropyStats<T>&);      \
   template void cross_entropy_backward<T>(View<T>, View<T>, View<int64_t>, View<T>, MutView<T>, \
                                           const CrossEntropyOptions&);                          \
   template void cross_entropy_forward_backward<T>(View<T>, View<int64_t>, View<T>, View<T>,     \
                                                   MutView<T>, MutView<T>,                       \
-                                                  const CrossEntropyOptions&);                  \
+                                                  const CrossEntropyOptions&,                   \
+                                                  const CrossEntropyStats<T>&);                 \
   template void cross_entropy<T>(View<T>, View<T>, View<T>, MutView<T>,                         \
                                  const CrossEntropyOptions&);                                   \
   template void cross_entropy_backward<T>(View<T>, View<T>, View<T>, View<T>, MutView<T>,       \
