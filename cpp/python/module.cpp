@@ -540,6 +540,9 @@ py::tuple classification_cross_entropy(int mode, const py::handle& input, const 
   const Shape loss_shape =
       o.reduction == Reduction::None ? losskit::classification_output_shape(x.shape) : Shape{};
   if (probabilities) {
+    if (return_stats)
+      throw losskit::ValueError("cross_entropy: return_stats expected False with class-probability "
+                                "targets (class indices only), got True");
     const View<T> y = as_view<T>(target, fn, "target");
     return classification_call<T>(
         mode, fn, grad_output, loss_shape, x.shape, want_target_grad,
@@ -551,14 +554,16 @@ py::tuple classification_cross_entropy(int mode, const py::handle& input, const 
   }
   const View<int64_t> t = classification_index_view(target, fn);
   std::optional<StatsArrays<T>> stats;
-  if (return_stats && mode != 1) stats.emplace(losskit::classification_output_shape(x.shape));
+  if (return_stats) stats.emplace(losskit::classification_output_shape(x.shape));
   const losskit::CrossEntropyStats<T> sv = stats ? stats->views : losskit::CrossEntropyStats<T>{};
+  // The gradient with statistics is forward_backward without an output.
   const py::tuple result = classification_call<T>(
       mode, fn, grad_output, loss_shape, x.shape, false,
       [&](View<T> go, MutView<T> out, MutView<T> gi, MutView<T>) {
         if (mode == 0) losskit::cross_entropy(x, t, w, out, o, sv);
-        else if (mode == 1) losskit::cross_entropy_backward(go, x, t, w, gi, o);
-        else losskit::cross_entropy_forward_backward(x, t, w, go, out, gi, o, sv);
+        else if (mode == 1 && !stats) losskit::cross_entropy_backward(go, x, t, w, gi, o);
+        else losskit::cross_entropy_forward_backward(x, t, w, go, mode == 1 ? MutView<T>() : out,
+                                                     gi, o, sv);
       });
   return stats ? with_stats(result, stats->arrays) : result;
 }

@@ -81,11 +81,13 @@ LOSSKIT_NOINLINE CeStats chunk_stats_extras(const T* x, const T* LOSSKIT_RESTRIC
   const T m = run_max(x, n);
   const bool valid = kX == 2 || !(m == -kInf<T>);  // x' of a -inf logit is -cap
   const T ref = kX == 2 ? cp.cap * vmath::tanh(m * cp.ic) : (valid ? m : T(0));
-  const int32_t none = static_cast<int32_t>(n);
-  T s = 0, wx = 0, ws = 0, hx = 0;
-  int32_t first = none;
+  // The first index of the max, as a T min-reduction (exact: n <= kCeChunk), which every target
+  // vectorises (SSE2 has no int32 min).
+  const int32_t n32 = static_cast<int32_t>(n);
+  const T none = static_cast<T>(n32);
+  T s = 0, wx = 0, ws = 0, hx = 0, first = none;
 #pragma omp simd reduction(+ : s, wx, ws, hx) reduction(min : first)
-  for (int64_t i = 0; i < n; ++i) {
+  for (int32_t i = 0; i < n32; ++i) {
     const T xi = x[i];
     T d, t = T(0);
     if constexpr (kX == 2) {
@@ -99,7 +101,7 @@ LOSSKIT_NOINLINE CeStats chunk_stats_extras(const T* x, const T* LOSSKIT_RESTRIC
     if constexpr (kStore) e[i] = kX == 2 ? t : ex;
     s += ex;
     hx += ex > T(0) ? ex * d : T(0);  // a -inf logit adds 0, not 0 * -inf
-    const int32_t at = xi == m ? static_cast<int32_t>(i) : none;
+    const T at = xi == m ? static_cast<T>(i) : none;
     first = at < first ? at : first;
     if constexpr (kMode == 1) {
       const T v = kWeighted ? w[i] : T(1);
@@ -115,7 +117,7 @@ LOSSKIT_NOINLINE CeStats chunk_stats_extras(const T* x, const T* LOSSKIT_RESTRIC
   st.valid = valid;
   st.ex = hx;
   st.amax = m;
-  st.arg = first < none ? first : -1;
+  st.arg = first < none ? static_cast<int64_t>(first) : -1;
   return st;
 }
 
