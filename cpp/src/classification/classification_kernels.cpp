@@ -73,8 +73,10 @@ struct Cap {
 // Statistics of one chunk with the extras (kX = 1: entropy sum and argmax; kX = 2: also the
 // softcap), class indices only (kMode 0 or 1). Softcap is monotone, so the chunk's reference is
 // the softcapped raw max; d is clamped to <= 0 should the scalar and vector tanh round apart.
-// With `e` (a gradient wanted) the exponentials are stored there, or with a softcap t = tanh(x ic)
-// (the gradient pass rebuilds exp(x' - ref) from t: the logits may already be overwritten).
+// With `e` (a gradient wanted) the exponentials are stored there; with a softcap, e (1 - t^2)
+// without smoothing (the whole gradient but its row factor: the gradient pass is a rescale), and
+// t = tanh(x ic) with smoothing, whose term -B w (1 - t^2) needs t alone (the gradient pass
+// rebuilds exp(x' - ref) from t: the logits may already be overwritten).
 template <class T, int kMode, bool kWeighted, int kX, bool kStore>
 LOSSKIT_NOINLINE CeStats chunk_stats_extras(const T* x, const T* LOSSKIT_RESTRICT w, T* e,
                                             int64_t n, Cap<T> cp) {
@@ -98,7 +100,7 @@ LOSSKIT_NOINLINE CeStats chunk_stats_extras(const T* x, const T* LOSSKIT_RESTRIC
       d = xi - ref;
     }
     const T ex = exp_nonpos(d);
-    if constexpr (kStore) e[i] = kX == 2 ? t : ex;
+    if constexpr (kStore) e[i] = kX == 2 ? (kMode == 0 ? ex * (T(1) - t * t) : t) : ex;
     s += ex;
     hx += ex > T(0) ? ex * d : T(0);  // a -inf logit adds 0, not 0 * -inf
     const T at = xi == m ? static_cast<T>(i) : none;
@@ -181,18 +183,18 @@ LOSSKIT_NOINLINE CeStats chunk_stats(const T* x, const T* LOSSKIT_RESTRICT y,
 // Gradient of a chunk whose exponentials exp(x - ref) chunk_stats stored in g:
 // g = e f - B v with f = A exp(ref - lse) (for a chunk of -inf, whose e are 0 or NaN, f is 0, or
 // NaN when the whole row is -inf).
-// With a softcap (kX == 2) g holds t = tanh(x ic): g = (e f - B v) (1 - t^2), e = exp(cap t - ref).
+// With a softcap and smoothing (kX == 2, kMode == 1) g holds t = tanh(x ic):
+// g = (e f - B v) (1 - t^2), e = exp(cap t - ref); without smoothing it holds e (1 - t^2).
 template <class T, int kMode, bool kWeighted, int kX = 0>
 LOSSKIT_NOINLINE void chunk_rescale(T* LOSSKIT_RESTRICT g, const T* LOSSKIT_RESTRICT w, int64_t n,
                                     T f, T B, Cap<T> cp, T ref) {
-  if constexpr (kX == 2) {
+  if constexpr (kX == 2 && kMode == 1) {
 #pragma omp simd
     for (int64_t i = 0; i < n; ++i) {
       const T t = g[i];
       T d = cp.cap * t - ref;
       d = d > T(0) ? T(0) : d;
-      T v = exp_nonpos(d) * f;
-      if constexpr (kMode == 1) v -= B * (kWeighted ? w[i] : T(1));
+      const T v = exp_nonpos(d) * f - B * (kWeighted ? w[i] : T(1));
       g[i] = v * (T(1) - t * t);
     }
   } else if constexpr (kMode == 1) {
@@ -528,7 +530,7 @@ double tile_impl(const CeArgs<T>& a, int64_t n, int64_t s0, int64_t s1) {
           d = xc[l] - m[l];
         }
         const T e = exp_nonpos(d);
-        if (gc) gc[l] = kX == 2 ? t : e;
+        if (gc) gc[l] = kX == 2 ? (kMode == 0 ? e * (T(1) - t * t) : t) : e;  // as chunk_stats_extras
         sum[l] += e;
         hx[l] += e > T(0) ? e * d : T(0);
         if constexpr (kMode == 1) wx[l] += wc * d;
@@ -628,15 +630,13 @@ double tile_impl(const CeArgs<T>& a, int64_t n, int64_t s0, int64_t s1) {
         for (int64_t l = 0; l < L; ++l)
           gc[l] = exp_nonpos(xc[l] - lse[l]) * A[l] - B[l] * ((yc[l] * om + ec) * wc);
       }
-    } else if constexpr (kX == 2) {  // gc holds t: (exp(x' - ref) A / sum - B w) (1 - t^2)
+    } else if constexpr (kX == 2 && kMode == 1) {  // gc holds t: (exp(x' - ref) A / sum - B w) (1 - t^2)
 #pragma omp simd
       for (int64_t l = 0; l < L; ++l) {
         const T t = gc[l];
         T d = cp.cap * t - m[l];
         d = d > T(0) ? T(0) : d;
-        T v = exp_nonpos(d) * Fs[l];
-        if constexpr (kMode == 1) v -= B[l] * wc;
-        gc[l] = v * (T(1) - t * t);
+        gc[l] = (exp_nonpos(d) * Fs[l] - B[l] * wc) * (T(1) - t * t);
       }
     } else if constexpr (kMode == 1) {
 #pragma omp simd
