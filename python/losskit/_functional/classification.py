@@ -133,6 +133,12 @@ def cross_entropy(
     >>> loss, g = cross_entropy_forward_backward(x, np.array([2, 0]))
     >>> np.round(g, 4).tolist()
     [[0.045, 0.1224, -0.1674], [-0.3333, 0.1667, 0.1667]]
+    >>> loss, g, stats = cross_entropy_forward_backward(x, np.array([2, 0]), z_loss=1e-2, softcap=2.0,
+    ...                                                 return_stats=True)
+    >>> round(float(loss), 6), stats["correct"].tolist(), np.round(stats["entropy"], 4).tolist()
+    (0.988771, [True, True], [1.0399, 1.0986])
+    >>> np.round(g, 4).tolist()
+    [[0.0788, 0.0766, -0.0464], [-0.2568, 0.1364, 0.1364]]
     """
     fn = "cross_entropy"
     reduction = _reduction.parse(size_average, reduce, reduction)
