@@ -77,6 +77,27 @@ def jax_cross_entropy_smoothed(x, t):
     return jnp.mean(optax.losses.softmax_cross_entropy(x, optax.smooth_labels(jax.nn.one_hot(t, x.shape[-1]), 0.1)))
 
 
+# The extras case: softcap 30 (Gemma 2's final-logit cap), PaLM's z_loss 1e-4, and the statistics.
+EXTRAS = {"z_loss": 1e-4, "softcap": 30.0, "return_stats": True}
+
+
+def torch_cross_entropy_extras(x, t, z_loss, softcap, return_stats):
+    # The composed expression; the statistics computed alongside (detached), as losskit returns them.
+    xc = softcap * torch.tanh(x / softcap)
+    lse = torch.logsumexp(xc, dim=1)
+    if return_stats:
+        with torch.no_grad():
+            p = torch.softmax(xc, 1)
+            _ = (lse, -(p * torch.log_softmax(xc, 1)).sum(1), x.argmax(1) == t)
+    return TF.cross_entropy(xc, t) + z_loss * (lse ** 2).mean()
+
+
+def jax_cross_entropy_extras(x, t):
+    xc = EXTRAS["softcap"] * jnp.tanh(x / EXTRAS["softcap"])
+    lse = jax.nn.logsumexp(xc, axis=-1)
+    return jnp.mean(optax.losses.softmax_cross_entropy_with_integer_labels(xc, t) + EXTRAS["z_loss"] * lse ** 2)
+
+
 def jax_cross_entropy_probabilities(x, y):
     return jnp.mean(optax.losses.softmax_cross_entropy(x, y))
 
@@ -109,6 +130,9 @@ CASES = [
           jax_cross_entropy()),
     _case("cross_entropy 2048x32000 label_smoothing=0.1", logits(2048, 32000), F.cross_entropy_forward_backward,
           TF.cross_entropy, jax_cross_entropy_smoothed, kwargs={"label_smoothing": 0.1}),
+    # Issue 11's target: all extras on at most 1.15x the plain 2048x32000 case above.
+    _case("cross_entropy 2048x32000 z_loss+softcap+stats", logits(2048, 32000), F.cross_entropy_forward_backward,
+          torch_cross_entropy_extras, jax_cross_entropy_extras, kwargs=EXTRAS),
     _case("cross_entropy probabilities 8192x1000", probabilities(8192, 1000), F.cross_entropy_forward_backward,
           TF.cross_entropy, jax_cross_entropy_probabilities),
     _case("cross_entropy segmentation 16x21x128x128", logits(16, 21, 128, 128), F.cross_entropy_forward_backward,

@@ -15,6 +15,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "common/checks.hpp"
@@ -566,21 +567,54 @@ Shape classification_shape(const py::handle& a) {
   return Shape(arr.shape(), arr.shape() + arr.ndim());
 }
 
+// The extras' per-position statistics, allocated (with the GIL) for the loss's unreduced shape:
+// the C++ views and the dict {"lse", "entropy", "correct"} of the arrays returned.
+template <class T>
+struct StatsArrays {
+  losskit::CrossEntropyStats<T> views;
+  py::dict arrays;
+  explicit StatsArrays(const Shape& shape) {
+    std::vector<py::ssize_t> dims(shape.begin(), shape.end());
+    py::array_t<T> lse(dims), entropy(dims);
+    py::array_t<bool> correct(dims);
+    views.lse = MutView<T>(lse.mutable_data(), shape);
+    views.entropy = MutView<T>(entropy.mutable_data(), shape);
+    views.correct = MutView<bool>(correct.mutable_data(), shape);
+    arrays["lse"] = lse;
+    arrays["entropy"] = entropy;
+    arrays["correct"] = correct;
+  }
+};
+
+// Appends the statistics dict to a result tuple.
+py::tuple with_stats(const py::tuple& result, const py::dict& stats) {
+  py::list items(result);
+  items.append(stats);
+  return py::tuple(items);
+}
+
 template <class T>
 py::tuple classification_cross_entropy(int mode, const py::handle& input, const py::handle& target,
                                        const py::handle& weight, const py::handle& grad_output,
                                        const std::string& reduction, int64_t ignore_index,
                                        double label_smoothing, bool probabilities,
-                                       bool want_target_grad,
-                                       const py::handle& normalizer) {
+                                       bool want_target_grad, const py::handle& normalizer,
+                                       double z_loss, std::optional<double> softcap,
+                                       bool return_stats) {
   const char* fn = "cross_entropy";
   const View<T> x = as_view<T>(input, fn, "input");
   const View<T> w = as_view<T>(weight, fn, "weight");
-  const losskit::CrossEntropyOptions o{losskit::parse_reduction(reduction, fn), ignore_index,
-                                       label_smoothing, normalizer_of(normalizer)};
+  losskit::CrossEntropyOptions o{losskit::parse_reduction(reduction, fn), ignore_index,
+                                 label_smoothing};
+  o.z_loss = z_loss;
+  o.softcap = softcap;
+  o.normalizer = normalizer_of(normalizer);
   const Shape loss_shape =
       o.reduction == Reduction::None ? losskit::classification_output_shape(x.shape) : Shape{};
   if (probabilities) {
+    if (return_stats)
+      throw losskit::ValueError("cross_entropy: return_stats expected False with class-probability "
+                                "targets (class indices only), got True");
     const View<T> y = as_view<T>(target, fn, "target");
     if (mode == 3)
       return normalizer_result([&] { return losskit::cross_entropy_mean_normalizer(x, y, w, o); });
@@ -595,13 +629,19 @@ py::tuple classification_cross_entropy(int mode, const py::handle& input, const 
   const View<int64_t> t = classification_index_view(target, fn);
   if (mode == 3)
     return normalizer_result([&] { return losskit::cross_entropy_mean_normalizer(x, t, w, o); });
-  return classification_call<T>(
+  std::optional<StatsArrays<T>> stats;
+  if (return_stats) stats.emplace(losskit::classification_output_shape(x.shape));
+  const losskit::CrossEntropyStats<T> sv = stats ? stats->views : losskit::CrossEntropyStats<T>{};
+  // The gradient with statistics is forward_backward without an output.
+  const py::tuple result = classification_call<T>(
       mode, fn, grad_output, loss_shape, x.shape, false,
       [&](View<T> go, MutView<T> out, MutView<T> gi, MutView<T>) {
-        if (mode == 0) losskit::cross_entropy(x, t, w, out, o);
-        else if (mode == 1) losskit::cross_entropy_backward(go, x, t, w, gi, o);
-        else losskit::cross_entropy_forward_backward(x, t, w, go, out, gi, o);
+        if (mode == 0) losskit::cross_entropy(x, t, w, out, o, sv);
+        else if (mode == 1 && !stats) losskit::cross_entropy_backward(go, x, t, w, gi, o);
+        else losskit::cross_entropy_forward_backward(x, t, w, go, mode == 1 ? MutView<T>() : out,
+                                                     gi, o, sv);
       });
+  return stats ? with_stats(result, stats->arrays) : result;
 }
 
 template <class T>
@@ -711,21 +751,24 @@ void classification_bind(py::module_& m) {
       [](int mode, const py::object& input, const py::object& target, const py::object& weight,
          const py::object& grad_output, const std::string& reduction, int64_t ignore_index,
          double label_smoothing, bool probabilities, bool want_target_grad,
-         const py::object& normalizer) {
+         const py::object& normalizer, double z_loss, std::optional<double> softcap,
+         bool return_stats) {
         return classification_is_float32(input)
                    ? classification_cross_entropy<float>(mode, input, target, weight, grad_output,
                                                          reduction, ignore_index, label_smoothing,
                                                          probabilities, want_target_grad,
-                                                         normalizer)
+                                                         normalizer, z_loss, softcap, return_stats)
                    : classification_cross_entropy<double>(mode, input, target, weight,
                                                           grad_output, reduction, ignore_index,
                                                           label_smoothing, probabilities,
-                                                          want_target_grad, normalizer);
+                                                          want_target_grad, normalizer, z_loss,
+                                                          softcap, return_stats);
       },
       py::arg("mode"), py::arg("input"), py::arg("target"), py::arg("weight"),
       py::arg("grad_output"), py::arg("reduction"), py::arg("ignore_index"),
       py::arg("label_smoothing"), py::arg("probabilities"), py::arg("want_target_grad"),
-      py::arg("normalizer") = py::none());
+      py::arg("normalizer") = py::none(), py::arg("z_loss") = 0.0,
+      py::arg("softcap") = py::none(), py::arg("return_stats") = false);
   m.def(
       "nll_loss",
       [](int mode, const py::object& input, const py::object& target, const py::object& weight,
@@ -1094,7 +1137,8 @@ MutView<T> large_vocab_mut_view(const py::handle& obj, const char* argument) {
   if (obj.is_none()) return {};
   if (!Array<T>::check_(obj))
     throw losskit::TypeError(std::string("linear_cross_entropy: ") + argument + " expected a " +
-                             (sizeof(T) == 4 ? "float32" : "float64") + " array");
+                             (std::is_same_v<T, bool> ? "bool" : sizeof(T) == 4 ? "float32" : "float64") +
+                             " array");
   auto a = py::reinterpret_borrow<py::array>(obj);
   if (!(a.flags() & py::array::c_style) || !a.writeable())
     throw losskit::ValueError(std::string("linear_cross_entropy: ") + argument +
@@ -1103,8 +1147,14 @@ MutView<T> large_vocab_mut_view(const py::handle& obj, const char* argument) {
 }
 
 losskit::LinearCrossEntropyOptions large_vocab_options(const std::string& reduction,
-                                                       int64_t ignore_index, double smoothing) {
-  return {losskit::parse_reduction(reduction, "linear_cross_entropy"), ignore_index, smoothing};
+                                                       int64_t ignore_index, double smoothing,
+                                                       double z_loss = 0.0,
+                                                       std::optional<double> softcap = {}) {
+  losskit::LinearCrossEntropyOptions o{losskit::parse_reduction(reduction, "linear_cross_entropy"),
+                                       ignore_index, smoothing};
+  o.z_loss = z_loss;
+  o.softcap = softcap;
+  return o;
 }
 
 template <class T>
@@ -1112,7 +1162,8 @@ double large_vocab_ce_chunk(const py::handle& logits, const py::handle& target,
                             const py::handle& bias, const py::handle& weight,
                             const py::handle& grad_output, const py::handle& out,
                             const py::handle& grad_bias_acc, bool want_grad, double grad_scale,
-                            const losskit::LinearCrossEntropyOptions& o) {
+                            const losskit::LinearCrossEntropyOptions& o, const py::handle& lse,
+                            const py::handle& entropy, const py::handle& correct) {
   const char* fn = "linear_cross_entropy";
   const MutView<T> x = large_vocab_mut_view<T>(logits, "logits");
   const View<int64_t> t = large_vocab_index_view(target);
@@ -1121,8 +1172,12 @@ double large_vocab_ce_chunk(const py::handle& logits, const py::handle& target,
   const View<T> go = as_view<T>(grad_output, fn, "grad_output");
   const MutView<T> o_v = large_vocab_mut_view<T>(out, "output");
   const MutView<double> gb = large_vocab_mut_view<double>(grad_bias_acc, "grad_bias_acc");
+  const losskit::CrossEntropyStats<T> stats{large_vocab_mut_view<T>(lse, "lse"),
+                                            large_vocab_mut_view<T>(entropy, "entropy"),
+                                            large_vocab_mut_view<bool>(correct, "correct")};
   py::gil_scoped_release release;
-  return losskit::linear_cross_entropy_chunk<T>(x, t, b, w, go, o_v, gb, want_grad, grad_scale, o);
+  return losskit::linear_cross_entropy_chunk<T>(x, t, b, w, go, o_v, gb, want_grad, grad_scale, o,
+                                                stats);
 }
 
 bool large_vocab_is_float32(const py::handle& a) {
@@ -1134,8 +1189,8 @@ void large_vocab_bind(py::module_& m) {
       "large_vocab_target_weight",
       [](const py::object& target, const py::object& weight, int64_t num_classes,
          int64_t ignore_index, double label_smoothing, const std::string& reduction,
-         const py::object& normalizer) {
-        auto o = large_vocab_options(reduction, ignore_index, label_smoothing);
+         const py::object& normalizer, double z_loss, std::optional<double> softcap) {
+        auto o = large_vocab_options(reduction, ignore_index, label_smoothing, z_loss, softcap);
         o.normalizer = normalizer_of(normalizer);
         const View<int64_t> t = large_vocab_index_view(target);
         const double own =
@@ -1148,12 +1203,14 @@ void large_vocab_bind(py::module_& m) {
         return losskit::detail::mean_divisor(o.normalizer, own);
       },
       py::arg("target"), py::arg("weight"), py::arg("num_classes"), py::arg("ignore_index"),
-      py::arg("label_smoothing"), py::arg("reduction"), py::arg("normalizer") = py::none());
+      py::arg("label_smoothing"), py::arg("reduction"), py::arg("normalizer") = py::none(),
+      py::arg("z_loss") = 0.0, py::arg("softcap") = py::none());
   m.def(
       "large_vocab_mean_normalizer",
       [](const py::object& target, const py::object& weight, int64_t num_classes,
-         int64_t ignore_index, double label_smoothing, const std::string& reduction) {
-        const auto o = large_vocab_options(reduction, ignore_index, label_smoothing);
+         int64_t ignore_index, double label_smoothing, const std::string& reduction,
+         double z_loss, std::optional<double> softcap) {
+        const auto o = large_vocab_options(reduction, ignore_index, label_smoothing, z_loss, softcap);
         const View<int64_t> t = large_vocab_index_view(target);
         if (!weight.is_none() && large_vocab_is_float32(weight))
           return losskit::linear_cross_entropy_mean_normalizer<float>(
@@ -1162,24 +1219,31 @@ void large_vocab_bind(py::module_& m) {
             t, as_view<double>(weight, "linear_cross_entropy", "weight"), num_classes, o);
       },
       py::arg("target"), py::arg("weight"), py::arg("num_classes"), py::arg("ignore_index"),
-      py::arg("label_smoothing"), py::arg("reduction"));
+      py::arg("label_smoothing"), py::arg("reduction"), py::arg("z_loss") = 0.0,
+      py::arg("softcap") = py::none());
   m.def(
       "large_vocab_ce_chunk",
       [](const py::object& logits, const py::object& target, const py::object& bias,
          const py::object& weight, const py::object& grad_output, const py::object& out,
          const py::object& grad_bias_acc, bool want_grad, double grad_scale, int64_t ignore_index,
-         double label_smoothing, const std::string& reduction) {
-        const auto o = large_vocab_options(reduction, ignore_index, label_smoothing);
+         double label_smoothing, const std::string& reduction, double z_loss,
+         std::optional<double> softcap, const py::object& lse, const py::object& entropy,
+         const py::object& correct) {
+        const auto o = large_vocab_options(reduction, ignore_index, label_smoothing, z_loss, softcap);
         return large_vocab_is_float32(logits)
                    ? large_vocab_ce_chunk<float>(logits, target, bias, weight, grad_output, out,
-                                                 grad_bias_acc, want_grad, grad_scale, o)
+                                                 grad_bias_acc, want_grad, grad_scale, o, lse,
+                                                 entropy, correct)
                    : large_vocab_ce_chunk<double>(logits, target, bias, weight, grad_output, out,
-                                                  grad_bias_acc, want_grad, grad_scale, o);
+                                                  grad_bias_acc, want_grad, grad_scale, o, lse,
+                                                  entropy, correct);
       },
       py::arg("logits"), py::arg("target"), py::arg("bias"), py::arg("weight"),
       py::arg("grad_output"), py::arg("out"), py::arg("grad_bias_acc"), py::arg("want_grad"),
       py::arg("grad_scale"), py::arg("ignore_index"), py::arg("label_smoothing"),
-      py::arg("reduction"));
+      py::arg("reduction"), py::arg("z_loss") = 0.0, py::arg("softcap") = py::none(),
+      py::arg("lse") = py::none(), py::arg("entropy") = py::none(),
+      py::arg("correct") = py::none());
   m.def(
       "large_vocab_chunk_rows",
       [](int64_t num_rows, int64_t num_classes, int64_t itemsize, int64_t budget_bytes,

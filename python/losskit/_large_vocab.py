@@ -112,9 +112,14 @@ def linear_cross_entropy(
     label_smoothing: float,
     chunk_size: Optional[int],
     normalizer: Optional[float] = None,
+    z_loss: float = 0.0,
+    softcap: Optional[float] = None,
+    return_stats: bool = False,
 ) -> Any:
-    """mode 0: the loss; 1: the gradients; 2: (loss, gradients); 3: the divisor of 'mean'
-    (mean_normalizer). Gradients are ``(grad_input, grad_linear_weight, grad_linear_bias or None)``."""
+    """``(value, stats)``: value for mode 0 the loss; 1: the gradients; 2: (loss, gradients); 3: the
+    divisor of 'mean' (mean_normalizer). Gradients are ``(grad_input, grad_linear_weight,
+    grad_linear_bias or None)``; stats the dict of per-row statistics with ``return_stats``, else
+    None."""
     if not isinstance(reduction, str):
         raise TypeError(f"{_FN}: reduction expected a string, got {type(reduction).__name__}")
     if reduction not in ("none", "mean", "sum"):
@@ -123,6 +128,9 @@ def linear_cross_entropy(
     smoothing = _convert.real(_FN, "label_smoothing", label_smoothing)
     if not 0.0 <= smoothing <= 1.0:
         raise ValueError(f"{_FN}: label_smoothing expected a value between 0.0 and 1.0, got {smoothing}")
+    z_loss = _convert.real(_FN, "z_loss", z_loss)
+    softcap = None if softcap is None else _convert.real(_FN, "softcap", softcap)
+    return_stats = _convert.flag(_FN, "return_stats", return_stats)
 
     x = _convert.to_array(_FN, "input", input)
     dtype = _convert.compute_dtype(x)
@@ -159,9 +167,9 @@ def linear_cross_entropy(
     # The cheap global pass: every index checked, the 'mean' divisor summed (in double), or the
     # caller's normalizer in its place.
     if mode == 3:
-        return float(_core.large_vocab_mean_normalizer(t1, w, V, ignore, smoothing, reduction))
+        return float(_core.large_vocab_mean_normalizer(t1, w, V, ignore, smoothing, reduction, z_loss, softcap)), None
     total_weight = _core.large_vocab_target_weight(t1, w, V, ignore, smoothing, reduction,
-                                                   _convert.normalizer(_FN, "normalizer", normalizer))
+                                                   _convert.normalizer(_FN, "normalizer", normalizer), z_loss, softcap)
 
     want_grad = mode != 0
     go_rows = None
@@ -194,6 +202,8 @@ def linear_cross_entropy(
         rows = max(1, min(int(chunk_size), N))
 
     out = np.empty(N, dtype) if reduction == "none" else None
+    stats = {"lse": np.empty(N, dtype), "entropy": np.empty(N, dtype), "correct": np.empty(N, np.bool_)} \
+        if return_stats else None
     gx = gW = gb_acc = None
     acc = None
     if want_grad:
@@ -212,6 +222,7 @@ def linear_cross_entropy(
         total += _core.large_vocab_ce_chunk(
             logits, t1[r0:r1], b, w, None if go_rows is None else go_rows[r0:r1],
             None if out is None else out[r0:r1], gb_acc, want_grad, scale, ignore, smoothing, reduction,
+            z_loss, softcap, *((None,) * 3 if stats is None else (a[r0:r1] for a in stats.values())),
         )
         if want_grad:
             # grad_input[chunk] = dlogits @ W, computed as its transpose W.T @ dlogits.T: the same
@@ -229,10 +240,12 @@ def linear_cross_entropy(
         with np.errstate(divide="ignore", invalid="ignore"):
             value = np.float64(total) / np.float64(total_weight) if reduction == "mean" else np.float64(total)
         loss = np.asarray(value, dtype=dtype)[()]
+    if stats is not None:
+        stats = {k: a.reshape(t.shape) for k, a in stats.items()}
     if mode == 0:
-        return loss
+        return loss, stats
     grads = (gx.reshape(x.shape), gW, None if gb_acc is None else gb_acc.astype(dtype))
-    return grads if mode == 1 else (loss, grads)
+    return (grads if mode == 1 else (loss, grads)), stats
 
 
 # ---- LinearCrossEntropyLoss's projection ----------------------------------------------------

@@ -205,11 +205,15 @@ class CrossEntropyLoss(_Loss):
     _function = "cross_entropy"
 
     def __init__(self, weight: Any = None, size_average: Optional[bool] = None, ignore_index: int = -100,
-                 reduce: Optional[bool] = None, reduction: str = "mean", label_smoothing: float = 0.0) -> None:
+                 reduce: Optional[bool] = None, reduction: str = "mean", label_smoothing: float = 0.0, *,
+                 z_loss: float = 0.0, softcap: Optional[float] = None, return_stats: bool = False) -> None:
         super().__init__(size_average, reduce, reduction)
         self.weight = weight
         self.ignore_index = ignore_index
         self.label_smoothing = label_smoothing
+        self.z_loss = z_loss
+        self.softcap = softcap
+        self.return_stats = return_stats
 
 
 class NLLLoss(_Loss):
@@ -339,7 +343,8 @@ class LinearCrossEntropyLoss(_Loss):
                  bias: bool = False, device: Any = None, dtype: Any = None, reduction: str = "mean",
                  weight: Any = None, ignore_index: Optional[int] = None, label_smoothing: float = 0.0,
                  options: Any = None, chunk_size: Optional[int] = None,
-                 rng: Any = None) -> None:
+                 rng: Any = None, z_loss: float = 0.0, softcap: Optional[float] = None,
+                 return_stats: bool = False) -> None:
         fn = "LinearCrossEntropyLoss"
         if not isinstance(out_features, (tuple, list)) or tuple(out_features) != ():
             raise ValueError(f"{fn}: out_features expected (), got {out_features!r} "
@@ -361,12 +366,16 @@ class LinearCrossEntropyLoss(_Loss):
         self.label_smoothing = label_smoothing
         self.options = options  # accepted for torch compatibility; losskit always chunks
         self.chunk_size = chunk_size
+        self.z_loss = z_loss
+        self.softcap = softcap
+        self.return_stats = return_stats
         self.linear = Linear(in_features, num_classes, bias=bias, dtype=dtype, rng=rng)
 
     def _kwargs(self) -> Dict[str, Any]:
         return {"linear_bias": self.linear.bias, "weight": self.weight, "reduction": self.reduction,
                 "ignore_index": self.ignore_index, "label_smoothing": self.label_smoothing,
-                "chunk_size": self.chunk_size}
+                "chunk_size": self.chunk_size, "z_loss": self.z_loss, "softcap": self.softcap,
+                "return_stats": self.return_stats}
 
     def forward(self, input: Any, target: Any, *, normalizer: Optional[float] = None) -> Any:
         loss = functional.linear_cross_entropy(input, self.linear.weight, target, normalizer=normalizer,

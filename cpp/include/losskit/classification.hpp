@@ -27,17 +27,33 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 
 #include "losskit/reduction.hpp"
 #include "losskit/view.hpp"
 
 namespace losskit {
 
+// z_loss and softcap apply to class-index targets only (ValueError with probabilities):
+// z_loss (finite, >= 0) adds z_loss * lse^2 per counted position; softcap (finite, > 0, or
+// absent) replaces each logit x by softcap * tanh(x / softcap) before the softmax.
 struct CrossEntropyOptions {
   Reduction reduction = Reduction::Mean;
   int64_t ignore_index = -100;
   double label_smoothing = 0.0;
+  double z_loss = 0.0;
+  std::optional<double> softcap;
   Normalizer normalizer{};  // see reduction.hpp
+};
+
+// Per-position statistics of cross_entropy with class indices, each shaped like the unreduced
+// loss and written only where present: lse (logsumexp of the softcapped logits), entropy (of
+// their softmax) and correct (argmax of the input logits == target; false at ignored positions).
+template <class T>
+struct CrossEntropyStats {
+  MutView<T> lse;
+  MutView<T> entropy;
+  MutView<bool> correct;
 };
 struct NllLossOptions {
   Reduction reduction = Reduction::Mean;
@@ -65,9 +81,11 @@ struct MultilabelSoftMarginLossOptions {
 Shape classification_output_shape(const Shape& input, bool class_dim_last = false);
 
 // ---- cross_entropy, class-index targets ----------------------------------------------------
+// `stats` (optional) receives the per-position statistics from the same pass.
 template <class T>
 void cross_entropy(View<T> input, View<int64_t> target, View<T> weight, MutView<T> output,
-                   const CrossEntropyOptions& options = {});
+                   const CrossEntropyOptions& options = {},
+                   const CrossEntropyStats<T>& stats = {});
 template <class T>
 void cross_entropy_backward(View<T> grad_output, View<T> input, View<int64_t> target,
                             View<T> weight, MutView<T> grad_input,
@@ -76,7 +94,8 @@ template <class T>
 void cross_entropy_forward_backward(View<T> input, View<int64_t> target, View<T> weight,
                                     View<T> grad_output, MutView<T> output,
                                     MutView<T> grad_input,
-                                    const CrossEntropyOptions& options = {});
+                                    const CrossEntropyOptions& options = {},
+                                    const CrossEntropyStats<T>& stats = {});
 
 // ---- cross_entropy, class-probability targets (target has the input's shape) ---------------
 // options.ignore_index must be negative (torch: not supported for probability targets).

@@ -38,16 +38,22 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 
+#include "losskit/classification.hpp"
 #include "losskit/reduction.hpp"
 #include "losskit/view.hpp"
 
 namespace losskit {
 
+// z_loss and softcap as in CrossEntropyOptions (classification.hpp), on the logits
+// input @ linear_weight^T + linear_bias.
 struct LinearCrossEntropyOptions {
   Reduction reduction = Reduction::Mean;
   int64_t ignore_index = -100;  // torch's None
   double label_smoothing = 0.0;
+  double z_loss = 0.0;
+  std::optional<double> softcap;
   Normalizer normalizer{};  // see reduction.hpp
 };
 
@@ -85,12 +91,14 @@ double linear_cross_entropy_mean_normalizer(View<int64_t> target, View<T> weight
 //   global scale, grad_output / target_weight for 'mean' or grad_output for 'sum');
 // * `grad_bias_acc` (V doubles), when present with `want_grad`, accumulates the column sums of
 //   that gradient (rows summed in order, so deterministic): grad_linear_bias over all chunks.
+// * `stats` (each (n) or absent) receives the chunk rows' lse, entropy and correct.
 // `target` (n) is checked again (cheap), so a wrong index can never be read out of bounds.
 template <class T>
 double linear_cross_entropy_chunk(MutView<T> logits, View<int64_t> target, View<T> linear_bias,
                                   View<T> weight, View<T> grad_output, MutView<T> output,
                                   MutView<double> grad_bias_acc, bool want_grad, double grad_scale,
-                                  const LinearCrossEntropyOptions& options);
+                                  const LinearCrossEntropyOptions& options,
+                                  const CrossEntropyStats<T>& stats = {});
 
 // ---- the whole loop, with the caller's BLAS -------------------------------------------------
 // Row-major GEMM: C = alpha op(A) op(B) + beta C, op(A) m x k, op(B) k x n (cblas_?gemm with
@@ -116,7 +124,8 @@ int64_t linear_cross_entropy_workspace_size(int64_t chunk_rows, int64_t num_clas
 // meaning ones; output () or the loss's shape; the gradients shaped like their inputs, each
 // absent when not wanted (all absent: forward only). `workspace` is (rows, V): its first
 // dimension sets the chunk (linear_cross_entropy_chunk_rows suggests one). Allocates only V
-// doubles (the bias gradient accumulator). Checks everything before any work.
+// doubles (the bias gradient accumulator). `stats` (each of the loss's shape, or absent)
+// receives the per-row statistics. Checks everything before any work.
 template <class T>
 void linear_cross_entropy_forward_backward(View<T> input, View<T> linear_weight,
                                            View<int64_t> target, View<T> linear_bias,
@@ -124,6 +133,7 @@ void linear_cross_entropy_forward_backward(View<T> input, View<T> linear_weight,
                                            MutView<T> grad_input, MutView<T> grad_linear_weight,
                                            MutView<T> grad_linear_bias, MutView<T> workspace,
                                            const LinearCrossEntropyOptions& options,
-                                           LinearCrossEntropyGemm<T> gemm);
+                                           LinearCrossEntropyGemm<T> gemm,
+                                           const CrossEntropyStats<T>& stats = {});
 
 }  // namespace losskit

@@ -120,6 +120,35 @@ double cross_entropy_rows(const CeArgs<T>& a) {
 template double cross_entropy_rows<float>(const CeArgs<float>&);
 template double cross_entropy_rows<double>(const CeArgs<double>&);
 
+void check_ce_extras(const char* fn, double z_loss, const std::optional<double>& softcap) {
+  if (!(z_loss >= 0.0 && std::isfinite(z_loss)))
+    fail_value(fn, "z_loss", "a finite value >= 0", std::to_string(z_loss));
+  if (softcap && !(*softcap > 0.0 && std::isfinite(*softcap)))
+    fail_value(fn, "softcap", "a finite value > 0 or None", std::to_string(*softcap));
+}
+
+template <class T>
+void set_ce_extras(const char* fn, CeArgs<T>& a, double z_loss,
+                   const std::optional<double>& softcap, const CrossEntropyStats<T>& stats,
+                   const Shape& loss_shape) {
+  check_ce_extras(fn, z_loss, softcap);
+  const auto out = [&](const char* arg, const auto& v) {
+    if (v.present() || !v.shape.empty()) check_output(fn, arg, v, loss_shape);
+    return v.data;
+  };
+  a.z_loss = z_loss;
+  a.softcap = softcap ? *softcap : 0.0;
+  a.lse_out = out("lse", stats.lse);
+  a.entropy_out = out("entropy", stats.entropy);
+  a.correct_out = out("correct", stats.correct);
+}
+template void set_ce_extras<float>(const char*, CeArgs<float>&, double,
+                                   const std::optional<double>&, const CrossEntropyStats<float>&,
+                                   const Shape&);
+template void set_ce_extras<double>(const char*, CeArgs<double>&, double,
+                                    const std::optional<double>&,
+                                    const CrossEntropyStats<double>&, const Shape&);
+
 }  // namespace detail
 
 Shape classification_output_shape(const Shape& input, bool class_dim_last) {
@@ -268,10 +297,11 @@ CeArgs<T> ce_common(const Layout& l, View<T> input, View<T> weight, const CrossE
 // for nothing stops after the checks.
 template <class T>
 double ce_index(View<T> input, View<int64_t> target, View<T> weight, const Mode<T>& m,
-                const CrossEntropyOptions& o) {
+                const CrossEntropyOptions& o, const CrossEntropyStats<T>& stats = {}) {
   const char* fn = "cross_entropy";
   check_reduction(fn, o);
   check_smoothing(fn, o.label_smoothing);
+  detail::check_ce_extras(fn, o.z_loss, o.softcap);
   const Layout l = class_layout(fn, input, true);
   detail::check_required(fn, "target", target);
   detail::check_shape_equal(fn, "target", target.shape, l.out, "class indices of shape");
@@ -281,6 +311,7 @@ double ce_index(View<T> input, View<int64_t> target, View<T> weight, const Mode<
   const double D = detail::mean_divisor(o.normalizer, W);
 
   CeArgs<T> a = ce_common(l, input, weight, o);
+  detail::set_ce_extras(fn, a, o.z_loss, o.softcap, stats, l.out);
   a.target = target.data;
   if (o.reduction == Reduction::None) {
     a.out = m.output.data;
@@ -289,7 +320,7 @@ double ce_index(View<T> input, View<int64_t> target, View<T> weight, const Mode<
     a.grad_scale = o.reduction == Reduction::Mean ? go / D : go;
   }
   a.grad = m.backward ? m.grads[0].data : nullptr;
-  if (!m.output.present() && !a.grad) return W;
+  if (!m.output.present() && !a.grad && !a.stats()) return W;
   const double total = ce_run(a);
   // torch's 'mean' with smoothing adds nll_sum / W to smooth_sum / W: with W = 0 the first is
   // 0 / 0 = NaN, whatever the smoothing sum (which alone would give +-inf). A given normalizer
@@ -312,6 +343,12 @@ double ce_prob(View<T> input, View<T> target, View<T> weight, const Mode<T>& m,
   if (o.ignore_index >= 0)
     fail_value(fn, "ignore_index", "a negative value with class-probability targets (torch: not "
                "supported for floating point target)", std::to_string(o.ignore_index));
+  if (o.z_loss != 0.0)
+    fail_value(fn, "z_loss", "0.0 with class-probability targets (class indices only)",
+               std::to_string(o.z_loss));
+  if (o.softcap)
+    fail_value(fn, "softcap", "None with class-probability targets (class indices only)",
+               std::to_string(*o.softcap));
   check_class_weight(fn, weight, l.C);
   const double go = check_mode(fn, m, o.reduction, l.out, input.shape, &input.shape);
   // torch's 'mean' of an empty input is NaN, also when C = 0 leaves N * S positions of no classes.
@@ -557,8 +594,8 @@ double soft_margin_impl(View<T> input, View<T> target, View<T> weight, const Mod
 
 template <class T>
 void cross_entropy(View<T> input, View<int64_t> target, View<T> weight, MutView<T> output,
-                   const CrossEntropyOptions& options) {
-  ce_index(input, target, weight, Mode<T>::forward_only(output), options);
+                   const CrossEntropyOptions& options, const CrossEntropyStats<T>& stats) {
+  ce_index(input, target, weight, Mode<T>::forward_only(output), options, stats);
 }
 template <class T>
 void cross_entropy_backward(View<T> grad_output, View<T> input, View<int64_t> target,
@@ -570,8 +607,10 @@ void cross_entropy_backward(View<T> grad_output, View<T> input, View<int64_t> ta
 template <class T>
 void cross_entropy_forward_backward(View<T> input, View<int64_t> target, View<T> weight,
                                     View<T> grad_output, MutView<T> output,
-                                    MutView<T> grad_input, const CrossEntropyOptions& options) {
-  ce_index(input, target, weight, Mode<T>::fused(grad_output, output, {grad_input}), options);
+                                    MutView<T> grad_input, const CrossEntropyOptions& options,
+                                    const CrossEntropyStats<T>& stats) {
+  ce_index(input, target, weight, Mode<T>::fused(grad_output, output, {grad_input}), options,
+           stats);
 }
 
 template <class T>
@@ -718,12 +757,13 @@ double multilabel_soft_margin_loss_mean_normalizer(View<T> input, View<T> target
 
 #define LOSSKIT_INSTANTIATE(T)                                                                   \
   template void cross_entropy<T>(View<T>, View<int64_t>, View<T>, MutView<T>,                   \
-                                 const CrossEntropyOptions&);                                   \
+                                 const CrossEntropyOptions&, const CrossEntropyStats<T>&);      \
   template void cross_entropy_backward<T>(View<T>, View<T>, View<int64_t>, View<T>, MutView<T>, \
                                           const CrossEntropyOptions&);                          \
   template void cross_entropy_forward_backward<T>(View<T>, View<int64_t>, View<T>, View<T>,     \
                                                   MutView<T>, MutView<T>,                       \
-                                                  const CrossEntropyOptions&);                  \
+                                                  const CrossEntropyOptions&,                   \
+                                                  const CrossEntropyStats<T>&);                 \
   template void cross_entropy<T>(View<T>, View<T>, View<T>, MutView<T>,                         \
                                  const CrossEntropyOptions&);                                   \
   template void cross_entropy_backward<T>(View<T>, View<T>, View<T>, View<T>, MutView<T>,       \

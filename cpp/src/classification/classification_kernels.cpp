@@ -62,13 +62,79 @@ LOSSKIT_INLINE T run_max(const T* LOSSKIT_RESTRICT x, int64_t n) {
   return m;
 }
 
+// The softcap of the extras: x' = cap tanh(x ic) with ic = 1 / cap, and dx'/dx = 1 - t^2.
+template <class T>
+struct Cap {
+  T cap = T(0), ic = T(0);
+  explicit Cap(const CeArgs<T>& a)
+      : cap(static_cast<T>(a.softcap)), ic(a.softcap > 0.0 ? static_cast<T>(1.0 / a.softcap) : T(0)) {}
+};
+
+// Statistics of one chunk with the extras (kX = 1: entropy sum and argmax; kX = 2: also the
+// softcap), class indices only (kMode 0 or 1). Softcap is monotone, so the chunk's reference is
+// the softcapped raw max; d is clamped to <= 0 should the scalar and vector tanh round apart.
+// With `e` (a gradient wanted) the exponentials are stored there; with a softcap, e (1 - t^2)
+// without smoothing (the whole gradient but its row factor: the gradient pass is a rescale), and
+// t = tanh(x ic) with smoothing, whose term -B w (1 - t^2) needs t alone (the gradient pass
+// rebuilds exp(x' - ref) from t: the logits may already be overwritten).
+template <class T, int kMode, bool kWeighted, int kX, bool kStore>
+LOSSKIT_NOINLINE CeStats chunk_stats_extras(const T* x, const T* LOSSKIT_RESTRICT w, T* e,
+                                            int64_t n, Cap<T> cp) {
+  const T m = run_max(x, n);
+  const bool valid = kX == 2 || !(m == -kInf<T>);  // x' of a -inf logit is -cap
+  const T ref = kX == 2 ? cp.cap * vmath::tanh(m * cp.ic) : (valid ? m : T(0));
+  // The first index of the max, as a T min-reduction (exact: n <= kCeChunk), which every target
+  // vectorises (SSE2 has no int32 min).
+  const int32_t n32 = static_cast<int32_t>(n);
+  const T none = static_cast<T>(n32);
+  T s = 0, wx = 0, ws = 0, hx = 0, first = none;
+#pragma omp simd reduction(+ : s, wx, ws, hx) reduction(min : first)
+  for (int32_t i = 0; i < n32; ++i) {
+    const T xi = x[i];
+    T d, t = T(0);
+    if constexpr (kX == 2) {
+      t = vmath::tanh(xi * cp.ic);
+      d = cp.cap * t - ref;
+      d = d > T(0) ? T(0) : d;
+    } else {
+      d = xi - ref;
+    }
+    const T ex = exp_nonpos(d);
+    if constexpr (kStore) e[i] = kX == 2 ? (kMode == 0 ? ex * (T(1) - t * t) : t) : ex;
+    s += ex;
+    hx += ex > T(0) ? ex * d : T(0);  // a -inf logit adds 0, not 0 * -inf
+    const T at = xi == m ? static_cast<T>(i) : none;
+    first = at < first ? at : first;
+    if constexpr (kMode == 1) {
+      const T v = kWeighted ? w[i] : T(1);
+      wx += v * d;
+      ws += v;
+    }
+  }
+  CeStats st;
+  st.ref = ref;
+  st.s = s;
+  st.wx = wx;
+  st.ws = ws;
+  st.valid = valid;
+  st.ex = hx;
+  st.amax = m;
+  st.arg = first < none ? static_cast<int64_t>(first) : -1;
+  return st;
+}
+
 // Statistics of one chunk. kMode: 0 plain (class index, no smoothing), 1 smoothing (v = w or 1),
 // 2 probabilities (v = w y' with y' = (1 - eps) y + eps / C). With `e` (class indices with a
 // gradient wanted) the exponentials exp(x - ref) are also stored there, so the gradient pass only
 // rescales them; `e` may be `x` itself (in place), so no restrict on that pair.
-template <class T, int kMode, bool kWeighted>
+template <class T, int kMode, bool kWeighted, int kX = 0>
 LOSSKIT_NOINLINE CeStats chunk_stats(const T* x, const T* LOSSKIT_RESTRICT y,
-                                     const T* LOSSKIT_RESTRICT w, T* e, int64_t n, T om, T ec) {
+                                     const T* LOSSKIT_RESTRICT w, T* e, int64_t n, T om, T ec,
+                                     Cap<T> cp) {
+  if constexpr (kX != 0 && kMode != 2) {
+    return e ? chunk_stats_extras<T, kMode, kWeighted, kX, true>(x, w, e, n, cp)
+             : chunk_stats_extras<T, kMode, kWeighted, kX, false>(x, w, e, n, cp);
+  }
   const T m = run_max(x, n);
   const bool valid = !(m == -kInf<T>);  // a chunk of -inf (and NaN) has no reference point
   const T ref = valid ? m : T(0);
@@ -117,10 +183,21 @@ LOSSKIT_NOINLINE CeStats chunk_stats(const T* x, const T* LOSSKIT_RESTRICT y,
 // Gradient of a chunk whose exponentials exp(x - ref) chunk_stats stored in g:
 // g = e f - B v with f = A exp(ref - lse) (for a chunk of -inf, whose e are 0 or NaN, f is 0, or
 // NaN when the whole row is -inf).
-template <class T, int kMode, bool kWeighted>
+// With a softcap and smoothing (kX == 2, kMode == 1) g holds t = tanh(x ic):
+// g = (e f - B v) (1 - t^2), e = exp(cap t - ref); without smoothing it holds e (1 - t^2).
+template <class T, int kMode, bool kWeighted, int kX = 0>
 LOSSKIT_NOINLINE void chunk_rescale(T* LOSSKIT_RESTRICT g, const T* LOSSKIT_RESTRICT w, int64_t n,
-                                    T f, T B) {
-  if constexpr (kMode == 1) {
+                                    T f, T B, Cap<T> cp, T ref) {
+  if constexpr (kX == 2 && kMode == 1) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) {
+      const T t = g[i];
+      T d = cp.cap * t - ref;
+      d = d > T(0) ? T(0) : d;
+      const T v = exp_nonpos(d) * f - B * (kWeighted ? w[i] : T(1));
+      g[i] = v * (T(1) - t * t);
+    }
+  } else if constexpr (kMode == 1) {
 #pragma omp simd
     for (int64_t i = 0; i < n; ++i) g[i] = g[i] * f - B * (kWeighted ? w[i] : T(1));
   } else {
@@ -132,7 +209,12 @@ LOSSKIT_NOINLINE void chunk_rescale(T* LOSSKIT_RESTRICT g, const T* LOSSKIT_REST
 // acc := acc (+) next, both relative to their own reference; the result is relative to the
 // larger one. An invalid (all -inf) side adds no exponentials and only shifts its sums.
 LOSSKIT_NOINLINE void combine(CeStats& a, const CeStats& b) {
+  if (b.arg >= 0 && (a.arg < 0 || b.amax > a.amax)) {  // strict: the first index wins a tie
+    a.arg = b.arg;
+    a.amax = b.amax;
+  }
   if (!b.valid) {
+    a.ex += b.ex;
     a.s += b.s;
     a.wx += b.wx + b.ws * (b.ref - a.ref);
     a.ws += b.ws;
@@ -140,6 +222,9 @@ LOSSKIT_NOINLINE void combine(CeStats& a, const CeStats& b) {
   }
   if (!a.valid) {
     CeStats r = b;
+    r.arg = a.arg;
+    r.amax = a.amax;
+    r.ex += a.ex;
     r.s += a.s;
     r.wx += a.wx + a.ws * (a.ref - b.ref);
     r.ws += a.ws;
@@ -147,6 +232,9 @@ LOSSKIT_NOINLINE void combine(CeStats& a, const CeStats& b) {
     return;
   }
   const double R = (a.ref != a.ref || b.ref != b.ref) ? kNaN : std::max(a.ref, b.ref);
+  // sum e (x - R) = exp(ref - R) (ex + (ref - R) s) on each side
+  a.ex = std::exp(a.ref - R) * (a.ex + (a.ref - R) * a.s) +
+         std::exp(b.ref - R) * (b.ex + (b.ref - R) * b.s);
   a.s = a.s * std::exp(a.ref - R) + b.s * std::exp(b.ref - R);
   a.wx = (a.wx + a.ws * (a.ref - R)) + (b.wx + b.ws * (b.ref - R));
   a.ws += b.ws;
@@ -161,6 +249,27 @@ LOSSKIT_INLINE double prob_loss(double ws, double logs, double wx, int64_t C) {
 
 // Per-position loss and gradient constants from the statistics over all classes. `xt` is the
 // target logit (class indices only).
+// The softcapped target logit x'_t (as the kernels compute x') and dx'_t/dx_t.
+struct CapTarget {
+  double x, dcap;
+};
+template <class T>
+LOSSKIT_INLINE CapTarget cap_target(const CeArgs<T>& a, T xt) {
+  if (!(a.softcap > 0.0)) return {static_cast<double>(xt), 1.0};
+  const Cap<T> cp(a);
+  const T t = vmath::tanh(xt * cp.ic);
+  return {static_cast<double>(cp.cap * t), static_cast<double>(T(1) - t * t)};
+}
+
+// The statistics outputs of a position (class indices).
+template <class T>
+LOSSKIT_INLINE void write_stats(const CeArgs<T>& a, int64_t p, double lse, double entropy,
+                                bool correct) {
+  if (a.lse_out) a.lse_out[p] = static_cast<T>(lse);
+  if (a.entropy_out) a.entropy_out[p] = static_cast<T>(entropy);
+  if (a.correct_out) a.correct_out[p] = correct;
+}
+
 template <class T>
 LOSSKIT_NOINLINE double finish(const CeArgs<T>& a, int64_t p, const CeStats& st, T xt,
                                CeRowConsts* rc) {
@@ -180,12 +289,14 @@ LOSSKIT_NOINLINE double finish(const CeArgs<T>& a, int64_t p, const CeStats& st,
     rc->b = scale;
   } else {
     const int64_t t = a.target[p];
+    if (a.stats()) write_stats(a, p, lse, logs - st.ex / st.s, t != a.ignore_index && st.arg == t);
     if (t == a.ignore_index) {
       scale = 0.0;
       rc->a = rc->b = 0.0;
     } else {
       const double wt = a.weight ? static_cast<double>(a.weight[t]) : 1.0;
-      loss = (1.0 - eps) * wt * (logs - (static_cast<double>(xt) - st.ref));
+      const CapTarget ct = cap_target(a, xt);
+      loss = (1.0 - eps) * wt * (logs - (ct.x - st.ref));
       if (eps > 0.0) loss += eps / static_cast<double>(a.C) * (st.ws * logs - st.wx);
       // The smoothing terms read every class's weight, so only with eps > 0: without smoothing
       // torch reads w_t alone, and a NaN or inf weight of another class (0 * inf) must not reach
@@ -194,6 +305,11 @@ LOSSKIT_NOINLINE double finish(const CeArgs<T>& a, int64_t p, const CeStats& st,
       rc->a = scale * ((1.0 - eps) * wt + smooth);
       rc->b = scale * eps / static_cast<double>(a.C);
       rc->fix = scale * (1.0 - eps) * wt;
+      if (a.softcap > 0.0) rc->fix *= ct.dcap;
+      if (a.z_loss != 0.0) {  // + z lse^2; its gradient 2 z lse softmax_j joins A
+        loss += a.z_loss * lse * lse;
+        rc->a += scale * 2.0 * a.z_loss * lse;
+      }
       rc->target = t;
     }
   }
@@ -206,12 +322,20 @@ LOSSKIT_NOINLINE double finish(const CeArgs<T>& a, int64_t p, const CeStats& st,
 // the target gradient. g may be x itself (in place), so no restrict on that pair. The log-softmax
 // x - lse is formed as torch forms it, (x - ref) - logs: x - ref is exact where the two are close,
 // whereas lse rounded to T would lose T's digits to cancellation at x near lse (the target
-// gradient is proportional to x - lse).
-template <class T, int kMode, bool kWeighted>
+// gradient is proportional to x - lse). With softcap, x' and ref are the capped values.
+template <class T, int kMode, bool kWeighted, int kX = 0>
 LOSSKIT_NOINLINE void chunk_grad(const T* x, T* g, const T* LOSSKIT_RESTRICT y,
                                  const T* LOSSKIT_RESTRICT w, T* LOSSKIT_RESTRICT gy, int64_t n,
-                                 T ref, T logs, T A, T B, T om, T ec) {
-  if constexpr (kMode == 0) {
+                                 T ref, T logs, T A, T B, T om, T ec, Cap<T> cp) {
+  if constexpr (kX == 2 && kMode != 2) {  // g = (exp(x' - lse) A - B v) (1 - t^2)
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) {
+      const T t = vmath::tanh(x[i] * cp.ic);
+      T v = exp_nonpos((cp.cap * t - ref) - logs) * A;
+      if constexpr (kMode == 1) v -= B * (kWeighted ? w[i] : T(1));
+      g[i] = v * (T(1) - t * t);
+    }
+  } else if constexpr (kMode == 0) {
 #pragma omp simd
     for (int64_t i = 0; i < n; ++i) g[i] = exp_nonpos((x[i] - ref) - logs) * A;
   } else if constexpr (kMode == 1) {
@@ -264,25 +388,29 @@ bool stores_exp(const CeArgs<T>& a) {
   return kMode != 2 && a.grad != nullptr && (a.C + kCeChunk - 1) / kCeChunk <= kMaxStoredChunks;
 }
 
-template <class T, int kMode, bool kWeighted>
+template <class T, int kMode, bool kWeighted, int kX>
 void row_stats_impl(const CeArgs<T>& a, int64_t row, int64_t k0, int64_t k1, CeStats* stats) {
   const Smoothing<T> sm(a);
+  const Cap<T> cp(a);
   const int64_t base = row * a.C;
   const bool store = stores_exp<T, kMode>(a);
   for (int64_t k = k0; k < k1; ++k) {
     const int64_t c0 = k * kCeChunk, c1 = std::min(a.C, c0 + kCeChunk);
-    stats[k - k0] = chunk_stats<T, kMode, kWeighted>(
+    CeStats& st = stats[k - k0];
+    st = chunk_stats<T, kMode, kWeighted, kX>(
         a.input + base + c0, kMode == 2 ? a.prob + base + c0 : nullptr,
         kWeighted ? a.weight + c0 : nullptr, store ? a.grad + base + c0 : nullptr, c1 - c0, sm.om,
-        sm.ec);
+        sm.ec, cp);
+    if (st.arg >= 0) st.arg += c0;
   }
 }
 
 // `stats` holds the statistics of chunks [k0, k1) (their references, for the stored exponentials).
-template <class T, int kMode, bool kWeighted>
+template <class T, int kMode, bool kWeighted, int kX>
 void row_grad_impl(const CeArgs<T>& a, int64_t row, const CeRowConsts& rc, int64_t k0,
                    int64_t k1, const CeStats* stats) {
   const Smoothing<T> sm(a);
+  const Cap<T> cp(a);
   const int64_t base = row * a.C;
   const bool store = stores_exp<T, kMode>(a);
   for (int64_t k = k0; k < k1; ++k) {
@@ -293,17 +421,19 @@ void row_grad_impl(const CeArgs<T>& a, int64_t row, const CeRowConsts& rc, int64
       const double f = st.valid ? rc.a * std::exp(st.ref - rc.lse)
                                 : (rc.lse == -std::numeric_limits<double>::infinity() ||
                                    rc.lse != rc.lse) ? kNaN : 0.0;
-      chunk_rescale<T, kMode, kWeighted>(a.grad + base + c0, kWeighted ? a.weight + c0 : nullptr,
-                                         c1 - c0, static_cast<T>(f), static_cast<T>(rc.b));
+      chunk_rescale<T, kMode, kWeighted, kX>(a.grad + base + c0,
+                                             kWeighted ? a.weight + c0 : nullptr, c1 - c0,
+                                             static_cast<T>(f), static_cast<T>(rc.b), cp,
+                                             static_cast<T>(st.ref));
       continue;
     }
-    chunk_grad<T, kMode, kWeighted>(
+    chunk_grad<T, kMode, kWeighted, kX>(
         a.input + base + c0, a.grad ? a.grad + base + c0 : nullptr,
         kMode == 2 ? a.prob + base + c0 : nullptr,
         kWeighted ? a.weight + c0 : nullptr,
         kMode == 2 && a.grad_target ? a.grad_target + base + c0 : nullptr, c1 - c0,
         static_cast<T>(rc.ref), static_cast<T>(rc.logs), static_cast<T>(rc.a), static_cast<T>(rc.b),
-        sm.om, sm.ec);
+        sm.om, sm.ec, cp);
   }
 }
 
@@ -314,7 +444,7 @@ T target_logit(const CeArgs<T>& a, int64_t p, int64_t n, int64_t s) {
   return t == a.ignore_index ? T(0) : a.input[(n * a.C + t) * a.S + s];
 }
 
-template <class T, int kMode, bool kWeighted>
+template <class T, int kMode, bool kWeighted, int kX>
 double rows_impl(const CeArgs<T>& a, int64_t p0, int64_t p1) {
   const int64_t nchunks = (a.C + kCeChunk - 1) / kCeChunk;
   const bool keep = nchunks <= kMaxStoredChunks;
@@ -325,14 +455,14 @@ double rows_impl(const CeArgs<T>& a, int64_t p0, int64_t p1) {
     CeStats acc;
     for (int64_t k = 0; k < nchunks; ++k) {
       CeStats st;
-      row_stats_impl<T, kMode, kWeighted>(a, r, k, k + 1, &st);
+      row_stats_impl<T, kMode, kWeighted, kX>(a, r, k, k + 1, &st);
       combine(acc, st);
       if (keep) kept[k] = st;
     }
     CeRowConsts rc;
     total += finish(a, r, acc, xt, &rc);
     if (a.grad || a.grad_target) {
-      row_grad_impl<T, kMode, kWeighted>(a, r, rc, 0, nchunks, kept);
+      row_grad_impl<T, kMode, kWeighted, kX>(a, r, rc, 0, nchunks, kept);
       if (a.grad && rc.target >= 0) {
         T& gt = a.grad[r * a.C + rc.target];
         gt = static_cast<T>(gt - static_cast<T>(rc.fix));
@@ -344,7 +474,10 @@ double rows_impl(const CeArgs<T>& a, int64_t p0, int64_t p1) {
 
 // ---- strided tiles (S > 1): classes are kCeTile-wide columns, vectorised across positions ----
 
-template <class T, int kMode, bool kWeighted>
+// With the extras (kX) the max pass also keeps the first argmax, the sum pass the entropy sum,
+// and with a softcap the gradient holds t = tanh(x ic) between the passes (see
+// chunk_stats_extras).
+template <class T, int kMode, bool kWeighted, int kX>
 double tile_impl(const CeArgs<T>& a, int64_t n, int64_t s0, int64_t s1) {
   const int64_t L = s1 - s0, C = a.C, S = a.S;
   const Smoothing<T> sm(a);
@@ -354,20 +487,36 @@ double tile_impl(const CeArgs<T>& a, int64_t n, int64_t s0, int64_t s1) {
   T* gn = a.grad ? a.grad + n * C * S + s0 : nullptr;
   const bool any_grad = gn != nullptr || (kMode == 2 && a.grad_target != nullptr);
   const bool store = kMode != 2 && gn != nullptr;  // keep exp(x - ref) in the gradient
-  alignas(64) T m[kCeTile], sum[kCeTile], wx[kCeTile], ws[kCeTile];
+  const Cap<T> cp(a);
+  alignas(64) T m[kCeTile], sum[kCeTile], wx[kCeTile], ws[kCeTile], hx[kCeTile];
+  int64_t arg[kCeTile];
   for (int64_t l = 0; l < L; ++l) {
     m[l] = -kInf<T>;
-    sum[l] = wx[l] = ws[l] = T(0);
+    sum[l] = wx[l] = ws[l] = hx[l] = T(0);
+    arg[l] = 0;  // a position of -inf logits: torch.argmax gives 0
   }
   for (int64_t c = 0; c < C; ++c) {
     const T* LOSSKIT_RESTRICT xc = xn + c * S;
+    if constexpr (kX != 0) {
 #pragma omp simd
-    for (int64_t l = 0; l < L; ++l) m[l] = xc[l] > m[l] ? xc[l] : m[l];
+      for (int64_t l = 0; l < L; ++l) {
+        arg[l] = xc[l] > m[l] ? c : arg[l];
+        m[l] = xc[l] > m[l] ? xc[l] : m[l];
+      }
+    } else {
+#pragma omp simd
+      for (int64_t l = 0; l < L; ++l) m[l] = xc[l] > m[l] ? xc[l] : m[l];
+    }
   }
   bool valid[kCeTile];
   for (int64_t l = 0; l < L; ++l) {
-    valid[l] = !(m[l] == -kInf<T>);
-    m[l] = valid[l] ? m[l] : T(0);
+    if constexpr (kX == 2) {  // the reference is the softcapped max (softcap is monotone)
+      valid[l] = true;
+      m[l] = cp.cap * vmath::tanh(m[l] * cp.ic);
+    } else {
+      valid[l] = !(m[l] == -kInf<T>);
+      m[l] = valid[l] ? m[l] : T(0);
+    }
   }
   for (int64_t c = 0; c < C; ++c) {
     const T* xc = xn + c * S;
@@ -381,6 +530,24 @@ double tile_impl(const CeArgs<T>& a, int64_t n, int64_t s0, int64_t s1) {
         sum[l] += exp_nonpos(d);
         wx[l] += v * d;
         ws[l] += v;
+      }
+    } else if constexpr (kX != 0) {
+      T* gc = store ? gn + c * S : nullptr;
+#pragma omp simd
+      for (int64_t l = 0; l < L; ++l) {
+        T d, t = T(0);
+        if constexpr (kX == 2) {
+          t = vmath::tanh(xc[l] * cp.ic);
+          d = cp.cap * t - m[l];
+          d = d > T(0) ? T(0) : d;
+        } else {
+          d = xc[l] - m[l];
+        }
+        const T e = exp_nonpos(d);
+        if (gc) gc[l] = kX == 2 ? (kMode == 0 ? e * (T(1) - t * t) : t) : e;  // as chunk_stats_extras
+        sum[l] += e;
+        hx[l] += e > T(0) ? e * d : T(0);
+        if constexpr (kMode == 1) wx[l] += wc * d;
       }
     } else if (store) {
       T* gc = gn + c * S;
@@ -421,16 +588,25 @@ double tile_impl(const CeArgs<T>& a, int64_t n, int64_t s0, int64_t s1) {
       cb = scale;
     } else {
       const int64_t t = a.target[p];
+      if constexpr (kX != 0)
+        if (a.stats())
+          write_stats(a, p, ref + lg, lg - static_cast<double>(hx[l]) / static_cast<double>(sum[l]),
+                      t != a.ignore_index && arg[l] == t);
       if (t == a.ignore_index) {
         scale = 0.0;
       } else {
         const double wt = kWeighted ? static_cast<double>(a.weight[t]) : 1.0;
-        const double xt = static_cast<double>(xn[t * S + l]);
-        loss = (1.0 - eps) * wt * (lg - (xt - ref));
+        const CapTarget ct = cap_target(a, xn[t * S + l]);
+        loss = (1.0 - eps) * wt * (lg - (ct.x - ref));
         if (kMode == 1) loss += eps_c * (a.weight_sum * lg - static_cast<double>(wx[l]));
         ca = scale * ((1.0 - eps) * wt + (kMode == 1 ? eps_c * a.weight_sum : 0.0));  // finish()
         cb = scale * eps_c;
         cf = scale * (1.0 - eps) * wt;
+        if (a.softcap > 0.0) cf *= ct.dcap;
+        if (a.z_loss != 0.0) {
+          loss += a.z_loss * (ref + lg) * (ref + lg);
+          ca += scale * 2.0 * a.z_loss * (ref + lg);
+        }
         tgt[l] = t;
       }
     }
@@ -467,6 +643,14 @@ double tile_impl(const CeArgs<T>& a, int64_t n, int64_t s0, int64_t s1) {
         for (int64_t l = 0; l < L; ++l)
           gc[l] = vmath::exp((xc[l] - m[l]) - logs[l]) * A[l] - B[l] * ((yc[l] * om + ec) * wc);
       }
+    } else if constexpr (kX == 2 && kMode == 1) {  // gc holds t: (exp(x' - ref) A / sum - B w) (1 - t^2)
+#pragma omp simd
+      for (int64_t l = 0; l < L; ++l) {
+        const T t = gc[l];
+        T d = cp.cap * t - m[l];
+        d = d > T(0) ? T(0) : d;
+        gc[l] = (exp_nonpos(d) * Fs[l] - B[l] * wc) * (T(1) - t * t);
+      }
     } else if constexpr (kMode == 1) {
 #pragma omp simd
       for (int64_t l = 0; l < L; ++l) gc[l] = gc[l] * Fs[l] - B[l] * wc;
@@ -489,15 +673,27 @@ template <class T>
 int ce_mode(const CeArgs<T>& a) {
   return a.prob ? 2 : (a.smoothing > 0.0 ? 1 : 0);
 }
+// 0: no extras in the loops (z_loss alone only changes the per-position constants);
+// 1: entropy and argmax tracked; 2: also the softcap.
+template <class T>
+int ce_extras(const CeArgs<T>& a) {
+  return a.prob ? 0 : (a.softcap > 0.0 ? 2 : (a.stats() ? 1 : 0));
+}
 
-#define LOSSKIT_CE_DISPATCH(FN, ...)                                                           \
-  do {                                                                                       \
-    const bool weighted = a.weight != nullptr;                                               \
-    switch (ce_mode(a)) {                                                                    \
-      case 0: return weighted ? FN<T, 0, true>(__VA_ARGS__) : FN<T, 0, false>(__VA_ARGS__);  \
-      case 1: return weighted ? FN<T, 1, true>(__VA_ARGS__) : FN<T, 1, false>(__VA_ARGS__);  \
-      default: return weighted ? FN<T, 2, true>(__VA_ARGS__) : FN<T, 2, false>(__VA_ARGS__); \
-    }                                                                                        \
+#define LOSSKIT_CE_CASE(FN, M, X, ...) \
+  return weighted ? FN<T, M, true, X>(__VA_ARGS__) : FN<T, M, false, X>(__VA_ARGS__)
+#define LOSSKIT_CE_DISPATCH(FN, ...)                                   \
+  do {                                                               \
+    const bool weighted = a.weight != nullptr;                       \
+    switch (ce_mode(a) * 3 + ce_extras(a)) {                         \
+      case 0: LOSSKIT_CE_CASE(FN, 0, 0, __VA_ARGS__);                \
+      case 1: LOSSKIT_CE_CASE(FN, 0, 1, __VA_ARGS__);                \
+      case 2: LOSSKIT_CE_CASE(FN, 0, 2, __VA_ARGS__);                \
+      case 3: LOSSKIT_CE_CASE(FN, 1, 0, __VA_ARGS__);                \
+      case 4: LOSSKIT_CE_CASE(FN, 1, 1, __VA_ARGS__);                \
+      case 5: LOSSKIT_CE_CASE(FN, 1, 2, __VA_ARGS__);                \
+      default: LOSSKIT_CE_CASE(FN, 2, 0, __VA_ARGS__);               \
+    }                                                                \
   } while (0)
 
 template <class T>
@@ -518,6 +714,7 @@ void ce_row_grad(const CeArgs<T>& a, int64_t row, const CeRowConsts& rc, int64_t
   LOSSKIT_CE_DISPATCH(row_grad_impl, a, row, rc, k0, k1, stats);
 }
 #undef LOSSKIT_CE_DISPATCH
+#undef LOSSKIT_CE_CASE
 
 // The in-row path's finish (same code as rows_impl); xt read before the statistics pass.
 template <class T>

@@ -9,8 +9,10 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 
 #include "common/target.hpp"
+#include "losskit/classification.hpp"
 
 namespace losskit::detail {
 
@@ -27,6 +29,11 @@ namespace losskit::detail {
 //     d loss / d x_j = softmax_j sum_c w_c y'_c - w_j y'_j;  d loss / d y_j = (1 - eps) w_j (lse - x_j)
 // The gradient written is grad_scale * (grad_out ? grad_out[p] : 1) times that; ignored positions
 // have scale 0 (their loss is 0 and their gradient 0, NaN where the logits hold NaN, as torch's).
+// Extras (class indices only): with a softcap c every x above is x' = c tanh(x / c) (computed
+// with vmath::tanh, including the target's) and the gradient is multiplied by
+// dx'/dx = 1 - tanh(x / c)^2; a counted position adds z_loss lse^2 to its loss and
+// 2 z_loss lse softmax_j to the gradient (into the coefficient of softmax_j). The statistics
+// outputs take lse, the entropy lse - sum_c softmax_c x'_c and argmax_c x_c == t.
 template <class T>
 struct CeArgs {
   const T* input = nullptr;         // (N, C, S) logits
@@ -42,14 +49,24 @@ struct CeArgs {
   T* out = nullptr;                 // per-position loss (Reduction::None), or nullptr
   T* grad = nullptr;                // d input, may be the input buffer itself; nullptr: forward only
   T* grad_target = nullptr;         // d prob (probability targets), or nullptr
+  double z_loss = 0.0;              // class indices only
+  double softcap = 0.0;             // class indices only; 0: none
+  T* lse_out = nullptr;             // per-position statistics (class indices), or nullptr
+  T* entropy_out = nullptr;
+  bool* correct_out = nullptr;
+  bool stats() const { return lse_out || entropy_out || correct_out; }
 };
 
 // Online softmax statistics of a run of classes, relative to `ref` (the run's max, or 0 when the
 // run holds only -inf, `valid` false): s = sum exp(x - ref), wx = sum v (x - ref), ws = sum v,
-// with v = w (class indices) or w y' (probabilities).
+// with v = w (class indices) or w y' (probabilities). The statistics outputs and softcap also
+// track ex = sum exp(x - ref) (x - ref) (for the entropy) and the run's first argmax `arg` of the
+// input logits with its value `amax` (-1 where the run holds only NaN).
 struct CeStats {
   double ref = 0.0, s = 0.0, wx = 0.0, ws = 0.0;
   bool valid = false;
+  double ex = 0.0, amax = 0.0;
+  int64_t arg = -1;
 };
 
 // Per-row constants of the gradient pass.
@@ -63,6 +80,7 @@ struct CeRowConsts {
   int64_t target = -1; // -1: none
   double scale = 0.0;  // grad_scale * grad_out (0 for ignored positions)
 };
+// (fix already carries the softcap derivative at the target.)
 
 // Rows are cut in chunks of kCeChunk classes (fixed, so sums never depend on the thread count):
 // a chunk is read twice from L1 (max, then exp-sum) and the row once from memory. With a gradient
@@ -146,6 +164,15 @@ const ClassificationKernels<T>& classification_kernels();
 // bitwise the same for any thread count; args.out (if set) receives each row's loss.
 template <class T>
 double cross_entropy_rows(const CeArgs<T>& args);
+
+// The extras' option checks (z_loss finite >= 0; softcap finite > 0 or absent), and their setting
+// into CeArgs with each present statistics output checked against the loss's shape; shared by
+// cross_entropy and linear_cross_entropy.
+void check_ce_extras(const char* fn, double z_loss, const std::optional<double>& softcap);
+template <class T>
+void set_ce_extras(const char* fn, CeArgs<T>& a, double z_loss,
+                   const std::optional<double>& softcap, const CrossEntropyStats<T>& stats,
+                   const Shape& loss_shape);
 
 }  // namespace losskit::detail
 

@@ -47,8 +47,8 @@ void triplet_rows(const EmbeddingRows<T>& R, int64_t r0, int64_t r1, T* scratch)
     State s_pn{};
     if constexpr (kSwap) s_pn = Dist::forward(p, q, n, prm);
     const TripletRow t =
-        triplet_row<kSwap, T>(static_cast<T>(s_ap.dist), static_cast<T>(s_an.dist),
-                              static_cast<T>(s_pn.dist), R.margin, row_grad(R, row));
+        triplet_row<kSwap, T>(static_cast<double>(s_ap.dist), static_cast<double>(s_an.dist),
+                              static_cast<double>(s_pn.dist), R.margin, row_grad(R, row));
     store_loss(R, row, t.loss);
     if (!R.backward) continue;
 
@@ -88,7 +88,8 @@ void triplet_distance_rows(const EmbeddingRows<T>& R, int64_t r0, int64_t r1) {
   for (int64_t row = r0; row < r1; ++row) {
     const T d_pn = kSwap ? R.x[2][row] : T(0);
     const TripletRow t =
-        triplet_row<kSwap, T>(R.x[0][row], R.x[1][row], d_pn, R.margin, row_grad(R, row));
+        triplet_row<kSwap, T>(static_cast<double>(R.x[0][row]), static_cast<double>(R.x[1][row]),
+                              static_cast<double>(d_pn), R.margin, row_grad(R, row));
     store_loss(R, row, t.loss);
     if (!R.backward) continue;
     if (R.grad[0]) R.grad[0][row] = static_cast<T>(t.g_ap);

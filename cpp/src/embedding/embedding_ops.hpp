@@ -280,30 +280,39 @@ struct Squared {
 //   d_neg = swap ? minimum(d_an, d_pn) : d_an,   l = clamp_min(margin + d_ap - d_neg, 0)
 // Backward as torch's autograd: clamp_min passes g where its argument is >= 0; minimum gives
 // the gradient to the smaller distance, half to each on a tie.
-// The distances arrive rounded to T and the hinge is evaluated in T, as torch does (its distances
-// are tensors of the input's dtype and margin + d_ap - d_neg is float32 arithmetic for float32
-// input): whether the gradient passes is decided at the hinge's exact zero, and a double hinge of
-// float32 distances came out 1e-8 below it where torch's is 0, dropping the whole gradient of a
-// one-element triplet (a = 1.5, p = 1.5, n = 1, margin 0.5, eps 1e-6).
+// Which branch the gradient takes is decided as torch decides it, on distances rounded to T with
+// the hinge evaluated in T (torch's distances are tensors of the input's dtype and margin + d_ap -
+// d_neg is float32 arithmetic for float32 input): a double hinge of float32 distances came out
+// 1e-8 below torch's exact zero and dropped the whole gradient of a one-element triplet (a = 1.5,
+// p = 1.5, n = 1, margin 0.5, eps 1e-6). The loss value comes from the double distances: the two
+// distances cancel where coordinates are large, and float32 rounding of each (5e-4 at 1e4) would
+// leave the loss that far from its true value.
 struct TripletRow {
   double loss, g_ap, g_an, g_pn;
 };
 
 template <bool kSwap, class T>
-LOSSKIT_INLINE TripletRow triplet_row(T d_ap, T d_an, T d_pn, double margin, double g) {
-  T d_neg = d_an;
-  if constexpr (kSwap) d_neg = (d_an < d_pn || d_an != d_an) ? d_an : d_pn;  // NaN-propagating
-  const T pre = (static_cast<T>(margin) + d_ap) - d_neg;
+LOSSKIT_INLINE TripletRow triplet_row(double d_ap, double d_an, double d_pn, double margin,
+                                      double g) {
+  const T t_ap = static_cast<T>(d_ap), t_an = static_cast<T>(d_an), t_pn = static_cast<T>(d_pn);
+  T t_neg = t_an;
+  double d_neg = d_an;
+  if constexpr (kSwap) {
+    const bool an = t_an < t_pn || t_an != t_an;  // NaN-propagating
+    t_neg = an ? t_an : t_pn;
+    d_neg = an ? d_an : d_pn;
+  }
+  const T pre = (static_cast<T>(margin) + t_ap) - t_neg;
   TripletRow r{};
-  r.loss = clamp_min(static_cast<double>(pre), 0.0);
+  r.loss = clamp_min((margin + d_ap) - d_neg, 0.0);
   const double gm = pre >= T(0) ? g : 0.0;
   r.g_ap = gm;
   r.g_an = -gm;
   r.g_pn = 0.0;
   if constexpr (kSwap) {
-    const double shared = d_an == d_pn ? -gm * 0.5 : -gm;
-    r.g_an = d_an > d_pn ? 0.0 : shared;
-    r.g_pn = d_an < d_pn ? 0.0 : shared;
+    const double shared = t_an == t_pn ? -gm * 0.5 : -gm;
+    r.g_an = t_an > t_pn ? 0.0 : shared;
+    r.g_pn = t_an < t_pn ? 0.0 : shared;
   }
   return r;
 }

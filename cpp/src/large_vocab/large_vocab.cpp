@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "classification/classification_kernels.hpp"
@@ -32,6 +33,7 @@ void check_options(const LinearCrossEntropyOptions& o) {
   if (!(o.label_smoothing >= 0.0 && o.label_smoothing <= 1.0))
     fail_value(kFn, "label_smoothing", "a value between 0.0 and 1.0",
                std::to_string(o.label_smoothing));
+  detail::check_ce_extras(kFn, o.z_loss, o.softcap);
 }
 
 template <class T>
@@ -66,6 +68,16 @@ double target_weight(const View<int64_t>& target, const T* weight, int64_t V, in
 constexpr int64_t kGrainElems = 1 << 16;
 constexpr int64_t kColumnBlock = 512;
 
+// Rows [r0, r0 + n) of the statistics outputs (absent ones stay absent).
+template <class T>
+CrossEntropyStats<T> chunk_stats(const CrossEntropyStats<T>& s, int64_t r0, int64_t n) {
+  const auto part = [&](const auto& v) {
+    using V = std::decay_t<decltype(v)>;
+    return v.present() ? V(v.data + r0, {n}) : V();
+  };
+  return {part(s.lse), part(s.entropy), part(s.correct)};
+}
+
 }  // namespace
 
 int64_t linear_cross_entropy_chunk_rows(int64_t num_rows, int64_t num_classes, int64_t itemsize,
@@ -90,7 +102,8 @@ template <class T>
 double linear_cross_entropy_chunk(MutView<T> logits, View<int64_t> target, View<T> linear_bias,
                                   View<T> weight, View<T> grad_output, MutView<T> output,
                                   MutView<double> grad_bias_acc, bool want_grad, double grad_scale,
-                                  const LinearCrossEntropyOptions& o) {
+                                  const LinearCrossEntropyOptions& o,
+                                  const CrossEntropyStats<T>& stats) {
   check_options(o);
   if (logits.shape.size() != 2)
     fail_value(kFn, "logits", "a (rows, num_classes) chunk", "shape " + shape_to_string(logits.shape));
@@ -108,6 +121,8 @@ double linear_cross_entropy_chunk(MutView<T> logits, View<int64_t> target, View<
   if (output.present() || !output.shape.empty()) detail::check_output(kFn, "output", output, Shape{n});
   if (grad_bias_acc.present() || !grad_bias_acc.shape.empty())
     detail::check_output(kFn, "grad_bias_acc", grad_bias_acc, Shape{V});
+  detail::CeArgs<T> a;
+  detail::set_ce_extras(kFn, a, o.z_loss, o.softcap, stats, Shape{n});
   target_weight(target, weight.data, V, o.ignore_index);  // indices only; the total is global
   if (n == 0) return 0.0;
   if (V == 0) fail_value(kFn, "linear_weight", "at least one class", "0 classes");
@@ -123,7 +138,6 @@ double linear_cross_entropy_chunk(MutView<T> logits, View<int64_t> target, View<
     });
   }
 
-  detail::CeArgs<T> a;
   a.input = x;
   a.target = target.data;
   a.weight = weight.data;
@@ -178,7 +192,8 @@ void linear_cross_entropy_forward_backward(View<T> input, View<T> linear_weight,
                                            MutView<T> grad_input, MutView<T> grad_linear_weight,
                                            MutView<T> grad_linear_bias, MutView<T> workspace,
                                            const LinearCrossEntropyOptions& o,
-                                           LinearCrossEntropyGemm<T> gemm) {
+                                           LinearCrossEntropyGemm<T> gemm,
+                                           const CrossEntropyStats<T>& stats) {
   // ---- checks, all before any work
   check_options(o);
   detail::check_required(kFn, "input", input);
@@ -219,6 +234,10 @@ void linear_cross_entropy_forward_backward(View<T> input, View<T> linear_weight,
                "shape " + shape_to_string(workspace.shape));
   detail::check_aligned(kFn, "workspace", workspace.data);
   if (!gemm.fn) fail_value(kFn, "gemm", "a GEMM function", "none");
+  {
+    detail::CeArgs<T> probe;  // checks the statistics outputs against the loss's shape
+    detail::set_ce_extras(kFn, probe, o.z_loss, o.softcap, stats, loss_shape);
+  }
   const double total_weight = linear_cross_entropy_target_weight(target, weight, V, o);
 
   // ---- the global scale: 'mean' divides by the weight of the counted targets (or the normalizer)
@@ -241,7 +260,8 @@ void linear_cross_entropy_forward_backward(View<T> input, View<T> linear_weight,
         MutView<T>(buf, {n, V}), View<int64_t>(target.data + r0, {n}), linear_bias, weight,
         none && grad_output.present() ? View<T>(grad_output.data + r0, {n}) : View<T>(),
         none && output.present() ? MutView<T>(output.data + r0, {n}) : MutView<T>(),
-        gb.empty() ? MutView<double>() : MutView<double>(gb.data(), {V}), want_grad, scale, o);
+        gb.empty() ? MutView<double>() : MutView<double>(gb.data(), {V}), want_grad, scale, o,
+        chunk_stats(stats, r0, n));
     if (!want_grad) continue;
     if (grad_input.present())
       gemm.fn(gemm.context, false, false, n, H, V, T(1), buf, V, linear_weight.data, H, T(0),
@@ -262,11 +282,12 @@ void linear_cross_entropy_forward_backward(View<T> input, View<T> linear_weight,
                                                           const LinearCrossEntropyOptions&);    \
   template double linear_cross_entropy_chunk<T>(MutView<T>, View<int64_t>, View<T>, View<T>,    \
                                                 View<T>, MutView<T>, MutView<double>, bool,     \
-                                                double, const LinearCrossEntropyOptions&);     \
+                                                double, const LinearCrossEntropyOptions&,       \
+                                                const CrossEntropyStats<T>&);                   \
   template void linear_cross_entropy_forward_backward<T>(                                       \
       View<T>, View<T>, View<int64_t>, View<T>, View<T>, View<T>, MutView<T>, MutView<T>,       \
       MutView<T>, MutView<T>, MutView<T>, const LinearCrossEntropyOptions&,                     \
-      LinearCrossEntropyGemm<T>);
+      LinearCrossEntropyGemm<T>, const CrossEntropyStats<T>&);
 LOSSKIT_INSTANTIATE(float)
 LOSSKIT_INSTANTIATE(double)
 #undef LOSSKIT_INSTANTIATE

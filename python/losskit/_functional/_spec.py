@@ -103,6 +103,12 @@ _FORWARD_CALL = Call(FORWARD)
 _MEAN_NORMALIZER_CALL = Call(MEAN_NORMALIZER)
 
 
+def with_stats(call: Call, value: Any, stats: Dict[str, np.ndarray]) -> Any:
+    """A ``return_stats=True`` result (cross_entropy, linear_cross_entropy): ``(loss, stats)``,
+    ``(grads, stats)``, or ``(loss, grads, stats)`` for forward_backward."""
+    return (*value, stats) if call.mode == FORWARD_BACKWARD else (value, stats)
+
+
 def warn_size_mismatch(input: ArrayLike, target: ArrayLike) -> None:
     """torch's UserWarning for a target that broadcasts to a different shape (reported at the
     user's line: the warning is raised in a loss body, below its generated entry point)."""

@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import _convert, _core, _reduction
 from .._engine import no_target_grad
-from ._spec import BACKWARD, FORWARD, MEAN_NORMALIZER, ArrayLike, Call, loss
+from ._spec import BACKWARD, FORWARD, MEAN_NORMALIZER, ArrayLike, Call, loss, with_stats
 
 # Class-index targets: any integer dtype, converted once to int64 here (a small copy); a float
 # array where class indices are expected is a TypeError. The C++ core checks every index.
@@ -68,6 +68,9 @@ def cross_entropy(
     label_smoothing: float = 0.0,
     *,
     normalizer: Optional[float] = None,
+    z_loss: float = 0.0,
+    softcap: Optional[float] = None,
+    return_stats: bool = False,
 ) -> Any:
     r"""Cross-entropy between the softmax of the logits ``input`` and the target.
 
@@ -107,12 +110,40 @@ def cross_entropy(
     raise :class:`losskit.IndexError` (a ``ValueError`` and an ``IndexError``). ``forward_backward``
     reads each row once (online max and sum of exponentials) and writes the gradient once.
 
+    Extras (class indices only; ValueError with probabilities), from the same pass over each row:
+
+    * ``softcap`` (:math:`c > 0`, finite, or None): the logits become
+      :math:`x' = c \tanh(x / c)` (Gemma 2) before everything above (the loss, ``lse``,
+      ``entropy``), and the gradient is :math:`\partial l_n / \partial x'_{n,j}
+      \cdot (1 - \tanh^2(x_{n,j} / c))`.
+    * ``z_loss`` (:math:`z \ge 0`, finite): each counted position adds
+      :math:`z \operatorname{lse}(x'_n)^2` (PaLM's auxiliary loss), with
+      :math:`\operatorname{lse}(x'_n) = \log \sum_c e^{x'_{n,c}}` and derivative
+      :math:`2 z \operatorname{lse}(x'_n)\, s_j`. It is not multiplied by the class weight, and
+      ``'mean'`` divides it by the same :math:`\sum_n w_{y_n} [y_n \ne \text{ignore\_index}]`
+      as the loss (so without weights it is the mean over counted positions); ignored positions
+      add nothing.
+    * ``return_stats=True``: the result gains a dict of per-position arrays shaped like the
+      ``'none'`` loss: ``"lse"`` (:math:`\operatorname{lse}(x'_n)`) and ``"entropy"``
+      (:math:`-\sum_c s_c \log s_c` of the softmax of :math:`x'_n`), in the loss's dtype, and
+      ``"correct"`` (bool: :math:`\operatorname{argmax}_c x_{n,c} = y_n`, the first index on
+      ties, as torch.argmax; False at ignored positions, whose ``lse`` and ``entropy`` are still
+      their rows'; NaN logits are skipped by this argmax). ``cross_entropy`` returns
+      ``(loss, stats)``, ``cross_entropy_forward_backward`` ``(loss, grad_input, stats)`` and
+      ``cross_entropy_backward`` ``(grad_input, stats)``.
+
     >>> x = np.array([[1.0, 2.0, 3.0], [1.0, 1.0, 1.0]])
     >>> round(float(cross_entropy(x, np.array([2, 0]))), 6)
     0.753109
     >>> loss, g = cross_entropy_forward_backward(x, np.array([2, 0]))
     >>> np.round(g, 4).tolist()
     [[0.045, 0.1224, -0.1674], [-0.3333, 0.1667, 0.1667]]
+    >>> loss, g, stats = cross_entropy_forward_backward(x, np.array([2, 0]), z_loss=1e-2, softcap=2.0,
+    ...                                                 return_stats=True)
+    >>> round(float(loss), 6), stats["correct"].tolist(), np.round(stats["entropy"], 4).tolist()
+    (0.988771, [True, True], [1.0399, 1.0986])
+    >>> np.round(g, 4).tolist()
+    [[0.0788, 0.0766, -0.0464], [-0.2568, 0.1364, 0.1364]]
     """
     fn = "cross_entropy"
     reduction = _reduction.parse(size_average, reduce, reduction)
@@ -131,10 +162,14 @@ def cross_entropy(
         t = _cls_index_target(fn, t)
     go = _cls_go(fn, call, dtype)
     norm = _convert.normalizer(fn, "normalizer", normalizer)
-    triple = _core.cross_entropy(call.mode, x, t, w, go, reduction, _convert.integer(fn, "ignore_index", ignore_index),
+    result = _core.cross_entropy(call.mode, x, t, w, go, reduction, _convert.integer(fn, "ignore_index", ignore_index),
                                  _convert.real(fn, "label_smoothing", label_smoothing), probabilities,
-                                 _convert.flag(fn, "target_grad", call.target_grad), norm)
-    return _cls_result(call, reduction, triple)
+                                 _convert.flag(fn, "target_grad", call.target_grad), norm,
+                                 _convert.real(fn, "z_loss", z_loss),
+                                 None if softcap is None else _convert.real(fn, "softcap", softcap),
+                                 _convert.flag(fn, "return_stats", return_stats))
+    value = _cls_result(call, reduction, result[:3])
+    return value if len(result) == 3 else with_stats(call, value, result[3])
 
 
 @loss(inputs=2, target="label", grads="np.ndarray",

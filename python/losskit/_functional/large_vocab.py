@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from .. import _large_vocab
-from ._spec import ArrayLike, Call, loss
+from ._spec import ArrayLike, Call, loss, with_stats
 
 
 @loss(inputs=3, target="label", grads="Tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]",
@@ -28,6 +28,9 @@ def linear_cross_entropy(
     label_smoothing: float = 0.0,
     chunk_size: Optional[int] = None,
     normalizer: Optional[float] = None,
+    z_loss: float = 0.0,
+    softcap: Optional[float] = None,
+    return_stats: bool = False,
 ) -> Any:
     r"""Cross-entropy of the logits ``input @ linear_weight.T + linear_bias``, computed chunk by
     chunk so the (N, C) logits are never held.
@@ -67,6 +70,11 @@ def linear_cross_entropy(
     Edge values: as :func:`cross_entropy`: ``'mean'`` over no counted target is NaN with zero
     gradients; out-of-range indices raise :class:`losskit.IndexError` before any work.
 
+    ``z_loss``, ``softcap`` and ``return_stats`` are :func:`cross_entropy`'s extras on the logits
+    :math:`z_n` (softcap applied to :math:`z_n`, the bias included; ``"correct"`` compares the
+    argmax of :math:`z_n` with the target), from the same in-place pass over each chunk; the
+    statistics arrays have the ``'none'`` loss's shape.
+
     >>> x = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
     >>> W = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, -1.0]])
     >>> t = np.array([0, 1, 2])
@@ -78,6 +86,7 @@ def linear_cross_entropy(
     >>> np.allclose(gx, cross_entropy_backward(1.0, x @ W.T, t) @ W), gb is None
     (True, True)
     """
-    return _large_vocab.linear_cross_entropy(call.mode, input, linear_weight, target, linear_bias, weight,
-                                             call.grad_output, reduction, ignore_index, label_smoothing, chunk_size,
-                                             normalizer)
+    value, stats = _large_vocab.linear_cross_entropy(
+        call.mode, input, linear_weight, target, linear_bias, weight, call.grad_output, reduction, ignore_index,
+        label_smoothing, chunk_size, normalizer, z_loss, softcap, return_stats)
+    return value if stats is None else with_stats(call, value, stats)
