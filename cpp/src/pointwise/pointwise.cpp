@@ -19,9 +19,10 @@ using detail::PointwiseCall;
 using detail::PointwiseLoss;
 using detail::PointwiseParams;
 
+// The kernel computes in compute_t<T>: float for bfloat16 and float16 storage.
 template <class T>
-detail::SegmentKernel<T> pointwise_kernel() {
-  return LOSSKIT_DISPATCH(detail::SegmentKernel<T>, pointwise_segment);
+detail::SegmentKernel<detail::compute_t<T>> pointwise_kernel() {
+  return LOSSKIT_DISPATCH(detail::SegmentKernel<detail::compute_t<T>>, pointwise_segment);
 }
 
 using detail::check_reduction;
@@ -203,7 +204,7 @@ template <class T>
 void check_var(View<T> var) {
   const int64_t n = var.numel();
   bool negative = false;
-  for (int64_t i = 0; i < n; ++i) negative |= var.data[i] < T(0);
+  for (int64_t i = 0; i < n; ++i) negative |= static_cast<detail::compute_t<T>>(var.data[i]) < 0;
   if (negative)
     detail::fail_value("gaussian_nll_loss", "var", "non-negative entries", "a negative entry");
 }
@@ -560,7 +561,7 @@ void hinge_embedding_loss_forward_backward(View<T> input, View<T> target, View<T
                    PointwiseLoss::HingeEmbedding, {o.margin});
 }
 
-// ---- float and double instantiations ---------------------------------------------------------
+// ---- float, double, bfloat16 and float16 instantiations ---------------------------------------------------------
 #define LOSSKIT_INSTANTIATE(T)                                                                    \
   template void l1_loss<T>(View<T>, View<T>, View<T>, MutView<T>, const L1LossOptions&);          \
   template void l1_loss_backward<T>(View<T>, View<T>, View<T>, View<T>, MutView<T>, MutView<T>,   \
@@ -639,6 +640,8 @@ void hinge_embedding_loss_forward_backward(View<T> input, View<T> target, View<T
                                                          const HingeEmbeddingLossOptions&);
 LOSSKIT_INSTANTIATE(float)
 LOSSKIT_INSTANTIATE(double)
+LOSSKIT_INSTANTIATE(bfloat16)
+LOSSKIT_INSTANTIATE(float16)
 #undef LOSSKIT_INSTANTIATE
 
 }  // namespace losskit
