@@ -583,14 +583,19 @@ py::tuple classification_cross_entropy(int mode, const py::handle& input, const 
   const Shape loss_shape =
       o.reduction == Reduction::None ? losskit::classification_output_shape(x.shape) : Shape{};
   if (probabilities) {
-    const View<T> y = as_view<T>(target, fn, "target");
-    return classification_call<T>(
-        mode, fn, grad_output, loss_shape, x.shape, want_target_grad,
-        [&](View<T> go, MutView<T> out, MutView<T> gi, MutView<T> gt) {
-          if (mode == 0) losskit::cross_entropy(x, y, w, out, o);
-          else if (mode == 1) losskit::cross_entropy_backward(go, x, y, w, gi, gt, o);
-          else losskit::cross_entropy_forward_backward(x, y, w, go, out, gi, gt, o);
-        });
+    if constexpr (kHalf<T>) {
+      throw losskit::TypeError(
+          "cross_entropy: input expected float32 or float64 with probability targets");
+    } else {
+      const View<T> y = as_view<T>(target, fn, "target");
+      return classification_call<T>(
+          mode, fn, grad_output, loss_shape, x.shape, want_target_grad,
+          [&](View<T> go, MutView<T> out, MutView<T> gi, MutView<T> gt) {
+            if (mode == 0) losskit::cross_entropy(x, y, w, out, o);
+            else if (mode == 1) losskit::cross_entropy_backward(go, x, y, w, gi, gt, o);
+            else losskit::cross_entropy_forward_backward(x, y, w, go, out, gi, gt, o);
+          });
+    }
   }
   const View<int64_t> t = classification_index_view(target, fn);
   return classification_call<T>(
@@ -692,14 +697,11 @@ void classification_bind(py::module_& m) {
       [](int mode, const py::object& input, const py::object& target, const py::object& weight,
          const py::object& grad_output, const std::string& reduction, int64_t ignore_index,
          double label_smoothing, bool probabilities, bool want_target_grad) {
-        return classification_is_float32(input)
-                   ? classification_cross_entropy<float>(mode, input, target, weight, grad_output,
-                                                         reduction, ignore_index, label_smoothing,
-                                                         probabilities, want_target_grad)
-                   : classification_cross_entropy<double>(mode, input, target, weight,
-                                                          grad_output, reduction, ignore_index,
-                                                          label_smoothing, probabilities,
-                                                          want_target_grad);
+        return with_storage<true>(input, [&](auto tag) {
+          return classification_cross_entropy<typename decltype(tag)::type>(
+              mode, input, target, weight, grad_output, reduction, ignore_index, label_smoothing,
+              probabilities, want_target_grad);
+        });
       },
       py::arg("mode"), py::arg("input"), py::arg("target"), py::arg("weight"),
       py::arg("grad_output"), py::arg("reduction"), py::arg("ignore_index"),

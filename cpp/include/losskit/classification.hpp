@@ -28,6 +28,7 @@
 
 #include <cstdint>
 
+#include "losskit/half.hpp"
 #include "losskit/reduction.hpp"
 #include "losskit/view.hpp"
 
@@ -60,6 +61,9 @@ struct MultilabelSoftMarginLossOptions {
 Shape classification_output_shape(const Shape& input, bool class_dim_last = false);
 
 // ---- cross_entropy, class-index targets ----------------------------------------------------
+// Also instantiated for bfloat16 and float16 (losskit/half.hpp) with (C) and (N, C) inputs: read in
+// place, computed in float (sums in double), outputs rounded once to 16 bits; a K-dimensional
+// 16-bit input throws TypeError.
 template <class T>
 void cross_entropy(View<T> input, View<int64_t> target, View<T> weight, MutView<T> output,
                    const CrossEntropyOptions& options = {});

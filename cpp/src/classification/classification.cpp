@@ -16,6 +16,7 @@
 #include "common/cpu_dispatch.hpp"
 #include "common/parallel.hpp"
 #include "common/reduce.hpp"
+#include "common/storage.hpp"
 #include "losskit/threads.hpp"
 
 namespace losskit {
@@ -264,6 +265,45 @@ CeArgs<T> ce_common(const Layout& l, View<T> input, View<T> weight, const CrossE
   return a;
 }
 
+// 16-bit storage, (C) or (N, C) input: each unit of rows (the float path's units) is widened into
+// per-thread float scratch, the float row kernel runs on it and writes the gradient in place there
+// (as linear_cross_entropy's chunks do), and the losses and gradient are narrowed back. The input
+// is read once where it lies; scratch is one unit per thread (about 16K floats, or one row).
+template <class S>
+double ce_run_staged(const CeArgs<S>& h) {
+  const auto& k = detail::classification_kernels<float>().ce;
+  const int64_t N = h.N, C = h.C, R = rows_per_unit(C);
+  std::vector<float> weight(h.weight ? static_cast<size_t>(C) : 0);
+  if (h.weight) detail::widen(h.weight, weight.data(), C);
+  const int64_t per_thread = R * C + 2 * R;
+  std::vector<float> scratch(static_cast<size_t>(get_num_threads() * per_thread));
+  return run_units((N + R - 1) / R, R * C, [&](int64_t u, int thread) {
+    const int64_t r0 = u * R, rows = std::min(N, r0 + R) - r0;
+    float* x = scratch.data() + static_cast<size_t>(thread) * per_thread;
+    float* out = x + R * C;
+    float* go = out + R;
+    detail::widen(h.input + r0 * C, x, rows * C);
+    CeArgs<float> a;
+    a.input = x;
+    a.target = h.target + r0;
+    a.weight = h.weight ? weight.data() : nullptr;
+    a.N = rows;
+    a.C = C;
+    a.ignore_index = h.ignore_index;
+    a.smoothing = h.smoothing;
+    a.weight_sum = h.weight_sum;
+    a.grad_scale = h.grad_scale;
+    if (h.grad_out) detail::widen(h.grad_out + r0, go, rows);
+    a.grad_out = h.grad_out ? go : nullptr;
+    a.out = h.out ? out : nullptr;
+    a.grad = h.grad ? x : nullptr;
+    const double sum = k.rows(a, 0, rows);
+    if (h.out) detail::narrow(out, h.out + r0, rows);
+    if (h.grad) detail::narrow(x, h.grad + r0 * C, rows * C);
+    return sum;
+  });
+}
+
 template <class T>
 void ce_index(View<T> input, View<int64_t> target, View<T> weight, const Mode<T>& m,
               const CrossEntropyOptions& o) {
@@ -271,6 +311,10 @@ void ce_index(View<T> input, View<int64_t> target, View<T> weight, const Mode<T>
   check_reduction(fn, o.reduction);
   check_smoothing(fn, o.label_smoothing);
   const Layout l = class_layout(fn, input, true);
+  if (detail::is_half_v<T> && l.S != 1)
+    throw TypeError(std::string(fn) + ": input expected a float32 or float64 array for a "
+                    "K-dimensional input, got 16-bit storage (read in place for (C) and (N, C) "
+                    "inputs with class indices)");
   detail::check_required(fn, "target", target);
   detail::check_shape_equal(fn, "target", target.shape, l.out, "class indices of shape");
   check_class_weight(fn, weight, l.C);
@@ -287,7 +331,9 @@ void ce_index(View<T> input, View<int64_t> target, View<T> weight, const Mode<T>
   }
   a.grad = m.backward ? m.grads[0].data : nullptr;
   if (!m.output.present() && !a.grad) return;
-  const double total = ce_run(a);
+  double total;
+  if constexpr (detail::is_half_v<T>) total = ce_run_staged(a);
+  else total = ce_run(a);
   write_reduced(m, o.reduction, total, W);
 }
 
@@ -701,5 +747,17 @@ void multilabel_soft_margin_loss_forward_backward(
 LOSSKIT_INSTANTIATE(float)
 LOSSKIT_INSTANTIATE(double)
 #undef LOSSKIT_INSTANTIATE
+// 16-bit storage: cross_entropy with class indices, (C) and (N, C) inputs.
+#define LOSSKIT_INSTANTIATE_HALF(T)                                                              \
+  template void cross_entropy<T>(View<T>, View<int64_t>, View<T>, MutView<T>,                   \
+                                 const CrossEntropyOptions&);                                    \
+  template void cross_entropy_backward<T>(View<T>, View<T>, View<int64_t>, View<T>, MutView<T>, \
+                                          const CrossEntropyOptions&);                           \
+  template void cross_entropy_forward_backward<T>(View<T>, View<int64_t>, View<T>, View<T>,     \
+                                                  MutView<T>, MutView<T>,                        \
+                                                  const CrossEntropyOptions&);
+LOSSKIT_INSTANTIATE_HALF(bfloat16)
+LOSSKIT_INSTANTIATE_HALF(float16)
+#undef LOSSKIT_INSTANTIATE_HALF
 
 }  // namespace losskit
