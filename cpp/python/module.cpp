@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "common/checks.hpp"
+#include "common/storage.hpp"
 #include "common/vmath_kernels.hpp"
 #include "losskit/losskit.hpp"
 
@@ -38,25 +39,62 @@ Shape shape_of(const py::array& a) {
   return Shape(a.shape(), a.shape() + a.ndim());
 }
 
+// ---- 16-bit storage ----
+// numpy.float16 is NumPy's own; bfloat16 is ml_dtypes' (what JAX uses), which losskit never
+// imports: it is recognised by its name, size and kind (a 2-byte 'V' dtype named "bfloat16").
+// Outputs of a bfloat16 call take the dtype object of its input (remembered by as_view, under
+// the GIL, just before the outputs are allocated), so they are that library's bfloat16 arrays.
+template <class T>
+constexpr bool kHalf = losskit::detail::is_half_v<T>;
+
+bool is_float16_dtype(const py::dtype& dt) { return dt.kind() == 'f' && dt.itemsize() == 2; }
+bool is_bfloat16_dtype(const py::dtype& dt) {
+  return dt.itemsize() == 2 && dt.kind() == 'V' &&
+         py::str(dt.attr("name")).cast<std::string>() == "bfloat16";
+}
+
+py::object& bfloat16_dtype() {
+  static auto* dt = new py::object();  // never destroyed: it may outlive the interpreter's teardown
+  return *dt;
+}
+
+template <class T>
+const char* dtype_name() {
+  if constexpr (std::is_same_v<T, float>) return "float32";
+  else if constexpr (std::is_same_v<T, double>) return "float64";
+  else if constexpr (std::is_same_v<T, losskit::bfloat16>) return "bfloat16";
+  else return "float16";
+}
+
 // Whether obj is an array of dtype T. Dtypes are compared by equivalence, never by identity:
 // an unpickled array, or one whose dtype carries metadata, has a descriptor object of its own that
 // equals NumPy's float32 without being it.
 template <class T>
 bool has_dtype(const py::handle& obj) {
-  return py::isinstance<py::array_t<T>>(obj);
+  if constexpr (kHalf<T>) {
+    if (!py::isinstance<py::array>(obj)) return false;
+    const py::dtype dt = py::reinterpret_borrow<py::array>(obj).dtype();
+    return std::is_same_v<T, losskit::float16> ? is_float16_dtype(dt) : is_bfloat16_dtype(dt);
+  } else {
+    return py::isinstance<py::array_t<T>>(obj);
+  }
 }
 
 // A py::object that is None or an array of exactly dtype T, C-contiguous.
 template <class T>
 View<T> as_view(const py::handle& obj, const char* function, const char* argument) {
   if (obj.is_none()) return {};
-  if (!Array<T>::check_(obj))
+  bool ok;
+  if constexpr (kHalf<T>) ok = has_dtype<T>(obj);
+  else ok = Array<T>::check_(obj);
+  if (!ok)
     throw losskit::TypeError(std::string(function) + ": " + argument + " expected a " +
-                             (sizeof(T) == 4 ? "float32" : "float64") + " array");
+                             dtype_name<T>() + " array");
   auto a = py::reinterpret_borrow<py::array>(obj);
   if (!(a.flags() & py::array::c_style))
     throw losskit::ValueError(std::string(function) + ": " + argument +
                               " expected a C-contiguous array");
+  if constexpr (std::is_same_v<T, losskit::bfloat16>) bfloat16_dtype() = a.dtype();
   return View<T>(static_cast<const T*>(a.data()), shape_of<T>(a));
 }
 
@@ -120,23 +158,40 @@ class OutputCache {
   size_t cached_ = 0;
 };
 
+// The array type of an output: py::array_t for float and double, a plain py::array of the
+// input's 16-bit dtype otherwise.
 template <class T>
-Array<T> new_array(const Shape& shape) {
+using OutArray = std::conditional_t<kHalf<T>, py::array, Array<T>>;
+
+template <class T>
+py::dtype out_dtype() {
+  if constexpr (std::is_same_v<T, losskit::bfloat16>) return py::dtype::from_args(bfloat16_dtype());
+  else if constexpr (std::is_same_v<T, losskit::float16>) return py::dtype("float16");
+  else return py::dtype::of<T>();
+}
+
+template <class T>
+OutArray<T> new_array(const Shape& shape) {
   size_t bytes = sizeof(T);
   for (int64_t d : shape) bytes *= static_cast<size_t>(d);
-  if (bytes < OutputCache::kMinBytes) return Array<T>(std::vector<py::ssize_t>(shape.begin(), shape.end()));
+  const std::vector<py::ssize_t> dims(shape.begin(), shape.end());
+  if (bytes < OutputCache::kMinBytes) {
+    if constexpr (kHalf<T>) return py::array(out_dtype<T>(), dims);
+    else return Array<T>(dims);
+  }
   auto* record = new std::pair<void*, size_t>(OutputCache::instance().take(bytes));
   py::capsule owner(record, [](void* p) {
     auto* rec = static_cast<std::pair<void*, size_t>*>(p);
     OutputCache::instance().give_back(rec->first, rec->second);
     delete rec;
   });
-  return Array<T>(std::vector<py::ssize_t>(shape.begin(), shape.end()), static_cast<T*>(record->first), owner);
+  if constexpr (kHalf<T>) return py::array(out_dtype<T>(), dims, {}, record->first, owner);
+  else return Array<T>(dims, static_cast<T*>(record->first), owner);
 }
 
 template <class T>
-MutView<T> as_mut(Array<T>& a) {
-  return MutView<T>(a.mutable_data(), shape_of<T>(a));
+MutView<T> as_mut(py::array& a) {
+  return MutView<T>(static_cast<T*>(a.mutable_data()), shape_of<T>(a));
 }
 
 template <class T>
@@ -405,7 +460,7 @@ py::object forward(const py::tuple& arrays, const std::string& reduction, const 
   const auto in = views<A, T>(arrays);
   const auto o = options_of<A>(reduction, kw);
   auto out = new_array<T>(o.reduction == Reduction::None ? A::out_shape(in, o) : Shape{});
-  auto out_view = as_mut(out);
+  auto out_view = as_mut<T>(out);
   {
     py::gil_scoped_release release;
     A::forward(in, out_view, o);
@@ -421,7 +476,7 @@ std::pair<Grads<T>, py::tuple> grad_arrays(const Inputs<T>& in, const py::tuple&
   for (size_t j = 0; j < A::kGradOf.size(); ++j) {
     if (j < want.size() && want[j].cast<bool>() && in[A::kGradOf[j]].present()) {
       auto g = new_array<T>(in[A::kGradOf[j]].shape);
-      grads.push_back(as_mut(g));
+      grads.push_back(as_mut<T>(g));
       result[j] = std::move(g);
     } else {
       grads.push_back({});
@@ -453,7 +508,7 @@ py::tuple forward_backward(const py::tuple& arrays, const py::handle& grad_outpu
   const auto o = options_of<A>(reduction, kw);
   const View<T> go = as_view<T>(grad_output, A::kName, "grad_output");
   auto out = new_array<T>(o.reduction == Reduction::None ? A::out_shape(in, o) : Shape{});
-  auto out_view = as_mut(out);
+  auto out_view = as_mut<T>(out);
   auto [grads, result] = grad_arrays<A, T>(in, want);
   {
     py::gil_scoped_release release;
@@ -462,43 +517,61 @@ py::tuple forward_backward(const py::tuple& arrays, const py::handle& grad_outpu
   return py::make_tuple(out, result);
 }
 
-// The dtype is chosen by the first array (the Python layer made them all alike).
-bool is_float32(const py::tuple& arrays) {
-  return has_dtype<float>(arrays[0]);
+// Calls fn(StorageTag<T>{}) for the storage type T of `first` (the Python layer made every float
+// array of a call alike): float32, float64, or, where the loss reads them in place (kWithHalf),
+// bfloat16 and float16.
+template <class T>
+struct StorageTag {
+  using type = T;
+};
+
+template <bool kWithHalf, class Fn>
+auto with_storage(const py::handle& first, Fn&& fn) {
+  if (has_dtype<float>(first)) return fn(StorageTag<float>{});
+  if constexpr (kWithHalf) {
+    if (has_dtype<losskit::bfloat16>(first)) return fn(StorageTag<losskit::bfloat16>{});
+    if (has_dtype<losskit::float16>(first)) return fn(StorageTag<losskit::float16>{});
+  }
+  return fn(StorageTag<double>{});
 }
 
-template <class A>
+template <class A, bool kWithHalf = false>
 void bind(py::module_& m) {
   const std::string name = A::kName;
   m.def(
       name.c_str(),
       [](const py::tuple& arrays, const std::string& reduction, const py::kwargs& kw) {
-        return is_float32(arrays) ? forward<A, float>(arrays, reduction, kw)
-                                  : forward<A, double>(arrays, reduction, kw);
+        return with_storage<kWithHalf>(arrays[0], [&](auto tag) {
+          return forward<A, typename decltype(tag)::type>(arrays, reduction, kw);
+        });
       },
       py::arg("arrays"), py::arg("reduction"));
   m.def(
       (name + "_backward").c_str(),
       [](const py::object& grad_output, const py::tuple& arrays, const std::string& reduction,
          const py::tuple& want, const py::kwargs& kw) {
-        return is_float32(arrays) ? backward<A, float>(grad_output, arrays, reduction, want, kw)
-                                  : backward<A, double>(grad_output, arrays, reduction, want, kw);
+        return with_storage<kWithHalf>(arrays[0], [&](auto tag) {
+          return backward<A, typename decltype(tag)::type>(grad_output, arrays, reduction, want,
+                                                           kw);
+        });
       },
       py::arg("grad_output"), py::arg("arrays"), py::arg("reduction"), py::arg("want"));
   m.def(
       (name + "_forward_backward").c_str(),
       [](const py::tuple& arrays, const py::object& grad_output, const std::string& reduction,
          const py::tuple& want, const py::kwargs& kw) {
-        return is_float32(arrays)
-                   ? forward_backward<A, float>(arrays, grad_output, reduction, want, kw)
-                   : forward_backward<A, double>(arrays, grad_output, reduction, want, kw);
+        return with_storage<kWithHalf>(arrays[0], [&](auto tag) {
+          return forward_backward<A, typename decltype(tag)::type>(arrays, grad_output, reduction,
+                                                                   want, kw);
+        });
       },
       py::arg("arrays"), py::arg("grad_output"), py::arg("reduction"), py::arg("want"));
   m.def(
       (name + "_mean_normalizer").c_str(),
       [](const py::tuple& arrays, const std::string& reduction, const py::kwargs& kw) {
-        return is_float32(arrays) ? mean_normalizer<A, float>(arrays, reduction, kw)
-                                  : mean_normalizer<A, double>(arrays, reduction, kw);
+        return with_storage<kWithHalf>(arrays[0], [&](auto tag) {
+          return mean_normalizer<A, typename decltype(tag)::type>(arrays, reduction, kw);
+        });
       },
       py::arg("arrays"), py::arg("reduction"));
 }
@@ -527,16 +600,16 @@ py::tuple classification_call(int mode, const char* function, const py::handle& 
   MutView<T> out_v, gi_v, gt_v;
   if (mode != 1) {
     auto a = new_array<T>(loss_shape);
-    out_v = as_mut(a);
+    out_v = as_mut<T>(a);
     out = std::move(a);
   }
   if (mode != 0) {
     auto a = new_array<T>(input_shape);
-    gi_v = as_mut(a);
+    gi_v = as_mut<T>(a);
     grad_input = std::move(a);
     if (want_target_grad) {
       auto b = new_array<T>(input_shape);
-      gt_v = as_mut(b);
+      gt_v = as_mut<T>(b);
       grad_target = std::move(b);
     }
   }
@@ -611,37 +684,58 @@ py::tuple classification_cross_entropy(int mode, const py::handle& input, const 
   o.normalizer = normalizer_of(normalizer);
   const Shape loss_shape =
       o.reduction == Reduction::None ? losskit::classification_output_shape(x.shape) : Shape{};
-  if (probabilities) {
-    if (return_stats)
-      throw losskit::ValueError("cross_entropy: return_stats expected False with class-probability "
-                                "targets (class indices only), got True");
-    const View<T> y = as_view<T>(target, fn, "target");
-    if (mode == 3)
-      return normalizer_result([&] { return losskit::cross_entropy_mean_normalizer(x, y, w, o); });
+  if constexpr (kHalf<T>) {
+    // 16-bit storage is read in place for class indices without the extras; the Python layer
+    // computes the other cases from a float32 copy.
+    if (probabilities)
+      throw losskit::TypeError(
+          "cross_entropy: input expected float32 or float64 with probability targets");
+    if (mode == 3 || return_stats)
+      throw losskit::TypeError("cross_entropy: input expected float32 or float64 with "
+                               "return_stats or for mean_normalizer");
+    const View<int64_t> t = classification_index_view(target, fn);
     return classification_call<T>(
-        mode, fn, grad_output, loss_shape, x.shape, want_target_grad,
-        [&](View<T> go, MutView<T> out, MutView<T> gi, MutView<T> gt) {
-          if (mode == 0) losskit::cross_entropy(x, y, w, out, o);
-          else if (mode == 1) losskit::cross_entropy_backward(go, x, y, w, gi, gt, o);
-          else losskit::cross_entropy_forward_backward(x, y, w, go, out, gi, gt, o);
+        mode, fn, grad_output, loss_shape, x.shape, false,
+        [&](View<T> go, MutView<T> out, MutView<T> gi, MutView<T>) {
+          if (mode == 0) losskit::cross_entropy(x, t, w, out, o);
+          else if (mode == 1) losskit::cross_entropy_backward(go, x, t, w, gi, o);
+          else losskit::cross_entropy_forward_backward(x, t, w, go, out, gi, o);
         });
+  } else {
+    if (probabilities) {
+      if (return_stats)
+        throw losskit::ValueError("cross_entropy: return_stats expected False with "
+                                  "class-probability targets (class indices only), got True");
+      const View<T> y = as_view<T>(target, fn, "target");
+      if (mode == 3)
+        return normalizer_result(
+            [&] { return losskit::cross_entropy_mean_normalizer(x, y, w, o); });
+      return classification_call<T>(
+          mode, fn, grad_output, loss_shape, x.shape, want_target_grad,
+          [&](View<T> go, MutView<T> out, MutView<T> gi, MutView<T> gt) {
+            if (mode == 0) losskit::cross_entropy(x, y, w, out, o);
+            else if (mode == 1) losskit::cross_entropy_backward(go, x, y, w, gi, gt, o);
+            else losskit::cross_entropy_forward_backward(x, y, w, go, out, gi, gt, o);
+          });
+    }
+    const View<int64_t> t = classification_index_view(target, fn);
+    if (mode == 3)
+      return normalizer_result([&] { return losskit::cross_entropy_mean_normalizer(x, t, w, o); });
+    std::optional<StatsArrays<T>> stats;
+    if (return_stats) stats.emplace(losskit::classification_output_shape(x.shape));
+    const losskit::CrossEntropyStats<T> sv =
+        stats ? stats->views : losskit::CrossEntropyStats<T>{};
+    // The gradient with statistics is forward_backward without an output.
+    const py::tuple result = classification_call<T>(
+        mode, fn, grad_output, loss_shape, x.shape, false,
+        [&](View<T> go, MutView<T> out, MutView<T> gi, MutView<T>) {
+          if (mode == 0) losskit::cross_entropy(x, t, w, out, o, sv);
+          else if (mode == 1 && !stats) losskit::cross_entropy_backward(go, x, t, w, gi, o);
+          else losskit::cross_entropy_forward_backward(x, t, w, go, mode == 1 ? MutView<T>() : out,
+                                                       gi, o, sv);
+        });
+    return stats ? with_stats(result, stats->arrays) : result;
   }
-  const View<int64_t> t = classification_index_view(target, fn);
-  if (mode == 3)
-    return normalizer_result([&] { return losskit::cross_entropy_mean_normalizer(x, t, w, o); });
-  std::optional<StatsArrays<T>> stats;
-  if (return_stats) stats.emplace(losskit::classification_output_shape(x.shape));
-  const losskit::CrossEntropyStats<T> sv = stats ? stats->views : losskit::CrossEntropyStats<T>{};
-  // The gradient with statistics is forward_backward without an output.
-  const py::tuple result = classification_call<T>(
-      mode, fn, grad_output, loss_shape, x.shape, false,
-      [&](View<T> go, MutView<T> out, MutView<T> gi, MutView<T>) {
-        if (mode == 0) losskit::cross_entropy(x, t, w, out, o, sv);
-        else if (mode == 1 && !stats) losskit::cross_entropy_backward(go, x, t, w, gi, o);
-        else losskit::cross_entropy_forward_backward(x, t, w, go, mode == 1 ? MutView<T>() : out,
-                                                     gi, o, sv);
-      });
-  return stats ? with_stats(result, stats->arrays) : result;
 }
 
 template <class T>
@@ -753,16 +847,11 @@ void classification_bind(py::module_& m) {
          double label_smoothing, bool probabilities, bool want_target_grad,
          const py::object& normalizer, double z_loss, std::optional<double> softcap,
          bool return_stats) {
-        return classification_is_float32(input)
-                   ? classification_cross_entropy<float>(mode, input, target, weight, grad_output,
-                                                         reduction, ignore_index, label_smoothing,
-                                                         probabilities, want_target_grad,
-                                                         normalizer, z_loss, softcap, return_stats)
-                   : classification_cross_entropy<double>(mode, input, target, weight,
-                                                          grad_output, reduction, ignore_index,
-                                                          label_smoothing, probabilities,
-                                                          want_target_grad, normalizer, z_loss,
-                                                          softcap, return_stats);
+        return with_storage<true>(input, [&](auto tag) {
+          return classification_cross_entropy<typename decltype(tag)::type>(
+              mode, input, target, weight, grad_output, reduction, ignore_index, label_smoothing,
+              probabilities, want_target_grad, normalizer, z_loss, softcap, return_stats);
+        });
       },
       py::arg("mode"), py::arg("input"), py::arg("target"), py::arg("weight"),
       py::arg("grad_output"), py::arg("reduction"), py::arg("ignore_index"),
@@ -913,13 +1002,13 @@ py::tuple embedding_triplet_from_distances(const py::handle& dist_pos, const py:
   o.swap = swap;
   o.normalizer = normalizer;
   auto out = new_array<T>(reduction == Reduction::None ? dp.shape : Shape{});
-  auto out_view = as_mut(out);
+  auto out_view = as_mut<T>(out);
   py::object grads[3] = {py::none(), py::none(), py::none()};
   MutView<T> gviews[3];
   if (backward)
     for (int k = 0; k < (swap ? 3 : 2); ++k) {
       auto g = new_array<T>(dp.shape);
-      gviews[k] = as_mut(g);
+      gviews[k] = as_mut<T>(g);
       grads[k] = std::move(g);
     }
   {
@@ -1001,7 +1090,7 @@ template <class T>
 py::object ctc_forward(const py::handle& log_probs, const CtcArgs& a) {
   const View<T> lp = as_view<T>(log_probs, "ctc_loss", "log_probs");
   auto out = new_array<T>(losskit::ctc_loss_output_shape(lp.shape, a.options.reduction));
-  auto out_view = as_mut(out);
+  auto out_view = as_mut<T>(out);
   {
     py::gil_scoped_release release;
     losskit::ctc_loss<T>(lp, a.targets, a.input_lengths, a.target_lengths, out_view, a.options);
@@ -1015,7 +1104,7 @@ py::object ctc_backward(const py::handle& grad_output, const py::handle& log_pro
   const View<T> lp = as_view<T>(log_probs, "ctc_loss", "log_probs");
   const View<T> go = as_view<T>(grad_output, "ctc_loss", "grad_output");
   auto grad = new_array<T>(lp.shape);
-  auto grad_view = as_mut(grad);
+  auto grad_view = as_mut<T>(grad);
   {
     py::gil_scoped_release release;
     losskit::ctc_loss_backward<T>(go, lp, a.targets, a.input_lengths, a.target_lengths,
@@ -1031,8 +1120,8 @@ py::tuple ctc_forward_backward(const py::handle& log_probs, const py::handle& gr
   const View<T> go = as_view<T>(grad_output, "ctc_loss", "grad_output");
   auto out = new_array<T>(losskit::ctc_loss_output_shape(lp.shape, a.options.reduction));
   auto grad = new_array<T>(lp.shape);
-  auto out_view = as_mut(out);
-  auto grad_view = as_mut(grad);
+  auto out_view = as_mut<T>(out);
+  auto grad_view = as_mut<T>(grad);
   {
     py::gil_scoped_release release;
     losskit::ctc_loss_forward_backward<T>(lp, a.targets, a.input_lengths, a.target_lengths, go,
@@ -1314,18 +1403,42 @@ PYBIND11_MODULE(_core, m) {
     return std::move(out);
   });
 
-  bind<L1>(m);
-  bind<Mse>(m);
-  bind<Huber>(m);
-  bind<SmoothL1>(m);
-  bind<SoftMargin>(m);
-  bind<Bce>(m);
-  bind<BceWithLogits>(m);
-  bind<PoissonNll>(m);
-  bind<GaussianNll>(m);
-  bind<KlDiv>(m);
-  bind<MarginRanking>(m);
-  bind<HingeEmbedding>(m);
+  // Test hook: the active target's 16-bit conversions of a uint16 array of bits (widen, to
+  // float32) or a float32 array (narrow, to the bits of `kind`: "bfloat16" or "float16").
+  m.def("_convert16", [](const std::string& kind, bool to_float, const py::array& x) -> py::array {
+    if (kind != "bfloat16" && kind != "float16")
+      throw losskit::ValueError("_convert16: kind expected 'bfloat16' or 'float16'");
+    const bool bf = kind == "bfloat16";
+    if (to_float) {
+      auto in = py::array_t<uint16_t, py::array::c_style>::ensure(x);
+      if (!in) throw losskit::TypeError("_convert16: x expected a uint16 array");
+      Array<float> out(in.size());
+      const auto* bits = in.data();
+      if (bf) losskit::detail::widen(reinterpret_cast<const losskit::bfloat16*>(bits), out.mutable_data(), in.size());
+      else losskit::detail::widen(reinterpret_cast<const losskit::float16*>(bits), out.mutable_data(), in.size());
+      return std::move(out);
+    }
+    auto in = py::array_t<float, py::array::c_style>::ensure(x);
+    if (!in) throw losskit::TypeError("_convert16: x expected a float32 array");
+    py::array_t<uint16_t> out(in.size());
+    auto* bits = out.mutable_data();
+    if (bf) losskit::detail::narrow(in.data(), reinterpret_cast<losskit::bfloat16*>(bits), in.size());
+    else losskit::detail::narrow(in.data(), reinterpret_cast<losskit::float16*>(bits), in.size());
+    return std::move(out);
+  });
+
+  bind<L1, true>(m);
+  bind<Mse, true>(m);
+  bind<Huber, true>(m);
+  bind<SmoothL1, true>(m);
+  bind<SoftMargin, true>(m);
+  bind<Bce, true>(m);
+  bind<BceWithLogits, true>(m);
+  bind<PoissonNll, true>(m);
+  bind<GaussianNll, true>(m);
+  bind<KlDiv, true>(m);
+  bind<MarginRanking, true>(m);
+  bind<HingeEmbedding, true>(m);
   // classification: register bindings here
   classification_bind(m);
   // embedding: register bindings here

@@ -1,9 +1,15 @@
 """Array conversion for the C++ core: dtype choice, C-contiguity and alignment, copying only when
 needed.
 
-C-contiguous, aligned float32/float64 arrays pass through untouched (the core reads them in place).
-Other layouts are made contiguous once; other real dtypes are converted once (float16 to float32,
-integers and booleans to float64). Complex, object, string and other dtypes raise TypeError.
+C-contiguous, aligned float32/float64 arrays pass through untouched (the core reads them in place),
+and so do float16 and bfloat16 arrays for the losses whose core reads 16-bit storage in place
+(`half=True`: the element-wise losses); other losses compute those in float32 from one converted
+copy. Other layouts are made contiguous once; other real dtypes are converted once (integers and
+booleans to float64). Complex, object, string and other dtypes raise TypeError.
+
+bfloat16 is ml_dtypes' dtype (what JAX uses). losskit never imports ml_dtypes: the dtype is
+recognised by its name, size and kind, and results of a bfloat16 call are arrays of the very dtype
+object the input had.
 
 Alignment: the core reads a float32 array through a `const float*`, which C++ requires to be
 4-byte aligned (8 for float64 and int64), and refuses a misaligned pointer with ValueError. A
@@ -32,13 +38,23 @@ def _describe(x: Any) -> str:
     return type(x).__name__
 
 
+def is_bfloat16(dtype: np.dtype) -> bool:
+    """ml_dtypes.bfloat16 (a 2-byte 'V' dtype named bfloat16), recognised without importing it."""
+    return dtype.kind == "V" and dtype.itemsize == 2 and dtype.name == "bfloat16"
+
+
+def is_half(dtype: np.dtype) -> bool:
+    """float16 or bfloat16: 16-bit storage, computed in float32."""
+    return (dtype.kind == "f" and dtype.itemsize == 2) or is_bfloat16(dtype)
+
+
 def to_array(function: str, name: str, value: Any) -> np.ndarray:
     """np.asarray with a clear TypeError for values that are not real numbers."""
     try:
         arr = np.asarray(value)
     except Exception as exc:  # ragged lists, objects refusing conversion
         raise TypeError(f"{function}: {name} expected a real array, got {type(value).__name__}") from exc
-    if arr.dtype.kind not in "fiub":
+    if arr.dtype.kind not in "fiub" and not is_bfloat16(arr.dtype):
         raise TypeError(
             f"{function}: {name} expected a real (floating, integer or boolean) array, got {_describe(arr)}"
         )
@@ -127,13 +143,14 @@ def flag(function: str, name: str, value: Any) -> bool:
     raise TypeError(f"{function}: {name} expected a bool, got {_describe(value)}")
 
 
-def compute_dtype(arr: np.ndarray) -> np.dtype:
-    """The kernel dtype for an input: float32 and float64 as they are, float16 computed in float32,
-    integers and booleans in float64 (NumPy's default float)."""
+def compute_dtype(arr: np.ndarray, half: bool = False) -> np.dtype:
+    """The kernel dtype for an input: float32 and float64 as they are; float16 and bfloat16 as they
+    are where the loss reads 16-bit storage in place (`half`), else float32; integers and booleans
+    in float64 (NumPy's default float)."""
     if arr.dtype in _FLOATS:
         return arr.dtype
-    if arr.dtype.kind == "f" and arr.dtype.itemsize < 4:
-        return np.dtype(np.float32)
+    if is_half(arr.dtype):
+        return arr.dtype if half else np.dtype(np.float32)
     return np.dtype(np.float64)
 
 
@@ -150,15 +167,16 @@ def as_kernel_array(arr: np.ndarray, dtype: Any) -> np.ndarray:
 
 
 def float_inputs(
-    function: str, names: Sequence[str], values: Sequence[Any]
+    function: str, names: Sequence[str], values: Sequence[Any], half: bool = False
 ) -> Tuple[np.dtype, Tuple[Optional[np.ndarray], ...]]:
     """Converts the float arguments of a loss (None stays None). The first one, the input, sets
-    the dtype of the computation and of the result."""
+    the dtype of the computation and of the result (`half`: see compute_dtype); the others are
+    converted to it (a copy only where their dtype differs)."""
     for n, v in zip(names, values):
         if v is None and n not in _OPTIONAL:
             raise TypeError(f"{function}: {n} expected an array, got None")
     arrays = [None if v is None else to_array(function, n, v) for n, v in zip(names, values)]
-    dtype = compute_dtype(arrays[0])
+    dtype = compute_dtype(arrays[0], half)
     return dtype, tuple(None if a is None else as_kernel_array(a, dtype) for a in arrays)
 
 

@@ -21,6 +21,15 @@ _OPTIONS = {
 }
 
 
+# The losses whose core reads float16 and bfloat16 in place (the element-wise driver); every other
+# loss computes a 16-bit input in float32 from one converted copy and returns float32.
+HALF_IN_PLACE = frozenset({
+    "l1_loss", "mse_loss", "huber_loss", "smooth_l1_loss", "soft_margin_loss", "binary_cross_entropy",
+    "binary_cross_entropy_with_logits", "poisson_nll_loss", "gaussian_nll_loss", "kl_div",
+    "margin_ranking_loss", "hinge_embedding_loss",
+})
+
+
 def _options(name: str, options: Dict[str, Any]) -> Dict[str, Any]:
     for k, v in options.items():
         if k in _OPTIONS:
@@ -31,7 +40,7 @@ def _options(name: str, options: Dict[str, Any]) -> Dict[str, Any]:
 def forward(name: str, names: Sequence[str], values: Sequence[Any], reduction: str, **options: Any) -> Any:
     options = _options(name, options)
     reduction = _reduction.parse(None, None, reduction)
-    _, arrays = _convert.float_inputs(name, names, values)
+    _, arrays = _convert.float_inputs(name, names, values, name in HALF_IN_PLACE)
     out = getattr(_core, name)(arrays, reduction, **options)
     return _convert.result(out, reduction)
 
@@ -59,7 +68,7 @@ def _grads(
     options = _options(name, options)
     reduction = _reduction.parse(None, None, reduction)
     want = tuple(w if w is True or w is False else _convert.flag(name, "target_grad", w) for w in want)
-    dtype, arrays = _convert.float_inputs(name, names, values)
+    dtype, arrays = _convert.float_inputs(name, names, values, name in HALF_IN_PLACE)
     go = _convert.grad_output_array(name, grad_output, dtype)
     if mode == "backward":
         return None, getattr(_core, name + "_backward")(go, arrays, reduction, tuple(want), **options)

@@ -7,7 +7,7 @@ emulated CPUs that lack AVX-512 or AVX2, then compares the outputs.
                                                   # cpu_target, the target that was used
 
 Inputs are made once and read by every run, so no run depends on how its CPU draws random
-numbers. Every family is here, in float32 and float64: the functional forward ('none' and
+numbers. Every family is here, in float32 and float64 (the functional calls in float16 too): the functional forward ('none' and
 'mean'), the backward (with the target's gradient where there is one), the fused
 forward_backward, a class, linear_cross_entropy in chunks and the adaptive softmax; the sizes pass
 each family's threading threshold and the run uses 4 threads, so the threaded and vector paths
@@ -23,6 +23,9 @@ from typing import Any, Callable, Dict, List, Tuple
 import numpy as np
 
 DTYPES = ("float32", "float64")
+# The functional cases run at float16 too: the losses reading it in place convert with F16C on
+# the avx2/avx512 targets and with portable code on baseline (qemu's Nehalem has no F16C).
+FUNCTIONAL_DTYPES = DTYPES + ("float16",)
 
 
 def make_inputs(path: str) -> None:
@@ -151,7 +154,7 @@ def run(inputs_path: str, out_path: str) -> None:
     a = dict(np.load(inputs_path))
     out: Dict[str, np.ndarray] = {"cpu_target": np.array(losskit.cpu_target()),
                                   "available_cpu_targets": np.array(losskit._core.available_cpu_targets())}
-    for dt in DTYPES:
+    for dt in FUNCTIONAL_DTYPES:
         for label, name, args, kw, target_grad in cases(a, dt):
             key = f"{dt}.{label}"
             fn: Callable[..., Any] = getattr(F, name)
@@ -163,6 +166,7 @@ def run(inputs_path: str, out_path: str) -> None:
             _flatten(f"{key}.backward", grads, out)
             fused = getattr(F, name + "_forward_backward")
             _flatten(f"{key}.fused", fused(*args, reduction="mean", **kw), out)
+    for dt in DTYPES:
         # the classes: keywords in the constructor, the fused pass through forward_backward
         f = {k: v.astype(dt) for k, v in a.items() if v.dtype.kind == "f"}
         crit = losskit.CrossEntropyLoss(weight=f["class_w"], label_smoothing=0.05, reduction="sum")

@@ -143,7 +143,8 @@ def attempt(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Tuple[bool, An
 # ---- dtypes, layouts, values -------------------------------------------------------------------
 def compute_dtype(dtype: np.dtype) -> np.dtype:
     """docs/api.md: float32/float64 as they are, float16 in float32, integers and booleans in
-    float64 (the dtype losskit computes and returns in)."""
+    float64 (the dtype losskit computes in; the losses that read float16 in place return float16,
+    rounded once, which _reference.assert_close compares at that dtype)."""
     dtype = np.dtype(dtype)
     if dtype in (np.float32, np.float64):
         return dtype

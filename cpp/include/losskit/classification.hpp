@@ -29,6 +29,7 @@
 #include <cstdint>
 #include <optional>
 
+#include "losskit/half.hpp"
 #include "losskit/reduction.hpp"
 #include "losskit/view.hpp"
 
@@ -82,6 +83,9 @@ Shape classification_output_shape(const Shape& input, bool class_dim_last = fals
 
 // ---- cross_entropy, class-index targets ----------------------------------------------------
 // `stats` (optional) receives the per-position statistics from the same pass.
+// Also instantiated for bfloat16 and float16 (losskit/half.hpp) with (C) and (N, C) inputs: read in
+// place, computed in float (sums in double), outputs rounded once to 16 bits; a K-dimensional
+// 16-bit input throws TypeError.
 template <class T>
 void cross_entropy(View<T> input, View<int64_t> target, View<T> weight, MutView<T> output,
                    const CrossEntropyOptions& options = {},

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "losskit/errors.hpp"
+#include "losskit/half.hpp"
 #include "losskit/pointwise.hpp"
 // classification header
 #include "losskit/classification.hpp"

@@ -19,11 +19,13 @@
 // * NAME_forward_backward reads every input once and writes the loss and the gradients in the
 //   same pass.
 // All checks run before any work and throw losskit::ValueError / IndexError / TypeError.
-// float and double are instantiated.
+// float, double, bfloat16 and float16 are instantiated; the 16-bit types (losskit/half.hpp) are
+// read in place, computed in float (sums in double), and the outputs rounded once to 16 bits.
 #pragma once
 
 #include <initializer_list>
 
+#include "losskit/half.hpp"
 #include "losskit/reduction.hpp"
 #include "losskit/view.hpp"
 

@@ -16,6 +16,7 @@
 #include "common/cpu_dispatch.hpp"
 #include "common/parallel.hpp"
 #include "common/reduce.hpp"
+#include "common/storage.hpp"
 #include "losskit/threads.hpp"
 
 namespace losskit {
@@ -295,6 +296,46 @@ CeArgs<T> ce_common(const Layout& l, View<T> input, View<T> weight, const CrossE
 
 // Each loss's driver returns its own divisor of 'mean' (NAME_mean_normalizer's value); a request
 // for nothing stops after the checks.
+
+// 16-bit storage, (C) or (N, C) input: each unit of rows (the float path's units) is widened into
+// per-thread float scratch, the float row kernel runs on it and writes the gradient in place there
+// (as linear_cross_entropy's chunks do), and the losses and gradient are narrowed back. The input
+// is read once where it lies; scratch is one unit per thread (about 16K floats, or one row).
+template <class S>
+double ce_run_staged(const CeArgs<S>& h) {
+  const auto& k = detail::classification_kernels<float>().ce;
+  const int64_t N = h.N, C = h.C, R = rows_per_unit(C);
+  std::vector<float> weight(h.weight ? static_cast<size_t>(C) : 0);
+  if (h.weight) detail::widen(h.weight, weight.data(), C);
+  const int64_t per_thread = R * C + 2 * R;
+  std::vector<float> scratch(static_cast<size_t>(get_num_threads() * per_thread));
+  return run_units((N + R - 1) / R, R * C, [&](int64_t u, int thread) {
+    const int64_t r0 = u * R, rows = std::min(N, r0 + R) - r0;
+    float* x = scratch.data() + static_cast<size_t>(thread) * per_thread;
+    float* out = x + R * C;
+    float* go = out + R;
+    detail::widen(h.input + r0 * C, x, rows * C);
+    CeArgs<float> a;
+    a.input = x;
+    a.target = h.target + r0;
+    a.weight = h.weight ? weight.data() : nullptr;
+    a.N = rows;
+    a.C = C;
+    a.ignore_index = h.ignore_index;
+    a.smoothing = h.smoothing;
+    a.weight_sum = h.weight_sum;
+    a.grad_scale = h.grad_scale;
+    if (h.grad_out) detail::widen(h.grad_out + r0, go, rows);
+    a.grad_out = h.grad_out ? go : nullptr;
+    a.out = h.out ? out : nullptr;
+    a.grad = h.grad ? x : nullptr;
+    const double sum = k.rows(a, 0, rows);
+    if (h.out) detail::narrow(out, h.out + r0, rows);
+    if (h.grad) detail::narrow(x, h.grad + r0 * C, rows * C);
+    return sum;
+  });
+}
+
 template <class T>
 double ce_index(View<T> input, View<int64_t> target, View<T> weight, const Mode<T>& m,
                 const CrossEntropyOptions& o, const CrossEntropyStats<T>& stats = {}) {
@@ -303,6 +344,14 @@ double ce_index(View<T> input, View<int64_t> target, View<T> weight, const Mode<
   check_smoothing(fn, o.label_smoothing);
   detail::check_ce_extras(fn, o.z_loss, o.softcap);
   const Layout l = class_layout(fn, input, true);
+  if (detail::is_half_v<T> && l.S != 1)
+    throw TypeError(std::string(fn) + ": input expected a float32 or float64 array for a "
+                    "K-dimensional input, got 16-bit storage (read in place for (C) and (N, C) "
+                    "inputs with class indices)");
+  if (detail::is_half_v<T> && (o.z_loss != 0.0 || o.softcap || stats.lse.present() ||
+                               stats.entropy.present() || stats.correct.present()))
+    throw TypeError(std::string(fn) + ": input expected a float32 or float64 array with z_loss, "
+                    "softcap or statistics, got 16-bit storage");
   detail::check_required(fn, "target", target);
   detail::check_shape_equal(fn, "target", target.shape, l.out, "class indices of shape");
   check_class_weight(fn, weight, l.C);
@@ -321,7 +370,9 @@ double ce_index(View<T> input, View<int64_t> target, View<T> weight, const Mode<
   }
   a.grad = m.backward ? m.grads[0].data : nullptr;
   if (!m.output.present() && !a.grad && !a.stats()) return W;
-  const double total = ce_run(a);
+  double total;
+  if constexpr (detail::is_half_v<T>) total = ce_run_staged(a);
+  else total = ce_run(a);
   // torch's 'mean' with smoothing adds nll_sum / W to smooth_sum / W: with W = 0 the first is
   // 0 / 0 = NaN, whatever the smoothing sum (which alone would give +-inf). A given normalizer
   // is the divisor instead, and a part with no counted target then contributes 0.
@@ -818,5 +869,18 @@ LOSSKIT_INSTANTIATE_NORMALIZER(float)
 LOSSKIT_INSTANTIATE_NORMALIZER(double)
 #undef LOSSKIT_INSTANTIATE_NORMALIZER
 #undef LOSSKIT_INSTANTIATE
+// 16-bit storage: cross_entropy with class indices, (C) and (N, C) inputs.
+#define LOSSKIT_INSTANTIATE_HALF(T)                                                              \
+  template void cross_entropy<T>(View<T>, View<int64_t>, View<T>, MutView<T>,                   \
+                                 const CrossEntropyOptions&, const CrossEntropyStats<T>&);       \
+  template void cross_entropy_backward<T>(View<T>, View<T>, View<int64_t>, View<T>, MutView<T>, \
+                                          const CrossEntropyOptions&);                           \
+  template void cross_entropy_forward_backward<T>(View<T>, View<int64_t>, View<T>, View<T>,     \
+                                                  MutView<T>, MutView<T>,                        \
+                                                  const CrossEntropyOptions&,                    \
+                                                  const CrossEntropyStats<T>&);
+LOSSKIT_INSTANTIATE_HALF(bfloat16)
+LOSSKIT_INSTANTIATE_HALF(float16)
+#undef LOSSKIT_INSTANTIATE_HALF
 
 }  // namespace losskit

@@ -79,10 +79,10 @@ inline int64_t row_offset(const Layout& L, size_t k, int64_t row) {
   return off;
 }
 
-// Sums a gradient computed at the broadcast shape into an operand's (smaller) shape, in a fixed
-// order with double accumulators.
-template <class T>
-void sum_to_shape(const T* full, const Shape& bshape, const Shape& shape, T* out) {
+// Sums a gradient computed at the broadcast shape (in the compute type C) into an operand's
+// (smaller) shape of storage type S, in a fixed order with double accumulators.
+template <class C, class S>
+void sum_to_shape(const C* full, const Shape& bshape, const Shape& shape, S* out) {
   const std::vector<int64_t> strides = broadcast_strides(shape, bshape);
   std::vector<double> acc(static_cast<size_t>(numel(shape)), 0.0);
   const int64_t n = numel(bshape);
@@ -97,13 +97,18 @@ void sum_to_shape(const T* full, const Shape& bshape, const Shape& shape, T* out
       idx[d] = 0;
     }
   }
-  for (size_t i = 0; i < acc.size(); ++i) out[i] = static_cast<T>(acc[i]);
+  for (size_t i = 0; i < acc.size(); ++i) out[i] = static_cast<S>(static_cast<C>(acc[i]));
 }
 
 }  // namespace
 
 template <class T>
-double run_elementwise(const ElementwiseProblem<T>& p, SegmentKernel<T> kernel, const void* ctx) {
+double run_elementwise(const ElementwiseProblem<T>& p, SegmentKernel<compute_t<T>> kernel,
+                       const void* ctx) {
+  using C = compute_t<T>;
+  // 16-bit storage: every operand segment is widened into per-thread float scratch, the kernel
+  // runs on that, and the loss and gradients it writes there are narrowed into the outputs.
+  constexpr bool kStaged = is_half_v<T>;
   const char* fn = p.function;
   // ---- checks, all before any work (each loss's problem builder checked the normalizer) -----
   Shape bshape;
@@ -149,7 +154,9 @@ double run_elementwise(const ElementwiseProblem<T>& p, SegmentKernel<T> kernel, 
   const double scale = 1.0 / divisor;
   const bool scalar_grad_out = p.request.backward && reduced;
   const double grad_scale =
-      scalar_grad_out && p.request.grad_output.present() ? scale * p.request.grad_output.data[0] : scale;
+      scalar_grad_out && p.request.grad_output.present()
+          ? scale * static_cast<double>(static_cast<C>(p.request.grad_output.data[0]))
+          : scale;
 
   // ---- layout -------------------------------------------------------------------------------
   std::vector<std::vector<int64_t>> strides(kMaxIterated, std::vector<int64_t>(bshape.size(), 0));
@@ -174,9 +181,10 @@ double run_elementwise(const ElementwiseProblem<T>& p, SegmentKernel<T> kernel, 
   // Gradients of operands smaller than the broadcast shape are computed full-size, then summed.
   // The sum is written even when the broadcast is empty (n = 0) and the operand is not: its
   // gradient is then all zeros, as torch's.
-  std::vector<std::vector<T>> full_grads(kMaxOperands);
+  std::vector<std::vector<C>> full_grads(kMaxOperands);
   bool summed[kMaxOperands] = {};
-  T* grad_bases[kMaxOperands] = {};
+  T* grad_bases[kMaxOperands] = {};  // outputs of operand shape
+  C* full_bases[kMaxOperands] = {};  // broadcast-shape scratch of the operands summed afterwards
   if (p.request.backward)
     for (int k = 0; k < p.noperands; ++k) {
       if (!p.request.grads[k].present()) continue;
@@ -184,7 +192,7 @@ double run_elementwise(const ElementwiseProblem<T>& p, SegmentKernel<T> kernel, 
         grad_bases[k] = p.request.grads[k].data;
       } else {
         full_grads[k].resize(static_cast<size_t>(n));
-        grad_bases[k] = full_grads[k].data();
+        full_bases[k] = full_grads[k].data();
         summed[k] = true;
       }
     }
@@ -193,45 +201,74 @@ double run_elementwise(const ElementwiseProblem<T>& p, SegmentKernel<T> kernel, 
   const int nthreads = threads_for(nblocks, kGrainBlocks);
   std::vector<double> partials(static_cast<size_t>(nblocks), 0.0);
   std::vector<unsigned char> invalid(static_cast<size_t>(nblocks), 0);
-  std::vector<T> row_buffers(static_cast<size_t>(nexpand ? nthreads * nexpand * kReduceBlock : 0));
+  std::vector<T> row_buffers(
+      static_cast<size_t>(!kStaged && nexpand ? nthreads * nexpand * kReduceBlock : 0));
+  // Staged scratch per thread: one block per iterated slot, the loss, and each gradient.
+  constexpr int kStageSlots = kMaxIterated + 1 + kMaxOperands;
+  std::vector<C> stage(static_cast<size_t>(kStaged ? nthreads * kStageSlots * kStageBlock : 0));
+  const int64_t max_len = kStaged ? kStageBlock : kReduceBlock;
 
   const OutKind out_kind =
       !p.request.forward ? OutKind::None : (reduced ? OutKind::Accumulate : OutKind::PerElement);
-  const T* ones = ones_block<T>();
+  const C* ones = ones_block<C>();
 
   // ---- the pass -----------------------------------------------------------------------------
   parallel_for(0, nblocks, kGrainBlocks, [&](int64_t b0, int64_t b1, int thread) {
     T* buffers = row_buffers.data() + static_cast<size_t>(thread) * nexpand * kReduceBlock;
+    C* staged = stage.data() + static_cast<size_t>(thread) * kStageSlots * kStageBlock;
+    C* staged_out = staged + static_cast<size_t>(kMaxIterated) * kStageBlock;
+    C* staged_grads = staged_out + kStageBlock;
     for (int64_t b = b0; b < b1; ++b) {
       const int64_t lo = b * kReduceBlock, hi = std::min(n, lo + kReduceBlock);
       double sum = 0.0;
       unsigned bad = 0;
       for (int64_t s = lo; s < hi;) {
         const int64_t row = s / inner, col = s % inner;
-        const int64_t len = std::min(hi - s, inner - col);
-        const T* ptr[kMaxIterated] = {};
+        const int64_t len = std::min({hi - s, inner - col, max_len});
+        const C* ptr[kMaxIterated] = {};
         int e = 0;
         for (int k = 0; k < kMaxIterated; ++k) {
           if (!bases[k]) continue;
           const T* at = bases[k] + row_offset(L, k, row) + col * L.strides[k][last];
-          if (expand[k]) {
-            T* buf = buffers + static_cast<size_t>(e++) * kReduceBlock;
-            std::fill(buf, buf + len, *at);
-            at = buf;
+          if constexpr (kStaged) {
+            C* buf = staged + static_cast<size_t>(k) * kStageBlock;
+            if (expand[k]) std::fill(buf, buf + len, static_cast<C>(*at));
+            else widen(at, buf, len);
+            ptr[k] = buf;
+          } else {
+            if (expand[k]) {
+              T* buf = buffers + static_cast<size_t>(e++) * kReduceBlock;
+              std::fill(buf, buf + len, *at);
+              at = buf;
+            }
+            ptr[k] = at;
           }
-          ptr[k] = at;
         }
-        Segment<T> seg{};
+        Segment<C> seg{};
         for (int k = 0; k < p.noperands; ++k) {
           seg.in[k] = ptr[k];
-          seg.grad[k] = grad_bases[k] ? grad_bases[k] + s : nullptr;
+          if constexpr (kStaged)
+            seg.grad[k] = full_bases[k]  ? full_bases[k] + s
+                          : grad_bases[k] ? staged_grads + static_cast<size_t>(k) * kStageBlock
+                                          : nullptr;
+          else
+            seg.grad[k] = full_bases[k]  ? full_bases[k] + s
+                          : grad_bases[k] ? grad_bases[k] + s
+                                          : nullptr;
         }
         seg.weight = ptr[kWeightSlot] ? ptr[kWeightSlot] : ones;
         seg.grad_out = ptr[kGradOutSlot] ? ptr[kGradOutSlot] : ones;
-        seg.out = out_kind == OutKind::PerElement ? p.request.output.data + s : nullptr;
+        if constexpr (kStaged) seg.out = out_kind == OutKind::PerElement ? staged_out : nullptr;
+        else seg.out = out_kind == OutKind::PerElement ? p.request.output.data + s : nullptr;
         seg.len = len;
-        seg.grad_scale = static_cast<T>(grad_scale);
+        seg.grad_scale = static_cast<C>(grad_scale);
         const SegmentResult r = kernel(seg, out_kind, ctx);
+        if constexpr (kStaged) {
+          if (out_kind == OutKind::PerElement) narrow(staged_out, p.request.output.data + s, len);
+          for (int k = 0; k < p.noperands; ++k)
+            if (grad_bases[k] && !full_bases[k])
+              narrow(staged_grads + static_cast<size_t>(k) * kStageBlock, grad_bases[k] + s, len);
+        }
         sum += r.sum;
         bad |= r.invalid;
         s += len;
@@ -246,7 +283,8 @@ double run_elementwise(const ElementwiseProblem<T>& p, SegmentKernel<T> kernel, 
   for (int k = p.noperands - 1; k >= 0; --k)  // the last operand first, as torch's BCE checks
     if (failed & (1u << k)) throw ValueError(std::string(fn) + ": " + p.invalid_messages[k]);
   if (out_kind == OutKind::Accumulate)
-    p.request.output.data[0] = static_cast<T>(combine_partials(partials.data(), nblocks) / divisor);
+    p.request.output.data[0] =
+        static_cast<T>(static_cast<C>(combine_partials(partials.data(), nblocks) / divisor));
   for (int k = 0; k < p.noperands; ++k)
     if (summed[k])
       sum_to_shape(full_grads[k].data(), bshape, p.operands[k].shape, p.request.grads[k].data);
@@ -257,5 +295,9 @@ template double run_elementwise<float>(const ElementwiseProblem<float>&, Segment
                                        const void*);
 template double run_elementwise<double>(const ElementwiseProblem<double>&, SegmentKernel<double>,
                                         const void*);
+template double run_elementwise<bfloat16>(const ElementwiseProblem<bfloat16>&,
+                                          SegmentKernel<float>, const void*);
+template double run_elementwise<float16>(const ElementwiseProblem<float16>&, SegmentKernel<float>,
+                                         const void*);
 
 }  // namespace losskit::detail

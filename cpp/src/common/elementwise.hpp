@@ -14,6 +14,7 @@
 #include <cstdint>
 
 #include "common/request.hpp"
+#include "common/storage.hpp"
 #include "losskit/reduction.hpp"
 #include "losskit/view.hpp"
 
@@ -69,7 +70,9 @@ struct ElementwiseProblem {
   Request<T, kMaxOperands> request;  // what to compute; grads per operand
 };
 
-// Checks every shape and pointer, then runs. Throws ValueError before any work for bad shapes; a
+// Checks every shape and pointer, then runs. T is the storage type; kernels compute in
+// compute_t<T> (float for bfloat16 and float16, whose operands the driver widens block by block
+// into float scratch and whose outputs it narrows back: common/storage.hpp). Throws ValueError before any work for bad shapes; a
 // data check (SegmentResult::invalid) throws ValueError(invalid_messages[k]) after the pass,
 // leaving outputs unspecified; the last failing operand is named (torch's binary_cross_entropy
 // checks the target before the input).
@@ -77,7 +80,7 @@ struct ElementwiseProblem {
 // the other reductions; a request that asks for nothing (neither forward nor backward) stops
 // there, after the shape checks.
 template <class T>
-double run_elementwise(const ElementwiseProblem<T>& problem, SegmentKernel<T> kernel,
+double run_elementwise(const ElementwiseProblem<T>& problem, SegmentKernel<compute_t<T>> kernel,
                        const void* ctx);
 
 }  // namespace losskit::detail

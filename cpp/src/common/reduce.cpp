@@ -2,6 +2,7 @@
 
 #include "common/ordered_sum.hpp"
 #include "common/parallel.hpp"
+#include "losskit/half.hpp"
 
 namespace losskit::detail {
 
@@ -34,5 +35,7 @@ double blocked_sum(const T* data, int64_t n) {
 
 template double blocked_sum<float>(const float*, int64_t);
 template double blocked_sum<double>(const double*, int64_t);
+template double blocked_sum<bfloat16>(const bfloat16*, int64_t);
+template double blocked_sum<float16>(const float16*, int64_t);
 
 }  // namespace losskit::detail

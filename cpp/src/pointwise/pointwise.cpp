@@ -19,9 +19,10 @@ using detail::PointwiseCall;
 using detail::PointwiseLoss;
 using detail::PointwiseParams;
 
+// The kernel computes in compute_t<T>: float for bfloat16 and float16 storage.
 template <class T>
-detail::SegmentKernel<T> pointwise_kernel() {
-  return LOSSKIT_DISPATCH(detail::SegmentKernel<T>, pointwise_segment);
+detail::SegmentKernel<detail::compute_t<T>> pointwise_kernel() {
+  return LOSSKIT_DISPATCH(detail::SegmentKernel<detail::compute_t<T>>, pointwise_segment);
 }
 
 using detail::check_reduction;
@@ -217,7 +218,7 @@ template <class T>
 void check_var(View<T> var) {
   const int64_t n = var.numel();
   bool negative = false;
-  for (int64_t i = 0; i < n; ++i) negative |= var.data[i] < T(0);
+  for (int64_t i = 0; i < n; ++i) negative |= static_cast<detail::compute_t<T>>(var.data[i]) < 0;
   if (negative)
     detail::fail_value("gaussian_nll_loss", "var", "non-negative entries", "a negative entry");
 }
@@ -249,8 +250,9 @@ void kl_empty_target_grad(View<T> input, View<T> target, MutView<T> grad_target,
       numel(elementwise_output_shape({input.shape, target.shape}, "kl_div")) != 0)
     return;
   for (int64_t i = 0; i < target.numel(); ++i) {
-    const T y = target.data[i];
-    grad_target.data[i] = o.log_target ? T(0) * std::exp(y) : T(0) * y / y;
+    using C = detail::compute_t<T>;
+    const C y = static_cast<C>(target.data[i]);
+    grad_target.data[i] = static_cast<T>(o.log_target ? C(0) * std::exp(y) : C(0) * y / y);
   }
 }
 PointwiseLoss kl_kernel(const KlDivOptions& o) {
@@ -654,7 +656,7 @@ double hinge_embedding_loss_mean_normalizer(View<T> input, View<T> target,
   return mean_normalizer(hinge_problem(input, target, o));
 }
 
-// ---- float and double instantiations ---------------------------------------------------------
+// ---- float, double, bfloat16 and float16 instantiations ----------------------------------------
 #define LOSSKIT_INSTANTIATE(T)                                                                    \
   template void l1_loss<T>(View<T>, View<T>, View<T>, MutView<T>, const L1LossOptions&);          \
   template void l1_loss_backward<T>(View<T>, View<T>, View<T>, View<T>, MutView<T>, MutView<T>,   \
@@ -733,6 +735,8 @@ double hinge_embedding_loss_mean_normalizer(View<T> input, View<T> target,
                                                          const HingeEmbeddingLossOptions&);
 LOSSKIT_INSTANTIATE(float)
 LOSSKIT_INSTANTIATE(double)
+LOSSKIT_INSTANTIATE(bfloat16)
+LOSSKIT_INSTANTIATE(float16)
 #undef LOSSKIT_INSTANTIATE
 
 #define LOSSKIT_INSTANTIATE_NORMALIZER(T)                                                          \
@@ -759,6 +763,8 @@ LOSSKIT_INSTANTIATE(double)
       const HingeEmbeddingLossOptions&);
 LOSSKIT_INSTANTIATE_NORMALIZER(float)
 LOSSKIT_INSTANTIATE_NORMALIZER(double)
+LOSSKIT_INSTANTIATE_NORMALIZER(bfloat16)
+LOSSKIT_INSTANTIATE_NORMALIZER(float16)
 #undef LOSSKIT_INSTANTIATE_NORMALIZER
 
 }  // namespace losskit

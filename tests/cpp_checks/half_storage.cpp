@@ -1,0 +1,110 @@
+// An embedding program passes raw 16-bit buffers (the bits of bfloat16 / float16 values, as JAX or
+// a C library hands them over) to the public API: losskit::bfloat16 and losskit::float16 are
+// 2-byte views of those bits. Checks, through the public headers only:
+//   - the header's conversions: every float16 and bfloat16 bit pattern widens and narrows back
+//     to itself (NaN to a NaN of the same sign), and a tie rounds to even;
+//   - mse_loss_forward_backward and cross_entropy_forward_backward on 16-bit buffers equal the
+//     float instantiations on the widened values, rounded once to 16 bits.
+// Built and run by tests/test_low_precision.py::test_cpp_embedding_program.
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "check.hpp"
+#include "losskit/losskit.hpp"
+
+using namespace losskit;
+
+namespace {
+
+template <class H>
+void check_round_trips(const char* name) {
+  int bad = 0;
+  for (uint32_t b = 0; b < 65536; ++b) {
+    const H h = H::from_bits(static_cast<uint16_t>(b));
+    const float f = h;
+    const H back(f);
+    if (std::isnan(f)) bad += !std::isnan(static_cast<float>(back)) || ((back.bits ^ b) & 0x8000u);
+    else bad += back.bits != b;
+  }
+  CHECK(bad == 0, "%s: %d bit patterns do not survive widening and narrowing", name, bad);
+}
+
+template <class H>
+std::vector<H> narrowed(const std::vector<float>& v) {
+  std::vector<H> out;
+  for (float f : v) out.emplace_back(f);
+  return out;
+}
+
+template <class H>
+std::vector<float> widened(const std::vector<H>& v) {
+  return std::vector<float>(v.begin(), v.end());
+}
+
+template <class H>
+bool same_bits(const std::vector<H>& a, const std::vector<float>& b) {
+  for (size_t i = 0; i < a.size(); ++i)
+    if (a[i].bits != H(b[i]).bits) return false;
+  return true;
+}
+
+template <class H>
+void check_losses(const char* name) {
+  const int64_t n = 50000, C = 1000, N = 40;
+  std::vector<float> xs(n), ys(n), logits(N * C);
+  for (int64_t i = 0; i < n; ++i) xs[i] = std::sin(0.37f * i) * 3, ys[i] = std::cos(0.11f * i);
+  for (int64_t i = 0; i < N * C; ++i) logits[i] = std::sin(0.013f * i * i) * 4;
+  // The raw buffers an embedding program owns: the 16-bit bits, reinterpreted as H.
+  std::vector<uint16_t> xbits(n), ybits(n);
+  for (int64_t i = 0; i < n; ++i) xbits[i] = H(xs[i]).bits, ybits[i] = H(ys[i]).bits;
+  const auto* x = reinterpret_cast<const H*>(xbits.data());
+  const auto* y = reinterpret_cast<const H*>(ybits.data());
+  std::vector<H> gx(n);
+  H loss;
+  mse_loss_forward_backward<H>(View<H>(x, {n}), View<H>(y, {n}), {}, {}, MutView<H>(&loss, {}),
+                               MutView<H>(gx.data(), {n}), {});
+  std::vector<float> x32(x, x + n), y32(y, y + n), g32(n);
+  float loss32;
+  mse_loss_forward_backward<float>(View<float>(x32.data(), {n}), View<float>(y32.data(), {n}), {}, {},
+                                   MutView<float>(&loss32, {}), MutView<float>(g32.data(), {n}), {});
+  CHECK(loss.bits == H(loss32).bits, "%s mse_loss: %g, float gives %g", name, double(float(loss)),
+        double(loss32));
+  CHECK(same_bits(gx, g32), "%s mse_loss: gradient differs from the float one rounded", name);
+
+  const std::vector<H> lh = narrowed<H>(logits);
+  const std::vector<float> l32 = widened(lh);
+  std::vector<int64_t> t(N);
+  for (int64_t i = 0; i < N; ++i) t[i] = (i * 7919) % C;
+  std::vector<H> out(N), g(N * C);
+  std::vector<float> out32(N), gf(N * C);
+  CrossEntropyOptions o;
+  o.reduction = Reduction::None;
+  o.label_smoothing = 0.1;
+  cross_entropy_forward_backward<H>(View<H>(lh.data(), {N, C}), View<int64_t>(t.data(), {N}), {}, {},
+                                    MutView<H>(out.data(), {N}), MutView<H>(g.data(), {N, C}), o);
+  cross_entropy_forward_backward<float>(View<float>(l32.data(), {N, C}), View<int64_t>(t.data(), {N}), {},
+                                        {}, MutView<float>(out32.data(), {N}),
+                                        MutView<float>(gf.data(), {N, C}), o);
+  CHECK(same_bits(out, out32), "%s cross_entropy: losses differ from the float ones rounded", name);
+  CHECK(same_bits(g, gf), "%s cross_entropy: gradient differs from the float one rounded", name);
+}
+
+}  // namespace
+
+int main() {
+  check_round_trips<bfloat16>("bfloat16");
+  check_round_trips<float16>("float16");
+  // Ties to even: 1 + 2^-8 lies halfway between bfloat16's 1 and 1 + 2^-7 (even: 1), 1 + 3 * 2^-8
+  // between 1 + 2^-7 and 1 + 2^-6 (even: 1 + 2^-6); float16's halfway point 1 + 2^-11 goes to 1.
+  CHECK(float(bfloat16(1.0f + 0x1p-8f)) == 1.0f, "bfloat16 tie not to even");
+  CHECK(float(bfloat16(1.0f + 3 * 0x1p-8f)) == 1.0f + 0x1p-6f, "bfloat16 tie not to even");
+  CHECK(float(float16(1.0f + 0x1p-11f)) == 1.0f, "float16 tie not to even");
+  CHECK(std::isinf(float(float16(65520.0f))) && float(float16(65519.0f)) == 65504.0f,
+        "float16 overflow threshold");
+  check_losses<bfloat16>("bfloat16");
+  check_losses<float16>("float16");
+  if (failures == 0) std::printf("ok\n");
+  return failures != 0;
+}
