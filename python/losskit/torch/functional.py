@@ -23,7 +23,7 @@ differentiable: a backward with ``create_graph=True`` raises RuntimeError.
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import numpy as np
 import torch
@@ -31,36 +31,14 @@ import torch.nn.functional as _TF
 from torch.nn import _reduction as _torch_reduction
 
 import losskit.functional as _LF
+from losskit import _adapters
 
-# losskit's gradient outputs, in order, for the losses whose only gradient is not ``input``'s
-# (a float target's gradient follows them when asked for).
-_GRADS: Dict[str, Tuple[str, ...]] = {
-    "margin_ranking_loss": ("input1", "input2"),
-    "cosine_embedding_loss": ("input1", "input2"),
-    "triplet_margin_loss": ("anchor", "positive", "negative"),
-    "triplet_margin_with_distance_loss": ("anchor", "positive", "negative"),
-    "gaussian_nll_loss": ("input", "var"),
-    "ctc_loss": ("log_probs",),
-    "linear_cross_entropy": ("input", "linear_weight", "linear_bias"),
-}
-# The losses whose float target losskit differentiates (``target_grad=True``).
-_TARGET_GRAD = frozenset({
-    "l1_loss", "mse_loss", "huber_loss", "smooth_l1_loss", "binary_cross_entropy",
-    "binary_cross_entropy_with_logits", "poisson_nll_loss", "gaussian_nll_loss", "kl_div",
-    "cross_entropy", "multilabel_soft_margin_loss",
-})
 # torch parameters losskit does not take: linear_cross_entropy's ``options`` choose torch's
 # chunking, and losskit always chunks.
 _TORCH_ONLY = frozenset({"options"})
 _LEGACY = ("size_average", "reduce")
 
-LOSSES: Tuple[str, ...] = tuple(n for n in (
-    "l1_loss", "mse_loss", "huber_loss", "smooth_l1_loss", "soft_margin_loss", "binary_cross_entropy",
-    "binary_cross_entropy_with_logits", "poisson_nll_loss", "gaussian_nll_loss", "kl_div",
-    "margin_ranking_loss", "hinge_embedding_loss", "cross_entropy", "nll_loss", "multi_margin_loss",
-    "multilabel_margin_loss", "multilabel_soft_margin_loss", "cosine_embedding_loss", "triplet_margin_loss",
-    "triplet_margin_with_distance_loss", "ctc_loss", "linear_cross_entropy",
-) if hasattr(_TF, n))
+LOSSES: Tuple[str, ...] = tuple(n for n in _adapters.losses() if hasattr(_TF, n))
 
 
 class _Plan:
@@ -74,8 +52,8 @@ class _Plan:
         self.forward: Callable[..., Any] = getattr(_LF, name)
         self.backward: Callable[..., Any] = getattr(_LF, name + "_backward")
         self.fused: Callable[..., Any] = getattr(_LF, name + "_forward_backward")
-        self.grads = _GRADS.get(name, ("input",))
-        self.target_grad = name in _TARGET_GRAD
+        self.grads = _adapters.grad_names(name)
+        self.target_grad = name in _adapters.TARGET_GRAD
         self.torch_fn: Callable[..., Any] = getattr(_TF, name)
 
 
@@ -87,13 +65,6 @@ def _as_tensor(value: Any, dtype: Optional[torch.dtype]) -> torch.Tensor:
     """A losskit result as a tensor (zero-copy), in the dtype of the tensor it belongs to."""
     t = torch.from_numpy(np.asarray(value))
     return t if dtype is None or t.dtype == dtype else t.to(dtype)
-
-
-def _grad_list(plan: _Plan, target_grad: bool, grads: Any) -> Dict[str, Any]:
-    """losskit's gradient result (one array bare, several as a tuple) by argument name."""
-    grads = grads if isinstance(grads, tuple) else (grads,)
-    names = plan.grads + (("target",) if target_grad else ())
-    return dict(zip(names, grads))
 
 
 class _LossFunction(torch.autograd.Function):
@@ -118,7 +89,7 @@ class _LossFunction(torch.autograd.Function):
             ctx.kept = None
             return _as_tensor(plan.forward(**arrays), dtype)
         loss, grads = plan.fused(**arrays, target_grad=target_grad)
-        ctx.kept = {k: _as_tensor(g, ctx.dtypes[k]) for k, g in _grad_list(plan, target_grad, grads).items()
+        ctx.kept = {k: _as_tensor(g, ctx.dtypes[k]) for k, g in _adapters.by_name(plan.name, target_grad, grads).items()
                     if g is not None and need.get(k, False)}
         return _as_tensor(loss, dtype)
 
@@ -136,7 +107,7 @@ class _LossFunction(torch.autograd.Function):
             arrays = dict(ctx.others)
             arrays.update((k, t.numpy()) for k, t in zip(ctx.keys, ctx.saved_tensors))
             out = ctx.plan.backward(grad_output.numpy(), **arrays, target_grad=ctx.target_grad)
-            grads = {k: _as_tensor(g, ctx.dtypes[k]) for k, g in _grad_list(ctx.plan, ctx.target_grad, out).items()
+            grads = {k: _as_tensor(g, ctx.dtypes[k]) for k, g in _adapters.by_name(ctx.plan.name, ctx.target_grad, out).items()
                      if g is not None and ctx.need.get(k, False)}
         return (None, None, None, *(grads.get(k) for k in ctx.names))
 
@@ -145,7 +116,7 @@ def _check(plan: _Plan, arguments: Dict[str, Any]) -> Tuple[str, ...]:
     """Checks every tensor argument before any work; returns the names of those autograd must
     track (empty when no gradient is needed)."""
     grad_mode = torch.is_grad_enabled()
-    differentiable = plan.grads + (("target",) if plan.target_grad else ())
+    differentiable = _adapters.differentiable(plan.name)
     tracked = []
     for k, v in arguments.items():
         if not isinstance(v, torch.Tensor):
