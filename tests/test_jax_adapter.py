@@ -170,3 +170,10 @@ def test_float32_stays_float32() -> None:
     x = jnp.ones((2, 3), jnp.float32)
     assert LJ.l1_loss(x, 2 * x).dtype == jnp.float32
     assert jax.grad(LJ.l1_loss)(x, 2 * x).dtype == jnp.float32
+
+
+def test_doctests() -> None:
+    import doctest
+
+    result = doctest.testmod(LJ)
+    assert result.attempted >= 5 and result.failed == 0

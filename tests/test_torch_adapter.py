@@ -207,16 +207,26 @@ def test_none_grad_output_layouts() -> None:
 
 
 def test_target_only_and_retain_graph() -> None:
+    """The fused gradient is handed to the first backward (scaled in place unless grad_output is 1);
+    later backwards of a retained graph recompute it: every sequence sums as torch's does."""
     x = torch.randn(5, 4, dtype=torch.float64)
     y = torch.randn(5, 4, dtype=torch.float64, requires_grad=True)
-    out = LTF.smooth_l1_loss(x, y, reduction="sum")
-    out.backward(torch.tensor(2.0, dtype=torch.float64), retain_graph=True)
-    out.backward(torch.tensor(2.0, dtype=torch.float64))  # the kept gradient is not consumed
     y2 = y.detach().clone().requires_grad_()
-    ref = TF.smooth_l1_loss(x, y2, reduction="sum")
-    (4 * ref).backward()
+    for fn, leaf in ((LTF.smooth_l1_loss, y), (TF.smooth_l1_loss, y2)):
+        out = fn(x, leaf, reduction="sum")
+        for scale in (1.0, 2.0, 1.0, -0.5):
+            out.backward(torch.tensor(scale, dtype=torch.float64), retain_graph=True)
     torch.testing.assert_close(y.grad, y2.grad)
     assert x.grad is None
+    # a grad_output other than 1 on the first backward (the in-place scaling), for two inputs
+    a, b, t = (torch.randn(7, dtype=torch.float64, requires_grad=True) for _ in range(3))
+    res = []
+    for fn in (LTF.margin_ranking_loss, TF.margin_ranking_loss):
+        a.grad = b.grad = None
+        (3.0 * fn(a, b, t.detach().sign(), margin=0.2)).backward()
+        res.append((a.grad, b.grad))
+    for g, r in zip(*res):
+        torch.testing.assert_close(g, r)
 
 
 def test_no_grad_results_and_dtypes() -> None:
@@ -372,3 +382,12 @@ def test_import_losskit_imports_neither_torch_nor_jax() -> None:
     code = ("import sys, losskit, losskit.functional, losskit.modules; "
             "bad = [m for m in ('torch', 'jax') if m in sys.modules]; assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_doctests() -> None:
+    import doctest
+
+    import losskit.torch
+
+    result = doctest.testmod(losskit.torch)
+    assert result.attempted >= 5 and result.failed == 0

@@ -22,6 +22,15 @@ Array arguments other than the differentiated ones (class-index targets, ``weigh
 NotImplementedError at trace time. Numbers, strings, flags and ``distance_function`` are static
 (a new trace per value). Needs ``jax`` (``pip install losskit[jax]``); ``import losskit`` alone
 never imports it. float32 and float64 (``jax.config.update("jax_enable_x64", True)``).
+
+>>> import jax, jax.numpy as jnp, numpy as np
+>>> import losskit.jax as lj
+>>> x, t = jnp.array([[1.0, 2.0, 3.0], [1.0, 1.0, 1.0]]), jnp.array([2, 0])
+>>> loss, g = jax.jit(jax.value_and_grad(lj.cross_entropy))(x, t)
+>>> round(float(loss), 5), np.asarray(g, np.float64).round(4).tolist()
+(0.75311, [[0.045, 0.1224, -0.1674], [-0.3333, 0.1667, 0.1667]])
+>>> jax.vmap(lambda a, b: lj.l1_loss(a, b, reduction="none"))(x, 2 * x).tolist()
+[[1.0, 2.0, 3.0], [1.0, 1.0, 1.0]]
 """
 
 from __future__ import annotations

@@ -6,8 +6,10 @@ formula. One :class:`torch.autograd.Function` serves every loss:
 
 * a reduced loss (``'mean'``, ``'sum'``, ``'batchmean'``) calls losskit's fused
   ``NAME_forward_backward`` in ``forward``, on zero-copy ``Tensor.numpy()`` views, for the inputs
-  that torch will differentiate; ``backward`` multiplies the kept gradients by the incoming scalar,
-  so ``loss.backward()`` makes no second pass over the data;
+  that torch will differentiate; ``backward`` hands those gradients over, scaled in place by the
+  incoming scalar (untouched when it is 1, as after ``loss.backward()``), so the step makes no
+  second pass over the data; a second backward of a retained graph recomputes with
+  ``NAME_backward``;
 * ``reduction='none'`` calls ``NAME`` in ``forward`` and ``NAME_backward`` with the true
   ``grad_output`` in ``backward``: a kept gradient computed for ``grad_output = ones`` scales
   correctly only when every gradient element depends on one loss element, which a broadcast target
@@ -80,12 +82,12 @@ class _LossFunction(torch.autograd.Function):
         ctx.plan, ctx.names, ctx.target_grad, ctx.need = plan, names, target_grad, need
         ctx.dtypes = {k: v.dtype for k, v in arguments.items() if isinstance(v, torch.Tensor)}
         arrays = {k: _numpy(v) for k, v in arguments.items()}
+        # Backward may recompute from the inputs: keep them (saved tensors carry torch's check
+        # that nothing modified them in place since).
+        ctx.keys = [k for k, v in arguments.items() if isinstance(v, torch.Tensor)]
+        ctx.others = {k: v for k, v in arguments.items() if not isinstance(v, torch.Tensor)}
+        ctx.save_for_backward(*(arguments[k] for k in ctx.keys))
         if arguments["reduction"] == "none":
-            # The backward recomputes from the inputs: keep them (saved tensors carry torch's
-            # check that nothing modified them in place since).
-            ctx.keys = [k for k, v in arguments.items() if isinstance(v, torch.Tensor)]
-            ctx.others = {k: v for k, v in arguments.items() if not isinstance(v, torch.Tensor)}
-            ctx.save_for_backward(*(arguments[k] for k in ctx.keys))
             ctx.kept = None
             return _as_tensor(plan.forward(**arrays), dtype)
         loss, grads = plan.fused(**arrays, target_grad=target_grad)
@@ -101,8 +103,15 @@ class _LossFunction(torch.autograd.Function):
         if torch.is_grad_enabled():
             raise RuntimeError(f"{ctx.plan.qualname}: losskit computes first derivatives only; "
                                "backward with create_graph=True (double backward) is not supported")
-        if ctx.kept is not None:  # a reduced loss: the gradients for grad_output = 1, scaled
-            grads = {k: g * grad_output for k, g in ctx.kept.items()}
+        if ctx.kept is not None:
+            # A reduced loss: the fused gradients, for grad_output = 1. They are handed over and
+            # forgotten, so they can be scaled in place (or, for the usual grad_output of 1, not
+            # touched at all): a full-size multiply into a new tensor cost 3x the fused loss
+            # itself (bench/torch_step.py). A second backward (retain_graph=True) recomputes.
+            grads, ctx.kept = ctx.kept, None
+            if grad_output.item() != 1.0:
+                for g in grads.values():
+                    g.mul_(grad_output)
         else:
             arrays = dict(ctx.others)
             arrays.update((k, t.numpy()) for k, t in zip(ctx.keys, ctx.saved_tensors))
