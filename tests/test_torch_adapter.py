@@ -287,7 +287,7 @@ MODULE_CASES = [
 
 
 def test_every_module_is_covered() -> None:
-    covered = {m[0] for m in MODULE_CASES} | {"LinearCrossEntropyLoss"}
+    covered = {m[0] for m in MODULE_CASES} | {"LinearCrossEntropyLoss", "AdaptiveLogSoftmaxWithLoss"}
     assert covered == set(LTN.__all__)
 
 
@@ -326,6 +326,32 @@ def test_linear_cross_entropy_module() -> None:
         outs.append((out, crit.linear.weight.grad, crit.linear.bias.grad))
     for g, r in zip(*outs):
         torch.testing.assert_close(g, r)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_adaptive_log_softmax_module(dtype: Any) -> None:
+    torch.manual_seed(0)
+    theirs = torch.nn.AdaptiveLogSoftmaxWithLoss(16, 50, [10, 30], div_value=2.0, head_bias=True, dtype=dtype)
+    ours = LTN.AdaptiveLogSoftmaxWithLoss(16, 50, [10, 30], div_value=2.0, head_bias=True, dtype=dtype)
+    ours.load_state_dict(theirs.state_dict())
+    x = torch.randn(20, 16, dtype=dtype)
+    t = torch.randint(0, 50, (20,))
+    results = []
+    for crit in (ours, theirs):
+        xx = x.clone().requires_grad_()
+        out = crit(xx, t)
+        (2 * out.loss).backward(retain_graph=True)
+        out.loss.backward()  # a retained graph: the second backward recomputes
+        results.append([out.output, out.loss, xx.grad] + [p.grad for p in crit.parameters()])
+    for g, r in zip(*results):
+        torch.testing.assert_close(g, r)
+    with torch.no_grad():  # no gradient asked for: the forward only, unbatched too
+        torch.testing.assert_close(ours(x[0], t[0]).loss, theirs(x[0], t[0]).loss)
+    out = ours(x.clone().requires_grad_(), t)
+    with pytest.raises(NotImplementedError, match="a gradient reaching `output`"):
+        (out.output.sum() + out.loss).backward()
+    with pytest.raises(ValueError, match="input expected a CPU tensor"):
+        ours(torch.empty(2, 16, device="meta"), t[:2])
 
 
 # ---------------------------------------------------------------------------------------------
