@@ -62,7 +62,8 @@ def _dist(a: Any, b: Any) -> Any:
 # positions, keywords for both)
 CASES: Tuple[Tuple[str, Callable[..., Any], Callable[..., Any], Tuple[str, ...], Tuple[int, ...]], ...] = (
     ("mse", LJ.mse_loss, lambda x, y, r: _mean_or(r, (x - y) ** 2), ("x", "y"), (0, 1)),
-    ("bce_logits", lambda x, y, w, reduction: LJ.binary_cross_entropy_with_logits(x, y, pos_weight=w, reduction=reduction),
+    ("bce_logits",
+     lambda x, y, w, reduction: LJ.binary_cross_entropy_with_logits(x, y, pos_weight=w, reduction=reduction),
      lambda x, y, w, r: _mean_or(r, -(w * y * jax.nn.log_sigmoid(x) + (1 - y) * jax.nn.log_sigmoid(-x))),
      ("x", "q", "w"), (0, 1)),
     ("gaussian", LJ.gaussian_nll_loss,

@@ -30,7 +30,8 @@ def _inputs(dtype: str) -> Dict[str, Any]:
     a = {
         "x": r.standard_normal((n, c)), "y": r.standard_normal((n, c)), "p": r.uniform(0.05, 0.95, (n, c)),
         "q": r.uniform(0, 1, (n, c)), "sign": r.choice([-1.0, 1.0], (n, c)), "pos": r.uniform(0.2, 2.0, (n, c)),
-        "var_col": r.uniform(0.2, 2.0, (n, 1)), "w_row": r.uniform(0.5, 2.0, c), "logp": np.log(r.uniform(0.05, 0.95, (n, c))),
+        "var_col": r.uniform(0.2, 2.0, (n, 1)), "w_row": r.uniform(0.5, 2.0, c),
+        "logp": np.log(r.uniform(0.05, 0.95, (n, c))),
         "labels": np.array([0, 4, 2, -100, 1, 3]), "labels_ok": np.array([0, 4, 2, 2, 1, 3]),
         "lsm": lsm, "probs": np.exp(lsm), "logits_k": r.standard_normal((2, c, 3, 4)),
         "labels_k": r.integers(0, c, (2, 3, 4)),
@@ -184,8 +185,6 @@ def test_none_grad_output_layouts() -> None:
     r = torch.Generator().manual_seed(0)
     x = torch.randn(4, 3, 5, dtype=torch.float64, generator=r)
     y = torch.randn(4, 3, 5, dtype=torch.float64, generator=r)
-    for fn in (LTF.huber_loss, TF.huber_loss):
-        pass
     grads = []
     for fn in (LTF.huber_loss, TF.huber_loss):
         xa, ya = x.clone().requires_grad_(), y.clone().requires_grad_()

@@ -91,8 +91,8 @@ class _LossFunction(torch.autograd.Function):
             ctx.kept = None
             return _as_tensor(plan.forward(**arrays), dtype)
         loss, grads = plan.fused(**arrays, target_grad=target_grad)
-        ctx.kept = {k: _as_tensor(g, ctx.dtypes[k]) for k, g in _adapters.by_name(plan.name, target_grad, grads).items()
-                    if g is not None and need.get(k, False)}
+        named = _adapters.by_name(plan.name, target_grad, grads)
+        ctx.kept = {k: _as_tensor(g, ctx.dtypes[k]) for k, g in named.items() if g is not None and need.get(k, False)}
         return _as_tensor(loss, dtype)
 
     @staticmethod
@@ -116,7 +116,8 @@ class _LossFunction(torch.autograd.Function):
             arrays = dict(ctx.others)
             arrays.update((k, t.numpy()) for k, t in zip(ctx.keys, ctx.saved_tensors))
             out = ctx.plan.backward(grad_output.numpy(), **arrays, target_grad=ctx.target_grad)
-            grads = {k: _as_tensor(g, ctx.dtypes[k]) for k, g in _adapters.by_name(ctx.plan.name, ctx.target_grad, out).items()
+            named = _adapters.by_name(ctx.plan.name, ctx.target_grad, out)
+            grads = {k: _as_tensor(g, ctx.dtypes[k]) for k, g in named.items()
                      if g is not None and ctx.need.get(k, False)}
         return (None, None, None, *(grads.get(k) for k in ctx.names))
 
