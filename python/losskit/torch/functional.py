@@ -106,8 +106,9 @@ class _LossFunction(torch.autograd.Function):
         if ctx.kept is not None:
             # A reduced loss: the fused gradients, for grad_output = 1. They are handed over and
             # forgotten, so they can be scaled in place (or, for the usual grad_output of 1, not
-            # touched at all): a full-size multiply into a new tensor cost 3x the fused loss
-            # itself (bench/torch_step.py). A second backward (retain_graph=True) recomputes.
+            # touched at all): a multiply into a new tensor cost 3x the fused loss itself (337 ms
+            # against 100 ms for cross_entropy at 1024 x 32000 on 2 threads, a fresh 128 MB
+            # tensor's page faults included). A second backward (retain_graph=True) recomputes.
             grads, ctx.kept = ctx.kept, None
             if grad_output.item() != 1.0:
                 for g in grads.values():
