@@ -178,3 +178,23 @@ def test_doctests() -> None:
 
     result = doctest.testmod(LJ)
     assert result.attempted >= 5 and result.failed == 0
+
+
+def test_vmap_with_an_unbatched_argument() -> None:
+    """in_axes=(0, None) on the one-call path ('broadcast_all'): the unbatched target's gradient
+    sums over the batch, as for the jnp formula."""
+    r = np.random.default_rng(0)
+    x, y = jnp.asarray(r.standard_normal((3, 4, 5))), jnp.asarray(r.standard_normal((4, 5)))
+
+    def ref(a: Any, b: Any) -> Any:
+        d = jnp.abs(a - b)
+        return jnp.where(d < 0.5, 0.5 * d ** 2, 0.5 * (d - 0.25))
+
+    def ours(a: Any, b: Any) -> Any:
+        return LJ.huber_loss(a, b, reduction="none", delta=0.5)
+
+    for argnums in (0, 1):
+        got = jax.grad(lambda a, b: jax.vmap(ours, in_axes=(0, None))(a, b).sum(), argnums=argnums)(x, y)
+        want = jax.grad(lambda a, b: jax.vmap(ref, in_axes=(0, None))(a, b).sum(), argnums=argnums)(x, y)
+        _check(got, want, "float64", f"grad {argnums}")
+    _check(jax.vmap(ours, in_axes=(0, None))(x, y), jax.vmap(ref, in_axes=(0, None))(x, y), "float64", "value")
