@@ -1,0 +1,190 @@
+"""losskit's losses as JAX functions: ``losskit.jax.<name>``, usable under ``jax.jit``,
+``jax.grad`` and ``jax.vmap`` on the CPU backend.
+
+Each ``losskit.jax.<name>`` has the signature of :func:`losskit.functional.<name>` (torch's; its
+docstring states the formula) and is a :func:`jax.custom_vjp` over :func:`jax.pure_callback`:
+
+* the primal (``jit`` without differentiation) calls losskit's ``NAME`` only;
+* the forward of ``grad`` / ``value_and_grad`` calls the fused ``NAME_forward_backward`` once, for
+  the arguments JAX differentiates (``symbolic_zeros`` tells which), and keeps the gradients as the
+  residual; for a reduced loss the backward multiplies them by the incoming scalar in JAX;
+* ``reduction='none'`` recomputes in the backward with the true cotangent (``NAME_backward``),
+  which is right for broadcast arguments too.
+
+Batching (``vmap``): an element-wise loss with ``reduction='none'`` whose array arguments all have
+the output's shape is called once on the stacked batch (``vmap_method='broadcast_all'``: the
+batch is one more leading dimension of an element-wise loss). Every other call is
+``'sequential'`` (one call per batch element): a reduced loss reduces over the whole batch, and a
+row-wise loss reads dimension 1 as its classes.
+
+Array arguments other than the differentiated ones (class-index targets, ``weight``,
+``pos_weight``, lengths) are constants: differentiating with respect to one raises
+NotImplementedError at trace time. Numbers, strings, flags and ``distance_function`` are static
+(a new trace per value). Needs ``jax`` (``pip install losskit[jax]``); ``import losskit`` alone
+never imports it. float32 and float64 (``jax.config.update("jax_enable_x64", True)``).
+
+>>> import jax, jax.numpy as jnp, numpy as np
+>>> import losskit.jax as lj
+>>> x, t = jnp.array([[1.0, 2.0, 3.0], [1.0, 1.0, 1.0]]), jnp.array([2, 0])
+>>> loss, g = jax.jit(jax.value_and_grad(lj.cross_entropy))(x, t)
+>>> round(float(loss), 5), np.asarray(g, np.float64).round(4).tolist()
+(0.75311, [[0.045, 0.1224, -0.1674], [-0.3333, 0.1667, 0.1667]])
+>>> jax.vmap(lambda a, b: lj.l1_loss(a, b, reduction="none"))(x, 2 * x).tolist()
+[[1.0, 2.0, 3.0], [1.0, 1.0, 1.0]]
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Callable, Dict, Tuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import _adapters, _reduction
+from . import functional as _LF
+
+# The shape of the 'none' result, by the kind of loss (the default: element-wise, the broadcast of
+# the positional array arguments).
+_CLASS_DIM = frozenset({"cross_entropy", "nll_loss", "multi_margin_loss", "multilabel_margin_loss",
+                        "multilabel_soft_margin_loss"})
+_ROW = frozenset({"cosine_embedding_loss", "triplet_margin_loss", "triplet_margin_with_distance_loss"})
+
+_NOT_ELEMENTWISE = frozenset({"ctc_loss", "linear_cross_entropy"})
+
+
+def _none_shape(name: str, positional: Tuple[Tuple[int, ...], ...]) -> Tuple[int, ...]:
+    first = positional[0]
+    if name in _CLASS_DIM:
+        return first[:1] + first[2:] if len(first) >= 2 else ()
+    if name in _ROW:
+        return tuple(np.broadcast_shapes(*(s[:-1] for s in positional if s)))
+    if name == "linear_cross_entropy":
+        return first[:-1]
+    if name == "ctc_loss":
+        return first[1:2] if len(first) == 3 else ()
+    return tuple(np.broadcast_shapes(*positional))
+
+
+def _is_array(value: Any) -> bool:
+    return isinstance(value, (jax.Array, np.ndarray, np.generic))
+
+
+class _Plan:
+    __slots__ = ("name", "qualname", "forward", "backward", "fused", "signature", "positional", "differentiable")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.qualname = f"losskit.jax.{name}"
+        self.forward: Callable[..., Any] = getattr(_LF, name)
+        self.backward: Callable[..., Any] = getattr(_LF, name + "_backward")
+        self.fused: Callable[..., Any] = getattr(_LF, name + "_forward_backward")
+        self.signature = inspect.signature(self.forward)
+        self.positional = tuple(p.name for p in self.signature.parameters.values()
+                                if p.kind is p.POSITIONAL_OR_KEYWORD and p.default is p.empty)
+        self.differentiable = _adapters.differentiable(name)
+
+
+def _call(plan: _Plan, arguments: Dict[str, Any]) -> Any:
+    reduction = _reduction.parse(arguments.pop("size_average", None), arguments.pop("reduce", None),
+                                 arguments["reduction"])
+    arguments["reduction"] = reduction
+    keys = tuple(k for k, v in arguments.items() if _is_array(v))
+    static = {k: v for k, v in arguments.items() if k not in keys}
+    arrays = tuple(jnp.asarray(arguments[k]) for k in keys)
+    shapes = dict(zip(keys, (a.shape for a in arrays)))
+    dtypes = dict(zip(keys, (a.dtype for a in arrays)))
+    dtype = arrays[0].dtype
+    if reduction == "none":
+        out_shape = _none_shape(plan.name, tuple(shapes[k] for k in plan.positional if k in shapes))
+    else:
+        out_shape = ()
+    out_type = jax.ShapeDtypeStruct(out_shape, dtype)
+    batch_friendly = (reduction == "none" and plan.name not in _CLASS_DIM | _ROW | _NOT_ELEMENTWISE
+                      and all(s == out_shape for s in shapes.values()))
+    vmap_method = "broadcast_all" if batch_friendly else "sequential"
+
+    def host(fn: Callable[..., Any], *values: Any, **extra: Any) -> Any:
+        return fn(**static, **dict(zip(keys, values)), **extra)
+
+    def forward_host(*values: Any) -> np.ndarray:
+        return np.asarray(host(plan.forward, *values), dtype=dtype)
+
+    traced: Dict[str, Any] = {}
+
+    @jax.custom_vjp
+    def loss(*values: Any) -> Any:
+        return jax.pure_callback(forward_host, out_type, *values, vmap_method=vmap_method)
+
+    def fwd(*primals: Any) -> Any:
+        values = tuple(p.value for p in primals)
+        perturbed = {k: p.perturbed for k, p in zip(keys, primals)}
+        for k, wanted in perturbed.items():
+            if wanted and k not in plan.differentiable:
+                raise NotImplementedError(f"{plan.qualname}: losskit computes no gradient for {k} "
+                                          "(wrap it in jax.lax.stop_gradient, or differentiate the other arguments)")
+        target_grad = "target" in plan.differentiable and perturbed.get("target", False)
+        names = tuple(k for k in _adapters.grad_names(plan.name, target_grad) if perturbed.get(k, False))
+        # What fwd learnt at trace time, for bwd (residuals hold arrays only).
+        traced.update(target_grad=target_grad, names=names)
+        if reduction == "none":
+            out = jax.pure_callback(forward_host, out_type, *values, vmap_method=vmap_method)
+            return out, (values, None)
+        grad_types = tuple(jax.ShapeDtypeStruct(shapes[k], dtypes[k]) for k in names)
+
+        def fused_host(*vals: Any) -> Any:
+            value, grads = host(plan.fused, *vals, target_grad=target_grad)
+            grads = _adapters.by_name(plan.name, target_grad, grads)
+            return (np.asarray(value, dtype=dtype),
+                    tuple(np.asarray(grads[k], dtype=t.dtype) for k, t in zip(names, grad_types)))
+
+        out, grads = jax.pure_callback(fused_host, (out_type, grad_types), *values, vmap_method=vmap_method)
+        return out, (values, grads)
+
+    def bwd(residual: Any, g: Any) -> Any:
+        values, kept = residual
+        target_grad, names = traced["target_grad"], traced["names"]
+        if isinstance(g, jax.custom_derivatives.SymbolicZero):
+            return tuple(None for _ in keys)
+        if kept is None:
+            grad_types = tuple(jax.ShapeDtypeStruct(shapes[k], dtypes[k]) for k in names)
+
+            def backward_host(go: np.ndarray, *vals: Any) -> Any:
+                grads = _adapters.by_name(plan.name, target_grad,
+                                          host(plan.backward, *vals, grad_output=go, target_grad=target_grad))
+                return tuple(np.asarray(grads[k], dtype=t.dtype) for k, t in zip(names, grad_types))
+
+            kept = jax.pure_callback(backward_host, grad_types, g, *values, vmap_method=vmap_method)
+        else:
+            kept = tuple(k * g.astype(k.dtype) for k in kept)
+        by_key = dict(zip(names, kept))
+        return tuple(by_key.get(k) for k in keys)
+
+    loss.defvjp(fwd, bwd, symbolic_zeros=True)
+    return loss(*arrays)
+
+
+def _make(name: str) -> Callable[..., Any]:
+    plan = _Plan(name)
+    bind = plan.signature.bind
+
+    def fn(*args: Any, **kwargs: Any) -> Any:
+        bound = bind(*args, **kwargs)
+        bound.apply_defaults()
+        return _call(plan, dict(bound.arguments))
+
+    fn.__name__ = fn.__qualname__ = name
+    fn.__module__ = __name__
+    fn.__signature__ = plan.signature  # type: ignore[attr-defined]
+    fn.__doc__ = (f":func:`losskit.functional.{name}` (its docstring states the formula) as a JAX function: "
+                  "a custom_vjp over pure_callback, usable under jit, grad and vmap (see losskit.jax).")
+    return fn
+
+
+LOSSES: Tuple[str, ...] = _adapters.losses()
+for _name in LOSSES:
+    globals()[_name] = _make(_name)
+del _name
+
+__all__ = list(LOSSES)
