@@ -34,10 +34,11 @@ def _inputs(dtype: str) -> Dict[str, Any]:
         "logp": np.log(r.uniform(0.05, 0.95, (n, c))),
         "labels": np.array([0, 4, 2, -100, 1, 3]), "labels_ok": np.array([0, 4, 2, 2, 1, 3]),
         "lsm": lsm, "probs": np.exp(lsm), "logits_k": r.standard_normal((2, c, 3, 4)),
-        "labels_k": r.integers(0, c, (2, 3, 4)),
+        "labels_k": r.integers(0, c, (2, 3, 4)), "probs_k": r.dirichlet(np.ones(c), (2, 3, 4)).transpose(0, 3, 1, 2).copy(),
         "multilabel": np.array([[0, 1, -1, 0, 0], [3, -1, 0, 0, 0], [1, 2, 3, 4, -1], [4, -1, 0, 0, 0],
                                 [2, 0, -1, 0, 0], [1, -1, 0, 0, 0]]),
         "f1": r.standard_normal(10), "f2": r.standard_normal(10), "fsign": r.choice([-1.0, 1.0], 10),
+        "f3": r.standard_normal(10),
         "e1": r.standard_normal((n, d)), "e2": r.standard_normal((n, d)), "e3": r.standard_normal((n, d)),
         "esign": r.choice([-1.0, 1.0], n),
         "ctc_lp": np.log(np.exp(z := r.standard_normal((12, 3, 6))) / np.exp(z).sum(2, keepdims=True)),
@@ -52,11 +53,12 @@ def _inputs(dtype: str) -> Dict[str, Any]:
 R3 = ("none", "mean", "sum")
 CASES: List[Tuple[str, str, Tuple[str, ...], Dict[str, Any], Tuple[str, ...], Tuple[str, ...]]] = [
     ("l1", "l1_loss", ("x", "y"), {}, ("input", "target"), R3),
-    ("l1_weight", "l1_loss", ("x", "y"), {"weight": "@pos"}, ("input", "target"), R3),
+    ("l1_weight", "l1_loss", ("x", "y"), {"weight": "@pos"}, ("input", "target", "weight"), R3),
     ("mse", "mse_loss", ("x", "y"), {}, ("input", "target"), R3),
-    ("mse_weight", "mse_loss", ("x", "y"), {"weight": "@pos"}, ("input",), R3),
+    ("mse_weight", "mse_loss", ("x", "y"), {"weight": "@pos"}, ("input", "weight"), R3),
+    ("mse_weight_only", "mse_loss", ("x", "y"), {"weight": "@pos"}, ("weight",), R3),
     ("huber", "huber_loss", ("x", "y"), {"delta": 0.5}, ("input", "target"), R3),
-    ("huber_weight", "huber_loss", ("x", "y"), {"delta": 0.7, "weight": "@pos"}, ("input", "target"), R3),
+    ("huber_weight", "huber_loss", ("x", "y"), {"delta": 0.7, "weight": "@pos"}, ("input", "target", "weight"), R3),
     ("smooth_l1", "smooth_l1_loss", ("x", "y"), {"beta": 0.5}, ("input", "target"), R3),
     ("soft_margin", "soft_margin_loss", ("x", "sign"), {}, ("input",), R3),
     ("bce", "binary_cross_entropy", ("p", "q"), {"weight": "@w_row"}, ("input", "target"), R3),
@@ -70,18 +72,25 @@ CASES: List[Tuple[str, str, Tuple[str, ...], Dict[str, Any], Tuple[str, ...], Tu
     ("gaussian_scalar_var", "gaussian_nll_loss", ("x", "y"), {"var": 0.7}, ("input", "target"), R3),
     ("kl", "kl_div", ("logp", "q"), {}, ("input", "target"), ("none", "batchmean", "sum")),
     ("kl_log", "kl_div", ("logp", "y"), {"log_target": True}, ("input", "target"), ("none", "batchmean", "sum")),
-    ("margin_ranking", "margin_ranking_loss", ("f1", "f2", "fsign"), {"margin": 0.3}, ("input1", "input2"), R3),
+    ("margin_ranking", "margin_ranking_loss", ("f1", "f2", "fsign"), {"margin": 0.3}, ("input1", "input2", "target"),
+     R3),
+    # torch takes any real target, where the gradient of ±1 labels alone would not tell it
+    ("margin_ranking_real", "margin_ranking_loss", ("f1", "f2", "f3"), {"margin": 0.1}, ("target", "input2"), R3),
     ("hinge", "hinge_embedding_loss", ("x", "sign"), {"margin": 0.5}, ("input",), R3),
     ("ce", "cross_entropy", ("logits_k", "labels_k"), {}, ("input",), R3),
     ("ce_weighted", "cross_entropy", ("x", "labels"), {"weight": "@w_row", "label_smoothing": 0.1},
      ("input",), R3),
     ("ce_ignore", "cross_entropy", ("x", "labels_ok"), {"ignore_index": 2}, ("input",), R3),
-    ("ce_probs", "cross_entropy", ("x", "probs"), {"weight": "@w_row"}, ("input", "target"), R3),
+    ("ce_probs", "cross_entropy", ("x", "probs"), {"weight": "@w_row"}, ("input", "target", "weight"), R3),
+    ("ce_probs_k_smooth", "cross_entropy", ("logits_k", "probs_k"), {"weight": "@w_row", "label_smoothing": 0.2},
+     ("weight", "input"), R3),
     ("nll", "nll_loss", ("lsm", "labels"), {"weight": "@w_row"}, ("input",), R3),
     ("multi_margin", "multi_margin_loss", ("x", "labels_ok"), {"weight": "@w_row"}, ("input",), R3),
     ("multi_margin_p2", "multi_margin_loss", ("x", "labels_ok"), {"p": 2, "margin": 0.7}, ("input",), R3),
     ("multilabel_margin", "multilabel_margin_loss", ("x", "multilabel"), {}, ("input",), R3),
-    ("multilabel_soft", "multilabel_soft_margin_loss", ("x", "q"), {"weight": "@w_row"}, ("input", "target"), R3),
+    ("multilabel_soft", "multilabel_soft_margin_loss", ("x", "q"), {"weight": "@w_row"}, ("input", "target", "weight"),
+     R3),
+    ("multilabel_soft_w", "multilabel_soft_margin_loss", ("w_row", "w_row"), {"weight": "@w_row"}, ("weight",), R3),
     ("cosine", "cosine_embedding_loss", ("e1", "e2", "esign"), {"margin": 0.2}, ("input1", "input2"), R3),
     ("triplet", "triplet_margin_loss", ("e1", "e2", "e3"), {"swap": True}, ("anchor", "positive", "negative"), R3),
     ("triplet_p1", "triplet_margin_loss", ("e1", "e2", "e3"), {"p": 1, "margin": 2.0},
@@ -150,8 +159,9 @@ def test_against_torch(case: Tuple[Any, ...], dtype: str) -> None:
             assert_close(g, r, None if ref64_grads is None else ref64_grads[k], f"{what} grad of {case[4][k]}")
 
 
-GRADCHECK = ["mse", "huber_weight", "bce_logits", "gaussian_var_col", "kl", "ce_weighted", "ce_probs",
-             "multi_margin_p2", "multilabel_soft", "cosine", "triplet", "ctc", "linear_ce"]
+GRADCHECK = ["mse", "mse_weight", "huber_weight", "bce_logits", "gaussian_var_col", "kl", "ce_weighted", "ce_probs",
+             "ce_probs_k_smooth", "multi_margin_p2", "multilabel_soft", "margin_ranking_real", "cosine", "triplet", "ctc",
+             "linear_ce"]
 # torch's CTC gradient (Graves' exp(log_probs) - posterior, which losskit matches) is the gradient
 # of the logits under a log_softmax, not of free log_probs (torch's own fails gradcheck on them):
 # it is checked through the log_softmax.
@@ -300,6 +310,7 @@ def test_modules(cls: str, ctor: Dict[str, Any], cid: str) -> None:
     assert isinstance(ours, torch.nn.Module) and isinstance(ours, type(theirs))
     assert repr(ours) == repr(theirs) and ours.state_dict().keys() == theirs.state_dict().keys()
     results = []
+    diff = tuple(k for k in diff if k not in kwargs)  # the module holds the keyword arguments
     for crit in (ours, theirs):
         args, _, leaves = _tensors(name, a, keys, {}, diff)
         out = crit(*args)
@@ -374,17 +385,46 @@ def test_double_backward_raises() -> None:
             torch.autograd.grad(out.sum(), x, create_graph=True)
 
 
-def test_gradient_losskit_lacks_raises() -> None:
-    x = torch.randn(3, 4, requires_grad=True)
-    w = torch.rand(4, requires_grad=True)
-    with pytest.raises(NotImplementedError, match=r"cross_entropy: weight requires grad"):
-        LTF.cross_entropy(x, torch.tensor([0, 1, 2]), weight=w)
-    with pytest.raises(NotImplementedError, match=r"hinge_embedding_loss: target requires grad"):
-        LTF.hinge_embedding_loss(x, torch.ones(3, 4, requires_grad=True))
+def test_gradients_torch_refuses_or_lacks_follow_torch() -> None:
+    """Where torch's derivative is "not implemented" (the class weight of class-index targets,
+    pos_weight, soft_margin's target), a tensor requiring grad raises RuntimeError before any work,
+    as torch's forward does;
+    where torch's formula reads an argument only through comparisons (hinge's and cosine's ±1
+    targets), it gets no gradient (None), as in torch, and alone it leaves the loss without one."""
+    x = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+    labels = torch.tensor([0, 1, 2])
+    refused = [
+        (LTF.cross_entropy, (x, labels), {"weight": torch.rand(4, dtype=torch.float64)}, "weight"),
+        (LTF.nll_loss, (x, labels), {"weight": torch.rand(4, dtype=torch.float64)}, "weight"),
+        (LTF.binary_cross_entropy_with_logits, (x, torch.rand(3, 4, dtype=torch.float64)),
+         {"pos_weight": torch.rand(4, dtype=torch.float64)}, "pos_weight"),
+        (LTF.soft_margin_loss, (x, torch.ones(3, 4, dtype=torch.float64)), {}, "target"),
+    ]
+    for fn, args, kw, k in refused:
+        for reduction in ("mean", "none"):
+            named = {"target": args[1], **kw}
+            leaf = named[k].clone().requires_grad_()
+            named[k] = leaf
+            with pytest.raises(RuntimeError, match=rf"{fn.__name__}: not differentiable with respect to {k}"):
+                fn(args[0], named.pop("target"), **named, reduction=reduction)
+            theirs = getattr(TF, fn.__name__)
+            with pytest.raises(RuntimeError, match=f"not differentiable with respect to argument '{k}'"):
+                theirs(args[0], *(() if k == "target" else (args[1],)),
+                       **({"target": leaf} if k == "target" else {k: leaf}), reduction=reduction)
     with torch.no_grad():  # no gradient asked for: nothing to refuse
-        LTF.cross_entropy(x, torch.tensor([0, 1, 2]), weight=w)
-    with pytest.raises(TypeError, match=r"bfloat16"):
-        LTF.l1_loss(torch.randn(3, 4, dtype=torch.bfloat16), torch.randn(3, 4, dtype=torch.bfloat16))
+        LTF.cross_entropy(x, labels, weight=torch.rand(4, requires_grad=True, dtype=torch.float64))
+    for fn, args in ((LTF.hinge_embedding_loss, (x,)), (LTF.cosine_embedding_loss, (x, x.detach() + 1))):
+        for with_input in (True, False):
+            first = args[0] if with_input else args[0].detach()
+            target = torch.tensor([1.0, -1.0, 1.0], dtype=torch.float64)
+            target = (target if fn is LTF.cosine_embedding_loss else target[:, None].expand(3, 4).clone())
+            target.requires_grad_()
+            ours = fn(first, *args[1:], target)
+            theirs = getattr(TF, fn.__name__)(first, *args[1:], target)
+            assert ours.requires_grad == theirs.requires_grad == with_input
+            if with_input:
+                ours.backward()
+                assert target.grad is None
 
 
 def test_in_place_change_after_forward_is_caught() -> None:
@@ -397,10 +437,20 @@ def test_in_place_change_after_forward_is_caught() -> None:
 
 
 def test_signatures_are_torchs() -> None:
+    """torch's parameters, in torch's order, then losskit's own keywords, keyword-only."""
     import inspect
 
+    import losskit.functional as LF
+
     for name in LTF.LOSSES:
-        assert inspect.signature(getattr(LTF, name)) == inspect.signature(getattr(TF, name)), name
+        ours = list(inspect.signature(getattr(LTF, name)).parameters.values())
+        theirs = list(inspect.signature(getattr(TF, name)).parameters.values())
+        assert ours[:len(theirs)] == theirs, name
+        extra = ours[len(theirs):]
+        assert all(p.kind is p.KEYWORD_ONLY for p in extra), name
+        own = inspect.signature(getattr(LF, name)).parameters
+        assert {p.name for p in extra} == {k for k in own if k not in {p.name for p in theirs}}, name
+        assert "normalizer" in {p.name for p in extra}, name
 
 
 def test_import_losskit_imports_neither_torch_nor_jax() -> None:

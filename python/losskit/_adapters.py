@@ -1,9 +1,14 @@
 """What the framework adapters (:mod:`losskit.torch`, :mod:`losskit.jax`) need to know about each
-loss beyond its signature: which arguments losskit differentiates. Imports neither framework."""
+loss beyond its signature: which arguments losskit differentiates, and the gradients torch computes
+that losskit's core has no entry point for (:func:`extra_grad`). Imports neither framework."""
 
 from __future__ import annotations
 
-from typing import Dict, Tuple
+from typing import Any, Dict, Optional, Tuple
+
+import numpy as np
+
+from ._convert import is_half
 
 # losskit's gradient outputs, in order, for the losses whose only gradient is not ``input``'s.
 _GRADS: Dict[str, Tuple[str, ...]] = {
@@ -23,6 +28,27 @@ TARGET_GRAD = frozenset({
     "binary_cross_entropy_with_logits", "poisson_nll_loss", "gaussian_nll_loss", "kl_div",
     "cross_entropy", "multilabel_soft_margin_loss",
 })
+
+
+# Gradients torch computes that losskit's core has no entry point for: :func:`extra_grad` computes
+# each exactly from losskit's own outputs. cross_entropy's weight only with probability targets
+# (torch does not differentiate the weight of class-index targets, nor that of nll_loss,
+# multi_margin_loss, binary_cross_entropy, pos_weight, or soft_margin_loss's target).
+EXTRA_GRADS: Dict[str, Tuple[str, ...]] = {
+    "l1_loss": ("weight",), "mse_loss": ("weight",), "huber_loss": ("weight",),
+    "cross_entropy": ("weight",), "multilabel_soft_margin_loss": ("weight",),
+    "margin_ranking_loss": ("target",),
+}
+
+# Arguments that torch's formula reads only through comparisons (``target == 1``): torch gives them
+# no gradient at all (the loss does not require grad through them), and neither do the adapters.
+NO_GRADIENT: Dict[str, Tuple[str, ...]] = {
+    "hinge_embedding_loss": ("target",), "cosine_embedding_loss": ("target",),
+}
+
+# torch's weighted 'mean' of these divides by sum(weight), which the gradient of weight must see;
+# huber_loss's weighted mean divides by the element count.
+_WEIGHT_SUM_MEAN = frozenset({"l1_loss", "mse_loss"})
 
 
 def losses() -> Tuple[str, ...]:
@@ -47,3 +73,104 @@ def by_name(name: str, target_grad: bool, grads: object) -> Dict[str, object]:
     """losskit's gradient result (one array bare, several as a tuple) by argument name."""
     grads = grads if isinstance(grads, tuple) else (grads,)
     return dict(zip(grad_names(name, target_grad), grads))
+
+
+def extra_names(name: str, float_target: bool) -> Tuple[str, ...]:
+    """The arguments of this call whose gradient :func:`extra_grad` computes (`float_target`: the
+    target is a float array, i.e. cross_entropy's probabilities)."""
+    if name == "cross_entropy" and not float_target:
+        return ()
+    return EXTRA_GRADS.get(name, ())
+
+
+def _work_dtype(dtype: np.dtype) -> np.dtype:
+    """16-bit storage is computed in float32, as losskit's core does."""
+    return np.dtype(np.float32) if is_half(dtype) else dtype
+
+
+def _sum_to(grad: np.ndarray, shape: Tuple[int, ...]) -> np.ndarray:
+    """The gradient of a broadcast argument: `grad` summed over the broadcast dimensions."""
+    lead = grad.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(lead + i for i, n in enumerate(shape) if n == 1 and grad.shape[lead + i] != 1)
+    return grad.sum(axis=axes, keepdims=True).reshape(shape) if axes else grad
+
+
+def _mean_divisor(name: str, arrays: Dict[str, Any]) -> float:
+    if arrays.get("normalizer") is not None:
+        return float(arrays["normalizer"])
+    from . import functional
+
+    return functional.mean_normalizer(name, **{k: v for k, v in arrays.items() if k != "normalizer"})
+
+
+def extra_grad(name: str, argument: str, arrays: Dict[str, Any], grad_output: Any,
+               loss: Optional[Any] = None) -> np.ndarray:
+    """The gradient of `name`'s loss with respect to `argument` (one of :func:`extra_names`), for
+    `grad_output` (a scalar for a reduced loss, the unreduced loss's shape for 'none'), from
+    losskit's outputs: `arrays` are the call's losskit arguments (NumPy), `loss` its reduced value
+    (needed by a weighted mean that divides by sum(weight)). Exact, not a finite difference:
+
+    * a per-element ``weight`` (l1, mse, huber): the loss is ``sum(w * l) / D``, so the gradient is
+      the unweighted per-element loss ``l`` (a ``'none'`` call without weight) times
+      ``grad_output / D``, less ``loss / D`` where ``D = sum(w)``;
+    * cross_entropy's class ``weight`` with probability targets: the loss is
+      ``-sum_c w_c y'_c log_softmax(x)_c`` with the smoothed target ``y'``; the target gradient of
+      the unweighted, unsmoothed call is ``-log_softmax(x)_c`` times the row's grad_output and
+      divisor, whatever the target, so the weight gradient is ``y'`` times it, summed over rows;
+    * multilabel_soft_margin's class ``weight``: the per-class loss is
+      binary_cross_entropy_with_logits' element, averaged over the classes;
+    * margin_ranking's ``target``: the loss ``max(0, -y (x1 - x2) + margin)`` is symmetric in ``y``
+      and ``x1 - x2``, so the target's gradient is ``input1``'s gradient of the call with
+      ``input1 = y``, ``input2 = 0``, ``target = x1 - x2``.
+    """
+    from . import functional
+
+    reduction = arrays["reduction"]
+    go = np.asarray(grad_output, dtype=np.float64 if reduction != "none" else None)
+    if name in ("l1_loss", "mse_loss", "huber_loss"):
+        weight = np.asarray(arrays["weight"])
+        unweighted = getattr(functional, name)(**dict(arrays, weight=None, reduction="none", normalizer=None))
+        work = np.asarray(unweighted, dtype=_work_dtype(weight.dtype))
+        if reduction == "mean":
+            divisor = _mean_divisor(name, arrays)
+            if name in _WEIGHT_SUM_MEAN and arrays.get("normalizer") is None:
+                work = work - np.asarray(loss, dtype=np.float64).astype(work.dtype)
+            work = work * (go / divisor).astype(work.dtype)
+        else:
+            work = work * go.astype(work.dtype)
+        return _sum_to(work, weight.shape).astype(weight.dtype)
+    if name == "cross_entropy":
+        weight, target = np.asarray(arrays["weight"]), np.asarray(arrays["target"])
+        _, per_target = functional.cross_entropy_backward(
+            grad_output, **dict(arrays, weight=None, label_smoothing=0.0), target_grad=True)
+        per_target = np.asarray(per_target, dtype=_work_dtype(weight.dtype))
+        class_axis = 1 if target.ndim >= 2 else 0
+        smoothing = float(arrays.get("label_smoothing", 0.0))
+        smoothed = np.asarray(target, dtype=per_target.dtype)
+        if smoothing:
+            smoothed = (1.0 - smoothing) * smoothed + smoothing / target.shape[class_axis]
+        rest = tuple(a for a in range(target.ndim) if a != class_axis)
+        return (smoothed * per_target).sum(axis=rest).astype(weight.dtype)
+    if name == "multilabel_soft_margin_loss":
+        weight, x = np.asarray(arrays["weight"]), np.asarray(arrays["input"])
+        per_class = functional.binary_cross_entropy_with_logits(x, arrays["target"], reduction="none")
+        work = np.asarray(per_class, dtype=_work_dtype(weight.dtype))
+        if reduction == "none":
+            work = work * go.astype(work.dtype)[..., None]
+        else:
+            scale = go / _mean_divisor(name, arrays) if reduction == "mean" else go
+            work = work * scale.astype(work.dtype)
+        classes = x.shape[-1] if x.ndim else 1
+        return (work.reshape(-1, classes).sum(axis=0) / classes).astype(weight.dtype)
+    if name == "margin_ranking_loss":
+        x1, x2, y = (np.asarray(arrays[k]) for k in ("input1", "input2", "target"))
+        work = _work_dtype(np.result_type(x1.dtype, x2.dtype))
+        shape = np.broadcast_shapes(x1.shape, x2.shape, y.shape)
+        difference = np.subtract(x1, x2, dtype=work)
+        difference = np.ascontiguousarray(np.broadcast_to(difference, shape))
+        labels = np.ascontiguousarray(np.broadcast_to(np.asarray(y, dtype=work), shape))
+        grad_labels, _ = functional.margin_ranking_loss_backward(
+            grad_output, labels, np.zeros(shape, work), difference, margin=arrays.get("margin", 0.0),
+            reduction=reduction, normalizer=arrays.get("normalizer"))
+        return _sum_to(np.asarray(grad_labels), y.shape).astype(y.dtype)
+    raise ValueError(f"losskit adapters: no gradient of {name} with respect to {argument}")

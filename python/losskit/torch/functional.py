@@ -25,7 +25,7 @@ differentiable: a backward with ``create_graph=True`` raises RuntimeError.
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -34,6 +34,7 @@ from torch.nn import _reduction as _torch_reduction
 
 import losskit.functional as _LF
 from losskit import _adapters
+from losskit._convert import is_bfloat16
 
 # torch parameters losskit does not take: linear_cross_entropy's ``options`` choose torch's
 # chunking, and losskit always chunks.
@@ -46,7 +47,8 @@ LOSSES: Tuple[str, ...] = tuple(n for n in _adapters.losses() if hasattr(_TF, n)
 class _Plan:
     """What the shared autograd function needs to know about one loss."""
 
-    __slots__ = ("name", "qualname", "forward", "backward", "fused", "grads", "target_grad", "torch_fn")
+    __slots__ = ("name", "qualname", "forward", "backward", "fused", "grads", "target_grad", "torch_fn",
+                 "torch_params")
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -57,27 +59,69 @@ class _Plan:
         self.grads = _adapters.grad_names(name)
         self.target_grad = name in _adapters.TARGET_GRAD
         self.torch_fn: Callable[..., Any] = getattr(_TF, name)
+        self.torch_params = frozenset(inspect.signature(self.torch_fn).parameters)
+
+
+_BFLOAT16: List[np.dtype] = []
+
+
+def _bfloat16() -> np.dtype:
+    """ml_dtypes' bfloat16, the NumPy dtype losskit reads bfloat16 storage as (imported on the
+    first bfloat16 tensor only)."""
+    if not _BFLOAT16:
+        try:
+            import ml_dtypes
+        except ImportError as exc:
+            raise TypeError("losskit.torch: bfloat16 tensors need ml_dtypes (pip install 'losskit[torch]'), "
+                            "the NumPy dtype losskit reads them as") from exc
+        _BFLOAT16.append(np.dtype(ml_dtypes.bfloat16))
+    return _BFLOAT16[0]
 
 
 def _numpy(value: Any) -> Any:
-    return value.detach().numpy() if isinstance(value, torch.Tensor) else value
+    """A tensor as a NumPy view of its storage (zero-copy; bfloat16 as ml_dtypes' bfloat16)."""
+    if not isinstance(value, torch.Tensor):
+        return value
+    value = value.detach()
+    if value.dtype == torch.bfloat16:
+        return value.view(torch.int16).numpy().view(_bfloat16())
+    return value.numpy()
 
 
 def _as_tensor(value: Any, dtype: Optional[torch.dtype]) -> torch.Tensor:
     """A losskit result as a tensor (zero-copy), in the dtype of the tensor it belongs to."""
-    t = torch.from_numpy(np.asarray(value))
+    array = np.asarray(value)
+    if is_bfloat16(array.dtype):  # torch reads its bits
+        t = torch.from_numpy(array.view(np.int16)).view(torch.bfloat16)
+    else:
+        t = torch.from_numpy(array)
     return t if dtype is None or t.dtype == dtype else t.to(dtype)
 
 
+def _result(plan: _Plan, out: Any, dtype: torch.dtype, stats: Dict[str, Any]) -> torch.Tensor:
+    """The loss tensor of a forward result; with return_stats, its stats go into `stats`."""
+    if isinstance(out, tuple):
+        out, found = out
+        stats.update((k, torch.from_numpy(np.asarray(v))) for k, v in found.items())
+    return _as_tensor(out, dtype)
+
+
 class _LossFunction(torch.autograd.Function):
-    """The one autograd function of every loss. ``apply(plan, arguments, names, *tensors)``:
+    """The one autograd function of every loss. ``apply(plan, arguments, names, stats, *tensors)``:
     ``arguments`` holds every losskit argument by name; ``tensors`` are the arguments named in
-    ``names`` (the ones losskit can differentiate), passed again so that autograd tracks them."""
+    ``names`` (the ones that may need a gradient), passed again so that autograd tracks them;
+    ``stats`` receives cross-entropy's ``return_stats`` arrays."""
 
     @staticmethod
-    def forward(ctx: Any, plan: _Plan, arguments: Dict[str, Any], names: Tuple[str, ...], *tensors: Any) -> Any:
-        need = dict(zip(names, ctx.needs_input_grad[3:]))
-        target_grad = plan.target_grad and need.get("target", False)
+    def forward(ctx: Any, plan: _Plan, arguments: Dict[str, Any], names: Tuple[str, ...], stats: Dict[str, Any],
+                *tensors: Any) -> Any:
+        need = {k: n for k, n in zip(names, ctx.needs_input_grad[4:]) if n}
+        target_grad = plan.target_grad and "target" in need
+        target = arguments.get("target")
+        float_target = isinstance(target, torch.Tensor) and target.is_floating_point()
+        core = set(_adapters.grad_names(plan.name, target_grad))
+        ctx.extra = tuple(k for k in _adapters.extra_names(plan.name, float_target) if k in need)
+        ctx.fused = any(k in core for k in need)
         dtype = next(v.dtype for v in arguments.values() if isinstance(v, torch.Tensor))
         ctx.plan, ctx.names, ctx.target_grad, ctx.need = plan, names, target_grad, need
         ctx.dtypes = {k: v.dtype for k, v in arguments.items() if isinstance(v, torch.Tensor)}
@@ -87,13 +131,22 @@ class _LossFunction(torch.autograd.Function):
         ctx.keys = [k for k, v in arguments.items() if isinstance(v, torch.Tensor)]
         ctx.others = {k: v for k, v in arguments.items() if not isinstance(v, torch.Tensor)}
         ctx.save_for_backward(*(arguments[k] for k in ctx.keys))
-        if arguments["reduction"] == "none":
-            ctx.kept = None
-            return _as_tensor(plan.forward(**arrays), dtype)
-        loss, grads = plan.fused(**arrays, target_grad=target_grad)
-        named = _adapters.by_name(plan.name, target_grad, grads)
-        ctx.kept = {k: _as_tensor(g, ctx.dtypes[k]) for k, g in named.items() if g is not None and need.get(k, False)}
-        return _as_tensor(loss, dtype)
+        ctx.kept = ctx.loss = None
+        if arguments["reduction"] == "none" or not (ctx.fused or ctx.extra):
+            return _result(plan, plan.forward(**arrays), dtype, stats)
+        if ctx.fused:
+            out = plan.fused(**arrays, target_grad=target_grad)
+            loss, grads = out[0], out[1]
+            if len(out) == 3:
+                stats.update((k, torch.from_numpy(np.asarray(v))) for k, v in out[2].items())
+            named = _adapters.by_name(plan.name, target_grad, grads)
+        else:
+            loss, named = _result(plan, plan.forward(**arrays), dtype, stats), {}
+        ctx.loss = np.asarray(loss, dtype=np.float64) if not isinstance(loss, torch.Tensor) else loss.double().numpy()
+        ctx.kept = {k: _as_tensor(g, ctx.dtypes[k]) for k, g in named.items() if g is not None and k in need}
+        for k in ctx.extra:
+            ctx.kept[k] = _as_tensor(_adapters.extra_grad(plan.name, k, arrays, 1.0, ctx.loss), ctx.dtypes[k])
+        return loss if isinstance(loss, torch.Tensor) else _as_tensor(loss, dtype)
 
     @staticmethod
     def backward(ctx: Any, grad_output: torch.Tensor) -> Any:
@@ -115,19 +168,30 @@ class _LossFunction(torch.autograd.Function):
                     g.mul_(grad_output)
         else:
             arrays = dict(ctx.others)
-            arrays.update((k, t.numpy()) for k, t in zip(ctx.keys, ctx.saved_tensors))
-            out = ctx.plan.backward(grad_output.numpy(), **arrays, target_grad=ctx.target_grad)
-            named = _adapters.by_name(ctx.plan.name, ctx.target_grad, out)
-            grads = {k: _as_tensor(g, ctx.dtypes[k]) for k, g in named.items()
-                     if g is not None and ctx.need.get(k, False)}
-        return (None, None, None, *(grads.get(k) for k in ctx.names))
+            arrays.update((k, _numpy(t)) for k, t in zip(ctx.keys, ctx.saved_tensors))
+            arrays.pop("return_stats", None)
+            go = _numpy(grad_output)
+            grads = {}
+            if ctx.fused:
+                out = ctx.plan.backward(go, **arrays, target_grad=ctx.target_grad)
+                named = _adapters.by_name(ctx.plan.name, ctx.target_grad, out)
+                grads = {k: _as_tensor(g, ctx.dtypes[k]) for k, g in named.items() if g is not None and k in ctx.need}
+            for k in ctx.extra:
+                grads[k] = _as_tensor(_adapters.extra_grad(ctx.plan.name, k, arrays, go, ctx.loss), ctx.dtypes[k])
+        return (None, None, None, None, *(grads.get(k) for k in ctx.names))
 
 
 def _check(plan: _Plan, arguments: Dict[str, Any]) -> Tuple[str, ...]:
     """Checks every tensor argument before any work; returns the names of those autograd must
-    track (empty when no gradient is needed)."""
+    track (empty when no gradient is needed). A tensor that requires grad where torch's own loss
+    refuses it (its derivative is "not implemented": the class weight of class-index targets,
+    pos_weight, soft_margin's target) raises RuntimeError, as torch's forward does; one that torch's
+    formula reads only through comparisons (NO_GRADIENT) is not tracked, as in torch."""
     grad_mode = torch.is_grad_enabled()
-    differentiable = _adapters.differentiable(plan.name)
+    target = arguments.get("target")
+    float_target = isinstance(target, torch.Tensor) and target.is_floating_point()
+    allowed = set(_adapters.differentiable(plan.name)) | set(_adapters.extra_names(plan.name, float_target))
+    untracked = _adapters.NO_GRADIENT.get(plan.name, ())
     tracked = []
     for k, v in arguments.items():
         if not isinstance(v, torch.Tensor):
@@ -135,18 +199,15 @@ def _check(plan: _Plan, arguments: Dict[str, Any]) -> Tuple[str, ...]:
         if v.device.type != "cpu":
             raise ValueError(f"{plan.qualname}: {k} expected a CPU tensor, got a tensor on {v.device} "
                              "(losskit computes on the CPU; move it with .cpu() if that is what you want)")
-        if v.dtype == torch.bfloat16:
-            raise TypeError(f"{plan.qualname}: {k} expected float32, float64 or float16, got torch.bfloat16")
-        if grad_mode and v.requires_grad:
-            if k not in differentiable:
-                raise NotImplementedError(
-                    f"{plan.qualname}: {k} requires grad, but losskit computes no gradient for {k} "
-                    f"(detach it, or use torch.nn.functional.{plan.name})")
+        if grad_mode and v.requires_grad and k not in untracked:
+            if k not in allowed:
+                raise RuntimeError(f"{plan.qualname}: not differentiable with respect to {k}, as "
+                                   f"torch.nn.functional.{plan.name} is not: {k} cannot require grad (detach it)")
             tracked.append(k)
-    return tuple(k for k in differentiable if k in arguments) if tracked else ()
+    return tuple(tracked)
 
 
-def _call(plan: _Plan, arguments: Dict[str, Any]) -> torch.Tensor:
+def _call(plan: _Plan, arguments: Dict[str, Any]) -> Any:
     if arguments.get("size_average") is not None or arguments.get("reduce") is not None:
         # torch's own legacy rule (and its DeprecationWarning)
         arguments["reduction"] = _torch_reduction.legacy_get_string(arguments["size_average"], arguments["reduce"])
@@ -154,17 +215,33 @@ def _call(plan: _Plan, arguments: Dict[str, Any]) -> torch.Tensor:
         arguments.pop(k, None)
     if plan.name == "triplet_margin_with_distance_loss" and callable(arguments.get("distance_function")):
         # A distance written in torch runs in torch: losskit cannot call it on its arrays.
-        return plan.torch_fn(**arguments)
+        if arguments.get("normalizer") is not None:
+            raise ValueError(f"{plan.qualname}: normalizer expected None with a torch distance_function "
+                             "(which runs in torch's own loss)")
+        return plan.torch_fn(**{k: v for k, v in arguments.items() if k in plan.torch_params})
     names = _check(plan, arguments)
+    stats: Dict[str, Any] = {}
     if not names:
         dtype = next(v.dtype for v in arguments.values() if isinstance(v, torch.Tensor))
-        return _as_tensor(plan.forward(**{k: _numpy(v) for k, v in arguments.items()}), dtype)
-    return _LossFunction.apply(plan, arguments, names, *(arguments[k] for k in names))
+        loss = _result(plan, plan.forward(**{k: _numpy(v) for k, v in arguments.items()}), dtype, stats)
+    else:
+        loss = _LossFunction.apply(plan, arguments, names, stats, *(arguments[k] for k in names))
+    return (loss, stats) if arguments.get("return_stats") else loss
+
+
+def _signature(plan: _Plan) -> inspect.Signature:
+    """torch's signature, then losskit's own keywords (normalizer; cross-entropy's z_loss, softcap,
+    return_stats; linear_cross_entropy's chunk_size) as keyword-only parameters."""
+    torch_signature = inspect.signature(plan.torch_fn)
+    own = [p.replace(kind=p.KEYWORD_ONLY, annotation=p.empty)
+           for p in inspect.signature(plan.forward).parameters.values()
+           if p.name not in plan.torch_params and p.default is not p.empty]
+    return torch_signature.replace(parameters=[*torch_signature.parameters.values(), *own])
 
 
 def _make(name: str) -> Callable[..., torch.Tensor]:
     plan = _Plan(name)
-    signature = inspect.signature(plan.torch_fn)
+    signature = _signature(plan)
     bind = signature.bind
 
     def fn(*args: Any, **kwargs: Any) -> torch.Tensor:
@@ -176,7 +253,8 @@ def _make(name: str) -> Callable[..., torch.Tensor]:
     fn.__module__ = __name__
     fn.__signature__ = signature  # type: ignore[attr-defined]
     fn.__doc__ = (f"``torch.nn.functional.{name}`` computed by :func:`losskit.functional.{name}` "
-                  f"(its docstring states the formula), for CPU tensors, with torch's autograd.")
+                  f"(its docstring states the formula and losskit's keyword-only extras), for CPU tensors, "
+                  f"with torch's autograd.")
     return fn
 
 
