@@ -254,6 +254,164 @@ def test_no_grad_results_and_dtypes() -> None:
         torch.testing.assert_close(LTF.nll_loss(x64, tt), TF.nll_loss(x64, t))
 
 
+def _value_and_grads(fn: Any, leaves: List[Any], *args: Any, **kwargs: Any) -> Tuple[Any, ...]:
+    leaves = [t.detach().clone().requires_grad_() for t in leaves]
+    out = fn(*leaves, *args, **kwargs)
+    loss = out[0] if isinstance(out, tuple) else out
+    go = torch.linspace(-1.0, 2.0, loss.numel(), dtype=loss.dtype).reshape(loss.shape)
+    return (loss.detach(), *torch.autograd.grad(loss, leaves, go))
+
+
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+def test_normalizer_divides_as_torchs_sum(reduction: str) -> None:
+    """normalizer= passes through: 'mean' becomes torch's 'sum' divided by it (values and the
+    gradients of every differentiated input, extra ones included); 'none' ignores nothing silently:
+    losskit refuses a normalizer there, as it does in NumPy."""
+    g = torch.Generator().manual_seed(5)
+    x, y, w = (torch.randn(6, 5, dtype=torch.float64, generator=g) for _ in range(3))
+    probs = torch.softmax(torch.randn(6, 5, dtype=torch.float64, generator=g), 1)
+    labels = torch.tensor([0, 4, 2, -100, 1, 3])
+    cases = [
+        ("mse_loss", [x, y], (), {}),
+        ("l1_loss", [x, y, w.abs() + 0.1], (), {}),  # weight's gradient too
+        ("binary_cross_entropy_with_logits", [x, probs], (), {}),
+        ("cross_entropy", [x], (labels,), {"label_smoothing": 0.1}),
+        ("cross_entropy", [x, probs, w[0].abs()], (), {}),
+        ("margin_ranking_loss", [x[:, 0], y[:, 0], w[:, 0]], (), {"margin": 0.2}),
+    ]
+    for name, leaves, rest, kw in cases:
+        def call(fn: Any, normalizer: Any) -> Any:
+            def f(*ts: Any) -> Any:
+                named = dict(zip(("input", "target", "weight"), (*ts[:1], *rest, *ts[1:])))
+                if name == "margin_ranking_loss":
+                    named = dict(zip(("input1", "input2", "target"), ts))
+                extra = {} if normalizer is None else {"normalizer": normalizer}
+                return fn(**named, **kw, **extra, reduction=reduction if normalizer else "sum")
+            return f
+
+        if reduction == "none":
+            with pytest.raises(ValueError, match="normalizer"):
+                call(getattr(LTF, name), 7.0)(*leaves)
+            continue
+        ours = _value_and_grads(call(getattr(LTF, name), 7.5), leaves)
+        theirs = _value_and_grads(lambda *ts: call(getattr(TF, name), None)(*ts) / 7.5, leaves)
+        for o, t in zip(ours, theirs):
+            torch.testing.assert_close(o, t, msg=name)
+    crit = LTN.CrossEntropyLoss(label_smoothing=0.1)
+    torch.testing.assert_close(crit(x, labels, normalizer=2.0), TF.cross_entropy(x, labels, label_smoothing=0.1,
+                                                                                reduction="sum") / 2.0)
+
+
+def _ce_reference(x: Any, t: Any, reduction: str, z_loss: float, softcap: Any, ignore_index: int = -100) -> Any:
+    """torch's formula of losskit's cross-entropy extras: softcap the logits, add z_loss * lse**2 per
+    counted row, reduce like the loss."""
+    logits = x if softcap is None else softcap * torch.tanh(x / softcap)
+    per_row = TF.cross_entropy(logits, t, reduction="none", ignore_index=ignore_index)
+    counted = t != ignore_index
+    per_row = per_row + z_loss * torch.logsumexp(logits, 1) ** 2 * counted
+    if reduction == "none":
+        return per_row
+    return per_row.sum() / (counted.sum() if reduction == "mean" else 1)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_cross_entropy_extras(reduction: str, dtype: Any) -> None:
+    """z_loss, softcap and return_stats pass through cross_entropy and linear_cross_entropy: values
+    and gradients against torch's formula; the stats are losskit's and carry no gradient."""
+    import losskit.functional as LF
+
+    g = torch.Generator().manual_seed(6)
+    x = torch.randn(7, 9, dtype=dtype, generator=g) * 3
+    t = torch.tensor([0, 8, 2, -100, 1, 3, 3])
+    kw = {"z_loss": 1e-2, "softcap": 4.0}
+    ours = _value_and_grads(lambda a: LTF.cross_entropy(a, t, reduction=reduction, **kw, return_stats=True), [x])
+    theirs = _value_and_grads(lambda a: _ce_reference(a, t, reduction, kw["z_loss"], kw["softcap"]), [x])
+    for o, r in zip(ours, theirs):
+        torch.testing.assert_close(o, r)
+    loss, stats = LTF.cross_entropy(x.clone().requires_grad_(), t, reduction=reduction, **kw, return_stats=True)
+    assert loss.requires_grad
+    _, expected = LF.cross_entropy(x.numpy(), t.numpy(), reduction=reduction, **kw, return_stats=True)
+    assert set(stats) == set(expected)
+    for k, v in stats.items():
+        assert not v.requires_grad
+        np.testing.assert_array_equal(v.numpy(), expected[k])
+    # linear_cross_entropy: the logits of a linear layer
+    h = torch.randn(7, 6, dtype=dtype, generator=g)
+    wl = torch.randn(9, 6, dtype=dtype, generator=g)
+    ours = _value_and_grads(lambda a, b: LTF.linear_cross_entropy(a, b, t, reduction=reduction, **kw), [h, wl])
+    theirs = _value_and_grads(lambda a, b: _ce_reference(a @ b.T, t, reduction, kw["z_loss"], kw["softcap"]), [h, wl])
+    for o, r in zip(ours, theirs):
+        torch.testing.assert_close(o, r)
+
+
+SIXTEEN_BIT = [
+    ("l1_loss", ("x", "y"), {}, ("input", "target")),
+    ("mse_loss", ("x", "y"), {"weight": "pos"}, ("input", "weight")),
+    ("huber_loss", ("x", "y"), {"delta": 0.5}, ("input", "target")),
+    ("binary_cross_entropy_with_logits", ("x", "q"), {}, ("input", "target")),
+    ("soft_margin_loss", ("x", "sign"), {}, ("input",)),
+    ("cross_entropy", ("x", "labels"), {"label_smoothing": 0.1}, ("input",)),
+    ("nll_loss", ("lsm", "labels"), {}, ("input",)),
+    ("multi_margin_loss", ("x", "labels_ok"), {}, ("input",)),
+    ("cosine_embedding_loss", ("e1", "e2", "esign"), {}, ("input1", "input2")),
+]
+
+
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+@pytest.mark.parametrize("name, keys, kwargs, diff", SIXTEEN_BIT, ids=[c[0] for c in SIXTEEN_BIT])
+def test_16bit_tensors(name: str, keys: Tuple[str, ...], kwargs: Dict[str, Any], diff: Tuple[str, ...], dtype: str,
+                       reduction: str) -> None:
+    """bfloat16 and float16 tensors reach losskit as 16-bit NumPy views of their storage (bfloat16
+    as ml_dtypes' bfloat16): values and gradients are exactly losskit.functional's on the same
+    16-bit arrays, in the tensor's dtype, and match torch's float32 on the same values to 16-bit
+    tolerances. (The losses that read 16-bit in place and those computed from a float32 copy
+    alike.)"""
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    import losskit.functional as LF
+
+    tdtype = getattr(torch, dtype)
+    ndtype = np.dtype(ml_dtypes.bfloat16 if dtype == "bfloat16" else np.float16)
+    a = _inputs("float32")
+    params = list(__import__("inspect").signature(getattr(TF, name)).parameters)
+    arrays = dict(zip(params, (a[k] for k in keys)), **{k: a[v] for k, v in kwargs.items() if isinstance(v, str)})
+    options = {k: v for k, v in kwargs.items() if not isinstance(v, str)}
+    low = {k: v.astype(ndtype) if v.dtype.kind == "f" else v for k, v in arrays.items()}
+
+    def tensors(float32: bool) -> Dict[str, Any]:
+        out = {}
+        for k, v in low.items():
+            t = torch.from_numpy(v.astype(np.float32) if v.dtype == ndtype else v)
+            if v.dtype == ndtype and not float32:
+                t = t.to(tdtype)
+            out[k] = t.requires_grad_(k in diff)
+        return out
+
+    ours_in, ref_in = tensors(False), tensors(True)
+    out = getattr(LTF, name)(**ours_in, **options, reduction=reduction)
+    ref = getattr(TF, name)(**ref_in, **options, reduction=reduction)
+    go = torch.linspace(0.5, 1.5, out.numel()).reshape(out.shape)
+    grads = torch.autograd.grad(out, [ours_in[k] for k in diff], go.to(tdtype))
+    ref_grads = torch.autograd.grad(ref, [ref_in[k] for k in diff], go)
+    assert out.dtype == tdtype and all(g.dtype == tdtype for g in grads)
+    # exactly losskit's own 16-bit result
+    expected = getattr(LF, name)(**low, **options, reduction=reduction)
+    np.testing.assert_array_equal(out.detach().float().numpy(), np.asarray(expected).astype(ndtype).astype(np.float32))
+    if reduction == "none":
+        g16 = go.numpy().astype(ndtype)
+        expected_grads = getattr(LF, name + "_backward")(g16, **low, **options, reduction=reduction,
+                                                         target_grad="target" in diff)
+        expected_grads = expected_grads if isinstance(expected_grads, tuple) else (expected_grads,)
+        core = [k for k in diff if k != "weight"]
+        for g, e in zip(grads, expected_grads[:len(core)]):
+            np.testing.assert_array_equal(g.float().numpy(), np.asarray(e).astype(ndtype).astype(np.float32))
+    # and torch's float32 on the same 16-bit values, rounded to the 16-bit dtype
+    torch.testing.assert_close(out, ref.to(tdtype))
+    for g, r, k in zip(grads, ref_grads, diff):
+        torch.testing.assert_close(g, r.to(tdtype), msg=f"grad of {k}")
+
+
 def test_legacy_reduction_arguments_follow_torch() -> None:
     x, y = torch.randn(3, 4), torch.randn(3, 4)
     with warnings.catch_warnings():

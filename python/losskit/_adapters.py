@@ -4,7 +4,7 @@ that losskit's core has no entry point for (:func:`extra_grad`). Imports neither
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Tuple
 
 import numpy as np
 
@@ -103,16 +103,15 @@ def _mean_divisor(name: str, arrays: Dict[str, Any]) -> float:
     return functional.mean_normalizer(name, **{k: v for k, v in arrays.items() if k != "normalizer"})
 
 
-def extra_grad(name: str, argument: str, arrays: Dict[str, Any], grad_output: Any,
-               loss: Optional[Any] = None) -> np.ndarray:
+def extra_grad(name: str, argument: str, arrays: Dict[str, Any], grad_output: Any) -> np.ndarray:
     """The gradient of `name`'s loss with respect to `argument` (one of :func:`extra_names`), for
     `grad_output` (a scalar for a reduced loss, the unreduced loss's shape for 'none'), from
-    losskit's outputs: `arrays` are the call's losskit arguments (NumPy), `loss` its reduced value
-    (needed by a weighted mean that divides by sum(weight)). Exact, not a finite difference:
+    losskit's outputs: `arrays` are the call's losskit arguments (NumPy). Exact, not a finite
+    difference:
 
     * a per-element ``weight`` (l1, mse, huber): the loss is ``sum(w * l) / D``, so the gradient is
       the unweighted per-element loss ``l`` (a ``'none'`` call without weight) times
-      ``grad_output / D``, less ``loss / D`` where ``D = sum(w)``;
+      ``grad_output / D``, less ``mean / D`` where ``D = sum(w)`` (l1, mse);
     * cross_entropy's class ``weight`` with probability targets: the loss is
       ``-sum_c w_c y'_c log_softmax(x)_c`` with the smoothed target ``y'``; the target gradient of
       the unweighted, unsmoothed call is ``-log_softmax(x)_c`` times the row's grad_output and
@@ -125,6 +124,12 @@ def extra_grad(name: str, argument: str, arrays: Dict[str, Any], grad_output: An
     """
     from . import functional
 
+    # 16-bit storage as float32, which the core computes in anyway: the per-element values these
+    # formulas combine must not be rounded to 16 bits first (l - mean cancels)
+    arrays = {k: v.astype(np.float32) if isinstance(v, np.ndarray) and is_half(v.dtype) else v
+              for k, v in arrays.items()}
+    if isinstance(grad_output, np.ndarray) and is_half(grad_output.dtype):
+        grad_output = grad_output.astype(np.float32)
     reduction = arrays["reduction"]
     go = np.asarray(grad_output, dtype=np.float64 if reduction != "none" else None)
     if name in ("l1_loss", "mse_loss", "huber_loss"):
@@ -134,7 +139,10 @@ def extra_grad(name: str, argument: str, arrays: Dict[str, Any], grad_output: An
         if reduction == "mean":
             divisor = _mean_divisor(name, arrays)
             if name in _WEIGHT_SUM_MEAN and arrays.get("normalizer") is None:
-                work = work - np.asarray(loss, dtype=np.float64).astype(work.dtype)
+                # the mean itself, in double from the same elements: the loss as returned (16-bit,
+                # or float32) would be rounded, and l - mean cancels
+                mean = np.dot(work.ravel().astype(np.float64), weight.ravel().astype(np.float64)) / divisor
+                work = work - work.dtype.type(mean)
             work = work * (go / divisor).astype(work.dtype)
         else:
             work = work * go.astype(work.dtype)

@@ -15,11 +15,25 @@ formula. One :class:`torch.autograd.Function` serves every loss:
   correctly only when every gradient element depends on one loss element, which a broadcast target
   or ``var`` breaks, and recomputing costs one pass, as the multiply would.
 
-Gradients flow to the inputs losskit differentiates: the inputs, and a float target where losskit
-has its gradient (``target_grad``). Another tensor that requires grad (a ``weight``, or a label
-target torch would differentiate) raises NotImplementedError rather than getting a silent zero.
-Tensors on another device than the CPU raise ValueError (no silent copies); backward is once
-differentiable: a backward with ``create_graph=True`` raises RuntimeError.
+Gradients flow to every input torch differentiates: those losskit's backward returns (the inputs,
+a float target where losskit has its gradient), and the ones torch differentiates that losskit's
+core has no entry point for (the weight of l1/mse/huber, cross_entropy with probabilities and
+multilabel_soft_margin; margin_ranking's target), computed exactly from losskit's outputs by
+:func:`losskit._adapters.extra_grad`. A tensor that requires grad where torch's own loss refuses it
+(class weights of class-index targets, pos_weight, soft_margin's target) raises RuntimeError before
+any work, as torch's does; hinge's and cosine's ±1 targets, which torch reads only through
+comparisons, get no gradient, as in torch.
+
+losskit's own keywords follow torch's signature as keyword-only parameters: ``normalizer``, and
+cross_entropy's and linear_cross_entropy's ``z_loss``, ``softcap`` and ``return_stats`` (the call
+then returns ``(loss, stats)``, the stats tensors without gradient).
+
+float16 tensors are NumPy float16 views; bfloat16 tensors are viewed as ml_dtypes' bfloat16 (the
+dtype losskit reads bfloat16 as; ml_dtypes is imported on the first bfloat16 tensor only). Losses
+whose core reads 16-bit storage compute from it in place; the others from a float32 copy; results
+and gradients come back in the tensor's dtype. Tensors on another device than the CPU raise
+ValueError (no silent copies); backward is once differentiable: a backward with
+``create_graph=True`` raises RuntimeError.
 """
 
 from __future__ import annotations
@@ -131,7 +145,7 @@ class _LossFunction(torch.autograd.Function):
         ctx.keys = [k for k, v in arguments.items() if isinstance(v, torch.Tensor)]
         ctx.others = {k: v for k, v in arguments.items() if not isinstance(v, torch.Tensor)}
         ctx.save_for_backward(*(arguments[k] for k in ctx.keys))
-        ctx.kept = ctx.loss = None
+        ctx.kept = None
         if arguments["reduction"] == "none" or not (ctx.fused or ctx.extra):
             return _result(plan, plan.forward(**arrays), dtype, stats)
         if ctx.fused:
@@ -142,10 +156,9 @@ class _LossFunction(torch.autograd.Function):
             named = _adapters.by_name(plan.name, target_grad, grads)
         else:
             loss, named = _result(plan, plan.forward(**arrays), dtype, stats), {}
-        ctx.loss = np.asarray(loss, dtype=np.float64) if not isinstance(loss, torch.Tensor) else loss.double().numpy()
         ctx.kept = {k: _as_tensor(g, ctx.dtypes[k]) for k, g in named.items() if g is not None and k in need}
         for k in ctx.extra:
-            ctx.kept[k] = _as_tensor(_adapters.extra_grad(plan.name, k, arrays, 1.0, ctx.loss), ctx.dtypes[k])
+            ctx.kept[k] = _as_tensor(_adapters.extra_grad(plan.name, k, arrays, 1.0), ctx.dtypes[k])
         return loss if isinstance(loss, torch.Tensor) else _as_tensor(loss, dtype)
 
     @staticmethod
@@ -177,7 +190,7 @@ class _LossFunction(torch.autograd.Function):
                 named = _adapters.by_name(ctx.plan.name, ctx.target_grad, out)
                 grads = {k: _as_tensor(g, ctx.dtypes[k]) for k, g in named.items() if g is not None and k in ctx.need}
             for k in ctx.extra:
-                grads[k] = _as_tensor(_adapters.extra_grad(ctx.plan.name, k, arrays, go, ctx.loss), ctx.dtypes[k])
+                grads[k] = _as_tensor(_adapters.extra_grad(ctx.plan.name, k, arrays, go), ctx.dtypes[k])
         return (None, None, None, None, *(grads.get(k) for k in ctx.names))
 
 
