@@ -34,7 +34,8 @@ def _data(dtype: str) -> Dict[str, Any]:
          "probs": r.dirichlet(np.ones(c), n), "e1": r.standard_normal((n, d)), "e2": r.standard_normal((n, d)),
          "e3": r.standard_normal((n, d)), "s": np.array([1.0, -1.0, 1.0, -1.0, -1.0]),
          "h": r.standard_normal((n, d)), "W": r.standard_normal((7, d)), "b": r.standard_normal(7),
-         "tv": np.array([0, 6, 2, 5, 1])}
+         "tv": np.array([0, 6, 2, 5, 1]), "wx": r.uniform(0.5, 2.0, (n, c)), "f1": r.standard_normal(8),
+         "f2": r.standard_normal(8), "f3": r.standard_normal(8)}
     return {k: jnp.asarray(v.astype(dtype) if v.dtype.kind == "f" else v) for k, v in a.items()}
 
 
@@ -48,6 +49,10 @@ def _ce_ref(z: Any, t: Any, w: Any, eps: float, reduction: str) -> Any:
     picked = -jnp.take_along_axis(logp, t[:, None], 1)[:, 0]
     l = (1 - eps) * w[t] * picked + eps / c * jnp.sum(-logp * w, -1)
     return jnp.sum(l) / jnp.sum(w[t]) if reduction == "mean" else _mean_or(reduction, l)
+
+
+def _huber(d: Any, delta: float) -> Any:
+    return jnp.where(jnp.abs(d) < delta, 0.5 * d ** 2, delta * (jnp.abs(d) - 0.5 * delta))
 
 
 def _cos(a: Any, b: Any) -> Any:
@@ -79,6 +84,23 @@ CASES: Tuple[Tuple[str, Callable[..., Any], Callable[..., Any], Tuple[str, ...],
      ("e1", "e2", "s"), (0, 1)),
     ("triplet", LJ.triplet_margin_loss,
      lambda a, p, n, r: _mean_or(r, jnp.maximum(_dist(a, p) - _dist(a, n) + 1.0, 0)), ("e1", "e2", "e3"), (0, 1, 2)),
+    # gradients torch differentiates that losskit's core has no entry point for (_adapters.extra_grad)
+    ("l1_weight", lambda x, y, w, reduction: LJ.l1_loss(x, y, weight=w, reduction=reduction),
+     lambda x, y, w, r: (jnp.sum(w * jnp.abs(x - y)) / jnp.sum(w) if r == "mean"
+                         else _mean_or(r, w * jnp.abs(x - y))), ("x", "y", "wx"), (0, 2)),
+    ("huber_weight", lambda x, y, w, reduction: LJ.huber_loss(x, y, weight=w, delta=0.6, reduction=reduction),
+     lambda x, y, w, r: _mean_or(r, w * _huber(x - y, 0.6)), ("x", "y", "wx"), (2, 1)),
+    ("cross_entropy_probs_weight",
+     lambda x, p, w, reduction: LJ.cross_entropy(x, p, weight=w, label_smoothing=0.2, reduction=reduction),
+     lambda x, p, w, r: _mean_or(r, -jnp.sum(w * (0.8 * p + 0.05) * jax.nn.log_softmax(x, -1), -1)),
+     ("x", "probs", "w"), (2, 0)),
+    ("multilabel_soft_weight",
+     lambda x, y, w, reduction: LJ.multilabel_soft_margin_loss(x, y, weight=w, reduction=reduction),
+     lambda x, y, w, r: _mean_or(r, -jnp.mean(w * (y * jax.nn.log_sigmoid(x) + (1 - y) * jax.nn.log_sigmoid(-x)),
+                                              -1)), ("x", "q", "w"), (2,)),
+    ("margin_ranking_target", lambda a, b, t, reduction: LJ.margin_ranking_loss(a, b, t, margin=0.2,
+                                                                                 reduction=reduction),
+     lambda a, b, t, r: _mean_or(r, jnp.maximum(-t * (a - b) + 0.2, 0)), ("f1", "f2", "f3"), (2, 0)),
     ("linear_ce", lambda h, W, t, b, reduction: LJ.linear_cross_entropy(h, W, t, linear_bias=b, reduction=reduction),
      lambda h, W, t, b, r: _ce_ref(h @ W.T + b, t, jnp.ones(W.shape[0], h.dtype), 0.0, r), ("h", "W", "tv", "b"),
      (0, 1, 3)),
@@ -160,11 +182,81 @@ def test_ctc_matches_losskit_under_jit_and_grad() -> None:
 
 
 def test_constant_arguments_refuse_differentiation() -> None:
+    """Arguments torch does not differentiate (the class weight of class-index targets) refuse at
+    trace time; a label read only through comparisons (hinge's target) gets the jnp formula's zero."""
     a = _data("float64")
     with pytest.raises(NotImplementedError, match=r"cross_entropy: losskit computes no gradient for weight"):
         jax.grad(lambda w: LJ.cross_entropy(a["x"], a["t"], weight=w))(a["w"])
-    with pytest.raises(NotImplementedError, match=r"hinge_embedding_loss: .* target"):
-        jax.grad(lambda s: LJ.hinge_embedding_loss(a["x"], s), argnums=0)(jnp.sign(a["y"]))
+    g = jax.grad(lambda s: LJ.hinge_embedding_loss(a["x"], s), argnums=0)(jnp.sign(a["y"]))
+    assert np.array_equal(np.asarray(g), np.zeros(a["y"].shape))
+
+
+@pytest.mark.parametrize("traced", [False, True])
+def test_normalizer(traced: bool) -> None:
+    """normalizer= passes through (a number, or an array traced under jit): 'mean' is the sum over
+    it, for the value and every gradient."""
+    a = _data("float64")
+
+    def ours(x: Any, w: Any, n: Any) -> Any:
+        return LJ.l1_loss(x, a["y"], weight=w, normalizer=n if traced else 7.5)
+
+    def ref(x: Any, w: Any, n: Any) -> Any:
+        return jnp.sum(w * jnp.abs(x - a["y"])) / 7.5
+
+    for f in (ours, ref):
+        f.value_and_grad = jax.jit(jax.value_and_grad(f, argnums=(0, 1)))  # type: ignore[attr-defined]
+    (v, g), (rv, rg) = (f.value_and_grad(a["x"], a["wx"], jnp.float64(7.5)) for f in (ours, ref))  # type: ignore
+    _check(v, rv, "float64", "value")
+    for x, y in zip(g, rg):
+        _check(x, y, "float64", "grad")
+
+
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+def test_cross_entropy_extras(reduction: str) -> None:
+    """z_loss and softcap against the jnp formula (values and gradients under jit); return_stats
+    returns (loss, stats) with losskit's stats, which carry no gradient (has_aux)."""
+    a = _data("float64")
+    x, t = 3 * a["x"], a["t"]
+
+    def ref(z: Any) -> Any:
+        z = 2.0 * jnp.tanh(z / 2.0)
+        lse = jax.nn.logsumexp(z, -1)
+        per_row = lse - jnp.take_along_axis(z, t[:, None], 1)[:, 0] + 1e-2 * lse ** 2
+        return _mean_or(reduction, per_row)
+
+    def ours(z: Any) -> Any:
+        return LJ.cross_entropy(z, t, z_loss=1e-2, softcap=2.0, reduction=reduction, return_stats=True)
+
+    go = jnp.linspace(-1.0, 1.0, ref(x).size).reshape(ref(x).shape)
+    (v, stats), g = jax.jit(jax.value_and_grad(lambda z: (jnp.sum(ours(z)[0] * go), ours(z)[1]), has_aux=True))(x)
+    rv, rg = jax.value_and_grad(lambda z: jnp.sum(ref(z) * go))(x)
+    _check(v, rv, "float64", "value")
+    _check(g, rg, "float64", "grad")
+    _, expected = LF.cross_entropy(np.asarray(x), np.asarray(t), z_loss=1e-2, softcap=2.0, reduction=reduction,
+                                   return_stats=True)
+    assert set(stats) == set(expected)
+    for k in expected:
+        np.testing.assert_array_equal(np.asarray(stats[k]), expected[k])
+    with pytest.raises(NotImplementedError, match="return_stats arrays carry no gradient"):
+        jax.grad(lambda z: jnp.sum(ours(z)[1]["lse"]))(x)
+
+
+@pytest.mark.parametrize("name, keys", [("l1_loss", ("x", "y")), ("cross_entropy", ("x", "t")),
+                                        ("multi_margin_loss", ("x", "t"))])
+def test_bfloat16(name: str, keys: Tuple[str, ...]) -> None:
+    """bfloat16 arrays reach losskit as they are (ml_dtypes' bfloat16, what JAX uses): under jit and
+    grad the value and gradient are losskit.functional's on the same bfloat16 arrays, in bfloat16."""
+    a = _data("float32")
+    args = tuple(a[k].astype(jnp.bfloat16) if a[k].dtype == jnp.float32 else a[k] for k in keys)
+    fn = getattr(LJ, name)
+    v, g = jax.jit(jax.value_and_grad(fn))(*args)
+    assert v.dtype == g.dtype == jnp.bfloat16
+    host = tuple(np.asarray(x) for x in args)
+    expected = getattr(LF, name)(*host)
+    expected_g = getattr(LF, name + "_backward")(None, *host)
+    np.testing.assert_array_equal(np.asarray(v, np.float32), np.asarray(expected).astype(v.dtype).astype(np.float32))
+    np.testing.assert_array_equal(np.asarray(g, np.float32),
+                                  np.asarray(expected_g).astype(g.dtype).astype(np.float32))
 
 
 def test_float32_stays_float32() -> None:

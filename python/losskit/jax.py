@@ -17,11 +17,19 @@ batch is one more leading dimension of an element-wise loss). Every other call i
 ``'sequential'`` (one call per batch element): a reduced loss reduces over the whole batch, and a
 row-wise loss reads dimension 1 as its classes.
 
-Array arguments other than the differentiated ones (class-index targets, ``weight``,
-``pos_weight``, lengths) are constants: differentiating with respect to one raises
-NotImplementedError at trace time. Numbers, strings, flags and ``distance_function`` are static
-(a new trace per value). Needs ``jax`` (``pip install losskit[jax]``); ``import losskit`` alone
-never imports it. float32 and float64 (``jax.config.update("jax_enable_x64", True)``).
+Gradients: every argument losskit's backward differentiates, and the ones torch differentiates
+that losskit's core has no entry point for (the weight of l1/mse/huber, cross_entropy with
+probabilities and multilabel_soft_margin; margin_ranking's target), computed exactly from
+losskit's outputs (:func:`losskit._adapters.extra_grad`); hinge's and cosine's ±1 targets, read
+only through comparisons, get a zero cotangent, as the jnp formula's. Other array arguments
+(class-index targets, class weights of class-index targets, ``pos_weight``, lengths) are
+constants: differentiating with respect to one raises NotImplementedError at trace time. Numbers,
+strings, flags and ``distance_function`` are static (a new trace per value); ``normalizer`` may
+also be an array (traced under jit). ``return_stats=True`` returns ``(loss, stats)``; the stats
+carry no gradient (use ``has_aux``). Needs ``jax`` (``pip install losskit[jax]``); ``import
+losskit`` alone never imports it. float32, float64 (``jax.config.update("jax_enable_x64", True)``)
+and bfloat16/float16 (read in place by the losses whose core reads 16-bit storage, else computed
+in float32; results in the input's dtype).
 
 >>> import jax, jax.numpy as jnp, numpy as np
 >>> import losskit.jax as lj
@@ -100,16 +108,57 @@ def _call(plan: _Plan, arguments: Dict[str, Any]) -> Any:
         out_shape = _none_shape(plan.name, tuple(shapes[k] for k in plan.positional if k in shapes))
     else:
         out_shape = ()
-    out_type = jax.ShapeDtypeStruct(out_shape, dtype)
+    loss_type = jax.ShapeDtypeStruct(out_shape, dtype)
+    # return_stats: per-row arrays shaped like the unreduced loss, beside the loss
+    with_stats = bool(static.get("return_stats"))
+    stat_shape = _none_shape(plan.name, tuple(shapes[k] for k in plan.positional if k in shapes))
+    stat_types = {"lse": jax.ShapeDtypeStruct(stat_shape, dtype), "entropy": jax.ShapeDtypeStruct(stat_shape, dtype),
+                  "correct": jax.ShapeDtypeStruct(stat_shape, np.bool_)}
+    out_type: Any = (loss_type, stat_types) if with_stats else loss_type
     batch_friendly = (reduction == "none" and plan.name not in _CLASS_DIM | _ROW | _NOT_ELEMENTWISE
                       and all(s == out_shape for s in shapes.values()))
     vmap_method = "broadcast_all" if batch_friendly else "sequential"
+    target_dtype = dtypes.get("target")
+    extra = _adapters.extra_names(plan.name, target_dtype is not None and jnp.issubdtype(target_dtype, jnp.floating))
 
-    def host(fn: Callable[..., Any], *values: Any, **extra: Any) -> Any:
-        return fn(**static, **dict(zip(keys, values)), **extra)
+    def named(values: Any) -> Dict[str, Any]:
+        # the callback's arguments as NumPy arrays (zero-copy on the CPU), which losskit's number
+        # options (a traced normalizer) read as 0-d arrays
+        return dict(static, **dict(zip(keys, (np.asarray(v) for v in values))))
 
-    def forward_host(*values: Any) -> np.ndarray:
-        return np.asarray(host(plan.forward, *values), dtype=dtype)
+    def value_of(result: Any) -> Any:
+        """losskit's forward result as the callback's: the loss (and its stats) in the types above."""
+        if not with_stats:
+            return np.asarray(result, dtype=dtype)
+        value, stats = result
+        return (np.asarray(value, dtype=dtype),
+                {k: np.asarray(stats[k], dtype=t.dtype) for k, t in stat_types.items()})
+
+    def forward_host(*values: Any) -> Any:
+        return value_of(plan.forward(**named(values)))
+
+    def gradients(core: Tuple[str, ...], extras: Tuple[str, ...], target_grad: bool, values: Any,
+                  grad_output: Any) -> Tuple[Any, Dict[str, Any]]:
+        """The loss (None with a grad_output: that is a backward) and the gradients by name, for
+        grad_output = 1 of a reduced loss in the forward, or the cotangent: losskit's fused or
+        backward entry point for the core ones, _adapters.extra_grad for the others."""
+        arrays = named(values)
+        value, grads = None, {}
+        if grad_output is None:
+            if core:
+                out = plan.fused(**arrays, target_grad=target_grad)
+                value = out[0] if not with_stats else (out[0], out[2])
+                grads = _adapters.by_name(plan.name, target_grad, out[1])
+            else:
+                value = plan.forward(**arrays)
+        elif core:
+            arrays.pop("return_stats", None)
+            out = plan.backward(grad_output, **arrays, target_grad=target_grad)
+            grads = _adapters.by_name(plan.name, target_grad, out)
+        arrays.pop("return_stats", None)
+        for k in extras:
+            grads[k] = _adapters.extra_grad(plan.name, k, arrays, 1.0 if grad_output is None else grad_output)
+        return value, grads
 
     traced: Dict[str, Any] = {}
 
@@ -120,39 +169,46 @@ def _call(plan: _Plan, arguments: Dict[str, Any]) -> Any:
     def fwd(*primals: Any) -> Any:
         values = tuple(p.value for p in primals)
         perturbed = {k: p.perturbed for k, p in zip(keys, primals)}
+        untracked = _adapters.NO_GRADIENT.get(plan.name, ())
         for k, wanted in perturbed.items():
-            if wanted and k not in plan.differentiable:
+            if wanted and k not in plan.differentiable and k not in extra and k not in untracked:
                 raise NotImplementedError(f"{plan.qualname}: losskit computes no gradient for {k} "
                                           "(wrap it in jax.lax.stop_gradient, or differentiate the other arguments)")
         target_grad = "target" in plan.differentiable and perturbed.get("target", False)
-        names = tuple(k for k in _adapters.grad_names(plan.name, target_grad) if perturbed.get(k, False))
-        # What fwd learnt at trace time, for bwd (residuals hold arrays only).
-        traced.update(target_grad=target_grad, names=names)
-        if reduction == "none":
+        core = tuple(k for k in _adapters.grad_names(plan.name, target_grad) if perturbed.get(k, False))
+        extras = tuple(k for k in extra if perturbed.get(k, False))
+        # What fwd learnt at trace time, for bwd (residuals hold arrays only). An argument that the
+        # loss reads only through comparisons (NO_GRADIENT) gets a zero cotangent, as the jnp formula.
+        traced.update(target_grad=target_grad, core=core, extras=extras)
+        names = core + extras
+        grad_types = tuple(jax.ShapeDtypeStruct(shapes[k], dtypes[k]) for k in names)
+        if reduction == "none" or not names:
             out = jax.pure_callback(forward_host, out_type, *values, vmap_method=vmap_method)
             return out, (values, None)
-        grad_types = tuple(jax.ShapeDtypeStruct(shapes[k], dtypes[k]) for k in names)
 
         def fused_host(*vals: Any) -> Any:
-            value, grads = host(plan.fused, *vals, target_grad=target_grad)
-            grads = _adapters.by_name(plan.name, target_grad, grads)
-            return (np.asarray(value, dtype=dtype),
-                    tuple(np.asarray(grads[k], dtype=t.dtype) for k, t in zip(names, grad_types)))
+            value, grads = gradients(core, extras, target_grad, vals, None)
+            return value_of(value), tuple(np.asarray(grads[k], dtype=t.dtype) for k, t in zip(names, grad_types))
 
         out, grads = jax.pure_callback(fused_host, (out_type, grad_types), *values, vmap_method=vmap_method)
         return out, (values, grads)
 
     def bwd(residual: Any, g: Any) -> Any:
         values, kept = residual
-        target_grad, names = traced["target_grad"], traced["names"]
-        if isinstance(g, jax.custom_derivatives.SymbolicZero):
+        target_grad, core, extras = traced["target_grad"], traced["core"], traced["extras"]
+        names = core + extras
+        if with_stats:
+            g, stats_cotangent = g
+            if not all(isinstance(c, jax.custom_derivatives.SymbolicZero) for c in stats_cotangent.values()):
+                raise NotImplementedError(f"{plan.qualname}: the return_stats arrays carry no gradient "
+                                          "(differentiate the loss only, e.g. with has_aux=True)")
+        if isinstance(g, jax.custom_derivatives.SymbolicZero) or not names:
             return tuple(None for _ in keys)
         if kept is None:
             grad_types = tuple(jax.ShapeDtypeStruct(shapes[k], dtypes[k]) for k in names)
 
             def backward_host(go: np.ndarray, *vals: Any) -> Any:
-                grads = _adapters.by_name(plan.name, target_grad,
-                                          host(plan.backward, *vals, grad_output=go, target_grad=target_grad))
+                _, grads = gradients(core, extras, target_grad, vals, go)
                 return tuple(np.asarray(grads[k], dtype=t.dtype) for k, t in zip(names, grad_types))
 
             kept = jax.pure_callback(backward_host, grad_types, g, *values, vmap_method=vmap_method)
