@@ -47,6 +47,7 @@ def main() -> None:
     print(f"jax {jax.__version__}, optax {optax.__version__}, float32, median of {args.reps}")
     print("| case | rows x classes | losskit.jax (ms) | XLA (ms) | XLA/losskit.jax |")
     print("|---|---|---|---|---|")
+    overheads: List[List[str]] = []
     for rows in (int(r) for r in args.rows.split(",")):
         rng = np.random.default_rng(0)
         z = jnp.asarray(rng.standard_normal((rows, args.classes), dtype=np.float32))
@@ -66,6 +67,34 @@ def main() -> None:
             ms = _time({k: (lambda f=f: f(*inputs)) for k, f in fns.items()}, args.reps)
             print(f"| {name} | {rows} x {args.classes} | {ms['losskit.jax']:.1f} | {ms['XLA']:.1f} "
                   f"| {ms['XLA'] / ms['losskit.jax']:.2f} |")
+        overheads.append(_callback_overhead(rows, args.classes, z, t, args.reps))
+    print()
+    print("Where losskit.jax's cross_entropy time goes (value_and_grad, jitted):")
+    print("| rows x classes | losskit.jax (ms) | losskit's fused call alone, NumPy (ms) | "
+          "callback reading the logits, returning a scalar (ms) | callback returning a logits-sized result (ms) |")
+    print("|---|---|---|---|---|")
+    for row in overheads:
+        print("| " + " | ".join(row) + " |")
+
+
+def _callback_overhead(rows: int, classes: int, z: Any, t: Any, reps: int) -> List[str]:
+    """The jax.pure_callback round trip alone, against losskit's fused cross-entropy on the same
+    data: what an XLA FFI custom call (buffers read and written in place) would save."""
+    import losskit.functional as lf
+
+    zn, tn = np.asarray(z), np.asarray(t)
+    scalar = jax.ShapeDtypeStruct((), jnp.float32)
+    full = jax.ShapeDtypeStruct(z.shape, jnp.float32)
+    reads = jax.jit(lambda a: jax.pure_callback(lambda v: np.float32(0.0), scalar, a))
+    writes = jax.jit(lambda a: jax.pure_callback(lambda v: np.empty(full.shape, np.float32), full, a).sum())
+    ours = jax.jit(jax.value_and_grad(lambda a, b: lj.cross_entropy(a, b)))
+    s = jnp.float32(0.0)
+    fns = {"losskit.jax": lambda: ours(z, t), "core": lambda: lf.cross_entropy_forward_backward(zn, tn),
+           "reads": lambda: reads(z), "writes": lambda: writes(s)}
+    for f in fns.values():
+        jax.block_until_ready(f())
+    ms = _time(fns, reps)
+    return [f"{rows} x {classes}"] + [f"{ms[k]:.1f}" for k in ("losskit.jax", "core", "reads", "writes")]
 
 
 if __name__ == "__main__":

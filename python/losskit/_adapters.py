@@ -172,13 +172,12 @@ def extra_grad(name: str, argument: str, arrays: Dict[str, Any], grad_output: An
         return (work.reshape(-1, classes).sum(axis=0) / classes).astype(weight.dtype)
     if name == "margin_ranking_loss":
         x1, x2, y = (np.asarray(arrays[k]) for k in ("input1", "input2", "target"))
-        work = _work_dtype(np.result_type(x1.dtype, x2.dtype))
+        work_dtype = _work_dtype(np.result_type(x1.dtype, x2.dtype))
         shape = np.broadcast_shapes(x1.shape, x2.shape, y.shape)
-        difference = np.subtract(x1, x2, dtype=work)
-        difference = np.ascontiguousarray(np.broadcast_to(difference, shape))
-        labels = np.ascontiguousarray(np.broadcast_to(np.asarray(y, dtype=work), shape))
+        difference = np.ascontiguousarray(np.broadcast_to(np.subtract(x1, x2, dtype=work_dtype), shape))
+        labels = np.ascontiguousarray(np.broadcast_to(np.asarray(y, dtype=work_dtype), shape))
         grad_labels, _ = functional.margin_ranking_loss_backward(
-            grad_output, labels, np.zeros(shape, work), difference, margin=arrays.get("margin", 0.0),
+            grad_output, labels, np.zeros(shape, work_dtype), difference, margin=arrays.get("margin", 0.0),
             reduction=reduction, normalizer=arrays.get("normalizer"))
         return _sum_to(np.asarray(grad_labels), y.shape).astype(y.dtype)
     raise ValueError(f"losskit adapters: no gradient of {name} with respect to {argument}")
