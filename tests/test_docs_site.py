@@ -40,18 +40,42 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
         unavailable(f"the docs build needs {', '.join(missing)} (pip install \".[docs]\")")
     out = tmp_path_factory.mktemp("site")
     # The losskit under test (a source tree's, or the installed one) is the one documented.
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [str(Path(losskit.__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")])}
-    run([sys.executable, "-m", "sphinx", "-W", "--keep-going", "-E", "-q", "-b", "html",
-         "-d", str(out / "doctrees"), str(REPO / "docs"), str(out / "html")], env=env, cwd=REPO)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(
+            [str(Path(losskit.__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]
+        ),
+    }
+    run(
+        [
+            sys.executable,
+            "-m",
+            "sphinx",
+            "-W",
+            "--keep-going",
+            "-E",
+            "-q",
+            "-b",
+            "html",
+            "-d",
+            str(out / "doctrees"),
+            str(REPO / "docs"),
+            str(out / "html"),
+        ],
+        env=env,
+        cwd=REPO,
+    )
     return out / "html"
 
 
 def test_reference_documents_every_public_function_and_class(site: Path) -> None:
     html = "".join(p.read_text() for p in (site / "reference").glob("*.html"))
     anchors = set(re.findall(r'id="([\w.]+)"', html))
-    functions = [f"losskit.functional.{n}" for n, f in inspect.getmembers(F, inspect.isfunction)
-                 if not n.startswith("_") and f.__module__ == F.__name__]
+    functions = [
+        f"losskit.functional.{n}"
+        for n, f in inspect.getmembers(F, inspect.isfunction)
+        if not n.startswith("_") and f.__module__ == F.__name__
+    ]
     classes = [f"losskit.{n}" for n in losskit.__all__ if isinstance(getattr(losskit, n), type)]
     assert len(functions) >= 3 * 22 and len(classes) >= 22
     missing = [name for name in functions + classes if name not in anchors]
@@ -59,8 +83,9 @@ def test_reference_documents_every_public_function_and_class(site: Path) -> None
 
 
 def test_every_figure_is_shown(site: Path) -> None:
-    shown = set(re.findall(r'src="(?:\.\./)?_images/([\w.-]+\.png)"',
-                           "".join(p.read_text() for p in site.rglob("*.html"))))
+    shown = set(
+        re.findall(r'src="(?:\.\./)?_images/([\w.-]+\.png)"', "".join(p.read_text() for p in site.rglob("*.html")))
+    )
     committed = {p.name for p in (REPO / "docs" / "figures").glob("*.png")}
     assert committed <= shown, f"figures on no page: {sorted(committed - shown)}"
     assert all((site / "_images" / name).is_file() for name in shown)
@@ -69,14 +94,26 @@ def test_every_figure_is_shown(site: Path) -> None:
 def _formulas(page: str) -> int:
     """The formulas of a built page: Sphinx writes each as \\( ... \\) or \\[ ... \\] inside an
     element of class "math" for MathJax to typeset."""
-    return sum(len(re.findall(r"\\\(|\\\[", m))
-               for m in re.findall(r'(?s)<(?:span|div) class="math[^"]*">(.*?)</(?:span|div)>', page))
+    return sum(
+        len(re.findall(r"\\\(|\\\[", m))
+        for m in re.findall(r'(?s)<(?:span|div) class="math[^"]*">(.*?)</(?:span|div)>', page)
+    )
 
 
 def _typeset_dom(chromium: str, page: Path) -> str:
     """The page's DOM once its scripts (MathJax) have run, in headless chromium."""
-    return run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=20000",
-                "--dump-dom", page.as_uri()], timeout=300).stdout
+    return run(
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--virtual-time-budget=20000",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        timeout=300,
+    ).stdout
 
 
 def test_math_renders_in_a_browser(site: Path) -> None:
@@ -90,13 +127,13 @@ def test_math_renders_in_a_browser(site: Path) -> None:
         name = page.relative_to(site)
         errors = re.findall(r'data-mjx-error="([^"]*)"', dom)
         assert not errors, f"{name}: MathJax errors {errors}"
-        assert dom.count("<mjx-container") == formulas, f"{name}: {formulas} formulas, typeset " \
-            f"{dom.count('<mjx-container')}"
+        assert dom.count("<mjx-container") == formulas, (
+            f"{name}: {formulas} formulas, typeset {dom.count('<mjx-container')}"
+        )
         # No TeX left as text: strip the markup, code and MathJax's hidden MathML copy.
         text = re.sub(r"(?s)<(script|style|pre|code|mjx-assistive-mml)\b[^>]*>.*?</\1>", "", dom)
         text = re.sub(r"<[^>]+>", "", text)
-        leftover = re.findall(r".{0,30}(?:\\(?:frac|partial|sum|log|ell|text|operatorname)\b|\$[^$\s]).{0,30}",
-                              text)
+        leftover = re.findall(r".{0,30}(?:\\(?:frac|partial|sum|log|ell|text|operatorname)\b|\$[^$\s]).{0,30}", text)
         assert not leftover, f"{name}: raw TeX in the page text: {leftover[:3]}"
 
 
@@ -114,9 +151,21 @@ def test_screenshots_of_the_index_and_a_loss_page(site: Path, tmp_path: Path) ->
     for page, height in (("index.html", 1400), ("reference/pointwise.html", 2000)):
         png = shots / (page.replace("/", "_").removesuffix(".html") + ".png")
         png.unlink(missing_ok=True)
-        run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-             f"--window-size=1280,{height}", "--virtual-time-budget=20000", f"--screenshot={png}",
-             (site / page).as_uri()], timeout=300, cwd=shots)
+        run(
+            [
+                chromium,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--hide-scrollbars",
+                f"--window-size=1280,{height}",
+                "--virtual-time-budget=20000",
+                f"--screenshot={png}",
+                (site / page).as_uri(),
+            ],
+            timeout=300,
+            cwd=shots,
+        )
         assert _png_size(png) == (1280, height)
         # A blank or unstyled page compresses to almost nothing; these hold text, formulas, a figure.
         assert png.stat().st_size > 100_000, f"{png}: {png.stat().st_size} bytes"

@@ -37,8 +37,7 @@ def _captions() -> Dict[str, str]:
     """The docstring of every figure function of docs/figures.py, by figure name (read, not
     imported: drawing needs matplotlib, the site does not)."""
     tree = ast.parse((DOCS / "figures.py").read_text())
-    return {f.name: " ".join((ast.get_docstring(f) or "").split())
-            for f in tree.body if isinstance(f, ast.FunctionDef)}
+    return {f.name: " ".join((ast.get_docstring(f) or "").split()) for f in tree.body if isinstance(f, ast.FunctionDef)}
 
 
 def figures_by_loss(warn: bool = False) -> Dict[str, List[str]]:
@@ -47,12 +46,13 @@ def figures_by_loss(warn: bool = False) -> Dict[str, List[str]]:
     placed: Dict[str, List[str]] = {}
     for png in sorted((DOCS / "figures").glob("*.png")):
         stem = png.stem
-        owner = SHARED_FIGURES.get(stem) or next(
-            (name for name in (stem, stem + "_loss") if name in LOSSES), None)
+        owner = SHARED_FIGURES.get(stem) or next((name for name in (stem, stem + "_loss") if name in LOSSES), None)
         if owner is None:
             if warn:
-                logger.warning(f"docs/figures/{png.name} draws no loss of losskit.functional: name it "
-                               "after its loss or list it in SHARED_FIGURES (docs/_ext/losskit_sphinx.py)")
+                logger.warning(
+                    f"docs/figures/{png.name} draws no loss of losskit.functional: name it "
+                    "after its loss or list it in SHARED_FIGURES (docs/_ext/losskit_sphinx.py)"
+                )
             continue
         placed.setdefault(owner, []).append(stem)
     return placed
@@ -67,18 +67,27 @@ class LossFamily(SphinxDirective):
         family = self.arguments[0]
         names = [n for n, spec in LOSSES.items() if spec.impl.__module__.rsplit(".", 1)[-1] == family]
         if not names:
-            logger.warning(f"losskit-family: no loss in losskit._functional.{family}",
-                           location=self.get_location())
+            logger.warning(f"losskit-family: no loss in losskit._functional.{family}", location=self.get_location())
             return []
         figures, captions = figures_by_loss(), _captions()
         lines: List[str] = []
         for name in names:
             lines += [name, "-" * len(name), "", f".. autofunction:: losskit.functional.{name}", ""]
             for stem in figures.get(name, []):
-                lines += [f".. figure:: /figures/{stem}.png", f"   :alt: {stem}", "   :width: 100%", "",
-                          f"   {captions.get(stem) or stem}", ""]
-            lines += [f".. autofunction:: losskit.functional.{name}_backward", "",
-                      f".. autofunction:: losskit.functional.{name}_forward_backward", ""]
+                lines += [
+                    f".. figure:: /figures/{stem}.png",
+                    f"   :alt: {stem}",
+                    "   :width: 100%",
+                    "",
+                    f"   {captions.get(stem) or stem}",
+                    "",
+                ]
+            lines += [
+                f".. autofunction:: losskit.functional.{name}_backward",
+                "",
+                f".. autofunction:: losskit.functional.{name}_forward_backward",
+                "",
+            ]
         container = nodes.section()
         nested_parse_with_titles(self.state, StringList(lines, source=f"<losskit-family {family}>"), container)
         return container.children
