@@ -16,7 +16,8 @@ Slow tests (``LOSSKIT_PACKAGING_TESTS=1``, which ``.ci/run`` sets; about 1-2 min
   PATH, once per instruction-set target (``LOSSKIT_CPU_TARGET``) and once with the run-time choice;
 * ``python -m build --sdist``: the sdist holds the sources, LICENSE and CHANGELOG.md and no build
   output, and ``pip install`` of it in a fresh virtual environment (it compiles there) passes the
-  same smoke test (about 4-5 minutes on 2 cores).
+  same smoke test (it compiles the whole package: 18 minutes measured on the 2 cores shared with
+  other builds at a load average of about 24).
 
 The stubs must be regenerated whenever a binding changes (e.g. after a loss family is merged)::
 
