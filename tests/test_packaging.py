@@ -6,11 +6,18 @@ Fast tests (always run):
 * ``examples/cpp`` configures, builds and runs against the C++ package of the installed wheel
   (``python -m losskit --cmake-dir``); skipped when losskit runs from a source tree (no wheel).
 
+* the version is written once (``python/losskit/_version.py``), and the compiled module, the
+  package metadata and CMake agree with it.
+
 Slow tests (``LOSSKIT_PACKAGING_TESTS=1``, which ``.ci/run`` sets; about 1-2 minutes each on 2 cores):
 * ``cmake --install`` of a fresh core build into a prefix, then ``examples/cpp`` against it;
 * ``pip wheel .``, ``auditwheel repair`` (libgomp bundled), a fresh virtual environment holding only
   numpy and the repaired wheel, and ``tests/data/wheel_smoke.py`` run there with no compiler on
-  PATH, once per instruction-set target (``LOSSKIT_CPU_TARGET``) and once with the run-time choice.
+  PATH, once per instruction-set target (``LOSSKIT_CPU_TARGET``) and once with the run-time choice;
+* ``python -m build --sdist``: the sdist holds the sources, LICENSE and CHANGELOG.md and no build
+  output, and ``pip install`` of it in a fresh virtual environment (it compiles there) passes the
+  same smoke test (it compiles the whole package: 18 minutes measured on the 2 cores shared with
+  other builds at a load average of about 24).
 
 The stubs must be regenerated whenever a binding changes (e.g. after a loss family is merged)::
 
@@ -21,9 +28,13 @@ The stubs must be regenerated whenever a binding changes (e.g. after a loss fami
 
 from __future__ import annotations
 
+import importlib.metadata
+import importlib.util
 import os
+import re
 import shutil
 import sys
+import tarfile
 import zipfile
 from pathlib import Path
 
@@ -31,7 +42,7 @@ import pytest
 
 import losskit
 from _cpp import build_and_run_example, install_core
-from _tools import run
+from _tools import run, unavailable
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"
@@ -66,6 +77,21 @@ def test_examples_pass_mypy_strict(tmp_path):
         env["MYPYPATH"] = str(Path(losskit.__file__).resolve().parents[1])
         cmd[3:3] = ["--config-file", str(config)]
     run(cmd, cwd=REPO, env=env)
+
+
+# ---- one version ---------------------------------------------------------------------------------
+def test_version_is_written_once():
+    written = re.findall(r'^__version__ = "([0-9.]+)"$', (REPO / "python/losskit/_version.py").read_text(), re.M)
+    assert written == [losskit.__version__]
+    # The module was compiled with the version CMake got (SKBUILD_PROJECT_VERSION, or read from
+    # _version.py by a plain CMake build).
+    assert losskit._core.__version__ == losskit.__version__
+    if INSTALLED:
+        assert importlib.metadata.version("losskit") == losskit.__version__
+    # No second copy: pyproject.toml's version is dynamic, CMakeLists.txt's comes from the file.
+    pyproject = (REPO / "pyproject.toml").read_text()
+    assert 'dynamic = ["version"]' in pyproject and not re.search(r"^version\s*=", pyproject, re.M)
+    assert not re.search(r"project\(losskit VERSION [0-9]", (REPO / "CMakeLists.txt").read_text())
 
 
 # ---- the C++ package -----------------------------------------------------------------------------
@@ -105,7 +131,8 @@ def test_repaired_wheel_in_a_fresh_venv_without_compilers(tmp_path):
                      "losskit/include/losskit/losskit.hpp",
                      "losskit/share/cmake/losskit/losskitConfig.cmake",
                      "losskit/share/cmake/losskit/losskitConfigVersion.cmake",
-                     "losskit/share/cmake/losskit/losskitTargets.cmake"):
+                     "losskit/share/cmake/losskit/losskitTargets.cmake",
+                     f"losskit-{losskit.__version__}.dist-info/licenses/LICENSE"):
         assert required in names, f"{required} missing from {wheel.name}"
     headers = {p.name for p in (REPO / "cpp" / "include" / "losskit").glob("*.hpp")}
     assert headers <= {Path(n).name for n in names if n.startswith("losskit/include/losskit/")}
@@ -123,3 +150,37 @@ def test_repaired_wheel_in_a_fresh_venv_without_compilers(tmp_path):
     print(run([str(python), smoke], env=env, cwd=tmp_path).stdout)  # the run-time choice
     for target in targets:
         print(run([str(python), smoke], env={**env, "LOSSKIT_CPU_TARGET": target}, cwd=tmp_path).stdout)
+
+
+# ---- the sdist -----------------------------------------------------------------------------------
+@slow
+def test_sdist_installs_in_a_fresh_venv(tmp_path):
+    if importlib.util.find_spec("build") is None:
+        unavailable("needs the build package (pip install \".[test]\")")
+    dist, venv = tmp_path / "dist", tmp_path / "venv"
+    run([sys.executable, "-m", "build", "--sdist", "--outdir", str(dist), str(REPO)])
+    (sdist,) = dist.glob("losskit-*.tar.gz")
+    top = f"losskit-{losskit.__version__}"
+    with tarfile.open(sdist) as archive:
+        names = set(archive.getnames())
+        pkg_info = archive.extractfile(f"{top}/PKG-INFO").read().decode()  # type: ignore[union-attr]
+    for required in ("LICENSE", "CHANGELOG.md", "README.md", "pyproject.toml", "CMakeLists.txt",
+                     "python/losskit/_version.py", "cpp/include/losskit/losskit.hpp",
+                     "tests/data/wheel_smoke.py"):
+        assert f"{top}/{required}" in names, f"{required} missing from {sdist.name}"
+    built = [n for n in names if n.startswith((f"{top}/build/", f"{top}/dist/")) or n.endswith(".so")]
+    assert not built, f"build output in the sdist: {built[:5]}"
+    assert "License-Expression: BSD-3-Clause" in pkg_info and "License-File: LICENSE" in pkg_info
+    assert f"Version: {losskit.__version__}" in pkg_info
+
+    run([sys.executable, "-m", "venv", str(venv)])
+    python = venv / "bin" / "python"
+    # The compiler and CMake of this machine build it; no PYTHONPATH, no source tree on the path.
+    env = {"PATH": f"{venv / 'bin'}:/usr/local/bin:/usr/bin:/bin", "HOME": str(tmp_path), "OMP_NUM_THREADS": "2",
+           "CMAKE_BUILD_PARALLEL_LEVEL": "2"}
+    run([str(python), "-m", "pip", "install", "--quiet", "numpy", str(sdist)], env=env, cwd=tmp_path)
+    print(run([str(python), str(DATA / "wheel_smoke.py")], env=env, cwd=tmp_path).stdout)
+    license_text = run([str(python), "-c", "import importlib.metadata as m; "
+                        "print(m.distribution('losskit').read_text('licenses/LICENSE'))"],
+                       env=env, cwd=tmp_path).stdout
+    assert license_text.startswith("BSD 3-Clause License")

@@ -12,6 +12,7 @@ from __future__ import annotations
 from . import _core, functional
 from ._core import IndexError, get_num_threads, set_num_threads
 from ._paths import get_cmake_dir, get_include
+from ._version import __version__ as __version__  # re-exported: the one version
 from .modules import (
     BCELoss,
     BCEWithLogitsLoss,
@@ -41,9 +42,6 @@ from .modules import (
     AdaptiveLogSoftmaxWithLoss,
     LinearCrossEntropyLoss,
 )
-
-__version__: str = _core.__version__
-
 
 def cpu_target() -> str:
     """The instruction set chosen at import: ``"avx512"``, ``"avx2"`` or ``"baseline"``

@@ -1,7 +1,7 @@
 """losskit's losses as JAX functions: ``losskit.jax.<name>``, usable under ``jax.jit``,
 ``jax.grad`` and ``jax.vmap`` on the CPU backend.
 
-Each ``losskit.jax.<name>`` has the signature of :func:`losskit.functional.<name>` (torch's; its
+Each ``losskit.jax.<name>`` has the signature of ``losskit.functional.<name>`` (torch's; its
 docstring states the formula) and is a :func:`jax.custom_vjp` over :func:`jax.pure_callback`:
 
 * the primal (``jit`` without differentiation) calls losskit's ``NAME`` only;

@@ -329,7 +329,7 @@ def poisson_nll_loss(
     r"""Negative log-likelihood of a Poisson target :math:`y_n` with rate :math:`e^{x_n}`
     (``log_input=True``) or :math:`x_n`.
 
-    .. math:: l_n = \begin{cases} e^{x_n} - y_n x_n & \text{log_input} \\
+    .. math:: l_n = \begin{cases} e^{x_n} - y_n x_n & \text{log\_input} \\
         x_n - y_n \log(x_n + \varepsilon) & \text{otherwise}\end{cases}
         \;+\; [\text{full},\ y_n > 1]\left(y_n \log y_n - y_n + \tfrac12\log(2\pi y_n)\right)
 
@@ -448,7 +448,7 @@ def kl_div(
     r"""Kullback-Leibler divergence, the input given as log-probabilities.
 
     .. math:: l_n = \begin{cases} y_n (\log y_n - x_n) & \text{(0 where } y_n = 0) \\
-        e^{y_n} (y_n - x_n) & \text{log_target}\end{cases}
+        e^{y_n} (y_n - x_n) & \text{log\_target}\end{cases}
 
     .. math:: \frac{\partial l_n}{\partial x_n} = \begin{cases} -y_n \\ -e^{y_n}\end{cases},\qquad
         \frac{\partial l_n}{\partial y_n} = \begin{cases} \log y_n + 1 - x_n \\

@@ -1,7 +1,7 @@
 """``torch.nn.functional``'s losses computed by losskit, for CPU tensors, under torch's autograd.
 
 Each ``losskit.torch.functional.<name>`` has the signature of ``torch.nn.functional.<name>`` (read
-from torch itself) and the meaning of :func:`losskit.functional.<name>`, whose docstring states the
+from torch itself) and the meaning of ``losskit.functional.<name>``, whose docstring states the
 formula. One :class:`torch.autograd.Function` serves every loss:
 
 * a reduced loss (``'mean'``, ``'sum'``, ``'batchmean'``) calls losskit's fused
