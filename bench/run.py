@@ -1,6 +1,7 @@
 """losskit against torch and JAX, forward + backward.
 
-    python bench/run.py [--filter TEXT] [--quick] [--threads 1,2] [--markdown docs/performance.md]
+    python bench/run.py [--filter TEXT[|TEXT...]] [--quick] [--threads 1,2] [--markdown docs/performance.md]
+                        [--section NAME]
 
 Every bench/cases_*.py module contributes CASES: dicts with a name, a setup(rng) building the
 inputs once, a `losskit` callable (its fused forward_backward), a `torch` callable (forward plus
@@ -16,7 +17,10 @@ and losskit and torch are set to n threads. Inside it, for each case, the engine
 reports medians, torch/losskit, jax/losskit and the fraction of the memory-bandwidth floor reached:
 floor = bytes / copy bandwidth (measured with torch's multi-threaded copy at the same thread
 count), fraction = floor / losskit time (1.0 would be a perfect memory-bound kernel). Without jax
-and optax installed the jax column shows '-'.
+and optax installed the jax column shows '-'. With two or more thread counts a second table gives
+each case's speedup from the fewest to the most threads and its fraction of the floor at each, for
+the thread-scaling section (`--filter 'a|b'` selects several cases, `--section threads` writes
+them between markers of their own in the markdown file).
 """
 
 from __future__ import annotations
@@ -59,7 +63,7 @@ def load_cases(pattern: str) -> List[Dict[str, Any]]:
         module = importlib.util.module_from_spec(spec)
         sys.path.insert(0, HERE)
         spec.loader.exec_module(module)  # type: ignore[union-attr]
-        cases += [c for c in module.CASES if pattern in c["name"]]
+        cases += [c for c in module.CASES if any(p in c["name"] for p in pattern.split("|"))]
     return cases
 
 
@@ -134,6 +138,22 @@ def format_row(r: Dict[str, Any], bandwidth: float) -> str:
             f"{floor / r['losskit']:.2f} |")
 
 
+def scaling_table(results: List[Dict[str, Any]]) -> List[str]:
+    """Speedup of each case from the first thread count to the last (losskit medians), with the
+    fraction of the floor at each count (floor from that count's own copy bandwidth)."""
+    lo, hi = results[0], results[-1]
+    counts = [str(r["threads"]) for r in results]
+    lines = [f"| case | losskit ms at {' / '.join(counts)} threads | speedup {counts[0]} -> {counts[-1]} | "
+             f"of floor at {' / '.join(counts)} |", "|---|---:|---:|---:|"]
+    for i, row in enumerate(lo["rows"]):
+        times = [r["rows"][i]["losskit"] for r in results]
+        fractions = [row["bytes"] / r["bandwidth"] / r["rows"][i]["losskit"] for r in results]
+        lines.append(f"| {row['name']} | {' / '.join(fmt_ms(t) for t in times)} | "
+                     f"{lo['rows'][i]['losskit'] / hi['rows'][i]['losskit']:.2f}x | "
+                     f"{' / '.join(f'{f:.2f}' for f in fractions)} |")
+    return lines
+
+
 def child(n: int, pattern: str, quick: bool, out: str) -> None:
     """Times every case at n threads in this process; writes the rows and the context to `out`."""
     budget, min_reps, max_reps = (0.2, 3, 10) if quick else (1.5, 7, 50)
@@ -167,10 +187,11 @@ def child(n: int, pattern: str, quick: bool, out: str) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--filter", default="", help="only cases whose name contains this text")
+    ap.add_argument("--filter", default="", help="only cases whose name contains this text (or one of several, '|')")
     ap.add_argument("--quick", action="store_true", help="short timing budget (a smoke run)")
     ap.add_argument("--threads", default="", help="comma-separated thread counts (default: 1 and all)")
     ap.add_argument("--markdown", default="", help="also write the table into this markdown file")
+    ap.add_argument("--section", default="bench", help="the markers of the markdown section to (re)write")
     ap.add_argument("--child", nargs=2, metavar=("THREADS", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -199,6 +220,8 @@ def main() -> None:
     rows = list(HEADER)
     for i in range(len(results[0]["rows"])):
         rows += [format_row(r["rows"][i], r["bandwidth"]) for r in results]
+    if len(results) > 1:
+        rows += [""] + scaling_table(results)
     print("\n".join(rows))
 
     if args.markdown:
@@ -210,7 +233,7 @@ def main() -> None:
             context.append(f"{r['threads']} thread(s): own process, {pinned}, {r['jax_note']}; copy bandwidth "
                            f"{r['bandwidth'] / 1e9:.1f} GB/s; load average {l1:.2f} {l5:.2f} {l15:.2f} at its "
                            f"start, {end[0]:.2f} {end[1]:.2f} {end[2]:.2f} at its end.  ")
-        write_section(args.markdown, "bench", context + [""] + rows)
+        write_section(args.markdown, args.section, context + [""] + rows)
 
 
 if __name__ == "__main__":

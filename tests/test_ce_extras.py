@@ -44,7 +44,7 @@ SHAPES = {
     "rows": (6, 11),
     "unbatched": (11,),
     "kdim": (3, 7, 4, 5),
-    "kdim_tiles": (2, 5, 70, 3),   # 210 positions per sample: several 64-wide tiles
+    "kdim_tiles": (2, 5, 70, 9),   # 630 positions per sample: several tiles (256 wide for 5 float classes)
     "empty": (0, 5),
     "chunked": (3, 5000),          # rows of three 2048-class chunks
     "row_threads": (400, 300),     # several units of rows

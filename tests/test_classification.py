@@ -297,6 +297,49 @@ def test_cross_entropy_probabilities_large_in_row(rng):
     check("cross_entropy", TF.cross_entropy, (x, y), {}, rng, "sum", diff=(0, 1))
 
 
+# ---- K-dimensional cross_entropy: the spatial tiles ----------------------------------------------
+# The (N, C, S) path vectorises across the S contiguous positions in tiles; these sizes give full
+# tiles, one short tile and tiles with a vector tail (S = 1 is the row path through the same entry).
+@pytest.mark.parametrize("S", [1, 3, 17, 1000])
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("options", ["plain", "weighted_ignore", "smoothing", "all"])
+def test_cross_entropy_kdim_spatial_tails(S, dtype, reduction, options, rng):
+    N, C = 3, 6
+    x = (rng.standard_normal((N, C, S)) * 2).astype(dtype)
+    ignore = options in ("weighted_ignore", "all")
+    t = index_target(rng, (N, S), C, 2 if ignore else None)
+    kwargs = {"ignore_index": 2 if ignore else -100,
+              "label_smoothing": 0.2 if options in ("smoothing", "all") else 0.0}
+    if options in ("weighted_ignore", "all"):
+        kwargs["weight"] = rng.uniform(0.2, 2.0, C).astype(dtype)
+    check("cross_entropy", TF.cross_entropy, (x, t), kwargs, rng, reduction)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("options", ["plain", "all"])
+def test_cross_entropy_kdim_threads_bitwise(dtype, options, rng):
+    # 8 x 4087 positions (a tail in every sample's last tile) of 21 classes: many parallel units.
+    x = (rng.standard_normal((8, 21, 61, 67)) * 3).astype(dtype)
+    t = index_target(rng, (8, 61, 67), 21, 4 if options == "all" else None)
+    kwargs = {}
+    if options == "all":
+        kwargs = {"ignore_index": 4, "label_smoothing": 0.1,
+                  "weight": rng.uniform(0.2, 2.0, 21).astype(dtype)}
+    go = (rng.standard_normal((8, 61, 67)) + 0.5).astype(dtype)
+    results = []
+    for n in (1, 2, 8):
+        losskit.set_num_threads(n)
+        results.append([F.cross_entropy_forward_backward(x, t, reduction=red, **kwargs) for red in ("mean", "sum")]
+                       + [F.cross_entropy_forward_backward(x, t, reduction="none", grad_output=go, **kwargs)])
+    losskit.set_num_threads(2)
+    for n, res in zip((2, 8), results[1:]):
+        for (l0, g0), (l1, g1) in zip(results[0], res):
+            np.testing.assert_array_equal(l1, l0, err_msg=f"threads={n}")
+            np.testing.assert_array_equal(g1, g0, err_msg=f"threads={n}")
+    check("cross_entropy", TF.cross_entropy, (x, t), kwargs, rng, "mean")
+
+
 # ---- nll_loss ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("shape", CE_SHAPES + [(2, 4, 3, 5)], ids=str)  # 4-D: torch's NLLLoss2d
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)

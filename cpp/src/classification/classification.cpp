@@ -268,10 +268,11 @@ template <class T>
 double ce_run(const CeArgs<T>& a) {
   if (a.S == 1) return detail::cross_entropy_rows(a);
   const auto& k = detail::classification_kernels<T>().ce;
-  const int64_t tiles = (a.S + detail::kCeTile - 1) / detail::kCeTile;
-  return run_units(a.N * tiles, a.C * detail::kCeTile, [&](int64_t u, int) {
-    const int64_t n = u / tiles, s0 = (u % tiles) * detail::kCeTile;
-    return k.tile(a, n, s0, std::min(a.S, s0 + detail::kCeTile));
+  const int64_t width = detail::ce_tile_width(a.C, static_cast<int64_t>(sizeof(T)));
+  const int64_t tiles = (a.S + width - 1) / width;
+  return run_units(a.N * tiles, a.C * width, [&](int64_t u, int) {
+    const int64_t n = u / tiles, s0 = (u % tiles) * width;
+    return k.tile(a, n, s0, std::min(a.S, s0 + width));
   });
 }
 

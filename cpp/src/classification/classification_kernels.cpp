@@ -24,8 +24,10 @@
 
 #if defined(__GNUC__)
 #define LOSSKIT_NOINLINE __attribute__((noinline))
+#define LOSSKIT_PREFETCH(p, write) __builtin_prefetch((p), (write), 2)
 #else
 #define LOSSKIT_NOINLINE
+#define LOSSKIT_PREFETCH(p, write) ((void)0)
 #endif
 
 namespace losskit::kernels::LOSSKIT_TARGET_NS {
@@ -495,8 +497,17 @@ double tile_impl(const CeArgs<T>& a, int64_t n, int64_t s0, int64_t s1) {
     sum[l] = wx[l] = ws[l] = hx[l] = T(0);
     arg[l] = 0;  // a position of -inf logits: torch.argmax gives 0
   }
+  // The next tile of this sample (the next unit, on this thread as a rule) is prefetched into L2
+  // while this one computes: its C runs are too short and too many for the hardware prefetcher
+  // alone to keep the memory busy.
+  const int64_t ahead = std::min(L, S - s1);
+  constexpr int64_t kLine = 64 / static_cast<int64_t>(sizeof(T));
   for (int64_t c = 0; c < C; ++c) {
     const T* LOSSKIT_RESTRICT xc = xn + c * S;
+    for (int64_t o = 0; o < ahead; o += kLine) {
+      LOSSKIT_PREFETCH(xc + L + o, 0);
+      if (gn) LOSSKIT_PREFETCH(gn + c * S + L + o, 1);
+    }
     if constexpr (kX != 0) {
 #pragma omp simd
       for (int64_t l = 0; l < L; ++l) {

@@ -92,7 +92,8 @@ template <class T>
 struct CeKernels {
   // Positions [p0, p1) of rows (S == 1), each row whole, on the calling thread.
   double (*rows)(const CeArgs<T>&, int64_t p0, int64_t p1);
-  // Positions n * S + [s0, s1) of a strided (S > 1) input; s1 - s0 <= kCeTile.
+  // Positions n * S + [s0, s1) of a strided (S > 1) input; s1 - s0 <= kCeTile (the entry
+  // point cuts tiles of ce_tile_width).
   double (*tile)(const CeArgs<T>&, int64_t n, int64_t s0, int64_t s1);
   // In-row pieces (S == 1), for rows split across threads: chunk statistics of chunks [k0, k1),
   // the fixed left-to-right fold, the per-row finish (loss, and out[row]), and the gradient.
@@ -106,7 +107,17 @@ struct CeKernels {
   void (*row_grad)(const CeArgs<T>&, int64_t row, const CeRowConsts& rc, int64_t k0, int64_t k1,
                    const CeStats* stats);
 };
-constexpr int64_t kCeTile = 64;
+constexpr int64_t kCeTile = 256;
+
+// Positions per tile of the strided path for C classes of `elem` bytes: the tile's logits and
+// gradient (2 C width values) stay within about 32 KiB, in L1 between the passes; a multiple of 16
+// positions (a cache line of floats, so each class's run is whole lines), from 16 to kCeTile.
+// Wider tiles give the hardware prefetcher longer runs in each of the C strided streams. It
+// depends on C and the type only, so the tiles (and the sums) are the same on any thread count.
+constexpr int64_t ce_tile_width(int64_t C, int64_t elem) {
+  const int64_t fit = 16384 / (C * elem > 0 ? C * elem : 1) / 16 * 16;
+  return fit < 16 ? 16 : (fit > kCeTile ? kCeTile : fit);
+}
 
 // nll_loss over positions [p0, p1) (any S): loss = -w_t x_t; gradient row zeroed then
 // -scale w_t at t. `target` values are validated.
