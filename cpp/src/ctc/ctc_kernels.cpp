@@ -48,7 +48,7 @@ LOSSKIT_INLINE double log_sum_exp3(double a, double b, double c) {
   const double lo_ab = b > a ? a : b;
   const double m = c > hi_ab ? c : hi_ab;
   const double mid = c > hi_ab ? hi_ab : c;
-  double r = m + vmath::log(1.0 + vmath::exp(lo_ab - m) + vmath::exp(mid - m));
+  double r = m + vmath::log(1.0 + vmath::exp_nonpositive(lo_ab - m) + vmath::exp_nonpositive(mid - m));
   r = m == kNegInf ? lo_ab + mid : r;  // -inf, or NaN if u or v is
   r = m == -kNegInf ? m - m : r;       // NaN
   return r;
