@@ -25,7 +25,7 @@ BOUND = {"exp": 1, "log": 1, "log1p": 2}  # ulps, as stated in vmath.hpp
 BOUND_F32 = {**BOUND, "log1p": 1}  # float log1p: faithful (the division-free one, since issue 12)
 # The largest error in float ulps of the float32 log and log1p over every input, on every target,
 # as stated in vmath.hpp and docs/performance.md (tests/cpp_checks/vmath_exhaustive.cpp measures it).
-EXACT_BOUND_F32 = {"log": 0.84, "log1p": 0.84}
+EXACT_BOUND_F32 = {"log": 0.84, "log1p": 0.88}  # all 2^32 inputs: 0.8374, 0.8762
 FN = {"exp": 0, "log": 1, "log1p": 2}
 
 

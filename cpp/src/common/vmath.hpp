@@ -10,7 +10,7 @@
 //         subnormal), +inf above 88.72 (f) / 709.78 (d), where it rounds to inf.
 //   log   float: < 0.84 ulp over every float32 input (faithful: at most 1 ulp from the correctly
 //         rounded result), double: <= 1 ulp; log(0) = -inf, log(x<0) = NaN, log(inf) = inf.
-//   log1p float: < 0.84 ulp over every float32 input (faithful), double: <= 2 ulp;
+//   log1p float: < 0.88 ulp over every float32 input (faithful), double: <= 2 ulp;
 //         log1p(-1) = -inf, log1p(x<-1) = NaN.
 //   (The float figures are proven exhaustively per target by tests/cpp_checks/vmath_exhaustive.cpp;
 //   docs/performance.md has the table.)
