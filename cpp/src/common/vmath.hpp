@@ -8,18 +8,23 @@
 //   exp   float: <= 1 ulp, double: <= 1 ulp; exact 0 below -103.97 (f) / -745.13 (d), where the
 //         true result rounds to 0 (subnormal results are produced, with up to 1 ulp of the
 //         subnormal), +inf above 88.72 (f) / 709.78 (d), where it rounds to inf.
-//   log   float: <= 1 ulp, double: <= 1 ulp; log(0) = -inf, log(x<0) = NaN, log(inf) = inf.
-//   log1p float: <= 2 ulp, double: <= 2 ulp; log1p(-1) = -inf, log1p(x<-1) = NaN.
+//   log   float: < 0.84 ulp over every float32 input (faithful: at most 1 ulp from the correctly
+//         rounded result), double: <= 1 ulp; log(0) = -inf, log(x<0) = NaN, log(inf) = inf.
+//   log1p float: < 0.88 ulp over every float32 input (faithful), double: <= 2 ulp;
+//         log1p(-1) = -inf, log1p(x<-1) = NaN.
+//   (The float figures are proven exhaustively per target by tests/cpp_checks/vmath_exhaustive.cpp;
+//   docs/performance.md has the table.)
 //   tanh  float: <= 3 ulp, double: <= 3 ulp (worst just above |u| = 1/4); tanh(+-inf) = +-1.
 // NaN in gives NaN out for all three, and no NaN reaches their integer arithmetic.
 //
 // Method: exp reduces x = n ln2 + r, |r| <= ln2/2, evaluates the Taylor series of e^r to the
 // degree where its truncation is below a quarter ulp, and scales by 2^n as two factors 2^n1 2^n2
 // so that results near overflow and in the subnormal range are formed without intermediate
-// overflow. log reduces x = 2^k m with m in [sqrt(1/2), sqrt(2)), and uses
+// overflow. log and log1p in float: see log_reduced below (division-free minimax polynomial).
+// log in double reduces x = 2^k m with m in [sqrt(1/2), sqrt(2)), and uses
 // log(m) = f - f^2/2 + s (f^2/2 + R(s^2)), f = m - 1, s = f / (2 + f), with R the tail of the
-// series 2 atanh(s) = 2s + 2s^3/3 + 2s^5/5 + ... log1p(x) = log(u) - ((u - 1) - x) / u with u = 1 + x
-// (the second term corrects the rounding of u to first order).
+// series 2 atanh(s) = 2s + 2s^3/3 + 2s^5/5 + ... log1p in double: log(u) - ((u - 1) - x) / u with
+// u = 1 + x (the second term corrects the rounding of u to first order).
 #pragma once
 
 #include <cstdint>
@@ -200,26 +205,45 @@ LOSSKIT_INLINE double log(double x) {
   return y;
 }
 
+// float: division-free. x = 2^k (1 + f) with 1 + f in [2/3, 4/3), log(1 + f) = f - f^2/2 + f^3 p(f),
+// p of degree 7 from the minimax fit of tools/fit_vmath_log.py (relative error 0.08 x 2^-24; f^2/2
+// is kept apart because it is the largest term after f, so that only its own rounding and none
+// of the polynomial's scales with it). k ln2 + f is formed as an exact pair (Fast2Sum:
+// |k ln2_hi| >= ln2 > 1/3 >= |f| where k != 0, and f alone where k = 0), so that near x = 4/3
+// and 2/3, where log(x) is smaller than f, f's rounding does not count twice. log1p reduces
+// 1 + x the same way, with 1 + f = (1 + x) 2^-k formed as x 2^-k + (2^-k - 1) (exact for k = 0,
+// i.e. x in [-1/3, 1/3)) and its rounding error e added back to first order, e / (1 + f) ~
+// e (1 - f). Accuracy over every float32 input, per target: tests/cpp_checks/vmath_exhaustive.cpp
+// and docs/performance.md.
+template <bool kLog1p>
+LOSSKIT_INLINE float log_reduced(int32_t k, float f, float f_error) {
+  float p = -0x1.07e5fep-3f;
+  p = p * f + 0x1.1e73a2p-3f;
+  p = p * f - 0x1.f32076p-4f;
+  p = p * f + 0x1.1ed424p-3f;
+  p = p * f - 0x1.559d36p-3f;
+  p = p * f + 0x1.99d05ep-3f;
+  p = p * f - 0x1.fffef4p-3f;
+  p = p * f + 0x1.555506p-2f;
+  const float kf = static_cast<float>(k);
+  const float k_hi = kf * 0x1.62e4p-1f;  // exact: ln2's high part has 16 bits, |k| <= 152
+  const float hi = k_hi + f;
+  const float hi_error = (k_hi - hi) + f;
+  const float f2 = f * f;
+  float lo = (f2 * f) * p + kf * 0x1.7f7d1cp-20f;
+  if constexpr (kLog1p) lo = lo + f_error * (1.0f - f);
+  lo = lo - 0.5f * f2;
+  return hi + (hi_error + lo);
+}
+
 LOSSKIT_INLINE float log(float x) {
-  constexpr uint32_t kSqrtHalf = 0x3f3504f3u;
-  const bool tiny = x < 0x1p-126f;
-  const float xs = tiny ? x * 0x1p25f : x;
-  const uint32_t ix = to_bits(xs) + (0x3f800000u - kSqrtHalf);
-  const int32_t biased = static_cast<int32_t>(ix >> 23);
-  const float k = static_cast<float>(biased - (tiny ? 127 + 25 : 127));
-  const float m = from_bits((ix & 0x007fffffu) + kSqrtHalf);
-  const float f = m - 1.0f;
-  const float s = f / (2.0f + f);
-  const float z = s * s;
-  float R = 2.0f / 13.0f;
-  R = R * z + 2.0f / 11.0f;
-  R = R * z + 2.0f / 9.0f;
-  R = R * z + 2.0f / 7.0f;
-  R = R * z + 2.0f / 5.0f;
-  R = R * z + 2.0f / 3.0f;
-  R = R * z;
-  const float hfsq = 0.5f * f * f;
-  float y = k * 0x1.62e4p-1f + ((f - hfsq) + (s * (hfsq + R) + k * 0x1.7f7d1cp-20f));
+  constexpr uint32_t kTwoThirds = 0x3f2aaaabu;  // bits of 2/3, rounded up
+  const bool tiny = x < 0x1p-126f;              // subnormal (or <= 0, fixed below)
+  const float xs = tiny ? x * 0x1p23f : x;
+  const uint32_t offset = to_bits(xs) - kTwoThirds;
+  const int32_t e = static_cast<int32_t>(offset) >> 23;  // xs in 2^e [2/3, 4/3)
+  const float m = from_bits(to_bits(xs) - (static_cast<uint32_t>(e) << 23));
+  float y = log_reduced<false>(tiny ? e - 23 : e, m - 1.0f, 0.0f);  // m - 1 exact (Sterbenz)
   constexpr float inf = std::numeric_limits<float>::infinity();
   y = x == 0.0f ? -inf : y;
   y = x < 0.0f ? std::numeric_limits<float>::quiet_NaN() : y;
@@ -238,6 +262,28 @@ LOSSKIT_INLINE T log1p(T x) {
   constexpr T inf = std::numeric_limits<T>::infinity();
   y = x == inf ? inf : y;
   y = x == T(-1) ? -inf : y;
+  return y;
+}
+
+LOSSKIT_INLINE float log1p(float x) {
+  constexpr uint32_t kTwoThirds = 0x3f2aaaabu;
+  const float u = 1.0f + x;  // in [2^-24, 2^128] for x > -1: normal, k in [-24, 128]
+  const int32_t k = static_cast<int32_t>(to_bits(u) - kTwoThirds) >> 23;  // u in 2^k [2/3, 4/3)
+  const uint32_t k_bits = static_cast<uint32_t>(k) << 23;
+  // x 2^-k through the exponent bits: x is normal and so is the result where k != 0 (|x| > 1/3).
+  const float a = from_bits(to_bits(x) - k_bits);
+  // 2^-k - 1, 2^-k as 4 2^-k / 4 so that k = 128 (x near FLT_MAX) stays representable.
+  const float b = from_bits(0x40800000u - k_bits) * 0.25f - 1.0f;
+  const float f = a + b;
+  const float b_part = f - a;  // TwoSum: f_error = a + b - f exactly
+  const float f_error = (a - (f - b_part)) + (b - b_part);
+  float y = log_reduced<true>(k, f, f_error);
+  y = x == 0.0f ? x : y;  // -0 keeps its sign
+  constexpr float inf = std::numeric_limits<float>::infinity();
+  y = x == inf ? inf : y;
+  y = x < -1.0f ? std::numeric_limits<float>::quiet_NaN() : y;
+  y = x == -1.0f ? -inf : y;
+  y = x != x ? x : y;
   return y;
 }
 
