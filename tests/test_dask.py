@@ -373,3 +373,11 @@ def test_doctests() -> None:
 
     failures, tried = doctest.testmod(LD, optionflags=doctest.ELLIPSIS)
     assert tried > 0 and failures == 0
+
+
+def test_distributed_md_examples() -> None:
+    import doctest
+
+    result = doctest.testfile(str(REPO / "docs" / "distributed.md"), module_relative=False,
+                              optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 10 and result.failed == 0
