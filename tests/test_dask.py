@@ -187,6 +187,12 @@ def test_gradients_are_chunked_like_their_inputs() -> None:
     lp = _dask_args(args, lazy)[0]
     assert LD.ctc_loss_backward(1.0, lp, *args[1:]).chunks == ((6,), CHUNKS, (C,))
     assert LD.ctc_loss(lp, *args[1:], reduction="none").chunks == (CHUNKS,)
+    # A broadcast target's gradient: the sum of the chunks' gradients, one chunk of its shape.
+    _, name, (x, y), kwargs, lazy = next(c for c in _cases("float64") if c[0] == "mse_broadcast_target")
+    loss, (gx, gy) = LD.mse_loss_forward_backward(da.from_array(x, chunks=4), y, target_grad=True)
+    assert gy.chunks == ((C,),)
+    _close(dask.compute(loss, gx, gy), (lambda r: (r[0], *r[1]))(F.mse_loss_forward_backward(x, y, target_grad=True)),
+           "float64")
 
 
 def test_none_with_a_dask_grad_output() -> None:
