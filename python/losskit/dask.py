@@ -20,7 +20,8 @@ Reductions are exact and deterministic:
   in the same tree: the global divisor ``Z``. Then every chunk calls the loss with
   ``normalizer=Z``, so its value and gradients are its share of the global mean (docs/training.md),
   and the values are added as for ``'sum'``. A ``Z`` that is not finite and positive (every target
-  ignored, an empty batch) leaves each chunk its own divisor: NaN with zero gradients, as in memory.
+  ignored, an empty batch) leaves each chunk its own divisor: NaN with zero gradients, as in memory
+  (a negative ``Z``, from negative class weights, too: a known difference from in-memory losskit).
   A ``normalizer=`` given by the caller replaces ``Z``.
 * Gradients of arguments passed whole (``linear_weight``, ``linear_bias``, a broadcast target or
   ``var``) are the sums of the chunks' gradients, added in double in the same tree.
