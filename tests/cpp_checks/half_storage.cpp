@@ -3,12 +3,15 @@
 // 2-byte views of those bits. Checks, through the public headers only:
 //   - the header's conversions: every float16 and bfloat16 bit pattern widens and narrows back
 //     to itself (NaN to a NaN of the same sign), and a tie rounds to even;
-//   - mse_loss_forward_backward and cross_entropy_forward_backward on 16-bit buffers equal the
-//     float instantiations on the widened values, rounded once to 16 bits.
+//   - mse_loss_forward_backward, cross_entropy_forward_backward ((N, C) and K-dimensional),
+//     nll_loss_forward_backward and multi_margin_loss_forward_backward on 16-bit buffers equal the
+//     float instantiations on the widened values, rounded once to 16 bits (a reduced value within
+//     one 16-bit ulp: its sum is cut into other blocks).
 // Built and run by tests/test_low_precision.py::test_cpp_embedding_program.
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "check.hpp"
@@ -89,6 +92,41 @@ void check_losses(const char* name) {
                                         MutView<float>(gf.data(), {N, C}), o);
   CHECK(same_bits(out, out32), "%s cross_entropy: losses differ from the float ones rounded", name);
   CHECK(same_bits(g, gf), "%s cross_entropy: gradient differs from the float one rounded", name);
+
+  // The same logits as a K-dimensional (N, C / 10, 10) input with z_loss-free defaults, nll_loss
+  // on them, and multi_margin_loss: every classification loss takes 16-bit buffers.
+  const int64_t K = 10, Ck = C / K;
+  std::vector<int64_t> tk(N * K);
+  for (int64_t i = 0; i < N * K; ++i) tk[i] = (i * 31) % Ck;
+  std::vector<H> outk(N * K), gk(N * C);
+  std::vector<float> outk32(N * K), gk32(N * C);
+  cross_entropy_forward_backward<H>(View<H>(lh.data(), {N, Ck, K}), View<int64_t>(tk.data(), {N, K}), {},
+                                    {}, MutView<H>(outk.data(), {N, K}), MutView<H>(gk.data(), {N, Ck, K}), o);
+  cross_entropy_forward_backward<float>(View<float>(l32.data(), {N, Ck, K}),
+                                        View<int64_t>(tk.data(), {N, K}), {}, {},
+                                        MutView<float>(outk32.data(), {N, K}),
+                                        MutView<float>(gk32.data(), {N, Ck, K}), o);
+  CHECK(same_bits(outk, outk32), "%s K-dimensional cross_entropy: losses differ", name);
+  CHECK(same_bits(gk, gk32), "%s K-dimensional cross_entropy: gradient differs", name);
+  NllLossOptions no;
+  no.reduction = Reduction::None;
+  nll_loss_forward_backward<H>(View<H>(lh.data(), {N, Ck, K}), View<int64_t>(tk.data(), {N, K}), {}, {},
+                               MutView<H>(outk.data(), {N, K}), MutView<H>(gk.data(), {N, Ck, K}), no);
+  nll_loss_forward_backward<float>(View<float>(l32.data(), {N, Ck, K}), View<int64_t>(tk.data(), {N, K}),
+                                   {}, {}, MutView<float>(outk32.data(), {N, K}),
+                                   MutView<float>(gk32.data(), {N, Ck, K}), no);
+  CHECK(same_bits(outk, outk32) && same_bits(gk, gk32), "%s nll_loss differs", name);
+  H mm;
+  float mm32;
+  multi_margin_loss_forward_backward<H>(View<H>(lh.data(), {N, C}), View<int64_t>(t.data(), {N}), {}, {},
+                                        MutView<H>(&mm, {}), MutView<H>(g.data(), {N, C}), {});
+  multi_margin_loss_forward_backward<float>(View<float>(l32.data(), {N, C}), View<int64_t>(t.data(), {N}),
+                                            {}, {}, MutView<float>(&mm32, {}),
+                                            MutView<float>(gf.data(), {N, C}), {});
+  const float eps = std::is_same_v<H, bfloat16> ? 0x1p-7f : 0x1p-10f;  // one ulp at 1
+  CHECK(std::fabs(float(mm) - float(H(mm32))) <= std::fabs(mm32) * 2 * eps,
+        "%s multi_margin_loss: %g, float gives %g", name, double(float(mm)), double(mm32));
+  CHECK(same_bits(g, gf), "%s multi_margin_loss: gradient differs", name);
 }
 
 }  // namespace
