@@ -1409,9 +1409,9 @@ PYBIND11_MODULE(_core, m) {
   // classification: register bindings here
   classification_bind(m);
   // embedding: register bindings here
-  bind<CosineEmbedding>(m);
-  bind<TripletMargin>(m);
-  bind<TripletMarginWithDistance>(m);
+  bind<CosineEmbedding, true>(m);
+  bind<TripletMargin, true>(m);
+  bind<TripletMarginWithDistance, true>(m);
   embedding_bind_from_distances(m);
   // ctc: register bindings here
   ctc_bind(m);

@@ -7,6 +7,7 @@
 // few cache-sized blocks per thread (StageScratch), never input-sized.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -25,16 +26,21 @@ struct Strided {
 inline Strided contiguous(int64_t n) { return Strided{1, n, n}; }
 
 // Per-thread float scratch for the blocks of one call: thread t (as parallel_for numbers them)
-// owns floats [t * per_thread, (t + 1) * per_thread).
+// owns floats [t * per_thread, (t + 1) * per_thread) (the modulo only matters if another thread
+// raised the thread count during this call).
 class StageScratch {
  public:
   explicit StageScratch(int64_t floats_per_thread)
       : per_thread_(floats_per_thread),
-        data_(static_cast<size_t>(get_num_threads()) * static_cast<size_t>(floats_per_thread)) {}
-  float* thread(int t) { return data_.data() + static_cast<size_t>(t) * static_cast<size_t>(per_thread_); }
+        threads_(std::max(1, get_num_threads())),
+        data_(static_cast<size_t>(threads_) * static_cast<size_t>(floats_per_thread)) {}
+  float* thread(int t) {
+    return data_.data() + static_cast<size_t>(t % threads_) * static_cast<size_t>(per_thread_);
+  }
 
  private:
   int64_t per_thread_;
+  int threads_;
   std::vector<float> data_;
 };
 
