@@ -631,10 +631,6 @@ py::tuple normalizer_result(Fn&& mean_normalizer) {
   return py::make_tuple(value, py::none(), py::none());
 }
 
-bool classification_is_float32(const py::handle& input) {
-  return has_dtype<float>(input);
-}
-
 Shape classification_shape(const py::handle& a) {
   auto arr = py::reinterpret_borrow<py::array>(a);
   return Shape(arr.shape(), arr.shape() + arr.ndim());
@@ -648,10 +644,10 @@ struct StatsArrays {
   py::dict arrays;
   explicit StatsArrays(const Shape& shape) {
     std::vector<py::ssize_t> dims(shape.begin(), shape.end());
-    py::array_t<T> lse(dims), entropy(dims);
+    py::array lse(out_dtype<T>(), dims), entropy(out_dtype<T>(), dims);
     py::array_t<bool> correct(dims);
-    views.lse = MutView<T>(lse.mutable_data(), shape);
-    views.entropy = MutView<T>(entropy.mutable_data(), shape);
+    views.lse = MutView<T>(static_cast<T*>(lse.mutable_data()), shape);
+    views.entropy = MutView<T>(static_cast<T*>(entropy.mutable_data()), shape);
     views.correct = MutView<bool>(correct.mutable_data(), shape);
     arrays["lse"] = lse;
     arrays["entropy"] = entropy;
@@ -684,58 +680,39 @@ py::tuple classification_cross_entropy(int mode, const py::handle& input, const 
   o.normalizer = normalizer_of(normalizer);
   const Shape loss_shape =
       o.reduction == Reduction::None ? losskit::classification_output_shape(x.shape) : Shape{};
-  if constexpr (kHalf<T>) {
-    // 16-bit storage is read in place for class indices without the extras; the Python layer
-    // computes the other cases from a float32 copy.
-    if (probabilities)
-      throw losskit::TypeError(
-          "cross_entropy: input expected float32 or float64 with probability targets");
-    if (mode == 3 || return_stats)
-      throw losskit::TypeError("cross_entropy: input expected float32 or float64 with "
-                               "return_stats or for mean_normalizer");
-    const View<int64_t> t = classification_index_view(target, fn);
-    return classification_call<T>(
-        mode, fn, grad_output, loss_shape, x.shape, false,
-        [&](View<T> go, MutView<T> out, MutView<T> gi, MutView<T>) {
-          if (mode == 0) losskit::cross_entropy(x, t, w, out, o);
-          else if (mode == 1) losskit::cross_entropy_backward(go, x, t, w, gi, o);
-          else losskit::cross_entropy_forward_backward(x, t, w, go, out, gi, o);
-        });
-  } else {
-    if (probabilities) {
-      if (return_stats)
-        throw losskit::ValueError("cross_entropy: return_stats expected False with "
-                                  "class-probability targets (class indices only), got True");
-      const View<T> y = as_view<T>(target, fn, "target");
-      if (mode == 3)
-        return normalizer_result(
-            [&] { return losskit::cross_entropy_mean_normalizer(x, y, w, o); });
-      return classification_call<T>(
-          mode, fn, grad_output, loss_shape, x.shape, want_target_grad,
-          [&](View<T> go, MutView<T> out, MutView<T> gi, MutView<T> gt) {
-            if (mode == 0) losskit::cross_entropy(x, y, w, out, o);
-            else if (mode == 1) losskit::cross_entropy_backward(go, x, y, w, gi, gt, o);
-            else losskit::cross_entropy_forward_backward(x, y, w, go, out, gi, gt, o);
-          });
-    }
-    const View<int64_t> t = classification_index_view(target, fn);
+  if (probabilities) {
+    if (return_stats)
+      throw losskit::ValueError("cross_entropy: return_stats expected False with "
+                                "class-probability targets (class indices only), got True");
+    const View<T> y = as_view<T>(target, fn, "target");
     if (mode == 3)
-      return normalizer_result([&] { return losskit::cross_entropy_mean_normalizer(x, t, w, o); });
-    std::optional<StatsArrays<T>> stats;
-    if (return_stats) stats.emplace(losskit::classification_output_shape(x.shape));
-    const losskit::CrossEntropyStats<T> sv =
-        stats ? stats->views : losskit::CrossEntropyStats<T>{};
-    // The gradient with statistics is forward_backward without an output.
-    const py::tuple result = classification_call<T>(
-        mode, fn, grad_output, loss_shape, x.shape, false,
-        [&](View<T> go, MutView<T> out, MutView<T> gi, MutView<T>) {
-          if (mode == 0) losskit::cross_entropy(x, t, w, out, o, sv);
-          else if (mode == 1 && !stats) losskit::cross_entropy_backward(go, x, t, w, gi, o);
-          else losskit::cross_entropy_forward_backward(x, t, w, go, mode == 1 ? MutView<T>() : out,
-                                                       gi, o, sv);
+      return normalizer_result(
+          [&] { return losskit::cross_entropy_mean_normalizer(x, y, w, o); });
+    return classification_call<T>(
+        mode, fn, grad_output, loss_shape, x.shape, want_target_grad,
+        [&](View<T> go, MutView<T> out, MutView<T> gi, MutView<T> gt) {
+          if (mode == 0) losskit::cross_entropy(x, y, w, out, o);
+          else if (mode == 1) losskit::cross_entropy_backward(go, x, y, w, gi, gt, o);
+          else losskit::cross_entropy_forward_backward(x, y, w, go, out, gi, gt, o);
         });
-    return stats ? with_stats(result, stats->arrays) : result;
   }
+  const View<int64_t> t = classification_index_view(target, fn);
+  if (mode == 3)
+    return normalizer_result([&] { return losskit::cross_entropy_mean_normalizer(x, t, w, o); });
+  std::optional<StatsArrays<T>> stats;
+  if (return_stats) stats.emplace(losskit::classification_output_shape(x.shape));
+  const losskit::CrossEntropyStats<T> sv =
+      stats ? stats->views : losskit::CrossEntropyStats<T>{};
+  // The gradient with statistics is forward_backward without an output.
+  const py::tuple result = classification_call<T>(
+      mode, fn, grad_output, loss_shape, x.shape, false,
+      [&](View<T> go, MutView<T> out, MutView<T> gi, MutView<T>) {
+        if (mode == 0) losskit::cross_entropy(x, t, w, out, o, sv);
+        else if (mode == 1 && !stats) losskit::cross_entropy_backward(go, x, t, w, gi, o);
+        else losskit::cross_entropy_forward_backward(x, t, w, go, mode == 1 ? MutView<T>() : out,
+                                                     gi, o, sv);
+      });
+  return stats ? with_stats(result, stats->arrays) : result;
 }
 
 template <class T>
@@ -863,11 +840,10 @@ void classification_bind(py::module_& m) {
       [](int mode, const py::object& input, const py::object& target, const py::object& weight,
          const py::object& grad_output, const std::string& reduction, int64_t ignore_index,
          const py::object& normalizer) {
-        return classification_is_float32(input)
-                   ? classification_nll_loss<float>(mode, input, target, weight, grad_output,
-                                                    reduction, ignore_index, normalizer)
-                   : classification_nll_loss<double>(mode, input, target, weight, grad_output,
-                                                     reduction, ignore_index, normalizer);
+        return with_storage<true>(input, [&](auto tag) {
+          return classification_nll_loss<typename decltype(tag)::type>(
+              mode, input, target, weight, grad_output, reduction, ignore_index, normalizer);
+        });
       },
       py::arg("mode"), py::arg("input"), py::arg("target"), py::arg("weight"),
       py::arg("grad_output"), py::arg("reduction"), py::arg("ignore_index"),
@@ -877,13 +853,10 @@ void classification_bind(py::module_& m) {
       [](int mode, const py::object& input, const py::object& target, const py::object& weight,
          const py::object& grad_output, const std::string& reduction, int p, double margin,
          const py::object& normalizer) {
-        return classification_is_float32(input)
-                   ? classification_multi_margin_loss<float>(mode, input, target, weight,
-                                                             grad_output, reduction, p, margin,
-                                                             normalizer)
-                   : classification_multi_margin_loss<double>(mode, input, target, weight,
-                                                              grad_output, reduction, p, margin,
-                                                              normalizer);
+        return with_storage<true>(input, [&](auto tag) {
+          return classification_multi_margin_loss<typename decltype(tag)::type>(
+              mode, input, target, weight, grad_output, reduction, p, margin, normalizer);
+        });
       },
       py::arg("mode"), py::arg("input"), py::arg("target"), py::arg("weight"),
       py::arg("grad_output"), py::arg("reduction"), py::arg("p"), py::arg("margin"),
@@ -893,13 +866,10 @@ void classification_bind(py::module_& m) {
       [](int mode, const py::object& input, const py::object& target,
          const py::object& grad_output, const std::string& reduction,
          const py::object& normalizer) {
-        return classification_is_float32(input)
-                   ? classification_multilabel_margin_loss<float>(mode, input, target,
-                                                                  grad_output, reduction,
-                                                                  normalizer)
-                   : classification_multilabel_margin_loss<double>(mode, input, target,
-                                                                   grad_output, reduction,
-                                                                   normalizer);
+        return with_storage<true>(input, [&](auto tag) {
+          return classification_multilabel_margin_loss<typename decltype(tag)::type>(
+              mode, input, target, grad_output, reduction, normalizer);
+        });
       },
       py::arg("mode"), py::arg("input"), py::arg("target"), py::arg("grad_output"),
       py::arg("reduction"),
@@ -909,13 +879,10 @@ void classification_bind(py::module_& m) {
       [](int mode, const py::object& input, const py::object& target, const py::object& weight,
          const py::object& grad_output, const std::string& reduction, bool want_target_grad,
          const py::object& normalizer) {
-        return classification_is_float32(input)
-                   ? classification_multilabel_soft_margin_loss<float>(
-                         mode, input, target, weight, grad_output, reduction, want_target_grad,
-                         normalizer)
-                   : classification_multilabel_soft_margin_loss<double>(
-                         mode, input, target, weight, grad_output, reduction, want_target_grad,
-                         normalizer);
+        return with_storage<true>(input, [&](auto tag) {
+          return classification_multilabel_soft_margin_loss<typename decltype(tag)::type>(
+               mode, input, target, weight, grad_output, reduction, want_target_grad, normalizer);
+        });
       },
       py::arg("mode"), py::arg("input"), py::arg("target"), py::arg("weight"),
       py::arg("grad_output"), py::arg("reduction"), py::arg("want_target_grad"),
@@ -1442,9 +1409,9 @@ PYBIND11_MODULE(_core, m) {
   // classification: register bindings here
   classification_bind(m);
   // embedding: register bindings here
-  bind<CosineEmbedding>(m);
-  bind<TripletMargin>(m);
-  bind<TripletMarginWithDistance>(m);
+  bind<CosineEmbedding, true>(m);
+  bind<TripletMargin, true>(m);
+  bind<TripletMarginWithDistance, true>(m);
   embedding_bind_from_distances(m);
   // ctc: register bindings here
   ctc_bind(m);

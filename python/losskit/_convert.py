@@ -3,9 +3,9 @@ needed.
 
 C-contiguous, aligned float32/float64 arrays pass through untouched (the core reads them in place),
 and so do float16 and bfloat16 arrays for the losses whose core reads 16-bit storage in place
-(`half=True`: the element-wise losses); other losses compute those in float32 from one converted
-copy. Other layouts are made contiguous once; other real dtypes are converted once (integers and
-booleans to float64). Complex, object, string and other dtypes raise TypeError.
+(`half=True`); other losses compute those in float32 from one converted copy and round their
+results once to the input's dtype (rounded_to_input). Other layouts are made contiguous once;
+other real dtypes are converted once (integers and booleans to float64). Complex, object, string and other dtypes raise TypeError.
 
 bfloat16 is ml_dtypes' dtype (what JAX uses). losskit never imports ml_dtypes: the dtype is
 recognised by its name, size and kind, and results of a bfloat16 call are arrays of the very dtype
@@ -178,6 +178,22 @@ def float_inputs(
     arrays = [None if v is None else to_array(function, n, v) for n, v in zip(names, values)]
     dtype = compute_dtype(arrays[0], half)
     return dtype, tuple(None if a is None else as_kernel_array(a, dtype) for a in arrays)
+
+
+def rounded_to_input(results: Any, input: Any) -> Any:
+    """Results (an array, a NumPy scalar, None, or tuples and dicts of them) of a loss that
+    computed a 16-bit `input` from a float32 copy, rounded once to the input's dtype (as torch
+    returns them); the results themselves for any other input, and where not float32."""
+    dtype = getattr(input, "dtype", None)
+    if not (isinstance(dtype, np.dtype) and is_half(dtype)):
+        return results
+    if isinstance(results, tuple):
+        return tuple(rounded_to_input(r, input) for r in results)
+    if isinstance(results, dict):
+        return {k: rounded_to_input(v, input) for k, v in results.items()}
+    if isinstance(results, (np.ndarray, np.generic)) and results.dtype == np.float32:
+        return results.astype(dtype)
+    return results
 
 
 def grad_output_array(function: str, grad_output: Any, dtype: np.dtype) -> Optional[np.ndarray]:

@@ -21,13 +21,26 @@ _OPTIONS = {
 }
 
 
-# The losses whose core reads float16 and bfloat16 in place (the element-wise driver); every other
-# loss computes a 16-bit input in float32 from one converted copy and returns float32.
+# The losses of this engine whose core reads float16 and bfloat16 in place (the element-wise
+# driver, the embedding rows).
 HALF_IN_PLACE = frozenset({
     "l1_loss", "mse_loss", "huber_loss", "smooth_l1_loss", "soft_margin_loss", "binary_cross_entropy",
     "binary_cross_entropy_with_logits", "poisson_nll_loss", "gaussian_nll_loss", "kl_div",
     "margin_ranking_loss", "hinge_embedding_loss",
+    "cosine_embedding_loss", "triplet_margin_loss", "triplet_margin_with_distance_loss",
 })
+# The embedding losses expand broadcast rows and sum a broadcast input's gradient from the rows'
+# gradients: in 16-bit storage that would round every row's gradient before the sum. So they read
+# 16-bit inputs in place when their first `n` (differentiable) inputs share one shape, and
+# otherwise compute from one float32 copy whose results are rounded once to the input's dtype.
+_HALF_SAME_SHAPES = {"cosine_embedding_loss": 2, "triplet_margin_loss": 3, "triplet_margin_with_distance_loss": 3}
+
+
+def _half_in_place(name: str, values: Sequence[Any]) -> bool:
+    if name not in HALF_IN_PLACE:
+        return False
+    n = _HALF_SAME_SHAPES.get(name)
+    return n is None or len({np.shape(v) for v in values[:n]}) == 1
 
 
 def _options(name: str, options: Dict[str, Any]) -> Dict[str, Any]:
@@ -40,9 +53,9 @@ def _options(name: str, options: Dict[str, Any]) -> Dict[str, Any]:
 def forward(name: str, names: Sequence[str], values: Sequence[Any], reduction: str, **options: Any) -> Any:
     options = _options(name, options)
     reduction = _reduction.parse(None, None, reduction)
-    _, arrays = _convert.float_inputs(name, names, values, name in HALF_IN_PLACE)
+    _, arrays = _convert.float_inputs(name, names, values, _half_in_place(name, values))
     out = getattr(_core, name)(arrays, reduction, **options)
-    return _convert.result(out, reduction)
+    return _convert.result(_convert.rounded_to_input(out, values[0]), reduction)
 
 
 def mean_normalizer(name: str, names: Sequence[str], values: Sequence[Any], reduction: str,
@@ -68,11 +81,13 @@ def _grads(
     options = _options(name, options)
     reduction = _reduction.parse(None, None, reduction)
     want = tuple(w if w is True or w is False else _convert.flag(name, "target_grad", w) for w in want)
-    dtype, arrays = _convert.float_inputs(name, names, values, name in HALF_IN_PLACE)
+    dtype, arrays = _convert.float_inputs(name, names, values, _half_in_place(name, values))
     go = _convert.grad_output_array(name, grad_output, dtype)
     if mode == "backward":
-        return None, getattr(_core, name + "_backward")(go, arrays, reduction, tuple(want), **options)
+        grads = getattr(_core, name + "_backward")(go, arrays, reduction, tuple(want), **options)
+        return None, _convert.rounded_to_input(grads, values[0])
     out, grads = getattr(_core, name + "_forward_backward")(arrays, go, reduction, tuple(want), **options)
+    out, grads = _convert.rounded_to_input((out, grads), values[0])
     return _convert.result(out, reduction), grads
 
 

@@ -242,9 +242,12 @@ def linear_cross_entropy(
         loss = np.asarray(value, dtype=dtype)[()]
     if stats is not None:
         stats = {k: a.reshape(t.shape) for k, a in stats.items()}
+    # A 16-bit input is computed from one float32 copy; the results are rounded to its dtype.
+    loss, stats = _convert.rounded_to_input((loss, stats), input)
     if mode == 0:
         return loss, stats
-    grads = (gx.reshape(x.shape), gW, None if gb_acc is None else gb_acc.astype(dtype))
+    grads = _convert.rounded_to_input((gx.reshape(x.shape), gW, None if gb_acc is None else gb_acc.astype(dtype)),
+                                      input)
     return (grads if mode == 1 else (loss, grads)), stats
 
 

@@ -3,12 +3,16 @@
 // 2-byte views of those bits. Checks, through the public headers only:
 //   - the header's conversions: every float16 and bfloat16 bit pattern widens and narrows back
 //     to itself (NaN to a NaN of the same sign), and a tie rounds to even;
-//   - mse_loss_forward_backward and cross_entropy_forward_backward on 16-bit buffers equal the
-//     float instantiations on the widened values, rounded once to 16 bits.
+//   - mse_loss_forward_backward, cross_entropy_forward_backward ((N, C) and K-dimensional),
+//     nll_loss_forward_backward, multi_margin_loss_forward_backward and
+//     cosine_embedding_loss_forward_backward on 16-bit buffers equal the
+//     float instantiations on the widened values, rounded once to 16 bits (a reduced value within
+//     one 16-bit ulp: its sum is cut into other blocks).
 // Built and run by tests/test_low_precision.py::test_cpp_embedding_program.
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "check.hpp"
@@ -89,6 +93,63 @@ void check_losses(const char* name) {
                                         MutView<float>(gf.data(), {N, C}), o);
   CHECK(same_bits(out, out32), "%s cross_entropy: losses differ from the float ones rounded", name);
   CHECK(same_bits(g, gf), "%s cross_entropy: gradient differs from the float one rounded", name);
+
+  // The same logits as a K-dimensional (N, C / 10, 10) input with z_loss-free defaults, nll_loss
+  // on them, and multi_margin_loss: every classification loss takes 16-bit buffers.
+  const int64_t K = 10, Ck = C / K;
+  std::vector<int64_t> tk(N * K);
+  for (int64_t i = 0; i < N * K; ++i) tk[i] = (i * 31) % Ck;
+  std::vector<H> outk(N * K), gk(N * C);
+  std::vector<float> outk32(N * K), gk32(N * C);
+  cross_entropy_forward_backward<H>(View<H>(lh.data(), {N, Ck, K}), View<int64_t>(tk.data(), {N, K}), {},
+                                    {}, MutView<H>(outk.data(), {N, K}), MutView<H>(gk.data(), {N, Ck, K}), o);
+  cross_entropy_forward_backward<float>(View<float>(l32.data(), {N, Ck, K}),
+                                        View<int64_t>(tk.data(), {N, K}), {}, {},
+                                        MutView<float>(outk32.data(), {N, K}),
+                                        MutView<float>(gk32.data(), {N, Ck, K}), o);
+  CHECK(same_bits(outk, outk32), "%s K-dimensional cross_entropy: losses differ", name);
+  CHECK(same_bits(gk, gk32), "%s K-dimensional cross_entropy: gradient differs", name);
+  NllLossOptions no;
+  no.reduction = Reduction::None;
+  nll_loss_forward_backward<H>(View<H>(lh.data(), {N, Ck, K}), View<int64_t>(tk.data(), {N, K}), {}, {},
+                               MutView<H>(outk.data(), {N, K}), MutView<H>(gk.data(), {N, Ck, K}), no);
+  nll_loss_forward_backward<float>(View<float>(l32.data(), {N, Ck, K}), View<int64_t>(tk.data(), {N, K}),
+                                   {}, {}, MutView<float>(outk32.data(), {N, K}),
+                                   MutView<float>(gk32.data(), {N, Ck, K}), no);
+  CHECK(same_bits(outk, outk32) && same_bits(gk, gk32), "%s nll_loss differs", name);
+  H mm;
+  float mm32;
+  multi_margin_loss_forward_backward<H>(View<H>(lh.data(), {N, C}), View<int64_t>(t.data(), {N}), {}, {},
+                                        MutView<H>(&mm, {}), MutView<H>(g.data(), {N, C}), {});
+  multi_margin_loss_forward_backward<float>(View<float>(l32.data(), {N, C}), View<int64_t>(t.data(), {N}),
+                                            {}, {}, MutView<float>(&mm32, {}),
+                                            MutView<float>(gf.data(), {N, C}), {});
+  const float eps = std::is_same_v<H, bfloat16> ? 0x1p-7f : 0x1p-10f;  // one ulp at 1
+  CHECK(std::fabs(float(mm) - float(H(mm32))) <= std::fabs(mm32) * 2 * eps,
+        "%s multi_margin_loss: %g, float gives %g", name, double(float(mm)), double(mm32));
+  CHECK(same_bits(g, gf), "%s multi_margin_loss: gradient differs", name);
+
+  // cosine_embedding_loss on rows of the same logits (the embedding family's 16-bit entry points).
+  const int64_t half_rows = N / 2;
+  std::vector<H> labels(half_rows);
+  for (int64_t i = 0; i < half_rows; ++i) labels[i] = H(i % 3 == 0 ? -1.0f : 1.0f);
+  const std::vector<float> labels32 = widened(labels);
+  CosineEmbeddingLossOptions co;
+  co.reduction = Reduction::None;
+  co.margin = 0.1;
+  std::vector<H> cos_out(half_rows), g1(half_rows * C), g2(half_rows * C);
+  std::vector<float> cos_out32(half_rows), g1f(half_rows * C), g2f(half_rows * C);
+  const H* second = lh.data() + half_rows * C;
+  cosine_embedding_loss_forward_backward<H>(
+      View<H>(lh.data(), {half_rows, C}), View<H>(second, {half_rows, C}), View<H>(labels.data(), {half_rows}),
+      {}, MutView<H>(cos_out.data(), {half_rows}), MutView<H>(g1.data(), {half_rows, C}),
+      MutView<H>(g2.data(), {half_rows, C}), co);
+  cosine_embedding_loss_forward_backward<float>(
+      View<float>(l32.data(), {half_rows, C}), View<float>(l32.data() + half_rows * C, {half_rows, C}),
+      View<float>(labels32.data(), {half_rows}), {}, MutView<float>(cos_out32.data(), {half_rows}),
+      MutView<float>(g1f.data(), {half_rows, C}), MutView<float>(g2f.data(), {half_rows, C}), co);
+  CHECK(same_bits(cos_out, cos_out32) && same_bits(g1, g1f) && same_bits(g2, g2f),
+        "%s cosine_embedding_loss differs from the float one rounded", name);
 }
 
 }  // namespace

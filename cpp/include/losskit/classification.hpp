@@ -23,7 +23,11 @@
 //   allocated (scratch is O(threads + rows)).
 // All checks (shapes, options, every class index) run before any work and throw
 // losskit::ValueError / IndexError (out-of-range class index) / TypeError.
-// float and double are instantiated.
+// float and double are instantiated, and every loss here also for the 16-bit storage types
+// losskit::bfloat16 and losskit::float16 (losskit/half.hpp): an embedding program passes its raw
+// 16-bit buffers (all of input, weight, probability target, grad_output, outputs and gradients of
+// that type), which are read in place, computed in float (sums in double) and rounded once to 16
+// bits. Class-index targets stay int64; the statistics' `correct` stays bool.
 #pragma once
 
 #include <cstdint>
@@ -83,9 +87,6 @@ Shape classification_output_shape(const Shape& input, bool class_dim_last = fals
 
 // ---- cross_entropy, class-index targets ----------------------------------------------------
 // `stats` (optional) receives the per-position statistics from the same pass.
-// Also instantiated for bfloat16 and float16 (losskit/half.hpp) with (C) and (N, C) inputs: read in
-// place, computed in float (sums in double), outputs rounded once to 16 bits; a K-dimensional
-// 16-bit input throws TypeError.
 template <class T>
 void cross_entropy(View<T> input, View<int64_t> target, View<T> weight, MutView<T> output,
                    const CrossEntropyOptions& options = {},

@@ -20,7 +20,12 @@
 // * Every row's D values are read once for forward and backward together (a second sweep over
 //   the row runs from cache).
 // All checks run before any work and throw losskit::ValueError / TypeError.
-// float and double are instantiated.
+// float and double are instantiated, and so are losskit::bfloat16 and losskit::float16
+// (losskit/half.hpp): 16-bit buffers are read in place, computed in float (row sums in double)
+// and every output rounded once to 16 bits. Broadcast rows are expanded as for float, and a
+// broadcast input's gradient is summed from the rows' 16-bit gradients (so it may differ from the
+// float computation rounded by more than one 16-bit ulp; the Python layer computes that case in
+// float32).
 #pragma once
 
 #include "losskit/reduction.hpp"

@@ -16,6 +16,7 @@
 #include "common/cpu_dispatch.hpp"
 #include "common/parallel.hpp"
 #include "common/reduce.hpp"
+#include "common/staging.hpp"
 #include "common/storage.hpp"
 #include "losskit/threads.hpp"
 
@@ -337,6 +338,94 @@ double ce_run_staged(const CeArgs<S>& h) {
   });
 }
 
+// ---- 16-bit storage through the float kernels (common/staging.hpp) --------------------------
+// The blocks of positions of an (N, C, S) layout that the staged 16-bit paths run: `per_block`
+// whole rows when S == 1 (staged as a (rows, C, 1) float block), else a tile of `per_block`
+// positions of one sample (staged as (1, C, tile): C runs of the tile, S apart).
+struct PositionBlock {
+  int64_t p0 = 0, count = 0;  // positions p0 .. p0 + count (p = n * S + s)
+  int64_t offset = 0;         // the block's first element of an (N, C, S) array
+  detail::Strided elems;      // and its elements
+  int64_t N = 0, S = 1;       // the float block's layout
+};
+
+struct PositionBlocks {
+  int64_t N = 0, C = 0, S = 1, per_block = 1, tiles = 1;
+  PositionBlocks(int64_t n, int64_t c, int64_t s, int64_t per)
+      : N(n), C(c), S(s), per_block(per), tiles(s == 1 ? 1 : (s + per - 1) / per) {}
+  int64_t count() const { return S == 1 ? (N + per_block - 1) / per_block : N * tiles; }
+  int64_t max_elems() const { return C * per_block; }
+  PositionBlock operator[](int64_t u) const {
+    PositionBlock b;
+    if (S == 1) {
+      b.p0 = u * per_block;
+      b.count = std::min(N, b.p0 + per_block) - b.p0;
+      b.offset = b.p0 * C;
+      b.elems = detail::contiguous(b.count * C);
+      b.N = b.count;
+    } else {
+      const int64_t n = u / tiles, s0 = (u % tiles) * per_block;
+      b.count = std::min(S, s0 + per_block) - s0;
+      b.p0 = n * S + s0;
+      b.offset = n * C * S + s0;
+      b.elems = detail::Strided{C, b.count, S};
+      b.N = 1;
+      b.S = b.count;
+    }
+    return b;
+  }
+};
+
+// Runs fn(block, stage) -> double (the block's loss sum, from a float kernel on the staged block)
+// over every block in parallel, narrows each block's outputs, and sums in the fixed tree.
+template <class S, class Fn>
+double run_staged(const PositionBlocks& blocks, int64_t floats_per_thread, Fn&& fn) {
+  detail::StageScratch scratch(floats_per_thread);
+  return run_units(blocks.count(), std::max<int64_t>(blocks.max_elems(), 1), [&](int64_t u, int t) {
+    detail::BlockStage<S> stage(scratch.thread(t));
+    const double sum = fn(blocks[u], stage);
+    stage.finish();
+    return sum;
+  });
+}
+
+// cross_entropy on 16-bit storage wherever ce_run_staged does not apply: K-dimensional inputs,
+// probability targets, and the extras (z_loss, softcap, statistics), through the float row and
+// tile kernels on staged blocks.
+template <class S>
+double ce_run_staged_blocks(const CeArgs<S>& h) {
+  const auto& k = detail::classification_kernels<float>().ce;
+  const PositionBlocks blocks(h.N, h.C, h.S, h.S == 1 ? rows_per_unit(h.C) : detail::kCeTile);
+  const std::vector<float> weight = detail::widened(h.weight, h.C);
+  const int64_t E = blocks.max_elems(), P = blocks.per_block;
+  // input, prob, grad, grad_target; grad_out, out, lse, entropy
+  return run_staged<S>(blocks, 4 * E + 4 * P, [&](const PositionBlock& b, detail::BlockStage<S>& st) {
+    const detail::Strided per_position = detail::contiguous(b.count);
+    CeArgs<float> a;
+    a.input = st.in(h.input, b.offset, b.elems);
+    a.prob = st.in(h.prob, b.offset, b.elems);
+    a.target = h.target ? h.target + b.p0 : nullptr;
+    a.weight = h.weight ? weight.data() : nullptr;
+    a.N = b.N;
+    a.C = h.C;
+    a.S = b.S;
+    a.ignore_index = h.ignore_index;
+    a.smoothing = h.smoothing;
+    a.weight_sum = h.weight_sum;
+    a.grad_scale = h.grad_scale;
+    a.z_loss = h.z_loss;
+    a.softcap = h.softcap;
+    a.grad_out = st.in(h.grad_out, b.p0, per_position);
+    a.out = st.out(h.out, b.p0, per_position);
+    a.grad = st.out(h.grad, b.offset, b.elems);
+    a.grad_target = st.out(h.grad_target, b.offset, b.elems);
+    a.lse_out = st.out(h.lse_out, b.p0, per_position);
+    a.entropy_out = st.out(h.entropy_out, b.p0, per_position);
+    a.correct_out = h.correct_out ? h.correct_out + b.p0 : nullptr;
+    return h.S == 1 ? k.rows(a, 0, b.count) : k.tile(a, 0, 0, b.count);
+  });
+}
+
 template <class T>
 double ce_index(View<T> input, View<int64_t> target, View<T> weight, const Mode<T>& m,
                 const CrossEntropyOptions& o, const CrossEntropyStats<T>& stats = {}) {
@@ -345,14 +434,6 @@ double ce_index(View<T> input, View<int64_t> target, View<T> weight, const Mode<
   check_smoothing(fn, o.label_smoothing);
   detail::check_ce_extras(fn, o.z_loss, o.softcap);
   const Layout l = class_layout(fn, input, true);
-  if (detail::is_half_v<T> && l.S != 1)
-    throw TypeError(std::string(fn) + ": input expected a float32 or float64 array for a "
-                    "K-dimensional input, got 16-bit storage (read in place for (C) and (N, C) "
-                    "inputs with class indices)");
-  if (detail::is_half_v<T> && (o.z_loss != 0.0 || o.softcap || stats.lse.present() ||
-                               stats.entropy.present() || stats.correct.present()))
-    throw TypeError(std::string(fn) + ": input expected a float32 or float64 array with z_loss, "
-                    "softcap or statistics, got 16-bit storage");
   detail::check_required(fn, "target", target);
   detail::check_shape_equal(fn, "target", target.shape, l.out, "class indices of shape");
   check_class_weight(fn, weight, l.C);
@@ -372,8 +453,12 @@ double ce_index(View<T> input, View<int64_t> target, View<T> weight, const Mode<
   a.grad = m.backward ? m.grads[0].data : nullptr;
   if (!m.output.present() && !a.grad && !a.stats()) return W;
   double total;
-  if constexpr (detail::is_half_v<T>) total = ce_run_staged(a);
-  else total = ce_run(a);
+  if constexpr (detail::is_half_v<T>)
+    total = l.S == 1 && !a.stats() && a.z_loss == 0.0 && a.softcap == 0.0
+                ? ce_run_staged(a)
+                : ce_run_staged_blocks(a);
+  else
+    total = ce_run(a);
   // torch's 'mean' with smoothing adds nll_sum / W to smooth_sum / W: with W = 0 the first is
   // 0 / 0 = NaN, whatever the smoothing sum (which alone would give +-inf). A given normalizer
   // is the divisor instead, and a part with no counted target then contributes 0.
@@ -418,12 +503,41 @@ double ce_prob(View<T> input, View<T> target, View<T> weight, const Mode<T>& m,
   a.grad = m.backward ? m.grads[0].data : nullptr;
   a.grad_target = m.backward ? m.grads[1].data : nullptr;
   if (!m.output.present() && !a.grad && !a.grad_target) return positions;
-  const double total = ce_run(a);
+  double total;
+  if constexpr (detail::is_half_v<T>) total = ce_run_staged_blocks(a);
+  else total = ce_run(a);
   write_reduced(m, o.reduction, total, D);
   return positions;
 }
 
 // ---- nll_loss --------------------------------------------------------------------------------
+
+// nll_loss on 16-bit storage: the float kernel on staged blocks (rows, or tiles of a
+// K-dimensional input). The whole block is widened although the loss reads one logit per
+// position: the gradient block is written whole anyway, and the forward alone is cheap.
+template <class S>
+double nll_run_staged(const detail::NllArgs<S>& h) {
+  const auto kernel = detail::classification_kernels<float>().nll;
+  const PositionBlocks blocks(h.N, h.C, h.S, h.S == 1 ? rows_per_unit(h.C) : kNllTile);
+  const std::vector<float> weight = detail::widened(h.weight, h.C);
+  const int64_t E = blocks.max_elems(), P = blocks.per_block;
+  return run_staged<S>(blocks, 2 * E + 2 * P, [&](const PositionBlock& b, detail::BlockStage<S>& st) {
+    const detail::Strided per_position = detail::contiguous(b.count);
+    detail::NllArgs<float> a;
+    a.input = st.in(h.input, b.offset, b.elems);
+    a.target = h.target + b.p0;
+    a.weight = h.weight ? weight.data() : nullptr;
+    a.N = b.N;
+    a.C = h.C;
+    a.S = b.S;
+    a.ignore_index = h.ignore_index;
+    a.grad_scale = h.grad_scale;
+    a.grad_out = st.in(h.grad_out, b.p0, per_position);
+    a.out = st.out(h.out, b.p0, per_position);
+    a.grad = st.out(h.grad, b.offset, b.elems);
+    return kernel(a, 0, b.count);
+  });
+}
 
 template <class T>
 double nll_impl(View<T> input, View<int64_t> target, View<T> weight, const Mode<T>& m,
@@ -454,14 +568,17 @@ double nll_impl(View<T> input, View<int64_t> target, View<T> weight, const Mode<
   }
   a.grad = m.backward ? m.grads[0].data : nullptr;
   if (!m.output.present() && !a.grad) return W;
-  const auto kernel = detail::classification_kernels<T>().nll;
   double total;
-  if (l.S == 1) {
+  if constexpr (detail::is_half_v<T>) {
+    total = nll_run_staged(a);
+  } else if (l.S == 1) {
+    const auto kernel = detail::classification_kernels<T>().nll;
     const int64_t R = std::clamp<int64_t>(kUnitElems / std::max<int64_t>(l.C, 1), 16, 4096);
     total = run_units((l.N + R - 1) / R, R * std::max<int64_t>(l.C, 1), [&](int64_t u, int) {
       return kernel(a, u * R, std::min(l.N, (u + 1) * R));
     });
   } else {
+    const auto kernel = detail::classification_kernels<T>().nll;
     const int64_t tiles = (l.S + kNllTile - 1) / kNllTile;
     total = run_units(l.N * tiles, kNllTile * std::max<int64_t>(l.C, 1), [&](int64_t u, int) {
       const int64_t n = u / tiles, s0 = (u % tiles) * kNllTile;
@@ -517,6 +634,39 @@ detail::RowLossArgs<T> row_loss_args(const T* input, int64_t N, int64_t C, const
   return a;
 }
 
+// A row loss on 16-bit storage: `kernel(float_args, r0, r1, scratch)` on staged blocks of rows.
+// `target_stride`: class-index target entries per row (1 for multi_margin, C for
+// multilabel_margin). Per-class weights are widened once; (N, C) weights are staged with the rows.
+template <class S, class Kernel>
+double row_loss_staged(const detail::RowLossArgs<S>& h, int64_t target_stride, Kernel&& kernel) {
+  const int64_t C = h.C;
+  const PositionBlocks blocks(h.N, C, 1, rows_per_unit(std::max<int64_t>(C, 1)));
+  const std::vector<float> class_weight =
+      detail::widened(h.weight_row_stride == 0 ? h.weight : nullptr, C);
+  const int64_t E = blocks.max_elems(), R = blocks.per_block;
+  // input, prob, weight rows, grad, grad_target; grad_out, out; the kernel's own C floats
+  return run_staged<S>(blocks, 5 * E + 2 * R + C, [&](const PositionBlock& b, detail::BlockStage<S>& st) {
+    const detail::Strided per_row = detail::contiguous(b.count);
+    detail::RowLossArgs<float> a;
+    a.input = st.in(h.input, b.offset, b.elems);
+    a.prob = st.in(h.prob, b.offset, b.elems);
+    a.target = h.target ? h.target + b.p0 * target_stride : nullptr;
+    a.weight = h.weight_row_stride != 0 ? st.in(h.weight, b.offset, b.elems)
+                                        : (h.weight ? class_weight.data() : nullptr);
+    a.weight_row_stride = h.weight_row_stride;
+    a.N = b.count;
+    a.C = C;
+    a.p = h.p;
+    a.margin = h.margin;
+    a.grad_scale = h.grad_scale;
+    a.grad_out = st.in(h.grad_out, b.p0, per_row);
+    a.out = st.out(h.out, b.p0, per_row);
+    a.grad = st.out(h.grad, b.offset, b.elems);
+    a.grad_target = st.out(h.grad_target, b.offset, b.elems);
+    return kernel(a, b.count, st.scratch(C));
+  });
+}
+
 template <class T>
 double multi_margin_impl(View<T> input, View<int64_t> target, View<T> weight, const Mode<T>& m,
                          const MultiMarginLossOptions& o) {
@@ -546,9 +696,16 @@ double multi_margin_impl(View<T> input, View<int64_t> target, View<T> weight, co
   a.p = o.p;
   a.margin = o.margin;
   if (!m.output.present() && !a.grad) return own;
-  const auto kernel = detail::classification_kernels<T>().multi_margin;
-  const double total =
-      run_rows<T>(l.N, l.C, [&](int64_t r0, int64_t r1, int) { return kernel(a, r0, r1); });
+  double total;
+  if constexpr (detail::is_half_v<T>) {
+    const auto kernel = detail::classification_kernels<float>().multi_margin;
+    total = row_loss_staged(a, 1, [&](const auto& f, int64_t rows, float*) {
+      return kernel(f, 0, rows);
+    });
+  } else {
+    const auto kernel = detail::classification_kernels<T>().multi_margin;
+    total = run_rows<T>(l.N, l.C, [&](int64_t r0, int64_t r1, int) { return kernel(a, r0, r1); });
+  }
   write_reduced(m, o.reduction, total, D);
   return own;
 }
@@ -583,11 +740,19 @@ double multilabel_margin_impl(View<T> input, View<int64_t> target, const Mode<T>
   detail::RowLossArgs<T> a = row_loss_args(input.data, l.N, l.C, m, o.reduction, D, go);
   a.target = target.data;
   if (!m.output.present() && !a.grad) return own;
-  const auto kernel = detail::classification_kernels<T>().multilabel_margin;
-  std::vector<T> scratch(static_cast<size_t>(get_num_threads()) * static_cast<size_t>(l.C));
-  const double total = run_rows<T>(l.N, l.C, [&](int64_t r0, int64_t r1, int thread) {
-    return kernel(a, r0, r1, scratch.data() + static_cast<size_t>(thread) * l.C);
-  });
+  double total;
+  if constexpr (detail::is_half_v<T>) {
+    const auto kernel = detail::classification_kernels<float>().multilabel_margin;
+    total = row_loss_staged(a, l.C, [&](const auto& f, int64_t rows, float* mask) {
+      return kernel(f, 0, rows, mask);
+    });
+  } else {
+    const auto kernel = detail::classification_kernels<T>().multilabel_margin;
+    std::vector<T> scratch(static_cast<size_t>(get_num_threads()) * static_cast<size_t>(l.C));
+    total = run_rows<T>(l.N, l.C, [&](int64_t r0, int64_t r1, int thread) {
+      return kernel(a, r0, r1, scratch.data() + static_cast<size_t>(thread) * l.C);
+    });
+  }
   write_reduced(m, o.reduction, total, D);
   return own;
 }
@@ -631,10 +796,18 @@ double soft_margin_impl(View<T> input, View<T> target, View<T> weight, const Mod
   a.weight = weight.data;
   a.weight_row_stride = wstride;
   if (!m.output.present() && !a.grad && !a.grad_target) return own;
-  const auto kernel = detail::classification_kernels<T>().multilabel_soft_margin;
-  const double total = run_rows<T>(N, std::max<int64_t>(C, 1), [&](int64_t r0, int64_t r1, int) {
-    return kernel(a, r0, r1);
-  });
+  double total;
+  if constexpr (detail::is_half_v<T>) {
+    const auto kernel = detail::classification_kernels<float>().multilabel_soft_margin;
+    total = row_loss_staged(a, 0, [&](const auto& f, int64_t rows, float*) {
+      return kernel(f, 0, rows);
+    });
+  } else {
+    const auto kernel = detail::classification_kernels<T>().multilabel_soft_margin;
+    total = run_rows<T>(N, std::max<int64_t>(C, 1), [&](int64_t r0, int64_t r1, int) {
+      return kernel(a, r0, r1);
+    });
+  }
   write_reduced(m, o.reduction, total, D);
   return own;
 }
@@ -852,6 +1025,9 @@ double multilabel_soft_margin_loss_mean_normalizer(View<T> input, View<T> target
       const MultilabelSoftMarginLossOptions&);
 LOSSKIT_INSTANTIATE(float)
 LOSSKIT_INSTANTIATE(double)
+// 16-bit storage (common/staging.hpp): read in place, computed by the float kernels.
+LOSSKIT_INSTANTIATE(bfloat16)
+LOSSKIT_INSTANTIATE(float16)
 
 #define LOSSKIT_INSTANTIATE_NORMALIZER(T)                                                          \
   template double cross_entropy_mean_normalizer<T>(View<T>, View<int64_t>, View<T>,                \
@@ -868,20 +1044,9 @@ LOSSKIT_INSTANTIATE(double)
       const MultilabelSoftMarginLossOptions&);
 LOSSKIT_INSTANTIATE_NORMALIZER(float)
 LOSSKIT_INSTANTIATE_NORMALIZER(double)
+LOSSKIT_INSTANTIATE_NORMALIZER(bfloat16)
+LOSSKIT_INSTANTIATE_NORMALIZER(float16)
 #undef LOSSKIT_INSTANTIATE_NORMALIZER
 #undef LOSSKIT_INSTANTIATE
-// 16-bit storage: cross_entropy with class indices, (C) and (N, C) inputs.
-#define LOSSKIT_INSTANTIATE_HALF(T)                                                              \
-  template void cross_entropy<T>(View<T>, View<int64_t>, View<T>, MutView<T>,                   \
-                                 const CrossEntropyOptions&, const CrossEntropyStats<T>&);       \
-  template void cross_entropy_backward<T>(View<T>, View<T>, View<int64_t>, View<T>, MutView<T>, \
-                                          const CrossEntropyOptions&);                           \
-  template void cross_entropy_forward_backward<T>(View<T>, View<int64_t>, View<T>, View<T>,     \
-                                                  MutView<T>, MutView<T>,                        \
-                                                  const CrossEntropyOptions&,                    \
-                                                  const CrossEntropyStats<T>&);
-LOSSKIT_INSTANTIATE_HALF(bfloat16)
-LOSSKIT_INSTANTIATE_HALF(float16)
-#undef LOSSKIT_INSTANTIATE_HALF
 
 }  // namespace losskit

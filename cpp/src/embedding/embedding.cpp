@@ -16,6 +16,7 @@
 #include "common/cpu_dispatch.hpp"
 #include "common/parallel.hpp"
 #include "common/reduce.hpp"
+#include "common/staging.hpp"
 #include "embedding/embedding_kernels.hpp"
 #include "losskit/threads.hpp"
 
@@ -62,6 +63,42 @@ RowShape row_shape(const Shape& s) {
 // What to compute, shared by the three entry points of every loss.
 template <class T>
 using Request = detail::Request<T, 3>;
+
+// 16-bit storage (common/staging.hpp): each thread's rows run through the float kernel in staged
+// blocks of about kStageBlock values per operand; the per-row double losses are written in place.
+template <class S>
+void run_staged(const EmbeddingRows<S>& h, int64_t n, int64_t grain) {
+  const int64_t D = std::max<int64_t>(h.dim, 1);
+  const int64_t block_rows = std::max<int64_t>(1, detail::kStageBlock / D);
+  // three inputs and three gradients of block_rows x D; target, grad_out, out; the kernel's 3 D
+  const int64_t per_thread = 6 * block_rows * D + 3 * block_rows + 3 * D;
+  detail::StageScratch scratch(per_thread);
+  const RowKernel<float> kernel = embedding_kernel<float>();
+  detail::parallel_for(0, n, grain, [&](int64_t r0, int64_t r1, int thread) {
+    for (int64_t b0 = r0; b0 < r1; b0 += block_rows) {
+      const int64_t rows = std::min(r1, b0 + block_rows) - b0;
+      const detail::Strided values = detail::contiguous(rows * h.dim), per_row = detail::contiguous(rows);
+      detail::BlockStage<S> st(scratch.thread(thread));
+      EmbeddingRows<float> f;
+      f.kernel = h.kernel;
+      f.dim = h.dim;
+      for (int k = 0; k < 3; ++k) f.x[k] = st.in(h.x[k], b0 * h.dim, values);
+      f.target = st.in(h.target, b0, per_row);
+      f.grad_out = st.in(h.grad_out, b0, per_row);
+      f.grad_scale = h.grad_scale;
+      f.margin = h.margin;
+      f.p = h.p;
+      f.eps = h.eps;
+      f.swap = h.swap;
+      f.backward = h.backward;
+      f.out = st.out(h.out, b0, per_row);
+      f.row_loss = h.row_loss ? h.row_loss + b0 : nullptr;
+      for (int k = 0; k < 3; ++k) f.grad[k] = st.out(h.grad[k], b0 * h.dim, values);
+      kernel(f, 0, rows, st.scratch(3 * D));
+      st.finish();
+    }
+  });
+}
 
 // Checks the output, grad_output and gradients against the shapes, then runs the kernel.
 // `inputs` are the differentiable inputs (their shapes are the gradients' shapes). Returns the
@@ -116,11 +153,15 @@ double run(const char* fn, EmbeddingRows<T> R, Reduction reduction, const Normal
   // Scratch rows for unwanted gradients, one set per thread (the modulo only matters if another
   // thread raised the thread count during this call).
   const int scratch_threads = std::max(1, get_num_threads());
-  std::vector<T> scratch(static_cast<size_t>(scratch_per_thread * scratch_threads));
-  const RowKernel<T> kernel = embedding_kernel<T>();
-  detail::parallel_for(0, n, grain, [&](int64_t r0, int64_t r1, int thread) {
-    kernel(R, r0, r1, scratch.data() + (thread % scratch_threads) * scratch_per_thread);
-  });
+  if constexpr (detail::is_half_v<T>) {
+    run_staged(R, n, grain);
+  } else {
+    std::vector<T> scratch(static_cast<size_t>(scratch_per_thread * scratch_threads));
+    const RowKernel<T> kernel = embedding_kernel<T>();
+    detail::parallel_for(0, n, grain, [&](int64_t r0, int64_t r1, int thread) {
+      kernel(R, r0, r1, scratch.data() + (thread % scratch_threads) * scratch_per_thread);
+    });
+  }
 
   if (q.forward && reduced)
     q.output.data[0] = static_cast<T>(detail::blocked_sum(row_loss.data(), n) / divisor);
@@ -641,6 +682,9 @@ double triplet_margin_with_distance_loss_mean_normalizer(
       const TripletMarginWithDistanceLossOptions&);
 LOSSKIT_INSTANTIATE(float)
 LOSSKIT_INSTANTIATE(double)
+// 16-bit storage (common/staging.hpp): read in place, computed by the float kernels.
+LOSSKIT_INSTANTIATE(bfloat16)
+LOSSKIT_INSTANTIATE(float16)
 
 #define LOSSKIT_INSTANTIATE_NORMALIZER(T)                                                          \
   template double cosine_embedding_loss_mean_normalizer<T>(View<T>, View<T>, View<T>,              \
@@ -651,6 +695,8 @@ LOSSKIT_INSTANTIATE(double)
       View<T>, const TripletMarginWithDistanceLossOptions&);
 LOSSKIT_INSTANTIATE_NORMALIZER(float)
 LOSSKIT_INSTANTIATE_NORMALIZER(double)
+LOSSKIT_INSTANTIATE_NORMALIZER(bfloat16)
+LOSSKIT_INSTANTIATE_NORMALIZER(float16)
 #undef LOSSKIT_INSTANTIATE_NORMALIZER
 #undef LOSSKIT_INSTANTIATE
 

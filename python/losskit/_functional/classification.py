@@ -27,11 +27,12 @@ def _cls_index_target(function: str, target: ArrayLike) -> np.ndarray:
     return _convert.as_kernel_array(t, np.int64)  # (ascontiguousarray would make 0-d 1-d)
 
 
-def _cls_input(function: str, input: ArrayLike, weight: Optional[ArrayLike] = None,
-               half: bool = False) -> Tuple[np.dtype, np.ndarray, Optional[np.ndarray]]:
-    """`half`: the core reads float16/bfloat16 in place for (C) and (N, C) inputs."""
+def _cls_input(function: str, input: ArrayLike, weight: Optional[ArrayLike] = None
+               ) -> Tuple[np.dtype, np.ndarray, Optional[np.ndarray]]:
+    """The input sets the dtype (float16 and bfloat16 stay as they are: the core reads them in
+    place); the weights follow it."""
     x = _convert.to_array(function, "input", input)
-    dtype = _convert.compute_dtype(x, half and x.ndim <= 2)
+    dtype = _convert.compute_dtype(x, half=True)
     x = _convert.as_kernel_array(x, dtype)
     w = None if weight is None else _convert.as_kernel_array(_convert.to_array(function, "weight", weight), dtype)
     return dtype, x, w
@@ -148,13 +149,9 @@ def cross_entropy(
     """
     fn = "cross_entropy"
     reduction = _reduction.parse(size_average, reduce, reduction)
-    # 16-bit logits are read in place for class indices without the extras (float32 copy otherwise).
-    in_place = call.mode != MEAN_NORMALIZER and not return_stats and softcap is None and not z_loss
-    dtype, x, w = _cls_input(fn, input, weight, half=in_place)
+    dtype, x, w = _cls_input(fn, input, weight)
     t = _convert.to_array(fn, "target", target)
     probabilities = t.dtype.kind == "f" or _convert.is_bfloat16(t.dtype)
-    if probabilities and _convert.is_half(dtype):  # 16-bit in place: class indices only
-        dtype, x, w = _cls_input(fn, x, w)
     if probabilities:
         if t.shape != x.shape:
             raise TypeError(

@@ -129,10 +129,14 @@ def ctc_loss(
     if call.mode == MEAN_NORMALIZER:
         return call.result(_core.ctc_loss_mean_normalizer(lp, tg, il, tl, blank, reduction, zero_infinity), None)
     norm = _convert.normalizer("ctc_loss", "normalizer", normalizer)
+    # A 16-bit log_probs is computed from one float32 copy; the results are rounded to its dtype.
     if call.mode == FORWARD:
-        return _convert.result(_core.ctc_loss(lp, tg, il, tl, blank, reduction, zero_infinity, norm), reduction)
+        out = _core.ctc_loss(lp, tg, il, tl, blank, reduction, zero_infinity, norm)
+        return _convert.result(_convert.rounded_to_input(out, log_probs), reduction)
     go = _convert.grad_output_array("ctc_loss", call.grad_output, dtype)  # None: 1 (ones)
     if call.mode == BACKWARD:
-        return _core.ctc_loss_backward(go, lp, tg, il, tl, blank, reduction, zero_infinity, norm)
-    out, grad = _core.ctc_loss_forward_backward(lp, tg, il, tl, go, blank, reduction, zero_infinity, norm)
+        grad = _core.ctc_loss_backward(go, lp, tg, il, tl, blank, reduction, zero_infinity, norm)
+        return _convert.rounded_to_input(grad, log_probs)
+    out, grad = _convert.rounded_to_input(
+        _core.ctc_loss_forward_backward(lp, tg, il, tl, go, blank, reduction, zero_infinity, norm), log_probs)
     return _convert.result(out, reduction), grad

@@ -154,7 +154,7 @@ def _triplet_custom(
     loss, g = _core.triplet_margin_loss_from_distances(
         dists[0], dists[1], dists[2] if swap else None, go, reduction, margin, swap,
         mode != FORWARD, _convert.normalizer(name, "normalizer", normalizer))
-    loss = _convert.result(loss, reduction)
+    loss = _convert.result(_convert.rounded_to_input(loss, anchor), reduction)
     if mode == FORWARD:
         return loss, None
 
@@ -174,7 +174,7 @@ def _triplet_custom(
     if swap:
         gp2, gn2 = vjp(2, p, n)
         gp, gn = gp + gp2, gn + gn2
-    return loss, (ga, gp, gn)
+    return loss, _convert.rounded_to_input((ga, gp, gn), anchor)
 
 
 def _distance_name(distance_function: Any) -> Optional[str]:
