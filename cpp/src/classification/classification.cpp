@@ -395,7 +395,11 @@ double run_staged(const PositionBlocks& blocks, int64_t floats_per_thread, Fn&& 
 template <class S>
 double ce_run_staged_blocks(const CeArgs<S>& h) {
   const auto& k = detail::classification_kernels<float>().ce;
-  const PositionBlocks blocks(h.N, h.C, h.S, h.S == 1 ? rows_per_unit(h.C) : detail::kCeTile);
+  // K-dimensional tiles as wide as the float path's (ce_tile_width), so a staged tile of logits
+  // stays cache-sized whatever C is.
+  const PositionBlocks blocks(h.N, h.C, h.S,
+                              h.S == 1 ? rows_per_unit(h.C)
+                                       : detail::ce_tile_width(h.C, static_cast<int64_t>(sizeof(float))));
   const std::vector<float> weight = detail::widened(h.weight, h.C);
   const int64_t E = blocks.max_elems(), P = blocks.per_block;
   // input, prob, grad, grad_target; grad_out, out, lse, entropy
