@@ -2,6 +2,9 @@
 // No exceptions, allocation or Python here.
 #include "pointwise/pointwise_kernels.hpp"
 
+#include <algorithm>
+#include <type_traits>
+
 #include "common/storage_access.hpp"
 #include "pointwise/pointwise_ops.hpp"
 
@@ -20,7 +23,7 @@ using detail::SegmentResult;
 // Storage S (and G, the gradients') is loaded into and stored from the compute type T in
 // register (common/storage_access.hpp), so 16-bit arrays are read and written in place.
 template <class Op, class S, class G, OutKind kOut, unsigned kGradMask>
-SegmentResult run(const Segment<S, G>& s, const Params<detail::compute_t<S>>& p) {
+SegmentResult run_in_register(const Segment<S, G>& s, const Params<detail::compute_t<S>>& p) {
   using T = detail::compute_t<S>;
   constexpr int K = Op::kArity;
   const S* LOSSKIT_RESTRICT in0 = s.in[0];
@@ -52,6 +55,56 @@ SegmentResult run(const Segment<S, G>& s, const Params<detail::compute_t<S>>& p)
     if constexpr ((kGradMask & 4u) != 0) store(g2[i], g * r.d2);
   }
   return {sum, (bad != T(0) ? 1u : 0u) | (bad_target != T(0) ? 2u : 0u)};
+}
+
+// float16 on targets with F16C: the float loop above on strips widened onto the stack, outputs
+// rounded back per strip (kFloat16Strips in common/storage_access.hpp). Only the operands the
+// loop reads are widened: the grad_output only when a gradient is wanted.
+template <class Op, class G, OutKind kOut, unsigned kGradMask>
+SegmentResult run_strips(const Segment<float16, G>& s, const Params<float>& p) {
+  constexpr int K = Op::kArity;
+  constexpr int kWeight = K, kGradOut = K + 1, kOutSlot = K + 2, kGrad0 = K + 3;
+  alignas(64) float strip[kGrad0 + K][kStripLen];
+  SegmentResult total{0.0, 0u};
+  for (int64_t lo = 0; lo < s.len; lo += kStripLen) {
+    const int64_t len = std::min(kStripLen, s.len - lo);
+    Segment<float> f{};
+    for (int k = 0; k < K; ++k) {
+      widen_strip(s.in[k] + lo, strip[k], len);
+      f.in[k] = strip[k];
+    }
+    widen_strip(s.weight + lo, strip[kWeight], len);
+    f.weight = strip[kWeight];
+    f.grad_out = f.weight;  // not read without gradients
+    if constexpr (kGradMask != 0) {
+      widen_strip(s.grad_out + lo, strip[kGradOut], len);
+      f.grad_out = strip[kGradOut];
+    }
+    f.out = kOut == OutKind::PerElement ? strip[kOutSlot] : nullptr;
+    for (int k = 0; k < K; ++k) {
+      if ((kGradMask >> k & 1u) == 0) continue;
+      if constexpr (std::is_same_v<G, float>) f.grad[k] = s.grad[k] + lo;
+      else f.grad[k] = strip[kGrad0 + k];
+    }
+    f.len = len;
+    f.grad_scale = s.grad_scale;
+    const SegmentResult r = run_in_register<Op, float, float, kOut, kGradMask>(f, p);
+    total.sum += r.sum;
+    total.invalid |= r.invalid;
+    if constexpr (kOut == OutKind::PerElement) narrow_strip(strip[kOutSlot], s.out + lo, len);
+    if constexpr (!std::is_same_v<G, float>)
+      for (int k = 0; k < K; ++k)
+        if ((kGradMask >> k & 1u) != 0) narrow_strip(strip[kGrad0 + k], s.grad[k] + lo, len);
+  }
+  return total;
+}
+
+template <class Op, class S, class G, OutKind kOut, unsigned kGradMask>
+SegmentResult run(const Segment<S, G>& s, const Params<detail::compute_t<S>>& p) {
+  if constexpr (std::is_same_v<S, float16> && kFloat16Strips)
+    return run_strips<Op, G, kOut, kGradMask>(s, p);
+  else
+    return run_in_register<Op, S, G, kOut, kGradMask>(s, p);
 }
 
 template <class Op, class S, class G, OutKind kOut>
