@@ -484,3 +484,109 @@ def test_cpp_embedding_program(tmp_path):
 
     run = run_check("half_storage", tmp_path)
     assert run.returncode == 0 and "ok" in run.stdout, run.stdout + run.stderr
+
+
+# ---- in-register conversions inside the element-wise kernels ------------------------------------
+# The kernels widen each 16-bit operand and round each result in register, in vector bodies and
+# scalar tails alike. Against losskit's float32 path on the upcast inputs, rounded once by
+# ml_dtypes / NumPy, every per-element value and gradient must agree bit for bit, at the values a
+# wrong conversion gets wrong: NaN and inf of both signs, zeros, subnormals, the largest finite
+# values, and results exactly halfway between two 16-bit values (ties round to even).
+IN_REGISTER_LOSSES = ["mse_loss", "l1_loss", "huber_loss", "binary_cross_entropy_with_logits",
+                      "soft_margin_loss"]
+ODD_LENGTHS = [1, 15, 17, 31, 33, 8191, 8193, 3 * 8192 + 5]  # vector tails, block ends
+
+
+def _special_pairs(dtype: np.dtype, n: int, rng) -> Tuple[np.ndarray, np.ndarray]:
+    """x and y of n elements: random bit patterns (every class of value, NaN payloads included),
+    the special values at random positions, and pairs whose difference x - y is an exact tie of
+    dtype (y half a unit of x), so that |x - y| and 2 (x - y) must round to even."""
+    x = rng.integers(0, 1 << 16, n).astype(np.uint16).view(dtype)
+    y = rng.integers(0, 1 << 16, n).astype(np.uint16).view(dtype)
+    specials = np.array([np.nan, -np.nan, np.inf, -np.inf, 0.0, -0.0, 1.0, -1.0], np.float32).astype(dtype)
+    tiny = ALL_BITS[1:4].view(dtype)  # the smallest subnormals
+    top = np.array([np.finfo(np.float16).max if dtype == F16 else ml_dtypes.finfo(BF16).max], np.float32)
+    specials = np.concatenate([specials, tiny, -tiny, top.astype(dtype), (-top).astype(dtype)])
+    pos = rng.permutation(n)
+    k = min(n, len(specials))
+    x[pos[:k]] = specials[:k]
+    y[pos[k:2 * k]] = specials[:max(0, min(k, n - k))]
+    # Ties: x normal in [1, 2) (so x - ulp/2 is exact in float32), y = +-ulp(x) / 2.
+    ties = pos[2 * k:][: n // 3]
+    xt = (1.0 + rng.integers(0, 64, len(ties)) / 64.0).astype(np.float32).astype(dtype)
+    half_ulp = (_ulp(xt.astype(np.float32), dtype) / 2).astype(np.float32)
+    x[ties] = xt
+    y[ties] = (half_ulp * np.where(rng.random(len(ties)) < 0.5, -1.0, 1.0)).astype(np.float32).astype(dtype)
+    assert np.isnan(x.astype(np.float32)).any() or n < 8
+    return x, y
+
+
+def _assert_same_bits(actual: Any, expected32: Any, dtype: np.dtype, what: str) -> None:
+    actual = np.asarray(actual)
+    assert actual.dtype == dtype, what
+    with np.errstate(over="ignore", invalid="ignore"):
+        expected = np.asarray(expected32, np.float32).astype(dtype)
+    nan = np.isnan(expected.astype(np.float32))
+    np.testing.assert_array_equal(np.isnan(actual.astype(np.float32)), nan, err_msg=what)
+    np.testing.assert_array_equal(actual.view(np.uint16)[~nan], expected.view(np.uint16)[~nan], err_msg=what)
+
+
+def _forward_and_grads(name: str, x: np.ndarray, y: np.ndarray, reduction: str, go: Any):
+    fn = getattr(F, name)
+    extra = {"target_grad": True} if name in TARGET_GRAD else {}
+    value = fn(x, y, reduction=reduction)
+    fused, fused_grads = getattr(F, name + "_forward_backward")(x, y, reduction=reduction, grad_output=go)
+    grads = getattr(F, name + "_backward")(go, x, y, reduction=reduction, **extra)
+    grads = list(grads) if isinstance(grads, tuple) else [grads]
+    return value, fused, grads
+
+
+@pytest.mark.parametrize("kind", ["bfloat16", "float16"])
+@pytest.mark.parametrize("name", IN_REGISTER_LOSSES)
+def test_in_register_conversions_special_values(name, kind, target):
+    dtype = HALVES[kind]
+    rng = np.random.default_rng(23)
+    with np.errstate(all="ignore"):
+        for n in ODD_LENGTHS:
+            x, y = _special_pairs(dtype, n, rng)
+            if name == "soft_margin_loss":  # its target is +-1
+                y = np.where(rng.random(n) < 0.5, -1.0, 1.0).astype(dtype)
+            go = rng.standard_normal(n).astype(dtype)
+            value, fused, grads = _forward_and_grads(name, x, y, "none", go)
+            value32, _, grads32 = _forward_and_grads(name, x.astype(np.float32), y.astype(np.float32), "none",
+                                                     go.astype(np.float32))
+            what = f"{name} {kind} n={n} {target}"
+            _assert_same_bits(value, value32, dtype, what + " value")
+            _assert_same_bits(fused, value32, dtype, what + " fused value")
+            assert len(grads) == len(grads32)
+            for j, (g, g32) in enumerate(zip(grads, grads32)):
+                _assert_same_bits(g, g32, dtype, f"{what} grad {j}")
+
+
+@pytest.mark.filterwarnings("ignore:Using a target size:UserWarning")  # torch's broadcast warning
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("kind", ["bfloat16", "float16"])
+def test_in_register_conversions_reduced_and_broadcast(kind, reduction, target):
+    """Reduced losses (the sums in double over in-register widened values, within one 16-bit ulp of
+    the float32 path's rounded value, gradients bit for bit) and broadcast operands: expanded rows,
+    and gradients summed in double over broadcast dimensions from the float values (as the float32
+    path sums them), not from values already rounded to 16 bits."""
+    dtype = HALVES[kind]
+    rng = np.random.default_rng(29)
+    for xs, ys in [((8193,), (8193,)), ((33,), (1,)), ((5, 37), (37,)), ((37, 1), (1, 17)),
+                   ((3, 8195), (3, 1))]:
+        # Finite values with subnormals among them: a sum over NaN could not fail.
+        x = np.concatenate([rng.standard_normal(int(np.prod(xs)) - 3), ALL_BITS[1:4].view(dtype)]).astype(dtype)
+        x = rng.permutation(x).reshape(xs)
+        y = rng.standard_normal(ys).astype(dtype)
+        for name in ("mse_loss", "l1_loss", "huber_loss"):
+            go = np.asarray(rng.standard_normal()).astype(dtype)
+            value, fused, grads = _forward_and_grads(name, x, y, reduction, go)
+            value32, _, grads32 = _forward_and_grads(name, x.astype(np.float32), y.astype(np.float32), reduction,
+                                                     go.astype(np.float32))
+            what = f"{name} {kind} {xs} {ys} {reduction} {target}"
+            assert_within_one_ulp(value, np.asarray(value32), dtype, what + " value")
+            assert_within_one_ulp(fused, np.asarray(value32), dtype, what + " fused value")
+            for j, (g, g32) in enumerate(zip(grads, grads32)):
+                assert g.shape == g32.shape, what
+                _assert_same_bits(g, g32, dtype, f"{what} grad {j}")

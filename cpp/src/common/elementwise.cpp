@@ -103,12 +103,9 @@ void sum_to_shape(const C* full, const Shape& bshape, const Shape& shape, S* out
 }  // namespace
 
 template <class T>
-double run_elementwise(const ElementwiseProblem<T>& p, SegmentKernel<compute_t<T>> kernel,
+double run_elementwise(const ElementwiseProblem<T>& p, const SegmentKernels<T>& kernels,
                        const void* ctx) {
   using C = compute_t<T>;
-  // 16-bit storage: every operand segment is widened into per-thread float scratch, the kernel
-  // runs on that, and the loss and gradients it writes there are narrowed into the outputs.
-  constexpr bool kStaged = is_half_v<T>;
   const char* fn = p.function;
   // ---- checks, all before any work (each loss's problem builder checked the normalizer) -----
   Shape bshape;
@@ -180,7 +177,14 @@ double run_elementwise(const ElementwiseProblem<T>& p, SegmentKernel<compute_t<T
 
   // Gradients of operands smaller than the broadcast shape are computed full-size, then summed.
   // The sum is written even when the broadcast is empty (n = 0) and the operand is not: its
-  // gradient is then all zeros, as torch's.
+  // gradient is then all zeros, as torch's. A kernel writes all its gradients in one type, so
+  // with 16-bit storage and a summed gradient every gradient goes through compute-type scratch
+  // (that of an operand of the broadcast shape is only rounded afterwards).
+  bool any_summed = false;
+  if (p.request.backward)
+    for (int k = 0; k < p.noperands; ++k)
+      any_summed |= p.request.grads[k].present() && p.operands[k].shape != bshape;
+  const bool compute_grads = is_half_v<T> && any_summed;
   std::vector<std::vector<C>> full_grads(kMaxOperands);
   bool summed[kMaxOperands] = {};
   T* grad_bases[kMaxOperands] = {};  // outputs of operand shape
@@ -188,7 +192,7 @@ double run_elementwise(const ElementwiseProblem<T>& p, SegmentKernel<compute_t<T
   if (p.request.backward)
     for (int k = 0; k < p.noperands; ++k) {
       if (!p.request.grads[k].present()) continue;
-      if (p.operands[k].shape == bshape) {
+      if (p.operands[k].shape == bshape && !compute_grads) {
         grad_bases[k] = p.request.grads[k].data;
       } else {
         full_grads[k].resize(static_cast<size_t>(n));
@@ -201,74 +205,54 @@ double run_elementwise(const ElementwiseProblem<T>& p, SegmentKernel<compute_t<T
   const int nthreads = threads_for(nblocks, kGrainBlocks);
   std::vector<double> partials(static_cast<size_t>(nblocks), 0.0);
   std::vector<unsigned char> invalid(static_cast<size_t>(nblocks), 0);
-  std::vector<T> row_buffers(
-      static_cast<size_t>(!kStaged && nexpand ? nthreads * nexpand * kReduceBlock : 0));
-  // Staged scratch per thread: one block per iterated slot, the loss, and each gradient.
-  constexpr int kStageSlots = kMaxIterated + 1 + kMaxOperands;
-  std::vector<C> stage(static_cast<size_t>(kStaged ? nthreads * kStageSlots * kStageBlock : 0));
-  const int64_t max_len = kStaged ? kStageBlock : kReduceBlock;
+  std::vector<T> row_buffers(static_cast<size_t>(nexpand ? nthreads * nexpand * kReduceBlock : 0));
 
   const OutKind out_kind =
       !p.request.forward ? OutKind::None : (reduced ? OutKind::Accumulate : OutKind::PerElement);
-  const C* ones = ones_block<C>();
+  const T* ones = ones_block<T>();
 
   // ---- the pass -----------------------------------------------------------------------------
   parallel_for(0, nblocks, kGrainBlocks, [&](int64_t b0, int64_t b1, int thread) {
     T* buffers = row_buffers.data() + static_cast<size_t>(thread) * nexpand * kReduceBlock;
-    C* staged = stage.data() + static_cast<size_t>(thread) * kStageSlots * kStageBlock;
-    C* staged_out = staged + static_cast<size_t>(kMaxIterated) * kStageBlock;
-    C* staged_grads = staged_out + kStageBlock;
     for (int64_t b = b0; b < b1; ++b) {
       const int64_t lo = b * kReduceBlock, hi = std::min(n, lo + kReduceBlock);
       double sum = 0.0;
       unsigned bad = 0;
       for (int64_t s = lo; s < hi;) {
         const int64_t row = s / inner, col = s % inner;
-        const int64_t len = std::min({hi - s, inner - col, max_len});
-        const C* ptr[kMaxIterated] = {};
+        const int64_t len = std::min(hi - s, inner - col);
+        const T* ptr[kMaxIterated] = {};
         int e = 0;
         for (int k = 0; k < kMaxIterated; ++k) {
           if (!bases[k]) continue;
           const T* at = bases[k] + row_offset(L, k, row) + col * L.strides[k][last];
-          if constexpr (kStaged) {
-            C* buf = staged + static_cast<size_t>(k) * kStageBlock;
-            if (expand[k]) std::fill(buf, buf + len, static_cast<C>(*at));
-            else widen(at, buf, len);
-            ptr[k] = buf;
+          if (expand[k]) {
+            T* buf = buffers + static_cast<size_t>(e++) * kReduceBlock;
+            std::fill(buf, buf + len, *at);
+            at = buf;
+          }
+          ptr[k] = at;
+        }
+        Segment<T> seg{};
+        Segment<T, C> compute_seg{};
+        for (int k = 0; k < p.noperands; ++k) {
+          seg.in[k] = compute_seg.in[k] = ptr[k];
+          if (compute_grads) {
+            compute_seg.grad[k] = full_bases[k] ? full_bases[k] + s : nullptr;
           } else {
-            if (expand[k]) {
-              T* buf = buffers + static_cast<size_t>(e++) * kReduceBlock;
-              std::fill(buf, buf + len, *at);
-              at = buf;
-            }
-            ptr[k] = at;
+            seg.grad[k] = grad_bases[k] ? grad_bases[k] + s : nullptr;
+            if constexpr (!is_half_v<T>)  // float and double sum from scratch of their own type
+              if (full_bases[k]) seg.grad[k] = full_bases[k] + s;
           }
         }
-        Segment<C> seg{};
-        for (int k = 0; k < p.noperands; ++k) {
-          seg.in[k] = ptr[k];
-          if constexpr (kStaged)
-            seg.grad[k] = full_bases[k]  ? full_bases[k] + s
-                          : grad_bases[k] ? staged_grads + static_cast<size_t>(k) * kStageBlock
-                                          : nullptr;
-          else
-            seg.grad[k] = full_bases[k]  ? full_bases[k] + s
-                          : grad_bases[k] ? grad_bases[k] + s
-                                          : nullptr;
-        }
-        seg.weight = ptr[kWeightSlot] ? ptr[kWeightSlot] : ones;
-        seg.grad_out = ptr[kGradOutSlot] ? ptr[kGradOutSlot] : ones;
-        if constexpr (kStaged) seg.out = out_kind == OutKind::PerElement ? staged_out : nullptr;
-        else seg.out = out_kind == OutKind::PerElement ? p.request.output.data + s : nullptr;
-        seg.len = len;
-        seg.grad_scale = static_cast<C>(grad_scale);
-        const SegmentResult r = kernel(seg, out_kind, ctx);
-        if constexpr (kStaged) {
-          if (out_kind == OutKind::PerElement) narrow(staged_out, p.request.output.data + s, len);
-          for (int k = 0; k < p.noperands; ++k)
-            if (grad_bases[k] && !full_bases[k])
-              narrow(staged_grads + static_cast<size_t>(k) * kStageBlock, grad_bases[k] + s, len);
-        }
+        seg.weight = compute_seg.weight = ptr[kWeightSlot] ? ptr[kWeightSlot] : ones;
+        seg.grad_out = compute_seg.grad_out = ptr[kGradOutSlot] ? ptr[kGradOutSlot] : ones;
+        seg.out = compute_seg.out =
+            out_kind == OutKind::PerElement ? p.request.output.data + s : nullptr;
+        seg.len = compute_seg.len = len;
+        seg.grad_scale = compute_seg.grad_scale = static_cast<C>(grad_scale);
+        const SegmentResult r = compute_grads ? kernels.compute(compute_seg, out_kind, ctx)
+                                              : kernels.storage(seg, out_kind, ctx);
         sum += r.sum;
         bad |= r.invalid;
         s += len;
@@ -285,19 +269,25 @@ double run_elementwise(const ElementwiseProblem<T>& p, SegmentKernel<compute_t<T
   if (out_kind == OutKind::Accumulate)
     p.request.output.data[0] =
         static_cast<T>(static_cast<C>(combine_partials(partials.data(), nblocks) / divisor));
-  for (int k = 0; k < p.noperands; ++k)
-    if (summed[k])
-      sum_to_shape(full_grads[k].data(), bshape, p.operands[k].shape, p.request.grads[k].data);
+  for (int k = 0; k < p.noperands; ++k) {
+    if (!summed[k]) continue;
+    if constexpr (is_half_v<T>)
+      if (p.operands[k].shape == bshape) {  // only rounded (a sum from +0.0 would lose -0.0)
+        narrow(full_grads[k].data(), p.request.grads[k].data, n);
+        continue;
+      }
+    sum_to_shape(full_grads[k].data(), bshape, p.operands[k].shape, p.request.grads[k].data);
+  }
   return own_divisor;
 }
 
-template double run_elementwise<float>(const ElementwiseProblem<float>&, SegmentKernel<float>,
-                                       const void*);
-template double run_elementwise<double>(const ElementwiseProblem<double>&, SegmentKernel<double>,
-                                        const void*);
+template double run_elementwise<float>(const ElementwiseProblem<float>&,
+                                       const SegmentKernels<float>&, const void*);
+template double run_elementwise<double>(const ElementwiseProblem<double>&,
+                                        const SegmentKernels<double>&, const void*);
 template double run_elementwise<bfloat16>(const ElementwiseProblem<bfloat16>&,
-                                          SegmentKernel<float>, const void*);
-template double run_elementwise<float16>(const ElementwiseProblem<float16>&, SegmentKernel<float>,
-                                         const void*);
+                                          const SegmentKernels<bfloat16>&, const void*);
+template double run_elementwise<float16>(const ElementwiseProblem<float16>&,
+                                         const SegmentKernels<float16>&, const void*);
 
 }  // namespace losskit::detail

@@ -28,15 +28,18 @@ enum class OutKind : int {
   Accumulate = 2,  // return the sum of the (weighted) losses (reduced)
 };
 
-template <class T>
+// S is the storage type of the operands and the per-element loss; G that of the gradients: S, or
+// compute_t<S> for 16-bit storage whose gradients are summed over broadcast dimensions. Kernels
+// compute in compute_t<S>, converting 16-bit values in register (common/storage_access.hpp).
+template <class S, class G = S>
 struct Segment {
-  const T* in[kMaxOperands];  // operands, contiguous over len
-  const T* weight;            // multiplicative weight; points at ones when the loss has none
-  const T* grad_out;          // upstream gradient per element; ones when reduced
-  T* out;                     // per-element loss (OutKind::PerElement)
-  T* grad[kMaxOperands];      // gradient per operand, nullptr where not wanted
+  const S* in[kMaxOperands];  // operands, contiguous over len
+  const S* weight;            // multiplicative weight; points at ones when the loss has none
+  const S* grad_out;          // upstream gradient per element; ones when reduced
+  S* out;                     // per-element loss (OutKind::PerElement)
+  G* grad[kMaxOperands];      // gradient per operand, nullptr where not wanted
   int64_t len;
-  T grad_scale;               // reduction scale times a scalar grad_output
+  compute_t<S> grad_scale;    // reduction scale times a scalar grad_output
 };
 
 struct SegmentResult {
@@ -45,8 +48,18 @@ struct SegmentResult {
 };
 
 // A kernel processes one segment; ctx carries the family's loss id and options.
+template <class S, class G = S>
+using SegmentKernel = SegmentResult (*)(const Segment<S, G>&, OutKind, const void* ctx);
+
+// A loss's kernels for storage T: `storage` writes gradients in T; `compute` writes them in
+// compute_t<T>, into the scratch of gradients summed over broadcast dimensions (for 16-bit
+// storage, so that a summed gradient is rounded once, from its double sum). For float and double
+// the two are the same kernel.
 template <class T>
-using SegmentKernel = SegmentResult (*)(const Segment<T>&, OutKind, const void* ctx);
+struct SegmentKernels {
+  SegmentKernel<T> storage;
+  SegmentKernel<T, compute_t<T>> compute;
+};
 
 // How Reduction::Mean divides a weighted loss.
 enum class WeightedMean {
@@ -71,16 +84,18 @@ struct ElementwiseProblem {
 };
 
 // Checks every shape and pointer, then runs. T is the storage type; kernels compute in
-// compute_t<T> (float for bfloat16 and float16, whose operands the driver widens block by block
-// into float scratch and whose outputs it narrows back: common/storage.hpp). Throws ValueError before any work for bad shapes; a
-// data check (SegmentResult::invalid) throws ValueError(invalid_messages[k]) after the pass,
-// leaving outputs unspecified; the last failing operand is named (torch's binary_cross_entropy
-// checks the target before the input).
+// compute_t<T> (float for bfloat16 and float16, whose values they convert in register, reading and
+// writing the 16-bit arrays in place: common/storage.hpp). When a 16-bit operand's gradient is
+// summed over broadcast dimensions, every wanted gradient goes through compute-type scratch of
+// the broadcast shape (kernels.compute) and is rounded once after the pass. Throws ValueError
+// before any work for bad shapes; a data check (SegmentResult::invalid) throws
+// ValueError(invalid_messages[k]) after the pass, leaving outputs unspecified; the last failing
+// operand is named (torch's binary_cross_entropy checks the target before the input).
 // Returns the loss's own divisor for Mean/BatchMean (what NAME_mean_normalizer reports), 1 for
 // the other reductions; a request that asks for nothing (neither forward nor backward) stops
 // there, after the shape checks.
 template <class T>
-double run_elementwise(const ElementwiseProblem<T>& problem, SegmentKernel<compute_t<T>> kernel,
+double run_elementwise(const ElementwiseProblem<T>& problem, const SegmentKernels<T>& kernels,
                        const void* ctx);
 
 }  // namespace losskit::detail

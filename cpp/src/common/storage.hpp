@@ -1,8 +1,9 @@
 // Storage type S and compute type: float and double compute as they are stored; bfloat16 and
-// float16 are storage only and compute in float. Drivers that take 16-bit views widen a
-// cache-sized block of each operand into float scratch with the active target's conversion
-// (F16C / AVX-512 where available), run the float kernel on it, and narrow its outputs back:
-// the input is read once, where it lies, and nothing input-sized is allocated.
+// float16 are storage only and compute in float. The element-wise kernels convert 16-bit values
+// in register as they load and store them (common/storage_access.hpp); cross_entropy's driver
+// widens a cache-sized unit of rows into float scratch with the active target's array conversion
+// below (F16C / AVX-512 where available), runs the float kernel on it, and narrows its outputs
+// back. Either way the input is read once, where it lies, and nothing input-sized is allocated.
 #pragma once
 
 #include <cstdint>
@@ -35,8 +36,5 @@ void widen(const bfloat16* in, float* out, int64_t n);
 void widen(const float16* in, float* out, int64_t n);
 void narrow(const float* in, bfloat16* out, int64_t n);
 void narrow(const float* in, float16* out, int64_t n);
-
-// Elements per staged block: a few float blocks of this size stay in L1.
-constexpr int64_t kStageBlock = 1024;
 
 }  // namespace losskit::detail

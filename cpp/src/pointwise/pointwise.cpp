@@ -19,10 +19,12 @@ using detail::PointwiseCall;
 using detail::PointwiseLoss;
 using detail::PointwiseParams;
 
-// The kernel computes in compute_t<T>: float for bfloat16 and float16 storage.
+// The kernels compute in compute_t<T>: float for bfloat16 and float16 storage.
 template <class T>
-detail::SegmentKernel<detail::compute_t<T>> pointwise_kernel() {
-  return LOSSKIT_DISPATCH(detail::SegmentKernel<detail::compute_t<T>>, pointwise_segment);
+detail::SegmentKernels<T> pointwise_kernels() {
+  using Storage = detail::SegmentKernel<T>;
+  using Compute = detail::SegmentKernel<T, detail::compute_t<T>>;
+  return {LOSSKIT_DISPATCH(Storage, pointwise_segment), LOSSKIT_DISPATCH(Compute, pointwise_segment)};
 }
 
 using detail::check_reduction;
@@ -47,7 +49,7 @@ ElementwiseProblem<T> make_problem(const char* fn, const Options& o,
 template <class T>
 double run(ElementwiseProblem<T>& p, PointwiseLoss loss, PointwiseParams params = {}) {
   const PointwiseCall call{loss, params};
-  return detail::run_elementwise(p, pointwise_kernel<T>(), &call);
+  return detail::run_elementwise(p, pointwise_kernels<T>(), &call);
 }
 
 // NAME_mean_normalizer: the driver's checks and its own divisor, with nothing computed.

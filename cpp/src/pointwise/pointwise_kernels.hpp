@@ -49,6 +49,14 @@ namespace losskit::kernels {
                                           const void*);                                        \
   detail::SegmentResult pointwise_segment(const detail::Segment<double>&, detail::OutKind,     \
                                           const void*);                                        \
+  detail::SegmentResult pointwise_segment(const detail::Segment<bfloat16>&, detail::OutKind,   \
+                                          const void*);                                        \
+  detail::SegmentResult pointwise_segment(const detail::Segment<bfloat16, float>&,             \
+                                          detail::OutKind, const void*);                       \
+  detail::SegmentResult pointwise_segment(const detail::Segment<float16>&, detail::OutKind,    \
+                                          const void*);                                        \
+  detail::SegmentResult pointwise_segment(const detail::Segment<float16, float>&,              \
+                                          detail::OutKind, const void*);                       \
   }
 LOSSKIT_FOR_EACH_TARGET(LOSSKIT_DECLARE_POINTWISE)
 #undef LOSSKIT_DECLARE_POINTWISE
