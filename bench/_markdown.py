@@ -11,9 +11,12 @@ def write_section(path: str, name: str, lines: List[str]) -> None:
     begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
     text = open(path).read() if os.path.exists(path) else ""
     section = "\n".join([begin, ""] + lines + ["", end])
-    if begin in text and end in text:
+    counts = (text.count(begin), text.count(end))
+    if counts == (1, 1) and text.index(begin) < text.index(end):
         text = text[: text.index(begin)] + section + text[text.index(end) + len(end):]
-    else:
+    elif counts == (0, 0):
         text += "\n" + section + "\n"
+    else:  # never splice around a stray or repeated marker: that duplicates the file
+        raise SystemExit(f"{path}: expected one '{begin}' before one '{end}', found {counts[0]} and {counts[1]}")
     with open(path, "w") as f:
         f.write(text)
