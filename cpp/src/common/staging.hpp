@@ -16,6 +16,10 @@
 
 namespace losskit::detail {
 
+// Values per operand in one staged block of the embedding rows: a few float blocks of this size
+// stay in L1.
+constexpr int64_t kStageBlock = 1024;
+
 // The elements of one block of an array: `segments` runs of `length` values, `stride` values
 // apart (a block of rows is one run; a tile of positions of a class-dimension-second input is one
 // run per class, S apart).
