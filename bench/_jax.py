@@ -38,8 +38,14 @@ def versions() -> str:
     return f"jax {jax.__version__}, optax {optax.__version__}" if AVAILABLE else "jax not installed"
 
 
-def prepare(loss: Callable[..., Any], argnums: Sequence[int], arrays: Sequence[np.ndarray], ref_value: Any,
-            ref_grads: Sequence[np.ndarray], rtol: float = RTOL) -> Optional[Callable[[], Any]]:
+def prepare(
+    loss: Callable[..., Any],
+    argnums: Sequence[int],
+    arrays: Sequence[np.ndarray],
+    ref_value: Any,
+    ref_grads: Sequence[np.ndarray],
+    rtol: float = RTOL,
+) -> Optional[Callable[[], Any]]:
     """Returns a callable that runs the jitted value_and_grad of `loss` on `arrays` and blocks until
     the results are ready, after checking the value and the gradients (of the arguments in
     `argnums`, in that order, in JAX's layout) against losskit's `ref_value` and `ref_grads`, to
@@ -62,7 +68,8 @@ def prepare(loss: Callable[..., Any], argnums: Sequence[int], arrays: Sequence[n
         allowed = max(1, ref.size // 10**6)
         assert np.count_nonzero(off) <= allowed, (
             f"jax gradient {i} (argument {argnums[i]}) differs from losskit's at {np.count_nonzero(off)} of {ref.size} "
-            f"elements (rtol {rtol}), first at {np.argwhere(off)[0].tolist()}: {g[off][0]} against {ref[off][0]}")
+            f"elements (rtol {rtol}), first at {np.argwhere(off)[0].tolist()}: {g[off][0]} against {ref[off][0]}"
+        )
     return lambda: jax.block_until_ready(fn(*args))
 
 

@@ -13,7 +13,7 @@ def write_section(path: str, name: str, lines: List[str]) -> None:
     section = "\n".join([begin, ""] + lines + ["", end])
     counts = (text.count(begin), text.count(end))
     if counts == (1, 1) and text.index(begin) < text.index(end):
-        text = text[: text.index(begin)] + section + text[text.index(end) + len(end):]
+        text = text[: text.index(begin)] + section + text[text.index(end) + len(end) :]
     elif counts == (0, 0):
         text += "\n" + section + "\n"
     else:  # never splice around a stray or repeated marker: that duplicates the file

@@ -15,8 +15,14 @@ import losskit.functional as F
 from _jax import grads_of, jax, jnp, optax, prepare  # jax, jnp and optax are None without JAX
 
 
-def _case(name: str, make: Callable[[Any], Tuple[np.ndarray, np.ndarray]], lk: Callable[..., Any],
-          th: Callable[..., Any], jx: Callable[..., Any], kwargs: Dict[str, Any] = None) -> Dict[str, Any]:
+def _case(
+    name: str,
+    make: Callable[[Any], Tuple[np.ndarray, np.ndarray]],
+    lk: Callable[..., Any],
+    th: Callable[..., Any],
+    jx: Callable[..., Any],
+    kwargs: Dict[str, Any] = None,
+) -> Dict[str, Any]:
     kwargs = dict(kwargs or {})
 
     def setup(rng):
@@ -38,8 +44,14 @@ def _case(name: str, make: Callable[[Any], Tuple[np.ndarray, np.ndarray]], lk: C
 
     x0, t0 = make(np.random.default_rng(0))
     nbytes = 2 * x0.nbytes + t0.nbytes
-    return {"name": name, "setup": setup, "losskit": run_losskit, "torch": run_torch, "jax": lambda state: state[5](),
-            "bytes": nbytes}
+    return {
+        "name": name,
+        "setup": setup,
+        "losskit": run_losskit,
+        "torch": run_torch,
+        "jax": lambda state: state[5](),
+        "bytes": nbytes,
+    }
 
 
 def logits(N: int, C: int, *spatial: int):
@@ -47,6 +59,7 @@ def logits(N: int, C: int, *spatial: int):
         x = rng.standard_normal((N, C, *spatial), dtype=np.float32)
         t = rng.integers(0, C, (N, *spatial)).astype(np.int64)
         return x, t
+
     return make
 
 
@@ -56,6 +69,7 @@ def probabilities(N: int, C: int):
         y = rng.random((N, C), dtype=np.float32)
         y /= y.sum(axis=1, keepdims=True)
         return x, y
+
     return make
 
 
@@ -64,6 +78,7 @@ def multilabel(N: int, C: int):
         x = rng.standard_normal((N, C), dtype=np.float32)
         y = (rng.random((N, C)) < 0.1).astype(np.float32)
         return x, y
+
     return make
 
 
@@ -89,13 +104,13 @@ def torch_cross_entropy_extras(x, t, z_loss, softcap, return_stats):
         with torch.no_grad():
             p = torch.softmax(xc, 1)
             _ = (lse, -(p * torch.log_softmax(xc, 1)).sum(1), x.argmax(1) == t)
-    return TF.cross_entropy(xc, t) + z_loss * (lse ** 2).mean()
+    return TF.cross_entropy(xc, t) + z_loss * (lse**2).mean()
 
 
 def jax_cross_entropy_extras(x, t):
     xc = EXTRAS["softcap"] * jnp.tanh(x / EXTRAS["softcap"])
     lse = jax.nn.logsumexp(xc, axis=-1)
-    return jnp.mean(optax.losses.softmax_cross_entropy_with_integer_labels(xc, t) + EXTRAS["z_loss"] * lse ** 2)
+    return jnp.mean(optax.losses.softmax_cross_entropy_with_integer_labels(xc, t) + EXTRAS["z_loss"] * lse**2)
 
 
 def jax_cross_entropy_probabilities(x, y):
@@ -120,27 +135,78 @@ def jax_multilabel_soft_margin_loss(x, y):
 
 
 CASES = [
-    _case("cross_entropy 8192x1000", logits(8192, 1000), F.cross_entropy_forward_backward, TF.cross_entropy,
-          jax_cross_entropy()),
-    _case("cross_entropy 2048x32000", logits(2048, 32000), F.cross_entropy_forward_backward, TF.cross_entropy,
-          jax_cross_entropy()),
-    _case("cross_entropy 512x128000", logits(512, 128000), F.cross_entropy_forward_backward, TF.cross_entropy,
-          jax_cross_entropy()),
-    _case("cross_entropy 4x256000", logits(4, 256000), F.cross_entropy_forward_backward, TF.cross_entropy,
-          jax_cross_entropy()),
-    _case("cross_entropy 2048x32000 label_smoothing=0.1", logits(2048, 32000), F.cross_entropy_forward_backward,
-          TF.cross_entropy, jax_cross_entropy_smoothed, kwargs={"label_smoothing": 0.1}),
+    _case(
+        "cross_entropy 8192x1000",
+        logits(8192, 1000),
+        F.cross_entropy_forward_backward,
+        TF.cross_entropy,
+        jax_cross_entropy(),
+    ),
+    _case(
+        "cross_entropy 2048x32000",
+        logits(2048, 32000),
+        F.cross_entropy_forward_backward,
+        TF.cross_entropy,
+        jax_cross_entropy(),
+    ),
+    _case(
+        "cross_entropy 512x128000",
+        logits(512, 128000),
+        F.cross_entropy_forward_backward,
+        TF.cross_entropy,
+        jax_cross_entropy(),
+    ),
+    _case(
+        "cross_entropy 4x256000",
+        logits(4, 256000),
+        F.cross_entropy_forward_backward,
+        TF.cross_entropy,
+        jax_cross_entropy(),
+    ),
+    _case(
+        "cross_entropy 2048x32000 label_smoothing=0.1",
+        logits(2048, 32000),
+        F.cross_entropy_forward_backward,
+        TF.cross_entropy,
+        jax_cross_entropy_smoothed,
+        kwargs={"label_smoothing": 0.1},
+    ),
     # Issue 11's target: all extras on at most 1.15x the plain 2048x32000 case above.
-    _case("cross_entropy 2048x32000 z_loss+softcap+stats", logits(2048, 32000), F.cross_entropy_forward_backward,
-          torch_cross_entropy_extras, jax_cross_entropy_extras, kwargs=EXTRAS),
-    _case("cross_entropy probabilities 8192x1000", probabilities(8192, 1000), F.cross_entropy_forward_backward,
-          TF.cross_entropy, jax_cross_entropy_probabilities),
-    _case("cross_entropy segmentation 16x21x128x128", logits(16, 21, 128, 128), F.cross_entropy_forward_backward,
-          TF.cross_entropy, jax_cross_entropy(axis=1)),
+    _case(
+        "cross_entropy 2048x32000 z_loss+softcap+stats",
+        logits(2048, 32000),
+        F.cross_entropy_forward_backward,
+        torch_cross_entropy_extras,
+        jax_cross_entropy_extras,
+        kwargs=EXTRAS,
+    ),
+    _case(
+        "cross_entropy probabilities 8192x1000",
+        probabilities(8192, 1000),
+        F.cross_entropy_forward_backward,
+        TF.cross_entropy,
+        jax_cross_entropy_probabilities,
+    ),
+    _case(
+        "cross_entropy segmentation 16x21x128x128",
+        logits(16, 21, 128, 128),
+        F.cross_entropy_forward_backward,
+        TF.cross_entropy,
+        jax_cross_entropy(axis=1),
+    ),
     _case("nll_loss 8192x1000", logits(8192, 1000), F.nll_loss_forward_backward, TF.nll_loss, jax_nll_loss),
-    _case("multi_margin_loss 8192x1000", logits(8192, 1000), F.multi_margin_loss_forward_backward,
-          TF.multi_margin_loss, jax_multi_margin_loss),
-    _case("multilabel_soft_margin_loss 8192x1000", multilabel(8192, 1000),
-          F.multilabel_soft_margin_loss_forward_backward, TF.multilabel_soft_margin_loss,
-          jax_multilabel_soft_margin_loss),
+    _case(
+        "multi_margin_loss 8192x1000",
+        logits(8192, 1000),
+        F.multi_margin_loss_forward_backward,
+        TF.multi_margin_loss,
+        jax_multi_margin_loss,
+    ),
+    _case(
+        "multilabel_soft_margin_loss 8192x1000",
+        multilabel(8192, 1000),
+        F.multilabel_soft_margin_loss_forward_backward,
+        TF.multilabel_soft_margin_loss,
+        jax_multilabel_soft_margin_loss,
+    ),
 ]

@@ -35,9 +35,14 @@ def _setup(T: int, N: int, C: int, S: int):
         tl[0] = S
         targets = rng.integers(1, C, (N, S)).astype(np.int64)
         state = {
-            "lp": lp, "targets": targets, "il": il, "tl": tl,
+            "lp": lp,
+            "targets": targets,
+            "il": il,
+            "tl": tl,
             "lp_t": torch.from_numpy(lp.copy()).requires_grad_(True),
-            "targets_t": torch.from_numpy(targets), "il_t": torch.from_numpy(il), "tl_t": torch.from_numpy(tl),
+            "targets_t": torch.from_numpy(targets),
+            "il_t": torch.from_numpy(il),
+            "tl_t": torch.from_numpy(tl),
         }
         # optax takes batch-major (N, T, C) log-probabilities and 0/1 paddings instead of lengths:
         # the same data in its own layout, converted once here, as a JAX user would hold it.
@@ -51,6 +56,7 @@ def _setup(T: int, N: int, C: int, S: int):
         jax_arrays = [lp_btc, logit_paddings, targets, label_paddings, tl.astype(np.float32)]
         state["jax"] = prepare(jax_ctc_loss, [0], jax_arrays, loss, [grad.transpose(1, 0, 2)], rtol=1e-2)
         return state
+
     return setup
 
 
@@ -81,7 +87,13 @@ def _jax(state: Dict[str, Any]) -> Any:
 
 
 CASES: List[Dict[str, Any]] = [
-    {"name": name, "setup": _setup(T, N, C, S), "losskit": _losskit, "torch": _torch, "jax": _jax,
-     "bytes": 2 * T * N * C * 4}
+    {
+        "name": name,
+        "setup": _setup(T, N, C, S),
+        "losskit": _losskit,
+        "torch": _torch,
+        "jax": _jax,
+        "bytes": 2 * T * N * C * 4,
+    }
     for name, T, N, C, S in SHAPES
 ]

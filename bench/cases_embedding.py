@@ -34,8 +34,11 @@ def _cosine_setup(shape, lk: Callable[..., Any], jx: Callable[..., Any]):
         x1 = rng.standard_normal(shape, dtype=np.float32)
         x2 = rng.standard_normal(shape, dtype=np.float32)
         t = rng.choice(np.array([-1.0, 1.0], dtype=np.float32), size=shape[0])
-        tensors = [torch.from_numpy(x1.copy()).requires_grad_(True), torch.from_numpy(x2.copy()).requires_grad_(True),
-                   torch.from_numpy(t.copy())]
+        tensors = [
+            torch.from_numpy(x1.copy()).requires_grad_(True),
+            torch.from_numpy(x2.copy()).requires_grad_(True),
+            torch.from_numpy(t.copy()),
+        ]
         ref = lk(x1, x2, t)
         return {"np": [x1, x2, t], "torch": tensors, "jax": prepare(jx, [0, 1], [x1, x2, t], ref[0], grads_of(ref))}
 
@@ -88,28 +91,36 @@ def _cosine_distance_losskit(a, p, n):
 CASES: List[Dict[str, Any]] = []
 for n, d in SHAPES:
     elems = n * d * 4  # bytes of one float32 (N, D) array
-    CASES.append({
-        "name": f"cosine_embedding_loss {n}x{d}",
-        "setup": _cosine_setup((n, d), LF.cosine_embedding_loss_forward_backward, jax_cosine_embedding_loss),
-        "losskit": _losskit_run(LF.cosine_embedding_loss_forward_backward),
-        "torch": _torch_run(F.cosine_embedding_loss),
-        "jax": _jax_run,
-        "bytes": 2 * elems + n * 4 + 2 * elems,  # x1, x2, target read; two gradients written
-    })
-    CASES.append({
-        "name": f"triplet_margin_loss {n}x{d}",
-        "setup": _triplet_setup((n, d), LF.triplet_margin_loss_forward_backward, jax_triplet_margin_loss),
-        "losskit": _losskit_run(LF.triplet_margin_loss_forward_backward),
-        "torch": _torch_run(F.triplet_margin_loss),
-        "jax": _jax_run,
-        "bytes": 3 * elems + 3 * elems,
-    })
-    CASES.append({
-        "name": f"triplet_margin_with_distance_loss(cosine) {n}x{d}",
-        "setup": _triplet_setup((n, d), _cosine_distance_losskit, jax_triplet_cosine),
-        "losskit": _losskit_run(_cosine_distance_losskit),
-        "torch": _torch_run(F.triplet_margin_with_distance_loss,
-                            distance_function=lambda x, y: 1.0 - F.cosine_similarity(x, y, dim=-1)),
-        "jax": _jax_run,
-        "bytes": 3 * elems + 3 * elems,
-    })
+    CASES.append(
+        {
+            "name": f"cosine_embedding_loss {n}x{d}",
+            "setup": _cosine_setup((n, d), LF.cosine_embedding_loss_forward_backward, jax_cosine_embedding_loss),
+            "losskit": _losskit_run(LF.cosine_embedding_loss_forward_backward),
+            "torch": _torch_run(F.cosine_embedding_loss),
+            "jax": _jax_run,
+            "bytes": 2 * elems + n * 4 + 2 * elems,  # x1, x2, target read; two gradients written
+        }
+    )
+    CASES.append(
+        {
+            "name": f"triplet_margin_loss {n}x{d}",
+            "setup": _triplet_setup((n, d), LF.triplet_margin_loss_forward_backward, jax_triplet_margin_loss),
+            "losskit": _losskit_run(LF.triplet_margin_loss_forward_backward),
+            "torch": _torch_run(F.triplet_margin_loss),
+            "jax": _jax_run,
+            "bytes": 3 * elems + 3 * elems,
+        }
+    )
+    CASES.append(
+        {
+            "name": f"triplet_margin_with_distance_loss(cosine) {n}x{d}",
+            "setup": _triplet_setup((n, d), _cosine_distance_losskit, jax_triplet_cosine),
+            "losskit": _losskit_run(_cosine_distance_losskit),
+            "torch": _torch_run(
+                F.triplet_margin_with_distance_loss,
+                distance_function=lambda x, y: 1.0 - F.cosine_similarity(x, y, dim=-1),
+            ),
+            "jax": _jax_run,
+            "bytes": 3 * elems + 3 * elems,
+        }
+    )

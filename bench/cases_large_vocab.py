@@ -30,8 +30,15 @@ def _setup(rng):
     xt = torch.from_numpy(x).requires_grad_(True)
     Wt = torch.from_numpy(W).requires_grad_(True)
     ref = F.linear_cross_entropy_forward_backward(x, W, t)
-    return x, W, t, xt, Wt, torch.from_numpy(t), prepare(jax_linear_cross_entropy, [0, 1], [x, W, t], ref[0],
-                                                          grads_of(ref))
+    return (
+        x,
+        W,
+        t,
+        xt,
+        Wt,
+        torch.from_numpy(t),
+        prepare(jax_linear_cross_entropy, [0, 1], [x, W, t], ref[0], grads_of(ref)),
+    )
 
 
 def _losskit(state):

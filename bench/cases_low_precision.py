@@ -31,8 +31,14 @@ def _tensor(a: np.ndarray, tdtype: torch.dtype) -> torch.Tensor:
     return torch.from_numpy(a.view(np.int16).copy()).view(tdtype) if a.dtype.kind == "V" else torch.from_numpy(a)
 
 
-def _case(name: str, make: Callable[[Any], List[np.ndarray]], n_diff: int, lk: Callable[..., Any],
-          th: Callable[..., Any], nbytes: int) -> Dict[str, Any]:
+def _case(
+    name: str,
+    make: Callable[[Any], List[np.ndarray]],
+    n_diff: int,
+    lk: Callable[..., Any],
+    th: Callable[..., Any],
+    nbytes: int,
+) -> Dict[str, Any]:
     def setup(rng):
         arrays = make(rng)
         tdtype = next(t for d, t in DTYPES.values() if d == arrays[0].dtype)
@@ -45,8 +51,14 @@ def _case(name: str, make: Callable[[Any], List[np.ndarray]], n_diff: int, lk: C
         tensors = state[1]
         return torch.autograd.grad(th(*tensors), tensors[:n_diff])
 
-    return {"name": name, "setup": setup, "losskit": lambda state: lk(*state[0]), "torch": run_torch,
-            "jax": None, "bytes": nbytes}
+    return {
+        "name": name,
+        "setup": setup,
+        "losskit": lambda state: lk(*state[0]),
+        "torch": run_torch,
+        "jax": None,
+        "bytes": nbytes,
+    }
 
 
 def _pair(dtype: np.dtype) -> Callable[[Any], List[np.ndarray]]:
@@ -54,14 +66,24 @@ def _pair(dtype: np.dtype) -> Callable[[Any], List[np.ndarray]]:
 
 
 def _logits(dtype: np.dtype, N: int, C: int) -> Callable[[Any], List[np.ndarray]]:
-    return lambda rng: [rng.standard_normal((N, C), dtype=np.float32).astype(dtype),
-                        rng.integers(0, C, N).astype(np.int64)]
+    return lambda rng: [
+        rng.standard_normal((N, C), dtype=np.float32).astype(dtype),
+        rng.integers(0, C, N).astype(np.int64),
+    ]
 
 
 CASES = []
 for label, (dtype, _) in DTYPES.items():
-    CASES.append(_case(f"mse_loss 16M {label}", _pair(dtype), 1, F.mse_loss_forward_backward, TF.mse_loss,
-                       3 * 2 * LARGE))  # two inputs read, one gradient written
-    CASES.append(_case(f"cross_entropy 2048x32000 {label}", _logits(dtype, 2048, 32000), 1,
-                       F.cross_entropy_forward_backward, TF.cross_entropy,
-                       2 * 2 * 2048 * 32000 + 8 * 2048))
+    CASES.append(
+        _case(f"mse_loss 16M {label}", _pair(dtype), 1, F.mse_loss_forward_backward, TF.mse_loss, 3 * 2 * LARGE)
+    )  # two inputs read, one gradient written
+    CASES.append(
+        _case(
+            f"cross_entropy 2048x32000 {label}",
+            _logits(dtype, 2048, 32000),
+            1,
+            F.cross_entropy_forward_backward,
+            TF.cross_entropy,
+            2 * 2 * 2048 * 32000 + 8 * 2048,
+        )
+    )

@@ -52,8 +52,9 @@ def make_logits(block: np.ndarray, block_info: Any = None) -> np.ndarray:
     i = block_info[None]["chunk-location"][0]
     rng = np.random.default_rng([7, i])
     rows, classes = block.shape
-    return np.add.outer(rng.random(rows, dtype=np.float32),
-                        (rng.random(classes, dtype=np.float32) - np.float32(0.5)) * np.float32(8))
+    return np.add.outer(
+        rng.random(rows, dtype=np.float32), (rng.random(classes, dtype=np.float32) - np.float32(0.5)) * np.float32(8)
+    )
 
 
 def make_targets(block: np.ndarray, classes: int, block_info: Any = None) -> np.ndarray:
@@ -130,16 +131,19 @@ def on_cluster(size: int, classes: int, chunk: int, workers: int, memory_limit: 
     rows = size // (4 * classes)
     chunk_rows = max(1, chunk // (4 * classes))
     logits = da.empty((rows, classes), dtype=np.float32, chunks=(chunk_rows, classes)).map_blocks(
-        make_logits, dtype=np.float32)
-    targets = da.empty((rows,), dtype=np.int64, chunks=(chunk_rows,)).map_blocks(
-        make_targets, classes, dtype=np.int64)
+        make_logits, dtype=np.float32
+    )
+    targets = da.empty((rows,), dtype=np.int64, chunks=(chunk_rows,)).map_blocks(make_targets, classes, dtype=np.int64)
     loss, grad = LD.cross_entropy_forward_backward(logits, targets)
     grad_sq = grad.map_blocks(grad_square_sum, chunks=(1, 1), dtype=np.float64).sum()
     sampled: List[float] = []
     spilled: List[float] = [0.0]
-    with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                  memory_limit=memory_limit, dashboard_address=None) as cluster, \
-            distributed.Client(cluster) as client:
+    with (
+        distributed.LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, memory_limit=memory_limit, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
         cpu0 = client.run(_worker_cpu_seconds)
         load0 = os.getloadavg()[0]
         t0 = time.perf_counter()
@@ -156,10 +160,21 @@ def on_cluster(size: int, classes: int, chunk: int, workers: int, memory_limit: 
         peaks = client.run(_worker_peak_mib)
         idle = client.run(_rss_mib)
         restarted = len(client.scheduler_info()["workers"]) != workers
-    return {"rows": rows, "chunk_rows": chunk_rows, "chunks": len(logits.chunks[0]), "seconds": seconds, "cpu": cpu, "load": load, "spilled_mib": max(spilled),
-            "loss": float(value), "grad_sq": float(total), "peak_mib": sorted(peaks.values()),
-            "idle_mib": sorted(idle.values()),
-            "sampled_max_mib": max(sampled, default=0.0), "restarted": restarted}
+    return {
+        "rows": rows,
+        "chunk_rows": chunk_rows,
+        "chunks": len(logits.chunks[0]),
+        "seconds": seconds,
+        "cpu": cpu,
+        "load": load,
+        "spilled_mib": max(spilled),
+        "loss": float(value),
+        "grad_sq": float(total),
+        "peak_mib": sorted(peaks.values()),
+        "idle_mib": sorted(idle.values()),
+        "sampled_max_mib": max(sampled, default=0.0),
+        "restarted": restarted,
+    }
 
 
 def main() -> None:
@@ -179,6 +194,7 @@ def main() -> None:
     chunk_gb = chunk_rows * args.classes * 4 / 1e9
     data_gb = run["rows"] * args.classes * 4 / 1e9
     threads = os.cpu_count() or 1
+
     def row(what: str, wall: float, cpu: float, gb: float) -> str:
         return f"| {what} | {wall:.2f} | {gb / wall:.3f} | {cpu:.2f} | {gb / cpu:.3f} |"
 
@@ -196,12 +212,19 @@ def main() -> None:
         "",
         "| what | wall s | GB/s (wall) | CPU s | GB per CPU s |",
         "|---|---|---|---|---|",
-        row("cluster: the whole array (make, loss + gradient, reduce; divisor first)", run["seconds"], run["cpu"],
-            data_gb),
+        row(
+            "cluster: the whole array (make, loss + gradient, reduce; divisor first)",
+            run["seconds"],
+            run["cpu"],
+            data_gb,
+        ),
         row("in memory, one chunk: loss + gradient, 1 thread", *base["loss_1"], chunk_gb),
         row(f"in memory, one chunk: loss + gradient, {threads} threads", *base[f"loss_{threads}"], chunk_gb),
-        row("in memory, one chunk: a cluster task chain (make, loss + gradient, reduce), 1 thread",
-            *base["chain_1"], chunk_gb),
+        row(
+            "in memory, one chunk: a cluster task chain (make, loss + gradient, reduce), 1 thread",
+            *base["chain_1"],
+            chunk_gb,
+        ),
         "",
         f"Peak resident memory per worker (`ru_maxrss`): "
         f"{', '.join(f'{p:.0f} MiB' for p in run['peak_mib'])} "
@@ -209,7 +232,8 @@ def main() -> None:
         f"{data_gb / chunk_gb:.0f} chunks); the largest worker memory the scheduler saw while running: "
         f"{run['sampled_max_mib']:.0f} MiB; after the run: "
         f"{', '.join(f'{p:.0f} MiB' for p in run['idle_mib'])}. Most spilled to disk at once (sampled): "
-        f"{run['spilled_mib']:.0f} MiB. Workers restarted: {'yes' if run['restarted'] else 'no'}. loss = {run['loss']:.6f}, sum(grad**2) = {run['grad_sq']:.6e}.",
+        f"{run['spilled_mib']:.0f} MiB. Workers restarted: {'yes' if run['restarted'] else 'no'}. "
+        f"loss = {run['loss']:.6f}, sum(grad**2) = {run['grad_sq']:.6e}.",
     ]
     print("\n".join(lines))
     if args.markdown:

@@ -54,10 +54,16 @@ def main() -> None:
         y = jnp.asarray(rng.standard_normal((rows, args.classes), dtype=np.float32))
         t = jnp.asarray(rng.integers(0, args.classes, rows), dtype=jnp.int32)
         cases = {
-            "cross_entropy": ((z, t), lambda a, b: lj.cross_entropy(a, b),
-                              lambda a, b: optax.softmax_cross_entropy_with_integer_labels(a, b).mean()),
-            "huber_loss": ((z, y), lambda a, b: lj.huber_loss(a, b),
-                           lambda a, b: optax.huber_loss(a, b, delta=1.0).mean()),
+            "cross_entropy": (
+                (z, t),
+                lambda a, b: lj.cross_entropy(a, b),
+                lambda a, b: optax.softmax_cross_entropy_with_integer_labels(a, b).mean(),
+            ),
+            "huber_loss": (
+                (z, y),
+                lambda a, b: lj.huber_loss(a, b),
+                lambda a, b: optax.huber_loss(a, b, delta=1.0).mean(),
+            ),
         }
         for name, (inputs, ours, xla) in cases.items():
             fns = {k: jax.jit(jax.value_and_grad(f)) for k, f in (("losskit.jax", ours), ("XLA", xla))}
@@ -65,13 +71,17 @@ def main() -> None:
             np.testing.assert_allclose(float(v0), float(v1), rtol=1e-4)
             np.testing.assert_allclose(np.asarray(g0), np.asarray(g1), rtol=1e-4, atol=1e-9)
             ms = _time({k: (lambda f=f: f(*inputs)) for k, f in fns.items()}, args.reps)
-            print(f"| {name} | {rows} x {args.classes} | {ms['losskit.jax']:.1f} | {ms['XLA']:.1f} "
-                  f"| {ms['XLA'] / ms['losskit.jax']:.2f} |")
+            print(
+                f"| {name} | {rows} x {args.classes} | {ms['losskit.jax']:.1f} | {ms['XLA']:.1f} "
+                f"| {ms['XLA'] / ms['losskit.jax']:.2f} |"
+            )
         overheads.append(_callback_overhead(rows, args.classes, z, t, args.reps))
     print()
     print("Where losskit.jax's cross_entropy time goes (value_and_grad, jitted):")
-    print("| rows x classes | losskit.jax (ms) | losskit's fused call alone, NumPy (ms) | "
-          "callback reading the logits, returning a scalar (ms) | callback returning a logits-sized result (ms) |")
+    print(
+        "| rows x classes | losskit.jax (ms) | losskit's fused call alone, NumPy (ms) | "
+        "callback reading the logits, returning a scalar (ms) | callback returning a logits-sized result (ms) |"
+    )
     print("|---|---|---|---|---|")
     for row in overheads:
         print("| " + " | ".join(row) + " |")
@@ -89,8 +99,12 @@ def _callback_overhead(rows: int, classes: int, z: Any, t: Any, reps: int) -> Li
     writes = jax.jit(lambda a: jax.pure_callback(lambda v: np.empty(full.shape, np.float32), full, a).sum())
     ours = jax.jit(jax.value_and_grad(lambda a, b: lj.cross_entropy(a, b)))
     s = jnp.float32(0.0)
-    fns = {"losskit.jax": lambda: ours(z, t), "core": lambda: lf.cross_entropy_forward_backward(zn, tn),
-           "reads": lambda: reads(z), "writes": lambda: writes(s)}
+    fns = {
+        "losskit.jax": lambda: ours(z, t),
+        "core": lambda: lf.cross_entropy_forward_backward(zn, tn),
+        "reads": lambda: reads(z),
+        "writes": lambda: writes(s),
+    }
     for f in fns.values():
         jax.block_until_ready(f())
     ms = _time(fns, reps)

@@ -34,7 +34,16 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from _markdown import write_section  # noqa: E402
-DEFAULT_VARIANTS = ["losskit", "losskit-rows=512", "torch-unfused", "torch-lce", "torch-lce-auto", "torch-lce-aspect", "torch-lce-rows=512"]
+
+DEFAULT_VARIANTS = [
+    "losskit",
+    "losskit-rows=512",
+    "torch-unfused",
+    "torch-lce",
+    "torch-lce-auto",
+    "torch-lce-aspect",
+    "torch-lce-rows=512",
+]
 
 
 def _rss_now_mib() -> float:
@@ -49,7 +58,7 @@ def child(variant: str, N: int, H: int, V: int, reps: int) -> None:
     threads = os.cpu_count() or 1
     rng = np.random.default_rng(0)
     x = rng.standard_normal((N, H), dtype=np.float32)
-    W = (rng.standard_normal((V, H), dtype=np.float32) / np.float32(np.sqrt(H)))
+    W = rng.standard_normal((V, H), dtype=np.float32) / np.float32(np.sqrt(H))
     t = rng.integers(0, V, N).astype(np.int64)
 
     if variant.startswith("losskit"):
@@ -97,8 +106,19 @@ def child(variant: str, N: int, H: int, V: int, reps: int) -> None:
         run()
         times.append(time.perf_counter() - t0)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    print(json.dumps({"variant": variant, "V": V, "median_s": statistics.median(times), "times": times,
-                      "peak_mib": peak, "setup_mib": setup_rss, "loss": loss}))
+    print(
+        json.dumps(
+            {
+                "variant": variant,
+                "V": V,
+                "median_s": statistics.median(times),
+                "times": times,
+                "peak_mib": peak,
+                "setup_mib": setup_rss,
+                "loss": loss,
+            }
+        )
+    )
 
 
 def main() -> None:
@@ -120,8 +140,9 @@ def main() -> None:
     vocabs = [32000] if args.quick else [int(v) for v in args.vocab.split(",")]
     reps = 1 if args.quick else args.reps
     variants = args.variants.split(",")
-    header = ("| variant | V | median s | peak RSS MiB | extra over setup MiB | time / best torch | "
-              "unfused peak / peak |")
+    header = (
+        "| variant | V | median s | peak RSS MiB | extra over setup MiB | time / best torch | unfused peak / peak |"
+    )
     rows = [header, "|---|---:|---:|---:|---:|---:|---:|"]
     print(f"N = {args.tokens}, H = {args.hidden}, float32, {os.cpu_count()} threads, {reps} timed run(s) each")
     print(header)
@@ -129,8 +150,20 @@ def main() -> None:
     for V in vocabs:
         results = {}
         for variant in variants:
-            proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", variant, str(args.tokens),
-                                   str(args.hidden), str(V), str(reps)], capture_output=True, text=True)
+            proc = subprocess.run(
+                [
+                    sys.executable,
+                    os.path.abspath(__file__),
+                    "--child",
+                    variant,
+                    str(args.tokens),
+                    str(args.hidden),
+                    str(V),
+                    str(reps),
+                ],
+                capture_output=True,
+                text=True,
+            )
             if proc.returncode != 0:
                 print(f"{variant} V={V} failed:\n{proc.stderr[-2000:]}", file=sys.stderr)
                 continue
@@ -139,18 +172,28 @@ def main() -> None:
         best_torch = min(torch_times) if torch_times else float("nan")
         unfused_peak = results.get("torch-unfused", {}).get("peak_mib", float("nan"))
         for variant, r in results.items():
-            row = (f"| {variant} | {V} | {r['median_s']:.2f} | {r['peak_mib']:.0f} | "
-                   f"{r['peak_mib'] - r['setup_mib']:.0f} | {r['median_s'] / best_torch:.2f} | "
-                   f"{unfused_peak / r['peak_mib']:.2f} |")
+            row = (
+                f"| {variant} | {V} | {r['median_s']:.2f} | {r['peak_mib']:.0f} | "
+                f"{r['peak_mib'] - r['setup_mib']:.0f} | {r['median_s'] / best_torch:.2f} | "
+                f"{unfused_peak / r['peak_mib']:.2f} |"
+            )
             rows.append(row)
             print(row, flush=True)
         losses = {k: round(r["loss"], 4) for k, r in results.items()}
         print(f"losses at V={V}: {losses}")
 
     if args.markdown:
-        write_section(args.markdown, "large_vocab",
-                      [f"N = {args.tokens}, H = {args.hidden}, float32, {os.cpu_count()} threads, "
-                       f"median of {reps} run(s) after a warm-up, each variant in its own process.", ""] + rows)
+        write_section(
+            args.markdown,
+            "large_vocab",
+            [
+                f"N = {args.tokens}, H = {args.hidden}, float32, {os.cpu_count()} threads, "
+                f"median of {reps} run(s) after a warm-up, each variant in its own process.",
+                "",
+            ]
+            + rows,
+        )
+
 
 if __name__ == "__main__":
     main()

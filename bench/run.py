@@ -67,8 +67,9 @@ def load_cases(pattern: str) -> List[Dict[str, Any]]:
     return cases
 
 
-def interleaved_medians(fns: Dict[str, Callable[[], Any]], budget: float, min_reps: int,
-                        max_reps: int) -> Dict[str, float]:
+def interleaved_medians(
+    fns: Dict[str, Callable[[], Any]], budget: float, min_reps: int, max_reps: int
+) -> Dict[str, float]:
     """Median seconds of each callable. After one warm-up call each (page faults, caches, thread
     pools), the reps alternate, one of each per round, so that load from other processes hits
     them alike; rounds run until min_reps and `budget` seconds per callable, at most max_reps."""
@@ -114,9 +115,11 @@ def machine() -> str:
             cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    return (f"{cpu}, {os.cpu_count()} logical cores, Linux {platform.release()}, Python {platform.python_version()}, "
-            f"NumPy {np.__version__}, torch {torch.__version__}, {_jax.versions()}, losskit {losskit.__version__} "
-            f"(cpu_target={losskit.cpu_target()})")
+    return (
+        f"{cpu}, {os.cpu_count()} logical cores, Linux {platform.release()}, Python {platform.python_version()}, "
+        f"NumPy {np.__version__}, torch {torch.__version__}, {_jax.versions()}, losskit {losskit.__version__} "
+        f"(cpu_target={losskit.cpu_target()})"
+    )
 
 
 def fmt_ms(t: Optional[float]) -> str:
@@ -127,15 +130,19 @@ def fmt_ratio(t: Optional[float], t_lk: float) -> str:
     return "-" if t is None else f"{t / t_lk:.1f}x"
 
 
-HEADER = ["| case | threads | losskit ms | torch ms | jax ms | torch/losskit | jax/losskit | floor ms | of floor |",
-          "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+HEADER = [
+    "| case | threads | losskit ms | torch ms | jax ms | torch/losskit | jax/losskit | floor ms | of floor |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+]
 
 
 def format_row(r: Dict[str, Any], bandwidth: float) -> str:
     floor = r["bytes"] / bandwidth
-    return (f"| {r['name']} | {r['threads']} | {fmt_ms(r['losskit'])} | {fmt_ms(r['torch'])} | {fmt_ms(r['jax'])} | "
-            f"{fmt_ratio(r['torch'], r['losskit'])} | {fmt_ratio(r['jax'], r['losskit'])} | {floor * 1e3:.3f} | "
-            f"{floor / r['losskit']:.2f} |")
+    return (
+        f"| {r['name']} | {r['threads']} | {fmt_ms(r['losskit'])} | {fmt_ms(r['torch'])} | {fmt_ms(r['jax'])} | "
+        f"{fmt_ratio(r['torch'], r['losskit'])} | {fmt_ratio(r['jax'], r['losskit'])} | {floor * 1e3:.3f} | "
+        f"{floor / r['losskit']:.2f} |"
+    )
 
 
 def scaling_table(results: List[Dict[str, Any]]) -> List[str]:
@@ -143,14 +150,19 @@ def scaling_table(results: List[Dict[str, Any]]) -> List[str]:
     fraction of the floor at each count (floor from that count's own copy bandwidth)."""
     lo, hi = results[0], results[-1]
     counts = [str(r["threads"]) for r in results]
-    lines = [f"| case | losskit ms at {' / '.join(counts)} threads | speedup {counts[0]} -> {counts[-1]} | "
-             f"of floor at {' / '.join(counts)} |", "|---|---:|---:|---:|"]
+    lines = [
+        f"| case | losskit ms at {' / '.join(counts)} threads | speedup {counts[0]} -> {counts[-1]} | "
+        f"of floor at {' / '.join(counts)} |",
+        "|---|---:|---:|---:|",
+    ]
     for i, row in enumerate(lo["rows"]):
         times = [r["rows"][i]["losskit"] for r in results]
         fractions = [row["bytes"] / r["bandwidth"] / r["rows"][i]["losskit"] for r in results]
-        lines.append(f"| {row['name']} | {' / '.join(fmt_ms(t) for t in times)} | "
-                     f"{lo['rows'][i]['losskit'] / hi['rows'][i]['losskit']:.2f}x | "
-                     f"{' / '.join(f'{f:.2f}' for f in fractions)} |")
+        lines.append(
+            f"| {row['name']} | {' / '.join(fmt_ms(t) for t in times)} | "
+            f"{lo['rows'][i]['losskit'] / hi['rows'][i]['losskit']:.2f}x | "
+            f"{' / '.join(f'{f:.2f}' for f in fractions)} |"
+        )
     return lines
 
 
@@ -161,11 +173,19 @@ def child(n: int, pattern: str, quick: bool, out: str) -> None:
     cpus = usable_cpus()
     # XLA's pool has a thread per usable CPU: JAX is timed only where that is n.
     time_jax = _jax.AVAILABLE and len(cpus) == n
-    jax_note = ("jax timed" if time_jax else "jax not installed" if not _jax.AVAILABLE
-                else f"jax not timed (XLA would use {len(cpus)} threads)")
+    jax_note = (
+        "jax timed"
+        if time_jax
+        else "jax not installed"
+        if not _jax.AVAILABLE
+        else f"jax not timed (XLA would use {len(cpus)} threads)"
+    )
     bandwidth = copy_bandwidth(n)
-    print(f"{n} thread(s) on CPUs {cpus}: copy bandwidth {bandwidth / 1e9:.1f} GB/s, "
-          f"load average {load_start[0]:.2f}, {jax_note}", flush=True)
+    print(
+        f"{n} thread(s) on CPUs {cpus}: copy bandwidth {bandwidth / 1e9:.1f} GB/s, "
+        f"load average {load_start[0]:.2f}, {jax_note}",
+        flush=True,
+    )
     rows = []
     rng = np.random.default_rng(0)
     for case in load_cases(pattern):
@@ -175,14 +195,30 @@ def child(n: int, pattern: str, quick: bool, out: str) -> None:
         if time_jax and case.get("jax") is not None:
             fns["jax"] = lambda: case["jax"](state)
         t = interleaved_medians(fns, budget, min_reps, max_reps)
-        row = {"name": case["name"], "threads": n, "bytes": case["bytes"], "losskit": t["losskit"],
-               "torch": t["torch"], "jax": t.get("jax")}
+        row = {
+            "name": case["name"],
+            "threads": n,
+            "bytes": case["bytes"],
+            "losskit": t["losskit"],
+            "torch": t["torch"],
+            "jax": t.get("jax"),
+        }
         rows.append(row)
         print(format_row(row, bandwidth), flush=True)
         state = None  # free this case's inputs before the next one is built
     with open(out, "w") as f:
-        json.dump({"threads": n, "cpus": cpus, "bandwidth": bandwidth, "machine": machine(), "rows": rows,
-                   "load": [load_start, os.getloadavg()], "jax_note": jax_note}, f)
+        json.dump(
+            {
+                "threads": n,
+                "cpus": cpus,
+                "bandwidth": bandwidth,
+                "machine": machine(),
+                "rows": rows,
+                "load": [load_start, os.getloadavg()],
+                "jax_note": jax_note,
+            },
+            f,
+        )
 
 
 def main() -> None:
@@ -227,12 +263,15 @@ def main() -> None:
     if args.markdown:
         context = [f"Machine: {results[0]['machine']}. Run started {started}.", ""]
         for r in results:
-            pinned = (f"pinned to {len(r['cpus'])} CPU(s) with sched_setaffinity" if r["threads"] < len(cpus)
-                      else "all CPUs")
+            pinned = (
+                f"pinned to {len(r['cpus'])} CPU(s) with sched_setaffinity" if r["threads"] < len(cpus) else "all CPUs"
+            )
             (l1, l5, l15), end = r["load"]
-            context.append(f"{r['threads']} thread(s): own process, {pinned}, {r['jax_note']}; copy bandwidth "
-                           f"{r['bandwidth'] / 1e9:.1f} GB/s; load average {l1:.2f} {l5:.2f} {l15:.2f} at its "
-                           f"start, {end[0]:.2f} {end[1]:.2f} {end[2]:.2f} at its end.  ")
+            context.append(
+                f"{r['threads']} thread(s): own process, {pinned}, {r['jax_note']}; copy bandwidth "
+                f"{r['bandwidth'] / 1e9:.1f} GB/s; load average {l1:.2f} {l5:.2f} {l15:.2f} at its "
+                f"start, {end[0]:.2f} {end[1]:.2f} {end[2]:.2f} at its end.  "
+            )
         write_section(args.markdown, args.section, context + [""] + rows)
 
 

@@ -37,15 +37,20 @@ def main() -> None:
     torch.set_num_threads(threads)
     losskit.set_num_threads(threads)
     losses: Dict[str, Callable[..., torch.Tensor]] = {
-        "losskit": LTF.cross_entropy, "torch": torch.nn.functional.cross_entropy}
+        "losskit": LTF.cross_entropy,
+        "torch": torch.nn.functional.cross_entropy,
+    }
     print(f"threads {threads}, hidden {args.hidden}, classes {args.classes}, float32, median of {args.reps}")
-    print("| batch | losskit step (ms) | torch step (ms) | torch/losskit | losskit loss (ms) | torch loss (ms) "
-          "| torch/losskit |")
+    print(
+        "| batch | losskit step (ms) | torch step (ms) | torch/losskit | losskit loss (ms) | torch loss (ms) "
+        "| torch/losskit |"
+    )
     print("|---|---|---|---|---|---|---|")
     for batch in (int(b) for b in args.batch.split(",")):
         g = torch.Generator().manual_seed(0)
-        model = torch.nn.Sequential(torch.nn.Linear(args.hidden, args.hidden), torch.nn.GELU(),
-                                    torch.nn.Linear(args.hidden, args.classes))
+        model = torch.nn.Sequential(
+            torch.nn.Linear(args.hidden, args.hidden), torch.nn.GELU(), torch.nn.Linear(args.hidden, args.classes)
+        )
         opt = torch.optim.SGD(model.parameters(), lr=1e-3)
         x = torch.randn(batch, args.hidden, generator=g)
         t = torch.randint(0, args.classes, (batch,), generator=g)
@@ -77,8 +82,10 @@ def main() -> None:
                     loss_times[name].append(t3 - t2)
         s = {k: 1e3 * statistics.median(v) for k, v in step_times.items()}
         lt = {k: 1e3 * statistics.median(v) for k, v in loss_times.items()}
-        print(f"| {batch} | {s['losskit']:.1f} | {s['torch']:.1f} | {s['torch'] / s['losskit']:.2f} "
-              f"| {lt['losskit']:.1f} | {lt['torch']:.1f} | {lt['torch'] / lt['losskit']:.2f} |")
+        print(
+            f"| {batch} | {s['losskit']:.1f} | {s['torch']:.1f} | {s['torch'] / s['losskit']:.2f} "
+            f"| {lt['losskit']:.1f} | {lt['torch']:.1f} | {lt['torch'] / lt['losskit']:.2f} |"
+        )
 
 
 if __name__ == "__main__":

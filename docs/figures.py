@@ -88,8 +88,13 @@ def regression() -> Figure:
         ("smooth_l1_loss (beta=1)", *loss_and_grad("smooth_l1_loss", X, ZERO, beta=1.0)),
         ("huber_loss (delta=1)", *loss_and_grad("huber_loss", X, ZERO, delta=1.0)),
     ]
-    fig = plot_curves("L1, MSE, SmoothL1 and Huber (target 0; SmoothL1 = Huber at beta = delta = 1)",
-                      X, "input $x$ ($y = 0$)", curves, [{}, {}, {"lw": 3, "alpha": 0.5}, {"ls": "--"}])
+    fig = plot_curves(
+        "L1, MSE, SmoothL1 and Huber (target 0; SmoothL1 = Huber at beta = delta = 1)",
+        X,
+        "input $x$ ($y = 0$)",
+        curves,
+        [{}, {}, {"lw": 3, "alpha": 0.5}, {"ls": "--"}],
+    )
     fig.axes[0].set_ylim(-0.2, 4.5)
     return fig
 
@@ -102,8 +107,13 @@ def huber_family() -> Figure:
         curves.append((f"smooth_l1 beta={width}", *loss_and_grad("smooth_l1_loss", X, ZERO, beta=width)))
         curves.append((f"huber delta={width}", *loss_and_grad("huber_loss", X, ZERO, delta=width)))
         styles += [{"color": color}, {"color": color, "ls": "--"}]
-    return plot_curves("SmoothL1 (solid, gradient clipped at 1) vs Huber (dashed, clipped at delta)", X,
-                       "input $x$ ($y = 0$)", curves, styles)
+    return plot_curves(
+        "SmoothL1 (solid, gradient clipped at 1) vs Huber (dashed, clipped at delta)",
+        X,
+        "input $x$ ($y = 0$)",
+        curves,
+        styles,
+    )
 
 
 @figure
@@ -119,10 +129,17 @@ def bce_clamp() -> Figure:
     dbce_dz = dbce_dp.astype(np.float64) * p * (1.0 - p)  # chain rule through sigmoid, for the plot
     return plot_curves(
         "BCE(sigmoid(z)) vs BCE-with-logits(z), target 1, float32",
-        z, "logit $z$",
-        [("binary_cross_entropy(sigmoid(z)): log clamped at -100;\n"
-          "gradient (chain rule) vanishes once p(1-p) < 1e-12", bce, dbce_dz),
-         ("binary_cross_entropy_with_logits(z)", logits, dlogits)],
+        z,
+        "logit $z$",
+        [
+            (
+                "binary_cross_entropy(sigmoid(z)): log clamped at -100;\n"
+                "gradient (chain rule) vanishes once p(1-p) < 1e-12",
+                bce,
+                dbce_dz,
+            ),
+            ("binary_cross_entropy_with_logits(z)", logits, dlogits),
+        ],
     )
 
 
@@ -130,10 +147,10 @@ def bce_clamp() -> Figure:
 def binary_cross_entropy() -> Figure:
     """BCE against the probability p for targets 0, 0.3 and 1."""
     p = np.linspace(0.0, 1.0, 1001)
-    curves = [(f"target {t}", *loss_and_grad("binary_cross_entropy", p, np.full_like(p, t)))
-              for t in (0.0, 0.3, 1.0)]
-    fig = plot_curves("binary_cross_entropy (log clamped at -100, gradient denominator >= 1e-12)", p,
-                      "input probability $x$", curves)
+    curves = [(f"target {t}", *loss_and_grad("binary_cross_entropy", p, np.full_like(p, t))) for t in (0.0, 0.3, 1.0)]
+    fig = plot_curves(
+        "binary_cross_entropy (log clamped at -100, gradient denominator >= 1e-12)", p, "input probability $x$", curves
+    )
     fig.axes[1].set_ylim(-30, 30)
     return fig
 
@@ -151,8 +168,10 @@ def poisson_nll() -> Figure:
     target = np.full_like(X, 2.0)
     rate = np.linspace(0.05, 6.0, 1201)
     fig, left, right = two_panels("poisson_nll_loss, target y = 2")
-    for x, label, kw in ((X, "log_input=True: input is log-rate", {}),
-                         (rate, "log_input=False: input is the rate", {"log_input": False})):
+    for x, label, kw in (
+        (X, "log_input=True: input is log-rate", {}),
+        (rate, "log_input=False: input is the rate", {"log_input": False}),
+    ):
         loss, grad = loss_and_grad("poisson_nll_loss", x, target, **kw)
         left.plot(x, loss, label=label)
         right.plot(x, grad, label=label)
@@ -167,8 +186,9 @@ def poisson_nll() -> Figure:
 @figure
 def gaussian_nll() -> Figure:
     """gaussian_nll_loss 0.5 (log var + (x - y)^2 / var) for var = 0.25, 1, 4."""
-    curves = [(f"var = {v}", *loss_and_grad("gaussian_nll_loss", X, ZERO, np.full_like(X, v)))
-              for v in (0.25, 1.0, 4.0)]
+    curves = [
+        (f"var = {v}", *loss_and_grad("gaussian_nll_loss", X, ZERO, np.full_like(X, v))) for v in (0.25, 1.0, 4.0)
+    ]
     return plot_curves("gaussian_nll_loss (target 0)", X, "input (mean) $x$", curves)
 
 
@@ -176,11 +196,20 @@ def gaussian_nll() -> Figure:
 def kl_div() -> Figure:
     """kl_div, target 0.3: y (log y - x) with x a log-probability."""
     x = np.linspace(-5.0, 0.0, 1001)
-    curves = [("log_target=False, y = 0.3", *loss_and_grad("kl_div", x, np.full_like(x, 0.3))),
-              ("log_target=True, log y = log 0.3",
-               *loss_and_grad("kl_div", x, np.full_like(x, np.log(0.3)), log_target=True))]
-    fig = plot_curves("kl_div (pointwise term; 'batchmean' gives the KL divergence)", x,
-                      "input log-probability $x$", curves, [{"lw": 3, "alpha": 0.5}, {"ls": "--"}])
+    curves = [
+        ("log_target=False, y = 0.3", *loss_and_grad("kl_div", x, np.full_like(x, 0.3))),
+        (
+            "log_target=True, log y = log 0.3",
+            *loss_and_grad("kl_div", x, np.full_like(x, np.log(0.3)), log_target=True),
+        ),
+    ]
+    fig = plot_curves(
+        "kl_div (pointwise term; 'batchmean' gives the KL divergence)",
+        x,
+        "input log-probability $x$",
+        curves,
+        [{"lw": 3, "alpha": 0.5}, {"ls": "--"}],
+    )
     return fig
 
 
@@ -188,8 +217,7 @@ def kl_div() -> Figure:
 def margin_ranking() -> Figure:
     """margin_ranking_loss max(0, -y (x1 - x2) + margin), x2 = 0, y = 1."""
     one = np.ones_like(X)
-    curves = [(f"margin = {m}", *loss_and_grad("margin_ranking_loss", X, ZERO, one, margin=m))
-              for m in (0.0, 0.5, 1.0)]
+    curves = [(f"margin = {m}", *loss_and_grad("margin_ranking_loss", X, ZERO, one, margin=m)) for m in (0.0, 0.5, 1.0)]
     return plot_curves("margin_ranking_loss (y = 1, x2 = 0)", X, "input1 $x_1$", curves)
 
 
@@ -197,9 +225,11 @@ def margin_ranking() -> Figure:
 def hinge_embedding() -> Figure:
     """hinge_embedding_loss: x for y = 1, max(0, margin - x) for y = -1."""
     x = np.linspace(-1.0, 3.0, 801)
-    curves = [("y = 1", *loss_and_grad("hinge_embedding_loss", x, np.ones_like(x))),
-              ("y = -1, margin = 1", *loss_and_grad("hinge_embedding_loss", x, -np.ones_like(x))),
-              ("y = -1, margin = 2", *loss_and_grad("hinge_embedding_loss", x, -np.ones_like(x), margin=2.0))]
+    curves = [
+        ("y = 1", *loss_and_grad("hinge_embedding_loss", x, np.ones_like(x))),
+        ("y = -1, margin = 1", *loss_and_grad("hinge_embedding_loss", x, -np.ones_like(x))),
+        ("y = -1, margin = 2", *loss_and_grad("hinge_embedding_loss", x, -np.ones_like(x), margin=2.0)),
+    ]
     return plot_curves("hinge_embedding_loss", x, "input (distance) $x$", curves)
 
 
@@ -221,11 +251,11 @@ def cross_entropy() -> Figure:
     target = np.zeros(S.size, np.int64)
     curves = []
     for smoothing in (0.0, 0.1, 0.3):
-        loss, grad = F.cross_entropy_forward_backward(class_logits(S), target, reduction="none",
-                                                      label_smoothing=smoothing)
+        loss, grad = F.cross_entropy_forward_backward(
+            class_logits(S), target, reduction="none", label_smoothing=smoothing
+        )
         curves.append((f"label_smoothing = {smoothing}", np.asarray(loss), np.asarray(grad)[:, 0]))
-    return plot_curves("cross_entropy, logits (s, 0, 0), target class 0", S,
-                       "target-class logit $s$", curves)
+    return plot_curves("cross_entropy, logits (s, 0, 0), target class 0", S, "target-class logit $s$", curves)
 
 
 @figure
@@ -235,11 +265,15 @@ def multi_margin() -> Figure:
     target = np.zeros(S.size, np.int64)
     curves = []
     for p, margin in ((1, 1.0), (2, 1.0), (1, 2.0)):
-        loss, grad = F.multi_margin_loss_forward_backward(class_logits(S), target, p=p, margin=margin,
-                                                          reduction="none")
+        loss, grad = F.multi_margin_loss_forward_backward(class_logits(S), target, p=p, margin=margin, reduction="none")
         curves.append((f"p = {p}, margin = {margin}", np.asarray(loss), np.asarray(grad)[:, 0]))
-    return plot_curves("multi_margin_loss, inputs (s, 0, 0), target class 0", S,
-                       "target-class score $s$", curves, [{"lw": 3, "alpha": 0.6}, {}, {"ls": "--"}])
+    return plot_curves(
+        "multi_margin_loss, inputs (s, 0, 0), target class 0",
+        S,
+        "target-class score $s$",
+        curves,
+        [{"lw": 3, "alpha": 0.6}, {}, {"ls": "--"}],
+    )
 
 
 @figure
@@ -255,8 +289,7 @@ def nll_loss() -> Figure:
         weight = np.array([w0, 1.0, 1.0])
         loss, grad = F.nll_loss_forward_backward(logp, target, weight=weight, reduction="none")
         curves.append((f"weight of class 0 = {w0}", np.asarray(loss), np.asarray(grad)[:, 0]))
-    return plot_curves("nll_loss on log_softmax(s, 0, 0), target class 0", S,
-                       "target-class logit $s$", curves)
+    return plot_curves("nll_loss on log_softmax(s, 0, 0), target class 0", S, "target-class logit $s$", curves)
 
 
 @figure
@@ -266,8 +299,7 @@ def multilabel_soft_margin() -> Figure:
     x = S[:, None]
     curves = []
     for label in (1.0, 0.0):
-        loss, grad = F.multilabel_soft_margin_loss_forward_backward(x, np.full_like(x, label),
-                                                                    reduction="none")
+        loss, grad = F.multilabel_soft_margin_loss_forward_backward(x, np.full_like(x, label), reduction="none")
         curves.append((f"label {label:g}", np.asarray(loss), np.asarray(grad)[:, 0]))
     return plot_curves("multilabel_soft_margin_loss, one class", S, "score $s$", curves)
 
@@ -278,8 +310,12 @@ def multilabel_margin() -> Figure:
     sum over non-targets j of max(0, 1 - (x_0 - x_j)) / C."""
     target = np.tile(np.array([0, -1, -1], np.int64), (S.size, 1))
     loss, grad = F.multilabel_margin_loss_forward_backward(class_logits(S), target, reduction="none")
-    return plot_curves("multilabel_margin_loss, scores (s, 0, 0), target set {0}", S,
-                       "target score $s$", [("target set {0}", np.asarray(loss), np.asarray(grad)[:, 0])])
+    return plot_curves(
+        "multilabel_margin_loss, scores (s, 0, 0), target set {0}",
+        S,
+        "target score $s$",
+        [("target set {0}", np.asarray(loss), np.asarray(grad)[:, 0])],
+    )
 
 
 # ---- embedding figures ----
@@ -294,8 +330,9 @@ def cosine_embedding() -> Figure:
     x2 = np.tile(np.array([1.0, 0.0]), (THETA.size, 1))
     curves = []
     for y, margin in ((1.0, 0.0), (-1.0, 0.0), (-1.0, 0.5)):
-        loss, (g1, _) = F.cosine_embedding_loss_forward_backward(x1, x2, np.full(THETA.size, y), margin=margin,
-                                                                 reduction="none")
+        loss, (g1, _) = F.cosine_embedding_loss_forward_backward(
+            x1, x2, np.full(THETA.size, y), margin=margin, reduction="none"
+        )
         curves.append((f"y = {y:g}, margin = {margin}", np.asarray(loss), np.asarray(g1)[:, 1]))
     return plot_curves("cosine_embedding_loss, unit vectors at angle theta", THETA, r"angle $\theta$", curves)
 
@@ -318,8 +355,7 @@ def triplet_margin() -> Figure:
     a, pos, neg = _triplet_inputs()
     curves = []
     for p, margin in ((2.0, 1.0), (1.0, 1.0), (2.0, 0.5)):
-        loss, (_, _, gn) = F.triplet_margin_loss_forward_backward(a, pos, neg, margin=margin, p=p,
-                                                                   reduction="none")
+        loss, (_, _, gn) = F.triplet_margin_loss_forward_backward(a, pos, neg, margin=margin, p=p, reduction="none")
         curves.append((f"p = {p:g}, margin = {margin}", np.asarray(loss), np.asarray(gn)[:, 1]))
     return plot_curves("triplet_margin_loss, d(a, p) = 1", D_NEG, "anchor-negative euclidean distance", curves)
 
@@ -333,9 +369,11 @@ def triplet_margin_with_distance() -> Figure:
     curves = []
     for name in ("euclidean", "squared_euclidean", "cosine"):
         loss, (_, _, gn) = F.triplet_margin_with_distance_loss_forward_backward(
-            a, pos, neg, distance_function=name, reduction="none")
+            a, pos, neg, distance_function=name, reduction="none"
+        )
         curves.append((name, np.asarray(loss), np.asarray(gn)[:, 1]))
     return plot_curves("triplet_margin_with_distance_loss, margin 1", D_NEG, "negative's offset", curves)
+
 
 # ---- ctc figures ----
 P = np.linspace(0.02, 0.98, 481)  # the probability of the label at every frame
@@ -350,11 +388,11 @@ def ctc() -> Figure:
     for T in (1, 3, 6):
         lp = np.log(np.stack([1 - P, P], -1))[None].repeat(T, 0)  # (T, N, C)
         targets = np.ones((P.size, 1), np.int64)
-        loss, grad = F.ctc_loss_forward_backward(lp, targets, np.full(P.size, T), np.ones(P.size, np.int64),
-                                                 reduction="none")
+        loss, grad = F.ctc_loss_forward_backward(
+            lp, targets, np.full(P.size, T), np.ones(P.size, np.int64), reduction="none"
+        )
         curves.append((f"T = {T}", np.asarray(loss), np.asarray(grad)[0, :, 1]))
     return plot_curves("ctc_loss, one label, label probability p at every frame", P, "$p$", curves)
-
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -54,8 +54,10 @@ def main() -> None:
             accuracy = float(np.mean((logits > 0) == (y > 0.5)))
             print(f"step {step:5d}  loss {float(loss):.4f}  accuracy {accuracy:.3f}")
     elapsed = time.perf_counter() - start
-    print(f"trained 1000 steps on {len(x)} points in {elapsed:.2f} s "
-          f"({losskit.cpu_target()}, {losskit.get_num_threads()} threads)")
+    print(
+        f"trained 1000 steps on {len(x)} points in {elapsed:.2f} s "
+        f"({losskit.cpu_target()}, {losskit.get_num_threads()} threads)"
+    )
 
 
 if __name__ == "__main__":

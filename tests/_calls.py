@@ -48,21 +48,31 @@ BASE: Dict[str, Tuple[Tuple[Any, ...], Dict[str, Any]]] = {
     "cosine_embedding_loss": ((X, Y, SIGNS[:, 0]), {"margin": 0.1}),
     "triplet_margin_loss": ((X, Y, P), {"margin": 1.0, "p": 2, "eps": 1e-6, "swap": True}),
     "triplet_margin_with_distance_loss": ((X, Y, P), {"distance_function": "cosine", "margin": 1.0, "swap": True}),
-    "ctc_loss": ((LP, np.array([[1, 2], [3, 3], [1, 0]]), np.array([5, 5, 4]), np.array([2, 2, 1])),
-                 {"blank": 0, "zero_infinity": True}),
-    "linear_cross_entropy": ((X, _r.standard_normal((5, 4)), T),
-                             {"linear_bias": P[0, :1].repeat(5), "weight": np.ones(5), "ignore_index": 1,
-                              "label_smoothing": 0.1, "chunk_size": 2}),
+    "ctc_loss": (
+        (LP, np.array([[1, 2], [3, 3], [1, 0]]), np.array([5, 5, 4]), np.array([2, 2, 1])),
+        {"blank": 0, "zero_infinity": True},
+    ),
+    "linear_cross_entropy": (
+        (X, _r.standard_normal((5, 4)), T),
+        {
+            "linear_bias": P[0, :1].repeat(5),
+            "weight": np.ones(5),
+            "ignore_index": 1,
+            "label_smoothing": 0.1,
+            "chunk_size": 2,
+        },
+    ),
 }
-
 
 
 def public_functions() -> Dict[str, Callable[..., Any]]:
     """Every public function of losskit.functional (the losses and their backward/fused forms);
     mean_normalizer, a query over the losses' arguments, is tested in tests/test_normalizer.py."""
-    return {n: f for n, f in vars(F).items()
-            if not n.startswith("_") and inspect.isfunction(f) and f.__module__ == F.__name__
-            and n != "mean_normalizer"}
+    return {
+        n: f
+        for n, f in vars(F).items()
+        if not n.startswith("_") and inspect.isfunction(f) and f.__module__ == F.__name__ and n != "mean_normalizer"
+    }
 
 
 def entry_points(name: str) -> Tuple[str, ...]:

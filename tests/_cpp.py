@@ -62,8 +62,10 @@ def build_check(name: str, out_dir: Path, cxx: str, lib: Path, flags: Sequence[s
     if uses_internal_headers(source):
         includes.append(f"-I{ROOT / 'cpp/src'}")
     exe = out_dir / name
-    run([cxx, "-O1", "-std=c++17", "-fopenmp", *flags, *includes, str(source), str(lib), "-o", str(exe)],
-        env=child_env())
+    run(
+        [cxx, "-O1", "-std=c++17", "-fopenmp", *flags, *includes, str(source), str(lib), "-o", str(exe)],
+        env=child_env(),
+    )
     return exe
 
 
@@ -95,8 +97,20 @@ def cmake_generator() -> list[str]:
 def install_core(build: Path, prefix: Path, *cmake_args: str) -> None:
     """Configures, builds (Release, C++ core only, -j2) and `cmake --install`s the core into
     `prefix`."""
-    run(["cmake", "-S", str(ROOT), "-B", str(build), *cmake_generator(), "-DCMAKE_BUILD_TYPE=Release",
-         "-DLOSSKIT_BUILD_PYTHON=OFF", *cmake_args], env=child_env())
+    run(
+        [
+            "cmake",
+            "-S",
+            str(ROOT),
+            "-B",
+            str(build),
+            *cmake_generator(),
+            "-DCMAKE_BUILD_TYPE=Release",
+            "-DLOSSKIT_BUILD_PYTHON=OFF",
+            *cmake_args,
+        ],
+        env=child_env(),
+    )
     run(["cmake", "--build", str(build), "-j2"], env=child_env())
     run(["cmake", "--install", str(build), "--prefix", str(prefix)], env=child_env())
 
@@ -104,8 +118,10 @@ def install_core(build: Path, prefix: Path, *cmake_args: str) -> None:
 def build_and_run_example(build: Path, *cmake_args: str, emulator: Sequence[str] = ()) -> str:
     """Configures and builds examples/cpp (a find_package(losskit) consumer), runs it (through
     `emulator`, e.g. qemu-user, when given), checks that it passed and returns its output."""
-    run(["cmake", "-S", str(ROOT / "examples" / "cpp"), "-B", str(build), *cmake_generator(), *cmake_args],
-        env=child_env())
+    run(
+        ["cmake", "-S", str(ROOT / "examples" / "cpp"), "-B", str(build), *cmake_generator(), *cmake_args],
+        env=child_env(),
+    )
     run(["cmake", "--build", str(build), "-j2"], env=child_env())
     out = run([*emulator, str(build / "losskit_example")], env=child_env()).stdout
     assert "all checks passed" in out, out

@@ -49,7 +49,11 @@ def torch_call(
     else:
         go = torch.as_tensor(np.asarray(grad_output), dtype=out.dtype).reshape(out.shape)
     inputs = [targs[i] for i in diff]
-    grads = torch.autograd.grad(out, inputs, go, allow_unused=True) if inputs and out.requires_grad else [None] * len(inputs)
+    grads = (
+        torch.autograd.grad(out, inputs, go, allow_unused=True)
+        if inputs and out.requires_grad
+        else [None] * len(inputs)
+    )
     return out.detach().numpy(), tuple(None if g is None else g.numpy() for g in grads)
 
 
@@ -71,15 +75,18 @@ def assert_close(actual: Any, expected: Any, expected64: Any = None, what: str =
             refs = [torch.from_numpy(r.astype(a.dtype).astype(np.float32)) for r in refs]
         for k, r in enumerate(refs):
             try:
-                torch.testing.assert_close(a32, r, rtol=rtol, atol=1e-5, equal_nan=True,
-                                           msg=lambda m: f"{what} ({a.dtype}): {m}")
+                torch.testing.assert_close(
+                    a32, r, rtol=rtol, atol=1e-5, equal_nan=True, msg=lambda m: f"{what} ({a.dtype}): {m}"
+                )
                 return
             except AssertionError:
                 if k == len(refs) - 1:
                     raise
     assert a.dtype == e.dtype, f"{what}: dtype {a.dtype} != torch's {e.dtype}"
     try:
-        torch.testing.assert_close(torch.from_numpy(np.array(a)), torch.from_numpy(np.array(e)), equal_nan=True, msg=lambda m: f"{what}: {m}")
+        torch.testing.assert_close(
+            torch.from_numpy(np.array(a)), torch.from_numpy(np.array(e)), equal_nan=True, msg=lambda m: f"{what}: {m}"
+        )
     except AssertionError:
         if expected64 is None or e.dtype != np.float32:
             raise
@@ -88,8 +95,12 @@ def assert_close(actual: Any, expected: Any, expected64: Any = None, what: str =
         with np.errstate(over="ignore"):
             e64 = torch.from_numpy(np.array(expected64, dtype=np.float64).astype(np.float32).astype(np.float64))
         torch.testing.assert_close(
-            torch.from_numpy(np.array(a, dtype=np.float64)), e64, equal_nan=True,
-            rtol=1.3e-6, atol=1e-5, msg=lambda m: f"{what} (against torch float64): {m}",
+            torch.from_numpy(np.array(a, dtype=np.float64)),
+            e64,
+            equal_nan=True,
+            rtol=1.3e-6,
+            atol=1e-5,
+            msg=lambda m: f"{what} (against torch float64): {m}",
         )
 
 

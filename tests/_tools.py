@@ -1,5 +1,6 @@
 """System tools that some tests need (qemu-user, objdump, a cross compiler): a test asks for one
-with `require_tool`, and runs commands with `run`. Where the tool is missing the test skips with the reason, except under
+with `require_tool`, and runs commands with `run`. Where the tool is missing the test skips with
+the reason, except under
 LOSSKIT_REQUIRE_TOOLS=1, which `.ci/run` sets after installing them all: there a missing tool
 fails the test, so CI can never pass by skipping what it was meant to check."""
 

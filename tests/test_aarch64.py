@@ -51,7 +51,10 @@ def test_cpp_check_under_qemu(name, cross, tmp_path):
 
 def test_cpp_example_under_qemu(cross, tmp_path):
     _, qemu, prefix = cross
-    out = build_and_run_example(tmp_path / "example", f"-DCMAKE_TOOLCHAIN_FILE={TOOLCHAIN}",
-                                f"-Dlosskit_DIR={installed(prefix, 'losskitConfig.cmake').parent}",
-                                emulator=qemu)
+    out = build_and_run_example(
+        tmp_path / "example",
+        f"-DCMAKE_TOOLCHAIN_FILE={TOOLCHAIN}",
+        f"-Dlosskit_DIR={installed(prefix, 'losskitConfig.cmake').parent}",
+        emulator=qemu,
+    )
     assert "cpu_target=baseline" in out, out  # the only target compiled off x86-64

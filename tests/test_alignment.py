@@ -114,7 +114,10 @@ def _pointwise(name: str, **extra: Any):
         if name == "gaussian_nll_loss":
             pos["var"] = rng.random((3, C)).astype(dt) + dt(0.1)
         if name == "kl_div":
-            pos = {"input": np.log(rng.dirichlet(np.ones(C), 3)).astype(dt), "target": rng.dirichlet(np.ones(C), 3).astype(dt)}
+            pos = {
+                "input": np.log(rng.dirichlet(np.ones(C), 3)).astype(dt),
+                "target": rng.dirichlet(np.ones(C), 3).astype(dt),
+            }
         if name == "margin_ranking_loss":
             pos, opts = {"input1": x, "input2": y, "target": sign}, {}
         return pos, kw, {**opts, **extra}, (3, C)
@@ -129,8 +132,12 @@ def _classification(name: str, probabilities: bool = False):
         w = (rng.random(C) + 0.5).astype(dt)
         if name == "cross_entropy":
             if probabilities:
-                return ({"input": x, "target": rng.dirichlet(np.ones(C), N).astype(dt)}, {"weight": w},
-                        {"target_grad": True, "label_smoothing": 0.1}, (N,))
+                return (
+                    {"input": x, "target": rng.dirichlet(np.ones(C), N).astype(dt)},
+                    {"weight": w},
+                    {"target_grad": True, "label_smoothing": 0.1},
+                    (N,),
+                )
             return {"input": x, "target": t}, {"weight": w}, {"label_smoothing": 0.1, "ignore_index": 1}, (N,)
         if name in ("nll_loss", "multi_margin_loss"):
             return {"input": x, "target": t}, {"weight": w}, {}, (N,)
@@ -164,7 +171,11 @@ def _ctc(padded: bool):
         lp = (z - np.log(np.exp(z).sum(-1, keepdims=True))).astype(dt)
         tl = np.array([3, 1, 2], np.int64)
         il = np.array([7, 5, 6], np.int64)
-        tg = rng.integers(1, K, (B, 3)).astype(np.int64) if padded else rng.integers(1, K, int(tl.sum())).astype(np.int64)
+        tg = (
+            rng.integers(1, K, (B, 3)).astype(np.int64)
+            if padded
+            else rng.integers(1, K, int(tl.sum())).astype(np.int64)
+        )
         return {"log_probs": lp, "targets": tg, "input_lengths": il, "target_lengths": tl}, {}, {}, (B,)
 
     return ("ctc_loss" + ("[padded]" if padded else "[concatenated]"), "ctc", make)
@@ -173,8 +184,11 @@ def _ctc(padded: bool):
 def _linear_cross_entropy():
     def make(rng: np.random.Generator, dt: Any):
         V = 7
-        pos = {"input": rng.standard_normal((N, D)).astype(dt), "linear_weight": rng.standard_normal((V, D)).astype(dt),
-               "target": rng.integers(0, V, N).astype(np.int64)}
+        pos = {
+            "input": rng.standard_normal((N, D)).astype(dt),
+            "linear_weight": rng.standard_normal((V, D)).astype(dt),
+            "target": rng.integers(0, V, N).astype(np.int64),
+        }
         kw = {"linear_bias": rng.standard_normal(V).astype(dt), "weight": (rng.random(V) + 0.5).astype(dt)}
         return pos, kw, {"chunk_size": 2, "label_smoothing": 0.1}, (N,)
 
@@ -182,12 +196,33 @@ def _linear_cross_entropy():
 
 
 CASES = [
-    *(_pointwise(n) for n in ("l1_loss", "mse_loss", "smooth_l1_loss", "soft_margin_loss", "binary_cross_entropy",
-                              "binary_cross_entropy_with_logits", "poisson_nll_loss", "gaussian_nll_loss", "kl_div",
-                              "margin_ranking_loss", "hinge_embedding_loss")),
+    *(
+        _pointwise(n)
+        for n in (
+            "l1_loss",
+            "mse_loss",
+            "smooth_l1_loss",
+            "soft_margin_loss",
+            "binary_cross_entropy",
+            "binary_cross_entropy_with_logits",
+            "poisson_nll_loss",
+            "gaussian_nll_loss",
+            "kl_div",
+            "margin_ranking_loss",
+            "hinge_embedding_loss",
+        )
+    ),
     _pointwise("huber_loss", delta=0.5),
-    *(_classification(n) for n in ("cross_entropy", "nll_loss", "multi_margin_loss", "multilabel_margin_loss",
-                                   "multilabel_soft_margin_loss")),
+    *(
+        _classification(n)
+        for n in (
+            "cross_entropy",
+            "nll_loss",
+            "multi_margin_loss",
+            "multilabel_margin_loss",
+            "multilabel_soft_margin_loss",
+        )
+    ),
     _classification("cross_entropy", probabilities=True),
     _embedding("cosine_embedding_loss"),
     _embedding("triplet_margin_loss"),
@@ -221,11 +256,18 @@ def test_misaligned_arguments_give_the_aligned_answer(case, dtype, mode, core_sp
     want = _call(name, mode, pos, kw, opts, go)
     names = list(pos) + list(kw) + ([] if mode == "forward" else ["grad_output"])
     for moved in names + ["all"]:
+
         def arg(key: str, value: Any) -> Any:
             return unaligned(value) if moved in (key, "all") else value
 
-        got = _call(name, mode, {k: arg(k, v) for k, v in pos.items()}, {k: arg(k, v) for k, v in kw.items()},
-                    opts, arg("grad_output", go))
+        got = _call(
+            name,
+            mode,
+            {k: arg(k, v) for k, v in pos.items()},
+            {k: arg(k, v) for k, v in kw.items()},
+            opts,
+            arg("grad_output", go),
+        )
         assert_bitwise(got, want, f"{name} {mode} with {moved} misaligned")
     assert core_spy, "the spy saw no call into the core"
 
@@ -244,16 +286,24 @@ def test_misaligned_custom_distances(dtype, core_spy):
         def fn(x1: np.ndarray, x2: np.ndarray) -> Any:
             d = x1 - x2
             dist = np.sum(d * d, axis=-1)
-            vjp = lambda g: (unaligned(2 * g[:, None] * d) if misalign else 2 * g[:, None] * d,  # noqa: E731
-                             unaligned(-2 * g[:, None] * d) if misalign else -2 * g[:, None] * d)
+            vjp = lambda g: (
+                unaligned(2 * g[:, None] * d) if misalign else 2 * g[:, None] * d,  # noqa: E731
+                unaligned(-2 * g[:, None] * d) if misalign else -2 * g[:, None] * d,
+            )
             return (unaligned(dist) if misalign else dist), vjp
 
         return fn
 
     for mode in ("forward", "backward", "forward_backward"):
         go = rng.standard_normal(N).astype(dtype)
-        call = lambda f, x: _call("triplet_margin_with_distance_loss", mode, x, {},  # noqa: E731
-                                  {"distance_function": f, "swap": True}, go)
+        call = lambda f, x: _call(
+            "triplet_margin_with_distance_loss",
+            mode,
+            x,
+            {},  # noqa: E731
+            {"distance_function": f, "swap": True},
+            go,
+        )
         want = call(distance(False), {"anchor": a, "positive": p, "negative": n})
         got = call(distance(True), {"anchor": unaligned(a), "positive": p, "negative": unaligned(n)})
         assert_bitwise(got, want, mode)
@@ -271,8 +321,16 @@ def test_linear_cross_entropy_loss_class_with_misaligned_parameters(dtype, core_
 
     def run(misalign: bool) -> Any:
         m = unaligned if misalign else (lambda v: v)
-        crit = losskit.LinearCrossEntropyLoss(D, V, bias=True, weight=m((np.arange(V) % 3 + 1).astype(dtype)), reduction="none",
-                                              dtype=dtype, chunk_size=2, rng=np.random.default_rng(1))
+        crit = losskit.LinearCrossEntropyLoss(
+            D,
+            V,
+            bias=True,
+            weight=m((np.arange(V) % 3 + 1).astype(dtype)),
+            reduction="none",
+            dtype=dtype,
+            chunk_size=2,
+            rng=np.random.default_rng(1),
+        )
         crit.linear.weight = m(crit.linear.weight)
         crit.linear.bias = m(crit.linear.bias)
         loss = crit(m(x), m(t))
@@ -292,8 +350,9 @@ def test_adaptive_log_softmax_with_misaligned_arrays(dtype, core_spy):
 
     def run(misalign: bool) -> Any:
         m = unaligned if misalign else (lambda v: v)
-        asm = losskit.AdaptiveLogSoftmaxWithLoss(16, n_classes, cutoffs, head_bias=True, dtype=dtype,
-                                                 rng=np.random.default_rng(2))
+        asm = losskit.AdaptiveLogSoftmaxWithLoss(
+            16, n_classes, cutoffs, head_bias=True, dtype=dtype, rng=np.random.default_rng(2)
+        )
         asm.head.weight, asm.head.bias = m(asm.head.weight), m(asm.head.bias)
         for a, b in asm.tail:
             a.weight, b.weight = m(a.weight), m(b.weight)

@@ -31,7 +31,7 @@ DTYPES = [np.float32, np.float64]
 REDUCTIONS = ["none", "mean", "sum"]
 # (z_loss, softcap, label_smoothing, weighted)
 EXTRAS = [
-    (0.0, None, 0.0, False),   # statistics only
+    (0.0, None, 0.0, False),  # statistics only
     (1e-2, None, 0.0, False),
     (0.0, 2.5, 0.0, False),
     (1e-2, 2.5, 0.0, True),
@@ -44,11 +44,11 @@ SHAPES = {
     "rows": (6, 11),
     "unbatched": (11,),
     "kdim": (3, 7, 4, 5),
-    "kdim_tiles": (2, 5, 70, 9),   # 630 positions per sample: several tiles (256 wide for 5 float classes)
+    "kdim_tiles": (2, 5, 70, 9),  # 630 positions per sample: several tiles (256 wide for 5 float classes)
     "empty": (0, 5),
-    "chunked": (3, 5000),          # rows of three 2048-class chunks
-    "row_threads": (400, 300),     # several units of rows
-    "in_row": (2, 40000),          # few long rows: chunks of a row split across threads
+    "chunked": (3, 5000),  # rows of three 2048-class chunks
+    "row_threads": (400, 300),  # several units of rows
+    "in_row": (2, 40000),  # few long rows: chunks of a row split across threads
 }
 
 
@@ -64,17 +64,17 @@ def _capped(x, softcap):
     return x if softcap is None else softcap * torch.tanh(x / softcap)
 
 
-def torch_extras(x, t, weight=None, reduction="mean", ignore_index=-100, label_smoothing=0.0, z_loss=0.0,
-                 softcap=None):
+def torch_extras(x, t, weight=None, reduction="mean", ignore_index=-100, label_smoothing=0.0, z_loss=0.0, softcap=None):
     """The composed torch expression: the loss and the statistics (as tensors)."""
     cdim = 1 if x.dim() > 1 else 0
     xc = _capped(x, softcap)
-    loss = TF.cross_entropy(xc, t, weight=weight, reduction=reduction, ignore_index=ignore_index,
-                            label_smoothing=label_smoothing)
+    loss = TF.cross_entropy(
+        xc, t, weight=weight, reduction=reduction, ignore_index=ignore_index, label_smoothing=label_smoothing
+    )
     lse = torch.logsumexp(xc, dim=cdim)
     counted = t != ignore_index
     if z_loss:
-        zt = z_loss * lse ** 2 * counted
+        zt = z_loss * lse**2 * counted
         if reduction == "none":
             loss = loss + zt
         elif reduction == "sum":
@@ -96,8 +96,7 @@ def reference(args, kwargs, grad_output=None, dtype=None):
     loss, stats = torch_extras(X, T, W, **kwargs)
     go = torch.ones_like(loss) if grad_output is None else torch.as_tensor(grad_output, dtype=loss.dtype)
     (g,) = torch.autograd.grad(loss, X, go) if loss.requires_grad else (torch.zeros_like(X),)
-    return (loss.detach().numpy(), g.numpy(),
-            {k: v.detach().numpy() for k, v in stats.items()})
+    return (loss.detach().numpy(), g.numpy(), {k: v.detach().numpy() for k, v in stats.items()})
 
 
 def check_against_torch(x, t, w, kwargs, loss, grad, stats, grad_output=None, what=""):
@@ -167,8 +166,11 @@ def test_statistics_do_not_change_loss_or_gradient(rng):
     results = []
     for threads in (1, 2, 4):
         losskit.set_num_threads(threads)
-        results.append(F.cross_entropy_forward_backward(x, t, weight=w, z_loss=1e-3, softcap=3.0,
-                                                        return_stats=True, label_smoothing=0.1))
+        results.append(
+            F.cross_entropy_forward_backward(
+                x, t, weight=w, z_loss=1e-3, softcap=3.0, return_stats=True, label_smoothing=0.1
+            )
+        )
     for loss, grad, stats in results[1:]:
         assert np.array_equal(loss, results[0][0]) and np.array_equal(grad, results[0][1])
         for k in stats:
@@ -226,11 +228,18 @@ def test_empty_batch():
     assert stats["lse"].dtype == np.float32 and stats["correct"].dtype == np.bool_
 
 
-@pytest.mark.parametrize("name, value, message", [
-    ("softcap", 0.0, "softcap"), ("softcap", -1.0, "softcap"), ("softcap", float("inf"), "softcap"),
-    ("softcap", float("nan"), "softcap"), ("z_loss", -0.1, "z_loss"), ("z_loss", float("inf"), "z_loss"),
-    ("z_loss", float("nan"), "z_loss"),
-])
+@pytest.mark.parametrize(
+    "name, value, message",
+    [
+        ("softcap", 0.0, "softcap"),
+        ("softcap", -1.0, "softcap"),
+        ("softcap", float("inf"), "softcap"),
+        ("softcap", float("nan"), "softcap"),
+        ("z_loss", -0.1, "z_loss"),
+        ("z_loss", float("inf"), "z_loss"),
+        ("z_loss", float("nan"), "z_loss"),
+    ],
+)
 def test_bad_options_raise_before_any_work(name, value, message):
     x = np.zeros((2, 3))
     t = np.array([0, 1])
@@ -265,6 +274,7 @@ def test_loss_class_passes_the_extras(rng):
 
 # ---- linear_cross_entropy --------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
 @pytest.mark.parametrize("extras", EXTRAS[1:5], ids=[f"z{e[0]}-cap{e[1]}-ls{e[2]}-w{int(e[3])}" for e in EXTRAS[1:5]])
@@ -280,7 +290,8 @@ def test_linear_cross_entropy_extras_match_torch(reduction, dtype, extras):
     w = (rng.random(V) + 0.5).astype(dtype) if weighted else None
     kw = dict(reduction=reduction, label_smoothing=ls, z_loss=z, softcap=cap)
     loss, (gx, gW, gb), stats = F.linear_cross_entropy_forward_backward(
-        x, W, t, linear_bias=b, weight=w, chunk_size=10, return_stats=True, **kw)
+        x, W, t, linear_bias=b, weight=w, chunk_size=10, return_stats=True, **kw
+    )
 
     def run(d):
         X, Wt, B = (torch.from_numpy(a).to(d).requires_grad_(True) for a in (x, W, b))

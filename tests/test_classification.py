@@ -26,8 +26,6 @@ DTYPES = [np.float32, np.float64]
 REDUCTIONS = ["none", "mean", "sum"]
 
 
-
-
 def _grad_output(rng, loss_shape, reduction, dtype):
     if reduction == "none":
         return (rng.standard_normal(loss_shape) + 0.5).astype(dtype)
@@ -151,17 +149,20 @@ def test_cross_entropy_zero_weight_mean_is_nan_like_torch(label_smoothing, rng):
 @pytest.mark.parametrize("reduction", ["none", "sum"])
 def test_cross_entropy_extreme_logits(dtype, label_smoothing, reduction, rng):
     inf, nan = np.inf, np.nan
-    x = np.array([
-        [1e4, -1e4, 0.0, 1.0],
-        [-1e4, -1e4, -1e4, 1e4],
-        [inf, 0.0, 1.0, 2.0],
-        [-inf, 0.0, 1.0, 2.0],
-        [-inf, -inf, -inf, -inf],
-        [nan, 0.0, 1.0, 2.0],
-        [nan, 0.0, 1.0, 2.0],   # ignored row with NaN: torch's gradient is NaN there
-        [-inf, 3.0, -inf, 2.0],
-        [80.0, 85.0, 89.0, 60.0],
-    ], dtype=dtype)
+    x = np.array(
+        [
+            [1e4, -1e4, 0.0, 1.0],
+            [-1e4, -1e4, -1e4, 1e4],
+            [inf, 0.0, 1.0, 2.0],
+            [-inf, 0.0, 1.0, 2.0],
+            [-inf, -inf, -inf, -inf],
+            [nan, 0.0, 1.0, 2.0],
+            [nan, 0.0, 1.0, 2.0],  # ignored row with NaN: torch's gradient is NaN there
+            [-inf, 3.0, -inf, 2.0],
+            [80.0, 85.0, 89.0, 60.0],
+        ],
+        dtype=dtype,
+    )
     t = np.array([0, 3, 1, 2, 0, 1, -100, 1, 2])
     check("cross_entropy", TF.cross_entropy, (x, t), {"label_smoothing": label_smoothing}, rng, reduction)
     # the same rows as positions of a K-dim (N, C, d) input: the strided tile path
@@ -309,8 +310,7 @@ def test_cross_entropy_kdim_spatial_tails(S, dtype, reduction, options, rng):
     x = (rng.standard_normal((N, C, S)) * 2).astype(dtype)
     ignore = options in ("weighted_ignore", "all")
     t = index_target(rng, (N, S), C, 2 if ignore else None)
-    kwargs = {"ignore_index": 2 if ignore else -100,
-              "label_smoothing": 0.2 if options in ("smoothing", "all") else 0.0}
+    kwargs = {"ignore_index": 2 if ignore else -100, "label_smoothing": 0.2 if options in ("smoothing", "all") else 0.0}
     if options in ("weighted_ignore", "all"):
         kwargs["weight"] = rng.uniform(0.2, 2.0, C).astype(dtype)
     check("cross_entropy", TF.cross_entropy, (x, t), kwargs, rng, reduction)
@@ -324,14 +324,15 @@ def test_cross_entropy_kdim_threads_bitwise(dtype, options, rng):
     t = index_target(rng, (8, 61, 67), 21, 4 if options == "all" else None)
     kwargs = {}
     if options == "all":
-        kwargs = {"ignore_index": 4, "label_smoothing": 0.1,
-                  "weight": rng.uniform(0.2, 2.0, 21).astype(dtype)}
+        kwargs = {"ignore_index": 4, "label_smoothing": 0.1, "weight": rng.uniform(0.2, 2.0, 21).astype(dtype)}
     go = (rng.standard_normal((8, 61, 67)) + 0.5).astype(dtype)
     results = []
     for n in (1, 2, 8):
         losskit.set_num_threads(n)
-        results.append([F.cross_entropy_forward_backward(x, t, reduction=red, **kwargs) for red in ("mean", "sum")]
-                       + [F.cross_entropy_forward_backward(x, t, reduction="none", grad_output=go, **kwargs)])
+        results.append(
+            [F.cross_entropy_forward_backward(x, t, reduction=red, **kwargs) for red in ("mean", "sum")]
+            + [F.cross_entropy_forward_backward(x, t, reduction="none", grad_output=go, **kwargs)]
+        )
     losskit.set_num_threads(2)
     for n, res in zip((2, 8), results[1:]):
         for (l0, g0), (l1, g1) in zip(results[0], res):
@@ -419,13 +420,15 @@ def test_multi_margin_loss_extreme(rng):
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 def test_multilabel_margin_loss(dtype, reduction, rng):
     x = rng.standard_normal((5, 6)).astype(dtype)
-    t = np.array([
-        [3, 0, -1, 1, 2, 4],    # stops at the first -1
-        [5, 4, 3, 2, 1, 0],     # every class is a target: loss 0
-        [-1, 2, 3, 0, 0, 0],    # no target
-        [1, 1, -1, 0, 0, 0],    # a repeated index counts twice (torch)
-        [2, 0, -1, 3, 5, 5],    # values after the first -1 are never read
-    ])
+    t = np.array(
+        [
+            [3, 0, -1, 1, 2, 4],  # stops at the first -1
+            [5, 4, 3, 2, 1, 0],  # every class is a target: loss 0
+            [-1, 2, 3, 0, 0, 0],  # no target
+            [1, 1, -1, 0, 0, 0],  # a repeated index counts twice (torch)
+            [2, 0, -1, 3, 5, 5],  # values after the first -1 are never read
+        ]
+    )
     check("multilabel_margin_loss", TF.multilabel_margin_loss, (x, t), {}, rng, reduction)
 
 
@@ -439,8 +442,18 @@ def test_multilabel_margin_loss_unbatched(reduction, rng):
 # torch reads a 0-d input as (C) with C = 1. multi_margin_loss takes a target of 0 or 1 dimension
 # holding one index (its 'none' loss has the target's shape); multilabel_margin_loss takes, for
 # a 0-d or 1-d input, any target of at most one dimension with C entries ('none' loss 0-d).
-ONE_SAMPLE_MM = [((), ()), ((), (1,)), ((1,), ()), ((1,), (1,)), ((1, 1), ()), ((1, 1), (1,)),
-                 ((4,), ()), ((4,), (1,)), ((1, 4), ()), ((1, 4), (1,))]
+ONE_SAMPLE_MM = [
+    ((), ()),
+    ((), (1,)),
+    ((1,), ()),
+    ((1,), (1,)),
+    ((1, 1), ()),
+    ((1, 1), (1,)),
+    ((4,), ()),
+    ((4,), (1,)),
+    ((1, 4), ()),
+    ((1, 4), (1,)),
+]
 
 
 @pytest.mark.parametrize("shapes", ONE_SAMPLE_MM, ids=str)
@@ -472,9 +485,17 @@ def test_margin_losses_0d_input_special_values(value, reduction, rng):
         check("multilabel_margin_loss", TF.multilabel_margin_loss, (x, t), {}, rng, reduction)
 
 
-ONE_SAMPLE_MLM = [((), (), [0]), ((), (), [-1]), ((), (1,), [0]), ((), (1,), [-1]),
-                  ((1,), (), [0]), ((1,), (), [-1]), ((1,), (1,), [0]), ((1, 1), (1, 1), [0]),
-                  ((4,), (4,), [2, 0, -1, 3])]
+ONE_SAMPLE_MLM = [
+    ((), (), [0]),
+    ((), (), [-1]),
+    ((), (1,), [0]),
+    ((), (1,), [-1]),
+    ((1,), (), [0]),
+    ((1,), (), [-1]),
+    ((1,), (1,), [0]),
+    ((1, 1), (1, 1), [0]),
+    ((4,), (4,), [2, 0, -1, 3]),
+]
 
 
 @pytest.mark.parametrize("case", ONE_SAMPLE_MLM, ids=str)
@@ -518,9 +539,11 @@ def test_margin_losses_one_sample_rejected_like_torch(case):
     x = np.zeros(xshape)
     with pytest.raises((RuntimeError, ValueError, IndexError)):  # torch refuses it too
         getattr(TF, name)(torch.from_numpy(x), torch.from_numpy(t))
-    for call in (lambda: getattr(F, name)(x, t),
-                 lambda: getattr(F, name + "_backward")(1.0, x, t),
-                 lambda: getattr(F, name + "_forward_backward")(x, t)):
+    for call in (
+        lambda: getattr(F, name)(x, t),
+        lambda: getattr(F, name + "_backward")(1.0, x, t),
+        lambda: getattr(F, name + "_forward_backward")(x, t),
+    ):
         with pytest.raises(ValueError, match=rf"^{name}: {argument} expected"):
             call()
 
@@ -535,10 +558,14 @@ def test_multi_margin_loss_0d_input_weight_has_one_class():
 def test_margin_classes_0d_input(rng):
     """The classes on a 0-d input: forward, backward and forward_backward, shaped as torch's."""
     x = np.array(rng.standard_normal())
-    for crit, torch_crit, t in ((losskit.MultiMarginLoss(p=2, reduction="none"),
-                                 torch.nn.MultiMarginLoss(p=2, reduction="none"), np.array([0])),
-                                (losskit.MultiLabelMarginLoss(reduction="none"),
-                                 torch.nn.MultiLabelMarginLoss(reduction="none"), np.array(0))):
+    for crit, torch_crit, t in (
+        (
+            losskit.MultiMarginLoss(p=2, reduction="none"),
+            torch.nn.MultiMarginLoss(p=2, reduction="none"),
+            np.array([0]),
+        ),
+        (losskit.MultiLabelMarginLoss(reduction="none"), torch.nn.MultiLabelMarginLoss(reduction="none"), np.array(0)),
+    ):
         tx = torch.from_numpy(x.copy()).requires_grad_()
         ref = torch_crit(tx, torch.from_numpy(t))
         (ref_g,) = torch.autograd.grad(ref, tx, torch.ones_like(ref))
@@ -563,8 +590,7 @@ def test_multilabel_soft_margin_loss(shape, dtype, reduction, weight, rng):
         kwargs["weight"] = rng.uniform(0.2, 2.0, shape[-1]).astype(dtype)
     elif weight == "full":
         kwargs["weight"] = rng.uniform(0.2, 2.0, shape).astype(dtype)
-    check("multilabel_soft_margin_loss", TF.multilabel_soft_margin_loss, (x, y), kwargs, rng, reduction,
-          diff=(0, 1))
+    check("multilabel_soft_margin_loss", TF.multilabel_soft_margin_loss, (x, y), kwargs, rng, reduction, diff=(0, 1))
 
 
 def test_multilabel_soft_margin_loss_extreme(rng):
@@ -583,8 +609,15 @@ def test_multilabel_soft_margin_loss_target_gradient_cancels_as_torch_on_every_t
     try:
         x = np.zeros((3, 1))
         y = np.array([[1.0], [0.0], [1.0]])
-        check("multilabel_soft_margin_loss", TF.multilabel_soft_margin_loss, (x, y), {"weight": np.array([1e38])},
-              rng, "sum", diff=(0, 1))
+        check(
+            "multilabel_soft_margin_loss",
+            TF.multilabel_soft_margin_loss,
+            (x, y),
+            {"weight": np.array([1e38])},
+            rng,
+            "sum",
+            diff=(0, 1),
+        )
     finally:
         losskit._core.set_cpu_target(before)
 
@@ -607,8 +640,15 @@ def test_multilabel_soft_margin_loss_non_finite_weights_and_inputs(reduction, rn
     x[0, 0], x[1, 1], x[2, 2] = np.inf, -np.inf, 1e38
     y = np.array([[0.0, 1.0, 0.3, 0.0, 1.0, 0.5]] * 4)
     w = np.array([1.0, np.inf, 0.5, -np.inf, 0.0, 2.0])
-    check("multilabel_soft_margin_loss", TF.multilabel_soft_margin_loss, (x, y), {"weight": w}, rng, reduction,
-          diff=(0, 1))
+    check(
+        "multilabel_soft_margin_loss",
+        TF.multilabel_soft_margin_loss,
+        (x, y),
+        {"weight": w},
+        rng,
+        reduction,
+        diff=(0, 1),
+    )
 
 
 # ---- threads: bitwise the same on 1, 2 and 8 threads, and right above the threshold ------------
@@ -699,7 +739,10 @@ def test_float_targets_where_indices_expected_raise_type_error():
         (lambda: F.multilabel_margin_loss(np.zeros((2, 3)), np.zeros((2, 4), np.int64)), "target"),
         (lambda: F.multilabel_soft_margin_loss(np.zeros((2, 3)), np.zeros((2, 4))), "target"),
         (lambda: F.multilabel_soft_margin_loss(np.zeros((2, 3)), np.zeros((2, 3)), weight=np.ones(2)), "weight"),
-        (lambda: F.cross_entropy_backward(np.ones(3), np.zeros((2, 3)), np.array([0, 1]), reduction="none"), "grad_output"),
+        (
+            lambda: F.cross_entropy_backward(np.ones(3), np.zeros((2, 3)), np.array([0, 1]), reduction="none"),
+            "grad_output",
+        ),
         (lambda: F.cross_entropy_backward(1.0, np.zeros((2, 3)), np.array([0, 1]), target_grad=True), "target_grad"),
         (lambda: F.nll_loss_backward(1.0, np.zeros((2, 3)), np.array([0, 1]), target_grad=True), "target_grad"),
     ],
@@ -725,15 +768,18 @@ def test_classes(rng):
         crit.backward()
     loss = crit(x, t)
     assert loss == F.cross_entropy(x, t, weight=w, ignore_index=1, label_smoothing=0.1, reduction="sum")
-    np.testing.assert_array_equal(crit.backward(), F.cross_entropy_backward(1.0, x, t, weight=w, ignore_index=1,
-                                                                            label_smoothing=0.1, reduction="sum"))
+    np.testing.assert_array_equal(
+        crit.backward(),
+        F.cross_entropy_backward(1.0, x, t, weight=w, ignore_index=1, label_smoothing=0.1, reduction="sum"),
+    )
     loss2, g = crit.forward_backward(x, t, grad_output=2.0)
     assert loss2 == loss
     assert "label_smoothing=0.1" in repr(crit) and "ignore_index=1" in repr(crit)
     assert losskit.NLLLoss(reduction="none")(x, t).shape == (4,)
     assert losskit.MultiMarginLoss(p=2, margin=0.5)(x, t) == F.multi_margin_loss(x, t, p=2, margin=0.5)
     assert losskit.MultiLabelMarginLoss()(x, np.array([[0, -1, 0]] * 4)) == F.multilabel_margin_loss(
-        x, np.array([[0, -1, 0]] * 4))
+        x, np.array([[0, -1, 0]] * 4)
+    )
     y = (rng.random(x.shape) < 0.5).astype(float)
     crit = losskit.MultiLabelSoftMarginLoss(weight=w)
     gi, gt = crit.forward_backward(x, y, target_grad=True)[1]
@@ -814,8 +860,15 @@ def test_hypothesis_cross_entropy(problem):
     check("nll_loss", TF.nll_loss, (x, t), kwargs, rng, reduction)
 
 
-@given(st.integers(1, 6), st.integers(1, 6), st.sampled_from([1, 2]), st.floats(-1, 2), st.booleans(),
-       st.sampled_from(REDUCTIONS), st.integers(0, 2**31 - 1))
+@given(
+    st.integers(1, 6),
+    st.integers(1, 6),
+    st.sampled_from([1, 2]),
+    st.floats(-1, 2),
+    st.booleans(),
+    st.sampled_from(REDUCTIONS),
+    st.integers(0, 2**31 - 1),
+)
 def test_hypothesis_margin_losses(N, C, p, margin, weighted, reduction, seed):
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((N, C))
@@ -827,12 +880,26 @@ def test_hypothesis_margin_losses(N, C, p, margin, weighted, reduction, seed):
     mlt = rng.integers(-1, C, (N, C))
     check("multilabel_margin_loss", TF.multilabel_margin_loss, (x, mlt), {}, rng, reduction)
     y = rng.random((N, C))
-    check("multilabel_soft_margin_loss", TF.multilabel_soft_margin_loss, (x, y),
-          {"weight": kwargs.get("weight")} if weighted else {}, rng, reduction, diff=(0, 1))
+    check(
+        "multilabel_soft_margin_loss",
+        TF.multilabel_soft_margin_loss,
+        (x, y),
+        {"weight": kwargs.get("weight")} if weighted else {},
+        rng,
+        reduction,
+        diff=(0, 1),
+    )
 
 
-@given(st.integers(0, 4), st.integers(1, 5), st.lists(st.integers(1, 3), max_size=2), st.sampled_from(DTYPES),
-       st.sampled_from(REDUCTIONS), st.floats(0, 1), st.integers(0, 2**31 - 1))
+@given(
+    st.integers(0, 4),
+    st.integers(1, 5),
+    st.lists(st.integers(1, 3), max_size=2),
+    st.sampled_from(DTYPES),
+    st.sampled_from(REDUCTIONS),
+    st.floats(0, 1),
+    st.integers(0, 2**31 - 1),
+)
 def test_hypothesis_cross_entropy_probabilities(N, C, kdims, dtype, reduction, eps, seed):
     rng = np.random.default_rng(seed)
     shape = (N, C, *kdims)
@@ -865,9 +932,11 @@ def test_python_threads_concurrently(rng):
 
     x = rng.standard_normal((256, 3000)).astype(np.float32)
     t = rng.integers(0, 3000, 256)
-    calls = [lambda: F.cross_entropy_forward_backward(x, t, label_smoothing=0.1),
-             lambda: F.nll_loss_forward_backward(x, t),
-             lambda: F.multi_margin_loss_forward_backward(x, t)]
+    calls = [
+        lambda: F.cross_entropy_forward_backward(x, t, label_smoothing=0.1),
+        lambda: F.nll_loss_forward_backward(x, t),
+        lambda: F.multi_margin_loss_forward_backward(x, t),
+    ]
     expected = [c() for c in calls]
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(lambda k: (k % 3, calls[k % 3]()), range(24)))

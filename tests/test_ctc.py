@@ -25,8 +25,20 @@ def torch_ctc(log_probs, targets, input_lengths, target_lengths, **kwargs):
     return TF.ctc_loss(log_probs, targets, input_lengths, target_lengths, **kwargs)
 
 
-def make_case(rng, T, N, C, S, dtype=np.float64, blank=0, concatenated=False, batched=True,
-              input_lengths=None, target_lengths=None, repeats=False):
+def make_case(
+    rng,
+    T,
+    N,
+    C,
+    S,
+    dtype=np.float64,
+    blank=0,
+    concatenated=False,
+    batched=True,
+    input_lengths=None,
+    target_lengths=None,
+    repeats=False,
+):
     """log_softmax'ed random log_probs and random labels (never blank). Returns the four
     positional arguments of ctc_loss."""
     shape = (T, N, C) if batched else (T, C)
@@ -44,7 +56,7 @@ def make_case(rng, T, N, C, S, dtype=np.float64, blank=0, concatenated=False, ba
     if repeats and S > 1:
         padded[:, 1] = padded[:, 0]
     for n in range(N):  # padding is never read: fill it with an out-of-range value
-        padded[n, target_lengths[n]:] = -1
+        padded[n, target_lengths[n] :] = -1
     if concatenated:
         targets = np.concatenate([padded[n, : target_lengths[n]] for n in range(N)]).astype(np.int64)
     else:
@@ -74,14 +86,19 @@ def check_against_torch(args, reduction="mean", blank=0, zero_infinity=False, gr
 @pytest.mark.parametrize("batched", (True, False))
 def test_matches_torch(dtype, reduction, zero_infinity, concatenated, batched, rng):
     N = 5 if batched else 1
-    args = make_case(rng, 12, N, 6, 4, dtype, blank=2, concatenated=concatenated, batched=batched,
-                     repeats=True)
+    args = make_case(rng, 12, N, 6, 4, dtype, blank=2, concatenated=concatenated, batched=batched, repeats=True)
     if reduction == "none":
         go = rng.standard_normal(N if batched else ()).astype(dtype)
     else:
         go = np.asarray(0.7, dtype)
-    check_against_torch(args, reduction, blank=2, zero_infinity=zero_infinity, grad_output=go,
-                        what=f"{dtype.__name__} {reduction} zi={zero_infinity} concat={concatenated} batched={batched}")
+    check_against_torch(
+        args,
+        reduction,
+        blank=2,
+        zero_infinity=zero_infinity,
+        grad_output=go,
+        what=f"{dtype.__name__} {reduction} zi={zero_infinity} concat={concatenated} batched={batched}",
+    )
     # grad_output omitted means 1 (ones)
     check_against_torch(args, reduction, blank=2, zero_infinity=zero_infinity, what="default grad_output")
 
@@ -102,8 +119,12 @@ def test_unbatched_forms(rng):
         for lengths in (([8], [3]), ((8,), (3,)), (np.array(8), np.array(3))):
             loss = F.ctc_loss(lp, tg, *lengths, reduction="none")
             assert np.shape(loss) == ()
-            check_against_torch((lp, tg, np.asarray(lengths[0]), np.asarray(lengths[1])), "none",
-                                grad_output=np.asarray(1.5), what="unbatched")
+            check_against_torch(
+                (lp, tg, np.asarray(lengths[0]), np.asarray(lengths[1])),
+                "none",
+                grad_output=np.asarray(1.5),
+                what="unbatched",
+            )
     np.testing.assert_array_equal(F.ctc_loss(lp, concat, 8, 3), F.ctc_loss(lp, concat, [8], [3]))
 
 
@@ -132,8 +153,7 @@ def test_edge_lengths(dtype, zero_infinity, reduction, rng):
     targets = np.array([[1, 2, 3], [1, 1, 2], [1, 1, 2], [2, 2, 2], [1, 2, 3], [3, 3, 0], [1, 2, 0]])
     il = np.array([6, 3, 4, 5, 0, 0, 6])
     tl = np.array([0, 3, 3, 3, 0, 2, 2])
-    loss, grad = check_against_torch((lp, targets, il, tl), reduction, zero_infinity=zero_infinity,
-                                     what="edges")
+    loss, grad = check_against_torch((lp, targets, il, tl), reduction, zero_infinity=zero_infinity, what="edges")
     per = F.ctc_loss(lp, targets, il, tl, reduction="none", zero_infinity=zero_infinity)
     assert per[0] == pytest.approx(-lp[:, 0, 0].astype(np.float64).sum(), rel=1e-6)  # the all-blank path
     assert per[4] == 0.0
@@ -180,8 +200,14 @@ def test_nan_and_inf_log_probs_outside_the_reachable_band(rng):
         lp = args[0].copy()
         lp[r.random(lp.shape) < 0.1] = r.choice([np.nan, np.inf, -np.inf])
         for zero_infinity in (False, True):
-            check_against_torch((lp,) + args[1:], "none", blank=blank, zero_infinity=zero_infinity,
-                                grad_output=r.standard_normal(N), what=f"seed {seed}")
+            check_against_torch(
+                (lp,) + args[1:],
+                "none",
+                blank=blank,
+                zero_infinity=zero_infinity,
+                grad_output=r.standard_normal(N),
+                what=f"seed {seed}",
+            )
 
 
 # ---- threading: large batches, bitwise equality for any thread count ---------------------------
@@ -202,8 +228,15 @@ def test_threaded_matches_torch_and_is_deterministic(dtype, rng):
         for threads in (2, 8):
             np.testing.assert_array_equal(results[threads, reduction][0], results[1, reduction][0])
             np.testing.assert_array_equal(results[threads, reduction][1], results[1, reduction][1])
-        compare(torch_ctc, args, dict(blank=5, reduction=reduction), (0,), *results[2, reduction][:1],
-                (results[2, reduction][1],), what=f"threaded {reduction}")
+        compare(
+            torch_ctc,
+            args,
+            dict(blank=5, reduction=reduction),
+            (0,),
+            *results[2, reduction][:1],
+            (results[2, reduction][1],),
+            what=f"threaded {reduction}",
+        )
 
 
 @pytest.mark.parametrize("target", ["baseline", "avx2", "avx512"])
@@ -224,7 +257,7 @@ def test_long_sequence_float32_no_nan(rng):
     keeps the loss and gradient finite and within float32 tolerance of torch's float64."""
     T, N, C, S = 400, 2, 5, 120
     lp, tg, il, tl = make_case(rng, T, N, C, S, np.float32, target_lengths=[120, 60], input_lengths=[400, 300])
-    lp = (lp.astype(np.float64) * 8.0)
+    lp = lp.astype(np.float64) * 8.0
     lp = (lp - np.log(np.exp(lp).sum(-1, keepdims=True))).astype(np.float32)
     loss, grad = check_against_torch((lp, tg, il, tl), "sum", what="long float32")
     assert np.isfinite(loss) and np.isfinite(grad).all()
@@ -260,8 +293,13 @@ def test_large_scratch_is_temporary_and_correct(rng):
     T, S, C = 3000, 1500, 4
     lp, tg, il, tl = make_case(rng, T, 1, C, S, np.float64, target_lengths=[S], input_lengths=[T])
     loss, grad = F.ctc_loss_forward_backward(lp, tg, il, tl, reduction="sum")
-    ref = TF.ctc_loss(torch.from_numpy(lp[:, :, :]).requires_grad_(), torch.from_numpy(tg), torch.from_numpy(il),
-                      torch.from_numpy(tl), reduction="sum")
+    ref = TF.ctc_loss(
+        torch.from_numpy(lp[:, :, :]).requires_grad_(),
+        torch.from_numpy(tg),
+        torch.from_numpy(il),
+        torch.from_numpy(tl),
+        reduction="sum",
+    )
     assert np.isfinite(loss)
     assert float(loss) == pytest.approx(ref.item(), rel=1e-9)
 
@@ -355,12 +393,25 @@ def test_hypothesis_against_torch(case):
     if not batched:
         lp = lp[:, 0]
     go = rng.standard_normal(N if batched else ()).astype(dtype) if reduction == "none" else np.asarray(1.3, dtype)
-    check_against_torch((lp, tg.astype(np.int64), np.array(il), np.array(tl)), reduction, blank=blank,
-                        zero_infinity=zero_infinity, grad_output=go, what=str(case[:8]))
+    check_against_torch(
+        (lp, tg.astype(np.int64), np.array(il), np.array(tl)),
+        reduction,
+        blank=blank,
+        zero_infinity=zero_infinity,
+        grad_output=go,
+        what=str(case[:8]),
+    )
 
 
-@given(st.integers(0, 2**31), st.integers(40, 90), st.integers(4, 8), st.integers(2, 30),
-       st.integers(0, 1000), st.sampled_from(DTYPES), st.sampled_from(REDUCTIONS))
+@given(
+    st.integers(0, 2**31),
+    st.integers(40, 90),
+    st.integers(4, 8),
+    st.integers(2, 30),
+    st.integers(0, 1000),
+    st.sampled_from(DTYPES),
+    st.sampled_from(REDUCTIONS),
+)
 def test_hypothesis_threaded_against_torch(seed, T, N, S, blank_seed, dtype, reduction):
     """Larger draws, on 2 threads: most cross the serial threshold (16k cells), with lengths
     varying per sample so the dynamic schedule reorders them."""
@@ -385,8 +436,9 @@ def test_hypothesis_brute_force(seed, T, C):
     lp = rng.standard_normal((T, C)) * 2.0
     lp = lp - np.log(np.exp(lp).sum(-1, keepdims=True))
     expected, expected_grad = brute_force(lp, target, blank)
-    loss, grad = F.ctc_loss_forward_backward(lp, np.array(target, np.int64), [T], [len(target)], blank=blank,
-                                             reduction="sum")
+    loss, grad = F.ctc_loss_forward_backward(
+        lp, np.array(target, np.int64), [T], [len(target)], blank=blank, reduction="sum"
+    )
     if math.isinf(expected):
         assert float(loss) == math.inf and np.isnan(grad).all()
     else:
@@ -439,14 +491,42 @@ def _with(**changes):
 
 
 ERRORS = [
-    (_with(input_lengths=np.array([6, -1, 4])), ValueError, r"input_lengths expected values in \[0, 6\].*got -1 for sample 1"),
+    (
+        _with(input_lengths=np.array([6, -1, 4])),
+        ValueError,
+        r"input_lengths expected values in \[0, 6\].*got -1 for sample 1",
+    ),
     (_with(input_lengths=np.array([6, 5, 7])), ValueError, r"input_lengths .*got 7 for sample 2"),
-    (_with(target_lengths=np.array([3, -2, 1])), ValueError, r"target_lengths expected non-negative.*got -2 for sample 1"),
-    (_with(target_lengths=np.array([3, 4, 1])), ValueError, r"target_lengths expected values at most 3.*got 4 for sample 1"),
-    (_with(targets=np.array([1, 2, 3, 1, 1, 4, 4]), target_lengths=np.array([3, 2, 1])), ValueError, r"targets expected the sum of target_lengths \(6\)"),
-    (_with(targets=np.array([1, 2, 3, 1]), target_lengths=np.array([3, 2, 1])), ValueError, r"target_lengths expected lengths summing to the 4 labels.*got 2 for sample 1 after 3 labels"),
-    (_with(targets=np.array([[1, 2, 3], [1, 0, 0], [4, 0, 0]])), ValueError, r"targets expected labels other than blank \(0\), got 0 at position 1 of sample 1"),
-    (_with(targets=np.array([[1, 2, 3], [1, 1, 0], [5, 0, 0]])), IndexError, r"targets expected labels in \[0, 5\), got 5 at position 0 of sample 2"),
+    (
+        _with(target_lengths=np.array([3, -2, 1])),
+        ValueError,
+        r"target_lengths expected non-negative.*got -2 for sample 1",
+    ),
+    (
+        _with(target_lengths=np.array([3, 4, 1])),
+        ValueError,
+        r"target_lengths expected values at most 3.*got 4 for sample 1",
+    ),
+    (
+        _with(targets=np.array([1, 2, 3, 1, 1, 4, 4]), target_lengths=np.array([3, 2, 1])),
+        ValueError,
+        r"targets expected the sum of target_lengths \(6\)",
+    ),
+    (
+        _with(targets=np.array([1, 2, 3, 1]), target_lengths=np.array([3, 2, 1])),
+        ValueError,
+        r"target_lengths expected lengths summing to the 4 labels.*got 2 for sample 1 after 3 labels",
+    ),
+    (
+        _with(targets=np.array([[1, 2, 3], [1, 0, 0], [4, 0, 0]])),
+        ValueError,
+        r"targets expected labels other than blank \(0\), got 0 at position 1 of sample 1",
+    ),
+    (
+        _with(targets=np.array([[1, 2, 3], [1, 1, 0], [5, 0, 0]])),
+        IndexError,
+        r"targets expected labels in \[0, 5\), got 5 at position 0 of sample 2",
+    ),
     (_with(targets=np.array([[1, -3, 3], [1, 1, 0], [4, 0, 0]])), IndexError, r"got -3 at position 1 of sample 0"),
     (_with(input_lengths=np.array([6, 5])), ValueError, r"input_lengths expected 3 values"),
     (_with(target_lengths=np.array([3, 2, 1, 1])), ValueError, r"target_lengths expected 3 values"),
@@ -455,7 +535,11 @@ ERRORS = [
     (_with(log_probs=np.zeros((6, 3, 5, 1))), ValueError, r"log_probs expected a \(T, N, C\)"),
     (_with(log_probs=np.zeros((6,))), ValueError, r"log_probs expected a \(T, N, C\)"),
     (_with(log_probs=np.zeros((0, 3, 5))), ValueError, r"log_probs expected a non-empty"),
-    (_with(targets=np.array([[1.0, 2, 3], [1, 1, 0], [4, 0, 0]])), TypeError, r"targets expected an integer array, got float64"),
+    (
+        _with(targets=np.array([[1.0, 2, 3], [1, 1, 0], [4, 0, 0]])),
+        TypeError,
+        r"targets expected an integer array, got float64",
+    ),
     (_with(input_lengths=np.array([6.0, 5, 4])), TypeError, r"input_lengths expected an integer array"),
     (_with(target_lengths=[True, True, False]), TypeError, r"target_lengths expected an integer array, got bool"),
     (_with(log_probs=np.zeros((6, 3, 5), complex)), TypeError, r"log_probs expected a real"),
@@ -479,12 +563,15 @@ def test_index_error_is_value_error():
         F.ctc_loss(**_with(targets=np.array([[1, 2, 9], [1, 1, 0], [4, 0, 0]])))
 
 
-@pytest.mark.parametrize("kwargs,pattern", [
-    (dict(blank=5), r"blank expected a class in \[0, 5\), got 5"),
-    (dict(blank=-1), r"blank expected a class in \[0, 5\), got -1"),
-    (dict(reduction="batchmean"), r"reduction expected one of 'none', 'mean', 'sum'"),
-    (dict(reduction="avg"), r"reduction expected one of"),
-])
+@pytest.mark.parametrize(
+    "kwargs,pattern",
+    [
+        (dict(blank=5), r"blank expected a class in \[0, 5\), got 5"),
+        (dict(blank=-1), r"blank expected a class in \[0, 5\), got -1"),
+        (dict(reduction="batchmean"), r"reduction expected one of 'none', 'mean', 'sum'"),
+        (dict(reduction="avg"), r"reduction expected one of"),
+    ],
+)
 def test_option_errors(kwargs, pattern):
     with pytest.raises(ValueError, match=pattern):
         F.ctc_loss(*_base(), **kwargs)
@@ -503,8 +590,9 @@ def test_padding_is_not_read():
     padded = tg.copy()
     padded[1, 2] = 99
     padded[2, 1:] = -7
-    np.testing.assert_array_equal(F.ctc_loss(lp, padded, il, tl, reduction="none"),
-                                  F.ctc_loss(lp, tg, il, tl, reduction="none"))
+    np.testing.assert_array_equal(
+        F.ctc_loss(lp, padded, il, tl, reduction="none"), F.ctc_loss(lp, tg, il, tl, reduction="none")
+    )
 
 
 # ---- the C++ API with a caller-owned workspace -----------------------------------------------------

@@ -36,15 +36,20 @@ import losskit.dask as LD  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 
 # The in-memory warnings of two cases (a broadcast target, kl_div's 'mean'), as torch gives them.
-pytestmark = [pytest.mark.filterwarnings("ignore:Using a target size:UserWarning"),
-              pytest.mark.filterwarnings("ignore:reduction. 'mean' divides:UserWarning")]
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:Using a target size:UserWarning"),
+    pytest.mark.filterwarnings("ignore:reduction. 'mean' divides:UserWarning"),
+]
 
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[Any]:
-    with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None,
-                                  silence_logs=logging.ERROR) as cluster, \
-            distributed.Client(cluster, set_as_default=False) as c:
+    with (
+        distributed.LocalCluster(
+            n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None, silence_logs=logging.ERROR
+        ) as cluster,
+        distributed.Client(cluster, set_as_default=False) as c,
+    ):
         yield c
 
 
@@ -84,12 +89,28 @@ def _cases(dtype: str) -> List[Tuple[str, str, Tuple[Any, ...], Dict[str, Any], 
         ("poisson_full", "poisson_nll_loss", (x, np.abs(y)), {"full": True}, {0: 0}),
         ("gaussian_var_per_row", "gaussian_nll_loss", (x, y, p[:, 0].copy()), {"full": True}, {0: 0, 2: 0}),
         ("kl_div", "kl_div", (np.log(p), p[::-1].copy()), {}, {0: 0}),
-        ("margin_ranking", "margin_ranking_loss", (x[:, 0].copy(), y[:, 0].copy(), s[:, 0].copy()), {"margin": 0.5},
-         {0: 0, 1: 0}),
+        (
+            "margin_ranking",
+            "margin_ranking_loss",
+            (x[:, 0].copy(), y[:, 0].copy(), s[:, 0].copy()),
+            {"margin": 0.5},
+            {0: 0, 1: 0},
+        ),
         ("hinge_embedding", "hinge_embedding_loss", (x, s), {}, {0: 0}),
-        ("ce_weight_ignore_smoothing", "cross_entropy", (x, t), {"weight": w, "ignore_index": 2, "label_smoothing": 0.1},
-         {0: 0, 1: 0}),
-        ("ce_probabilities", "cross_entropy", (x, p / p.sum(1, keepdims=True)), {"label_smoothing": 0.05}, {0: 0, 1: 0}),
+        (
+            "ce_weight_ignore_smoothing",
+            "cross_entropy",
+            (x, t),
+            {"weight": w, "ignore_index": 2, "label_smoothing": 0.1},
+            {0: 0, 1: 0},
+        ),
+        (
+            "ce_probabilities",
+            "cross_entropy",
+            (x, p / p.sum(1, keepdims=True)),
+            {"label_smoothing": 0.05},
+            {0: 0, 1: 0},
+        ),
         ("ce_k_dim", "cross_entropy", (f(N, C, 3), r.integers(0, C, (N, 3))), {"weight": w}, {0: 0}),
         ("nll_weight_ignore", "nll_loss", (x, t), {"weight": w, "ignore_index": 2}, {0: 0}),
         ("multi_margin", "multi_margin_loss", (x, t), {"p": 2, "weight": w}, {0: 0, 1: 0}),
@@ -98,14 +119,33 @@ def _cases(dtype: str) -> List[Tuple[str, str, Tuple[Any, ...], Dict[str, Any], 
         ("cosine_embedding", "cosine_embedding_loss", (x, y, s[:, 0].copy()), {"margin": 0.1}, {0: 0, 1: 0}),
         ("triplet_swap", "triplet_margin_loss", (x, y, p), {"swap": True}, {0: 0, 2: 0}),
         ("triplet_cosine", "triplet_margin_with_distance_loss", (x, y, p), {"distance_function": "cosine"}, {0: 0}),
-        ("ctc_padded", "ctc_loss", (log_probs, r.integers(1, C, (N, 2)), input_lengths, target_lengths), {},
-         {0: 1, 1: 0, 3: 0}),
-        ("ctc_concatenated", "ctc_loss",
-         (log_probs, r.integers(1, C, int(target_lengths.sum())), list(input_lengths), target_lengths),
-         {"zero_infinity": True}, {0: 1, 3: 0}),
-        ("linear_ce", "linear_cross_entropy", (x, W, r.integers(0, 7, N)),
-         {"linear_bias": b, "weight": r.uniform(0.5, 2.0, 7).astype(dtype), "ignore_index": 3, "label_smoothing": 0.1,
-          "chunk_size": 2}, {0: 0, 1: None, 2: 0}),
+        (
+            "ctc_padded",
+            "ctc_loss",
+            (log_probs, r.integers(1, C, (N, 2)), input_lengths, target_lengths),
+            {},
+            {0: 1, 1: 0, 3: 0},
+        ),
+        (
+            "ctc_concatenated",
+            "ctc_loss",
+            (log_probs, r.integers(1, C, int(target_lengths.sum())), list(input_lengths), target_lengths),
+            {"zero_infinity": True},
+            {0: 1, 3: 0},
+        ),
+        (
+            "linear_ce",
+            "linear_cross_entropy",
+            (x, W, r.integers(0, 7, N)),
+            {
+                "linear_bias": b,
+                "weight": r.uniform(0.5, 2.0, 7).astype(dtype),
+                "ignore_index": 3,
+                "label_smoothing": 0.1,
+                "chunk_size": 2,
+            },
+            {0: 0, 1: None, 2: 0},
+        ),
     ]
 
 
@@ -166,14 +206,19 @@ def test_matches_in_memory(case: str, dtype: str) -> None:
         kw = dict(kwargs, reduction=reduction)
         shape = np.shape(getattr(F, name)(*args, **kw))
         go = np.linspace(0.5, 1.5, int(np.prod(shape))).reshape(shape).astype(dtype) if reduction == "none" else 0.75
-        lazy_results = (getattr(LD, name)(*dargs, **kw),
-                        getattr(LD, name + "_forward_backward")(*dargs, **kw),
-                        getattr(LD, name + "_backward")(go, *dargs, **kw))
+        lazy_results = (
+            getattr(LD, name)(*dargs, **kw),
+            getattr(LD, name + "_forward_backward")(*dargs, **kw),
+            getattr(LD, name + "_backward")(go, *dargs, **kw),
+        )
         for r in _flat(lazy_results):
             assert r is None or isinstance(r, da.Array)
         got = dask.compute(*lazy_results, scheduler="threads")
-        want = (getattr(F, name)(*args, **kw), getattr(F, name + "_forward_backward")(*args, **kw),
-                getattr(F, name + "_backward")(go, *args, **kw))
+        want = (
+            getattr(F, name)(*args, **kw),
+            getattr(F, name + "_forward_backward")(*args, **kw),
+            getattr(F, name + "_backward")(go, *args, **kw),
+        )
         _close(got, want, dtype)
 
 
@@ -191,15 +236,19 @@ def test_gradients_are_chunked_like_their_inputs() -> None:
     _, name, (x, y), kwargs, lazy = next(c for c in _cases("float64") if c[0] == "mse_broadcast_target")
     loss, (gx, gy) = LD.mse_loss_forward_backward(da.from_array(x, chunks=4), y, target_grad=True)
     assert gy.chunks == ((C,),)
-    _close(dask.compute(loss, gx, gy), (lambda r: (r[0], *r[1]))(F.mse_loss_forward_backward(x, y, target_grad=True)),
-           "float64")
+    _close(
+        dask.compute(loss, gx, gy),
+        (lambda r: (r[0], *r[1]))(F.mse_loss_forward_backward(x, y, target_grad=True)),
+        "float64",
+    )
 
 
 def test_none_with_a_dask_grad_output() -> None:
     _, name, args, kwargs, lazy = next(c for c in _cases("float64") if c[0] == "ce_k_dim")
     go = np.random.default_rng(3).uniform(0.5, 1.5, (N, 3))
-    got = LD.cross_entropy_backward(da.from_array(go, chunks=(5, 3)), *_dask_args(args, lazy), reduction="none",
-                                    **kwargs)
+    got = LD.cross_entropy_backward(
+        da.from_array(go, chunks=(5, 3)), *_dask_args(args, lazy), reduction="none", **kwargs
+    )
     np.testing.assert_array_equal(got.compute(), F.cross_entropy_backward(go, *args, reduction="none", **kwargs))
 
 
@@ -226,8 +275,11 @@ def test_mean_uses_the_global_normalizer() -> None:
     assert not np.isclose(naive, exact)
     np.testing.assert_allclose(exact, F.cross_entropy(x, t, **kwargs), rtol=1e-14)
     # A normalizer given replaces the global divisor (several dask graphs, one batch).
-    np.testing.assert_allclose(LD.cross_entropy(dx, t, normalizer=2.5, **kwargs).compute(),
-                               F.cross_entropy(x, t, normalizer=2.5, **kwargs), rtol=1e-14)
+    np.testing.assert_allclose(
+        LD.cross_entropy(dx, t, normalizer=2.5, **kwargs).compute(),
+        F.cross_entropy(x, t, normalizer=2.5, **kwargs),
+        rtol=1e-14,
+    )
 
 
 def test_nothing_counted_and_empty_give_nan_as_in_memory() -> None:
@@ -275,12 +327,15 @@ def test_bitwise_the_same_on_every_scheduler_and_worker_count(client: Any) -> No
     the same bits, and match in-memory losskit."""
     for _, name, args, kwargs, lazy in _cases("float32"):
         dargs = _dask_args(args, lazy)
-        lazy_results = [getattr(LD, name + "_forward_backward")(*dargs, **dict(kwargs, reduction=r))
-                        for r in ("mean", "sum")]
-        results = [dask.compute(*lazy_results, scheduler="sync"),
-                   dask.compute(*lazy_results, scheduler="threads", num_workers=1),
-                   dask.compute(*lazy_results, scheduler="threads", num_workers=4),
-                   client.compute(lazy_results, sync=True)]
+        lazy_results = [
+            getattr(LD, name + "_forward_backward")(*dargs, **dict(kwargs, reduction=r)) for r in ("mean", "sum")
+        ]
+        results = [
+            dask.compute(*lazy_results, scheduler="sync"),
+            dask.compute(*lazy_results, scheduler="threads", num_workers=1),
+            dask.compute(*lazy_results, scheduler="threads", num_workers=4),
+            client.compute(lazy_results, sync=True),
+        ]
         first = _flat(results[0])
         for other in results[1:]:
             for a, b in zip(first, _flat(other)):
@@ -295,11 +350,15 @@ def test_distributed_custom_distance_function(client: Any) -> None:
 
     def manhattan(a: np.ndarray, b: np.ndarray) -> Any:
         d = a - b
-        return scale * np.abs(d).sum(-1), lambda g: (scale * np.sign(d) * g[..., None], -scale * np.sign(d) * g[..., None])
+        return scale * np.abs(d).sum(-1), lambda g: (
+            scale * np.sign(d) * g[..., None],
+            -scale * np.sign(d) * g[..., None],
+        )
 
     a, p, n = (np.random.default_rng(i).standard_normal((N, 4)) for i in range(3))
-    got = LD.triplet_margin_with_distance_loss_forward_backward(da.from_array(a, chunks=4), p, n,
-                                                                distance_function=manhattan)
+    got = LD.triplet_margin_with_distance_loss_forward_backward(
+        da.from_array(a, chunks=4), p, n, distance_function=manhattan
+    )
     want = F.triplet_margin_with_distance_loss_forward_backward(a, p, n, distance_function=manhattan)
     _close(client.compute(list(got), sync=True), want, "float64")
 
@@ -314,22 +373,28 @@ def _dx(a: np.ndarray = _X, chunks: Any = 4) -> Any:
     return da.from_array(a, chunks=chunks)
 
 
-@pytest.mark.parametrize("call, error, message", [
-    (lambda: LD.cross_entropy(_dx(), _T[:5]), ValueError, r"target expected 11 entries along its batch axis 0"),
-    (lambda: LD.mse_loss(_dx(), _dx(_X[:5])), ValueError, r"target expected 11 entries"),
-    (lambda: LD.cross_entropy(_dx(), _T, weight=np.ones(3)), ValueError, r"weight expected a weight for each"),
-    (lambda: LD.nll_loss(_dx(), _T.astype(np.float32)), TypeError, r"target expected an integer array"),
-    (lambda: LD.cross_entropy(_dx(), _T, reduction="avg"), ValueError, r"reduction expected"),
-    (lambda: LD.cross_entropy(_dx().astype(complex), _T), TypeError, r"input expected a real"),
-    (lambda: LD.linear_cross_entropy(_dx(), np.ones((3, 4)), _T), ValueError, r"in_features"),
-    (lambda: LD.nll_loss_forward_backward(_dx(), _T, target_grad=True), ValueError, r"target_grad expected False"),
-    (lambda: LD.cross_entropy(_dx(), _T, normalizer=-1.0), ValueError, r"normalizer"),
-    (lambda: LD.cross_entropy(_dx()[_dx()[:, 0] > 0], _T), ValueError, r"input has unknown chunk sizes"),
-    (lambda: LD.ctc_loss(_dx(np.zeros((4, N, C))), np.ones((N, 2), int), [4] * N, [2] * 10), ValueError,
-     r"target_lengths expected 11 entries"),
-    (lambda: LD.mean_normalizer("cross_entropy", _dx(), _T, reduction="sum"), ValueError, r"reduction"),
-    (lambda: LD.mean_normalizer("no_such_loss", _dx()), ValueError, r"name expected one of"),
-])
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        (lambda: LD.cross_entropy(_dx(), _T[:5]), ValueError, r"target expected 11 entries along its batch axis 0"),
+        (lambda: LD.mse_loss(_dx(), _dx(_X[:5])), ValueError, r"target expected 11 entries"),
+        (lambda: LD.cross_entropy(_dx(), _T, weight=np.ones(3)), ValueError, r"weight expected a weight for each"),
+        (lambda: LD.nll_loss(_dx(), _T.astype(np.float32)), TypeError, r"target expected an integer array"),
+        (lambda: LD.cross_entropy(_dx(), _T, reduction="avg"), ValueError, r"reduction expected"),
+        (lambda: LD.cross_entropy(_dx().astype(complex), _T), TypeError, r"input expected a real"),
+        (lambda: LD.linear_cross_entropy(_dx(), np.ones((3, 4)), _T), ValueError, r"in_features"),
+        (lambda: LD.nll_loss_forward_backward(_dx(), _T, target_grad=True), ValueError, r"target_grad expected False"),
+        (lambda: LD.cross_entropy(_dx(), _T, normalizer=-1.0), ValueError, r"normalizer"),
+        (lambda: LD.cross_entropy(_dx()[_dx()[:, 0] > 0], _T), ValueError, r"input has unknown chunk sizes"),
+        (
+            lambda: LD.ctc_loss(_dx(np.zeros((4, N, C))), np.ones((N, 2), int), [4] * N, [2] * 10),
+            ValueError,
+            r"target_lengths expected 11 entries",
+        ),
+        (lambda: LD.mean_normalizer("cross_entropy", _dx(), _T, reduction="sum"), ValueError, r"reduction"),
+        (lambda: LD.mean_normalizer("no_such_loss", _dx()), ValueError, r"name expected one of"),
+    ],
+)
 def test_bad_input_raises_when_the_graph_is_built(call: Any, error: type, message: str) -> None:
     with pytest.raises(error, match=message):
         call()
@@ -369,8 +434,10 @@ def test_committed_stub_is_current() -> None:
 
 
 def test_import_losskit_never_imports_dask() -> None:
-    code = ("import sys, losskit, losskit.functional, losskit.modules; "
-            "bad = [m for m in ('dask', 'distributed') if m in sys.modules]; assert not bad, bad")
+    code = (
+        "import sys, losskit, losskit.functional, losskit.modules; "
+        "bad = [m for m in ('dask', 'distributed') if m in sys.modules]; assert not bad, bad"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -384,6 +451,7 @@ def test_doctests() -> None:
 def test_distributed_md_examples() -> None:
     import doctest
 
-    result = doctest.testfile(str(REPO / "docs" / "distributed.md"), module_relative=False,
-                              optionflags=doctest.NORMALIZE_WHITESPACE)
+    result = doctest.testfile(
+        str(REPO / "docs" / "distributed.md"), module_relative=False, optionflags=doctest.NORMALIZE_WHITESPACE
+    )
     assert result.attempted > 10 and result.failed == 0

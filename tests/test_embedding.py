@@ -76,8 +76,14 @@ def test_cosine_embedding(rng, dtype, reduction, shape, margin):
     x1 = rng.standard_normal(shape).astype(dtype)
     x2 = rng.standard_normal(shape).astype(dtype)
     t = np.asarray(_labels(rng, shape[0]) if len(shape) == 2 else rng.choice([-1.0, 1.0])).astype(dtype)
-    check_all("cosine_embedding_loss", F.cosine_embedding_loss, (x1, x2, t),
-              {"margin": margin, "reduction": reduction}, rng, ndiff=2)
+    check_all(
+        "cosine_embedding_loss",
+        F.cosine_embedding_loss,
+        (x1, x2, t),
+        {"margin": margin, "reduction": reduction},
+        rng,
+        ndiff=2,
+    )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -93,8 +99,14 @@ def test_cosine_embedding_zero_vectors_and_odd_labels(rng, dtype):
     # labels other than 1/-1 are accepted by torch and contribute 0
     t = np.array([1, -1, 1, -1, 0, 2, 0.5, -1], dtype=dtype)
     for reduction in REDUCTIONS:
-        check_all("cosine_embedding_loss", F.cosine_embedding_loss, (x1, x2, t),
-                  {"margin": -0.2, "reduction": reduction}, rng, ndiff=2)
+        check_all(
+            "cosine_embedding_loss",
+            F.cosine_embedding_loss,
+            (x1, x2, t),
+            {"margin": -0.2, "reduction": reduction},
+            rng,
+            ndiff=2,
+        )
 
 
 def test_cosine_embedding_analytic():
@@ -102,8 +114,9 @@ def test_cosine_embedding_analytic():
     # 1e-12) -> l = max(0, 1 - margin) for y = -1. d cos / dx1 = x2/|x1||x2| - cos x1/|x1|^2.
     x1 = np.array([[1.0, 0.0], [2.0, 0.0]])
     x2 = np.array([[0.0, 1.0], [3.0, 0.0]])
-    loss, (g1, g2) = LF.cosine_embedding_loss_forward_backward(x1, x2, np.array([1.0, -1.0]), margin=0.25,
-                                                               reduction="none")
+    loss, (g1, g2) = LF.cosine_embedding_loss_forward_backward(
+        x1, x2, np.array([1.0, -1.0]), margin=0.25, reduction="none"
+    )
     np.testing.assert_allclose(loss, [1.0, 0.75])
     # row 0: l = 1 - cos, dl/dx1 = -x2 / (1 * 1) = [0, -1]
     np.testing.assert_allclose(g1[0], [0.0, -1.0])
@@ -128,8 +141,13 @@ def _triplet(rng, shape, dtype):
 @pytest.mark.parametrize("shape", [(6,), (9, 7), (0, 3), (2, 3, 4)])
 def test_triplet_margin(rng, dtype, reduction, p, swap, shape):
     args = _triplet(rng, shape, dtype)
-    check_all("triplet_margin_loss", F.triplet_margin_loss, args,
-              {"margin": 1.3, "p": p, "eps": 1e-6, "swap": swap, "reduction": reduction}, rng)
+    check_all(
+        "triplet_margin_loss",
+        F.triplet_margin_loss,
+        args,
+        {"margin": 1.3, "p": p, "eps": 1e-6, "swap": swap, "reduction": reduction},
+        rng,
+    )
 
 
 @pytest.mark.parametrize("swap", [False, True])
@@ -139,14 +157,21 @@ def test_triplet_float32_cancelling_distances_and_overflow(rng, swap):
     (found by the fuzz campaign). Row 2: the squares sum past float32's range, so torch's distance
     is inf and the loss inf - inf = NaN, where a sum in double gave 8.2e37."""
     a = np.array([[1e4, 0.86083984, -1.1650391], [1e4, 0.04998779, 0.2265625], [1e38, 1e38, 0.0]], np.float32)
-    pos = np.array([[0.51123047, 0.6069336, -1.4267578], [0.14819336, 0.5175781, 0.46826172],
-                    [-1e38, 0.0, 0.0]], np.float32)
-    neg = np.array([[-0.22351074, -1.4804688, -0.6845703], [0.07318115, -0.06561279, 1.5185547],
-                    [0.0, 0.0, 0.0]], np.float32)
+    pos = np.array(
+        [[0.51123047, 0.6069336, -1.4267578], [0.14819336, 0.5175781, 0.46826172], [-1e38, 0.0, 0.0]], np.float32
+    )
+    neg = np.array(
+        [[-0.22351074, -1.4804688, -0.6845703], [0.07318115, -0.06561279, 1.5185547], [0.0, 0.0, 0.0]], np.float32
+    )
     for reduction in ("none", "sum"):
         for rows in (slice(0, 2), slice(2, 3)):  # the float64 reference has no overflow: apart
-            check_all("triplet_margin_loss", F.triplet_margin_loss, (a[rows], pos[rows], neg[rows]),
-                      {"margin": 1.0, "swap": swap, "reduction": reduction}, rng)
+            check_all(
+                "triplet_margin_loss",
+                F.triplet_margin_loss,
+                (a[rows], pos[rows], neg[rows]),
+                {"margin": 1.0, "swap": swap, "reduction": reduction},
+                rng,
+            )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -164,8 +189,13 @@ def test_triplet_identical_and_zero(rng, dtype, p, swap, eps):
     pos[3] = a[3]
     neg[3] = a[3]
     for reduction in ("none", "sum"):
-        check_all("triplet_margin_loss", F.triplet_margin_loss, (a, pos, neg),
-                  {"margin": 0.7, "p": p, "eps": eps, "swap": swap, "reduction": reduction}, rng)
+        check_all(
+            "triplet_margin_loss",
+            F.triplet_margin_loss,
+            (a, pos, neg),
+            {"margin": 0.7, "p": p, "eps": eps, "swap": swap, "reduction": reduction},
+            rng,
+        )
 
 
 def test_triplet_swap_tie_analytic():
@@ -246,7 +276,8 @@ def test_triplet_p1_bitwise_on_every_cpu_target(rng):
             for target in targets:
                 _core.set_cpu_target(target)
                 results[target] = LF.triplet_margin_loss_forward_backward(
-                    *args, p=1.0, swap=True, margin=3.0, reduction="none")
+                    *args, p=1.0, swap=True, margin=3.0, reduction="none"
+                )
             loss0, grads0 = results[targets[0]]
             for target in targets[1:]:
                 loss, grads = results[target]
@@ -283,8 +314,13 @@ def _torch_with_distance(name):
 @pytest.mark.parametrize("shape", [(6,), (9, 7), (0, 3), (3, 0)])
 def test_triplet_with_distance(rng, dtype, reduction, distance, swap, shape):
     args = _triplet(rng, shape, dtype)
-    check_all("triplet_margin_with_distance_loss", _torch_with_distance(distance), args,
-              {"distance_function": distance, "margin": 0.8, "swap": swap, "reduction": reduction}, rng)
+    check_all(
+        "triplet_margin_with_distance_loss",
+        _torch_with_distance(distance),
+        args,
+        {"distance_function": distance, "margin": 0.8, "swap": swap, "reduction": reduction},
+        rng,
+    )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -301,8 +337,13 @@ def test_triplet_with_distance_zero_and_identical(rng, dtype, distance, swap):
     neg[4] = pos[4]
     a[5] = 1e-10
     for reduction in ("none", "mean"):
-        check_all("triplet_margin_with_distance_loss", _torch_with_distance(distance), (a, pos, neg),
-                  {"distance_function": distance, "margin": 1.0, "swap": swap, "reduction": reduction}, rng)
+        check_all(
+            "triplet_margin_with_distance_loss",
+            _torch_with_distance(distance),
+            (a, pos, neg),
+            {"distance_function": distance, "margin": 1.0, "swap": swap, "reduction": reduction},
+            rng,
+        )
 
 
 @pytest.mark.parametrize("swap", [False, True])
@@ -314,8 +355,13 @@ def test_cosine_distance_one_dimensional_small_norms_float32(rng, swap):
     pos[::3] *= 1e-3
     a[1::3] *= 1e-3
     for reduction in ("none", "sum"):
-        check_all("triplet_margin_with_distance_loss", _torch_with_distance("cosine"), (a, pos, neg),
-                  {"distance_function": "cosine", "margin": 5.0, "swap": swap, "reduction": reduction}, rng)
+        check_all(
+            "triplet_margin_with_distance_loss",
+            _torch_with_distance("cosine"),
+            (a, pos, neg),
+            {"distance_function": "cosine", "margin": 5.0, "swap": swap, "reduction": reduction},
+            rng,
+        )
 
 
 def _np_manhattan(x1, x2):
@@ -389,10 +435,12 @@ def test_callable_distance_bad_returns():
     with pytest.raises(ValueError, match="distance_function\\(anchor, negative\\)"):
         # d(anchor, negative) has 1 entry where d(anchor, positive) has 2
         LF.triplet_margin_with_distance_loss(
-            a, a, a[:1], distance_function=lambda x, y: (np.zeros(len(y)), lambda g: (x, y)))
+            a, a, a[:1], distance_function=lambda x, y: (np.zeros(len(y)), lambda g: (x, y))
+        )
     with pytest.raises(ValueError, match="vjp's first gradient expected shape"):
         LF.triplet_margin_with_distance_loss_backward(
-            1.0, a, a, a, distance_function=lambda x, y: (np.zeros(2), lambda g: (np.zeros(3), y)))
+            1.0, a, a, a, distance_function=lambda x, y: (np.zeros(2), lambda g: (np.zeros(3), y))
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -409,8 +457,11 @@ LARGE_CASES = [
 
 def _large_args(rng, name, dtype, shape=(4099, 40)):
     if name == "cosine_embedding_loss":
-        return (rng.standard_normal(shape).astype(dtype), rng.standard_normal(shape).astype(dtype),
-                _labels(rng, shape[0]).astype(dtype))
+        return (
+            rng.standard_normal(shape).astype(dtype),
+            rng.standard_normal(shape).astype(dtype),
+            _labels(rng, shape[0]).astype(dtype),
+        )
     return _triplet(rng, shape, dtype)
 
 
@@ -466,8 +517,13 @@ def test_every_cpu_target(rng, target):
         check_all("cosine_embedding_loss", F.cosine_embedding_loss, args, {}, rng, ndiff=2)
         for d in TORCH_DISTANCES:
             args = _triplet(rng, (37, 19), np.float64)
-            check_all("triplet_margin_with_distance_loss", _torch_with_distance(d), args,
-                      {"distance_function": d, "swap": True}, rng)
+            check_all(
+                "triplet_margin_with_distance_loss",
+                _torch_with_distance(d),
+                args,
+                {"distance_function": d, "swap": True},
+                rng,
+            )
     finally:
         _core.set_cpu_target(before)
 
@@ -482,14 +538,23 @@ def _embedding_data(draw):
     unbatched = draw(st.booleans()) and d > 0
     shape = (d,) if unbatched else (n, d)
     elems = st.floats(-4, 4, allow_nan=False, width=32)
-    arrays = [np.array(draw(st.lists(elems, min_size=int(np.prod(shape)), max_size=int(np.prod(shape)))),
-                       dtype=np.float64).reshape(shape) for _ in range(3)]
+    arrays = [
+        np.array(
+            draw(st.lists(elems, min_size=int(np.prod(shape)), max_size=int(np.prod(shape)))), dtype=np.float64
+        ).reshape(shape)
+        for _ in range(3)
+    ]
     return shape, arrays
 
 
-@given(data=_embedding_data(), p=st.sampled_from([1.0, 1.5, 2.0, 3.0, math.inf]), swap=st.booleans(),
-       margin=st.floats(0.01, 3), reduction=st.sampled_from(REDUCTIONS),
-       dtype=st.sampled_from(DTYPES))
+@given(
+    data=_embedding_data(),
+    p=st.sampled_from([1.0, 1.5, 2.0, 3.0, math.inf]),
+    swap=st.booleans(),
+    margin=st.floats(0.01, 3),
+    reduction=st.sampled_from(REDUCTIONS),
+    dtype=st.sampled_from(DTYPES),
+)
 def test_hypothesis_triplet(data, p, swap, margin, reduction, dtype):
     shape, arrays = data
     args = tuple(a.astype(dtype) for a in arrays)
@@ -497,25 +562,49 @@ def test_hypothesis_triplet(data, p, swap, margin, reduction, dtype):
         with pytest.raises(ValueError, match="non-empty last dimension for p=inf"):
             LF.triplet_margin_loss(*args, p=p)
         return
-    check_all("triplet_margin_loss", F.triplet_margin_loss, args,
-              {"margin": margin, "p": p, "swap": swap, "reduction": reduction}, np.random.default_rng(0))
+    check_all(
+        "triplet_margin_loss",
+        F.triplet_margin_loss,
+        args,
+        {"margin": margin, "p": p, "swap": swap, "reduction": reduction},
+        np.random.default_rng(0),
+    )
 
 
-@given(data=_embedding_data(), distance=st.sampled_from(sorted(TORCH_DISTANCES)), swap=st.booleans(),
-       reduction=st.sampled_from(REDUCTIONS))
+@given(
+    data=_embedding_data(),
+    distance=st.sampled_from(sorted(TORCH_DISTANCES)),
+    swap=st.booleans(),
+    reduction=st.sampled_from(REDUCTIONS),
+)
 def test_hypothesis_triplet_with_distance(data, distance, swap, reduction):
     _, args = data
-    check_all("triplet_margin_with_distance_loss", _torch_with_distance(distance), tuple(args),
-              {"distance_function": distance, "swap": swap, "reduction": reduction}, np.random.default_rng(0))
+    check_all(
+        "triplet_margin_with_distance_loss",
+        _torch_with_distance(distance),
+        tuple(args),
+        {"distance_function": distance, "swap": swap, "reduction": reduction},
+        np.random.default_rng(0),
+    )
 
 
-@given(data=_embedding_data(), margin=st.floats(-1, 1), reduction=st.sampled_from(REDUCTIONS),
-       labels=st.lists(st.sampled_from([-1.0, 1.0, 0.0]), min_size=5, max_size=5))
+@given(
+    data=_embedding_data(),
+    margin=st.floats(-1, 1),
+    reduction=st.sampled_from(REDUCTIONS),
+    labels=st.lists(st.sampled_from([-1.0, 1.0, 0.0]), min_size=5, max_size=5),
+)
 def test_hypothesis_cosine(data, margin, reduction, labels):
     shape, (x1, x2, _) = data
     t = np.asarray(labels[: shape[0]] if len(shape) == 2 else labels[0], dtype=np.float64)
-    check_all("cosine_embedding_loss", F.cosine_embedding_loss, (x1, x2, t),
-              {"margin": margin, "reduction": reduction}, np.random.default_rng(0), ndiff=2)
+    check_all(
+        "cosine_embedding_loss",
+        F.cosine_embedding_loss,
+        (x1, x2, t),
+        {"margin": margin, "reduction": reduction},
+        np.random.default_rng(0),
+        ndiff=2,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -526,13 +615,26 @@ def test_classes(rng):
     t = _labels(rng, 4)
     cases = [
         (losskit.CosineEmbeddingLoss(margin=0.2), torch.nn.CosineEmbeddingLoss(margin=0.2), (a, p, t), 2),
-        (losskit.TripletMarginLoss(margin=0.5, p=1.5, swap=True), torch.nn.TripletMarginLoss(margin=0.5, p=1.5, swap=True),
-         (a, p, n), 3),
-        (losskit.TripletMarginWithDistanceLoss(distance_function="squared_euclidean", reduction="sum"),
-         torch.nn.TripletMarginWithDistanceLoss(distance_function=TORCH_DISTANCES["squared_euclidean"], reduction="sum"),
-         (a, p, n), 3),
-        (losskit.TripletMarginWithDistanceLoss(distance_function=_np_manhattan, swap=True),
-         torch.nn.TripletMarginWithDistanceLoss(distance_function=_torch_manhattan, swap=True), (a, p, n), 3),
+        (
+            losskit.TripletMarginLoss(margin=0.5, p=1.5, swap=True),
+            torch.nn.TripletMarginLoss(margin=0.5, p=1.5, swap=True),
+            (a, p, n),
+            3,
+        ),
+        (
+            losskit.TripletMarginWithDistanceLoss(distance_function="squared_euclidean", reduction="sum"),
+            torch.nn.TripletMarginWithDistanceLoss(
+                distance_function=TORCH_DISTANCES["squared_euclidean"], reduction="sum"
+            ),
+            (a, p, n),
+            3,
+        ),
+        (
+            losskit.TripletMarginWithDistanceLoss(distance_function=_np_manhattan, swap=True),
+            torch.nn.TripletMarginWithDistanceLoss(distance_function=_torch_manhattan, swap=True),
+            (a, p, n),
+            3,
+        ),
     ]
     for crit, tcrit, args, nd in cases:
         with pytest.raises(RuntimeError):
@@ -544,7 +646,10 @@ def test_classes(rng):
         assert float(loss2) == float(loss)
         for g, g2 in zip(grads, grads2):
             np.testing.assert_array_equal(g, g2)
-    assert repr(losskit.TripletMarginLoss()) == "TripletMarginLoss(margin=1.0, p=2.0, eps=1e-06, swap=False, reduction='mean')"
+    assert (
+        repr(losskit.TripletMarginLoss())
+        == "TripletMarginLoss(margin=1.0, p=2.0, eps=1e-06, swap=False, reduction='mean')"
+    )
     assert "margin=0.2" in repr(losskit.CosineEmbeddingLoss(margin=0.2))
 
 
@@ -563,17 +668,49 @@ ERRORS = [
     (LF.triplet_margin_loss, (A, A, A), {"reduction": "avg"}, ValueError, "reduction expected"),
     (LF.triplet_margin_loss, (A.astype(complex), A, A), {}, TypeError, "anchor expected a real"),
     (LF.triplet_margin_loss, (A, np.array(["a"] * 4), A), {}, TypeError, "positive expected a real"),
-    (LF.triplet_margin_with_distance_loss, (A, A, A), {"distance_function": "manhattan"}, ValueError,
-     "distance_function expected"),
-    (LF.triplet_margin_with_distance_loss, (A, A, A), {"distance_function": 3}, TypeError, "distance_function expected"),
+    (
+        LF.triplet_margin_with_distance_loss,
+        (A, A, A),
+        {"distance_function": "manhattan"},
+        ValueError,
+        "distance_function expected",
+    ),
+    (
+        LF.triplet_margin_with_distance_loss,
+        (A, A, A),
+        {"distance_function": 3},
+        TypeError,
+        "distance_function expected",
+    ),
     (LF.triplet_margin_with_distance_loss, (A, A, A), {"margin": -1.0}, ValueError, "margin expected"),
-    (LF.triplet_margin_with_distance_loss, (A, A, A), {"margin": -1.0, "distance_function": _np_manhattan}, ValueError,
-     "margin expected"),
-    (LF.triplet_margin_with_distance_loss, (A, A, np.ones(4)), {"distance_function": _np_manhattan}, ValueError,
-     "same number of dimensions"),
-    (LF.triplet_margin_with_distance_loss, (A, A, np.ones((2, 4))), {"distance_function": "cosine"}, ValueError,
-     "negative expected rows broadcastable with anchor's shape \\(3, 4\\)"),
-    (LF.cosine_embedding_loss, (A, np.ones((3, 5)), np.ones(3)), {}, ValueError, "input2 expected the last dimension of input1"),
+    (
+        LF.triplet_margin_with_distance_loss,
+        (A, A, A),
+        {"margin": -1.0, "distance_function": _np_manhattan},
+        ValueError,
+        "margin expected",
+    ),
+    (
+        LF.triplet_margin_with_distance_loss,
+        (A, A, np.ones(4)),
+        {"distance_function": _np_manhattan},
+        ValueError,
+        "same number of dimensions",
+    ),
+    (
+        LF.triplet_margin_with_distance_loss,
+        (A, A, np.ones((2, 4))),
+        {"distance_function": "cosine"},
+        ValueError,
+        "negative expected rows broadcastable with anchor's shape \\(3, 4\\)",
+    ),
+    (
+        LF.cosine_embedding_loss,
+        (A, np.ones((3, 5)), np.ones(3)),
+        {},
+        ValueError,
+        "input2 expected the last dimension of input1",
+    ),
     (LF.cosine_embedding_loss, (A, A, np.ones(2)), {}, ValueError, "target expected rows broadcastable"),
     (LF.cosine_embedding_loss, (A, A, np.ones((3, 1))), {}, ValueError, "target expected a 0-d or 1-d"),
     (LF.cosine_embedding_loss, (A, A, np.ones(())), {}, ValueError, "input1 expected a 1-d array"),
@@ -622,8 +759,9 @@ def test_triplet_nan_inf_and_0d(rng, p, swap):
     a, pos, neg = _triplet(rng, (4, 5), np.float64)
     a[1, 2] = np.nan
     neg[2, 0] = np.inf
-    check_all("triplet_margin_loss", F.triplet_margin_loss, (a, pos, neg),
-              {"p": p, "swap": swap, "reduction": "none"}, rng)
+    check_all(
+        "triplet_margin_loss", F.triplet_margin_loss, (a, pos, neg), {"p": p, "swap": swap, "reduction": "none"}, rng
+    )
     zero_d = (np.array(1.0), np.array(2.0), np.array(3.5))
     check_all("triplet_margin_loss", F.triplet_margin_loss, zero_d, {"p": p, "swap": swap, "reduction": "none"}, rng)
 
@@ -632,8 +770,14 @@ def test_cosine_embedding_nan(rng):
     x1, x2 = rng.standard_normal((2, 4, 5))
     x1[1, 2] = np.nan
     x2[2, 0] = np.inf
-    check_all("cosine_embedding_loss", F.cosine_embedding_loss, (x1, x2, np.array([1.0, -1, 1, -1])),
-              {"reduction": "none"}, rng, ndiff=2)
+    check_all(
+        "cosine_embedding_loss",
+        F.cosine_embedding_loss,
+        (x1, x2, np.array([1.0, -1, 1, -1])),
+        {"reduction": "none"},
+        rng,
+        ndiff=2,
+    )
 
 
 def test_python_threads(rng):
@@ -658,8 +802,13 @@ def test_python_threads(rng):
 # ---------------------------------------------------------------------------------------------
 # broadcasting of rows (torch broadcasts the paired inputs and the label)
 # ---------------------------------------------------------------------------------------------
-TRIPLET_BROADCASTS = [((4, 5), (1, 5), (4, 5)), ((1, 5), (4, 5), (1, 5)), ((2, 1, 5), (1, 3, 5), (2, 3, 5)),
-                      ((0, 5), (1, 5), (1, 5)), ((1, 1), (3, 1), (1, 1))]
+TRIPLET_BROADCASTS = [
+    ((4, 5), (1, 5), (4, 5)),
+    ((1, 5), (4, 5), (1, 5)),
+    ((2, 1, 5), (1, 3, 5), (2, 3, 5)),
+    ((0, 5), (1, 5), (1, 5)),
+    ((1, 1), (3, 1), (1, 1)),
+]
 
 
 @pytest.mark.parametrize("shapes", TRIPLET_BROADCASTS)
@@ -667,23 +816,39 @@ TRIPLET_BROADCASTS = [((4, 5), (1, 5), (4, 5)), ((1, 5), (4, 5), (1, 5)), ((2, 1
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_triplet_broadcast_rows(rng, shapes, reduction, dtype):
     args = tuple(rng.standard_normal(s).astype(dtype) for s in shapes)
-    check_all("triplet_margin_loss", F.triplet_margin_loss, args,
-              {"swap": True, "p": 1.5, "reduction": reduction}, rng)
+    check_all("triplet_margin_loss", F.triplet_margin_loss, args, {"swap": True, "p": 1.5, "reduction": reduction}, rng)
     for d in TORCH_DISTANCES:
-        check_all("triplet_margin_with_distance_loss", _torch_with_distance(d), args,
-                  {"distance_function": d, "swap": True, "reduction": reduction}, rng)
+        check_all(
+            "triplet_margin_with_distance_loss",
+            _torch_with_distance(d),
+            args,
+            {"distance_function": d, "swap": True, "reduction": reduction},
+            rng,
+        )
 
 
-@pytest.mark.parametrize("shapes", [((4, 5), (1, 5), (4,)), ((1, 5), (4, 5), (1,)), ((1, 5), (1, 5), (4,)),
-                                    ((4, 5), (4, 5), (1,)), ((1, 0), (3, 0), (3,))])
+@pytest.mark.parametrize(
+    "shapes",
+    [
+        ((4, 5), (1, 5), (4,)),
+        ((1, 5), (4, 5), (1,)),
+        ((1, 5), (1, 5), (4,)),
+        ((4, 5), (4, 5), (1,)),
+        ((1, 0), (3, 0), (3,)),
+    ],
+)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_cosine_embedding_broadcast_rows(rng, shapes, reduction, dtype):
     s1, s2, st_ = shapes
-    args = (rng.standard_normal(s1).astype(dtype), rng.standard_normal(s2).astype(dtype),
-            rng.choice([-1.0, 1.0], size=st_).astype(dtype))
-    check_all("cosine_embedding_loss", F.cosine_embedding_loss, args, {"margin": 0.1, "reduction": reduction},
-              rng, ndiff=2)
+    args = (
+        rng.standard_normal(s1).astype(dtype),
+        rng.standard_normal(s2).astype(dtype),
+        rng.choice([-1.0, 1.0], size=st_).astype(dtype),
+    )
+    check_all(
+        "cosine_embedding_loss", F.cosine_embedding_loss, args, {"margin": 0.1, "reduction": reduction}, rng, ndiff=2
+    )
 
 
 def test_vector_dimension_does_not_broadcast():

@@ -33,20 +33,29 @@ BLAS_KEYS = ("linear_ce", "LinearCrossEntropyLoss", "AdaptiveLogSoftmaxWithLoss"
 # (vector exp, sum order) land at most one float16 unit apart: torch's float16 tolerances.
 TOLERANCES = {"float32": (1.3e-6, 1e-5), "float64": (1e-7, 1e-7), "float16": (1e-3, 1e-5)}
 
-pytestmark = pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"),
-                                reason="x86-64 CPUs are emulated for an x86-64 host")
+pytestmark = pytest.mark.skipif(
+    platform.machine() not in ("x86_64", "AMD64"), reason="x86-64 CPUs are emulated for an x86-64 host"
+)
 
 
 def _run(out: Path, inputs: Path, qemu: list, **env: str) -> dict:
     environ = {**os.environ, **env}
-    package_root = str(Path(os.path.abspath(losskit.__file__)).parents[1])  # not resolved: a package of symlinks (the sanitizer job) stays itself
+    package_root = str(
+        Path(os.path.abspath(losskit.__file__)).parents[1]
+    )  # not resolved: a package of symlinks (the sanitizer job) stays itself
     environ["PYTHONPATH"] = os.pathsep.join([package_root, environ.get("PYTHONPATH", "")])
-    proc = subprocess.run([*qemu, sys.executable, str(EVERY_LOSS), "run", str(inputs), str(out)],
-                          env=environ, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [*qemu, sys.executable, str(EVERY_LOSS), "run", str(inputs), str(out)],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, (
         f"every_loss.py under {qemu or 'the host'} exited with {proc.returncode}"
         f"{' (SIGILL: an instruction this CPU lacks)' if proc.returncode in (-4, 132) else ''}:\n"
-        + "\n".join(line for line in proc.stderr.splitlines() if "TCG doesn't support" not in line)[-3000:])
+        + "\n".join(line for line in proc.stderr.splitlines() if "TCG doesn't support" not in line)[-3000:]
+    )
     with np.load(out) as data:
         return {k: data[k] for k in data.files}
 
@@ -81,8 +90,14 @@ def test_every_loss_on_an_emulated_cpu(cpu, inputs, host_best):
     not_bitwise = []
     for key, got in emulated.items():
         rtol, atol = TOLERANCES[key.split(".")[0]]
-        np.testing.assert_allclose(got, best[key], rtol=rtol, atol=atol, equal_nan=True,
-                                   err_msg=f"{key}: {cpu} ({target}) against the host's best target")
+        np.testing.assert_allclose(
+            got,
+            best[key],
+            rtol=rtol,
+            atol=atol,
+            equal_nan=True,
+            err_msg=f"{key}: {cpu} ({target}) against the host's best target",
+        )
         if any(k in key for k in BLAS_KEYS):
             np.testing.assert_allclose(got, lowered[key], rtol=rtol, atol=atol, equal_nan=True, err_msg=key)
         elif not np.array_equal(got, lowered[key], equal_nan=True):

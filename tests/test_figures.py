@@ -19,8 +19,7 @@ DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 def test_figures_script_draws_every_figure(tmp_path):
     pytest.importorskip("matplotlib")
-    subprocess.run([sys.executable, str(DOCS / "figures.py"), "--out", str(tmp_path)], check=True,
-                   capture_output=True)
+    subprocess.run([sys.executable, str(DOCS / "figures.py"), "--out", str(tmp_path)], check=True, capture_output=True)
     drawn = {p.name for p in tmp_path.glob("*.png")}
     committed = {p.name for p in (DOCS / "figures").glob("*.png")}
     assert committed == drawn, "docs/figures/ out of step with docs/figures.py: run python docs/figures.py"

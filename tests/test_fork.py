@@ -63,10 +63,18 @@ PRELUDE = textwrap.dedent(f"""
 
 
 def run_scenario(body: str, tmp_path: Path) -> str:
-    package_root = str(Path(os.path.abspath(losskit.__file__)).parents[1])  # not resolved: a package of symlinks (the sanitizer job) stays itself
+    package_root = str(
+        Path(os.path.abspath(losskit.__file__)).parents[1]
+    )  # not resolved: a package of symlinks (the sanitizer job) stays itself
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([package_root, os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen([sys.executable, "-c", PRELUDE + textwrap.dedent(body), str(tmp_path)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", PRELUDE + textwrap.dedent(body), str(tmp_path)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         out, err = proc.communicate(timeout=TIMEOUT_S)
     except subprocess.TimeoutExpired:
@@ -78,30 +86,37 @@ def run_scenario(body: str, tmp_path: Path) -> str:
 
 
 def test_os_fork_child_gets_the_parents_answers_on_threads(tmp_path):
-    out = run_scenario("""
+    out = run_scenario(
+        """
         def child():
             ok = same(results(tmp, "child"), parent) and losskit.get_num_threads() == 4
             return ok and same(results(tmp, "child2"), parent)  # the child's threads are reused
         assert in_child(child)
         assert same(results(tmp, "parent_after"), parent)  # and the parent is unharmed
         print("fork ok")
-    """, tmp_path)
+    """,
+        tmp_path,
+    )
     assert "fork ok" in out
 
 
 def test_grandchild_gets_the_parents_answers(tmp_path):
-    out = run_scenario("""
+    out = run_scenario(
+        """
         def child():
             ok = same(results(tmp, "child"), parent)
             return in_child(lambda: same(results(tmp, "grandchild"), parent)) and ok
         assert in_child(child)
         print("grandchild ok")
-    """, tmp_path)
+    """,
+        tmp_path,
+    )
     assert "grandchild ok" in out
 
 
 def test_multiprocessing_fork_pool(tmp_path):
-    out = run_scenario("""
+    out = run_scenario(
+        """
         import multiprocessing as mp
 
         def task(i):
@@ -111,13 +126,16 @@ def test_multiprocessing_fork_pool(tmp_path):
             answers = pool.map(task, range(4))
         assert answers == [(True, 4)] * 4, answers
         print("pool ok")
-    """, tmp_path)
+    """,
+        tmp_path,
+    )
     assert "pool ok" in out
 
 
 def test_threads_started_in_the_child(tmp_path):
     """Python threads of the child (fresh OpenMP state) and the thread that forked, at once."""
-    out = run_scenario("""
+    out = run_scenario(
+        """
         import threading
         def child():
             answers = []
@@ -132,5 +150,7 @@ def test_threads_started_in_the_child(tmp_path):
             return answers == [True] * 4
         assert in_child(child)
         print("threads ok")
-    """, tmp_path)
+    """,
+        tmp_path,
+    )
     assert "threads ok" in out

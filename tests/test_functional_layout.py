@@ -39,7 +39,7 @@ def test_backward_and_fused_signatures_derive_from_the_forward(name):
     assert bwd[1:-1] == fwd
     assert bwd[-1].name == fused[-1].name == "target_grad" and bwd[-1].default is False
     k = next(i for i, p in enumerate(fused) if p.name == "grad_output")
-    assert fused[k].default is None and fused[:k] + fused[k + 1:-1] == fwd
+    assert fused[k].default is None and fused[:k] + fused[k + 1 : -1] == fwd
     # help() shows the parameters and the docstring, as for a hand-written def.
     text = pydoc.render_doc(getattr(F, name + "_backward"), renderer=pydoc.plaintext)
     assert "target_grad" in text and f":func:`{name}`" in text
@@ -53,7 +53,9 @@ def test_generated_functions_bind_arguments_like_a_def():
         np.testing.assert_array_equal(a, b)
     # losskit's own keywords (normalizer=, and target_grad after it) are keyword-only: a
     # positional one is an error, never bound to the wrong parameter.
-    with pytest.raises(TypeError, match=r"l1_loss_backward\(\) takes from 3 to 7 positional arguments but 8 were given"):
+    with pytest.raises(
+        TypeError, match=r"l1_loss_backward\(\) takes from 3 to 7 positional arguments but 8 were given"
+    ):
         F.l1_loss_backward(None, x, t, None, None, "sum", None, True)
     with pytest.raises(TypeError, match=r"l1_loss_forward_backward\(\) got an unexpected keyword argument 'delta'"):
         F.l1_loss_forward_backward(x, t, delta=1.0)

@@ -24,15 +24,31 @@ import losskit
 from _cpp import static_library
 from _tools import require_tool
 
-pytestmark = pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"),
-                                reason="the instruction-set audit is for x86-64 builds")
+pytestmark = pytest.mark.skipif(
+    platform.machine() not in ("x86_64", "AMD64"), reason="the instruction-set audit is for x86-64 builds"
+)
 
 LEVELS = ("baseline", "avx2", "avx512")
 AVX512 = re.compile(r"%zmm\d|%k[0-7]\b|%[xy]mm(?:1[6-9]|2\d|3[01])\b|\{1to\d+\}|\{%k[0-7]\}")
 # BMI1/BMI2/LZCNT/MOVBE come with -mavx2 -mbmi2 builds; tzcnt is absent on purpose: GCC emits
 # `rep bsf` for generic code, which objdump prints as tzcnt and which every CPU runs.
-ABOVE_BASELINE_MNEMONICS = {"andn", "bextr", "blsi", "blsmsk", "blsr", "bzhi", "mulx", "pdep", "pext",
-                            "rorx", "sarx", "shlx", "shrx", "lzcnt", "movbe"}
+ABOVE_BASELINE_MNEMONICS = {
+    "andn",
+    "bextr",
+    "blsi",
+    "blsmsk",
+    "blsr",
+    "bzhi",
+    "mulx",
+    "pdep",
+    "pext",
+    "rorx",
+    "sarx",
+    "shlx",
+    "shrx",
+    "lzcnt",
+    "movbe",
+}
 PREFIXES = {"rep", "repz", "repe", "repnz", "repne", "lock", "notrack", "bnd", "data16", "addr32", "cs", "ds"}
 
 
@@ -56,8 +72,9 @@ def allowed_level(function: str) -> int:
 def disassembly(path: Path) -> Iterator[Tuple[str, str, str, str]]:
     """(object, function, mnemonic, operands) for every instruction of `path`."""
     objdump = require_tool("objdump", "binutils")
-    text = subprocess.run([objdump, "-d", "-C", "--no-show-raw-insn", "--wide", str(path)],
-                          capture_output=True, text=True, check=True).stdout
+    text = subprocess.run(
+        [objdump, "-d", "-C", "--no-show-raw-insn", "--wide", str(path)], capture_output=True, text=True, check=True
+    ).stdout
     obj, function = str(path), ""
     for line in text.splitlines():
         if line.endswith("file format elf64-x86-64"):
@@ -91,8 +108,10 @@ def audit(path: Path) -> Tuple[Dict[Tuple[str, str], List[str]], collections.Cou
 
 
 def report(misplaced: Dict[Tuple[str, str], List[str]]) -> str:
-    return "\n".join(f"{obj}: {function[:160]}: {insns[:3]} ({len(insns)} instructions)"
-                     for (obj, function), insns in list(misplaced.items())[:20])
+    return "\n".join(
+        f"{obj}: {function[:160]}: {insns[:3]} ({len(insns)} instructions)"
+        for (obj, function), insns in list(misplaced.items())[:20]
+    )
 
 
 def check(path: Path) -> None:
@@ -124,8 +143,7 @@ def test_kernel_objects_define_only_their_targets_code():
     if lib is None:
         pytest.skip("no liblosskit.a beside the extension (a dev build or an installed wheel has one)")
     nm = require_tool("nm", "binutils")
-    listing = subprocess.run([nm, "-C", "--defined-only", str(lib)], capture_output=True, text=True,
-                             check=True).stdout
+    listing = subprocess.run([nm, "-C", "--defined-only", str(lib)], capture_output=True, text=True, check=True).stdout
     members: List[Tuple[str, List[str]]] = []
     for line in listing.splitlines():
         if line.endswith(":") and not line.startswith(" "):
@@ -151,5 +169,6 @@ def test_kernel_objects_define_only_their_targets_code():
         if "file format" in line:
             member = line.split(":")[0]
         elif member.endswith("_kernels.cpp.o"):
-            assert not re.search(r"\.(init_array|ctors|preinit_array)\b", line), \
+            assert not re.search(r"\.(init_array|ctors|preinit_array)\b", line), (
                 f"{member} has a static initialiser ({line.split()[1]}): it would run on every CPU"
+            )

@@ -29,13 +29,27 @@ TOL = {"float32": {"rtol": 2e-5, "atol": 1e-6}, "float64": {"rtol": 1e-10, "atol
 def _data(dtype: str) -> Dict[str, Any]:
     r = np.random.default_rng(11)
     n, c, d = 5, 4, 6
-    a = {"x": r.standard_normal((n, c)), "y": r.standard_normal((n, c)), "q": r.uniform(0, 1, (n, c)),
-         "var": r.uniform(0.3, 2.0, (n, 1)), "w": r.uniform(0.5, 2.0, c), "t": np.array([0, 3, 1, 2, 3]),
-         "probs": r.dirichlet(np.ones(c), n), "e1": r.standard_normal((n, d)), "e2": r.standard_normal((n, d)),
-         "e3": r.standard_normal((n, d)), "s": np.array([1.0, -1.0, 1.0, -1.0, -1.0]),
-         "h": r.standard_normal((n, d)), "W": r.standard_normal((7, d)), "b": r.standard_normal(7),
-         "tv": np.array([0, 6, 2, 5, 1]), "wx": r.uniform(0.5, 2.0, (n, c)), "f1": r.standard_normal(8),
-         "f2": r.standard_normal(8), "f3": r.standard_normal(8)}
+    a = {
+        "x": r.standard_normal((n, c)),
+        "y": r.standard_normal((n, c)),
+        "q": r.uniform(0, 1, (n, c)),
+        "var": r.uniform(0.3, 2.0, (n, 1)),
+        "w": r.uniform(0.5, 2.0, c),
+        "t": np.array([0, 3, 1, 2, 3]),
+        "probs": r.dirichlet(np.ones(c), n),
+        "e1": r.standard_normal((n, d)),
+        "e2": r.standard_normal((n, d)),
+        "e3": r.standard_normal((n, d)),
+        "s": np.array([1.0, -1.0, 1.0, -1.0, -1.0]),
+        "h": r.standard_normal((n, d)),
+        "W": r.standard_normal((7, d)),
+        "b": r.standard_normal(7),
+        "tv": np.array([0, 6, 2, 5, 1]),
+        "wx": r.uniform(0.5, 2.0, (n, c)),
+        "f1": r.standard_normal(8),
+        "f2": r.standard_normal(8),
+        "f3": r.standard_normal(8),
+    }
     return {k: jnp.asarray(v.astype(dtype) if v.dtype.kind == "f" else v) for k, v in a.items()}
 
 
@@ -52,7 +66,7 @@ def _ce_ref(z: Any, t: Any, w: Any, eps: float, reduction: str) -> Any:
 
 
 def _huber(d: Any, delta: float) -> Any:
-    return jnp.where(jnp.abs(d) < delta, 0.5 * d ** 2, delta * (jnp.abs(d) - 0.5 * delta))
+    return jnp.where(jnp.abs(d) < delta, 0.5 * d**2, delta * (jnp.abs(d) - 0.5 * delta))
 
 
 def _cos(a: Any, b: Any) -> Any:
@@ -67,43 +81,93 @@ def _dist(a: Any, b: Any) -> Any:
 # positions, keywords for both)
 CASES: Tuple[Tuple[str, Callable[..., Any], Callable[..., Any], Tuple[str, ...], Tuple[int, ...]], ...] = (
     ("mse", LJ.mse_loss, lambda x, y, r: _mean_or(r, (x - y) ** 2), ("x", "y"), (0, 1)),
-    ("bce_logits",
-     lambda x, y, w, reduction: LJ.binary_cross_entropy_with_logits(x, y, pos_weight=w, reduction=reduction),
-     lambda x, y, w, r: _mean_or(r, -(w * y * jax.nn.log_sigmoid(x) + (1 - y) * jax.nn.log_sigmoid(-x))),
-     ("x", "q", "w"), (0, 1)),
-    ("gaussian", LJ.gaussian_nll_loss,
-     lambda x, y, v, r: _mean_or(r, 0.5 * (jnp.log(v) + (x - y) ** 2 / v) * jnp.ones_like(x)), ("x", "y", "var"),
-     (0, 1, 2)),
-    ("cross_entropy", lambda x, t, w, reduction: LJ.cross_entropy(x, t, weight=w, label_smoothing=0.1,
-                                                                   reduction=reduction),
-     lambda x, t, w, r: _ce_ref(x, t, w, 0.1, r), ("x", "t", "w"), (0,)),
-    ("cross_entropy_probs", LJ.cross_entropy,
-     lambda x, p, r: _mean_or(r, -jnp.sum(p * jax.nn.log_softmax(x, -1), -1)), ("x", "probs"), (0, 1)),
-    ("cosine", lambda a, b, s, reduction: LJ.cosine_embedding_loss(a, b, s, margin=0.1, reduction=reduction),
-     lambda a, b, s, r: _mean_or(r, jnp.where(s > 0, 1 - _cos(a, b), jnp.maximum(_cos(a, b) - 0.1, 0))),
-     ("e1", "e2", "s"), (0, 1)),
-    ("triplet", LJ.triplet_margin_loss,
-     lambda a, p, n, r: _mean_or(r, jnp.maximum(_dist(a, p) - _dist(a, n) + 1.0, 0)), ("e1", "e2", "e3"), (0, 1, 2)),
+    (
+        "bce_logits",
+        lambda x, y, w, reduction: LJ.binary_cross_entropy_with_logits(x, y, pos_weight=w, reduction=reduction),
+        lambda x, y, w, r: _mean_or(r, -(w * y * jax.nn.log_sigmoid(x) + (1 - y) * jax.nn.log_sigmoid(-x))),
+        ("x", "q", "w"),
+        (0, 1),
+    ),
+    (
+        "gaussian",
+        LJ.gaussian_nll_loss,
+        lambda x, y, v, r: _mean_or(r, 0.5 * (jnp.log(v) + (x - y) ** 2 / v) * jnp.ones_like(x)),
+        ("x", "y", "var"),
+        (0, 1, 2),
+    ),
+    (
+        "cross_entropy",
+        lambda x, t, w, reduction: LJ.cross_entropy(x, t, weight=w, label_smoothing=0.1, reduction=reduction),
+        lambda x, t, w, r: _ce_ref(x, t, w, 0.1, r),
+        ("x", "t", "w"),
+        (0,),
+    ),
+    (
+        "cross_entropy_probs",
+        LJ.cross_entropy,
+        lambda x, p, r: _mean_or(r, -jnp.sum(p * jax.nn.log_softmax(x, -1), -1)),
+        ("x", "probs"),
+        (0, 1),
+    ),
+    (
+        "cosine",
+        lambda a, b, s, reduction: LJ.cosine_embedding_loss(a, b, s, margin=0.1, reduction=reduction),
+        lambda a, b, s, r: _mean_or(r, jnp.where(s > 0, 1 - _cos(a, b), jnp.maximum(_cos(a, b) - 0.1, 0))),
+        ("e1", "e2", "s"),
+        (0, 1),
+    ),
+    (
+        "triplet",
+        LJ.triplet_margin_loss,
+        lambda a, p, n, r: _mean_or(r, jnp.maximum(_dist(a, p) - _dist(a, n) + 1.0, 0)),
+        ("e1", "e2", "e3"),
+        (0, 1, 2),
+    ),
     # gradients torch differentiates that losskit's core has no entry point for (_adapters.extra_grad)
-    ("l1_weight", lambda x, y, w, reduction: LJ.l1_loss(x, y, weight=w, reduction=reduction),
-     lambda x, y, w, r: (jnp.sum(w * jnp.abs(x - y)) / jnp.sum(w) if r == "mean"
-                         else _mean_or(r, w * jnp.abs(x - y))), ("x", "y", "wx"), (0, 2)),
-    ("huber_weight", lambda x, y, w, reduction: LJ.huber_loss(x, y, weight=w, delta=0.6, reduction=reduction),
-     lambda x, y, w, r: _mean_or(r, w * _huber(x - y, 0.6)), ("x", "y", "wx"), (2, 1)),
-    ("cross_entropy_probs_weight",
-     lambda x, p, w, reduction: LJ.cross_entropy(x, p, weight=w, label_smoothing=0.2, reduction=reduction),
-     lambda x, p, w, r: _mean_or(r, -jnp.sum(w * (0.8 * p + 0.05) * jax.nn.log_softmax(x, -1), -1)),
-     ("x", "probs", "w"), (2, 0)),
-    ("multilabel_soft_weight",
-     lambda x, y, w, reduction: LJ.multilabel_soft_margin_loss(x, y, weight=w, reduction=reduction),
-     lambda x, y, w, r: _mean_or(r, -jnp.mean(w * (y * jax.nn.log_sigmoid(x) + (1 - y) * jax.nn.log_sigmoid(-x)),
-                                              -1)), ("x", "q", "w"), (2,)),
-    ("margin_ranking_target", lambda a, b, t, reduction: LJ.margin_ranking_loss(a, b, t, margin=0.2,
-                                                                                 reduction=reduction),
-     lambda a, b, t, r: _mean_or(r, jnp.maximum(-t * (a - b) + 0.2, 0)), ("f1", "f2", "f3"), (2, 0)),
-    ("linear_ce", lambda h, W, t, b, reduction: LJ.linear_cross_entropy(h, W, t, linear_bias=b, reduction=reduction),
-     lambda h, W, t, b, r: _ce_ref(h @ W.T + b, t, jnp.ones(W.shape[0], h.dtype), 0.0, r), ("h", "W", "tv", "b"),
-     (0, 1, 3)),
+    (
+        "l1_weight",
+        lambda x, y, w, reduction: LJ.l1_loss(x, y, weight=w, reduction=reduction),
+        lambda x, y, w, r: jnp.sum(w * jnp.abs(x - y)) / jnp.sum(w) if r == "mean" else _mean_or(r, w * jnp.abs(x - y)),
+        ("x", "y", "wx"),
+        (0, 2),
+    ),
+    (
+        "huber_weight",
+        lambda x, y, w, reduction: LJ.huber_loss(x, y, weight=w, delta=0.6, reduction=reduction),
+        lambda x, y, w, r: _mean_or(r, w * _huber(x - y, 0.6)),
+        ("x", "y", "wx"),
+        (2, 1),
+    ),
+    (
+        "cross_entropy_probs_weight",
+        lambda x, p, w, reduction: LJ.cross_entropy(x, p, weight=w, label_smoothing=0.2, reduction=reduction),
+        lambda x, p, w, r: _mean_or(r, -jnp.sum(w * (0.8 * p + 0.05) * jax.nn.log_softmax(x, -1), -1)),
+        ("x", "probs", "w"),
+        (2, 0),
+    ),
+    (
+        "multilabel_soft_weight",
+        lambda x, y, w, reduction: LJ.multilabel_soft_margin_loss(x, y, weight=w, reduction=reduction),
+        lambda x, y, w, r: _mean_or(
+            r, -jnp.mean(w * (y * jax.nn.log_sigmoid(x) + (1 - y) * jax.nn.log_sigmoid(-x)), -1)
+        ),
+        ("x", "q", "w"),
+        (2,),
+    ),
+    (
+        "margin_ranking_target",
+        lambda a, b, t, reduction: LJ.margin_ranking_loss(a, b, t, margin=0.2, reduction=reduction),
+        lambda a, b, t, r: _mean_or(r, jnp.maximum(-t * (a - b) + 0.2, 0)),
+        ("f1", "f2", "f3"),
+        (2, 0),
+    ),
+    (
+        "linear_ce",
+        lambda h, W, t, b, reduction: LJ.linear_cross_entropy(h, W, t, linear_bias=b, reduction=reduction),
+        lambda h, W, t, b, r: _ce_ref(h @ W.T + b, t, jnp.ones(W.shape[0], h.dtype), 0.0, r),
+        ("h", "W", "tv", "b"),
+        (0, 1, 3),
+    ),
 )
 
 
@@ -144,7 +208,7 @@ def test_vmap(case: Tuple[Any, ...]) -> None:
     r = np.random.default_rng(9)
     for i, b in enumerate(batches[1:], 1):  # distinct data per batch element
         for k in (keys[j] for j in diff):
-                b[k] = b[k] + 0.1 * i * jnp.asarray(r.uniform(0.0, 1.0, b[k].shape))
+            b[k] = b[k] + 0.1 * i * jnp.asarray(r.uniform(0.0, 1.0, b[k].shape))
     stacked = tuple(jnp.stack([b[k] for b in batches]) for k in keys)
     for reduction in ("none", "mean"):
         f = lambda *xs: ours(*xs, reduction=reduction)  # noqa: E731
@@ -221,7 +285,7 @@ def test_cross_entropy_extras(reduction: str) -> None:
     def ref(z: Any) -> Any:
         z = 2.0 * jnp.tanh(z / 2.0)
         lse = jax.nn.logsumexp(z, -1)
-        per_row = lse - jnp.take_along_axis(z, t[:, None], 1)[:, 0] + 1e-2 * lse ** 2
+        per_row = lse - jnp.take_along_axis(z, t[:, None], 1)[:, 0] + 1e-2 * lse**2
         return _mean_or(reduction, per_row)
 
     def ours(z: Any) -> Any:
@@ -232,8 +296,9 @@ def test_cross_entropy_extras(reduction: str) -> None:
     rv, rg = jax.value_and_grad(lambda z: jnp.sum(ref(z) * go))(x)
     _check(v, rv, "float64", "value")
     _check(g, rg, "float64", "grad")
-    _, expected = LF.cross_entropy(np.asarray(x), np.asarray(t), z_loss=1e-2, softcap=2.0, reduction=reduction,
-                                   return_stats=True)
+    _, expected = LF.cross_entropy(
+        np.asarray(x), np.asarray(t), z_loss=1e-2, softcap=2.0, reduction=reduction, return_stats=True
+    )
     assert set(stats) == set(expected)
     for k in expected:
         np.testing.assert_array_equal(np.asarray(stats[k]), expected[k])
@@ -241,8 +306,9 @@ def test_cross_entropy_extras(reduction: str) -> None:
         jax.grad(lambda z: jnp.sum(ours(z)[1]["lse"]))(x)
 
 
-@pytest.mark.parametrize("name, keys", [("l1_loss", ("x", "y")), ("cross_entropy", ("x", "t")),
-                                        ("multi_margin_loss", ("x", "t"))])
+@pytest.mark.parametrize(
+    "name, keys", [("l1_loss", ("x", "y")), ("cross_entropy", ("x", "t")), ("multi_margin_loss", ("x", "t"))]
+)
 def test_bfloat16(name: str, keys: Tuple[str, ...]) -> None:
     """bfloat16 arrays reach losskit as they are (ml_dtypes' bfloat16, what JAX uses): under jit and
     grad the value and gradient are losskit.functional's on the same bfloat16 arrays, in bfloat16."""
@@ -255,8 +321,7 @@ def test_bfloat16(name: str, keys: Tuple[str, ...]) -> None:
     expected = getattr(LF, name)(*host)
     expected_g = getattr(LF, name + "_backward")(None, *host)
     np.testing.assert_array_equal(np.asarray(v, np.float32), np.asarray(expected).astype(v.dtype).astype(np.float32))
-    np.testing.assert_array_equal(np.asarray(g, np.float32),
-                                  np.asarray(expected_g).astype(g.dtype).astype(np.float32))
+    np.testing.assert_array_equal(np.asarray(g, np.float32), np.asarray(expected_g).astype(g.dtype).astype(np.float32))
 
 
 def test_float32_stays_float32() -> None:
@@ -280,7 +345,7 @@ def test_vmap_with_an_unbatched_argument() -> None:
 
     def ref(a: Any, b: Any) -> Any:
         d = jnp.abs(a - b)
-        return jnp.where(d < 0.5, 0.5 * d ** 2, 0.5 * (d - 0.25))
+        return jnp.where(d < 0.5, 0.5 * d**2, 0.5 * (d - 0.25))
 
     def ours(a: Any, b: Any) -> Any:
         return LJ.huber_loss(a, b, reduction="none", delta=0.5)

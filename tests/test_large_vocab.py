@@ -24,8 +24,6 @@ DTYPES = [np.float32, np.float64]
 REDUCTIONS = ["none", "mean", "sum"]
 
 
-
-
 def _torch_lce(x, W, t, b, **kw):
     return TF.linear_cross_entropy(x, W, t, linear_bias=b, **kw)
 
@@ -51,8 +49,9 @@ def check_lce(x, W, t, b, grad_output, kw, chunk_size, what):
     lk_kw = {k: v for k, v in kw.items()}
     loss = F.linear_cross_entropy(x, W, t, linear_bias=b, chunk_size=chunk_size, **lk_kw)
     grads = F.linear_cross_entropy_backward(grad_output, x, W, t, linear_bias=b, chunk_size=chunk_size, **lk_kw)
-    loss2, grads2 = F.linear_cross_entropy_forward_backward(x, W, t, grad_output, linear_bias=b,
-                                                            chunk_size=chunk_size, **lk_kw)
+    loss2, grads2 = F.linear_cross_entropy_forward_backward(
+        x, W, t, grad_output, linear_bias=b, chunk_size=chunk_size, **lk_kw
+    )
     np.testing.assert_array_equal(np.asarray(loss), np.asarray(loss2))
     assert len(grads) == 3 and len(grads2) == 3
     for g, g2 in zip(grads, grads2):
@@ -68,15 +67,31 @@ def check_lce(x, W, t, b, grad_output, kw, chunk_size, what):
             assert g.dtype == x.dtype
     assert grads[0].shape == x.shape and grads[1].shape == W.shape
     diff = (0, 1, 3) if b is not None else (0, 1)
-    compare(lambda xx, WW, tt, bb, **k: _torch_lce(xx, WW, tt, bb, **k), (x, W, t, b), kw, diff, loss,
-            [g for g in grads if g is not None], grad_output=grad_output, what=what)
+    compare(
+        lambda xx, WW, tt, bb, **k: _torch_lce(xx, WW, tt, bb, **k),
+        (x, W, t, b),
+        kw,
+        diff,
+        loss,
+        [g for g in grads if g is not None],
+        grad_output=grad_output,
+        what=what,
+    )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
-@pytest.mark.parametrize("bias,weighted,smoothing,ignore",
-                         [(False, False, 0.0, 0), (True, False, 0.0, 3), (False, True, 0.0, 3),
-                          (True, True, 0.2, 3), (False, False, 0.1, 0), (True, True, 0.0, 0)])
+@pytest.mark.parametrize(
+    "bias,weighted,smoothing,ignore",
+    [
+        (False, False, 0.0, 0),
+        (True, False, 0.0, 3),
+        (False, True, 0.0, 3),
+        (True, True, 0.2, 3),
+        (False, False, 0.1, 0),
+        (True, True, 0.0, 0),
+    ],
+)
 def test_linear_cross_entropy_matches_torch(dtype, reduction, bias, weighted, smoothing, ignore):
     rng = np.random.default_rng(abs(hash((str(dtype), reduction, bias, weighted, smoothing, ignore))) % 2**32)
     N, H, V = 29, 12, 41
@@ -98,8 +113,15 @@ def test_default_grad_output_and_ignore_index_values(dtype):
         for ii in (None, -100, 7):
             kw = {"reduction": red} if ii is None else {"reduction": red, "ignore_index": ii}
             loss, grads = F.linear_cross_entropy_forward_backward(x, W, t, linear_bias=b, chunk_size=6, **kw)
-            compare(lambda xx, WW, tt, bb, **k: _torch_lce(xx, WW, tt, bb, **k), (x, W, t, b), kw, (0, 1, 3),
-                    loss, list(grads), what=f"{red} ignore_index={ii}")
+            compare(
+                lambda xx, WW, tt, bb, **k: _torch_lce(xx, WW, tt, bb, **k),
+                (x, W, t, b),
+                kw,
+                (0, 1, 3),
+                loss,
+                list(grads),
+                what=f"{red} ignore_index={ii}",
+            )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -149,8 +171,7 @@ def test_empty_and_degenerate_shapes(shape, reduction):
     N, H, V = shape
     rng = np.random.default_rng(13)
     x, W, t, b = _problem(rng, N, H, V, np.float64, True)
-    check_lce(x, W, t, b, _grad_output(rng, reduction, (N,), np.float64), {"reduction": reduction}, 2,
-              f"shape {shape}")
+    check_lce(x, W, t, b, _grad_output(rng, reduction, (N,), np.float64), {"reduction": reduction}, 2, f"shape {shape}")
 
 
 def test_without_scipy_the_weight_gradient_accumulates_in_vocabulary_slices(monkeypatch):
@@ -173,8 +194,9 @@ def test_loss_bitwise_equal_for_any_thread_count():
     results = []
     for n in (1, 2, 8):
         losskit.set_num_threads(n)
-        loss, (gx, gW, gb) = F.linear_cross_entropy_forward_backward(x, W, t, linear_bias=b, chunk_size=77,
-                                                                      label_smoothing=0.1)
+        loss, (gx, gW, gb) = F.linear_cross_entropy_forward_backward(
+            x, W, t, linear_bias=b, chunk_size=77, label_smoothing=0.1
+        )
         results.append((np.asarray(loss).tobytes(), gb.tobytes()))
     assert results[0] == results[1] == results[2]
 
@@ -282,10 +304,12 @@ def test_linear_cross_entropy_loss_class_against_torch(dtype, bias):
     H, V, N = 7, 19, 11
     tdtype = torch.float32 if dtype == np.float32 else torch.float64
     w = (rng.random(V) + 0.2).astype(dtype)
-    tm = torch.nn.LinearCrossEntropyLoss(H, V, bias=bias, dtype=tdtype, weight=torch.from_numpy(w),
-                                         ignore_index=3, label_smoothing=0.1)
-    lk = losskit.LinearCrossEntropyLoss(H, V, bias=bias, dtype=dtype, weight=w, ignore_index=3,
-                                        label_smoothing=0.1, chunk_size=4)
+    tm = torch.nn.LinearCrossEntropyLoss(
+        H, V, bias=bias, dtype=tdtype, weight=torch.from_numpy(w), ignore_index=3, label_smoothing=0.1
+    )
+    lk = losskit.LinearCrossEntropyLoss(
+        H, V, bias=bias, dtype=dtype, weight=w, ignore_index=3, label_smoothing=0.1, chunk_size=4
+    )
     # torch's initialisation: U(-1/sqrt(H), 1/sqrt(H)), the same shapes and dtype
     assert lk.linear.weight.shape == (V, H) and lk.linear.weight.dtype == dtype
     assert np.abs(lk.linear.weight).max() <= 1 / np.sqrt(H)
@@ -325,10 +349,12 @@ def test_linear_cross_entropy_loss_weights_are_settable():
 def _asm_pair(dtype, head_bias, in_features=16, n_classes=40, cutoffs=(8, 20, 30), div_value=2.0):
     tdtype = torch.float32 if dtype == np.float32 else torch.float64
     torch.manual_seed(0)
-    tm = torch.nn.AdaptiveLogSoftmaxWithLoss(in_features, n_classes, list(cutoffs), div_value=div_value,
-                                             head_bias=head_bias, dtype=tdtype)
-    lk = losskit.AdaptiveLogSoftmaxWithLoss(in_features, n_classes, list(cutoffs), div_value=div_value,
-                                            head_bias=head_bias, dtype=dtype)
+    tm = torch.nn.AdaptiveLogSoftmaxWithLoss(
+        in_features, n_classes, list(cutoffs), div_value=div_value, head_bias=head_bias, dtype=tdtype
+    )
+    lk = losskit.AdaptiveLogSoftmaxWithLoss(
+        in_features, n_classes, list(cutoffs), div_value=div_value, head_bias=head_bias, dtype=dtype
+    )
     sd = {k: v.detach().numpy() for k, v in tm.state_dict().items()}
     assert set(sd) == set(lk.state_dict())
     for k, v in sd.items():

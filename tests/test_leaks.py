@@ -55,12 +55,14 @@ def assert_flat(fn: Callable[[], Any], what: str, calls: int = CALLS) -> None:
 
 def expecting(exc: type, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Callable[[], None]:
     """A call that must raise `exc` (checked on every call, so an error path that stops raising fails)."""
+
     def run() -> None:
         try:
             fn(*args, **kwargs)
         except exc:
             return
         raise AssertionError(f"{fn.__name__} did not raise {exc.__name__}")
+
     return run
 
 
@@ -90,16 +92,36 @@ ERRORS: List[Tuple[str, type, Callable[..., Any], Tuple[Any, ...], Dict[str, Any
     ("class index", IndexError, F.cross_entropy_forward_backward, (X, np.array([0, 9, 1])), {}),
     ("class index", IndexError, F.nll_loss_backward, (1.0, X, np.array([0, -3, 1])), {}),
     ("target dtype", TypeError, F.multi_margin_loss, (X, np.array([0.0, 1.0, 1.0])), {}),
-    ("ctc length", ValueError, F.ctc_loss_forward_backward,
-     (np.zeros((5, 2, 4)), np.array([[1, 2], [3, 3]]), [5, 7], [2, 2]), {}),
+    (
+        "ctc length",
+        ValueError,
+        F.ctc_loss_forward_backward,
+        (np.zeros((5, 2, 4)), np.array([[1, 2], [3, 3]]), [5, 7], [2, 2]),
+        {},
+    ),
     ("ctc label", IndexError, F.ctc_loss, (np.zeros((5, 2, 4)), np.array([[1, 9], [3, 3]]), [5, 5], [2, 2]), {}),
-    ("ctc blank", ValueError, F.ctc_loss_backward,
-     (None, np.zeros((5, 2, 4)), np.array([[1, 0], [3, 3]]), [5, 5], [2, 2]), {}),
-    ("lce target", IndexError, F.linear_cross_entropy_forward_backward, (X, np.ones((5, 4)), np.array([0, 5, 1])),
-     {"chunk_size": 1}),
+    (
+        "ctc blank",
+        ValueError,
+        F.ctc_loss_backward,
+        (None, np.zeros((5, 2, 4)), np.array([[1, 0], [3, 3]]), [5, 5], [2, 2]),
+        {},
+    ),
+    (
+        "lce target",
+        IndexError,
+        F.linear_cross_entropy_forward_backward,
+        (X, np.ones((5, 4)), np.array([0, 5, 1])),
+        {"chunk_size": 1},
+    ),
     ("lce chunk", ValueError, F.linear_cross_entropy, (X, np.ones((5, 4)), np.array([0, 1, 1])), {"chunk_size": 0}),
-    ("callable distance", TypeError, F.triplet_margin_with_distance_loss_forward_backward, (X, X, X),
-     {"distance_function": lambda a, b: np.zeros(3)}),
+    (
+        "callable distance",
+        TypeError,
+        F.triplet_margin_with_distance_loss_forward_backward,
+        (X, X, X),
+        {"distance_function": lambda a, b: np.zeros(3)},
+    ),
     ("grad_output", ValueError, F.cosine_embedding_loss_backward, (np.ones(2), X, X, np.ones(3)), {}),
 ]
 
@@ -110,16 +132,25 @@ def test_raising_calls_do_not_leak(what: str, exc: type, fn: Callable[..., Any],
 
 
 CLASS_CALLS: Dict[str, Tuple[str, Dict[str, Any]]] = {
-    "L1Loss": ("l1_loss", {}), "MSELoss": ("mse_loss", {}), "HuberLoss": ("huber_loss", {"delta": 0.5}),
-    "SmoothL1Loss": ("smooth_l1_loss", {"beta": 0.5}), "SoftMarginLoss": ("soft_margin_loss", {}),
-    "BCELoss": ("binary_cross_entropy", {}), "BCEWithLogitsLoss": ("binary_cross_entropy_with_logits", {}),
-    "PoissonNLLLoss": ("poisson_nll_loss", {"full": True}), "GaussianNLLLoss": ("gaussian_nll_loss", {}),
-    "KLDivLoss": ("kl_div", {"reduction": "batchmean"}), "MarginRankingLoss": ("margin_ranking_loss", {"margin": 0.5}),
-    "HingeEmbeddingLoss": ("hinge_embedding_loss", {}), "CrossEntropyLoss": ("cross_entropy", {"label_smoothing": 0.1}),
-    "NLLLoss": ("nll_loss", {}), "MultiMarginLoss": ("multi_margin_loss", {"p": 2}),
+    "L1Loss": ("l1_loss", {}),
+    "MSELoss": ("mse_loss", {}),
+    "HuberLoss": ("huber_loss", {"delta": 0.5}),
+    "SmoothL1Loss": ("smooth_l1_loss", {"beta": 0.5}),
+    "SoftMarginLoss": ("soft_margin_loss", {}),
+    "BCELoss": ("binary_cross_entropy", {}),
+    "BCEWithLogitsLoss": ("binary_cross_entropy_with_logits", {}),
+    "PoissonNLLLoss": ("poisson_nll_loss", {"full": True}),
+    "GaussianNLLLoss": ("gaussian_nll_loss", {}),
+    "KLDivLoss": ("kl_div", {"reduction": "batchmean"}),
+    "MarginRankingLoss": ("margin_ranking_loss", {"margin": 0.5}),
+    "HingeEmbeddingLoss": ("hinge_embedding_loss", {}),
+    "CrossEntropyLoss": ("cross_entropy", {"label_smoothing": 0.1}),
+    "NLLLoss": ("nll_loss", {}),
+    "MultiMarginLoss": ("multi_margin_loss", {"p": 2}),
     "MultiLabelMarginLoss": ("multilabel_margin_loss", {}),
     "MultiLabelSoftMarginLoss": ("multilabel_soft_margin_loss", {}),
-    "CosineEmbeddingLoss": ("cosine_embedding_loss", {}), "TripletMarginLoss": ("triplet_margin_loss", {"swap": True}),
+    "CosineEmbeddingLoss": ("cosine_embedding_loss", {}),
+    "TripletMarginLoss": ("triplet_margin_loss", {"swap": True}),
     "TripletMarginWithDistanceLoss": ("triplet_margin_with_distance_loss", {"distance_function": "cosine"}),
     "CTCLoss": ("ctc_loss", {"zero_infinity": True}),
 }

@@ -77,11 +77,28 @@ def _narrowing_cases(kind: str) -> np.ndarray:
     top = np.float32(np.finfo(HALVES[kind]).max if kind == "float16" else ml_dtypes.finfo(BF16).max)
     rng = np.random.default_rng(0)
     random = rng.integers(0, 1 << 32, 1 << 20, dtype=np.uint64).astype(np.uint32).view(np.float32)
-    cases = [values, mids, np.nextafter(mids, np.float32(np.inf)), np.nextafter(mids, np.float32(-np.inf)),
-             np.array([top, np.nextafter(top, np.float32(np.inf)), np.float32(65520.0), np.float32(65519.996),
-                       np.float32(np.inf), np.float32(-np.inf), np.float32(1e-45), np.float32(-1e-45),
-                       np.float32(2.0 ** -25), np.float32(2.0 ** -24)], np.float32),
-             random]
+    cases = [
+        values,
+        mids,
+        np.nextafter(mids, np.float32(np.inf)),
+        np.nextafter(mids, np.float32(-np.inf)),
+        np.array(
+            [
+                top,
+                np.nextafter(top, np.float32(np.inf)),
+                np.float32(65520.0),
+                np.float32(65519.996),
+                np.float32(np.inf),
+                np.float32(-np.inf),
+                np.float32(1e-45),
+                np.float32(-1e-45),
+                np.float32(2.0**-25),
+                np.float32(2.0**-24),
+            ],
+            np.float32,
+        ),
+        random,
+    ]
     return np.concatenate([np.asarray(c, np.float32) for c in cases])
 
 
@@ -108,7 +125,8 @@ def test_conversions_agree_across_targets():
         for t in TARGETS:
             _core.set_cpu_target(t)
             results[t] = [_core._convert16(k, False, x) for k in HALVES] + [
-                _f32_bits(_core._convert16(k, True, ALL_BITS)) for k in HALVES]
+                _f32_bits(_core._convert16(k, True, ALL_BITS)) for k in HALVES
+            ]
     finally:
         _core.set_cpu_target(before)
     for t in TARGETS[1:]:
@@ -127,29 +145,62 @@ Spec = Tuple[Callable[[Any, Tuple[int, ...]], Tuple[List[np.ndarray], Dict[str, 
 SPECS: Dict[str, Spec] = {
     "l1_loss": (lambda r, s: ([r.standard_normal(s), r.standard_normal(s)], {}), TF.l1_loss, (0, 1)),
     "mse_loss": (lambda r, s: ([r.standard_normal(s), r.standard_normal(s)], {}), TF.mse_loss, (0, 1)),
-    "huber_loss": (lambda r, s: ([r.standard_normal(s) * 2, r.standard_normal(s)], {"delta": 0.7}),
-                   TF.huber_loss, (0, 1)),
-    "smooth_l1_loss": (lambda r, s: ([r.standard_normal(s) * 2, r.standard_normal(s)], {"beta": 0.5}),
-                       TF.smooth_l1_loss, (0, 1)),
+    "huber_loss": (
+        lambda r, s: ([r.standard_normal(s) * 2, r.standard_normal(s)], {"delta": 0.7}),
+        TF.huber_loss,
+        (0, 1),
+    ),
+    "smooth_l1_loss": (
+        lambda r, s: ([r.standard_normal(s) * 2, r.standard_normal(s)], {"beta": 0.5}),
+        TF.smooth_l1_loss,
+        (0, 1),
+    ),
     "soft_margin_loss": (lambda r, s: ([r.standard_normal(s), _pm1(r, s)], {}), TF.soft_margin_loss, (0,)),
-    "binary_cross_entropy": (lambda r, s: ([r.uniform(0.02, 0.98, s), r.random(s)], {}),
-                             TF.binary_cross_entropy, (0, 1)),
-    "binary_cross_entropy_with_logits": (lambda r, s: ([r.standard_normal(s) * 3, r.random(s)], {}),
-                                         TF.binary_cross_entropy_with_logits, (0, 1)),
-    "poisson_nll_loss": (lambda r, s: ([r.standard_normal(s), r.poisson(2.0, s).astype(float)], {}),
-                         TF.poisson_nll_loss, (0, 1)),
-    "gaussian_nll_loss": (lambda r, s: ([r.standard_normal(s), r.standard_normal(s), r.uniform(0.2, 2.0, s)], {}),
-                          TF.gaussian_nll_loss, (0, 1, 2)),
+    "binary_cross_entropy": (
+        lambda r, s: ([r.uniform(0.02, 0.98, s), r.random(s)], {}),
+        TF.binary_cross_entropy,
+        (0, 1),
+    ),
+    "binary_cross_entropy_with_logits": (
+        lambda r, s: ([r.standard_normal(s) * 3, r.random(s)], {}),
+        TF.binary_cross_entropy_with_logits,
+        (0, 1),
+    ),
+    "poisson_nll_loss": (
+        lambda r, s: ([r.standard_normal(s), r.poisson(2.0, s).astype(float)], {}),
+        TF.poisson_nll_loss,
+        (0, 1),
+    ),
+    "gaussian_nll_loss": (
+        lambda r, s: ([r.standard_normal(s), r.standard_normal(s), r.uniform(0.2, 2.0, s)], {}),
+        TF.gaussian_nll_loss,
+        (0, 1, 2),
+    ),
     "kl_div": (lambda r, s: ([np.log(r.uniform(0.05, 1.0, s)), r.uniform(0.0, 1.0, s)], {}), TF.kl_div, (0, 1)),
-    "margin_ranking_loss": (lambda r, s: ([r.standard_normal(s), r.standard_normal(s), _pm1(r, s)], {"margin": 0.2}),
-                            TF.margin_ranking_loss, (0, 1)),
-    "hinge_embedding_loss": (lambda r, s: ([r.standard_normal(s) * 2, _pm1(r, s)], {"margin": 1.0}),
-                             TF.hinge_embedding_loss, (0,)),
+    "margin_ranking_loss": (
+        lambda r, s: ([r.standard_normal(s), r.standard_normal(s), _pm1(r, s)], {"margin": 0.2}),
+        TF.margin_ranking_loss,
+        (0, 1),
+    ),
+    "hinge_embedding_loss": (
+        lambda r, s: ([r.standard_normal(s) * 2, _pm1(r, s)], {"margin": 1.0}),
+        TF.hinge_embedding_loss,
+        (0,),
+    ),
 }
 # losskit's gradient order where it differs from argument order (gaussian: input, var, target).
 GRAD_ORDER = {"gaussian_nll_loss": (0, 2, 1)}
-TARGET_GRAD = {"l1_loss", "mse_loss", "huber_loss", "smooth_l1_loss", "binary_cross_entropy",
-               "binary_cross_entropy_with_logits", "poisson_nll_loss", "gaussian_nll_loss", "kl_div"}
+TARGET_GRAD = {
+    "l1_loss",
+    "mse_loss",
+    "huber_loss",
+    "smooth_l1_loss",
+    "binary_cross_entropy",
+    "binary_cross_entropy_with_logits",
+    "poisson_nll_loss",
+    "gaussian_nll_loss",
+    "kl_div",
+}
 
 
 def _ordered_ints(a: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -167,8 +218,9 @@ def _ulp(x32: np.ndarray, dtype: np.dtype) -> np.ndarray:
         return np.where(np.isfinite(nxt), nxt - x.astype(np.float64), np.inf)
 
 
-def assert_within_one_ulp(actual: Any, expected32: np.ndarray, dtype: np.dtype, what: str,
-                          float32_gap: Any = 0.0) -> None:
+def assert_within_one_ulp(
+    actual: Any, expected32: np.ndarray, dtype: np.dtype, what: str, float32_gap: Any = 0.0
+) -> None:
     """actual == expected32 (torch in float32) rounded to dtype, within one unit in its last place
     of dtype, plus `float32_gap`: how far losskit's own float32 result on the same upcast inputs
     lies from torch's. The float32 suites hold that gap to torch's float32 tolerance; it is below a
@@ -191,11 +243,13 @@ def assert_within_one_ulp(actual: Any, expected32: np.ndarray, dtype: np.dtype, 
     bad = np.isfinite(e) & (gap > bound)
     assert not bad.any(), (
         f"{what}: {int(bad.sum())} values off, e.g. {a[bad][0]} vs {e[bad][0]} "
-        f"(bound {np.broadcast_to(bound, a.shape)[bad][0]})")
+        f"(bound {np.broadcast_to(bound, a.shape)[bad][0]})"
+    )
 
 
-def _torch_reference(name: str, args: List[np.ndarray], kwargs: Dict[str, Any], reduction: str,
-                     tdtype: torch.dtype, grad_out: np.ndarray) -> Tuple[np.ndarray, List[np.ndarray]]:
+def _torch_reference(
+    name: str, args: List[np.ndarray], kwargs: Dict[str, Any], reduction: str, tdtype: torch.dtype, grad_out: np.ndarray
+) -> Tuple[np.ndarray, List[np.ndarray]]:
     """torch's value and gradients (of every differentiable argument, in argument order) in tdtype."""
     make, fn, diff = SPECS[name]
     ts = [torch.tensor(a).to(tdtype).requires_grad_(i in diff) for i, a in enumerate(args)]
@@ -204,8 +258,9 @@ def _torch_reference(name: str, args: List[np.ndarray], kwargs: Dict[str, Any], 
     return out.detach().float().numpy(), [g.float().numpy() for g in grads]
 
 
-def _losskit(name: str, args: List[np.ndarray], kwargs: Dict[str, Any], reduction: str,
-             grad_out: Any) -> Tuple[Any, List[np.ndarray]]:
+def _losskit(
+    name: str, args: List[np.ndarray], kwargs: Dict[str, Any], reduction: str, grad_out: Any
+) -> Tuple[Any, List[np.ndarray]]:
     fb = getattr(F, name + "_forward_backward")
     bw = getattr(F, name + "_backward")
     value = getattr(F, name)(*args, reduction=reduction, **kwargs)
@@ -303,8 +358,7 @@ def test_broadcast_weight_and_non_contiguous():
         pw = rng.random((20,)).astype(dtype)
         yfull = np.broadcast_to(y, x.shape).copy()
         value = F.binary_cross_entropy_with_logits(x, yfull, weight=w, pos_weight=pw)
-        gx, gy = F.binary_cross_entropy_with_logits_backward(1.0, x, yfull, weight=w, pos_weight=pw,
-                                                             target_grad=True)
+        gx, gy = F.binary_cross_entropy_with_logits_backward(1.0, x, yfull, weight=w, pos_weight=pw, target_grad=True)
         t = [torch.tensor(a.astype(np.float32)) for a in (x, np.broadcast_to(y, x.shape), w, pw)]
         t[0].requires_grad_(True)
         t[1].requires_grad_(True)
@@ -316,7 +370,10 @@ def test_broadcast_weight_and_non_contiguous():
         # mse with a broadcast target: its gradient sums over the broadcast dimension.
         yb = rng.standard_normal((1, 20)).astype(dtype)
         gx2, gy2 = F.mse_loss_backward(np.asarray(1.0), x, yb, target_grad=True)
-        tx, ty = torch.tensor(x.astype(np.float32), requires_grad=True), torch.tensor(yb.astype(np.float32), requires_grad=True)
+        tx, ty = (
+            torch.tensor(x.astype(np.float32), requires_grad=True),
+            torch.tensor(yb.astype(np.float32), requires_grad=True),
+        )
         rx, ry = torch.autograd.grad(TF.mse_loss(tx, ty.expand_as(tx)), [tx, ty])
         assert_within_one_ulp(gx2, rx.numpy(), dtype, "mse grad_input")
         assert_within_one_ulp(gy2, ry.numpy(), dtype, "mse broadcast grad_target")
@@ -342,8 +399,9 @@ def test_close_to_torch_own_half_results(name, kind):
     args = [a.astype(dtype) for a in args64]
     value = getattr(F, name)(*args, reduction="none", **kwargs).astype(np.float64)
     try:
-        ref, _ = _torch_reference(name, [a.astype(np.float32) for a in args], kwargs, "none",
-                                  TORCH_DTYPE[kind], np.ones((50, 40), np.float32))
+        ref, _ = _torch_reference(
+            name, [a.astype(np.float32) for a in args], kwargs, "none", TORCH_DTYPE[kind], np.ones((50, 40), np.float32)
+        )
     except RuntimeError as exc:  # an op torch 2.13 CPU does not implement for this dtype
         pytest.skip(f"torch: {exc}")
     eps = float(ml_dtypes.finfo(dtype).eps)
@@ -392,8 +450,12 @@ def test_mixed_dtypes_follow_the_input():
 
 # ---- cross_entropy with class indices ------------------------------------------------------------
 CE_CASES = [
-    ((0, 7), {}), ((7,), {}), ((5, 13), {}), ((300, 129), {"label_smoothing": 0.1}),
-    ((40, 1000), {"weight": True, "ignore_index": 3}), ((3, 20000), {"label_smoothing": 0.2, "weight": True}),
+    ((0, 7), {}),
+    ((7,), {}),
+    ((5, 13), {}),
+    ((300, 129), {"label_smoothing": 0.1}),
+    ((40, 1000), {"weight": True, "ignore_index": 3}),
+    ((3, 20000), {"label_smoothing": 0.2, "weight": True}),
 ]
 
 
@@ -492,8 +554,7 @@ def test_cpp_embedding_program(tmp_path):
 # ml_dtypes / NumPy, every per-element value and gradient must agree bit for bit, at the values a
 # wrong conversion gets wrong: NaN and inf of both signs, zeros, subnormals, the largest finite
 # values, and results exactly halfway between two 16-bit values (ties round to even).
-IN_REGISTER_LOSSES = ["mse_loss", "l1_loss", "huber_loss", "binary_cross_entropy_with_logits",
-                      "soft_margin_loss"]
+IN_REGISTER_LOSSES = ["mse_loss", "l1_loss", "huber_loss", "binary_cross_entropy_with_logits", "soft_margin_loss"]
 ODD_LENGTHS = [1, 15, 17, 31, 33, 8191, 8193, 3 * 8192 + 5]  # vector tails, block ends
 
 
@@ -510,9 +571,9 @@ def _special_pairs(dtype: np.dtype, n: int, rng) -> Tuple[np.ndarray, np.ndarray
     pos = rng.permutation(n)
     k = min(n, len(specials))
     x[pos[:k]] = specials[:k]
-    y[pos[k:2 * k]] = specials[:max(0, min(k, n - k))]
+    y[pos[k : 2 * k]] = specials[: max(0, min(k, n - k))]
     # Ties: x normal in [1, 2) (so x - ulp/2 is exact in float32), y = +-ulp(x) / 2.
-    ties = pos[2 * k:][: n // 3]
+    ties = pos[2 * k :][: n // 3]
     xt = (1.0 + rng.integers(0, 64, len(ties)) / 64.0).astype(np.float32).astype(dtype)
     half_ulp = (_ulp(xt.astype(np.float32), dtype) / 2).astype(np.float32)
     x[ties] = xt
@@ -553,8 +614,9 @@ def test_in_register_conversions_special_values(name, kind, target):
                 y = np.where(rng.random(n) < 0.5, -1.0, 1.0).astype(dtype)
             go = rng.standard_normal(n).astype(dtype)
             value, fused, grads = _forward_and_grads(name, x, y, "none", go)
-            value32, _, grads32 = _forward_and_grads(name, x.astype(np.float32), y.astype(np.float32), "none",
-                                                     go.astype(np.float32))
+            value32, _, grads32 = _forward_and_grads(
+                name, x.astype(np.float32), y.astype(np.float32), "none", go.astype(np.float32)
+            )
             what = f"{name} {kind} n={n} {target}"
             _assert_same_bits(value, value32, dtype, what + " value")
             _assert_same_bits(fused, value32, dtype, what + " fused value")
@@ -573,8 +635,7 @@ def test_in_register_conversions_reduced_and_broadcast(kind, reduction, target):
     path sums them), not from values already rounded to 16 bits."""
     dtype = HALVES[kind]
     rng = np.random.default_rng(29)
-    for xs, ys in [((8193,), (8193,)), ((33,), (1,)), ((5, 37), (37,)), ((37, 1), (1, 17)),
-                   ((3, 8195), (3, 1))]:
+    for xs, ys in [((8193,), (8193,)), ((33,), (1,)), ((5, 37), (37,)), ((37, 1), (1, 17)), ((3, 8195), (3, 1))]:
         # Finite values with subnormals among them: a sum over NaN could not fail.
         x = np.concatenate([rng.standard_normal(int(np.prod(xs)) - 3), ALL_BITS[1:4].view(dtype)]).astype(dtype)
         x = rng.permutation(x).reshape(xs)
@@ -582,8 +643,9 @@ def test_in_register_conversions_reduced_and_broadcast(kind, reduction, target):
         for name in ("mse_loss", "l1_loss", "huber_loss"):
             go = np.asarray(rng.standard_normal()).astype(dtype)
             value, fused, grads = _forward_and_grads(name, x, y, reduction, go)
-            value32, _, grads32 = _forward_and_grads(name, x.astype(np.float32), y.astype(np.float32), reduction,
-                                                     go.astype(np.float32))
+            value32, _, grads32 = _forward_and_grads(
+                name, x.astype(np.float32), y.astype(np.float32), reduction, go.astype(np.float32)
+            )
             what = f"{name} {kind} {xs} {ys} {reduction} {target}"
             assert_within_one_ulp(value, np.asarray(value32), dtype, what + " value")
             assert_within_one_ulp(fused, np.asarray(value32), dtype, what + " fused value")

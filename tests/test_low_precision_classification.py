@@ -49,12 +49,13 @@ def _ce_index(shape, **kw):
         t_shape = shape[:1] + shape[2:] if len(shape) > 1 else ()
         t = rng.integers(0, C, t_shape)
         if "ignore_index" in kw and t.size:
-            t.flat[:: 3] = kw["ignore_index"]
+            t.flat[::3] = kw["ignore_index"]
         args = [_logits(rng, shape), t]
         k = dict(kw)
         if k.pop("weight", False):
             k["weight"] = rng.uniform(0.5, 2.0, C)
         return args, k
+
     return make
 
 
@@ -66,6 +67,7 @@ def _ce_prob(shape, **kw):
             k["weight"] = rng.uniform(0.5, 2.0, C)
         y = _probs(rng, shape) if len(shape) > 1 else _probs(rng, (1,) + shape)[0]
         return [_logits(rng, shape), y], k
+
     return make
 
 
@@ -76,6 +78,7 @@ def _nll(shape, **kw):
         args, k = inner(rng)
         x = torch.tensor(args[0]).log_softmax(1 if len(shape) > 1 else 0).numpy()
         return [x, args[1]], k
+
     return make
 
 
@@ -86,6 +89,7 @@ def _multi_margin(shape, **kw):
         if k.pop("weight", False):
             k["weight"] = rng.uniform(0.5, 2.0, C)
         return [rng.standard_normal(shape), rng.integers(0, C, shape[:-1])], k
+
     return make
 
 
@@ -97,6 +101,7 @@ def _multilabel_margin(shape):
             k = rng.integers(0, C + 1)
             row[:k] = rng.permutation(C)[:k]
         return [rng.standard_normal(shape), t], {}
+
     return make
 
 
@@ -109,17 +114,26 @@ def _multilabel_soft(shape, weight=None):
         elif weight == "full":
             k["weight"] = rng.uniform(0.5, 2.0, shape)
         return [rng.standard_normal(shape) * 2, (rng.random(shape) < 0.4).astype(float)], k
+
     return make
 
 
 CASES: Dict[str, Case] = {
     "ce_kdim": ("cross_entropy", _ce_index((3, 7, 5, 40)), TF.cross_entropy, False),
-    "ce_kdim_weight_ignore_smooth": ("cross_entropy", _ce_index((2, 11, 130), weight=True, ignore_index=4,
-                                                                label_smoothing=0.1), TF.cross_entropy, False),
+    "ce_kdim_weight_ignore_smooth": (
+        "cross_entropy",
+        _ce_index((2, 11, 130), weight=True, ignore_index=4, label_smoothing=0.1),
+        TF.cross_entropy,
+        False,
+    ),
     "ce_kdim_empty": ("cross_entropy", _ce_index((0, 5, 3)), TF.cross_entropy, False),
     "ce_prob": ("cross_entropy", _ce_prob((40, 33)), TF.cross_entropy, True),
-    "ce_prob_weight_smooth": ("cross_entropy", _ce_prob((9, 1500), weight=True, label_smoothing=0.2),
-                              TF.cross_entropy, True),
+    "ce_prob_weight_smooth": (
+        "cross_entropy",
+        _ce_prob((9, 1500), weight=True, label_smoothing=0.2),
+        TF.cross_entropy,
+        True,
+    ),
     "ce_prob_unbatched": ("cross_entropy", _ce_prob((17,)), TF.cross_entropy, True),
     "ce_prob_kdim": ("cross_entropy", _ce_prob((2, 6, 4, 70), weight=True), TF.cross_entropy, True),
     "nll": ("nll_loss", _nll((50, 13)), TF.nll_loss, False),
@@ -128,16 +142,27 @@ CASES: Dict[str, Case] = {
     "nll_kdim": ("nll_loss", _nll((3, 6, 300), weight=True, ignore_index=1), TF.nll_loss, False),
     "nll_empty": ("nll_loss", _nll((0, 4)), TF.nll_loss, False),
     "multi_margin_p1": ("multi_margin_loss", _multi_margin((60, 9)), TF.multi_margin_loss, False),
-    "multi_margin_p2_weight": ("multi_margin_loss", _multi_margin((2000, 12), p=2, margin=0.7, weight=True),
-                               TF.multi_margin_loss, False),
+    "multi_margin_p2_weight": (
+        "multi_margin_loss",
+        _multi_margin((2000, 12), p=2, margin=0.7, weight=True),
+        TF.multi_margin_loss,
+        False,
+    ),
     "multi_margin_unbatched": ("multi_margin_loss", _multi_margin((9,)), TF.multi_margin_loss, False),
     "multilabel_margin": ("multilabel_margin_loss", _multilabel_margin((70, 10)), TF.multilabel_margin_loss, False),
-    "multilabel_soft": ("multilabel_soft_margin_loss", _multilabel_soft((80, 7)),
-                        TF.multilabel_soft_margin_loss, True),
-    "multilabel_soft_class_weight": ("multilabel_soft_margin_loss", _multilabel_soft((1200, 31), "class"),
-                                     TF.multilabel_soft_margin_loss, True),
-    "multilabel_soft_full_weight": ("multilabel_soft_margin_loss", _multilabel_soft((30, 5), "full"),
-                                    TF.multilabel_soft_margin_loss, True),
+    "multilabel_soft": ("multilabel_soft_margin_loss", _multilabel_soft((80, 7)), TF.multilabel_soft_margin_loss, True),
+    "multilabel_soft_class_weight": (
+        "multilabel_soft_margin_loss",
+        _multilabel_soft((1200, 31), "class"),
+        TF.multilabel_soft_margin_loss,
+        True,
+    ),
+    "multilabel_soft_full_weight": (
+        "multilabel_soft_margin_loss",
+        _multilabel_soft((30, 5), "full"),
+        TF.multilabel_soft_margin_loss,
+        True,
+    ),
 }
 
 
@@ -147,8 +172,9 @@ def _cast(v: Any, dtype) -> Any:
     return v
 
 
-def _losskit(name: str, args: List[Any], kw: Dict[str, Any], reduction: str, go: np.ndarray,
-             target_grad: bool) -> Tuple[Any, List[np.ndarray]]:
+def _losskit(
+    name: str, args: List[Any], kw: Dict[str, Any], reduction: str, go: np.ndarray, target_grad: bool
+) -> Tuple[Any, List[np.ndarray]]:
     value = getattr(F, name)(*args, reduction=reduction, **kw)
     fused, fused_grad = getattr(F, name + "_forward_backward")(*args, reduction=reduction, grad_output=go, **kw)
     extra = {"target_grad": True} if target_grad else {}
@@ -159,8 +185,9 @@ def _losskit(name: str, args: List[Any], kw: Dict[str, Any], reduction: str, go:
     return value, grads
 
 
-def _torch(fn: Callable, args: List[Any], kw: Dict[str, Any], reduction: str, go: np.ndarray,
-           target_grad: bool, tdtype) -> Tuple[np.ndarray, List[np.ndarray]]:
+def _torch(
+    fn: Callable, args: List[Any], kw: Dict[str, Any], reduction: str, go: np.ndarray, target_grad: bool, tdtype
+) -> Tuple[np.ndarray, List[np.ndarray]]:
     ts = [torch.tensor(a).to(tdtype) if a.dtype == np.float32 else torch.tensor(a) for a in args]
     diff = [ts[0]] + ([ts[1]] if target_grad else [])
     for t in diff:
@@ -223,8 +250,15 @@ def test_close_to_torch_own_half_results(case, kind):
     value = np.asarray(getattr(F, name)(*args, reduction="none", **kw)).astype(np.float64)
     up = [_cast(a, np.float32) for a in args]
     try:
-        ref, _ = _torch(fn, up, {k: _cast(v, np.float32) for k, v in kw.items()}, "none",
-                        np.ones(value.shape, np.float32), target_grad, TORCH_DTYPE[kind])
+        ref, _ = _torch(
+            fn,
+            up,
+            {k: _cast(v, np.float32) for k, v in kw.items()},
+            "none",
+            np.ones(value.shape, np.float32),
+            target_grad,
+            TORCH_DTYPE[kind],
+        )
     except RuntimeError as exc:  # an op torch 2.13 CPU does not implement for this dtype
         pytest.skip(f"torch: {exc}")
     eps = float(ml_dtypes.finfo(dtype).eps)
@@ -235,21 +269,35 @@ def test_close_to_torch_own_half_results(case, kind):
 
 
 # ---- cross_entropy extras -------------------------------------------------------------------------
-EXTRAS = [{"z_loss": 1e-2}, {"softcap": 2.5}, {"return_stats": True},
-          {"z_loss": 3e-3, "softcap": 4.0, "return_stats": True, "label_smoothing": 0.1}]
+EXTRAS = [
+    {"z_loss": 1e-2},
+    {"softcap": 2.5},
+    {"return_stats": True},
+    {"z_loss": 3e-3, "softcap": 4.0, "return_stats": True, "label_smoothing": 0.1},
+]
 
 
-def _torch_extras(x32: np.ndarray, t: np.ndarray, w32, reduction: str, go32: np.ndarray, z_loss=0.0,
-                  softcap=None, label_smoothing=0.0, ignore_index=-100):
+def _torch_extras(
+    x32: np.ndarray,
+    t: np.ndarray,
+    w32,
+    reduction: str,
+    go32: np.ndarray,
+    z_loss=0.0,
+    softcap=None,
+    label_smoothing=0.0,
+    ignore_index=-100,
+):
     tx = torch.tensor(x32, requires_grad=True)
     xs = softcap * torch.tanh(tx / softcap) if softcap else tx
     tt = torch.tensor(t)
     tw = None if w32 is None else torch.tensor(w32)
-    loss = TF.cross_entropy(xs, tt, weight=tw, reduction="none", label_smoothing=label_smoothing,
-                            ignore_index=ignore_index)
+    loss = TF.cross_entropy(
+        xs, tt, weight=tw, reduction="none", label_smoothing=label_smoothing, ignore_index=ignore_index
+    )
     lse = torch.logsumexp(xs, dim=-1)
     counted = (tt != ignore_index).to(xs.dtype)
-    loss = loss + z_loss * lse ** 2 * counted
+    loss = loss + z_loss * lse**2 * counted
     if reduction == "sum":
         loss = loss.sum()
     elif reduction == "mean":
@@ -282,8 +330,9 @@ def test_cross_entropy_extras_in_input_dtype(shape, extras, kind, reduction):
 
     res = F.cross_entropy_forward_backward(x, t, grad_output=go, **kw)
     value, g = res[0], res[1]
-    ref32 = F.cross_entropy_forward_backward(x.astype(np.float32), t, grad_output=go.astype(np.float32),
-                                             **dict(kw, weight=w.astype(np.float32)))
+    ref32 = F.cross_entropy_forward_backward(
+        x.astype(np.float32), t, grad_output=go.astype(np.float32), **dict(kw, weight=w.astype(np.float32))
+    )
     assert np.asarray(value).dtype == dtype and g.dtype == dtype and g.shape == x.shape, what
     np.testing.assert_array_equal(g, ref32[1].astype(dtype), err_msg=what)
     if reduction == "none":
@@ -301,15 +350,15 @@ def test_cross_entropy_extras_in_input_dtype(shape, extras, kind, reduction):
         np.testing.assert_array_equal(only[1]["lse"], stats["lse"])
 
     torch_kw = {k: v for k, v in extras.items() if k != "return_stats"}
-    rv, rg, rlse, rent, rcor = _torch_extras(x.astype(np.float32), t, w.astype(np.float32), reduction,
-                                             go.astype(np.float32), **torch_kw)
+    rv, rg, rlse, rent, rcor = _torch_extras(
+        x.astype(np.float32), t, w.astype(np.float32), reduction, go.astype(np.float32), **torch_kw
+    )
     gap = lambda a, b: np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))
     assert_within_one_ulp(value, rv, dtype, what + " torch value", gap(ref32[0], rv))
     assert_within_one_ulp(g, rg, dtype, what + " torch grad", gap(ref32[1], rg))
     if stats_on:
         assert_within_one_ulp(res[2]["lse"], rlse, dtype, what + " lse", gap(ref32[2]["lse"], rlse))
-        assert_within_one_ulp(res[2]["entropy"], rent, dtype, what + " entropy",
-                              gap(ref32[2]["entropy"], rent))
+        assert_within_one_ulp(res[2]["entropy"], rent, dtype, what + " entropy", gap(ref32[2]["entropy"], rent))
         np.testing.assert_array_equal(res[2]["correct"], rcor)
 
 
@@ -326,10 +375,11 @@ def test_mean_normalizer_of_half_inputs(dtype):
         assert ours == F.mean_normalizer(name, x.astype(np.float32), t, weight=w.astype(np.float32))
     # With a normalizer, two halves of a batch sum to the full batch's mean (gradients too).
     D = F.mean_normalizer("cross_entropy", x, t, weight=w, z_loss=1e-2)
-    full, gfull = F.cross_entropy_forward_backward(x.astype(np.float32), t, weight=w.astype(np.float32),
-                                                   z_loss=1e-2)
-    parts = [F.cross_entropy_forward_backward(x[s], t[s], weight=w, z_loss=1e-2, normalizer=D)
-             for s in (slice(0, 7), slice(7, 20))]
+    full, gfull = F.cross_entropy_forward_backward(x.astype(np.float32), t, weight=w.astype(np.float32), z_loss=1e-2)
+    parts = [
+        F.cross_entropy_forward_backward(x[s], t[s], weight=w, z_loss=1e-2, normalizer=D)
+        for s in (slice(0, 7), slice(7, 20))
+    ]
     assert all(np.asarray(p[0]).dtype == dtype for p in parts)
     assert_within_one_ulp(np.asarray(sum(float(p[0]) for p in parts)).astype(dtype), full, dtype, "parts")
     np.testing.assert_array_equal(np.concatenate([p[1] for p in parts]), gfull.astype(dtype))
@@ -356,13 +406,17 @@ def test_staged_paths_give_the_same_bits_on_any_thread_count():
     assert len(seen) == 1
 
 
-@pytest.mark.parametrize("call", [
-    lambda x, t, y: F.cross_entropy(x, t),
-    lambda x, t, y: F.cross_entropy_forward_backward(x, t),
-    lambda x, t, y: F.nll_loss_forward_backward(x, t),
-    lambda x, t, y: F.cross_entropy(x, y),
-    lambda x, t, y: F.cross_entropy_forward_backward(x[:, :, 0, 0], t[:, 0, 0], z_loss=1e-3, return_stats=True),
-], ids=["ce_kdim", "ce_kdim_fb", "nll_kdim_fb", "ce_prob", "ce_extras_fb"])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda x, t, y: F.cross_entropy(x, t),
+        lambda x, t, y: F.cross_entropy_forward_backward(x, t),
+        lambda x, t, y: F.nll_loss_forward_backward(x, t),
+        lambda x, t, y: F.cross_entropy(x, y),
+        lambda x, t, y: F.cross_entropy_forward_backward(x[:, :, 0, 0], t[:, 0, 0], z_loss=1e-3, return_stats=True),
+    ],
+    ids=["ce_kdim", "ce_kdim_fb", "nll_kdim_fb", "ce_prob", "ce_extras_fb"],
+)
 def test_half_inputs_are_not_copied(call):
     """A 16 MB bfloat16 input (a float32 copy would be 32 MB): the Python side allocates nothing
     input-sized but the 16-bit results (tracemalloc sees NumPy's allocations; the core's staging is
@@ -383,4 +437,3 @@ def test_half_inputs_are_not_copied(call):
     for r in leaves:
         if isinstance(r, np.ndarray) and r.dtype.kind != "b":
             assert r.dtype == BF16
-

@@ -41,6 +41,7 @@ Case = Tuple[str, Callable[[Any], Tuple[List[np.ndarray], Dict[str, Any]]], Call
 def _cosine(shape, margin=0.0):
     def make(rng):
         return [rng.standard_normal(shape), rng.standard_normal(shape), _pm1(rng, shape[:-1])], {"margin": margin}
+
     return make
 
 
@@ -48,6 +49,7 @@ def _triplet(shape, other=None, **kw):
     def make(rng):
         o = other or shape
         return [rng.standard_normal(shape), rng.standard_normal(o) + 0.3, rng.standard_normal(shape) * 1.5], dict(kw)
+
     return make
 
 
@@ -61,15 +63,26 @@ CASES: Dict[str, Case] = {
     "cosine_unbatched": ("cosine_embedding_loss", _cosine((17,)), TF.cosine_embedding_loss, 2),
     "cosine_empty": ("cosine_embedding_loss", _cosine((0, 8)), TF.cosine_embedding_loss, 2),
     "triplet_l2": ("triplet_margin_loss", _triplet((70, 24)), TF.triplet_margin_loss, 3),
-    "triplet_l1_swap": ("triplet_margin_loss", _triplet((40, 100), p=1.0, swap=True, margin=0.5),
-                        TF.triplet_margin_loss, 3),
+    "triplet_l1_swap": (
+        "triplet_margin_loss",
+        _triplet((40, 100), p=1.0, swap=True, margin=0.5),
+        TF.triplet_margin_loss,
+        3,
+    ),
     "triplet_many_rows": ("triplet_margin_loss", _triplet((5000, 9)), TF.triplet_margin_loss, 3),
     "triplet_broadcast": ("triplet_margin_loss", _triplet((30, 16), other=(1, 16)), TF.triplet_margin_loss, 3),
-    "distance_cosine": ("triplet_margin_with_distance_loss", _triplet((50, 20), distance_function="cosine"),
-                        _torch_triplet_with_distance, 3),
-    "distance_squared_swap": ("triplet_margin_with_distance_loss",
-                              _triplet((50, 20), distance_function="squared_euclidean", swap=True, margin=3.0),
-                              _torch_triplet_with_distance, 3),
+    "distance_cosine": (
+        "triplet_margin_with_distance_loss",
+        _triplet((50, 20), distance_function="cosine"),
+        _torch_triplet_with_distance,
+        3,
+    ),
+    "distance_squared_swap": (
+        "triplet_margin_with_distance_loss",
+        _triplet((50, 20), distance_function="squared_euclidean", swap=True, margin=3.0),
+        _torch_triplet_with_distance,
+        3,
+    ),
     "distance_default": ("triplet_margin_with_distance_loss", _triplet((9, 7)), _torch_triplet_with_distance, 3),
 }
 
@@ -140,8 +153,11 @@ def test_close_to_torch_own_half_results(case, kind):
         pytest.skip(f"torch: {exc}")
     eps = float(ml_dtypes.finfo(dtype).eps)
     # A row's loss sums D products: its magnitude bound is that of the row's distance terms.
-    mag = max(1.0, float(np.abs(value).max(initial=0.0)),
-              max(float(np.square(a.astype(np.float64)).sum(-1).max(initial=0.0)) for a in up))
+    mag = max(
+        1.0,
+        float(np.abs(value).max(initial=0.0)),
+        max(float(np.square(a.astype(np.float64)).sum(-1).max(initial=0.0)) for a in up),
+    )
     err = np.abs(value - ref) / (eps * mag)
     assert err.max(initial=0.0) <= TORCH_HALF_ROUNDINGS, (case, kind, float(err.max()))
 
@@ -160,7 +176,8 @@ def test_callable_distance_returns_input_dtype():
 
     loss, grads = F.triplet_margin_with_distance_loss_forward_backward(a, p, n, distance_function=manhattan)
     loss32, grads32 = F.triplet_margin_with_distance_loss_forward_backward(
-        *(x.astype(np.float32) for x in (a, p, n)), distance_function=manhattan)
+        *(x.astype(np.float32) for x in (a, p, n)), distance_function=manhattan
+    )
     assert np.asarray(loss).dtype == dtype
     assert np.asarray(loss).tobytes() == np.asarray(loss32).astype(dtype).tobytes()
     for g, g32 in zip(grads, grads32):
@@ -187,8 +204,9 @@ def test_ctc_and_linear_cross_entropy_return_the_input_dtype(kind):
     t = rng.integers(0, 50, 8)
     loss, (gx, gW, gb), stats = F.linear_cross_entropy_forward_backward(x, W, t, linear_bias=b, return_stats=True)
     up = [a.astype(np.float32) for a in (x, W, b)]
-    loss32, grads32, stats32 = F.linear_cross_entropy_forward_backward(up[0], up[1], t, linear_bias=up[2],
-                                                                       return_stats=True)
+    loss32, grads32, stats32 = F.linear_cross_entropy_forward_backward(
+        up[0], up[1], t, linear_bias=up[2], return_stats=True
+    )
     assert np.asarray(loss).dtype == dtype
     assert np.asarray(loss).tobytes() == np.asarray(loss32).astype(dtype).tobytes()
     for g, g32 in zip((gx, gW, gb), grads32):

@@ -108,7 +108,8 @@ def test_float32_recognised_by_dtype_equality_not_identity():
         assert np.asarray(loss2).dtype == np.float32
         assert np.asarray(loss2).tobytes() == np.asarray(loss).tobytes()
     loss, g = F.ctc_loss_forward_backward(lp, np.array([[1, 2], [3, 3]]), [6, 6], [2, 2])
-    loss2, g2 = F.ctc_loss_forward_backward(_same_dtype_other_descriptor(lp), np.array([[1, 2], [3, 3]]), [6, 6],
-                                            [2, 2])
+    loss2, g2 = F.ctc_loss_forward_backward(
+        _same_dtype_other_descriptor(lp), np.array([[1, 2], [3, 3]]), [6, 6], [2, 2]
+    )
     assert g2.dtype == np.float32 and loss2 == loss
     np.testing.assert_array_equal(g2, g)

@@ -34,16 +34,26 @@ class Case:
     batch axis of each (None: shared by every micro-batch, e.g. a linear layer's weight), `kwargs`
     the rest, `diff` the arguments with a gradient (in the order losskit returns them)."""
 
-    def __init__(self, name: str, torch_fn: Callable[..., Any], args: Sequence[Any], axes: Sequence[Optional[int]],
-                 kwargs: Dict[str, Any], diff: Sequence[int], cuts: Sequence[int] = (3, 4),
-                 batched_kwargs: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        name: str,
+        torch_fn: Callable[..., Any],
+        args: Sequence[Any],
+        axes: Sequence[Optional[int]],
+        kwargs: Dict[str, Any],
+        diff: Sequence[int],
+        cuts: Sequence[int] = (3, 4),
+        batched_kwargs: Sequence[str] = (),
+    ) -> None:
         self.name, self.torch_fn, self.args, self.axes = name, torch_fn, list(args), list(axes)
         self.kwargs, self.diff, self.cuts, self.batched_kwargs = kwargs, list(diff), list(cuts), tuple(batched_kwargs)
 
     def astype(self, dtype: Any) -> "Case":
         conv = [a.astype(dtype) if isinstance(a, np.ndarray) and a.dtype.kind == "f" else a for a in self.args]
-        kw = {k: v.astype(dtype) if isinstance(v, np.ndarray) and v.dtype.kind == "f" else v
-              for k, v in self.kwargs.items()}
+        kw = {
+            k: v.astype(dtype) if isinstance(v, np.ndarray) and v.dtype.kind == "f" else v
+            for k, v in self.kwargs.items()
+        }
         return Case(self.name, self.torch_fn, conv, self.axes, kw, self.diff, self.cuts, self.batched_kwargs)
 
     def parts(self) -> List[Tuple[List[Any], Dict[str, Any]]]:
@@ -51,9 +61,13 @@ class Case:
         `batched_kwargs`, batch axis 0) cut at `cuts` (uneven parts)."""
         n = next(a.shape[ax] for a, ax in zip(self.args, self.axes) if ax is not None)
         bounds = [0, *self.cuts, n]
-        return [([a if ax is None else np.take(a, np.arange(lo, hi), axis=ax) for a, ax in zip(self.args, self.axes)],
-                 {k: v[lo:hi] if k in self.batched_kwargs else v for k, v in self.kwargs.items()})
-                for lo, hi in zip(bounds[:-1], bounds[1:])]
+        return [
+            (
+                [a if ax is None else np.take(a, np.arange(lo, hi), axis=ax) for a, ax in zip(self.args, self.axes)],
+                {k: v[lo:hi] if k in self.batched_kwargs else v for k, v in self.kwargs.items()},
+            )
+            for lo, hi in zip(bounds[:-1], bounds[1:])
+        ]
 
 
 def _logits(*shape: int) -> np.ndarray:
@@ -72,8 +86,9 @@ def _ctc_case() -> Case:
     targets = rng.integers(1, C, (N, S))
     input_lengths = rng.integers(8, T + 1, N)
     target_lengths = rng.integers(1, S + 1, N)
-    return Case("ctc_loss", TF.ctc_loss, [lp, targets, input_lengths, target_lengths], [1, 0, 0, 0],
-                {}, [0], cuts=(2, 3))
+    return Case(
+        "ctc_loss", TF.ctc_loss, [lp, targets, input_lengths, target_lengths], [1, 0, 0, 0], {}, [0], cuts=(2, 3)
+    )
 
 
 def _cases() -> List[Case]:
@@ -90,31 +105,72 @@ def _cases() -> List[Case]:
     p = rng.dirichlet(np.ones(4), N)
     return [
         Case("cross_entropy", TF.cross_entropy, [_logits(N, C), t], [0, 0], {"weight": w}, [0]),
-        Case("cross_entropy", TF.cross_entropy, [_logits(N, C), t], [0, 0],
-             {"weight": w, "label_smoothing": 0.2}, [0]),
-        Case("cross_entropy", TF.cross_entropy, [_logits(N, C, 3), rng.integers(0, C, (N, 3))], [0, 0],
-             {"weight": w, "ignore_index": 2}, [0]),  # K-dimensional, an in-range ignore_index
+        Case("cross_entropy", TF.cross_entropy, [_logits(N, C), t], [0, 0], {"weight": w, "label_smoothing": 0.2}, [0]),
+        Case(
+            "cross_entropy",
+            TF.cross_entropy,
+            [_logits(N, C, 3), rng.integers(0, C, (N, 3))],
+            [0, 0],
+            {"weight": w, "ignore_index": 2},
+            [0],
+        ),  # K-dimensional, an in-range ignore_index
         Case("nll_loss", TF.nll_loss, [np.log(rng.dirichlet(np.ones(C), N)), t], [0, 0], {"weight": w}, [0]),
         _ctc_case(),
-        Case("linear_cross_entropy", TF.linear_cross_entropy, [x_lin, W_lin, t_lin], [0, None, 0],
-             {"linear_bias": b_lin, "weight": w_lin, "ignore_index": -1, "label_smoothing": 0.1}, [0, 1, 3]),
-        Case("mse_loss", TF.mse_loss, [x_mse, y_mse], [0, 0], {"weight": w_mse}, [0, 1],
-             batched_kwargs=("weight",)),
-        Case("l1_loss", TF.l1_loss, [x_mse, y_mse], [0, 0], {"weight": w_mse}, [0, 1],
-             batched_kwargs=("weight",)),
-        Case("huber_loss", TF.huber_loss, [x_mse, y_mse], [0, 0], {"weight": w_mse, "delta": 0.5}, [0, 1],
-             batched_kwargs=("weight",)),
-        Case("kl_div", TF.kl_div, [np.log(p), rng.dirichlet(np.ones(4), N)], [0, 0], {"reduction": "batchmean"},
-             [0, 1]),
-        Case("binary_cross_entropy_with_logits", TF.binary_cross_entropy_with_logits,
-             [_logits(N, 4), rng.uniform(0, 1, (N, 4))], [0, 0], {}, [0, 1]),
+        Case(
+            "linear_cross_entropy",
+            TF.linear_cross_entropy,
+            [x_lin, W_lin, t_lin],
+            [0, None, 0],
+            {"linear_bias": b_lin, "weight": w_lin, "ignore_index": -1, "label_smoothing": 0.1},
+            [0, 1, 3],
+        ),
+        Case("mse_loss", TF.mse_loss, [x_mse, y_mse], [0, 0], {"weight": w_mse}, [0, 1], batched_kwargs=("weight",)),
+        Case("l1_loss", TF.l1_loss, [x_mse, y_mse], [0, 0], {"weight": w_mse}, [0, 1], batched_kwargs=("weight",)),
+        Case(
+            "huber_loss",
+            TF.huber_loss,
+            [x_mse, y_mse],
+            [0, 0],
+            {"weight": w_mse, "delta": 0.5},
+            [0, 1],
+            batched_kwargs=("weight",),
+        ),
+        Case(
+            "kl_div", TF.kl_div, [np.log(p), rng.dirichlet(np.ones(4), N)], [0, 0], {"reduction": "batchmean"}, [0, 1]
+        ),
+        Case(
+            "binary_cross_entropy_with_logits",
+            TF.binary_cross_entropy_with_logits,
+            [_logits(N, 4), rng.uniform(0, 1, (N, 4))],
+            [0, 0],
+            {},
+            [0, 1],
+        ),
         Case("smooth_l1_loss", TF.smooth_l1_loss, [_logits(N, 2, 3), _logits(N, 2, 3)], [0, 0], {"beta": 0.3}, [0, 1]),
-        Case("multilabel_soft_margin_loss", TF.multilabel_soft_margin_loss,
-             [_logits(N, 5), rng.integers(0, 2, (N, 5)).astype(float)], [0, 0], {}, [0]),
-        Case("cosine_embedding_loss", TF.cosine_embedding_loss,
-             [_logits(N, 4), _logits(N, 4), rng.choice([-1.0, 1.0], N)], [0, 0, 0], {"margin": 0.2}, [0, 1]),
-        Case("triplet_margin_loss", TF.triplet_margin_loss, [_logits(N, 4), _logits(N, 4), _logits(N, 4)],
-             [0, 0, 0], {"margin": 2.0}, [0, 1, 2]),
+        Case(
+            "multilabel_soft_margin_loss",
+            TF.multilabel_soft_margin_loss,
+            [_logits(N, 5), rng.integers(0, 2, (N, 5)).astype(float)],
+            [0, 0],
+            {},
+            [0],
+        ),
+        Case(
+            "cosine_embedding_loss",
+            TF.cosine_embedding_loss,
+            [_logits(N, 4), _logits(N, 4), rng.choice([-1.0, 1.0], N)],
+            [0, 0, 0],
+            {"margin": 0.2},
+            [0, 1],
+        ),
+        Case(
+            "triplet_margin_loss",
+            TF.triplet_margin_loss,
+            [_logits(N, 4), _logits(N, 4), _logits(N, 4)],
+            [0, 0, 0],
+            {"margin": 2.0},
+            [0, 1, 2],
+        ),
     ]
 
 
@@ -130,8 +186,13 @@ def _torch_reference(case: Case, dtype: Optional[torch.dtype] = None) -> Tuple[n
     if case.name == "linear_cross_entropy":  # the bias has a gradient: pass it as an argument
         args = [case.args[0], case.args[1], case.args[2], case.kwargs["linear_bias"]]
         kw = {k: v for k, v in case.kwargs.items() if k != "linear_bias"}
-        return torch_call(lambda x, W, t, b, **k: TF.linear_cross_entropy(x, W, t, linear_bias=b, **k), args, kw,
-                          diff=(0, 1, 3), dtype=dtype)
+        return torch_call(
+            lambda x, W, t, b, **k: TF.linear_cross_entropy(x, W, t, linear_bias=b, **k),
+            args,
+            kw,
+            diff=(0, 1, 3),
+            dtype=dtype,
+        )
     return torch_call(case.torch_fn, case.args, case.kwargs, diff=case.diff, dtype=dtype)
 
 
@@ -141,8 +202,12 @@ def _as_tuple(g: Any) -> Tuple[Any, ...]:
 
 def _wanted(case: Case) -> Dict[str, Any]:
     """target_grad=True where the loss differentiates a second input that is its target."""
-    return {"target_grad": True} if case.name in ("mse_loss", "l1_loss", "huber_loss", "kl_div",
-                                                   "binary_cross_entropy_with_logits", "smooth_l1_loss") else {}
+    return (
+        {"target_grad": True}
+        if case.name
+        in ("mse_loss", "l1_loss", "huber_loss", "kl_div", "binary_cross_entropy_with_logits", "smooth_l1_loss")
+        else {}
+    )
 
 
 def _combine(case: Case, per_part: List[Tuple[Any, ...]]) -> List[np.ndarray]:
@@ -217,9 +282,13 @@ def test_the_classes_take_the_normalizer_in_forward_and_forward_backward():
     assert "normalizer" not in repr(crit)
 
 
-_BASE_CALLS = {**BASE, "triplet_margin_with_distance_loss[callable]": (
-    BASE["triplet_margin_with_distance_loss"][0],
-    {**BASE["triplet_margin_with_distance_loss"][1], "distance_function": manhattan})}
+_BASE_CALLS = {
+    **BASE,
+    "triplet_margin_with_distance_loss[callable]": (
+        BASE["triplet_margin_with_distance_loss"][0],
+        {**BASE["triplet_margin_with_distance_loss"][1], "distance_function": manhattan},
+    ),
+}
 
 
 @pytest.mark.parametrize("key", sorted(_BASE_CALLS))
@@ -237,8 +306,10 @@ def test_every_loss_divides_by_the_normalizer_in_every_entry_point(key):
         loss_z, grads_z = fb(*args, normalizer=factor * z, **kw)
         np.testing.assert_array_equal(loss_z, loss / factor)
         np.testing.assert_array_equal(fw(*args, normalizer=factor * z, **kw), loss_fw / factor)
-        for g, g_z in zip(_as_tuple(grads) + _as_tuple(grads_bw),
-                          _as_tuple(grads_z) + _as_tuple(bw(None, *args, normalizer=factor * z, **kw))):
+        for g, g_z in zip(
+            _as_tuple(grads) + _as_tuple(grads_bw),
+            _as_tuple(grads_z) + _as_tuple(bw(None, *args, normalizer=factor * z, **kw)),
+        ):
             if g is not None:
                 np.testing.assert_array_equal(g_z, g / factor)
     with pytest.raises(ValueError, match=rf"{name}: normalizer expected a finite number > 0, got 0"):
@@ -249,6 +320,7 @@ def test_every_loss_divides_by_the_normalizer_in_every_entry_point(key):
 
 # ---- the divisor, recomputed independently -----------------------------------------------------
 
+
 def test_mean_normalizer_is_the_weight_of_the_counted_targets():
     x, w = _logits(13, 5), rng.uniform(0.1, 4.0, 5)
     t = _targets(13, 5, ignored=(0, 4, 9))
@@ -257,8 +329,9 @@ def test_mean_normalizer_is_the_weight_of_the_counted_targets():
     for name, inp in (("cross_entropy", x), ("nll_loss", x)):
         assert math.isclose(F.mean_normalizer(name, inp, t, weight=w), expected, rel_tol=1e-15)
         assert F.mean_normalizer(name, inp, t) == len(counted)
-    assert math.isclose(F.mean_normalizer("cross_entropy", x, t, weight=w, label_smoothing=0.3), expected,
-                        rel_tol=1e-15)
+    assert math.isclose(
+        F.mean_normalizer("cross_entropy", x, t, weight=w, label_smoothing=0.3), expected, rel_tol=1e-15
+    )
     # float32 class weights are summed in double, as the loss sums them
     got32 = F.mean_normalizer("cross_entropy", x.astype(np.float32), t, weight=w.astype(np.float32))
     assert math.isclose(got32, math.fsum(w.astype(np.float32)[counted].astype(np.float64)), rel_tol=1e-15)
@@ -267,8 +340,9 @@ def test_mean_normalizer_is_the_weight_of_the_counted_targets():
     assert F.mean_normalizer("cross_entropy", _logits(3, 5, 4), p) == 12
     # linear_cross_entropy: the same rule on the targets of the linear layer's rows
     H = 3
-    assert math.isclose(F.mean_normalizer("linear_cross_entropy", _logits(13, H), _logits(5, H), t, weight=w),
-                        expected, rel_tol=1e-15)
+    assert math.isclose(
+        F.mean_normalizer("linear_cross_entropy", _logits(13, H), _logits(5, H), t, weight=w), expected, rel_tol=1e-15
+    )
 
 
 def test_mean_normalizer_of_the_other_losses():
@@ -278,16 +352,31 @@ def test_mean_normalizer_of_the_other_losses():
     x, y = _logits(4, 2, 3), _logits(4, 2, 3)
     assert math.isclose(F.mean_normalizer("mse_loss", x, y, weight=w), math.fsum(w.ravel()), rel_tol=1e-15)
     assert F.mean_normalizer("huber_loss", x, y, weight=w) == 24  # torch: (w * l).mean()
-    assert F.mean_normalizer("binary_cross_entropy", rng.uniform(0.1, 0.9, (4, 2)), rng.uniform(0, 1, (4, 2)),
-                             weight=rng.uniform(0, 1, (4, 2))) == 8
+    assert (
+        F.mean_normalizer(
+            "binary_cross_entropy",
+            rng.uniform(0.1, 0.9, (4, 2)),
+            rng.uniform(0, 1, (4, 2)),
+            weight=rng.uniform(0, 1, (4, 2)),
+        )
+        == 8
+    )
     assert F.mean_normalizer("kl_div", x, y, reduction="batchmean") == 4
     assert F.mean_normalizer("kl_div", x, y) == 24
     assert F.mean_normalizer("multilabel_soft_margin_loss", _logits(6, 5), rng.uniform(0, 1, (6, 5))) == 6
     assert F.mean_normalizer("multi_margin_loss", _logits(6, 5), rng.integers(0, 5, 6)) == 6
     assert F.mean_normalizer("cosine_embedding_loss", _logits(7, 3), _logits(1, 3), np.ones(7)) == 7
     assert F.mean_normalizer("triplet_margin_loss", _logits(5, 3), _logits(5, 3), _logits(1, 3)) == 5
-    assert F.mean_normalizer("triplet_margin_with_distance_loss", _logits(5, 3), _logits(5, 3), _logits(5, 3),
-                             distance_function=lambda u, v: None) == 5  # never called
+    assert (
+        F.mean_normalizer(
+            "triplet_margin_with_distance_loss",
+            _logits(5, 3),
+            _logits(5, 3),
+            _logits(5, 3),
+            distance_function=lambda u, v: None,
+        )
+        == 5
+    )  # never called
     case = _ctc_case()
     assert F.mean_normalizer("ctc_loss", *case.args) == 7
     assert F.mean_normalizer("gaussian_nll_loss", x, y, np.ones((4, 2, 1))) == 24
@@ -295,6 +384,7 @@ def test_mean_normalizer_of_the_other_losses():
 
 
 # ---- errors ---------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("bad", [0.0, -2.0, float("nan"), float("inf")])
 def test_a_normalizer_must_be_finite_and_positive(bad):
@@ -314,9 +404,9 @@ def test_a_normalizer_goes_only_with_a_dividing_reduction(reduction):
     x, t = _logits(3, 4), _targets(3, 4)
     with pytest.raises(ValueError, match=rf"cross_entropy: normalizer expected None with reduction '{reduction}'"):
         F.cross_entropy_forward_backward(x, t, reduction=reduction, normalizer=2.0)
-    with pytest.raises(ValueError, match=rf"triplet_margin_loss: normalizer expected None with reduction"):
+    with pytest.raises(ValueError, match=r"triplet_margin_loss: normalizer expected None with reduction"):
         F.triplet_margin_loss(x, x, x, reduction=reduction, normalizer=2.0)
-    with pytest.raises(ValueError, match=rf"kl_div: normalizer expected None with reduction"):
+    with pytest.raises(ValueError, match=r"kl_div: normalizer expected None with reduction"):
         F.kl_div(x, x, reduction=reduction, normalizer=2.0)
     with pytest.raises(ValueError, match=r"reduction expected 'mean' or 'batchmean'"):
         F.mean_normalizer("cross_entropy", x, t, reduction=reduction)
@@ -336,6 +426,7 @@ def test_mean_normalizer_argument_errors():
 
 # ---- the C++ API, and the recipe in the docs ---------------------------------------------------
 
+
 def test_cpp_gradient_accumulation(tmp_path):
     run = run_check("normalizer", tmp_path)
     assert run.returncode == 0, run.stdout + run.stderr
@@ -343,6 +434,7 @@ def test_cpp_gradient_accumulation(tmp_path):
 
 
 def test_training_recipe_runs():
-    result = doctest.testfile(str(ROOT / "docs" / "training.md"), module_relative=False,
-                              optionflags=doctest.NORMALIZE_WHITESPACE)
+    result = doctest.testfile(
+        str(ROOT / "docs" / "training.md"), module_relative=False, optionflags=doctest.NORMALIZE_WHITESPACE
+    )
     assert result.attempted >= 5 and result.failed == 0

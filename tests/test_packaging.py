@@ -61,8 +61,10 @@ def needs(tool: str) -> str:
 # ---- typed Python ------------------------------------------------------------------------------
 def test_stubs_match_the_compiled_module():
     pytest.importorskip("mypy")
-    run([sys.executable, "-m", "mypy.stubtest", "losskit._core",
-         "--allowlist", str(DATA / "stubtest_allowlist.txt")], cwd=REPO)
+    run(
+        [sys.executable, "-m", "mypy.stubtest", "losskit._core", "--allowlist", str(DATA / "stubtest_allowlist.txt")],
+        cwd=REPO,
+    )
 
 
 def test_examples_pass_mypy_strict(tmp_path):
@@ -132,9 +134,16 @@ def test_sdist_holds_the_sources_and_the_license(sdist):
     with tarfile.open(sdist) as archive:
         names = set(archive.getnames())
         pkg_info = archive.extractfile(f"{top}/PKG-INFO").read().decode()  # type: ignore[union-attr]
-    for required in ("LICENSE", "CHANGELOG.md", "README.md", "pyproject.toml", "CMakeLists.txt",
-                     "python/losskit/_version.py", "cpp/include/losskit/losskit.hpp",
-                     "tests/data/wheel_smoke.py"):
+    for required in (
+        "LICENSE",
+        "CHANGELOG.md",
+        "README.md",
+        "pyproject.toml",
+        "CMakeLists.txt",
+        "python/losskit/_version.py",
+        "cpp/include/losskit/losskit.hpp",
+        "tests/data/wheel_smoke.py",
+    ):
         assert f"{top}/{required}" in names, f"{required} missing from {sdist.name}"
     built = [n for n in names if n.startswith((f"{top}/build/", f"{top}/dist/")) or n.endswith(".so")]
     assert not built, f"build output in the sdist: {built[:5]}"
@@ -154,12 +163,16 @@ def test_repaired_wheel_from_the_sdist_in_a_fresh_venv_without_compilers(tmp_pat
 
     names = zipfile.ZipFile(wheel).namelist()
     assert any(n.startswith("losskit.libs/libgomp") for n in names), "libgomp is not bundled"
-    for required in ("losskit/py.typed", "losskit/_core.pyi", "losskit/lib/liblosskit.a",
-                     "losskit/include/losskit/losskit.hpp",
-                     "losskit/share/cmake/losskit/losskitConfig.cmake",
-                     "losskit/share/cmake/losskit/losskitConfigVersion.cmake",
-                     "losskit/share/cmake/losskit/losskitTargets.cmake",
-                     f"losskit-{losskit.__version__}.dist-info/licenses/LICENSE"):
+    for required in (
+        "losskit/py.typed",
+        "losskit/_core.pyi",
+        "losskit/lib/liblosskit.a",
+        "losskit/include/losskit/losskit.hpp",
+        "losskit/share/cmake/losskit/losskitConfig.cmake",
+        "losskit/share/cmake/losskit/losskitConfigVersion.cmake",
+        "losskit/share/cmake/losskit/losskitTargets.cmake",
+        f"losskit-{losskit.__version__}.dist-info/licenses/LICENSE",
+    ):
         assert required in names, f"{required} missing from {wheel.name}"
     headers = {p.name for p in (REPO / "cpp" / "include" / "losskit").glob("*.hpp")}
     assert headers <= {Path(n).name for n in names if n.startswith("losskit/include/losskit/")}
@@ -168,10 +181,12 @@ def test_repaired_wheel_from_the_sdist_in_a_fresh_venv_without_compilers(tmp_pat
     python = venv / "bin" / "python"
     run([str(python), "-m", "pip", "install", "--quiet", "numpy", str(wheel)])
     # Only the venv on PATH: no compiler, no build tree, no PYTHONPATH.
-    env = {"PATH": str(venv / "bin"), "HOME": str(tmp_path), "OMP_NUM_THREADS": "2",
-           "LOSSKIT_SMOKE_NO_COMPILER": "1"}
-    targets = run([str(python), "-c", "import losskit; print(losskit._core.available_cpu_targets())"],
-                  env=env, cwd=tmp_path).stdout.strip().split(",")
+    env = {"PATH": str(venv / "bin"), "HOME": str(tmp_path), "OMP_NUM_THREADS": "2", "LOSSKIT_SMOKE_NO_COMPILER": "1"}
+    targets = (
+        run([str(python), "-c", "import losskit; print(losskit._core.available_cpu_targets())"], env=env, cwd=tmp_path)
+        .stdout.strip()
+        .split(",")
+    )
     assert "baseline" in targets
     smoke = str(DATA / "wheel_smoke.py")
     print(run([str(python), smoke], env=env, cwd=tmp_path).stdout)  # the run-time choice

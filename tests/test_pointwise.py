@@ -53,31 +53,86 @@ def prob(rng, shape, dt):
 
 
 SPECS = [
-    Spec("l1_loss", lambda r, s, d: (normal(r, s, d), normal(r, s, d)), (0,), target=1,
-         variants=[{}, {"weight": "input"}]),
-    Spec("mse_loss", lambda r, s, d: (normal(r, s, d), normal(r, s, d)), (0,), target=1,
-         variants=[{}, {"weight": "input"}]),
-    Spec("huber_loss", lambda r, s, d: (normal(r, s, d, 2), normal(r, s, d)), (0,), target=1,
-         variants=[{}, {"delta": 0.5}, {"delta": 2.5, "weight": "input"}]),
-    Spec("smooth_l1_loss", lambda r, s, d: (normal(r, s, d, 2), normal(r, s, d)), (0,), target=1,
-         variants=[{}, {"beta": 0.0}, {"beta": 0.3}]),
+    Spec(
+        "l1_loss",
+        lambda r, s, d: (normal(r, s, d), normal(r, s, d)),
+        (0,),
+        target=1,
+        variants=[{}, {"weight": "input"}],
+    ),
+    Spec(
+        "mse_loss",
+        lambda r, s, d: (normal(r, s, d), normal(r, s, d)),
+        (0,),
+        target=1,
+        variants=[{}, {"weight": "input"}],
+    ),
+    Spec(
+        "huber_loss",
+        lambda r, s, d: (normal(r, s, d, 2), normal(r, s, d)),
+        (0,),
+        target=1,
+        variants=[{}, {"delta": 0.5}, {"delta": 2.5, "weight": "input"}],
+    ),
+    Spec(
+        "smooth_l1_loss",
+        lambda r, s, d: (normal(r, s, d, 2), normal(r, s, d)),
+        (0,),
+        target=1,
+        variants=[{}, {"beta": 0.0}, {"beta": 0.3}],
+    ),
     Spec("soft_margin_loss", lambda r, s, d: (normal(r, s, d, 2), signs(r, s, d)), (0,)),
-    Spec("binary_cross_entropy", lambda r, s, d: (prob(r, s, d), prob(r, s, d)), (0,), target=1,
-         variants=[{}, {"weight": "input"}, {"weight": "last"}], broadcasts=False),
-    Spec("binary_cross_entropy_with_logits", lambda r, s, d: (normal(r, s, d, 3), prob(r, s, d)), (0,), target=1,
-         variants=[{}, {"weight": "input"}, {"pos_weight": "last"}, {"weight": "last", "pos_weight": "input"}],
-         broadcasts=False),
-    Spec("poisson_nll_loss", lambda r, s, d: (normal(r, s, d), r.uniform(0, 4, s).astype(d)), (0,), target=1,
-         variants=[{}, {"full": True}, {"log_input": False, "eps": 1e-6}, {"log_input": False, "full": True}]),
-    Spec("gaussian_nll_loss",
-         lambda r, s, d: (normal(r, s, d), normal(r, s, d), r.uniform(0.1, 2, s).astype(d)), (0, 2), target=1,
-         variants=[{}, {"full": True}, {"eps": 0.5}], broadcasts=False),
-    Spec("kl_div", lambda r, s, d: (np.log(prob(r, s, d)), prob(r, s, d)), (0,), target=1,
-         variants=[{}, {"log_target": True}], reductions=("none", "mean", "sum", "batchmean")),
-    Spec("margin_ranking_loss", lambda r, s, d: (normal(r, s, d), normal(r, s, d), signs(r, s, d)), (0, 1),
-         variants=[{}, {"margin": 0.5}]),
-    Spec("hinge_embedding_loss", lambda r, s, d: (np.abs(normal(r, s, d, 2)), signs(r, s, d)), (0,),
-         variants=[{}, {"margin": 2.0}]),
+    Spec(
+        "binary_cross_entropy",
+        lambda r, s, d: (prob(r, s, d), prob(r, s, d)),
+        (0,),
+        target=1,
+        variants=[{}, {"weight": "input"}, {"weight": "last"}],
+        broadcasts=False,
+    ),
+    Spec(
+        "binary_cross_entropy_with_logits",
+        lambda r, s, d: (normal(r, s, d, 3), prob(r, s, d)),
+        (0,),
+        target=1,
+        variants=[{}, {"weight": "input"}, {"pos_weight": "last"}, {"weight": "last", "pos_weight": "input"}],
+        broadcasts=False,
+    ),
+    Spec(
+        "poisson_nll_loss",
+        lambda r, s, d: (normal(r, s, d), r.uniform(0, 4, s).astype(d)),
+        (0,),
+        target=1,
+        variants=[{}, {"full": True}, {"log_input": False, "eps": 1e-6}, {"log_input": False, "full": True}],
+    ),
+    Spec(
+        "gaussian_nll_loss",
+        lambda r, s, d: (normal(r, s, d), normal(r, s, d), r.uniform(0.1, 2, s).astype(d)),
+        (0, 2),
+        target=1,
+        variants=[{}, {"full": True}, {"eps": 0.5}],
+        broadcasts=False,
+    ),
+    Spec(
+        "kl_div",
+        lambda r, s, d: (np.log(prob(r, s, d)), prob(r, s, d)),
+        (0,),
+        target=1,
+        variants=[{}, {"log_target": True}],
+        reductions=("none", "mean", "sum", "batchmean"),
+    ),
+    Spec(
+        "margin_ranking_loss",
+        lambda r, s, d: (normal(r, s, d), normal(r, s, d), signs(r, s, d)),
+        (0, 1),
+        variants=[{}, {"margin": 0.5}],
+    ),
+    Spec(
+        "hinge_embedding_loss",
+        lambda r, s, d: (np.abs(normal(r, s, d, 2)), signs(r, s, d)),
+        (0,),
+        variants=[{}, {"margin": 2.0}],
+    ),
 ]
 SPEC = {s.name: s for s in SPECS}
 
@@ -113,13 +168,23 @@ def check(spec: Spec, args, kw, reduction, rng, target_grad=None, what=""):
     args = tuple(np.asarray(a) for a in args)  # 0-d arrays, not NumPy scalars (a scalar var has no gradient)
     loss = getattr(F, spec.name)(*args, reduction=reduction, **kw)
     shape = np.shape(loss)
-    go = np.asarray(rng.uniform(0.5, 1.5, shape) if reduction == "none" else rng.uniform(0.5, 1.5)).astype(args[0].dtype)
+    go = np.asarray(rng.uniform(0.5, 1.5, shape) if reduction == "none" else rng.uniform(0.5, 1.5)).astype(
+        args[0].dtype
+    )
     lk = call_losskit(spec, args, kw, reduction, go, target_grad)
     diff = spec.diff + ((spec.target,) if target_grad else ())
     torch_fn = getattr(TF, spec.name)
     for mode, (l, g) in (("forward/backward", lk[:2]), ("forward_backward", lk[2:])):
-        compare(torch_fn, args, dict(kw, reduction=reduction), diff, l, g, grad_output=go,
-                what=f"{spec.name} {what} {mode} {reduction}")
+        compare(
+            torch_fn,
+            args,
+            dict(kw, reduction=reduction),
+            diff,
+            l,
+            g,
+            grad_output=go,
+            what=f"{spec.name} {what} {mode} {reduction}",
+        )
     if reduction != "none":
         assert isinstance(lk[0], np.generic) and lk[0].dtype == args[0].dtype
 
@@ -171,8 +236,10 @@ def test_broadcast_target(name, rng):
         full = spec.make(rng, (4, 5), dt)
         small = spec.make(rng, (5,), dt)
         column = spec.make(rng, (4, 1), dt)
-        for args, what in (((full[0],) + tuple(small[1:]), "target (5,)"),
-                           ((column[0],) + tuple(full[1:]), "input (4, 1)")):
+        for args, what in (
+            ((full[0],) + tuple(small[1:]), "target (5,)"),
+            ((column[0],) + tuple(full[1:]), "input (4, 1)"),
+        ):
             for reduction in spec.reductions:
                 check_or_both_refuse(spec, args, reduction, rng, what)
 
@@ -208,21 +275,57 @@ def test_large_crosses_threading(name, dtype, rng):
 # dimensions included, plus any number of 0s against the input's 1s, which empty the loss).
 # Everything else, a 0-d var array beside a 2-d input included, raises "var is of incorrect size".
 GAUSSIAN_VAR_ACCEPTED = [
-    ((), ()), ((4,), ()), ((4,), (1,)), ((4,), (4,)), ((1,), ()),
-    ((6, 3), (6,)), ((6, 3), (6, 1)), ((6, 3), (1, 3)), ((6, 3), (6, 3)),
-    ((2, 3, 4), (2, 3)), ((2, 3, 4), (2, 3, 1)), ((2, 1, 4), (2, 1)), ((2, 3, 4), (2, 1, 4)), ((2, 3, 4), (1, 3, 4)),
+    ((), ()),
+    ((4,), ()),
+    ((4,), (1,)),
+    ((4,), (4,)),
+    ((1,), ()),
+    ((6, 3), (6,)),
+    ((6, 3), (6, 1)),
+    ((6, 3), (1, 3)),
+    ((6, 3), (6, 3)),
+    ((2, 3, 4), (2, 3)),
+    ((2, 3, 4), (2, 3, 1)),
+    ((2, 1, 4), (2, 1)),
+    ((2, 3, 4), (2, 1, 4)),
+    ((2, 3, 4), (1, 3, 4)),
     # empty inputs
-    ((0,), ()), ((0,), (1,)), ((0,), (0,)), ((0, 3), (0,)), ((0, 3), (0, 1)), ((0, 3), (1, 3)),
-    ((2, 0), (2,)), ((2, 0), (2, 1)), ((2, 0), (2, 0)),
+    ((0,), ()),
+    ((0,), (1,)),
+    ((0,), (0,)),
+    ((0, 3), (0,)),
+    ((0, 3), (0, 1)),
+    ((0, 3), (1, 3)),
+    ((2, 0), (2,)),
+    ((2, 0), (2, 1)),
+    ((2, 0), (2, 0)),
     # torch's sum-of-sizes test lets a 0 meet an input's 1: the loss is empty
-    ((2, 1), (1, 0)), ((1, 3), (0, 1)), ((2, 1, 4), (1, 0, 4)), ((2, 1, 4), (2, 0, 1)),
+    ((2, 1), (1, 0)),
+    ((1, 3), (0, 1)),
+    ((2, 1, 4), (1, 0, 4)),
+    ((2, 1, 4), (2, 0, 1)),
 ]
 GAUSSIAN_VAR_REJECTED = [
-    ((6, 3), ()), ((1, 1), ()), ((2, 3, 4), ()), ((0, 3), ()), ((2, 0), ()),  # a 0-d var array
-    ((), (1,)), ((4,), (1, 1)), ((4,), (2,)), ((4,), (4, 1)),
-    ((6, 3), (3,)), ((6, 3), (1, 1)), ((6, 3), (6, 3, 1)), ((6, 3), (2, 3)), ((6, 3), (1,)),
-    ((2, 3, 4), (1, 1, 4)), ((2, 3, 4), (2, 1, 1)), ((2, 3, 4), (3, 4)), ((2, 3, 4), (2,)),
-    ((0, 3), (1, 1)), ((2, 0), (1, 1)),
+    ((6, 3), ()),
+    ((1, 1), ()),
+    ((2, 3, 4), ()),
+    ((0, 3), ()),
+    ((2, 0), ()),  # a 0-d var array
+    ((), (1,)),
+    ((4,), (1, 1)),
+    ((4,), (2,)),
+    ((4,), (4, 1)),
+    ((6, 3), (3,)),
+    ((6, 3), (1, 1)),
+    ((6, 3), (6, 3, 1)),
+    ((6, 3), (2, 3)),
+    ((6, 3), (1,)),
+    ((2, 3, 4), (1, 1, 4)),
+    ((2, 3, 4), (2, 1, 1)),
+    ((2, 3, 4), (3, 4)),
+    ((2, 3, 4), (2,)),
+    ((0, 3), (1, 1)),
+    ((2, 0), (1, 1)),
 ]
 
 
@@ -250,10 +353,12 @@ def test_gaussian_var_shapes_torch_rejects(shapes, rng):
     with pytest.raises(ValueError, match="var is of incorrect size"):  # the reference refuses it
         TF.gaussian_nll_loss(*(torch.from_numpy(a) for a in args))
     for reduction in REDUCTIONS:
-        for call in (lambda: F.gaussian_nll_loss(*args, reduction=reduction),
-                     lambda: F.gaussian_nll_loss_backward(1.0, *args, reduction=reduction),
-                     lambda: F.gaussian_nll_loss_forward_backward(*args, reduction=reduction, target_grad=True),
-                     lambda: losskit.GaussianNLLLoss(reduction=reduction)(*args)):
+        for call in (
+            lambda: F.gaussian_nll_loss(*args, reduction=reduction),
+            lambda: F.gaussian_nll_loss_backward(1.0, *args, reduction=reduction),
+            lambda: F.gaussian_nll_loss_forward_backward(*args, reduction=reduction, target_grad=True),
+            lambda: losskit.GaussianNLLLoss(reduction=reduction)(*args),
+        ):
             with pytest.raises(ValueError, match=r"^gaussian_nll_loss: var expected"):
                 call()
 
@@ -264,8 +369,10 @@ def test_gaussian_var_broadcast_torch_cannot_do_raises(rng):
     with pytest.raises(RuntimeError):
         TF.gaussian_nll_loss(*(torch.from_numpy(a) for a in args))
     for reduction in REDUCTIONS:
-        for call in (lambda: F.gaussian_nll_loss(*args, reduction=reduction),
-                     lambda: F.gaussian_nll_loss_forward_backward(*args, reduction=reduction)):
+        for call in (
+            lambda: F.gaussian_nll_loss(*args, reduction=reduction),
+            lambda: F.gaussian_nll_loss_forward_backward(*args, reduction=reduction),
+        ):
             with pytest.raises(ValueError, match=r"^gaussian_nll_loss: var expected a shape broadcastable"):
                 call()
 
@@ -299,8 +406,9 @@ def test_gaussian_var_below_eps_passes_gradient_through():
     check(SPEC["gaussian_nll_loss"], (x, y, var), {}, "sum", np.random.default_rng(0))
 
 
-SPECIAL = np.array([0.0, -0.0, 1.0, -1.0, 1e-30, -1e-30, 30.0, -30.0, 100.0, -100.0, 1e4, -1e4,
-                    np.inf, -np.inf, np.nan])
+SPECIAL = np.array(
+    [0.0, -0.0, 1.0, -1.0, 1e-30, -1e-30, 30.0, -30.0, 100.0, -100.0, 1e4, -1e4, np.inf, -np.inf, np.nan]
+)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
@@ -332,8 +440,12 @@ def test_kinks_take_torch_subgradients(dtype, rng):
     torch's choice."""
     z = np.array([0.0, 1.0, -1.0, 0.5, -0.5, 2.0], dtype=dtype)
     zeros = np.zeros_like(z)
-    for name, kw in (("l1_loss", {}), ("huber_loss", {"delta": 1.0}), ("smooth_l1_loss", {"beta": 1.0}),
-                     ("smooth_l1_loss", {"beta": 0.0})):
+    for name, kw in (
+        ("l1_loss", {}),
+        ("huber_loss", {"delta": 1.0}),
+        ("smooth_l1_loss", {"beta": 1.0}),
+        ("smooth_l1_loss", {"beta": 0.0}),
+    ):
         check(SPEC[name], (z, zeros), kw, "sum", rng, what="kink")
     ones = np.ones_like(z)
     check(SPEC["margin_ranking_loss"], (z, z, ones), {"margin": 0.0}, "sum", rng, what="kink")
@@ -365,8 +477,14 @@ def test_cancellations_as_torch_rounds_them_on_every_target(target, rng):
         y = np.array([0.2085882929319239, 0.98, 0.2, 0.8, 0.2, 0.7])
         pw = np.array([1e38, -1e38, -1e38, -1e38, 1e38, 3e20])
         for reduction in ("none", "sum"):
-            check(SPEC["binary_cross_entropy_with_logits"], (x, y), {"pos_weight": pw}, reduction, rng,
-                  what=f"cancellation on {target}")
+            check(
+                SPEC["binary_cross_entropy_with_logits"],
+                (x, y),
+                {"pos_weight": pw},
+                reduction,
+                rng,
+                what=f"cancellation on {target}",
+            )
         xk = np.array([1e4, -1e4, 3.0], np.float32)
         yk = np.array([1e38, 1e38, 1e38], np.float32)
         check(SPEC["kl_div"], (xk, yk), {}, "none", rng, what=f"overflow on {target}")
@@ -381,8 +499,14 @@ def test_poisson_full_target_gradient_at_infinity(dtype, rng):
     x = np.array([-0.07, 0.5, 2.0], dtype)
     y = np.array([np.inf, np.inf, 3.0], dtype)
     for kw in ({"full": True}, {"full": True, "log_input": False}):
-        check(SPEC["poisson_nll_loss"], (np.abs(x) if not kw.get("log_input", True) else x, y), kw, "sum", rng,
-              what="poisson y = inf")
+        check(
+            SPEC["poisson_nll_loss"],
+            (np.abs(x) if not kw.get("log_input", True) else x, y),
+            kw,
+            "sum",
+            rng,
+            what="poisson y = inf",
+        )
 
 
 @pytest.mark.parametrize("log_target", [False, True])
@@ -394,8 +518,14 @@ def test_kl_div_target_gradient_through_an_empty_broadcast(log_target, rng):
     y = np.array([0.0, 0.3, np.inf, np.nan, -1.0, 1e38, -np.inf])
     for xshape, yv in (((0, 7), y), ((7, 0), y[:, None]), ((0,), y[:1])):
         for reduction in REDUCTIONS + ["batchmean"]:
-            check(SPEC["kl_div"], (np.zeros(xshape), yv), {"log_target": log_target}, reduction, rng,
-                  what=f"empty input {xshape}")
+            check(
+                SPEC["kl_div"],
+                (np.zeros(xshape), yv),
+                {"log_target": log_target},
+                reduction,
+                rng,
+                what=f"empty input {xshape}",
+            )
 
 
 def test_classes_match_functional(rng):
@@ -432,8 +562,11 @@ def test_legacy_size_average_reduce_warns():
 
 def test_target_grad_on_labels_raises():
     x, y = np.array([1.0, 2.0]), np.array([1.0, -1.0])
-    for name, args in (("soft_margin_loss", (x, y)), ("hinge_embedding_loss", (x, y)),
-                       ("margin_ranking_loss", (x, x, y))):
+    for name, args in (
+        ("soft_margin_loss", (x, y)),
+        ("hinge_embedding_loss", (x, y)),
+        ("margin_ranking_loss", (x, x, y)),
+    ):
         with pytest.raises(ValueError, match="target_grad"):
             getattr(F, name + "_backward")(1.0, *args, target_grad=True)
 

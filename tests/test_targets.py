@@ -42,7 +42,9 @@ def _in_subprocess(code: str, **env: str) -> str:
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, **env}, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], env={**os.environ, **env}, capture_output=True, text=True, check=True
+    )
     return out.stdout.strip()
 
 

@@ -14,7 +14,10 @@ import losskit.functional as F
 
 CASES = [
     ("mse_loss", lambda x, y: F.mse_loss_forward_backward(x, y)),
-    ("binary_cross_entropy_with_logits", lambda x, y: F.binary_cross_entropy_with_logits_forward_backward(x, 1 / (1 + np.exp(-y)))),
+    (
+        "binary_cross_entropy_with_logits",
+        lambda x, y: F.binary_cross_entropy_with_logits_forward_backward(x, 1 / (1 + np.exp(-y))),
+    ),
     ("huber_loss", lambda x, y: F.huber_loss_forward_backward(x, y, reduction="sum")),
     ("kl_div", lambda x, y: F.kl_div_forward_backward(x, np.abs(y), reduction="batchmean")),
 ]

@@ -28,22 +28,40 @@ def _inputs(dtype: str) -> Dict[str, Any]:
     logits = r.standard_normal((n, c))
     lsm = logits - np.log(np.exp(logits).sum(1, keepdims=True))
     a = {
-        "x": r.standard_normal((n, c)), "y": r.standard_normal((n, c)), "p": r.uniform(0.05, 0.95, (n, c)),
-        "q": r.uniform(0, 1, (n, c)), "sign": r.choice([-1.0, 1.0], (n, c)), "pos": r.uniform(0.2, 2.0, (n, c)),
-        "var_col": r.uniform(0.2, 2.0, (n, 1)), "w_row": r.uniform(0.5, 2.0, c),
+        "x": r.standard_normal((n, c)),
+        "y": r.standard_normal((n, c)),
+        "p": r.uniform(0.05, 0.95, (n, c)),
+        "q": r.uniform(0, 1, (n, c)),
+        "sign": r.choice([-1.0, 1.0], (n, c)),
+        "pos": r.uniform(0.2, 2.0, (n, c)),
+        "var_col": r.uniform(0.2, 2.0, (n, 1)),
+        "w_row": r.uniform(0.5, 2.0, c),
         "logp": np.log(r.uniform(0.05, 0.95, (n, c))),
-        "labels": np.array([0, 4, 2, -100, 1, 3]), "labels_ok": np.array([0, 4, 2, 2, 1, 3]),
-        "lsm": lsm, "probs": np.exp(lsm), "logits_k": r.standard_normal((2, c, 3, 4)),
-        "labels_k": r.integers(0, c, (2, 3, 4)), "probs_k": r.dirichlet(np.ones(c), (2, 3, 4)).transpose(0, 3, 1, 2).copy(),
-        "multilabel": np.array([[0, 1, -1, 0, 0], [3, -1, 0, 0, 0], [1, 2, 3, 4, -1], [4, -1, 0, 0, 0],
-                                [2, 0, -1, 0, 0], [1, -1, 0, 0, 0]]),
-        "f1": r.standard_normal(10), "f2": r.standard_normal(10), "fsign": r.choice([-1.0, 1.0], 10),
+        "labels": np.array([0, 4, 2, -100, 1, 3]),
+        "labels_ok": np.array([0, 4, 2, 2, 1, 3]),
+        "lsm": lsm,
+        "probs": np.exp(lsm),
+        "logits_k": r.standard_normal((2, c, 3, 4)),
+        "labels_k": r.integers(0, c, (2, 3, 4)),
+        "probs_k": r.dirichlet(np.ones(c), (2, 3, 4)).transpose(0, 3, 1, 2).copy(),
+        "multilabel": np.array(
+            [[0, 1, -1, 0, 0], [3, -1, 0, 0, 0], [1, 2, 3, 4, -1], [4, -1, 0, 0, 0], [2, 0, -1, 0, 0], [1, -1, 0, 0, 0]]
+        ),
+        "f1": r.standard_normal(10),
+        "f2": r.standard_normal(10),
+        "fsign": r.choice([-1.0, 1.0], 10),
         "f3": r.standard_normal(10),
-        "e1": r.standard_normal((n, d)), "e2": r.standard_normal((n, d)), "e3": r.standard_normal((n, d)),
+        "e1": r.standard_normal((n, d)),
+        "e2": r.standard_normal((n, d)),
+        "e3": r.standard_normal((n, d)),
         "esign": r.choice([-1.0, 1.0], n),
         "ctc_lp": np.log(np.exp(z := r.standard_normal((12, 3, 6))) / np.exp(z).sum(2, keepdims=True)),
-        "ctc_t": r.integers(1, 6, (3, 4)), "ctc_il": np.array([12, 10, 11]), "ctc_tl": np.array([4, 2, 3]),
-        "h": r.standard_normal((n, d)), "W": 0.5 * r.standard_normal((c, d)), "b": 0.1 * r.standard_normal(c),
+        "ctc_t": r.integers(1, 6, (3, 4)),
+        "ctc_il": np.array([12, 10, 11]),
+        "ctc_tl": np.array([4, 2, 3]),
+        "h": r.standard_normal((n, d)),
+        "W": 0.5 * r.standard_normal((c, d)),
+        "b": 0.1 * r.standard_normal(c),
     }
     return {k: v.astype(dtype) if v.dtype.kind == "f" else v for k, v in a.items()}
 
@@ -72,40 +90,80 @@ CASES: List[Tuple[str, str, Tuple[str, ...], Dict[str, Any], Tuple[str, ...], Tu
     ("gaussian_scalar_var", "gaussian_nll_loss", ("x", "y"), {"var": 0.7}, ("input", "target"), R3),
     ("kl", "kl_div", ("logp", "q"), {}, ("input", "target"), ("none", "batchmean", "sum")),
     ("kl_log", "kl_div", ("logp", "y"), {"log_target": True}, ("input", "target"), ("none", "batchmean", "sum")),
-    ("margin_ranking", "margin_ranking_loss", ("f1", "f2", "fsign"), {"margin": 0.3}, ("input1", "input2", "target"),
-     R3),
+    (
+        "margin_ranking",
+        "margin_ranking_loss",
+        ("f1", "f2", "fsign"),
+        {"margin": 0.3},
+        ("input1", "input2", "target"),
+        R3,
+    ),
     # torch takes any real target, where the gradient of ±1 labels alone would not tell it
     ("margin_ranking_real", "margin_ranking_loss", ("f1", "f2", "f3"), {"margin": 0.1}, ("target", "input2"), R3),
     ("hinge", "hinge_embedding_loss", ("x", "sign"), {"margin": 0.5}, ("input",), R3),
     ("ce", "cross_entropy", ("logits_k", "labels_k"), {}, ("input",), R3),
-    ("ce_weighted", "cross_entropy", ("x", "labels"), {"weight": "@w_row", "label_smoothing": 0.1},
-     ("input",), R3),
+    ("ce_weighted", "cross_entropy", ("x", "labels"), {"weight": "@w_row", "label_smoothing": 0.1}, ("input",), R3),
     ("ce_ignore", "cross_entropy", ("x", "labels_ok"), {"ignore_index": 2}, ("input",), R3),
     ("ce_probs", "cross_entropy", ("x", "probs"), {"weight": "@w_row"}, ("input", "target", "weight"), R3),
-    ("ce_probs_k_smooth", "cross_entropy", ("logits_k", "probs_k"), {"weight": "@w_row", "label_smoothing": 0.2},
-     ("weight", "input"), R3),
+    (
+        "ce_probs_k_smooth",
+        "cross_entropy",
+        ("logits_k", "probs_k"),
+        {"weight": "@w_row", "label_smoothing": 0.2},
+        ("weight", "input"),
+        R3,
+    ),
     ("nll", "nll_loss", ("lsm", "labels"), {"weight": "@w_row"}, ("input",), R3),
     ("multi_margin", "multi_margin_loss", ("x", "labels_ok"), {"weight": "@w_row"}, ("input",), R3),
     ("multi_margin_p2", "multi_margin_loss", ("x", "labels_ok"), {"p": 2, "margin": 0.7}, ("input",), R3),
     ("multilabel_margin", "multilabel_margin_loss", ("x", "multilabel"), {}, ("input",), R3),
-    ("multilabel_soft", "multilabel_soft_margin_loss", ("x", "q"), {"weight": "@w_row"}, ("input", "target", "weight"),
-     R3),
+    (
+        "multilabel_soft",
+        "multilabel_soft_margin_loss",
+        ("x", "q"),
+        {"weight": "@w_row"},
+        ("input", "target", "weight"),
+        R3,
+    ),
     ("multilabel_soft_w", "multilabel_soft_margin_loss", ("w_row", "w_row"), {"weight": "@w_row"}, ("weight",), R3),
     ("cosine", "cosine_embedding_loss", ("e1", "e2", "esign"), {"margin": 0.2}, ("input1", "input2"), R3),
     ("triplet", "triplet_margin_loss", ("e1", "e2", "e3"), {"swap": True}, ("anchor", "positive", "negative"), R3),
-    ("triplet_p1", "triplet_margin_loss", ("e1", "e2", "e3"), {"p": 1, "margin": 2.0},
-     ("anchor", "positive", "negative"), R3),
-    ("triplet_distance", "triplet_margin_with_distance_loss", ("e1", "e2", "e3"), {"margin": 1.5},
-     ("anchor", "positive", "negative"), R3),
+    (
+        "triplet_p1",
+        "triplet_margin_loss",
+        ("e1", "e2", "e3"),
+        {"p": 1, "margin": 2.0},
+        ("anchor", "positive", "negative"),
+        R3,
+    ),
+    (
+        "triplet_distance",
+        "triplet_margin_with_distance_loss",
+        ("e1", "e2", "e3"),
+        {"margin": 1.5},
+        ("anchor", "positive", "negative"),
+        R3,
+    ),
     ("ctc", "ctc_loss", ("ctc_lp", "ctc_t", "ctc_il", "ctc_tl"), {"zero_infinity": True}, ("log_probs",), R3),
-    ("linear_ce", "linear_cross_entropy", ("h", "W", "labels"),
-     {"linear_bias": "@b", "label_smoothing": 0.1, "ignore_index": -100}, ("input", "linear_weight", "linear_bias"),
-     R3),
+    (
+        "linear_ce",
+        "linear_cross_entropy",
+        ("h", "W", "labels"),
+        {"linear_bias": "@b", "label_smoothing": 0.1, "ignore_index": -100},
+        ("input", "linear_weight", "linear_bias"),
+        R3,
+    ),
 ]
 
 
-def _tensors(name: str, a: Dict[str, Any], keys: Tuple[str, ...], kwargs: Dict[str, Any], diff: Tuple[str, ...],
-             dtype: Any = None) -> Tuple[List[Any], Dict[str, Any], List[Any]]:
+def _tensors(
+    name: str,
+    a: Dict[str, Any],
+    keys: Tuple[str, ...],
+    kwargs: Dict[str, Any],
+    diff: Tuple[str, ...],
+    dtype: Any = None,
+) -> Tuple[List[Any], Dict[str, Any], List[Any]]:
     """Fresh tensors for one call (args, kwargs) and the list of those that require grad."""
     params = list(__import__("inspect").signature(getattr(TF, name)).parameters)
 
@@ -125,8 +183,9 @@ def _tensors(name: str, a: Dict[str, Any], keys: Tuple[str, ...], kwargs: Dict[s
     return args, kw, [named[k] for k in diff]
 
 
-def _run(fn: Any, name: str, a: Dict[str, Any], case: Tuple[Any, ...], reduction: str, grad_output: Any,
-         dtype: Any = None) -> Tuple[np.ndarray, List[np.ndarray]]:
+def _run(
+    fn: Any, name: str, a: Dict[str, Any], case: Tuple[Any, ...], reduction: str, grad_output: Any, dtype: Any = None
+) -> Tuple[np.ndarray, List[np.ndarray]]:
     _, _, keys, kwargs, diff, _ = case
     args, kw, leaves = _tensors(name, a, keys, kwargs, diff, dtype)
     with warnings.catch_warnings():
@@ -151,17 +210,33 @@ def test_against_torch(case: Tuple[Any, ...], dtype: str) -> None:
         ref, ref_grads = _run(getattr(TF, name), name, a, case, reduction, go)
         ref64 = ref64_grads = None
         if dtype == "float32":
-            ref64, ref64_grads = _run(getattr(TF, name), name, a, case, reduction,
-                                      None if go is None else go.astype("float64"), torch.float64)
+            ref64, ref64_grads = _run(
+                getattr(TF, name), name, a, case, reduction, None if go is None else go.astype("float64"), torch.float64
+            )
         what = f"{cid} {dtype} {reduction}"
         assert_close(out, ref, ref64, what)
         for k, (g, r) in enumerate(zip(grads, ref_grads)):
             assert_close(g, r, None if ref64_grads is None else ref64_grads[k], f"{what} grad of {case[4][k]}")
 
 
-GRADCHECK = ["mse", "mse_weight", "huber_weight", "bce_logits", "gaussian_var_col", "kl", "ce_weighted", "ce_probs",
-             "ce_probs_k_smooth", "multi_margin_p2", "multilabel_soft", "margin_ranking_real", "cosine", "triplet", "ctc",
-             "linear_ce"]
+GRADCHECK = [
+    "mse",
+    "mse_weight",
+    "huber_weight",
+    "bce_logits",
+    "gaussian_var_col",
+    "kl",
+    "ce_weighted",
+    "ce_probs",
+    "ce_probs_k_smooth",
+    "multi_margin_p2",
+    "multilabel_soft",
+    "margin_ranking_real",
+    "cosine",
+    "triplet",
+    "ctc",
+    "linear_ce",
+]
 # torch's CTC gradient (Graves' exp(log_probs) - posterior, which losskit matches) is the gradient
 # of the logits under a log_softmax, not of free log_probs (torch's own fails gradcheck on them):
 # it is checked through the log_softmax.
@@ -280,6 +355,7 @@ def test_normalizer_divides_as_torchs_sum(reduction: str) -> None:
         ("margin_ranking_loss", [x[:, 0], y[:, 0], w[:, 0]], (), {"margin": 0.2}),
     ]
     for name, leaves, rest, kw in cases:
+
         def call(fn: Any, normalizer: Any) -> Any:
             def f(*ts: Any) -> Any:
                 named = dict(zip(("input", "target", "weight"), (*ts[:1], *rest, *ts[1:])))
@@ -287,6 +363,7 @@ def test_normalizer_divides_as_torchs_sum(reduction: str) -> None:
                     named = dict(zip(("input1", "input2", "target"), ts))
                 extra = {} if normalizer is None else {"normalizer": normalizer}
                 return fn(**named, **kw, **extra, reduction=reduction if normalizer else "sum")
+
             return f
 
         if reduction == "none":
@@ -298,8 +375,9 @@ def test_normalizer_divides_as_torchs_sum(reduction: str) -> None:
         for o, t in zip(ours, theirs):
             torch.testing.assert_close(o, t, msg=name)
     crit = LTN.CrossEntropyLoss(label_smoothing=0.1)
-    torch.testing.assert_close(crit(x, labels, normalizer=2.0), TF.cross_entropy(x, labels, label_smoothing=0.1,
-                                                                                reduction="sum") / 2.0)
+    torch.testing.assert_close(
+        crit(x, labels, normalizer=2.0), TF.cross_entropy(x, labels, label_smoothing=0.1, reduction="sum") / 2.0
+    )
 
 
 def _ce_reference(x: Any, t: Any, reduction: str, z_loss: float, softcap: Any, ignore_index: int = -100) -> Any:
@@ -361,8 +439,9 @@ SIXTEEN_BIT = [
 @pytest.mark.parametrize("reduction", ["mean", "none"])
 @pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
 @pytest.mark.parametrize("name, keys, kwargs, diff", SIXTEEN_BIT, ids=[c[0] for c in SIXTEEN_BIT])
-def test_16bit_tensors(name: str, keys: Tuple[str, ...], kwargs: Dict[str, Any], diff: Tuple[str, ...], dtype: str,
-                       reduction: str) -> None:
+def test_16bit_tensors(
+    name: str, keys: Tuple[str, ...], kwargs: Dict[str, Any], diff: Tuple[str, ...], dtype: str, reduction: str
+) -> None:
     """bfloat16 and float16 tensors reach losskit as 16-bit NumPy views of their storage (bfloat16
     as ml_dtypes' bfloat16): values and gradients are exactly losskit.functional's on the same
     16-bit arrays, in the tensor's dtype, and match torch's float32 on the same values to 16-bit
@@ -400,11 +479,12 @@ def test_16bit_tensors(name: str, keys: Tuple[str, ...], kwargs: Dict[str, Any],
     np.testing.assert_array_equal(out.detach().float().numpy(), np.asarray(expected).astype(ndtype).astype(np.float32))
     if reduction == "none":
         g16 = go.numpy().astype(ndtype)
-        expected_grads = getattr(LF, name + "_backward")(g16, **low, **options, reduction=reduction,
-                                                         target_grad="target" in diff)
+        expected_grads = getattr(LF, name + "_backward")(
+            g16, **low, **options, reduction=reduction, target_grad="target" in diff
+        )
         expected_grads = expected_grads if isinstance(expected_grads, tuple) else (expected_grads,)
         core = [k for k in diff if k != "weight"]
-        for g, e in zip(grads, expected_grads[:len(core)]):
+        for g, e in zip(grads, expected_grads[: len(core)]):
             np.testing.assert_array_equal(g.float().numpy(), np.asarray(e).astype(ndtype).astype(np.float32))
     # and torch's float32 on the same 16-bit values, rounded to the 16-bit dtype
     torch.testing.assert_close(out, ref.to(tdtype))
@@ -436,18 +516,25 @@ def test_triplet_torch_distance_runs_in_torch() -> None:
 # the modules
 
 MODULE_CASES = [
-    ("L1Loss", {}, "l1"), ("MSELoss", {"reduction": "sum"}, "mse"), ("HuberLoss", {"delta": 0.5}, "huber"),
-    ("SmoothL1Loss", {"beta": 0.5}, "smooth_l1"), ("SoftMarginLoss", {}, "soft_margin"),
-    ("BCELoss", {"weight": "@w_row"}, "bce"), ("BCEWithLogitsLoss", {"pos_weight": "@w_row"}, "bce_logits"),
-    ("PoissonNLLLoss", {"full": True}, "poisson_log"), ("GaussianNLLLoss", {"full": True}, "gaussian"),
-    ("KLDivLoss", {"reduction": "batchmean"}, "kl"), ("MarginRankingLoss", {"margin": 0.3}, "margin_ranking"),
+    ("L1Loss", {}, "l1"),
+    ("MSELoss", {"reduction": "sum"}, "mse"),
+    ("HuberLoss", {"delta": 0.5}, "huber"),
+    ("SmoothL1Loss", {"beta": 0.5}, "smooth_l1"),
+    ("SoftMarginLoss", {}, "soft_margin"),
+    ("BCELoss", {"weight": "@w_row"}, "bce"),
+    ("BCEWithLogitsLoss", {"pos_weight": "@w_row"}, "bce_logits"),
+    ("PoissonNLLLoss", {"full": True}, "poisson_log"),
+    ("GaussianNLLLoss", {"full": True}, "gaussian"),
+    ("KLDivLoss", {"reduction": "batchmean"}, "kl"),
+    ("MarginRankingLoss", {"margin": 0.3}, "margin_ranking"),
     ("HingeEmbeddingLoss", {"margin": 0.5}, "hinge"),
     ("CrossEntropyLoss", {"weight": "@w_row", "label_smoothing": 0.1}, "ce_weighted"),
     ("NLLLoss", {"weight": "@w_row", "reduction": "none"}, "nll"),
     ("MultiMarginLoss", {"p": 2, "margin": 0.7}, "multi_margin_p2"),
     ("MultiLabelMarginLoss", {}, "multilabel_margin"),
     ("MultiLabelSoftMarginLoss", {"weight": "@w_row"}, "multilabel_soft"),
-    ("CosineEmbeddingLoss", {"margin": 0.2}, "cosine"), ("TripletMarginLoss", {"swap": True}, "triplet"),
+    ("CosineEmbeddingLoss", {"margin": 0.2}, "cosine"),
+    ("TripletMarginLoss", {"swap": True}, "triplet"),
     ("TripletMarginWithDistanceLoss", {"margin": 1.5}, "triplet_distance"),
     ("CTCLoss", {"zero_infinity": True}, "ctc"),
 ]
@@ -481,8 +568,9 @@ def test_modules(cls: str, ctor: Dict[str, Any], cid: str) -> None:
 
 def test_linear_cross_entropy_module() -> None:
     torch.manual_seed(0)
-    theirs = torch.nn.LinearCrossEntropyLoss(8, 5, bias=True, dtype=torch.float64, label_smoothing=0.1,
-                                             ignore_index=-100)
+    theirs = torch.nn.LinearCrossEntropyLoss(
+        8, 5, bias=True, dtype=torch.float64, label_smoothing=0.1, ignore_index=-100
+    )
     ours = LTN.LinearCrossEntropyLoss(8, 5, bias=True, dtype=torch.float64, label_smoothing=0.1, ignore_index=-100)
     ours.load_state_dict(theirs.state_dict())
     x = torch.randn(6, 8, dtype=torch.float64)
@@ -525,6 +613,7 @@ def test_adaptive_log_softmax_module(dtype: Any) -> None:
 # ---------------------------------------------------------------------------------------------
 # errors
 
+
 def test_non_cpu_tensors_raise() -> None:
     x = torch.empty(3, 4, device="meta")
     with pytest.raises(ValueError, match=r"mse_loss: input expected a CPU tensor, got a tensor on meta"):
@@ -554,8 +643,12 @@ def test_gradients_torch_refuses_or_lacks_follow_torch() -> None:
     refused = [
         (LTF.cross_entropy, (x, labels), {"weight": torch.rand(4, dtype=torch.float64)}, "weight"),
         (LTF.nll_loss, (x, labels), {"weight": torch.rand(4, dtype=torch.float64)}, "weight"),
-        (LTF.binary_cross_entropy_with_logits, (x, torch.rand(3, 4, dtype=torch.float64)),
-         {"pos_weight": torch.rand(4, dtype=torch.float64)}, "pos_weight"),
+        (
+            LTF.binary_cross_entropy_with_logits,
+            (x, torch.rand(3, 4, dtype=torch.float64)),
+            {"pos_weight": torch.rand(4, dtype=torch.float64)},
+            "pos_weight",
+        ),
         (LTF.soft_margin_loss, (x, torch.ones(3, 4, dtype=torch.float64)), {}, "target"),
     ]
     for fn, args, kw, k in refused:
@@ -567,15 +660,19 @@ def test_gradients_torch_refuses_or_lacks_follow_torch() -> None:
                 fn(args[0], named.pop("target"), **named, reduction=reduction)
             theirs = getattr(TF, fn.__name__)
             with pytest.raises(RuntimeError, match=f"not differentiable with respect to argument '{k}'"):
-                theirs(args[0], *(() if k == "target" else (args[1],)),
-                       **({"target": leaf} if k == "target" else {k: leaf}), reduction=reduction)
+                theirs(
+                    args[0],
+                    *(() if k == "target" else (args[1],)),
+                    **({"target": leaf} if k == "target" else {k: leaf}),
+                    reduction=reduction,
+                )
     with torch.no_grad():  # no gradient asked for: nothing to refuse
         LTF.cross_entropy(x, labels, weight=torch.rand(4, requires_grad=True, dtype=torch.float64))
     for fn, args in ((LTF.hinge_embedding_loss, (x,)), (LTF.cosine_embedding_loss, (x, x.detach() + 1))):
         for with_input in (True, False):
             first = args[0] if with_input else args[0].detach()
             target = torch.tensor([1.0, -1.0, 1.0], dtype=torch.float64)
-            target = (target if fn is LTF.cosine_embedding_loss else target[:, None].expand(3, 4).clone())
+            target = target if fn is LTF.cosine_embedding_loss else target[:, None].expand(3, 4).clone()
             target.requires_grad_()
             ours = fn(first, *args[1:], target)
             theirs = getattr(TF, fn.__name__)(first, *args[1:], target)
@@ -603,8 +700,8 @@ def test_signatures_are_torchs() -> None:
     for name in LTF.LOSSES:
         ours = list(inspect.signature(getattr(LTF, name)).parameters.values())
         theirs = list(inspect.signature(getattr(TF, name)).parameters.values())
-        assert ours[:len(theirs)] == theirs, name
-        extra = ours[len(theirs):]
+        assert ours[: len(theirs)] == theirs, name
+        extra = ours[len(theirs) :]
         assert all(p.kind is p.KEYWORD_ONLY for p in extra), name
         own = inspect.signature(getattr(LF, name)).parameters
         assert {p.name for p in extra} == {k for k in own if k not in {p.name for p in theirs}}, name
@@ -612,8 +709,10 @@ def test_signatures_are_torchs() -> None:
 
 
 def test_import_losskit_imports_neither_torch_nor_jax() -> None:
-    code = ("import sys, losskit, losskit.functional, losskit.modules; "
-            "bad = [m for m in ('torch', 'jax') if m in sys.modules]; assert not bad, bad")
+    code = (
+        "import sys, losskit, losskit.functional, losskit.modules; "
+        "bad = [m for m in ('torch', 'jax') if m in sys.modules]; assert not bad, bad"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 import torch.nn.functional as TF
 
 import losskit.functional as F
@@ -34,8 +33,12 @@ def test_exp_nonpositive(dtype, target):
     """The softmax exp: <= 1 ulp down to its cut-off (-87 / -708), 0 below it and at -inf."""
     cut = -87.0 if dtype == np.float32 else -708.0
     lo = cut
-    x = np.concatenate([-np.exp(np.random.default_rng(5).uniform(-20, np.log(-lo), 200_000)),
-                        [0.0, -0.0, lo + 1e-3, lo - 1e-3, 2 * lo, -np.inf]]).astype(dtype)
+    x = np.concatenate(
+        [
+            -np.exp(np.random.default_rng(5).uniform(-20, np.log(-lo), 200_000)),
+            [0.0, -0.0, lo + 1e-3, lo - 1e-3, 2 * lo, -np.inf],
+        ]
+    ).astype(dtype)
     x = np.concatenate([x, nans(dtype)])
     got = _core._vmath(3, x)
     ref = reference("exp", x)
@@ -50,8 +53,17 @@ def nans(dtype) -> np.ndarray:
     if dtype == np.float32:
         bits = np.array([0x7FC00000, 0xFFC00000, 0x7F800001, 0xFF800001, 0x7FFFFFFF, 0xFFFFFFFF], np.uint32)
     else:
-        bits = np.array([0x7FF8000000000000, 0xFFF8000000000000, 0x7FF0000000000001, 0xFFF0000000000001,
-                         0x7FFFFFFFFFFFFFFF, 0xFFFFFFFFFFFFFFFF], np.uint64)
+        bits = np.array(
+            [
+                0x7FF8000000000000,
+                0xFFF8000000000000,
+                0x7FF0000000000001,
+                0xFFF0000000000001,
+                0x7FFFFFFFFFFFFFFF,
+                0xFFFFFFFFFFFFFFFF,
+            ],
+            np.uint64,
+        )
     return bits.view(dtype)
 
 
@@ -94,8 +106,14 @@ def samples(name: str, dt, rng) -> np.ndarray:
         x = np.concatenate([np.exp(rng.uniform(-e, e, 200_000)), rng.uniform(0.5, 2.0, 50_000)])
         edges = [1.0, f.tiny, f.tiny / 8, f.smallest_subnormal, f.max, 0.0, -0.0, -1.0]
     else:
-        x = np.concatenate([rng.uniform(-1, 1, 100_000), -1 + np.exp(rng.uniform(-30, 0, 50_000)),
-                            np.exp(rng.uniform(-60, 60, 100_000)), -np.exp(rng.uniform(-60, -1, 10_000))])
+        x = np.concatenate(
+            [
+                rng.uniform(-1, 1, 100_000),
+                -1 + np.exp(rng.uniform(-30, 0, 50_000)),
+                np.exp(rng.uniform(-60, 60, 100_000)),
+                -np.exp(rng.uniform(-60, -1, 10_000)),
+            ]
+        )
         edges = [0.0, -0.0, -1.0, -2.0, f.tiny, -f.tiny, f.eps, -f.eps / 2, f.max]
     edges += [np.inf, -np.inf, np.nan]
     return np.concatenate([x, np.array(edges)]).astype(dt)
@@ -125,9 +143,12 @@ def test_float_log_exhaustive(tmp_path):
 
     out = run_check("vmath_exhaustive", tmp_path)
     assert out.returncode == 0, out.stdout + out.stderr
-    rows = re.findall(r"^(log1p|log) +(\w+) +max ([0-9.]+) ulp .* differing (\d+), evaluated (\d+)$",
-                      out.stdout, re.MULTILINE)
-    assert sorted((fn, t) for fn, t, *_ in rows) == sorted((fn, t) for fn in EXACT_BOUND_F32 for t in TARGETS), out.stdout
+    rows = re.findall(
+        r"^(log1p|log) +(\w+) +max ([0-9.]+) ulp .* differing (\d+), evaluated (\d+)$", out.stdout, re.MULTILINE
+    )
+    assert sorted((fn, t) for fn, t, *_ in rows) == sorted((fn, t) for fn in EXACT_BOUND_F32 for t in TARGETS), (
+        out.stdout
+    )
     for fn, t, worst, differing, evaluated in rows:
         assert float(worst) < EXACT_BOUND_F32[fn], f"{fn} on {t}: {worst} ulp"
         assert int(differing) == 0 and int(evaluated) > 8_000_000, out.stdout
@@ -135,8 +156,10 @@ def test_float_log_exhaustive(tmp_path):
 
 # e^x overflows above the first limit and rounds to 0 below the second (the largest x with a finite
 # e^x, the smallest with a non-zero one), as vmath.hpp selects them.
-EXP_LIMITS = {np.dtype(np.float32): (float.fromhex("0x1.62e42ep+6"), float.fromhex("-0x1.9fe368p+6")),
-              np.dtype(np.float64): (float.fromhex("0x1.62e42fefa39efp+9"), float.fromhex("-0x1.74910d52d3051p+9"))}
+EXP_LIMITS = {
+    np.dtype(np.float32): (float.fromhex("0x1.62e42ep+6"), float.fromhex("-0x1.9fe368p+6")),
+    np.dtype(np.float64): (float.fromhex("0x1.62e42fefa39efp+9"), float.fromhex("-0x1.74910d52d3051p+9")),
+}
 
 
 def special(name: str, dt) -> np.ndarray:
@@ -193,8 +216,16 @@ def ctc_all_minus_inf_sums(dtype, zero_infinity):
     # One alignment fits in 3 steps ([1, blank, 1]); in 2 none does: the loss is inf (or 0).
     for input_length in (3, 2):
         args = (lp, np.array([[1, 1]]), np.array([input_length]), np.array([2]))
-        check_loss("ctc_loss", TF.ctc_loss, args, (0,), False, f"ctc T={input_length}",
-                   ("none", "mean", "sum"), zero_infinity=zero_infinity)
+        check_loss(
+            "ctc_loss",
+            TF.ctc_loss,
+            args,
+            (0,),
+            False,
+            f"ctc T={input_length}",
+            ("none", "mean", "sum"),
+            zero_infinity=zero_infinity,
+        )
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
@@ -220,8 +251,7 @@ def test_poisson_nll_log_input_at_nan_and_inf(dtype, full, target):
     """e^x - y x: +inf input gives inf - inf = NaN in torch (exp(+inf) must be +inf)."""
     x = np.array(X_SPECIAL + [88.8, 709.9, 710.5], dtype=dtype)
     y = np.resize([2.0, 0.0, 1.0, 3.0, 0.5], x.size).astype(dtype)
-    check_loss("poisson_nll_loss", TF.poisson_nll_loss, (x, y), (0, 1), True, "poisson", log_input=True,
-               full=full)
+    check_loss("poisson_nll_loss", TF.poisson_nll_loss, (x, y), (0, 1), True, "poisson", log_input=True, full=full)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
@@ -240,5 +270,12 @@ def test_bce_with_logits_at_nan_and_inf(dtype, pos_weight, target):
     x = np.array(X_SPECIAL, dtype=dtype)
     y = np.resize([0.5, 1.0, 0.0, 0.25], x.size).astype(dtype)
     kwargs = {"pos_weight": np.full(x.size, 2.5, dtype)} if pos_weight else {}
-    check_loss("binary_cross_entropy_with_logits", TF.binary_cross_entropy_with_logits, (x, y), (0, 1), True,
-               "bce_with_logits", **kwargs)
+    check_loss(
+        "binary_cross_entropy_with_logits",
+        TF.binary_cross_entropy_with_logits,
+        (x, y),
+        (0, 1),
+        True,
+        "bce_with_logits",
+        **kwargs,
+    )

@@ -9,7 +9,8 @@ polynomial of the given degree that minimises the
 largest RELATIVE error of f + f^2 q(f) against log1p(f) over that interval (a weighted minimax
 fit, by Lawson's iteratively reweighted least squares on a dense Chebyshev grid, with the
 reference in mpmath at 40 digits), with its constant term held at -1/2 (exact) and its other
-coefficients rounded to float32 one at a time from the lowest up, each rounding compensated by refitting the higher coefficients. The
+coefficients rounded to float32 one at a time from the lowest up, each rounding compensated by
+refitting the higher coefficients. The
 script reports the fit's relative error in units of 2^-24 (the float32 ulp of a number just
 below a power of two); the accuracy that counts, of the float code as compiled for each CPU
 target, is measured over every float32 input by tests/cpp_checks/vmath_exhaustive.cpp."""
@@ -62,8 +63,10 @@ def main() -> None:
         fixed.append(float(np.float32(free[0])))
     q = sum(c * f**i for i, c in enumerate(fixed))
     rel = np.abs((q - target) * weight)
-    print(f"// q of degree {degree}: largest relative error of the fit {rel.max():.3e} = "
-          f"{rel.max() / 2**-24:.4f} x 2^-24; p(f) = (q(f) + 1/2) / f by Horner's rule:")
+    print(
+        f"// q of degree {degree}: largest relative error of the fit {rel.max():.3e} = "
+        f"{rel.max() / 2**-24:.4f} x 2^-24; p(f) = (q(f) + 1/2) / f by Horner's rule:"
+    )
     for i in range(degree, 0, -1):
         mantissa, exponent = float(fixed[i]).hex().split("p")
         literal = f"{mantissa.rstrip('0').rstrip('.')}p{exponent}f"

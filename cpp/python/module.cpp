@@ -140,9 +140,9 @@ class OutputCache {
     void* spill = data;
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      auto smallest = std::min_element(slots_.begin(), slots_.end(), [](const auto& a, const auto& b) {
-        return a.second < b.second;
-      });
+      auto smallest =
+          std::min_element(slots_.begin(), slots_.end(),
+                           [](const auto& a, const auto& b) { return a.second < b.second; });
       if (smallest->second < bytes && cached_ - smallest->second + bytes <= kMaxCachedBytes) {
         spill = smallest->first;
         cached_ += bytes - smallest->second;
@@ -205,38 +205,38 @@ using Grads = std::vector<MutView<T>>;
 
 // Most pointwise adapters differ only in names and in which arguments they forward; these
 // macros write the three forwarding functions from one argument list each.
-#define LOSSKIT_FORWARDERS(FN, FWD_ARGS, BWD_ARGS, FB_ARGS)                                      \
-  template <class T>                                                                            \
-  static void forward(const Inputs<T>& in, MutView<T> out, const Options& o) {                  \
-    losskit::FN FWD_ARGS;                                                                       \
-  }                                                                                             \
-  template <class T>                                                                            \
-  static void backward(View<T> go, const Inputs<T>& in, Grads<T>& g, const Options& o) {        \
-    losskit::FN##_backward BWD_ARGS;                                                            \
-  }                                                                                             \
-  template <class T>                                                                            \
-  static void forward_backward(const Inputs<T>& in, View<T> go, MutView<T> out, Grads<T>& g,    \
-                               const Options& o) {                                              \
-    losskit::FN##_forward_backward FB_ARGS;                                                     \
+#define LOSSKIT_FORWARDERS(FN, FWD_ARGS, BWD_ARGS, FB_ARGS)                                        \
+  template <class T>                                                                               \
+  static void forward(const Inputs<T>& in, MutView<T> out, const Options& o) {                     \
+    losskit::FN FWD_ARGS;                                                                          \
+  }                                                                                                \
+  template <class T>                                                                               \
+  static void backward(View<T> go, const Inputs<T>& in, Grads<T>& g, const Options& o) {           \
+    losskit::FN##_backward BWD_ARGS;                                                               \
+  }                                                                                                \
+  template <class T>                                                                               \
+  static void forward_backward(const Inputs<T>& in, View<T> go, MutView<T> out, Grads<T>& g,       \
+                               const Options& o) {                                                 \
+    losskit::FN##_forward_backward FB_ARGS;                                                        \
   }
 
 // NAME_mean_normalizer with the forward's arguments less the output.
-#define LOSSKIT_MEAN_NORMALIZER(FN, ARGS)                                                        \
-  template <class T>                                                                            \
-  static double mean_normalizer(const Inputs<T>& in, const Options& o) {                        \
-    return losskit::FN##_mean_normalizer ARGS;                                                  \
+#define LOSSKIT_MEAN_NORMALIZER(FN, ARGS)                                                          \
+  template <class T>                                                                               \
+  static double mean_normalizer(const Inputs<T>& in, const Options& o) {                           \
+    return losskit::FN##_mean_normalizer ARGS;                                                     \
   }
 
 // input, target[, weight]: the output is their broadcast.
-#define LOSSKIT_OUT_SHAPE_2                                                                      \
-  template <class T>                                                                            \
-  static Shape out_shape(const Inputs<T>& in, const Options&) {                                 \
-    return losskit::elementwise_output_shape({in[0].shape, in[1].shape}, kName);                \
+#define LOSSKIT_OUT_SHAPE_2                                                                        \
+  template <class T>                                                                               \
+  static Shape out_shape(const Inputs<T>& in, const Options&) {                                    \
+    return losskit::elementwise_output_shape({in[0].shape, in[1].shape}, kName);                   \
   }
 
 struct L1 {
   static constexpr const char* kName = "l1_loss";
-  static constexpr int kInputs = 3;  // input, target, weight
+  static constexpr int kInputs = 3;                   // input, target, weight
   static constexpr std::array<int, 2> kGradOf{0, 1};  // grad_input, grad_target
   using Options = losskit::L1LossOptions;
   static Options options(Reduction r, const py::kwargs&) { return {r}; }
@@ -348,7 +348,7 @@ struct PoissonNll {
 
 struct GaussianNll {
   static constexpr const char* kName = "gaussian_nll_loss";
-  static constexpr int kInputs = 3;  // input, target, var
+  static constexpr int kInputs = 3;                      // input, target, var
   static constexpr std::array<int, 3> kGradOf{0, 2, 1};  // grad_input, grad_var, grad_target
   using Options = losskit::GaussianNllLossOptions;
   static Options options(Reduction r, const py::kwargs& kw) {
@@ -418,8 +418,8 @@ struct HingeEmbedding {
 template <class A, class T>
 Inputs<T> views(const py::tuple& arrays) {
   if (static_cast<int>(arrays.size()) != A::kInputs)
-    throw losskit::ValueError(std::string(A::kName) + ": expected " +
-                              std::to_string(A::kInputs) + " arrays");
+    throw losskit::ValueError(std::string(A::kName) + ": expected " + std::to_string(A::kInputs) +
+                              " arrays");
   Inputs<T> in;
   for (int k = 0; k < A::kInputs; ++k) in.push_back(as_view<T>(arrays[k], A::kName, "input"));
   return in;
@@ -546,34 +546,31 @@ void bind(py::module_& m) {
         });
       },
       py::arg("arrays"), py::arg("reduction"));
-  m.def(
-      (name + "_backward").c_str(),
-      [](const py::object& grad_output, const py::tuple& arrays, const std::string& reduction,
-         const py::tuple& want, const py::kwargs& kw) {
-        return with_storage<kWithHalf>(arrays[0], [&](auto tag) {
-          return backward<A, typename decltype(tag)::type>(grad_output, arrays, reduction, want,
-                                                           kw);
-        });
-      },
-      py::arg("grad_output"), py::arg("arrays"), py::arg("reduction"), py::arg("want"));
-  m.def(
-      (name + "_forward_backward").c_str(),
-      [](const py::tuple& arrays, const py::object& grad_output, const std::string& reduction,
-         const py::tuple& want, const py::kwargs& kw) {
-        return with_storage<kWithHalf>(arrays[0], [&](auto tag) {
-          return forward_backward<A, typename decltype(tag)::type>(arrays, grad_output, reduction,
-                                                                   want, kw);
-        });
-      },
-      py::arg("arrays"), py::arg("grad_output"), py::arg("reduction"), py::arg("want"));
-  m.def(
-      (name + "_mean_normalizer").c_str(),
-      [](const py::tuple& arrays, const std::string& reduction, const py::kwargs& kw) {
-        return with_storage<kWithHalf>(arrays[0], [&](auto tag) {
-          return mean_normalizer<A, typename decltype(tag)::type>(arrays, reduction, kw);
-        });
-      },
-      py::arg("arrays"), py::arg("reduction"));
+  m.def((name + "_backward").c_str(),
+        [](const py::object& grad_output, const py::tuple& arrays, const std::string& reduction,
+           const py::tuple& want, const py::kwargs& kw) {
+          return with_storage<kWithHalf>(arrays[0], [&](auto tag) {
+            return backward<A, typename decltype(tag)::type>(grad_output, arrays, reduction, want,
+                                                             kw);
+          });
+        },
+        py::arg("grad_output"), py::arg("arrays"), py::arg("reduction"), py::arg("want"));
+  m.def((name + "_forward_backward").c_str(),
+        [](const py::tuple& arrays, const py::object& grad_output, const std::string& reduction,
+           const py::tuple& want, const py::kwargs& kw) {
+          return with_storage<kWithHalf>(arrays[0], [&](auto tag) {
+            return forward_backward<A, typename decltype(tag)::type>(arrays, grad_output, reduction,
+                                                                     want, kw);
+          });
+        },
+        py::arg("arrays"), py::arg("grad_output"), py::arg("reduction"), py::arg("want"));
+  m.def((name + "_mean_normalizer").c_str(),
+        [](const py::tuple& arrays, const std::string& reduction, const py::kwargs& kw) {
+          return with_storage<kWithHalf>(arrays[0], [&](auto tag) {
+            return mean_normalizer<A, typename decltype(tag)::type>(arrays, reduction, kw);
+          });
+        },
+        py::arg("arrays"), py::arg("reduction"));
 }
 
 // ---- classification bindings ----
@@ -682,36 +679,41 @@ py::tuple classification_cross_entropy(int mode, const py::handle& input, const 
       o.reduction == Reduction::None ? losskit::classification_output_shape(x.shape) : Shape{};
   if (probabilities) {
     if (return_stats)
-      throw losskit::ValueError("cross_entropy: return_stats expected False with "
-                                "class-probability targets (class indices only), got True");
+      throw losskit::ValueError(
+          "cross_entropy: return_stats expected False with "
+          "class-probability targets (class indices only), got True");
     const View<T> y = as_view<T>(target, fn, "target");
     if (mode == 3)
-      return normalizer_result(
-          [&] { return losskit::cross_entropy_mean_normalizer(x, y, w, o); });
-    return classification_call<T>(
-        mode, fn, grad_output, loss_shape, x.shape, want_target_grad,
-        [&](View<T> go, MutView<T> out, MutView<T> gi, MutView<T> gt) {
-          if (mode == 0) losskit::cross_entropy(x, y, w, out, o);
-          else if (mode == 1) losskit::cross_entropy_backward(go, x, y, w, gi, gt, o);
-          else losskit::cross_entropy_forward_backward(x, y, w, go, out, gi, gt, o);
-        });
+      return normalizer_result([&] { return losskit::cross_entropy_mean_normalizer(x, y, w, o); });
+    return classification_call<T>(mode, fn, grad_output, loss_shape, x.shape, want_target_grad,
+                                  [&](View<T> go, MutView<T> out, MutView<T> gi, MutView<T> gt) {
+                                    if (mode == 0) losskit::cross_entropy(x, y, w, out, o);
+                                    else if (mode == 1)
+                                      losskit::cross_entropy_backward(go, x, y, w, gi, gt, o);
+                                    else
+                                      losskit::cross_entropy_forward_backward(x, y, w, go, out, gi,
+                                                                              gt, o);
+                                  });
   }
   const View<int64_t> t = classification_index_view(target, fn);
   if (mode == 3)
     return normalizer_result([&] { return losskit::cross_entropy_mean_normalizer(x, t, w, o); });
   std::optional<StatsArrays<T>> stats;
   if (return_stats) stats.emplace(losskit::classification_output_shape(x.shape));
-  const losskit::CrossEntropyStats<T> sv =
-      stats ? stats->views : losskit::CrossEntropyStats<T>{};
+  const losskit::CrossEntropyStats<T> sv = stats ? stats->views : losskit::CrossEntropyStats<T>{};
   // The gradient with statistics is forward_backward without an output.
-  const py::tuple result = classification_call<T>(
-      mode, fn, grad_output, loss_shape, x.shape, false,
-      [&](View<T> go, MutView<T> out, MutView<T> gi, MutView<T>) {
-        if (mode == 0) losskit::cross_entropy(x, t, w, out, o, sv);
-        else if (mode == 1 && !stats) losskit::cross_entropy_backward(go, x, t, w, gi, o);
-        else losskit::cross_entropy_forward_backward(x, t, w, go, mode == 1 ? MutView<T>() : out,
-                                                     gi, o, sv);
-      });
+  const py::tuple result =
+      classification_call<T>(mode, fn, grad_output, loss_shape, x.shape, false,
+                             [&](View<T> go, MutView<T> out, MutView<T> gi, MutView<T>) {
+                               if (mode == 0) losskit::cross_entropy(x, t, w, out, o, sv);
+                               else if (mode == 1 && !stats)
+                                 losskit::cross_entropy_backward(go, x, t, w, gi, o);
+                               else
+                                 losskit::cross_entropy_forward_backward(x, t, w, go,
+                                                                         mode == 1 ? MutView<T>()
+                                                                                   : out,
+                                                                         gi, o, sv);
+                             });
   return stats ? with_stats(result, stats->arrays) : result;
 }
 
@@ -730,13 +732,13 @@ py::tuple classification_nll_loss(int mode, const py::handle& input, const py::h
       o.reduction == Reduction::None ? losskit::classification_output_shape(x.shape) : Shape{};
   if (mode == 3)
     return normalizer_result([&] { return losskit::nll_loss_mean_normalizer(x, t, w, o); });
-  return classification_call<T>(
-      mode, fn, grad_output, loss_shape, x.shape, false,
-      [&](View<T> go, MutView<T> out, MutView<T> gi, MutView<T>) {
-        if (mode == 0) losskit::nll_loss(x, t, w, out, o);
-        else if (mode == 1) losskit::nll_loss_backward(go, x, t, w, gi, o);
-        else losskit::nll_loss_forward_backward(x, t, w, go, out, gi, o);
-      });
+  return classification_call<T>(mode, fn, grad_output, loss_shape, x.shape, false,
+                                [&](View<T> go, MutView<T> out, MutView<T> gi, MutView<T>) {
+                                  if (mode == 0) losskit::nll_loss(x, t, w, out, o);
+                                  else if (mode == 1)
+                                    losskit::nll_loss_backward(go, x, t, w, gi, o);
+                                  else losskit::nll_loss_forward_backward(x, t, w, go, out, gi, o);
+                                });
 }
 
 template <class T>
@@ -753,14 +755,17 @@ py::tuple classification_multi_margin_loss(int mode, const py::handle& input,
                                           normalizer_of(normalizer)};
   const Shape loss_shape = o.reduction == Reduction::None ? t.shape : Shape{};
   if (mode == 3)
-    return normalizer_result([&] { return losskit::multi_margin_loss_mean_normalizer(x, t, w, o); });
-  return classification_call<T>(
-      mode, fn, grad_output, loss_shape, x.shape, false,
-      [&](View<T> go, MutView<T> out, MutView<T> gi, MutView<T>) {
-        if (mode == 0) losskit::multi_margin_loss(x, t, w, out, o);
-        else if (mode == 1) losskit::multi_margin_loss_backward(go, x, t, w, gi, o);
-        else losskit::multi_margin_loss_forward_backward(x, t, w, go, out, gi, o);
-      });
+    return normalizer_result(
+        [&] { return losskit::multi_margin_loss_mean_normalizer(x, t, w, o); });
+  return classification_call<T>(mode, fn, grad_output, loss_shape, x.shape, false,
+                                [&](View<T> go, MutView<T> out, MutView<T> gi, MutView<T>) {
+                                  if (mode == 0) losskit::multi_margin_loss(x, t, w, out, o);
+                                  else if (mode == 1)
+                                    losskit::multi_margin_loss_backward(go, x, t, w, gi, o);
+                                  else
+                                    losskit::multi_margin_loss_forward_backward(x, t, w, go, out,
+                                                                                gi, o);
+                                });
 }
 
 template <class T>
@@ -777,24 +782,24 @@ py::tuple classification_multilabel_margin_loss(int mode, const py::handle& inpu
   const Shape loss_shape =
       o.reduction == Reduction::None ? losskit::classification_output_shape(x.shape) : Shape{};
   if (mode == 3)
-    return normalizer_result([&] { return losskit::multilabel_margin_loss_mean_normalizer(x, t, o); });
-  return classification_call<T>(
-      mode, fn, grad_output, loss_shape, x.shape, false,
-      [&](View<T> go, MutView<T> out, MutView<T> gi, MutView<T>) {
-        if (mode == 0) losskit::multilabel_margin_loss(x, t, out, o);
-        else if (mode == 1) losskit::multilabel_margin_loss_backward(go, x, t, gi, o);
-        else losskit::multilabel_margin_loss_forward_backward(x, t, go, out, gi, o);
-      });
+    return normalizer_result(
+        [&] { return losskit::multilabel_margin_loss_mean_normalizer(x, t, o); });
+  return classification_call<T>(mode, fn, grad_output, loss_shape, x.shape, false,
+                                [&](View<T> go, MutView<T> out, MutView<T> gi, MutView<T>) {
+                                  if (mode == 0) losskit::multilabel_margin_loss(x, t, out, o);
+                                  else if (mode == 1)
+                                    losskit::multilabel_margin_loss_backward(go, x, t, gi, o);
+                                  else
+                                    losskit::multilabel_margin_loss_forward_backward(x, t, go, out,
+                                                                                     gi, o);
+                                });
 }
 
 template <class T>
-py::tuple classification_multilabel_soft_margin_loss(int mode, const py::handle& input,
-                                                     const py::handle& target,
-                                                     const py::handle& weight,
-                                                     const py::handle& grad_output,
-                                                     const std::string& reduction,
-                                                     bool want_target_grad,
-                                                     const py::handle& normalizer) {
+py::tuple classification_multilabel_soft_margin_loss(
+    int mode, const py::handle& input, const py::handle& target, const py::handle& weight,
+    const py::handle& grad_output, const std::string& reduction, bool want_target_grad,
+    const py::handle& normalizer) {
   const char* fn = "multilabel_soft_margin_loss";
   const View<T> x = as_view<T>(input, fn, "input");
   const View<T> y = as_view<T>(target, fn, "target");
@@ -833,16 +838,17 @@ void classification_bind(py::module_& m) {
       py::arg("mode"), py::arg("input"), py::arg("target"), py::arg("weight"),
       py::arg("grad_output"), py::arg("reduction"), py::arg("ignore_index"),
       py::arg("label_smoothing"), py::arg("probabilities"), py::arg("want_target_grad"),
-      py::arg("normalizer") = py::none(), py::arg("z_loss") = 0.0,
-      py::arg("softcap") = py::none(), py::arg("return_stats") = false);
+      py::arg("normalizer") = py::none(), py::arg("z_loss") = 0.0, py::arg("softcap") = py::none(),
+      py::arg("return_stats") = false);
   m.def(
       "nll_loss",
       [](int mode, const py::object& input, const py::object& target, const py::object& weight,
          const py::object& grad_output, const std::string& reduction, int64_t ignore_index,
          const py::object& normalizer) {
         return with_storage<true>(input, [&](auto tag) {
-          return classification_nll_loss<typename decltype(tag)::type>(
-              mode, input, target, weight, grad_output, reduction, ignore_index, normalizer);
+          return classification_nll_loss<typename decltype(tag)::type>(mode, input, target, weight,
+                                                                       grad_output, reduction,
+                                                                       ignore_index, normalizer);
         });
       },
       py::arg("mode"), py::arg("input"), py::arg("target"), py::arg("weight"),
@@ -854,8 +860,10 @@ void classification_bind(py::module_& m) {
          const py::object& grad_output, const std::string& reduction, int p, double margin,
          const py::object& normalizer) {
         return with_storage<true>(input, [&](auto tag) {
-          return classification_multi_margin_loss<typename decltype(tag)::type>(
-              mode, input, target, weight, grad_output, reduction, p, margin, normalizer);
+          return classification_multi_margin_loss<typename decltype(tag)::type>(mode, input, target,
+                                                                                weight, grad_output,
+                                                                                reduction, p,
+                                                                                margin, normalizer);
         });
       },
       py::arg("mode"), py::arg("input"), py::arg("target"), py::arg("weight"),
@@ -863,17 +871,15 @@ void classification_bind(py::module_& m) {
       py::arg("normalizer") = py::none());
   m.def(
       "multilabel_margin_loss",
-      [](int mode, const py::object& input, const py::object& target,
-         const py::object& grad_output, const std::string& reduction,
-         const py::object& normalizer) {
+      [](int mode, const py::object& input, const py::object& target, const py::object& grad_output,
+         const std::string& reduction, const py::object& normalizer) {
         return with_storage<true>(input, [&](auto tag) {
           return classification_multilabel_margin_loss<typename decltype(tag)::type>(
               mode, input, target, grad_output, reduction, normalizer);
         });
       },
       py::arg("mode"), py::arg("input"), py::arg("target"), py::arg("grad_output"),
-      py::arg("reduction"),
-      py::arg("normalizer") = py::none());
+      py::arg("reduction"), py::arg("normalizer") = py::none());
   m.def(
       "multilabel_soft_margin_loss",
       [](int mode, const py::object& input, const py::object& target, const py::object& weight,
@@ -881,7 +887,7 @@ void classification_bind(py::module_& m) {
          const py::object& normalizer) {
         return with_storage<true>(input, [&](auto tag) {
           return classification_multilabel_soft_margin_loss<typename decltype(tag)::type>(
-               mode, input, target, weight, grad_output, reduction, want_target_grad, normalizer);
+              mode, input, target, weight, grad_output, reduction, want_target_grad, normalizer);
         });
       },
       py::arg("mode"), py::arg("input"), py::arg("target"), py::arg("weight"),
@@ -996,8 +1002,8 @@ void embedding_bind_from_distances(py::module_& m) {
             losskit::parse_reduction(reduction, "triplet_margin_with_distance_loss");
         const bool f32 = has_dtype<float>(dist_pos);
         return f32 ? embedding_triplet_from_distances<float>(dist_pos, dist_neg, dist_swap,
-                                                             grad_output, r, margin, swap,
-                                                             backward, normalizer_of(normalizer))
+                                                             grad_output, r, margin, swap, backward,
+                                                             normalizer_of(normalizer))
                    : embedding_triplet_from_distances<double>(dist_pos, dist_neg, dist_swap,
                                                               grad_output, r, margin, swap,
                                                               backward, normalizer_of(normalizer));
@@ -1009,8 +1015,7 @@ void embedding_bind_from_distances(py::module_& m) {
       "triplet_margin_check_inputs",
       [](const py::tuple& arrays, const std::string& reduction, double margin) {
         const char* fn = "triplet_margin_with_distance_loss";
-        if (arrays.size() != 3)
-          throw losskit::ValueError(std::string(fn) + ": expected 3 arrays");
+        if (arrays.size() != 3) throw losskit::ValueError(std::string(fn) + ": expected 3 arrays");
         Shape shapes[3];
         for (int k = 0; k < 3; ++k) {
           if (!py::isinstance<py::array>(arrays[k]))
@@ -1074,8 +1079,8 @@ py::object ctc_backward(const py::handle& grad_output, const py::handle& log_pro
   auto grad_view = as_mut<T>(grad);
   {
     py::gil_scoped_release release;
-    losskit::ctc_loss_backward<T>(go, lp, a.targets, a.input_lengths, a.target_lengths,
-                                  grad_view, a.options);
+    losskit::ctc_loss_backward<T>(go, lp, a.targets, a.input_lengths, a.target_lengths, grad_view,
+                                  a.options);
   }
   return std::move(grad);
 }
@@ -1097,9 +1102,7 @@ py::tuple ctc_forward_backward(const py::handle& log_probs, const py::handle& gr
   return py::make_tuple(out, grad);
 }
 
-bool ctc_is_float32(const py::handle& log_probs) {
-  return has_dtype<float>(log_probs);
-}
+bool ctc_is_float32(const py::handle& log_probs) { return has_dtype<float>(log_probs); }
 
 void ctc_bind(py::module_& m) {
   m.def(
@@ -1107,23 +1110,21 @@ void ctc_bind(py::module_& m) {
       [](const py::object& log_probs, const py::object& targets, const py::object& input_lengths,
          const py::object& target_lengths, int64_t blank, const std::string& reduction,
          bool zero_infinity, const py::object& normalizer) {
-        const CtcArgs a =
-            ctc_args(targets, input_lengths, target_lengths, blank, reduction, zero_infinity,
-                     normalizer);
+        const CtcArgs a = ctc_args(targets, input_lengths, target_lengths, blank, reduction,
+                                   zero_infinity, normalizer);
         return ctc_is_float32(log_probs) ? ctc_forward<float>(log_probs, a)
                                          : ctc_forward<double>(log_probs, a);
       },
-      py::arg("log_probs"), py::arg("targets"), py::arg("input_lengths"),
-      py::arg("target_lengths"), py::arg("blank"), py::arg("reduction"), py::arg("zero_infinity"),
+      py::arg("log_probs"), py::arg("targets"), py::arg("input_lengths"), py::arg("target_lengths"),
+      py::arg("blank"), py::arg("reduction"), py::arg("zero_infinity"),
       py::arg("normalizer") = py::none());
   m.def(
       "ctc_loss_backward",
       [](const py::object& grad_output, const py::object& log_probs, const py::object& targets,
          const py::object& input_lengths, const py::object& target_lengths, int64_t blank,
          const std::string& reduction, bool zero_infinity, const py::object& normalizer) {
-        const CtcArgs a =
-            ctc_args(targets, input_lengths, target_lengths, blank, reduction, zero_infinity,
-                     normalizer);
+        const CtcArgs a = ctc_args(targets, input_lengths, target_lengths, blank, reduction,
+                                   zero_infinity, normalizer);
         return ctc_is_float32(log_probs) ? ctc_backward<float>(grad_output, log_probs, a)
                                          : ctc_backward<double>(grad_output, log_probs, a);
       },
@@ -1135,16 +1136,14 @@ void ctc_bind(py::module_& m) {
       [](const py::object& log_probs, const py::object& targets, const py::object& input_lengths,
          const py::object& target_lengths, const py::object& grad_output, int64_t blank,
          const std::string& reduction, bool zero_infinity, const py::object& normalizer) {
-        const CtcArgs a =
-            ctc_args(targets, input_lengths, target_lengths, blank, reduction, zero_infinity,
-                     normalizer);
-        return ctc_is_float32(log_probs)
-                   ? ctc_forward_backward<float>(log_probs, grad_output, a)
-                   : ctc_forward_backward<double>(log_probs, grad_output, a);
+        const CtcArgs a = ctc_args(targets, input_lengths, target_lengths, blank, reduction,
+                                   zero_infinity, normalizer);
+        return ctc_is_float32(log_probs) ? ctc_forward_backward<float>(log_probs, grad_output, a)
+                                         : ctc_forward_backward<double>(log_probs, grad_output, a);
       },
-      py::arg("log_probs"), py::arg("targets"), py::arg("input_lengths"),
-      py::arg("target_lengths"), py::arg("grad_output"), py::arg("blank"), py::arg("reduction"),
-      py::arg("zero_infinity"), py::arg("normalizer") = py::none());
+      py::arg("log_probs"), py::arg("targets"), py::arg("input_lengths"), py::arg("target_lengths"),
+      py::arg("grad_output"), py::arg("blank"), py::arg("reduction"), py::arg("zero_infinity"),
+      py::arg("normalizer") = py::none());
   m.def(
       "ctc_loss_mean_normalizer",
       [](const py::object& log_probs, const py::object& targets, const py::object& input_lengths,
@@ -1163,9 +1162,8 @@ void ctc_bind(py::module_& m) {
         return losskit::ctc_loss_mean_normalizer<double>(lp, a.targets, a.input_lengths,
                                                          a.target_lengths, a.options);
       },
-      py::arg("log_probs"), py::arg("targets"), py::arg("input_lengths"),
-      py::arg("target_lengths"), py::arg("blank"), py::arg("reduction"),
-      py::arg("zero_infinity"));
+      py::arg("log_probs"), py::arg("targets"), py::arg("input_lengths"), py::arg("target_lengths"),
+      py::arg("blank"), py::arg("reduction"), py::arg("zero_infinity"));
 }
 // ---- large_vocab bindings ----
 // linear_cross_entropy's chunk loop lives in python/losskit/_large_vocab.py (NumPy's BLAS does the
@@ -1193,7 +1191,9 @@ MutView<T> large_vocab_mut_view(const py::handle& obj, const char* argument) {
   if (obj.is_none()) return {};
   if (!Array<T>::check_(obj))
     throw losskit::TypeError(std::string("linear_cross_entropy: ") + argument + " expected a " +
-                             (std::is_same_v<T, bool> ? "bool" : sizeof(T) == 4 ? "float32" : "float64") +
+                             (std::is_same_v<T, bool> ? "bool"
+                              : sizeof(T) == 4        ? "float32"
+                                                      : "float64") +
                              " array");
   auto a = py::reinterpret_borrow<py::array>(obj);
   if (!(a.flags() & py::array::c_style) || !a.writeable())
@@ -1236,9 +1236,7 @@ double large_vocab_ce_chunk(const py::handle& logits, const py::handle& target,
                                                 stats);
 }
 
-bool large_vocab_is_float32(const py::handle& a) {
-  return has_dtype<float>(a);
-}
+bool large_vocab_is_float32(const py::handle& a) { return has_dtype<float>(a); }
 
 void large_vocab_bind(py::module_& m) {
   m.def(
@@ -1254,8 +1252,7 @@ void large_vocab_bind(py::module_& m) {
                 ? losskit::linear_cross_entropy_target_weight<float>(
                       t, as_view<float>(weight, "linear_cross_entropy", "weight"), num_classes, o)
                 : losskit::linear_cross_entropy_target_weight<double>(
-                      t, as_view<double>(weight, "linear_cross_entropy", "weight"), num_classes,
-                      o);
+                      t, as_view<double>(weight, "linear_cross_entropy", "weight"), num_classes, o);
         return losskit::detail::mean_divisor(o.normalizer, own);
       },
       py::arg("target"), py::arg("weight"), py::arg("num_classes"), py::arg("ignore_index"),
@@ -1264,9 +1261,10 @@ void large_vocab_bind(py::module_& m) {
   m.def(
       "large_vocab_mean_normalizer",
       [](const py::object& target, const py::object& weight, int64_t num_classes,
-         int64_t ignore_index, double label_smoothing, const std::string& reduction,
-         double z_loss, std::optional<double> softcap) {
-        const auto o = large_vocab_options(reduction, ignore_index, label_smoothing, z_loss, softcap);
+         int64_t ignore_index, double label_smoothing, const std::string& reduction, double z_loss,
+         std::optional<double> softcap) {
+        const auto o =
+            large_vocab_options(reduction, ignore_index, label_smoothing, z_loss, softcap);
         const View<int64_t> t = large_vocab_index_view(target);
         if (!weight.is_none() && large_vocab_is_float32(weight))
           return losskit::linear_cross_entropy_mean_normalizer<float>(
@@ -1285,7 +1283,8 @@ void large_vocab_bind(py::module_& m) {
          double label_smoothing, const std::string& reduction, double z_loss,
          std::optional<double> softcap, const py::object& lse, const py::object& entropy,
          const py::object& correct) {
-        const auto o = large_vocab_options(reduction, ignore_index, label_smoothing, z_loss, softcap);
+        const auto o =
+            large_vocab_options(reduction, ignore_index, label_smoothing, z_loss, softcap);
         return large_vocab_is_float32(logits)
                    ? large_vocab_ce_chunk<float>(logits, target, bias, weight, grad_output, out,
                                                  grad_bias_acc, want_grad, grad_scale, o, lse,
@@ -1381,15 +1380,20 @@ PYBIND11_MODULE(_core, m) {
       if (!in) throw losskit::TypeError("_convert16: x expected a uint16 array");
       Array<float> out(in.size());
       const auto* bits = in.data();
-      if (bf) losskit::detail::widen(reinterpret_cast<const losskit::bfloat16*>(bits), out.mutable_data(), in.size());
-      else losskit::detail::widen(reinterpret_cast<const losskit::float16*>(bits), out.mutable_data(), in.size());
+      if (bf)
+        losskit::detail::widen(reinterpret_cast<const losskit::bfloat16*>(bits), out.mutable_data(),
+                               in.size());
+      else
+        losskit::detail::widen(reinterpret_cast<const losskit::float16*>(bits), out.mutable_data(),
+                               in.size());
       return std::move(out);
     }
     auto in = py::array_t<float, py::array::c_style>::ensure(x);
     if (!in) throw losskit::TypeError("_convert16: x expected a float32 array");
     py::array_t<uint16_t> out(in.size());
     auto* bits = out.mutable_data();
-    if (bf) losskit::detail::narrow(in.data(), reinterpret_cast<losskit::bfloat16*>(bits), in.size());
+    if (bf)
+      losskit::detail::narrow(in.data(), reinterpret_cast<losskit::bfloat16*>(bits), in.size());
     else losskit::detail::narrow(in.data(), reinterpret_cast<losskit::float16*>(bits), in.size());
     return std::move(out);
   });

@@ -42,9 +42,9 @@ void mse_example() {
   std::vector<double> grad(4);
   // Forward and backward in one pass; the reduced loss is a 0-d view ({} shape). An absent
   // grad_output ({}) means 1, an absent weight ({}) means unweighted.
-  losskit::mse_loss_forward_backward<double>(
-      {x.data(), shape}, {y.data(), shape}, /*weight=*/{}, /*grad_output=*/{},
-      {&loss, {}}, {grad.data(), shape}, /*grad_target=*/{}, losskit::MseLossOptions{});
+  losskit::mse_loss_forward_backward<double>({x.data(), shape}, {y.data(), shape}, /*weight=*/{},
+                                             /*grad_output=*/{}, {&loss, {}}, {grad.data(), shape},
+                                             /*grad_target=*/{}, losskit::MseLossOptions{});
   expect_near("loss", loss, 2.0625);
   const double want[] = {0.25, -1.0, 0.0, 1.0};
   for (int n = 0; n < 4; ++n) expect_near("d loss / d x", grad[n], want[n]);
@@ -101,9 +101,11 @@ void cross_entropy_example() {
   const losskit::Shape shape = {2, 3};
   double loss = 0;
   std::vector<double> grad(6);
-  losskit::cross_entropy_forward_backward<double>(
-      {x.data(), shape}, losskit::View<int64_t>{y.data(), {2}}, /*weight=*/{}, /*grad_output=*/{},
-      {&loss, {}}, {grad.data(), shape}, losskit::CrossEntropyOptions{});
+  losskit::cross_entropy_forward_backward<double>({x.data(), shape},
+                                                  losskit::View<int64_t>{y.data(), {2}},
+                                                  /*weight=*/{}, /*grad_output=*/{}, {&loss, {}},
+                                                  {grad.data(), shape},
+                                                  losskit::CrossEntropyOptions{});
   expect_near("loss", loss, std::log(12.0) / 2);
   const double want[] = {1.0 / 6, 1.0 / 6, -1.0 / 3, 1.0 / 16, -3.0 / 8, 5.0 / 16};
   for (int i = 0; i < 6; ++i) expect_near("d loss / d x", grad[i], want[i]);

@@ -43,6 +43,7 @@ from .modules import (
     LinearCrossEntropyLoss,
 )
 
+
 def cpu_target() -> str:
     """The instruction set chosen at import: ``"avx512"``, ``"avx2"`` or ``"baseline"``
     (``LOSSKIT_CPU_TARGET`` forces a lower one)."""

@@ -1,6 +1,6 @@
 """``python -m losskit``: where the C++ package is, for build systems (as ``python -m pybind11``).
 
-    cmake -S . -B build -Dlosskit_DIR="$(python -m losskit --cmake-dir)"
+cmake -S . -B build -Dlosskit_DIR="$(python -m losskit --cmake-dir)"
 """
 
 from __future__ import annotations

@@ -23,11 +23,21 @@ _GRADS: Dict[str, Tuple[str, ...]] = {
 
 # The losses whose float target losskit differentiates (``target_grad=True``); its gradient
 # follows the others.
-TARGET_GRAD = frozenset({
-    "l1_loss", "mse_loss", "huber_loss", "smooth_l1_loss", "binary_cross_entropy",
-    "binary_cross_entropy_with_logits", "poisson_nll_loss", "gaussian_nll_loss", "kl_div",
-    "cross_entropy", "multilabel_soft_margin_loss",
-})
+TARGET_GRAD = frozenset(
+    {
+        "l1_loss",
+        "mse_loss",
+        "huber_loss",
+        "smooth_l1_loss",
+        "binary_cross_entropy",
+        "binary_cross_entropy_with_logits",
+        "poisson_nll_loss",
+        "gaussian_nll_loss",
+        "kl_div",
+        "cross_entropy",
+        "multilabel_soft_margin_loss",
+    }
+)
 
 
 # Gradients torch computes that losskit's core has no entry point for: :func:`extra_grad` computes
@@ -35,15 +45,19 @@ TARGET_GRAD = frozenset({
 # (torch does not differentiate the weight of class-index targets, nor that of nll_loss,
 # multi_margin_loss, binary_cross_entropy, pos_weight, or soft_margin_loss's target).
 EXTRA_GRADS: Dict[str, Tuple[str, ...]] = {
-    "l1_loss": ("weight",), "mse_loss": ("weight",), "huber_loss": ("weight",),
-    "cross_entropy": ("weight",), "multilabel_soft_margin_loss": ("weight",),
+    "l1_loss": ("weight",),
+    "mse_loss": ("weight",),
+    "huber_loss": ("weight",),
+    "cross_entropy": ("weight",),
+    "multilabel_soft_margin_loss": ("weight",),
     "margin_ranking_loss": ("target",),
 }
 
 # Arguments that torch's formula reads only through comparisons (``target == 1``): torch gives them
 # no gradient at all (the loss does not require grad through them), and neither do the adapters.
 NO_GRADIENT: Dict[str, Tuple[str, ...]] = {
-    "hinge_embedding_loss": ("target",), "cosine_embedding_loss": ("target",),
+    "hinge_embedding_loss": ("target",),
+    "cosine_embedding_loss": ("target",),
 }
 
 # torch's weighted 'mean' of these divides by sum(weight), which the gradient of weight must see;
@@ -56,7 +70,7 @@ def losses() -> Tuple[str, ...]:
     from . import functional
 
     suffix = "_forward_backward"
-    return tuple(n[:-len(suffix)] for n in vars(functional) if n.endswith(suffix) and not n.startswith("_"))
+    return tuple(n[: -len(suffix)] for n in vars(functional) if n.endswith(suffix) and not n.startswith("_"))
 
 
 def grad_names(name: str, target_grad: bool = False) -> Tuple[str, ...]:
@@ -126,8 +140,9 @@ def extra_grad(name: str, argument: str, arrays: Dict[str, Any], grad_output: An
 
     # 16-bit storage as float32, which the core computes in anyway: the per-element values these
     # formulas combine must not be rounded to 16 bits first (l - mean cancels)
-    arrays = {k: v.astype(np.float32) if isinstance(v, np.ndarray) and is_half(v.dtype) else v
-              for k, v in arrays.items()}
+    arrays = {
+        k: v.astype(np.float32) if isinstance(v, np.ndarray) and is_half(v.dtype) else v for k, v in arrays.items()
+    }
     if isinstance(grad_output, np.ndarray) and is_half(grad_output.dtype):
         grad_output = grad_output.astype(np.float32)
     reduction = arrays["reduction"]
@@ -150,7 +165,8 @@ def extra_grad(name: str, argument: str, arrays: Dict[str, Any], grad_output: An
     if name == "cross_entropy":
         weight, target = np.asarray(arrays["weight"]), np.asarray(arrays["target"])
         _, per_target = functional.cross_entropy_backward(
-            grad_output, **dict(arrays, weight=None, label_smoothing=0.0), target_grad=True)
+            grad_output, **dict(arrays, weight=None, label_smoothing=0.0), target_grad=True
+        )
         per_target = np.asarray(per_target, dtype=_work_dtype(weight.dtype))
         class_axis = 1 if target.ndim >= 2 else 0
         smoothing = float(arrays.get("label_smoothing", 0.0))
@@ -177,7 +193,13 @@ def extra_grad(name: str, argument: str, arrays: Dict[str, Any], grad_output: An
         difference = np.ascontiguousarray(np.broadcast_to(np.subtract(x1, x2, dtype=work_dtype), shape))
         labels = np.ascontiguousarray(np.broadcast_to(np.asarray(y, dtype=work_dtype), shape))
         grad_labels, _ = functional.margin_ranking_loss_backward(
-            grad_output, labels, np.zeros(shape, work_dtype), difference, margin=arrays.get("margin", 0.0),
-            reduction=reduction, normalizer=arrays.get("normalizer"))
+            grad_output,
+            labels,
+            np.zeros(shape, work_dtype),
+            difference,
+            margin=arrays.get("margin", 0.0),
+            reduction=reduction,
+            normalizer=arrays.get("normalizer"),
+        )
         return _sum_to(np.asarray(grad_labels), y.shape).astype(y.dtype)
     raise ValueError(f"losskit adapters: no gradient of {name} with respect to {argument}")

@@ -5,7 +5,8 @@ C-contiguous, aligned float32/float64 arrays pass through untouched (the core re
 and so do float16 and bfloat16 arrays for the losses whose core reads 16-bit storage in place
 (`half=True`); other losses compute those in float32 from one converted copy and round their
 results once to the input's dtype (rounded_to_input). Other layouts are made contiguous once;
-other real dtypes are converted once (integers and booleans to float64). Complex, object, string and other dtypes raise TypeError.
+other real dtypes are converted once (integers and booleans to float64). Complex, object, string
+and other dtypes raise TypeError.
 
 bfloat16 is ml_dtypes' dtype (what JAX uses). losskit never imports ml_dtypes: the dtype is
 recognised by its name, size and kind, and results of a bfloat16 call are arrays of the very dtype

@@ -15,20 +15,40 @@ from . import _convert, _core, _reduction
 # How each keyword option reaches the core: a float, a bool, or (the distance name) as it is; an
 # argument of the wrong kind is a TypeError naming the loss and the argument.
 _OPTIONS = {
-    "margin": _convert.real, "eps": _convert.real, "delta": _convert.real, "beta": _convert.real,
-    "p": _convert.real, "log_input": _convert.flag, "full": _convert.flag, "log_target": _convert.flag,
-    "swap": _convert.flag, "normalizer": _convert.normalizer,
+    "margin": _convert.real,
+    "eps": _convert.real,
+    "delta": _convert.real,
+    "beta": _convert.real,
+    "p": _convert.real,
+    "log_input": _convert.flag,
+    "full": _convert.flag,
+    "log_target": _convert.flag,
+    "swap": _convert.flag,
+    "normalizer": _convert.normalizer,
 }
 
 
 # The losses of this engine whose core reads float16 and bfloat16 in place (the element-wise
 # driver, the embedding rows).
-HALF_IN_PLACE = frozenset({
-    "l1_loss", "mse_loss", "huber_loss", "smooth_l1_loss", "soft_margin_loss", "binary_cross_entropy",
-    "binary_cross_entropy_with_logits", "poisson_nll_loss", "gaussian_nll_loss", "kl_div",
-    "margin_ranking_loss", "hinge_embedding_loss",
-    "cosine_embedding_loss", "triplet_margin_loss", "triplet_margin_with_distance_loss",
-})
+HALF_IN_PLACE = frozenset(
+    {
+        "l1_loss",
+        "mse_loss",
+        "huber_loss",
+        "smooth_l1_loss",
+        "soft_margin_loss",
+        "binary_cross_entropy",
+        "binary_cross_entropy_with_logits",
+        "poisson_nll_loss",
+        "gaussian_nll_loss",
+        "kl_div",
+        "margin_ranking_loss",
+        "hinge_embedding_loss",
+        "cosine_embedding_loss",
+        "triplet_margin_loss",
+        "triplet_margin_with_distance_loss",
+    }
+)
 # The embedding losses expand broadcast rows and sum a broadcast input's gradient from the rows'
 # gradients: in 16-bit storage that would round every row's gradient before the sum. So they read
 # 16-bit inputs in place when their first `n` (differentiable) inputs share one shape, and
@@ -58,8 +78,7 @@ def forward(name: str, names: Sequence[str], values: Sequence[Any], reduction: s
     return _convert.result(_convert.rounded_to_input(out, values[0]), reduction)
 
 
-def mean_normalizer(name: str, names: Sequence[str], values: Sequence[Any], reduction: str,
-                    **options: Any) -> float:
+def mean_normalizer(name: str, names: Sequence[str], values: Sequence[Any], reduction: str, **options: Any) -> float:
     """The divisor 'mean' uses for these inputs (the core's NAME_mean_normalizer): the loss's
     checks, nothing computed."""
     options = _options(name, options)

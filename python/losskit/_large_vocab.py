@@ -136,8 +136,11 @@ def linear_cross_entropy(
     dtype = _convert.compute_dtype(x)
     x = _convert.as_kernel_array(x, dtype)
     W = _convert.as_kernel_array(_convert.to_array(_FN, "linear_weight", linear_weight), dtype)
-    b = None if linear_bias is None else _convert.as_kernel_array(
-        _convert.to_array(_FN, "linear_bias", linear_bias), dtype)
+    b = (
+        None
+        if linear_bias is None
+        else _convert.as_kernel_array(_convert.to_array(_FN, "linear_bias", linear_bias), dtype)
+    )
     w = None if weight is None else _convert.as_kernel_array(_convert.to_array(_FN, "weight", weight), dtype)
     t = _index_target(target)
 
@@ -168,8 +171,9 @@ def linear_cross_entropy(
     # caller's normalizer in its place.
     if mode == 3:
         return float(_core.large_vocab_mean_normalizer(t1, w, V, ignore, smoothing, reduction, z_loss, softcap)), None
-    total_weight = _core.large_vocab_target_weight(t1, w, V, ignore, smoothing, reduction,
-                                                   _convert.normalizer(_FN, "normalizer", normalizer), z_loss, softcap)
+    total_weight = _core.large_vocab_target_weight(
+        t1, w, V, ignore, smoothing, reduction, _convert.normalizer(_FN, "normalizer", normalizer), z_loss, softcap
+    )
 
     want_grad = mode != 0
     go_rows = None
@@ -202,8 +206,11 @@ def linear_cross_entropy(
         rows = max(1, min(int(chunk_size), N))
 
     out = np.empty(N, dtype) if reduction == "none" else None
-    stats = {"lse": np.empty(N, dtype), "entropy": np.empty(N, dtype), "correct": np.empty(N, np.bool_)} \
-        if return_stats else None
+    stats = (
+        {"lse": np.empty(N, dtype), "entropy": np.empty(N, dtype), "correct": np.empty(N, np.bool_)}
+        if return_stats
+        else None
+    )
     gx = gW = gb_acc = None
     acc = None
     if want_grad:
@@ -220,9 +227,21 @@ def linear_cross_entropy(
         xc = x2[r0:r1]
         np.matmul(xc, W.T, out=logits)
         total += _core.large_vocab_ce_chunk(
-            logits, t1[r0:r1], b, w, None if go_rows is None else go_rows[r0:r1],
-            None if out is None else out[r0:r1], gb_acc, want_grad, scale, ignore, smoothing, reduction,
-            z_loss, softcap, *((None,) * 3 if stats is None else (a[r0:r1] for a in stats.values())),
+            logits,
+            t1[r0:r1],
+            b,
+            w,
+            None if go_rows is None else go_rows[r0:r1],
+            None if out is None else out[r0:r1],
+            gb_acc,
+            want_grad,
+            scale,
+            ignore,
+            smoothing,
+            reduction,
+            z_loss,
+            softcap,
+            *((None,) * 3 if stats is None else (a[r0:r1] for a in stats.values())),
         )
         if want_grad:
             # grad_input[chunk] = dlogits @ W, computed as its transpose W.T @ dlogits.T: the same
@@ -246,8 +265,9 @@ def linear_cross_entropy(
     loss, stats = _convert.rounded_to_input((loss, stats), input)
     if mode == 0:
         return loss, stats
-    grads = _convert.rounded_to_input((gx.reshape(x.shape), gW, None if gb_acc is None else gb_acc.astype(dtype)),
-                                      input)
+    grads = _convert.rounded_to_input(
+        (gx.reshape(x.shape), gW, None if gb_acc is None else gb_acc.astype(dtype)), input
+    )
     return (grads if mode == 1 else (loss, grads)), stats
 
 
@@ -257,8 +277,14 @@ class Linear:
     ``bias`` (out_features) or None, NumPy arrays initialised as torch's ``reset_parameters``
     does (uniform in +-1/sqrt(in_features)) and freely settable."""
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True, dtype: Any = None,
-                 rng: Optional[np.random.Generator] = None) -> None:
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        dtype: Any = None,
+        rng: Optional[np.random.Generator] = None,
+    ) -> None:
         self.in_features = _convert.size("Linear", "in_features", in_features)
         self.out_features = _convert.size("Linear", "out_features", out_features)
         dt = _convert.float_dtype("Linear", "dtype", dtype)
@@ -317,9 +343,17 @@ class AdaptiveLogSoftmaxWithLoss:
     approximation for GPUs", ICML 2017 (eq. 6-7 for the two-level decomposition).
     """
 
-    def __init__(self, in_features: int, n_classes: int, cutoffs: Sequence[int], div_value: float = 4.0,
-                 head_bias: bool = False, device: Any = None, dtype: Any = None,
-                 rng: Optional[np.random.Generator] = None) -> None:
+    def __init__(
+        self,
+        in_features: int,
+        n_classes: int,
+        cutoffs: Sequence[int],
+        div_value: float = 4.0,
+        head_bias: bool = False,
+        device: Any = None,
+        dtype: Any = None,
+        rng: Optional[np.random.Generator] = None,
+    ) -> None:
         fn = "AdaptiveLogSoftmaxWithLoss"
         if not (device is None or isinstance(device, str) and device == "cpu"):
             raise ValueError(f"{fn}: device expected None or 'cpu', got {device!r}")
@@ -338,8 +372,13 @@ class AdaptiveLogSoftmaxWithLoss:
             raise TypeError(f"{fn}: cutoffs expected a sequence of integers, got {cutoffs!r}")
         if len(cutoffs) == 0:
             raise ValueError("cutoffs should be a sequence of length larger than 0")
-        if (cutoffs != sorted(cutoffs) or min(cutoffs) <= 0 or max(cutoffs) > (n_classes - 1)
-                or len(set(cutoffs)) != len(cutoffs) or any(int(c) != c for c in cutoffs)):
+        if (
+            cutoffs != sorted(cutoffs)
+            or min(cutoffs) <= 0
+            or max(cutoffs) > (n_classes - 1)
+            or len(set(cutoffs)) != len(cutoffs)
+            or any(int(c) != c for c in cutoffs)
+        ):
             raise ValueError(
                 "cutoffs should be a sequence of unique, positive integers sorted in an increasing order, "
                 "where each value is between 1 and n_classes-1"
@@ -357,8 +396,12 @@ class AdaptiveLogSoftmaxWithLoss:
         for i in range(self.n_clusters):
             hsz = int(self.in_features // (self.div_value ** (i + 1)))
             osz = self.cutoffs[i + 1] - self.cutoffs[i]
-            self.tail.append((Linear(self.in_features, hsz, bias=False, dtype=dtype, rng=rng),
-                              Linear(hsz, osz, bias=False, dtype=dtype, rng=rng)))
+            self.tail.append(
+                (
+                    Linear(self.in_features, hsz, bias=False, dtype=dtype, rng=rng),
+                    Linear(hsz, osz, bias=False, dtype=dtype, rng=rng),
+                )
+            )
         self._saved: Optional[Dict[str, Any]] = None
 
     # -- parameters ------------------------------------------------------------------------
@@ -396,14 +439,22 @@ class AdaptiveLogSoftmaxWithLoss:
         t = _convert.as_kernel_array(t, np.int64)
         if t.ndim == 1:
             if x.ndim != 2:
-                raise ValueError(f"{fn}: input expected a 2-D (N, in_features) array with a 1-D target, got shape {x.shape}")
+                raise ValueError(
+                    f"{fn}: input expected a 2-D (N, in_features) array with a 1-D target, got shape {x.shape}"
+                )
             if x.shape[0] != t.shape[0]:
-                raise ValueError(f"{fn}: input and target expected the same batch size, got {x.shape[0]} and {t.shape[0]}")
+                raise ValueError(
+                    f"{fn}: input and target expected the same batch size, got {x.shape[0]} and {t.shape[0]}"
+                )
         elif t.ndim == 0:
             if x.ndim != 1:
-                raise ValueError(f"{fn}: input expected a 1-D (in_features) array with a 0-D target, got shape {x.shape}")
+                raise ValueError(
+                    f"{fn}: input expected a 1-D (in_features) array with a 0-D target, got shape {x.shape}"
+                )
         else:
-            raise ValueError(f"{fn}: target expected 0-D or 1-D class indices (multi-target not supported), got shape {t.shape}")
+            raise ValueError(
+                f"{fn}: target expected 0-D or 1-D class indices (multi-target not supported), got shape {t.shape}"
+            )
         if x.shape[-1] != self.in_features:
             raise ValueError(f"{fn}: input expected {self.in_features} features, got shape {x.shape}")
         batched = t.ndim == 1
@@ -473,7 +524,9 @@ class AdaptiveLogSoftmaxWithLoss:
 
     __call__ = forward
 
-    def _grads_result(self, r: Dict[str, Any], batched: bool, shape: Tuple[int, ...]) -> Tuple[np.ndarray, Dict[str, np.ndarray]]:
+    def _grads_result(
+        self, r: Dict[str, Any], batched: bool, shape: Tuple[int, ...]
+    ) -> Tuple[np.ndarray, Dict[str, np.ndarray]]:
         gx = r["grad_input"].reshape(shape if batched else (self.in_features,))
         order = list(self.state_dict())
         return gx, {k: r["grads"][k] for k in order}
@@ -488,7 +541,9 @@ class AdaptiveLogSoftmaxWithLoss:
         r = self._run(s["x"], s["t"], grad=True, grad_output=go)
         return self._grads_result(r, s["batched"], s["x"].shape)
 
-    def forward_backward(self, input: Any, target: Any, grad_output: Any = None) -> Tuple[ASMoutput, Tuple[np.ndarray, Dict[str, np.ndarray]]]:
+    def forward_backward(
+        self, input: Any, target: Any, grad_output: Any = None
+    ) -> Tuple[ASMoutput, Tuple[np.ndarray, Dict[str, np.ndarray]]]:
         """``((output, loss), (grad_input, grads))`` in one pass."""
         x, t, batched = self._prepare(input, target)
         go = 1.0 if grad_output is None else float(np.asarray(grad_output))
@@ -504,11 +559,15 @@ class AdaptiveLogSoftmaxWithLoss:
         for i in range(self.n_clusters):
             aw, bw = (lin.aligned_weight() for lin in self.tail[i])
             cl = _log_softmax((x @ aw.T) @ bw.T)
-            out[:, self.cutoffs[i]: self.cutoffs[i + 1]] = cl + head_lp[:, self.shortlist_size + i: self.shortlist_size + i + 1]
+            out[:, self.cutoffs[i] : self.cutoffs[i + 1]] = (
+                cl + head_lp[:, self.shortlist_size + i : self.shortlist_size + i + 1]
+            )
         return out
 
     def _input(self, input: Any) -> np.ndarray:
-        x = _convert.as_kernel_array(_convert.to_array("AdaptiveLogSoftmaxWithLoss", "input", input), self.head.weight.dtype)
+        x = _convert.as_kernel_array(
+            _convert.to_array("AdaptiveLogSoftmaxWithLoss", "input", input), self.head.weight.dtype
+        )
         if x.ndim != 2 or x.shape[1] != self.in_features:
             raise ValueError(f"AdaptiveLogSoftmaxWithLoss: input expected shape (N, {self.in_features}), got {x.shape}")
         return x
@@ -530,8 +589,10 @@ class AdaptiveLogSoftmaxWithLoss:
         return out
 
     def extra_repr(self) -> str:
-        return (f"in_features={self.in_features}, n_classes={self.n_classes}, cutoffs={self.cutoffs[:-1]}, "
-                f"div_value={self.div_value}, head_bias={self.head_bias}")
+        return (
+            f"in_features={self.in_features}, n_classes={self.n_classes}, cutoffs={self.cutoffs[:-1]}, "
+            f"div_value={self.div_value}, head_bias={self.head_bias}"
+        )
 
     def __repr__(self) -> str:
         return f"AdaptiveLogSoftmaxWithLoss({self.extra_repr()})"

@@ -68,13 +68,25 @@ _FORWARD, _BACKWARD, _FORWARD_BACKWARD, _NORMALIZER = "forward", "backward", "fo
 
 # ---- where each loss's batch dimension is --------------------------------------------------------
 
-_ELEMENTWISE = frozenset({
-    "l1_loss", "mse_loss", "huber_loss", "smooth_l1_loss", "soft_margin_loss", "binary_cross_entropy",
-    "binary_cross_entropy_with_logits", "poisson_nll_loss", "gaussian_nll_loss", "kl_div",
-    "margin_ranking_loss", "hinge_embedding_loss",
-})
-_ROWS_OF_CLASSES = frozenset({"cross_entropy", "nll_loss", "multi_margin_loss", "multilabel_margin_loss",
-                              "multilabel_soft_margin_loss"})
+_ELEMENTWISE = frozenset(
+    {
+        "l1_loss",
+        "mse_loss",
+        "huber_loss",
+        "smooth_l1_loss",
+        "soft_margin_loss",
+        "binary_cross_entropy",
+        "binary_cross_entropy_with_logits",
+        "poisson_nll_loss",
+        "gaussian_nll_loss",
+        "kl_div",
+        "margin_ranking_loss",
+        "hinge_embedding_loss",
+    }
+)
+_ROWS_OF_CLASSES = frozenset(
+    {"cross_entropy", "nll_loss", "multi_margin_loss", "multilabel_margin_loss", "multilabel_soft_margin_loss"}
+)
 _TRIPLETS = frozenset({"triplet_margin_loss", "triplet_margin_with_distance_loss"})
 
 
@@ -97,8 +109,9 @@ def _batch_axes(name: str, shapes: Dict[str, Tuple[int, ...]]) -> Dict[str, Opti
     axes: Dict[str, Optional[int]] = dict.fromkeys(shapes)
     if name in _ELEMENTWISE:
         var = shapes.get("var")
-        homoscedastic = (name == "gaussian_nll_loss" and var is not None and len(var) >= 1
-                         and var == shapes["input"][:-1])  # torch unsqueezes var(N) against input(N, D)
+        homoscedastic = (
+            name == "gaussian_nll_loss" and var is not None and len(var) >= 1 and var == shapes["input"][:-1]
+        )  # torch unsqueezes var(N) against input(N, D)
         axes.update(_broadcast_rows(shapes, [k for k in shapes if not (homoscedastic and k == "var")]))
         if homoscedastic and axes.get("input") == 0:
             axes["var"] = 0
@@ -123,8 +136,13 @@ def _batch_axes(name: str, shapes: Dict[str, Tuple[int, ...]]) -> Dict[str, Opti
         if len(shapes["log_probs"]) == 3:
             axes["log_probs"] = 1
             # Concatenated (1-d) targets go whole; each task takes its samples' slice (_Chunk).
-            axes.update({k: 0 for k in ("targets", "input_lengths", "target_lengths")
-                         if k in shapes and len(shapes[k]) == (2 if k == "targets" else 1)})
+            axes.update(
+                {
+                    k: 0
+                    for k in ("targets", "input_lengths", "target_lengths")
+                    if k in shapes and len(shapes[k]) == (2 if k == "targets" else 1)
+                }
+            )
     elif name == "linear_cross_entropy":
         if len(shapes["input"]) == 2:
             axes["input"] = 0
@@ -152,10 +170,17 @@ class _Chunk:
 
     __slots__ = ("name", "mode", "names", "static", "zeros", "concat")
 
-    def __init__(self, name: str, mode: str, names: Sequence[str], static: Dict[str, Any],
-                 zeros: Dict[str, Tuple[Tuple[int, ...], str]], concat: Optional[Tuple[int, int]]) -> None:
+    def __init__(
+        self,
+        name: str,
+        mode: str,
+        names: Sequence[str],
+        static: Dict[str, Any],
+        zeros: Dict[str, Tuple[Tuple[int, ...], str]],
+        concat: Optional[Tuple[int, int]],
+    ) -> None:
         self.name, self.mode, self.names, self.static = name, mode, tuple(names), static
-        self.zeros = zeros    # stand-ins the divisor never reads: name -> (shape, dtype)
+        self.zeros = zeros  # stand-ins the divisor never reads: name -> (shape, dtype)
         self.concat = concat  # CTC's concatenated targets: this chunk's samples [start, stop)
 
     def __getstate__(self) -> Tuple[Any, ...]:
@@ -173,14 +198,15 @@ class _Chunk:
         if self.concat is not None:
             start, stop = self.concat
             ends = np.concatenate([[0], np.cumsum(np.asarray(kwargs.pop("_all_target_lengths"), np.int64))])
-            kwargs["targets"] = np.asarray(kwargs["targets"])[ends[start]:ends[stop]]
+            kwargs["targets"] = np.asarray(kwargs["targets"])[ends[start] : ends[stop]]
         if "normalizer" in self.names and not _normalizer_ok(kwargs["normalizer"]):
             kwargs["normalizer"] = None  # nothing counted anywhere: each chunk's own NaN mean
         if self.mode == _NORMALIZER:
             return _spec.mean_normalizer(self.name, **kwargs), (), None
         suffix = "" if self.mode == _FORWARD else "_" + self.mode
-        value, grads, stats = _unpack(self.mode, getattr(_LF, self.name + suffix)(**kwargs),
-                                      kwargs.get("return_stats", False))
+        value, grads, stats = _unpack(
+            self.mode, getattr(_LF, self.name + suffix)(**kwargs), kwargs.get("return_stats", False)
+        )
         if value is not None and not isinstance(value, np.ndarray):
             value = float(value)  # a reduced partial, added in double
         return value, grads, stats
@@ -229,7 +255,7 @@ def _tree(layer: Dict[Any, Any], name: str, leaves: List[Any]) -> Any:
         pairs = [(name, level, j // 2) for j in range(0, len(leaves) - 1, 2)]
         for j, key in enumerate(pairs):
             layer[key] = (_add, leaves[2 * j], leaves[2 * j + 1])
-        leaves, level = pairs + leaves[2 * len(pairs):], level + 1
+        leaves, level = pairs + leaves[2 * len(pairs) :], level + 1
     return leaves[0]
 
 
@@ -262,8 +288,11 @@ class _Plan:
 
     def __init__(self, name: str, mode: str, arguments: Dict[str, Any], array_names: Sequence[str]) -> None:
         self.name, self.mode = name, mode
-        fn = (f"{_MODULE}.mean_normalizer" if mode == _NORMALIZER
-              else f"{_MODULE}.{name}" + ("" if mode == _FORWARD else "_" + mode))
+        fn = (
+            f"{_MODULE}.mean_normalizer"
+            if mode == _NORMALIZER
+            else f"{_MODULE}.{name}" + ("" if mode == _FORWARD else "_" + mode)
+        )
         converted = {k: _as_array(arguments[k]) for k in array_names if k in arguments}
         arrays = {k: v for k, v in converted.items() if v is not None}
         for k, v in arrays.items():
@@ -277,20 +306,28 @@ class _Plan:
         extent = shapes[cut[0]][self.axes[cut[0]]] if cut else 1
         for k in cut:
             if shapes[k][self.axes[k]] != extent:
-                raise ValueError(f"{fn}: {k} expected {extent} entries along its batch axis {self.axes[k]} "
-                                 f"(as {cut[0]} has), got shape {shapes[k]}")
+                raise ValueError(
+                    f"{fn}: {k} expected {extent} entries along its batch axis {self.axes[k]} "
+                    f"(as {cut[0]} has), got shape {shapes[k]}"
+                )
         ref = next((k for k in cut if isinstance(arrays[k], da.Array)), None)
         self.chunks: Tuple[int, ...] = arrays[ref].chunks[self.axes[ref]] if ref else (extent,)
         if go is not None:
             arrays["grad_output"] = go
-            self.axes["grad_output"] = 0 if (self.batched and arguments.get("reduction") == "none"
-                                             and go.ndim >= 1 and go.shape[0] == extent) else None
+            self.axes["grad_output"] = (
+                0
+                if (self.batched and arguments.get("reduction") == "none" and go.ndim >= 1 and go.shape[0] == extent)
+                else None
+            )
         self.probe = self._probe(arguments, arrays)
         self.dask: Dict[str, da.Array] = {}
         for k, v in arrays.items():
             spec = tuple(self.chunks if a == self.axes[k] else (n,) for a, n in enumerate(v.shape))
-            self.dask[k] = (v.rechunk(spec) if isinstance(v, da.Array)
-                            else da.from_array(v, chunks=spec, name=f"losskit-array-{tokenize(v)}"))
+            self.dask[k] = (
+                v.rechunk(spec)
+                if isinstance(v, da.Array)
+                else da.from_array(v, chunks=spec, name=f"losskit-array-{tokenize(v)}")
+            )
         self.static = {k: v for k, v in arguments.items() if k not in arrays}
         # CTC's concatenated targets go whole; each task slices its samples by the target lengths.
         self.concat = name == "ctc_loss" and self.batched and "targets" in arrays and self.axes["targets"] is None
@@ -316,8 +353,9 @@ class _Plan:
                     result = _spec.mean_normalizer(self.name, **kwargs)
                 else:
                     suffix = "" if self.mode == _FORWARD else "_" + self.mode
-                    result = _unpack(self.mode, getattr(_LF, self.name + suffix)(**kwargs),
-                                     bool(kwargs.get("return_stats")))
+                    result = _unpack(
+                        self.mode, getattr(_LF, self.name + suffix)(**kwargs), bool(kwargs.get("return_stats"))
+                    )
             for w in caught:  # the in-memory call's warnings, once, at the caller's line
                 message = str(w.message)
                 if message.startswith("Using a target size"):  # about the real shapes, not the probe's
@@ -332,42 +370,81 @@ class _Plan:
                 raise
             # The message names the argument; say which shapes it saw, and the real ones.
             real = ", ".join(f"{k} {tuple(v.shape)}" for k, v in arrays.items())
-            raise type(exc)(f"{exc} (losskit.dask checks the call on one row of the batch; the shapes: {real})") from exc
+            raise type(exc)(
+                f"{exc} (losskit.dask checks the call on one row of the batch; the shapes: {real})"
+            ) from exc
 
-    def chunk_tasks(self, mode: str, names: Sequence[str], static: Dict[str, Any], zeros: Sequence[str] = (),
-                    z: Optional[da.Array] = None) -> Tuple[str, HighLevelGraph]:
+    def chunk_tasks(
+        self,
+        mode: str,
+        names: Sequence[str],
+        static: Dict[str, Any],
+        zeros: Sequence[str] = (),
+        z: Optional[da.Array] = None,
+    ) -> Tuple[str, HighLevelGraph]:
         """One task per chunk calling ``mode`` with the arrays ``names`` (those in ``zeros``
         replaced by zeros of their chunk's shape) and ``z`` as the normalizer."""
         real = [k for k in names if k not in zeros]
-        token = tokenize(self.name, mode, sorted(static.items(), key=operator.itemgetter(0)), list(zeros),
-                         [self.dask[k].name for k in real], None if z is None else z.name)
+        token = tokenize(
+            self.name,
+            mode,
+            sorted(static.items(), key=operator.itemgetter(0)),
+            list(zeros),
+            [self.dask[k].name for k in real],
+            None if z is None else z.name,
+        )
         key = f"losskit-{self.name}-{mode}-{token}"
         layer: Dict[Any, Any] = {}
         bounds = np.concatenate([[0], np.cumsum(self.chunks)]).tolist()
         for i in range(len(self.chunks)):
-            standins = {k: (tuple(self.chunks[i] if a == self.axes[k] else n
-                                  for a, n in enumerate(self.dask[k].shape)), self.dask[k].dtype.str) for k in zeros}
-            call = _Chunk(self.name, mode, real + (["normalizer"] if z is not None else []), static, standins,
-                          (bounds[i], bounds[i + 1]) if self.concat else None)
+            standins = {
+                k: (
+                    tuple(self.chunks[i] if a == self.axes[k] else n for a, n in enumerate(self.dask[k].shape)),
+                    self.dask[k].dtype.str,
+                )
+                for k in zeros
+            }
+            call = _Chunk(
+                self.name,
+                mode,
+                real + (["normalizer"] if z is not None else []),
+                static,
+                standins,
+                (bounds[i], bounds[i + 1]) if self.concat else None,
+            )
             args = [_block(self.dask[k].name, self.dask[k].ndim, self.axes[k], i) for k in real]
             layer[(key, i)] = (call, *args, *([(z.name,)] if z is not None else []))
         deps: List[Any] = [self.dask[k] for k in real] + ([z] if z is not None else [])
         return key, HighLevelGraph.from_collections(key, layer, dependencies=deps)
 
 
-def _tree_array(graph: HighLevelGraph, chunk: str, out: str, pick: Tuple[Any, ...], n: int,
-                shape: Tuple[int, ...], dtype: np.dtype) -> da.Array:
+def _tree_array(
+    graph: HighLevelGraph, chunk: str, out: str, pick: Tuple[Any, ...], n: int, shape: Tuple[int, ...], dtype: np.dtype
+) -> da.Array:
     """The sum over the chunks of one piece of their results, added in double in the fixed tree:
     a single-chunk array of ``shape``."""
     layer: Dict[Any, Any] = {(out + "-part", i): (pick[0], (chunk, i), *pick[1:]) for i in range(n)}
     root = _tree(layer, out + "-tree", [(out + "-part", i) for i in range(n)])
     layer[(out,) + (0,) * len(shape)] = (_as_dtype, root, dtype.str, len(shape))
-    return da.Array(_with_layer(graph, chunk, out, layer), out, chunks=tuple((d,) for d in shape), dtype=dtype,
-                    meta=np.empty((0,) * len(shape), dtype))
+    return da.Array(
+        _with_layer(graph, chunk, out, layer),
+        out,
+        chunks=tuple((d,) for d in shape),
+        dtype=dtype,
+        meta=np.empty((0,) * len(shape), dtype),
+    )
 
 
-def _cut_array(plan: _Plan, graph: HighLevelGraph, chunk: str, out: str, pick: Tuple[Any, ...],
-               shape: Tuple[int, ...], axis: Optional[int], dtype: np.dtype) -> da.Array:
+def _cut_array(
+    plan: _Plan,
+    graph: HighLevelGraph,
+    chunk: str,
+    out: str,
+    pick: Tuple[Any, ...],
+    shape: Tuple[int, ...],
+    axis: Optional[int],
+    dtype: np.dtype,
+) -> da.Array:
     """One piece of every chunk's result, cut along ``axis`` like the batch (``shape``: the whole
     array's); one chunk when the call has no batch."""
     if axis is None:
@@ -376,8 +453,9 @@ def _cut_array(plan: _Plan, graph: HighLevelGraph, chunk: str, out: str, pick: T
     else:
         layer = {_block(out, len(shape), axis, i): (pick[0], (chunk, i), *pick[1:]) for i in range(len(plan.chunks))}
         chunks = tuple(plan.chunks if a == axis else (d,) for a, d in enumerate(shape))
-    return da.Array(_with_layer(graph, chunk, out, layer), out, chunks=chunks, dtype=dtype,
-                    meta=np.empty((0,) * len(shape), dtype))
+    return da.Array(
+        _with_layer(graph, chunk, out, layer), out, chunks=chunks, dtype=dtype, meta=np.empty((0,) * len(shape), dtype)
+    )
 
 
 def _normalizer(plan: _Plan) -> da.Array:
@@ -387,8 +465,9 @@ def _normalizer(plan: _Plan) -> da.Array:
     computes them."""
     names = [k for k in plan.dask if k != "grad_output"]
     zeros = [k for k in names if plan.dask[k].dtype.kind not in "iub" and k != "weight"]
-    static = {k: v for k, v in plan.static.items()
-              if k not in ("grad_output", "target_grad", "normalizer", "return_stats")}
+    static = {
+        k: v for k, v in plan.static.items() if k not in ("grad_output", "target_grad", "normalizer", "return_stats")
+    }
     chunk, graph = plan.chunk_tasks(_NORMALIZER, names, static, zeros)
     return _tree_array(graph, chunk, chunk + "-total", (_value,), len(plan.chunks), (), np.dtype(np.float64))
 
@@ -408,8 +487,11 @@ def _build(plan: _Plan, z: Optional[da.Array]) -> Any:
     parts: List[Any] = []
     if plan.mode != _BACKWARD:
         out = f"losskit-{plan.name}-loss-{token}"
-        parts.append(rows(out, (_value,), value) if isinstance(value, np.ndarray)
-                     else _tree_array(graph, chunk, out, (_value,), n, (), np.asarray(value).dtype))
+        parts.append(
+            rows(out, (_value,), value)
+            if isinstance(value, np.ndarray)
+            else _tree_array(graph, chunk, out, (_value,), n, (), np.asarray(value).dtype)
+        )
     if plan.mode != _FORWARD:
         names = _adapters.grad_names(plan.name, bool(plan.static.get("target_grad")))
         lazy: List[Any] = []
@@ -423,16 +505,23 @@ def _build(plan: _Plan, z: Optional[da.Array]) -> Any:
                 lazy.append(_tree_array(graph, chunk, out, (_grad, j), n, np.shape(g), g.dtype))
         parts.append(lazy[0] if len(lazy) == 1 else tuple(lazy))
     if stats is not None:
-        parts.append({key: rows(f"losskit-{plan.name}-{key}-{token}", (_stat, key), like)
-                      for key, like in stats.items()})
+        parts.append(
+            {key: rows(f"losskit-{plan.name}-{key}-{token}", (_stat, key), like) for key, like in stats.items()}
+        )
     return parts[0] if len(parts) == 1 else tuple(parts)
 
 
 # ---- the public functions ------------------------------------------------------------------------
 
 
-def _call(name: str, mode: str, signature: inspect.Signature, array_names: Tuple[str, ...],
-          args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
+def _call(
+    name: str,
+    mode: str,
+    signature: inspect.Signature,
+    array_names: Tuple[str, ...],
+    args: Tuple[Any, ...],
+    kwargs: Dict[str, Any],
+) -> Any:
     arguments = signature.bind(*args, **kwargs)
     arguments.apply_defaults()
     a = dict(arguments.arguments)
@@ -452,8 +541,7 @@ def _make(name: str, mode: str) -> Callable[..., Any]:
     suffix = "" if mode == _FORWARD else "_" + mode
     template = getattr(_LF, name + suffix)
     signature = inspect.signature(template)
-    array_names = tuple(p.name for p in signature.parameters.values()
-                        if "ArrayLike" in str(p.annotation))
+    array_names = tuple(p.name for p in signature.parameters.values() if "ArrayLike" in str(p.annotation))
 
     def fn(*args: Any, **kwargs: Any) -> Any:
         return _call(name, mode, signature, array_names, args, kwargs)
@@ -461,9 +549,11 @@ def _make(name: str, mode: str) -> Callable[..., Any]:
     fn.__name__ = fn.__qualname__ = name + suffix
     fn.__module__ = _MODULE
     fn.__signature__ = signature  # type: ignore[attr-defined]
-    fn.__doc__ = (f":func:`losskit.functional.{name}{suffix}` (its docstring states the formula, shapes and "
-                  "edge values) over dask arrays chunked along the batch dimension: the same arguments, "
-                  "lazy dask results, exact and deterministic reductions (see losskit.dask).")
+    fn.__doc__ = (
+        f":func:`losskit.functional.{name}{suffix}` (its docstring states the formula, shapes and "
+        "edge values) over dask arrays chunked along the batch dimension: the same arguments, "
+        "lazy dask results, exact and deterministic reductions (see losskit.dask)."
+    )
     return fn
 
 

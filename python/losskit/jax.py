@@ -55,8 +55,9 @@ from . import functional as _LF
 
 # The shape of the 'none' result, by the kind of loss (the default: element-wise, the broadcast of
 # the positional array arguments).
-_CLASS_DIM = frozenset({"cross_entropy", "nll_loss", "multi_margin_loss", "multilabel_margin_loss",
-                        "multilabel_soft_margin_loss"})
+_CLASS_DIM = frozenset(
+    {"cross_entropy", "nll_loss", "multi_margin_loss", "multilabel_margin_loss", "multilabel_soft_margin_loss"}
+)
 _ROW = frozenset({"cosine_embedding_loss", "triplet_margin_loss", "triplet_margin_with_distance_loss"})
 
 _NOT_ELEMENTWISE = frozenset({"ctc_loss", "linear_cross_entropy"})
@@ -89,14 +90,18 @@ class _Plan:
         self.backward: Callable[..., Any] = getattr(_LF, name + "_backward")
         self.fused: Callable[..., Any] = getattr(_LF, name + "_forward_backward")
         self.signature = inspect.signature(self.forward)
-        self.positional = tuple(p.name for p in self.signature.parameters.values()
-                                if p.kind is p.POSITIONAL_OR_KEYWORD and p.default is p.empty)
+        self.positional = tuple(
+            p.name
+            for p in self.signature.parameters.values()
+            if p.kind is p.POSITIONAL_OR_KEYWORD and p.default is p.empty
+        )
         self.differentiable = _adapters.differentiable(name)
 
 
 def _call(plan: _Plan, arguments: Dict[str, Any]) -> Any:
-    reduction = _reduction.parse(arguments.pop("size_average", None), arguments.pop("reduce", None),
-                                 arguments["reduction"])
+    reduction = _reduction.parse(
+        arguments.pop("size_average", None), arguments.pop("reduce", None), arguments["reduction"]
+    )
     arguments["reduction"] = reduction
     keys = tuple(k for k, v in arguments.items() if _is_array(v))
     static = {k: v for k, v in arguments.items() if k not in keys}
@@ -112,11 +117,17 @@ def _call(plan: _Plan, arguments: Dict[str, Any]) -> Any:
     # return_stats: per-row arrays shaped like the unreduced loss, beside the loss
     with_stats = bool(static.get("return_stats"))
     stat_shape = _none_shape(plan.name, tuple(shapes[k] for k in plan.positional if k in shapes))
-    stat_types = {"lse": jax.ShapeDtypeStruct(stat_shape, dtype), "entropy": jax.ShapeDtypeStruct(stat_shape, dtype),
-                  "correct": jax.ShapeDtypeStruct(stat_shape, np.bool_)}
+    stat_types = {
+        "lse": jax.ShapeDtypeStruct(stat_shape, dtype),
+        "entropy": jax.ShapeDtypeStruct(stat_shape, dtype),
+        "correct": jax.ShapeDtypeStruct(stat_shape, np.bool_),
+    }
     out_type: Any = (loss_type, stat_types) if with_stats else loss_type
-    batch_friendly = (reduction == "none" and plan.name not in _CLASS_DIM | _ROW | _NOT_ELEMENTWISE
-                      and all(s == out_shape for s in shapes.values()))
+    batch_friendly = (
+        reduction == "none"
+        and plan.name not in _CLASS_DIM | _ROW | _NOT_ELEMENTWISE
+        and all(s == out_shape for s in shapes.values())
+    )
     vmap_method = "broadcast_all" if batch_friendly else "sequential"
     target_dtype = dtypes.get("target")
     extra = _adapters.extra_names(plan.name, target_dtype is not None and jnp.issubdtype(target_dtype, jnp.floating))
@@ -131,14 +142,14 @@ def _call(plan: _Plan, arguments: Dict[str, Any]) -> Any:
         if not with_stats:
             return np.asarray(result, dtype=dtype)
         value, stats = result
-        return (np.asarray(value, dtype=dtype),
-                {k: np.asarray(stats[k], dtype=t.dtype) for k, t in stat_types.items()})
+        return (np.asarray(value, dtype=dtype), {k: np.asarray(stats[k], dtype=t.dtype) for k, t in stat_types.items()})
 
     def forward_host(*values: Any) -> Any:
         return value_of(plan.forward(**named(values)))
 
-    def gradients(core: Tuple[str, ...], extras: Tuple[str, ...], target_grad: bool, values: Any,
-                  grad_output: Any) -> Tuple[Any, Dict[str, Any]]:
+    def gradients(
+        core: Tuple[str, ...], extras: Tuple[str, ...], target_grad: bool, values: Any, grad_output: Any
+    ) -> Tuple[Any, Dict[str, Any]]:
         """The loss (None with a grad_output: that is a backward) and the gradients by name, for
         grad_output = 1 of a reduced loss in the forward, or the cotangent: losskit's fused or
         backward entry point for the core ones, _adapters.extra_grad for the others."""
@@ -172,8 +183,10 @@ def _call(plan: _Plan, arguments: Dict[str, Any]) -> Any:
         untracked = _adapters.NO_GRADIENT.get(plan.name, ())
         for k, wanted in perturbed.items():
             if wanted and k not in plan.differentiable and k not in extra and k not in untracked:
-                raise NotImplementedError(f"{plan.qualname}: losskit computes no gradient for {k} "
-                                          "(wrap it in jax.lax.stop_gradient, or differentiate the other arguments)")
+                raise NotImplementedError(
+                    f"{plan.qualname}: losskit computes no gradient for {k} "
+                    "(wrap it in jax.lax.stop_gradient, or differentiate the other arguments)"
+                )
         target_grad = "target" in plan.differentiable and perturbed.get("target", False)
         core = tuple(k for k in _adapters.grad_names(plan.name, target_grad) if perturbed.get(k, False))
         extras = tuple(k for k in extra if perturbed.get(k, False))
@@ -200,8 +213,10 @@ def _call(plan: _Plan, arguments: Dict[str, Any]) -> Any:
         if with_stats:
             g, stats_cotangent = g
             if not all(isinstance(c, jax.custom_derivatives.SymbolicZero) for c in stats_cotangent.values()):
-                raise NotImplementedError(f"{plan.qualname}: the return_stats arrays carry no gradient "
-                                          "(differentiate the loss only, e.g. with has_aux=True)")
+                raise NotImplementedError(
+                    f"{plan.qualname}: the return_stats arrays carry no gradient "
+                    "(differentiate the loss only, e.g. with has_aux=True)"
+                )
         if isinstance(g, jax.custom_derivatives.SymbolicZero) or not names:
             return tuple(None for _ in keys)
         if kept is None:
@@ -233,8 +248,10 @@ def _make(name: str) -> Callable[..., Any]:
     fn.__name__ = fn.__qualname__ = name
     fn.__module__ = __name__
     fn.__signature__ = plan.signature  # type: ignore[attr-defined]
-    fn.__doc__ = (f":func:`losskit.functional.{name}` (its docstring states the formula) as a JAX function: "
-                  "a custom_vjp over pure_callback, usable under jit, grad and vmap (see losskit.jax).")
+    fn.__doc__ = (
+        f":func:`losskit.functional.{name}` (its docstring states the formula) as a JAX function: "
+        "a custom_vjp over pure_callback, usable under jit, grad and vmap (see losskit.jax)."
+    )
     return fn
 
 

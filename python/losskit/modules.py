@@ -26,11 +26,13 @@ class _Loss:
         # The functional form's keywords that the constructor takes (the legacy pair excepted: the
         # constructor turns it into `reduction`), found once per class.
         taken = inspect.signature(cls.__init__).parameters
-        cls._keywords = tuple(k for k in _spec.LOSSES[cls._function].keywords
-                              if k in taken and k not in ("size_average", "reduce"))
+        cls._keywords = tuple(
+            k for k in _spec.LOSSES[cls._function].keywords if k in taken and k not in ("size_average", "reduce")
+        )
 
-    def __init__(self, size_average: Optional[bool] = None, reduce: Optional[bool] = None,
-                 reduction: str = "mean") -> None:
+    def __init__(
+        self, size_average: Optional[bool] = None, reduce: Optional[bool] = None, reduction: str = "mean"
+    ) -> None:
         if size_average is not None or reduce is not None:
             reduction = _reduction.legacy_to_reduction(size_average, reduce)
         self.reduction = reduction
@@ -56,15 +58,16 @@ class _Loss:
         if self._last_inputs is None:
             raise RuntimeError(f"{type(self).__name__}.backward() called before forward()")
         fn = getattr(functional, self._function + "_backward")
-        return fn(grad_output, *self._last_inputs, target_grad=target_grad, normalizer=self._last_normalizer,
-                  **self._kwargs())
+        return fn(
+            grad_output, *self._last_inputs, target_grad=target_grad, normalizer=self._last_normalizer, **self._kwargs()
+        )
 
-    def forward_backward(self, *inputs: Any, grad_output: Any = None, target_grad: bool = False,
-                         normalizer: Optional[float] = None) -> Tuple[Any, Any]:
+    def forward_backward(
+        self, *inputs: Any, grad_output: Any = None, target_grad: bool = False, normalizer: Optional[float] = None
+    ) -> Tuple[Any, Any]:
         """``(loss, gradients)`` from one fused pass: the fast path for training loops."""
         fn = getattr(functional, self._function + "_forward_backward")
-        result = fn(*inputs, grad_output=grad_output, target_grad=target_grad, normalizer=normalizer,
-                    **self._kwargs())
+        result = fn(*inputs, grad_output=grad_output, target_grad=target_grad, normalizer=normalizer, **self._kwargs())
         self._last_inputs, self._last_normalizer = inputs, normalizer
         return result
 
@@ -106,8 +109,13 @@ class SmoothL1Loss(_Loss):
 
     _function = "smooth_l1_loss"
 
-    def __init__(self, size_average: Optional[bool] = None, reduce: Optional[bool] = None,
-                 reduction: str = "mean", beta: float = 1.0) -> None:
+    def __init__(
+        self,
+        size_average: Optional[bool] = None,
+        reduce: Optional[bool] = None,
+        reduction: str = "mean",
+        beta: float = 1.0,
+    ) -> None:
         super().__init__(size_average, reduce, reduction)
         self.beta = beta
 
@@ -123,8 +131,13 @@ class BCELoss(_Loss):
 
     _function = "binary_cross_entropy"
 
-    def __init__(self, weight: Any = None, size_average: Optional[bool] = None, reduce: Optional[bool] = None,
-                 reduction: str = "mean") -> None:
+    def __init__(
+        self,
+        weight: Any = None,
+        size_average: Optional[bool] = None,
+        reduce: Optional[bool] = None,
+        reduction: str = "mean",
+    ) -> None:
         super().__init__(size_average, reduce, reduction)
         self.weight = weight
 
@@ -134,8 +147,14 @@ class BCEWithLogitsLoss(_Loss):
 
     _function = "binary_cross_entropy_with_logits"
 
-    def __init__(self, weight: Any = None, size_average: Optional[bool] = None, reduce: Optional[bool] = None,
-                 reduction: str = "mean", pos_weight: Any = None) -> None:
+    def __init__(
+        self,
+        weight: Any = None,
+        size_average: Optional[bool] = None,
+        reduce: Optional[bool] = None,
+        reduction: str = "mean",
+        pos_weight: Any = None,
+    ) -> None:
         super().__init__(size_average, reduce, reduction)
         self.weight = weight
         self.pos_weight = pos_weight
@@ -146,8 +165,15 @@ class PoissonNLLLoss(_Loss):
 
     _function = "poisson_nll_loss"
 
-    def __init__(self, log_input: bool = True, full: bool = False, size_average: Optional[bool] = None,
-                 eps: float = 1e-8, reduce: Optional[bool] = None, reduction: str = "mean") -> None:
+    def __init__(
+        self,
+        log_input: bool = True,
+        full: bool = False,
+        size_average: Optional[bool] = None,
+        eps: float = 1e-8,
+        reduce: Optional[bool] = None,
+        reduction: str = "mean",
+    ) -> None:
         super().__init__(size_average, reduce, reduction)
         self.log_input = log_input
         self.full = full
@@ -170,8 +196,13 @@ class KLDivLoss(_Loss):
 
     _function = "kl_div"
 
-    def __init__(self, size_average: Optional[bool] = None, reduce: Optional[bool] = None,
-                 reduction: str = "mean", log_target: bool = False) -> None:
+    def __init__(
+        self,
+        size_average: Optional[bool] = None,
+        reduce: Optional[bool] = None,
+        reduction: str = "mean",
+        log_target: bool = False,
+    ) -> None:
         super().__init__(size_average, reduce, reduction)
         self.log_target = log_target
 
@@ -181,8 +212,13 @@ class MarginRankingLoss(_Loss):
 
     _function = "margin_ranking_loss"
 
-    def __init__(self, margin: float = 0.0, size_average: Optional[bool] = None, reduce: Optional[bool] = None,
-                 reduction: str = "mean") -> None:
+    def __init__(
+        self,
+        margin: float = 0.0,
+        size_average: Optional[bool] = None,
+        reduce: Optional[bool] = None,
+        reduction: str = "mean",
+    ) -> None:
         super().__init__(size_average, reduce, reduction)
         self.margin = margin
 
@@ -192,8 +228,13 @@ class HingeEmbeddingLoss(_Loss):
 
     _function = "hinge_embedding_loss"
 
-    def __init__(self, margin: float = 1.0, size_average: Optional[bool] = None, reduce: Optional[bool] = None,
-                 reduction: str = "mean") -> None:
+    def __init__(
+        self,
+        margin: float = 1.0,
+        size_average: Optional[bool] = None,
+        reduce: Optional[bool] = None,
+        reduction: str = "mean",
+    ) -> None:
         super().__init__(size_average, reduce, reduction)
         self.margin = margin
 
@@ -204,9 +245,19 @@ class CrossEntropyLoss(_Loss):
 
     _function = "cross_entropy"
 
-    def __init__(self, weight: Any = None, size_average: Optional[bool] = None, ignore_index: int = -100,
-                 reduce: Optional[bool] = None, reduction: str = "mean", label_smoothing: float = 0.0, *,
-                 z_loss: float = 0.0, softcap: Optional[float] = None, return_stats: bool = False) -> None:
+    def __init__(
+        self,
+        weight: Any = None,
+        size_average: Optional[bool] = None,
+        ignore_index: int = -100,
+        reduce: Optional[bool] = None,
+        reduction: str = "mean",
+        label_smoothing: float = 0.0,
+        *,
+        z_loss: float = 0.0,
+        softcap: Optional[float] = None,
+        return_stats: bool = False,
+    ) -> None:
         super().__init__(size_average, reduce, reduction)
         self.weight = weight
         self.ignore_index = ignore_index
@@ -222,8 +273,14 @@ class NLLLoss(_Loss):
 
     _function = "nll_loss"
 
-    def __init__(self, weight: Any = None, size_average: Optional[bool] = None, ignore_index: int = -100,
-                 reduce: Optional[bool] = None, reduction: str = "mean") -> None:
+    def __init__(
+        self,
+        weight: Any = None,
+        size_average: Optional[bool] = None,
+        ignore_index: int = -100,
+        reduce: Optional[bool] = None,
+        reduction: str = "mean",
+    ) -> None:
         super().__init__(size_average, reduce, reduction)
         self.weight = weight
         self.ignore_index = ignore_index
@@ -234,8 +291,15 @@ class MultiMarginLoss(_Loss):
 
     _function = "multi_margin_loss"
 
-    def __init__(self, p: int = 1, margin: float = 1.0, weight: Any = None, size_average: Optional[bool] = None,
-                 reduce: Optional[bool] = None, reduction: str = "mean") -> None:
+    def __init__(
+        self,
+        p: int = 1,
+        margin: float = 1.0,
+        weight: Any = None,
+        size_average: Optional[bool] = None,
+        reduce: Optional[bool] = None,
+        reduction: str = "mean",
+    ) -> None:
         super().__init__(size_average, reduce, reduction)
         if _convert.real("MultiMarginLoss", "p", p) not in (1.0, 2.0):
             raise ValueError(f"MultiMarginLoss: p expected 1 or 2, got {p!r}")
@@ -255,8 +319,13 @@ class MultiLabelSoftMarginLoss(_Loss):
 
     _function = "multilabel_soft_margin_loss"
 
-    def __init__(self, weight: Any = None, size_average: Optional[bool] = None, reduce: Optional[bool] = None,
-                 reduction: str = "mean") -> None:
+    def __init__(
+        self,
+        weight: Any = None,
+        size_average: Optional[bool] = None,
+        reduce: Optional[bool] = None,
+        reduction: str = "mean",
+    ) -> None:
         super().__init__(size_average, reduce, reduction)
         self.weight = weight
 
@@ -267,8 +336,13 @@ class CosineEmbeddingLoss(_Loss):
 
     _function = "cosine_embedding_loss"
 
-    def __init__(self, margin: float = 0.0, size_average: Optional[bool] = None, reduce: Optional[bool] = None,
-                 reduction: str = "mean") -> None:
+    def __init__(
+        self,
+        margin: float = 0.0,
+        size_average: Optional[bool] = None,
+        reduce: Optional[bool] = None,
+        reduction: str = "mean",
+    ) -> None:
         super().__init__(size_average, reduce, reduction)
         self.margin = margin
 
@@ -278,9 +352,16 @@ class TripletMarginLoss(_Loss):
 
     _function = "triplet_margin_loss"
 
-    def __init__(self, margin: float = 1.0, p: float = 2.0, eps: float = 1e-6, swap: bool = False,
-                 size_average: Optional[bool] = None, reduce: Optional[bool] = None,
-                 reduction: str = "mean") -> None:
+    def __init__(
+        self,
+        margin: float = 1.0,
+        p: float = 2.0,
+        eps: float = 1e-6,
+        swap: bool = False,
+        size_average: Optional[bool] = None,
+        reduce: Optional[bool] = None,
+        reduction: str = "mean",
+    ) -> None:
         super().__init__(size_average, reduce, reduction)
         self.margin = margin
         self.p = p
@@ -295,8 +376,9 @@ class TripletMarginWithDistanceLoss(_Loss):
 
     _function = "triplet_margin_with_distance_loss"
 
-    def __init__(self, *, distance_function: Any = None, margin: float = 1.0, swap: bool = False,
-                 reduction: str = "mean") -> None:
+    def __init__(
+        self, *, distance_function: Any = None, margin: float = 1.0, swap: bool = False, reduction: str = "mean"
+    ) -> None:
         super().__init__(reduction=reduction)
         self.distance_function = distance_function
         self.margin = margin
@@ -339,16 +421,31 @@ class LinearCrossEntropyLoss(_Loss):
 
     _function = "linear_cross_entropy"
 
-    def __init__(self, in_features: int, num_classes: int, *, out_features: Tuple[int, ...] = (),
-                 bias: bool = False, device: Any = None, dtype: Any = None, reduction: str = "mean",
-                 weight: Any = None, ignore_index: Optional[int] = None, label_smoothing: float = 0.0,
-                 options: Any = None, chunk_size: Optional[int] = None,
-                 rng: Any = None, z_loss: float = 0.0, softcap: Optional[float] = None,
-                 return_stats: bool = False) -> None:
+    def __init__(
+        self,
+        in_features: int,
+        num_classes: int,
+        *,
+        out_features: Tuple[int, ...] = (),
+        bias: bool = False,
+        device: Any = None,
+        dtype: Any = None,
+        reduction: str = "mean",
+        weight: Any = None,
+        ignore_index: Optional[int] = None,
+        label_smoothing: float = 0.0,
+        options: Any = None,
+        chunk_size: Optional[int] = None,
+        rng: Any = None,
+        z_loss: float = 0.0,
+        softcap: Optional[float] = None,
+        return_stats: bool = False,
+    ) -> None:
         fn = "LinearCrossEntropyLoss"
         if not isinstance(out_features, (tuple, list)) or tuple(out_features) != ():
-            raise ValueError(f"{fn}: out_features expected (), got {out_features!r} "
-                             "(K-dimensional losses are not supported)")
+            raise ValueError(
+                f"{fn}: out_features expected (), got {out_features!r} (K-dimensional losses are not supported)"
+            )
         if not (device is None or isinstance(device, str) and device == "cpu"):
             raise ValueError(f"{fn}: device expected None or 'cpu', got {device!r}")
         in_features = _convert.size(fn, "in_features", in_features)
@@ -372,14 +469,22 @@ class LinearCrossEntropyLoss(_Loss):
         self.linear = Linear(in_features, num_classes, bias=bias, dtype=dtype, rng=rng)
 
     def _kwargs(self) -> Dict[str, Any]:
-        return {"linear_bias": self.linear.bias, "weight": self.weight, "reduction": self.reduction,
-                "ignore_index": self.ignore_index, "label_smoothing": self.label_smoothing,
-                "chunk_size": self.chunk_size, "z_loss": self.z_loss, "softcap": self.softcap,
-                "return_stats": self.return_stats}
+        return {
+            "linear_bias": self.linear.bias,
+            "weight": self.weight,
+            "reduction": self.reduction,
+            "ignore_index": self.ignore_index,
+            "label_smoothing": self.label_smoothing,
+            "chunk_size": self.chunk_size,
+            "z_loss": self.z_loss,
+            "softcap": self.softcap,
+            "return_stats": self.return_stats,
+        }
 
     def forward(self, input: Any, target: Any, *, normalizer: Optional[float] = None) -> Any:
-        loss = functional.linear_cross_entropy(input, self.linear.weight, target, normalizer=normalizer,
-                                               **self._kwargs())
+        loss = functional.linear_cross_entropy(
+            input, self.linear.weight, target, normalizer=normalizer, **self._kwargs()
+        )
         self._last_inputs, self._last_normalizer = (input, target), normalizer
         return loss
 
@@ -389,15 +494,34 @@ class LinearCrossEntropyLoss(_Loss):
         if self._last_inputs is None:
             raise RuntimeError("LinearCrossEntropyLoss.backward() called before forward()")
         x, t = self._last_inputs
-        return functional.linear_cross_entropy_backward(grad_output, x, self.linear.weight, t,
-                                                        target_grad=target_grad, normalizer=self._last_normalizer,
-                                                        **self._kwargs())
+        return functional.linear_cross_entropy_backward(
+            grad_output,
+            x,
+            self.linear.weight,
+            t,
+            target_grad=target_grad,
+            normalizer=self._last_normalizer,
+            **self._kwargs(),
+        )
 
-    def forward_backward(self, input: Any, target: Any, grad_output: Any = None,
-                         target_grad: bool = False, *, normalizer: Optional[float] = None) -> Tuple[Any, Any]:
+    def forward_backward(
+        self,
+        input: Any,
+        target: Any,
+        grad_output: Any = None,
+        target_grad: bool = False,
+        *,
+        normalizer: Optional[float] = None,
+    ) -> Tuple[Any, Any]:
         result = functional.linear_cross_entropy_forward_backward(
-            input, self.linear.weight, target, grad_output, target_grad=target_grad, normalizer=normalizer,
-            **self._kwargs())
+            input,
+            self.linear.weight,
+            target,
+            grad_output,
+            target_grad=target_grad,
+            normalizer=normalizer,
+            **self._kwargs(),
+        )
         self._last_inputs, self._last_normalizer = (input, target), normalizer
         return result
 
@@ -421,7 +545,9 @@ class LinearCrossEntropyLoss(_Loss):
                 raise ValueError(f"LinearCrossEntropyLoss: unexpected state key {k!r}")
 
     def extra_repr(self) -> str:
-        return (f"in_features={self.linear.in_features}, num_classes={self.num_classes}, "
-                f"out_features={self.out_features}, bias={self.linear.bias is not None}, "
-                f"reduction={self.reduction}, ignore_index={self.ignore_index}, "
-                f"label_smoothing={self.label_smoothing}, chunk_size={self.chunk_size}")
+        return (
+            f"in_features={self.linear.in_features}, num_classes={self.num_classes}, "
+            f"out_features={self.out_features}, bias={self.linear.bias is not None}, "
+            f"reduction={self.reduction}, ignore_index={self.ignore_index}, "
+            f"label_smoothing={self.label_smoothing}, chunk_size={self.chunk_size}"
+        )

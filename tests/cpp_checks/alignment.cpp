@@ -136,7 +136,8 @@ void expect_refusals(Family& family, Arena& arena, const char* function, const c
     const size_t alignment = misalign(std::get<k>(moved));
     const std::string& argument = argnames[k];
     if (alignment == 0) {
-      CHECK(argument == "-", "%s: argument %zu (%s) is not an array", function, k, argument.c_str());
+      CHECK(argument == "-", "%s: argument %zu (%s) is not an array", function, k,
+            argument.c_str());
       return;
     }
     CHECK(argument != "-", "%s: argument %zu is an array; name it", function, k);
@@ -158,8 +159,9 @@ void expect_refusals(Family& family, Arena& arena, const char* function, const c
     }
     CHECK(refused, "%s (%s) with %s misaligned: expected \"%s...\", got \"%s\"", function, names,
           argument.c_str(), expected.c_str(), got.c_str());
-    CHECK(arena.snapshot() == before, "%s with %s misaligned: memory was written before the refusal",
-          function, argument.c_str());
+    CHECK(arena.snapshot() == before,
+          "%s with %s misaligned: memory was written before the refusal", function,
+          argument.c_str());
     family.refused += refused;
   });
 }
@@ -208,8 +210,8 @@ void pointwise(Family& f) {
 
 #define LOSSKIT_ONE_GRAD(FN, OPTIONS)                                                              \
   expect_refusals(f, m, #FN, "input target output -", LOSSKIT_CALL(FN), x, z, out, OPTIONS);       \
-  expect_refusals(f, m, #FN, "grad_output input target grad_input -",                              \
-                  LOSSKIT_CALL(FN##_backward), go, x, z, g1, OPTIONS);                             \
+  expect_refusals(f, m, #FN, "grad_output input target grad_input -", LOSSKIT_CALL(FN##_backward), \
+                  go, x, z, g1, OPTIONS);                                                          \
   expect_refusals(f, m, #FN, "input target grad_output output grad_input -",                       \
                   LOSSKIT_CALL(FN##_forward_backward), x, z, go, out, g1, OPTIONS);
   LOSSKIT_ONE_GRAD(soft_margin_loss, SoftMarginLossOptions{r})
@@ -230,8 +232,8 @@ void pointwise(Family& f) {
 
   fn = "gaussian_nll_loss";
   const GaussianNllLossOptions gn{r};
-  expect_refusals(f, m, fn, "input target var output -", LOSSKIT_CALL(gaussian_nll_loss), x, y,
-                  var, out, gn);
+  expect_refusals(f, m, fn, "input target var output -", LOSSKIT_CALL(gaussian_nll_loss), x, y, var,
+                  out, gn);
   expect_refusals(f, m, fn, "grad_output input target var grad_input grad_var grad_target -",
                   LOSSKIT_CALL(gaussian_nll_loss_backward), go, x, y, var, g1, g3, g2, gn);
   expect_refusals(f, m, fn, "input target var grad_output output grad_input grad_var grad_target -",
@@ -314,12 +316,13 @@ void embedding(Family& f) {
 
   const char* fn = "cosine_embedding_loss";
   const CosineEmbeddingLossOptions co{r, 0.1};
-  expect_refusals(f, m, fn, "input1 input2 target output -", LOSSKIT_CALL(cosine_embedding_loss),
-                  a, b, y, out, co);
+  expect_refusals(f, m, fn, "input1 input2 target output -", LOSSKIT_CALL(cosine_embedding_loss), a,
+                  b, y, out, co);
   expect_refusals(f, m, fn, "grad_output input1 input2 target grad_input1 grad_input2 -",
                   LOSSKIT_CALL(cosine_embedding_loss_backward), go, a, b, y, g1, g2, co);
   expect_refusals(f, m, fn, "input1 input2 target grad_output output grad_input1 grad_input2 -",
-                  LOSSKIT_CALL(cosine_embedding_loss_forward_backward), a, b, y, go, out, g1, g2, co);
+                  LOSSKIT_CALL(cosine_embedding_loss_forward_backward), a, b, y, go, out, g1, g2,
+                  co);
   expect_refusals(f, m, fn, "input1 input2 target grad_output output grad_input1 grad_input2 -",
                   LOSSKIT_CALL(cosine_embedding_loss_forward_backward), a, row, y, go, out, g1, gr,
                   co);
@@ -327,9 +330,9 @@ void embedding(Family& f) {
 #define LOSSKIT_TRIPLET(FN, OPTIONS)                                                               \
   expect_refusals(f, m, #FN, "anchor positive negative output -", LOSSKIT_CALL(FN), a, b, c, out,  \
                   OPTIONS);                                                                        \
-  expect_refusals(f, m, #FN,                                                                       \
-                  "grad_output anchor positive negative grad_anchor grad_positive grad_negative -", \
-                  LOSSKIT_CALL(FN##_backward), go, a, b, c, g1, g2, g3, OPTIONS);                  \
+  expect_refusals(                                                                                 \
+      f, m, #FN, "grad_output anchor positive negative grad_anchor grad_positive grad_negative -", \
+      LOSSKIT_CALL(FN##_backward), go, a, b, c, g1, g2, g3, OPTIONS);                              \
   expect_refusals(f, m, #FN,                                                                       \
                   "anchor positive negative grad_output output grad_anchor grad_positive "         \
                   "grad_negative -",                                                               \

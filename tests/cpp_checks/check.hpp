@@ -5,11 +5,11 @@
 #include <cstdio>
 
 static int failures = 0;
-#define CHECK(cond, ...)                 \
-  do {                                   \
-    if (!(cond)) {                       \
-      std::printf("FAIL: " __VA_ARGS__); \
-      std::printf("\n");                 \
-      ++failures;                        \
-    }                                    \
+#define CHECK(cond, ...)                                                                           \
+  do {                                                                                             \
+    if (!(cond)) {                                                                                 \
+      std::printf("FAIL: " __VA_ARGS__);                                                           \
+      std::printf("\n");                                                                           \
+      ++failures;                                                                                  \
+    }                                                                                              \
   } while (0)

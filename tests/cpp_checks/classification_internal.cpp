@@ -11,13 +11,12 @@
 #include <random>
 #include <vector>
 
-#include "classification/classification_kernels.hpp"
 #include "check.hpp"
+#include "classification/classification_kernels.hpp"
 #include "losskit/classification.hpp"
 #include "losskit/threads.hpp"
 
 using namespace losskit;
-
 
 int main() {
   std::mt19937 rng(7);

@@ -20,11 +20,14 @@ int main() {
   double o1 = 0, o2 = 0;
   View<double> vlp(lp.data(), {T, N, C});
   View<int64_t> vtg(tg.data(), {N, S}), vil(il.data(), {N}), vtl(tl.data(), {N});
-  ctc_loss_forward_backward<double>(vlp, vtg, vil, vtl, {}, MutView<double>(&o1, {}), MutView<double>(g1.data(), {T, N, C}));
+  ctc_loss_forward_backward<double>(vlp, vtg, vil, vtl, {}, MutView<double>(&o1, {}),
+                                    MutView<double>(g1.data(), {T, N, C}));
   set_num_threads(4);
   size_t need = ctc_loss_workspace_size({T, N, C}, S, true, 1);
   std::vector<unsigned char> ws(need * 2 + 7);  // room for 2 threads
-  ctc_loss_forward_backward<double>(vlp, vtg, vil, vtl, {}, MutView<double>(&o2, {}), MutView<double>(g2.data(), {T, N, C}), {}, {ws.data(), ws.size()});
+  ctc_loss_forward_backward<double>(vlp, vtg, vil, vtl, {}, MutView<double>(&o2, {}),
+                                    MutView<double>(g2.data(), {T, N, C}), {},
+                                    {ws.data(), ws.size()});
   if (!(o1 == o2 && g1 == g2 && std::isfinite(o1))) return 1;
   int raised = 0;
   try {

@@ -71,8 +71,9 @@ void check_losses(const char* name) {
                                MutView<H>(gx.data(), {n}), {});
   std::vector<float> x32(x, x + n), y32(y, y + n), g32(n);
   float loss32;
-  mse_loss_forward_backward<float>(View<float>(x32.data(), {n}), View<float>(y32.data(), {n}), {}, {},
-                                   MutView<float>(&loss32, {}), MutView<float>(g32.data(), {n}), {});
+  mse_loss_forward_backward<float>(View<float>(x32.data(), {n}), View<float>(y32.data(), {n}), {},
+                                   {}, MutView<float>(&loss32, {}), MutView<float>(g32.data(), {n}),
+                                   {});
   CHECK(loss.bits == H(loss32).bits, "%s mse_loss: %g, float gives %g", name, double(float(loss)),
         double(loss32));
   CHECK(same_bits(gx, g32), "%s mse_loss: gradient differs from the float one rounded", name);
@@ -86,10 +87,12 @@ void check_losses(const char* name) {
   CrossEntropyOptions o;
   o.reduction = Reduction::None;
   o.label_smoothing = 0.1;
-  cross_entropy_forward_backward<H>(View<H>(lh.data(), {N, C}), View<int64_t>(t.data(), {N}), {}, {},
-                                    MutView<H>(out.data(), {N}), MutView<H>(g.data(), {N, C}), o);
-  cross_entropy_forward_backward<float>(View<float>(l32.data(), {N, C}), View<int64_t>(t.data(), {N}), {},
-                                        {}, MutView<float>(out32.data(), {N}),
+  cross_entropy_forward_backward<H>(View<H>(lh.data(), {N, C}), View<int64_t>(t.data(), {N}), {},
+                                    {}, MutView<H>(out.data(), {N}), MutView<H>(g.data(), {N, C}),
+                                    o);
+  cross_entropy_forward_backward<float>(View<float>(l32.data(), {N, C}),
+                                        View<int64_t>(t.data(), {N}), {}, {},
+                                        MutView<float>(out32.data(), {N}),
                                         MutView<float>(gf.data(), {N, C}), o);
   CHECK(same_bits(out, out32), "%s cross_entropy: losses differ from the float ones rounded", name);
   CHECK(same_bits(g, gf), "%s cross_entropy: gradient differs from the float one rounded", name);
@@ -101,8 +104,10 @@ void check_losses(const char* name) {
   for (int64_t i = 0; i < N * K; ++i) tk[i] = (i * 31) % Ck;
   std::vector<H> outk(N * K), gk(N * C);
   std::vector<float> outk32(N * K), gk32(N * C);
-  cross_entropy_forward_backward<H>(View<H>(lh.data(), {N, Ck, K}), View<int64_t>(tk.data(), {N, K}), {},
-                                    {}, MutView<H>(outk.data(), {N, K}), MutView<H>(gk.data(), {N, Ck, K}), o);
+  cross_entropy_forward_backward<H>(View<H>(lh.data(), {N, Ck, K}),
+                                    View<int64_t>(tk.data(), {N, K}), {}, {},
+                                    MutView<H>(outk.data(), {N, K}),
+                                    MutView<H>(gk.data(), {N, Ck, K}), o);
   cross_entropy_forward_backward<float>(View<float>(l32.data(), {N, Ck, K}),
                                         View<int64_t>(tk.data(), {N, K}), {}, {},
                                         MutView<float>(outk32.data(), {N, K}),
@@ -111,18 +116,22 @@ void check_losses(const char* name) {
   CHECK(same_bits(gk, gk32), "%s K-dimensional cross_entropy: gradient differs", name);
   NllLossOptions no;
   no.reduction = Reduction::None;
-  nll_loss_forward_backward<H>(View<H>(lh.data(), {N, Ck, K}), View<int64_t>(tk.data(), {N, K}), {}, {},
-                               MutView<H>(outk.data(), {N, K}), MutView<H>(gk.data(), {N, Ck, K}), no);
-  nll_loss_forward_backward<float>(View<float>(l32.data(), {N, Ck, K}), View<int64_t>(tk.data(), {N, K}),
-                                   {}, {}, MutView<float>(outk32.data(), {N, K}),
+  nll_loss_forward_backward<H>(View<H>(lh.data(), {N, Ck, K}), View<int64_t>(tk.data(), {N, K}), {},
+                               {}, MutView<H>(outk.data(), {N, K}),
+                               MutView<H>(gk.data(), {N, Ck, K}), no);
+  nll_loss_forward_backward<float>(View<float>(l32.data(), {N, Ck, K}),
+                                   View<int64_t>(tk.data(), {N, K}), {}, {},
+                                   MutView<float>(outk32.data(), {N, K}),
                                    MutView<float>(gk32.data(), {N, Ck, K}), no);
   CHECK(same_bits(outk, outk32) && same_bits(gk, gk32), "%s nll_loss differs", name);
   H mm;
   float mm32;
-  multi_margin_loss_forward_backward<H>(View<H>(lh.data(), {N, C}), View<int64_t>(t.data(), {N}), {}, {},
-                                        MutView<H>(&mm, {}), MutView<H>(g.data(), {N, C}), {});
-  multi_margin_loss_forward_backward<float>(View<float>(l32.data(), {N, C}), View<int64_t>(t.data(), {N}),
-                                            {}, {}, MutView<float>(&mm32, {}),
+  multi_margin_loss_forward_backward<H>(View<H>(lh.data(), {N, C}), View<int64_t>(t.data(), {N}),
+                                        {}, {}, MutView<H>(&mm, {}), MutView<H>(g.data(), {N, C}),
+                                        {});
+  multi_margin_loss_forward_backward<float>(View<float>(l32.data(), {N, C}),
+                                            View<int64_t>(t.data(), {N}), {}, {},
+                                            MutView<float>(&mm32, {}),
                                             MutView<float>(gf.data(), {N, C}), {});
   const float eps = std::is_same_v<H, bfloat16> ? 0x1p-7f : 0x1p-10f;  // one ulp at 1
   CHECK(std::fabs(float(mm) - float(H(mm32))) <= std::fabs(mm32) * 2 * eps,
@@ -140,12 +149,15 @@ void check_losses(const char* name) {
   std::vector<H> cos_out(half_rows), g1(half_rows * C), g2(half_rows * C);
   std::vector<float> cos_out32(half_rows), g1f(half_rows * C), g2f(half_rows * C);
   const H* second = lh.data() + half_rows * C;
-  cosine_embedding_loss_forward_backward<H>(
-      View<H>(lh.data(), {half_rows, C}), View<H>(second, {half_rows, C}), View<H>(labels.data(), {half_rows}),
-      {}, MutView<H>(cos_out.data(), {half_rows}), MutView<H>(g1.data(), {half_rows, C}),
-      MutView<H>(g2.data(), {half_rows, C}), co);
+  cosine_embedding_loss_forward_backward<H>(View<H>(lh.data(), {half_rows, C}),
+                                            View<H>(second, {half_rows, C}),
+                                            View<H>(labels.data(), {half_rows}), {},
+                                            MutView<H>(cos_out.data(), {half_rows}),
+                                            MutView<H>(g1.data(), {half_rows, C}),
+                                            MutView<H>(g2.data(), {half_rows, C}), co);
   cosine_embedding_loss_forward_backward<float>(
-      View<float>(l32.data(), {half_rows, C}), View<float>(l32.data() + half_rows * C, {half_rows, C}),
+      View<float>(l32.data(), {half_rows, C}),
+      View<float>(l32.data() + half_rows * C, {half_rows, C}),
       View<float>(labels32.data(), {half_rows}), {}, MutView<float>(cos_out32.data(), {half_rows}),
       MutView<float>(g1f.data(), {half_rows, C}), MutView<float>(g2f.data(), {half_rows, C}), co);
   CHECK(same_bits(cos_out, cos_out32) && same_bits(g1, g1f) && same_bits(g2, g2f),

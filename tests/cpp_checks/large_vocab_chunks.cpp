@@ -21,15 +21,14 @@
 
 using namespace losskit;
 
-
 static bool close(double a, double b, double tol) {
   return std::fabs(a - b) <= tol * (1.0 + std::fabs(b));
 }
 
 // Test-only reference GEMM (row-major, cblas semantics) for the callback.
-static void reference_gemm(void* calls, bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha,
-                           const double* a, int64_t lda, const double* b, int64_t ldb, double beta,
-                           double* c, int64_t ldc) {
+static void reference_gemm(void* calls, bool ta, bool tb, int64_t m, int64_t n, int64_t k,
+                           double alpha, const double* a, int64_t lda, const double* b, int64_t ldb,
+                           double beta, double* c, int64_t ldc) {
   ++*static_cast<int*>(calls);
   for (int64_t i = 0; i < m; ++i)
     for (int64_t j = 0; j < n; ++j) {
@@ -59,34 +58,44 @@ static void check_driver() {
     int calls = 0;
     LinearCrossEntropyGemm<double> gemm{reference_gemm, &calls};
     linear_cross_entropy_forward_backward<double>(
-        View<double>(x.data(), {N, H}), View<double>(W.data(), {V, H}), View<int64_t>(t.data(), {N}),
-        View<double>(b.data(), {V}), View<double>(w.data(), {V}), gov,
+        View<double>(x.data(), {N, H}), View<double>(W.data(), {V, H}),
+        View<int64_t>(t.data(), {N}), View<double>(b.data(), {V}), View<double>(w.data(), {V}), gov,
         MutView<double>(out.data(), none ? Shape{N} : Shape{}), MutView<double>(gx.data(), {N, H}),
         MutView<double>(gW.data(), {V, H}), MutView<double>(gb.data(), {V}),
         MutView<double>(ws.data(), {rows, V}), o, gemm);
     CHECK(calls == 9, "expected 3 GEMMs per chunk, got %d calls", calls);
     // By hand: whole logits, the chunk API on all rows at once, then the products.
-    std::vector<double> L(N * V), ref_gx(N * H, 0.0), ref_gW(V * H, 0.0), ref_gb(V, 0.0), ref_out(N);
+    std::vector<double> L(N * V), ref_gx(N * H, 0.0), ref_gW(V * H, 0.0), ref_gb(V, 0.0),
+        ref_out(N);
     int unused = 0;
     reference_gemm(&unused, false, true, N, V, H, 1.0, x.data(), H, W.data(), H, 0.0, L.data(), V);
     const double tw = linear_cross_entropy_target_weight<double>(View<int64_t>(t.data(), {N}),
                                                                  View<double>(w.data(), {V}), V, o);
     const double scale = red == Reduction::Mean ? g0 / tw : none ? 1.0 : g0;
-    const double total = linear_cross_entropy_chunk<double>(
-        MutView<double>(L.data(), {N, V}), View<int64_t>(t.data(), {N}), View<double>(b.data(), {V}),
-        View<double>(w.data(), {V}), none ? View<double>(go.data(), {N}) : View<double>(),
-        none ? MutView<double>(ref_out.data(), {N}) : MutView<double>(), MutView<double>(ref_gb.data(), {V}),
-        true, scale, o);
-    reference_gemm(&unused, false, false, N, H, V, 1.0, L.data(), V, W.data(), H, 0.0, ref_gx.data(), H);
-    reference_gemm(&unused, true, false, V, H, N, 1.0, L.data(), V, x.data(), H, 0.0, ref_gW.data(), H);
+    const double total =
+        linear_cross_entropy_chunk<double>(MutView<double>(L.data(), {N, V}),
+                                           View<int64_t>(t.data(), {N}),
+                                           View<double>(b.data(), {V}), View<double>(w.data(), {V}),
+                                           none ? View<double>(go.data(), {N}) : View<double>(),
+                                           none ? MutView<double>(ref_out.data(), {N})
+                                                : MutView<double>(),
+                                           MutView<double>(ref_gb.data(), {V}), true, scale, o);
+    reference_gemm(&unused, false, false, N, H, V, 1.0, L.data(), V, W.data(), H, 0.0,
+                   ref_gx.data(), H);
+    reference_gemm(&unused, true, false, V, H, N, 1.0, L.data(), V, x.data(), H, 0.0, ref_gW.data(),
+                   H);
     if (!none) {
       const double loss = red == Reduction::Mean ? total / tw : total;
       CHECK(close(out[0], loss, 1e-13), "driver loss %.17g vs %.17g", out[0], loss);
     }
-    for (int64_t r = 0; none && r < N; ++r) CHECK(close(out[r], ref_out[r], 1e-13), "driver row loss");
-    for (int64_t i = 0; i < N * H; ++i) CHECK(close(gx[i], ref_gx[i], 1e-12), "driver grad_input %lld", (long long)i);
-    for (int64_t i = 0; i < V * H; ++i) CHECK(close(gW[i], ref_gW[i], 1e-12), "driver grad_W %lld", (long long)i);
-    for (int64_t i = 0; i < V; ++i) CHECK(close(gb[i], ref_gb[i], 1e-12), "driver grad_b %lld", (long long)i);
+    for (int64_t r = 0; none && r < N; ++r)
+      CHECK(close(out[r], ref_out[r], 1e-13), "driver row loss");
+    for (int64_t i = 0; i < N * H; ++i)
+      CHECK(close(gx[i], ref_gx[i], 1e-12), "driver grad_input %lld", (long long)i);
+    for (int64_t i = 0; i < V * H; ++i)
+      CHECK(close(gW[i], ref_gW[i], 1e-12), "driver grad_W %lld", (long long)i);
+    for (int64_t i = 0; i < V; ++i)
+      CHECK(close(gb[i], ref_gb[i], 1e-12), "driver grad_b %lld", (long long)i);
   }
   // A bad index throws before any GEMM.
   std::vector<int64_t> bad(t);
@@ -96,9 +105,10 @@ static void check_driver() {
   bool threw = false;
   try {
     linear_cross_entropy_forward_backward<double>(
-        View<double>(x.data(), {N, H}), View<double>(W.data(), {V, H}), View<int64_t>(bad.data(), {N}),
-        {}, {}, {}, MutView<double>(out.data(), {}), {}, {}, {}, MutView<double>(ws.data(), {rows, V}),
-        LinearCrossEntropyOptions{}, LinearCrossEntropyGemm<double>{reference_gemm, &calls});
+        View<double>(x.data(), {N, H}), View<double>(W.data(), {V, H}),
+        View<int64_t>(bad.data(), {N}), {}, {}, {}, MutView<double>(out.data(), {}), {}, {}, {},
+        MutView<double>(ws.data(), {rows, V}), LinearCrossEntropyOptions{},
+        LinearCrossEntropyGemm<double>{reference_gemm, &calls});
   } catch (const IndexError&) {
     threw = true;
   }
@@ -135,14 +145,16 @@ int main() {
     cross_entropy_forward_backward<double>(View<double>(biased.data(), {N, V}),
                                            View<int64_t>(target.data(), {N}),
                                            View<double>(weight.data(), {V}), go_view,
-                                           MutView<double>(ref_out.data(), none ? Shape{N} : Shape{}),
+                                           MutView<double>(ref_out.data(),
+                                                           none ? Shape{N} : Shape{}),
                                            MutView<double>(ref_grad.data(), {N, V}), co);
 
     std::vector<double> first_bits;
     for (int threads : {1, 2, 3}) {
       set_num_threads(threads);
-      const double W = linear_cross_entropy_target_weight<double>(
-          View<int64_t>(target.data(), {N}), View<double>(weight.data(), {V}), V, o);
+      const double W =
+          linear_cross_entropy_target_weight<double>(View<int64_t>(target.data(), {N}),
+                                                     View<double>(weight.data(), {V}), V, o);
       const double scale = red == Reduction::Mean ? go / W : none ? 1.0 : go;
       std::vector<double> buf(rows * V), out(N), gb(V, 0.0), grad(N * V);
       double total = 0.0;
@@ -173,7 +185,8 @@ int main() {
         double col = 0.0;
         for (int64_t r = 0; r < N; ++r) col += ref_grad[r * V + c];
         if (!close(gb[c], col, 1e-12)) {
-          CHECK(false, "bias gradient column %lld: %g vs %g", static_cast<long long>(c), gb[c], col);
+          CHECK(false, "bias gradient column %lld: %g vs %g", static_cast<long long>(c), gb[c],
+                col);
           break;
         }
       }
@@ -186,15 +199,17 @@ int main() {
   bool threw = false;
   try {
     linear_cross_entropy_chunk<double>(MutView<double>(buf.data(), {3, V}),
-                                       View<int64_t>(bad.data(), {3}), View<double>(bias.data(), {V}),
-                                       {}, {}, {}, {}, true, 1.0, LinearCrossEntropyOptions{});
+                                       View<int64_t>(bad.data(), {3}),
+                                       View<double>(bias.data(), {V}), {}, {}, {}, {}, true, 1.0,
+                                       LinearCrossEntropyOptions{});
   } catch (const IndexError&) {
     threw = true;
   }
   CHECK(threw, "no IndexError for class index V");
   CHECK(std::equal(buf.begin(), buf.end(), logits.begin()), "logits written before the check");
   CHECK(linear_cross_entropy_chunk_rows(4096, 128000, 4) == 512, "default chunk rows");
-  CHECK(linear_cross_entropy_chunk_rows(4096, 128000, 4, int64_t{64} << 20, 1) == 131, "64 MiB rows");
+  CHECK(linear_cross_entropy_chunk_rows(4096, 128000, 4, int64_t{64} << 20, 1) == 131,
+        "64 MiB rows");
 
   check_driver();
   if (failures == 0) std::printf("ok\n");

@@ -47,15 +47,15 @@ void cross_entropy_accumulates() {
   for (int64_t v : t)
     if (v != -100) expected_w += w[static_cast<size_t>(v)];
   const double whole_w = cross_entropy_mean_normalizer<double>(View<double>(x.data(), {N, C}),
-      View<int64_t>(t.data(), {N}), vw, o);
+                                                               View<int64_t>(t.data(), {N}), vw, o);
   CHECK(close(whole_w, expected_w), "cross_entropy_mean_normalizer %.17g, expected %.17g", whole_w,
         expected_w);
 
   double full = 0;
   std::vector<double> g_full(N * C);
-  cross_entropy_forward_backward<double>(View<double>(x.data(), {N, C}), View<int64_t>(t.data(),
-                                         {N}),
-                                         vw, {}, MutView<double>(&full, {}),
+  cross_entropy_forward_backward<double>(View<double>(x.data(), {N, C}),
+                                         View<int64_t>(t.data(), {N}), vw, {},
+                                         MutView<double>(&full, {}),
                                          MutView<double>(g_full.data(), {N, C}), o);
 
   const int64_t bounds[3] = {0, cut, N};
@@ -101,16 +101,13 @@ void ctc_accumulates() {
   CtcLossOptions o;
   double full = 0;
   std::vector<double> g_full(lp.size());
-  ctc_loss_forward_backward<double>(View<double>(lp.data(), {T, N, C}), View<int64_t>(tg.data(), {N,
-                                    S}),
-                                    View<int64_t>(il.data(), {N}), View<int64_t>(tl.data(), {N}),
-                                                  {},
-                                    MutView<double>(&full, {}), MutView<double>(g_full.data(), {T,
-                                                    N, C}),
-                                    o);
+  ctc_loss_forward_backward<double>(View<double>(lp.data(), {T, N, C}),
+                                    View<int64_t>(tg.data(), {N, S}), View<int64_t>(il.data(), {N}),
+                                    View<int64_t>(tl.data(), {N}), {}, MutView<double>(&full, {}),
+                                    MutView<double>(g_full.data(), {T, N, C}), o);
   CHECK(ctc_loss_mean_normalizer<double>(View<double>(lp.data(), {T, N, C}),
-                                         View<int64_t>(tg.data(), {N, S}), View<int64_t>(il.data(),
-                                                       {N}),
+                                         View<int64_t>(tg.data(), {N, S}),
+                                         View<int64_t>(il.data(), {N}),
                                          View<int64_t>(tl.data(), {N}), o) == double(N),
         "ctc_loss_mean_normalizer is not the batch size");
   // Each sample alone, unbatched (T, C), with normalizer N: the per-sample losses add up.
@@ -124,9 +121,9 @@ void ctc_accumulates() {
     ctc_loss_forward_backward<double>(View<double>(lpb.data(), {T, C}),
                                       View<int64_t>(tg.data() + b * S, {1, S}),
                                       View<int64_t>(il.data() + b, {1}),
-                                                    View<int64_t>(tl.data() + b, {1}),
-                                      {}, MutView<double>(&part, {}), MutView<double>(g.data(), {T,
-                                                          C}), o);
+                                      View<int64_t>(tl.data() + b, {1}), {},
+                                      MutView<double>(&part, {}), MutView<double>(g.data(), {T, C}),
+                                      o);
     acc += part;
     for (int64_t t = 0; t < T; ++t)
       for (int64_t c = 0; c < C; ++c)
@@ -141,17 +138,17 @@ void weighted_mse_and_batchmean() {
                       w = {1.0, 0.5, 2.0, 0.0, 3.0, 1.5};
   double wsum = 0;
   for (double v : w) wsum += v;
-  const double got = mse_loss_mean_normalizer<double>(View<double>(x.data(), {6}),
-                                                      View<double>(y.data(), {6}),
-                                                      View<double>(w.data(), {6}));
+  const double got =
+      mse_loss_mean_normalizer<double>(View<double>(x.data(), {6}), View<double>(y.data(), {6}),
+                                       View<double>(w.data(), {6}));
   CHECK(got == wsum, "mse_loss_mean_normalizer with a weight: %.17g, expected the weight sum %.17g",
         got, wsum);
   KlDivOptions kl{Reduction::BatchMean};
-  CHECK(kl_div_mean_normalizer<double>(View<double>(x.data(), {3, 2}), View<double>(y.data(), {3,
-        2}), kl) == 3.0,
+  CHECK(kl_div_mean_normalizer<double>(View<double>(x.data(), {3, 2}),
+                                       View<double>(y.data(), {3, 2}), kl) == 3.0,
         "kl_div_mean_normalizer for batchmean is not the batch size");
-  CHECK(l1_loss_mean_normalizer<double>(View<double>(x.data(), {3, 1}), View<double>(y.data(), {1,
-        2}), {}) == 6.0,
+  CHECK(l1_loss_mean_normalizer<double>(View<double>(x.data(), {3, 1}),
+                                        View<double>(y.data(), {1, 2}), {}) == 6.0,
         "l1_loss_mean_normalizer is not the broadcast element count");
 }
 
@@ -162,8 +159,7 @@ void raises(F&& f, const char* what, const char* label) {
     f();
   } catch (const ValueError& e) {
     CHECK(std::string(e.what()).find(what) != std::string::npos, "%s: message '%s' lacks '%s'",
-          label,
-          e.what(), what);
+          label, e.what(), what);
     return;
   }
   CHECK(false, "%s: no ValueError", label);
@@ -188,10 +184,12 @@ void bad_normalizers() {
   o.reduction = Reduction::Mean;
   call(o);
   CHECK(out == 2.5, "mse_loss with normalizer 2: %.17g, expected (1 + 4) / 2", out);
-  raises([&] { mse_loss_mean_normalizer<double>(View<double>(x.data(), {2}), View<double>(y.data(),
-         {2}), {},
-                                                MseLossOptions{Reduction::Sum}); },
-         "reduction expected 'mean' or 'batchmean'", "mean_normalizer with 'sum'");
+  raises(
+      [&] {
+        mse_loss_mean_normalizer<double>(View<double>(x.data(), {2}), View<double>(y.data(), {2}),
+                                         {}, MseLossOptions{Reduction::Sum});
+      },
+      "reduction expected 'mean' or 'batchmean'", "mean_normalizer with 'sum'");
 }
 
 }  // namespace

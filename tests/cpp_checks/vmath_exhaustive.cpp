@@ -79,7 +79,8 @@ struct Stats {
 
   void merge(const Stats& o) {
     if (o.max_ulp > max_ulp) max_ulp = o.max_ulp, worst_x = o.worst_x;
-    if (o.max_distance > max_distance) max_distance = o.max_distance, worst_distance_x = o.worst_distance_x;
+    if (o.max_distance > max_distance)
+      max_distance = o.max_distance, worst_distance_x = o.worst_distance_x;
     if (special_mismatches == 0 && o.special_mismatches > 0) first_mismatch = o.first_mismatch;
     specials += o.specials;
     special_mismatches += o.special_mismatches;
@@ -103,13 +104,15 @@ bool same_bits_or_both_nan(float a, float b) {
 }
 
 // ref: the reference, or NaN where the result is special; special: then libm's float result.
-void compare(const float* x, const float* y, const double* ref, const float* special, int64_t n, Stats& s) {
+void compare(const float* x, const float* y, const double* ref, const float* special, int64_t n,
+             Stats& s) {
   for (int64_t i = 0; i < n; ++i) {
     const double r = ref[i];
     ++s.evaluated;
     if (r != r) {
       ++s.specials;
-      if (!same_bits_or_both_nan(y[i], special[i]) && s.special_mismatches++ == 0) s.first_mismatch = x[i];
+      if (!same_bits_or_both_nan(y[i], special[i]) && s.special_mismatches++ == 0)
+        s.first_mismatch = x[i];
       continue;
     }
     const double err = std::fabs(static_cast<double>(y[i]) - r) * inverse_ulp(r);
@@ -151,7 +154,8 @@ int main() {
                                 0xbf800000u, 0xbf7fffffu, 0x00800000u, 0x80800000u, 0x7f7fffffu,
                                 0x00000000u, 0x80000000u, 0x7f800000u, 0xff800000u, 0x33800000u,
                                 0xb3800000u, 0x3f3504f3u, 0x3fb504f3u};
-    for (uint32_t c : centres) ranges.push_back({uint64_t{c} - std::min<uint64_t>(c, 8192), 16384, 1});
+    for (uint32_t c : centres)
+      ranges.push_back({uint64_t{c} - std::min<uint64_t>(c, 8192), 16384, 1});
   }
   const auto targets = split(losskit::available_cpu_targets());
   const VmathFunction fns[] = {VmathFunction::Log, VmathFunction::Log1p};
@@ -200,17 +204,20 @@ int main() {
   for (int f = 0; f < 2; ++f) {
     for (size_t t = 0; t < targets.size(); ++t) {
       const Stats& s = stats[f * targets.size() + t];
-      std::printf("%-5s %-8s max %.4f ulp at %a, max distance from the rounded result %lld ulp at %a, "
-                  "special results %lld, differing %lld, evaluated %lld\n",
-                  fn_names[f], targets[t].c_str(), s.max_ulp, static_cast<double>(s.worst_x),
-                  static_cast<long long>(s.max_distance), static_cast<double>(s.worst_distance_x),
-                  static_cast<long long>(s.specials), static_cast<long long>(s.special_mismatches),
-                  static_cast<long long>(s.evaluated));
-      CHECK(s.special_mismatches == 0, "%s %s: %lld special results differ from std::%s, first at %a",
-            fn_names[f], targets[t].c_str(), static_cast<long long>(s.special_mismatches), fn_names[f],
+      std::printf(
+          "%-5s %-8s max %.4f ulp at %a, max distance from the rounded result %lld ulp at %a, "
+          "special results %lld, differing %lld, evaluated %lld\n",
+          fn_names[f], targets[t].c_str(), s.max_ulp, static_cast<double>(s.worst_x),
+          static_cast<long long>(s.max_distance), static_cast<double>(s.worst_distance_x),
+          static_cast<long long>(s.specials), static_cast<long long>(s.special_mismatches),
+          static_cast<long long>(s.evaluated));
+      CHECK(s.special_mismatches == 0,
+            "%s %s: %lld special results differ from std::%s, first at %a", fn_names[f],
+            targets[t].c_str(), static_cast<long long>(s.special_mismatches), fn_names[f],
             static_cast<double>(s.first_mismatch));
-      CHECK(s.max_distance <= kBoundUlps, "%s %s: %lld ulp from the rounded result at %a (bound %lld)",
-            fn_names[f], targets[t].c_str(), static_cast<long long>(s.max_distance),
+      CHECK(s.max_distance <= kBoundUlps,
+            "%s %s: %lld ulp from the rounded result at %a (bound %lld)", fn_names[f],
+            targets[t].c_str(), static_cast<long long>(s.max_distance),
             static_cast<double>(s.worst_distance_x), static_cast<long long>(kBoundUlps));
     }
   }

@@ -7,7 +7,8 @@ emulated CPUs that lack AVX-512 or AVX2, then compares the outputs.
                                                   # cpu_target, the target that was used
 
 Inputs are made once and read by every run, so no run depends on how its CPU draws random
-numbers. Every family is here, in float32 and float64 (the functional calls in float16 too): the functional forward ('none' and
+numbers. Every family is here, in float32 and float64 (the functional calls in float16 too): the
+functional forward ('none' and
 'mean'), the backward (with the target's gradient where there is one), the fused
 forward_backward, a class, linear_cross_entropy in chunks and the adaptive softmax; the sizes pass
 each family's threading threshold and the run uses 4 threads, so the threaded and vector paths
@@ -111,22 +112,54 @@ def cases(a: Dict[str, np.ndarray], dt: str) -> List[Tuple[str, str, tuple, dict
         ("ce_long_rows", "cross_entropy", (f["long_rows"], a["long_labels"]), {"label_smoothing": 0.2}, False),
         ("nll", "nll_loss", (f["logits"], a["labels"]), {"weight": f["class_w"]}, False),
         ("nll_kdim", "nll_loss", (f["logits_k"], a["labels_k"]), {}, False),
-        ("multi_margin", "multi_margin_loss", (f["logits"], np.maximum(a["labels"], 0)), {"weight": f["class_w"]}, False),
-        ("multi_margin_p2", "multi_margin_loss", (f["logits"], np.maximum(a["labels"], 0)), {"p": 2, "margin": 0.7}, False),
+        (
+            "multi_margin",
+            "multi_margin_loss",
+            (f["logits"], np.maximum(a["labels"], 0)),
+            {"weight": f["class_w"]},
+            False,
+        ),
+        (
+            "multi_margin_p2",
+            "multi_margin_loss",
+            (f["logits"], np.maximum(a["labels"], 0)),
+            {"p": 2, "margin": 0.7},
+            False,
+        ),
         ("multilabel_margin", "multilabel_margin_loss", (f["logits"], a["multilabel"]), {}, False),
         ("multilabel_soft", "multilabel_soft_margin_loss", (f["logits"], q[:256]), {"weight": f["class_w"]}, True),
         ("cosine", "cosine_embedding_loss", (f["e1"], f["e2"], f["e_sign"]), {"margin": 0.2}, False),
         ("triplet", "triplet_margin_loss", (f["e1"], f["e2"], f["e3"]), {"swap": True}, False),
         ("triplet_p1", "triplet_margin_loss", (f["e1"], f["e2"], f["e3"]), {"p": 1, "margin": 2.0}, False),
-        ("triplet_cosine", "triplet_margin_with_distance_loss", (f["e1"], f["e2"], f["e3"]),
-         {"distance_function": "cosine"}, False),
-        ("triplet_sq", "triplet_margin_with_distance_loss", (f["e1"], f["e2"], f["e3"]),
-         {"distance_function": "squared_euclidean", "swap": True}, False),
+        (
+            "triplet_cosine",
+            "triplet_margin_with_distance_loss",
+            (f["e1"], f["e2"], f["e3"]),
+            {"distance_function": "cosine"},
+            False,
+        ),
+        (
+            "triplet_sq",
+            "triplet_margin_with_distance_loss",
+            (f["e1"], f["e2"], f["e3"]),
+            {"distance_function": "squared_euclidean", "swap": True},
+            False,
+        ),
         ("ctc", "ctc_loss", (ctc_lp, a["ctc_targets"], a["ctc_input_lengths"], a["ctc_target_lengths"]), {}, False),
-        ("ctc_zero_inf", "ctc_loss", (ctc_lp, a["ctc_targets"], a["ctc_input_lengths"], a["ctc_target_lengths"]),
-         {"zero_infinity": True, "blank": 0}, False),
-        ("linear_ce", "linear_cross_entropy", (f["h"], f["W"], a["h_labels"]),
-         {"linear_bias": f["b"], "label_smoothing": 0.1, "chunk_size": 256}, False),
+        (
+            "ctc_zero_inf",
+            "ctc_loss",
+            (ctc_lp, a["ctc_targets"], a["ctc_input_lengths"], a["ctc_target_lengths"]),
+            {"zero_infinity": True, "blank": 0},
+            False,
+        ),
+        (
+            "linear_ce",
+            "linear_cross_entropy",
+            (f["h"], f["W"], a["h_labels"]),
+            {"linear_bias": f["b"], "label_smoothing": 0.1, "chunk_size": 256},
+            False,
+        ),
     ]
 
 
@@ -152,8 +185,10 @@ def run(inputs_path: str, out_path: str) -> None:
     warnings.simplefilter("ignore", UserWarning)  # kl_div's 'mean' warns, as torch's does
     losskit.set_num_threads(4)
     a = dict(np.load(inputs_path))
-    out: Dict[str, np.ndarray] = {"cpu_target": np.array(losskit.cpu_target()),
-                                  "available_cpu_targets": np.array(losskit._core.available_cpu_targets())}
+    out: Dict[str, np.ndarray] = {
+        "cpu_target": np.array(losskit.cpu_target()),
+        "available_cpu_targets": np.array(losskit._core.available_cpu_targets()),
+    }
     for dt in FUNCTIONAL_DTYPES:
         for label, name, args, kw, target_grad in cases(a, dt):
             key = f"{dt}.{label}"
@@ -161,8 +196,9 @@ def run(inputs_path: str, out_path: str) -> None:
             _flatten(f"{key}.none", fn(*args, reduction="none", **kw), out)
             _flatten(f"{key}.mean", fn(*args, reduction="mean", **kw), out)
             backward = getattr(F, name + "_backward")
-            grads = backward(np.asarray(0.75, dt), *args, reduction="sum", **kw,
-                             **({"target_grad": True} if target_grad else {}))
+            grads = backward(
+                np.asarray(0.75, dt), *args, reduction="sum", **kw, **({"target_grad": True} if target_grad else {})
+            )
             _flatten(f"{key}.backward", grads, out)
             fused = getattr(F, name + "_forward_backward")
             _flatten(f"{key}.fused", fused(*args, reduction="mean", **kw), out)
@@ -177,16 +213,22 @@ def run(inputs_path: str, out_path: str) -> None:
         _flatten(f"{dt}.class.TripletMarginLoss", crit3.forward_backward(f["e1"], f["e2"], f["e3"]), out)
         crit4 = losskit.CTCLoss(zero_infinity=True)
         ctc_lp = f["ctc_log_probs"]
-        _flatten(f"{dt}.class.CTCLoss", crit4.forward_backward(
-            ctc_lp, a["ctc_targets"], a["ctc_input_lengths"], a["ctc_target_lengths"]), out)
+        _flatten(
+            f"{dt}.class.CTCLoss",
+            crit4.forward_backward(ctc_lp, a["ctc_targets"], a["ctc_input_lengths"], a["ctc_target_lengths"]),
+            out,
+        )
         lce = losskit.LinearCrossEntropyLoss(64, 500, bias=True, dtype=dt, chunk_size=128)
         lce.load_state_dict({"linear.weight": f["W"], "linear.bias": f["b"]})
         _flatten(f"{dt}.class.LinearCrossEntropyLoss", lce.forward_backward(f["h"], a["h_labels"]), out)
-        asm = losskit.AdaptiveLogSoftmaxWithLoss(64, 1000, [100, 400], div_value=2.0, head_bias=True, dtype=dt,
-                                                 rng=np.random.default_rng(0))
+        asm = losskit.AdaptiveLogSoftmaxWithLoss(
+            64, 1000, [100, 400], div_value=2.0, head_bias=True, dtype=dt, rng=np.random.default_rng(0)
+        )
         # weights from integer arithmetic alone, so they do not depend on the CPU
-        state = {k: ((np.arange(v.size) * 7919 % 1000 / 1000 - 0.5) * 0.3).astype(dt).reshape(v.shape)
-                 for k, v in asm.state_dict().items()}
+        state = {
+            k: ((np.arange(v.size) * 7919 % 1000 / 1000 - 0.5) * 0.3).astype(dt).reshape(v.shape)
+            for k, v in asm.state_dict().items()
+        }
         asm.load_state_dict(state)
         _flatten(f"{dt}.class.AdaptiveLogSoftmaxWithLoss", asm.forward_backward(f["asm_x"], a["asm_labels"]), out)
         _flatten(f"{dt}.class.AdaptiveLogSoftmaxWithLoss.log_prob", asm.log_prob(f["asm_x"][:50]), out)

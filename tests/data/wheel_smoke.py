@@ -65,5 +65,7 @@ cmake_dir = subprocess.run(
 assert os.path.isfile(os.path.join(cmake_dir, "losskitConfig.cmake")), cmake_dir
 assert os.path.isfile(os.path.join(losskit.get_include(), "losskit", "losskit.hpp"))
 
-print(f"wheel smoke ok: losskit {losskit.__version__}, target {losskit.cpu_target()}, "
-      f"{losskit.get_num_threads()} threads, from {here}")
+print(
+    f"wheel smoke ok: losskit {losskit.__version__}, target {losskit.cpu_target()}, "
+    f"{losskit.get_num_threads()} threads, from {here}"
+)

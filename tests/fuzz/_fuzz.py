@@ -91,8 +91,13 @@ def fuzz(max_examples: Optional[int] = None, scale: float = 1.0) -> Callable[[Ca
 
 # ---- errors ------------------------------------------------------------------------------------
 CLEAN_ERRORS = (ValueError, TypeError, IndexError)
-_UNCLEAR = ("incompatible function arguments", "invalid literal for int()", "could not convert string to float",
-            "argument must be a string or a", "setting an array element with a sequence")
+_UNCLEAR = (
+    "incompatible function arguments",
+    "invalid literal for int()",
+    "could not convert string to float",
+    "argument must be a string or a",
+    "setting an array element with a sequence",
+)
 EXTRA_ARGUMENT_WORDS = ("grad_output", "target_grad", "distances", "vjp", "distance_function")
 
 
@@ -103,8 +108,9 @@ def argument_names(fn: Callable[..., Any]) -> Tuple[str, ...]:
         return EXTRA_ARGUMENT_WORDS
 
 
-def assert_clean_error(exc: BaseException, fn: Callable[..., Any], where: str, match: Optional[str] = None,
-                       foreign: bool = False) -> None:
+def assert_clean_error(
+    exc: BaseException, fn: Callable[..., Any], where: str, match: Optional[str] = None, foreign: bool = False
+) -> None:
     """ValueError/TypeError/IndexError whose message names one of fn's arguments (and matches
     `match` when given). With `foreign` (the call runs user code that may fail on its own, a
     distance_function callable), the error may be that code's own (NumPy's broadcasting message,
@@ -118,7 +124,8 @@ def assert_clean_error(exc: BaseException, fn: Callable[..., Any], where: str, m
     assert not any(u in msg for u in _UNCLEAR), f"{where}: unclear {type(exc).__name__}: {msg}"
     names = argument_names(fn)
     assert re.search(r"\b(" + "|".join(map(re.escape, names)) + r")\b", msg), (
-        f"{where}: the message names no argument of {fn.__name__} {names}: {msg!r}")
+        f"{where}: the message names no argument of {fn.__name__} {names}: {msg!r}"
+    )
 
 
 def either(*patterns: Optional[str]) -> Optional[str]:
@@ -195,13 +202,33 @@ def present(arr: Any, layout: str) -> Any:
     return arr
 
 
-SPECIALS = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1e38, -1e38, 3e-39, -3e-39, 5e-324, 1e-30, 1e4, -1e4,
-                     88.0, -88.0, 710.0, -710.0])
+SPECIALS = np.array(
+    [
+        np.nan,
+        np.inf,
+        -np.inf,
+        0.0,
+        -0.0,
+        1e38,
+        -1e38,
+        3e-39,
+        -3e-39,
+        5e-324,
+        1e-30,
+        1e4,
+        -1e4,
+        88.0,
+        -88.0,
+        710.0,
+        -710.0,
+    ]
+)
 PROFILES = ("plain", "plain", "plain", "plain", "special", "special", "extreme")
 
 
-def values(rng: np.random.Generator, shape: Tuple[int, ...], dtype: Any, profile: str = "plain",
-           scale: float = 1.0) -> np.ndarray:
+def values(
+    rng: np.random.Generator, shape: Tuple[int, ...], dtype: Any, profile: str = "plain", scale: float = 1.0
+) -> np.ndarray:
     """Normal values, with `profile` 'special' a sprinkling of NaN, +-inf, +-0, +-1e38,
     denormals and exp/log overflow points, with 'extreme' nothing else."""
     with np.errstate(over="ignore"):
@@ -253,8 +280,13 @@ def torch_verdict(case: Case) -> Tuple[bool, Any]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            torch_call(case.torch_fn, case.ref_args, case.torch_kwargs, diff,
-                       None if case.bad_grad_output else case.grad_output)
+            torch_call(
+                case.torch_fn,
+                case.ref_args,
+                case.torch_kwargs,
+                diff,
+                None if case.bad_grad_output else case.grad_output,
+            )
             return True, None
         except Exception as exc:  # noqa: BLE001
             return False, exc
@@ -273,8 +305,10 @@ def run_case(case: Case, fb_kwargs: Optional[Dict[str, Any]] = None) -> Dict[str
         "forward_backward": attempt(fb, *case.args, grad_output=go, **case.kwargs, **tg),
     }
     fns = {"forward": fwd, "backward": bwd, "forward_backward": fb}
-    note(f"case: {case.name} {case.what} kwargs={ {k: _brief(v) for k, v in case.kwargs.items()} } "
-         f"args={[_brief(a) for a in case.args]} grad_output={_brief(go)} threads={losskit.get_num_threads()}")
+    note(
+        f"case: {case.name} {case.what} kwargs={ {k: _brief(v) for k, v in case.kwargs.items()} } "
+        f"args={[_brief(a) for a in case.args]} grad_output={_brief(go)} threads={losskit.get_num_threads()}"
+    )
 
     def all_raise(match: Optional[str], why: str) -> None:
         for mode, (ok, res) in out.items():
@@ -325,8 +359,16 @@ def run_case(case: Case, fb_kwargs: Optional[Dict[str, Any]] = None) -> Dict[str
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
-                compare(case.torch_fn, case.ref_args, kw, diff, l, [g for g in gs if g is not None],
-                        grad_output=case.grad_output, what=f"{case.name} {case.what} {mode}")
+                compare(
+                    case.torch_fn,
+                    case.ref_args,
+                    kw,
+                    diff,
+                    l,
+                    [g for g in gs if g is not None],
+                    grad_output=case.grad_output,
+                    what=f"{case.name} {case.what} {mode}",
+                )
             except AssertionError:
                 if _within_float32_conditioning(case, l, [g for g in gs if g is not None], diff):
                     event(f"{case.name}: float32 cancellation, no worse than torch's float32")
@@ -348,13 +390,15 @@ def _within_float32_conditioning(case: Case, loss: Any, grads: Sequence[Any], di
         return False
     try:
         out32, g32 = torch_call(case.torch_fn, case.ref_args, case.torch_kwargs, diff, case.grad_output)
-        out64, g64 = torch_call(case.torch_fn, case.ref_args, case.torch_kwargs, diff, case.grad_output,
-                                dtype=torch.float64)
+        out64, g64 = torch_call(
+            case.torch_fn, case.ref_args, case.torch_kwargs, diff, case.grad_output, dtype=torch.float64
+        )
     except Exception:  # noqa: BLE001
         return False
-    pairs = [(loss, out32, out64)] + [(g, r32 if r32 is not None else np.zeros(np.shape(g)),
-                                       r64 if r64 is not None else np.zeros(np.shape(g)))
-                                      for g, r32, r64 in zip(grads, g32, g64)]
+    pairs = [(loss, out32, out64)] + [
+        (g, r32 if r32 is not None else np.zeros(np.shape(g)), r64 if r64 is not None else np.zeros(np.shape(g)))
+        for g, r32, r64 in zip(grads, g32, g64)
+    ]
     for a, e32, e64 in pairs:
         a, e32 = np.asarray(a, np.float64), np.asarray(e32, np.float64)
         with np.errstate(over="ignore", invalid="ignore"):
@@ -385,8 +429,9 @@ def _explain(case: Case, loss: Any, grads: Sequence[Any], diff: Tuple[int, ...])
     """Notes the first elements where losskit and torch differ, with the inputs there."""
     try:
         ref_out, ref_grads = torch_call(case.torch_fn, case.ref_args, case.torch_kwargs, diff, case.grad_output)
-        for what, a, e in [("loss", loss, ref_out)] + [(f"grad {k}", g, r) for k, (g, r) in
-                                                        enumerate(zip(grads, ref_grads))]:
+        for what, a, e in [("loss", loss, ref_out)] + [
+            (f"grad {k}", g, r) for k, (g, r) in enumerate(zip(grads, ref_grads))
+        ]:
             a, e = np.asarray(a, np.float64), np.asarray(e, np.float64)
             if a.shape != e.shape:
                 continue
@@ -400,8 +445,12 @@ def _explain(case: Case, loss: Any, grads: Sequence[Any], diff: Tuple[int, ...])
 
 def _brief(v: Any) -> str:
     if isinstance(v, np.ndarray):
-        flags = ("C" if v.flags.c_contiguous else "") + ("F" if v.flags.f_contiguous else "") + \
-                ("" if v.flags.writeable else "ro") + ("0" if 0 in v.strides and v.size > 1 else "")
+        flags = (
+            ("C" if v.flags.c_contiguous else "")
+            + ("F" if v.flags.f_contiguous else "")
+            + ("" if v.flags.writeable else "ro")
+            + ("0" if 0 in v.strides and v.size > 1 else "")
+        )
         return f"array{v.shape}{v.dtype}[{flags}]"
     if isinstance(v, (list, tuple)) and len(v) > 6:
         return f"{type(v).__name__}(len {len(v)})"
@@ -418,8 +467,9 @@ def ref_array(value: Any, dtype: np.dtype) -> Any:
     return np.array(arr, dtype=dtype)
 
 
-def grad_output_for(rng: np.random.Generator, draw: Any, shape: Tuple[int, ...], reduction: str,
-                    dtype: np.dtype) -> Tuple[Any, bool]:
+def grad_output_for(
+    rng: np.random.Generator, draw: Any, shape: Tuple[int, ...], reduction: str, dtype: np.dtype
+) -> Tuple[Any, bool]:
     """A grad_output for the loss's output shape (None: ones), occasionally with special values,
     occasionally of a wrong shape (the bool says so)."""
     kind = draw(st.sampled_from(["none", "random", "random", "random", "special", "wrong", "python"]))

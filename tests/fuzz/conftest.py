@@ -17,8 +17,10 @@ import _fuzz  # noqa: E402
 
 
 def _line() -> str:
-    return (f"losskit fuzz: calls fuzzed: {_fuzz.calls_made()} (LOSSKIT_FUZZ_SEED={_fuzz.SEED}, "
-            f"LOSSKIT_FUZZ_EXAMPLES={_fuzz.EXAMPLES}, LOSSKIT_FUZZ_SHRINK={int(_fuzz.SHRINK)})")
+    return (
+        f"losskit fuzz: calls fuzzed: {_fuzz.calls_made()} (LOSSKIT_FUZZ_SEED={_fuzz.SEED}, "
+        f"LOSSKIT_FUZZ_EXAMPLES={_fuzz.EXAMPLES}, LOSSKIT_FUZZ_SHRINK={int(_fuzz.SHRINK)})"
+    )
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ANN001

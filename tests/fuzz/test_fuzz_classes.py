@@ -26,11 +26,32 @@ from test_large_vocab import _asm_pair
 
 # class name -> functional name (LinearCrossEntropyLoss and AdaptiveLogSoftmaxWithLoss own
 # parameters and have tests of their own below)
-CLASSES: Dict[str, str] = {n: getattr(losskit, n)._function for n in (
-    "L1Loss", "MSELoss", "HuberLoss", "SmoothL1Loss", "SoftMarginLoss", "BCELoss", "BCEWithLogitsLoss",
-    "PoissonNLLLoss", "GaussianNLLLoss", "KLDivLoss", "MarginRankingLoss", "HingeEmbeddingLoss",
-    "CrossEntropyLoss", "NLLLoss", "MultiMarginLoss", "MultiLabelMarginLoss", "MultiLabelSoftMarginLoss",
-    "CosineEmbeddingLoss", "TripletMarginLoss", "TripletMarginWithDistanceLoss", "CTCLoss")}
+CLASSES: Dict[str, str] = {
+    n: getattr(losskit, n)._function
+    for n in (
+        "L1Loss",
+        "MSELoss",
+        "HuberLoss",
+        "SmoothL1Loss",
+        "SoftMarginLoss",
+        "BCELoss",
+        "BCEWithLogitsLoss",
+        "PoissonNLLLoss",
+        "GaussianNLLLoss",
+        "KLDivLoss",
+        "MarginRankingLoss",
+        "HingeEmbeddingLoss",
+        "CrossEntropyLoss",
+        "NLLLoss",
+        "MultiMarginLoss",
+        "MultiLabelMarginLoss",
+        "MultiLabelSoftMarginLoss",
+        "CosineEmbeddingLoss",
+        "TripletMarginLoss",
+        "TripletMarginWithDistanceLoss",
+        "CTCLoss",
+    )
+}
 CLASSES["LinearCrossEntropyLoss"] = "linear_cross_entropy"
 CLASSES["AdaptiveLogSoftmaxWithLoss"] = "-"
 
@@ -96,7 +117,8 @@ def _agree(what: str, got: Tuple[bool, Any], expected: Tuple[bool, Any], fn: Any
     else:
         assert not ok, f"{what}: the class returned where the functional form raises {eres!r}"
         assert type(res) is type(eres), (
-            f"{what}: {type(res).__name__} where the functional form raises {type(eres).__name__}")
+            f"{what}: {type(res).__name__} where the functional form raises {type(eres).__name__}"
+        )
         assert_clean_error(res, fn, what)
 
 
@@ -121,10 +143,18 @@ def test_fuzz_loss_classes(call: Tuple[str, Dict[str, Any]], data: Any) -> None:
     go = data.draw(st.sampled_from([None, None, 0.5, np.float64(2.0)]))
     target_grad = data.draw(st.sampled_from([False, False, True]))
     if attempt(crit.forward, *inputs)[0]:
-        _agree(f"{name} backward", attempt(crit.backward, go, target_grad),
-               attempt(bwd, go, *inputs, target_grad=target_grad, **fkw), bwd)
-    _agree(f"{name} forward_backward", attempt(crit.forward_backward, *inputs, grad_output=go, target_grad=target_grad),
-           attempt(fb, *inputs, grad_output=go, target_grad=target_grad, **fkw), fb)
+        _agree(
+            f"{name} backward",
+            attempt(crit.backward, go, target_grad),
+            attempt(bwd, go, *inputs, target_grad=target_grad, **fkw),
+            bwd,
+        )
+    _agree(
+        f"{name} forward_backward",
+        attempt(crit.forward_backward, *inputs, grad_output=go, target_grad=target_grad),
+        attempt(fb, *inputs, grad_output=go, target_grad=target_grad, **fkw),
+        fb,
+    )
     assert isinstance(repr(crit), str) and name in repr(crit)
 
 
@@ -134,11 +164,17 @@ def test_fuzz_linear_cross_entropy_loss_class(data: Any) -> None:
     thread_count(data.draw)
     H = data.draw(st.sampled_from([1, 3, 8]))
     V = data.draw(st.sampled_from([1, 2, 9]))
-    kwargs: Dict[str, Any] = {"bias": data.draw(st.booleans()),
-                              "dtype": data.draw(st.sampled_from([None, np.float32, np.float64]))}
-    for key, pool in (("reduction", VALUES["reduction"]), ("ignore_index", (None,) + VALUES["ignore_index"]),
-                      ("label_smoothing", VALUES["label_smoothing"]), ("chunk_size", (None, 1, 2, 5, 0, -1, "x")),
-                      ("weight", (None, np.ones(V), np.ones(V + 1)))):
+    kwargs: Dict[str, Any] = {
+        "bias": data.draw(st.booleans()),
+        "dtype": data.draw(st.sampled_from([None, np.float32, np.float64])),
+    }
+    for key, pool in (
+        ("reduction", VALUES["reduction"]),
+        ("ignore_index", (None,) + VALUES["ignore_index"]),
+        ("label_smoothing", VALUES["label_smoothing"]),
+        ("chunk_size", (None, 1, 2, 5, 0, -1, "x")),
+        ("weight", (None, np.ones(V), np.ones(V + 1))),
+    ):
         if data.draw(st.booleans()):
             kwargs[key] = data.draw(st.sampled_from(pool))
     ok, crit = attempt(losskit.LinearCrossEntropyLoss, H, V, rng=np.random.default_rng(0), **kwargs)
@@ -150,13 +186,22 @@ def test_fuzz_linear_cross_entropy_loss_class(data: Any) -> None:
     N = data.draw(st.sampled_from([0, 1, 4]))
     x = rng.standard_normal((N, H)).astype(crit.linear.weight.dtype)
     t = rng.integers(0, V, N)
-    fkw = dict(linear_bias=crit.linear.bias, weight=crit.weight, reduction=crit.reduction,
-               ignore_index=crit.ignore_index, label_smoothing=crit.label_smoothing, chunk_size=crit.chunk_size)
+    fkw = dict(
+        linear_bias=crit.linear.bias,
+        weight=crit.weight,
+        reduction=crit.reduction,
+        ignore_index=crit.ignore_index,
+        label_smoothing=crit.label_smoothing,
+        chunk_size=crit.chunk_size,
+    )
     fn = F.linear_cross_entropy
     _agree("LinearCrossEntropyLoss forward", attempt(crit, x, t), attempt(fn, x, crit.linear.weight, t, **fkw), fn)
-    _agree("LinearCrossEntropyLoss forward_backward", attempt(crit.forward_backward, x, t),
-           attempt(F.linear_cross_entropy_forward_backward, x, crit.linear.weight, t, **fkw),
-           F.linear_cross_entropy_forward_backward)
+    _agree(
+        "LinearCrossEntropyLoss forward_backward",
+        attempt(crit.forward_backward, x, t),
+        attempt(F.linear_cross_entropy_forward_backward, x, crit.linear.weight, t, **fkw),
+        F.linear_cross_entropy_forward_backward,
+    )
 
 
 @st.composite

@@ -15,8 +15,25 @@ import torch.nn.functional as TF
 from hypothesis import given
 from hypothesis import strategies as st
 
-from _fuzz import (either, rarely, reduction_kwargs, CONVERTED_DTYPES, FLOAT_DTYPES, LAYOUTS, PROFILES, Case, compute_dtype, convert_values, fuzz,
-                   grad_output_for, present, ref_array, reductions, run_case, thread_count, values)
+from _fuzz import (
+    either,
+    rarely,
+    reduction_kwargs,
+    CONVERTED_DTYPES,
+    FLOAT_DTYPES,
+    LAYOUTS,
+    PROFILES,
+    Case,
+    compute_dtype,
+    convert_values,
+    fuzz,
+    grad_output_for,
+    present,
+    ref_array,
+    run_case,
+    thread_count,
+    values,
+)
 from test_classification import index_target  # the family's builder of class-index targets
 
 INT_DTYPES = (np.int64, np.int64, np.int32, np.int16, np.int8, np.uint8, np.uint32)
@@ -61,7 +78,7 @@ def _weight(draw: Any, rng: np.random.Generator, C: int, other_dtype: Any, shape
 
 
 def _target_indices(draw: Any, rng: np.random.Generator, tshape: Tuple[int, ...], C: int, ignore_index: int) -> Any:
-    t = index_target(rng, tshape, max(C, 1), ignore_index if -2**31 < ignore_index < 2**31 else None, 0.3)
+    t = index_target(rng, tshape, max(C, 1), ignore_index if -(2**31) < ignore_index < 2**31 else None, 0.3)
     if rarely(draw, 9) and t.size:  # out of range: IndexError in both
         t.flat[int(rng.integers(0, t.size))] = draw(st.sampled_from([C, C + 3, -1, -7, 2**31]))
     tdtype = draw(st.sampled_from(INT_DTYPES))
@@ -70,18 +87,42 @@ def _target_indices(draw: Any, rng: np.random.Generator, tshape: Tuple[int, ...]
     return present(np.asarray(t.astype(tdtype)), draw(st.sampled_from(LAYOUTS)))
 
 
-def _case(draw: Any, rng: np.random.Generator, name: str, x: Any, target: Any, ref_target: Any, kwargs: Dict[str, Any],
-          reduction_eff: str, loss_shape: Tuple[int, ...], slots: Tuple[Any, ...] = (0,), target_grad: bool = False,
-          stricter: Any = None, loose_empty_mean: bool = False, what: str = "") -> Case:
+def _case(
+    draw: Any,
+    rng: np.random.Generator,
+    name: str,
+    x: Any,
+    target: Any,
+    ref_target: Any,
+    kwargs: Dict[str, Any],
+    reduction_eff: str,
+    loss_shape: Tuple[int, ...],
+    slots: Tuple[Any, ...] = (0,),
+    target_grad: bool = False,
+    stricter: Any = None,
+    loose_empty_mean: bool = False,
+    what: str = "",
+) -> Case:
     cd = compute_dtype(np.asarray(x).dtype)
     torch_kwargs = {k: (ref_array(v, cd) if k == "weight" else v) for k, v in kwargs.items()}
     go, bad_go = grad_output_for(rng, draw, loss_shape, reduction_eff, cd)
     if kwargs.get("reduction") == "elementwise_mean":
         stricter = either(stricter, r"reduction expected one of")
-    return Case(name=name, args=(x, target), kwargs=kwargs, ref_args=(ref_array(x, cd), ref_target),
-                torch_fn=getattr(TF, name), torch_kwargs=torch_kwargs, slots=slots, target_grad=target_grad,
-                grad_output=go, bad_grad_output=bad_go, stricter=stricter, loose_empty_mean=loose_empty_mean,
-                what=what)
+    return Case(
+        name=name,
+        args=(x, target),
+        kwargs=kwargs,
+        ref_args=(ref_array(x, cd), ref_target),
+        torch_fn=getattr(TF, name),
+        torch_kwargs=torch_kwargs,
+        slots=slots,
+        target_grad=target_grad,
+        grad_output=go,
+        bad_grad_output=bad_go,
+        stricter=stricter,
+        loose_empty_mean=loose_empty_mean,
+        what=what,
+    )
 
 
 @st.composite
@@ -123,8 +164,9 @@ def cross_entropy_cases(draw: Any, name: str) -> Case:
                 p = p / np.maximum(p.sum(axis=axis, keepdims=True), 1e-9)
             if kind == "raw":
                 p = values(rng, p.shape, np.float64, draw(st.sampled_from(PROFILES)))
-            target = present(convert_values(p, other if np.dtype(other).kind == "f" else np.float64),
-                             draw(st.sampled_from(LAYOUTS)))
+            target = present(
+                convert_values(p, other if np.dtype(other).kind == "f" else np.float64), draw(st.sampled_from(LAYOUTS))
+            )
             ref_target = ref_array(target, cd)
             target_grad = draw(st.booleans())
     else:
@@ -132,8 +174,21 @@ def cross_entropy_cases(draw: Any, name: str) -> Case:
         ref_target = np.asarray(target).astype(np.int64)
     slots = (0, 1) if target_grad else (0,)
     loss_shape = tshape
-    return _case(draw, rng, name, x, target, ref_target, kwargs, red, loss_shape, slots, target_grad, stricter,
-                 what=f"shape={shape} {np.dtype(dtype).name} probabilities={probabilities}")
+    return _case(
+        draw,
+        rng,
+        name,
+        x,
+        target,
+        ref_target,
+        kwargs,
+        red,
+        loss_shape,
+        slots,
+        target_grad,
+        stricter,
+        what=f"shape={shape} {np.dtype(dtype).name} probabilities={probabilities}",
+    )
 
 
 @st.composite
@@ -189,9 +244,22 @@ def margin_cases(draw: Any, name: str) -> Case:
             kwargs["weight"] = w
         loss_shape = shape[:-1]
     target_grad = name == "multilabel_soft_margin_loss" and draw(st.booleans())
-    return _case(draw, rng, name, x, target, ref_target, kwargs, red, loss_shape, (0, 1) if target_grad else (0,),
-                 target_grad, stricter, loose_empty_mean=name != "multilabel_soft_margin_loss" and red == "mean",
-                 what=f"shape={shape} {np.dtype(dtype).name}")
+    return _case(
+        draw,
+        rng,
+        name,
+        x,
+        target,
+        ref_target,
+        kwargs,
+        red,
+        loss_shape,
+        (0, 1) if target_grad else (0,),
+        target_grad,
+        stricter,
+        loose_empty_mean=name != "multilabel_soft_margin_loss" and red == "mean",
+        what=f"shape={shape} {np.dtype(dtype).name}",
+    )
 
 
 @pytest.mark.parametrize("name", ["cross_entropy", "nll_loss"])

@@ -17,8 +17,22 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from _fuzz import (rarely, CONVERTED_DTYPES, FLOAT_DTYPES, LAYOUTS, Case, compute_dtype, convert_values, fuzz,
-                   grad_output_for, present, ref_array, reductions, run_case, thread_count)
+from _fuzz import (
+    rarely,
+    CONVERTED_DTYPES,
+    FLOAT_DTYPES,
+    LAYOUTS,
+    Case,
+    compute_dtype,
+    convert_values,
+    fuzz,
+    grad_output_for,
+    present,
+    ref_array,
+    reductions,
+    run_case,
+    thread_count,
+)
 from test_ctc import torch_ctc
 
 VALUE_LAYOUTS = tuple(lay for lay in LAYOUTS if lay != "stride0")  # for labels and lengths: same values
@@ -40,9 +54,25 @@ def _log_softmax(rng: np.random.Generator, shape: Tuple[int, ...], special: str)
     return lp
 
 
-ADVERSARIAL = ("il>T", "tl>S", "negative_il", "negative_tl", "il_count", "tl_count", "T=0", "N=0", "C=0",
-               "blank_out_of_range", "label_is_blank", "label_out_of_range", "concat_length", "rank",
-               "float_targets", "float_lengths", "bool_lengths")
+ADVERSARIAL = (
+    "il>T",
+    "tl>S",
+    "negative_il",
+    "negative_tl",
+    "il_count",
+    "tl_count",
+    "T=0",
+    "N=0",
+    "C=0",
+    "blank_out_of_range",
+    "label_is_blank",
+    "label_out_of_range",
+    "concat_length",
+    "rank",
+    "float_targets",
+    "float_lengths",
+    "bool_lengths",
+)
 
 
 def _lengths(draw: Any, values: List[int], batched: bool, kind: Optional[str] = None) -> Any:
@@ -103,8 +133,7 @@ def ctc_cases(draw: Any) -> Case:
         il = il + [T] if draw(st.booleans()) or not il else il[:-1]
     elif adv == "tl_count":
         tl = tl + [0] if draw(st.booleans()) or not tl else tl[:-1]
-    lengths_ok = (len(il) == N and len(tl) == N and all(0 <= v <= T for v in il)
-                  and all(0 <= v <= S for v in tl))
+    lengths_ok = len(il) == N and len(tl) == N and all(0 <= v <= T for v in il) and all(0 <= v <= S for v in tl)
 
     padded = rng.choice(labels or [0], size=(N, S)) if S > 0 and N > 0 else np.zeros((N, S), np.int64)
     label_error = False
@@ -115,11 +144,11 @@ def ctc_cases(draw: Any) -> Case:
         label_error = True
     for n in range(min(N, len(tl))):  # padding past the length is never read: garbage there
         if 0 <= tl[n] < S:
-            padded[n, tl[n]:] = draw(st.sampled_from([-1, 99, blank]))
+            padded[n, tl[n] :] = draw(st.sampled_from([-1, 99, blank]))
     concatenated = lengths_ok and draw(st.booleans())
     concat_error = False
     if concatenated:
-        targets = np.concatenate([padded[n, :tl[n]] for n in range(N)] + [np.zeros(0, np.int64)])
+        targets = np.concatenate([padded[n, : tl[n]] for n in range(N)] + [np.zeros(0, np.int64)])
         if adv == "concat_length":  # not exactly sum(target_lengths) labels
             grow = draw(st.booleans()) or not targets.size
             targets = np.append(targets, labels[0] if labels else 0) if grow else targets[:-1]
@@ -140,15 +169,36 @@ def ctc_cases(draw: Any) -> Case:
     t_given: Any = present(np.asarray(targets.astype(tdtype)), draw(st.sampled_from(VALUE_LAYOUTS)))
     if adv == "float_targets":
         t_given = np.asarray(targets, dtype=np.float64)
-    il_given = _lengths(draw, il, batched, "float" if adv == "float_lengths" else
-                        "bool" if adv == "bool_lengths" and draw(st.booleans()) else None)
-    tl_given = _lengths(draw, tl, batched, "bool" if adv == "bool_lengths" and not isinstance(
-        il_given, np.ndarray) or adv == "bool_lengths" and il_given.dtype != bool else None)
+    il_given = _lengths(
+        draw,
+        il,
+        batched,
+        "float" if adv == "float_lengths" else "bool" if adv == "bool_lengths" and draw(st.booleans()) else None,
+    )
+    tl_given = _lengths(
+        draw,
+        tl,
+        batched,
+        "bool"
+        if adv == "bool_lengths"
+        and not isinstance(il_given, np.ndarray)
+        or adv == "bool_lengths"
+        and il_given.dtype != bool
+        else None,
+    )
     # valid by ctc_loss's contract (docs/ctc.md; labels equal to blank or outside [0, C) are
     # losskit's documented errors, where torch reads them or reads out of bounds)
-    valid = (T > 0 and N > 0 and C > 0 and 0 <= blank < C and lengths_ok and not label_error and not concat_error
-             and adv not in ("rank", "float_targets", "float_lengths", "bool_lengths")
-             and (batched or (len(il) == 1 and len(tl) == 1)))
+    valid = (
+        T > 0
+        and N > 0
+        and C > 0
+        and 0 <= blank < C
+        and lengths_ok
+        and not label_error
+        and not concat_error
+        and adv not in ("rank", "float_targets", "float_lengths", "bool_lengths")
+        and (batched or (len(il) == 1 and len(tl) == 1))
+    )
 
     dtype = draw(st.sampled_from(FLOAT_DTYPES * 4 + CONVERTED_DTYPES))
     special = draw(st.sampled_from(["plain"] * 4 + ["special", "extreme"]))
@@ -173,8 +223,19 @@ def ctc_cases(draw: Any) -> Case:
     ref = (ref_array(lp, cd), np.asarray(targets, np.int64), np.asarray(il, np.int64), np.asarray(tl, np.int64))
     if not batched:
         ref = (ref[0], ref[1], np.asarray(il[0]), np.asarray(tl[0]))
-    return Case(name="ctc_loss", args=args, kwargs=kwargs, ref_args=ref, torch_fn=torch_ctc, torch_kwargs=dict(kwargs),
-                slots=(0,), grad_output=go, bad_grad_output=bad_go, stricter=stricter, what=what)
+    return Case(
+        name="ctc_loss",
+        args=args,
+        kwargs=kwargs,
+        ref_args=ref,
+        torch_fn=torch_ctc,
+        torch_kwargs=dict(kwargs),
+        slots=(0,),
+        grad_output=go,
+        bad_grad_output=bad_go,
+        stricter=stricter,
+        what=what,
+    )
 
 
 @fuzz(scale=2)

@@ -14,10 +14,26 @@ import torch.nn.functional as TF
 from hypothesis import given
 from hypothesis import strategies as st
 
-from _fuzz import (either, rarely, reduction_kwargs, CONVERTED_DTYPES, FLOAT_DTYPES, LAYOUTS, PROFILES, Case, compute_dtype, convert_values, fuzz,
-                   grad_output_for, present, ref_array, reductions, run_case, thread_count, values)
-from test_embedding import (_np_cubed_cosine, _np_manhattan, _torch_cubed_cosine, _torch_manhattan,
-                            _torch_with_distance)
+from _fuzz import (
+    either,
+    rarely,
+    reduction_kwargs,
+    CONVERTED_DTYPES,
+    FLOAT_DTYPES,
+    LAYOUTS,
+    PROFILES,
+    Case,
+    compute_dtype,
+    convert_values,
+    fuzz,
+    grad_output_for,
+    present,
+    ref_array,
+    run_case,
+    thread_count,
+    values,
+)
+from test_embedding import _np_cubed_cosine, _np_manhattan, _torch_cubed_cosine, _torch_manhattan, _torch_with_distance
 
 # documented: the vector dimension D must agree (torch broadcasts a size-1 D); p > 0; a
 # non-empty D for p = inf (docs/embedding.md, the triplet_margin_loss docstring)
@@ -88,21 +104,34 @@ def cosine_cases(draw: Any) -> Case:
     labels = rng.choice([-1.0, 1.0], size=tshape)
     if rarely(draw, 5):
         labels = rng.choice([-1.0, 1.0, 0.0, 2.0, 0.5, np.nan], size=tshape)
-    t = present(convert_values(labels, draw(st.sampled_from([np.float64, np.float32, np.int64, np.int8]))),
-                draw(st.sampled_from(LAYOUTS)))
+    t = present(
+        convert_values(labels, draw(st.sampled_from([np.float64, np.float32, np.int64, np.int8]))),
+        draw(st.sampled_from(LAYOUTS)),
+    )
     red = reduction_kwargs(draw, kwargs)
     if draw(st.booleans()):
         kwargs["margin"] = draw(st.sampled_from([0.0, 0.3, -0.5, 1.0, 2.0, math.nan]))
     go, bad = grad_output_for(rng, draw, rows, red, cd)
-    return Case(name="cosine_embedding_loss", args=(x1, x2, t), kwargs=kwargs,
-                ref_args=(ref_array(x1, cd), ref_array(x2, cd), ref_array(t, cd)), torch_fn=TF.cosine_embedding_loss,
-                torch_kwargs=dict(kwargs), slots=(0, 1), grad_output=go, bad_grad_output=bad,
-                stricter=_stricter(kwargs, (s1, s2)), what=f"shapes={(s1, s2, tshape)}")
+    return Case(
+        name="cosine_embedding_loss",
+        args=(x1, x2, t),
+        kwargs=kwargs,
+        ref_args=(ref_array(x1, cd), ref_array(x2, cd), ref_array(t, cd)),
+        torch_fn=TF.cosine_embedding_loss,
+        torch_kwargs=dict(kwargs),
+        slots=(0, 1),
+        grad_output=go,
+        bad_grad_output=bad,
+        stricter=_stricter(kwargs, (s1, s2)),
+        what=f"shapes={(s1, s2, tshape)}",
+    )
 
 
 def _stricter(kwargs: Dict[str, Any], shapes: Any, vector_d: bool = True) -> Any:
-    return either(r"reduction expected one of" if kwargs.get("reduction") == "elementwise_mean" else None,
-                  VECTOR_D if vector_d and len({s[-1:] for s in shapes}) > 1 else None)
+    return either(
+        r"reduction expected one of" if kwargs.get("reduction") == "elementwise_mean" else None,
+        VECTOR_D if vector_d and len({s[-1:] for s in shapes}) > 1 else None,
+    )
 
 
 P_VALUES = (2, 2.0, 1.0, 1.5, 3.0, 0.5, math.inf, 0, -1.0, math.nan)
@@ -117,8 +146,12 @@ def triplet_cases(draw: Any) -> Case:
     if rarely(draw, 4):  # identical vectors: the eps path and swap ties
         args = (args[0], np.array(args[0], copy=True), args[2]) if shapes[0] == shapes[1] else args
     red = reduction_kwargs(draw, kwargs)
-    for key, choices in (("margin", [1.0, 0.5, 0.0, -1.0, 1e38, math.nan]), ("p", P_VALUES),
-                         ("eps", [1e-6, 0.0, 0.1, -1e-6, math.nan]), ("swap", [True, False])):
+    for key, choices in (
+        ("margin", [1.0, 0.5, 0.0, -1.0, 1e38, math.nan]),
+        ("p", P_VALUES),
+        ("eps", [1e-6, 0.0, 0.1, -1e-6, math.nan]),
+        ("swap", [True, False]),
+    ):
         if draw(st.booleans()):
             kwargs[key] = draw(st.sampled_from(choices))
     stricter = _stricter(kwargs, shapes)
@@ -129,17 +162,29 @@ def triplet_cases(draw: Any) -> Case:
         stricter = either(stricter, r"non-empty last dimension")
     rows = _loss_shape(shapes)
     go, bad = grad_output_for(rng, draw, rows, red, cd)
-    return Case(name="triplet_margin_loss", args=args, kwargs=kwargs, ref_args=tuple(ref_array(a, cd) for a in args),
-                torch_fn=TF.triplet_margin_loss, torch_kwargs=dict(kwargs), slots=(0, 1, 2), grad_output=go,
-                bad_grad_output=bad, stricter=stricter, what=f"shapes={shapes}")
+    return Case(
+        name="triplet_margin_loss",
+        args=args,
+        kwargs=kwargs,
+        ref_args=tuple(ref_array(a, cd) for a in args),
+        torch_fn=TF.triplet_margin_loss,
+        torch_kwargs=dict(kwargs),
+        slots=(0, 1, 2),
+        grad_output=go,
+        bad_grad_output=bad,
+        stricter=stricter,
+        what=f"shapes={shapes}",
+    )
 
 
 def _bad_callable(kind: str) -> Any:
     if kind == "not_a_tuple":
         return lambda x1, x2: np.abs(x1 - x2).sum(-1)
     if kind == "raises":
+
         def fn(x1: Any, x2: Any) -> Any:
             raise ValueError("distance_function: user error")
+
         return fn
     if kind == "bad_vjp":
         return lambda x1, x2: (np.abs(x1 - x2).sum(-1), lambda g: (np.zeros(3), x2))
@@ -158,8 +203,11 @@ def triplet_distance_cases(draw: Any) -> Case:
     for key, choices in (("margin", [1.0, 0.5, 0.0, -1.0, 1e38, math.nan]), ("swap", [True, False])):
         if draw(st.booleans()):
             kwargs[key] = draw(st.sampled_from(choices))
-    kind = draw(st.sampled_from(["euclidean", "cosine", "squared_euclidean", None, "manhattan", "cubed_cosine",
-                                 "bad_name", "bad_callable"]))
+    kind = draw(
+        st.sampled_from(
+            ["euclidean", "cosine", "squared_euclidean", None, "manhattan", "cubed_cosine", "bad_name", "bad_callable"]
+        )
+    )
     stricter = _stricter(kwargs, shapes)
     invalid = None
     torch_kwargs = {k: v for k, v in kwargs.items()}
@@ -171,8 +219,10 @@ def triplet_distance_cases(draw: Any) -> Case:
             kwargs["distance_function"] = None
         torch_fn = TF.triplet_margin_with_distance_loss
     elif kind in ("manhattan", "cubed_cosine") and len(set(shapes)) == 1:  # their vjps do not un-broadcast
-        np_fn, t_fn = {"manhattan": (_np_manhattan, _torch_manhattan),
-                       "cubed_cosine": (_np_cubed_cosine, _torch_cubed_cosine)}[kind]
+        np_fn, t_fn = {
+            "manhattan": (_np_manhattan, _torch_manhattan),
+            "cubed_cosine": (_np_cubed_cosine, _torch_cubed_cosine),
+        }[kind]
         kwargs["distance_function"] = np_fn
         torch_kwargs["distance_function"] = t_fn
         torch_fn = TF.triplet_margin_with_distance_loss
@@ -190,18 +240,30 @@ def triplet_distance_cases(draw: Any) -> Case:
         kwargs["distance_function"] = "euclidean"
         torch_fn = _torch_with_distance("euclidean")
         kind = "euclidean"
-    if invalid is not None and (stricter is not None or len(set(shapes)) > 1
-                                or kwargs["reduction"] not in ("none", "mean", "sum")):
+    if invalid is not None and (
+        stricter is not None or len(set(shapes)) > 1 or kwargs["reduction"] not in ("none", "mean", "sum")
+    ):
         invalid = r"."  # something else is wrong too: any clean error
     # A bad callable meeting bad shapes may itself fail first (NumPy's own broadcasting error in
     # the user's function or vjp), and losskit passes such an error on unchanged.
     foreign = kind == "bad_callable" and invalid == r"."
     rows = _loss_shape(shapes)
     go, bad = grad_output_for(rng, draw, rows, red, cd)
-    case = Case(name="triplet_margin_with_distance_loss", args=args, kwargs=kwargs,
-                ref_args=tuple(ref_array(a, cd) for a in args), torch_fn=torch_fn, torch_kwargs=torch_kwargs,
-                slots=(0, 1, 2), grad_output=go, bad_grad_output=bad, stricter=stricter, invalid=invalid,
-                foreign_errors=foreign, what=f"shapes={shapes} distance={kind}")
+    case = Case(
+        name="triplet_margin_with_distance_loss",
+        args=args,
+        kwargs=kwargs,
+        ref_args=tuple(ref_array(a, cd) for a in args),
+        torch_fn=torch_fn,
+        torch_kwargs=torch_kwargs,
+        slots=(0, 1, 2),
+        grad_output=go,
+        bad_grad_output=bad,
+        stricter=stricter,
+        invalid=invalid,
+        foreign_errors=foreign,
+        what=f"shapes={shapes} distance={kind}",
+    )
     if kind == "bad_callable" and bad_kind == "bad_vjp":  # its vjp runs in the backward only
         case.extra["raising_modes"] = ("backward", "forward_backward")
     return case

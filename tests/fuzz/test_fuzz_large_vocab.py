@@ -14,8 +14,25 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from _fuzz import (either, rarely, CONVERTED_DTYPES, FLOAT_DTYPES, LAYOUTS, PROFILES, Case, compute_dtype, convert_values, fuzz,
-                   grad_output_for, present, ref_array, reductions, run_case, thread_count, values)
+from _fuzz import (
+    either,
+    rarely,
+    CONVERTED_DTYPES,
+    FLOAT_DTYPES,
+    LAYOUTS,
+    PROFILES,
+    Case,
+    compute_dtype,
+    convert_values,
+    fuzz,
+    grad_output_for,
+    present,
+    ref_array,
+    reductions,
+    run_case,
+    thread_count,
+    values,
+)
 from test_large_vocab import _torch_lce
 
 
@@ -51,9 +68,13 @@ def lce_cases(draw: Any) -> Case:
         kwargs["linear_bias"] = arr((V + 1,) if shape_kind == "bad_bias" else (V,))
     if draw(st.booleans()) or shape_kind == "bad_weight":
         kind = "wrong" if shape_kind == "bad_weight" else draw(st.sampled_from(["ok", "ok", "special"]))
-        kwargs["weight"] = (arr((V + 2,)) if kind == "wrong" else
-                            present(convert_values(rng.uniform(0, 2, V), other), "c") if kind == "ok" else
-                            arr((V,), profile="extreme"))
+        kwargs["weight"] = (
+            arr((V + 2,))
+            if kind == "wrong"
+            else present(convert_values(rng.uniform(0, 2, V), other), "c")
+            if kind == "ok"
+            else arr((V,), profile="extreme")
+        )
     ignore = -100
     if draw(st.booleans()):
         ignore = draw(st.sampled_from([None, -100, 0, 1, V - 1, -1, 2**40]))
@@ -71,7 +92,7 @@ def lce_cases(draw: Any) -> Case:
     tshape = (N,) if batched else ()
     t = rng.integers(0, V, tshape)
     if t.size and draw(st.booleans()):
-        t = np.where(rng.random(tshape) < 0.3, ignore_value if -2**62 < ignore_value < 2**62 else -100, t)
+        t = np.where(rng.random(tshape) < 0.3, ignore_value if -(2**62) < ignore_value < 2**62 else -100, t)
     if t.size and rarely(draw, 9):  # out of range: IndexError in both
         t.flat[0] = draw(st.sampled_from([V, V + 4, -3]))
     if shape_kind == "bad_target":
@@ -98,14 +119,26 @@ def lce_cases(draw: Any) -> Case:
 
     cd = compute_dtype(np.asarray(x).dtype)
     b = kwargs.get("linear_bias")
-    torch_kwargs = {k: (ref_array(v, cd) if k == "weight" else v) for k, v in kwargs.items()
-                    if k not in ("chunk_size", "linear_bias")}
+    torch_kwargs = {
+        k: (ref_array(v, cd) if k == "weight" else v)
+        for k, v in kwargs.items()
+        if k not in ("chunk_size", "linear_bias")
+    }
     go, bad_go = grad_output_for(rng, draw, tshape, red, cd)
-    return Case(name="linear_cross_entropy", args=(x, W, target), kwargs=kwargs,
-                ref_args=(ref_array(x, cd), ref_array(W, cd), ref_t, None if b is None else ref_array(b, cd)),
-                torch_fn=_torch_lce, torch_kwargs=torch_kwargs, slots=(0, 1, 3) if bias else (0, 1, None),
-                grad_output=go, bad_grad_output=bad_go, stricter=stricter, invalid=invalid,
-                what=f"N={N} H={H} V={V} batched={batched} shape_kind={shape_kind} chunk={chunk!r}")
+    return Case(
+        name="linear_cross_entropy",
+        args=(x, W, target),
+        kwargs=kwargs,
+        ref_args=(ref_array(x, cd), ref_array(W, cd), ref_t, None if b is None else ref_array(b, cd)),
+        torch_fn=_torch_lce,
+        torch_kwargs=torch_kwargs,
+        slots=(0, 1, 3) if bias else (0, 1, None),
+        grad_output=go,
+        bad_grad_output=bad_go,
+        stricter=stricter,
+        invalid=invalid,
+        what=f"N={N} H={H} V={V} batched={batched} shape_kind={shape_kind} chunk={chunk!r}",
+    )
 
 
 @fuzz(scale=1.5)

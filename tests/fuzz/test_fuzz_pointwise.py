@@ -14,12 +14,37 @@ import torch.nn.functional as TF
 from hypothesis import given
 from hypothesis import strategies as st
 
-from _fuzz import (rarely, CONVERTED_DTYPES, FLOAT_DTYPES, LAYOUTS, PROFILES, Case, compute_dtype, convert_values, fuzz,
-                   grad_output_for, present, ref_array, reductions, run_case, thread_count, values)
+from _fuzz import (
+    rarely,
+    CONVERTED_DTYPES,
+    FLOAT_DTYPES,
+    LAYOUTS,
+    PROFILES,
+    Case,
+    compute_dtype,
+    convert_values,
+    fuzz,
+    grad_output_for,
+    present,
+    ref_array,
+    reductions,
+    run_case,
+    thread_count,
+    values,
+)
 from test_pointwise import SPEC  # the family's builders of valid data (make, diff, target)
 
-FLOAT_TARGET_GRAD = {"l1_loss", "mse_loss", "huber_loss", "smooth_l1_loss", "binary_cross_entropy",
-                     "binary_cross_entropy_with_logits", "poisson_nll_loss", "gaussian_nll_loss", "kl_div"}
+FLOAT_TARGET_GRAD = {
+    "l1_loss",
+    "mse_loss",
+    "huber_loss",
+    "smooth_l1_loss",
+    "binary_cross_entropy",
+    "binary_cross_entropy_with_logits",
+    "poisson_nll_loss",
+    "gaussian_nll_loss",
+    "kl_div",
+}
 NAMES = sorted(SPEC)
 
 # Keyword values: ordinary ones, edges, and ones torch refuses (non-positive delta, negative beta).
@@ -165,8 +190,13 @@ def pointwise_cases(draw: Any, name: str) -> Case:
             ref_var: Any = float(var)
             slots = (0, None)
         else:
-            vshape = {"input": shape, "nolast": shape[:-1], "one": shape[:-1] + (1,) if shape else (1,),
-                      "wrong": other_shape(draw, shape) + (2,), "zero-d": ()}[vkind]
+            vshape = {
+                "input": shape,
+                "nolast": shape[:-1],
+                "one": shape[:-1] + (1,) if shape else (1,),
+                "wrong": other_shape(draw, shape) + (2,),
+                "zero-d": (),
+            }[vkind]
             var = finish(draw, data(draw, rng, name, "var", vshape, np.float64), other_dtype)
             ref_var = ref_array(var, cd)
             slots = (0, 2)
@@ -185,10 +215,20 @@ def pointwise_cases(draw: Any, name: str) -> Case:
 
     loss_shape = np.broadcast_shapes(*[np.shape(a) for a in arrays]) if _broadcastable(arrays) else shape
     go, bad_go = grad_output_for(rng, draw, loss_shape, reduction_eff, cd)
-    return Case(name=name, args=tuple(args), kwargs=kwargs, ref_args=tuple(ref_args),
-                torch_fn=getattr(TF, name), torch_kwargs=torch_kwargs, slots=slots, target_grad=target_grad,
-                grad_output=go, bad_grad_output=bad_go, stricter=stricter,
-                what=f"shape={shape} dtype={np.dtype(dtype).name}/{np.dtype(other_dtype).name}")
+    return Case(
+        name=name,
+        args=tuple(args),
+        kwargs=kwargs,
+        ref_args=tuple(ref_args),
+        torch_fn=getattr(TF, name),
+        torch_kwargs=torch_kwargs,
+        slots=slots,
+        target_grad=target_grad,
+        grad_output=go,
+        bad_grad_output=bad_go,
+        stricter=stricter,
+        what=f"shape={shape} dtype={np.dtype(dtype).name}/{np.dtype(other_dtype).name}",
+    )
 
 
 def _broadcastable(arrays: Any) -> bool:

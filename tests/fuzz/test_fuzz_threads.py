@@ -25,16 +25,22 @@ from test_fuzz_pointwise import NAMES, pointwise_cases
 any_case = st.one_of(
     st.sampled_from(NAMES).flatmap(pointwise_cases),
     st.sampled_from(["cross_entropy", "nll_loss"]).flatmap(cross_entropy_cases),
-    st.sampled_from(["multi_margin_loss", "multilabel_margin_loss",
-                     "multilabel_soft_margin_loss"]).flatmap(margin_cases),
-    cosine_cases(), triplet_cases(), triplet_distance_cases(), ctc_cases(), lce_cases(),
+    st.sampled_from(["multi_margin_loss", "multilabel_margin_loss", "multilabel_soft_margin_loss"]).flatmap(
+        margin_cases
+    ),
+    cosine_cases(),
+    triplet_cases(),
+    triplet_distance_cases(),
+    ctc_cases(),
+    lce_cases(),
 )
 
 
 def fused(case: Case) -> Tuple[bool, Any]:
     tg = {"target_grad": True} if case.target_grad else {}
-    return attempt(getattr(F, case.name + "_forward_backward"), *case.args, grad_output=case.grad_output,
-                   **case.kwargs, **tg)
+    return attempt(
+        getattr(F, case.name + "_forward_backward"), *case.args, grad_output=case.grad_output, **case.kwargs, **tg
+    )
 
 
 def _bits(x: Any) -> Any:

@@ -89,16 +89,14 @@ Shape classification_output_shape(const Shape& input, bool class_dim_last = fals
 // `stats` (optional) receives the per-position statistics from the same pass.
 template <class T>
 void cross_entropy(View<T> input, View<int64_t> target, View<T> weight, MutView<T> output,
-                   const CrossEntropyOptions& options = {},
-                   const CrossEntropyStats<T>& stats = {});
+                   const CrossEntropyOptions& options = {}, const CrossEntropyStats<T>& stats = {});
 template <class T>
 void cross_entropy_backward(View<T> grad_output, View<T> input, View<int64_t> target,
                             View<T> weight, MutView<T> grad_input,
                             const CrossEntropyOptions& options = {});
 template <class T>
 void cross_entropy_forward_backward(View<T> input, View<int64_t> target, View<T> weight,
-                                    View<T> grad_output, MutView<T> output,
-                                    MutView<T> grad_input,
+                                    View<T> grad_output, MutView<T> output, MutView<T> grad_input,
                                     const CrossEntropyOptions& options = {},
                                     const CrossEntropyStats<T>& stats = {});
 
@@ -113,8 +111,8 @@ void cross_entropy_backward(View<T> grad_output, View<T> input, View<T> target, 
                             const CrossEntropyOptions& options = {});
 template <class T>
 void cross_entropy_forward_backward(View<T> input, View<T> target, View<T> weight,
-                                    View<T> grad_output, MutView<T> output,
-                                    MutView<T> grad_input, MutView<T> grad_target,
+                                    View<T> grad_output, MutView<T> output, MutView<T> grad_input,
+                                    MutView<T> grad_target,
                                     const CrossEntropyOptions& options = {});
 
 // ---- nll_loss (input: log-probabilities; 4-D input is torch's old NLLLoss2d) ----------------
@@ -160,8 +158,7 @@ void multilabel_margin_loss_forward_backward(View<T> input, View<int64_t> target
 
 // ---- multilabel_soft_margin_loss: input (..., C), target alike, weight (C) or input-shaped ---
 template <class T>
-void multilabel_soft_margin_loss(View<T> input, View<T> target, View<T> weight,
-                                 MutView<T> output,
+void multilabel_soft_margin_loss(View<T> input, View<T> target, View<T> weight, MutView<T> output,
                                  const MultilabelSoftMarginLossOptions& options = {});
 template <class T>
 void multilabel_soft_margin_loss_backward(View<T> grad_output, View<T> input, View<T> target,
@@ -173,7 +170,6 @@ void multilabel_soft_margin_loss_forward_backward(
     View<T> input, View<T> target, View<T> weight, View<T> grad_output, MutView<T> output,
     MutView<T> grad_input, MutView<T> grad_target,
     const MultilabelSoftMarginLossOptions& options = {});
-
 
 // ---- NAME_mean_normalizer -------------------------------------------------------------
 // The divisor 'mean' uses for these inputs, without computing the loss: for cross_entropy (class
@@ -198,7 +194,8 @@ template <class T>
 double multilabel_margin_loss_mean_normalizer(View<T> input, View<int64_t> target,
                                               const MultilabelMarginLossOptions& options = {});
 template <class T>
-double multilabel_soft_margin_loss_mean_normalizer(View<T> input, View<T> target, View<T> weight,
+double multilabel_soft_margin_loss_mean_normalizer(
+    View<T> input, View<T> target, View<T> weight,
     const MultilabelSoftMarginLossOptions& options = {});
 
 }  // namespace losskit

@@ -79,8 +79,7 @@ void cosine_embedding_loss(View<T> input1, View<T> input2, View<T> target, MutVi
                            const CosineEmbeddingLossOptions& options = {});
 template <class T>
 void cosine_embedding_loss_backward(View<T> grad_output, View<T> input1, View<T> input2,
-                                    View<T> target, MutView<T> grad_input1,
-                                    MutView<T> grad_input2,
+                                    View<T> target, MutView<T> grad_input1, MutView<T> grad_input2,
                                     const CosineEmbeddingLossOptions& options = {});
 template <class T>
 void cosine_embedding_loss_forward_backward(View<T> input1, View<T> input2, View<T> target,
@@ -111,8 +110,8 @@ void triplet_margin_with_distance_loss(View<T> anchor, View<T> positive, View<T>
                                        const TripletMarginWithDistanceLossOptions& options = {});
 template <class T>
 void triplet_margin_with_distance_loss_backward(
-    View<T> grad_output, View<T> anchor, View<T> positive, View<T> negative,
-    MutView<T> grad_anchor, MutView<T> grad_positive, MutView<T> grad_negative,
+    View<T> grad_output, View<T> anchor, View<T> positive, View<T> negative, MutView<T> grad_anchor,
+    MutView<T> grad_positive, MutView<T> grad_negative,
     const TripletMarginWithDistanceLossOptions& options = {});
 template <class T>
 void triplet_margin_with_distance_loss_forward_backward(
@@ -138,7 +137,6 @@ void triplet_margin_with_distance_loss_check(const Shape& anchor, const Shape& p
                                              const Shape& negative,
                                              const TripletMarginWithDistanceLossOptions& options);
 
-
 // ---- NAME_mean_normalizer -------------------------------------------------------------
 // The divisor 'mean' uses for these inputs, without computing the loss: the number of rows (the
 // unreduced loss's size, after row broadcasting). The loss's shape checks run; options.reduction
@@ -151,8 +149,8 @@ template <class T>
 double triplet_margin_loss_mean_normalizer(View<T> anchor, View<T> positive, View<T> negative,
                                            const TripletMarginLossOptions& options = {});
 template <class T>
-double triplet_margin_with_distance_loss_mean_normalizer(View<T> anchor, View<T> positive,
-                                                         View<T> negative,
+double triplet_margin_with_distance_loss_mean_normalizer(
+    View<T> anchor, View<T> positive, View<T> negative,
     const TripletMarginWithDistanceLossOptions& options = {});
 
 }  // namespace losskit

@@ -72,8 +72,7 @@ int64_t linear_cross_entropy_chunk_rows(int64_t num_rows, int64_t num_classes, i
 // double in target order. 'mean' divides the total loss by it and scales every chunk's gradient
 // by grad_output / it, so chunks need no knowledge of each other.
 template <class T>
-double linear_cross_entropy_target_weight(View<int64_t> target, View<T> weight,
-                                          int64_t num_classes,
+double linear_cross_entropy_target_weight(View<int64_t> target, View<T> weight, int64_t num_classes,
                                           const LinearCrossEntropyOptions& options);
 // The same value as the loss's Normalizer query (reduction.hpp): the divisor 'mean' uses when no
 // normalizer is given; options.reduction must be 'mean' (ValueError otherwise).
@@ -127,13 +126,10 @@ int64_t linear_cross_entropy_workspace_size(int64_t chunk_rows, int64_t num_clas
 // doubles (the bias gradient accumulator). `stats` (each of the loss's shape, or absent)
 // receives the per-row statistics. Checks everything before any work.
 template <class T>
-void linear_cross_entropy_forward_backward(View<T> input, View<T> linear_weight,
-                                           View<int64_t> target, View<T> linear_bias,
-                                           View<T> weight, View<T> grad_output, MutView<T> output,
-                                           MutView<T> grad_input, MutView<T> grad_linear_weight,
-                                           MutView<T> grad_linear_bias, MutView<T> workspace,
-                                           const LinearCrossEntropyOptions& options,
-                                           LinearCrossEntropyGemm<T> gemm,
-                                           const CrossEntropyStats<T>& stats = {});
+void linear_cross_entropy_forward_backward(
+    View<T> input, View<T> linear_weight, View<int64_t> target, View<T> linear_bias, View<T> weight,
+    View<T> grad_output, MutView<T> output, MutView<T> grad_input, MutView<T> grad_linear_weight,
+    MutView<T> grad_linear_bias, MutView<T> workspace, const LinearCrossEntropyOptions& options,
+    LinearCrossEntropyGemm<T> gemm, const CrossEntropyStats<T>& stats = {});
 
 }  // namespace losskit

@@ -145,9 +145,9 @@ void huber_loss_backward(View<T> grad_output, View<T> input, View<T> target, Vie
                          MutView<T> grad_input, MutView<T> grad_target,
                          const HuberLossOptions& options = {});
 template <class T>
-void huber_loss_forward_backward(View<T> input, View<T> target, View<T> weight,
-                                 View<T> grad_output, MutView<T> output, MutView<T> grad_input,
-                                 MutView<T> grad_target, const HuberLossOptions& options = {});
+void huber_loss_forward_backward(View<T> input, View<T> target, View<T> weight, View<T> grad_output,
+                                 MutView<T> output, MutView<T> grad_input, MutView<T> grad_target,
+                                 const HuberLossOptions& options = {});
 
 // ---- smooth_l1_loss ----------------------------------------------------------------------
 template <class T>
@@ -225,8 +225,7 @@ void gaussian_nll_loss(View<T> input, View<T> target, View<T> var, MutView<T> ou
                        const GaussianNllLossOptions& options = {});
 template <class T>
 void gaussian_nll_loss_backward(View<T> grad_output, View<T> input, View<T> target, View<T> var,
-                                MutView<T> grad_input, MutView<T> grad_var,
-                                MutView<T> grad_target,
+                                MutView<T> grad_input, MutView<T> grad_var, MutView<T> grad_target,
                                 const GaussianNllLossOptions& options = {});
 template <class T>
 void gaussian_nll_loss_forward_backward(View<T> input, View<T> target, View<T> var,
@@ -242,8 +241,8 @@ template <class T>
 void kl_div_backward(View<T> grad_output, View<T> input, View<T> target, MutView<T> grad_input,
                      MutView<T> grad_target, const KlDivOptions& options = {});
 template <class T>
-void kl_div_forward_backward(View<T> input, View<T> target, View<T> grad_output,
-                             MutView<T> output, MutView<T> grad_input, MutView<T> grad_target,
+void kl_div_forward_backward(View<T> input, View<T> target, View<T> grad_output, MutView<T> output,
+                             MutView<T> grad_input, MutView<T> grad_target,
                              const KlDivOptions& options = {});
 
 // ---- margin_ranking_loss -----------------------------------------------------------------
@@ -252,8 +251,7 @@ void margin_ranking_loss(View<T> input1, View<T> input2, View<T> target, MutView
                          const MarginRankingLossOptions& options = {});
 template <class T>
 void margin_ranking_loss_backward(View<T> grad_output, View<T> input1, View<T> input2,
-                                  View<T> target, MutView<T> grad_input1,
-                                  MutView<T> grad_input2,
+                                  View<T> target, MutView<T> grad_input1, MutView<T> grad_input2,
                                   const MarginRankingLossOptions& options = {});
 template <class T>
 void margin_ranking_loss_forward_backward(View<T> input1, View<T> input2, View<T> target,
@@ -273,7 +271,6 @@ template <class T>
 void hinge_embedding_loss_forward_backward(View<T> input, View<T> target, View<T> grad_output,
                                            MutView<T> output, MutView<T> grad_input,
                                            const HingeEmbeddingLossOptions& options = {});
-
 
 // ---- NAME_mean_normalizer -------------------------------------------------------------
 // The divisor 'mean' uses for these inputs ('batchmean' too, for kl_div: options.reduction picks),
@@ -299,8 +296,8 @@ template <class T>
 double binary_cross_entropy_mean_normalizer(View<T> input, View<T> target, View<T> weight,
                                             const BinaryCrossEntropyOptions& options = {});
 template <class T>
-double binary_cross_entropy_with_logits_mean_normalizer(View<T> input, View<T> target,
-                                                        View<T> weight, View<T> pos_weight,
+double binary_cross_entropy_with_logits_mean_normalizer(
+    View<T> input, View<T> target, View<T> weight, View<T> pos_weight,
     const BinaryCrossEntropyWithLogitsOptions& options = {});
 template <class T>
 double poisson_nll_loss_mean_normalizer(View<T> input, View<T> target,

@@ -12,10 +12,10 @@
 
 #include "classification/classification_kernels.hpp"
 #include "common/checks.hpp"
-#include "common/request.hpp"
 #include "common/cpu_dispatch.hpp"
 #include "common/parallel.hpp"
 #include "common/reduce.hpp"
+#include "common/request.hpp"
 #include "common/staging.hpp"
 #include "common/storage.hpp"
 #include "losskit/threads.hpp"
@@ -28,8 +28,7 @@ template <class T>
 const ClassificationKernels<T>& classification_kernels() {
   if constexpr (std::is_same_v<T, float>)
     return *LOSSKIT_DISPATCH(const ClassificationKernels<float>*, classification_kernels_f32);
-  else
-    return *LOSSKIT_DISPATCH(const ClassificationKernels<double>*, classification_kernels_f64);
+  else return *LOSSKIT_DISPATCH(const ClassificationKernels<double>*, classification_kernels_f64);
 }
 
 namespace units {
@@ -91,7 +90,8 @@ double cross_entropy_rows(const CeArgs<T>& a) {
     });
     for (int64_t r = 0; r < N; ++r) {
       CeStats acc;
-      for (int64_t c = 0; c < nchunks; ++c) k.combine(acc, stats[static_cast<size_t>(r * nchunks + c)]);
+      for (int64_t c = 0; c < nchunks; ++c)
+        k.combine(acc, stats[static_cast<size_t>(r * nchunks + c)]);
       partials[static_cast<size_t>(r / R)] +=
           k.row_finish(a, r, acc, xt[static_cast<size_t>(r)], &consts[static_cast<size_t>(r)]);
     }
@@ -114,9 +114,8 @@ double cross_entropy_rows(const CeArgs<T>& a) {
     }
     return combine_partials(partials.data(), nunits);
   }
-  return run_units(nunits, R * C, [&](int64_t u, int) {
-    return k.rows(a, u * R, std::min(N, (u + 1) * R));
-  });
+  return run_units(nunits, R * C,
+                   [&](int64_t u, int) { return k.rows(a, u * R, std::min(N, (u + 1) * R)); });
 }
 
 template double cross_entropy_rows<float>(const CeArgs<float>&);
@@ -148,8 +147,8 @@ template void set_ce_extras<float>(const char*, CeArgs<float>&, double,
                                    const std::optional<double>&, const CrossEntropyStats<float>&,
                                    const Shape&);
 template void set_ce_extras<double>(const char*, CeArgs<double>&, double,
-                                    const std::optional<double>&,
-                                    const CrossEntropyStats<double>&, const Shape&);
+                                    const std::optional<double>&, const CrossEntropyStats<double>&,
+                                    const Shape&);
 
 }  // namespace detail
 
@@ -166,12 +165,12 @@ Shape classification_output_shape(const Shape& input, bool class_dim_last) {
 namespace {
 
 using detail::CeArgs;
+using detail::fail_index;
+using detail::fail_value;
 using detail::units::kNllTile;
 using detail::units::kUnitElems;
 using detail::units::rows_per_unit;
 using detail::units::run_units;
-using detail::fail_index;
-using detail::fail_value;
 
 // What a call computes: the loss (output present), the gradients (any present), or both.
 template <class T>
@@ -190,8 +189,8 @@ Layout class_layout(const char* fn, const View<T>& input, bool allow_kdim) {
   detail::check_required(fn, "input", input);
   const int64_t d = input.dim();
   if (d < 1 || (!allow_kdim && d > 2))
-    fail_value(fn, "input", allow_kdim ? "a (C), (N, C) or (N, C, d1, ..., dK) array"
-                                       : "a (C) or (N, C) array",
+    fail_value(fn, "input",
+               allow_kdim ? "a (C), (N, C) or (N, C, d1, ..., dK) array" : "a (C) or (N, C) array",
                "shape " + shape_to_string(input.shape));
   Layout l;
   if (d == 1) {
@@ -210,8 +209,9 @@ void check_class_weight(const char* fn, const View<T>& weight, int64_t C) {
   if (!weight.present() && weight.shape.empty()) return;
   detail::check_required(fn, "weight", weight);
   if (weight.shape != Shape{C})
-    fail_value(fn, "weight", "a weight for each of the " + std::to_string(C) +
-                                 " classes, shape (" + std::to_string(C) + ",)",
+    fail_value(fn, "weight",
+               "a weight for each of the " + std::to_string(C) + " classes, shape (" +
+                   std::to_string(C) + ",)",
                "shape " + shape_to_string(weight.shape));
 }
 
@@ -233,7 +233,8 @@ double check_mode(const char* fn, const Mode<T>& m, Reduction r, const Shape& ou
     if (target_shape && (m.grads[1].present() || !m.grads[1].shape.empty()))
       detail::check_output(fn, "grad_target", m.grads[1], *target_shape);
   }
-  if (r != Reduction::None && m.grad_output.present()) return static_cast<double>(m.grad_output.data[0]);
+  if (r != Reduction::None && m.grad_output.present())
+    return static_cast<double>(m.grad_output.data[0]);
   return 1.0;
 }
 
@@ -255,8 +256,9 @@ double check_targets(const char* fn, const View<int64_t>& target, int64_t C, int
     const int64_t t = target.data[p];
     if (t == ignore_index) continue;
     if (t < 0 || t >= C)
-      fail_index(fn, "target", "class indices in [0, " + std::to_string(C) + ") or ignore_index " +
-                                   std::to_string(ignore_index),
+      fail_index(fn, "target",
+                 "class indices in [0, " + std::to_string(C) + ") or ignore_index " +
+                     std::to_string(ignore_index),
                  std::to_string(t));
     total += weight ? static_cast<double>(weight[t]) : 1.0;
   }
@@ -292,7 +294,8 @@ CeArgs<T> ce_common(const Layout& l, View<T> input, View<T> weight, const CrossE
   a.S = l.S;
   a.ignore_index = o.ignore_index;
   a.smoothing = o.label_smoothing;
-  a.weight_sum = weight.present() ? detail::blocked_sum(weight.data, l.C) : static_cast<double>(l.C);
+  a.weight_sum =
+      weight.present() ? detail::blocked_sum(weight.data, l.C) : static_cast<double>(l.C);
   return a;
 }
 
@@ -399,35 +402,37 @@ double ce_run_staged_blocks(const CeArgs<S>& h) {
   // stays cache-sized whatever C is.
   const PositionBlocks blocks(h.N, h.C, h.S,
                               h.S == 1 ? rows_per_unit(h.C)
-                                       : detail::ce_tile_width(h.C, static_cast<int64_t>(sizeof(float))));
+                                       : detail::ce_tile_width(h.C, static_cast<int64_t>(
+                                                                        sizeof(float))));
   const std::vector<float> weight = detail::widened(h.weight, h.C);
   const int64_t E = blocks.max_elems(), P = blocks.per_block;
   // input, prob, grad, grad_target; grad_out, out, lse, entropy
-  return run_staged<S>(blocks, 4 * E + 4 * P, [&](const PositionBlock& b, detail::BlockStage<S>& st) {
-    const detail::Strided per_position = detail::contiguous(b.count);
-    CeArgs<float> a;
-    a.input = st.in(h.input, b.offset, b.elems);
-    a.prob = st.in(h.prob, b.offset, b.elems);
-    a.target = h.target ? h.target + b.p0 : nullptr;
-    a.weight = h.weight ? weight.data() : nullptr;
-    a.N = b.N;
-    a.C = h.C;
-    a.S = b.S;
-    a.ignore_index = h.ignore_index;
-    a.smoothing = h.smoothing;
-    a.weight_sum = h.weight_sum;
-    a.grad_scale = h.grad_scale;
-    a.z_loss = h.z_loss;
-    a.softcap = h.softcap;
-    a.grad_out = st.in(h.grad_out, b.p0, per_position);
-    a.out = st.out(h.out, b.p0, per_position);
-    a.grad = st.out(h.grad, b.offset, b.elems);
-    a.grad_target = st.out(h.grad_target, b.offset, b.elems);
-    a.lse_out = st.out(h.lse_out, b.p0, per_position);
-    a.entropy_out = st.out(h.entropy_out, b.p0, per_position);
-    a.correct_out = h.correct_out ? h.correct_out + b.p0 : nullptr;
-    return h.S == 1 ? k.rows(a, 0, b.count) : k.tile(a, 0, 0, b.count);
-  });
+  return run_staged<S>(blocks, 4 * E + 4 * P,
+                       [&](const PositionBlock& b, detail::BlockStage<S>& st) {
+                         const detail::Strided per_position = detail::contiguous(b.count);
+                         CeArgs<float> a;
+                         a.input = st.in(h.input, b.offset, b.elems);
+                         a.prob = st.in(h.prob, b.offset, b.elems);
+                         a.target = h.target ? h.target + b.p0 : nullptr;
+                         a.weight = h.weight ? weight.data() : nullptr;
+                         a.N = b.N;
+                         a.C = h.C;
+                         a.S = b.S;
+                         a.ignore_index = h.ignore_index;
+                         a.smoothing = h.smoothing;
+                         a.weight_sum = h.weight_sum;
+                         a.grad_scale = h.grad_scale;
+                         a.z_loss = h.z_loss;
+                         a.softcap = h.softcap;
+                         a.grad_out = st.in(h.grad_out, b.p0, per_position);
+                         a.out = st.out(h.out, b.p0, per_position);
+                         a.grad = st.out(h.grad, b.offset, b.elems);
+                         a.grad_target = st.out(h.grad_target, b.offset, b.elems);
+                         a.lse_out = st.out(h.lse_out, b.p0, per_position);
+                         a.entropy_out = st.out(h.entropy_out, b.p0, per_position);
+                         a.correct_out = h.correct_out ? h.correct_out + b.p0 : nullptr;
+                         return h.S == 1 ? k.rows(a, 0, b.count) : k.tile(a, 0, 0, b.count);
+                       });
 }
 
 template <class T>
@@ -458,11 +463,9 @@ double ce_index(View<T> input, View<int64_t> target, View<T> weight, const Mode<
   if (!m.output.present() && !a.grad && !a.stats()) return W;
   double total;
   if constexpr (detail::is_half_v<T>)
-    total = l.S == 1 && !a.stats() && a.z_loss == 0.0 && a.softcap == 0.0
-                ? ce_run_staged(a)
-                : ce_run_staged_blocks(a);
-  else
-    total = ce_run(a);
+    total = l.S == 1 && !a.stats() && a.z_loss == 0.0 && a.softcap == 0.0 ? ce_run_staged(a)
+                                                                          : ce_run_staged_blocks(a);
+  else total = ce_run(a);
   // torch's 'mean' with smoothing adds nll_sum / W to smooth_sum / W: with W = 0 the first is
   // 0 / 0 = NaN, whatever the smoothing sum (which alone would give +-inf). A given normalizer
   // is the divisor instead, and a part with no counted target then contributes 0.
@@ -482,8 +485,10 @@ double ce_prob(View<T> input, View<T> target, View<T> weight, const Mode<T>& m,
   detail::check_shape_equal(fn, "target", target.shape, input.shape,
                             "class probabilities of the input's shape");
   if (o.ignore_index >= 0)
-    fail_value(fn, "ignore_index", "a negative value with class-probability targets (torch: not "
-               "supported for floating point target)", std::to_string(o.ignore_index));
+    fail_value(fn, "ignore_index",
+               "a negative value with class-probability targets (torch: not "
+               "supported for floating point target)",
+               std::to_string(o.ignore_index));
   if (o.z_loss != 0.0)
     fail_value(fn, "z_loss", "0.0 with class-probability targets (class indices only)",
                std::to_string(o.z_loss));
@@ -525,22 +530,23 @@ double nll_run_staged(const detail::NllArgs<S>& h) {
   const PositionBlocks blocks(h.N, h.C, h.S, h.S == 1 ? rows_per_unit(h.C) : kNllTile);
   const std::vector<float> weight = detail::widened(h.weight, h.C);
   const int64_t E = blocks.max_elems(), P = blocks.per_block;
-  return run_staged<S>(blocks, 2 * E + 2 * P, [&](const PositionBlock& b, detail::BlockStage<S>& st) {
-    const detail::Strided per_position = detail::contiguous(b.count);
-    detail::NllArgs<float> a;
-    a.input = st.in(h.input, b.offset, b.elems);
-    a.target = h.target + b.p0;
-    a.weight = h.weight ? weight.data() : nullptr;
-    a.N = b.N;
-    a.C = h.C;
-    a.S = b.S;
-    a.ignore_index = h.ignore_index;
-    a.grad_scale = h.grad_scale;
-    a.grad_out = st.in(h.grad_out, b.p0, per_position);
-    a.out = st.out(h.out, b.p0, per_position);
-    a.grad = st.out(h.grad, b.offset, b.elems);
-    return kernel(a, 0, b.count);
-  });
+  return run_staged<S>(blocks, 2 * E + 2 * P,
+                       [&](const PositionBlock& b, detail::BlockStage<S>& st) {
+                         const detail::Strided per_position = detail::contiguous(b.count);
+                         detail::NllArgs<float> a;
+                         a.input = st.in(h.input, b.offset, b.elems);
+                         a.target = h.target + b.p0;
+                         a.weight = h.weight ? weight.data() : nullptr;
+                         a.N = b.N;
+                         a.C = h.C;
+                         a.S = b.S;
+                         a.ignore_index = h.ignore_index;
+                         a.grad_scale = h.grad_scale;
+                         a.grad_out = st.in(h.grad_out, b.p0, per_position);
+                         a.out = st.out(h.out, b.p0, per_position);
+                         a.grad = st.out(h.grad, b.offset, b.elems);
+                         return kernel(a, 0, b.count);
+                       });
 }
 
 template <class T>
@@ -578,9 +584,8 @@ double nll_impl(View<T> input, View<int64_t> target, View<T> weight, const Mode<
   } else if (l.S == 1) {
     const auto kernel = detail::classification_kernels<T>().nll;
     const int64_t R = std::clamp<int64_t>(kUnitElems / std::max<int64_t>(l.C, 1), 16, 4096);
-    total = run_units((l.N + R - 1) / R, R * std::max<int64_t>(l.C, 1), [&](int64_t u, int) {
-      return kernel(a, u * R, std::min(l.N, (u + 1) * R));
-    });
+    total = run_units((l.N + R - 1) / R, R * std::max<int64_t>(l.C, 1),
+                      [&](int64_t u, int) { return kernel(a, u * R, std::min(l.N, (u + 1) * R)); });
   } else {
     const auto kernel = detail::classification_kernels<T>().nll;
     const int64_t tiles = (l.S + kNllTile - 1) / kNllTile;
@@ -649,26 +654,28 @@ double row_loss_staged(const detail::RowLossArgs<S>& h, int64_t target_stride, K
       detail::widened(h.weight_row_stride == 0 ? h.weight : nullptr, C);
   const int64_t E = blocks.max_elems(), R = blocks.per_block;
   // input, prob, weight rows, grad, grad_target; grad_out, out; the kernel's own C floats
-  return run_staged<S>(blocks, 5 * E + 2 * R + C, [&](const PositionBlock& b, detail::BlockStage<S>& st) {
-    const detail::Strided per_row = detail::contiguous(b.count);
-    detail::RowLossArgs<float> a;
-    a.input = st.in(h.input, b.offset, b.elems);
-    a.prob = st.in(h.prob, b.offset, b.elems);
-    a.target = h.target ? h.target + b.p0 * target_stride : nullptr;
-    a.weight = h.weight_row_stride != 0 ? st.in(h.weight, b.offset, b.elems)
+  return run_staged<S>(blocks, 5 * E + 2 * R + C,
+                       [&](const PositionBlock& b, detail::BlockStage<S>& st) {
+                         const detail::Strided per_row = detail::contiguous(b.count);
+                         detail::RowLossArgs<float> a;
+                         a.input = st.in(h.input, b.offset, b.elems);
+                         a.prob = st.in(h.prob, b.offset, b.elems);
+                         a.target = h.target ? h.target + b.p0 * target_stride : nullptr;
+                         a.weight = h.weight_row_stride != 0
+                                        ? st.in(h.weight, b.offset, b.elems)
                                         : (h.weight ? class_weight.data() : nullptr);
-    a.weight_row_stride = h.weight_row_stride;
-    a.N = b.count;
-    a.C = C;
-    a.p = h.p;
-    a.margin = h.margin;
-    a.grad_scale = h.grad_scale;
-    a.grad_out = st.in(h.grad_out, b.p0, per_row);
-    a.out = st.out(h.out, b.p0, per_row);
-    a.grad = st.out(h.grad, b.offset, b.elems);
-    a.grad_target = st.out(h.grad_target, b.offset, b.elems);
-    return kernel(a, b.count, st.scratch(C));
-  });
+                         a.weight_row_stride = h.weight_row_stride;
+                         a.N = b.count;
+                         a.C = C;
+                         a.p = h.p;
+                         a.margin = h.margin;
+                         a.grad_scale = h.grad_scale;
+                         a.grad_out = st.in(h.grad_out, b.p0, per_row);
+                         a.out = st.out(h.out, b.p0, per_row);
+                         a.grad = st.out(h.grad, b.offset, b.elems);
+                         a.grad_target = st.out(h.grad_target, b.offset, b.elems);
+                         return kernel(a, b.count, st.scratch(C));
+                       });
 }
 
 template <class T>
@@ -781,13 +788,13 @@ double soft_margin_impl(View<T> input, View<T> target, View<T> weight, const Mod
   if (weight.present() || !weight.shape.empty()) {
     detail::check_required(fn, "weight", weight);
     const bool per_class = weight.numel() == C && !weight.shape.empty() &&
-                           weight.shape.back() == C &&
-                           weight.shape.size() <= input.shape.size();
+                           weight.shape.back() == C && weight.shape.size() <= input.shape.size();
     if (weight.shape == input.shape) {
       wstride = C;
     } else if (!per_class) {
-      fail_value(fn, "weight", "shape (" + std::to_string(C) + ",) or the input's shape " +
-                                   shape_to_string(input.shape),
+      fail_value(fn, "weight",
+                 "shape (" + std::to_string(C) + ",) or the input's shape " +
+                     shape_to_string(input.shape),
                  "shape " + shape_to_string(weight.shape));
     }
   }
@@ -808,14 +815,12 @@ double soft_margin_impl(View<T> input, View<T> target, View<T> weight, const Mod
     });
   } else {
     const auto kernel = detail::classification_kernels<T>().multilabel_soft_margin;
-    total = run_rows<T>(N, std::max<int64_t>(C, 1), [&](int64_t r0, int64_t r1, int) {
-      return kernel(a, r0, r1);
-    });
+    total = run_rows<T>(N, std::max<int64_t>(C, 1),
+                        [&](int64_t r0, int64_t r1, int) { return kernel(a, r0, r1); });
   }
   write_reduced(m, o.reduction, total, D);
   return own;
 }
-
 
 }  // namespace
 
@@ -830,13 +835,12 @@ template <class T>
 void cross_entropy_backward(View<T> grad_output, View<T> input, View<int64_t> target,
                             View<T> weight, MutView<T> grad_input,
                             const CrossEntropyOptions& options) {
-  ce_index(input, target, weight,
-           Mode<T>::backward_only(grad_output, {grad_input}), options);
+  ce_index(input, target, weight, Mode<T>::backward_only(grad_output, {grad_input}), options);
 }
 template <class T>
 void cross_entropy_forward_backward(View<T> input, View<int64_t> target, View<T> weight,
-                                    View<T> grad_output, MutView<T> output,
-                                    MutView<T> grad_input, const CrossEntropyOptions& options,
+                                    View<T> grad_output, MutView<T> output, MutView<T> grad_input,
+                                    const CrossEntropyOptions& options,
                                     const CrossEntropyStats<T>& stats) {
   ce_index(input, target, weight, Mode<T>::fused(grad_output, output, {grad_input}), options,
            stats);
@@ -851,16 +855,15 @@ template <class T>
 void cross_entropy_backward(View<T> grad_output, View<T> input, View<T> target, View<T> weight,
                             MutView<T> grad_input, MutView<T> grad_target,
                             const CrossEntropyOptions& options) {
-  ce_prob(input, target, weight,
-          Mode<T>::backward_only(grad_output, {grad_input, grad_target}),
+  ce_prob(input, target, weight, Mode<T>::backward_only(grad_output, {grad_input, grad_target}),
           options);
 }
 template <class T>
 void cross_entropy_forward_backward(View<T> input, View<T> target, View<T> weight,
-                                    View<T> grad_output, MutView<T> output,
-                                    MutView<T> grad_input, MutView<T> grad_target,
-                                    const CrossEntropyOptions& options) {
-  ce_prob(input, target, weight, Mode<T>::fused(grad_output, output, {grad_input, grad_target}), options);
+                                    View<T> grad_output, MutView<T> output, MutView<T> grad_input,
+                                    MutView<T> grad_target, const CrossEntropyOptions& options) {
+  ce_prob(input, target, weight, Mode<T>::fused(grad_output, output, {grad_input, grad_target}),
+          options);
 }
 
 template <class T>
@@ -871,8 +874,7 @@ void nll_loss(View<T> input, View<int64_t> target, View<T> weight, MutView<T> ou
 template <class T>
 void nll_loss_backward(View<T> grad_output, View<T> input, View<int64_t> target, View<T> weight,
                        MutView<T> grad_input, const NllLossOptions& options) {
-  nll_impl(input, target, weight, Mode<T>::backward_only(grad_output, {grad_input}),
-           options);
+  nll_impl(input, target, weight, Mode<T>::backward_only(grad_output, {grad_input}), options);
 }
 template <class T>
 void nll_loss_forward_backward(View<T> input, View<int64_t> target, View<T> weight,
@@ -890,8 +892,7 @@ template <class T>
 void multi_margin_loss_backward(View<T> grad_output, View<T> input, View<int64_t> target,
                                 View<T> weight, MutView<T> grad_input,
                                 const MultiMarginLossOptions& options) {
-  multi_margin_impl(input, target, weight,
-                    Mode<T>::backward_only(grad_output, {grad_input}),
+  multi_margin_impl(input, target, weight, Mode<T>::backward_only(grad_output, {grad_input}),
                     options);
 }
 template <class T>
@@ -899,7 +900,8 @@ void multi_margin_loss_forward_backward(View<T> input, View<int64_t> target, Vie
                                         View<T> grad_output, MutView<T> output,
                                         MutView<T> grad_input,
                                         const MultiMarginLossOptions& options) {
-  multi_margin_impl(input, target, weight, Mode<T>::fused(grad_output, output, {grad_input}), options);
+  multi_margin_impl(input, target, weight, Mode<T>::fused(grad_output, output, {grad_input}),
+                    options);
 }
 
 template <class T>
@@ -911,9 +913,7 @@ template <class T>
 void multilabel_margin_loss_backward(View<T> grad_output, View<T> input, View<int64_t> target,
                                      MutView<T> grad_input,
                                      const MultilabelMarginLossOptions& options) {
-  multilabel_margin_impl(
-      input, target, Mode<T>::backward_only(grad_output, {grad_input}),
-      options);
+  multilabel_margin_impl(input, target, Mode<T>::backward_only(grad_output, {grad_input}), options);
 }
 template <class T>
 void multilabel_margin_loss_forward_backward(View<T> input, View<int64_t> target,
@@ -934,16 +934,15 @@ void multilabel_soft_margin_loss_backward(View<T> grad_output, View<T> input, Vi
                                           MutView<T> grad_target,
                                           const MultilabelSoftMarginLossOptions& options) {
   soft_margin_impl(input, target, weight,
-                   Mode<T>::backward_only(grad_output, {grad_input, grad_target}),
-                   options);
+                   Mode<T>::backward_only(grad_output, {grad_input, grad_target}), options);
 }
 template <class T>
-void multilabel_soft_margin_loss_forward_backward(
-    View<T> input, View<T> target, View<T> weight, View<T> grad_output, MutView<T> output,
-    MutView<T> grad_input, MutView<T> grad_target,
-    const MultilabelSoftMarginLossOptions& options) {
-  soft_margin_impl(input, target, weight, Mode<T>::fused(grad_output, output, {grad_input, grad_target}),
-                   options);
+void multilabel_soft_margin_loss_forward_backward(View<T> input, View<T> target, View<T> weight,
+                                                  View<T> grad_output, MutView<T> output,
+                                                  MutView<T> grad_input, MutView<T> grad_target,
+                                                  const MultilabelSoftMarginLossOptions& options) {
+  soft_margin_impl(input, target, weight,
+                   Mode<T>::fused(grad_output, output, {grad_input, grad_target}), options);
 }
 
 // ---- NAME_mean_normalizer: the driver with a request for nothing -----------------------------
@@ -984,48 +983,48 @@ double multilabel_soft_margin_loss_mean_normalizer(View<T> input, View<T> target
   return soft_margin_impl(input, target, weight, Mode<T>{}, o);
 }
 
-#define LOSSKIT_INSTANTIATE(T)                                                                   \
-  template void cross_entropy<T>(View<T>, View<int64_t>, View<T>, MutView<T>,                   \
-                                 const CrossEntropyOptions&, const CrossEntropyStats<T>&);      \
-  template void cross_entropy_backward<T>(View<T>, View<T>, View<int64_t>, View<T>, MutView<T>, \
-                                          const CrossEntropyOptions&);                          \
-  template void cross_entropy_forward_backward<T>(View<T>, View<int64_t>, View<T>, View<T>,     \
-                                                  MutView<T>, MutView<T>,                       \
-                                                  const CrossEntropyOptions&,                   \
-                                                  const CrossEntropyStats<T>&);                 \
-  template void cross_entropy<T>(View<T>, View<T>, View<T>, MutView<T>,                         \
-                                 const CrossEntropyOptions&);                                   \
-  template void cross_entropy_backward<T>(View<T>, View<T>, View<T>, View<T>, MutView<T>,       \
-                                          MutView<T>, const CrossEntropyOptions&);              \
-  template void cross_entropy_forward_backward<T>(View<T>, View<T>, View<T>, View<T>,           \
-                                                  MutView<T>, MutView<T>, MutView<T>,           \
-                                                  const CrossEntropyOptions&);                  \
-  template void nll_loss<T>(View<T>, View<int64_t>, View<T>, MutView<T>, const NllLossOptions&); \
-  template void nll_loss_backward<T>(View<T>, View<T>, View<int64_t>, View<T>, MutView<T>,      \
-                                     const NllLossOptions&);                                    \
-  template void nll_loss_forward_backward<T>(View<T>, View<int64_t>, View<T>, View<T>,          \
-                                             MutView<T>, MutView<T>, const NllLossOptions&);    \
-  template void multi_margin_loss<T>(View<T>, View<int64_t>, View<T>, MutView<T>,               \
-                                     const MultiMarginLossOptions&);                            \
-  template void multi_margin_loss_backward<T>(View<T>, View<T>, View<int64_t>, View<T>,         \
-                                              MutView<T>, const MultiMarginLossOptions&);       \
-  template void multi_margin_loss_forward_backward<T>(View<T>, View<int64_t>, View<T>, View<T>, \
-                                                      MutView<T>, MutView<T>,                   \
-                                                      const MultiMarginLossOptions&);           \
-  template void multilabel_margin_loss<T>(View<T>, View<int64_t>, MutView<T>,                   \
-                                          const MultilabelMarginLossOptions&);                  \
-  template void multilabel_margin_loss_backward<T>(View<T>, View<T>, View<int64_t>, MutView<T>, \
-                                                   const MultilabelMarginLossOptions&);         \
-  template void multilabel_margin_loss_forward_backward<T>(                                     \
-      View<T>, View<int64_t>, View<T>, MutView<T>, MutView<T>,                                  \
-      const MultilabelMarginLossOptions&);                                                      \
-  template void multilabel_soft_margin_loss<T>(View<T>, View<T>, View<T>, MutView<T>,           \
-                                               const MultilabelSoftMarginLossOptions&);         \
-  template void multilabel_soft_margin_loss_backward<T>(                                        \
-      View<T>, View<T>, View<T>, View<T>, MutView<T>, MutView<T>,                               \
-      const MultilabelSoftMarginLossOptions&);                                                  \
-  template void multilabel_soft_margin_loss_forward_backward<T>(                                \
-      View<T>, View<T>, View<T>, View<T>, MutView<T>, MutView<T>, MutView<T>,                   \
+#define LOSSKIT_INSTANTIATE(T)                                                                     \
+  template void cross_entropy<T>(View<T>, View<int64_t>, View<T>, MutView<T>,                      \
+                                 const CrossEntropyOptions&, const CrossEntropyStats<T>&);         \
+  template void cross_entropy_backward<T>(View<T>, View<T>, View<int64_t>, View<T>, MutView<T>,    \
+                                          const CrossEntropyOptions&);                             \
+  template void cross_entropy_forward_backward<T>(View<T>, View<int64_t>, View<T>, View<T>,        \
+                                                  MutView<T>, MutView<T>,                          \
+                                                  const CrossEntropyOptions&,                      \
+                                                  const CrossEntropyStats<T>&);                    \
+  template void cross_entropy<T>(View<T>, View<T>, View<T>, MutView<T>,                            \
+                                 const CrossEntropyOptions&);                                      \
+  template void cross_entropy_backward<T>(View<T>, View<T>, View<T>, View<T>, MutView<T>,          \
+                                          MutView<T>, const CrossEntropyOptions&);                 \
+  template void cross_entropy_forward_backward<T>(View<T>, View<T>, View<T>, View<T>, MutView<T>,  \
+                                                  MutView<T>, MutView<T>,                          \
+                                                  const CrossEntropyOptions&);                     \
+  template void nll_loss<T>(View<T>, View<int64_t>, View<T>, MutView<T>, const NllLossOptions&);   \
+  template void nll_loss_backward<T>(View<T>, View<T>, View<int64_t>, View<T>, MutView<T>,         \
+                                     const NllLossOptions&);                                       \
+  template void nll_loss_forward_backward<T>(View<T>, View<int64_t>, View<T>, View<T>, MutView<T>, \
+                                             MutView<T>, const NllLossOptions&);                   \
+  template void multi_margin_loss<T>(View<T>, View<int64_t>, View<T>, MutView<T>,                  \
+                                     const MultiMarginLossOptions&);                               \
+  template void multi_margin_loss_backward<T>(View<T>, View<T>, View<int64_t>, View<T>,            \
+                                              MutView<T>, const MultiMarginLossOptions&);          \
+  template void multi_margin_loss_forward_backward<T>(View<T>, View<int64_t>, View<T>, View<T>,    \
+                                                      MutView<T>, MutView<T>,                      \
+                                                      const MultiMarginLossOptions&);              \
+  template void multilabel_margin_loss<T>(View<T>, View<int64_t>, MutView<T>,                      \
+                                          const MultilabelMarginLossOptions&);                     \
+  template void multilabel_margin_loss_backward<T>(View<T>, View<T>, View<int64_t>, MutView<T>,    \
+                                                   const MultilabelMarginLossOptions&);            \
+  template void multilabel_margin_loss_forward_backward<T>(View<T>, View<int64_t>, View<T>,        \
+                                                           MutView<T>, MutView<T>,                 \
+                                                           const MultilabelMarginLossOptions&);    \
+  template void multilabel_soft_margin_loss<T>(View<T>, View<T>, View<T>, MutView<T>,              \
+                                               const MultilabelSoftMarginLossOptions&);            \
+  template void multilabel_soft_margin_loss_backward<T>(View<T>, View<T>, View<T>, View<T>,        \
+                                                        MutView<T>, MutView<T>,                    \
+                                                        const MultilabelSoftMarginLossOptions&);   \
+  template void multilabel_soft_margin_loss_forward_backward<T>(                                   \
+      View<T>, View<T>, View<T>, View<T>, MutView<T>, MutView<T>, MutView<T>,                      \
       const MultilabelSoftMarginLossOptions&);
 LOSSKIT_INSTANTIATE(float)
 LOSSKIT_INSTANTIATE(double)
@@ -1035,17 +1034,17 @@ LOSSKIT_INSTANTIATE(float16)
 
 #define LOSSKIT_INSTANTIATE_NORMALIZER(T)                                                          \
   template double cross_entropy_mean_normalizer<T>(View<T>, View<int64_t>, View<T>,                \
-      const CrossEntropyOptions&);                                                                 \
+                                                   const CrossEntropyOptions&);                    \
   template double cross_entropy_mean_normalizer<T>(View<T>, View<T>, View<T>,                      \
-      const CrossEntropyOptions&);                                                                 \
+                                                   const CrossEntropyOptions&);                    \
   template double nll_loss_mean_normalizer<T>(View<T>, View<int64_t>, View<T>,                     \
-      const NllLossOptions&);                                                                      \
+                                              const NllLossOptions&);                              \
   template double multi_margin_loss_mean_normalizer<T>(View<T>, View<int64_t>, View<T>,            \
-      const MultiMarginLossOptions&);                                                              \
+                                                       const MultiMarginLossOptions&);             \
   template double multilabel_margin_loss_mean_normalizer<T>(View<T>, View<int64_t>,                \
-      const MultilabelMarginLossOptions&);                                                         \
-  template double multilabel_soft_margin_loss_mean_normalizer<T>(View<T>, View<T>, View<T>,        \
-      const MultilabelSoftMarginLossOptions&);
+                                                            const MultilabelMarginLossOptions&);   \
+  template double multilabel_soft_margin_loss_mean_normalizer<T>(                                  \
+      View<T>, View<T>, View<T>, const MultilabelSoftMarginLossOptions&);
 LOSSKIT_INSTANTIATE_NORMALIZER(float)
 LOSSKIT_INSTANTIATE_NORMALIZER(double)
 LOSSKIT_INSTANTIATE_NORMALIZER(bfloat16)

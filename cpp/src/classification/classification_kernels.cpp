@@ -12,8 +12,8 @@
 #include "classification/classification_kernels.hpp"
 
 #include <algorithm>
-#include <cstdint>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 
 #include "common/vmath.hpp"
@@ -69,7 +69,8 @@ template <class T>
 struct Cap {
   T cap = T(0), ic = T(0);
   explicit Cap(const CeArgs<T>& a)
-      : cap(static_cast<T>(a.softcap)), ic(a.softcap > 0.0 ? static_cast<T>(1.0 / a.softcap) : T(0)) {}
+      : cap(static_cast<T>(a.softcap)),
+        ic(a.softcap > 0.0 ? static_cast<T>(1.0 / a.softcap) : T(0)) {}
 };
 
 // Statistics of one chunk with the extras (kX = 1: entropy sum and argmax; kX = 2: also the
@@ -352,7 +353,8 @@ LOSSKIT_NOINLINE void chunk_grad(const T* x, T* g, const T* LOSSKIT_RESTRICT y,
     const T by = B * om;
     if (!g) {
 #pragma omp simd
-      for (int64_t i = 0; i < n; ++i) gy[i] = -(by * (kWeighted ? w[i] : T(1))) * ((x[i] - ref) - logs);
+      for (int64_t i = 0; i < n; ++i)
+        gy[i] = -(by * (kWeighted ? w[i] : T(1))) * ((x[i] - ref) - logs);
     } else if (gy) {
 #pragma omp simd
       for (int64_t i = 0; i < n; ++i) {
@@ -399,18 +401,19 @@ void row_stats_impl(const CeArgs<T>& a, int64_t row, int64_t k0, int64_t k1, CeS
   for (int64_t k = k0; k < k1; ++k) {
     const int64_t c0 = k * kCeChunk, c1 = std::min(a.C, c0 + kCeChunk);
     CeStats& st = stats[k - k0];
-    st = chunk_stats<T, kMode, kWeighted, kX>(
-        a.input + base + c0, kMode == 2 ? a.prob + base + c0 : nullptr,
-        kWeighted ? a.weight + c0 : nullptr, store ? a.grad + base + c0 : nullptr, c1 - c0, sm.om,
-        sm.ec, cp);
+    st = chunk_stats<T, kMode, kWeighted, kX>(a.input + base + c0,
+                                              kMode == 2 ? a.prob + base + c0 : nullptr,
+                                              kWeighted ? a.weight + c0 : nullptr,
+                                              store ? a.grad + base + c0 : nullptr, c1 - c0, sm.om,
+                                              sm.ec, cp);
     if (st.arg >= 0) st.arg += c0;
   }
 }
 
 // `stats` holds the statistics of chunks [k0, k1) (their references, for the stored exponentials).
 template <class T, int kMode, bool kWeighted, int kX>
-void row_grad_impl(const CeArgs<T>& a, int64_t row, const CeRowConsts& rc, int64_t k0,
-                   int64_t k1, const CeStats* stats) {
+void row_grad_impl(const CeArgs<T>& a, int64_t row, const CeRowConsts& rc, int64_t k0, int64_t k1,
+                   const CeStats* stats) {
   const Smoothing<T> sm(a);
   const Cap<T> cp(a);
   const int64_t base = row * a.C;
@@ -421,21 +424,23 @@ void row_grad_impl(const CeArgs<T>& a, int64_t row, const CeRowConsts& rc, int64
       const CeStats& st = stats[k - k0];
       // exp(x - lse) for a -inf logit is 0, unless lse itself is -inf or NaN (torch: NaN).
       const double f = st.valid ? rc.a * std::exp(st.ref - rc.lse)
-                                : (rc.lse == -std::numeric_limits<double>::infinity() ||
-                                   rc.lse != rc.lse) ? kNaN : 0.0;
+                       : (rc.lse == -std::numeric_limits<double>::infinity() || rc.lse != rc.lse)
+                           ? kNaN
+                           : 0.0;
       chunk_rescale<T, kMode, kWeighted, kX>(a.grad + base + c0,
                                              kWeighted ? a.weight + c0 : nullptr, c1 - c0,
                                              static_cast<T>(f), static_cast<T>(rc.b), cp,
                                              static_cast<T>(st.ref));
       continue;
     }
-    chunk_grad<T, kMode, kWeighted, kX>(
-        a.input + base + c0, a.grad ? a.grad + base + c0 : nullptr,
-        kMode == 2 ? a.prob + base + c0 : nullptr,
-        kWeighted ? a.weight + c0 : nullptr,
-        kMode == 2 && a.grad_target ? a.grad_target + base + c0 : nullptr, c1 - c0,
-        static_cast<T>(rc.ref), static_cast<T>(rc.logs), static_cast<T>(rc.a), static_cast<T>(rc.b),
-        sm.om, sm.ec, cp);
+    chunk_grad<T, kMode, kWeighted, kX>(a.input + base + c0, a.grad ? a.grad + base + c0 : nullptr,
+                                        kMode == 2 ? a.prob + base + c0 : nullptr,
+                                        kWeighted ? a.weight + c0 : nullptr,
+                                        kMode == 2 && a.grad_target ? a.grad_target + base + c0
+                                                                    : nullptr,
+                                        c1 - c0, static_cast<T>(rc.ref), static_cast<T>(rc.logs),
+                                        static_cast<T>(rc.a), static_cast<T>(rc.b), sm.om, sm.ec,
+                                        cp);
   }
 }
 
@@ -555,7 +560,8 @@ double tile_impl(const CeArgs<T>& a, int64_t n, int64_t s0, int64_t s1) {
           d = xc[l] - m[l];
         }
         const T e = exp_nonpos(d);
-        if (gc) gc[l] = kX == 2 ? (kMode == 0 ? e * (T(1) - t * t) : t) : e;  // as chunk_stats_extras
+        if (gc)
+          gc[l] = kX == 2 ? (kMode == 0 ? e * (T(1) - t * t) : t) : e;  // as chunk_stats_extras
         sum[l] += e;
         hx[l] += e > T(0) ? e * d : T(0);
         if constexpr (kMode == 1) wx[l] += wc * d;
@@ -654,7 +660,8 @@ double tile_impl(const CeArgs<T>& a, int64_t n, int64_t s0, int64_t s1) {
         for (int64_t l = 0; l < L; ++l)
           gc[l] = vmath::exp((xc[l] - m[l]) - logs[l]) * A[l] - B[l] * ((yc[l] * om + ec) * wc);
       }
-    } else if constexpr (kX == 2 && kMode == 1) {  // gc holds t: (exp(x' - ref) A / sum - B w) (1 - t^2)
+    } else if constexpr (kX == 2 &&
+                         kMode == 1) {  // gc holds t: (exp(x' - ref) A / sum - B w) (1 - t^2)
 #pragma omp simd
       for (int64_t l = 0; l < L; ++l) {
         const T t = gc[l];
@@ -691,20 +698,20 @@ int ce_extras(const CeArgs<T>& a) {
   return a.prob ? 0 : (a.softcap > 0.0 ? 2 : (a.stats() ? 1 : 0));
 }
 
-#define LOSSKIT_CE_CASE(FN, M, X, ...) \
+#define LOSSKIT_CE_CASE(FN, M, X, ...)                                                             \
   return weighted ? FN<T, M, true, X>(__VA_ARGS__) : FN<T, M, false, X>(__VA_ARGS__)
-#define LOSSKIT_CE_DISPATCH(FN, ...)                                   \
-  do {                                                               \
-    const bool weighted = a.weight != nullptr;                       \
-    switch (ce_mode(a) * 3 + ce_extras(a)) {                         \
-      case 0: LOSSKIT_CE_CASE(FN, 0, 0, __VA_ARGS__);                \
-      case 1: LOSSKIT_CE_CASE(FN, 0, 1, __VA_ARGS__);                \
-      case 2: LOSSKIT_CE_CASE(FN, 0, 2, __VA_ARGS__);                \
-      case 3: LOSSKIT_CE_CASE(FN, 1, 0, __VA_ARGS__);                \
-      case 4: LOSSKIT_CE_CASE(FN, 1, 1, __VA_ARGS__);                \
-      case 5: LOSSKIT_CE_CASE(FN, 1, 2, __VA_ARGS__);                \
-      default: LOSSKIT_CE_CASE(FN, 2, 0, __VA_ARGS__);               \
-    }                                                                \
+#define LOSSKIT_CE_DISPATCH(FN, ...)                                                               \
+  do {                                                                                             \
+    const bool weighted = a.weight != nullptr;                                                     \
+    switch (ce_mode(a) * 3 + ce_extras(a)) {                                                       \
+      case 0: LOSSKIT_CE_CASE(FN, 0, 0, __VA_ARGS__);                                              \
+      case 1: LOSSKIT_CE_CASE(FN, 0, 1, __VA_ARGS__);                                              \
+      case 2: LOSSKIT_CE_CASE(FN, 0, 2, __VA_ARGS__);                                              \
+      case 3: LOSSKIT_CE_CASE(FN, 1, 0, __VA_ARGS__);                                              \
+      case 4: LOSSKIT_CE_CASE(FN, 1, 1, __VA_ARGS__);                                              \
+      case 5: LOSSKIT_CE_CASE(FN, 1, 2, __VA_ARGS__);                                              \
+      default: LOSSKIT_CE_CASE(FN, 2, 0, __VA_ARGS__);                                             \
+    }                                                                                              \
   } while (0)
 
 template <class T>
@@ -800,8 +807,7 @@ double nll(const NllArgs<T>& a, int64_t p0, int64_t p1) {
       const int64_t idx = (n * C + t) * S + s;
       loss = -static_cast<double>(wt) * static_cast<double>(a.input[idx]);
       if (a.grad) {
-        const double scale =
-            a.grad_scale * (a.grad_out ? static_cast<double>(a.grad_out[p]) : 1.0);
+        const double scale = a.grad_scale * (a.grad_out ? static_cast<double>(a.grad_out[p]) : 1.0);
         a.grad[idx] = static_cast<T>(-static_cast<double>(wt) * scale);
       }
     }
@@ -944,7 +950,7 @@ double soft_margin_impl(const RowLossArgs<T>& a, int64_t r0, int64_t r1) {
       sum += static_cast<double>(-(yj * lsp + (T(1) - yj) * lsn) * wj);
       const T nu = -(wj * coef);  // -u
       if constexpr (kGrad) {
-        const T sig = (xj >= T(0) ? T(1) : e) / (T(1) + e);      // sigmoid(x)
+        const T sig = (xj >= T(0) ? T(1) : e) / (T(1) + e);     // sigmoid(x)
         const T sig_neg = (xj < T(0) ? T(1) : e) / (T(1) + e);  // sigmoid(-x)
         g[j] = (nu * yj) * sig_neg - (nu * (T(1) - yj)) * sig;
       }

@@ -43,15 +43,15 @@ struct CeArgs {
   int64_t N = 0, C = 0, S = 1;
   int64_t ignore_index = -100;
   double smoothing = 0.0;
-  double weight_sum = 0.0;          // sum_c w_c (C without weights)
-  double grad_scale = 1.0;          // reduction scale times a scalar grad_output
-  const T* grad_out = nullptr;      // per-position grad_output (Reduction::None), or nullptr
-  T* out = nullptr;                 // per-position loss (Reduction::None), or nullptr
-  T* grad = nullptr;                // d input, may be the input buffer itself; nullptr: forward only
-  T* grad_target = nullptr;         // d prob (probability targets), or nullptr
-  double z_loss = 0.0;              // class indices only
-  double softcap = 0.0;             // class indices only; 0: none
-  T* lse_out = nullptr;             // per-position statistics (class indices), or nullptr
+  double weight_sum = 0.0;      // sum_c w_c (C without weights)
+  double grad_scale = 1.0;      // reduction scale times a scalar grad_output
+  const T* grad_out = nullptr;  // per-position grad_output (Reduction::None), or nullptr
+  T* out = nullptr;             // per-position loss (Reduction::None), or nullptr
+  T* grad = nullptr;            // d input, may be the input buffer itself; nullptr: forward only
+  T* grad_target = nullptr;     // d prob (probability targets), or nullptr
+  double z_loss = 0.0;          // class indices only
+  double softcap = 0.0;         // class indices only; 0: none
+  T* lse_out = nullptr;         // per-position statistics (class indices), or nullptr
   T* entropy_out = nullptr;
   bool* correct_out = nullptr;
   bool stats() const { return lse_out || entropy_out || correct_out; }
@@ -71,14 +71,14 @@ struct CeStats {
 
 // Per-row constants of the gradient pass.
 struct CeRowConsts {
-  double lse = 0.0;    // ref + logs
-  double ref = 0.0;    // the row's largest logit (0 for a row of -inf)
-  double logs = 0.0;   // log sum_c exp(x_c - ref)
-  double a = 0.0;      // coefficient of softmax_j
-  double b = 0.0;      // coefficient of -w_j (class indices) or -w_j y'_j (probabilities)
-  double fix = 0.0;    // subtracted at the target class
-  int64_t target = -1; // -1: none
-  double scale = 0.0;  // grad_scale * grad_out (0 for ignored positions)
+  double lse = 0.0;     // ref + logs
+  double ref = 0.0;     // the row's largest logit (0 for a row of -inf)
+  double logs = 0.0;    // log sum_c exp(x_c - ref)
+  double a = 0.0;       // coefficient of softmax_j
+  double b = 0.0;       // coefficient of -w_j (class indices) or -w_j y'_j (probabilities)
+  double fix = 0.0;     // subtracted at the target class
+  int64_t target = -1;  // -1: none
+  double scale = 0.0;   // grad_scale * grad_out (0 for ignored positions)
 };
 // (fix already carries the softcap derivative at the target.)
 
@@ -101,8 +101,7 @@ struct CeKernels {
   void (*combine)(CeStats& acc, const CeStats& next);
   // The target logit, read before the statistics pass (which may overwrite an in-place row).
   T (*target_logit)(const CeArgs<T>&, int64_t row);
-  double (*row_finish)(const CeArgs<T>&, int64_t row, const CeStats& stats, T xt,
-                       CeRowConsts* rc);
+  double (*row_finish)(const CeArgs<T>&, int64_t row, const CeStats& stats, T xt, CeRowConsts* rc);
   // stats: the statistics of chunks [k0, k1).
   void (*row_grad)(const CeArgs<T>&, int64_t row, const CeRowConsts& rc, int64_t k0, int64_t k1,
                    const CeStats* stats);
@@ -188,10 +187,10 @@ void set_ce_extras(const char* fn, CeArgs<T>& a, double z_loss,
 }  // namespace losskit::detail
 
 namespace losskit::kernels {
-#define LOSSKIT_DECLARE_CLASSIFICATION(ns)                                                      \
-  namespace ns {                                                                               \
-  extern const detail::ClassificationKernels<float> classification_kernels_f32;                \
-  extern const detail::ClassificationKernels<double> classification_kernels_f64;               \
+#define LOSSKIT_DECLARE_CLASSIFICATION(ns)                                                         \
+  namespace ns {                                                                                   \
+  extern const detail::ClassificationKernels<float> classification_kernels_f32;                    \
+  extern const detail::ClassificationKernels<double> classification_kernels_f64;                   \
   }
 LOSSKIT_FOR_EACH_TARGET(LOSSKIT_DECLARE_CLASSIFICATION)
 #undef LOSSKIT_DECLARE_CLASSIFICATION

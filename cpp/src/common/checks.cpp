@@ -31,8 +31,9 @@ Shape broadcast_shapes(const Shape& a, const Shape& b, const char* function, con
     const int64_t da = i < nd - a.size() ? 1 : a[i - (nd - a.size())];
     const int64_t db = i < nd - b.size() ? 1 : b[i - (nd - b.size())];
     if (da != db && da != 1 && db != 1)
-      throw ValueError(std::string(function) + ": " + what_b + " expected a shape broadcastable to " +
-                       what_a + "'s " + shape_to_string(a) + ", got " + shape_to_string(b));
+      throw ValueError(std::string(function) + ": " + what_b +
+                       " expected a shape broadcastable to " + what_a + "'s " + shape_to_string(a) +
+                       ", got " + shape_to_string(b));
     out[i] = da == 1 ? db : da;
   }
   return out;
@@ -69,8 +70,7 @@ void fail_index(const char* function, const char* argument, const std::string& w
   throw IndexError(std::string(function) + ": " + argument + " expected " + what + ", got " + got);
 }
 
-void check_aligned(const char* function, const char* argument, const void* data,
-                   size_t alignment) {
+void check_aligned(const char* function, const char* argument, const void* data, size_t alignment) {
   const auto address = reinterpret_cast<std::uintptr_t>(data);
   if (address % alignment == 0) return;
   std::ostringstream got;

@@ -26,8 +26,7 @@ namespace losskit::detail {
 // misaligns each argument of each entry point in turn). A null pointer is aligned (absent views).
 // The Python layer copies a misaligned array once (python/losskit/_convert.py), so only C++
 // callers meet this error.
-void check_aligned(const char* function, const char* argument, const void* data,
-                   size_t alignment);
+void check_aligned(const char* function, const char* argument, const void* data, size_t alignment);
 template <class T>
 void check_aligned(const char* function, const char* argument, const T* data) {
   check_aligned(function, argument, static_cast<const void*>(data), alignof(T));
@@ -37,8 +36,8 @@ void check_aligned(const char* function, const char* argument, const T* data) {
 template <class T>
 void check_required(const char* function, const char* argument, const View<T>& v) {
   if (v.data == nullptr && v.numel() != 0)
-    fail_value(function, argument, "an array", "a null pointer with shape " +
-                                                   shape_to_string(v.shape));
+    fail_value(function, argument, "an array",
+               "a null pointer with shape " + shape_to_string(v.shape));
   check_aligned(function, argument, v.data);
 }
 

@@ -8,12 +8,12 @@
 #include "common/target.hpp"
 
 namespace losskit::kernels {
-#define LOSSKIT_DECLARE_CONVERT(ns)                                      \
-  namespace ns {                                                         \
-  void widen_bfloat16(const uint16_t* in, float* out, int64_t n);        \
-  void widen_float16(const uint16_t* in, float* out, int64_t n);         \
-  void narrow_bfloat16(const float* in, uint16_t* out, int64_t n);       \
-  void narrow_float16(const float* in, uint16_t* out, int64_t n);        \
+#define LOSSKIT_DECLARE_CONVERT(ns)                                                                \
+  namespace ns {                                                                                   \
+  void widen_bfloat16(const uint16_t* in, float* out, int64_t n);                                  \
+  void widen_float16(const uint16_t* in, float* out, int64_t n);                                   \
+  void narrow_bfloat16(const float* in, uint16_t* out, int64_t n);                                 \
+  void narrow_float16(const float* in, uint16_t* out, int64_t n);                                  \
   }
 LOSSKIT_FOR_EACH_TARGET(LOSSKIT_DECLARE_CONVERT)
 #undef LOSSKIT_DECLARE_CONVERT

@@ -41,11 +41,11 @@ Entry select_kernel(std::initializer_list<Entry> per_target) {
 
 #define LOSSKIT_TARGET_ADDRESS_(ns, Type, name) static_cast<Type>(&::losskit::kernels::ns::name)
 #if defined(LOSSKIT_X86_TARGETS)
-#define LOSSKIT_DISPATCH(Type, name)                                                        \
-  ::losskit::detail::select_kernel<Type>({LOSSKIT_TARGET_ADDRESS_(baseline, Type, name),    \
-                                          LOSSKIT_TARGET_ADDRESS_(avx2, Type, name),        \
+#define LOSSKIT_DISPATCH(Type, name)                                                               \
+  ::losskit::detail::select_kernel<Type>({LOSSKIT_TARGET_ADDRESS_(baseline, Type, name),           \
+                                          LOSSKIT_TARGET_ADDRESS_(avx2, Type, name),               \
                                           LOSSKIT_TARGET_ADDRESS_(avx512, Type, name)})
 #else
-#define LOSSKIT_DISPATCH(Type, name) \
+#define LOSSKIT_DISPATCH(Type, name)                                                               \
   ::losskit::detail::select_kernel<Type>({LOSSKIT_TARGET_ADDRESS_(baseline, Type, name)})
 #endif

@@ -115,7 +115,8 @@ double run_elementwise(const ElementwiseProblem<T>& p, const SegmentKernels<T>& 
                     : broadcast_shapes(bshape, p.operands[k].shape, fn, p.names[0], p.names[k]);
   }
   check_optional(fn, "weight", p.weight);
-  if (p.weight.present() && broadcast_shapes(bshape, p.weight.shape, fn, p.names[0], "weight") != bshape)
+  if (p.weight.present() &&
+      broadcast_shapes(bshape, p.weight.shape, fn, p.names[0], "weight") != bshape)
     fail_value(fn, "weight", "a shape broadcastable to " + shape_to_string(bshape),
                shape_to_string(p.weight.shape));
   const bool reduced = p.reduction != Reduction::None;
@@ -127,7 +128,8 @@ double run_elementwise(const ElementwiseProblem<T>& p, const SegmentKernels<T>& 
       if (reduced && !p.request.grad_output.shape.empty())
         fail_value(fn, "grad_output", "a scalar for a reduced loss",
                    "shape " + shape_to_string(p.request.grad_output.shape));
-      if (!reduced) check_shape_equal(fn, "grad_output", p.request.grad_output.shape, out_shape, "shape");
+      if (!reduced)
+        check_shape_equal(fn, "grad_output", p.request.grad_output.shape, out_shape, "shape");
     }
     for (int k = 0; k < p.noperands; ++k)
       if (p.request.grads[k].present())

@@ -39,11 +39,11 @@ struct Segment {
   S* out;                     // per-element loss (OutKind::PerElement)
   G* grad[kMaxOperands];      // gradient per operand, nullptr where not wanted
   int64_t len;
-  compute_t<S> grad_scale;    // reduction scale times a scalar grad_output
+  compute_t<S> grad_scale;  // reduction scale times a scalar grad_output
 };
 
 struct SegmentResult {
-  double sum;    // sum of the weighted losses (OutKind::Accumulate)
+  double sum;        // sum of the weighted losses (OutKind::Accumulate)
   unsigned invalid;  // bit k: an element of operand k failed the loss's data check
 };
 

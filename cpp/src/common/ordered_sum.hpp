@@ -42,7 +42,7 @@ LOSSKIT_INLINE void ordered_sums(int64_t n, double (&out)[M], Terms&& terms) {
 template <class Term>
 LOSSKIT_INLINE double ordered_sum(int64_t n, Term&& term) {
   double out[1];
-  ordered_sums<1>(n, out, [&](int64_t j, double (&t)[1]) { t[0] = term(j); });
+  ordered_sums<1>(n, out, [&](int64_t j, double(&t)[1]) { t[0] = term(j); });
   return out[0];
 }
 

@@ -26,8 +26,10 @@ double blocked_sum(const T* data, int64_t n) {
       const int64_t lo = b * kReduceBlock;
       const int64_t hi = lo + kReduceBlock < n ? lo + kReduceBlock : n;
       const T* block = data + lo;
-      partials[static_cast<size_t>(b)] = kernels::LOSSKIT_TARGET_NS::ordered_sum(
-          hi - lo, [&](int64_t i) { return static_cast<double>(block[i]); });
+      partials[static_cast<size_t>(b)] =
+          kernels::LOSSKIT_TARGET_NS::ordered_sum(hi - lo, [&](int64_t i) {
+            return static_cast<double>(block[i]);
+          });
     }
   });
   return combine_partials(partials.data(), nblocks);

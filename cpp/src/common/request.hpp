@@ -14,8 +14,8 @@ template <class T, int K>
 struct Request {
   bool forward = false;
   bool backward = false;
-  View<T> grad_output;               // absent: 1 (ones for Reduction::None)
-  MutView<T> output;                 // the loss (forward)
+  View<T> grad_output;                // absent: 1 (ones for Reduction::None)
+  MutView<T> output;                  // the loss (forward)
   std::array<MutView<T>, K> grads{};  // absent where a gradient is not wanted
 
   static Request forward_only(MutView<T> output) {

@@ -62,8 +62,8 @@ LOSSKIT_INLINE void widen_strip(const float16* LOSSKIT_RESTRICT in, float* LOSSK
   int64_t i = 0;
 #if defined(__AVX512F__)
   for (; i + 16 <= n; i += 16)
-    _mm512_storeu_ps(out + i, _mm512_cvtph_ps(_mm256_loadu_si256(
-                                  reinterpret_cast<const __m256i*>(in + i))));
+    _mm512_storeu_ps(out + i,
+                     _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(in + i))));
 #endif
 #if defined(__F16C__)
   for (; i + 8 <= n; i += 8)

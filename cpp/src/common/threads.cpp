@@ -61,7 +61,9 @@ thread_local bool t_forked_thread = false;
 
 class TeamHost {
  public:
-  TeamHost() { std::thread([this] { serve(); }).detach(); }
+  TeamHost() {
+    std::thread([this] { serve(); }).detach();
+  }
 
   void run(void (*region)(void*), void* context) {
     std::unique_lock<std::mutex> lock(mutex_);

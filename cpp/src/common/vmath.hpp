@@ -173,7 +173,7 @@ LOSSKIT_INLINE float exp_nonpositive(float d) {
 // ---- log ----------------------------------------------------------------------------------
 LOSSKIT_INLINE double log(double x) {
   constexpr uint64_t kSqrtHalf = 0x3fe6a09e667f3bcd;  // bits of sqrt(1/2)
-  const bool tiny = x < 0x1p-1022;                      // subnormal (or <= 0, fixed below)
+  const bool tiny = x < 0x1p-1022;                    // subnormal (or <= 0, fixed below)
   const double xs = tiny ? x * 0x1p54 : x;
   const uint64_t ix = to_bits(xs) + (uint64_t{0x3ff0000000000000} - kSqrtHalf);
   const uint64_t biased = ix >> 52;

@@ -16,10 +16,10 @@ void vmath_apply(VmathFunction fn, const double* in, double* out, int64_t n);
 }  // namespace losskit::detail
 
 namespace losskit::kernels {
-#define LOSSKIT_DECLARE_VMATH(ns)                                                          \
-  namespace ns {                                                                           \
-  void vmath_apply(detail::VmathFunction, const float*, float*, int64_t);                  \
-  void vmath_apply(detail::VmathFunction, const double*, double*, int64_t);                \
+#define LOSSKIT_DECLARE_VMATH(ns)                                                                  \
+  namespace ns {                                                                                   \
+  void vmath_apply(detail::VmathFunction, const float*, float*, int64_t);                          \
+  void vmath_apply(detail::VmathFunction, const double*, double*, int64_t);                        \
   }
 LOSSKIT_FOR_EACH_TARGET(LOSSKIT_DECLARE_VMATH)
 #undef LOSSKIT_DECLARE_VMATH

@@ -43,7 +43,8 @@ detail::CtcLayout make_layout(int64_t T, int64_t C, int64_t max_target_length, b
   if (__builtin_mul_overflow(L.alpha_rows, L.row, &alpha_size) ||
       alpha_size > std::numeric_limits<int64_t>::max() / 64)
     detail::fail_value(kFn, "targets", "a length whose T x (2S + 1) table fits in memory",
-                       "S = " + std::to_string(max_target_length) + " with T = " + std::to_string(T));
+                       "S = " + std::to_string(max_target_length) +
+                           " with T = " + std::to_string(T));
   int64_t off = 0;
   L.alpha = off, off += alpha_size;
   L.beta = off, off += backward ? 2 * L.row : 0;
@@ -115,7 +116,8 @@ Problem check_ctc(View<T> log_probs, View<int64_t> targets, View<int64_t> input_
   p.N = p.batched ? log_probs.shape[1] : 1;
   p.C = log_probs.shape.back();
   if (o.blank < 0 || o.blank >= p.C)
-    fail_value(kFn, "blank", "a class in [0, " + std::to_string(p.C) + ")", std::to_string(o.blank));
+    fail_value(kFn, "blank", "a class in [0, " + std::to_string(p.C) + ")",
+               std::to_string(o.blank));
   if (input_lengths.numel() != p.N)
     fail_value(kFn, "input_lengths", std::to_string(p.N) + " values (one per sample)",
                "shape " + shape_to_string(input_lengths.shape));
@@ -172,8 +174,7 @@ Problem check_ctc(View<T> log_probs, View<int64_t> targets, View<int64_t> input_
     const int64_t* lab = targets.data + p.target_offset[static_cast<size_t>(b)];
     for (int64_t i = 0, n = target_lengths.data[b]; i < n; ++i) {
       if (lab[i] < 0 || lab[i] >= p.C)
-        fail_index(kFn, "targets",
-                   "labels in [0, " + std::to_string(p.C) + ")",
+        fail_index(kFn, "targets", "labels in [0, " + std::to_string(p.C) + ")",
                    std::to_string(lab[i]) + " at position " + std::to_string(i) + " of sample " +
                        std::to_string(b));
       if (lab[i] == o.blank)
@@ -234,8 +235,9 @@ double run(View<T> log_probs, View<int64_t> targets, View<int64_t> input_lengths
     threads = static_cast<int>(std::min<size_t>(static_cast<size_t>(threads), fits));
     scratch = static_cast<double*>(ws.data);
   } else {
-    scratch = calling_thread_scratch(
-        static_cast<size_t>(layout.total) * static_cast<size_t>(threads), temporary);
+    scratch =
+        calling_thread_scratch(static_cast<size_t>(layout.total) * static_cast<size_t>(threads),
+                               temporary);
   }
 
   // Per-sample d(reduced loss)/d(loss_b), grad_output folded in.
@@ -247,8 +249,7 @@ double run(View<T> log_probs, View<int64_t> targets, View<int64_t> input_lengths
         return grad_output.present() ? static_cast<double>(grad_output.data[b]) : 1.0;
       case Reduction::Mean:
         return go0 / divisor / static_cast<double>(std::max<int64_t>(target_lengths.data[b], 1));
-      default:
-        return go0;
+      default: return go0;
     }
   };
 
@@ -314,8 +315,8 @@ Shape ctc_loss_output_shape(const Shape& log_probs_shape, Reduction reduction) {
 size_t ctc_loss_workspace_size(const Shape& log_probs_shape, int64_t max_target_length,
                                bool backward, int num_threads) {
   if (log_probs_shape.size() != 2 && log_probs_shape.size() != 3)
-    detail::fail_value("ctc_loss_workspace_size", "log_probs_shape",
-                       "a (T, N, C) or (T, C) shape", shape_to_string(log_probs_shape));
+    detail::fail_value("ctc_loss_workspace_size", "log_probs_shape", "a (T, N, C) or (T, C) shape",
+                       shape_to_string(log_probs_shape));
   if (max_target_length < 0)
     detail::fail_value("ctc_loss_workspace_size", "max_target_length", "a non-negative length",
                        std::to_string(max_target_length));
@@ -357,16 +358,16 @@ double ctc_loss_mean_normalizer(View<T> log_probs, View<int64_t> targets,
   return run<T>(log_probs, targets, input_lengths, target_lengths, {}, {}, {}, o, {}, false, false);
 }
 
-#define LOSSKIT_INSTANTIATE_CTC(T)                                                              \
-  template void ctc_loss<T>(View<T>, View<int64_t>, View<int64_t>, View<int64_t>, MutView<T>,   \
-                            const CtcLossOptions&, CtcWorkspace);                               \
-  template void ctc_loss_backward<T>(View<T>, View<T>, View<int64_t>, View<int64_t>,            \
-                                     View<int64_t>, MutView<T>, const CtcLossOptions&,          \
-                                     CtcWorkspace);                                             \
-  template void ctc_loss_forward_backward<T>(View<T>, View<int64_t>, View<int64_t>,             \
-                                             View<int64_t>, View<T>, MutView<T>, MutView<T>,    \
-                                             const CtcLossOptions&, CtcWorkspace);        \
-  template double ctc_loss_mean_normalizer<T>(View<T>, View<int64_t>, View<int64_t>,            \
+#define LOSSKIT_INSTANTIATE_CTC(T)                                                                 \
+  template void ctc_loss<T>(View<T>, View<int64_t>, View<int64_t>, View<int64_t>, MutView<T>,      \
+                            const CtcLossOptions&, CtcWorkspace);                                  \
+  template void ctc_loss_backward<T>(View<T>, View<T>, View<int64_t>, View<int64_t>,               \
+                                     View<int64_t>, MutView<T>, const CtcLossOptions&,             \
+                                     CtcWorkspace);                                                \
+  template void ctc_loss_forward_backward<T>(View<T>, View<int64_t>, View<int64_t>, View<int64_t>, \
+                                             View<T>, MutView<T>, MutView<T>,                      \
+                                             const CtcLossOptions&, CtcWorkspace);                 \
+  template double ctc_loss_mean_normalizer<T>(View<T>, View<int64_t>, View<int64_t>,               \
                                               View<int64_t>, const CtcLossOptions&);
 LOSSKIT_INSTANTIATE_CTC(float)
 LOSSKIT_INSTANTIATE_CTC(double)

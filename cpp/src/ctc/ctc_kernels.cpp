@@ -48,7 +48,8 @@ LOSSKIT_INLINE double log_sum_exp3(double a, double b, double c) {
   const double lo_ab = b > a ? a : b;
   const double m = c > hi_ab ? c : hi_ab;
   const double mid = c > hi_ab ? hi_ab : c;
-  double r = m + vmath::log(1.0 + vmath::exp_nonpositive(lo_ab - m) + vmath::exp_nonpositive(mid - m));
+  double r =
+      m + vmath::log(1.0 + vmath::exp_nonpositive(lo_ab - m) + vmath::exp_nonpositive(mid - m));
   r = m == kNegInf ? lo_ab + mid : r;  // -inf, or NaN if u or v is
   r = m == -kNegInf ? m - m : r;       // NaN
   return r;
@@ -109,9 +110,8 @@ double item(const detail::CtcItem<T>& it) {
   // label two before it, so repeated labels need a blank between them (eq. 6 / 7).
   for (int64_t s = 0; s < row; ++s) ext[s] = (s & 1) && s < W ? it.target[(s - 1) / 2] : blank;
   for (int64_t s = 0; s < row; ++s)
-    allow[s] = (s & 1) && s >= 3 && s < W && it.target[(s - 1) / 2] != it.target[(s - 3) / 2]
-                   ? 1.0
-                   : 0.0;
+    allow[s] =
+        (s & 1) && s >= 3 && s < W && it.target[(s - 1) / 2] != it.target[(s - 3) / 2] ? 1.0 : 0.0;
 
   // NaN or +inf where torch's full rows differ from the band's: whole rows (see the top). For the
   // loss, that is a cell above the band (s > 2t + 1, t >= 1: alpha carries it to the end), about

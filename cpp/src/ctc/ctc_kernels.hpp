@@ -33,8 +33,8 @@ struct CtcLayout {
 // One sample b of the batch.
 template <class T>
 struct CtcItem {
-  const T* log_probs = nullptr;  // element (t = 0, b, c = 0)
-  T* grad = nullptr;             // element (0, b, 0) of grad_log_probs, or nullptr: loss only
+  const T* log_probs = nullptr;     // element (t = 0, b, c = 0)
+  T* grad = nullptr;                // element (0, b, 0) of grad_log_probs, or nullptr: loss only
   const int64_t* target = nullptr;  // the target_length labels of b, contiguous
   int64_t stride = 0;               // elements between consecutive t: N * C
   int64_t num_labels = 0;           // C
@@ -56,10 +56,10 @@ using CtcItemKernel = double (*)(const CtcItem<T>&);
 }  // namespace losskit::detail
 
 namespace losskit::kernels {
-#define LOSSKIT_DECLARE_CTC(ns)                             \
-  namespace ns {                                            \
-  double ctc_item(const detail::CtcItem<float>& item);      \
-  double ctc_item(const detail::CtcItem<double>& item);     \
+#define LOSSKIT_DECLARE_CTC(ns)                                                                    \
+  namespace ns {                                                                                   \
+  double ctc_item(const detail::CtcItem<float>& item);                                             \
+  double ctc_item(const detail::CtcItem<double>& item);                                            \
   }
 LOSSKIT_FOR_EACH_TARGET(LOSSKIT_DECLARE_CTC)
 #undef LOSSKIT_DECLARE_CTC

@@ -12,10 +12,10 @@
 #include <vector>
 
 #include "common/checks.hpp"
-#include "common/request.hpp"
 #include "common/cpu_dispatch.hpp"
 #include "common/parallel.hpp"
 #include "common/reduce.hpp"
+#include "common/request.hpp"
 #include "common/staging.hpp"
 #include "embedding/embedding_kernels.hpp"
 #include "losskit/threads.hpp"
@@ -77,7 +77,8 @@ void run_staged(const EmbeddingRows<S>& h, int64_t n, int64_t grain) {
   detail::parallel_for(0, n, grain, [&](int64_t r0, int64_t r1, int thread) {
     for (int64_t b0 = r0; b0 < r1; b0 += block_rows) {
       const int64_t rows = std::min(r1, b0 + block_rows) - b0;
-      const detail::Strided values = detail::contiguous(rows * h.dim), per_row = detail::contiguous(rows);
+      const detail::Strided values = detail::contiguous(rows * h.dim),
+                            per_row = detail::contiguous(rows);
       detail::BlockStage<S> st(scratch.thread(thread));
       EmbeddingRows<float> f;
       f.kernel = h.kernel;
@@ -189,9 +190,9 @@ int64_t source_row(int64_t r, const Shape& from, const Shape& to) {
 }
 
 struct Operands {
-  int count = 0;                   // inputs in use (<= 4)
-  const char* names[4] = {};       // argument names for messages
-  bool vector[4] = {};             // the last dimension is the vector (false: cosine's target)
+  int count = 0;              // inputs in use (<= 4)
+  const char* names[4] = {};  // argument names for messages
+  bool vector[4] = {};        // the last dimension is the vector (false: cosine's target)
 };
 
 // Calls body(views, request) with every input at its full shape: the inputs as they are when no
@@ -350,8 +351,7 @@ double cosine_run(View<T> input1, View<T> input2, View<T> target,
                             detail::check_shape_equal(fn, "target", v[2].shape,
                                                       Shape{v[0].shape[0]}, "shape");
                           const auto p = cosine_problem(v[0], v[1], v[2], o);
-                          divisor = run<T>(fn, p.rows, o.reduction, o.normalizer,
-                                           p.out_shape, p.rs,
+                          divisor = run<T>(fn, p.rows, o.reduction, o.normalizer, p.out_shape, p.rs,
                                            {{v[0], "grad_input1"}, {v[1], "grad_input2"}}, rq);
                         });
   return divisor;
@@ -482,8 +482,7 @@ Shape broadcast_rows_or_first(std::initializer_list<Shape> leads) {
 }
 }  // namespace
 
-Shape cosine_embedding_output_shape(const Shape& input1, const Shape& input2,
-                                    const Shape& target) {
+Shape cosine_embedding_output_shape(const Shape& input1, const Shape& input2, const Shape& target) {
   return broadcast_rows_or_first(
       {target, embedding_output_shape(input1), embedding_output_shape(input2)});
 }
@@ -525,8 +524,8 @@ void cosine_embedding_loss(View<T> input1, View<T> input2, View<T> target, MutVi
 }
 template <class T>
 void cosine_embedding_loss_backward(View<T> grad_output, View<T> input1, View<T> input2,
-                                    View<T> target, MutView<T> grad_input1,
-                                    MutView<T> grad_input2, const CosineEmbeddingLossOptions& o) {
+                                    View<T> target, MutView<T> grad_input1, MutView<T> grad_input2,
+                                    const CosineEmbeddingLossOptions& o) {
   cosine_run(input1, input2, target, o,
              Request<T>::backward_only(grad_output, {grad_input1, grad_input2}));
 }
@@ -575,7 +574,8 @@ void triplet_margin_with_distance_loss_backward(View<T> grad_output, View<T> anc
                                                 MutView<T> grad_negative,
                                                 const TripletMarginWithDistanceLossOptions& o) {
   triplet_distance_run(anchor, positive, negative, o,
-                       Request<T>::backward_only(grad_output, {grad_anchor, grad_positive, grad_negative}));
+                       Request<T>::backward_only(grad_output,
+                                                 {grad_anchor, grad_positive, grad_negative}));
 }
 template <class T>
 void triplet_margin_with_distance_loss_forward_backward(
@@ -583,7 +583,8 @@ void triplet_margin_with_distance_loss_forward_backward(
     MutView<T> grad_anchor, MutView<T> grad_positive, MutView<T> grad_negative,
     const TripletMarginWithDistanceLossOptions& o) {
   triplet_distance_run(anchor, positive, negative, o,
-                       Request<T>::fused(grad_output, output, {grad_anchor, grad_positive, grad_negative}));
+                       Request<T>::fused(grad_output, output,
+                                         {grad_anchor, grad_positive, grad_negative}));
 }
 
 template <class T>
@@ -651,34 +652,33 @@ double triplet_margin_with_distance_loss_mean_normalizer(
   return triplet_distance_run(anchor, positive, negative, o, Request<T>{});
 }
 
-#define LOSSKIT_INSTANTIATE(T)                                                                  \
-  template void cosine_embedding_loss<T>(View<T>, View<T>, View<T>, MutView<T>,                 \
-                                         const CosineEmbeddingLossOptions&);                    \
-  template void cosine_embedding_loss_backward<T>(View<T>, View<T>, View<T>, View<T>,           \
-                                                  MutView<T>, MutView<T>,                       \
-                                                  const CosineEmbeddingLossOptions&);           \
-  template void cosine_embedding_loss_forward_backward<T>(View<T>, View<T>, View<T>, View<T>,   \
-                                                          MutView<T>, MutView<T>, MutView<T>,   \
-                                                          const CosineEmbeddingLossOptions&);   \
-  template void triplet_margin_loss<T>(View<T>, View<T>, View<T>, MutView<T>,                   \
-                                       const TripletMarginLossOptions&);                        \
-  template void triplet_margin_loss_backward<T>(View<T>, View<T>, View<T>, View<T>, MutView<T>, \
-                                                MutView<T>, MutView<T>,                         \
-                                                const TripletMarginLossOptions&);               \
-  template void triplet_margin_loss_forward_backward<T>(View<T>, View<T>, View<T>, View<T>,     \
-                                                        MutView<T>, MutView<T>, MutView<T>,     \
-                                                        MutView<T>,                             \
-                                                        const TripletMarginLossOptions&);       \
-  template void triplet_margin_with_distance_loss<T>(                                           \
-      View<T>, View<T>, View<T>, MutView<T>, const TripletMarginWithDistanceLossOptions&);      \
-  template void triplet_margin_with_distance_loss_backward<T>(                                  \
-      View<T>, View<T>, View<T>, View<T>, MutView<T>, MutView<T>, MutView<T>,                   \
-      const TripletMarginWithDistanceLossOptions&);                                             \
-  template void triplet_margin_with_distance_loss_forward_backward<T>(                          \
-      View<T>, View<T>, View<T>, View<T>, MutView<T>, MutView<T>, MutView<T>, MutView<T>,       \
-      const TripletMarginWithDistanceLossOptions&);                                             \
-  template void triplet_margin_loss_from_distances<T>(                                          \
-      View<T>, View<T>, View<T>, View<T>, MutView<T>, MutView<T>, MutView<T>, MutView<T>,       \
+#define LOSSKIT_INSTANTIATE(T)                                                                     \
+  template void cosine_embedding_loss<T>(View<T>, View<T>, View<T>, MutView<T>,                    \
+                                         const CosineEmbeddingLossOptions&);                       \
+  template void cosine_embedding_loss_backward<T>(View<T>, View<T>, View<T>, View<T>, MutView<T>,  \
+                                                  MutView<T>, const CosineEmbeddingLossOptions&);  \
+  template void cosine_embedding_loss_forward_backward<T>(View<T>, View<T>, View<T>, View<T>,      \
+                                                          MutView<T>, MutView<T>, MutView<T>,      \
+                                                          const CosineEmbeddingLossOptions&);      \
+  template void triplet_margin_loss<T>(View<T>, View<T>, View<T>, MutView<T>,                      \
+                                       const TripletMarginLossOptions&);                           \
+  template void triplet_margin_loss_backward<T>(View<T>, View<T>, View<T>, View<T>, MutView<T>,    \
+                                                MutView<T>, MutView<T>,                            \
+                                                const TripletMarginLossOptions&);                  \
+  template void triplet_margin_loss_forward_backward<T>(View<T>, View<T>, View<T>, View<T>,        \
+                                                        MutView<T>, MutView<T>, MutView<T>,        \
+                                                        MutView<T>,                                \
+                                                        const TripletMarginLossOptions&);          \
+  template void triplet_margin_with_distance_loss<T>(View<T>, View<T>, View<T>, MutView<T>,        \
+                                                     const TripletMarginWithDistanceLossOptions&); \
+  template void triplet_margin_with_distance_loss_backward<T>(                                     \
+      View<T>, View<T>, View<T>, View<T>, MutView<T>, MutView<T>, MutView<T>,                      \
+      const TripletMarginWithDistanceLossOptions&);                                                \
+  template void triplet_margin_with_distance_loss_forward_backward<T>(                             \
+      View<T>, View<T>, View<T>, View<T>, MutView<T>, MutView<T>, MutView<T>, MutView<T>,          \
+      const TripletMarginWithDistanceLossOptions&);                                                \
+  template void triplet_margin_loss_from_distances<T>(                                             \
+      View<T>, View<T>, View<T>, View<T>, MutView<T>, MutView<T>, MutView<T>, MutView<T>,          \
       const TripletMarginWithDistanceLossOptions&);
 LOSSKIT_INSTANTIATE(float)
 LOSSKIT_INSTANTIATE(double)
@@ -688,11 +688,11 @@ LOSSKIT_INSTANTIATE(float16)
 
 #define LOSSKIT_INSTANTIATE_NORMALIZER(T)                                                          \
   template double cosine_embedding_loss_mean_normalizer<T>(View<T>, View<T>, View<T>,              \
-      const CosineEmbeddingLossOptions&);                                                          \
+                                                           const CosineEmbeddingLossOptions&);     \
   template double triplet_margin_loss_mean_normalizer<T>(View<T>, View<T>, View<T>,                \
-      const TripletMarginLossOptions&);                                                            \
-  template double triplet_margin_with_distance_loss_mean_normalizer<T>(View<T>, View<T>,           \
-      View<T>, const TripletMarginWithDistanceLossOptions&);
+                                                         const TripletMarginLossOptions&);         \
+  template double triplet_margin_with_distance_loss_mean_normalizer<T>(                            \
+      View<T>, View<T>, View<T>, const TripletMarginWithDistanceLossOptions&);
 LOSSKIT_INSTANTIATE_NORMALIZER(float)
 LOSSKIT_INSTANTIATE_NORMALIZER(double)
 LOSSKIT_INSTANTIATE_NORMALIZER(bfloat16)

@@ -76,10 +76,8 @@ void triplet_rows(const EmbeddingRows<T>& R, int64_t r0, int64_t r1, T* scratch)
 
 template <class Dist, class T>
 void triplet_dispatch(const EmbeddingRows<T>& R, int64_t r0, int64_t r1, T* scratch) {
-  if (R.swap)
-    triplet_rows<Dist, true>(R, r0, r1, scratch);
-  else
-    triplet_rows<Dist, false>(R, r0, r1, scratch);
+  if (R.swap) triplet_rows<Dist, true>(R, r0, r1, scratch);
+  else triplet_rows<Dist, false>(R, r0, r1, scratch);
 }
 
 // ---- the triplet loss on precomputed distances (dim = 1) ----------------------------------
@@ -111,7 +109,7 @@ void cosine_embedding_rows(const EmbeddingRows<T>& R, int64_t r0, int64_t r1, T*
     const T* LOSSKIT_RESTRICT x = R.x[0] + row * n;
     const T* LOSSKIT_RESTRICT y = R.x[1] + row * n;
     double sums[3];  // x.y, x.x, y.y
-    ordered_sums<3>(n, sums, [&](int64_t j, double (&t)[3]) {
+    ordered_sums<3>(n, sums, [&](int64_t j, double(&t)[3]) {
       const double a = static_cast<double>(x[j]), b = static_cast<double>(y[j]);
       t[0] = a * b;
       t[1] = a * a;
@@ -155,8 +153,7 @@ void rows(const EmbeddingRows<T>& R, int64_t r0, int64_t r1, T* scratch) {
     case K::TripletCosine: return triplet_dispatch<Cosine>(R, r0, r1, scratch);
     case K::TripletSquared: return triplet_dispatch<Squared>(R, r0, r1, scratch);
     case K::TripletDistances:
-      if (R.swap)
-        return triplet_distance_rows<true>(R, r0, r1);
+      if (R.swap) return triplet_distance_rows<true>(R, r0, r1);
       return triplet_distance_rows<false>(R, r0, r1);
   }
 }
@@ -164,8 +161,7 @@ void rows(const EmbeddingRows<T>& R, int64_t r0, int64_t r1, T* scratch) {
 }  // namespace
 }  // namespace embedding
 
-void embedding_rows(const detail::EmbeddingRows<float>& R, int64_t r0, int64_t r1,
-                    float* scratch) {
+void embedding_rows(const detail::EmbeddingRows<float>& R, int64_t r0, int64_t r1, float* scratch) {
   embedding::rows(R, r0, r1, scratch);
 }
 void embedding_rows(const detail::EmbeddingRows<double>& R, int64_t r0, int64_t r1,

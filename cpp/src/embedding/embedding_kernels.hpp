@@ -34,9 +34,9 @@ struct EmbeddingRows {
   double p = 2.0;
   double eps = 0.0;
   bool swap = false;
-  bool backward = false;        // write gradients (pass 2 over each row)
-  T* out = nullptr;             // per-row loss in T (Reduction::None), or nullptr
-  double* row_loss = nullptr;   // per-row loss in double (for a reduction), or nullptr
+  bool backward = false;                     // write gradients (pass 2 over each row)
+  T* out = nullptr;                          // per-row loss in T (Reduction::None), or nullptr
+  double* row_loss = nullptr;                // per-row loss in double (for a reduction), or nullptr
   T* grad[3] = {nullptr, nullptr, nullptr};  // nullptr: not wanted (written to scratch)
 };
 
@@ -45,12 +45,12 @@ struct EmbeddingRows {
 namespace losskit::kernels {
 // Processes rows [r0, r1). `scratch` holds 3 * dim elements private to the calling thread; it
 // receives the gradients that were not asked for, so the inner loops store unconditionally.
-#define LOSSKIT_DECLARE_EMBEDDING(ns)                                                          \
-  namespace ns {                                                                               \
-  void embedding_rows(const detail::EmbeddingRows<float>&, int64_t r0, int64_t r1,             \
-                      float* scratch);                                                         \
-  void embedding_rows(const detail::EmbeddingRows<double>&, int64_t r0, int64_t r1,            \
-                      double* scratch);                                                        \
+#define LOSSKIT_DECLARE_EMBEDDING(ns)                                                              \
+  namespace ns {                                                                                   \
+  void embedding_rows(const detail::EmbeddingRows<float>&, int64_t r0, int64_t r1,                 \
+                      float* scratch);                                                             \
+  void embedding_rows(const detail::EmbeddingRows<double>&, int64_t r0, int64_t r1,                \
+                      double* scratch);                                                            \
   }
 LOSSKIT_FOR_EACH_TARGET(LOSSKIT_DECLARE_EMBEDDING)
 #undef LOSSKIT_DECLARE_EMBEDDING

@@ -31,8 +31,8 @@ LOSSKIT_INLINE double clamp_min(double v, double lo) { return v < lo ? lo : v; }
 
 template <class T>
 struct Params {
-  T eps;      // pairwise_distance's eps, added to the difference in T as torch does
-  double p;   // the norm's order (TripletLp)
+  T eps;     // pairwise_distance's eps, added to the difference in T as torch does
+  double p;  // the norm's order (TripletLp)
 };
 
 // ---- torch.pairwise_distance(x, y, p=2, eps) = ||x - y + eps||_2 -------------------------
@@ -85,8 +85,9 @@ struct L1 {
   static LOSSKIT_INLINE State<T> forward(const T* LOSSKIT_RESTRICT x, const T* LOSSKIT_RESTRICT y,
                                          int64_t n, const Params<T>& p) {
     const T eps = p.eps;
-    const double s =
-        ordered_sum(n, [&](int64_t j) { return static_cast<double>(std::abs((x[j] - y[j]) + eps)); });
+    const double s = ordered_sum(n, [&](int64_t j) {
+      return static_cast<double>(std::abs((x[j] - y[j]) + eps));
+    });
     return {s, T(0)};
   }
   template <class T>
@@ -213,7 +214,7 @@ struct Cosine {
   static LOSSKIT_INLINE State<T> forward(const T* LOSSKIT_RESTRICT x, const T* LOSSKIT_RESTRICT y,
                                          int64_t n, const Params<T>&) {
     double sums[3];  // x.y, x.x, y.y
-    ordered_sums<3>(n, sums, [&](int64_t j, double (&t)[3]) {
+    ordered_sums<3>(n, sums, [&](int64_t j, double(&t)[3]) {
       const double a = static_cast<double>(x[j]), b = static_cast<double>(y[j]);
       t[0] = a * b;
       t[1] = a * a;

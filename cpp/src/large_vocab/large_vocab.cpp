@@ -54,8 +54,9 @@ double target_weight(const View<int64_t>& target, const T* weight, int64_t V, in
     const int64_t t = target.data[p];
     if (t == ignore) continue;
     if (t < 0 || t >= V)
-      fail_index(kFn, "target", "class indices in [0, " + std::to_string(V) +
-                                    ") or ignore_index " + std::to_string(ignore),
+      fail_index(kFn, "target",
+                 "class indices in [0, " + std::to_string(V) + ") or ignore_index " +
+                     std::to_string(ignore),
                  std::to_string(t));
     total += weight ? static_cast<double>(weight[t]) : 1.0;
   }
@@ -88,11 +89,11 @@ int64_t linear_cross_entropy_chunk_rows(int64_t num_rows, int64_t num_classes, i
 }
 
 template <class T>
-double linear_cross_entropy_target_weight(View<int64_t> target, View<T> weight,
-                                          int64_t num_classes,
+double linear_cross_entropy_target_weight(View<int64_t> target, View<T> weight, int64_t num_classes,
                                           const LinearCrossEntropyOptions& options) {
   check_options(options);
-  if (num_classes < 0) fail_value(kFn, "num_classes", "a non-negative number", std::to_string(num_classes));
+  if (num_classes < 0)
+    fail_value(kFn, "num_classes", "a non-negative number", std::to_string(num_classes));
   detail::check_required(kFn, "target", target);
   check_class_vector("weight", weight, num_classes);
   return target_weight(target, weight.data, num_classes, options.ignore_index);
@@ -106,11 +107,13 @@ double linear_cross_entropy_chunk(MutView<T> logits, View<int64_t> target, View<
                                   const CrossEntropyStats<T>& stats) {
   check_options(o);
   if (logits.shape.size() != 2)
-    fail_value(kFn, "logits", "a (rows, num_classes) chunk", "shape " + shape_to_string(logits.shape));
+    fail_value(kFn, "logits", "a (rows, num_classes) chunk",
+               "shape " + shape_to_string(logits.shape));
   const int64_t n = logits.shape[0], V = logits.shape[1];
   detail::check_required(kFn, "logits", logits.view());
   detail::check_required(kFn, "target", target);
-  detail::check_shape_equal(kFn, "target", target.shape, Shape{n}, "one class index per row, shape");
+  detail::check_shape_equal(kFn, "target", target.shape, Shape{n},
+                            "one class index per row, shape");
   check_class_vector("linear_bias", linear_bias, V);
   check_class_vector("weight", weight, V);
   if (grad_output.present() || !grad_output.shape.empty()) {
@@ -118,7 +121,8 @@ double linear_cross_entropy_chunk(MutView<T> logits, View<int64_t> target, View<
     detail::check_shape_equal(kFn, "grad_output", grad_output.shape, Shape{n},
                               "one value per row, shape");
   }
-  if (output.present() || !output.shape.empty()) detail::check_output(kFn, "output", output, Shape{n});
+  if (output.present() || !output.shape.empty())
+    detail::check_output(kFn, "output", output, Shape{n});
   if (grad_bias_acc.present() || !grad_bias_acc.shape.empty())
     detail::check_output(kFn, "grad_bias_acc", grad_bias_acc, Shape{V});
   detail::CeArgs<T> a;
@@ -130,12 +134,13 @@ double linear_cross_entropy_chunk(MutView<T> logits, View<int64_t> target, View<
   T* x = logits.data;
   if (linear_bias.present()) {
     const T* b = linear_bias.data;
-    detail::parallel_for(0, n, std::max<int64_t>(1, kGrainElems / V), [&](int64_t r0, int64_t r1, int) {
-      for (int64_t r = r0; r < r1; ++r) {
-        T* row = x + r * V;
-        for (int64_t c = 0; c < V; ++c) row[c] += b[c];
-      }
-    });
+    detail::parallel_for(0, n, std::max<int64_t>(1, kGrainElems / V),
+                         [&](int64_t r0, int64_t r1, int) {
+                           for (int64_t r = r0; r < r1; ++r) {
+                             T* row = x + r * V;
+                             for (int64_t c = 0; c < V; ++c) row[c] += b[c];
+                           }
+                         });
   }
 
   a.input = x;
@@ -156,19 +161,22 @@ double linear_cross_entropy_chunk(MutView<T> logits, View<int64_t> target, View<
   if (want_grad && grad_bias_acc.present()) {
     double* gb = grad_bias_acc.data;
     const int64_t blocks = (V + kColumnBlock - 1) / kColumnBlock;
-    detail::parallel_for(0, blocks, std::max<int64_t>(1, kGrainElems / std::max<int64_t>(1, n * kColumnBlock)),
+    detail::parallel_for(0, blocks,
+                         std::max<int64_t>(1, kGrainElems / std::max<int64_t>(1, n * kColumnBlock)),
                          [&](int64_t k0, int64_t k1, int) {
-      for (int64_t k = k0; k < k1; ++k) {
-        const int64_t c0 = k * kColumnBlock, c1 = std::min(V, c0 + kColumnBlock);
-        double acc[kColumnBlock];
-        for (int64_t c = c0; c < c1; ++c) acc[c - c0] = gb[c];
-        for (int64_t r = 0; r < n; ++r) {
-          const T* row = x + r * V;
-          for (int64_t c = c0; c < c1; ++c) acc[c - c0] += static_cast<double>(row[c]);
-        }
-        for (int64_t c = c0; c < c1; ++c) gb[c] = acc[c - c0];
-      }
-    });
+                           for (int64_t k = k0; k < k1; ++k) {
+                             const int64_t c0 = k * kColumnBlock,
+                                           c1 = std::min(V, c0 + kColumnBlock);
+                             double acc[kColumnBlock];
+                             for (int64_t c = c0; c < c1; ++c) acc[c - c0] = gb[c];
+                             for (int64_t r = 0; r < n; ++r) {
+                               const T* row = x + r * V;
+                               for (int64_t c = c0; c < c1; ++c)
+                                 acc[c - c0] += static_cast<double>(row[c]);
+                             }
+                             for (int64_t c = c0; c < c1; ++c) gb[c] = acc[c - c0];
+                           }
+                         });
   }
   return total;
 }
@@ -186,20 +194,18 @@ int64_t linear_cross_entropy_workspace_size(int64_t chunk_rows, int64_t num_clas
 }
 
 template <class T>
-void linear_cross_entropy_forward_backward(View<T> input, View<T> linear_weight,
-                                           View<int64_t> target, View<T> linear_bias,
-                                           View<T> weight, View<T> grad_output, MutView<T> output,
-                                           MutView<T> grad_input, MutView<T> grad_linear_weight,
-                                           MutView<T> grad_linear_bias, MutView<T> workspace,
-                                           const LinearCrossEntropyOptions& o,
-                                           LinearCrossEntropyGemm<T> gemm,
-                                           const CrossEntropyStats<T>& stats) {
+void linear_cross_entropy_forward_backward(
+    View<T> input, View<T> linear_weight, View<int64_t> target, View<T> linear_bias, View<T> weight,
+    View<T> grad_output, MutView<T> output, MutView<T> grad_input, MutView<T> grad_linear_weight,
+    MutView<T> grad_linear_bias, MutView<T> workspace, const LinearCrossEntropyOptions& o,
+    LinearCrossEntropyGemm<T> gemm, const CrossEntropyStats<T>& stats) {
   // ---- checks, all before any work
   check_options(o);
   detail::check_required(kFn, "input", input);
   detail::check_required(kFn, "linear_weight", linear_weight);
   if (input.dim() != 1 && input.dim() != 2)
-    fail_value(kFn, "input", "a (in_features) or (N, in_features) array", "shape " + shape_to_string(input.shape));
+    fail_value(kFn, "input", "a (in_features) or (N, in_features) array",
+               "shape " + shape_to_string(input.shape));
   if (linear_weight.dim() != 2)
     fail_value(kFn, "linear_weight", "a (num_classes, in_features) array",
                "shape " + shape_to_string(linear_weight.shape));
@@ -225,11 +231,14 @@ void linear_cross_entropy_forward_backward(View<T> input, View<T> linear_weight,
   if (grad_linear_weight.present())
     detail::check_output(kFn, "grad_linear_weight", grad_linear_weight, linear_weight.shape);
   if (grad_linear_bias.present()) {
-    if (!linear_bias.present()) fail_value(kFn, "grad_linear_bias", "absent without linear_bias", "an array");
+    if (!linear_bias.present())
+      fail_value(kFn, "grad_linear_bias", "absent without linear_bias", "an array");
     detail::check_output(kFn, "grad_linear_bias", grad_linear_bias, Shape{V});
   }
-  const bool want_grad = grad_input.present() || grad_linear_weight.present() || grad_linear_bias.present();
-  if (workspace.shape.size() != 2 || workspace.shape[1] != V || workspace.shape[0] < 1 || !workspace.present())
+  const bool want_grad =
+      grad_input.present() || grad_linear_weight.present() || grad_linear_bias.present();
+  if (workspace.shape.size() != 2 || workspace.shape[1] != V || workspace.shape[0] < 1 ||
+      !workspace.present())
     fail_value(kFn, "workspace", "a (rows, " + std::to_string(V) + ") buffer with rows >= 1",
                "shape " + shape_to_string(workspace.shape));
   detail::check_aligned(kFn, "workspace", workspace.data);
@@ -242,7 +251,8 @@ void linear_cross_entropy_forward_backward(View<T> input, View<T> linear_weight,
 
   // ---- the global scale: 'mean' divides by the weight of the counted targets (or the normalizer)
   const double divisor = detail::mean_divisor(o.normalizer, total_weight);
-  const double go = (!none && grad_output.present()) ? static_cast<double>(grad_output.data[0]) : 1.0;
+  const double go =
+      (!none && grad_output.present()) ? static_cast<double>(grad_output.data[0]) : 1.0;
   const double scale = o.reduction == Reduction::Mean ? go / divisor : go;
   const int64_t rows = std::min<int64_t>(workspace.shape[0], std::max<int64_t>(N, 1));
   std::vector<double> gb;
@@ -275,19 +285,21 @@ void linear_cross_entropy_forward_backward(View<T> input, View<T> linear_weight,
   for (size_t c = 0; c < gb.size(); ++c) grad_linear_bias.data[c] = static_cast<T>(gb[c]);
 }
 
-#define LOSSKIT_INSTANTIATE(T)                                                                   \
-  template double linear_cross_entropy_target_weight<T>(View<int64_t>, View<T>, int64_t,        \
-                                                        const LinearCrossEntropyOptions&);      \
-  template double linear_cross_entropy_mean_normalizer<T>(View<int64_t>, View<T>, int64_t,      \
-                                                          const LinearCrossEntropyOptions&);    \
-  template double linear_cross_entropy_chunk<T>(MutView<T>, View<int64_t>, View<T>, View<T>,    \
-                                                View<T>, MutView<T>, MutView<double>, bool,     \
-                                                double, const LinearCrossEntropyOptions&,       \
-                                                const CrossEntropyStats<T>&);                   \
-  template void linear_cross_entropy_forward_backward<T>(                                       \
-      View<T>, View<T>, View<int64_t>, View<T>, View<T>, View<T>, MutView<T>, MutView<T>,       \
-      MutView<T>, MutView<T>, MutView<T>, const LinearCrossEntropyOptions&,                     \
-      LinearCrossEntropyGemm<T>, const CrossEntropyStats<T>&);
+#define LOSSKIT_INSTANTIATE(T)                                                                     \
+  template double linear_cross_entropy_target_weight<T>(View<int64_t>, View<T>, int64_t,           \
+                                                        const LinearCrossEntropyOptions&);         \
+  template double linear_cross_entropy_mean_normalizer<T>(View<int64_t>, View<T>, int64_t,         \
+                                                          const LinearCrossEntropyOptions&);       \
+  template double linear_cross_entropy_chunk<T>(MutView<T>, View<int64_t>, View<T>, View<T>,       \
+                                                View<T>, MutView<T>, MutView<double>, bool,        \
+                                                double, const LinearCrossEntropyOptions&,          \
+                                                const CrossEntropyStats<T>&);                      \
+  template void linear_cross_entropy_forward_backward<T>(View<T>, View<T>, View<int64_t>, View<T>, \
+                                                         View<T>, View<T>, MutView<T>, MutView<T>, \
+                                                         MutView<T>, MutView<T>, MutView<T>,       \
+                                                         const LinearCrossEntropyOptions&,         \
+                                                         LinearCrossEntropyGemm<T>,                \
+                                                         const CrossEntropyStats<T>&);
 LOSSKIT_INSTANTIATE(float)
 LOSSKIT_INSTANTIATE(double)
 #undef LOSSKIT_INSTANTIATE

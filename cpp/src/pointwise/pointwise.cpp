@@ -24,7 +24,8 @@ template <class T>
 detail::SegmentKernels<T> pointwise_kernels() {
   using Storage = detail::SegmentKernel<T>;
   using Compute = detail::SegmentKernel<T, detail::compute_t<T>>;
-  return {LOSSKIT_DISPATCH(Storage, pointwise_segment), LOSSKIT_DISPATCH(Compute, pointwise_segment)};
+  return {LOSSKIT_DISPATCH(Storage, pointwise_segment),
+          LOSSKIT_DISPATCH(Compute, pointwise_segment)};
 }
 
 using detail::check_reduction;
@@ -79,9 +80,8 @@ void forward(ElementwiseProblem<T> p, MutView<T> output, PointwiseLoss loss,
 }
 
 template <class T>
-void backward(ElementwiseProblem<T> p, View<T> grad_output,
-              std::initializer_list<MutView<T>> grads, PointwiseLoss loss,
-              PointwiseParams params = {}) {
+void backward(ElementwiseProblem<T> p, View<T> grad_output, std::initializer_list<MutView<T>> grads,
+              PointwiseLoss loss, PointwiseParams params = {}) {
   p.request = Request<T>::backward_only(grad_output, grad_array(grads));
   run(p, loss, params);
 }
@@ -153,7 +153,8 @@ ElementwiseProblem<T> soft_margin_problem(View<T> input, View<T> target,
   check_reduction(fn, o);
   // torch writes this loss into an input-shaped output: the target may not grow it.
   if (broadcast_shapes(input.shape, target.shape, fn, "input", "target") != input.shape)
-    detail::fail_value(fn, "target", "a shape broadcastable to the input's " + shape_to_string(input.shape),
+    detail::fail_value(fn, "target",
+                       "a shape broadcastable to the input's " + shape_to_string(input.shape),
                        shape_to_string(target.shape));
   return make_problem<T>(fn, o, {{input, "input"}, {target, "target"}});
 }
@@ -173,13 +174,14 @@ ElementwiseProblem<T> bce_problem(View<T> input, View<T> target, View<T> weight,
 
 template <class T>
 ElementwiseProblem<T> bce_logits_problem(View<T> input, View<T> target, View<T> weight,
-      View<T> pos_weight, const BinaryCrossEntropyWithLogitsOptions& o) {
+                                         View<T> pos_weight,
+                                         const BinaryCrossEntropyWithLogitsOptions& o) {
   const char* fn = "binary_cross_entropy_with_logits";
   check_reduction(fn, o);
   detail::check_shape_equal(fn, "target", target.shape, input.shape, "the input's shape");
   auto p = pos_weight.present()
-               ? make_problem<T>(fn, o, {{input, "input"}, {target, "target"},
-                                         {pos_weight, "pos_weight"}})
+               ? make_problem<T>(fn, o,
+                                 {{input, "input"}, {target, "target"}, {pos_weight, "pos_weight"}})
                : make_problem<T>(fn, o, {{input, "input"}, {target, "target"}});
   if (pos_weight.present() &&
       broadcast_shapes(input.shape, pos_weight.shape, fn, "input", "pos_weight") != input.shape)
@@ -199,7 +201,8 @@ ElementwiseProblem<T> poisson_problem(View<T> input, View<T> target,
   return make_problem<T>("poisson_nll_loss", o, {{input, "input"}, {target, "target"}});
 }
 PointwiseLoss poisson_kernel(const PoissonNllLossOptions& o) {
-  if (o.log_input) return o.full ? PointwiseLoss::PoissonNllLogInputFull : PointwiseLoss::PoissonNllLogInput;
+  if (o.log_input)
+    return o.full ? PointwiseLoss::PoissonNllLogInputFull : PointwiseLoss::PoissonNllLogInput;
   return o.full ? PointwiseLoss::PoissonNllFull : PointwiseLoss::PoissonNll;
 }
 
@@ -370,8 +373,8 @@ void mse_loss(View<T> input, View<T> target, View<T> weight, MutView<T> output,
 template <class T>
 void mse_loss_backward(View<T> grad_output, View<T> input, View<T> target, View<T> weight,
                        MutView<T> grad_input, MutView<T> grad_target, const MseLossOptions& o) {
-  backward(mse_problem(input, target, weight, o), grad_output,
-           {grad_input, grad_target}, PointwiseLoss::Mse);
+  backward(mse_problem(input, target, weight, o), grad_output, {grad_input, grad_target},
+           PointwiseLoss::Mse);
 }
 template <class T>
 void mse_loss_forward_backward(View<T> input, View<T> target, View<T> weight, View<T> grad_output,
@@ -388,15 +391,14 @@ void huber_loss(View<T> input, View<T> target, View<T> weight, MutView<T> output
 }
 template <class T>
 void huber_loss_backward(View<T> grad_output, View<T> input, View<T> target, View<T> weight,
-                         MutView<T> grad_input, MutView<T> grad_target,
-                         const HuberLossOptions& o) {
+                         MutView<T> grad_input, MutView<T> grad_target, const HuberLossOptions& o) {
   backward(huber_problem(input, target, weight, o), grad_output, {grad_input, grad_target},
            PointwiseLoss::Huber, {o.delta});
 }
 template <class T>
-void huber_loss_forward_backward(View<T> input, View<T> target, View<T> weight,
-                                 View<T> grad_output, MutView<T> output, MutView<T> grad_input,
-                                 MutView<T> grad_target, const HuberLossOptions& o) {
+void huber_loss_forward_backward(View<T> input, View<T> target, View<T> weight, View<T> grad_output,
+                                 MutView<T> output, MutView<T> grad_input, MutView<T> grad_target,
+                                 const HuberLossOptions& o) {
   forward_backward(huber_problem(input, target, weight, o), grad_output, output,
                    {grad_input, grad_target}, PointwiseLoss::Huber, {o.delta});
 }
@@ -436,8 +438,8 @@ template <class T>
 void soft_margin_loss_forward_backward(View<T> input, View<T> target, View<T> grad_output,
                                        MutView<T> output, MutView<T> grad_input,
                                        const SoftMarginLossOptions& o) {
-  forward_backward(soft_margin_problem(input, target, o), grad_output, output,
-                   {grad_input}, PointwiseLoss::SoftMargin);
+  forward_backward(soft_margin_problem(input, target, o), grad_output, output, {grad_input},
+                   PointwiseLoss::SoftMargin);
 }
 
 template <class T>
@@ -449,8 +451,8 @@ template <class T>
 void binary_cross_entropy_backward(View<T> grad_output, View<T> input, View<T> target,
                                    View<T> weight, MutView<T> grad_input, MutView<T> grad_target,
                                    const BinaryCrossEntropyOptions& o) {
-  backward(bce_problem(input, target, weight, o), grad_output,
-           {grad_input, grad_target}, PointwiseLoss::Bce);
+  backward(bce_problem(input, target, weight, o), grad_output, {grad_input, grad_target},
+           PointwiseLoss::Bce);
 }
 template <class T>
 void binary_cross_entropy_forward_backward(View<T> input, View<T> target, View<T> weight,
@@ -469,10 +471,9 @@ void binary_cross_entropy_with_logits(View<T> input, View<T> target, View<T> wei
           bce_logits_kernel(pos_weight.present()));
 }
 template <class T>
-void binary_cross_entropy_with_logits_backward(View<T> grad_output, View<T> input,
-                                               View<T> target, View<T> weight,
-                                               View<T> pos_weight, MutView<T> grad_input,
-                                               MutView<T> grad_target,
+void binary_cross_entropy_with_logits_backward(View<T> grad_output, View<T> input, View<T> target,
+                                               View<T> weight, View<T> pos_weight,
+                                               MutView<T> grad_input, MutView<T> grad_target,
                                                const BinaryCrossEntropyWithLogitsOptions& o) {
   backward(bce_logits_problem(input, target, weight, pos_weight, o), grad_output,
            {grad_input, grad_target}, bce_logits_kernel(pos_weight.present()));
@@ -482,9 +483,8 @@ void binary_cross_entropy_with_logits_forward_backward(
     View<T> input, View<T> target, View<T> weight, View<T> pos_weight, View<T> grad_output,
     MutView<T> output, MutView<T> grad_input, MutView<T> grad_target,
     const BinaryCrossEntropyWithLogitsOptions& o) {
-  forward_backward(bce_logits_problem(input, target, weight, pos_weight, o),
-                   grad_output, output, {grad_input, grad_target},
-                   bce_logits_kernel(pos_weight.present()));
+  forward_backward(bce_logits_problem(input, target, weight, pos_weight, o), grad_output, output,
+                   {grad_input, grad_target}, bce_logits_kernel(pos_weight.present()));
 }
 
 template <class T>
@@ -516,8 +516,8 @@ void gaussian_nll_loss(View<T> input, View<T> target, View<T> var, MutView<T> ou
 }
 template <class T>
 void gaussian_nll_loss_backward(View<T> grad_output, View<T> input, View<T> target, View<T> var,
-                                MutView<T> grad_input, MutView<T> grad_var,
-                                MutView<T> grad_target, const GaussianNllLossOptions& o) {
+                                MutView<T> grad_input, MutView<T> grad_var, MutView<T> grad_target,
+                                const GaussianNllLossOptions& o) {
   auto p = gaussian_problem(input, target, var, o);
   check_var(var);
   align_grad_var(var, p, grad_var);
@@ -547,9 +547,8 @@ void kl_div_backward(View<T> grad_output, View<T> input, View<T> target, MutView
   kl_empty_target_grad(input, target, grad_target, o);
 }
 template <class T>
-void kl_div_forward_backward(View<T> input, View<T> target, View<T> grad_output,
-                             MutView<T> output, MutView<T> grad_input, MutView<T> grad_target,
-                             const KlDivOptions& o) {
+void kl_div_forward_backward(View<T> input, View<T> target, View<T> grad_output, MutView<T> output,
+                             MutView<T> grad_input, MutView<T> grad_target, const KlDivOptions& o) {
   forward_backward(kl_problem(input, target, o), grad_output, output, {grad_input, grad_target},
                    kl_kernel(o));
   kl_empty_target_grad(input, target, grad_target, o);
@@ -558,8 +557,8 @@ void kl_div_forward_backward(View<T> input, View<T> target, View<T> grad_output,
 template <class T>
 void margin_ranking_loss(View<T> input1, View<T> input2, View<T> target, MutView<T> output,
                          const MarginRankingLossOptions& o) {
-  forward(margin_ranking_problem(input1, input2, target, o), output,
-          PointwiseLoss::MarginRanking, {o.margin});
+  forward(margin_ranking_problem(input1, input2, target, o), output, PointwiseLoss::MarginRanking,
+          {o.margin});
 }
 template <class T>
 void margin_ranking_loss_backward(View<T> grad_output, View<T> input1, View<T> input2,
@@ -573,15 +572,14 @@ void margin_ranking_loss_forward_backward(View<T> input1, View<T> input2, View<T
                                           View<T> grad_output, MutView<T> output,
                                           MutView<T> grad_input1, MutView<T> grad_input2,
                                           const MarginRankingLossOptions& o) {
-  forward_backward(margin_ranking_problem(input1, input2, target, o), grad_output,
-                   output, {grad_input1, grad_input2}, PointwiseLoss::MarginRanking, {o.margin});
+  forward_backward(margin_ranking_problem(input1, input2, target, o), grad_output, output,
+                   {grad_input1, grad_input2}, PointwiseLoss::MarginRanking, {o.margin});
 }
 
 template <class T>
 void hinge_embedding_loss(View<T> input, View<T> target, MutView<T> output,
                           const HingeEmbeddingLossOptions& o) {
-  forward(hinge_problem(input, target, o), output, PointwiseLoss::HingeEmbedding,
-          {o.margin});
+  forward(hinge_problem(input, target, o), output, PointwiseLoss::HingeEmbedding, {o.margin});
 }
 template <class T>
 void hinge_embedding_loss_backward(View<T> grad_output, View<T> input, View<T> target,
@@ -628,9 +626,9 @@ double binary_cross_entropy_mean_normalizer(View<T> input, View<T> target, View<
   return mean_normalizer(bce_problem(input, target, weight, o));
 }
 template <class T>
-double binary_cross_entropy_with_logits_mean_normalizer(View<T> input, View<T> target,
-                                                        View<T> weight, View<T> pos_weight,
-      const BinaryCrossEntropyWithLogitsOptions& o) {
+double binary_cross_entropy_with_logits_mean_normalizer(
+    View<T> input, View<T> target, View<T> weight, View<T> pos_weight,
+    const BinaryCrossEntropyWithLogitsOptions& o) {
   return mean_normalizer(bce_logits_problem(input, target, weight, pos_weight, o));
 }
 template <class T>
@@ -659,81 +657,81 @@ double hinge_embedding_loss_mean_normalizer(View<T> input, View<T> target,
 }
 
 // ---- float, double, bfloat16 and float16 instantiations ----------------------------------------
-#define LOSSKIT_INSTANTIATE(T)                                                                    \
-  template void l1_loss<T>(View<T>, View<T>, View<T>, MutView<T>, const L1LossOptions&);          \
-  template void l1_loss_backward<T>(View<T>, View<T>, View<T>, View<T>, MutView<T>, MutView<T>,   \
-                                    const L1LossOptions&);                                        \
-  template void l1_loss_forward_backward<T>(View<T>, View<T>, View<T>, View<T>, MutView<T>,       \
-                                            MutView<T>, MutView<T>, const L1LossOptions&);        \
-  template void mse_loss<T>(View<T>, View<T>, View<T>, MutView<T>, const MseLossOptions&);        \
-  template void mse_loss_backward<T>(View<T>, View<T>, View<T>, View<T>, MutView<T>, MutView<T>,  \
-                                     const MseLossOptions&);                                      \
-  template void mse_loss_forward_backward<T>(View<T>, View<T>, View<T>, View<T>, MutView<T>,      \
-                                             MutView<T>, MutView<T>, const MseLossOptions&);      \
-  template void huber_loss<T>(View<T>, View<T>, View<T>, MutView<T>, const HuberLossOptions&);    \
-  template void huber_loss_backward<T>(View<T>, View<T>, View<T>, View<T>, MutView<T>,            \
-                                       MutView<T>, const HuberLossOptions&);                      \
-  template void huber_loss_forward_backward<T>(View<T>, View<T>, View<T>, View<T>, MutView<T>,    \
-                                               MutView<T>, MutView<T>, const HuberLossOptions&);  \
-  template void smooth_l1_loss<T>(View<T>, View<T>, MutView<T>, const SmoothL1LossOptions&);      \
-  template void smooth_l1_loss_backward<T>(View<T>, View<T>, View<T>, MutView<T>, MutView<T>,     \
-                                           const SmoothL1LossOptions&);                           \
-  template void smooth_l1_loss_forward_backward<T>(View<T>, View<T>, View<T>, MutView<T>,         \
-                                                   MutView<T>, MutView<T>,                        \
-                                                   const SmoothL1LossOptions&);                   \
-  template void soft_margin_loss<T>(View<T>, View<T>, MutView<T>, const SoftMarginLossOptions&);  \
-  template void soft_margin_loss_backward<T>(View<T>, View<T>, View<T>, MutView<T>,               \
-                                             const SoftMarginLossOptions&);                       \
-  template void soft_margin_loss_forward_backward<T>(View<T>, View<T>, View<T>, MutView<T>,       \
-                                                     MutView<T>, const SoftMarginLossOptions&);   \
-  template void binary_cross_entropy<T>(View<T>, View<T>, View<T>, MutView<T>,                    \
-                                        const BinaryCrossEntropyOptions&);                        \
-  template void binary_cross_entropy_backward<T>(View<T>, View<T>, View<T>, View<T>, MutView<T>,  \
-                                                 MutView<T>, const BinaryCrossEntropyOptions&);   \
-  template void binary_cross_entropy_forward_backward<T>(                                         \
-      View<T>, View<T>, View<T>, View<T>, MutView<T>, MutView<T>, MutView<T>,                     \
-      const BinaryCrossEntropyOptions&);                                                          \
-  template void binary_cross_entropy_with_logits<T>(View<T>, View<T>, View<T>, View<T>,           \
-                                                    MutView<T>,                                   \
-                                                    const BinaryCrossEntropyWithLogitsOptions&);  \
-  template void binary_cross_entropy_with_logits_backward<T>(                                     \
-      View<T>, View<T>, View<T>, View<T>, View<T>, MutView<T>, MutView<T>,                        \
-      const BinaryCrossEntropyWithLogitsOptions&);                                                \
-  template void binary_cross_entropy_with_logits_forward_backward<T>(                             \
-      View<T>, View<T>, View<T>, View<T>, View<T>, MutView<T>, MutView<T>, MutView<T>,            \
-      const BinaryCrossEntropyWithLogitsOptions&);                                                \
-  template void poisson_nll_loss<T>(View<T>, View<T>, MutView<T>, const PoissonNllLossOptions&);  \
-  template void poisson_nll_loss_backward<T>(View<T>, View<T>, View<T>, MutView<T>, MutView<T>,   \
-                                             const PoissonNllLossOptions&);                       \
-  template void poisson_nll_loss_forward_backward<T>(View<T>, View<T>, View<T>, MutView<T>,       \
-                                                     MutView<T>, MutView<T>,                      \
-                                                     const PoissonNllLossOptions&);               \
-  template void gaussian_nll_loss<T>(View<T>, View<T>, View<T>, MutView<T>,                       \
-                                     const GaussianNllLossOptions&);                              \
-  template void gaussian_nll_loss_backward<T>(View<T>, View<T>, View<T>, View<T>, MutView<T>,     \
-                                              MutView<T>, MutView<T>,                             \
-                                              const GaussianNllLossOptions&);                     \
-  template void gaussian_nll_loss_forward_backward<T>(View<T>, View<T>, View<T>, View<T>,         \
-                                                      MutView<T>, MutView<T>, MutView<T>,         \
-                                                      MutView<T>, const GaussianNllLossOptions&); \
-  template void kl_div<T>(View<T>, View<T>, MutView<T>, const KlDivOptions&);                     \
-  template void kl_div_backward<T>(View<T>, View<T>, View<T>, MutView<T>, MutView<T>,             \
-                                   const KlDivOptions&);                                          \
-  template void kl_div_forward_backward<T>(View<T>, View<T>, View<T>, MutView<T>, MutView<T>,     \
-                                           MutView<T>, const KlDivOptions&);                      \
-  template void margin_ranking_loss<T>(View<T>, View<T>, View<T>, MutView<T>,                     \
-                                       const MarginRankingLossOptions&);                          \
-  template void margin_ranking_loss_backward<T>(View<T>, View<T>, View<T>, View<T>, MutView<T>,   \
-                                                MutView<T>, const MarginRankingLossOptions&);     \
-  template void margin_ranking_loss_forward_backward<T>(View<T>, View<T>, View<T>, View<T>,       \
-                                                        MutView<T>, MutView<T>, MutView<T>,       \
-                                                        const MarginRankingLossOptions&);         \
-  template void hinge_embedding_loss<T>(View<T>, View<T>, MutView<T>,                             \
-                                        const HingeEmbeddingLossOptions&);                        \
-  template void hinge_embedding_loss_backward<T>(View<T>, View<T>, View<T>, MutView<T>,           \
-                                                 const HingeEmbeddingLossOptions&);               \
-  template void hinge_embedding_loss_forward_backward<T>(View<T>, View<T>, View<T>, MutView<T>,   \
-                                                         MutView<T>,                              \
+#define LOSSKIT_INSTANTIATE(T)                                                                     \
+  template void l1_loss<T>(View<T>, View<T>, View<T>, MutView<T>, const L1LossOptions&);           \
+  template void l1_loss_backward<T>(View<T>, View<T>, View<T>, View<T>, MutView<T>, MutView<T>,    \
+                                    const L1LossOptions&);                                         \
+  template void l1_loss_forward_backward<T>(View<T>, View<T>, View<T>, View<T>, MutView<T>,        \
+                                            MutView<T>, MutView<T>, const L1LossOptions&);         \
+  template void mse_loss<T>(View<T>, View<T>, View<T>, MutView<T>, const MseLossOptions&);         \
+  template void mse_loss_backward<T>(View<T>, View<T>, View<T>, View<T>, MutView<T>, MutView<T>,   \
+                                     const MseLossOptions&);                                       \
+  template void mse_loss_forward_backward<T>(View<T>, View<T>, View<T>, View<T>, MutView<T>,       \
+                                             MutView<T>, MutView<T>, const MseLossOptions&);       \
+  template void huber_loss<T>(View<T>, View<T>, View<T>, MutView<T>, const HuberLossOptions&);     \
+  template void huber_loss_backward<T>(View<T>, View<T>, View<T>, View<T>, MutView<T>, MutView<T>, \
+                                       const HuberLossOptions&);                                   \
+  template void huber_loss_forward_backward<T>(View<T>, View<T>, View<T>, View<T>, MutView<T>,     \
+                                               MutView<T>, MutView<T>, const HuberLossOptions&);   \
+  template void smooth_l1_loss<T>(View<T>, View<T>, MutView<T>, const SmoothL1LossOptions&);       \
+  template void smooth_l1_loss_backward<T>(View<T>, View<T>, View<T>, MutView<T>, MutView<T>,      \
+                                           const SmoothL1LossOptions&);                            \
+  template void smooth_l1_loss_forward_backward<T>(View<T>, View<T>, View<T>, MutView<T>,          \
+                                                   MutView<T>, MutView<T>,                         \
+                                                   const SmoothL1LossOptions&);                    \
+  template void soft_margin_loss<T>(View<T>, View<T>, MutView<T>, const SoftMarginLossOptions&);   \
+  template void soft_margin_loss_backward<T>(View<T>, View<T>, View<T>, MutView<T>,                \
+                                             const SoftMarginLossOptions&);                        \
+  template void soft_margin_loss_forward_backward<T>(View<T>, View<T>, View<T>, MutView<T>,        \
+                                                     MutView<T>, const SoftMarginLossOptions&);    \
+  template void binary_cross_entropy<T>(View<T>, View<T>, View<T>, MutView<T>,                     \
+                                        const BinaryCrossEntropyOptions&);                         \
+  template void binary_cross_entropy_backward<T>(View<T>, View<T>, View<T>, View<T>, MutView<T>,   \
+                                                 MutView<T>, const BinaryCrossEntropyOptions&);    \
+  template void binary_cross_entropy_forward_backward<T>(View<T>, View<T>, View<T>, View<T>,       \
+                                                         MutView<T>, MutView<T>, MutView<T>,       \
+                                                         const BinaryCrossEntropyOptions&);        \
+  template void binary_cross_entropy_with_logits<T>(View<T>, View<T>, View<T>, View<T>,            \
+                                                    MutView<T>,                                    \
+                                                    const BinaryCrossEntropyWithLogitsOptions&);   \
+  template void binary_cross_entropy_with_logits_backward<T>(                                      \
+      View<T>, View<T>, View<T>, View<T>, View<T>, MutView<T>, MutView<T>,                         \
+      const BinaryCrossEntropyWithLogitsOptions&);                                                 \
+  template void binary_cross_entropy_with_logits_forward_backward<T>(                              \
+      View<T>, View<T>, View<T>, View<T>, View<T>, MutView<T>, MutView<T>, MutView<T>,             \
+      const BinaryCrossEntropyWithLogitsOptions&);                                                 \
+  template void poisson_nll_loss<T>(View<T>, View<T>, MutView<T>, const PoissonNllLossOptions&);   \
+  template void poisson_nll_loss_backward<T>(View<T>, View<T>, View<T>, MutView<T>, MutView<T>,    \
+                                             const PoissonNllLossOptions&);                        \
+  template void poisson_nll_loss_forward_backward<T>(View<T>, View<T>, View<T>, MutView<T>,        \
+                                                     MutView<T>, MutView<T>,                       \
+                                                     const PoissonNllLossOptions&);                \
+  template void gaussian_nll_loss<T>(View<T>, View<T>, View<T>, MutView<T>,                        \
+                                     const GaussianNllLossOptions&);                               \
+  template void gaussian_nll_loss_backward<T>(View<T>, View<T>, View<T>, View<T>, MutView<T>,      \
+                                              MutView<T>, MutView<T>,                              \
+                                              const GaussianNllLossOptions&);                      \
+  template void gaussian_nll_loss_forward_backward<T>(View<T>, View<T>, View<T>, View<T>,          \
+                                                      MutView<T>, MutView<T>, MutView<T>,          \
+                                                      MutView<T>, const GaussianNllLossOptions&);  \
+  template void kl_div<T>(View<T>, View<T>, MutView<T>, const KlDivOptions&);                      \
+  template void kl_div_backward<T>(View<T>, View<T>, View<T>, MutView<T>, MutView<T>,              \
+                                   const KlDivOptions&);                                           \
+  template void kl_div_forward_backward<T>(View<T>, View<T>, View<T>, MutView<T>, MutView<T>,      \
+                                           MutView<T>, const KlDivOptions&);                       \
+  template void margin_ranking_loss<T>(View<T>, View<T>, View<T>, MutView<T>,                      \
+                                       const MarginRankingLossOptions&);                           \
+  template void margin_ranking_loss_backward<T>(View<T>, View<T>, View<T>, View<T>, MutView<T>,    \
+                                                MutView<T>, const MarginRankingLossOptions&);      \
+  template void margin_ranking_loss_forward_backward<T>(View<T>, View<T>, View<T>, View<T>,        \
+                                                        MutView<T>, MutView<T>, MutView<T>,        \
+                                                        const MarginRankingLossOptions&);          \
+  template void hinge_embedding_loss<T>(View<T>, View<T>, MutView<T>,                              \
+                                        const HingeEmbeddingLossOptions&);                         \
+  template void hinge_embedding_loss_backward<T>(View<T>, View<T>, View<T>, MutView<T>,            \
+                                                 const HingeEmbeddingLossOptions&);                \
+  template void hinge_embedding_loss_forward_backward<T>(View<T>, View<T>, View<T>, MutView<T>,    \
+                                                         MutView<T>,                               \
                                                          const HingeEmbeddingLossOptions&);
 LOSSKIT_INSTANTIATE(float)
 LOSSKIT_INSTANTIATE(double)
@@ -745,24 +743,23 @@ LOSSKIT_INSTANTIATE(float16)
   template double l1_loss_mean_normalizer<T>(View<T>, View<T>, View<T>, const L1LossOptions&);     \
   template double mse_loss_mean_normalizer<T>(View<T>, View<T>, View<T>, const MseLossOptions&);   \
   template double huber_loss_mean_normalizer<T>(View<T>, View<T>, View<T>,                         \
-      const HuberLossOptions&);                                                                    \
-  template double smooth_l1_loss_mean_normalizer<T>(View<T>, View<T>,                              \
-      const SmoothL1LossOptions&);                                                                 \
+                                                const HuberLossOptions&);                          \
+  template double smooth_l1_loss_mean_normalizer<T>(View<T>, View<T>, const SmoothL1LossOptions&); \
   template double soft_margin_loss_mean_normalizer<T>(View<T>, View<T>,                            \
-      const SoftMarginLossOptions&);                                                               \
+                                                      const SoftMarginLossOptions&);               \
   template double binary_cross_entropy_mean_normalizer<T>(View<T>, View<T>, View<T>,               \
-      const BinaryCrossEntropyOptions&);                                                           \
-  template double binary_cross_entropy_with_logits_mean_normalizer<T>(View<T>, View<T>, View<T>,   \
-      View<T>, const BinaryCrossEntropyWithLogitsOptions&);                                        \
+                                                          const BinaryCrossEntropyOptions&);       \
+  template double binary_cross_entropy_with_logits_mean_normalizer<T>(                             \
+      View<T>, View<T>, View<T>, View<T>, const BinaryCrossEntropyWithLogitsOptions&);             \
   template double poisson_nll_loss_mean_normalizer<T>(View<T>, View<T>,                            \
-      const PoissonNllLossOptions&);                                                               \
+                                                      const PoissonNllLossOptions&);               \
   template double gaussian_nll_loss_mean_normalizer<T>(View<T>, View<T>, View<T>,                  \
-      const GaussianNllLossOptions&);                                                              \
+                                                       const GaussianNllLossOptions&);             \
   template double kl_div_mean_normalizer<T>(View<T>, View<T>, const KlDivOptions&);                \
   template double margin_ranking_loss_mean_normalizer<T>(View<T>, View<T>, View<T>,                \
-      const MarginRankingLossOptions&);                                                            \
+                                                         const MarginRankingLossOptions&);         \
   template double hinge_embedding_loss_mean_normalizer<T>(View<T>, View<T>,                        \
-      const HingeEmbeddingLossOptions&);
+                                                          const HingeEmbeddingLossOptions&);
 LOSSKIT_INSTANTIATE_NORMALIZER(float)
 LOSSKIT_INSTANTIATE_NORMALIZER(double)
 LOSSKIT_INSTANTIATE_NORMALIZER(bfloat16)

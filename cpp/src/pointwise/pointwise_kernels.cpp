@@ -103,8 +103,7 @@ template <class Op, class S, class G, OutKind kOut, unsigned kGradMask>
 SegmentResult run(const Segment<S, G>& s, const Params<detail::compute_t<S>>& p) {
   if constexpr (std::is_same_v<S, float16> && kFloat16Strips)
     return run_strips<Op, G, kOut, kGradMask>(s, p);
-  else
-    return run_in_register<Op, S, G, kOut, kGradMask>(s, p);
+  else return run_in_register<Op, S, G, kOut, kGradMask>(s, p);
 }
 
 template <class Op, class S, class G, OutKind kOut>

@@ -43,20 +43,20 @@ struct PointwiseCall {
 }  // namespace losskit::detail
 
 namespace losskit::kernels {
-#define LOSSKIT_DECLARE_POINTWISE(ns)                                                          \
-  namespace ns {                                                                               \
-  detail::SegmentResult pointwise_segment(const detail::Segment<float>&, detail::OutKind,      \
-                                          const void*);                                        \
-  detail::SegmentResult pointwise_segment(const detail::Segment<double>&, detail::OutKind,     \
-                                          const void*);                                        \
-  detail::SegmentResult pointwise_segment(const detail::Segment<bfloat16>&, detail::OutKind,   \
-                                          const void*);                                        \
-  detail::SegmentResult pointwise_segment(const detail::Segment<bfloat16, float>&,             \
-                                          detail::OutKind, const void*);                       \
-  detail::SegmentResult pointwise_segment(const detail::Segment<float16>&, detail::OutKind,    \
-                                          const void*);                                        \
-  detail::SegmentResult pointwise_segment(const detail::Segment<float16, float>&,              \
-                                          detail::OutKind, const void*);                       \
+#define LOSSKIT_DECLARE_POINTWISE(ns)                                                              \
+  namespace ns {                                                                                   \
+  detail::SegmentResult pointwise_segment(const detail::Segment<float>&, detail::OutKind,          \
+                                          const void*);                                            \
+  detail::SegmentResult pointwise_segment(const detail::Segment<double>&, detail::OutKind,         \
+                                          const void*);                                            \
+  detail::SegmentResult pointwise_segment(const detail::Segment<bfloat16>&, detail::OutKind,       \
+                                          const void*);                                            \
+  detail::SegmentResult pointwise_segment(const detail::Segment<bfloat16, float>&,                 \
+                                          detail::OutKind, const void*);                           \
+  detail::SegmentResult pointwise_segment(const detail::Segment<float16>&, detail::OutKind,        \
+                                          const void*);                                            \
+  detail::SegmentResult pointwise_segment(const detail::Segment<float16, float>&, detail::OutKind, \
+                                          const void*);                                            \
   }
 LOSSKIT_FOR_EACH_TARGET(LOSSKIT_DECLARE_POINTWISE)
 #undef LOSSKIT_DECLARE_POINTWISE

@@ -28,8 +28,8 @@ namespace losskit::kernels::LOSSKIT_TARGET_NS::pointwise {
 // Options of a loss converted once to the element type.
 template <class T>
 struct Params {
-  T a;        // delta, beta, margin or eps
-  T b;        // gaussian's constant 0.5 log(2 pi) when full
+  T a;  // delta, beta, margin or eps
+  T b;  // gaussian's constant 0.5 log(2 pi) when full
   explicit Params(const detail::PointwiseParams& p)
       : a(static_cast<T>(p.a)), b(static_cast<T>(p.b)) {}
 };
@@ -200,7 +200,7 @@ struct BceWithLogits : NoCheck {  // (1 - y) x - log sigmoid(x)
 };
 
 struct BceWithLogitsPosWeight : NoCheck {  // (1 - y) x - (1 + (p - 1) y) log sigmoid(x)
-  static constexpr int kArity = 3;        // input, target, pos_weight
+  static constexpr int kArity = 3;         // input, target, pos_weight
   static constexpr unsigned kDiff = 0b011;
   template <class T>
   static LOSSKIT_INLINE Value<T> eval(T v0, T v1, T v2, const Params<T>&) {
@@ -326,7 +326,7 @@ struct KlDivLogTarget : NoCheck {  // exp(y) (y - x)
   }
 };
 
-struct MarginRanking : NoCheck {  // max(0, -y (x1 - x2) + margin)
+struct MarginRanking : NoCheck {    // max(0, -y (x1 - x2) + margin)
   static constexpr int kArity = 3;  // input1, input2, target
   static constexpr unsigned kDiff = 0b011;
   template <class T>

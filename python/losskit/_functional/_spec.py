@@ -84,8 +84,15 @@ class Call:
             return grads
         return loss, grads
 
-    def engine(self, name: str, names: Sequence[str], values: Sequence[Any], reduction: str,
-               grads: Tuple[bool, ...] = (True,), **options: Any) -> Any:
+    def engine(
+        self,
+        name: str,
+        names: Sequence[str],
+        values: Sequence[Any],
+        reduction: str,
+        grads: Tuple[bool, ...] = (True,),
+        **options: Any,
+    ) -> Any:
         """One call of :mod:`losskit._engine` in this mode. ``grads`` flags the leading inputs that
         get a gradient; a float target's is appended when ``target_grad``. One gradient is returned
         bare, several as a tuple (API.md)."""
@@ -96,7 +103,7 @@ class Call:
         want = tuple(grads) + ((self.target_grad,) if self._has_target else ())
         out: Any = _ENGINE_MODES[self.mode](name, names, values, reduction, self.grad_output, want, **options)
         loss, g = (None, out) if self.mode == BACKWARD else out
-        return self.result(loss, pack(g if self.target_grad else g[:len(grads)]))
+        return self.result(loss, pack(g if self.target_grad else g[: len(grads)]))
 
 
 _FORWARD_CALL = Call(FORWARD)
@@ -132,7 +139,10 @@ def no_label_grad(function: str, target_grad: bool) -> None:
 
 
 _TARGET_CHECKS: Dict[str, Optional[Callable[[str, Any], None]]] = {
-    "target": None, "body": None, "label": no_target_grad, "none": no_label_grad,
+    "target": None,
+    "body": None,
+    "label": no_target_grad,
+    "none": no_label_grad,
 }
 
 
@@ -140,9 +150,15 @@ class Loss:
     """A loss's three generated entry points, as :data:`LOSSES` lists them, and ``keywords``: the
     names of its parameters that have a default, in order (what the classes pass on)."""
 
-    def __init__(self, name: str, keywords: Tuple[str, ...], forward: Callable[..., Any],
-                 backward: Callable[..., Any], forward_backward: Callable[..., Any],
-                 impl: Callable[..., Any]) -> None:
+    def __init__(
+        self,
+        name: str,
+        keywords: Tuple[str, ...],
+        forward: Callable[..., Any],
+        backward: Callable[..., Any],
+        forward_backward: Callable[..., Any],
+        impl: Callable[..., Any],
+    ) -> None:
         self.name = name
         self.keywords = keywords
         self.impl = impl  # the definition, run by mean_normalizer with its own Call
@@ -159,8 +175,16 @@ def _param(name: str, kind: Any, default: Any = _P.empty, annotation: Any = _P.e
     return _P(name, kind, default=default, annotation=annotation)
 
 
-def _define(name: str, params: List[inspect.Parameter], call: str, check: Optional[Callable[[str, Any], None]],
-            returns: str, doc: Optional[str], impl: Callable[..., Any], call_args: str) -> Callable[..., Any]:
+def _define(
+    name: str,
+    params: List[inspect.Parameter],
+    call: str,
+    check: Optional[Callable[[str, Any], None]],
+    returns: str,
+    doc: Optional[str],
+    impl: Callable[..., Any],
+    call_args: str,
+) -> Callable[..., Any]:
     """Compile ``def name(params): check(loss, target_grad); return impl(call, call_args)`` with the
     real default objects."""
     namespace: Dict[str, Any] = {"_impl": impl, "_Call": Call, "_FORWARD_CALL": _FORWARD_CALL, "_check": check}
@@ -186,8 +210,9 @@ def _define(name: str, params: List[inspect.Parameter], call: str, check: Option
     return fn
 
 
-def loss(*, inputs: int, target: str, grads: str, backward: str,
-         forward_backward: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def loss(
+    *, inputs: int, target: str, grads: str, backward: str, forward_backward: str
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Make a loss's three entry points from its one definition (see the module docstring).
 
     ``inputs``: how many leading parameters precede ``grad_output`` in ``NAME_forward_backward``;
@@ -201,8 +226,9 @@ def loss(*, inputs: int, target: str, grads: str, backward: str,
     def make(impl: Callable[..., Any]) -> Callable[..., Any]:
         name = impl.__name__
         params = list(inspect.signature(impl).parameters.values())[1:]  # without `call`
-        if any(p.kind not in (_P.POSITIONAL_OR_KEYWORD, _P.KEYWORD_ONLY) for p in params) or \
-                any(p.kind is not _P.POSITIONAL_OR_KEYWORD for p in params[:inputs]):
+        if any(p.kind not in (_P.POSITIONAL_OR_KEYWORD, _P.KEYWORD_ONLY) for p in params) or any(
+            p.kind is not _P.POSITIONAL_OR_KEYWORD for p in params[:inputs]
+        ):
             raise TypeError(f"{name}: a loss takes named parameters, its first {inputs} positional")
         call_args = ", ".join(p.name if p.kind is _P.POSITIONAL_OR_KEYWORD else f"{p.name}={p.name}" for p in params)
         has_target = target == "target"
@@ -213,18 +239,34 @@ def loss(*, inputs: int, target: str, grads: str, backward: str,
         annotations = impl.__annotations__
         check = _TARGET_CHECKS[target]
 
-        forward_fn = _define(name, params, "_FORWARD_CALL", None, annotations.get("return", "Any"),
-                             impl.__doc__, impl, call_args)
+        forward_fn = _define(
+            name, params, "_FORWARD_CALL", None, annotations.get("return", "Any"), impl.__doc__, impl, call_args
+        )
         backward_fn = _define(
             name + "_backward",
             [_param("grad_output", _P.POSITIONAL_OR_KEYWORD, annotation="ArrayLike"), *params, target_grad],
-            f"_Call({BACKWARD}, grad_output, {tg}, {has_target})", check, grads, backward, impl, call_args)
+            f"_Call({BACKWARD}, grad_output, {tg}, {has_target})",
+            check,
+            grads,
+            backward,
+            impl,
+            call_args,
+        )
         forward_backward_fn = _define(
             name + "_forward_backward",
-            [*params[:inputs], _param("grad_output", _P.POSITIONAL_OR_KEYWORD, None, "Optional[ArrayLike]"),
-             *params[inputs:], target_grad],
-            f"_Call({FORWARD_BACKWARD}, grad_output, {tg}, {has_target})", check, f"Tuple[Any, {grads}]",
-            forward_backward, impl, call_args)
+            [
+                *params[:inputs],
+                _param("grad_output", _P.POSITIONAL_OR_KEYWORD, None, "Optional[ArrayLike]"),
+                *params[inputs:],
+                target_grad,
+            ],
+            f"_Call({FORWARD_BACKWARD}, grad_output, {tg}, {has_target})",
+            check,
+            f"Tuple[Any, {grads}]",
+            forward_backward,
+            impl,
+            call_args,
+        )
         keywords = tuple(p.name for p in params if p.default is not _P.empty)
         LOSSES[name] = Loss(name, keywords, forward_fn, backward_fn, forward_backward_fn, impl)
         return forward_fn
@@ -269,8 +311,9 @@ def mean_normalizer(name: str, *inputs: Any, **kwargs: Any) -> float:
     if loss_def is None:
         raise ValueError(f"{fn}: name expected one of {sorted(LOSSES)}, got {name!r}")
     if "normalizer" in kwargs:
-        raise TypeError(f"{fn}: normalizer is not an argument here (mean_normalizer returns the divisor "
-                        "that a normalizer replaces)")
+        raise TypeError(
+            f"{fn}: normalizer is not an argument here (mean_normalizer returns the divisor that a normalizer replaces)"
+        )
     return float(loss_def.impl(_MEAN_NORMALIZER_CALL, *inputs, **kwargs))
 
 

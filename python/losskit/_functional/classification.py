@@ -27,8 +27,9 @@ def _cls_index_target(function: str, target: ArrayLike) -> np.ndarray:
     return _convert.as_kernel_array(t, np.int64)  # (ascontiguousarray would make 0-d 1-d)
 
 
-def _cls_input(function: str, input: ArrayLike, weight: Optional[ArrayLike] = None
-               ) -> Tuple[np.dtype, np.ndarray, Optional[np.ndarray]]:
+def _cls_input(
+    function: str, input: ArrayLike, weight: Optional[ArrayLike] = None
+) -> Tuple[np.dtype, np.ndarray, Optional[np.ndarray]]:
     """The input sets the dtype (float16 and bfloat16 stay as they are: the core reads them in
     place); the weights follow it."""
     x = _convert.to_array(function, "input", input)
@@ -54,10 +55,14 @@ def _cls_result(call: Call, reduction: str, triple: Tuple[Any, Any, Any]) -> Any
     return call.result(None if call.mode == BACKWARD else _convert.result(out, reduction), grads)
 
 
-@loss(inputs=2, target="body", grads="Gradients",
-      backward="""Gradient of :func:`cross_entropy`: ``grad_input``, or ``(grad_input, grad_target)`` for
+@loss(
+    inputs=2,
+    target="body",
+    grads="Gradients",
+    backward="""Gradient of :func:`cross_entropy`: ``grad_input``, or ``(grad_input, grad_target)`` for
     probability targets with ``target_grad=True`` (class indices have none: ValueError).""",
-      forward_backward=""":func:`cross_entropy` and its gradient in one fused streaming pass per row.""")
+    forward_backward=""":func:`cross_entropy` and its gradient in one fused streaming pass per row.""",
+)
 def cross_entropy(
     call: Call,
     input: ArrayLike,
@@ -164,19 +169,33 @@ def cross_entropy(
         t = _cls_index_target(fn, t)
     go = _cls_go(fn, call, dtype)
     norm = _convert.normalizer(fn, "normalizer", normalizer)
-    result = _core.cross_entropy(call.mode, x, t, w, go, reduction, _convert.integer(fn, "ignore_index", ignore_index),
-                                 _convert.real(fn, "label_smoothing", label_smoothing), probabilities,
-                                 _convert.flag(fn, "target_grad", call.target_grad), norm,
-                                 _convert.real(fn, "z_loss", z_loss),
-                                 None if softcap is None else _convert.real(fn, "softcap", softcap),
-                                 _convert.flag(fn, "return_stats", return_stats))
+    result = _core.cross_entropy(
+        call.mode,
+        x,
+        t,
+        w,
+        go,
+        reduction,
+        _convert.integer(fn, "ignore_index", ignore_index),
+        _convert.real(fn, "label_smoothing", label_smoothing),
+        probabilities,
+        _convert.flag(fn, "target_grad", call.target_grad),
+        norm,
+        _convert.real(fn, "z_loss", z_loss),
+        None if softcap is None else _convert.real(fn, "softcap", softcap),
+        _convert.flag(fn, "return_stats", return_stats),
+    )
     value = _cls_result(call, reduction, result[:3])
     return value if len(result) == 3 else with_stats(call, value, result[3])
 
 
-@loss(inputs=2, target="label", grads="np.ndarray",
-      backward="""Gradient of :func:`nll_loss` with respect to ``input``.""",
-      forward_backward=""":func:`nll_loss` and its gradient in one pass.""")
+@loss(
+    inputs=2,
+    target="label",
+    grads="np.ndarray",
+    backward="""Gradient of :func:`nll_loss` with respect to ``input``.""",
+    forward_backward=""":func:`nll_loss` and its gradient in one pass.""",
+)
 def nll_loss(
     call: Call,
     input: ArrayLike,
@@ -218,9 +237,13 @@ def nll_loss(
     return _cls_result(call, reduction, _core.nll_loss(call.mode, x, t, w, go, reduction, ignore, norm))
 
 
-@loss(inputs=2, target="label", grads="np.ndarray",
-      backward="""Gradient of :func:`multi_margin_loss` with respect to ``input``.""",
-      forward_backward=""":func:`multi_margin_loss` and its gradient in one pass.""")
+@loss(
+    inputs=2,
+    target="label",
+    grads="np.ndarray",
+    backward="""Gradient of :func:`multi_margin_loss` with respect to ``input``.""",
+    forward_backward=""":func:`multi_margin_loss` and its gradient in one pass.""",
+)
 def multi_margin_loss(
     call: Call,
     input: ArrayLike,
@@ -262,12 +285,18 @@ def multi_margin_loss(
     t = _cls_index_target(fn, target)
     go = _cls_go(fn, call, dtype)
     norm = _convert.normalizer(fn, "normalizer", normalizer)
-    return _cls_result(call, reduction, _core.multi_margin_loss(call.mode, x, t, w, go, reduction, int(p), margin, norm))
+    return _cls_result(
+        call, reduction, _core.multi_margin_loss(call.mode, x, t, w, go, reduction, int(p), margin, norm)
+    )
 
 
-@loss(inputs=2, target="label", grads="np.ndarray",
-      backward="""Gradient of :func:`multilabel_margin_loss` with respect to ``input``.""",
-      forward_backward=""":func:`multilabel_margin_loss` and its gradient in one pass.""")
+@loss(
+    inputs=2,
+    target="label",
+    grads="np.ndarray",
+    backward="""Gradient of :func:`multilabel_margin_loss` with respect to ``input``.""",
+    forward_backward=""":func:`multilabel_margin_loss` and its gradient in one pass.""",
+)
 def multilabel_margin_loss(
     call: Call,
     input: ArrayLike,
@@ -307,9 +336,13 @@ def multilabel_margin_loss(
     return _cls_result(call, reduction, _core.multilabel_margin_loss(call.mode, x, t, go, reduction, norm))
 
 
-@loss(inputs=2, target="target", grads="Gradients",
-      backward="""Gradient of :func:`multilabel_soft_margin_loss`: ``grad_input`` or ``(grad_input, grad_target)``.""",
-      forward_backward=""":func:`multilabel_soft_margin_loss` and its gradients in one pass.""")
+@loss(
+    inputs=2,
+    target="target",
+    grads="Gradients",
+    backward="""Gradient of :func:`multilabel_soft_margin_loss`: ``grad_input`` or ``(grad_input, grad_target)``.""",
+    forward_backward=""":func:`multilabel_soft_margin_loss` and its gradients in one pass.""",
+)
 def multilabel_soft_margin_loss(
     call: Call,
     input: ArrayLike,
@@ -345,6 +378,7 @@ def multilabel_soft_margin_loss(
     y = _convert.as_kernel_array(_convert.to_array(fn, "target", target), dtype)
     go = _cls_go(fn, call, dtype)
     norm = _convert.normalizer(fn, "normalizer", normalizer)
-    triple = _core.multilabel_soft_margin_loss(call.mode, x, y, w, go, reduction,
-                                               _convert.flag(fn, "target_grad", call.target_grad), norm)
+    triple = _core.multilabel_soft_margin_loss(
+        call.mode, x, y, w, go, reduction, _convert.flag(fn, "target_grad", call.target_grad), norm
+    )
     return _cls_result(call, reduction, triple)

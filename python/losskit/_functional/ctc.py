@@ -12,7 +12,8 @@ from ._spec import BACKWARD, FORWARD, MEAN_NORMALIZER, ArrayLike, Call, loss
 
 def _ctc_int_array(name: str, value: ArrayLike) -> np.ndarray:
     """An integer argument (targets, lengths: any integer dtype, list, tuple or Python int) as a
-    C-contiguous, aligned int64 array: a small copy, or none for one that already is. Floats and booleans raise TypeError (torch refuses
+    C-contiguous, aligned int64 array: a small copy, or none for one that already is. Floats and
+    booleans raise TypeError (torch refuses
     non-integral lengths)."""
     try:
         arr = np.asarray(value)
@@ -25,23 +26,36 @@ def _ctc_int_array(name: str, value: ArrayLike) -> np.ndarray:
     return _convert.aligned(np.ascontiguousarray(arr, dtype=np.int64))
 
 
-def _ctc_arrays(log_probs: ArrayLike, targets: ArrayLike, input_lengths: ArrayLike,
-                target_lengths: ArrayLike) -> Tuple[np.dtype, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _ctc_arrays(
+    log_probs: ArrayLike, targets: ArrayLike, input_lengths: ArrayLike, target_lengths: ArrayLike
+) -> Tuple[np.dtype, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     dtype, (lp,) = _convert.float_inputs("ctc_loss", ("log_probs",), (log_probs,))
-    return (dtype, lp, _ctc_int_array("targets", targets), _ctc_int_array("input_lengths", input_lengths),
-            _ctc_int_array("target_lengths", target_lengths))
+    return (
+        dtype,
+        lp,
+        _ctc_int_array("targets", targets),
+        _ctc_int_array("input_lengths", input_lengths),
+        _ctc_int_array("target_lengths", target_lengths),
+    )
 
 
 def _ctc_options(blank: int, reduction: str, zero_infinity: bool) -> Tuple[int, str, bool]:
-    return (_convert.integer("ctc_loss", "blank", blank), _reduction.parse(None, None, reduction),
-            _convert.flag("ctc_loss", "zero_infinity", zero_infinity))
+    return (
+        _convert.integer("ctc_loss", "blank", blank),
+        _reduction.parse(None, None, reduction),
+        _convert.flag("ctc_loss", "zero_infinity", zero_infinity),
+    )
 
 
-@loss(inputs=4, target="label", grads="np.ndarray",
-      backward="""torch's gradient of :func:`ctc_loss` with respect to ``log_probs`` (see there: it includes
+@loss(
+    inputs=4,
+    target="label",
+    grads="np.ndarray",
+    backward="""torch's gradient of :func:`ctc_loss` with respect to ``log_probs`` (see there: it includes
     ``grad_output * exp(log_probs)`` for ``t < input_length``).""",
-      forward_backward=""":func:`ctc_loss` and :func:`ctc_loss_backward` from one pass: the alphas, betas and the
-    gradient of each sample are computed together (``grad_output=None`` means 1, or ones).""")
+    forward_backward=""":func:`ctc_loss` and :func:`ctc_loss_backward` from one pass: the alphas, betas and the
+    gradient of each sample are computed together (``grad_output=None`` means 1, or ones).""",
+)
 def ctc_loss(
     call: Call,
     log_probs: ArrayLike,
@@ -138,5 +152,6 @@ def ctc_loss(
         grad = _core.ctc_loss_backward(go, lp, tg, il, tl, blank, reduction, zero_infinity, norm)
         return _convert.rounded_to_input(grad, log_probs)
     out, grad = _convert.rounded_to_input(
-        _core.ctc_loss_forward_backward(lp, tg, il, tl, go, blank, reduction, zero_infinity, norm), log_probs)
+        _core.ctc_loss_forward_backward(lp, tg, il, tl, go, blank, reduction, zero_infinity, norm), log_probs
+    )
     return _convert.result(out, reduction), grad

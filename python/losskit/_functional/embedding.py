@@ -22,9 +22,13 @@ _TRIPLET_NAMES = ("anchor", "positive", "negative")
 _DISTANCES = ("euclidean", "cosine", "squared_euclidean")
 
 
-@loss(inputs=3, target="label", grads="Tuple[np.ndarray, np.ndarray]",
-      backward="""Gradient of :func:`cosine_embedding_loss`: ``(grad_input1, grad_input2)``.""",
-      forward_backward=""":func:`cosine_embedding_loss` and its gradients in one fused pass.""")
+@loss(
+    inputs=3,
+    target="label",
+    grads="Tuple[np.ndarray, np.ndarray]",
+    backward="""Gradient of :func:`cosine_embedding_loss`: ``(grad_input1, grad_input2)``.""",
+    forward_backward=""":func:`cosine_embedding_loss` and its gradients in one fused pass.""",
+)
 def cosine_embedding_loss(
     call: Call,
     input1: ArrayLike,
@@ -64,13 +68,24 @@ def cosine_embedding_loss(
     [1.0, 1.0]
     """
     reduction = _reduction.parse(size_average, reduce, reduction)
-    return call.engine("cosine_embedding_loss", _COSINE_NAMES, (input1, input2, target), reduction, grads=(True, True),
-                       margin=margin, normalizer=normalizer)
+    return call.engine(
+        "cosine_embedding_loss",
+        _COSINE_NAMES,
+        (input1, input2, target),
+        reduction,
+        grads=(True, True),
+        margin=margin,
+        normalizer=normalizer,
+    )
 
 
-@loss(inputs=3, target="none", grads="Tuple[np.ndarray, np.ndarray, np.ndarray]",
-      backward="""Gradient of :func:`triplet_margin_loss`: ``(grad_anchor, grad_positive, grad_negative)``.""",
-      forward_backward=""":func:`triplet_margin_loss` and its three gradients in one fused pass.""")
+@loss(
+    inputs=3,
+    target="none",
+    grads="Tuple[np.ndarray, np.ndarray, np.ndarray]",
+    backward="""Gradient of :func:`triplet_margin_loss`: ``(grad_anchor, grad_positive, grad_negative)``.""",
+    forward_backward=""":func:`triplet_margin_loss` and its three gradients in one fused pass.""",
+)
 def triplet_margin_loss(
     call: Call,
     anchor: ArrayLike,
@@ -117,8 +132,18 @@ def triplet_margin_loss(
     5.0
     """
     reduction = _reduction.parse(size_average, reduce, reduction)
-    return call.engine("triplet_margin_loss", _TRIPLET_NAMES, (anchor, positive, negative), reduction,
-                       grads=(True, True, True), margin=margin, p=p, eps=eps, swap=swap, normalizer=normalizer)
+    return call.engine(
+        "triplet_margin_loss",
+        _TRIPLET_NAMES,
+        (anchor, positive, negative),
+        reduction,
+        grads=(True, True, True),
+        margin=margin,
+        p=p,
+        eps=eps,
+        swap=swap,
+        normalizer=normalizer,
+    )
 
 
 def _triplet_custom(
@@ -146,14 +171,23 @@ def _triplet_custom(
     for x1, x2 in pairs:
         result = distance_function(x1, x2)
         if not (isinstance(result, tuple) and len(result) == 2 and callable(result[1])):
-            raise TypeError(f"{name}: distance_function expected to return (distances, vjp), got "
-                            f"{type(result).__name__}")
+            raise TypeError(
+                f"{name}: distance_function expected to return (distances, vjp), got {type(result).__name__}"
+            )
         dists.append(_convert.as_kernel_array(_convert.to_array(name, "distances", result[0]), dtype))
         vjps.append(result[1])
     go = _convert.grad_output_array(name, grad_output, dtype)
     loss, g = _core.triplet_margin_loss_from_distances(
-        dists[0], dists[1], dists[2] if swap else None, go, reduction, margin, swap,
-        mode != FORWARD, _convert.normalizer(name, "normalizer", normalizer))
+        dists[0],
+        dists[1],
+        dists[2] if swap else None,
+        go,
+        reduction,
+        margin,
+        swap,
+        mode != FORWARD,
+        _convert.normalizer(name, "normalizer", normalizer),
+    )
     loss = _convert.result(_convert.rounded_to_input(loss, anchor), reduction)
     if mode == FORWARD:
         return loss, None
@@ -185,15 +219,21 @@ def _distance_name(distance_function: Any) -> Optional[str]:
         return distance_function  # validated by the core
     if callable(distance_function):
         return None
-    raise TypeError("triplet_margin_with_distance_loss: distance_function expected None, a string or a "
-                    f"callable, got {type(distance_function).__name__}")
+    raise TypeError(
+        "triplet_margin_with_distance_loss: distance_function expected None, a string or a "
+        f"callable, got {type(distance_function).__name__}"
+    )
 
 
-@loss(inputs=3, target="none", grads="Tuple[np.ndarray, np.ndarray, np.ndarray]",
-      backward="""Gradient of :func:`triplet_margin_with_distance_loss`: ``(grad_anchor, grad_positive,
+@loss(
+    inputs=3,
+    target="none",
+    grads="Tuple[np.ndarray, np.ndarray, np.ndarray]",
+    backward="""Gradient of :func:`triplet_margin_with_distance_loss`: ``(grad_anchor, grad_positive,
     grad_negative)``. ``grad_output=None`` means 1 (ones), as in every embedding backward.""",
-      forward_backward=""":func:`triplet_margin_with_distance_loss` and its gradients (one fused pass for the
-    built-in distances).""")
+    forward_backward=""":func:`triplet_margin_with_distance_loss` and its gradients (one fused pass for the
+    built-in distances).""",
+)
 def triplet_margin_with_distance_loss(
     call: Call,
     anchor: ArrayLike,
@@ -254,7 +294,28 @@ def triplet_margin_with_distance_loss(
     if name is None and call.mode == MEAN_NORMALIZER:
         name = "euclidean"  # the divisor is the number of rows, whatever the distance; none is called
     if name is None:
-        return call.result(*_triplet_custom(call.mode, anchor, positive, negative, distance_function, margin, swap,
-                                            reduction, call.grad_output, normalizer=normalizer))
-    return call.engine("triplet_margin_with_distance_loss", _TRIPLET_NAMES, (anchor, positive, negative), reduction,
-                       grads=(True, True, True), distance=name, margin=margin, swap=swap, normalizer=normalizer)
+        return call.result(
+            *_triplet_custom(
+                call.mode,
+                anchor,
+                positive,
+                negative,
+                distance_function,
+                margin,
+                swap,
+                reduction,
+                call.grad_output,
+                normalizer=normalizer,
+            )
+        )
+    return call.engine(
+        "triplet_margin_with_distance_loss",
+        _TRIPLET_NAMES,
+        (anchor, positive, negative),
+        reduction,
+        grads=(True, True, True),
+        distance=name,
+        margin=margin,
+        swap=swap,
+        normalizer=normalizer,
+    )

@@ -10,11 +10,15 @@ from .. import _large_vocab
 from ._spec import ArrayLike, Call, loss, with_stats
 
 
-@loss(inputs=3, target="label", grads="Tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]",
-      backward="""Gradients of :func:`linear_cross_entropy`: ``(grad_input, grad_linear_weight,
+@loss(
+    inputs=3,
+    target="label",
+    grads="Tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]",
+    backward="""Gradients of :func:`linear_cross_entropy`: ``(grad_input, grad_linear_weight,
     grad_linear_bias)`` (``None`` without a bias), recomputing each chunk's logits.""",
-      forward_backward=""":func:`linear_cross_entropy` and its three gradients in one chunked pass (three GEMMs per
-    chunk, one cross-entropy sweep in place).""")
+    forward_backward=""":func:`linear_cross_entropy` and its three gradients in one chunked pass (three GEMMs per
+    chunk, one cross-entropy sweep in place).""",
+)
 def linear_cross_entropy(
     call: Call,
     input: ArrayLike,
@@ -54,7 +58,8 @@ def linear_cross_entropy(
         \frac{\partial \ell}{\partial b} = \sum_n g_n
 
     Rows are processed ``chunk_size`` at a time (default: ``64 MiB / (C * itemsize)`` rows, about
-    64 MiB of logits, but at least 256 rows, below which the GEMMs slow down): the chunk's logits (NumPy's BLAS), then the fused
+    64 MiB of logits, but at least 256 rows, below which the GEMMs slow down): the chunk's logits
+    (NumPy's BLAS), then the fused
     cross-entropy in place in the C++ core (the global ``'mean'`` scale and ``grad_output``
     folded in), then its two gradient products. Peak extra memory is ``chunk_size x C`` elements,
     not ``N x C``; the loss is accumulated in double in chunk order (bitwise the same for any
@@ -87,6 +92,20 @@ def linear_cross_entropy(
     (True, True)
     """
     value, stats = _large_vocab.linear_cross_entropy(
-        call.mode, input, linear_weight, target, linear_bias, weight, call.grad_output, reduction, ignore_index,
-        label_smoothing, chunk_size, normalizer, z_loss, softcap, return_stats)
+        call.mode,
+        input,
+        linear_weight,
+        target,
+        linear_bias,
+        weight,
+        call.grad_output,
+        reduction,
+        ignore_index,
+        label_smoothing,
+        chunk_size,
+        normalizer,
+        z_loss,
+        softcap,
+        return_stats,
+    )
     return value if stats is None else with_stats(call, value, stats)

@@ -16,9 +16,13 @@ from .. import _reduction
 from ._spec import BACKWARD, FORWARD, MEAN_NORMALIZER, ArrayLike, Call, loss, warn_size_mismatch
 
 
-@loss(inputs=2, target="target", grads="Gradients",
-      backward="""Gradient of :func:`l1_loss`: ``grad_input``, or ``(grad_input, grad_target)``.""",
-      forward_backward=""":func:`l1_loss` and :func:`l1_loss_backward` in one fused pass.""")
+@loss(
+    inputs=2,
+    target="target",
+    grads="Gradients",
+    backward="""Gradient of :func:`l1_loss`: ``grad_input``, or ``(grad_input, grad_target)``.""",
+    forward_backward=""":func:`l1_loss` and :func:`l1_loss_backward` in one fused pass.""",
+)
 def l1_loss(
     call: Call,
     input: ArrayLike,
@@ -57,13 +61,18 @@ def l1_loss(
     if call.mode == FORWARD:
         warn_size_mismatch(input, target)
     reduction = _reduction.parse(size_average, reduce, reduction)
-    return call.engine("l1_loss", ("input", "target", "weight"), (input, target, weight), reduction,
-                       normalizer=normalizer)
+    return call.engine(
+        "l1_loss", ("input", "target", "weight"), (input, target, weight), reduction, normalizer=normalizer
+    )
 
 
-@loss(inputs=2, target="target", grads="Gradients",
-      backward="""Gradient of :func:`mse_loss`: ``grad_input``, or ``(grad_input, grad_target)``.""",
-      forward_backward=""":func:`mse_loss` and :func:`mse_loss_backward` in one fused pass.""")
+@loss(
+    inputs=2,
+    target="target",
+    grads="Gradients",
+    backward="""Gradient of :func:`mse_loss`: ``grad_input``, or ``(grad_input, grad_target)``.""",
+    forward_backward=""":func:`mse_loss` and :func:`mse_loss_backward` in one fused pass.""",
+)
 def mse_loss(
     call: Call,
     input: ArrayLike,
@@ -100,13 +109,18 @@ def mse_loss(
     if call.mode == FORWARD:
         warn_size_mismatch(input, target)
     reduction = _reduction.parse(size_average, reduce, reduction)
-    return call.engine("mse_loss", ("input", "target", "weight"), (input, target, weight), reduction,
-                       normalizer=normalizer)
+    return call.engine(
+        "mse_loss", ("input", "target", "weight"), (input, target, weight), reduction, normalizer=normalizer
+    )
 
 
-@loss(inputs=2, target="target", grads="Gradients",
-      backward="""Gradient of :func:`huber_loss`: ``grad_input``, or ``(grad_input, grad_target)``.""",
-      forward_backward=""":func:`huber_loss` and :func:`huber_loss_backward` in one fused pass.""")
+@loss(
+    inputs=2,
+    target="target",
+    grads="Gradients",
+    backward="""Gradient of :func:`huber_loss`: ``grad_input``, or ``(grad_input, grad_target)``.""",
+    forward_backward=""":func:`huber_loss` and :func:`huber_loss_backward` in one fused pass.""",
+)
 def huber_loss(
     call: Call,
     input: ArrayLike,
@@ -139,13 +153,23 @@ def huber_loss(
     """
     if call.mode == FORWARD:
         warn_size_mismatch(input, target)
-    return call.engine("huber_loss", ("input", "target", "weight"), (input, target, weight),
-                       _reduction.parse(None, None, reduction), delta=delta, normalizer=normalizer)
+    return call.engine(
+        "huber_loss",
+        ("input", "target", "weight"),
+        (input, target, weight),
+        _reduction.parse(None, None, reduction),
+        delta=delta,
+        normalizer=normalizer,
+    )
 
 
-@loss(inputs=2, target="target", grads="Gradients",
-      backward="""Gradient of :func:`smooth_l1_loss`: ``grad_input``, or ``(grad_input, grad_target)``.""",
-      forward_backward=""":func:`smooth_l1_loss` and :func:`smooth_l1_loss_backward` in one fused pass.""")
+@loss(
+    inputs=2,
+    target="target",
+    grads="Gradients",
+    backward="""Gradient of :func:`smooth_l1_loss`: ``grad_input``, or ``(grad_input, grad_target)``.""",
+    forward_backward=""":func:`smooth_l1_loss` and :func:`smooth_l1_loss_backward` in one fused pass.""",
+)
 def smooth_l1_loss(
     call: Call,
     input: ArrayLike,
@@ -180,13 +204,18 @@ def smooth_l1_loss(
     if call.mode == FORWARD:
         warn_size_mismatch(input, target)
     reduction = _reduction.parse(size_average, reduce, reduction)
-    return call.engine("smooth_l1_loss", ("input", "target"), (input, target), reduction, beta=beta,
-                       normalizer=normalizer)
+    return call.engine(
+        "smooth_l1_loss", ("input", "target"), (input, target), reduction, beta=beta, normalizer=normalizer
+    )
 
 
-@loss(inputs=2, target="label", grads="np.ndarray",
-      backward="""Gradient of :func:`soft_margin_loss` with respect to ``input``.""",
-      forward_backward=""":func:`soft_margin_loss` and its gradient in one fused pass.""")
+@loss(
+    inputs=2,
+    target="label",
+    grads="np.ndarray",
+    backward="""Gradient of :func:`soft_margin_loss` with respect to ``input``.""",
+    forward_backward=""":func:`soft_margin_loss` and its gradient in one fused pass.""",
+)
 def soft_margin_loss(
     call: Call,
     input: ArrayLike,
@@ -220,9 +249,13 @@ def soft_margin_loss(
     return call.engine("soft_margin_loss", ("input", "target"), (input, target), reduction, normalizer=normalizer)
 
 
-@loss(inputs=3, target="target", grads="Gradients",
-      backward="""Gradient of :func:`binary_cross_entropy`: ``grad_input``, or ``(grad_input, grad_target)``.""",
-      forward_backward=""":func:`binary_cross_entropy` and its gradients in one fused pass.""")
+@loss(
+    inputs=3,
+    target="target",
+    grads="Gradients",
+    backward="""Gradient of :func:`binary_cross_entropy`: ``grad_input``, or ``(grad_input, grad_target)``.""",
+    forward_backward=""":func:`binary_cross_entropy` and its gradients in one fused pass.""",
+)
 def binary_cross_entropy(
     call: Call,
     input: ArrayLike,
@@ -259,13 +292,20 @@ def binary_cross_entropy(
     0.693147
     """
     reduction = _reduction.parse(size_average, reduce, reduction)
-    return call.engine("binary_cross_entropy", ("input", "target", "weight"), (input, target, weight),
-                       reduction, normalizer=normalizer)
+    return call.engine(
+        "binary_cross_entropy", ("input", "target", "weight"), (input, target, weight), reduction, normalizer=normalizer
+    )
 
 
-@loss(inputs=3, target="target", grads="Gradients",
-      backward="""Gradient of :func:`binary_cross_entropy_with_logits`: ``grad_input``, or ``(grad_input, grad_target)``.""",
-      forward_backward=""":func:`binary_cross_entropy_with_logits` and its gradients in one fused pass.""")
+@loss(
+    inputs=3,
+    target="target",
+    grads="Gradients",
+    backward=(
+        "Gradient of :func:`binary_cross_entropy_with_logits`: ``grad_input``, or ``(grad_input, grad_target)``."
+    ),
+    forward_backward=""":func:`binary_cross_entropy_with_logits` and its gradients in one fused pass.""",
+)
 def binary_cross_entropy_with_logits(
     call: Call,
     input: ArrayLike,
@@ -306,13 +346,22 @@ def binary_cross_entropy_with_logits(
     0.693147
     """
     reduction = _reduction.parse(size_average, reduce, reduction)
-    return call.engine("binary_cross_entropy_with_logits", ("input", "target", "weight", "pos_weight"),
-                       (input, target, weight, pos_weight), reduction, normalizer=normalizer)
+    return call.engine(
+        "binary_cross_entropy_with_logits",
+        ("input", "target", "weight", "pos_weight"),
+        (input, target, weight, pos_weight),
+        reduction,
+        normalizer=normalizer,
+    )
 
 
-@loss(inputs=2, target="target", grads="Gradients",
-      backward="""Gradient of :func:`poisson_nll_loss`: ``grad_input``, or ``(grad_input, grad_target)``.""",
-      forward_backward=""":func:`poisson_nll_loss` and its gradients in one fused pass.""")
+@loss(
+    inputs=2,
+    target="target",
+    grads="Gradients",
+    backward="""Gradient of :func:`poisson_nll_loss`: ``grad_input``, or ``(grad_input, grad_target)``.""",
+    forward_backward=""":func:`poisson_nll_loss` and its gradients in one fused pass.""",
+)
 def poisson_nll_loss(
     call: Call,
     input: ArrayLike,
@@ -355,8 +404,16 @@ def poisson_nll_loss(
     1.0
     """
     reduction = _reduction.parse(size_average, reduce, reduction)
-    return call.engine("poisson_nll_loss", ("input", "target"), (input, target), reduction,
-                       log_input=log_input, full=full, eps=eps, normalizer=normalizer)
+    return call.engine(
+        "poisson_nll_loss",
+        ("input", "target"),
+        (input, target),
+        reduction,
+        log_input=log_input,
+        full=full,
+        eps=eps,
+        normalizer=normalizer,
+    )
 
 
 def _is_scalar_var(var: ArrayLike) -> bool:
@@ -366,10 +423,14 @@ def _is_scalar_var(var: ArrayLike) -> bool:
     return isinstance(var, (int, float, np.generic))
 
 
-@loss(inputs=3, target="target", grads="Tuple[Optional[np.ndarray], ...]",
-      backward="""Gradient of :func:`gaussian_nll_loss`: ``(grad_input, grad_var)`` (``grad_var`` None for a
+@loss(
+    inputs=3,
+    target="target",
+    grads="Tuple[Optional[np.ndarray], ...]",
+    backward="""Gradient of :func:`gaussian_nll_loss`: ``(grad_input, grad_var)`` (``grad_var`` None for a
     scalar var), with ``grad_target`` appended when ``target_grad``.""",
-      forward_backward=""":func:`gaussian_nll_loss` and its gradients in one fused pass.""")
+    forward_backward=""":func:`gaussian_nll_loss` and its gradients in one fused pass.""",
+)
 def gaussian_nll_loss(
     call: Call,
     input: ArrayLike,
@@ -414,9 +475,17 @@ def gaussian_nll_loss(
     0.0
     """
     scalar_var = _is_scalar_var(var)
-    return call.engine("gaussian_nll_loss", ("input", "target", "var"), (input, target, var),
-                       _reduction.parse(None, None, reduction), grads=(True, not scalar_var), full=full, eps=eps,
-                       scalar_var=scalar_var, normalizer=normalizer)
+    return call.engine(
+        "gaussian_nll_loss",
+        ("input", "target", "var"),
+        (input, target, var),
+        _reduction.parse(None, None, reduction),
+        grads=(True, not scalar_var),
+        full=full,
+        eps=eps,
+        scalar_var=scalar_var,
+        normalizer=normalizer,
+    )
 
 
 def _kl_reduction(size_average: Optional[bool], reduce: Optional[bool], reduction: str) -> str:
@@ -431,9 +500,13 @@ def _kl_reduction(size_average: Optional[bool], reduce: Optional[bool], reductio
     return _reduction.parse(size_average, reduce, reduction)
 
 
-@loss(inputs=2, target="target", grads="Gradients",
-      backward="""Gradient of :func:`kl_div`: ``grad_input``, or ``(grad_input, grad_target)``.""",
-      forward_backward=""":func:`kl_div` and its gradients in one fused pass.""")
+@loss(
+    inputs=2,
+    target="target",
+    grads="Gradients",
+    backward="""Gradient of :func:`kl_div`: ``grad_input``, or ``(grad_input, grad_target)``.""",
+    forward_backward=""":func:`kl_div` and its gradients in one fused pass.""",
+)
 def kl_div(
     call: Call,
     input: ArrayLike,
@@ -475,13 +548,18 @@ def kl_div(
     # nor does mean_normalizer.
     parse = _reduction.parse if call.mode in (BACKWARD, MEAN_NORMALIZER) else _kl_reduction
     reduction = parse(size_average, reduce, reduction)
-    return call.engine("kl_div", ("input", "target"), (input, target), reduction, log_target=log_target,
-                       normalizer=normalizer)
+    return call.engine(
+        "kl_div", ("input", "target"), (input, target), reduction, log_target=log_target, normalizer=normalizer
+    )
 
 
-@loss(inputs=3, target="label", grads="Tuple[np.ndarray, np.ndarray]",
-      backward="""Gradient of :func:`margin_ranking_loss`: ``(grad_input1, grad_input2)``.""",
-      forward_backward=""":func:`margin_ranking_loss` and its gradients in one fused pass.""")
+@loss(
+    inputs=3,
+    target="label",
+    grads="Tuple[np.ndarray, np.ndarray]",
+    backward="""Gradient of :func:`margin_ranking_loss`: ``(grad_input1, grad_input2)``.""",
+    forward_backward=""":func:`margin_ranking_loss` and its gradients in one fused pass.""",
+)
 def margin_ranking_loss(
     call: Call,
     input1: ArrayLike,
@@ -514,13 +592,24 @@ def margin_ranking_loss(
     1.0
     """
     reduction = _reduction.parse(size_average, reduce, reduction)
-    return call.engine("margin_ranking_loss", ("input1", "input2", "target"), (input1, input2, target), reduction,
-                       grads=(True, True), margin=margin, normalizer=normalizer)
+    return call.engine(
+        "margin_ranking_loss",
+        ("input1", "input2", "target"),
+        (input1, input2, target),
+        reduction,
+        grads=(True, True),
+        margin=margin,
+        normalizer=normalizer,
+    )
 
 
-@loss(inputs=2, target="label", grads="np.ndarray",
-      backward="""Gradient of :func:`hinge_embedding_loss` with respect to ``input``.""",
-      forward_backward=""":func:`hinge_embedding_loss` and its gradient in one fused pass.""")
+@loss(
+    inputs=2,
+    target="label",
+    grads="np.ndarray",
+    backward="""Gradient of :func:`hinge_embedding_loss` with respect to ``input``.""",
+    forward_backward=""":func:`hinge_embedding_loss` and its gradient in one fused pass.""",
+)
 def hinge_embedding_loss(
     call: Call,
     input: ArrayLike,
@@ -552,5 +641,6 @@ def hinge_embedding_loss(
     1.375
     """
     reduction = _reduction.parse(size_average, reduce, reduction)
-    return call.engine("hinge_embedding_loss", ("input", "target"), (input, target), reduction, margin=margin,
-                       normalizer=normalizer)
+    return call.engine(
+        "hinge_embedding_loss", ("input", "target"), (input, target), reduction, margin=margin, normalizer=normalizer
+    )

@@ -61,8 +61,7 @@ LOSSES: Tuple[str, ...] = tuple(n for n in _adapters.losses() if hasattr(_TF, n)
 class _Plan:
     """What the shared autograd function needs to know about one loss."""
 
-    __slots__ = ("name", "qualname", "forward", "backward", "fused", "grads", "target_grad", "torch_fn",
-                 "torch_params")
+    __slots__ = ("name", "qualname", "forward", "backward", "fused", "grads", "target_grad", "torch_fn", "torch_params")
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -86,8 +85,10 @@ def _bfloat16() -> np.dtype:
         try:
             import ml_dtypes
         except ImportError as exc:
-            raise TypeError("losskit.torch: bfloat16 tensors need ml_dtypes (pip install 'losskit[torch]'), "
-                            "the NumPy dtype losskit reads them as") from exc
+            raise TypeError(
+                "losskit.torch: bfloat16 tensors need ml_dtypes (pip install 'losskit[torch]'), "
+                "the NumPy dtype losskit reads them as"
+            ) from exc
         _BFLOAT16.append(np.dtype(ml_dtypes.bfloat16))
     return _BFLOAT16[0]
 
@@ -127,8 +128,9 @@ class _LossFunction(torch.autograd.Function):
     ``stats`` receives cross-entropy's ``return_stats`` arrays."""
 
     @staticmethod
-    def forward(ctx: Any, plan: _Plan, arguments: Dict[str, Any], names: Tuple[str, ...], stats: Dict[str, Any],
-                *tensors: Any) -> Any:
+    def forward(
+        ctx: Any, plan: _Plan, arguments: Dict[str, Any], names: Tuple[str, ...], stats: Dict[str, Any], *tensors: Any
+    ) -> Any:
         need = {k: n for k, n in zip(names, ctx.needs_input_grad[4:]) if n}
         target_grad = plan.target_grad and "target" in need
         target = arguments.get("target")
@@ -167,8 +169,10 @@ class _LossFunction(torch.autograd.Function):
         # once_differentiable would raise only if grad_output itself required grad, and otherwise
         # return gradients detached from the inputs: a silent zero second derivative.
         if torch.is_grad_enabled():
-            raise RuntimeError(f"{ctx.plan.qualname}: losskit computes first derivatives only; "
-                               "backward with create_graph=True (double backward) is not supported")
+            raise RuntimeError(
+                f"{ctx.plan.qualname}: losskit computes first derivatives only; "
+                "backward with create_graph=True (double backward) is not supported"
+            )
         if ctx.kept is not None:
             # A reduced loss: the fused gradients, for grad_output = 1. They are handed over and
             # forgotten, so they can be scaled in place (or, for the usual grad_output of 1, not
@@ -210,12 +214,16 @@ def _check(plan: _Plan, arguments: Dict[str, Any]) -> Tuple[str, ...]:
         if not isinstance(v, torch.Tensor):
             continue
         if v.device.type != "cpu":
-            raise ValueError(f"{plan.qualname}: {k} expected a CPU tensor, got a tensor on {v.device} "
-                             "(losskit computes on the CPU; move it with .cpu() if that is what you want)")
+            raise ValueError(
+                f"{plan.qualname}: {k} expected a CPU tensor, got a tensor on {v.device} "
+                "(losskit computes on the CPU; move it with .cpu() if that is what you want)"
+            )
         if grad_mode and v.requires_grad and k not in untracked:
             if k not in allowed:
-                raise RuntimeError(f"{plan.qualname}: not differentiable with respect to {k}, as "
-                                   f"torch.nn.functional.{plan.name} is not: {k} cannot require grad (detach it)")
+                raise RuntimeError(
+                    f"{plan.qualname}: not differentiable with respect to {k}, as "
+                    f"torch.nn.functional.{plan.name} is not: {k} cannot require grad (detach it)"
+                )
             tracked.append(k)
     return tuple(tracked)
 
@@ -229,8 +237,10 @@ def _call(plan: _Plan, arguments: Dict[str, Any]) -> Any:
     if plan.name == "triplet_margin_with_distance_loss" and callable(arguments.get("distance_function")):
         # A distance written in torch runs in torch: losskit cannot call it on its arrays.
         if arguments.get("normalizer") is not None:
-            raise ValueError(f"{plan.qualname}: normalizer expected None with a torch distance_function "
-                             "(which runs in torch's own loss)")
+            raise ValueError(
+                f"{plan.qualname}: normalizer expected None with a torch distance_function "
+                "(which runs in torch's own loss)"
+            )
         return plan.torch_fn(**{k: v for k, v in arguments.items() if k in plan.torch_params})
     names = _check(plan, arguments)
     stats: Dict[str, Any] = {}
@@ -246,9 +256,11 @@ def _signature(plan: _Plan) -> inspect.Signature:
     """torch's signature, then losskit's own keywords (normalizer; cross-entropy's z_loss, softcap,
     return_stats; linear_cross_entropy's chunk_size) as keyword-only parameters."""
     torch_signature = inspect.signature(plan.torch_fn)
-    own = [p.replace(kind=p.KEYWORD_ONLY, annotation=p.empty)
-           for p in inspect.signature(plan.forward).parameters.values()
-           if p.name not in plan.torch_params and p.default is not p.empty]
+    own = [
+        p.replace(kind=p.KEYWORD_ONLY, annotation=p.empty)
+        for p in inspect.signature(plan.forward).parameters.values()
+        if p.name not in plan.torch_params and p.default is not p.empty
+    ]
     return torch_signature.replace(parameters=[*torch_signature.parameters.values(), *own])
 
 
@@ -265,9 +277,11 @@ def _make(name: str) -> Callable[..., torch.Tensor]:
     fn.__name__ = fn.__qualname__ = name
     fn.__module__ = __name__
     fn.__signature__ = signature  # type: ignore[attr-defined]
-    fn.__doc__ = (f"``torch.nn.functional.{name}`` computed by :func:`losskit.functional.{name}` "
-                  f"(its docstring states the formula and losskit's keyword-only extras), for CPU tensors, "
-                  f"with torch's autograd.")
+    fn.__doc__ = (
+        f"``torch.nn.functional.{name}`` computed by :func:`losskit.functional.{name}` "
+        f"(its docstring states the formula and losskit's keyword-only extras), for CPU tensors, "
+        f"with torch's autograd."
+    )
     return fn
 
 

@@ -18,14 +18,26 @@ from . import functional as _functional
 
 # torch's class for each functional loss.
 _CLASSES: Dict[str, str] = {
-    "L1Loss": "l1_loss", "MSELoss": "mse_loss", "HuberLoss": "huber_loss", "SmoothL1Loss": "smooth_l1_loss",
-    "SoftMarginLoss": "soft_margin_loss", "BCELoss": "binary_cross_entropy",
-    "BCEWithLogitsLoss": "binary_cross_entropy_with_logits", "PoissonNLLLoss": "poisson_nll_loss",
-    "GaussianNLLLoss": "gaussian_nll_loss", "KLDivLoss": "kl_div", "MarginRankingLoss": "margin_ranking_loss",
-    "HingeEmbeddingLoss": "hinge_embedding_loss", "CrossEntropyLoss": "cross_entropy", "NLLLoss": "nll_loss",
-    "MultiMarginLoss": "multi_margin_loss", "MultiLabelMarginLoss": "multilabel_margin_loss",
-    "MultiLabelSoftMarginLoss": "multilabel_soft_margin_loss", "CosineEmbeddingLoss": "cosine_embedding_loss",
-    "TripletMarginLoss": "triplet_margin_loss", "TripletMarginWithDistanceLoss": "triplet_margin_with_distance_loss",
+    "L1Loss": "l1_loss",
+    "MSELoss": "mse_loss",
+    "HuberLoss": "huber_loss",
+    "SmoothL1Loss": "smooth_l1_loss",
+    "SoftMarginLoss": "soft_margin_loss",
+    "BCELoss": "binary_cross_entropy",
+    "BCEWithLogitsLoss": "binary_cross_entropy_with_logits",
+    "PoissonNLLLoss": "poisson_nll_loss",
+    "GaussianNLLLoss": "gaussian_nll_loss",
+    "KLDivLoss": "kl_div",
+    "MarginRankingLoss": "margin_ranking_loss",
+    "HingeEmbeddingLoss": "hinge_embedding_loss",
+    "CrossEntropyLoss": "cross_entropy",
+    "NLLLoss": "nll_loss",
+    "MultiMarginLoss": "multi_margin_loss",
+    "MultiLabelMarginLoss": "multilabel_margin_loss",
+    "MultiLabelSoftMarginLoss": "multilabel_soft_margin_loss",
+    "CosineEmbeddingLoss": "cosine_embedding_loss",
+    "TripletMarginLoss": "triplet_margin_loss",
+    "TripletMarginWithDistanceLoss": "triplet_margin_with_distance_loss",
     "CTCLoss": "ctc_loss",
 }
 _NOT_KEYWORDS = frozenset({"size_average", "reduce", "options"})  # folded into `reduction` by torch's __init__
@@ -35,16 +47,19 @@ def _make(class_name: str, name: str) -> type:
     base = getattr(torch.nn, class_name)
     fn = getattr(_functional, name)
     params = inspect.signature(fn).parameters.values()
-    keywords: Tuple[str, ...] = tuple(p.name for p in params
-                                      if p.default is not inspect.Parameter.empty and p.name not in _NOT_KEYWORDS)
+    keywords: Tuple[str, ...] = tuple(
+        p.name for p in params if p.default is not inspect.Parameter.empty and p.name not in _NOT_KEYWORDS
+    )
 
     def forward(self: torch.nn.Module, *inputs: Any, **kwargs: Any) -> torch.Tensor:
         held = {k: getattr(self, k) for k in keywords if k not in kwargs and hasattr(self, k)}
         return fn(*inputs, **kwargs, **held)
 
     forward.__signature__ = inspect.signature(base.forward)  # type: ignore[attr-defined]
-    doc = (f"``torch.nn.{class_name}`` whose forward is :func:`losskit.torch.functional.{name}` "
-           f"(the formula: :func:`losskit.functional.{name}`).")
+    doc = (
+        f"``torch.nn.{class_name}`` whose forward is :func:`losskit.torch.functional.{name}` "
+        f"(the formula: :func:`losskit.functional.{name}`)."
+    )
     return type(class_name, (base,), {"forward": forward, "__doc__": doc, "__module__": __name__})
 
 
@@ -55,6 +70,7 @@ del _class_name, _name
 
 
 if hasattr(torch.nn, "LinearCrossEntropyLoss"):
+
     class LinearCrossEntropyLoss(torch.nn.LinearCrossEntropyLoss):
         """``torch.nn.LinearCrossEntropyLoss`` whose forward is
         :func:`losskit.torch.functional.linear_cross_entropy` (``options`` are ignored: losskit
@@ -64,10 +80,15 @@ if hasattr(torch.nn, "LinearCrossEntropyLoss"):
             shape = (self.num_classes, *self.out_features)
             bias = self.linear.bias
             return _functional.linear_cross_entropy(  # type: ignore[attr-defined]
-                input, self.linear.weight.reshape((*shape, self.linear.in_features)), target,
-                linear_bias=None if bias is None else bias.reshape(shape), weight=self.weight,
-                reduction=self.reduction, ignore_index=self.ignore_index, label_smoothing=self.label_smoothing)
-
+                input,
+                self.linear.weight.reshape((*shape, self.linear.in_features)),
+                target,
+                linear_bias=None if bias is None else bias.reshape(shape),
+                weight=self.weight,
+                reduction=self.reduction,
+                ignore_index=self.ignore_index,
+                label_smoothing=self.label_smoothing,
+            )
 
 
 class _AdaptiveFunction(torch.autograd.Function):
@@ -78,14 +99,16 @@ class _AdaptiveFunction(torch.autograd.Function):
     ``output`` raises rather than being dropped)."""
 
     @staticmethod
-    def forward(ctx: Any, module: "AdaptiveLogSoftmaxWithLoss", input: torch.Tensor, target: torch.Tensor,
-                *params: torch.Tensor) -> Any:
+    def forward(
+        ctx: Any, module: "AdaptiveLogSoftmaxWithLoss", input: torch.Tensor, target: torch.Tensor, *params: torch.Tensor
+    ) -> Any:
         ctx.set_materialize_grads(False)
         core = module._core(params)
         (output, loss), (gx, grads) = core.forward_backward(input.detach().numpy(), target.detach().numpy())
         need = ctx.needs_input_grad
         ctx.kept = [torch.from_numpy(gx) if need[1] else None] + [
-            torch.from_numpy(grads[k]) if n else None for k, n in zip(module._names, need[3:])]
+            torch.from_numpy(grads[k]) if n else None for k, n in zip(module._names, need[3:])
+        ]
         ctx.module = module
         ctx.save_for_backward(input, target, *params)
         return torch.from_numpy(np.asarray(output)), torch.from_numpy(np.asarray(loss))
@@ -93,11 +116,15 @@ class _AdaptiveFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad_output: Any, grad_loss: Any) -> Any:
         if torch.is_grad_enabled():
-            raise RuntimeError("losskit.torch.nn.AdaptiveLogSoftmaxWithLoss: losskit computes first derivatives "
-                               "only; backward with create_graph=True (double backward) is not supported")
+            raise RuntimeError(
+                "losskit.torch.nn.AdaptiveLogSoftmaxWithLoss: losskit computes first derivatives "
+                "only; backward with create_graph=True (double backward) is not supported"
+            )
         if grad_output is not None and bool((grad_output != 0).any()):
-            raise NotImplementedError("losskit.torch.nn.AdaptiveLogSoftmaxWithLoss: losskit differentiates `loss` "
-                                      "only; a gradient reaching `output` is not supported (use .loss)")
+            raise NotImplementedError(
+                "losskit.torch.nn.AdaptiveLogSoftmaxWithLoss: losskit differentiates `loss` "
+                "only; a gradient reaching `output` is not supported (use .loss)"
+            )
         n = 2 + len(ctx.module._names)
         if grad_loss is None:
             return (None,) * (n + 1)
@@ -127,8 +154,14 @@ class AdaptiveLogSoftmaxWithLoss(torch.nn.AdaptiveLogSoftmaxWithLoss):
         core = self.__dict__.get("_losskit_core")
         if core is None:
             dtype = self.head.weight.dtype
-            core = Core(self.in_features, self.n_classes, self.cutoffs[:-1], self.div_value, self.head_bias,
-                        dtype=np.float64 if dtype == torch.float64 else np.float32)
+            core = Core(
+                self.in_features,
+                self.n_classes,
+                self.cutoffs[:-1],
+                self.div_value,
+                self.head_bias,
+                dtype=np.float64 if dtype == torch.float64 else np.float32,
+            )
             self.__dict__["_losskit_core"] = core
         arrays = dict(zip(self._names, (p.detach().numpy() for p in params)))
         core.head.weight = arrays["head.weight"]
@@ -147,8 +180,10 @@ class AdaptiveLogSoftmaxWithLoss(torch.nn.AdaptiveLogSoftmaxWithLoss):
         params = tuple(p for _, p in self.named_parameters())
         for k, v in (("input", input), ("target", target), *zip(self._names, params)):
             if v.device.type != "cpu":
-                raise ValueError(f"losskit.torch.nn.AdaptiveLogSoftmaxWithLoss: {k} expected a CPU tensor, "
-                                 f"got a tensor on {v.device}")
+                raise ValueError(
+                    f"losskit.torch.nn.AdaptiveLogSoftmaxWithLoss: {k} expected a CPU tensor, "
+                    f"got a tensor on {v.device}"
+                )
         if torch.is_grad_enabled() and (input.requires_grad or any(p.requires_grad for p in params)):
             output, loss = _AdaptiveFunction.apply(self, input, target, *params)
         else:
