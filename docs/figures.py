@@ -403,8 +403,8 @@ ANGLE = np.linspace(0.0, np.pi, 361)  # the angle between a positive pair
 def info_nce() -> Figure:
     """info_nce_loss of four pairs on the unit circle (z2 at 0, 90, 180 and 270 degrees, z1 = z2
     but the first row rotated by the angle theta away from its positive): the first pair's loss
-    l_0, and the tangential component of d (sum_n l_n) / d z1[0] (negative: rotating back lowers
-    the loss)."""
+    l_0, and the component of d (sum_n l_n) / d z1[0] along the direction of rotation (positive:
+    rotating further raises the loss; it peaks where z1[0] passes the other pairs' z2)."""
     z2 = np.stack([np.cos(np.arange(4) * np.pi / 2), np.sin(np.arange(4) * np.pi / 2)], 1)
     curves = []
     for symmetric, temperature in ((True, 0.1), (True, 0.5), (False, 0.5)):
