@@ -3,7 +3,8 @@ symmetric InfoNCE and the one-sided form) as F.cross_entropy(a @ b.T / T, arange
 transpose), a and b the F.normalize'd embeddings or the raw ones. Values and both gradients, both
 dtypes, every reduction with a grad_output, N = 1, empty, several row blocks (block_size smaller
 than N, not dividing it), NaN, zero rows; bitwise equality on 1 and 2 threads; the class; errors
-naming the argument."""
+naming the argument; optax's ntxent (SimCLR's NT-Xent), which is not this loss: the test pins down
+the difference (the same-batch negatives)."""
 
 from __future__ import annotations
 
@@ -220,3 +221,32 @@ def test_grad_output_shape_error():
         F.info_nce_loss_backward(np.ones(2), z, z, reduction="none")
     with pytest.raises(ValueError, match=r"info_nce_loss: grad_output expected"):
         F.info_nce_loss_backward(np.ones(3), z, z)
+
+
+def test_optax_ntxent_is_simclr_and_differs_by_the_same_batch_negatives():
+    """optax.losses.ntxent on concatenate([z1, z2]) with labels [arange(N), arange(N)] is SimCLR's
+    NT-Xent: 2N anchors, each with its pair as the positive and every other row of both batches as
+    negatives. Masking the same-batch negatives out of that formula (to -inf) gives losskit's
+    symmetric loss exactly; with them, the values differ (docs/contrastive.md)."""
+    optax = pytest.importorskip("optax")
+    jnp = pytest.importorskip("jax.numpy")
+    rng = np.random.default_rng(8)
+    N, D, T = 6, 5, 0.5
+    z1 = rng.standard_normal((N, D)).astype(np.float32)
+    z2 = (z1 + rng.standard_normal((N, D))).astype(np.float32)
+    Z = np.concatenate([z1, z2])
+    labels = np.concatenate([np.arange(N), np.arange(N)])
+    got = float(optax.losses.ntxent(jnp.asarray(Z), jnp.asarray(labels), temperature=T))
+
+    Zn = TF.normalize(torch.tensor(Z, dtype=torch.float64), dim=1)
+    S = Zn @ Zn.T / T
+    S.fill_diagonal_(-torch.inf)
+    positives = torch.cat([torch.arange(N, 2 * N), torch.arange(N)])
+    assert got == pytest.approx(float(TF.cross_entropy(S, positives)), rel=1e-5)
+
+    same_batch = torch.zeros(2 * N, 2 * N, dtype=torch.bool)
+    same_batch[:N, :N] = same_batch[N:, N:] = True
+    clip = float(TF.cross_entropy(S.masked_fill(same_batch, -torch.inf), positives))
+    ours = float(F.info_nce_loss(z1.astype(np.float64), z2.astype(np.float64), temperature=T))
+    assert ours == pytest.approx(clip, rel=1e-12)
+    assert abs(ours - got) > 1e-2
