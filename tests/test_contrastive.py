@@ -93,14 +93,15 @@ def test_several_row_blocks(dtype, symmetric, block_size):
 
 
 def test_default_block_crosses_threading_and_block_threshold():
-    """N = 1100 in float64 with a 1 MiB budget-sized block_size of 119 rows (10 blocks), the
-    default temperature, against torch; and the default block (all rows in one) agrees."""
+    """N = 700 in float64 in blocks of 200 rows (four, the last 100): each block's rows (a grain is
+    65536 / N = 93 rows) and its column chunks run on several threads; against torch, and the
+    default block (all rows in one) agrees."""
     rng = np.random.default_rng(3)
-    N, D = 1100, 32
+    N, D = 700, 32
     z1 = rng.standard_normal((N, D))
     z2 = z1 + rng.standard_normal((N, D))
-    check(z1, z2, "mean", block_size=119)
-    a = F.info_nce_loss_forward_backward(z1, z2, block_size=119)
+    check(z1, z2, "mean", block_size=200)
+    a = F.info_nce_loss_forward_backward(z1, z2, block_size=200)
     b = F.info_nce_loss_forward_backward(z1, z2)
     np.testing.assert_allclose(a[0], b[0], rtol=1e-13)
     for x, y in zip(a[1], b[1]):
