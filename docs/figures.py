@@ -395,6 +395,33 @@ def ctc() -> Figure:
     return plot_curves("ctc_loss, one label, label probability p at every frame", P, "$p$", curves)
 
 
+# ---- contrastive figures ----
+ANGLE = np.linspace(0.0, np.pi, 361)  # the angle between a positive pair
+
+
+@figure
+def info_nce() -> Figure:
+    """info_nce_loss of four pairs on the unit circle (z2 at 0, 90, 180 and 270 degrees, z1 = z2
+    but the first row rotated by the angle theta away from its positive): the first pair's loss
+    l_0, and the component of d (sum_n l_n) / d z1[0] along the direction of rotation (positive:
+    rotating further raises the loss; it peaks where z1[0] passes the other pairs' z2)."""
+    z2 = np.stack([np.cos(np.arange(4) * np.pi / 2), np.sin(np.arange(4) * np.pi / 2)], 1)
+    curves = []
+    for symmetric, temperature in ((True, 0.1), (True, 0.5), (False, 0.5)):
+        loss, grad = [], []
+        for theta in ANGLE:
+            z1 = z2.copy()
+            z1[0] = (np.cos(theta), np.sin(theta))
+            l_n, (g1, _) = F.info_nce_loss_forward_backward(
+                z1, z2, temperature=temperature, symmetric=symmetric, reduction="none"
+            )
+            loss.append(l_n[0])
+            grad.append(g1[0] @ np.array([-np.sin(theta), np.cos(theta)]))
+        label = f"{'symmetric' if symmetric else 'one-sided'}, temperature = {temperature}"
+        curves.append((label, np.array(loss), np.array(grad)))
+    return plot_curves("info_nce_loss, four pairs, the first rotated by theta", ANGLE, r"angle $\theta$", curves)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", help=f"figures to draw (default all): {', '.join(FIGURES)}")

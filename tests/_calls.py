@@ -62,6 +62,7 @@ BASE: Dict[str, Tuple[Tuple[Any, ...], Dict[str, Any]]] = {
             "chunk_size": 2,
         },
     ),
+    "info_nce_loss": ((X, Y), {"temperature": 0.5, "symmetric": True, "normalize": True, "block_size": 2}),
 }
 
 

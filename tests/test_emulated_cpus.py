@@ -27,7 +27,7 @@ from _tools import require_tool
 EVERY_LOSS = Path(__file__).resolve().parent / "data" / "every_loss.py"
 CPUS = {"Nehalem-v2": "baseline", "Haswell": "avx2"}
 # Outputs that pass through NumPy's matrix products: OpenBLAS picks its kernels per CPU.
-BLAS_KEYS = ("linear_ce", "LinearCrossEntropyLoss", "AdaptiveLogSoftmaxWithLoss")
+BLAS_KEYS = ("linear_ce", "LinearCrossEntropyLoss", "AdaptiveLogSoftmaxWithLoss", "info_nce")
 # torch.testing.assert_close's defaults
 # float16: results rounded once from float32 ones that differ in their last bits between targets
 # (vector exp, sum order) land at most one float16 unit apart: torch's float16 tolerances.

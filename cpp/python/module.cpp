@@ -1310,6 +1310,107 @@ void large_vocab_bind(py::module_& m) {
       py::arg("min_rows"));
 }
 
+// ---- contrastive bindings ----
+// info_nce_loss's block loop runs in the C++ core (losskit::info_nce_loss_forward_backward); its
+// matrix products call back into Python (python/losskit/_contrastive.py's GEMM: SciPy's or
+// NumPy's BLAS), re-taking the GIL only for them.
+//   contrastive_info_nce(z1, z2, grad_output, output, grad_z1, grad_z2, workspace, block_rows,
+//                        temperature, symmetric, normalize, reduction, normalizer, gemm)
+//     gemm(trans_a, trans_b, alpha, a, b, beta, c): c = alpha op(a) op(b) + beta c in place, on
+//     NumPy views of the core's row-major buffers (a, b as stored, before op).
+//   contrastive_mean_normalizer(num_rows, reduction) -> N.
+template <class T>
+void contrastive_py_gemm(void* context, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+                         T alpha, const T* a, int64_t lda, const T* b, int64_t ldb, T beta, T* c,
+                         int64_t ldc) {
+  py::gil_scoped_acquire gil;
+  const py::capsule keep(a, [](void*) {});  // the core owns the memory; the views only borrow it
+  const auto view = [&](const T* p, int64_t rows, int64_t cols, int64_t ld) {
+    return py::array_t<T>({rows, cols},
+                          {static_cast<py::ssize_t>(ld * sizeof(T)),
+                           static_cast<py::ssize_t>(sizeof(T))},
+                          p, keep);
+  };
+  const py::function& fn = *static_cast<py::function*>(context);
+  fn(trans_a, trans_b, static_cast<double>(alpha),
+     trans_a ? view(a, k, m, lda) : view(a, m, k, lda),
+     trans_b ? view(b, n, k, ldb) : view(b, k, n, ldb), static_cast<double>(beta),
+     view(c, m, n, ldc));
+}
+
+template <class T>
+void contrastive_info_nce(const py::handle& z1, const py::handle& z2, const py::handle& grad_output,
+                          const py::handle& output, const py::handle& grad_z1,
+                          const py::handle& grad_z2, const py::handle& workspace,
+                          int64_t block_rows, const losskit::InfoNceOptions& o, py::function gemm) {
+  const char* fn = "info_nce_loss";
+  const auto mut = [&](const py::handle& obj, const char* argument) -> MutView<T> {
+    if (obj.is_none()) return {};
+    if (!Array<T>::check_(obj))
+      throw losskit::TypeError(std::string(fn) + ": " + argument + " expected a " +
+                               dtype_name<T>() + " array");
+    auto a = py::reinterpret_borrow<py::array>(obj);
+    if (!(a.flags() & py::array::c_style) || !a.writeable())
+      throw losskit::ValueError(std::string(fn) + ": " + argument +
+                                " expected a writable C-contiguous array");
+    return MutView<T>(static_cast<T*>(a.mutable_data()), shape_of<T>(a));
+  };
+  const View<T> a = as_view<T>(z1, fn, "z1"), b = as_view<T>(z2, fn, "z2");
+  const View<T> go = as_view<T>(grad_output, fn, "grad_output");
+  const MutView<T> out = mut(output, "output"), g1 = mut(grad_z1, "grad_z1"),
+                   g2 = mut(grad_z2, "grad_z2"), ws = mut(workspace, "workspace");
+  const losskit::LinearCrossEntropyGemm<T> callback{&contrastive_py_gemm<T>, &gemm};
+  py::gil_scoped_release release;
+  losskit::info_nce_loss_forward_backward<T>(a, b, go, out, g1, g2, ws, block_rows, o, callback);
+}
+
+void contrastive_bind(py::module_& m) {
+  m.def(
+      "contrastive_info_nce",
+      [](const py::handle& z1, const py::handle& z2, const py::handle& grad_output,
+         const py::handle& output, const py::handle& grad_z1, const py::handle& grad_z2,
+         const py::handle& workspace, int64_t block_rows, double temperature, bool symmetric,
+         bool normalize, const std::string& reduction, std::optional<double> normalizer,
+         py::function gemm) {
+        losskit::InfoNceOptions o;
+        o.temperature = temperature;
+        o.symmetric = symmetric;
+        o.normalize = normalize;
+        o.reduction = losskit::parse_reduction(reduction, "info_nce_loss");
+        o.normalizer = normalizer;
+        if (has_dtype<float>(z1))
+          contrastive_info_nce<float>(z1, z2, grad_output, output, grad_z1, grad_z2, workspace,
+                                      block_rows, o, std::move(gemm));
+        else
+          contrastive_info_nce<double>(z1, z2, grad_output, output, grad_z1, grad_z2, workspace,
+                                       block_rows, o, std::move(gemm));
+      },
+      py::arg("z1"), py::arg("z2"), py::arg("grad_output"), py::arg("output"), py::arg("grad_z1"),
+      py::arg("grad_z2"), py::arg("workspace"), py::arg("block_rows"), py::arg("temperature"),
+      py::arg("symmetric"), py::arg("normalize"), py::arg("reduction"), py::arg("normalizer"),
+      py::arg("gemm"));
+  m.def(
+      "contrastive_mean_normalizer",
+      [](int64_t num_rows, double temperature, const std::string& reduction) {
+        losskit::InfoNceOptions o;
+        o.temperature = temperature;
+        o.reduction = losskit::parse_reduction(reduction, "info_nce_loss");
+        return losskit::info_nce_mean_normalizer(num_rows, o);
+      },
+      py::arg("num_rows"), py::arg("temperature"), py::arg("reduction"));
+  m.def(
+      "contrastive_block_rows",
+      [](int64_t num_rows, int64_t itemsize, int64_t budget_bytes, int64_t min_rows) {
+        return losskit::info_nce_block_rows(num_rows, itemsize, budget_bytes, min_rows);
+      },
+      py::arg("num_rows"), py::arg("itemsize"), py::arg("budget_bytes"), py::arg("min_rows"));
+  m.def(
+      "contrastive_workspace_size",
+      [](int64_t num_rows, int64_t dim, int64_t block_rows) {
+        return losskit::info_nce_workspace_size(num_rows, dim, block_rows);
+      },
+      py::arg("num_rows"), py::arg("dim"), py::arg("block_rows"));
+}
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -1421,4 +1522,6 @@ PYBIND11_MODULE(_core, m) {
   ctc_bind(m);
   // large_vocab: register bindings here
   large_vocab_bind(m);
+  // contrastive: register bindings here
+  contrastive_bind(m);
 }

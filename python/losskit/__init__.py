@@ -41,6 +41,8 @@ from .modules import (
     # large_vocab classes
     AdaptiveLogSoftmaxWithLoss,
     LinearCrossEntropyLoss,
+    # contrastive classes
+    InfoNCELoss,
 )
 
 
@@ -79,6 +81,8 @@ __all__ = [
     # large_vocab names
     "AdaptiveLogSoftmaxWithLoss",
     "LinearCrossEntropyLoss",
+    # contrastive names
+    "InfoNCELoss",
     "cpu_target",
     "functional",
     "get_cmake_dir",

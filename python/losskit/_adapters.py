@@ -19,6 +19,7 @@ _GRADS: Dict[str, Tuple[str, ...]] = {
     "gaussian_nll_loss": ("input", "var"),
     "ctc_loss": ("log_probs",),
     "linear_cross_entropy": ("input", "linear_weight", "linear_bias"),
+    "info_nce_loss": ("z1", "z2"),
 }
 
 # The losses whose float target losskit differentiates (``target_grad=True``); its gradient

@@ -148,6 +148,10 @@ def _batch_axes(name: str, shapes: Dict[str, Tuple[int, ...]]) -> Dict[str, Opti
             axes["input"] = 0
             if len(shapes.get("target", ())) >= 1:
                 axes["target"] = 0
+    elif name == "info_nce_loss":
+        # Every pair is a negative of every other: a batch chunk's loss needs the whole batch, so
+        # the call has no batch layout here and runs whole, in one task (exact, not distributed).
+        pass
     else:  # a new loss family must say where its batch is
         raise NotImplementedError(f"{_MODULE}.{name}: no batch layout for this loss")
     return axes

@@ -97,6 +97,10 @@ def linear_cross_entropy(input: ArrayLike, linear_weight: ArrayLike, target: Arr
 def linear_cross_entropy_backward(grad_output: ArrayLike, input: ArrayLike, linear_weight: ArrayLike, target: ArrayLike, *, linear_bias: Optional[ArrayLike] = None, weight: Optional[ArrayLike] = None, reduction: str = "mean", ignore_index: Optional[int] = -100, label_smoothing: float = 0.0, chunk_size: Optional[int] = None, normalizer: Optional[float] = None, z_loss: float = 0.0, softcap: Optional[float] = None, return_stats: bool = False, target_grad: bool = False) -> Any: ...
 def linear_cross_entropy_forward_backward(input: ArrayLike, linear_weight: ArrayLike, target: ArrayLike, grad_output: Optional[ArrayLike] = None, *, linear_bias: Optional[ArrayLike] = None, weight: Optional[ArrayLike] = None, reduction: str = "mean", ignore_index: Optional[int] = -100, label_smoothing: float = 0.0, chunk_size: Optional[int] = None, normalizer: Optional[float] = None, z_loss: float = 0.0, softcap: Optional[float] = None, return_stats: bool = False, target_grad: bool = False) -> Any: ...
 
+def info_nce_loss(z1: ArrayLike, z2: ArrayLike, temperature: float = 0.07, symmetric: bool = True, normalize: bool = True, reduction: str = "mean", *, block_size: Optional[int] = None, normalizer: Optional[float] = None) -> Any: ...
+def info_nce_loss_backward(grad_output: ArrayLike, z1: ArrayLike, z2: ArrayLike, temperature: float = 0.07, symmetric: bool = True, normalize: bool = True, reduction: str = "mean", *, block_size: Optional[int] = None, normalizer: Optional[float] = None, target_grad: bool = False) -> Any: ...
+def info_nce_loss_forward_backward(z1: ArrayLike, z2: ArrayLike, grad_output: Optional[ArrayLike] = None, temperature: float = 0.07, symmetric: bool = True, normalize: bool = True, reduction: str = "mean", *, block_size: Optional[int] = None, normalizer: Optional[float] = None, target_grad: bool = False) -> Any: ...
+
 def mean_normalizer(name: str, *inputs: Any, **kwargs: Any) -> Any: ...
 
 __all__ = [
@@ -166,5 +170,8 @@ __all__ = [
     "linear_cross_entropy",
     "linear_cross_entropy_backward",
     "linear_cross_entropy_forward_backward",
+    "info_nce_loss",
+    "info_nce_loss_backward",
+    "info_nce_loss_forward_backward",
     "mean_normalizer",
 ]

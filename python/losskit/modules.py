@@ -551,3 +551,25 @@ class LinearCrossEntropyLoss(_Loss):
             f"reduction={self.reduction}, ignore_index={self.ignore_index}, "
             f"label_smoothing={self.label_smoothing}, chunk_size={self.chunk_size}"
         )
+
+
+# ---- contrastive ----
+class InfoNCELoss(_Loss):
+    """InfoNCE contrastive loss (CLIP's symmetric form by default); see
+    :func:`losskit.functional.info_nce_loss`. ``crit(z1, z2)``."""
+
+    _function = "info_nce_loss"
+
+    def __init__(
+        self,
+        temperature: float = 0.07,
+        symmetric: bool = True,
+        normalize: bool = True,
+        reduction: str = "mean",
+        block_size: Optional[int] = None,
+    ) -> None:
+        super().__init__(reduction=reduction)
+        self.temperature = temperature
+        self.symmetric = symmetric
+        self.normalize = normalize
+        self.block_size = block_size

@@ -160,6 +160,9 @@ def cases(a: Dict[str, np.ndarray], dt: str) -> List[Tuple[str, str, tuple, dict
             {"linear_bias": f["b"], "label_smoothing": 0.1, "chunk_size": 256},
             False,
         ),
+        # info_nce_loss: 500 pairs of 64 in blocks of 128 rows (the column statistics merged over
+        # four blocks, the symmetric gradient's second pass)
+        ("info_nce", "info_nce_loss", (f["e1"][:500], f["e2"][:500]), {"block_size": 128}, False),
     ]
 
 

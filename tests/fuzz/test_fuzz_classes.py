@@ -54,6 +54,7 @@ CLASSES: Dict[str, str] = {
 }
 CLASSES["LinearCrossEntropyLoss"] = "linear_cross_entropy"
 CLASSES["AdaptiveLogSoftmaxWithLoss"] = "-"
+CLASSES["InfoNCELoss"] = "info_nce_loss"
 
 # Values for each constructor keyword: ordinary ones first, then ones that must fail cleanly.
 VALUES: Dict[str, Tuple[Any, ...]] = {
@@ -74,6 +75,10 @@ VALUES: Dict[str, Tuple[Any, ...]] = {
     "ignore_index": (-100, 1, 0, -1, 2**70, 1.5),
     "label_smoothing": (0.0, 0.1, 1.0, -0.1, 1.5, None),
     "distance_function": (None, "euclidean", "cosine", "squared_euclidean", manhattan, "manhattan", 3),
+    "temperature": (0.07, 1.0, 0.0, -1.0, math.inf, "hot"),
+    "symmetric": (True, False, "yes"),
+    "normalize": (True, False, 0.5),
+    "block_size": (None, 1, 2, 0, 1.5, "all"),
 }
 
 

@@ -12,6 +12,9 @@
 #include "losskit/ctc.hpp"
 // large_vocab header
 #include "losskit/large_vocab.hpp"
+// contrastive header
+#include "losskit/contrastive.hpp"
+// the shared types
 #include "losskit/reduction.hpp"
 #include "losskit/threads.hpp"
 #include "losskit/view.hpp"
