@@ -41,6 +41,9 @@ from .modules import (
     # large_vocab classes
     AdaptiveLogSoftmaxWithLoss,
     LinearCrossEntropyLoss,
+    # segmentation classes
+    DiceLoss,
+    TverskyLoss,
 )
 
 
@@ -79,6 +82,9 @@ __all__ = [
     # large_vocab names
     "AdaptiveLogSoftmaxWithLoss",
     "LinearCrossEntropyLoss",
+    # segmentation names
+    "DiceLoss",
+    "TverskyLoss",
     "cpu_target",
     "functional",
     "get_cmake_dir",

@@ -12,6 +12,8 @@
 #include "losskit/ctc.hpp"
 // large_vocab header
 #include "losskit/large_vocab.hpp"
+// segmentation header
+#include "losskit/segmentation.hpp"
 #include "losskit/reduction.hpp"
 #include "losskit/threads.hpp"
 #include "losskit/view.hpp"
