@@ -191,7 +191,9 @@ def test_tversky_half_half_is_dice():
     x, y = make_case(rng, (2, 3, 8, 8), np.float64, "soft", "sigmoid")
     kw = dict(sigmoid=True, reduction="none", smooth_nr=0.0, smooth_dr=0.0)  # the smoothing terms differ
     np.testing.assert_allclose(F.tversky_loss(x, y, **kw), F.dice_loss(x, y, **kw), rtol=1e-13)
-    np.testing.assert_allclose(F.tversky_loss(x, y, alpha=1.0, beta=1.0, **kw), F.dice_loss(x, y, jaccard=True, **kw), rtol=1e-13)
+    np.testing.assert_allclose(
+        F.tversky_loss(x, y, alpha=1.0, beta=1.0, **kw), F.dice_loss(x, y, jaccard=True, **kw), rtol=1e-13
+    )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -202,7 +204,9 @@ def test_all_background(dtype, name):
     x, _ = make_case(rng, (2, 3, 5, 5), dtype, "index", "softmax")
     y = np.zeros((2, 5, 5), np.int64)
     for include_background, batch, reduction in itertools.product((True, False), (False, True), REDUCTIONS):
-        kw = dict(to_onehot_y=True, softmax=True, include_background=include_background, batch=batch, reduction=reduction)
+        kw = dict(
+            to_onehot_y=True, softmax=True, include_background=include_background, batch=batch, reduction=reduction
+        )
         check(name, x, y, None, f"{name} background {kw}", **kw)
     # An empty prediction of an empty mask scores 1 - smooth_nr / smooth_dr = 0.
     z = np.zeros((2, 3, 5, 5), dtype)
@@ -232,7 +236,12 @@ def test_nan_inf(dtype, name, activation):
     x[1, 2, 1, 1] = -np.inf
     y[2, 2, 0, 1] = np.nan
     for include_background, reduction in itertools.product((True, False), REDUCTIONS):
-        kw = dict(sigmoid=activation == "sigmoid", softmax=activation == "softmax", include_background=include_background, reduction=reduction)
+        kw = dict(
+            sigmoid=activation == "sigmoid",
+            softmax=activation == "softmax",
+            include_background=include_background,
+            reduction=reduction,
+        )
         check(name, x, y, None, f"{name} nan {kw}", **kw)
 
 
@@ -289,7 +298,11 @@ def test_no_copy_and_dtypes():
         assert F.dice_loss(x, labels.astype(dt), to_onehot_y=True) == ref
     h = F.dice_loss(x.astype(np.float16), y.astype(np.float16))
     assert h.dtype == np.float16
-    np.testing.assert_allclose(float(h), float(F.dice_loss(x.astype(np.float16).astype(np.float32), y.astype(np.float16).astype(np.float32))), rtol=1e-3)
+    np.testing.assert_allclose(
+        float(h),
+        float(F.dice_loss(x.astype(np.float16).astype(np.float32), y.astype(np.float16).astype(np.float32))),
+        rtol=1e-3,
+    )
 
 
 def test_classes():
@@ -304,7 +317,9 @@ def test_classes():
     assert loss == F.dice_loss(x, y, **kw)
     assert "jaccard=True" in repr(crit) and "weight" not in repr(crit)
     tv = losskit.TverskyLoss(alpha=0.3, beta=0.7, softmax=True, to_onehot_y=True, reduction="none")
-    np.testing.assert_array_equal(tv(x, y), F.tversky_loss(x, y, alpha=0.3, beta=0.7, softmax=True, to_onehot_y=True, reduction="none"))
+    np.testing.assert_array_equal(
+        tv(x, y), F.tversky_loss(x, y, alpha=0.3, beta=0.7, softmax=True, to_onehot_y=True, reduction="none")
+    )
     assert repr(tv).startswith("TverskyLoss(") and "alpha=0.3" in repr(tv)
 
 
@@ -326,21 +341,61 @@ def test_mean_normalizer():
 @pytest.mark.parametrize(
     "call,exc,match",
     (
-        (lambda x, y, t: F.dice_loss(x, y, sigmoid=True, softmax=True), ValueError, r"dice_loss: softmax expected False when sigmoid"),
-        (lambda x, y, t: F.dice_loss(x[:, :, 0, 0], y[:, :, 0, 0]), ValueError, r"dice_loss: input expected an \(N, C, d1"),
+        (
+            lambda x, y, t: F.dice_loss(x, y, sigmoid=True, softmax=True),
+            ValueError,
+            r"dice_loss: softmax expected False when sigmoid",
+        ),
+        (
+            lambda x, y, t: F.dice_loss(x[:, :, 0, 0], y[:, :, 0, 0]),
+            ValueError,
+            r"dice_loss: input expected an \(N, C, d1",
+        ),
         (lambda x, y, t: F.tversky_loss(x, y[:, :2]), ValueError, r"tversky_loss: target expected the input's shape"),
-        (lambda x, y, t: F.dice_loss(x, t[:, :, :3], to_onehot_y=True), ValueError, r"dice_loss: target expected class indices of shape"),
-        (lambda x, y, t: F.dice_loss(x, t + 1, to_onehot_y=True), IndexError, r"dice_loss: target expected class indices in \[0, 3\), got 3"),
+        (
+            lambda x, y, t: F.dice_loss(x, t[:, :, :3], to_onehot_y=True),
+            ValueError,
+            r"dice_loss: target expected class indices of shape",
+        ),
+        (
+            lambda x, y, t: F.dice_loss(x, t + 1, to_onehot_y=True),
+            IndexError,
+            r"dice_loss: target expected class indices in \[0, 3\), got 3",
+        ),
         (lambda x, y, t: F.dice_loss(x, t - 1, to_onehot_y=True), losskit.IndexError, r"got -1 at flat position"),
-        (lambda x, y, t: F.dice_loss(x, y, to_onehot_y=True), TypeError, r"dice_loss: target expected an integer array"),
+        (
+            lambda x, y, t: F.dice_loss(x, y, to_onehot_y=True),
+            TypeError,
+            r"dice_loss: target expected an integer array",
+        ),
         (lambda x, y, t: F.tversky_loss(x, t), TypeError, r"tversky_loss: target expected a float array"),
-        (lambda x, y, t: F.dice_loss(x, y, weight=np.ones(2)), ValueError, r"dice_loss: weight expected one value per counted class, shape \(3,\)"),
-        (lambda x, y, t: F.dice_loss(x, y, weight=np.array([1.0, -1.0, 1.0])), ValueError, r"dice_loss: weight expected non-negative"),
+        (
+            lambda x, y, t: F.dice_loss(x, y, weight=np.ones(2)),
+            ValueError,
+            r"dice_loss: weight expected one value per counted class, shape \(3,\)",
+        ),
+        (
+            lambda x, y, t: F.dice_loss(x, y, weight=np.array([1.0, -1.0, 1.0])),
+            ValueError,
+            r"dice_loss: weight expected non-negative",
+        ),
         (lambda x, y, t: F.dice_loss(x, y, reduction="batchmean"), ValueError, r"dice_loss"),
         (lambda x, y, t: F.dice_loss(x, y, reduction="max"), ValueError, r"reduction"),
-        (lambda x, y, t: F.dice_loss_backward(np.ones(3), x, y), ValueError, r"dice_loss: grad_output expected a scalar"),
-        (lambda x, y, t: F.dice_loss_backward(np.ones(3), x, y, reduction="none"), ValueError, r"dice_loss: grad_output"),
-        (lambda x, y, t: F.dice_loss_backward(1.0, x, y, target_grad=True), ValueError, r"dice_loss: target_grad expected False"),
+        (
+            lambda x, y, t: F.dice_loss_backward(np.ones(3), x, y),
+            ValueError,
+            r"dice_loss: grad_output expected a scalar",
+        ),
+        (
+            lambda x, y, t: F.dice_loss_backward(np.ones(3), x, y, reduction="none"),
+            ValueError,
+            r"dice_loss: grad_output",
+        ),
+        (
+            lambda x, y, t: F.dice_loss_backward(1.0, x, y, target_grad=True),
+            ValueError,
+            r"dice_loss: target_grad expected False",
+        ),
         (lambda x, y, t: F.dice_loss(x, y, batch="yes"), TypeError, r"dice_loss: batch expected a bool"),
         (lambda x, y, t: F.tversky_loss(x, y, alpha="a"), TypeError, r"tversky_loss: alpha"),
         (lambda x, y, t: F.dice_loss(x, y, normalizer=0.0), ValueError, r"dice_loss: normalizer expected"),

@@ -1387,9 +1387,10 @@ py::object segmentation_run(int mode, const py::handle& input, const py::handle&
     return py::float_(divisor);
   }
   // A shape the core refuses gets a 0-d output here; the core's check names the input first.
-  const Shape out_shape = x.dim() >= 3 ? losskit::segmentation_output_shape(
-                                             x.shape, o.include_background, o.batch, o.reduction)
-                                       : Shape{};
+  const Shape out_shape =
+      x.dim() >= 3
+          ? losskit::segmentation_output_shape(x.shape, o.include_background, o.batch, o.reduction)
+          : Shape{};
   if (mode == 0) {
     auto out = new_array<T>(out_shape);
     auto ov = as_mut<T>(out);
@@ -1449,16 +1450,15 @@ void segmentation_bind(py::module_& m) {
         return segmentation_dispatch<DiceEntry>(mode, input, target, weight, grad_output, o);
       },
       py::arg("mode"), py::arg("input"), py::arg("target"), py::arg("weight"),
-      py::arg("grad_output"), py::arg("include_background"), py::arg("sigmoid"),
-      py::arg("softmax"), py::arg("squared_pred"), py::arg("jaccard"), py::arg("reduction"),
-      py::arg("smooth_nr"), py::arg("smooth_dr"), py::arg("batch"),
-      py::arg("normalizer") = py::none());
+      py::arg("grad_output"), py::arg("include_background"), py::arg("sigmoid"), py::arg("softmax"),
+      py::arg("squared_pred"), py::arg("jaccard"), py::arg("reduction"), py::arg("smooth_nr"),
+      py::arg("smooth_dr"), py::arg("batch"), py::arg("normalizer") = py::none());
   m.def(
       "tversky_loss",
-      [](int mode, const py::object& input, const py::object& target,
-         const py::object& grad_output, bool include_background, bool sigmoid, bool softmax,
-         double alpha, double beta, const std::string& reduction, double smooth_nr,
-         double smooth_dr, bool batch, const py::object& normalizer) {
+      [](int mode, const py::object& input, const py::object& target, const py::object& grad_output,
+         bool include_background, bool sigmoid, bool softmax, double alpha, double beta,
+         const std::string& reduction, double smooth_nr, double smooth_dr, bool batch,
+         const py::object& normalizer) {
         losskit::TverskyLossOptions o;
         o.include_background = include_background;
         o.sigmoid = sigmoid;
@@ -1470,8 +1470,7 @@ void segmentation_bind(py::module_& m) {
         o.smooth_dr = smooth_dr;
         o.batch = batch;
         o.normalizer = normalizer_of(normalizer);
-        return segmentation_dispatch<TverskyEntry>(mode, input, target, py::none(), grad_output,
-                                                   o);
+        return segmentation_dispatch<TverskyEntry>(mode, input, target, py::none(), grad_output, o);
       },
       py::arg("mode"), py::arg("input"), py::arg("target"), py::arg("grad_output"),
       py::arg("include_background"), py::arg("sigmoid"), py::arg("softmax"), py::arg("alpha"),

@@ -13,7 +13,7 @@
 // large_vocab header
 #include "losskit/large_vocab.hpp"
 // segmentation header
-#include "losskit/segmentation.hpp"
 #include "losskit/reduction.hpp"
+#include "losskit/segmentation.hpp"
 #include "losskit/threads.hpp"
 #include "losskit/view.hpp"

@@ -40,7 +40,7 @@ struct DiceLossOptions {
   Reduction reduction = Reduction::Mean;
   double smooth_nr = 1e-5;
   double smooth_dr = 1e-5;
-  bool batch = false;  // sum over the batch too before the ratio: one loss per channel
+  bool batch = false;       // sum over the batch too before the ratio: one loss per channel
   Normalizer normalizer{};  // see reduction.hpp
 };
 

@@ -53,17 +53,17 @@ Settings settings_of(const DiceLossOptions& o) {
   // Dice: (2I + snr) / (P + G + sdr); Jaccard (MONAI): (2I + snr) / (2 (P + G - I) + sdr).
   const Ratio ratio =
       o.jaccard ? Ratio{2, -2, 2, 2, o.squared_pred} : Ratio{2, 0, 1, 1, o.squared_pred};
-  return Settings{"dice_loss", o.include_background, o.sigmoid,    o.softmax,
-                  o.batch,     o.reduction,          o.smooth_nr,  o.smooth_dr,
-                  o.normalizer, ratio,               /*takes_weight=*/true};
+  return Settings{"dice_loss",          o.include_background, o.sigmoid,   o.softmax,    o.batch,
+                  o.reduction,          o.smooth_nr,          o.smooth_dr, o.normalizer, ratio,
+                  /*takes_weight=*/true};
 }
 
 Settings settings_of(const TverskyLossOptions& o) {
   // tp + alpha fp + beta fn with fp = P - I, fn = G - I.
   const Ratio ratio{1, 1 - o.alpha - o.beta, o.alpha, o.beta, false};
-  return Settings{"tversky_loss", o.include_background, o.sigmoid,   o.softmax,
-                  o.batch,        o.reduction,          o.smooth_nr, o.smooth_dr,
-                  o.normalizer,   ratio,                /*takes_weight=*/false};
+  return Settings{"tversky_loss",        o.include_background, o.sigmoid,   o.softmax,    o.batch,
+                  o.reduction,           o.smooth_nr,          o.smooth_dr, o.normalizer, ratio,
+                  /*takes_weight=*/false};
 }
 
 // Below this many input elements per thread a parallel region costs more than it saves.
@@ -78,7 +78,9 @@ struct Problem {
   int64_t groups = 0;  // losses before the reduction: N C', or C' with batch
 };
 
-Shape spatial_of(const Shape& input_shape) { return Shape(input_shape.begin() + 2, input_shape.end()); }
+Shape spatial_of(const Shape& input_shape) {
+  return Shape(input_shape.begin() + 2, input_shape.end());
+}
 
 std::string bool_name(bool b) { return b ? "True" : "False"; }
 
@@ -103,9 +105,9 @@ Problem check_common(const Settings& st, View<T> input, View<T> weight) {
   p.first = (!st.include_background && p.C > 1) ? 1 : 0;
   p.counted = p.C - p.first;
   p.label_base = p.C == 1 ? 1 : 0;
-  p.activation = st.sigmoid                   ? SegmentationActivation::Sigmoid
-                 : (st.softmax && p.C > 1)    ? SegmentationActivation::Softmax
-                                              : SegmentationActivation::None;
+  p.activation = st.sigmoid                ? SegmentationActivation::Sigmoid
+                 : (st.softmax && p.C > 1) ? SegmentationActivation::Softmax
+                                           : SegmentationActivation::None;
   p.groups = st.batch ? p.counted : p.N * p.counted;
   detail::check_optional(st.fn, "weight", weight);
   if (weight.present()) {
@@ -279,13 +281,10 @@ double run(const Settings& st, View<T> input, View<Target> target, View<T> weigh
     double scale = go0;
     if (st.reduction == Reduction::None)
       scale = grad_output.present() ? static_cast<double>(grad_output.data[grp]) : 1.0;
-    else if (st.reduction == Reduction::Mean)
-      scale = go0 / divisor;
+    else if (st.reduction == Reduction::Mean) scale = go0 / divisor;
     const int64_t n = st.batch ? 0 : grp / Cc, c = grp % Cc + p.first;
-    coef_g[static_cast<size_t>(n * C + c)] =
-        static_cast<T>(scale * dnum[static_cast<size_t>(grp)]);
-    coef_q[static_cast<size_t>(n * C + c)] =
-        static_cast<T>(scale * dden[static_cast<size_t>(grp)]);
+    coef_g[static_cast<size_t>(n * C + c)] = static_cast<T>(scale * dnum[static_cast<size_t>(grp)]);
+    coef_q[static_cast<size_t>(n * C + c)] = static_cast<T>(scale * dden[static_cast<size_t>(grp)]);
   }
   const auto grad_tile = grad_kernel<T>();
   detail::parallel_for(0, items, grain, [&](int64_t b, int64_t e, int) {

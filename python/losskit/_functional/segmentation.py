@@ -31,11 +31,17 @@ def _target_array(function: str, target: ArrayLike, to_onehot_y: bool, dtype: np
     return _convert.as_kernel_array(arr, dtype)
 
 
-def _warn_single_channel(function: str, channels: int, softmax: bool, to_onehot_y: bool, include_background: bool) -> None:
+def _warn_single_channel(
+    function: str, channels: int, softmax: bool, to_onehot_y: bool, include_background: bool
+) -> None:
     """MONAI's warnings for the options it ignores on a single-channel input."""
     if channels != 1:
         return
-    for flag, name in ((softmax, "softmax=True"), (to_onehot_y, "to_onehot_y=True"), (not include_background, "include_background=False")):
+    for flag, name in (
+        (softmax, "softmax=True"),
+        (to_onehot_y, "to_onehot_y=True"),
+        (not include_background, "include_background=False"),
+    ):
         if flag:
             warnings.warn(f"{function}: single channel prediction, `{name}` ignored.", UserWarning, stacklevel=5)
 
@@ -72,9 +78,14 @@ def _prepare(
     sdr = _convert.real(function, "smooth_dr", smooth_dr)
     dtype, (x, w) = _convert.float_inputs(function, ("input", "weight"), (input, weight))
     y = _target_array(function, target, flags[0], dtype)
-    if x.ndim >= 2:
-        _warn_single_channel(function, x.shape[1], flags[3], flags[0], flags[1])
-    go = None if call.mode in (FORWARD, MEAN_NORMALIZER) else _convert.grad_output_array(function, call.grad_output, dtype)
+    shape = () if x is None else x.shape  # never None: float_inputs refuses a None input
+    if len(shape) >= 2:
+        _warn_single_channel(function, shape[1], flags[3], flags[0], flags[1])
+    go = (
+        None
+        if call.mode in (FORWARD, MEAN_NORMALIZER)
+        else _convert.grad_output_array(function, call.grad_output, dtype)
+    )
     return x, y, w, go, flags, reduction, snr, sdr
 
 
@@ -189,18 +200,30 @@ def dice_loss(
     References: F. Milletari, N. Navab, S.-A. Ahmadi, "V-Net: Fully Convolutional Neural Networks
     for Volumetric Medical Image Segmentation", 3DV 2016; MONAI ``monai.losses.DiceLoss``.
 
-    A perfect one-hot prediction of two classes has loss 0 (up to the smoothing terms), an
-    inverted one loss 1:
+    A perfect one-hot prediction of two classes has loss 0, an inverted one loss 1 (less the
+    smoothing term :math:`s_{nr}/(P + G + s_{dr})`):
 
     >>> g = np.array([[[1.0, 0.0]], [[0.0, 1.0]]]).transpose(1, 0, 2)  # (N=1, C=2, 2 positions)
     >>> round(float(dice_loss(g, g)), 6), round(float(dice_loss(1 - g, g)), 6)
-    (0.0, 1.0)
+    (0.0, 0.999995)
     >>> dice_loss_backward(1.0, g, g).round(3).tolist()
     [[[-0.25, 0.25], [0.25, -0.25]]]
     """
     fn = "dice_loss"
     x, y, w, go, flags, reduction, snr, sdr = _prepare(
-        fn, call, input, target, weight, to_onehot_y, include_background, sigmoid, softmax, batch, reduction, smooth_nr, smooth_dr
+        fn,
+        call,
+        input,
+        target,
+        weight,
+        to_onehot_y,
+        include_background,
+        sigmoid,
+        softmax,
+        batch,
+        reduction,
+        smooth_nr,
+        smooth_dr,
     )
     squared = _convert.flag(fn, "squared_pred", squared_pred)
     jac = _convert.flag(fn, "jaccard", jaccard)
@@ -276,7 +299,19 @@ def tversky_loss(
     """
     fn = "tversky_loss"
     x, y, _, go, flags, reduction, snr, sdr = _prepare(
-        fn, call, input, target, None, to_onehot_y, include_background, sigmoid, softmax, batch, reduction, smooth_nr, smooth_dr
+        fn,
+        call,
+        input,
+        target,
+        None,
+        to_onehot_y,
+        include_background,
+        sigmoid,
+        softmax,
+        batch,
+        reduction,
+        smooth_nr,
+        smooth_dr,
     )
     a = _convert.real(fn, "alpha", alpha)
     b = _convert.real(fn, "beta", beta)
