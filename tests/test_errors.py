@@ -325,7 +325,7 @@ CASES = [
         ValueError,
         r"dice_loss: softmax expected False",
     ),
-    (F.tversky_loss, (p[None], np.zeros((1, 4), np.int64)), {"to_onehot_y": True}, ValueError, r"tversky_loss: target"),
+    (F.tversky_loss, (p[None], np.zeros((1, 3), np.int64)), {"to_onehot_y": True}, ValueError, r"tversky_loss: target"),
     (
         F.tversky_loss,
         (p[None], np.full((1, 4), 3)),

@@ -54,6 +54,8 @@ CLASSES: Dict[str, str] = {
 }
 CLASSES["LinearCrossEntropyLoss"] = "linear_cross_entropy"
 CLASSES["AdaptiveLogSoftmaxWithLoss"] = "-"
+# segmentation
+CLASSES.update({n: getattr(losskit, n)._function for n in ("DiceLoss", "TverskyLoss")})
 
 # Values for each constructor keyword: ordinary ones first, then ones that must fail cleanly.
 VALUES: Dict[str, Tuple[Any, ...]] = {
