@@ -422,6 +422,44 @@ def info_nce() -> Figure:
     return plot_curves("info_nce_loss, four pairs, the first rotated by theta", ANGLE, r"angle $\theta$", curves)
 
 
+# ---- segmentation ----
+Q = np.linspace(0.0, 1.0, 401)  # a predicted probability
+
+
+def overlap_case(q: np.ndarray, background: float) -> Tuple[np.ndarray, np.ndarray]:
+    """One sample per q, one channel, 8 positions: the target marks the first 4; the prediction is
+    q on them and q * background on the other 4."""
+    target = np.zeros((q.size, 1, 8))
+    target[:, :, :4] = 1.0
+    pred = np.where(target == 1.0, q[:, None, None], q[:, None, None] * background)
+    return pred, target
+
+
+@figure
+def dice() -> Figure:
+    """dice_loss of one channel whose 4 foreground positions are predicted q (background
+    positions 0), plain, Jaccard and squared_pred; the gradient is at a foreground position."""
+    pred, target = overlap_case(Q, 0.0)
+    curves = []
+    for label, kw in (("Dice", {}), ("Jaccard", {"jaccard": True}), ("Dice, squared_pred", {"squared_pred": True})):
+        loss, grad = loss_and_grad("dice_loss", pred, target, **kw)
+        curves.append((label, loss[:, 0], grad[:, 0, 0]))
+    return plot_curves("dice_loss, foreground predicted q, background 0", Q, "$q$", curves)
+
+
+@figure
+def tversky() -> Figure:
+    """tversky_loss of one channel predicted q everywhere (4 foreground, 4 background positions):
+    alpha weighs the false positives, beta the false negatives; the gradient is at a foreground
+    position."""
+    pred, target = overlap_case(Q, 1.0)
+    curves = []
+    for alpha, beta in ((0.5, 0.5), (0.3, 0.7), (0.7, 0.3)):
+        loss, grad = loss_and_grad("tversky_loss", pred, target, alpha=alpha, beta=beta)
+        curves.append((f"alpha = {alpha}, beta = {beta}", loss[:, 0], grad[:, 0, 0]))
+    return plot_curves("tversky_loss, prediction q at every position", Q, "$q$", curves)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", help=f"figures to draw (default all): {', '.join(FIGURES)}")

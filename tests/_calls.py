@@ -63,6 +63,12 @@ BASE: Dict[str, Tuple[Tuple[Any, ...], Dict[str, Any]]] = {
         },
     ),
     "info_nce_loss": ((X, Y), {"temperature": 0.5, "symmetric": True, "normalize": True, "block_size": 2}),
+    # segmentation
+    "dice_loss": (
+        (X.reshape(2, 3, 2), np.array([[0, 2], [1, 1]])),
+        {"to_onehot_y": True, "softmax": True, "jaccard": True, "weight": P[0, :2], "include_background": False},
+    ),
+    "tversky_loss": ((P.reshape(2, 3, 2), P.reshape(2, 3, 2)[::-1].copy()), {"alpha": 0.3, "beta": 0.7, "batch": True}),
 }
 
 

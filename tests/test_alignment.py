@@ -195,6 +195,20 @@ def _linear_cross_entropy():
     return ("linear_cross_entropy", "large_vocab", make)
 
 
+def _segmentation(name: str, labels: bool):
+    def make(rng: np.random.Generator, dt: Any):
+        x = rng.standard_normal((N, C, 3, 2)).astype(dt)
+        if labels:
+            y: Any = rng.integers(0, C, (N, 3, 2)).astype(np.int64)
+            opts: Dict[str, Any] = {"to_onehot_y": True, "softmax": True}
+        else:
+            y, opts = rng.random((N, C, 3, 2)).astype(dt), {"sigmoid": True}
+        kw = {"weight": (rng.random(C) + 0.5).astype(dt)} if name == "dice_loss" else {}
+        return {"input": x, "target": y}, kw, opts, (N, C)
+
+    return (name + ("[labels]" if labels else "[dense]"), "segmentation", make)
+
+
 CASES = [
     *(
         _pointwise(n)
@@ -230,6 +244,9 @@ CASES = [
     _ctc(padded=True),
     _ctc(padded=False),
     _linear_cross_entropy(),
+    # segmentation
+    _segmentation("dice_loss", labels=True),
+    _segmentation("tversky_loss", labels=False),
 ]
 
 
@@ -273,7 +290,14 @@ def test_misaligned_arguments_give_the_aligned_answer(case, dtype, mode, core_sp
 
 
 def test_every_family_is_covered():
-    assert {family for _, family, _ in CASES} == {"pointwise", "classification", "embedding", "ctc", "large_vocab"}
+    assert {family for _, family, _ in CASES} == {
+        "pointwise",
+        "classification",
+        "embedding",
+        "ctc",
+        "large_vocab",
+        "segmentation",
+    }
 
 
 @pytest.mark.parametrize("dtype", FLOATS, ids=lambda d: np.dtype(d).name)

@@ -316,6 +316,24 @@ CASES = [
     ),
     (losskit.AdaptiveLogSoftmaxWithLoss, (4, 10, 3), {}, TypeError, r"cutoffs expected a sequence of integers"),
     (losskit.MultiMarginLoss, (), {"p": np.ones(2)}, TypeError, r"MultiMarginLoss: p expected a real number"),
+    # segmentation (tests/test_segmentation.py has the full table)
+    (F.dice_loss, (x, y), {}, ValueError, r"dice_loss: input expected an \(N, C, d1, ..., dK\) array with K >= 1"),
+    (
+        F.dice_loss,
+        (p[None], p[None]),
+        {"sigmoid": True, "softmax": True},
+        ValueError,
+        r"dice_loss: softmax expected False",
+    ),
+    (F.tversky_loss, (p[None], np.zeros((1, 3), np.int64)), {"to_onehot_y": True}, ValueError, r"tversky_loss: target"),
+    (
+        F.tversky_loss,
+        (p[None], np.full((1, 4), 3)),
+        {"to_onehot_y": True},
+        IndexError,
+        r"tversky_loss: target expected",
+    ),
+    (F.dice_loss, (p[None], p[None]), {"weight": -np.ones(3)}, ValueError, r"dice_loss: weight expected non-negative"),
 ]
 
 

@@ -123,6 +123,13 @@ ERRORS: List[Tuple[str, type, Callable[..., Any], Tuple[Any, ...], Dict[str, Any
         {"distance_function": lambda a, b: np.zeros(3)},
     ),
     ("grad_output", ValueError, F.cosine_embedding_loss_backward, (np.ones(2), X, X, np.ones(3)), {}),
+    (
+        "segmentation label",
+        IndexError,
+        F.dice_loss_forward_backward,
+        (X.reshape(1, 3, 4), np.array([[0, 1, 7, 2]])),
+        {"to_onehot_y": True},
+    ),
 ]
 
 
@@ -153,6 +160,8 @@ CLASS_CALLS: Dict[str, Tuple[str, Dict[str, Any]]] = {
     "TripletMarginLoss": ("triplet_margin_loss", {"swap": True}),
     "TripletMarginWithDistanceLoss": ("triplet_margin_with_distance_loss", {"distance_function": "cosine"}),
     "CTCLoss": ("ctc_loss", {"zero_infinity": True}),
+    "DiceLoss": ("dice_loss", {"to_onehot_y": True, "softmax": True, "jaccard": True}),
+    "TverskyLoss": ("tversky_loss", {"alpha": 0.3, "beta": 0.7}),
 }
 
 

@@ -1411,6 +1411,174 @@ void contrastive_bind(py::module_& m) {
       },
       py::arg("num_rows"), py::arg("dim"), py::arg("block_rows"));
 }
+// ---- segmentation bindings ----
+// _core.dice_loss / _core.tversky_loss(mode, input, target, weight, grad_output, options...):
+// mode 0 the loss, 1 the gradient, 2 both, 3 the divisor of 'mean' (_spec's modes). The target
+// is an int64 array of class indices (to_onehot_y) or an array of the input's dtype (dense).
+struct DiceEntry {
+  using Options = losskit::DiceLossOptions;
+  static constexpr const char* kName = "dice_loss";
+  template <class T, class Y>
+  static void forward(View<T> x, View<Y> y, View<T> w, MutView<T> out, const Options& o) {
+    losskit::dice_loss<T>(x, y, w, out, o);
+  }
+  template <class T, class Y>
+  static void backward(View<T> go, View<T> x, View<Y> y, View<T> w, MutView<T> g,
+                       const Options& o) {
+    losskit::dice_loss_backward<T>(go, x, y, w, g, o);
+  }
+  template <class T, class Y>
+  static void forward_backward(View<T> x, View<Y> y, View<T> w, View<T> go, MutView<T> out,
+                               MutView<T> g, const Options& o) {
+    losskit::dice_loss_forward_backward<T>(x, y, w, go, out, g, o);
+  }
+  template <class T, class Y>
+  static double mean_normalizer(View<T> x, View<Y> y, View<T> w, const Options& o) {
+    return losskit::dice_loss_mean_normalizer<T>(x, y, w, o);
+  }
+};
+
+struct TverskyEntry {
+  using Options = losskit::TverskyLossOptions;
+  static constexpr const char* kName = "tversky_loss";
+  template <class T, class Y>
+  static void forward(View<T> x, View<Y> y, View<T> w, MutView<T> out, const Options& o) {
+    losskit::tversky_loss<T>(x, y, w, out, o);
+  }
+  template <class T, class Y>
+  static void backward(View<T> go, View<T> x, View<Y> y, View<T> w, MutView<T> g,
+                       const Options& o) {
+    losskit::tversky_loss_backward<T>(go, x, y, w, g, o);
+  }
+  template <class T, class Y>
+  static void forward_backward(View<T> x, View<Y> y, View<T> w, View<T> go, MutView<T> out,
+                               MutView<T> g, const Options& o) {
+    losskit::tversky_loss_forward_backward<T>(x, y, w, go, out, g, o);
+  }
+  template <class T, class Y>
+  static double mean_normalizer(View<T> x, View<Y> y, View<T> w, const Options& o) {
+    return losskit::tversky_loss_mean_normalizer<T>(x, y, w, o);
+  }
+};
+
+template <class E, class T, class Y>
+py::object segmentation_run(int mode, const py::handle& input, const py::handle& target,
+                            const py::handle& weight, const py::handle& grad_output,
+                            const typename E::Options& o) {
+  const View<T> x = as_view<T>(input, E::kName, "input");
+  View<Y> y;
+  if constexpr (std::is_same_v<Y, int64_t>) {
+    if (!Array<int64_t>::check_(target))
+      throw losskit::TypeError(std::string(E::kName) + ": target expected an int64 array");
+    auto a = py::reinterpret_borrow<py::array>(target);
+    if (!(a.flags() & py::array::c_style))
+      throw losskit::ValueError(std::string(E::kName) + ": target expected a C-contiguous array");
+    y = View<int64_t>(static_cast<const int64_t*>(a.data()), shape_of<int64_t>(a));
+  } else {
+    y = as_view<T>(target, E::kName, "target");
+  }
+  const View<T> w = as_view<T>(weight, E::kName, "weight");
+  const View<T> go = as_view<T>(grad_output, E::kName, "grad_output");
+  if (mode == 3) {
+    double divisor;
+    {
+      py::gil_scoped_release release;
+      divisor = E::mean_normalizer(x, y, w, o);
+    }
+    return py::float_(divisor);
+  }
+  // A shape the core refuses gets a 0-d output here; the core's check names the input first.
+  const Shape out_shape =
+      x.dim() >= 3
+          ? losskit::segmentation_output_shape(x.shape, o.include_background, o.batch, o.reduction)
+          : Shape{};
+  if (mode == 0) {
+    auto out = new_array<T>(out_shape);
+    auto ov = as_mut<T>(out);
+    py::gil_scoped_release release;
+    E::forward(x, y, w, ov, o);
+    return std::move(out);
+  }
+  auto grad = new_array<T>(x.shape);
+  auto gv = as_mut<T>(grad);
+  if (mode == 1) {
+    py::gil_scoped_release release;
+    E::backward(go, x, y, w, gv, o);
+    return std::move(grad);
+  }
+  auto out = new_array<T>(out_shape);
+  auto ov = as_mut<T>(out);
+  {
+    py::gil_scoped_release release;
+    E::forward_backward(x, y, w, go, ov, gv, o);
+  }
+  return py::make_tuple(out, grad);
+}
+
+template <class E>
+py::object segmentation_dispatch(int mode, const py::handle& input, const py::handle& target,
+                                 const py::handle& weight, const py::handle& grad_output,
+                                 const typename E::Options& o) {
+  if (mode < 0 || mode > 3)
+    throw losskit::ValueError(std::string(E::kName) + ": mode expected 0, 1, 2 or 3");
+  const bool labels = py::isinstance<py::array>(target) &&
+                      py::reinterpret_borrow<py::array>(target).dtype().kind() == 'i';
+  if (has_dtype<float>(input))
+    return labels ? segmentation_run<E, float, int64_t>(mode, input, target, weight, grad_output, o)
+                  : segmentation_run<E, float, float>(mode, input, target, weight, grad_output, o);
+  return labels ? segmentation_run<E, double, int64_t>(mode, input, target, weight, grad_output, o)
+                : segmentation_run<E, double, double>(mode, input, target, weight, grad_output, o);
+}
+
+void segmentation_bind(py::module_& m) {
+  m.def(
+      "dice_loss",
+      [](int mode, const py::object& input, const py::object& target, const py::object& weight,
+         const py::object& grad_output, bool include_background, bool sigmoid, bool softmax,
+         bool squared_pred, bool jaccard, const std::string& reduction, double smooth_nr,
+         double smooth_dr, bool batch, const py::object& normalizer) {
+        losskit::DiceLossOptions o;
+        o.include_background = include_background;
+        o.sigmoid = sigmoid;
+        o.softmax = softmax;
+        o.squared_pred = squared_pred;
+        o.jaccard = jaccard;
+        o.reduction = losskit::parse_reduction(reduction, "dice_loss");
+        o.smooth_nr = smooth_nr;
+        o.smooth_dr = smooth_dr;
+        o.batch = batch;
+        o.normalizer = normalizer_of(normalizer);
+        return segmentation_dispatch<DiceEntry>(mode, input, target, weight, grad_output, o);
+      },
+      py::arg("mode"), py::arg("input"), py::arg("target"), py::arg("weight"),
+      py::arg("grad_output"), py::arg("include_background"), py::arg("sigmoid"), py::arg("softmax"),
+      py::arg("squared_pred"), py::arg("jaccard"), py::arg("reduction"), py::arg("smooth_nr"),
+      py::arg("smooth_dr"), py::arg("batch"), py::arg("normalizer") = py::none());
+  m.def(
+      "tversky_loss",
+      [](int mode, const py::object& input, const py::object& target, const py::object& grad_output,
+         bool include_background, bool sigmoid, bool softmax, double alpha, double beta,
+         const std::string& reduction, double smooth_nr, double smooth_dr, bool batch,
+         const py::object& normalizer) {
+        losskit::TverskyLossOptions o;
+        o.include_background = include_background;
+        o.sigmoid = sigmoid;
+        o.softmax = softmax;
+        o.alpha = alpha;
+        o.beta = beta;
+        o.reduction = losskit::parse_reduction(reduction, "tversky_loss");
+        o.smooth_nr = smooth_nr;
+        o.smooth_dr = smooth_dr;
+        o.batch = batch;
+        o.normalizer = normalizer_of(normalizer);
+        return segmentation_dispatch<TverskyEntry>(mode, input, target, py::none(), grad_output, o);
+      },
+      py::arg("mode"), py::arg("input"), py::arg("target"), py::arg("grad_output"),
+      py::arg("include_background"), py::arg("sigmoid"), py::arg("softmax"), py::arg("alpha"),
+      py::arg("beta"), py::arg("reduction"), py::arg("smooth_nr"), py::arg("smooth_dr"),
+      py::arg("batch"), py::arg("normalizer") = py::none());
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -1524,4 +1692,6 @@ PYBIND11_MODULE(_core, m) {
   large_vocab_bind(m);
   // contrastive: register bindings here
   contrastive_bind(m);
+  // segmentation: register bindings here
+  segmentation_bind(m);
 }

@@ -43,6 +43,9 @@ from .modules import (
     LinearCrossEntropyLoss,
     # contrastive classes
     InfoNCELoss,
+    # segmentation classes
+    DiceLoss,
+    TverskyLoss,
 )
 
 
@@ -83,6 +86,9 @@ __all__ = [
     "LinearCrossEntropyLoss",
     # contrastive names
     "InfoNCELoss",
+    # segmentation names
+    "DiceLoss",
+    "TverskyLoss",
     "cpu_target",
     "functional",
     "get_cmake_dir",

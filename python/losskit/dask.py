@@ -152,6 +152,9 @@ def _batch_axes(name: str, shapes: Dict[str, Tuple[int, ...]]) -> Dict[str, Opti
         # Every pair is a negative of every other: a batch chunk's loss needs the whole batch, so
         # the call has no batch layout here and runs whole, in one task (exact, not distributed).
         pass
+    elif name in ("dice_loss", "tversky_loss"):
+        if len(shapes["input"]) >= 3:
+            axes.update({k: 0 for k in ("input", "target") if k in shapes and len(shapes[k]) >= 2})
     else:  # a new loss family must say where its batch is
         raise NotImplementedError(f"{_MODULE}.{name}: no batch layout for this loss")
     return axes
@@ -305,6 +308,10 @@ class _Plan:
         go = arrays.pop("grad_output", None)
         shapes = {k: tuple(v.shape) for k, v in arrays.items()}
         self.axes = _batch_axes(name, shapes)
+        if name in ("dice_loss", "tversky_loss") and arguments.get("batch") is True:
+            # batch=True sums over the whole batch before the ratio: chunks' losses do not add up,
+            # so the call runs as one task.
+            self.axes = dict.fromkeys(self.axes)
         cut = [k for k, ax in self.axes.items() if ax is not None]
         self.batched = bool(cut)
         extent = shapes[cut[0]][self.axes[cut[0]]] if cut else 1

@@ -44,7 +44,7 @@ in float32; results in the input's dtype).
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, Dict, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -60,11 +60,20 @@ _CLASS_DIM = frozenset(
 )
 _ROW = frozenset({"cosine_embedding_loss", "triplet_margin_loss", "triplet_margin_with_distance_loss", "info_nce_loss"})
 
-_NOT_ELEMENTWISE = frozenset({"ctc_loss", "linear_cross_entropy"})
+_SEGMENTATION = frozenset({"dice_loss", "tversky_loss"})
+_NOT_ELEMENTWISE = frozenset({"ctc_loss", "linear_cross_entropy"}) | _SEGMENTATION
 
 
-def _none_shape(name: str, positional: Tuple[Tuple[int, ...], ...]) -> Tuple[int, ...]:
+def _none_shape(
+    name: str, positional: Tuple[Tuple[int, ...], ...], options: Optional[Dict[str, Any]] = None
+) -> Tuple[int, ...]:
     first = positional[0]
+    if name in _SEGMENTATION:  # (N, C') or (C',): C' without the background when it is left out
+        options = options or {}
+        if len(first) < 2:
+            return ()
+        counted = first[1] - (1 if not options.get("include_background", True) and first[1] > 1 else 0)
+        return (counted,) if options.get("batch", False) else (first[0], counted)
     if name in _CLASS_DIM:
         return first[:1] + first[2:] if len(first) >= 2 else ()
     if name in _ROW:
@@ -110,13 +119,13 @@ def _call(plan: _Plan, arguments: Dict[str, Any]) -> Any:
     dtypes = dict(zip(keys, (a.dtype for a in arrays)))
     dtype = arrays[0].dtype
     if reduction == "none":
-        out_shape = _none_shape(plan.name, tuple(shapes[k] for k in plan.positional if k in shapes))
+        out_shape = _none_shape(plan.name, tuple(shapes[k] for k in plan.positional if k in shapes), static)
     else:
         out_shape = ()
     loss_type = jax.ShapeDtypeStruct(out_shape, dtype)
     # return_stats: per-row arrays shaped like the unreduced loss, beside the loss
     with_stats = bool(static.get("return_stats"))
-    stat_shape = _none_shape(plan.name, tuple(shapes[k] for k in plan.positional if k in shapes))
+    stat_shape = _none_shape(plan.name, tuple(shapes[k] for k in plan.positional if k in shapes), static)
     stat_types = {
         "lse": jax.ShapeDtypeStruct(stat_shape, dtype),
         "entropy": jax.ShapeDtypeStruct(stat_shape, dtype),

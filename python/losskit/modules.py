@@ -573,3 +573,69 @@ class InfoNCELoss(_Loss):
         self.symmetric = symmetric
         self.normalize = normalize
         self.block_size = block_size
+
+
+# ---- segmentation ----
+class DiceLoss(_Loss):
+    """Soft Dice (or Jaccard) loss with MONAI's ``DiceLoss`` options; see
+    :func:`losskit.functional.dice_loss`. ``crit(input, target)``; ``backward`` returns the gradient
+    with respect to ``input``."""
+
+    _function = "dice_loss"
+
+    def __init__(
+        self,
+        include_background: bool = True,
+        to_onehot_y: bool = False,
+        sigmoid: bool = False,
+        softmax: bool = False,
+        squared_pred: bool = False,
+        jaccard: bool = False,
+        reduction: str = "mean",
+        smooth_nr: float = 1e-5,
+        smooth_dr: float = 1e-5,
+        batch: bool = False,
+        weight: Any = None,
+    ) -> None:
+        super().__init__(reduction=reduction)
+        self.include_background = include_background
+        self.to_onehot_y = to_onehot_y
+        self.sigmoid = sigmoid
+        self.softmax = softmax
+        self.squared_pred = squared_pred
+        self.jaccard = jaccard
+        self.smooth_nr = smooth_nr
+        self.smooth_dr = smooth_dr
+        self.batch = batch
+        self.weight = weight
+
+
+class TverskyLoss(_Loss):
+    """Tversky loss with MONAI's ``TverskyLoss`` options; see
+    :func:`losskit.functional.tversky_loss`. ``crit(input, target)``."""
+
+    _function = "tversky_loss"
+
+    def __init__(
+        self,
+        include_background: bool = True,
+        to_onehot_y: bool = False,
+        sigmoid: bool = False,
+        softmax: bool = False,
+        alpha: float = 0.5,
+        beta: float = 0.5,
+        reduction: str = "mean",
+        smooth_nr: float = 1e-5,
+        smooth_dr: float = 1e-5,
+        batch: bool = False,
+    ) -> None:
+        super().__init__(reduction=reduction)
+        self.include_background = include_background
+        self.to_onehot_y = to_onehot_y
+        self.sigmoid = sigmoid
+        self.softmax = softmax
+        self.alpha = alpha
+        self.beta = beta
+        self.smooth_nr = smooth_nr
+        self.smooth_dr = smooth_dr
+        self.batch = batch

@@ -432,8 +432,38 @@ void large_vocab(Family& f) {
 
 }  // namespace
 
+// ---- segmentation ----------------------------------------------------------------------------
+template <class T>
+void segmentation(Family& f) {
+  Arena m;
+  const int64_t N = 2, C = 3, S = 2;
+  const auto x =
+      m.in<T>({N, C, S}, {0.5, -1.0, 2.0, 0.25, 0.75, -0.5, 1.0, 0.0, -2.0, 1.5, 0.3, 0.1});
+  const auto labels = m.in<int64_t>({N, S}, {0, 2, 1, 1});
+  const auto dense = m.in<T>({N, C, S}, {1, 0, 0, 0, 0, 1, 0, 1, 1, 0, 0, 0});
+  const auto w = m.in<T>({C}, {1.0, 2.0, 0.5});
+  const auto go = m.in<T>({N, C}, {1.0, -0.5, 0.25, 2.0, 1.0, 0.5});
+  const auto out = m.out<T>({N, C}), grad = m.out<T>({N, C, S});
+  DiceLossOptions d;
+  d.softmax = true;
+  d.reduction = Reduction::None;
+  TverskyLossOptions t;
+  t.sigmoid = true;
+  t.reduction = Reduction::None;
+  const View<T> none;
+  expect_refusals(f, m, "dice_loss", "input target weight output -", LOSSKIT_CALL(dice_loss), x,
+                  labels, w, out, d);
+  expect_refusals(f, m, "dice_loss", "grad_output input target weight grad_input -",
+                  LOSSKIT_CALL(dice_loss_backward), go, x, labels, w, grad, d);
+  expect_refusals(f, m, "dice_loss", "input target weight grad_output output grad_input -",
+                  LOSSKIT_CALL(dice_loss_forward_backward), x, labels, w, go, out, grad, d);
+  expect_refusals(f, m, "tversky_loss", "input target - grad_output output grad_input -",
+                  LOSSKIT_CALL(tversky_loss_forward_backward), x, dense, none, go, out, grad, t);
+}
+
 int main() {
-  Family families[] = {{"pointwise"}, {"classification"}, {"embedding"}, {"ctc"}, {"large_vocab"}};
+  Family families[] = {{"pointwise"}, {"classification"}, {"embedding"},
+                       {"ctc"},       {"large_vocab"},    {"segmentation"}};
   pointwise<float>(families[0]);
   pointwise<double>(families[0]);
   classification<float>(families[1]);
@@ -444,6 +474,8 @@ int main() {
   ctc<double>(families[3]);
   large_vocab<float>(families[4]);
   large_vocab<double>(families[4]);
+  segmentation<float>(families[5]);
+  segmentation<double>(families[5]);
   for (const Family& family : families)
     std::printf("%s: %d calls, %d misaligned arguments refused\n", family.name, family.calls,
                 family.refused);

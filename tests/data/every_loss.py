@@ -71,6 +71,11 @@ def make_inputs(path: str) -> None:
         # adaptive softmax: 64 features, 1000 classes, cutoffs (100, 400)
         "asm_x": rng.standard_normal((400, 64)),
         "asm_labels": rng.integers(0, 1000, 400),
+        # segmentation: (6, 4, 50, 61), 3050 positions per channel (three 1024-position tiles, the
+        # last one short), 18 tiles: past the 2 x 8-tile threading grain
+        "seg_logits": 2 * rng.standard_normal((6, 4, 50, 61)),
+        "seg_labels": rng.integers(0, 4, (6, 50, 61)),
+        "seg_soft": rng.uniform(0.0, 1.0, (6, 4, 50, 61)),
     }
     a["multilabel"][:, 0] = rng.integers(0, 300, 256)  # at least one label per row
     a["labels"][::17] = -100  # ignored rows
@@ -163,6 +168,20 @@ def cases(a: Dict[str, np.ndarray], dt: str) -> List[Tuple[str, str, tuple, dict
         # info_nce_loss: 500 pairs of 64 in blocks of 128 rows (the column statistics merged over
         # four blocks, the symmetric gradient's second pass)
         ("info_nce", "info_nce_loss", (f["e1"][:500], f["e2"][:500]), {"block_size": 128}, False),
+        (
+            "dice_softmax",
+            "dice_loss",
+            (f["seg_logits"], a["seg_labels"]),
+            {"to_onehot_y": True, "softmax": True, "include_background": False, "squared_pred": True},
+            False,
+        ),
+        (
+            "tversky_sigmoid",
+            "tversky_loss",
+            (f["seg_logits"], f["seg_soft"]),
+            {"sigmoid": True, "alpha": 0.3, "beta": 0.7, "batch": True},
+            False,
+        ),
     ]
 
 

@@ -55,6 +55,8 @@ CLASSES: Dict[str, str] = {
 CLASSES["LinearCrossEntropyLoss"] = "linear_cross_entropy"
 CLASSES["AdaptiveLogSoftmaxWithLoss"] = "-"
 CLASSES["InfoNCELoss"] = "info_nce_loss"
+# segmentation
+CLASSES.update({n: getattr(losskit, n)._function for n in ("DiceLoss", "TverskyLoss")})
 
 # Values for each constructor keyword: ordinary ones first, then ones that must fail cleanly.
 VALUES: Dict[str, Tuple[Any, ...]] = {

@@ -14,6 +14,8 @@
 #include "losskit/large_vocab.hpp"
 // contrastive header
 #include "losskit/contrastive.hpp"
+// segmentation header
+#include "losskit/segmentation.hpp"
 // the shared types
 #include "losskit/reduction.hpp"
 #include "losskit/threads.hpp"

@@ -1,0 +1,372 @@
+// Entry points of dice_loss and tversky_loss: every check before any work (shapes and options,
+// then class indices and weights in a pre-pass), then one driver for both losses:
+//   pass 1: per tile (kSegmentationTile positions of one sample) the sums of p g, p (p^2) and
+//           g (g^2) of every counted channel, in double, into a partial per tile;
+//   between: the partials combined per (n, c) (per c with batch) in a fixed tree, the ratio, the
+//           loss, and the two per-channel coefficients of the gradient;
+//   pass 2: (backward only) per tile the gradient, which at each element depends only on its
+//           (n, c)'s coefficients, the element and its position's softmax.
+// So forward_backward reads the input twice and allocates nothing input-sized but the gradient.
+// Both losses are the ratio f = 1 - (a I + smooth_nr) / (b I + c P + d G + smooth_dr) of the
+// sums I = sum p g, P = sum p^k, G = sum g^k; the formulas are documented in
+// python/losskit/_functional/segmentation.py.
+#include "losskit/segmentation.hpp"
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "common/checks.hpp"
+#include "common/cpu_dispatch.hpp"
+#include "common/parallel.hpp"
+#include "common/reduce.hpp"
+#include "losskit/errors.hpp"
+#include "segmentation/segmentation_kernels.hpp"
+
+namespace losskit {
+namespace {
+
+using detail::fail_value;
+using detail::kSegmentationTile;
+using detail::SegmentationActivation;
+
+// The ratio's coefficients (see the file comment); k = 2 when `squared`.
+struct Ratio {
+  double a = 2, b = 0, c = 1, d = 1;
+  bool squared = false;
+};
+
+// What both losses' options say, in one form.
+struct Settings {
+  const char* fn = "";
+  bool include_background = true, sigmoid = false, softmax = false, batch = false;
+  Reduction reduction = Reduction::Mean;
+  double smooth_nr = 1e-5, smooth_dr = 1e-5;
+  Normalizer normalizer{};
+  Ratio ratio;
+  bool takes_weight = false;
+};
+
+Settings settings_of(const DiceLossOptions& o) {
+  // Dice: (2I + snr) / (P + G + sdr); Jaccard (MONAI): (2I + snr) / (2 (P + G - I) + sdr).
+  const Ratio ratio =
+      o.jaccard ? Ratio{2, -2, 2, 2, o.squared_pred} : Ratio{2, 0, 1, 1, o.squared_pred};
+  return Settings{"dice_loss",          o.include_background, o.sigmoid,   o.softmax,    o.batch,
+                  o.reduction,          o.smooth_nr,          o.smooth_dr, o.normalizer, ratio,
+                  /*takes_weight=*/true};
+}
+
+Settings settings_of(const TverskyLossOptions& o) {
+  // tp + alpha fp + beta fn with fp = P - I, fn = G - I.
+  const Ratio ratio{1, 1 - o.alpha - o.beta, o.alpha, o.beta, false};
+  return Settings{"tversky_loss",        o.include_background, o.sigmoid,   o.softmax,    o.batch,
+                  o.reduction,           o.smooth_nr,          o.smooth_dr, o.normalizer, ratio,
+                  /*takes_weight=*/false};
+}
+
+// Below this many input elements per thread a parallel region costs more than it saves.
+constexpr int64_t kElementsPerThread = 32768;
+
+struct Problem {
+  int64_t N = 0, C = 0, S = 0;
+  int64_t first = 0;       // first counted channel
+  int64_t counted = 0;     // C'
+  int64_t label_base = 0;  // see SegmentationTile
+  SegmentationActivation activation = SegmentationActivation::None;
+  int64_t groups = 0;  // losses before the reduction: N C', or C' with batch
+};
+
+Shape spatial_of(const Shape& input_shape) {
+  return Shape(input_shape.begin() + 2, input_shape.end());
+}
+
+std::string bool_name(bool b) { return b ? "True" : "False"; }
+
+template <class T>
+Problem check_common(const Settings& st, View<T> input, View<T> weight) {
+  detail::check_reduction(st.fn, st.reduction);
+  detail::check_normalizer(st.fn, st.reduction, st.normalizer);
+  if (st.sigmoid && st.softmax)
+    fail_value(st.fn, "softmax", "False when sigmoid is True (one activation at most)", "True");
+  if (input.dim() < 3)
+    fail_value(st.fn, "input", "an (N, C, d1, ..., dK) array with K >= 1 spatial dimensions",
+               "shape " + shape_to_string(input.shape));
+  if (input.shape[1] < 1)
+    fail_value(st.fn, "input", "at least one channel (C >= 1)",
+               "shape " + shape_to_string(input.shape));
+  detail::check_required(st.fn, "input", input);
+  Problem p;
+  p.N = input.shape[0];
+  p.C = input.shape[1];
+  p.S = numel(spatial_of(input.shape));
+  // MONAI ignores softmax, to_onehot_y and include_background=False for a single channel.
+  p.first = (!st.include_background && p.C > 1) ? 1 : 0;
+  p.counted = p.C - p.first;
+  p.label_base = p.C == 1 ? 1 : 0;
+  p.activation = st.sigmoid                ? SegmentationActivation::Sigmoid
+                 : (st.softmax && p.C > 1) ? SegmentationActivation::Softmax
+                                           : SegmentationActivation::None;
+  p.groups = st.batch ? p.counted : p.N * p.counted;
+  detail::check_optional(st.fn, "weight", weight);
+  if (weight.present()) {
+    if (!st.takes_weight)
+      fail_value(st.fn, "weight", "none (this loss takes no class weights)",
+                 "shape " + shape_to_string(weight.shape));
+    if (weight.shape != Shape{p.counted})
+      fail_value(st.fn, "weight",
+                 "one value per counted class, shape (" + std::to_string(p.counted) + ",)",
+                 "shape " + shape_to_string(weight.shape));
+    for (int64_t c = 0; c < p.counted; ++c)
+      if (weight.data[c] < T(0))
+        fail_value(st.fn, "weight", "non-negative values",
+                   std::to_string(static_cast<double>(weight.data[c])) + " for class " +
+                       std::to_string(c + p.first));
+  }
+  return p;
+}
+
+template <class T>
+void check_target(const Settings& st, const Problem&, View<T> input, View<T> target) {
+  detail::check_required(st.fn, "target", target);
+  if (target.shape != input.shape)
+    fail_value(st.fn, "target",
+               "the input's shape " + shape_to_string(input.shape) +
+                   " (one-hot or soft targets; class indices with to_onehot_y=True)",
+               "shape " + shape_to_string(target.shape));
+}
+
+template <class T>
+void check_target(const Settings& st, const Problem& p, View<T> input, View<int64_t> target) {
+  detail::check_required(st.fn, "target", target);
+  Shape squeezed{input.shape[0]};
+  const Shape spatial = spatial_of(input.shape);
+  squeezed.insert(squeezed.end(), spatial.begin(), spatial.end());
+  Shape with_channel{input.shape[0], 1};
+  with_channel.insert(with_channel.end(), spatial.begin(), spatial.end());
+  if (target.shape != squeezed && target.shape != with_channel)
+    fail_value(st.fn, "target",
+               "class indices of shape " + shape_to_string(squeezed) + " or " +
+                   shape_to_string(with_channel),
+               "shape " + shape_to_string(target.shape));
+  // With one channel the labels are the mask itself (MONAI ignores to_onehot_y): 0 or 1.
+  const int64_t limit = p.C == 1 ? 2 : p.C;
+  const int64_t n = target.numel();
+  int64_t bad = -1;
+  for (int64_t i = 0; i < n; ++i)
+    if (static_cast<uint64_t>(target.data[i]) >= static_cast<uint64_t>(limit)) {
+      bad = i;
+      break;
+    }
+  if (bad >= 0)
+    detail::fail_index(st.fn, "target",
+                       p.C == 1 ? std::string("labels 0 or 1 (a single channel's mask)")
+                                : "class indices in [0, " + std::to_string(p.C) + ")",
+                       std::to_string(target.data[bad]) + " at flat position " +
+                           std::to_string(bad));
+}
+
+template <class T>
+void check_grad_output(const Settings& st, View<T> grad_output, const Shape& out_shape) {
+  detail::check_optional(st.fn, "grad_output", grad_output);
+  if (!grad_output.present()) return;
+  if (st.reduction != Reduction::None && !grad_output.shape.empty())
+    fail_value(st.fn, "grad_output", "a scalar for a reduced loss",
+               "shape " + shape_to_string(grad_output.shape));
+  if (st.reduction == Reduction::None)
+    detail::check_shape_equal(st.fn, "grad_output", grad_output.shape, out_shape, "shape");
+}
+
+template <class T>
+detail::SegmentationSumsKernel<T> sums_kernel() {
+  return LOSSKIT_DISPATCH(detail::SegmentationSumsKernel<T>, segmentation_sums);
+}
+template <class T>
+detail::SegmentationGradKernel<T> grad_kernel() {
+  return LOSSKIT_DISPATCH(detail::SegmentationGradKernel<T>, segmentation_grad);
+}
+
+// The one driver; returns the divisor of 'mean' without the normalizer (N C', or C' with batch).
+template <class T, class Target>
+double run(const Settings& st, View<T> input, View<Target> target, View<T> weight,
+           View<T> grad_output, MutView<T> output, MutView<T> grad, bool forward, bool backward) {
+  const Problem p = check_common(st, input, weight);
+  check_target(st, p, input, target);
+  const Shape out_shape =
+      segmentation_output_shape(input.shape, st.include_background, st.batch, st.reduction);
+  if (forward) detail::check_output(st.fn, "output", output, out_shape);
+  if (backward) {
+    check_grad_output(st, grad_output, out_shape);
+    detail::check_output(st.fn, "grad_input", grad, input.shape);
+  }
+  const double own_divisor = static_cast<double>(p.groups);
+  if (!forward && !backward) return own_divisor;
+  const double divisor = detail::mean_divisor(st.normalizer, own_divisor);
+
+  const int64_t N = p.N, C = p.C, S = p.S, Cc = p.counted;
+  const int64_t tiles_per_row = (S + kSegmentationTile - 1) / kSegmentationTile;
+  const int64_t items = N * tiles_per_row;
+  const int64_t grain = std::max<int64_t>(1, kElementsPerThread / (C * kSegmentationTile));
+  auto tile_of = [&](int64_t item) {
+    const int64_t n = item / tiles_per_row, s0 = item % tiles_per_row * kSegmentationTile;
+    detail::SegmentationTile<T> t;
+    t.input = input.data + (n * C) * S + s0;
+    if constexpr (std::is_same_v<Target, int64_t>) t.labels = target.data + n * S + s0;
+    else t.target = target.data + (n * C) * S + s0;
+    t.plane = S;
+    t.channels = C;
+    t.first_channel = p.first;
+    t.label_base = p.label_base;
+    t.length = std::min(kSegmentationTile, S - s0);
+    t.activation = p.activation;
+    t.squared = st.ratio.squared;
+    return t;
+  };
+
+  // Pass 1: the tile partials, partials[(item * C' + c') * 3 + m].
+  std::vector<double> partials(static_cast<size_t>(items * Cc * 3));
+  const auto sums = sums_kernel<T>();
+  detail::parallel_for(0, items, grain, [&](int64_t b, int64_t e, int) {
+    for (int64_t i = b; i < e; ++i) sums(tile_of(i), partials.data() + i * Cc * 3);
+  });
+
+  // The sums of each group, in a fixed tree over its tiles (in (n, tile) order with batch).
+  const int64_t tiles_per_group = st.batch ? items : tiles_per_row;
+  std::vector<double> column(static_cast<size_t>(tiles_per_group));
+  const Ratio& r = st.ratio;
+  const double k = r.squared ? 2.0 : 1.0;
+  std::vector<double> loss(static_cast<size_t>(p.groups));
+  std::vector<double> dnum(static_cast<size_t>(p.groups)), dden(static_cast<size_t>(p.groups));
+  for (int64_t grp = 0; grp < p.groups; ++grp) {
+    const int64_t n = st.batch ? 0 : grp / Cc, c = grp % Cc;
+    double sum[3];
+    for (int m = 0; m < 3; ++m) {
+      for (int64_t t = 0; t < tiles_per_group; ++t)
+        column[static_cast<size_t>(t)] = partials[((n * tiles_per_row + t) * Cc + c) * 3 + m];
+      sum[m] = detail::combine_partials(column.data(), tiles_per_group);
+    }
+    const double num = r.a * sum[0] + st.smooth_nr;
+    const double den = r.b * sum[0] + r.c * sum[1] + r.d * sum[2] + st.smooth_dr;
+    // MONAI multiplies by the weight only when more than one class is counted.
+    const double w = weight.present() && Cc > 1 ? static_cast<double>(weight.data[c]) : 1.0;
+    loss[static_cast<size_t>(grp)] = w * (1.0 - num / den);
+    // d f / d I and d f / d P (the latter times k, from d p^k / d p), weight included.
+    dnum[static_cast<size_t>(grp)] = w * (-r.a / den + r.b * num / (den * den));
+    dden[static_cast<size_t>(grp)] = w * k * r.c * num / (den * den);
+  }
+
+  if (forward) {
+    switch (st.reduction) {
+      case Reduction::None:
+        for (int64_t g = 0; g < p.groups; ++g)
+          output.data[g] = static_cast<T>(loss[static_cast<size_t>(g)]);
+        break;
+      case Reduction::Sum:
+        output.data[0] = static_cast<T>(detail::combine_partials(loss.data(), p.groups));
+        break;
+      default:
+        output.data[0] = static_cast<T>(detail::combine_partials(loss.data(), p.groups) / divisor);
+        break;
+    }
+  }
+  if (!backward) return own_divisor;
+
+  // The per-(n, c) coefficients of dL/dp (grad_output and the reduction folded in), C entries per
+  // sample (0 for a channel left out); with batch one row serves every sample.
+  const int64_t rows = st.batch ? 1 : N;
+  std::vector<T> coef_g(static_cast<size_t>(rows * C), T(0)), coef_q(coef_g);
+  const double go0 = grad_output.present() ? static_cast<double>(grad_output.data[0]) : 1.0;
+  for (int64_t grp = 0; grp < p.groups; ++grp) {
+    double scale = go0;
+    if (st.reduction == Reduction::None)
+      scale = grad_output.present() ? static_cast<double>(grad_output.data[grp]) : 1.0;
+    else if (st.reduction == Reduction::Mean) scale = go0 / divisor;
+    const int64_t n = st.batch ? 0 : grp / Cc, c = grp % Cc + p.first;
+    coef_g[static_cast<size_t>(n * C + c)] = static_cast<T>(scale * dnum[static_cast<size_t>(grp)]);
+    coef_q[static_cast<size_t>(n * C + c)] = static_cast<T>(scale * dden[static_cast<size_t>(grp)]);
+  }
+  const auto grad_tile = grad_kernel<T>();
+  detail::parallel_for(0, items, grain, [&](int64_t b, int64_t e, int) {
+    for (int64_t i = b; i < e; ++i) {
+      const int64_t n = i / tiles_per_row, s0 = i % tiles_per_row * kSegmentationTile;
+      const int64_t row = st.batch ? 0 : n;
+      grad_tile(tile_of(i), coef_g.data() + row * C, coef_q.data() + row * C,
+                grad.data + (n * C) * S + s0);
+    }
+  });
+  return own_divisor;
+}
+
+template <class Options, class T, class Target>
+double run_with(const Options& o, View<T> input, View<Target> target, View<T> weight,
+                View<T> grad_output, MutView<T> output, MutView<T> grad, bool forward,
+                bool backward) {
+  return run<T, Target>(settings_of(o), input, target, weight, grad_output, output, grad, forward,
+                        backward);
+}
+
+}  // namespace
+
+Shape segmentation_output_shape(const Shape& input_shape, bool include_background, bool batch,
+                                Reduction reduction) {
+  if (reduction != Reduction::None) return {};
+  if (input_shape.size() < 2)
+    fail_value("segmentation_output_shape", "input_shape", "an (N, C, ...) shape",
+               shape_to_string(input_shape));
+  const int64_t C = input_shape[1];
+  const int64_t counted = (!include_background && C > 1) ? C - 1 : C;
+  if (batch) return {counted};
+  return {input_shape[0], counted};
+}
+
+#define LOSSKIT_SEGMENTATION_DEFINE_(NAME, OPTIONS, TARGET)                                        \
+  template <class T>                                                                               \
+  void NAME(View<T> input, View<TARGET> target, View<T> weight, MutView<T> output,                 \
+            const OPTIONS& o) {                                                                    \
+    run_with<OPTIONS, T, TARGET>(o, input, target, weight, {}, output, {}, true, false);           \
+  }                                                                                                \
+  template <class T>                                                                               \
+  void NAME##_backward(View<T> grad_output, View<T> input, View<TARGET> target, View<T> weight,    \
+                       MutView<T> grad_input, const OPTIONS& o) {                                  \
+    run_with<OPTIONS, T, TARGET>(o, input, target, weight, grad_output, {}, grad_input, false,     \
+                                 true);                                                            \
+  }                                                                                                \
+  template <class T>                                                                               \
+  void NAME##_forward_backward(View<T> input, View<TARGET> target, View<T> weight,                 \
+                               View<T> grad_output, MutView<T> output, MutView<T> grad_input,      \
+                               const OPTIONS& o) {                                                 \
+    run_with<OPTIONS, T, TARGET>(o, input, target, weight, grad_output, output, grad_input, true,  \
+                                 true);                                                            \
+  }                                                                                                \
+  template <class T>                                                                               \
+  double NAME##_mean_normalizer(View<T> input, View<TARGET> target, View<T> weight,                \
+                                const OPTIONS& o) {                                                \
+    detail::check_dividing_reduction(settings_of(o).fn, o.reduction);                              \
+    return run_with<OPTIONS, T, TARGET>(o, input, target, weight, {}, {}, {}, false, false);       \
+  }
+
+#define LOSSKIT_SEGMENTATION_INSTANTIATE_(NAME, OPTIONS, T, TARGET)                                \
+  template void NAME<T>(View<T>, View<TARGET>, View<T>, MutView<T>, const OPTIONS&);               \
+  template void NAME##_backward<T>(View<T>, View<T>, View<TARGET>, View<T>, MutView<T>,            \
+                                   const OPTIONS&);                                                \
+  template void NAME##_forward_backward<T>(View<T>, View<TARGET>, View<T>, View<T>, MutView<T>,    \
+                                           MutView<T>, const OPTIONS&);                            \
+  template double NAME##_mean_normalizer<T>(View<T>, View<TARGET>, View<T>, const OPTIONS&);
+
+// The dense and the class-index forms differ only in the target's type.
+#define LOSSKIT_SEGMENTATION_LOSS_(NAME, OPTIONS)                                                  \
+  LOSSKIT_SEGMENTATION_DEFINE_(NAME, OPTIONS, T)                                                   \
+  LOSSKIT_SEGMENTATION_DEFINE_(NAME, OPTIONS, int64_t)                                             \
+  LOSSKIT_SEGMENTATION_INSTANTIATE_(NAME, OPTIONS, float, float)                                   \
+  LOSSKIT_SEGMENTATION_INSTANTIATE_(NAME, OPTIONS, double, double)                                 \
+  LOSSKIT_SEGMENTATION_INSTANTIATE_(NAME, OPTIONS, float, int64_t)                                 \
+  LOSSKIT_SEGMENTATION_INSTANTIATE_(NAME, OPTIONS, double, int64_t)
+
+LOSSKIT_SEGMENTATION_LOSS_(dice_loss, DiceLossOptions)
+LOSSKIT_SEGMENTATION_LOSS_(tversky_loss, TverskyLossOptions)
+#undef LOSSKIT_SEGMENTATION_LOSS_
+#undef LOSSKIT_SEGMENTATION_INSTANTIATE_
+#undef LOSSKIT_SEGMENTATION_DEFINE_
+
+}  // namespace losskit

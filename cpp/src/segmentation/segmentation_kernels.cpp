@@ -1,0 +1,197 @@
+// Tile kernels of dice_loss and tversky_loss (see segmentation_kernels.hpp), compiled once per
+// instruction set. Hot loops only: no exceptions, allocation or Python.
+//
+// Layout: input (N, C, S) with S the spatial positions, so a channel's positions are contiguous
+// and the channels of one position are S apart. Every loop therefore runs over the contiguous
+// positions of one channel, and the softmax over the channels is built up channel by channel in
+// per-position arrays of the tile (its running maximum, then its sum): the vector lanes hold
+// neighbouring positions, never the strided classes.
+#include "segmentation/segmentation_kernels.hpp"
+
+#include <cstdint>
+
+#include "common/ordered_sum.hpp"
+#include "common/target.hpp"
+#include "common/vmath.hpp"
+
+namespace losskit::kernels::LOSSKIT_TARGET_NS {
+namespace segmentation {
+namespace {
+
+using detail::SegmentationActivation;
+using detail::SegmentationTile;
+constexpr int64_t kTile = detail::kSegmentationTile;
+
+// The softmax statistics of the tile's positions: the maximum over the channels (NaN if any
+// channel is NaN, as torch's softmax then gives NaN) and 1 / sum_c exp(x_c - max). `e`, when
+// given, receives exp(x_c - max) for every channel (the tile's part of grad, used as scratch).
+template <class T>
+LOSSKIT_INLINE void softmax_stats(const SegmentationTile<T>& t, T* LOSSKIT_RESTRICT max,
+                                  T* LOSSKIT_RESTRICT inv_sum, T* e) {
+  const int64_t n = t.length;
+  const T* LOSSKIT_RESTRICT x0 = t.input;
+  for (int64_t s = 0; s < n; ++s) max[s] = x0[s];
+  for (int64_t c = 1; c < t.channels; ++c) {
+    const T* LOSSKIT_RESTRICT x = t.input + c * t.plane;
+    for (int64_t s = 0; s < n; ++s) max[s] = (x[s] > max[s] || x[s] != x[s]) ? x[s] : max[s];
+  }
+  for (int64_t s = 0; s < n; ++s) inv_sum[s] = T(0);
+  for (int64_t c = 0; c < t.channels; ++c) {
+    const T* LOSSKIT_RESTRICT x = t.input + c * t.plane;
+    if (e != nullptr) {
+      T* LOSSKIT_RESTRICT ec = e + c * t.plane;
+      for (int64_t s = 0; s < n; ++s) {
+        ec[s] = vmath::exp_nonpositive(x[s] - max[s]);
+        inv_sum[s] += ec[s];
+      }
+    } else {
+      for (int64_t s = 0; s < n; ++s) inv_sum[s] += vmath::exp_nonpositive(x[s] - max[s]);
+    }
+  }
+  for (int64_t s = 0; s < n; ++s) inv_sum[s] = T(1) / inv_sum[s];
+}
+
+// p of channel c over the tile (softmax: from the statistics above).
+template <class T>
+LOSSKIT_INLINE void activate(const SegmentationTile<T>& t, int64_t c, const T* LOSSKIT_RESTRICT max,
+                             const T* LOSSKIT_RESTRICT inv_sum, T* LOSSKIT_RESTRICT p) {
+  const T* LOSSKIT_RESTRICT x = t.input + c * t.plane;
+  const int64_t n = t.length;
+  switch (t.activation) {
+    case SegmentationActivation::None:
+      for (int64_t s = 0; s < n; ++s) p[s] = x[s];
+      break;
+    case SegmentationActivation::Sigmoid:
+      for (int64_t s = 0; s < n; ++s) p[s] = vmath::sigmoid(x[s]);
+      break;
+    case SegmentationActivation::Softmax:
+      for (int64_t s = 0; s < n; ++s) p[s] = vmath::exp_nonpositive(x[s] - max[s]) * inv_sum[s];
+      break;
+  }
+}
+
+// g of channel c over the tile: the dense target, or 1 where the label is the channel's class.
+template <class T>
+LOSSKIT_INLINE void target_of(const SegmentationTile<T>& t, int64_t c, T* LOSSKIT_RESTRICT g) {
+  const int64_t n = t.length;
+  if (t.labels != nullptr) {
+    const int64_t* LOSSKIT_RESTRICT lab = t.labels;
+    const int64_t cls = c + t.label_base;
+    for (int64_t s = 0; s < n; ++s) g[s] = lab[s] == cls ? T(1) : T(0);
+  } else {
+    const T* LOSSKIT_RESTRICT y = t.target + c * t.plane;
+    for (int64_t s = 0; s < n; ++s) g[s] = y[s];
+  }
+}
+
+// The three sums of one channel over the tile, each in ordered_sum's fixed order. Three sweeps
+// over the staged p and g (in L1) rather than one sweep with three interleaved sums: each sweep
+// is a plain 8-lane reduction the compiler vectorises, where the interleaved form strides by 3.
+template <bool kSquared, class T>
+LOSSKIT_INLINE void channel_sums(int64_t n, const T* LOSSKIT_RESTRICT p,
+                                 const T* LOSSKIT_RESTRICT g, double (&out)[3]) {
+  out[0] = ordered_sum(n, [&](int64_t j) {
+    return static_cast<double>(p[j]) * static_cast<double>(g[j]);
+  });
+  out[1] = ordered_sum(n, [&](int64_t j) {
+    const double pj = p[j];
+    return kSquared ? pj * pj : pj;
+  });
+  out[2] = ordered_sum(n, [&](int64_t j) {
+    const double gj = g[j];
+    return kSquared ? gj * gj : gj;
+  });
+}
+
+template <class T>
+void sums(const SegmentationTile<T>& t, double* out) {
+  alignas(64) T max[kTile], inv_sum[kTile], p[kTile], g[kTile];
+  if (t.activation == SegmentationActivation::Softmax) softmax_stats<T>(t, max, inv_sum, nullptr);
+  for (int64_t c = t.first_channel; c < t.channels; ++c) {
+    activate(t, c, max, inv_sum, p);
+    target_of(t, c, g);
+    double s[3];
+    if (t.squared) channel_sums<true>(t.length, p, g, s);
+    else channel_sums<false>(t.length, p, g, s);
+    double* o = out + 3 * (c - t.first_channel);
+    o[0] = s[0], o[1] = s[1], o[2] = s[2];
+  }
+}
+
+// dL/dp over the tile for a counted channel: coef_g g + coef_q q, q = p (squared) or 1.
+template <class T>
+LOSSKIT_INLINE void dloss_dp(int64_t n, bool squared, T cg, T cq, const T* LOSSKIT_RESTRICT p,
+                             const T* LOSSKIT_RESTRICT g, T* LOSSKIT_RESTRICT d) {
+  if (squared)
+    for (int64_t s = 0; s < n; ++s) d[s] = cg * g[s] + cq * p[s];
+  else
+    for (int64_t s = 0; s < n; ++s) d[s] = cg * g[s] + cq;
+}
+
+template <class T>
+void grad(const SegmentationTile<T>& t, const T* coef_g, const T* coef_q, T* out) {
+  const int64_t n = t.length;
+  alignas(64) T max[kTile], inv_sum[kTile], g[kTile], d[kTile];
+  if (t.activation != SegmentationActivation::Softmax) {
+    alignas(64) T p[kTile];
+    for (int64_t c = 0; c < t.channels; ++c) {
+      T* LOSSKIT_RESTRICT o = out + c * t.plane;
+      if (c < t.first_channel) {  // left out: no gradient, even at a NaN input (as MONAI's slice)
+        for (int64_t s = 0; s < n; ++s) o[s] = T(0);
+        continue;
+      }
+      activate(t, c, max, inv_sum, p);
+      target_of(t, c, g);
+      dloss_dp(n, t.squared, coef_g[c], coef_q[c], p, g, d);
+      if (t.activation == SegmentationActivation::Sigmoid)
+        for (int64_t s = 0; s < n; ++s)
+          o[s] = d[s] * (T(1) - p[s]) * p[s];  // torch's sigmoid_backward order
+      else
+        for (int64_t s = 0; s < n; ++s) o[s] = d[s];
+    }
+    return;
+  }
+  // Softmax: d loss / d x_c = p_c (d_c - sum_k p_k d_k). The grad tile holds exp(x_c - max), then
+  // p_c, until the last sweep writes the gradient over it.
+  alignas(64) T dot[kTile];
+  softmax_stats<T>(t, max, inv_sum, out);
+  for (int64_t s = 0; s < n; ++s) dot[s] = T(0);
+  for (int64_t c = 0; c < t.channels; ++c) {
+    T* LOSSKIT_RESTRICT pc = out + c * t.plane;
+    for (int64_t s = 0; s < n; ++s) pc[s] = pc[s] * inv_sum[s];
+    if (c < t.first_channel) continue;
+    target_of(t, c, g);
+    dloss_dp(n, t.squared, coef_g[c], coef_q[c], pc, g, d);
+    for (int64_t s = 0; s < n; ++s) dot[s] += pc[s] * d[s];
+  }
+  for (int64_t c = 0; c < t.channels; ++c) {
+    T* LOSSKIT_RESTRICT pc = out + c * t.plane;
+    if (c < t.first_channel) {
+      for (int64_t s = 0; s < n; ++s) pc[s] = pc[s] * (T(0) - dot[s]);
+      continue;
+    }
+    target_of(t, c, g);
+    dloss_dp(n, t.squared, coef_g[c], coef_q[c], pc, g, d);
+    for (int64_t s = 0; s < n; ++s) pc[s] = pc[s] * (d[s] - dot[s]);
+  }
+}
+
+}  // namespace
+}  // namespace segmentation
+
+void segmentation_sums(const detail::SegmentationTile<float>& tile, double* sums) {
+  segmentation::sums(tile, sums);
+}
+void segmentation_sums(const detail::SegmentationTile<double>& tile, double* sums) {
+  segmentation::sums(tile, sums);
+}
+void segmentation_grad(const detail::SegmentationTile<float>& tile, const float* coef_g,
+                       const float* coef_q, float* grad) {
+  segmentation::grad(tile, coef_g, coef_q, grad);
+}
+void segmentation_grad(const detail::SegmentationTile<double>& tile, const double* coef_g,
+                       const double* coef_q, double* grad) {
+  segmentation::grad(tile, coef_g, coef_q, grad);
+}
+
+}  // namespace losskit::kernels::LOSSKIT_TARGET_NS

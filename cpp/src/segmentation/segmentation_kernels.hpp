@@ -1,0 +1,61 @@
+// Interface between the segmentation entry points (segmentation.cpp, compiled once) and the tile
+// kernels (segmentation_kernels.cpp, compiled once per instruction set). Plain data only.
+//
+// The work is cut into tiles: kSegmentationTile consecutive spatial positions of one sample n
+// (the last tile of a row may be shorter). Tile boundaries depend only on the shape, never on the
+// thread count, and each tile's sums are added in a fixed order, so the per-(n, c) sums (the tile
+// partials combined in a fixed tree) are bitwise the same on any number of threads.
+#pragma once
+
+#include <cstdint>
+
+#include "common/target.hpp"
+
+namespace losskit::detail {
+
+constexpr int64_t kSegmentationTile = 1024;
+
+enum class SegmentationActivation : int { None = 0, Sigmoid = 1, Softmax = 2 };
+
+// One tile: positions [s0, s0 + length) of sample n, for every channel.
+template <class T>
+struct SegmentationTile {
+  const T* input = nullptr;         // element (n, 0, s0); channel c at input + c * plane
+  const T* target = nullptr;        // dense target, element (n, 0, s0); nullptr for labels
+  const int64_t* labels = nullptr;  // class-index target, element (n, s0); nullptr for dense
+  int64_t plane = 0;                // positions per channel: d1 * ... * dK
+  int64_t channels = 0;             // C
+  int64_t first_channel = 0;        // 0, or 1 when the background is left out
+  int64_t label_base = 0;           // channel c is the class c + label_base (1 when C == 1)
+  int64_t length = 0;               // positions in this tile, <= kSegmentationTile
+  SegmentationActivation activation = SegmentationActivation::None;
+  bool squared = false;  // the second and third sums are of p^2 and g^2
+};
+
+// sums[3 (c - first_channel) + {0, 1, 2}] = the tile's sum of p g, of p (p^2 when squared) and of
+// g (g^2) for every counted channel c, p the activated input and g the target.
+template <class T>
+using SegmentationSumsKernel = void (*)(const SegmentationTile<T>&, double* sums);
+
+// grad[c, s] of the tile (same layout as input) = d loss / d input for every channel, from the
+// per-channel derivative with respect to p, dL/dp_c = coef_g[c] g + coef_q[c] q (q = 1, or p when
+// squared), which is 0 for a channel left out, then through the activation.
+template <class T>
+using SegmentationGradKernel = void (*)(const SegmentationTile<T>&, const T* coef_g,
+                                        const T* coef_q, T* grad);
+
+}  // namespace losskit::detail
+
+namespace losskit::kernels {
+#define LOSSKIT_DECLARE_SEGMENTATION(ns)                                                           \
+  namespace ns {                                                                                   \
+  void segmentation_sums(const detail::SegmentationTile<float>& tile, double* sums);               \
+  void segmentation_sums(const detail::SegmentationTile<double>& tile, double* sums);              \
+  void segmentation_grad(const detail::SegmentationTile<float>& tile, const float* coef_g,         \
+                         const float* coef_q, float* grad);                                        \
+  void segmentation_grad(const detail::SegmentationTile<double>& tile, const double* coef_g,       \
+                         const double* coef_q, double* grad);                                      \
+  }
+LOSSKIT_FOR_EACH_TARGET(LOSSKIT_DECLARE_SEGMENTATION)
+#undef LOSSKIT_DECLARE_SEGMENTATION
+}  // namespace losskit::kernels
