@@ -1310,6 +1310,30 @@ void large_vocab_bind(py::module_& m) {
       py::arg("min_rows"));
 }
 
+// ---- detection bindings ----
+// boxes1, boxes2 (..., 4); the unreduced output drops the last dimension.
+#define LOSSKIT_BOX_LOSS_ADAPTER(STRUCT, FN)                                                       \
+  struct STRUCT {                                                                                  \
+    static constexpr const char* kName = #FN;                                                      \
+    static constexpr int kInputs = 2;                                                              \
+    static constexpr std::array<int, 2> kGradOf{0, 1};                                             \
+    using Options = losskit::BoxIouLossOptions;                                                    \
+    static Options options(Reduction r, const py::kwargs& kw) {                                    \
+      return {r, kw["eps"].cast<double>()};                                                        \
+    }                                                                                              \
+    template <class T>                                                                             \
+    static Shape out_shape(const Inputs<T>& in, const Options&) {                                  \
+      return losskit::box_loss_output_shape(in[0].shape);                                          \
+    }                                                                                              \
+    LOSSKIT_FORWARDERS(FN, (in[0], in[1], out, o), (go, in[0], in[1], g[0], g[1], o),              \
+                       (in[0], in[1], go, out, g[0], g[1], o))                                     \
+    LOSSKIT_MEAN_NORMALIZER(FN, (in[0], in[1], o))                                                 \
+  };
+LOSSKIT_BOX_LOSS_ADAPTER(GeneralizedBoxIou, generalized_box_iou_loss)
+LOSSKIT_BOX_LOSS_ADAPTER(DistanceBoxIou, distance_box_iou_loss)
+LOSSKIT_BOX_LOSS_ADAPTER(CompleteBoxIou, complete_box_iou_loss)
+#undef LOSSKIT_BOX_LOSS_ADAPTER
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -1421,4 +1445,8 @@ PYBIND11_MODULE(_core, m) {
   ctc_bind(m);
   // large_vocab: register bindings here
   large_vocab_bind(m);
+  // detection: register bindings here
+  bind<GeneralizedBoxIou>(m);
+  bind<DistanceBoxIou>(m);
+  bind<CompleteBoxIou>(m);
 }

@@ -41,6 +41,10 @@ from .modules import (
     # large_vocab classes
     AdaptiveLogSoftmaxWithLoss,
     LinearCrossEntropyLoss,
+    # detection classes
+    CompleteBoxIoULoss,
+    DistanceBoxIoULoss,
+    GeneralizedBoxIoULoss,
 )
 
 
@@ -79,6 +83,10 @@ __all__ = [
     # large_vocab names
     "AdaptiveLogSoftmaxWithLoss",
     "LinearCrossEntropyLoss",
+    # detection names
+    "CompleteBoxIoULoss",
+    "DistanceBoxIoULoss",
+    "GeneralizedBoxIoULoss",
     "cpu_target",
     "functional",
     "get_cmake_dir",

@@ -19,6 +19,10 @@ _GRADS: Dict[str, Tuple[str, ...]] = {
     "gaussian_nll_loss": ("input", "var"),
     "ctc_loss": ("log_probs",),
     "linear_cross_entropy": ("input", "linear_weight", "linear_bias"),
+    # detection
+    "generalized_box_iou_loss": ("boxes1", "boxes2"),
+    "distance_box_iou_loss": ("boxes1", "boxes2"),
+    "complete_box_iou_loss": ("boxes1", "boxes2"),
 }
 
 # The losses whose float target losskit differentiates (``target_grad=True``); its gradient

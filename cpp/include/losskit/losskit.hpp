@@ -12,6 +12,8 @@
 #include "losskit/ctc.hpp"
 // large_vocab header
 #include "losskit/large_vocab.hpp"
+// detection header
+#include "losskit/detection.hpp"
 #include "losskit/reduction.hpp"
 #include "losskit/threads.hpp"
 #include "losskit/view.hpp"

@@ -3,3 +3,4 @@ are in :mod:`losskit.functional`. :mod:`._spec` turns each loss's one definition
 entry points and lists them in ``_spec.LOSSES``, in the order imported here."""
 
 from . import pointwise, classification, embedding, ctc, large_vocab  # noqa: F401  (each defines its losses)
+from . import detection  # noqa: F401
