@@ -432,8 +432,31 @@ void large_vocab(Family& f) {
 
 }  // namespace
 
+// ---- detection -------------------------------------------------------------------------------
+template <class T>
+void detection(Family& f) {
+  Arena m;
+  const auto b1 = m.in<T>({2, 4}, {0.0, 0.0, 2.0, 2.0, 1.0, 1.0, 3.0, 4.0});
+  const auto b2 = m.in<T>({2, 4}, {1.0, 1.0, 3.0, 3.0, 0.0, 2.0, 2.0, 5.0});
+  const auto go = m.in<T>({2}, {1.0, -0.5});
+  const auto out = m.out<T>({2});
+  const auto g1 = m.out<T>({2, 4}), g2 = m.out<T>({2, 4});
+  const BoxIouLossOptions o{Reduction::None};
+#define LOSSKIT_BOX_LOSS(FN)                                                                       \
+  expect_refusals(f, m, #FN, "boxes1 boxes2 output -", LOSSKIT_CALL(FN), b1, b2, out, o);          \
+  expect_refusals(f, m, #FN, "grad_output boxes1 boxes2 grad_boxes1 grad_boxes2 -",                \
+                  LOSSKIT_CALL(FN##_backward), go, b1, b2, g1, g2, o);                             \
+  expect_refusals(f, m, #FN, "boxes1 boxes2 grad_output output grad_boxes1 grad_boxes2 -",         \
+                  LOSSKIT_CALL(FN##_forward_backward), b1, b2, go, out, g1, g2, o);
+  LOSSKIT_BOX_LOSS(generalized_box_iou_loss)
+  LOSSKIT_BOX_LOSS(distance_box_iou_loss)
+  LOSSKIT_BOX_LOSS(complete_box_iou_loss)
+#undef LOSSKIT_BOX_LOSS
+}
+
 int main() {
-  Family families[] = {{"pointwise"}, {"classification"}, {"embedding"}, {"ctc"}, {"large_vocab"}};
+  Family families[] = {{"pointwise"}, {"classification"}, {"embedding"},
+                       {"ctc"},       {"large_vocab"},    {"detection"}};
   pointwise<float>(families[0]);
   pointwise<double>(families[0]);
   classification<float>(families[1]);
@@ -444,6 +467,8 @@ int main() {
   ctc<double>(families[3]);
   large_vocab<float>(families[4]);
   large_vocab<double>(families[4]);
+  detection<float>(families[5]);
+  detection<double>(families[5]);
   for (const Family& family : families)
     std::printf("%s: %d calls, %d misaligned arguments refused\n", family.name, family.calls,
                 family.refused);
