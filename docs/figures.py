@@ -460,6 +460,28 @@ def tversky() -> Figure:
     return plot_curves("tversky_loss, prediction q at every position", Q, "$q$", curves)
 
 
+# ---- detection figures ----
+SHIFT = np.linspace(-4.0, 4.0, 801)  # horizontal offset of a 2 x 1 box against a fixed 2 x 2 box
+
+
+@figure
+def box_iou() -> Figure:
+    """The three box IoU losses of a 2 x 1 box (boxes1) sliding horizontally past a fixed 2 x 2
+    box (boxes2) at the same height: the gradient plotted is d l / d shift (the sum of the x1 and
+    x2 gradients of boxes1). Beyond the overlap the IoU term is flat and only the penalty pulls
+    (the generalized loss's enclosing area, the distance loss's centre distance). The complete
+    loss adds alpha v to the distance loss: small here (v = 0.04 for ratios 2 and 1), so its
+    curve lies almost on the distance loss's."""
+    boxes2 = np.tile(np.array([0.0, 0.0, 2.0, 2.0]), (SHIFT.size, 1))
+    boxes1 = np.stack([SHIFT, np.zeros_like(SHIFT), SHIFT + 2.0, np.ones_like(SHIFT)], 1)
+    curves = []
+    for name in ("generalized_box_iou_loss", "distance_box_iou_loss", "complete_box_iou_loss"):
+        loss, (g1, _) = getattr(F, name + "_forward_backward")(boxes1, boxes2, reduction="none")
+        g1 = np.asarray(g1)
+        curves.append((name.replace("_box_iou_loss", ""), np.asarray(loss), g1[:, 0] + g1[:, 2]))
+    return plot_curves("box IoU losses, a 2 x 1 box sliding past a 2 x 2 box", SHIFT, "horizontal shift", curves)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", help=f"figures to draw (default all): {', '.join(FIGURES)}")

@@ -19,6 +19,8 @@ P = _r.uniform(0.1, 0.9, (3, 4))
 SIGNS = np.sign(_r.standard_normal((3, 4)))
 T = np.array([0, 3, 1])
 LP = np.log(np.full((5, 3, 4), 0.25))
+BOXES1 = np.array([[0.0, 0, 2, 2], [1, 1, 3, 4], [0, 0, 1, 1]])
+BOXES2 = np.array([[1.0, 1, 3, 3], [1, 1, 3, 4], [2, 2, 3, 5]])
 
 
 def manhattan(x1: Any, x2: Any) -> Any:
@@ -69,6 +71,10 @@ BASE: Dict[str, Tuple[Tuple[Any, ...], Dict[str, Any]]] = {
         {"to_onehot_y": True, "softmax": True, "jaccard": True, "weight": P[0, :2], "include_background": False},
     ),
     "tversky_loss": ((P.reshape(2, 3, 2), P.reshape(2, 3, 2)[::-1].copy()), {"alpha": 0.3, "beta": 0.7, "batch": True}),
+    # detection
+    "generalized_box_iou_loss": ((BOXES1, BOXES2), {"reduction": "mean", "eps": 1e-7}),
+    "distance_box_iou_loss": ((BOXES1, BOXES2), {"reduction": "mean", "eps": 1e-3}),
+    "complete_box_iou_loss": ((BOXES1, BOXES2), {"reduction": "mean", "eps": 1e-7}),
 }
 
 

@@ -164,6 +164,16 @@ def _embedding(name: str, **extra: Any):
     return (name + (f"[{extra['distance_function']}]" if extra else ""), "embedding", make)
 
 
+def _detection(name: str):
+    def make(rng: np.random.Generator, dt: Any):
+        xy = rng.uniform(0, 4, (N, 2))
+        b1 = np.concatenate([xy, xy + rng.uniform(0.5, 3, (N, 2))], 1).astype(dt)
+        b2 = np.concatenate([xy + 0.5, xy + rng.uniform(1, 3, (N, 2))], 1).astype(dt)
+        return {"boxes1": b1, "boxes2": b2}, {}, {"eps": 1e-7}, (N,)
+
+    return (name, "detection", make)
+
+
 def _ctc(padded: bool):
     def make(rng: np.random.Generator, dt: Any):
         T, B, K = 7, 3, 5
@@ -247,6 +257,7 @@ CASES = [
     # segmentation
     _segmentation("dice_loss", labels=True),
     _segmentation("tversky_loss", labels=False),
+    *(_detection(n) for n in ("generalized_box_iou_loss", "distance_box_iou_loss", "complete_box_iou_loss")),
 ]
 
 
@@ -297,6 +308,7 @@ def test_every_family_is_covered():
         "ctc",
         "large_vocab",
         "segmentation",
+        "detection",
     }
 
 

@@ -1578,6 +1578,29 @@ void segmentation_bind(py::module_& m) {
       py::arg("beta"), py::arg("reduction"), py::arg("smooth_nr"), py::arg("smooth_dr"),
       py::arg("batch"), py::arg("normalizer") = py::none());
 }
+// ---- detection bindings ----
+// boxes1, boxes2 (..., 4); the unreduced output drops the last dimension.
+#define LOSSKIT_BOX_LOSS_ADAPTER(STRUCT, FN)                                                       \
+  struct STRUCT {                                                                                  \
+    static constexpr const char* kName = #FN;                                                      \
+    static constexpr int kInputs = 2;                                                              \
+    static constexpr std::array<int, 2> kGradOf{0, 1};                                             \
+    using Options = losskit::BoxIouLossOptions;                                                    \
+    static Options options(Reduction r, const py::kwargs& kw) {                                    \
+      return {r, kw["eps"].cast<double>()};                                                        \
+    }                                                                                              \
+    template <class T>                                                                             \
+    static Shape out_shape(const Inputs<T>& in, const Options&) {                                  \
+      return losskit::box_loss_output_shape(in[0].shape);                                          \
+    }                                                                                              \
+    LOSSKIT_FORWARDERS(FN, (in[0], in[1], out, o), (go, in[0], in[1], g[0], g[1], o),              \
+                       (in[0], in[1], go, out, g[0], g[1], o))                                     \
+    LOSSKIT_MEAN_NORMALIZER(FN, (in[0], in[1], o))                                                 \
+  };
+LOSSKIT_BOX_LOSS_ADAPTER(GeneralizedBoxIou, generalized_box_iou_loss)
+LOSSKIT_BOX_LOSS_ADAPTER(DistanceBoxIou, distance_box_iou_loss)
+LOSSKIT_BOX_LOSS_ADAPTER(CompleteBoxIou, complete_box_iou_loss)
+#undef LOSSKIT_BOX_LOSS_ADAPTER
 
 }  // namespace
 
@@ -1694,4 +1717,8 @@ PYBIND11_MODULE(_core, m) {
   contrastive_bind(m);
   // segmentation: register bindings here
   segmentation_bind(m);
+  // detection: register bindings here
+  bind<GeneralizedBoxIou>(m);
+  bind<DistanceBoxIou>(m);
+  bind<CompleteBoxIou>(m);
 }

@@ -30,6 +30,7 @@ SHARED_FIGURES = {
     "regression": "l1_loss",  # l1, mse, smooth_l1 and huber side by side
     "huber_family": "huber_loss",  # smooth_l1 and huber for several widths
     "bce_clamp": "binary_cross_entropy_with_logits",  # BCE against BCE with logits at the clamp
+    "box_iou": "generalized_box_iou_loss",  # the three box IoU losses side by side
 }
 
 

@@ -46,6 +46,10 @@ from .modules import (
     # segmentation classes
     DiceLoss,
     TverskyLoss,
+    # detection classes
+    CompleteBoxIoULoss,
+    DistanceBoxIoULoss,
+    GeneralizedBoxIoULoss,
 )
 
 
@@ -89,6 +93,10 @@ __all__ = [
     # segmentation names
     "DiceLoss",
     "TverskyLoss",
+    # detection names
+    "CompleteBoxIoULoss",
+    "DistanceBoxIoULoss",
+    "GeneralizedBoxIoULoss",
     "cpu_target",
     "functional",
     "get_cmake_dir",

@@ -20,6 +20,10 @@ _GRADS: Dict[str, Tuple[str, ...]] = {
     "ctc_loss": ("log_probs",),
     "linear_cross_entropy": ("input", "linear_weight", "linear_bias"),
     "info_nce_loss": ("z1", "z2"),
+    # detection
+    "generalized_box_iou_loss": ("boxes1", "boxes2"),
+    "distance_box_iou_loss": ("boxes1", "boxes2"),
+    "complete_box_iou_loss": ("boxes1", "boxes2"),
 }
 
 # The losses whose float target losskit differentiates (``target_grad=True``); its gradient

@@ -88,6 +88,7 @@ _ROWS_OF_CLASSES = frozenset(
     {"cross_entropy", "nll_loss", "multi_margin_loss", "multilabel_margin_loss", "multilabel_soft_margin_loss"}
 )
 _TRIPLETS = frozenset({"triplet_margin_loss", "triplet_margin_with_distance_loss"})
+_BOXES = frozenset({"generalized_box_iou_loss", "distance_box_iou_loss", "complete_box_iou_loss"})
 
 
 def _broadcast_rows(shapes: Dict[str, Tuple[int, ...]], names: Sequence[str]) -> Dict[str, Optional[int]]:
@@ -155,6 +156,9 @@ def _batch_axes(name: str, shapes: Dict[str, Tuple[int, ...]]) -> Dict[str, Opti
     elif name in ("dice_loss", "tversky_loss"):
         if len(shapes["input"]) >= 3:
             axes.update({k: 0 for k in ("input", "target") if k in shapes and len(shapes[k]) >= 2})
+    elif name in _BOXES:
+        if len(shapes["boxes1"]) >= 2:  # (N, ..., 4): the boxes of one shape are cut along N
+            axes.update({k: 0 for k in ("boxes1", "boxes2") if len(shapes[k]) >= 2})
     else:  # a new loss family must say where its batch is
         raise NotImplementedError(f"{_MODULE}.{name}: no batch layout for this loss")
     return axes

@@ -58,7 +58,18 @@ from . import functional as _LF
 _CLASS_DIM = frozenset(
     {"cross_entropy", "nll_loss", "multi_margin_loss", "multilabel_margin_loss", "multilabel_soft_margin_loss"}
 )
-_ROW = frozenset({"cosine_embedding_loss", "triplet_margin_loss", "triplet_margin_with_distance_loss", "info_nce_loss"})
+_ROW = frozenset(
+    {
+        "cosine_embedding_loss",
+        "triplet_margin_loss",
+        "triplet_margin_with_distance_loss",
+        "info_nce_loss",
+        # detection: one loss per (x1, y1, x2, y2) row
+        "generalized_box_iou_loss",
+        "distance_box_iou_loss",
+        "complete_box_iou_loss",
+    }
+)
 
 _SEGMENTATION = frozenset({"dice_loss", "tversky_loss"})
 _NOT_ELEMENTWISE = frozenset({"ctc_loss", "linear_cross_entropy"}) | _SEGMENTATION

@@ -23,6 +23,8 @@ class _Loss:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        if not cls._function:  # an intermediate base sharing a constructor (the box IoU losses)
+            return
         # The functional form's keywords that the constructor takes (the legacy pair excepted: the
         # constructor turns it into `reduction`), found once per class.
         taken = inspect.signature(cls.__init__).parameters
@@ -639,3 +641,30 @@ class TverskyLoss(_Loss):
         self.smooth_nr = smooth_nr
         self.smooth_dr = smooth_dr
         self.batch = batch
+
+
+# ---- detection ----
+class _BoxIouLoss(_Loss):
+    """The box IoU losses' constructor: torchvision's keywords and defaults (``reduction='none'``)."""
+
+    def __init__(self, reduction: str = "none", eps: float = 1e-7) -> None:
+        super().__init__(None, None, reduction)
+        self.eps = eps
+
+
+class GeneralizedBoxIoULoss(_BoxIouLoss):
+    """Generalized IoU loss of box pairs; see :func:`losskit.functional.generalized_box_iou_loss`."""
+
+    _function = "generalized_box_iou_loss"
+
+
+class DistanceBoxIoULoss(_BoxIouLoss):
+    """Distance IoU loss of box pairs; see :func:`losskit.functional.distance_box_iou_loss`."""
+
+    _function = "distance_box_iou_loss"
+
+
+class CompleteBoxIoULoss(_BoxIouLoss):
+    """Complete IoU loss of box pairs; see :func:`losskit.functional.complete_box_iou_loss`."""
+
+    _function = "complete_box_iou_loss"

@@ -50,6 +50,10 @@ CLASSES: Dict[str, str] = {
         "TripletMarginLoss",
         "TripletMarginWithDistanceLoss",
         "CTCLoss",
+        # detection
+        "GeneralizedBoxIoULoss",
+        "DistanceBoxIoULoss",
+        "CompleteBoxIoULoss",
     )
 }
 CLASSES["LinearCrossEntropyLoss"] = "linear_cross_entropy"

@@ -16,6 +16,8 @@
 #include "losskit/contrastive.hpp"
 // segmentation header
 #include "losskit/segmentation.hpp"
+// detection header
+#include "losskit/detection.hpp"
 // the shared types
 #include "losskit/reduction.hpp"
 #include "losskit/threads.hpp"
