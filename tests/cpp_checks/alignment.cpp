@@ -459,47 +459,49 @@ void segmentation(Family& f) {
                   LOSSKIT_CALL(dice_loss_forward_backward), x, labels, w, go, out, grad, d);
   expect_refusals(f, m, "tversky_loss", "input target - grad_output output grad_input -",
                   LOSSKIT_CALL(tversky_loss_forward_backward), x, dense, none, go, out, grad, t);
-  // ---- detection -------------------------------------------------------------------------------
-  template <class T>
-  void detection(Family & f) {
-    Arena m;
-    const auto b1 = m.in<T>({2, 4}, {0.0, 0.0, 2.0, 2.0, 1.0, 1.0, 3.0, 4.0});
-    const auto b2 = m.in<T>({2, 4}, {1.0, 1.0, 3.0, 3.0, 0.0, 2.0, 2.0, 5.0});
-    const auto go = m.in<T>({2}, {1.0, -0.5});
-    const auto out = m.out<T>({2});
-    const auto g1 = m.out<T>({2, 4}), g2 = m.out<T>({2, 4});
-    const BoxIouLossOptions o{Reduction::None};
+}
+
+// ---- detection -------------------------------------------------------------------------------
+template <class T>
+void detection(Family& f) {
+  Arena m;
+  const auto b1 = m.in<T>({2, 4}, {0.0, 0.0, 2.0, 2.0, 1.0, 1.0, 3.0, 4.0});
+  const auto b2 = m.in<T>({2, 4}, {1.0, 1.0, 3.0, 3.0, 0.0, 2.0, 2.0, 5.0});
+  const auto go = m.in<T>({2}, {1.0, -0.5});
+  const auto out = m.out<T>({2});
+  const auto g1 = m.out<T>({2, 4}), g2 = m.out<T>({2, 4});
+  const BoxIouLossOptions o{Reduction::None};
 #define LOSSKIT_BOX_LOSS(FN)                                                                       \
   expect_refusals(f, m, #FN, "boxes1 boxes2 output -", LOSSKIT_CALL(FN), b1, b2, out, o);          \
   expect_refusals(f, m, #FN, "grad_output boxes1 boxes2 grad_boxes1 grad_boxes2 -",                \
                   LOSSKIT_CALL(FN##_backward), go, b1, b2, g1, g2, o);                             \
   expect_refusals(f, m, #FN, "boxes1 boxes2 grad_output output grad_boxes1 grad_boxes2 -",         \
                   LOSSKIT_CALL(FN##_forward_backward), b1, b2, go, out, g1, g2, o);
-    LOSSKIT_BOX_LOSS(generalized_box_iou_loss)
-    LOSSKIT_BOX_LOSS(distance_box_iou_loss)
-    LOSSKIT_BOX_LOSS(complete_box_iou_loss)
+  LOSSKIT_BOX_LOSS(generalized_box_iou_loss)
+  LOSSKIT_BOX_LOSS(distance_box_iou_loss)
+  LOSSKIT_BOX_LOSS(complete_box_iou_loss)
 #undef LOSSKIT_BOX_LOSS
-  }
+}
 
-  int main() {
-    Family families[] = {{"pointwise"},   {"classification"}, {"embedding"}, {"ctc"},
-                         {"large_vocab"}, {"segmentation"},   {"detection"}};
-    pointwise<float>(families[0]);
-    pointwise<double>(families[0]);
-    classification<float>(families[1]);
-    classification<double>(families[1]);
-    embedding<float>(families[2]);
-    embedding<double>(families[2]);
-    ctc<float>(families[3]);
-    ctc<double>(families[3]);
-    large_vocab<float>(families[4]);
-    large_vocab<double>(families[4]);
-    segmentation<float>(families[5]);
-    segmentation<double>(families[5]);
-    detection<float>(families[6]);
-    detection<double>(families[6]);
-    for (const Family& family : families)
-      std::printf("%s: %d calls, %d misaligned arguments refused\n", family.name, family.calls,
-                  family.refused);
-    return failures != 0;
-  }
+int main() {
+  Family families[] = {{"pointwise"},   {"classification"}, {"embedding"}, {"ctc"},
+                       {"large_vocab"}, {"segmentation"},   {"detection"}};
+  pointwise<float>(families[0]);
+  pointwise<double>(families[0]);
+  classification<float>(families[1]);
+  classification<double>(families[1]);
+  embedding<float>(families[2]);
+  embedding<double>(families[2]);
+  ctc<float>(families[3]);
+  ctc<double>(families[3]);
+  large_vocab<float>(families[4]);
+  large_vocab<double>(families[4]);
+  segmentation<float>(families[5]);
+  segmentation<double>(families[5]);
+  detection<float>(families[6]);
+  detection<double>(families[6]);
+  for (const Family& family : families)
+    std::printf("%s: %d calls, %d misaligned arguments refused\n", family.name, family.calls,
+                family.refused);
+  return failures != 0;
+}
