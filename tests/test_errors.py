@@ -316,6 +316,35 @@ CASES = [
     ),
     (losskit.AdaptiveLogSoftmaxWithLoss, (4, 10, 3), {}, TypeError, r"cutoffs expected a sequence of integers"),
     (losskit.MultiMarginLoss, (), {"p": np.ones(2)}, TypeError, r"MultiMarginLoss: p expected a real number"),
+    # beyond torch.nn: classification
+    (
+        F.softmax_focal_loss,
+        (x, np.array([0, 1, 2])),
+        {"gamma": -0.5},
+        ValueError,
+        r"softmax_focal_loss: gamma expected a finite value >= 0, got -0.5",
+    ),
+    (
+        F.softmax_focal_loss,
+        (x, np.array([0, 1, 2])),
+        {"alpha": np.ones(3)},
+        ValueError,
+        r"softmax_focal_loss: alpha expected a weight for each of the 4 classes",
+    ),
+    (
+        F.poly1_cross_entropy,
+        (x, np.array([0, 1, 2])),
+        {"epsilon": float("nan")},
+        ValueError,
+        r"poly1_cross_entropy: epsilon expected a finite value, got nan",
+    ),
+    (
+        F.poly1_cross_entropy,
+        (x, p),
+        {"ignore_index": 2},
+        ValueError,
+        r"poly1_cross_entropy: ignore_index expected a negative value with class-probability targets",
+    ),
 ]
 
 

@@ -153,6 +153,9 @@ CLASS_CALLS: Dict[str, Tuple[str, Dict[str, Any]]] = {
     "TripletMarginLoss": ("triplet_margin_loss", {"swap": True}),
     "TripletMarginWithDistanceLoss": ("triplet_margin_with_distance_loss", {"distance_function": "cosine"}),
     "CTCLoss": ("ctc_loss", {"zero_infinity": True}),
+    # beyond torch.nn: classification
+    "SoftmaxFocalLoss": ("softmax_focal_loss", {"gamma": 0.5}),
+    "Poly1CrossEntropyLoss": ("poly1_cross_entropy", {"label_smoothing": 0.1}),
 }
 
 

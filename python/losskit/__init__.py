@@ -41,6 +41,9 @@ from .modules import (
     # large_vocab classes
     AdaptiveLogSoftmaxWithLoss,
     LinearCrossEntropyLoss,
+    # beyond torch.nn: classification classes
+    Poly1CrossEntropyLoss,
+    SoftmaxFocalLoss,
 )
 
 
@@ -79,6 +82,9 @@ __all__ = [
     # large_vocab names
     "AdaptiveLogSoftmaxWithLoss",
     "LinearCrossEntropyLoss",
+    # beyond torch.nn: classification names
+    "Poly1CrossEntropyLoss",
+    "SoftmaxFocalLoss",
     "cpu_target",
     "functional",
     "get_cmake_dir",

@@ -88,6 +88,8 @@ _ROWS_OF_CLASSES = frozenset(
     {"cross_entropy", "nll_loss", "multi_margin_loss", "multilabel_margin_loss", "multilabel_soft_margin_loss"}
 )
 _TRIPLETS = frozenset({"triplet_margin_loss", "triplet_margin_with_distance_loss"})
+# beyond torch.nn: classification (cross_entropy's layout)
+_ROWS_OF_CLASSES |= {"softmax_focal_loss", "poly1_cross_entropy"}
 
 
 def _broadcast_rows(shapes: Dict[str, Tuple[int, ...]], names: Sequence[str]) -> Dict[str, Optional[int]]:

@@ -54,6 +54,9 @@ CLASSES: Dict[str, str] = {
 }
 CLASSES["LinearCrossEntropyLoss"] = "linear_cross_entropy"
 CLASSES["AdaptiveLogSoftmaxWithLoss"] = "-"
+# beyond torch.nn: classification
+CLASSES["SoftmaxFocalLoss"] = "softmax_focal_loss"
+CLASSES["Poly1CrossEntropyLoss"] = "poly1_cross_entropy"
 
 # Values for each constructor keyword: ordinary ones first, then ones that must fail cleanly.
 VALUES: Dict[str, Tuple[Any, ...]] = {
@@ -74,6 +77,9 @@ VALUES: Dict[str, Tuple[Any, ...]] = {
     "ignore_index": (-100, 1, 0, -1, 2**70, 1.5),
     "label_smoothing": (0.0, 0.1, 1.0, -0.1, 1.5, None),
     "distance_function": (None, "euclidean", "cosine", "squared_euclidean", manhattan, "manhattan", 3),
+    # beyond torch.nn: classification
+    "gamma": (2.0, 0.0, 0.5, -1.0, math.nan, "2"),
+    "epsilon": (1.0, 0.0, -1.0, math.inf, "1"),
 }
 
 
