@@ -878,13 +878,15 @@ py::tuple classification_poly1_cross_entropy(int mode, const py::handle& input,
     if (mode == 3)
       return normalizer_result(
           [&] { return losskit::poly1_cross_entropy_mean_normalizer(x, y, w, o); });
-    return classification_call<T>(
-        mode, fn, grad_output, loss_shape, x.shape, want_target_grad,
-        [&](View<T> go, MutView<T> out, MutView<T> gi, MutView<T> gt) {
-          if (mode == 0) losskit::poly1_cross_entropy(x, y, w, out, o);
-          else if (mode == 1) losskit::poly1_cross_entropy_backward(go, x, y, w, gi, gt, o);
-          else losskit::poly1_cross_entropy_forward_backward(x, y, w, go, out, gi, gt, o);
-        });
+    return classification_call<T>(mode, fn, grad_output, loss_shape, x.shape, want_target_grad,
+                                  [&](View<T> go, MutView<T> out, MutView<T> gi, MutView<T> gt) {
+                                    if (mode == 0) losskit::poly1_cross_entropy(x, y, w, out, o);
+                                    else if (mode == 1)
+                                      losskit::poly1_cross_entropy_backward(go, x, y, w, gi, gt, o);
+                                    else
+                                      losskit::poly1_cross_entropy_forward_backward(x, y, w, go,
+                                                                                    out, gi, gt, o);
+                                  });
   }
   const View<int64_t> t = classification_index_view(target, fn);
   if (mode == 3)

@@ -549,9 +549,8 @@ template <class T>
 double poly1_soft_run(const CeArgs<T>& a) {
   const auto kernel = detail::classification_kernels<T>().poly1_soft;
   const int64_t P = a.N * a.S, R = rows_per_unit(a.C);
-  return run_units((P + R - 1) / R, R * std::max<int64_t>(a.C, 1), [&](int64_t u, int) {
-    return kernel(a, u * R, std::min(P, (u + 1) * R));
-  });
+  return run_units((P + R - 1) / R, R * std::max<int64_t>(a.C, 1),
+                   [&](int64_t u, int) { return kernel(a, u * R, std::min(P, (u + 1) * R)); });
 }
 
 template <class T>
