@@ -397,6 +397,22 @@ def test_poly1_against_optax(dtype, rng):
     close(F.poly1_cross_entropy(x[:1], np.array([2]), epsilon=1.7, reduction="none"), loss[:1], dtype)
 
 
+def test_jax_adapter(rng):
+    """losskit.jax's custom_vjp functions: jax.grad under jit gives the functional gradients."""
+    jax = pytest.importorskip("jax")
+    import losskit.jax as LJ
+
+    x = rng.normal(0, 1, (5, 4)).astype(np.float32)
+    t = np.array([0, 3, 1, 2, 2])
+    y = np.eye(4, dtype=np.float32)[t] * 0.8 + 0.05
+    g = jax.jit(jax.grad(lambda x: LJ.softmax_focal_loss(x, t, gamma=0.5)))(jax.numpy.asarray(x))
+    np.testing.assert_array_equal(np.asarray(g), F.softmax_focal_loss_backward(1.0, x, t, gamma=0.5))
+    gx, gy = jax.jit(jax.grad(lambda x, y: LJ.poly1_cross_entropy(x, y, epsilon=2.0), argnums=(0, 1)))(x, y)
+    ex, ey = F.poly1_cross_entropy_backward(1.0, x, y, epsilon=2.0, target_grad=True)
+    np.testing.assert_array_equal(np.asarray(gx), ex)
+    np.testing.assert_array_equal(np.asarray(gy), ey)
+
+
 def test_poly1_class(rng):
     x = rng.normal(0, 1, (5, 3))
     t = class_indices(rng, x.shape)

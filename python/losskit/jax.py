@@ -59,6 +59,8 @@ _CLASS_DIM = frozenset(
     {"cross_entropy", "nll_loss", "multi_margin_loss", "multilabel_margin_loss", "multilabel_soft_margin_loss"}
 )
 _ROW = frozenset({"cosine_embedding_loss", "triplet_margin_loss", "triplet_margin_with_distance_loss"})
+# beyond torch.nn: classification
+_CLASS_DIM |= {"softmax_focal_loss", "poly1_cross_entropy"}
 
 _NOT_ELEMENTWISE = frozenset({"ctc_loss", "linear_cross_entropy"})
 
