@@ -274,19 +274,23 @@ LOSSKIT_INLINE void write_stats(const CeArgs<T>& a, int64_t p, double lse, doubl
 }
 
 // The loss F(l) and slope F'(l) of a CeTransform (classification_kernels.hpp) at the unweighted
-// cross-entropy l. q = -expm1(-l) keeps q's digits at p near 1, and the focal slope is written
+// cross-entropy l. Below l = 0.5, q = 1 - e^-l is Kahan's expm1, (u - 1) x / log(u) with
+// u = e^x, x = -l: exact to a few ulps at p near 1, where 1 - u alone cancels (above, 1 - p is
+// exact enough, and a subnormal p would spoil log(p)). The focal slope is written
 // q^g (1 + g p l / q) with l / q -> 1 as l -> 0: finite at p = 1 for every g >= 0, g < 1 included,
 // where q^(g-1) alone is infinite (the autograd of the composed formula gives 0 * inf = NaN
 // there). g = 0 is cross-entropy exactly. A target logit of -inf (l = inf) gives p l = 0 * inf =
-// NaN, as that autograd does.
+// NaN, as that autograd does. Only vmath's exp and log, never libm's expm1 or pow: glibc picks
+// their FMA variants by the CPU at run time, and the bits must not depend on it.
 struct Transformed {
   double loss, slope;
 };
 inline Transformed transform_loss(detail::CeTransform tr, double param, double l) {
-  const double q = -std::expm1(-l), p = std::exp(-l);
+  const double p = vmath::exp(-l);
+  const double q = !(l < 0.5) ? 1.0 - p : (p == 1.0 ? l : (p - 1.0) * l / vmath::log(p));
   if (tr == detail::CeTransform::Poly1) return {l + param * q, 1.0 + param * p};
   if (param == 0.0) return {l, 1.0};
-  const double qg = std::pow(q, param);
+  const double qg = vmath::exp(param * vmath::log(q));  // q^g, 0 at q = 0
   const double l_over_q = q == 0.0 ? 1.0 : l / q;
   return {qg * l, qg * (1.0 + param * p * l_over_q)};
 }
