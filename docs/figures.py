@@ -318,6 +318,33 @@ def multilabel_margin() -> Figure:
     )
 
 
+# ---- beyond torch.nn: classification figures ----
+
+
+@figure
+def softmax_focal_loss() -> Figure:
+    """softmax_focal_loss of (s, 0, 0) with target class 0 for several gamma (gamma = 0 is
+    cross_entropy); the gradient plotted is the target logit's."""
+    target = np.zeros(S.size, np.int64)
+    curves = []
+    for gamma in (0.0, 0.5, 2.0, 5.0):
+        loss, grad = loss_and_grad("softmax_focal_loss", class_logits(S), target, gamma=gamma)
+        curves.append((f"gamma = {gamma}", loss, grad[:, 0]))
+    return plot_curves("softmax_focal_loss, logits (s, 0, 0), target class 0", S, "target-class logit $s$", curves)
+
+
+@figure
+def poly1_cross_entropy() -> Figure:
+    """poly1_cross_entropy of (s, 0, 0) with target class 0 for several epsilon (epsilon = 0 is
+    cross_entropy); the gradient plotted is the target logit's."""
+    target = np.zeros(S.size, np.int64)
+    curves = []
+    for epsilon in (-1.0, 0.0, 1.0, 2.0):
+        loss, grad = loss_and_grad("poly1_cross_entropy", class_logits(S), target, epsilon=epsilon)
+        curves.append((f"epsilon = {epsilon}", loss, grad[:, 0]))
+    return plot_curves("poly1_cross_entropy, logits (s, 0, 0), target class 0", S, "target-class logit $s$", curves)
+
+
 # ---- embedding figures ----
 THETA = np.linspace(0.0, np.pi, 721)  # the angle between two unit vectors
 

@@ -75,6 +75,9 @@ BASE: Dict[str, Tuple[Tuple[Any, ...], Dict[str, Any]]] = {
     "generalized_box_iou_loss": ((BOXES1, BOXES2), {"reduction": "mean", "eps": 1e-7}),
     "distance_box_iou_loss": ((BOXES1, BOXES2), {"reduction": "mean", "eps": 1e-3}),
     "complete_box_iou_loss": ((BOXES1, BOXES2), {"reduction": "mean", "eps": 1e-7}),
+    # beyond torch.nn: classification
+    "softmax_focal_loss": ((X, T), {"gamma": 1.5, "alpha": P[0], "ignore_index": 1}),
+    "poly1_cross_entropy": ((X, T), {"epsilon": 0.5, "weight": P[0], "ignore_index": 1, "label_smoothing": 0.1}),
 }
 
 

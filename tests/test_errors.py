@@ -334,6 +334,35 @@ CASES = [
         r"tversky_loss: target expected",
     ),
     (F.dice_loss, (p[None], p[None]), {"weight": -np.ones(3)}, ValueError, r"dice_loss: weight expected non-negative"),
+    # beyond torch.nn: classification
+    (
+        F.softmax_focal_loss,
+        (x, np.array([0, 1, 2])),
+        {"gamma": -0.5},
+        ValueError,
+        r"softmax_focal_loss: gamma expected a finite value >= 0, got -0.5",
+    ),
+    (
+        F.softmax_focal_loss,
+        (x, np.array([0, 1, 2])),
+        {"alpha": np.ones(3)},
+        ValueError,
+        r"softmax_focal_loss: alpha expected a weight for each of the 4 classes",
+    ),
+    (
+        F.poly1_cross_entropy,
+        (x, np.array([0, 1, 2])),
+        {"epsilon": float("nan")},
+        ValueError,
+        r"poly1_cross_entropy: epsilon expected a finite value, got nan",
+    ),
+    (
+        F.poly1_cross_entropy,
+        (x, p),
+        {"ignore_index": 2},
+        ValueError,
+        r"poly1_cross_entropy: ignore_index expected a negative value with class-probability targets",
+    ),
 ]
 
 

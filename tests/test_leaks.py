@@ -162,6 +162,9 @@ CLASS_CALLS: Dict[str, Tuple[str, Dict[str, Any]]] = {
     "CTCLoss": ("ctc_loss", {"zero_infinity": True}),
     "DiceLoss": ("dice_loss", {"to_onehot_y": True, "softmax": True, "jaccard": True}),
     "TverskyLoss": ("tversky_loss", {"alpha": 0.3, "beta": 0.7}),
+    # beyond torch.nn: classification
+    "SoftmaxFocalLoss": ("softmax_focal_loss", {"gamma": 0.5}),
+    "Poly1CrossEntropyLoss": ("poly1_cross_entropy", {"label_smoothing": 0.1}),
 }
 
 

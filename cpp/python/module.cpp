@@ -821,6 +821,88 @@ py::tuple classification_multilabel_soft_margin_loss(
       });
 }
 
+// Beyond torch.nn: softmax_focal_loss (class indices) and poly1_cross_entropy (class indices or
+// probabilities), as cross_entropy's binding.
+template <class T>
+py::tuple classification_softmax_focal_loss(int mode, const py::handle& input,
+                                            const py::handle& target, const py::handle& alpha,
+                                            const py::handle& grad_output,
+                                            const std::string& reduction, double gamma,
+                                            int64_t ignore_index, const py::handle& normalizer) {
+  const char* fn = "softmax_focal_loss";
+  const View<T> x = as_view<T>(input, fn, "input");
+  const View<T> a = as_view<T>(alpha, fn, "alpha");
+  const View<int64_t> t = classification_index_view(target, fn);
+  losskit::SoftmaxFocalLossOptions o;
+  o.gamma = gamma;
+  o.reduction = losskit::parse_reduction(reduction, fn);
+  o.ignore_index = ignore_index;
+  o.normalizer = normalizer_of(normalizer);
+  const Shape loss_shape =
+      o.reduction == Reduction::None ? losskit::classification_output_shape(x.shape) : Shape{};
+  if (mode == 3)
+    return normalizer_result(
+        [&] { return losskit::softmax_focal_loss_mean_normalizer(x, t, a, o); });
+  return classification_call<T>(mode, fn, grad_output, loss_shape, x.shape, false,
+                                [&](View<T> go, MutView<T> out, MutView<T> gi, MutView<T>) {
+                                  if (mode == 0) losskit::softmax_focal_loss(x, t, a, out, o);
+                                  else if (mode == 1)
+                                    losskit::softmax_focal_loss_backward(go, x, t, a, gi, o);
+                                  else
+                                    losskit::softmax_focal_loss_forward_backward(x, t, a, go, out,
+                                                                                 gi, o);
+                                });
+}
+
+template <class T>
+py::tuple classification_poly1_cross_entropy(int mode, const py::handle& input,
+                                             const py::handle& target, const py::handle& weight,
+                                             const py::handle& grad_output,
+                                             const std::string& reduction, double epsilon,
+                                             int64_t ignore_index, double label_smoothing,
+                                             bool probabilities, bool want_target_grad,
+                                             const py::handle& normalizer) {
+  const char* fn = "poly1_cross_entropy";
+  const View<T> x = as_view<T>(input, fn, "input");
+  const View<T> w = as_view<T>(weight, fn, "weight");
+  losskit::Poly1CrossEntropyOptions o;
+  o.epsilon = epsilon;
+  o.reduction = losskit::parse_reduction(reduction, fn);
+  o.ignore_index = ignore_index;
+  o.label_smoothing = label_smoothing;
+  o.normalizer = normalizer_of(normalizer);
+  const Shape loss_shape =
+      o.reduction == Reduction::None ? losskit::classification_output_shape(x.shape) : Shape{};
+  if (probabilities) {
+    const View<T> y = as_view<T>(target, fn, "target");
+    if (mode == 3)
+      return normalizer_result(
+          [&] { return losskit::poly1_cross_entropy_mean_normalizer(x, y, w, o); });
+    return classification_call<T>(mode, fn, grad_output, loss_shape, x.shape, want_target_grad,
+                                  [&](View<T> go, MutView<T> out, MutView<T> gi, MutView<T> gt) {
+                                    if (mode == 0) losskit::poly1_cross_entropy(x, y, w, out, o);
+                                    else if (mode == 1)
+                                      losskit::poly1_cross_entropy_backward(go, x, y, w, gi, gt, o);
+                                    else
+                                      losskit::poly1_cross_entropy_forward_backward(x, y, w, go,
+                                                                                    out, gi, gt, o);
+                                  });
+  }
+  const View<int64_t> t = classification_index_view(target, fn);
+  if (mode == 3)
+    return normalizer_result(
+        [&] { return losskit::poly1_cross_entropy_mean_normalizer(x, t, w, o); });
+  return classification_call<T>(mode, fn, grad_output, loss_shape, x.shape, false,
+                                [&](View<T> go, MutView<T> out, MutView<T> gi, MutView<T>) {
+                                  if (mode == 0) losskit::poly1_cross_entropy(x, t, w, out, o);
+                                  else if (mode == 1)
+                                    losskit::poly1_cross_entropy_backward(go, x, t, w, gi, o);
+                                  else
+                                    losskit::poly1_cross_entropy_forward_backward(x, t, w, go, out,
+                                                                                  gi, o);
+                                });
+}
+
 void classification_bind(py::module_& m) {
   m.def(
       "cross_entropy",
@@ -892,6 +974,36 @@ void classification_bind(py::module_& m) {
       },
       py::arg("mode"), py::arg("input"), py::arg("target"), py::arg("weight"),
       py::arg("grad_output"), py::arg("reduction"), py::arg("want_target_grad"),
+      py::arg("normalizer") = py::none());
+  // Beyond torch.nn (float and double).
+  m.def(
+      "softmax_focal_loss",
+      [](int mode, const py::object& input, const py::object& target, const py::object& alpha,
+         const py::object& grad_output, const std::string& reduction, double gamma,
+         int64_t ignore_index, const py::object& normalizer) {
+        return with_storage<false>(input, [&](auto tag) {
+          return classification_softmax_focal_loss<typename decltype(tag)::type>(
+              mode, input, target, alpha, grad_output, reduction, gamma, ignore_index, normalizer);
+        });
+      },
+      py::arg("mode"), py::arg("input"), py::arg("target"), py::arg("alpha"),
+      py::arg("grad_output"), py::arg("reduction"), py::arg("gamma"), py::arg("ignore_index"),
+      py::arg("normalizer") = py::none());
+  m.def(
+      "poly1_cross_entropy",
+      [](int mode, const py::object& input, const py::object& target, const py::object& weight,
+         const py::object& grad_output, const std::string& reduction, double epsilon,
+         int64_t ignore_index, double label_smoothing, bool probabilities, bool want_target_grad,
+         const py::object& normalizer) {
+        return with_storage<false>(input, [&](auto tag) {
+          return classification_poly1_cross_entropy<typename decltype(tag)::type>(
+              mode, input, target, weight, grad_output, reduction, epsilon, ignore_index,
+              label_smoothing, probabilities, want_target_grad, normalizer);
+        });
+      },
+      py::arg("mode"), py::arg("input"), py::arg("target"), py::arg("weight"),
+      py::arg("grad_output"), py::arg("reduction"), py::arg("epsilon"), py::arg("ignore_index"),
+      py::arg("label_smoothing"), py::arg("probabilities"), py::arg("want_target_grad"),
       py::arg("normalizer") = py::none());
 }
 // ---- embedding bindings ----

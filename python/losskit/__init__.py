@@ -50,6 +50,9 @@ from .modules import (
     CompleteBoxIoULoss,
     DistanceBoxIoULoss,
     GeneralizedBoxIoULoss,
+    # beyond torch.nn: classification classes
+    Poly1CrossEntropyLoss,
+    SoftmaxFocalLoss,
 )
 
 
@@ -97,6 +100,9 @@ __all__ = [
     "CompleteBoxIoULoss",
     "DistanceBoxIoULoss",
     "GeneralizedBoxIoULoss",
+    # beyond torch.nn: classification names
+    "Poly1CrossEntropyLoss",
+    "SoftmaxFocalLoss",
     "cpu_target",
     "functional",
     "get_cmake_dir",

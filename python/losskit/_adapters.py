@@ -41,6 +41,8 @@ TARGET_GRAD = frozenset(
         "kl_div",
         "cross_entropy",
         "multilabel_soft_margin_loss",
+        # beyond torch.nn: classification
+        "poly1_cross_entropy",
     }
 )
 

@@ -89,6 +89,8 @@ _ROWS_OF_CLASSES = frozenset(
 )
 _TRIPLETS = frozenset({"triplet_margin_loss", "triplet_margin_with_distance_loss"})
 _BOXES = frozenset({"generalized_box_iou_loss", "distance_box_iou_loss", "complete_box_iou_loss"})
+# beyond torch.nn: classification (cross_entropy's layout)
+_ROWS_OF_CLASSES |= {"softmax_focal_loss", "poly1_cross_entropy"}
 
 
 def _broadcast_rows(shapes: Dict[str, Tuple[int, ...]], names: Sequence[str]) -> Dict[str, Optional[int]]:

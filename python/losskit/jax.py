@@ -70,6 +70,8 @@ _ROW = frozenset(
         "complete_box_iou_loss",
     }
 )
+# beyond torch.nn: classification
+_CLASS_DIM |= {"softmax_focal_loss", "poly1_cross_entropy"}
 
 _SEGMENTATION = frozenset({"dice_loss", "tversky_loss"})
 _NOT_ELEMENTWISE = frozenset({"ctc_loss", "linear_cross_entropy"}) | _SEGMENTATION

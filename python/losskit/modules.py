@@ -668,3 +668,38 @@ class CompleteBoxIoULoss(_BoxIouLoss):
     """Complete IoU loss of box pairs; see :func:`losskit.functional.complete_box_iou_loss`."""
 
     _function = "complete_box_iou_loss"
+
+
+# ---- beyond torch.nn: classification ----
+class SoftmaxFocalLoss(_Loss):
+    """Softmax focal loss (class indices); see :func:`losskit.functional.softmax_focal_loss`."""
+
+    _function = "softmax_focal_loss"
+
+    def __init__(
+        self, gamma: float = 2.0, alpha: Any = None, ignore_index: int = -100, reduction: str = "mean"
+    ) -> None:
+        super().__init__(None, None, reduction)
+        self.gamma = gamma
+        self.alpha = alpha
+        self.ignore_index = ignore_index
+
+
+class Poly1CrossEntropyLoss(_Loss):
+    """Poly-1 cross-entropy (PolyLoss); see :func:`losskit.functional.poly1_cross_entropy`."""
+
+    _function = "poly1_cross_entropy"
+
+    def __init__(
+        self,
+        epsilon: float = 1.0,
+        weight: Any = None,
+        ignore_index: int = -100,
+        reduction: str = "mean",
+        label_smoothing: float = 0.0,
+    ) -> None:
+        super().__init__(None, None, reduction)
+        self.epsilon = epsilon
+        self.weight = weight
+        self.ignore_index = ignore_index
+        self.label_smoothing = label_smoothing

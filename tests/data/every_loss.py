@@ -182,6 +182,12 @@ def cases(a: Dict[str, np.ndarray], dt: str) -> List[Tuple[str, str, tuple, dict
             {"sigmoid": True, "alpha": 0.3, "beta": 0.7, "batch": True},
             False,
         ),
+        # beyond torch.nn: classification
+        ("focal", "softmax_focal_loss", (f["logits"], a["labels"]), {"gamma": 0.5, "alpha": f["class_w"]}, False),
+        ("focal_kdim", "softmax_focal_loss", (f["logits_k"], a["labels_k"]), {}, False),
+        ("poly1", "poly1_cross_entropy", (f["logits"], a["labels"]), {"weight": f["class_w"]}, False),
+        ("poly1_smooth", "poly1_cross_entropy", (f["logits"], a["labels"]), {"label_smoothing": 0.1}, False),
+        ("poly1_probs", "poly1_cross_entropy", (f["logits"], probs), {"weight": f["class_w"]}, True),
     ]
 
 

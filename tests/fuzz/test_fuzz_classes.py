@@ -61,6 +61,9 @@ CLASSES["AdaptiveLogSoftmaxWithLoss"] = "-"
 CLASSES["InfoNCELoss"] = "info_nce_loss"
 # segmentation
 CLASSES.update({n: getattr(losskit, n)._function for n in ("DiceLoss", "TverskyLoss")})
+# beyond torch.nn: classification
+CLASSES["SoftmaxFocalLoss"] = "softmax_focal_loss"
+CLASSES["Poly1CrossEntropyLoss"] = "poly1_cross_entropy"
 
 # Values for each constructor keyword: ordinary ones first, then ones that must fail cleanly.
 VALUES: Dict[str, Tuple[Any, ...]] = {
@@ -85,6 +88,9 @@ VALUES: Dict[str, Tuple[Any, ...]] = {
     "symmetric": (True, False, "yes"),
     "normalize": (True, False, 0.5),
     "block_size": (None, 1, 2, 0, 1.5, "all"),
+    # beyond torch.nn: classification
+    "gamma": (2.0, 0.0, 0.5, -1.0, math.nan, "2"),
+    "epsilon": (1.0, 0.0, -1.0, math.inf, "1"),
 }
 
 

@@ -1,5 +1,6 @@
 // Classification losses (torch.nn: CrossEntropyLoss, NLLLoss, MultiMarginLoss,
-// MultiLabelMarginLoss, MultiLabelSoftMarginLoss).
+// MultiLabelMarginLoss, MultiLabelSoftMarginLoss; beyond torch.nn: softmax_focal_loss,
+// poly1_cross_entropy, float and double only).
 //
 // Formulas, gradients and edge values are documented once, in the Python docstrings of
 // losskit.functional (python/losskit/_functional/classification.py) and in docs/classification.md.
@@ -197,5 +198,74 @@ template <class T>
 double multilabel_soft_margin_loss_mean_normalizer(
     View<T> input, View<T> target, View<T> weight,
     const MultilabelSoftMarginLossOptions& options = {});
+
+// ---- Beyond torch.nn: softmax_focal_loss, poly1_cross_entropy ---------------------------------
+// Both run on cross_entropy's fused row kernels; formulas in their Python docstrings.
+// softmax_focal_loss: class-index targets, `alpha` optional per-class weights (shape (C), `{}`
+// when absent); 'mean' divides by the number of counted (not ignored) targets, as mmdet and
+// kornia divide by the count (the alpha weights do not enter the divisor).
+struct SoftmaxFocalLossOptions {
+  double gamma = 2.0;  // finite, >= 0
+  Reduction reduction = Reduction::Mean;
+  int64_t ignore_index = -100;
+  Normalizer normalizer{};  // see reduction.hpp
+};
+template <class T>
+void softmax_focal_loss(View<T> input, View<int64_t> target, View<T> alpha, MutView<T> output,
+                        const SoftmaxFocalLossOptions& options = {});
+template <class T>
+void softmax_focal_loss_backward(View<T> grad_output, View<T> input, View<int64_t> target,
+                                 View<T> alpha, MutView<T> grad_input,
+                                 const SoftmaxFocalLossOptions& options = {});
+template <class T>
+void softmax_focal_loss_forward_backward(View<T> input, View<int64_t> target, View<T> alpha,
+                                         View<T> grad_output, MutView<T> output,
+                                         MutView<T> grad_input,
+                                         const SoftmaxFocalLossOptions& options = {});
+template <class T>
+double softmax_focal_loss_mean_normalizer(View<T> input, View<int64_t> target, View<T> alpha,
+                                          const SoftmaxFocalLossOptions& options = {});
+
+// poly1_cross_entropy (PolyLoss, optax's poly_loss_cross_entropy): cross_entropy plus
+// epsilon * sum_c w_c y'_c (1 - softmax_c); class indices or probabilities (ignore_index must be
+// negative with probabilities), with cross_entropy's weight, ignore_index, label_smoothing and its
+// 'mean' divisor.
+struct Poly1CrossEntropyOptions {
+  double epsilon = 1.0;  // finite
+  Reduction reduction = Reduction::Mean;
+  int64_t ignore_index = -100;
+  double label_smoothing = 0.0;
+  Normalizer normalizer{};  // see reduction.hpp
+};
+template <class T>
+void poly1_cross_entropy(View<T> input, View<int64_t> target, View<T> weight, MutView<T> output,
+                         const Poly1CrossEntropyOptions& options = {});
+template <class T>
+void poly1_cross_entropy_backward(View<T> grad_output, View<T> input, View<int64_t> target,
+                                  View<T> weight, MutView<T> grad_input,
+                                  const Poly1CrossEntropyOptions& options = {});
+template <class T>
+void poly1_cross_entropy_forward_backward(View<T> input, View<int64_t> target, View<T> weight,
+                                          View<T> grad_output, MutView<T> output,
+                                          MutView<T> grad_input,
+                                          const Poly1CrossEntropyOptions& options = {});
+template <class T>
+void poly1_cross_entropy(View<T> input, View<T> target, View<T> weight, MutView<T> output,
+                         const Poly1CrossEntropyOptions& options = {});
+template <class T>
+void poly1_cross_entropy_backward(View<T> grad_output, View<T> input, View<T> target,
+                                  View<T> weight, MutView<T> grad_input, MutView<T> grad_target,
+                                  const Poly1CrossEntropyOptions& options = {});
+template <class T>
+void poly1_cross_entropy_forward_backward(View<T> input, View<T> target, View<T> weight,
+                                          View<T> grad_output, MutView<T> output,
+                                          MutView<T> grad_input, MutView<T> grad_target,
+                                          const Poly1CrossEntropyOptions& options = {});
+template <class T>
+double poly1_cross_entropy_mean_normalizer(View<T> input, View<int64_t> target, View<T> weight,
+                                           const Poly1CrossEntropyOptions& options = {});
+template <class T>
+double poly1_cross_entropy_mean_normalizer(View<T> input, View<T> target, View<T> weight,
+                                           const Poly1CrossEntropyOptions& options = {});
 
 }  // namespace losskit

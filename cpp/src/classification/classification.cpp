@@ -205,11 +205,12 @@ Layout class_layout(const char* fn, const View<T>& input, bool allow_kdim) {
 }
 
 template <class T>
-void check_class_weight(const char* fn, const View<T>& weight, int64_t C) {
+void check_class_weight(const char* fn, const View<T>& weight, int64_t C,
+                        const char* arg = "weight") {
   if (!weight.present() && weight.shape.empty()) return;
-  detail::check_required(fn, "weight", weight);
+  detail::check_required(fn, arg, weight);
   if (weight.shape != Shape{C})
-    fail_value(fn, "weight",
+    fail_value(fn, arg,
                "a weight for each of the " + std::to_string(C) + " classes, shape (" +
                    std::to_string(C) + ",)",
                "shape " + shape_to_string(weight.shape));
@@ -516,6 +517,139 @@ double ce_prob(View<T> input, View<T> target, View<T> weight, const Mode<T>& m,
   if constexpr (detail::is_half_v<T>) total = ce_run_staged_blocks(a);
   else total = ce_run(a);
   write_reduced(m, o.reduction, total, D);
+  return positions;
+}
+
+// ---- softmax_focal_loss, poly1_cross_entropy (cross_entropy's kernels, CeTransform) -----------
+
+// The outputs, the reduction's gradient scale and the gradients a request wants, as ce_index and
+// ce_prob set them; `divisor` is what 'mean' divides by.
+template <class T>
+void set_ce_request(CeArgs<T>& a, const Mode<T>& m, Reduction r, double go, double divisor) {
+  if (r == Reduction::None) {
+    a.out = m.output.data;
+    a.grad_out = m.grad_output.data;
+  } else {
+    a.grad_scale = r == Reduction::Mean ? go / divisor : go;
+  }
+  a.grad = m.backward ? m.grads[0].data : nullptr;
+  a.grad_target = m.backward ? m.grads[1].data : nullptr;
+}
+
+// A 'mean' over no counted position is NaN (torch's 0 / 0) unless a normalizer is given.
+template <class T>
+void write_counted(const Mode<T>& m, Reduction r, const Normalizer& normalizer, double total,
+                   double own, double divisor) {
+  const bool empty_mean = r == Reduction::Mean && !normalizer && own == 0.0;
+  write_reduced(m, r, empty_mean ? std::numeric_limits<double>::quiet_NaN() : total, divisor);
+}
+
+// poly1 over positions [p0, p1) of any layout, where its extra term reads every class.
+template <class T>
+double poly1_soft_run(const CeArgs<T>& a) {
+  const auto kernel = detail::classification_kernels<T>().poly1_soft;
+  const int64_t P = a.N * a.S, R = rows_per_unit(a.C);
+  return run_units((P + R - 1) / R, R * std::max<int64_t>(a.C, 1),
+                   [&](int64_t u, int) { return kernel(a, u * R, std::min(P, (u + 1) * R)); });
+}
+
+template <class T>
+double focal_impl(View<T> input, View<int64_t> target, View<T> alpha, const Mode<T>& m,
+                  const SoftmaxFocalLossOptions& o) {
+  const char* fn = "softmax_focal_loss";
+  check_reduction(fn, o);
+  if (!(o.gamma >= 0.0 && std::isfinite(o.gamma)))
+    fail_value(fn, "gamma", "a finite value >= 0", std::to_string(o.gamma));
+  const Layout l = class_layout(fn, input, true);
+  detail::check_required(fn, "target", target);
+  detail::check_shape_equal(fn, "target", target.shape, l.out, "class indices of shape");
+  check_class_weight(fn, alpha, l.C, "alpha");
+  const double go = check_mode(fn, m, o.reduction, l.out, input.shape, nullptr);
+  // 'mean' divides by the count of counted targets (mmdet, kornia), not their alpha sum.
+  const double count =
+      check_targets(fn, target, l.C, o.ignore_index, static_cast<const T*>(nullptr));
+  const double D = detail::mean_divisor(o.normalizer, count);
+
+  CrossEntropyOptions ce;
+  ce.ignore_index = o.ignore_index;
+  CeArgs<T> a = ce_common(l, input, alpha, ce);
+  a.target = target.data;
+  a.transform = detail::CeTransform::Focal;
+  a.transform_param = o.gamma;
+  set_ce_request(a, m, o.reduction, go, D);
+  if (!m.output.present() && !a.grad) return count;
+  write_counted(m, o.reduction, o.normalizer, ce_run(a), count, D);
+  return count;
+}
+
+void check_epsilon(const char* fn, double epsilon) {
+  if (!std::isfinite(epsilon)) fail_value(fn, "epsilon", "a finite value", std::to_string(epsilon));
+}
+
+CrossEntropyOptions poly1_ce_options(const Poly1CrossEntropyOptions& o) {
+  CrossEntropyOptions ce;
+  ce.ignore_index = o.ignore_index;
+  ce.label_smoothing = o.label_smoothing;
+  return ce;
+}
+
+template <class T>
+double poly1_index(View<T> input, View<int64_t> target, View<T> weight, const Mode<T>& m,
+                   const Poly1CrossEntropyOptions& o) {
+  const char* fn = "poly1_cross_entropy";
+  check_reduction(fn, o);
+  check_smoothing(fn, o.label_smoothing);
+  check_epsilon(fn, o.epsilon);
+  const Layout l = class_layout(fn, input, true);
+  detail::check_required(fn, "target", target);
+  detail::check_shape_equal(fn, "target", target.shape, l.out, "class indices of shape");
+  check_class_weight(fn, weight, l.C);
+  const double go = check_mode(fn, m, o.reduction, l.out, input.shape, nullptr);
+  const double W = check_targets(fn, target, l.C, o.ignore_index, weight.data);
+  const double D = detail::mean_divisor(o.normalizer, W);
+
+  CeArgs<T> a = ce_common(l, input, weight, poly1_ce_options(o));
+  a.target = target.data;
+  a.transform_param = o.epsilon;
+  set_ce_request(a, m, o.reduction, go, D);
+  if (!m.output.present() && !a.grad) return W;
+  // Without smoothing the extra term reads the target's softmax alone: cross_entropy's kernels.
+  double total;
+  if (o.label_smoothing == 0.0) {
+    a.transform = detail::CeTransform::Poly1;
+    total = ce_run(a);
+  } else {
+    total = poly1_soft_run(a);
+  }
+  write_counted(m, o.reduction, o.normalizer, total, W, D);
+  return W;
+}
+
+template <class T>
+double poly1_prob(View<T> input, View<T> target, View<T> weight, const Mode<T>& m,
+                  const Poly1CrossEntropyOptions& o) {
+  const char* fn = "poly1_cross_entropy";
+  check_reduction(fn, o);
+  check_smoothing(fn, o.label_smoothing);
+  check_epsilon(fn, o.epsilon);
+  const Layout l = class_layout(fn, input, true);
+  detail::check_required(fn, "target", target);
+  detail::check_shape_equal(fn, "target", target.shape, input.shape,
+                            "class probabilities of the input's shape");
+  if (o.ignore_index >= 0)
+    fail_value(fn, "ignore_index", "a negative value with class-probability targets",
+               std::to_string(o.ignore_index));
+  check_class_weight(fn, weight, l.C);
+  const double go = check_mode(fn, m, o.reduction, l.out, input.shape, &input.shape);
+  const double positions = input.numel() == 0 ? 0.0 : static_cast<double>(l.N * l.S);
+  const double D = detail::mean_divisor(o.normalizer, positions);
+
+  CeArgs<T> a = ce_common(l, input, weight, poly1_ce_options(o));
+  a.prob = target.data;
+  a.transform_param = o.epsilon;
+  set_ce_request(a, m, o.reduction, go, D);
+  if (!m.output.present() && !a.grad && !a.grad_target) return positions;
+  write_reduced(m, o.reduction, poly1_soft_run(a), D);
   return positions;
 }
 
@@ -945,6 +1079,82 @@ void multilabel_soft_margin_loss_forward_backward(View<T> input, View<T> target,
                    Mode<T>::fused(grad_output, output, {grad_input, grad_target}), options);
 }
 
+template <class T>
+void softmax_focal_loss(View<T> input, View<int64_t> target, View<T> alpha, MutView<T> output,
+                        const SoftmaxFocalLossOptions& options) {
+  focal_impl(input, target, alpha, Mode<T>::forward_only(output), options);
+}
+template <class T>
+void softmax_focal_loss_backward(View<T> grad_output, View<T> input, View<int64_t> target,
+                                 View<T> alpha, MutView<T> grad_input,
+                                 const SoftmaxFocalLossOptions& options) {
+  focal_impl(input, target, alpha, Mode<T>::backward_only(grad_output, {grad_input}), options);
+}
+template <class T>
+void softmax_focal_loss_forward_backward(View<T> input, View<int64_t> target, View<T> alpha,
+                                         View<T> grad_output, MutView<T> output,
+                                         MutView<T> grad_input,
+                                         const SoftmaxFocalLossOptions& options) {
+  focal_impl(input, target, alpha, Mode<T>::fused(grad_output, output, {grad_input}), options);
+}
+template <class T>
+double softmax_focal_loss_mean_normalizer(View<T> input, View<int64_t> target, View<T> alpha,
+                                          const SoftmaxFocalLossOptions& o) {
+  detail::check_dividing_reduction("softmax_focal_loss", o.reduction);
+  return focal_impl(input, target, alpha, Mode<T>{}, o);
+}
+
+template <class T>
+void poly1_cross_entropy(View<T> input, View<int64_t> target, View<T> weight, MutView<T> output,
+                         const Poly1CrossEntropyOptions& options) {
+  poly1_index(input, target, weight, Mode<T>::forward_only(output), options);
+}
+template <class T>
+void poly1_cross_entropy_backward(View<T> grad_output, View<T> input, View<int64_t> target,
+                                  View<T> weight, MutView<T> grad_input,
+                                  const Poly1CrossEntropyOptions& options) {
+  poly1_index(input, target, weight, Mode<T>::backward_only(grad_output, {grad_input}), options);
+}
+template <class T>
+void poly1_cross_entropy_forward_backward(View<T> input, View<int64_t> target, View<T> weight,
+                                          View<T> grad_output, MutView<T> output,
+                                          MutView<T> grad_input,
+                                          const Poly1CrossEntropyOptions& options) {
+  poly1_index(input, target, weight, Mode<T>::fused(grad_output, output, {grad_input}), options);
+}
+template <class T>
+void poly1_cross_entropy(View<T> input, View<T> target, View<T> weight, MutView<T> output,
+                         const Poly1CrossEntropyOptions& options) {
+  poly1_prob(input, target, weight, Mode<T>::forward_only(output), options);
+}
+template <class T>
+void poly1_cross_entropy_backward(View<T> grad_output, View<T> input, View<T> target,
+                                  View<T> weight, MutView<T> grad_input, MutView<T> grad_target,
+                                  const Poly1CrossEntropyOptions& options) {
+  poly1_prob(input, target, weight, Mode<T>::backward_only(grad_output, {grad_input, grad_target}),
+             options);
+}
+template <class T>
+void poly1_cross_entropy_forward_backward(View<T> input, View<T> target, View<T> weight,
+                                          View<T> grad_output, MutView<T> output,
+                                          MutView<T> grad_input, MutView<T> grad_target,
+                                          const Poly1CrossEntropyOptions& options) {
+  poly1_prob(input, target, weight, Mode<T>::fused(grad_output, output, {grad_input, grad_target}),
+             options);
+}
+template <class T>
+double poly1_cross_entropy_mean_normalizer(View<T> input, View<int64_t> target, View<T> weight,
+                                           const Poly1CrossEntropyOptions& o) {
+  detail::check_dividing_reduction("poly1_cross_entropy", o.reduction);
+  return poly1_index(input, target, weight, Mode<T>{}, o);
+}
+template <class T>
+double poly1_cross_entropy_mean_normalizer(View<T> input, View<T> target, View<T> weight,
+                                           const Poly1CrossEntropyOptions& o) {
+  detail::check_dividing_reduction("poly1_cross_entropy", o.reduction);
+  return poly1_prob(input, target, weight, Mode<T>{}, o);
+}
+
 // ---- NAME_mean_normalizer: the driver with a request for nothing -----------------------------
 template <class T>
 double cross_entropy_mean_normalizer(View<T> input, View<int64_t> target, View<T> weight,
@@ -1051,5 +1261,38 @@ LOSSKIT_INSTANTIATE_NORMALIZER(bfloat16)
 LOSSKIT_INSTANTIATE_NORMALIZER(float16)
 #undef LOSSKIT_INSTANTIATE_NORMALIZER
 #undef LOSSKIT_INSTANTIATE
+
+// Beyond torch.nn: float and double.
+#define LOSSKIT_INSTANTIATE_BEYOND(T)                                                              \
+  template void softmax_focal_loss<T>(View<T>, View<int64_t>, View<T>, MutView<T>,                 \
+                                      const SoftmaxFocalLossOptions&);                             \
+  template void softmax_focal_loss_backward<T>(View<T>, View<T>, View<int64_t>, View<T>,           \
+                                               MutView<T>, const SoftmaxFocalLossOptions&);        \
+  template void softmax_focal_loss_forward_backward<T>(View<T>, View<int64_t>, View<T>, View<T>,   \
+                                                       MutView<T>, MutView<T>,                     \
+                                                       const SoftmaxFocalLossOptions&);            \
+  template double softmax_focal_loss_mean_normalizer<T>(View<T>, View<int64_t>, View<T>,           \
+                                                        const SoftmaxFocalLossOptions&);           \
+  template void poly1_cross_entropy<T>(View<T>, View<int64_t>, View<T>, MutView<T>,                \
+                                       const Poly1CrossEntropyOptions&);                           \
+  template void poly1_cross_entropy_backward<T>(View<T>, View<T>, View<int64_t>, View<T>,          \
+                                                MutView<T>, const Poly1CrossEntropyOptions&);      \
+  template void poly1_cross_entropy_forward_backward<T>(View<T>, View<int64_t>, View<T>, View<T>,  \
+                                                        MutView<T>, MutView<T>,                    \
+                                                        const Poly1CrossEntropyOptions&);          \
+  template double poly1_cross_entropy_mean_normalizer<T>(View<T>, View<int64_t>, View<T>,          \
+                                                         const Poly1CrossEntropyOptions&);         \
+  template void poly1_cross_entropy<T>(View<T>, View<T>, View<T>, MutView<T>,                      \
+                                       const Poly1CrossEntropyOptions&);                           \
+  template void poly1_cross_entropy_backward<T>(View<T>, View<T>, View<T>, View<T>, MutView<T>,    \
+                                                MutView<T>, const Poly1CrossEntropyOptions&);      \
+  template void poly1_cross_entropy_forward_backward<T>(View<T>, View<T>, View<T>, View<T>,        \
+                                                        MutView<T>, MutView<T>, MutView<T>,        \
+                                                        const Poly1CrossEntropyOptions&);          \
+  template double poly1_cross_entropy_mean_normalizer<T>(View<T>, View<T>, View<T>,                \
+                                                         const Poly1CrossEntropyOptions&);
+LOSSKIT_INSTANTIATE_BEYOND(float)
+LOSSKIT_INSTANTIATE_BEYOND(double)
+#undef LOSSKIT_INSTANTIATE_BEYOND
 
 }  // namespace losskit

@@ -273,6 +273,28 @@ LOSSKIT_INLINE void write_stats(const CeArgs<T>& a, int64_t p, double lse, doubl
   if (a.correct_out) a.correct_out[p] = correct;
 }
 
+// The loss F(l) and slope F'(l) of a CeTransform (classification_kernels.hpp) at the unweighted
+// cross-entropy l. Below l = 0.5, q = 1 - e^-l is Kahan's expm1, (u - 1) x / log(u) with
+// u = e^x, x = -l: exact to a few ulps at p near 1, where 1 - u alone cancels (above, 1 - p is
+// exact enough, and a subnormal p would spoil log(p)). The focal slope is written
+// q^g (1 + g p l / q) with l / q -> 1 as l -> 0: finite at p = 1 for every g >= 0, g < 1 included,
+// where q^(g-1) alone is infinite (the autograd of the composed formula gives 0 * inf = NaN
+// there). g = 0 is cross-entropy exactly. A target logit of -inf (l = inf) gives p l = 0 * inf =
+// NaN, as that autograd does. Only vmath's exp and log, never libm's expm1 or pow: glibc picks
+// their FMA variants by the CPU at run time, and the bits must not depend on it.
+struct Transformed {
+  double loss, slope;
+};
+inline Transformed transform_loss(detail::CeTransform tr, double param, double l) {
+  const double p = vmath::exp(-l);
+  const double q = !(l < 0.5) ? 1.0 - p : (p == 1.0 ? l : (p - 1.0) * l / vmath::log(p));
+  if (tr == detail::CeTransform::Poly1) return {l + param * q, 1.0 + param * p};
+  if (param == 0.0) return {l, 1.0};
+  const double qg = vmath::exp(param * vmath::log(q));  // q^g, 0 at q = 0
+  const double l_over_q = q == 0.0 ? 1.0 : l / q;
+  return {qg * l, qg * (1.0 + param * p * l_over_q)};
+}
+
 template <class T>
 LOSSKIT_NOINLINE double finish(const CeArgs<T>& a, int64_t p, const CeStats& st, T xt,
                                CeRowConsts* rc) {
@@ -309,6 +331,12 @@ LOSSKIT_NOINLINE double finish(const CeArgs<T>& a, int64_t p, const CeStats& st,
       rc->b = scale * eps / static_cast<double>(a.C);
       rc->fix = scale * (1.0 - eps) * wt;
       if (a.softcap > 0.0) rc->fix *= ct.dcap;
+      if (a.transform != detail::CeTransform::None) {
+        const Transformed f =
+            transform_loss(a.transform, a.transform_param, logs - (ct.x - st.ref));
+        loss = wt * f.loss;
+        rc->a = rc->fix = scale * wt * f.slope;
+      }
       if (a.z_loss != 0.0) {  // + z lse^2; its gradient 2 z lse softmax_j joins A
         loss += a.z_loss * lse * lse;
         rc->a += scale * 2.0 * a.z_loss * lse;
@@ -620,6 +648,11 @@ double tile_impl(const CeArgs<T>& a, int64_t n, int64_t s0, int64_t s1) {
         cb = scale * eps_c;
         cf = scale * (1.0 - eps) * wt;
         if (a.softcap > 0.0) cf *= ct.dcap;
+        if (a.transform != detail::CeTransform::None) {  // as finish()
+          const Transformed f = transform_loss(a.transform, a.transform_param, lg - (ct.x - ref));
+          loss = wt * f.loss;
+          ca = cf = scale * wt * f.slope;
+        }
         if (a.z_loss != 0.0) {
           loss += a.z_loss * (ref + lg) * (ref + lg);
           ca += scale * 2.0 * a.z_loss * (ref + lg);
@@ -683,6 +716,79 @@ double tile_impl(const CeArgs<T>& a, int64_t n, int64_t s0, int64_t s1) {
       gt = static_cast<T>(gt - fix[l]);
     }
   return total;
+}
+
+// ---- poly1_cross_entropy with smoothing or probability targets -------------------------------
+// The formulas are at ClassificationKernels::poly1_soft. Three sweeps over a position's classes
+// (S apart): the max, the sums (exp(x - ref), V, sum v (x - ref), sum v exp(x - ref)), and the
+// gradient. The softmax of the gradient sweep is formed as chunk_grad's probability path forms it.
+template <class T, bool kProb, bool kWeighted>
+double poly1_soft_impl(const CeArgs<T>& a, int64_t p0, int64_t p1) {
+  const int64_t C = a.C, S = a.S;
+  const Smoothing<T> sm(a);
+  const T om = sm.om, ec = sm.ec;
+  const double eps = a.transform_param;
+  double total = 0.0;
+  for (int64_t p = p0; p < p1; ++p) {
+    const int64_t base = (p / S) * C * S + p % S;
+    const T* x = a.input + base;
+    const T* y = kProb ? a.prob + base : nullptr;
+    const T* w = a.weight;
+    // Class indices: v_c = w_c ((1 - s) [c = t] + s / C); an ignored position has t = -1 and
+    // scale 0 (loss 0, gradient 0, NaN where its logits are NaN, as cross_entropy's).
+    const int64_t t = kProb ? -1 : (a.target[p] == a.ignore_index ? -1 : a.target[p]);
+    const bool counted = kProb || t >= 0;
+    double scale = a.grad_scale * (a.grad_out ? static_cast<double>(a.grad_out[p]) : 1.0);
+    if (!counted) scale = 0.0;
+    const auto v_of = [&](int64_t c) {
+      const T yc = kProb ? y[c * S] * om + ec : (c == t ? om : T(0)) + ec;
+      return kWeighted ? yc * w[c] : yc;
+    };
+    T m = -kInf<T>;
+    for (int64_t c = 0; c < C; ++c) m = x[c * S] > m ? x[c * S] : m;
+    const T ref = m == -kInf<T> ? T(0) : m;
+    double se = 0.0, sv = 0.0, svx = 0.0, sve = 0.0;
+    for (int64_t c = 0; c < C; ++c) {
+      const T d = x[c * S] - ref;
+      const T e = exp_nonpos(d);
+      const T v = v_of(c);
+      se += static_cast<double>(e);
+      sv += static_cast<double>(v);
+      svx += static_cast<double>(v * d);
+      sve += static_cast<double>(v * e);
+    }
+    const double logs = std::log(se);
+    const double P = sve / se;
+    double loss = 0.0;
+    if (counted && C > 0) loss = prob_loss(sv, logs, svx, C) + eps * (sv - P);
+    if (a.out) a.out[p] = static_cast<T>(loss);
+    total += loss;
+    if (!a.grad && !a.grad_target) continue;
+    const T A = static_cast<T>(scale * (sv + eps * P)), B = static_cast<T>(scale);
+    const T E = static_cast<T>(scale * eps), lg = static_cast<T>(logs);
+    const T gy_scale = static_cast<T>(scale * static_cast<double>(om));
+    for (int64_t c = 0; c < C; ++c) {
+      const T d = (x[c * S] - ref) - lg;  // x - lse, as chunk_grad forms it
+      const T pc = vmath::exp(d);
+      const T v = v_of(c);
+      if (a.grad_target) {
+        const T wc = kWeighted ? w[c] : T(1);
+        a.grad_target[base + c * S] = (gy_scale * wc) * (static_cast<T>(eps) * (T(1) - pc) - d);
+      }
+      if (a.grad) a.grad[base + c * S] = pc * A - v * (B + E * pc);
+    }
+  }
+  return total;
+}
+
+template <class T>
+double poly1_soft(const CeArgs<T>& a, int64_t p0, int64_t p1) {
+  const bool weighted = a.weight != nullptr;
+  if (a.prob)
+    return weighted ? poly1_soft_impl<T, true, true>(a, p0, p1)
+                    : poly1_soft_impl<T, true, false>(a, p0, p1);
+  return weighted ? poly1_soft_impl<T, false, true>(a, p0, p1)
+                  : poly1_soft_impl<T, false, false>(a, p0, p1);
 }
 
 // ---- runtime flags -> template instances ----------------------------------------------------
@@ -994,6 +1100,7 @@ constexpr detail::ClassificationKernels<T> make_table() {
   k.multi_margin = &multi_margin<T>;
   k.multilabel_margin = &multilabel_margin<T>;
   k.multilabel_soft_margin = &multilabel_soft_margin<T>;
+  k.poly1_soft = &poly1_soft<T>;
   return k;
 }
 

@@ -34,6 +34,14 @@ namespace losskit::detail {
 // dx'/dx = 1 - tanh(x / c)^2; a counted position adds z_loss lse^2 to its loss and
 // 2 z_loss lse softmax_j to the gradient (into the coefficient of softmax_j). The statistics
 // outputs take lse, the entropy lse - sum_c softmax_c x'_c and argmax_c x_c == t.
+// Losses that are a function F of the unweighted cross-entropy l = lse - x_t of a counted
+// position (class indices, no smoothing): loss = w_t F(l), and since dl/dx_j = softmax_j - [j = t]
+// the gradient keeps cross-entropy's form with w_t replaced by w_t F'(l), so they run on its row
+// and tile kernels unchanged but for the per-position constants. With p = e^-l, q = 1 - p:
+//   Focal (softmax_focal_loss, gamma g): F = q^g l,      F' = q^g + g p l q^(g-1)
+//   Poly1 (poly1_cross_entropy, eps):   F = l + eps q,  F' = 1 + eps p
+enum class CeTransform { None, Focal, Poly1 };
+
 template <class T>
 struct CeArgs {
   const T* input = nullptr;         // (N, C, S) logits
@@ -55,6 +63,10 @@ struct CeArgs {
   T* entropy_out = nullptr;
   bool* correct_out = nullptr;
   bool stats() const { return lse_out || entropy_out || correct_out; }
+  // A loss built on the unsmoothed class-index cross-entropy (see CeTransform): no smoothing,
+  // softcap, z_loss or statistics with it. `transform_param` is its gamma or epsilon.
+  CeTransform transform = CeTransform::None;
+  double transform_param = 0.0;
 };
 
 // Online softmax statistics of a run of classes, relative to `ref` (the run's max, or 0 when the
@@ -160,6 +172,14 @@ struct ClassificationKernels {
   double (*multi_margin)(const RowLossArgs<T>&, int64_t r0, int64_t r1);
   double (*multilabel_margin)(const RowLossArgs<T>&, int64_t r0, int64_t r1, T* scratch);
   double (*multilabel_soft_margin)(const RowLossArgs<T>&, int64_t r0, int64_t r1);
+  // poly1_cross_entropy where its extra term reads every class (label smoothing, probability
+  // targets), positions [p0, p1) of any S; args.transform_param is epsilon. Per position, with
+  // v_c = w_c y'_c (y' the smoothed one-hot or probability target), p = softmax(x),
+  // V = sum_c v_c and P = sum_c v_c p_c:
+  //   loss = sum_c v_c (lse - x_c) + eps (V - P)
+  //   d loss / d x_j = p_j (V + eps P) - v_j (1 + eps p_j)
+  //   d loss / d y_j = (1 - smoothing) w_j ((lse - x_j) + eps (1 - p_j))
+  double (*poly1_soft)(const CeArgs<T>&, int64_t p0, int64_t p1);
 };
 
 // The kernel table of the active instruction set.

@@ -382,3 +382,205 @@ def multilabel_soft_margin_loss(
         call.mode, x, y, w, go, reduction, _convert.flag(fn, "target_grad", call.target_grad), norm
     )
     return _cls_result(call, reduction, triple)
+
+
+# ---- beyond torch.nn: softmax_focal_loss, poly1_cross_entropy (cross_entropy's row kernels) ----
+
+
+def _float_cls_input(
+    function: str, input: ArrayLike, weight: Optional[ArrayLike], weight_name: str
+) -> Tuple[np.dtype, np.ndarray, Optional[np.ndarray]]:
+    """float32 or float64 (16-bit inputs are computed in float32); the weights follow the input."""
+    x = _convert.to_array(function, "input", input)
+    dtype = _convert.compute_dtype(x)
+    x = _convert.as_kernel_array(x, dtype)
+    w = None if weight is None else _convert.as_kernel_array(_convert.to_array(function, weight_name, weight), dtype)
+    return dtype, x, w
+
+
+@loss(
+    inputs=2,
+    target="label",
+    grads="np.ndarray",
+    backward="""Gradient of :func:`softmax_focal_loss` with respect to ``input``.""",
+    forward_backward=""":func:`softmax_focal_loss` and its gradient in one fused streaming pass per row.""",
+)
+def softmax_focal_loss(
+    call: Call,
+    input: ArrayLike,
+    target: ArrayLike,
+    gamma: float = 2.0,
+    alpha: Optional[ArrayLike] = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    *,
+    normalizer: Optional[float] = None,
+) -> Any:
+    r"""Softmax focal loss (Lin et al., 2017, "Focal Loss for Dense Object Detection") with
+    class-index targets: cross-entropy down-weighted where the target's probability is high.
+
+    With :math:`p_n = \operatorname{softmax}(x_n)_{y_n}` (:math:`x_n` the logits of position
+    :math:`n`), :math:`\ell_n = -\log p_n` the cross-entropy, :math:`\gamma` = ``gamma`` and
+    :math:`\alpha` = ``alpha`` (per-class weights, ones by default):
+
+    .. math::
+        l_n = -\alpha_{y_n} (1 - p_n)^{\gamma} \log p_n \cdot [y_n \ne \text{ignore\_index}]
+
+    and ``'mean'`` is :math:`\sum_n l_n / \sum_n [y_n \ne \text{ignore\_index}]`: the mean over the
+    counted positions, as mmdet's and kornia's softmax focal losses divide by the count (the
+    :math:`\alpha` weights are not in the divisor, unlike :func:`cross_entropy`'s weighted mean).
+
+    Derivative, with :math:`s = \operatorname{softmax}(x_n)` and :math:`q = 1 - p_n`: since
+    :math:`\partial \ell_n / \partial x_{n,j} = s_j - [j = y_n]`,
+
+    .. math::
+        \frac{\partial l_n}{\partial x_{n,j}} = \alpha_{y_n}
+            \left(q^{\gamma} + \gamma\, p_n\, \ell_n\, q^{\gamma - 1}\right) (s_j - [j = y_n])
+
+    evaluated as :math:`q^{\gamma} (1 + \gamma p_n \ell_n / q)` with :math:`\ell_n / q \to 1` as
+    :math:`p_n \to 1`: finite (0 for :math:`\gamma > 0`) at :math:`p_n = 1` also for
+    :math:`\gamma < 1`, where torch's autograd of the composed formula gives NaN
+    (:math:`0 \cdot \infty`). :math:`\gamma = 0` is :func:`cross_entropy` with ``weight=alpha``
+    (but the count divisor for ``'mean'``). :math:`q = -\operatorname{expm1}(-\ell_n)` keeps its
+    digits near :math:`p_n = 1`.
+
+    Reference semantics: kornia's ``focal_loss`` / mmcv's ``softmax_focal_loss`` with a per-class
+    ``alpha`` (mmcv's ``weight``; kornia's scalar ``alpha`` is ``alpha=np.full(C, a)``), plus
+    :func:`cross_entropy`'s ``ignore_index`` and K-dimensional inputs. ``gamma`` must be finite
+    and :math:`\ge 0`.
+
+    Shape: input :math:`(C)`, :math:`(N, C)` or :math:`(N, C, d_1, \dots, d_K)`; target
+    :math:`()`, :math:`(N)` or :math:`(N, d_1, \dots, d_K)` of any integer dtype; ``alpha``
+    :math:`(C)`; ``'none'`` output of the target's shape. float32 and float64 (16-bit inputs are
+    computed in float32).
+
+    Edge values: as :func:`cross_entropy`: ignored positions have loss 0 and gradient 0, a
+    ``'mean'`` over no counted position is NaN (gradient 0), a row holding ``+inf`` or NaN gives
+    NaN; a target logit of ``-inf`` gives loss ``inf`` and (for :math:`\gamma > 0`) a NaN gradient,
+    as the autograd of the formula does.
+
+    >>> x = np.array([[1.0, 2.0, 3.0], [1.0, 1.0, 1.0]])
+    >>> round(float(softmax_focal_loss(x, np.array([2, 0]))), 6)
+    0.266975
+    >>> loss, g = softmax_focal_loss_forward_backward(x, np.array([2, 0]), gamma=0.0)
+    >>> round(float(loss), 6)
+    0.753109
+    """
+    fn = "softmax_focal_loss"
+    reduction = _reduction.parse(None, None, reduction)
+    dtype, x, a = _float_cls_input(fn, input, alpha, "alpha")
+    t = _cls_index_target(fn, target)
+    go = _cls_go(fn, call, dtype)
+    norm = _convert.normalizer(fn, "normalizer", normalizer)
+    result = _core.softmax_focal_loss(
+        call.mode,
+        x,
+        t,
+        a,
+        go,
+        reduction,
+        _convert.real(fn, "gamma", gamma),
+        _convert.integer(fn, "ignore_index", ignore_index),
+        norm,
+    )
+    return _cls_result(call, reduction, result)
+
+
+@loss(
+    inputs=2,
+    target="body",
+    grads="Gradients",
+    backward="""Gradient of :func:`poly1_cross_entropy`: ``grad_input``, or ``(grad_input, grad_target)``
+    for probability targets with ``target_grad=True`` (class indices have none: ValueError).""",
+    forward_backward=""":func:`poly1_cross_entropy` and its gradient in one fused pass per row.""",
+)
+def poly1_cross_entropy(
+    call: Call,
+    input: ArrayLike,
+    target: ArrayLike,
+    epsilon: float = 1.0,
+    weight: Optional[ArrayLike] = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+    *,
+    normalizer: Optional[float] = None,
+) -> Any:
+    r"""Poly-1 cross-entropy (Leng et al., 2022, "PolyLoss"): :func:`cross_entropy` plus
+    :math:`\epsilon` times the first polynomial term :math:`1 - p_t`.
+
+    With :math:`s = \operatorname{softmax}(x_n)`, labels :math:`y'_{n}` (the one-hot of a class
+    index, or the probability target; smoothed to :math:`(1 - \epsilon_s) y + \epsilon_s / C` by
+    ``label_smoothing`` :math:`\epsilon_s`), :math:`\epsilon` = ``epsilon`` and class weights
+    :math:`w` (ones by default), :math:`v_{n,c} = w_c y'_{n,c}`:
+
+    .. math::
+        l_n = \sum_c v_{n,c} \big(-\log s_c + \epsilon (1 - s_c)\big)
+            \cdot [y_n \ne \text{ignore\_index}]
+
+    which for a class index without smoothing is
+    :math:`w_{y_n} \big(-\log s_{y_n} + \epsilon (1 - s_{y_n})\big)`, and without weights is
+    optax's ``poly_loss_cross_entropy``: :math:`\mathrm{CE} + \epsilon (1 - p_t)` with
+    :math:`p_t = \sum_c y'_c s_c` (for labels summing to 1). ``'mean'`` divides by what
+    :func:`cross_entropy`'s would: :math:`\sum_n w_{y_n} [y_n \ne \text{ignore\_index}]` for class
+    indices, the number of positions for probabilities.
+
+    Derivative, with :math:`V = \sum_c v_{n,c}` and :math:`P = \sum_c v_{n,c} s_c`:
+
+    .. math::
+        \frac{\partial l_n}{\partial x_{n,j}} = s_j (V + \epsilon P) - v_{n,j} (1 + \epsilon s_j),
+        \qquad
+        \frac{\partial l_n}{\partial y_{n,j}} = (1 - \epsilon_s) w_j \big(-\log s_j + \epsilon (1 - s_j)\big)
+
+    (the target gradient for probability targets with ``target_grad=True``).
+
+    Reference semantics: optax's ``poly_loss_cross_entropy(logits, labels, epsilon)`` (class axis
+    last there, second here as in torch; optax's default ``epsilon`` is 2.0, the paper's
+    ImageNet value; losskit's is 1.0), extended with :func:`cross_entropy`'s ``weight``, ``ignore_index``
+    (class indices only), ``label_smoothing``, K-dimensional inputs and reductions. ``epsilon``
+    may be any finite value (the paper uses :math:`\epsilon \ge -1`).
+
+    Shape: as :func:`cross_entropy`. float32 and float64 (16-bit inputs are computed in float32).
+    Edge values: as :func:`cross_entropy`. Class indices without smoothing run on
+    :func:`cross_entropy`'s fused row kernels (one pass per row); with smoothing or probability
+    targets a three-sweep kernel per position reads the row three times from cache.
+
+    >>> x = np.array([[1.0, 2.0, 3.0], [1.0, 1.0, 1.0]])
+    >>> round(float(poly1_cross_entropy(x, np.array([2, 0]))), 6)
+    1.253822
+    >>> y = np.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]])
+    >>> round(float(poly1_cross_entropy(x, y)), 6)
+    1.253822
+    """
+    fn = "poly1_cross_entropy"
+    reduction = _reduction.parse(None, None, reduction)
+    dtype, x, w = _float_cls_input(fn, input, weight, "weight")
+    t = _convert.to_array(fn, "target", target)
+    probabilities = t.dtype.kind == "f" or _convert.is_bfloat16(t.dtype)
+    if probabilities:
+        if t.shape != x.shape:
+            raise TypeError(
+                f"{fn}: target expected integer class indices, or class probabilities of the input's shape "
+                f"{x.shape}, got a {t.dtype} array of shape {t.shape}"
+            )
+        t = _convert.as_kernel_array(t, dtype)
+    else:
+        no_target_grad(fn, call.target_grad)
+        t = _cls_index_target(fn, t)
+    go = _cls_go(fn, call, dtype)
+    norm = _convert.normalizer(fn, "normalizer", normalizer)
+    result = _core.poly1_cross_entropy(
+        call.mode,
+        x,
+        t,
+        w,
+        go,
+        reduction,
+        _convert.real(fn, "epsilon", epsilon),
+        _convert.integer(fn, "ignore_index", ignore_index),
+        _convert.real(fn, "label_smoothing", label_smoothing),
+        probabilities,
+        _convert.flag(fn, "target_grad", call.target_grad),
+        norm,
+    )
+    return _cls_result(call, reduction, result)

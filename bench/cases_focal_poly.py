@@ -1,0 +1,52 @@
+"""Benchmark cases of softmax_focal_loss and poly1_cross_entropy (classification, beyond torch.nn):
+fused forward_backward against torch forward + autograd backward of the composed formula, and
+against JAX under jit (optax's poly_loss_cross_entropy; the jnp formula for the focal loss, which
+optax lacks), float32. The focal case is issue 16's 16M logits (16384 x 1000). `bytes` is the
+least traffic (bench/cases_classification.py)."""
+
+from __future__ import annotations
+
+import torch
+
+import losskit.functional as F
+from _jax import jax, jnp, optax
+from cases_classification import _case, logits
+
+GAMMA = 2.0
+
+
+def torch_focal(x, t, gamma=GAMMA):
+    logpt = torch.log_softmax(x, 1).gather(1, t[:, None]).squeeze(1)
+    return (-((1 - logpt.exp()) ** gamma) * logpt).mean()
+
+
+def jax_focal(x, t):
+    logpt = jnp.take_along_axis(jax.nn.log_softmax(x, axis=-1), t[:, None], axis=-1)[:, 0]
+    return jnp.mean(-((1 - jnp.exp(logpt)) ** GAMMA) * logpt)
+
+
+def torch_poly1(x, t, epsilon=1.0):
+    pt = torch.softmax(x, 1).gather(1, t[:, None]).squeeze(1)
+    return (torch.nn.functional.cross_entropy(x, t, reduction="none") + epsilon * (1 - pt)).mean()
+
+
+def jax_poly1(x, t):
+    return jnp.mean(optax.losses.poly_loss_cross_entropy(x, jax.nn.one_hot(t, x.shape[-1]), epsilon=1.0))
+
+
+CASES = [
+    _case(
+        "softmax_focal_loss 16384x1000",
+        logits(16384, 1000),
+        F.softmax_focal_loss_forward_backward,
+        torch_focal,
+        jax_focal,
+    ),
+    _case(
+        "poly1_cross_entropy 16384x1000",
+        logits(16384, 1000),
+        F.poly1_cross_entropy_forward_backward,
+        torch_poly1,
+        jax_poly1,
+    ),
+]
