@@ -41,6 +41,10 @@ from .modules import (
     # large_vocab classes
     AdaptiveLogSoftmaxWithLoss,
     LinearCrossEntropyLoss,
+    # registered element-wise classes
+    LogCoshLoss,
+    MSLELoss,
+    PseudoHuberLoss,
 )
 
 
@@ -79,6 +83,10 @@ __all__ = [
     # large_vocab names
     "AdaptiveLogSoftmaxWithLoss",
     "LinearCrossEntropyLoss",
+    # registered element-wise names
+    "LogCoshLoss",
+    "MSLELoss",
+    "PseudoHuberLoss",
     "cpu_target",
     "functional",
     "get_cmake_dir",
