@@ -62,6 +62,10 @@ BASE: Dict[str, Tuple[Tuple[Any, ...], Dict[str, Any]]] = {
             "chunk_size": 2,
         },
     ),
+    # registered element-wise losses
+    "log_cosh_loss": ((X, Y), {}),
+    "pseudo_huber_loss": ((X, Y), {"delta": 0.5}),
+    "msle_loss": ((P, np.abs(Y)), {}),
 }
 
 

@@ -153,6 +153,10 @@ CLASS_CALLS: Dict[str, Tuple[str, Dict[str, Any]]] = {
     "TripletMarginLoss": ("triplet_margin_loss", {"swap": True}),
     "TripletMarginWithDistanceLoss": ("triplet_margin_with_distance_loss", {"distance_function": "cosine"}),
     "CTCLoss": ("ctc_loss", {"zero_infinity": True}),
+    # registered element-wise classes
+    "LogCoshLoss": ("log_cosh_loss", {}),
+    "PseudoHuberLoss": ("pseudo_huber_loss", {"delta": 0.5}),
+    "MSLELoss": ("msle_loss", {}),
 }
 
 

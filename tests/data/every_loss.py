@@ -160,6 +160,10 @@ def cases(a: Dict[str, np.ndarray], dt: str) -> List[Tuple[str, str, tuple, dict
             {"linear_bias": f["b"], "label_smoothing": 0.1, "chunk_size": 256},
             False,
         ),
+        # registered element-wise losses
+        ("log_cosh", "log_cosh_loss", (x, y), {}, True),
+        ("pseudo_huber", "pseudo_huber_loss", (x, y), {"delta": 0.7}, True),
+        ("msle", "msle_loss", (pos, q), {}, True),
     ]
 
 
