@@ -509,6 +509,39 @@ def box_iou() -> Figure:
     return plot_curves("box IoU losses, a 2 x 1 box sliding past a 2 x 2 box", SHIFT, "horizontal shift", curves)
 
 
+# ---- the registered element-wise losses ----
+
+
+@figure
+def robust_regression() -> Figure:
+    """log_cosh_loss and pseudo_huber_loss (delta 0.5, 1, 2) beside huber_loss (delta 1)."""
+    curves = [
+        ("log_cosh_loss", *loss_and_grad("log_cosh_loss", X, ZERO)),
+        ("pseudo_huber_loss delta=0.5", *loss_and_grad("pseudo_huber_loss", X, ZERO, delta=0.5)),
+        ("pseudo_huber_loss delta=1", *loss_and_grad("pseudo_huber_loss", X, ZERO, delta=1.0)),
+        ("pseudo_huber_loss delta=2", *loss_and_grad("pseudo_huber_loss", X, ZERO, delta=2.0)),
+        ("huber_loss delta=1", *loss_and_grad("huber_loss", X, ZERO, delta=1.0)),
+    ]
+    return plot_curves(
+        "log-cosh and pseudo-Huber: smooth Huber losses (target 0)",
+        X,
+        "input $x$ ($y = 0$)",
+        curves,
+        [{"lw": 2}, {}, {}, {}, {"ls": "--", "color": "black", "lw": 0.8}],
+    )
+
+
+@figure
+def msle() -> Figure:
+    """msle_loss against the prediction for targets 0, 1 and 10."""
+    x = np.linspace(-0.95, 20.0, 1201)
+    curves = [(f"y = {y:g}", *loss_and_grad("msle_loss", x, np.full_like(x, y))) for y in (0.0, 1.0, 10.0)]
+    fig = plot_curves("msle_loss: squared error of log(1 + x)", x, "input $x$", curves)
+    fig.axes[0].set_ylim(-0.2, 6.0)
+    fig.axes[1].set_ylim(-6.0, 3.0)
+    return fig
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", help=f"figures to draw (default all): {', '.join(FIGURES)}")

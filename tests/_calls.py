@@ -78,6 +78,10 @@ BASE: Dict[str, Tuple[Tuple[Any, ...], Dict[str, Any]]] = {
     # beyond torch.nn: classification
     "softmax_focal_loss": ((X, T), {"gamma": 1.5, "alpha": P[0], "ignore_index": 1}),
     "poly1_cross_entropy": ((X, T), {"epsilon": 0.5, "weight": P[0], "ignore_index": 1, "label_smoothing": 0.1}),
+    # registered element-wise losses
+    "log_cosh_loss": ((X, Y), {}),
+    "pseudo_huber_loss": ((X, Y), {"delta": 0.5}),
+    "msle_loss": ((P, np.abs(Y)), {}),
 }
 
 

@@ -165,6 +165,10 @@ CLASS_CALLS: Dict[str, Tuple[str, Dict[str, Any]]] = {
     # beyond torch.nn: classification
     "SoftmaxFocalLoss": ("softmax_focal_loss", {"gamma": 0.5}),
     "Poly1CrossEntropyLoss": ("poly1_cross_entropy", {"label_smoothing": 0.1}),
+    # registered element-wise classes
+    "LogCoshLoss": ("log_cosh_loss", {}),
+    "PseudoHuberLoss": ("pseudo_huber_loss", {"delta": 0.5}),
+    "MSLELoss": ("msle_loss", {}),
 }
 
 

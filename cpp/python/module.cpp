@@ -414,6 +414,33 @@ struct HingeEmbedding {
   LOSSKIT_MEAN_NORMALIZER(hinge_embedding_loss, (in[0], in[1], o))
 };
 
+// The registered element-wise losses (LOSSKIT_REGISTERED_POINTWISE): input, target; their
+// options' fields come from the keywords of the same names.
+#define LOSSKIT_PARAM(field, ...) o.field = kw[#field].cast<double>();
+#define LOSSKIT_ADAPTER(NAME, OPTIONS, OPS, REDUCTION, INPUT, TARGET, PARAMS)                      \
+  struct Registered_##NAME {                                                                       \
+    static constexpr const char* kName = #NAME;                                                    \
+    static constexpr int kInputs = 2;                                                              \
+    static constexpr std::array<int, 2> kGradOf{0, 1};                                             \
+    using Options = losskit::OPTIONS;                                                              \
+    static Options options(Reduction r, [[maybe_unused]] const py::kwargs& kw) {                   \
+      Options o;                                                                                   \
+      o.reduction = r;                                                                             \
+      PARAMS                                                                                       \
+      return o;                                                                                    \
+    }                                                                                              \
+    template <class T>                                                                             \
+    static Shape out_shape(const Inputs<T>& in, const Options&) {                                  \
+      return losskit::broadcast_shapes(in[0].shape, in[1].shape, kName, INPUT, TARGET);            \
+    }                                                                                              \
+    LOSSKIT_FORWARDERS(NAME, (in[0], in[1], out, o), (go, in[0], in[1], g[0], g[1], o),            \
+                       (in[0], in[1], go, out, g[0], g[1], o))                                     \
+    LOSSKIT_MEAN_NORMALIZER(NAME, (in[0], in[1], o))                                               \
+  };
+LOSSKIT_REGISTERED_POINTWISE(LOSSKIT_ADAPTER)
+#undef LOSSKIT_ADAPTER
+#undef LOSSKIT_PARAM
+
 // ---- the generic binder ----------------------------------------------------------------------
 template <class A, class T>
 Inputs<T> views(const py::tuple& arrays) {
@@ -1814,6 +1841,9 @@ PYBIND11_MODULE(_core, m) {
   bind<KlDiv, true>(m);
   bind<MarginRanking, true>(m);
   bind<HingeEmbedding, true>(m);
+#define LOSSKIT_BIND_REGISTERED(NAME, ...) bind<Registered_##NAME, true>(m);
+  LOSSKIT_REGISTERED_POINTWISE(LOSSKIT_BIND_REGISTERED)
+#undef LOSSKIT_BIND_REGISTERED
   // classification: register bindings here
   classification_bind(m);
   // embedding: register bindings here

@@ -53,6 +53,10 @@ from .modules import (
     # beyond torch.nn: classification classes
     Poly1CrossEntropyLoss,
     SoftmaxFocalLoss,
+    # registered element-wise classes
+    LogCoshLoss,
+    MSLELoss,
+    PseudoHuberLoss,
 )
 
 
@@ -103,6 +107,10 @@ __all__ = [
     # beyond torch.nn: classification names
     "Poly1CrossEntropyLoss",
     "SoftmaxFocalLoss",
+    # registered element-wise names
+    "LogCoshLoss",
+    "MSLELoss",
+    "PseudoHuberLoss",
     "cpu_target",
     "functional",
     "get_cmake_dir",

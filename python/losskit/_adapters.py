@@ -4,11 +4,13 @@ that losskit's core has no entry point for (:func:`extra_grad`). Imports neither
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Dict, Tuple
 
 import numpy as np
 
 from ._convert import is_half
+from ._functional import _spec
 
 # losskit's gradient outputs, in order, for the losses whose only gradient is not ``input``'s.
 _GRADS: Dict[str, Tuple[str, ...]] = {
@@ -72,6 +74,12 @@ NO_GRADIENT: Dict[str, Tuple[str, ...]] = {
 _WEIGHT_SUM_MEAN = frozenset({"l1_loss", "mse_loss"})
 
 
+def differentiates_target(name: str) -> bool:
+    """Whether losskit differentiates ``name``'s float target (every registered element-wise
+    loss does)."""
+    return name in TARGET_GRAD or name in _spec.ELEMENTWISE
+
+
 def losses() -> Tuple[str, ...]:
     """Every loss of :mod:`losskit.functional`, in its order."""
     from . import functional
@@ -82,12 +90,15 @@ def losses() -> Tuple[str, ...]:
 
 def grad_names(name: str, target_grad: bool = False) -> Tuple[str, ...]:
     """The names of the arguments whose gradients ``NAME_backward`` returns, in its order."""
+    if name in _spec.ELEMENTWISE:  # its first two parameters, whatever their names
+        input_name, target_name = list(inspect.signature(_spec.LOSSES[name].impl).parameters)[1:3]
+        return (input_name,) + ((target_name,) if target_grad else ())
     return _GRADS.get(name, ("input",)) + (("target",) if target_grad else ())
 
 
 def differentiable(name: str) -> Tuple[str, ...]:
     """Every argument losskit can differentiate for this loss."""
-    return grad_names(name, name in TARGET_GRAD)
+    return grad_names(name, differentiates_target(name))
 
 
 def by_name(name: str, target_grad: bool, grads: object) -> Dict[str, object]:

@@ -29,8 +29,9 @@ _OPTIONS = {
 
 
 # The losses of this engine whose core reads float16 and bfloat16 in place (the element-wise
-# driver, the embedding rows).
-HALF_IN_PLACE = frozenset(
+# driver, the embedding rows); the registered element-wise losses join it when declared
+# (_functional._spec.loss(elementwise=True)).
+HALF_IN_PLACE = set(
     {
         "l1_loss",
         "mse_loss",

@@ -83,7 +83,7 @@ _ELEMENTWISE = frozenset(
         "margin_ranking_loss",
         "hinge_embedding_loss",
     }
-)
+) | frozenset(_spec.ELEMENTWISE)
 _ROWS_OF_CLASSES = frozenset(
     {"cross_entropy", "nll_loss", "multi_margin_loss", "multilabel_margin_loss", "multilabel_soft_margin_loss"}
 )

@@ -241,6 +241,35 @@ class HingeEmbeddingLoss(_Loss):
         self.margin = margin
 
 
+# The registered element-wise losses (beyond torch.nn): a constructor of their keywords.
+class LogCoshLoss(_Loss):
+    """Log-cosh loss; see :func:`losskit.functional.log_cosh_loss`."""
+
+    _function = "log_cosh_loss"
+
+    def __init__(self, reduction: str = "mean") -> None:
+        super().__init__(reduction=reduction)
+
+
+class PseudoHuberLoss(_Loss):
+    """Pseudo-Huber (Charbonnier) loss; see :func:`losskit.functional.pseudo_huber_loss`."""
+
+    _function = "pseudo_huber_loss"
+
+    def __init__(self, delta: float = 1.0, reduction: str = "mean") -> None:
+        super().__init__(reduction=reduction)
+        self.delta = delta
+
+
+class MSLELoss(_Loss):
+    """Mean squared logarithmic error; see :func:`losskit.functional.msle_loss`."""
+
+    _function = "msle_loss"
+
+    def __init__(self, reduction: str = "mean") -> None:
+        super().__init__(reduction=reduction)
+
+
 # ---- classification ----
 class CrossEntropyLoss(_Loss):
     """Softmax cross-entropy (class indices or probabilities); see :func:`losskit.functional.cross_entropy`."""

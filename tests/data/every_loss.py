@@ -188,6 +188,10 @@ def cases(a: Dict[str, np.ndarray], dt: str) -> List[Tuple[str, str, tuple, dict
         ("poly1", "poly1_cross_entropy", (f["logits"], a["labels"]), {"weight": f["class_w"]}, False),
         ("poly1_smooth", "poly1_cross_entropy", (f["logits"], a["labels"]), {"label_smoothing": 0.1}, False),
         ("poly1_probs", "poly1_cross_entropy", (f["logits"], probs), {"weight": f["class_w"]}, True),
+        # registered element-wise losses
+        ("log_cosh", "log_cosh_loss", (x, y), {}, True),
+        ("pseudo_huber", "pseudo_huber_loss", (x, y), {"delta": 0.7}, True),
+        ("msle", "msle_loss", (pos, q), {}, True),
     ]
 
 

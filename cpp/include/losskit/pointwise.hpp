@@ -1,6 +1,7 @@
 // Element-wise losses (torch.nn: L1Loss, MSELoss, HuberLoss, SmoothL1Loss, SoftMarginLoss, BCELoss,
 // BCEWithLogitsLoss, PoissonNLLLoss, GaussianNLLLoss, KLDivLoss, MarginRankingLoss,
-// HingeEmbeddingLoss).
+// HingeEmbeddingLoss), and the registered element-wise losses beyond torch.nn (log_cosh_loss,
+// pseudo_huber_loss, msle_loss: LOSSKIT_REGISTERED_POINTWISE at the end).
 //
 // Formulas, gradients and edge values are documented once, in the Python docstrings of
 // losskit.functional (python/losskit/_functional/pointwise.py) and in docs/pointwise.md.
@@ -313,5 +314,47 @@ double margin_ranking_loss_mean_normalizer(View<T> input1, View<T> input2, View<
 template <class T>
 double hinge_embedding_loss_mean_normalizer(View<T> input, View<T> target,
                                             const HingeEmbeddingLossOptions& options = {});
+
+// ---- registered element-wise losses ------------------------------------------------------
+// A loss of one input and one float target, both differentiable, no weight, broadcast as in
+// torch, is added by its ops struct (cpp/src/pointwise/pointwise_ops.hpp) and ONE line here:
+//   X(name, OptionsStruct, OpsStruct, default reduction, input's name, target's name, params)
+// where params is zero or more LOSSKIT_PARAM(field, default, valid, expected): a `double field`
+// of the options struct (in this order: PointwiseParams a, b, as the ops struct reads them),
+// `valid` an expression of its value `v` checked before any work (ValueError naming the field,
+// with `expected` as the wanted value). From that line follow the options struct, the kernel id,
+// NAME, NAME_backward, NAME_forward_backward and NAME_mean_normalizer with the signatures
+//   NAME(input, target, output, options)
+//   NAME_backward(grad_output, input, target, grad_input, grad_target, options)
+//   NAME_forward_backward(input, target, grad_output, output, grad_input, grad_target, options)
+//   NAME_mean_normalizer(input, target, options)
+// their float/double/bfloat16/float16 instantiations, and the Python binding (module.cpp).
+#define LOSSKIT_REGISTERED_POINTWISE(X)                                                            \
+  X(log_cosh_loss, LogCoshLossOptions, LogCosh, Mean, "input", "target", )                         \
+  X(pseudo_huber_loss, PseudoHuberLossOptions, PseudoHuber, Mean, "input", "target",               \
+    LOSSKIT_PARAM(delta, 1.0, v > 0, "a positive number"))                                         \
+  X(msle_loss, MsleLossOptions, Msle, Mean, "input", "target", )
+
+#define LOSSKIT_PARAM(field, value, valid, expected) double field = value;
+#define LOSSKIT_DECLARE(NAME, OPTIONS, OPS, REDUCTION, INPUT, TARGET, PARAMS)                      \
+  struct OPTIONS {                                                                                 \
+    Reduction reduction = Reduction::REDUCTION;                                                    \
+    PARAMS                                                                                         \
+    Normalizer normalizer{}; /* see reduction.hpp */                                               \
+  };                                                                                               \
+  template <class T>                                                                               \
+  void NAME(View<T> input, View<T> target, MutView<T> output, const OPTIONS& options = {});        \
+  template <class T>                                                                               \
+  void NAME##_backward(View<T> grad_output, View<T> input, View<T> target, MutView<T> grad_input,  \
+                       MutView<T> grad_target, const OPTIONS& options = {});                       \
+  template <class T>                                                                               \
+  void NAME##_forward_backward(View<T> input, View<T> target, View<T> grad_output,                 \
+                               MutView<T> output, MutView<T> grad_input, MutView<T> grad_target,   \
+                               const OPTIONS& options = {});                                       \
+  template <class T>                                                                               \
+  double NAME##_mean_normalizer(View<T> input, View<T> target, const OPTIONS& options = {});
+LOSSKIT_REGISTERED_POINTWISE(LOSSKIT_DECLARE)
+#undef LOSSKIT_DECLARE
+#undef LOSSKIT_PARAM
 
 }  // namespace losskit

@@ -284,6 +284,32 @@ ElementwiseProblem<T> hinge_problem(View<T> input, View<T> target,
   return make_problem<T>("hinge_embedding_loss", o, {{input, "input"}, {target, "target"}});
 }
 
+// ---- registered losses (LOSSKIT_REGISTERED_POINTWISE in losskit/pointwise.hpp) -------------
+// Each gets problem(input, target, options): its reduction and parameter checks and the two
+// broadcast operands; kernel_of and params_of: its kernel id and its parameters in field order.
+#define LOSSKIT_PARAM(field, value, valid, expected)                                               \
+  if (const double v = o.field; !(valid))                                                          \
+    detail::fail_value(fn, #field, expected, std::to_string(v));
+#define LOSSKIT_PROBLEM(NAME, OPTIONS, OPS, REDUCTION, INPUT, TARGET, PARAMS)                      \
+  template <class T>                                                                               \
+  ElementwiseProblem<T> problem(View<T> input, View<T> target, const OPTIONS& o) {                 \
+    const char* fn = #NAME;                                                                        \
+    check_reduction(fn, o);                                                                        \
+    PARAMS                                                                                         \
+    return make_problem<T>(fn, o, {{input, INPUT}, {target, TARGET}});                             \
+  }                                                                                                \
+  constexpr PointwiseLoss kernel_of(const OPTIONS&) { return PointwiseLoss::OPS; }
+LOSSKIT_REGISTERED_POINTWISE(LOSSKIT_PROBLEM)
+#undef LOSSKIT_PROBLEM
+#undef LOSSKIT_PARAM
+
+#define LOSSKIT_PARAM(field, ...) o.field,
+#define LOSSKIT_PARAMS_OF(NAME, OPTIONS, OPS, REDUCTION, INPUT, TARGET, PARAMS)                    \
+  PointwiseParams params_of(const OPTIONS& o) { return {PARAMS}; }
+LOSSKIT_REGISTERED_POINTWISE(LOSSKIT_PARAMS_OF)
+#undef LOSSKIT_PARAMS_OF
+#undef LOSSKIT_PARAM
+
 }  // namespace
 
 Shape elementwise_output_shape(std::initializer_list<Shape> shapes, const char* function) {
@@ -655,6 +681,48 @@ double hinge_embedding_loss_mean_normalizer(View<T> input, View<T> target,
                                             const HingeEmbeddingLossOptions& o) {
   return mean_normalizer(hinge_problem(input, target, o));
 }
+
+// ---- registered losses' entry points ----------------------------------------------------
+#define LOSSKIT_ENTRY_POINTS(NAME, OPTIONS, ...)                                                   \
+  template <class T>                                                                               \
+  void NAME(View<T> input, View<T> target, MutView<T> output, const OPTIONS& o) {                  \
+    forward(problem(input, target, o), output, kernel_of(o), params_of(o));                        \
+  }                                                                                                \
+  template <class T>                                                                               \
+  void NAME##_backward(View<T> grad_output, View<T> input, View<T> target, MutView<T> grad_input,  \
+                       MutView<T> grad_target, const OPTIONS& o) {                                 \
+    backward(problem(input, target, o), grad_output, {grad_input, grad_target}, kernel_of(o),      \
+             params_of(o));                                                                        \
+  }                                                                                                \
+  template <class T>                                                                               \
+  void NAME##_forward_backward(View<T> input, View<T> target, View<T> grad_output,                 \
+                               MutView<T> output, MutView<T> grad_input, MutView<T> grad_target,   \
+                               const OPTIONS& o) {                                                 \
+    forward_backward(problem(input, target, o), grad_output, output, {grad_input, grad_target},    \
+                     kernel_of(o), params_of(o));                                                  \
+  }                                                                                                \
+  template <class T>                                                                               \
+  double NAME##_mean_normalizer(View<T> input, View<T> target, const OPTIONS& o) {                 \
+    return mean_normalizer(problem(input, target, o));                                             \
+  }
+LOSSKIT_REGISTERED_POINTWISE(LOSSKIT_ENTRY_POINTS)
+#undef LOSSKIT_ENTRY_POINTS
+
+#define LOSSKIT_INSTANTIATE_FOR(T, NAME, OPTIONS)                                                  \
+  template void NAME<T>(View<T>, View<T>, MutView<T>, const OPTIONS&);                             \
+  template void NAME##_backward<T>(View<T>, View<T>, View<T>, MutView<T>, MutView<T>,              \
+                                   const OPTIONS&);                                                \
+  template void NAME##_forward_backward<T>(View<T>, View<T>, View<T>, MutView<T>, MutView<T>,      \
+                                           MutView<T>, const OPTIONS&);                            \
+  template double NAME##_mean_normalizer<T>(View<T>, View<T>, const OPTIONS&);
+#define LOSSKIT_INSTANTIATE_REGISTERED(NAME, OPTIONS, ...)                                         \
+  LOSSKIT_INSTANTIATE_FOR(float, NAME, OPTIONS)                                                    \
+  LOSSKIT_INSTANTIATE_FOR(double, NAME, OPTIONS)                                                   \
+  LOSSKIT_INSTANTIATE_FOR(bfloat16, NAME, OPTIONS)                                                 \
+  LOSSKIT_INSTANTIATE_FOR(float16, NAME, OPTIONS)
+LOSSKIT_REGISTERED_POINTWISE(LOSSKIT_INSTANTIATE_REGISTERED)
+#undef LOSSKIT_INSTANTIATE_REGISTERED
+#undef LOSSKIT_INSTANTIATE_FOR
 
 // ---- float, double, bfloat16 and float16 instantiations ----------------------------------------
 #define LOSSKIT_INSTANTIATE(T)                                                                     \

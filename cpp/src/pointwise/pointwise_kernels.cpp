@@ -154,6 +154,10 @@ SegmentResult segment(const Segment<S, G>& s, OutKind out, const void* ctx) {
     case L::KlDivLogTarget: return dispatch_out<KlDivLogTarget>(s, out, p);
     case L::MarginRanking: return dispatch_out<MarginRanking>(s, out, p);
     case L::HingeEmbedding: return dispatch_out<HingeEmbedding>(s, out, p);
+#define LOSSKIT_KERNEL_CASE(NAME, OPTIONS, OPS, ...)                                               \
+  case L::OPS: return dispatch_out<OPS>(s, out, p);
+      LOSSKIT_REGISTERED_POINTWISE(LOSSKIT_KERNEL_CASE)
+#undef LOSSKIT_KERNEL_CASE
   }
   return {0.0, false};
 }

@@ -4,6 +4,7 @@
 
 #include "common/elementwise.hpp"
 #include "common/target.hpp"
+#include "losskit/pointwise.hpp"
 
 namespace losskit::detail {
 
@@ -28,11 +29,14 @@ enum class PointwiseLoss {
   KlDivLogTarget,
   MarginRanking,
   HingeEmbedding,
+#define LOSSKIT_KERNEL_ID(NAME, OPTIONS, OPS, ...) OPS,
+  LOSSKIT_REGISTERED_POINTWISE(LOSSKIT_KERNEL_ID)
+#undef LOSSKIT_KERNEL_ID
 };
 
 struct PointwiseParams {
-  double a = 0.0;  // delta, beta, margin or eps
-  double b = 0.0;  // additive constant (gaussian_nll_loss's 0.5 log 2 pi when full)
+  double a = 0.0;  // delta, beta, margin or eps; a registered loss's first LOSSKIT_PARAM
+  double b = 0.0;  // gaussian_nll_loss's 0.5 log 2 pi when full; a registered loss's second
 };
 
 struct PointwiseCall {

@@ -357,4 +357,69 @@ struct HingeEmbedding : NoCheck {  // (y != 1 ? max(0, margin - x) : 0) + (y != 
   }
 };
 
+// ---- registered losses (LOSSKIT_REGISTERED_POINTWISE, losskit/pointwise.hpp) -----------------
+// Operands: v0 the input, v1 the target; Params a, b are the LOSSKIT_PARAMs in order.
+
+// log cosh(z), z = x - y. Below |z| = 1 as -log(1 - tanh^2 z) / 2 (accurate to the last bits as
+// z -> 0, where the other form cancels); above as |z| - log 2 + log1p(e^(-2|z|)), which never
+// overflows (cosh does beyond |z| ~ 89 in float). d/dz = tanh z.
+struct LogCosh : NoCheck {
+  static constexpr int kArity = 2;
+  static constexpr unsigned kDiff = 0b11;
+  template <class T>
+  static LOSSKIT_INLINE Value<T> eval(T v0, T v1, T, const Params<T>&) {
+    Value<T> r{};
+    const T z = v0 - v1;
+    const T az = std::abs(z);
+    const T t = vmath::tanh(z);
+    const T e = vmath::exp_nonpositive(T(-2) * (az < T(1e4) ? az : T(1e4)));  // inf: e = 0
+    const T near_zero = T(-0.5) * vmath::log1p(-t * t);
+    const T far = az - T(0.693147180559945309417232121458) + vmath::log1p(e);
+    r.l = az < T(1) ? near_zero : far;
+    r.d0 = t;
+    r.d1 = -t;
+    return r;
+  }
+};
+
+// delta^2 (sqrt(1 + (z/delta)^2) - 1), z = x - y, evaluated as delta |z| q, q = r / (s + 1),
+// r = |z| / delta, s = sqrt(1 + r^2): no cancellation near 0, no overflow of r^2 (beyond
+// r = 1e18, s = r and q = 1 to the last bit). d/dz = z / s (delta sign(z) beyond 1e18).
+struct PseudoHuber : NoCheck {
+  static constexpr int kArity = 2;
+  static constexpr unsigned kDiff = 0b11;
+  template <class T>
+  static LOSSKIT_INLINE Value<T> eval(T v0, T v1, T, const Params<T>& p) {
+    Value<T> r{};
+    const T delta = p.a;
+    const T z = v0 - v1;
+    const T az = std::abs(z);
+    const T ratio = az / delta;
+    const bool huge = ratio > T(1e18);
+    const T s = huge ? ratio : std::sqrt(T(1) + ratio * ratio);
+    const T q = huge ? T(1) : ratio / (s + T(1));
+    const T g = huge ? delta * sign(z) : z / s;
+    r.l = delta * az * q;
+    r.d0 = g;
+    r.d1 = -g;
+    return r;
+  }
+};
+
+// (log1p(x) - log1p(y))^2, as log1p gives it: inf at x = -1 or y = -1, NaN below (no clamp).
+struct Msle : NoCheck {
+  static constexpr int kArity = 2;
+  static constexpr unsigned kDiff = 0b11;
+  template <class T>
+  static LOSSKIT_INLINE Value<T> eval(T v0, T v1, T, const Params<T>&) {
+    Value<T> r{};
+    const T diff = vmath::log1p(v0) - vmath::log1p(v1);
+    const T twice = T(2) * diff;
+    r.l = diff * diff;
+    r.d0 = twice / (T(1) + v0);
+    r.d1 = -twice / (T(1) + v1);
+    return r;
+  }
+};
+
 }  // namespace losskit::kernels::LOSSKIT_TARGET_NS::pointwise

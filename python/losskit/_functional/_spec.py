@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import inspect
 import warnings
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, Union
 
 import numpy as np
 
@@ -166,6 +166,10 @@ class Loss:
 
 
 LOSSES: Dict[str, Loss] = {}  # in definition order: pointwise, classification, embedding, ctc, large_vocab
+# The losses declared with ``elementwise=True``: one loss per broadcast element of (input, target),
+# both differentiable, read in 16-bit in place by the element-wise driver. The engine, the
+# framework adapters and losskit.dask read this set, so such a loss needs no line of its own there.
+ELEMENTWISE: Set[str] = set()
 
 
 _P = inspect.Parameter
@@ -211,13 +215,14 @@ def _define(
 
 
 def loss(
-    *, inputs: int, target: str, grads: str, backward: str, forward_backward: str
+    *, inputs: int, target: str, grads: str, backward: str, forward_backward: str, elementwise: bool = False
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Make a loss's three entry points from its one definition (see the module docstring).
 
     ``inputs``: how many leading parameters precede ``grad_output`` in ``NAME_forward_backward``;
     ``target``: ``"target"``, ``"label"``, ``"none"`` or ``"body"``; ``grads``: the annotation of
-    the gradients ``NAME_backward`` returns; ``backward``, ``forward_backward``: their docstrings.
+    the gradients ``NAME_backward`` returns; ``backward``, ``forward_backward``: their docstrings;
+    ``elementwise``: a loss of the element-wise registry (:data:`ELEMENTWISE`).
     Returns the forward function (``NAME``); all three are registered in :data:`LOSSES`.
     """
     if target not in _TARGET_CHECKS:
@@ -269,6 +274,9 @@ def loss(
         )
         keywords = tuple(p.name for p in params if p.default is not _P.empty)
         LOSSES[name] = Loss(name, keywords, forward_fn, backward_fn, forward_backward_fn, impl)
+        if elementwise:
+            ELEMENTWISE.add(name)
+            _engine.HALF_IN_PLACE.add(name)
         return forward_fn
 
     return make

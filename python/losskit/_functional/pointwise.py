@@ -644,3 +644,145 @@ def hinge_embedding_loss(
     return call.engine(
         "hinge_embedding_loss", ("input", "target"), (input, target), reduction, margin=margin, normalizer=normalizer
     )
+
+
+# ---- the registered element-wise losses ---------------------------------------------------------
+# Each is one line of LOSSKIT_REGISTERED_POINTWISE (cpp/include/losskit/pointwise.hpp) and one
+# declaration here with ``elementwise=True``; the engine, the adapters and losskit.dask follow.
+
+
+def _registered(
+    call: Call, name: str, operands: Any, reduction: str, normalizer: Optional[float], **params: Any
+) -> Any:
+    """The body of a registered element-wise loss: ``operands`` is ``((input_name, input),
+    (target_name, target))``; ``params`` the options of its C++ options struct."""
+    (input_name, input), (target_name, target) = operands
+    return call.engine(
+        name,
+        (input_name, target_name),
+        (input, target),
+        _reduction.parse(None, None, reduction),
+        normalizer=normalizer,
+        **params,
+    )
+
+
+@loss(
+    inputs=2,
+    target="target",
+    grads="Gradients",
+    backward="""Gradient of :func:`log_cosh_loss`: ``grad_input``, or ``(grad_input, grad_target)``.""",
+    forward_backward=""":func:`log_cosh_loss` and :func:`log_cosh_loss_backward` in one fused pass.""",
+    elementwise=True,
+)
+def log_cosh_loss(
+    call: Call,
+    input: ArrayLike,
+    target: ArrayLike,
+    reduction: str = "mean",
+    *,
+    normalizer: Optional[float] = None,
+) -> Any:
+    r"""Log-cosh loss: quadratic near zero, linear (slope 1) far from it.
+
+    .. math:: z_n = x_n - y_n,\qquad l_n = \log\cosh z_n,\qquad
+        \frac{\partial l_n}{\partial x_n} = \tanh z_n = -\frac{\partial l_n}{\partial y_n}
+
+    Evaluated without overflow as :math:`|z| - \log 2 + \operatorname{log1p}(e^{-2|z|})` for
+    :math:`|z| \ge 1` and :math:`-\tfrac12 \operatorname{log1p}(-\tanh^2 z)` below (no
+    cancellation as :math:`z \to 0`): finite for any finite :math:`z`, where the literal
+    ``log(cosh(z))`` overflows beyond :math:`|z| \approx 89` in float32 (torch then gives inf and a
+    NaN gradient); :math:`\pm\infty` gives inf and gradient :math:`\pm 1`. optax's ``log_cosh``
+    (``logaddexp(z, -z) - log 2``, unreduced) is the same function; there is no torch loss.
+
+    Args:
+        input: predictions, any shape.
+        target: values to match, broadcastable to ``input``.
+        reduction: ``'none'`` (per-element losses), ``'mean'`` (default) or ``'sum'``.
+
+    >>> float(log_cosh_loss(np.array([0.0, 2.0]), np.array([0.0, 0.0])))  # log(cosh(2)) / 2
+    0.6625013736789321
+    """
+    return _registered(call, "log_cosh_loss", (("input", input), ("target", target)), reduction, normalizer)
+
+
+@loss(
+    inputs=2,
+    target="target",
+    grads="Gradients",
+    backward="""Gradient of :func:`pseudo_huber_loss`: ``grad_input``, or ``(grad_input, grad_target)``.""",
+    forward_backward=""":func:`pseudo_huber_loss` and :func:`pseudo_huber_loss_backward` in one fused pass.""",
+    elementwise=True,
+)
+def pseudo_huber_loss(
+    call: Call,
+    input: ArrayLike,
+    target: ArrayLike,
+    delta: float = 1.0,
+    reduction: str = "mean",
+    *,
+    normalizer: Optional[float] = None,
+) -> Any:
+    r"""Pseudo-Huber (Charbonnier) loss: a smooth Huber loss, quadratic near zero, slope
+    ``delta`` (> 0) far from it.
+
+    .. math:: z_n = x_n - y_n,\qquad l_n = \delta^2 \left(\sqrt{1 + (z_n/\delta)^2} - 1\right),\qquad
+        \frac{\partial l_n}{\partial x_n} = \frac{z_n}{\sqrt{1 + (z_n/\delta)^2}}
+        = -\frac{\partial l_n}{\partial y_n}
+
+    optax's ``huber_loss`` is the piecewise Huber loss (:func:`huber_loss` here); this is the
+    formula of optax's/Charbonnier's pseudo-Huber, evaluated as :math:`\delta |z| r / (s + 1)`
+    with :math:`r = |z|/\delta`, :math:`s = \sqrt{1 + r^2}`: no cancellation for small
+    :math:`z`, no overflow of :math:`r^2`. At :math:`z = \pm\infty` the loss is inf and the
+    gradient :math:`\pm\delta` (the literal formula's autograd gives NaN there).
+
+    Args:
+        input: predictions, any shape.
+        target: values to match, broadcastable to ``input``.
+        delta: the slope far from zero and the scale of the quadratic region (> 0, default 1).
+        reduction: ``'none'`` (per-element losses), ``'mean'`` (default) or ``'sum'``.
+
+    >>> round(float(pseudo_huber_loss(np.array([0.0, 3.0]), np.array([0.0, -1.0]), delta=3.0)), 12)
+    3.0
+    """
+    return _registered(
+        call, "pseudo_huber_loss", (("input", input), ("target", target)), reduction, normalizer, delta=delta
+    )
+
+
+@loss(
+    inputs=2,
+    target="target",
+    grads="Gradients",
+    backward="""Gradient of :func:`msle_loss`: ``grad_input``, or ``(grad_input, grad_target)``.""",
+    forward_backward=""":func:`msle_loss` and :func:`msle_loss_backward` in one fused pass.""",
+    elementwise=True,
+)
+def msle_loss(
+    call: Call,
+    input: ArrayLike,
+    target: ArrayLike,
+    reduction: str = "mean",
+    *,
+    normalizer: Optional[float] = None,
+) -> Any:
+    r"""Mean squared logarithmic error.
+
+    .. math:: l_n = \left(\log(1 + x_n) - \log(1 + y_n)\right)^2,\qquad
+        \frac{\partial l_n}{\partial x_n} = \frac{2 (\log(1 + x_n) - \log(1 + y_n))}{1 + x_n},\qquad
+        \frac{\partial l_n}{\partial y_n} = -\frac{2 (\log(1 + x_n) - \log(1 + y_n))}{1 + y_n}
+
+    Domain: :math:`x, y > -1`. Values at and below :math:`-1` are not clamped: they give what
+    ``log1p`` gives (inf at :math:`-1`, NaN below), as torchmetrics' ``mean_squared_log_error``
+    and torch autograd of this formula do. Keras' ``MeanSquaredLogarithmicError`` differs: it
+    clamps both arguments at ``epsilon`` first (so negative values count as 0).
+
+    Args:
+        input: predictions, any shape, > -1.
+        target: values to match, broadcastable to ``input``, > -1.
+        reduction: ``'none'`` (per-element losses), ``'mean'`` (default) or ``'sum'``.
+
+    >>> float(msle_loss(np.array([np.e - 1.0]), np.array([0.0])))
+    1.0
+    """
+    return _registered(call, "msle_loss", (("input", input), ("target", target)), reduction, normalizer)

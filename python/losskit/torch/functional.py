@@ -70,7 +70,7 @@ class _Plan:
         self.backward: Callable[..., Any] = getattr(_LF, name + "_backward")
         self.fused: Callable[..., Any] = getattr(_LF, name + "_forward_backward")
         self.grads = _adapters.grad_names(name)
-        self.target_grad = name in _adapters.TARGET_GRAD
+        self.target_grad = _adapters.differentiates_target(name)
         self.torch_fn: Callable[..., Any] = getattr(_TF, name)
         self.torch_params = frozenset(inspect.signature(self.torch_fn).parameters)
 
