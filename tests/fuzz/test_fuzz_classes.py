@@ -64,6 +64,8 @@ CLASSES.update({n: getattr(losskit, n)._function for n in ("DiceLoss", "TverskyL
 # beyond torch.nn: classification
 CLASSES["SoftmaxFocalLoss"] = "softmax_focal_loss"
 CLASSES["Poly1CrossEntropyLoss"] = "poly1_cross_entropy"
+# registered element-wise losses
+CLASSES.update({n: getattr(losskit, n)._function for n in ("LogCoshLoss", "PseudoHuberLoss", "MSLELoss")})
 
 # Values for each constructor keyword: ordinary ones first, then ones that must fail cleanly.
 VALUES: Dict[str, Tuple[Any, ...]] = {
