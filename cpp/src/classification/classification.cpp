@@ -303,42 +303,24 @@ CeArgs<T> ce_common(const Layout& l, View<T> input, View<T> weight, const CrossE
 // Each loss's driver returns its own divisor of 'mean' (NAME_mean_normalizer's value); a request
 // for nothing stops after the checks.
 
-// 16-bit storage, (C) or (N, C) input: each unit of rows (the float path's units) is widened into
-// per-thread float scratch, the float row kernel runs on it and writes the gradient in place there
-// (as linear_cross_entropy's chunks do), and the losses and gradient are narrowed back. The input
-// is read once where it lies; scratch is one unit per thread (about 16K floats, or one row).
+// 16-bit storage, (C) or (N, C) input: the 16-bit rows kernel (CeKernels::rows_bfloat16 /
+// rows_float16: each chunk of logits widened into L1 as it is read, the gradient rounded as it is
+// stored) on the float path's units of rows; a thread's scratch is one row of floats.
 template <class S>
-double ce_run_staged(const CeArgs<S>& h) {
+double ce_run_half_rows(const CeArgs<S>& h) {
   const auto& k = detail::classification_kernels<float>().ce;
+  const auto rows = [&] {
+    if constexpr (std::is_same_v<S, bfloat16>) return k.rows_bfloat16;
+    else return k.rows_float16;
+  }();
   const int64_t N = h.N, C = h.C, R = rows_per_unit(C);
-  std::vector<float> weight(h.weight ? static_cast<size_t>(C) : 0);
-  if (h.weight) detail::widen(h.weight, weight.data(), C);
-  const int64_t per_thread = R * C + 2 * R;
-  std::vector<float> scratch(static_cast<size_t>(get_num_threads() * per_thread));
+  const std::vector<float> weight = detail::widened(h.weight, C);
+  CeArgs<float> f;
+  static_cast<detail::CeScalars&>(f) = h;
+  f.weight = h.weight ? weight.data() : nullptr;
+  detail::StageScratch rowbuf(h.grad ? C : 0);
   return run_units((N + R - 1) / R, R * C, [&](int64_t u, int thread) {
-    const int64_t r0 = u * R, rows = std::min(N, r0 + R) - r0;
-    float* x = scratch.data() + static_cast<size_t>(thread) * per_thread;
-    float* out = x + R * C;
-    float* go = out + R;
-    detail::widen(h.input + r0 * C, x, rows * C);
-    CeArgs<float> a;
-    a.input = x;
-    a.target = h.target + r0;
-    a.weight = h.weight ? weight.data() : nullptr;
-    a.N = rows;
-    a.C = C;
-    a.ignore_index = h.ignore_index;
-    a.smoothing = h.smoothing;
-    a.weight_sum = h.weight_sum;
-    a.grad_scale = h.grad_scale;
-    if (h.grad_out) detail::widen(h.grad_out + r0, go, rows);
-    a.grad_out = h.grad_out ? go : nullptr;
-    a.out = h.out ? out : nullptr;
-    a.grad = h.grad ? x : nullptr;
-    const double sum = k.rows(a, 0, rows);
-    if (h.out) detail::narrow(out, h.out + r0, rows);
-    if (h.grad) detail::narrow(x, h.grad + r0 * C, rows * C);
-    return sum;
+    return rows(f, h, u * R, std::min(N, (u + 1) * R), rowbuf.thread(thread));
   });
 }
 
@@ -393,18 +375,14 @@ double run_staged(const PositionBlocks& blocks, int64_t floats_per_thread, Fn&& 
   });
 }
 
-// cross_entropy on 16-bit storage wherever ce_run_staged does not apply: K-dimensional inputs,
-// probability targets, and the extras (z_loss, softcap, statistics), through the float row and
-// tile kernels on staged blocks.
+// cross_entropy on 16-bit K-dimensional input (S > 1): the float tile kernel on staged tiles as
+// wide as the float path's (ce_tile_width), so a staged tile of logits stays cache-sized whatever
+// C is.
 template <class S>
-double ce_run_staged_blocks(const CeArgs<S>& h) {
+double ce_run_staged_tiles(const CeArgs<S>& h) {
   const auto& k = detail::classification_kernels<float>().ce;
-  // K-dimensional tiles as wide as the float path's (ce_tile_width), so a staged tile of logits
-  // stays cache-sized whatever C is.
   const PositionBlocks blocks(h.N, h.C, h.S,
-                              h.S == 1 ? rows_per_unit(h.C)
-                                       : detail::ce_tile_width(h.C, static_cast<int64_t>(
-                                                                        sizeof(float))));
+                              detail::ce_tile_width(h.C, static_cast<int64_t>(sizeof(float))));
   const std::vector<float> weight = detail::widened(h.weight, h.C);
   const int64_t E = blocks.max_elems(), P = blocks.per_block;
   // input, prob, grad, grad_target; grad_out, out, lse, entropy
@@ -412,27 +390,21 @@ double ce_run_staged_blocks(const CeArgs<S>& h) {
                        [&](const PositionBlock& b, detail::BlockStage<S>& st) {
                          const detail::Strided per_position = detail::contiguous(b.count);
                          CeArgs<float> a;
+                         static_cast<detail::CeScalars&>(a) = h;
+                         a.target = h.target ? h.target + b.p0 : nullptr;
+                         a.correct_out = h.correct_out ? h.correct_out + b.p0 : nullptr;
+                         a.N = b.N;
+                         a.S = b.S;
                          a.input = st.in(h.input, b.offset, b.elems);
                          a.prob = st.in(h.prob, b.offset, b.elems);
-                         a.target = h.target ? h.target + b.p0 : nullptr;
                          a.weight = h.weight ? weight.data() : nullptr;
-                         a.N = b.N;
-                         a.C = h.C;
-                         a.S = b.S;
-                         a.ignore_index = h.ignore_index;
-                         a.smoothing = h.smoothing;
-                         a.weight_sum = h.weight_sum;
-                         a.grad_scale = h.grad_scale;
-                         a.z_loss = h.z_loss;
-                         a.softcap = h.softcap;
                          a.grad_out = st.in(h.grad_out, b.p0, per_position);
                          a.out = st.out(h.out, b.p0, per_position);
                          a.grad = st.out(h.grad, b.offset, b.elems);
                          a.grad_target = st.out(h.grad_target, b.offset, b.elems);
                          a.lse_out = st.out(h.lse_out, b.p0, per_position);
                          a.entropy_out = st.out(h.entropy_out, b.p0, per_position);
-                         a.correct_out = h.correct_out ? h.correct_out + b.p0 : nullptr;
-                         return h.S == 1 ? k.rows(a, 0, b.count) : k.tile(a, 0, 0, b.count);
+                         return k.tile(a, 0, 0, b.count);
                        });
 }
 
@@ -464,8 +436,7 @@ double ce_index(View<T> input, View<int64_t> target, View<T> weight, const Mode<
   if (!m.output.present() && !a.grad && !a.stats()) return W;
   double total;
   if constexpr (detail::is_half_v<T>)
-    total = l.S == 1 && !a.stats() && a.z_loss == 0.0 && a.softcap == 0.0 ? ce_run_staged(a)
-                                                                          : ce_run_staged_blocks(a);
+    total = l.S == 1 ? ce_run_half_rows(a) : ce_run_staged_tiles(a);
   else total = ce_run(a);
   // torch's 'mean' with smoothing adds nll_sum / W to smooth_sum / W: with W = 0 the first is
   // 0 / 0 = NaN, whatever the smoothing sum (which alone would give +-inf). A given normalizer
@@ -514,7 +485,8 @@ double ce_prob(View<T> input, View<T> target, View<T> weight, const Mode<T>& m,
   a.grad_target = m.backward ? m.grads[1].data : nullptr;
   if (!m.output.present() && !a.grad && !a.grad_target) return positions;
   double total;
-  if constexpr (detail::is_half_v<T>) total = ce_run_staged_blocks(a);
+  if constexpr (detail::is_half_v<T>)
+    total = l.S == 1 ? ce_run_half_rows(a) : ce_run_staged_tiles(a);
   else total = ce_run(a);
   write_reduced(m, o.reduction, total, D);
   return positions;
@@ -668,14 +640,12 @@ double nll_run_staged(const detail::NllArgs<S>& h) {
                        [&](const PositionBlock& b, detail::BlockStage<S>& st) {
                          const detail::Strided per_position = detail::contiguous(b.count);
                          detail::NllArgs<float> a;
-                         a.input = st.in(h.input, b.offset, b.elems);
+                         static_cast<detail::NllScalars&>(a) = h;
                          a.target = h.target + b.p0;
-                         a.weight = h.weight ? weight.data() : nullptr;
                          a.N = b.N;
-                         a.C = h.C;
                          a.S = b.S;
-                         a.ignore_index = h.ignore_index;
-                         a.grad_scale = h.grad_scale;
+                         a.input = st.in(h.input, b.offset, b.elems);
+                         a.weight = h.weight ? weight.data() : nullptr;
                          a.grad_out = st.in(h.grad_out, b.p0, per_position);
                          a.out = st.out(h.out, b.p0, per_position);
                          a.grad = st.out(h.grad, b.offset, b.elems);
@@ -792,18 +762,14 @@ double row_loss_staged(const detail::RowLossArgs<S>& h, int64_t target_stride, K
                        [&](const PositionBlock& b, detail::BlockStage<S>& st) {
                          const detail::Strided per_row = detail::contiguous(b.count);
                          detail::RowLossArgs<float> a;
+                         static_cast<detail::RowLossScalars&>(a) = h;
+                         a.target = h.target ? h.target + b.p0 * target_stride : nullptr;
+                         a.N = b.count;
                          a.input = st.in(h.input, b.offset, b.elems);
                          a.prob = st.in(h.prob, b.offset, b.elems);
-                         a.target = h.target ? h.target + b.p0 * target_stride : nullptr;
                          a.weight = h.weight_row_stride != 0
                                         ? st.in(h.weight, b.offset, b.elems)
                                         : (h.weight ? class_weight.data() : nullptr);
-                         a.weight_row_stride = h.weight_row_stride;
-                         a.N = b.count;
-                         a.C = C;
-                         a.p = h.p;
-                         a.margin = h.margin;
-                         a.grad_scale = h.grad_scale;
                          a.grad_out = st.in(h.grad_out, b.p0, per_row);
                          a.out = st.out(h.out, b.p0, per_row);
                          a.grad = st.out(h.grad, b.offset, b.elems);

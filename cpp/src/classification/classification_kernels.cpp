@@ -15,7 +15,9 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <type_traits>
 
+#include "common/storage_strips.hpp"
 #include "common/vmath.hpp"
 
 #if defined(__SSE2__)
@@ -507,6 +509,110 @@ double rows_impl(const CeArgs<T>& a, int64_t p0, int64_t p1) {
   return total;
 }
 
+// ---- rows (S == 1) on 16-bit storage --------------------------------------------------------
+
+// rows_impl on bfloat16/float16 logits (probabilities, per-row values and gradients of S): each
+// chunk is widened into a float strip on the stack as it is read (a shift for bfloat16, F16C for
+// float16 where the target has it; storage_access.hpp) and the same chunk functions run on it, so
+// every float is the float path's on the upcast input, and each output is rounded once as it is
+// stored. The logits are read from memory once; the exponentials wait in `rowbuf` (C floats),
+// not in the 16-bit gradient, between the passes; the gradient pass finishes each chunk in float
+// (target fix included) and narrows it straight into the output. `f` carries the scalars and the
+// widened class weights; its arrays of float are never read.
+// The memory of the chunk after element `from` (the next row's first, after a row's last) is
+// requested while this one computes: a chunk's exponentials take about as long as its logits take
+// to arrive, and the hardware prefetcher alone leaves the two in turn.
+template <class S>
+LOSSKIT_INLINE void prefetch_next(const S* base, int64_t from, int64_t end) {
+  constexpr int64_t kLine = 64 / static_cast<int64_t>(sizeof(S));
+  const int64_t to = std::min(end, from + kCeChunk);
+  for (int64_t i = from; i < to; i += kLine) LOSSKIT_PREFETCH(base + i, 0);
+}
+
+template <class S, int kMode, bool kWeighted, int kX>
+double rows_half_impl(const CeArgs<float>& f, const CeArgs<S>& h, int64_t p0, int64_t p1,
+                      float* rowbuf) {
+  const int64_t C = f.C, nchunks = (C + kCeChunk - 1) / kCeChunk;
+  alignas(64) float xs[kCeChunk], ys[kCeChunk], gs[kCeChunk], gys[kCeChunk];
+  CeArgs<float> a = f;  // per row: its target, its per-position values (finish() writes at p = 0)
+  a.prob = kMode == 2 ? ys : nullptr;
+  a.grad = h.grad ? rowbuf : nullptr;
+  const bool keep_exp = stores_exp<float, kMode>(a);  // implies nchunks <= kMaxStoredChunks
+  const Smoothing<float> sm(a);
+  const Cap<float> cp(a);
+  CeStats kept[kMaxStoredChunks];
+  float go = 0.0f, out = 0.0f, lse = 0.0f, entropy = 0.0f;
+  a.grad_out = h.grad_out ? &go : nullptr;
+  a.out = h.out ? &out : nullptr;
+  a.lse_out = h.lse_out ? &lse : nullptr;
+  a.entropy_out = h.entropy_out ? &entropy : nullptr;
+  const int64_t end = f.N * C;
+  double total = 0.0;
+  for (int64_t r = p0; r < p1; ++r) {
+    const S* x = h.input + r * C;
+    const S* y = kMode == 2 ? h.prob + r * C : nullptr;
+    a.target = kMode == 2 ? nullptr : f.target + r;
+    a.correct_out = f.correct_out ? f.correct_out + r : nullptr;
+    const float xt = kMode == 2 || a.target[0] == a.ignore_index ? 0.0f : load(x[a.target[0]]);
+    CeStats acc;
+    for (int64_t k = 0; k < nchunks; ++k) {
+      const int64_t c0 = k * kCeChunk, n = std::min(C, c0 + kCeChunk) - c0;
+      prefetch_next(h.input, r * C + c0 + n, end);
+      if constexpr (kMode == 2) prefetch_next(h.prob, r * C + c0 + n, end);
+      widen_strip(x + c0, xs, n);
+      if constexpr (kMode == 2) widen_strip(y + c0, ys, n);
+      CeStats st = chunk_stats<float, kMode, kWeighted, kX>(xs, kMode == 2 ? ys : nullptr,
+                                                            kWeighted ? f.weight + c0 : nullptr,
+                                                            keep_exp ? rowbuf + c0 : nullptr, n,
+                                                            sm.om, sm.ec, cp);
+      if (st.arg >= 0) st.arg += c0;
+      combine(acc, st);
+      if (keep_exp) kept[k] = st;
+    }
+    if (h.grad_out) go = load(h.grad_out[r]);
+    CeRowConsts rc;
+    total += finish(a, 0, acc, xt, &rc);
+    if (h.out) store(h.out[r], out);
+    if (h.lse_out) store(h.lse_out[r], lse);
+    if (h.entropy_out) store(h.entropy_out[r], entropy);
+    if (!h.grad && !(kMode == 2 && h.grad_target)) continue;
+    for (int64_t k = 0; k < nchunks; ++k) {
+      const int64_t c0 = k * kCeChunk, n = std::min(C, c0 + kCeChunk) - c0;
+      const float* w = kWeighted ? f.weight + c0 : nullptr;
+      float* g = h.grad ? gs : nullptr;
+      if (keep_exp) {  // as row_grad_impl
+        const CeStats& st = kept[k];
+        const double fk = st.valid ? rc.a * std::exp(st.ref - rc.lse)
+                          : (rc.lse == -std::numeric_limits<double>::infinity() || rc.lse != rc.lse)
+                              ? kNaN
+                              : 0.0;
+        g = rowbuf + c0;
+        chunk_rescale<float, kMode, kWeighted, kX>(g, w, n, static_cast<float>(fk),
+                                                   static_cast<float>(rc.b), cp,
+                                                   static_cast<float>(st.ref));
+      } else {
+        widen_strip(x + c0, xs, n);
+        if constexpr (kMode == 2) widen_strip(y + c0, ys, n);
+        chunk_grad<float, kMode, kWeighted, kX>(xs, g, kMode == 2 ? ys : nullptr, w,
+                                                kMode == 2 && h.grad_target ? gys : nullptr, n,
+                                                static_cast<float>(rc.ref),
+                                                static_cast<float>(rc.logs),
+                                                static_cast<float>(rc.a), static_cast<float>(rc.b),
+                                                sm.om, sm.ec, cp);
+      }
+      if (g) {
+        if (rc.target >= c0 && rc.target < c0 + n) {
+          float& gt = g[rc.target - c0];
+          gt = gt - static_cast<float>(rc.fix);
+        }
+        narrow_strip(g, h.grad + r * C + c0, n);
+      }
+      if (kMode == 2 && h.grad_target) narrow_strip(gys, h.grad_target + r * C + c0, n);
+    }
+  }
+  return total;
+}
+
 // ---- strided tiles (S > 1): classes are kCeTile-wide columns, vectorised across positions ----
 
 // With the extras (kX) the max pass also keeps the first argmax, the sum pass the entropy sum,
@@ -832,6 +938,13 @@ template <class T>
 void ce_row_stats(const CeArgs<T>& a, int64_t row, int64_t k0, int64_t k1, CeStats* stats) {
   LOSSKIT_CE_DISPATCH(row_stats_impl, a, row, k0, k1, stats);
 }
+template <class S>
+double ce_rows_half(const CeArgs<float>& f, const CeArgs<S>& h, int64_t p0, int64_t p1,
+                    float* rowbuf) {
+  const CeArgs<S>& a = h;  // the flags LOSSKIT_CE_DISPATCH reads
+  using T = S;
+  LOSSKIT_CE_DISPATCH(rows_half_impl, f, h, p0, p1, rowbuf);
+}
 template <class T>
 void ce_row_grad(const CeArgs<T>& a, int64_t row, const CeRowConsts& rc, int64_t k0, int64_t k1,
                  const CeStats* stats) {
@@ -1096,6 +1209,10 @@ constexpr detail::ClassificationKernels<T> make_table() {
   k.ce.row_finish = &ce_row_finish<T>;
   k.ce.row_grad = &ce_row_grad<T>;
   k.ce.target_logit = &ce_target_logit<T>;
+  if constexpr (std::is_same_v<T, float>) {
+    k.ce.rows_bfloat16 = &ce_rows_half<bfloat16>;
+    k.ce.rows_float16 = &ce_rows_half<float16>;
+  }
   k.nll = &nll<T>;
   k.multi_margin = &multi_margin<T>;
   k.multilabel_margin = &multilabel_margin<T>;

@@ -42,31 +42,35 @@ namespace losskit::detail {
 //   Poly1 (poly1_cross_entropy, eps):   F = l + eps q,  F' = 1 + eps p
 enum class CeTransform { None, Focal, Poly1 };
 
-template <class T>
-struct CeArgs {
-  const T* input = nullptr;         // (N, C, S) logits
+// The arguments of a call that do not depend on the storage type (sizes, options, class indices),
+// apart from its arrays of T: a 16-bit call hands them to its float kernels in one assignment.
+struct CeScalars {
   const int64_t* target = nullptr;  // (N, S) class indices, or nullptr with `prob`
-  const T* prob = nullptr;          // (N, C, S) probability targets, or nullptr
-  const T* weight = nullptr;        // (C) class weights, or nullptr
   int64_t N = 0, C = 0, S = 1;
   int64_t ignore_index = -100;
   double smoothing = 0.0;
-  double weight_sum = 0.0;      // sum_c w_c (C without weights)
-  double grad_scale = 1.0;      // reduction scale times a scalar grad_output
-  const T* grad_out = nullptr;  // per-position grad_output (Reduction::None), or nullptr
-  T* out = nullptr;             // per-position loss (Reduction::None), or nullptr
-  T* grad = nullptr;            // d input, may be the input buffer itself; nullptr: forward only
-  T* grad_target = nullptr;     // d prob (probability targets), or nullptr
-  double z_loss = 0.0;          // class indices only
-  double softcap = 0.0;         // class indices only; 0: none
-  T* lse_out = nullptr;         // per-position statistics (class indices), or nullptr
-  T* entropy_out = nullptr;
+  double weight_sum = 0.0;  // sum_c w_c (C without weights)
+  double grad_scale = 1.0;  // reduction scale times a scalar grad_output
+  double z_loss = 0.0;      // class indices only
+  double softcap = 0.0;     // class indices only; 0: none
   bool* correct_out = nullptr;
-  bool stats() const { return lse_out || entropy_out || correct_out; }
   // A loss built on the unsmoothed class-index cross-entropy (see CeTransform): no smoothing,
   // softcap, z_loss or statistics with it. `transform_param` is its gamma or epsilon.
   CeTransform transform = CeTransform::None;
   double transform_param = 0.0;
+};
+template <class T>
+struct CeArgs : CeScalars {
+  const T* input = nullptr;     // (N, C, S) logits
+  const T* prob = nullptr;      // (N, C, S) probability targets, or nullptr
+  const T* weight = nullptr;    // (C) class weights, or nullptr
+  const T* grad_out = nullptr;  // per-position grad_output (Reduction::None), or nullptr
+  T* out = nullptr;             // per-position loss (Reduction::None), or nullptr
+  T* grad = nullptr;            // d input, may be the input buffer itself; nullptr: forward only
+  T* grad_target = nullptr;     // d prob (probability targets), or nullptr
+  T* lse_out = nullptr;         // per-position statistics (class indices), or nullptr
+  T* entropy_out = nullptr;
+  bool stats() const { return lse_out || entropy_out || correct_out; }
 };
 
 // Online softmax statistics of a run of classes, relative to `ref` (the run's max, or 0 when the
@@ -117,6 +121,16 @@ struct CeKernels {
   // stats: the statistics of chunks [k0, k1).
   void (*row_grad)(const CeArgs<T>&, int64_t row, const CeRowConsts& rc, int64_t k0, int64_t k1,
                    const CeStats* stats);
+  // Rows [p0, p1) (S == 1) on 16-bit storage, float tables only: `f` holds the scalars and the
+  // class weights widened to float, `h` the 16-bit arrays. Each chunk of logits is widened into
+  // an L1 strip as it is read and the float chunk functions run on it, so values and gradients are
+  // the float path's on the upcast input, rounded once as they are stored. `rowbuf`: C floats of
+  // the thread's (the row's exponentials between the passes, as the float path keeps them in its
+  // gradient), only touched with a gradient wanted.
+  double (*rows_bfloat16)(const CeArgs<T>& f, const CeArgs<bfloat16>& h, int64_t p0, int64_t p1,
+                          T* rowbuf);
+  double (*rows_float16)(const CeArgs<T>& f, const CeArgs<float16>& h, int64_t p0, int64_t p1,
+                         T* rowbuf);
 };
 constexpr int64_t kCeTile = 256;
 
@@ -132,14 +146,16 @@ constexpr int64_t ce_tile_width(int64_t C, int64_t elem) {
 
 // nll_loss over positions [p0, p1) (any S): loss = -w_t x_t; gradient row zeroed then
 // -scale w_t at t. `target` values are validated.
-template <class T>
-struct NllArgs {
-  const T* input = nullptr;
+struct NllScalars {
   const int64_t* target = nullptr;
-  const T* weight = nullptr;
   int64_t N = 0, C = 0, S = 1;
   int64_t ignore_index = -100;
   double grad_scale = 1.0;
+};
+template <class T>
+struct NllArgs : NllScalars {
+  const T* input = nullptr;
+  const T* weight = nullptr;
   const T* grad_out = nullptr;
   T* out = nullptr;
   T* grad = nullptr;
@@ -148,17 +164,19 @@ struct NllArgs {
 // Row losses over (N, C) rows [r0, r1): multi_margin_loss, multilabel_margin_loss,
 // multilabel_soft_margin_loss. `scratch` holds C values of T per thread (multilabel margin's
 // target mask).
-template <class T>
-struct RowLossArgs {
-  const T* input = nullptr;
+struct RowLossScalars {
   const int64_t* target = nullptr;  // multi_margin (N), multilabel_margin (N, C)
-  const T* prob = nullptr;          // multilabel_soft_margin target (N, C)
-  const T* weight = nullptr;        // (C) or, multilabel_soft_margin only, (N, C)
   int64_t weight_row_stride = 0;    // 0 or C
   int64_t N = 0, C = 0;
   int p = 1;
   double margin = 1.0;
   double grad_scale = 1.0;
+};
+template <class T>
+struct RowLossArgs : RowLossScalars {
+  const T* input = nullptr;
+  const T* prob = nullptr;    // multilabel_soft_margin target (N, C)
+  const T* weight = nullptr;  // (C) or, multilabel_soft_margin only, (N, C)
   const T* grad_out = nullptr;
   T* out = nullptr;
   T* grad = nullptr;

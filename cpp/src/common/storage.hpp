@@ -1,9 +1,11 @@
 // Storage type S and compute type: float and double compute as they are stored; bfloat16 and
 // float16 are storage only and compute in float. The element-wise kernels convert 16-bit values
-// in register as they load and store them (common/storage_access.hpp); cross_entropy's driver
-// widens a cache-sized unit of rows into float scratch with the active target's array conversion
-// below (F16C / AVX-512 where available), runs the float kernel on it, and narrows its outputs
-// back. Either way the input is read once, where it lies, and nothing input-sized is allocated.
+// in register as they load and store them (common/storage_access.hpp); cross_entropy's row kernel
+// widens each chunk of a row into an L1 strip as it reads it (common/storage_strips.hpp); the other
+// staged paths widen a cache-sized block into float scratch with the active target's array
+// conversion below (F16C / AVX-512 where available), run the float kernel on it, and narrow its
+// outputs back (common/staging.hpp). Either way the input is read once, where it lies, and nothing
+// input-sized is allocated.
 #pragma once
 
 #include <cstdint>
