@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 # Figures that draw several losses, shown once, under the first loss they draw.
 SHARED_FIGURES = {
     "regression": "l1_loss",  # l1, mse, smooth_l1 and huber side by side
+    "robust_regression": "log_cosh_loss",  # log_cosh and pseudo_huber beside huber
     "huber_family": "huber_loss",  # smooth_l1 and huber for several widths
     "bce_clamp": "binary_cross_entropy_with_logits",  # BCE against BCE with logits at the clamp
     "box_iou": "generalized_box_iou_loss",  # the three box IoU losses side by side

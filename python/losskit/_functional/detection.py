@@ -39,6 +39,7 @@ _COMMON = r"""
     :math:`U = (x_2 - x_1)(y_2 - y_1) + (x^g_2 - x^g_1)(y^g_2 - y^g_1) - I`;
     :math:`\mathrm{IoU} = I / (U + \epsilon)`; and the smallest enclosing box's sides
     :math:`w_C = \max(x_2, x^g_2) - \min(x_1, x^g_1)`, :math:`h_C` likewise.
+
 """
 
 _GRADIENT = r"""
