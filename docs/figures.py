@@ -542,6 +542,20 @@ def msle() -> Figure:
     return fig
 
 
+@figure
+def sigmoid_focal() -> Figure:
+    """sigmoid_focal_loss against the logit of a positive (y = 1, alpha < 0: unweighted) for
+    gamma 0 (binary cross-entropy), 0.5, 1, 2 and 5: the larger gamma, the less a confidently
+    right logit contributes."""
+    x = np.linspace(-4.0, 6.0, 1201)
+    one = np.ones_like(x)
+    curves = [
+        (f"gamma = {g:g}", *loss_and_grad("sigmoid_focal_loss", x, one, alpha=-1.0, gamma=g))
+        for g in (0.0, 0.5, 1.0, 2.0, 5.0)
+    ]
+    return plot_curves("sigmoid_focal_loss: a positive label (y = 1)", x, "logit $x$", curves)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", help=f"figures to draw (default all): {', '.join(FIGURES)}")

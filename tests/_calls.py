@@ -82,6 +82,7 @@ BASE: Dict[str, Tuple[Tuple[Any, ...], Dict[str, Any]]] = {
     "log_cosh_loss": ((X, Y), {}),
     "pseudo_huber_loss": ((X, Y), {"delta": 0.5}),
     "msle_loss": ((P, np.abs(Y)), {}),
+    "sigmoid_focal_loss": ((X, P), {"alpha": -1.0, "gamma": 0.5, "reduction": "mean"}),
 }
 
 

@@ -1,4 +1,5 @@
-"""The registered element-wise losses (log_cosh_loss, pseudo_huber_loss, msle_loss) against
+"""The registered element-wise losses (log_cosh_loss, pseudo_huber_loss, msle_loss,
+sigmoid_focal_loss) against
 torch autograd of their published formulas: values and input and target gradients for every
 option, reduction, dtype and shape form, the fused pass, edge values, the stable forms far out,
 bad options, and optax where optax has the loss."""
@@ -37,6 +38,25 @@ def ref_msle(x, y, reduction="mean"):
     return _reduce((torch.log1p(x) - torch.log1p(y)) ** 2, reduction)
 
 
+def ref_sigmoid_focal(x, y, alpha=0.25, gamma=2.0, reduction="none"):
+    """torchvision.ops.sigmoid_focal_loss as published (broadcast first: torchvision needs equal
+    shapes, losskit broadcasts like every element-wise loss)."""
+    x, y = torch.broadcast_tensors(x, y)
+    p = torch.sigmoid(x)
+    ce = torch.nn.functional.binary_cross_entropy_with_logits(x, y, reduction="none")
+    p_t = p * y + (1 - p) * (1 - y)
+    loss = ce * ((1 - p_t) ** gamma)
+    if alpha >= 0:
+        loss = (alpha * y + (1 - alpha) * (1 - y)) * loss
+    return _reduce(loss, reduction)
+
+
+def _labels(r, s, d):
+    """Binary labels, with a quarter soft labels in [0, 1]."""
+    hard = (r.random(s) < 0.5).astype(d)
+    return np.where(r.random(s) < 0.25, r.random(s), hard).astype(d)
+
+
 def _normal(r, s, d, scale=1.0):
     return (r.standard_normal(s) * scale).astype(d)
 
@@ -54,6 +74,12 @@ CASES: List[Tuple[str, Callable[..., Any], Callable[..., Tuple[np.ndarray, np.nd
         [{}, {"delta": 0.3}, {"delta": 4.0}],
     ),
     ("msle_loss", ref_msle, lambda r, s, t, d: (_above_minus_one(r, s, d), _above_minus_one(r, t, d)), [{}]),
+    (
+        "sigmoid_focal_loss",
+        ref_sigmoid_focal,
+        lambda r, s, t, d: (_normal(r, s, d, 3), _labels(r, t, d)),
+        [{}, {"alpha": -1.0, "gamma": 0.0}, {"alpha": 0.7, "gamma": 0.5}, {"gamma": 3.0}, {"alpha": 0.0, "gamma": 1.0}],
+    ),
 ]
 SHAPES = [((7, 5), (7, 5)), ((4, 3, 2), (3, 2)), ((), ()), ((6,), (1,))]
 
@@ -87,6 +113,9 @@ def test_defaults_follow_the_references():
     x, y = np.linspace(-3, 3, 12), (np.arange(12) % 2).astype(np.float64)
     for name in ("log_cosh_loss", "pseudo_huber_loss", "msle_loss"):
         assert np.ndim(getattr(F, name)(x + 3, y)) == 0
+    # torchvision's defaults: alpha 0.25, gamma 2, unreduced
+    assert F.sigmoid_focal_loss(x, y).shape == (12,)
+    assert_close(F.sigmoid_focal_loss(x, y), ref_sigmoid_focal(torch.from_numpy(x), torch.from_numpy(y)).numpy())
 
 
 def test_edge_values():
@@ -120,7 +149,7 @@ def test_edge_values():
 
     # empty: mean NaN, sum 0, as torch
     e = np.zeros((0, 3))
-    for name in ("log_cosh_loss", "pseudo_huber_loss", "msle_loss"):
+    for name in ("log_cosh_loss", "pseudo_huber_loss", "msle_loss", "sigmoid_focal_loss"):
         assert np.isnan(getattr(F, name)(e, e, reduction="mean"))
         assert getattr(F, name)(e, e, reduction="sum") == 0
         assert getattr(F, name + "_backward")(None, e, e, reduction="mean").shape == (0, 3)
@@ -153,6 +182,18 @@ def test_against_optax():
     # optax's logaddexp(z, -z) - log 2 cancels for small z; losskit's form does not
     np.testing.assert_allclose(F.log_cosh_loss(x, y, reduction="none"), theirs64, rtol=1e-12, atol=1e-15)
 
+    # sigmoid_focal_loss: optax forms 1 - p_t in log space, as stable as losskit's sigmoid form;
+    # alpha=None there is alpha < 0 here
+    labels = np.where(rng.random(200) < 0.3, rng.random(200), (rng.random(200) < 0.5).astype(np.float64))
+    jax.config.update("jax_enable_x64", True)
+    try:
+        for alpha, gamma in ((None, 2.0), (0.25, 0.5), (0.8, 3.0)):
+            theirs = np.asarray(optax.sigmoid_focal_loss(jnp.asarray(x), jnp.asarray(labels), alpha=alpha, gamma=gamma))
+            ours = F.sigmoid_focal_loss(x, labels, alpha=-1.0 if alpha is None else alpha, gamma=gamma)
+            np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-300, err_msg=f"alpha {alpha} gamma {gamma}")
+    finally:
+        jax.config.update("jax_enable_x64", False)
+
 
 @pytest.mark.parametrize(
     "name, kwargs, argument",
@@ -160,6 +201,11 @@ def test_against_optax():
         ("pseudo_huber_loss", {"delta": 0.0}, "delta"),
         ("pseudo_huber_loss", {"delta": -1.0}, "delta"),
         ("pseudo_huber_loss", {"delta": np.nan}, "delta"),
+        ("sigmoid_focal_loss", {"gamma": -0.5}, "gamma"),
+        ("sigmoid_focal_loss", {"gamma": np.inf}, "gamma"),
+        ("sigmoid_focal_loss", {"gamma": np.nan}, "gamma"),
+        ("sigmoid_focal_loss", {"alpha": np.nan}, "alpha"),
+        ("sigmoid_focal_loss", {"alpha": -np.inf}, "alpha"),
         ("log_cosh_loss", {"reduction": "batchmean"}, "reduction"),
         ("msle_loss", {"reduction": "avg"}, "reduction"),
     ],
@@ -183,6 +229,7 @@ def test_classes_and_normalizer():
         (losskit.LogCoshLoss, "log_cosh_loss", {}),
         (losskit.PseudoHuberLoss, "pseudo_huber_loss", {"delta": 0.5}),
         (losskit.MSLELoss, "msle_loss", {}),
+        (losskit.SigmoidFocalLoss, "sigmoid_focal_loss", {"alpha": 0.4, "gamma": 1.5, "reduction": "mean"}),
     ):
         crit = cls(**kw)
         xa = np.abs(x) if name == "msle_loss" else x
@@ -217,3 +264,57 @@ def test_threads_and_16bit():
     assert lh.dtype == np.float16
     l32 = F.pseudo_huber_loss(xh.astype(np.float32), yh.astype(np.float32), reduction="none")
     np.testing.assert_array_equal(lh, l32.astype(np.float16))
+
+
+@pytest.mark.parametrize("gamma", [0.5, 2.0, 3.0])
+def test_sigmoid_focal_saturated_logits_against_float64(gamma):
+    """Saturated logits in float32: losskit forms 1 - p_t and the cross-entropy from sigmoid(+-x),
+    so loss and gradients keep their digits (float32 torchvision rounds 1 - p_t to 0 beyond
+    |x| ~ 17, losing them, with NaN gradients for gamma < 1); compared with the formula in float64
+    to torch's float32 tolerance."""
+    x = np.array([-60.0, -40.0, -25.0, -17.5, -9.0, -1e-3, 0.0, 2e-3, 8.0, 16.0, 30.0, 45.0], np.float32)
+
+    def stable(x, y, gamma):
+        """The formula with the same value, without cancellation: float64 torch's literal one
+        loses the small cross-entropy of saturated logits too (x - log sigmoid(x) at x = -40)."""
+        ce = y * torch.nn.functional.softplus(-x) + (1 - y) * torch.nn.functional.softplus(x)
+        m = y * torch.sigmoid(-x) + (1 - y) * torch.sigmoid(x)
+        return (0.25 * y + 0.75 * (1 - y)) * ce * m**gamma
+
+    for label in (0.0, 1.0):
+        y = np.full_like(x, label)
+        loss, grads = F.sigmoid_focal_loss_forward_backward(x, y, gamma=gamma, target_grad=True)
+        ref, ref_grads = torch_call(stable, (x, y), {"gamma": gamma}, (0, 1), dtype=torch.float64)
+        what = f"gamma {gamma} y {label}"
+        assert np.isfinite(loss).all() and all(np.isfinite(g).all() for g in grads), what
+        np.testing.assert_allclose(loss, ref, rtol=1.3e-6, atol=1e-37, err_msg=what)
+        np.testing.assert_allclose(grads[0], ref_grads[0], rtol=1.3e-6, atol=1e-37, err_msg=what)
+        np.testing.assert_allclose(grads[1], ref_grads[1], rtol=1.3e-6, atol=1e-37, err_msg=what)
+
+
+def test_sigmoid_focal_special_cases():
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal(64) * 4
+    y = (rng.random(64) < 0.5).astype(np.float64)
+    # gamma 0 without alpha is binary cross-entropy on logits, y softplus(-x) + (1 - y) softplus(x)
+    # (here without the cancellation of torch's (1 - y) x - log sigmoid(x) at y = 0, x < 0)
+    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+    softplus = torch.nn.functional.softplus
+    np.testing.assert_allclose(
+        F.sigmoid_focal_loss(x, y, alpha=-1.0, gamma=0.0),
+        (ty * softplus(-tx) + (1 - ty) * softplus(tx)).numpy(),
+        rtol=1e-14,
+    )
+    # integer gamma is a power of a negative 1 - p_t too (soft labels outside [0, 1]), as torch's pow
+    yo = np.array([1.5, -0.5, 2.0])
+    xo = np.array([3.0, 2.0, -1.0])
+    for gamma in (1.0, 2.0, 3.0, 0.5):
+        ours, ours_g = F.sigmoid_focal_loss_forward_backward(xo, yo, gamma=gamma, target_grad=True)
+        ref, ref_g = torch_call(ref_sigmoid_focal, (xo, yo), {"gamma": gamma}, (0, 1))
+        assert_close(ours, ref, what=f"gamma {gamma}")
+        for a, b in zip(ours_g, ref_g):
+            assert_close(a, b, what=f"gamma {gamma} grad")
+    # inf and NaN logits: what the formula gives (NaN, as torch's cross-entropy at inf)
+    l = F.sigmoid_focal_loss(np.array([np.inf, -np.inf, np.nan]), np.array([1.0, 0.0, 1.0]))
+    ref, _ = torch_call(ref_sigmoid_focal, (np.array([np.inf, -np.inf, np.nan]), np.array([1.0, 0.0, 1.0])), {})
+    np.testing.assert_array_equal(np.isnan(l), np.isnan(ref))

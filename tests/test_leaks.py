@@ -169,6 +169,7 @@ CLASS_CALLS: Dict[str, Tuple[str, Dict[str, Any]]] = {
     "LogCoshLoss": ("log_cosh_loss", {}),
     "PseudoHuberLoss": ("pseudo_huber_loss", {"delta": 0.5}),
     "MSLELoss": ("msle_loss", {}),
+    "SigmoidFocalLoss": ("sigmoid_focal_loss", {"gamma": 1.5}),
 }
 
 

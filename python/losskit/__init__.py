@@ -57,6 +57,7 @@ from .modules import (
     LogCoshLoss,
     MSLELoss,
     PseudoHuberLoss,
+    SigmoidFocalLoss,
 )
 
 
@@ -111,6 +112,7 @@ __all__ = [
     "LogCoshLoss",
     "MSLELoss",
     "PseudoHuberLoss",
+    "SigmoidFocalLoss",
     "cpu_target",
     "functional",
     "get_cmake_dir",

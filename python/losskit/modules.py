@@ -270,6 +270,17 @@ class MSLELoss(_Loss):
         super().__init__(reduction=reduction)
 
 
+class SigmoidFocalLoss(_Loss):
+    """Sigmoid focal loss (RetinaNet); see :func:`losskit.functional.sigmoid_focal_loss`."""
+
+    _function = "sigmoid_focal_loss"
+
+    def __init__(self, alpha: float = 0.25, gamma: float = 2.0, reduction: str = "none") -> None:
+        super().__init__(reduction=reduction)
+        self.alpha = alpha
+        self.gamma = gamma
+
+
 # ---- classification ----
 class CrossEntropyLoss(_Loss):
     """Softmax cross-entropy (class indices or probabilities); see :func:`losskit.functional.cross_entropy`."""

@@ -192,6 +192,7 @@ def cases(a: Dict[str, np.ndarray], dt: str) -> List[Tuple[str, str, tuple, dict
         ("log_cosh", "log_cosh_loss", (x, y), {}, True),
         ("pseudo_huber", "pseudo_huber_loss", (x, y), {"delta": 0.7}, True),
         ("msle", "msle_loss", (pos, q), {}, True),
+        ("sigmoid_focal", "sigmoid_focal_loss", (x, p), {"alpha": 0.3, "gamma": 1.5}, True),
     ]
 
 

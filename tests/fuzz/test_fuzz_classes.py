@@ -65,7 +65,9 @@ CLASSES.update({n: getattr(losskit, n)._function for n in ("DiceLoss", "TverskyL
 CLASSES["SoftmaxFocalLoss"] = "softmax_focal_loss"
 CLASSES["Poly1CrossEntropyLoss"] = "poly1_cross_entropy"
 # registered element-wise losses
-CLASSES.update({n: getattr(losskit, n)._function for n in ("LogCoshLoss", "PseudoHuberLoss", "MSLELoss")})
+CLASSES.update(
+    {n: getattr(losskit, n)._function for n in ("LogCoshLoss", "PseudoHuberLoss", "MSLELoss", "SigmoidFocalLoss")}
+)
 
 # Values for each constructor keyword: ordinary ones first, then ones that must fail cleanly.
 VALUES: Dict[str, Tuple[Any, ...]] = {

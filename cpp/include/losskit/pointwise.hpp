@@ -1,7 +1,7 @@
 // Element-wise losses (torch.nn: L1Loss, MSELoss, HuberLoss, SmoothL1Loss, SoftMarginLoss, BCELoss,
 // BCEWithLogitsLoss, PoissonNLLLoss, GaussianNLLLoss, KLDivLoss, MarginRankingLoss,
 // HingeEmbeddingLoss), and the registered element-wise losses beyond torch.nn (log_cosh_loss,
-// pseudo_huber_loss, msle_loss: LOSSKIT_REGISTERED_POINTWISE at the end).
+// pseudo_huber_loss, msle_loss, sigmoid_focal_loss: LOSSKIT_REGISTERED_POINTWISE at the end).
 //
 // Formulas, gradients and edge values are documented once, in the Python docstrings of
 // losskit.functional (python/losskit/_functional/pointwise.py) and in docs/pointwise.md.
@@ -333,7 +333,10 @@ double hinge_embedding_loss_mean_normalizer(View<T> input, View<T> target,
   X(log_cosh_loss, LogCoshLossOptions, LogCosh, Mean, "input", "target", )                         \
   X(pseudo_huber_loss, PseudoHuberLossOptions, PseudoHuber, Mean, "input", "target",               \
     LOSSKIT_PARAM(delta, 1.0, v > 0, "a positive number"))                                         \
-  X(msle_loss, MsleLossOptions, Msle, Mean, "input", "target", )
+  X(msle_loss, MsleLossOptions, Msle, Mean, "input", "target", )                                   \
+  X(sigmoid_focal_loss, SigmoidFocalLossOptions, SigmoidFocal, None, "input", "target",            \
+    LOSSKIT_PARAM(alpha, 0.25, std::isfinite(v), "a finite number (< 0: no weighting)")            \
+        LOSSKIT_PARAM(gamma, 2.0, v >= 0 && std::isfinite(v), "a finite number >= 0"))
 
 #define LOSSKIT_PARAM(field, value, valid, expected) double field = value;
 #define LOSSKIT_DECLARE(NAME, OPTIONS, OPS, REDUCTION, INPUT, TARGET, PARAMS)                      \

@@ -56,7 +56,8 @@ constexpr bool kFloat16Strips = false;
 #endif
 constexpr int64_t kStripLen = 256;  // a multiple of every vector width; a few strips fit L1
 
-// Converts n <= kStripLen values; the tail uses the portable conversion (the same bits).
+// Converts n values (any count: the kernels pass kStripLen, the array conversions of
+// convert_kernels.cpp whole arrays); the tail uses the portable conversion (the same bits).
 LOSSKIT_INLINE void widen_strip(const float16* LOSSKIT_RESTRICT in, float* LOSSKIT_RESTRICT out,
                                 int64_t n) {
   int64_t i = 0;

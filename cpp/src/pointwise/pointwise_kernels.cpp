@@ -131,6 +131,18 @@ SegmentResult dispatch_out(const Segment<S, G>& s, OutKind out,
   }
 }
 
+// A registered loss, through its variant for this call's options where it has two (HasSpecial).
+template <class Op, class S, class G>
+SegmentResult dispatch_registered(const Segment<S, G>& s, OutKind out,
+                                  const Params<detail::compute_t<S>>& p) {
+  if constexpr (HasSpecial<Op>::value) {
+    if (Op::special(p)) return dispatch_out<Specialised<Op, true>>(s, out, p);
+    return dispatch_out<Specialised<Op, false>>(s, out, p);
+  } else {
+    return dispatch_out<Op>(s, out, p);
+  }
+}
+
 template <class S, class G>
 SegmentResult segment(const Segment<S, G>& s, OutKind out, const void* ctx) {
   const auto& call = *static_cast<const detail::PointwiseCall*>(ctx);
@@ -155,7 +167,7 @@ SegmentResult segment(const Segment<S, G>& s, OutKind out, const void* ctx) {
     case L::MarginRanking: return dispatch_out<MarginRanking>(s, out, p);
     case L::HingeEmbedding: return dispatch_out<HingeEmbedding>(s, out, p);
 #define LOSSKIT_KERNEL_CASE(NAME, OPTIONS, OPS, ...)                                               \
-  case L::OPS: return dispatch_out<OPS>(s, out, p);
+  case L::OPS: return dispatch_registered<OPS>(s, out, p);
       LOSSKIT_REGISTERED_POINTWISE(LOSSKIT_KERNEL_CASE)
 #undef LOSSKIT_KERNEL_CASE
   }

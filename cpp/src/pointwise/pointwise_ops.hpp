@@ -18,6 +18,8 @@
 
 #include <cmath>
 #include <limits>
+#include <type_traits>
+#include <utility>
 
 #include "common/target.hpp"
 #include "common/vmath.hpp"
@@ -169,19 +171,22 @@ struct Bce {  // -(y max(log x, -100) + (1 - y) max(log(1 - x), -100))
 
 // One exp serves both log sigmoid(x) = min(x, 0) - log1p(e) and sigmoid(x), with e = exp(-|x|)
 // (sigmoid(x) = 1 / (1 + e) for x >= 0, e / (1 + e) below): stable for any x, and log sigmoid(-x)
-// = min(-x, 0) - log1p(e) comes with it.
+// = min(-x, 0) - log1p(e) and sigmoid(-x) = 1 - sigmoid(x) (without its cancellation) come with it.
 template <class T>
 struct Sigmoids {
   T log_sig;      // log sigmoid(x)
   T log_sig_neg;  // log sigmoid(-x)
   T sig;          // sigmoid(x)
+  T sig_neg;      // sigmoid(-x)
 };
 template <class T>
 LOSSKIT_INLINE Sigmoids<T> sigmoids(T x) {
   const T e = vmath::exp(-std::abs(x));
   const T l1pe = vmath::log1p(e);
   const T inv = T(1) / (T(1) + e);
-  return {(x < T(0) ? x : T(0)) - l1pe, (x > T(0) ? -x : T(0)) - l1pe, x >= T(0) ? inv : e * inv};
+  const T small = e * inv;  // sigmoid(-|x|)
+  return {(x < T(0) ? x : T(0)) - l1pe, (x > T(0) ? -x : T(0)) - l1pe, x >= T(0) ? inv : small,
+          x >= T(0) ? small : inv};
 }
 
 struct BceWithLogits : NoCheck {  // (1 - y) x - log sigmoid(x)
@@ -421,5 +426,86 @@ struct Msle : NoCheck {
     return r;
   }
 };
+
+// m^g and g m^(g-1), the focusing factor of sigmoid_focal_loss and its derivative, as torch's
+// pow and pow_backward give them: m^0 = 1 with derivative 0 (torch masks exponent 0), a negative
+// m only to an integer power (NaN otherwise). Exponent 1 and 2 exactly (m, m*m), as torch does;
+// other exponents as exp(g log|m|) in double, so that float results are within about 1 ulp (in
+// float the product g log m would lose g |log m| ulps to exp).
+template <class T>
+struct Power {
+  T value, derivative;
+};
+template <class T>
+LOSSKIT_INLINE Power<T> focal_power(T m, T g) {
+  const double log_m = vmath::log(static_cast<double>(std::abs(m)));
+  const T general = static_cast<T>(vmath::exp(static_cast<double>(g) * log_m));
+  const T below = static_cast<T>(vmath::exp((static_cast<double>(g) - 1.0) * log_m));
+  const bool integral = std::floor(g) == g;
+  const bool odd = integral && std::floor(g * T(0.5)) * T(2) != g;
+  const bool negative = m < T(0);
+  constexpr T kNaN = std::numeric_limits<T>::quiet_NaN();
+  const T sign_g = negative && odd ? T(-1) : T(1);                   // sign of m^g
+  const T sign_below = negative && integral && !odd ? T(-1) : T(1);  // sign of m^(g-1)
+  T value = negative && !integral ? kNaN : sign_g * general;
+  T below_value = negative && !integral ? kNaN : sign_below * below;
+  value = g == T(2) ? m * m : (g == T(1) ? m : (g == T(0) ? T(1) : value));
+  below_value = g == T(2) ? m : (g == T(1) ? T(1) : below_value);
+  return {value, g == T(0) ? T(0) : g * below_value};
+}
+
+// torchvision.ops.sigmoid_focal_loss: alpha_t ce (1 - p_t)^gamma with p = sigmoid(x),
+// ce = -(y log p + (1 - y) log(1 - p)), p_t = p y + (1 - p)(1 - y), alpha_t = alpha y +
+// (1 - alpha)(1 - y) (1 when alpha < 0). 1 - p_t is formed as y sigmoid(-x) + (1 - y) sigmoid(x),
+// equal for any y but without the cancellation of 1 - p_t where p saturates (there torch's
+// float32 1 - p_t is 0 or a few ulps of 1, and its loss and gradient lose every digit); ce and
+// its x-derivative p - y likewise from the sigmoids of x and -x. Params a = alpha, b = gamma.
+// gamma = 2, the default, is a variant of its own (Specialised below): (1 - p_t)^2 without the
+// exp and log of a general power.
+struct SigmoidFocal : NoCheck {
+  static constexpr int kArity = 2;
+  static constexpr unsigned kDiff = 0b11;
+  template <class T>
+  static bool special(const Params<T>& p) {
+    return p.b == T(2);
+  }
+  template <bool kSquare, class T>
+  static LOSSKIT_INLINE Value<T> eval_as(T v0, T v1, T, const Params<T>& p) {
+    Value<T> r{};
+    const T x = v0, y = v1, alpha = p.a;
+    const Sigmoids<T> s = sigmoids(x);
+    const T ny = T(1) - y;
+    const T ce = -(y * s.log_sig + ny * s.log_sig_neg);
+    const T m = y * s.sig_neg + ny * s.sig;  // 1 - p_t
+    const Power<T> f = kSquare ? Power<T>{m * m, T(2) * m} : focal_power(m, p.b);
+    const bool weighted = alpha >= T(0);
+    const T alpha_t = weighted ? alpha * y + (T(1) - alpha) * ny : T(1);
+    const T dalpha_t = weighted ? T(2) * alpha - T(1) : T(0);
+    const T ce_df = ce * f.derivative;
+    r.l = alpha_t * (ce * f.value);
+    r.d0 = alpha_t * ((ny * s.sig - y * s.sig_neg) * f.value +
+                      ce_df * ((T(1) - T(2) * y) * (s.sig * s.sig_neg)));
+    r.d1 = dalpha_t * (ce * f.value) + alpha_t * (-x * f.value + ce_df * (s.sig_neg - s.sig));
+    return r;
+  }
+};
+
+// A registered ops struct whose options allow a cheaper formula for some value that is the same
+// for every element declares `special(params)` and `eval_as<bool special>`: the driver picks the
+// variant once per call. (A branch on the parameter inside the element loop is no use: the
+// vectoriser turns it into a select and evaluates both sides.)
+template <class Op, bool kSpecial>
+struct Specialised : Op {
+  template <class T>
+  static LOSSKIT_INLINE Value<T> eval(T v0, T v1, T v2, const Params<T>& p) {
+    return Op::template eval_as<kSpecial>(v0, v1, v2, p);
+  }
+};
+
+template <class Op, class = void>
+struct HasSpecial : std::false_type {};
+template <class Op>
+struct HasSpecial<Op, std::void_t<decltype(Op::special(std::declval<const Params<float>&>()))>>
+    : std::true_type {};
 
 }  // namespace losskit::kernels::LOSSKIT_TARGET_NS::pointwise

@@ -786,3 +786,64 @@ def msle_loss(
     1.0
     """
     return _registered(call, "msle_loss", (("input", input), ("target", target)), reduction, normalizer)
+
+
+@loss(
+    inputs=2,
+    target="target",
+    grads="Gradients",
+    backward="""Gradient of :func:`sigmoid_focal_loss`: ``grad_input``, or ``(grad_input, grad_target)``.""",
+    forward_backward=""":func:`sigmoid_focal_loss` and :func:`sigmoid_focal_loss_backward` in one fused pass.""",
+    elementwise=True,
+)
+def sigmoid_focal_loss(
+    call: Call,
+    input: ArrayLike,
+    target: ArrayLike,
+    alpha: float = 0.25,
+    gamma: float = 2.0,
+    reduction: str = "none",
+    *,
+    normalizer: Optional[float] = None,
+) -> Any:
+    r"""Sigmoid focal loss (RetinaNet): binary cross-entropy on logits, scaled down where the
+    prediction is already right.
+
+    .. math:: p_n = \sigma(x_n),\qquad p_{t,n} = p_n y_n + (1 - p_n)(1 - y_n),\qquad
+        \alpha_{t,n} = \alpha y_n + (1 - \alpha)(1 - y_n),
+
+        l_n = -\alpha_{t,n} \left(1 - p_{t,n}\right)^{\gamma}
+        \left(y_n \log p_n + (1 - y_n) \log(1 - p_n)\right)
+
+    with :math:`\alpha_t = 1` when ``alpha < 0``. Both gradients are torch autograd's of this
+    formula; the target's (``target_grad=True``) treats :math:`y` as continuous, so soft labels
+    work. The signature and defaults are torchvision.ops' ``sigmoid_focal_loss`` (``alpha=0.25,
+    gamma=2, reduction='none'``; its arguments ``inputs, targets`` are ``input, target`` here,
+    positionally the same). Differences from torchvision: :math:`1 - p_t` is evaluated as
+    :math:`y\,\sigma(-x) + (1 - y)\,\sigma(x)` and the cross-entropy from :math:`\log\sigma(\pm x)`,
+    so a saturated logit (:math:`|x| \gtrsim 17` in float32) keeps its small loss and gradient
+    where torchvision's float32 :math:`1 - p_t` rounds to 0 or to a few ulps (and ``gamma < 1``
+    then gives it NaN gradients); ``gamma`` must be finite and :math:`\ge 0` and ``alpha`` finite
+    (``ValueError`` otherwise; torchvision does not check).
+
+    Args:
+        input: logits, any shape.
+        target: binary labels (or soft labels in [0, 1]), broadcastable to ``input``.
+        alpha: weight of the positives, :math:`1 - \alpha` of the negatives; negative to weight
+            neither (default 0.25).
+        gamma: focusing exponent, :math:`\ge 0` (default 2; 0 with ``alpha < 0`` is
+            :func:`binary_cross_entropy_with_logits`).
+        reduction: ``'none'`` (default, per-element losses), ``'mean'`` or ``'sum'``.
+
+    >>> round(float(sigmoid_focal_loss(np.array([0.0]), np.array([1.0]))[0]), 12)  # 0.25 * 0.25 * log 2
+    0.043321698785
+    """
+    return _registered(
+        call,
+        "sigmoid_focal_loss",
+        (("input", input), ("target", target)),
+        reduction,
+        normalizer,
+        alpha=alpha,
+        gamma=gamma,
+    )
