@@ -2,8 +2,8 @@
 and triplet_margin_with_distance_loss (built-in distances) read 16-bit rows in place (staged blocks
 through the float row kernel, cpp/src/common/staging.hpp) and return values and gradients in the
 input's dtype. Broadcast rows and a Python distance callable compute from one float32 copy and
-round the results once to the input's dtype. ctc_loss and linear_cross_entropy do the same (not
-in place yet). References as in test_low_precision.py.
+round the results once to the input's dtype, as linear_cross_entropy does; ctc_loss reads 16-bit
+log_probs in place. References as in test_low_precision.py.
 """
 
 from __future__ import annotations
@@ -187,8 +187,9 @@ def test_callable_distance_returns_input_dtype():
 
 @pytest.mark.parametrize("kind", ["bfloat16", "float16"])
 def test_ctc_and_linear_cross_entropy_return_the_input_dtype(kind):
-    """Not read in place yet (docs/api.md): computed from one float32 copy, every result rounded
-    once to the input's dtype."""
+    """ctc_loss reads 16-bit log_probs in place (double recursions, float32 gradient rounded on
+    store); linear_cross_entropy computes from one float32 copy (docs/api.md). Either way every
+    result equals the float32 one rounded once to the input's dtype."""
     dtype = HALVES[kind]
     rng = np.random.default_rng(71)
     lp = torch.tensor(rng.standard_normal((20, 3, 6))).log_softmax(-1).numpy().astype(dtype)
@@ -236,3 +237,30 @@ def test_half_rows_are_not_copied(name):
     assert np.asarray(value).dtype == dtype
     assert peak_forward < 1_000_000, peak_forward
     assert peak_fused < sum(g.nbytes for g in grads) + 1_000_000, peak_fused
+
+
+@pytest.mark.parametrize("kind", ["bfloat16", "float16"])
+def test_half_ctc_log_probs_are_not_copied(kind):
+    """An 8 MB 16-bit log_probs (a float32 copy would be 16 MB): the reduced forward allocates
+    nothing input-sized on the Python side, the fused call only its 16-bit gradient; the C++ core
+    reads the 16-bit values themselves (the values equal the float32 computation's, rounded)."""
+    dtype = HALVES[kind]
+    rng = np.random.default_rng(74)
+    T, N, C = 256, 16, 1024
+    lp32 = torch.tensor(rng.standard_normal((T, N, C), dtype=np.float32)).log_softmax(-1).numpy()
+    lp = lp32.astype(dtype)
+    targets, il, tl = rng.integers(1, C, (N, 40)), np.full(N, T), rng.integers(10, 40, N)
+    F.ctc_loss(lp, targets, il, tl)
+    tracemalloc.start()
+    value = F.ctc_loss(lp, targets, il, tl)
+    peak_forward = tracemalloc.get_traced_memory()[1]
+    tracemalloc.reset_peak()
+    loss, grad = F.ctc_loss_forward_backward(lp, targets, il, tl)
+    peak_fused = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert np.asarray(value).dtype == dtype and grad.dtype == dtype
+    assert peak_forward < 1_000_000, peak_forward
+    assert peak_fused < grad.nbytes + 1_000_000, peak_fused
+    loss32, grad32 = F.ctc_loss_forward_backward(lp.astype(np.float32), targets, il, tl)
+    assert np.asarray(loss).tobytes() == np.asarray(loss32).astype(dtype).tobytes()
+    np.testing.assert_array_equal(grad, grad32.astype(dtype))

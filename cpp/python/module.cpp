@@ -1241,8 +1241,6 @@ py::tuple ctc_forward_backward(const py::handle& log_probs, const py::handle& gr
   return py::make_tuple(out, grad);
 }
 
-bool ctc_is_float32(const py::handle& log_probs) { return has_dtype<float>(log_probs); }
-
 void ctc_bind(py::module_& m) {
   m.def(
       "ctc_loss",
@@ -1251,8 +1249,9 @@ void ctc_bind(py::module_& m) {
          bool zero_infinity, const py::object& normalizer) {
         const CtcArgs a = ctc_args(targets, input_lengths, target_lengths, blank, reduction,
                                    zero_infinity, normalizer);
-        return ctc_is_float32(log_probs) ? ctc_forward<float>(log_probs, a)
-                                         : ctc_forward<double>(log_probs, a);
+        return with_storage<true>(log_probs, [&](auto tag) {
+          return ctc_forward<typename decltype(tag)::type>(log_probs, a);
+        });
       },
       py::arg("log_probs"), py::arg("targets"), py::arg("input_lengths"), py::arg("target_lengths"),
       py::arg("blank"), py::arg("reduction"), py::arg("zero_infinity"),
@@ -1264,8 +1263,9 @@ void ctc_bind(py::module_& m) {
          const std::string& reduction, bool zero_infinity, const py::object& normalizer) {
         const CtcArgs a = ctc_args(targets, input_lengths, target_lengths, blank, reduction,
                                    zero_infinity, normalizer);
-        return ctc_is_float32(log_probs) ? ctc_backward<float>(grad_output, log_probs, a)
-                                         : ctc_backward<double>(grad_output, log_probs, a);
+        return with_storage<true>(log_probs, [&](auto tag) {
+          return ctc_backward<typename decltype(tag)::type>(grad_output, log_probs, a);
+        });
       },
       py::arg("grad_output"), py::arg("log_probs"), py::arg("targets"), py::arg("input_lengths"),
       py::arg("target_lengths"), py::arg("blank"), py::arg("reduction"), py::arg("zero_infinity"),
@@ -1277,8 +1277,9 @@ void ctc_bind(py::module_& m) {
          const std::string& reduction, bool zero_infinity, const py::object& normalizer) {
         const CtcArgs a = ctc_args(targets, input_lengths, target_lengths, blank, reduction,
                                    zero_infinity, normalizer);
-        return ctc_is_float32(log_probs) ? ctc_forward_backward<float>(log_probs, grad_output, a)
-                                         : ctc_forward_backward<double>(log_probs, grad_output, a);
+        return with_storage<true>(log_probs, [&](auto tag) {
+          return ctc_forward_backward<typename decltype(tag)::type>(log_probs, grad_output, a);
+        });
       },
       py::arg("log_probs"), py::arg("targets"), py::arg("input_lengths"), py::arg("target_lengths"),
       py::arg("grad_output"), py::arg("blank"), py::arg("reduction"), py::arg("zero_infinity"),
@@ -1290,16 +1291,13 @@ void ctc_bind(py::module_& m) {
          bool zero_infinity) {
         const CtcArgs a = ctc_args(targets, input_lengths, target_lengths, blank, reduction,
                                    zero_infinity, py::none());
-        if (ctc_is_float32(log_probs)) {
-          const View<float> lp = as_view<float>(log_probs, "ctc_loss", "log_probs");
+        return with_storage<true>(log_probs, [&](auto tag) {
+          using T = typename decltype(tag)::type;
+          const View<T> lp = as_view<T>(log_probs, "ctc_loss", "log_probs");
           py::gil_scoped_release release;
-          return losskit::ctc_loss_mean_normalizer<float>(lp, a.targets, a.input_lengths,
-                                                          a.target_lengths, a.options);
-        }
-        const View<double> lp = as_view<double>(log_probs, "ctc_loss", "log_probs");
-        py::gil_scoped_release release;
-        return losskit::ctc_loss_mean_normalizer<double>(lp, a.targets, a.input_lengths,
-                                                         a.target_lengths, a.options);
+          return losskit::ctc_loss_mean_normalizer<T>(lp, a.targets, a.input_lengths,
+                                                      a.target_lengths, a.options);
+        });
       },
       py::arg("log_probs"), py::arg("targets"), py::arg("input_lengths"), py::arg("target_lengths"),
       py::arg("blank"), py::arg("reduction"), py::arg("zero_infinity"));

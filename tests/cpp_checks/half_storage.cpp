@@ -4,8 +4,8 @@
 //   - the header's conversions: every float16 and bfloat16 bit pattern widens and narrows back
 //     to itself (NaN to a NaN of the same sign), and a tie rounds to even;
 //   - mse_loss_forward_backward, cross_entropy_forward_backward ((N, C) and K-dimensional),
-//     nll_loss_forward_backward, multi_margin_loss_forward_backward and
-//     cosine_embedding_loss_forward_backward on 16-bit buffers equal the
+//     nll_loss_forward_backward, multi_margin_loss_forward_backward,
+//     cosine_embedding_loss_forward_backward and ctc_loss_forward_backward on 16-bit buffers equal the
 //     float instantiations on the widened values, rounded once to 16 bits (a reduced value within
 //     one 16-bit ulp: its sum is cut into other blocks).
 // Built and run by tests/test_low_precision.py::test_cpp_embedding_program.
@@ -162,6 +162,30 @@ void check_losses(const char* name) {
       MutView<float>(g1f.data(), {half_rows, C}), MutView<float>(g2f.data(), {half_rows, C}), co);
   CHECK(same_bits(cos_out, cos_out32) && same_bits(g1, g1f) && same_bits(g2, g2f),
         "%s cosine_embedding_loss differs from the float one rounded", name);
+
+  // ctc_loss on the same values as (T, N, C) = (20, 2, 1000) log-probabilities (CTC does not need
+  // them normalised): the kernel widens what it reads, the gradient is rounded as it is stored.
+  const int64_t T = 20, Nc = 2;
+  const std::vector<int64_t> labels_ctc = {3, 7, 7, 1, 9, 4, 2, 8, 0, 0};
+  const std::vector<int64_t> input_lengths = {20, 18}, target_lengths = {5, 3};
+  CtcLossOptions ctc_o;
+  ctc_o.reduction = Reduction::None;
+  std::vector<H> ctc_out(Nc), ctc_g(T * Nc * C);
+  std::vector<float> ctc_out32(Nc), ctc_g32(T * Nc * C);
+  ctc_loss_forward_backward<H>(View<H>(lh.data(), {T, Nc, C}),
+                               View<int64_t>(labels_ctc.data(), {Nc, 5}),
+                               View<int64_t>(input_lengths.data(), {Nc}),
+                               View<int64_t>(target_lengths.data(), {Nc}), {},
+                               MutView<H>(ctc_out.data(), {Nc}),
+                               MutView<H>(ctc_g.data(), {T, Nc, C}), ctc_o);
+  ctc_loss_forward_backward<float>(View<float>(l32.data(), {T, Nc, C}),
+                                   View<int64_t>(labels_ctc.data(), {Nc, 5}),
+                                   View<int64_t>(input_lengths.data(), {Nc}),
+                                   View<int64_t>(target_lengths.data(), {Nc}), {},
+                                   MutView<float>(ctc_out32.data(), {Nc}),
+                                   MutView<float>(ctc_g32.data(), {T, Nc, C}), ctc_o);
+  CHECK(same_bits(ctc_out, ctc_out32) && same_bits(ctc_g, ctc_g32),
+        "%s ctc_loss differs from the float one rounded", name);
 }
 
 }  // namespace

@@ -4,7 +4,8 @@
 // losskit.functional.ctc_loss (python/losskit/_functional/ctc.py) and in docs/ctc.md.
 //
 // Arguments, in torch's order:
-// * log_probs: (T, N, C) or unbatched (T, C), float or double, C-contiguous.
+// * log_probs: (T, N, C) or unbatched (T, C), float, double, bfloat16 or float16 (read in place;
+//   outputs and gradients of that type, rounded once), C-contiguous.
 // * targets: int64, padded (N, S) (sample b uses targets[b, :target_lengths[b]]; the padding is
 //   never read) or concatenated 1-D (sum(target_lengths),) with the samples one after another.
 //   Unbatched log_probs take a (target_length,) or (1, S) target.
@@ -27,6 +28,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "losskit/half.hpp"
 #include "losskit/reduction.hpp"
 #include "losskit/view.hpp"
 

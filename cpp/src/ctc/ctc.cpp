@@ -371,6 +371,8 @@ double ctc_loss_mean_normalizer(View<T> log_probs, View<int64_t> targets,
                                               View<int64_t>, const CtcLossOptions&);
 LOSSKIT_INSTANTIATE_CTC(float)
 LOSSKIT_INSTANTIATE_CTC(double)
+LOSSKIT_INSTANTIATE_CTC(bfloat16)
+LOSSKIT_INSTANTIATE_CTC(float16)
 #undef LOSSKIT_INSTANTIATE_CTC
 
 }  // namespace losskit

@@ -7,7 +7,9 @@
 // T * |log p|, and float32 rounding of such sums (and of the posterior exp(alpha + beta + nll -
 // log p), a difference of large numbers) would cost about sqrt(T) * 1e-7 relative, too much for a
 // long sequence's gradient. Each log-sum-exp is shifted by its maximum, with torch's convention
-// that a maximum of -inf becomes 0 (so three -inf terms give -inf, never NaN).
+// that a maximum of -inf becomes 0 (so three -inf terms give -inf, never NaN). 16-bit
+// log-probabilities (bfloat16, float16) are read in place and widened on load; their gradient is
+// computed in float and rounded once on store.
 //
 // Work trimming (the trick warp-ctc uses without saying why). Extended label s (0 <= s < W = 2S+1)
 // can be occupied at time t by a path that starts at s in {0, 1} and ends at s in {W-2, W-1} at
@@ -30,6 +32,7 @@
 #include <cstdint>
 #include <limits>
 
+#include "common/storage_access.hpp"
 #include "common/target.hpp"
 #include "common/vmath.hpp"
 
@@ -76,7 +79,7 @@ template <class T>
 LOSSKIT_INLINE void gather_row(double* LOSSKIT_RESTRICT lpe, const T* LOSSKIT_RESTRICT lpt,
                                const int64_t* LOSSKIT_RESTRICT ext, int64_t lo, int64_t end) {
 #pragma omp simd
-  for (int64_t s = lo; s < end; ++s) lpe[s] = static_cast<double>(lpt[ext[s]]);
+  for (int64_t s = lo; s < end; ++s) lpe[s] = static_cast<double>(load(lpt[ext[s]]));
 }
 
 // A row computes only its band [lo, hi]; the next row reads at most two cells beyond it on each
@@ -92,6 +95,7 @@ inline void set_margins(double* r, int64_t lo, int64_t hi, int64_t first, int64_
 
 template <class T>
 double item(const detail::CtcItem<T>& it) {
+  using F = detail::compute_t<T>;  // T, or float for 16-bit storage
   const detail::CtcLayout& lay = it.layout;
   const int64_t L = it.target_length, W = 2 * L + 1, il = it.input_length;
   const int64_t row = lay.row, stride = it.stride, blank = it.blank;
@@ -121,11 +125,11 @@ double item(const detail::CtcItem<T>& it) {
   // then reads each time step's C contiguous values, or gathers the W extended labels' values
   // when C is much larger (T = 500, C = 5000, S = 100: 2x faster).
   bool full = false;
-  constexpr T kInf = std::numeric_limits<T>::infinity();
+  constexpr F kInf = std::numeric_limits<F>::infinity();
   if (!want_grad) {
     for (int64_t t = 1; t < il && !full; ++t) {
       const T* LOSSKIT_RESTRICT lpt = it.log_probs + t * stride;
-      for (int64_t s = 2 * t + 2; s < W; ++s) full = full || !(lpt[ext[s]] < kInf);
+      for (int64_t s = 2 * t + 2; s < W; ++s) full = full || !(load(lpt[ext[s]]) < kInf);
     }
   } else {
     const int64_t C = it.num_labels;
@@ -133,10 +137,10 @@ double item(const detail::CtcItem<T>& it) {
       const T* LOSSKIT_RESTRICT lpt = it.log_probs + t * stride;
       int64_t bad = 0;
       if (8 * W < C) {
-        for (int64_t s = 0; s < W; ++s) bad += lpt[ext[s]] < kInf ? 0 : 1;
+        for (int64_t s = 0; s < W; ++s) bad += load(lpt[ext[s]]) < kInf ? 0 : 1;
       } else {
 #pragma omp simd reduction(+ : bad)
-        for (int64_t c = 0; c < C; ++c) bad += lpt[c] < kInf ? 0 : 1;
+        for (int64_t c = 0; c < C; ++c) bad += load(lpt[c]) < kInf ? 0 : 1;
       }
       full = bad != 0;
     }
@@ -162,8 +166,8 @@ double item(const detail::CtcItem<T>& it) {
       double* a0 = alpha_row(0) + 2;
       const int64_t lo = band_lo(0), hi = band_hi(0);
       for (int64_t s = lo; s <= hi; ++s) a0[s] = kNegInf;
-      if (in_band(0, 0)) a0[0] = static_cast<double>(it.log_probs[blank]);
-      if (L > 0 && in_band(1, 0)) a0[1] = static_cast<double>(it.log_probs[ext[1]]);
+      if (in_band(0, 0)) a0[0] = static_cast<double>(load(it.log_probs[blank]));
+      if (L > 0 && in_band(1, 0)) a0[1] = static_cast<double>(load(it.log_probs[ext[1]]));
       set_margins(a0, lo, hi, -2, W - 1);
     }
     for (int64_t t = 1; t < il; ++t) {
@@ -193,17 +197,17 @@ double item(const detail::CtcItem<T>& it) {
   const bool zeroed = it.zero_infinity && nll == std::numeric_limits<double>::infinity();
   for (int64_t t = zeroed ? 0 : il; t < Tmax; ++t) {
     T* LOSSKIT_RESTRICT gt = grad + t * stride;
-    for (int64_t c = 0; c < C; ++c) gt[c] = T(0);
+    for (int64_t c = 0; c < C; ++c) store(gt[c], F(0));
   }
   if (zeroed || il == 0) return nll;
 
   for (int64_t c = 0; c < C; ++c) occ[c] = 0.0;
-  const T gr_t = static_cast<T>(it.grad_scale);
+  const F gr_t = static_cast<F>(it.grad_scale);
   // torch's gradient is (exp(lp) - exp(lcab + nll - lp)) * grad, lcab = log sum alpha beta over the
   // s with l'_s = c; for a class no cell reaches lcab = -inf, and the term is exp(-inf + nll - lp):
   // 0, or NaN when nll is +inf (no alignment) or lp is -inf. `nan_base` - lp reproduces that.
-  const T nan_base = static_cast<T>(kNegInf + nll);
-  const T nan = std::numeric_limits<T>::quiet_NaN();
+  const F nan_base = static_cast<F>(kNegInf + nll);
+  const F nan = std::numeric_limits<F>::quiet_NaN();
   for (int64_t t = il - 1; t >= 0; --t) {
     // beta rows: cell s in [0, W + 1]; W and W + 1 are padding (-inf once the band reaches W - 1).
     double* LOSSKIT_RESTRICT cur = beta + (t & 1) * row;
@@ -250,9 +254,9 @@ double item(const detail::CtcItem<T>& it) {
     T* LOSSKIT_RESTRICT gt = grad + t * stride;
 #pragma omp simd
     for (int64_t c = 0; c < C; ++c) {
-      const T x = lpt[c];
-      const T z = nan_base - x;
-      gt[c] = (vmath::exp(x) - (static_cast<T>(occ[c]) + (z == z ? T(0) : nan))) * gr_t;
+      const F x = load(lpt[c]);
+      const F z = nan_base - x;
+      store(gt[c], (vmath::exp(x) - (static_cast<F>(occ[c]) + (z == z ? F(0) : nan))) * gr_t);
     }
     occ[blank] = 0.0;
     for (int64_t s = lo | 1; s <= hi; s += 2) occ[ext[s]] = 0.0;
@@ -265,5 +269,7 @@ double item(const detail::CtcItem<T>& it) {
 
 double ctc_item(const detail::CtcItem<float>& item) { return ctc::item(item); }
 double ctc_item(const detail::CtcItem<double>& item) { return ctc::item(item); }
+double ctc_item(const detail::CtcItem<bfloat16>& item) { return ctc::item(item); }
+double ctc_item(const detail::CtcItem<float16>& item) { return ctc::item(item); }
 
 }  // namespace losskit::kernels::LOSSKIT_TARGET_NS

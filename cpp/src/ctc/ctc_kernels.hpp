@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "common/target.hpp"
+#include "losskit/half.hpp"
 
 namespace losskit::detail {
 
@@ -60,6 +61,8 @@ namespace losskit::kernels {
   namespace ns {                                                                                   \
   double ctc_item(const detail::CtcItem<float>& item);                                             \
   double ctc_item(const detail::CtcItem<double>& item);                                            \
+  double ctc_item(const detail::CtcItem<bfloat16>& item);                                          \
+  double ctc_item(const detail::CtcItem<float16>& item);                                           \
   }
 LOSSKIT_FOR_EACH_TARGET(LOSSKIT_DECLARE_CTC)
 #undef LOSSKIT_DECLARE_CTC

@@ -29,7 +29,7 @@ def _ctc_int_array(name: str, value: ArrayLike) -> np.ndarray:
 def _ctc_arrays(
     log_probs: ArrayLike, targets: ArrayLike, input_lengths: ArrayLike, target_lengths: ArrayLike
 ) -> Tuple[np.dtype, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    dtype, (lp,) = _convert.float_inputs("ctc_loss", ("log_probs",), (log_probs,))
+    dtype, (lp,) = _convert.float_inputs("ctc_loss", ("log_probs",), (log_probs,), half=True)
     return (
         dtype,
         lp,
@@ -143,15 +143,12 @@ def ctc_loss(
     if call.mode == MEAN_NORMALIZER:
         return call.result(_core.ctc_loss_mean_normalizer(lp, tg, il, tl, blank, reduction, zero_infinity), None)
     norm = _convert.normalizer("ctc_loss", "normalizer", normalizer)
-    # A 16-bit log_probs is computed from one float32 copy; the results are rounded to its dtype.
+    # A 16-bit log_probs is read in place; results come back in its dtype.
     if call.mode == FORWARD:
         out = _core.ctc_loss(lp, tg, il, tl, blank, reduction, zero_infinity, norm)
-        return _convert.result(_convert.rounded_to_input(out, log_probs), reduction)
+        return _convert.result(out, reduction)
     go = _convert.grad_output_array("ctc_loss", call.grad_output, dtype)  # None: 1 (ones)
     if call.mode == BACKWARD:
-        grad = _core.ctc_loss_backward(go, lp, tg, il, tl, blank, reduction, zero_infinity, norm)
-        return _convert.rounded_to_input(grad, log_probs)
-    out, grad = _convert.rounded_to_input(
-        _core.ctc_loss_forward_backward(lp, tg, il, tl, go, blank, reduction, zero_infinity, norm), log_probs
-    )
+        return _core.ctc_loss_backward(go, lp, tg, il, tl, blank, reduction, zero_infinity, norm)
+    out, grad = _core.ctc_loss_forward_backward(lp, tg, il, tl, go, blank, reduction, zero_infinity, norm)
     return _convert.result(out, reduction), grad
