@@ -264,3 +264,57 @@ def test_half_ctc_log_probs_are_not_copied(kind):
     loss32, grad32 = F.ctc_loss_forward_backward(lp.astype(np.float32), targets, il, tl)
     assert np.asarray(loss).tobytes() == np.asarray(loss32).astype(dtype).tobytes()
     np.testing.assert_array_equal(grad, grad32.astype(dtype))
+
+
+@pytest.mark.parametrize("kind", ["bfloat16", "float16"])
+def test_linear_cross_entropy_reads_16bit_weight_in_blocks(kind, monkeypatch):
+    """A 16-bit linear_weight is widened one vocabulary block at a time (here blocks of 7 rows of
+    W, forced small), never as a whole float32 copy: the products equal the float32 computation's
+    up to float32 rounding of the blocked sums, so every result is within one 16-bit ulp of the
+    float32 results rounded once."""
+    import losskit._large_vocab as large_vocab
+
+    dtype = HALVES[kind]
+    rng = np.random.default_rng(75)
+    N, H, V = 37, 24, 53
+    x, W = (rng.standard_normal(s).astype(np.float32).astype(dtype) for s in ((N, H), (V, H)))
+    b = rng.standard_normal(V).astype(np.float32).astype(dtype)
+    t = rng.integers(0, V, N)
+    widened = []
+    real_block = large_vocab._HalfWeight._blocks
+
+    def spy(self):
+        for v0, v1, block in real_block(self):
+            widened.append(v1 - v0)
+            yield v0, v1, block
+
+    monkeypatch.setattr(large_vocab, "HALF_WEIGHT_BLOCK_BYTES", 7 * H * 4)
+    monkeypatch.setattr(large_vocab._HalfWeight, "_blocks", spy)
+    loss, (gx, gW, gb) = F.linear_cross_entropy_forward_backward(x, W, t, linear_bias=b, chunk_size=16)
+    assert widened and max(widened) == 7  # blocks, never all of W at once
+    up = [a.astype(np.float32) for a in (x, W, b)]
+    loss32, grads32 = F.linear_cross_entropy_forward_backward(up[0], up[1], t, linear_bias=up[2], chunk_size=16)
+    assert np.asarray(loss).dtype == dtype
+    assert_within_one_ulp(np.asarray(loss), np.asarray(loss32), dtype, f"{kind} loss")
+    for name, g, g32 in zip(("grad_input", "grad_weight", "grad_bias"), (gx, gW, gb), grads32):
+        assert_within_one_ulp(g, g32, dtype, f"{kind} {name}")
+
+
+def test_linear_cross_entropy_16bit_forward_allocates_no_weight_copy(monkeypatch):
+    """An 8 MB bfloat16 linear_weight with 1 MB blocks: the forward's peak allocation stays below
+    the 16-bit weight's own size (a float32 copy of it would be 16 MB)."""
+    import losskit._large_vocab as large_vocab
+
+    monkeypatch.setattr(large_vocab, "HALF_WEIGHT_BLOCK_BYTES", 1 << 20)
+    dtype = HALVES["bfloat16"]
+    rng = np.random.default_rng(76)
+    x = rng.standard_normal((64, 1024), dtype=np.float32).astype(dtype)
+    W = (rng.standard_normal((4096, 1024), dtype=np.float32) * 0.05).astype(dtype)
+    t = rng.integers(0, 4096, 64)
+    F.linear_cross_entropy(x, W, t)
+    tracemalloc.start()
+    value = F.linear_cross_entropy(x, W, t)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert np.asarray(value).dtype == dtype
+    assert peak < W.nbytes, peak

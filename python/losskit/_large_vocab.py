@@ -35,6 +35,8 @@ _FN = "linear_cross_entropy"
 # 512 rows 17.7 s and 1432 MiB, against 19.1 s for torch's fastest option and 6772 MiB unfused).
 DEFAULT_CHUNK_BYTES = 64 << 20
 DEFAULT_MIN_ROWS = 512
+# The float32 vocabulary blocks of a 16-bit linear_weight (_HalfWeight) stay about this size.
+HALF_WEIGHT_BLOCK_BYTES = DEFAULT_CHUNK_BYTES
 
 
 def _accumulating_gemm(dtype: np.dtype) -> Any:
@@ -87,6 +89,45 @@ class _WeightGradAccumulator:
             gW[v0:v1] += t
 
 
+class _HalfWeight:
+    """A 16-bit linear_weight (V x H) read in place: the chunk loop's two products with it,
+    ``logits = x @ W.T`` and ``grad_input = dlogits @ W``, run on float32 vocabulary blocks of about
+    the chunk budget, each widened from the 16-bit rows when it is used (no float32 copy of W;
+    BLAS has no 16-bit GEMM). A W whose float32 form fits one block is widened once. Where W
+    needs several blocks, grad_input sums the blocks' products in float32, in block order (a
+    rounding-level difference from one GEMM over all of W, which the 16-bit result hides)."""
+
+    def __init__(self, W: np.ndarray, block_bytes: int) -> None:
+        self.W = W
+        V, H = W.shape
+        self.vblock = max(1, min(V, block_bytes // max(1, H * 4)))
+        self.single = self.vblock >= V
+        self.buf = W.astype(np.float32) if self.single else np.empty((self.vblock, H), np.float32)
+
+    def _blocks(self) -> Any:
+        V = self.W.shape[0]
+        if self.single:
+            yield 0, V, self.buf
+            return
+        for v0 in range(0, V, self.vblock):
+            v1 = min(V, v0 + self.vblock)
+            block = self.buf[: v1 - v0]
+            block[...] = self.W[v0:v1]  # widened: exact
+            yield v0, v1, block
+
+    def logits(self, xc: np.ndarray, out: np.ndarray) -> None:
+        for v0, v1, Wb in self._blocks():
+            np.matmul(xc, Wb.T, out=out if self.single else out[:, v0:v1])
+
+    def grad_input_t(self, dlogits: np.ndarray, out: np.ndarray) -> None:
+        """out (H x n) = W.T @ dlogits.T (as the float path forms grad_input's transpose)."""
+        for v0, v1, Wb in self._blocks():
+            if v0 == 0:
+                np.matmul(Wb.T, dlogits[:, v0:v1].T, out=out)
+            else:
+                out += Wb.T @ dlogits[:, v0:v1].T
+
+
 def _index_target(target: Any) -> np.ndarray:
     t = _convert.to_array(_FN, "target", target)
     if t.dtype.kind == "f":
@@ -134,8 +175,12 @@ def linear_cross_entropy(
 
     x = _convert.to_array(_FN, "input", input)
     dtype = _convert.compute_dtype(x)
-    x = _convert.as_kernel_array(x, dtype)
-    W = _convert.as_kernel_array(_convert.to_array(_FN, "linear_weight", linear_weight), dtype)
+    # 16-bit input and weight are read in place: x a chunk of rows at a time, W in vocabulary
+    # blocks (_HalfWeight); the float32 results are rounded once to the input's dtype at the end.
+    half = x.dtype if _convert.is_half(x.dtype) else None
+    x = _convert.as_kernel_array(x, half or dtype)
+    W = _convert.to_array(_FN, "linear_weight", linear_weight)
+    W = _convert.as_kernel_array(W, half if half is not None and W.dtype == half else dtype)
     b = (
         None
         if linear_bias is None
@@ -220,12 +265,18 @@ def linear_cross_entropy(
         acc = _WeightGradAccumulator(gW, max(DEFAULT_CHUNK_BYTES, rows * V * dtype.itemsize))
         gxT_buf = np.empty((H, rows), dtype)
     buf = np.empty((min(rows, N), V), dtype)
+    half_W = _HalfWeight(W, HALF_WEIGHT_BLOCK_BYTES) if W.dtype != dtype else None
     total = 0.0
     for r0 in range(0, N, rows):
         r1 = min(N, r0 + rows)
         logits = buf[: r1 - r0]
         xc = x2[r0:r1]
-        np.matmul(xc, W.T, out=logits)
+        if xc.dtype != dtype:
+            xc = xc.astype(dtype)  # one chunk of rows, widened (exact)
+        if half_W is None:
+            np.matmul(xc, W.T, out=logits)
+        else:
+            half_W.logits(xc, logits)
         total += _core.large_vocab_ce_chunk(
             logits,
             t1[r0:r1],
@@ -248,7 +299,10 @@ def linear_cross_entropy(
             # product, but OpenBLAS splits the long side (H) across threads instead of the chunk's
             # few rows; measured 1.5-2x faster for 128-512-row chunks. The (H x n) result is small.
             gxT = gxT_buf if r1 - r0 == rows else np.empty((H, r1 - r0), dtype)
-            np.matmul(W.T, logits.T, out=gxT)
+            if half_W is None:
+                np.matmul(W.T, logits.T, out=gxT)
+            else:
+                half_W.grad_input_t(logits, gxT)
             gx[r0:r1] = gxT.T
             acc.add(logits, xc)
     del buf
@@ -261,7 +315,7 @@ def linear_cross_entropy(
         loss = np.asarray(value, dtype=dtype)[()]
     if stats is not None:
         stats = {k: a.reshape(t.shape) for k, a in stats.items()}
-    # A 16-bit input is computed from one float32 copy; the results are rounded to its dtype.
+    # Computed in float32 from the 16-bit values; the results are rounded once to the input's dtype.
     loss, stats = _convert.rounded_to_input((loss, stats), input)
     if mode == 0:
         return loss, stats
