@@ -30,7 +30,7 @@ _OPTIONS = {
 
 # The losses of this engine whose core reads float16 and bfloat16 in place (the element-wise
 # driver, the embedding rows); the registered element-wise losses join it when declared
-# (_functional._spec.loss(elementwise=True)).
+# (_functional._spec.elementwise_loss).
 HALF_IN_PLACE = set(
     {
         "l1_loss",

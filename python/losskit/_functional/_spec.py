@@ -166,7 +166,7 @@ class Loss:
 
 
 LOSSES: Dict[str, Loss] = {}  # in definition order: pointwise, classification, embedding, ctc, large_vocab
-# The losses declared with ``elementwise=True``: one loss per broadcast element of (input, target),
+# The losses declared with ``@elementwise_loss``: one loss per broadcast element of (input, target),
 # both differentiable, read in 16-bit in place by the element-wise driver. The engine, the
 # framework adapters and losskit.dask read this set, so such a loss needs no line of its own there.
 ELEMENTWISE: Set[str] = set()
@@ -280,6 +280,20 @@ def loss(
         return forward_fn
 
     return make
+
+
+def elementwise_loss(impl: Callable[..., Any]) -> Callable[..., Any]:
+    """:func:`loss` for a loss of the element-wise registry (``LOSSKIT_REGISTERED_POINTWISE``):
+    ``(input, target)``, both differentiable, the gradients' docstrings written from its name."""
+    name = impl.__name__
+    return loss(
+        inputs=2,
+        target="target",
+        grads="Gradients",
+        backward=f"Gradient of :func:`{name}`: ``grad_input``, or ``(grad_input, grad_target)``.",
+        forward_backward=f":func:`{name}` and :func:`{name}_backward` in one fused pass.",
+        elementwise=True,
+    )(impl)
 
 
 def mean_normalizer(name: str, *inputs: Any, **kwargs: Any) -> float:

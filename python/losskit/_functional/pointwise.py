@@ -13,7 +13,7 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from .. import _reduction
-from ._spec import BACKWARD, FORWARD, MEAN_NORMALIZER, ArrayLike, Call, loss, warn_size_mismatch
+from ._spec import BACKWARD, FORWARD, MEAN_NORMALIZER, ArrayLike, Call, elementwise_loss, loss, warn_size_mismatch
 
 
 @loss(
@@ -648,7 +648,7 @@ def hinge_embedding_loss(
 
 # ---- the registered element-wise losses ---------------------------------------------------------
 # Each is one line of LOSSKIT_REGISTERED_POINTWISE (cpp/include/losskit/pointwise.hpp) and one
-# declaration here with ``elementwise=True``; the engine, the adapters and losskit.dask follow.
+# declaration here under ``@elementwise_loss``; the engine, the adapters and losskit.dask follow.
 
 
 def _registered(
@@ -667,14 +667,7 @@ def _registered(
     )
 
 
-@loss(
-    inputs=2,
-    target="target",
-    grads="Gradients",
-    backward="""Gradient of :func:`log_cosh_loss`: ``grad_input``, or ``(grad_input, grad_target)``.""",
-    forward_backward=""":func:`log_cosh_loss` and :func:`log_cosh_loss_backward` in one fused pass.""",
-    elementwise=True,
-)
+@elementwise_loss
 def log_cosh_loss(
     call: Call,
     input: ArrayLike,
@@ -706,14 +699,7 @@ def log_cosh_loss(
     return _registered(call, "log_cosh_loss", (("input", input), ("target", target)), reduction, normalizer)
 
 
-@loss(
-    inputs=2,
-    target="target",
-    grads="Gradients",
-    backward="""Gradient of :func:`pseudo_huber_loss`: ``grad_input``, or ``(grad_input, grad_target)``.""",
-    forward_backward=""":func:`pseudo_huber_loss` and :func:`pseudo_huber_loss_backward` in one fused pass.""",
-    elementwise=True,
-)
+@elementwise_loss
 def pseudo_huber_loss(
     call: Call,
     input: ArrayLike,
@@ -750,14 +736,7 @@ def pseudo_huber_loss(
     )
 
 
-@loss(
-    inputs=2,
-    target="target",
-    grads="Gradients",
-    backward="""Gradient of :func:`msle_loss`: ``grad_input``, or ``(grad_input, grad_target)``.""",
-    forward_backward=""":func:`msle_loss` and :func:`msle_loss_backward` in one fused pass.""",
-    elementwise=True,
-)
+@elementwise_loss
 def msle_loss(
     call: Call,
     input: ArrayLike,
@@ -788,14 +767,7 @@ def msle_loss(
     return _registered(call, "msle_loss", (("input", input), ("target", target)), reduction, normalizer)
 
 
-@loss(
-    inputs=2,
-    target="target",
-    grads="Gradients",
-    backward="""Gradient of :func:`sigmoid_focal_loss`: ``grad_input``, or ``(grad_input, grad_target)``.""",
-    forward_backward=""":func:`sigmoid_focal_loss` and :func:`sigmoid_focal_loss_backward` in one fused pass.""",
-    elementwise=True,
-)
+@elementwise_loss
 def sigmoid_focal_loss(
     call: Call,
     input: ArrayLike,
