@@ -281,7 +281,7 @@ def test_linear_cross_entropy_reads_16bit_weight_in_blocks(kind, monkeypatch):
     b = rng.standard_normal(V).astype(np.float32).astype(dtype)
     t = rng.integers(0, V, N)
     widened = []
-    real_block = large_vocab._HalfWeight._blocks
+    real_block = large_vocab._Weight._blocks
 
     def spy(self):
         for v0, v1, block in real_block(self):
@@ -289,7 +289,7 @@ def test_linear_cross_entropy_reads_16bit_weight_in_blocks(kind, monkeypatch):
             yield v0, v1, block
 
     monkeypatch.setattr(large_vocab, "HALF_WEIGHT_BLOCK_BYTES", 7 * H * 4)
-    monkeypatch.setattr(large_vocab._HalfWeight, "_blocks", spy)
+    monkeypatch.setattr(large_vocab._Weight, "_blocks", spy)
     loss, (gx, gW, gb) = F.linear_cross_entropy_forward_backward(x, W, t, linear_bias=b, chunk_size=16)
     assert widened and max(widened) == 7  # blocks, never all of W at once
     up = [a.astype(np.float32) for a in (x, W, b)]

@@ -35,7 +35,7 @@ _FN = "linear_cross_entropy"
 # 512 rows 17.7 s and 1432 MiB, against 19.1 s for torch's fastest option and 6772 MiB unfused).
 DEFAULT_CHUNK_BYTES = 64 << 20
 DEFAULT_MIN_ROWS = 512
-# The float32 vocabulary blocks of a 16-bit linear_weight (_HalfWeight) stay about this size.
+# The float32 vocabulary blocks of a 16-bit linear_weight (_Weight) stay about this size.
 HALF_WEIGHT_BLOCK_BYTES = DEFAULT_CHUNK_BYTES
 
 
@@ -89,20 +89,24 @@ class _WeightGradAccumulator:
             gW[v0:v1] += t
 
 
-class _HalfWeight:
-    """A 16-bit linear_weight (V x H) read in place: the chunk loop's two products with it,
-    ``logits = x @ W.T`` and ``grad_input = dlogits @ W``, run on float32 vocabulary blocks of about
-    the chunk budget, each widened from the 16-bit rows when it is used (no float32 copy of W;
-    BLAS has no 16-bit GEMM). A W whose float32 form fits one block is widened once. Where W
-    needs several blocks, grad_input sums the blocks' products in float32, in block order (a
-    rounding-level difference from one GEMM over all of W, which the 16-bit result hides)."""
+class _Weight:
+    """linear_weight (V x H) in the chunk loop's two products with it, ``logits = x @ W.T`` and
+    ``grad_input = dlogits @ W``. A W of the computation's dtype is used as it is. A 16-bit W is
+    read in place: the products run on float32 vocabulary blocks of about ``block_bytes``, each
+    widened from the 16-bit rows when it is used (no float32 copy of W; BLAS has no 16-bit GEMM);
+    a W whose float32 form fits one block is widened once. Where W needs several blocks,
+    grad_input sums the blocks' products in float32, in block order (a rounding-level difference
+    from one GEMM over all of W, which the 16-bit result hides)."""
 
-    def __init__(self, W: np.ndarray, block_bytes: int) -> None:
+    def __init__(self, W: np.ndarray, dtype: np.dtype, block_bytes: int) -> None:
         self.W = W
         V, H = W.shape
-        self.vblock = max(1, min(V, block_bytes // max(1, H * 4)))
+        self.vblock = V if W.dtype == dtype else max(1, min(V, block_bytes // max(1, H * dtype.itemsize)))
         self.single = self.vblock >= V
-        self.buf = W.astype(np.float32) if self.single else np.empty((self.vblock, H), np.float32)
+        if W.dtype == dtype:
+            self.buf = W
+        else:
+            self.buf = W.astype(dtype) if self.single else np.empty((self.vblock, H), dtype)
 
     def _blocks(self) -> Any:
         V = self.W.shape[0]
@@ -176,7 +180,7 @@ def linear_cross_entropy(
     x = _convert.to_array(_FN, "input", input)
     dtype = _convert.compute_dtype(x)
     # 16-bit input and weight are read in place: x a chunk of rows at a time, W in vocabulary
-    # blocks (_HalfWeight); the float32 results are rounded once to the input's dtype at the end.
+    # blocks (_Weight); the float32 results are rounded once to the input's dtype at the end.
     half = x.dtype if _convert.is_half(x.dtype) else None
     x = _convert.as_kernel_array(x, half or dtype)
     W = _convert.to_array(_FN, "linear_weight", linear_weight)
@@ -265,7 +269,7 @@ def linear_cross_entropy(
         acc = _WeightGradAccumulator(gW, max(DEFAULT_CHUNK_BYTES, rows * V * dtype.itemsize))
         gxT_buf = np.empty((H, rows), dtype)
     buf = np.empty((min(rows, N), V), dtype)
-    half_W = _HalfWeight(W, HALF_WEIGHT_BLOCK_BYTES) if W.dtype != dtype else None
+    weight_blocks = _Weight(W, dtype, HALF_WEIGHT_BLOCK_BYTES)
     total = 0.0
     for r0 in range(0, N, rows):
         r1 = min(N, r0 + rows)
@@ -273,10 +277,7 @@ def linear_cross_entropy(
         xc = x2[r0:r1]
         if xc.dtype != dtype:
             xc = xc.astype(dtype)  # one chunk of rows, widened (exact)
-        if half_W is None:
-            np.matmul(xc, W.T, out=logits)
-        else:
-            half_W.logits(xc, logits)
+        weight_blocks.logits(xc, logits)
         total += _core.large_vocab_ce_chunk(
             logits,
             t1[r0:r1],
@@ -299,10 +300,7 @@ def linear_cross_entropy(
             # product, but OpenBLAS splits the long side (H) across threads instead of the chunk's
             # few rows; measured 1.5-2x faster for 128-512-row chunks. The (H x n) result is small.
             gxT = gxT_buf if r1 - r0 == rows else np.empty((H, r1 - r0), dtype)
-            if half_W is None:
-                np.matmul(W.T, logits.T, out=gxT)
-            else:
-                half_W.grad_input_t(logits, gxT)
+            weight_blocks.grad_input_t(logits, gxT)
             gx[r0:r1] = gxT.T
             acc.add(logits, xc)
     del buf

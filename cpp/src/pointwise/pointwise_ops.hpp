@@ -429,9 +429,9 @@ struct Msle : NoCheck {
 
 // m^g and g m^(g-1), the focusing factor of sigmoid_focal_loss and its derivative, as torch's
 // pow and pow_backward give them: m^0 = 1 with derivative 0 (torch masks exponent 0), a negative
-// m only to an integer power (NaN otherwise). Exponent 1 and 2 exactly (m, m*m), as torch does;
-// other exponents as exp(g log|m|) in double, so that float results are within about 1 ulp (in
-// float the product g log m would lose g |log m| ulps to exp).
+// m only to an integer power (NaN otherwise). Exponent 1 exactly (m), as torch does (2 is
+// SigmoidFocal's variant of its own); other exponents as exp(g log|m|) in double, so that float
+// results are within about 1 ulp (in float the product g log m would lose g |log m| ulps to exp).
 template <class T>
 struct Power {
   T value, derivative;
@@ -449,8 +449,8 @@ LOSSKIT_INLINE Power<T> focal_power(T m, T g) {
   const T sign_below = negative && integral && !odd ? T(-1) : T(1);  // sign of m^(g-1)
   T value = negative && !integral ? kNaN : sign_g * general;
   T below_value = negative && !integral ? kNaN : sign_below * below;
-  value = g == T(2) ? m * m : (g == T(1) ? m : (g == T(0) ? T(1) : value));
-  below_value = g == T(2) ? m : (g == T(1) ? T(1) : below_value);
+  value = g == T(1) ? m : (g == T(0) ? T(1) : value);
+  below_value = g == T(1) ? T(1) : below_value;
   return {value, g == T(0) ? T(0) : g * below_value};
 }
 
