@@ -1,4 +1,4 @@
-"""The vectorised exp, log and log1p (cpp/src/common/vmath.hpp) against NumPy, on every CPU target
+"""The vectorised exp, log, log1p, tanh and atan (cpp/src/common/vmath.hpp) against NumPy, on every CPU target
 this machine has: the maximum error in ulps stated in vmath.hpp, across each function's whole
 range and at its edges (zero, subnormals, the overflow and underflow limits, inf, NaN); their
 special values exactly, for NaNs of either sign and payload too; and the losses whose valid input
@@ -20,12 +20,12 @@ from losskit import _core
 
 TARGETS = _core.available_cpu_targets().split(",")
 DTYPES = [np.float32, np.float64]
-BOUND = {"exp": 1, "log": 1, "log1p": 2}  # ulps, as stated in vmath.hpp
-BOUND_F32 = {**BOUND, "log1p": 1}  # float log1p: faithful (the division-free one, since issue 12)
+BOUND = {"exp": 1, "log": 1, "log1p": 2, "tanh": 3, "atan": 2}  # ulps, as stated in vmath.hpp
+BOUND_F32 = {**BOUND, "log1p": 1, "atan": 1}  # float log1p: faithful (the division-free one, since issue 12)
 # The largest error in float ulps of the float32 log and log1p over every input, on every target,
 # as stated in vmath.hpp and docs/performance.md (tests/cpp_checks/vmath_exhaustive.cpp measures it).
 EXACT_BOUND_F32 = {"log": 0.84, "log1p": 0.88}  # all 2^32 inputs: 0.8374, 0.8762
-FN = {"exp": 0, "log": 1, "log1p": 2}
+FN = {"exp": 0, "log": 1, "log1p": 2, "tanh": 4, "atan": 5}  # atan: double (float rounds it)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
@@ -105,6 +105,13 @@ def samples(name: str, dt, rng) -> np.ndarray:
         e = 87.0 if dt == np.float32 else 707.0
         x = np.concatenate([np.exp(rng.uniform(-e, e, 200_000)), rng.uniform(0.5, 2.0, 50_000)])
         edges = [1.0, f.tiny, f.tiny / 8, f.smallest_subnormal, f.max, 0.0, -0.0, -1.0]
+    elif name in ("tanh", "atan"):  # odd: both signs, every scale, and the reductions' switch points
+        x = rng.uniform(-3, 3, 100_000)
+        x = np.concatenate([x, np.exp(rng.uniform(-40, 40, 100_000)) * rng.choice([-1, 1], 100_000)])
+        switch = [0.25, 2.414213562373095, 0.41421356237309503]  # tanh's series, atan's reductions
+        near = np.concatenate([t * (1 + rng.uniform(-1e-6, 1e-6, 2000)) for t in switch])
+        x = np.concatenate([x, near, -near])
+        edges = [0.0, -0.0, 1.0, -1.0, f.tiny, -f.tiny, f.smallest_subnormal, f.eps, f.max, -f.max, 9.0, 20.0]
     else:
         x = np.concatenate(
             [
@@ -170,6 +177,8 @@ def special(name: str, dt) -> np.ndarray:
         "log": [0.0, -0.0, np.inf, -np.inf, -1.0, 1.0, -f.max, -f.tiny, -f.smallest_subnormal],
         "log1p": [0.0, -0.0, np.inf, -np.inf, -1.0, -2.0, -f.max],
         "exp_nonpositive": [0.0, -0.0, -np.inf, -f.max, -1e4],
+        "tanh": [0.0, -0.0, np.inf, -np.inf, f.max, -f.max, 1e4, -1e4],
+        "atan": [0.0, -0.0, np.inf, -np.inf, f.max, -f.max, f.smallest_subnormal, -f.smallest_subnormal],
     }[name]
     if name == "exp":  # the clamps of the exponent arithmetic and the first values past the limits
         hi, lo = EXP_LIMITS[np.dtype(dt)]

@@ -15,6 +15,8 @@
 //   (The float figures are proven exhaustively per target by tests/cpp_checks/vmath_exhaustive.cpp;
 //   docs/performance.md has the table.)
 //   tanh  float: <= 3 ulp, double: <= 3 ulp (worst just above |u| = 1/4); tanh(+-inf) = +-1.
+//   atan  double only: <= 2 ulp (glibc's: 1), the reduction's division rounding r for |x| between
+//         tan(pi/8) and tan(3pi/8); atan(+-inf) = +-pi/2.
 // NaN in gives NaN out for all three, and no NaN reaches their integer arithmetic.
 //
 // Method: exp reduces x = n ln2 + r, |r| <= ln2/2, evaluates the Taylor series of e^r to the
@@ -56,6 +58,27 @@ LOSSKIT_INLINE float from_bits(uint32_t u) {
   return x;
 }
 
+// a * b + c, rounded once (a fused multiply-add) on the targets with FMA and twice on the
+// baseline. Written out, never left to contraction: the source files that use vmath are compiled
+// with -ffp-contract=off (see CMakeLists.txt), and an explicit fma is the same instruction in every
+// instantiation of a target, so the forward and fused kernels of one target agree bit for bit.
+// Used for the polynomials and range reductions inside vmath only, whose error bounds hold both
+// ways (tests/test_vmath.py checks them on every target), never for a loss's own formula.
+LOSSKIT_INLINE float madd(float a, float b, float c) {
+#ifdef __FMA__
+  return __builtin_fmaf(a, b, c);
+#else
+  return a * b + c;
+#endif
+}
+LOSSKIT_INLINE double madd(double a, double b, double c) {
+#ifdef __FMA__
+  return __builtin_fma(a, b, c);
+#else
+  return a * b + c;
+#endif
+}
+
 // ---- exp ----------------------------------------------------------------------------------
 // e^x = p * 2^n with x = n ln2 + r, |r| <= ln2/2, p the Taylor series of e^r; exp_parts needs
 // x already clamped to the range its caller handles.
@@ -67,42 +90,42 @@ struct ExpParts {
 
 LOSSKIT_INLINE ExpParts<double, int64_t> exp_parts(double xc) {
   const double shift = 0x1.8p52;  // adding it rounds to an integer held in the low mantissa bits
-  const double kd_shifted = xc * 0x1.71547652b82fep0 + shift;
+  const double kd_shifted = madd(xc, 0x1.71547652b82fep0, shift);
   const int64_t n = static_cast<int64_t>(to_bits(kd_shifted) - to_bits(shift));
   const double kd = kd_shifted - shift;
   // ln2 split so that kd * hi is exact for |kd| < 2^11.
-  const double r = (xc - kd * 0x1.62e42feep-1) - kd * 0x1.a39ef35793c76p-33;
+  const double r = madd(-kd, 0x1.a39ef35793c76p-33, madd(-kd, 0x1.62e42feep-1, xc));
   double p = 1.0 / 6227020800.0;  // 1/13!
-  p = p * r + 1.0 / 479001600.0;
-  p = p * r + 1.0 / 39916800.0;
-  p = p * r + 1.0 / 3628800.0;
-  p = p * r + 1.0 / 362880.0;
-  p = p * r + 1.0 / 40320.0;
-  p = p * r + 1.0 / 5040.0;
-  p = p * r + 1.0 / 720.0;
-  p = p * r + 1.0 / 120.0;
-  p = p * r + 1.0 / 24.0;
-  p = p * r + 1.0 / 6.0;
-  p = p * r + 0.5;
-  p = p * r + 1.0;
-  p = p * r + 1.0;
+  p = madd(p, r, 1.0 / 479001600.0);
+  p = madd(p, r, 1.0 / 39916800.0);
+  p = madd(p, r, 1.0 / 3628800.0);
+  p = madd(p, r, 1.0 / 362880.0);
+  p = madd(p, r, 1.0 / 40320.0);
+  p = madd(p, r, 1.0 / 5040.0);
+  p = madd(p, r, 1.0 / 720.0);
+  p = madd(p, r, 1.0 / 120.0);
+  p = madd(p, r, 1.0 / 24.0);
+  p = madd(p, r, 1.0 / 6.0);
+  p = madd(p, r, 0.5);
+  p = madd(p, r, 1.0);
+  p = madd(p, r, 1.0);
   return {p, n};
 }
 
 LOSSKIT_INLINE ExpParts<float, int32_t> exp_parts(float xc) {
   const float shift = 0x1.8p23f;
-  const float kd_shifted = xc * 0x1.715476p0f + shift;
+  const float kd_shifted = madd(xc, 0x1.715476p0f, shift);
   const int32_t n = static_cast<int32_t>(to_bits(kd_shifted) - to_bits(shift));
   const float kd = kd_shifted - shift;
-  const float r = (xc - kd * 0x1.62e4p-1f) - kd * 0x1.7f7d1cp-20f;
+  const float r = madd(-kd, 0x1.7f7d1cp-20f, madd(-kd, 0x1.62e4p-1f, xc));
   float p = 1.0f / 5040.0f;
-  p = p * r + 1.0f / 720.0f;
-  p = p * r + 1.0f / 120.0f;
-  p = p * r + 1.0f / 24.0f;
-  p = p * r + 1.0f / 6.0f;
-  p = p * r + 0.5f;
-  p = p * r + 1.0f;
-  p = p * r + 1.0f;
+  p = madd(p, r, 1.0f / 720.0f);
+  p = madd(p, r, 1.0f / 120.0f);
+  p = madd(p, r, 1.0f / 24.0f);
+  p = madd(p, r, 1.0f / 6.0f);
+  p = madd(p, r, 0.5f);
+  p = madd(p, r, 1.0f);
+  p = madd(p, r, 1.0f);
   return {p, n};
 }
 
@@ -184,16 +207,16 @@ LOSSKIT_INLINE double log(double x) {
   const double s = f / (2.0 + f);
   const double z = s * s;
   double R = 2.0 / 23.0;
-  R = R * z + 2.0 / 21.0;
-  R = R * z + 2.0 / 19.0;
-  R = R * z + 2.0 / 17.0;
-  R = R * z + 2.0 / 15.0;
-  R = R * z + 2.0 / 13.0;
-  R = R * z + 2.0 / 11.0;
-  R = R * z + 2.0 / 9.0;
-  R = R * z + 2.0 / 7.0;
-  R = R * z + 2.0 / 5.0;
-  R = R * z + 2.0 / 3.0;
+  R = madd(R, z, 2.0 / 21.0);
+  R = madd(R, z, 2.0 / 19.0);
+  R = madd(R, z, 2.0 / 17.0);
+  R = madd(R, z, 2.0 / 15.0);
+  R = madd(R, z, 2.0 / 13.0);
+  R = madd(R, z, 2.0 / 11.0);
+  R = madd(R, z, 2.0 / 9.0);
+  R = madd(R, z, 2.0 / 7.0);
+  R = madd(R, z, 2.0 / 5.0);
+  R = madd(R, z, 2.0 / 3.0);
   R = R * z;
   const double hfsq = 0.5 * f * f;
   double y = k * 0x1.62e42feep-1 + ((f - hfsq) + (s * (hfsq + R) + k * 0x1.a39ef35793c76p-33));
@@ -218,13 +241,13 @@ LOSSKIT_INLINE double log(double x) {
 template <bool kLog1p>
 LOSSKIT_INLINE float log_reduced(int32_t k, float f, float f_error) {
   float p = -0x1.07e5fep-3f;
-  p = p * f + 0x1.1e73a2p-3f;
-  p = p * f - 0x1.f32076p-4f;
-  p = p * f + 0x1.1ed424p-3f;
-  p = p * f - 0x1.559d36p-3f;
-  p = p * f + 0x1.99d05ep-3f;
-  p = p * f - 0x1.fffef4p-3f;
-  p = p * f + 0x1.555506p-2f;
+  p = madd(p, f, 0x1.1e73a2p-3f);
+  p = madd(p, f, -0x1.f32076p-4f);
+  p = madd(p, f, 0x1.1ed424p-3f);
+  p = madd(p, f, -0x1.559d36p-3f);
+  p = madd(p, f, 0x1.99d05ep-3f);
+  p = madd(p, f, -0x1.fffef4p-3f);
+  p = madd(p, f, 0x1.555506p-2f);
   const float kf = static_cast<float>(k);
   const float k_hi = kf * 0x1.62e4p-1f;  // exact: ln2's high part has 16 bits, |k| <= 152
   const float hi = k_hi + f;
@@ -299,29 +322,62 @@ LOSSKIT_INLINE T tanh(T u) {
   T p;
   if constexpr (sizeof(T) == 4) {
     p = 0.021869488536155203f;
-    p = p * z - 0.05396825396825397f;
-    p = p * z + 0.13333333333333333f;
-    p = p * z - 0.3333333333333333f;
+    p = madd(p, z, -0.05396825396825397f);
+    p = madd(p, z, 0.13333333333333333f);
+    p = madd(p, z, -0.3333333333333333f);
   } else {
     p = -3.927832388331683e-05;
-    p = p * z + 9.691537956929451e-05;
-    p = p * z - 0.00023912911424355248;
-    p = p * z + 0.000590027440945586;
-    p = p * z - 0.0014558343870513183;
-    p = p * z + 0.003592128036572481;
-    p = p * z - 0.008863235529902197;
-    p = p * z + 0.021869488536155203;
-    p = p * z - 0.05396825396825397;
-    p = p * z + 0.13333333333333333;
-    p = p * z - 0.3333333333333333;
+    p = madd(p, z, 9.691537956929451e-05);
+    p = madd(p, z, -0.00023912911424355248);
+    p = madd(p, z, 0.000590027440945586);
+    p = madd(p, z, -0.0014558343870513183);
+    p = madd(p, z, 0.003592128036572481);
+    p = madd(p, z, -0.008863235529902197);
+    p = madd(p, z, 0.021869488536155203);
+    p = madd(p, z, -0.05396825396825397);
+    p = madd(p, z, 0.13333333333333333);
+    p = madd(p, z, -0.3333333333333333);
   }
-  const T small = u + u * (z * p);
+  const T small = madd(u, z * p, u);
   const T e = vmath::exp_nonpositive(T(-2) * (a < T(1e4) ? a : T(1e4)));  // inf: e = 0
   const T big = (T(1) - e) / (T(1) + e);
   T y = a < T(0.25) ? small : (u < T(0) ? -big : big);
   y = z == T(0) ? u : y;  // +-0 (and tiny u, where tanh(u) = u) exactly, sign kept
   y = u != u ? u : y;
   return y;
+}
+
+// ---- atan (double) ------------------------------------------------------------------------
+// |x| is reduced to r in [-tan(pi/8), tan(pi/8)] by atan(a) = pi/2 + atan(-1/a) above
+// tan(3pi/8) and pi/4 + atan((a - 1)/(a + 1)) above tan(pi/8) (one division for all three
+// cases: the numerator and denominator are selected), then atan(r) = r + r z p(z), z = r^2, with
+// p the degree-10 fit of tools/fit_vmath_atan.py (its own error 0.05 x 2^-53 relative to r).
+// The offset is added as pi/2 or pi/4 in two parts. Odd; +-inf gives +-pi/2, NaN passes, -0
+// keeps its sign. Accuracy: see the header.
+LOSSKIT_INLINE double atan(double x) {
+  const double a = x < 0.0 ? -x : x;
+  const bool big = a > 2.414213562373095;    // tan(3 pi / 8)
+  const bool mid = a > 0.41421356237309503;  // tan(pi / 8)
+  const double num = big ? -1.0 : (mid ? a - 1.0 : a);
+  const double den = big ? a : (mid ? a + 1.0 : 1.0);
+  const double r = num / den;
+  const double z = r * r;
+  double p = -0x1.3a31b1c0fd3b7p-6;
+  p = madd(p, z, 0x1.4162c02b1dda3p-5);
+  p = madd(p, z, -0x1.a0999c632b6edp-5);
+  p = madd(p, z, 0x1.dfe6497e96323p-5);
+  p = madd(p, z, -0x1.10fa77b1a6d57p-4);
+  p = madd(p, z, 0x1.3b1263064f6b9p-4);
+  p = madd(p, z, -0x1.745d0b28a7e37p-4);
+  p = madd(p, z, 0x1.c71c71853d7fap-4);
+  p = madd(p, z, -0x1.2492492436201p-3);
+  p = madd(p, z, 0x1.999999999934cp-3);
+  p = madd(p, z, -0x1.5555555555555p-2);
+  // pi/2 and pi/4 as hi + lo (hi the double nearest, lo the rest)
+  const double off_hi = big ? 0x1.921fb54442d18p0 : (mid ? 0x1.921fb54442d18p-1 : 0.0);
+  const double off_lo = big ? 0x1.1a62633145c07p-54 : (mid ? 0x1.1a62633145c07p-55 : 0.0);
+  const double y = off_hi + (r + madd(r * z, p, off_lo));
+  return x < 0.0 ? -y : (x == 0.0 ? x : y);  // NaN: y is NaN already
 }
 
 // ---- helpers built on them ----------------------------------------------------------------

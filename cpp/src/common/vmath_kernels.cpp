@@ -22,6 +22,13 @@ void apply(detail::VmathFunction fn, const T* LOSSKIT_RESTRICT in, T* LOSSKIT_RE
     case detail::VmathFunction::ExpNonpositive:
       for (int64_t i = 0; i < n; ++i) out[i] = vmath::exp_nonpositive(in[i]);
       break;
+    case detail::VmathFunction::Tanh:
+      for (int64_t i = 0; i < n; ++i) out[i] = vmath::tanh(in[i]);
+      break;
+    case detail::VmathFunction::Atan:  // double only: float rounds the double result
+      for (int64_t i = 0; i < n; ++i)
+        out[i] = static_cast<T>(vmath::atan(static_cast<double>(in[i])));
+      break;
   }
 }
 
