@@ -41,13 +41,13 @@ void blocks(const BoxPairs<T>& R, int64_t b0, int64_t b1) {
   for (int64_t b = b0; b < b1; ++b) {
     const int64_t lo = b * detail::kReduceBlock;
     const int64_t hi = std::min(R.n, lo + detail::kReduceBlock);
-    if (R.block_sums) {
-      // The fixed summation order of common/ordered_sum.hpp, whatever the thread count.
-      R.block_sums[b] =
-          ordered_sum(hi - lo, [&](int64_t j) { return box<Loss, kBackward>(R, lo + j); });
-    } else {
-      for (int64_t i = lo; i < hi; ++i) box<Loss, kBackward>(R, i);
-    }
+    // The pairs are independent: one SIMD loop computes them (and their gradients) into a
+    // block of losses, summed after in the fixed order of common/ordered_sum.hpp, whatever the
+    // thread count.
+    double losses[detail::kReduceBlock];
+#pragma omp simd
+    for (int64_t i = lo; i < hi; ++i) losses[i - lo] = box<Loss, kBackward>(R, i);
+    if (R.block_sums) R.block_sums[b] = ordered_sum(hi - lo, [&](int64_t j) { return losses[j]; });
   }
 }
 

@@ -15,6 +15,7 @@
 #include <cmath>
 
 #include "common/target.hpp"
+#include "common/vmath.hpp"
 
 namespace losskit::kernels::LOSSKIT_TARGET_NS {
 namespace detection {
@@ -184,7 +185,7 @@ struct Complete {
     st.d = distance_term(s, eps);
     st.r1 = s.w1 / s.h1;
     st.r2 = s.w2 / s.h2;
-    st.angle = std::atan(st.r2) - std::atan(st.r1);
+    st.angle = vmath::atan(st.r2) - vmath::atan(st.r1);
     st.v = kFourOverPiSquared * (st.angle * st.angle);
     st.alpha = st.v / (1.0 - s.iou + st.v + eps);
     return 1.0 - s.iou + st.d.ratio + st.alpha * st.v;
