@@ -15,38 +15,81 @@ namespace {
 
 using detail::BoxPairs;
 
-// Box i: its loss (returned in double) and, with kBackward, its gradients.
+// The pairs of one stage: few enough that its buffers stay in L1. The coordinates are moved
+// into one array per coordinate first and the gradients written from such arrays after, so that
+// the loop between them reads and writes contiguous arrays only and unconditionally (an upstream
+// gradient of ones when there is none): GCC does not vectorise the interleaved (x1, y1, x2, y2)
+// layout through that much arithmetic, nor a conditional store, and the scalar loop pays a
+// mispredicted branch at the formulas' max and min.
+constexpr int64_t kStage = 256;
+
+template <class T>
+struct Stage {
+  T coord1[4][kStage], coord2[4][kStage], grad1[4][kStage], grad2[4][kStage];
+  T out[kStage], ones[kStage];
+  double losses[kStage];
+};
+
+// Pairs [lo, lo + m) of R, m <= kStage: each loss into st.losses (and R.out), and, with
+// kBackward, both boxes' gradients.
 template <class Loss, bool kBackward, class T>
-LOSSKIT_INLINE double box(const BoxPairs<T>& R, int64_t i) {
-  const Pair s = pair_of(R.boxes1 + 4 * i, R.boxes2 + 4 * i, R.eps);
-  typename Loss::State st;
-  const double loss = Loss::forward(s, R.eps, st);
-  if (R.out) R.out[i] = static_cast<T>(loss);
-  if constexpr (kBackward) {
-    const double g = R.grad_out ? R.grad_scale * static_cast<double>(R.grad_out[i]) : R.grad_scale;
-    PairGrad gr;
-    Loss::backward(s, st, g, R.eps, gr);
-    double d1[4], d2[4];
-    pair_backward(s, gr, R.eps, d1, d2);
-    if (R.grad1)
-      for (int k = 0; k < 4; ++k) R.grad1[4 * i + k] = static_cast<T>(d1[k]);
-    if (R.grad2)
-      for (int k = 0; k < 4; ++k) R.grad2[4 * i + k] = static_cast<T>(d2[k]);
+void stage(const BoxPairs<T>& R, int64_t lo, int64_t m, Stage<T>& st) {
+  for (int64_t i = 0; i < m; ++i)
+    for (int k = 0; k < 4; ++k) {
+      st.coord1[k][i] = R.boxes1[4 * (lo + i) + k];
+      st.coord2[k][i] = R.boxes2[4 * (lo + i) + k];
+    }
+  const T* LOSSKIT_RESTRICT go = R.grad_out ? R.grad_out + lo : st.ones;
+  T* LOSSKIT_RESTRICT out = R.out ? R.out + lo : st.out;
+  double* LOSSKIT_RESTRICT losses = st.losses;
+  const double eps = R.eps, scale = R.grad_scale;
+  // No `omp simd` here: it turns the per-pair arrays (b1, Pair, d1) into per-lane arrays in
+  // memory, which GCC 12 then fails to vectorise; left alone, it scalarises them and vectorises
+  // the loop (checked with -fopt-info-vec for every instantiation).
+  for (int64_t i = 0; i < m; ++i) {
+    const T b1[4] = {st.coord1[0][i], st.coord1[1][i], st.coord1[2][i], st.coord1[3][i]};
+    const T b2[4] = {st.coord2[0][i], st.coord2[1][i], st.coord2[2][i], st.coord2[3][i]};
+    const Pair s = pair_of(b1, b2, eps);
+    typename Loss::State ls;
+    const double loss = Loss::forward(s, eps, ls);
+    out[i] = static_cast<T>(loss);
+    losses[i] = loss;
+    if constexpr (kBackward) {
+      const double g = scale * static_cast<double>(go[i]);  // x 1 is exact: no upstream array
+      PairGrad gr;
+      Loss::backward(s, ls, g, eps, gr);
+      double d1[4], d2[4];
+      pair_backward(s, gr, eps, d1, d2);
+      for (int k = 0; k < 4; ++k) {
+        st.grad1[k][i] = static_cast<T>(d1[k]);
+        st.grad2[k][i] = static_cast<T>(d2[k]);
+      }
+    }
   }
-  return loss;
+  if constexpr (kBackward) {
+    for (T* g : {R.grad1, R.grad2}) {
+      if (!g) continue;
+      const T(&from)[4][kStage] = g == R.grad1 ? st.grad1 : st.grad2;
+      for (int64_t i = 0; i < m; ++i)
+        for (int k = 0; k < 4; ++k) g[4 * (lo + i) + k] = from[k][i];
+    }
+  }
 }
 
 template <class Loss, bool kBackward, class T>
 void blocks(const BoxPairs<T>& R, int64_t b0, int64_t b1) {
+  Stage<T> st;
+  for (int64_t i = 0; i < kStage; ++i) st.ones[i] = T(1);
+  double losses[detail::kReduceBlock];
   for (int64_t b = b0; b < b1; ++b) {
     const int64_t lo = b * detail::kReduceBlock;
     const int64_t hi = std::min(R.n, lo + detail::kReduceBlock);
-    // The pairs are independent: one SIMD loop computes them (and their gradients) into a
-    // block of losses, summed after in the fixed order of common/ordered_sum.hpp, whatever the
-    // thread count.
-    double losses[detail::kReduceBlock];
-#pragma omp simd
-    for (int64_t i = lo; i < hi; ++i) losses[i - lo] = box<Loss, kBackward>(R, i);
+    for (int64_t s = lo; s < hi; s += kStage) {
+      const int64_t m = std::min(kStage, hi - s);
+      stage<Loss, kBackward>(R, s, m, st);
+      std::copy(st.losses, st.losses + m, losses + (s - lo));
+    }
+    // The fixed summation order of common/ordered_sum.hpp, whatever the thread count.
     if (R.block_sums) R.block_sums[b] = ordered_sum(hi - lo, [&](int64_t j) { return losses[j]; });
   }
 }
