@@ -51,16 +51,16 @@ LOSSKIT_INLINE void softmax_stats(const SegmentationTile<T>& t, T* LOSSKIT_RESTR
   for (int64_t s = 0; s < n; ++s) inv_sum[s] = T(1) / inv_sum[s];
 }
 
-// p of channel c over the tile (softmax: from the statistics above).
+// p of channel c over the tile (softmax: from the statistics above), computed into `p`, or the
+// input itself without an activation (read in place: a copy cost as much as the sums).
 template <class T>
-LOSSKIT_INLINE void activate(const SegmentationTile<T>& t, int64_t c, const T* LOSSKIT_RESTRICT max,
-                             const T* LOSSKIT_RESTRICT inv_sum, T* LOSSKIT_RESTRICT p) {
+LOSSKIT_INLINE const T* activate(const SegmentationTile<T>& t, int64_t c,
+                                 const T* LOSSKIT_RESTRICT max, const T* LOSSKIT_RESTRICT inv_sum,
+                                 T* LOSSKIT_RESTRICT p) {
   const T* LOSSKIT_RESTRICT x = t.input + c * t.plane;
   const int64_t n = t.length;
   switch (t.activation) {
-    case SegmentationActivation::None:
-      for (int64_t s = 0; s < n; ++s) p[s] = x[s];
-      break;
+    case SegmentationActivation::None: return x;
     case SegmentationActivation::Sigmoid:
       for (int64_t s = 0; s < n; ++s) p[s] = vmath::sigmoid(x[s]);
       break;
@@ -68,20 +68,19 @@ LOSSKIT_INLINE void activate(const SegmentationTile<T>& t, int64_t c, const T* L
       for (int64_t s = 0; s < n; ++s) p[s] = vmath::exp_nonpositive(x[s] - max[s]) * inv_sum[s];
       break;
   }
+  return p;
 }
 
-// g of channel c over the tile: the dense target, or 1 where the label is the channel's class.
+// g of channel c over the tile: the dense target, read in place, or 1 where the label is the
+// channel's class, computed into `g`.
 template <class T>
-LOSSKIT_INLINE void target_of(const SegmentationTile<T>& t, int64_t c, T* LOSSKIT_RESTRICT g) {
+LOSSKIT_INLINE const T* target_of(const SegmentationTile<T>& t, int64_t c, T* LOSSKIT_RESTRICT g) {
+  if (t.labels == nullptr) return t.target + c * t.plane;
   const int64_t n = t.length;
-  if (t.labels != nullptr) {
-    const int64_t* LOSSKIT_RESTRICT lab = t.labels;
-    const int64_t cls = c + t.label_base;
-    for (int64_t s = 0; s < n; ++s) g[s] = lab[s] == cls ? T(1) : T(0);
-  } else {
-    const T* LOSSKIT_RESTRICT y = t.target + c * t.plane;
-    for (int64_t s = 0; s < n; ++s) g[s] = y[s];
-  }
+  const int64_t* LOSSKIT_RESTRICT lab = t.labels;
+  const int64_t cls = c + t.label_base;
+  for (int64_t s = 0; s < n; ++s) g[s] = lab[s] == cls ? T(1) : T(0);
+  return g;
 }
 
 // The three sums of one channel over the tile, each in ordered_sum's fixed order. Three sweeps
@@ -108,11 +107,11 @@ void sums(const SegmentationTile<T>& t, double* out) {
   alignas(64) T max[kTile], inv_sum[kTile], p[kTile], g[kTile];
   if (t.activation == SegmentationActivation::Softmax) softmax_stats<T>(t, max, inv_sum, nullptr);
   for (int64_t c = t.first_channel; c < t.channels; ++c) {
-    activate(t, c, max, inv_sum, p);
-    target_of(t, c, g);
+    const T* pc = activate(t, c, max, inv_sum, p);
+    const T* gc = target_of(t, c, g);
     double s[3];
-    if (t.squared) channel_sums<true>(t.length, p, g, s);
-    else channel_sums<false>(t.length, p, g, s);
+    if (t.squared) channel_sums<true>(t.length, pc, gc, s);
+    else channel_sums<false>(t.length, pc, gc, s);
     double* o = out + 3 * (c - t.first_channel);
     o[0] = s[0], o[1] = s[1], o[2] = s[2];
   }
@@ -140,12 +139,12 @@ void grad(const SegmentationTile<T>& t, const T* coef_g, const T* coef_q, T* out
         for (int64_t s = 0; s < n; ++s) o[s] = T(0);
         continue;
       }
-      activate(t, c, max, inv_sum, p);
-      target_of(t, c, g);
-      dloss_dp(n, t.squared, coef_g[c], coef_q[c], p, g, d);
+      const T* LOSSKIT_RESTRICT pc = activate(t, c, max, inv_sum, p);
+      const T* gc = target_of(t, c, g);
+      dloss_dp(n, t.squared, coef_g[c], coef_q[c], pc, gc, d);
       if (t.activation == SegmentationActivation::Sigmoid)
         for (int64_t s = 0; s < n; ++s)
-          o[s] = d[s] * (T(1) - p[s]) * p[s];  // torch's sigmoid_backward order
+          o[s] = d[s] * (T(1) - pc[s]) * pc[s];  // torch's sigmoid_backward order
       else
         for (int64_t s = 0; s < n; ++s) o[s] = d[s];
     }
@@ -160,8 +159,8 @@ void grad(const SegmentationTile<T>& t, const T* coef_g, const T* coef_q, T* out
     T* LOSSKIT_RESTRICT pc = out + c * t.plane;
     for (int64_t s = 0; s < n; ++s) pc[s] = pc[s] * inv_sum[s];
     if (c < t.first_channel) continue;
-    target_of(t, c, g);
-    dloss_dp(n, t.squared, coef_g[c], coef_q[c], pc, g, d);
+    const T* gc = target_of(t, c, g);
+    dloss_dp(n, t.squared, coef_g[c], coef_q[c], pc, gc, d);
     for (int64_t s = 0; s < n; ++s) dot[s] += pc[s] * d[s];
   }
   for (int64_t c = 0; c < t.channels; ++c) {
@@ -170,8 +169,8 @@ void grad(const SegmentationTile<T>& t, const T* coef_g, const T* coef_q, T* out
       for (int64_t s = 0; s < n; ++s) pc[s] = pc[s] * (T(0) - dot[s]);
       continue;
     }
-    target_of(t, c, g);
-    dloss_dp(n, t.squared, coef_g[c], coef_q[c], pc, g, d);
+    const T* gc = target_of(t, c, g);
+    dloss_dp(n, t.squared, coef_g[c], coef_q[c], pc, gc, d);
     for (int64_t s = 0; s < n; ++s) pc[s] = pc[s] * (d[s] - dot[s]);
   }
 }
