@@ -64,19 +64,24 @@ LOSSKIT_INLINE float from_bits(uint32_t u) {
 // instantiation of a target, so the forward and fused kernels of one target agree bit for bit.
 // Used for the polynomials and range reductions inside vmath only, whose error bounds hold both
 // ways (tests/test_vmath.py checks them on every target), never for a loss's own formula.
-LOSSKIT_INLINE float madd(float a, float b, float c) {
+template <class T>
+LOSSKIT_INLINE T madd(T a, T b, T c) {
 #ifdef __FMA__
-  return __builtin_fmaf(a, b, c);
+  if constexpr (sizeof(T) == 4) return __builtin_fmaf(a, b, c);
+  else return __builtin_fma(a, b, c);
 #else
   return a * b + c;
 #endif
 }
-LOSSKIT_INLINE double madd(double a, double b, double c) {
-#ifdef __FMA__
-  return __builtin_fma(a, b, c);
-#else
-  return a * b + c;
-#endif
+
+// c0 x^n + c1 x^(n-1) + ... + cn by Horner's rule, highest coefficient first, one madd a step.
+template <class T>
+LOSSKIT_INLINE T horner(T, T c) {
+  return c;
+}
+template <class T, class... Rest>
+LOSSKIT_INLINE T horner(T x, T c0, T c1, Rest... rest) {
+  return horner(x, madd(c0, x, c1), rest...);
 }
 
 // ---- exp ----------------------------------------------------------------------------------
@@ -95,20 +100,9 @@ LOSSKIT_INLINE ExpParts<double, int64_t> exp_parts(double xc) {
   const double kd = kd_shifted - shift;
   // ln2 split so that kd * hi is exact for |kd| < 2^11.
   const double r = madd(-kd, 0x1.a39ef35793c76p-33, madd(-kd, 0x1.62e42feep-1, xc));
-  double p = 1.0 / 6227020800.0;  // 1/13!
-  p = madd(p, r, 1.0 / 479001600.0);
-  p = madd(p, r, 1.0 / 39916800.0);
-  p = madd(p, r, 1.0 / 3628800.0);
-  p = madd(p, r, 1.0 / 362880.0);
-  p = madd(p, r, 1.0 / 40320.0);
-  p = madd(p, r, 1.0 / 5040.0);
-  p = madd(p, r, 1.0 / 720.0);
-  p = madd(p, r, 1.0 / 120.0);
-  p = madd(p, r, 1.0 / 24.0);
-  p = madd(p, r, 1.0 / 6.0);
-  p = madd(p, r, 0.5);
-  p = madd(p, r, 1.0);
-  p = madd(p, r, 1.0);
+  const double p = horner(r, 1.0 / 6227020800.0, 1.0 / 479001600.0, 1.0 / 39916800.0,
+                          1.0 / 3628800.0, 1.0 / 362880.0, 1.0 / 40320.0, 1.0 / 5040.0, 1.0 / 720.0,
+                          1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0);  // Taylor, to 1/13!
   return {p, n};
 }
 
@@ -118,14 +112,8 @@ LOSSKIT_INLINE ExpParts<float, int32_t> exp_parts(float xc) {
   const int32_t n = static_cast<int32_t>(to_bits(kd_shifted) - to_bits(shift));
   const float kd = kd_shifted - shift;
   const float r = madd(-kd, 0x1.7f7d1cp-20f, madd(-kd, 0x1.62e4p-1f, xc));
-  float p = 1.0f / 5040.0f;
-  p = madd(p, r, 1.0f / 720.0f);
-  p = madd(p, r, 1.0f / 120.0f);
-  p = madd(p, r, 1.0f / 24.0f);
-  p = madd(p, r, 1.0f / 6.0f);
-  p = madd(p, r, 0.5f);
-  p = madd(p, r, 1.0f);
-  p = madd(p, r, 1.0f);
+  float p = horner(r, 1.0f / 5040.0f, 1.0f / 720.0f, 1.0f / 120.0f, 1.0f / 24.0f, 1.0f / 6.0f, 0.5f,
+                   1.0f, 1.0f);
   return {p, n};
 }
 
@@ -206,17 +194,8 @@ LOSSKIT_INLINE double log(double x) {
   const double f = m - 1.0;
   const double s = f / (2.0 + f);
   const double z = s * s;
-  double R = 2.0 / 23.0;
-  R = madd(R, z, 2.0 / 21.0);
-  R = madd(R, z, 2.0 / 19.0);
-  R = madd(R, z, 2.0 / 17.0);
-  R = madd(R, z, 2.0 / 15.0);
-  R = madd(R, z, 2.0 / 13.0);
-  R = madd(R, z, 2.0 / 11.0);
-  R = madd(R, z, 2.0 / 9.0);
-  R = madd(R, z, 2.0 / 7.0);
-  R = madd(R, z, 2.0 / 5.0);
-  R = madd(R, z, 2.0 / 3.0);
+  double R = horner(z, 2.0 / 23.0, 2.0 / 21.0, 2.0 / 19.0, 2.0 / 17.0, 2.0 / 15.0, 2.0 / 13.0,
+                    2.0 / 11.0, 2.0 / 9.0, 2.0 / 7.0, 2.0 / 5.0, 2.0 / 3.0);
   R = R * z;
   const double hfsq = 0.5 * f * f;
   double y = k * 0x1.62e42feep-1 + ((f - hfsq) + (s * (hfsq + R) + k * 0x1.a39ef35793c76p-33));
@@ -240,14 +219,8 @@ LOSSKIT_INLINE double log(double x) {
 // and docs/performance.md.
 template <bool kLog1p>
 LOSSKIT_INLINE float log_reduced(int32_t k, float f, float f_error) {
-  float p = -0x1.07e5fep-3f;
-  p = madd(p, f, 0x1.1e73a2p-3f);
-  p = madd(p, f, -0x1.f32076p-4f);
-  p = madd(p, f, 0x1.1ed424p-3f);
-  p = madd(p, f, -0x1.559d36p-3f);
-  p = madd(p, f, 0x1.99d05ep-3f);
-  p = madd(p, f, -0x1.fffef4p-3f);
-  p = madd(p, f, 0x1.555506p-2f);
+  float p = horner(f, -0x1.07e5fep-3f, 0x1.1e73a2p-3f, -0x1.f32076p-4f, 0x1.1ed424p-3f,
+                   -0x1.559d36p-3f, 0x1.99d05ep-3f, -0x1.fffef4p-3f, 0x1.555506p-2f);
   const float kf = static_cast<float>(k);
   const float k_hi = kf * 0x1.62e4p-1f;  // exact: ln2's high part has 16 bits, |k| <= 152
   const float hi = k_hi + f;
@@ -321,22 +294,13 @@ LOSSKIT_INLINE T tanh(T u) {
   const T z = u * u;
   T p;
   if constexpr (sizeof(T) == 4) {
-    p = 0.021869488536155203f;
-    p = madd(p, z, -0.05396825396825397f);
-    p = madd(p, z, 0.13333333333333333f);
-    p = madd(p, z, -0.3333333333333333f);
+    p = horner(z, 0.021869488536155203f, -0.05396825396825397f, 0.13333333333333333f,
+               -0.3333333333333333f);
   } else {
-    p = -3.927832388331683e-05;
-    p = madd(p, z, 9.691537956929451e-05);
-    p = madd(p, z, -0.00023912911424355248);
-    p = madd(p, z, 0.000590027440945586);
-    p = madd(p, z, -0.0014558343870513183);
-    p = madd(p, z, 0.003592128036572481);
-    p = madd(p, z, -0.008863235529902197);
-    p = madd(p, z, 0.021869488536155203);
-    p = madd(p, z, -0.05396825396825397);
-    p = madd(p, z, 0.13333333333333333);
-    p = madd(p, z, -0.3333333333333333);
+    p = horner(z, -3.927832388331683e-05, 9.691537956929451e-05, -0.00023912911424355248,
+               0.000590027440945586, -0.0014558343870513183, 0.003592128036572481,
+               -0.008863235529902197, 0.021869488536155203, -0.05396825396825397,
+               0.13333333333333333, -0.3333333333333333);
   }
   const T small = madd(u, z * p, u);
   const T e = vmath::exp_nonpositive(T(-2) * (a < T(1e4) ? a : T(1e4)));  // inf: e = 0
@@ -362,17 +326,10 @@ LOSSKIT_INLINE double atan(double x) {
   const double den = big ? a : (mid ? a + 1.0 : 1.0);
   const double r = num / den;
   const double z = r * r;
-  double p = -0x1.3a31b1c0fd3b7p-6;
-  p = madd(p, z, 0x1.4162c02b1dda3p-5);
-  p = madd(p, z, -0x1.a0999c632b6edp-5);
-  p = madd(p, z, 0x1.dfe6497e96323p-5);
-  p = madd(p, z, -0x1.10fa77b1a6d57p-4);
-  p = madd(p, z, 0x1.3b1263064f6b9p-4);
-  p = madd(p, z, -0x1.745d0b28a7e37p-4);
-  p = madd(p, z, 0x1.c71c71853d7fap-4);
-  p = madd(p, z, -0x1.2492492436201p-3);
-  p = madd(p, z, 0x1.999999999934cp-3);
-  p = madd(p, z, -0x1.5555555555555p-2);
+  double p = horner(z, -0x1.3a31b1c0fd3b7p-6, 0x1.4162c02b1dda3p-5, -0x1.a0999c632b6edp-5,
+                    0x1.dfe6497e96323p-5, -0x1.10fa77b1a6d57p-4, 0x1.3b1263064f6b9p-4,
+                    -0x1.745d0b28a7e37p-4, 0x1.c71c71853d7fap-4, -0x1.2492492436201p-3,
+                    0x1.999999999934cp-3, -0x1.5555555555555p-2);
   // pi/2 and pi/4 as hi + lo (hi the double nearest, lo the rest)
   const double off_hi = big ? 0x1.921fb54442d18p0 : (mid ? 0x1.921fb54442d18p-1 : 0.0);
   const double off_lo = big ? 0x1.1a62633145c07p-54 : (mid ? 0x1.1a62633145c07p-55 : 0.0);
