@@ -4,6 +4,7 @@
 #include "detection/detection_kernels.hpp"
 
 #include <algorithm>
+#include <utility>
 
 #include "common/ordered_sum.hpp"
 #include "common/reduce.hpp"
@@ -27,13 +28,13 @@ template <class T>
 struct Stage {
   T coord1[4][kStage], coord2[4][kStage], grad1[4][kStage], grad2[4][kStage];
   T out[kStage], ones[kStage];
-  double losses[kStage];
 };
 
-// Pairs [lo, lo + m) of R, m <= kStage: each loss into st.losses (and R.out), and, with
+// Pairs [lo, lo + m) of R, m <= kStage: each loss into losses[0, m) (and R.out), and, with
 // kBackward, both boxes' gradients.
 template <class Loss, bool kBackward, class T>
-void stage(const BoxPairs<T>& R, int64_t lo, int64_t m, Stage<T>& st) {
+void stage(const BoxPairs<T>& R, int64_t lo, int64_t m, Stage<T>& st,
+           double* LOSSKIT_RESTRICT losses) {
   for (int64_t i = 0; i < m; ++i)
     for (int k = 0; k < 4; ++k) {
       st.coord1[k][i] = R.boxes1[4 * (lo + i) + k];
@@ -41,7 +42,6 @@ void stage(const BoxPairs<T>& R, int64_t lo, int64_t m, Stage<T>& st) {
     }
   const T* LOSSKIT_RESTRICT go = R.grad_out ? R.grad_out + lo : st.ones;
   T* LOSSKIT_RESTRICT out = R.out ? R.out + lo : st.out;
-  double* LOSSKIT_RESTRICT losses = st.losses;
   const double eps = R.eps, scale = R.grad_scale;
   // No `omp simd` here: it turns the per-pair arrays (b1, Pair, d1) into per-lane arrays in
   // memory, which GCC 12 then fails to vectorise; left alone, it scalarises them and vectorises
@@ -67,11 +67,12 @@ void stage(const BoxPairs<T>& R, int64_t lo, int64_t m, Stage<T>& st) {
     }
   }
   if constexpr (kBackward) {
-    for (T* g : {R.grad1, R.grad2}) {
-      if (!g) continue;
-      const T(&from)[4][kStage] = g == R.grad1 ? st.grad1 : st.grad2;
+    const std::pair<T*, const T(*)[kStage]> write_back[] = {{R.grad1, st.grad1},
+                                                             {R.grad2, st.grad2}};
+    for (const auto& [to, from] : write_back) {
+      if (!to) continue;
       for (int64_t i = 0; i < m; ++i)
-        for (int k = 0; k < 4; ++k) g[4 * (lo + i) + k] = from[k][i];
+        for (int k = 0; k < 4; ++k) to[4 * (lo + i) + k] = from[k][i];
     }
   }
 }
@@ -86,8 +87,7 @@ void blocks(const BoxPairs<T>& R, int64_t b0, int64_t b1) {
     const int64_t hi = std::min(R.n, lo + detail::kReduceBlock);
     for (int64_t s = lo; s < hi; s += kStage) {
       const int64_t m = std::min(kStage, hi - s);
-      stage<Loss, kBackward>(R, s, m, st);
-      std::copy(st.losses, st.losses + m, losses + (s - lo));
+      stage<Loss, kBackward>(R, s, m, st, losses + (s - lo));
     }
     // The fixed summation order of common/ordered_sum.hpp, whatever the thread count.
     if (R.block_sums) R.block_sums[b] = ordered_sum(hi - lo, [&](int64_t j) { return losses[j]; });
