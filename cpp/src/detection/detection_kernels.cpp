@@ -68,7 +68,7 @@ void stage(const BoxPairs<T>& R, int64_t lo, int64_t m, Stage<T>& st,
   }
   if constexpr (kBackward) {
     const std::pair<T*, const T(*)[kStage]> write_back[] = {{R.grad1, st.grad1},
-                                                             {R.grad2, st.grad2}};
+                                                            {R.grad2, st.grad2}};
     for (const auto& [to, from] : write_back) {
       if (!to) continue;
       for (int64_t i = 0; i < m; ++i)
