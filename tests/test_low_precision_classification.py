@@ -1,7 +1,8 @@
 """bfloat16 and float16 through the classification family: nll_loss, K-dimensional and
-probability-target cross_entropy, cross_entropy with z_loss / softcap / return_stats, and the three
-margin losses read 16-bit inputs in place (staged blocks through the float kernels,
-cpp/src/common/staging.hpp) and return values, gradients and statistics in the input's dtype.
+probability-target cross_entropy, cross_entropy with z_loss / softcap / return_stats, the three
+margin losses, softmax_focal_loss and poly1_cross_entropy read 16-bit inputs in place (staged
+blocks through the float kernels, cpp/src/common/staging.hpp) and return values, gradients and
+statistics in the input's dtype.
 
 References, as in test_low_precision.py: losskit's own float32 path on the upcast inputs (the same
 float kernels, so element-wise results are those rounded once to 16 bits, and reduced ones within
@@ -24,6 +25,7 @@ import losskit
 import losskit.functional as F
 from losskit import _convert
 
+from test_focal_poly import torch_focal, torch_poly1
 from test_low_precision import BF16, F16, HALVES, TORCH_DTYPE, TORCH_HALF_ROUNDINGS, assert_within_one_ulp
 
 ml_dtypes = pytest.importorskip("ml_dtypes")
@@ -118,6 +120,26 @@ def _multilabel_soft(shape, weight=None):
     return make
 
 
+def _alpha(make):
+    """make's cross_entropy weights as softmax_focal_loss's per-class alpha."""
+
+    def with_alpha(rng):
+        args, k = make(rng)
+        if "weight" in k:
+            k["alpha"] = k.pop("weight")
+        return args, k
+
+    return with_alpha
+
+
+def _torch_focal(x, t, reduction, gamma=2.0, alpha=None, ignore_index=-100):
+    return torch_focal(x, t, gamma, alpha, ignore_index, reduction)
+
+
+def _torch_poly1(x, t, reduction, epsilon=1.0, weight=None, ignore_index=-100, label_smoothing=0.0):
+    return torch_poly1(x, t, epsilon, weight, ignore_index, reduction, label_smoothing)
+
+
 CASES: Dict[str, Case] = {
     "ce_kdim": ("cross_entropy", _ce_index((3, 7, 5, 40)), TF.cross_entropy, False),
     "ce_kdim_weight_ignore_smooth": (
@@ -163,6 +185,34 @@ CASES: Dict[str, Case] = {
         TF.multilabel_soft_margin_loss,
         True,
     ),
+    # Beyond torch.nn, on cross_entropy's kernels: the 16-bit rows kernel (class indices, no
+    # smoothing), staged tiles (K-dimensional) and the staged poly1 kernel (smoothing, probabilities).
+    "focal": ("softmax_focal_loss", _ce_index((60, 9)), _torch_focal, False),
+    "focal_alpha_ignore_gamma": (
+        "softmax_focal_loss",
+        _alpha(_ce_index((300, 70), weight=True, ignore_index=2, gamma=0.5)),
+        _torch_focal,
+        False,
+    ),
+    "focal_kdim": ("softmax_focal_loss", _alpha(_ce_index((3, 7, 5, 40), weight=True)), _torch_focal, False),
+    "focal_unbatched": ("softmax_focal_loss", _ce_index((13,)), _torch_focal, False),
+    "focal_empty": ("softmax_focal_loss", _ce_index((0, 5)), _torch_focal, False),
+    "poly1": ("poly1_cross_entropy", _ce_index((50, 13), epsilon=2.0), _torch_poly1, False),
+    "poly1_kdim_weight_ignore": (
+        "poly1_cross_entropy",
+        _ce_index((2, 11, 130), weight=True, ignore_index=4),
+        _torch_poly1,
+        False,
+    ),
+    "poly1_smooth": ("poly1_cross_entropy", _ce_index((40, 1500), label_smoothing=0.1), _torch_poly1, False),
+    "poly1_kdim_smooth": (
+        "poly1_cross_entropy",
+        _ce_index((2, 6, 4, 70), weight=True, label_smoothing=0.2, epsilon=-0.5),
+        _torch_poly1,
+        False,
+    ),
+    "poly1_prob": ("poly1_cross_entropy", _ce_prob((40, 33), weight=True), _torch_poly1, True),
+    "poly1_prob_kdim": ("poly1_cross_entropy", _ce_prob((2, 6, 4, 70)), _torch_poly1, True),
 }
 
 
@@ -400,7 +450,9 @@ def test_staged_paths_give_the_same_bits_on_any_thread_count():
             b = F.nll_loss_forward_backward(x, t)
             c = F.cross_entropy_forward_backward(y, yt, z_loss=1e-3, softcap=5.0)
             d = F.multi_margin_loss_forward_backward(y, yt)
-            seen.add(b"".join(np.asarray(v).tobytes() for r in (a, b, c, d) for v in r))
+            e = F.softmax_focal_loss_forward_backward(x, t)
+            f = F.poly1_cross_entropy_forward_backward(y, yt, label_smoothing=0.1)
+            seen.add(b"".join(np.asarray(v).tobytes() for r in (a, b, c, d, e, f) for v in r))
     finally:
         losskit.set_num_threads(n)
     assert len(seen) == 1
@@ -414,8 +466,20 @@ def test_staged_paths_give_the_same_bits_on_any_thread_count():
         lambda x, t, y: F.nll_loss_forward_backward(x, t),
         lambda x, t, y: F.cross_entropy(x, y),
         lambda x, t, y: F.cross_entropy_forward_backward(x[:, :, 0, 0], t[:, 0, 0], z_loss=1e-3, return_stats=True),
+        lambda x, t, y: F.softmax_focal_loss_forward_backward(x, t),
+        lambda x, t, y: F.poly1_cross_entropy_forward_backward(x, t, label_smoothing=0.1),
+        lambda x, t, y: F.poly1_cross_entropy(x, y),
     ],
-    ids=["ce_kdim", "ce_kdim_fb", "nll_kdim_fb", "ce_prob", "ce_extras_fb"],
+    ids=[
+        "ce_kdim",
+        "ce_kdim_fb",
+        "nll_kdim_fb",
+        "ce_prob",
+        "ce_extras_fb",
+        "focal_fb",
+        "poly1_smooth_fb",
+        "poly1_prob",
+    ],
 )
 def test_half_inputs_are_not_copied(call):
     """A 16 MB bfloat16 input (a float32 copy would be 32 MB): the Python side allocates nothing

@@ -1008,7 +1008,7 @@ void classification_bind(py::module_& m) {
       [](int mode, const py::object& input, const py::object& target, const py::object& alpha,
          const py::object& grad_output, const std::string& reduction, double gamma,
          int64_t ignore_index, const py::object& normalizer) {
-        return with_storage<false>(input, [&](auto tag) {
+        return with_storage<true>(input, [&](auto tag) {
           return classification_softmax_focal_loss<typename decltype(tag)::type>(
               mode, input, target, alpha, grad_output, reduction, gamma, ignore_index, normalizer);
         });
@@ -1022,7 +1022,7 @@ void classification_bind(py::module_& m) {
          const py::object& grad_output, const std::string& reduction, double epsilon,
          int64_t ignore_index, double label_smoothing, bool probabilities, bool want_target_grad,
          const py::object& normalizer) {
-        return with_storage<false>(input, [&](auto tag) {
+        return with_storage<true>(input, [&](auto tag) {
           return classification_poly1_cross_entropy<typename decltype(tag)::type>(
               mode, input, target, weight, grad_output, reduction, epsilon, ignore_index,
               label_smoothing, probabilities, want_target_grad, normalizer);

@@ -5,6 +5,7 @@
 //     to itself (NaN to a NaN of the same sign), and a tie rounds to even;
 //   - mse_loss_forward_backward, cross_entropy_forward_backward ((N, C) and K-dimensional),
 //     nll_loss_forward_backward, multi_margin_loss_forward_backward,
+//     softmax_focal_loss_forward_backward, poly1_cross_entropy_forward_backward,
 //     cosine_embedding_loss_forward_backward and ctc_loss_forward_backward on 16-bit buffers equal the
 //     float instantiations on the widened values, rounded once to 16 bits (a reduced value within
 //     one 16-bit ulp: its sum is cut into other blocks).
@@ -137,6 +138,31 @@ void check_losses(const char* name) {
   CHECK(std::fabs(float(mm) - float(H(mm32))) <= std::fabs(mm32) * 2 * eps,
         "%s multi_margin_loss: %g, float gives %g", name, double(float(mm)), double(mm32));
   CHECK(same_bits(g, gf), "%s multi_margin_loss: gradient differs", name);
+
+  // Beyond torch.nn on cross_entropy's kernels: softmax_focal_loss on the K-dimensional input
+  // (staged tiles) and poly1_cross_entropy with smoothing (its own kernel on staged rows).
+  SoftmaxFocalLossOptions fo;
+  fo.reduction = Reduction::None;
+  softmax_focal_loss_forward_backward<H>(View<H>(lh.data(), {N, Ck, K}),
+                                         View<int64_t>(tk.data(), {N, K}), {}, {},
+                                         MutView<H>(outk.data(), {N, K}),
+                                         MutView<H>(gk.data(), {N, Ck, K}), fo);
+  softmax_focal_loss_forward_backward<float>(View<float>(l32.data(), {N, Ck, K}),
+                                             View<int64_t>(tk.data(), {N, K}), {}, {},
+                                             MutView<float>(outk32.data(), {N, K}),
+                                             MutView<float>(gk32.data(), {N, Ck, K}), fo);
+  CHECK(same_bits(outk, outk32) && same_bits(gk, gk32), "%s softmax_focal_loss differs", name);
+  Poly1CrossEntropyOptions po;
+  po.reduction = Reduction::None;
+  po.label_smoothing = 0.1;
+  poly1_cross_entropy_forward_backward<H>(View<H>(lh.data(), {N, C}), View<int64_t>(t.data(), {N}),
+                                          {}, {}, MutView<H>(out.data(), {N}),
+                                          MutView<H>(g.data(), {N, C}), po);
+  poly1_cross_entropy_forward_backward<float>(View<float>(l32.data(), {N, C}),
+                                              View<int64_t>(t.data(), {N}), {}, {},
+                                              MutView<float>(out32.data(), {N}),
+                                              MutView<float>(gf.data(), {N, C}), po);
+  CHECK(same_bits(out, out32) && same_bits(g, gf), "%s poly1_cross_entropy differs", name);
 
   // cosine_embedding_loss on rows of the same logits (the embedding family's 16-bit entry points).
   const int64_t half_rows = N / 2;

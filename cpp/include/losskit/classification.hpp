@@ -1,6 +1,6 @@
 // Classification losses (torch.nn: CrossEntropyLoss, NLLLoss, MultiMarginLoss,
 // MultiLabelMarginLoss, MultiLabelSoftMarginLoss; beyond torch.nn: softmax_focal_loss,
-// poly1_cross_entropy, float and double only).
+// poly1_cross_entropy).
 //
 // Formulas, gradients and edge values are documented once, in the Python docstrings of
 // losskit.functional (python/losskit/_functional/classification.py) and in docs/classification.md.

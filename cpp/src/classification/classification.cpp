@@ -375,37 +375,64 @@ double run_staged(const PositionBlocks& blocks, int64_t floats_per_thread, Fn&& 
   });
 }
 
+// A staged block's cross-entropy arguments: the scalars of the 16-bit call, its class indices and
+// boolean outputs rebased to the block, its 16-bit arrays widened into (or to be narrowed from)
+// the thread's float scratch, and the class weights widened once per call (`weight`).
+template <class S>
+CeArgs<float> staged_ce_args(const CeArgs<S>& h, const std::vector<float>& weight,
+                             const PositionBlock& b, detail::BlockStage<S>& st) {
+  const detail::Strided per_position = detail::contiguous(b.count);
+  CeArgs<float> a;
+  static_cast<detail::CeScalars&>(a) = h;
+  a.target = h.target ? h.target + b.p0 : nullptr;
+  a.correct_out = h.correct_out ? h.correct_out + b.p0 : nullptr;
+  a.N = b.N;
+  a.S = b.S;
+  a.input = st.in(h.input, b.offset, b.elems);
+  a.prob = st.in(h.prob, b.offset, b.elems);
+  a.weight = h.weight ? weight.data() : nullptr;
+  a.grad_out = st.in(h.grad_out, b.p0, per_position);
+  a.out = st.out(h.out, b.p0, per_position);
+  a.grad = st.out(h.grad, b.offset, b.elems);
+  a.grad_target = st.out(h.grad_target, b.offset, b.elems);
+  a.lse_out = st.out(h.lse_out, b.p0, per_position);
+  a.entropy_out = st.out(h.entropy_out, b.p0, per_position);
+  return a;
+}
+
+// Runs kernel(a, count), a float kernel over positions [0, count) of a staged block's arguments,
+// on every block of `per_block` positions.
+template <class S, class Kernel>
+double run_staged_ce(const CeArgs<S>& h, int64_t per_block, Kernel&& kernel) {
+  const PositionBlocks blocks(h.N, h.C, h.S, per_block);
+  const std::vector<float> weight = detail::widened(h.weight, h.C);
+  const int64_t E = blocks.max_elems(), P = blocks.per_block;
+  // input, prob, grad, grad_target; grad_out, out, lse, entropy
+  return run_staged<S>(blocks, 4 * E + 4 * P,
+                       [&](const PositionBlock& b, detail::BlockStage<S>& st) {
+                         return kernel(staged_ce_args(h, weight, b, st), b.count);
+                       });
+}
+
 // cross_entropy on 16-bit K-dimensional input (S > 1): the float tile kernel on staged tiles as
 // wide as the float path's (ce_tile_width), so a staged tile of logits stays cache-sized whatever
 // C is.
 template <class S>
 double ce_run_staged_tiles(const CeArgs<S>& h) {
   const auto& k = detail::classification_kernels<float>().ce;
-  const PositionBlocks blocks(h.N, h.C, h.S,
-                              detail::ce_tile_width(h.C, static_cast<int64_t>(sizeof(float))));
-  const std::vector<float> weight = detail::widened(h.weight, h.C);
-  const int64_t E = blocks.max_elems(), P = blocks.per_block;
-  // input, prob, grad, grad_target; grad_out, out, lse, entropy
-  return run_staged<S>(blocks, 4 * E + 4 * P,
-                       [&](const PositionBlock& b, detail::BlockStage<S>& st) {
-                         const detail::Strided per_position = detail::contiguous(b.count);
-                         CeArgs<float> a;
-                         static_cast<detail::CeScalars&>(a) = h;
-                         a.target = h.target ? h.target + b.p0 : nullptr;
-                         a.correct_out = h.correct_out ? h.correct_out + b.p0 : nullptr;
-                         a.N = b.N;
-                         a.S = b.S;
-                         a.input = st.in(h.input, b.offset, b.elems);
-                         a.prob = st.in(h.prob, b.offset, b.elems);
-                         a.weight = h.weight ? weight.data() : nullptr;
-                         a.grad_out = st.in(h.grad_out, b.p0, per_position);
-                         a.out = st.out(h.out, b.p0, per_position);
-                         a.grad = st.out(h.grad, b.offset, b.elems);
-                         a.grad_target = st.out(h.grad_target, b.offset, b.elems);
-                         a.lse_out = st.out(h.lse_out, b.p0, per_position);
-                         a.entropy_out = st.out(h.entropy_out, b.p0, per_position);
-                         return k.tile(a, 0, 0, b.count);
+  return run_staged_ce(h, detail::ce_tile_width(h.C, static_cast<int64_t>(sizeof(float))),
+                       [&](const CeArgs<float>& a, int64_t count) {
+                         return k.tile(a, 0, 0, count);
                        });
+}
+
+// cross_entropy's kernels for any storage: float and double directly, 16-bit rows through the
+// 16-bit rows kernel and K-dimensional input through staged tiles.
+template <class T>
+double ce_run_storage(const CeArgs<T>& a) {
+  if constexpr (detail::is_half_v<T>)
+    return a.S == 1 ? ce_run_half_rows(a) : ce_run_staged_tiles(a);
+  else return ce_run(a);
 }
 
 template <class T>
@@ -434,10 +461,7 @@ double ce_index(View<T> input, View<int64_t> target, View<T> weight, const Mode<
   }
   a.grad = m.backward ? m.grads[0].data : nullptr;
   if (!m.output.present() && !a.grad && !a.stats()) return W;
-  double total;
-  if constexpr (detail::is_half_v<T>)
-    total = l.S == 1 ? ce_run_half_rows(a) : ce_run_staged_tiles(a);
-  else total = ce_run(a);
+  const double total = ce_run_storage(a);
   // torch's 'mean' with smoothing adds nll_sum / W to smooth_sum / W: with W = 0 the first is
   // 0 / 0 = NaN, whatever the smoothing sum (which alone would give +-inf). A given normalizer
   // is the divisor instead, and a part with no counted target then contributes 0.
@@ -484,10 +508,7 @@ double ce_prob(View<T> input, View<T> target, View<T> weight, const Mode<T>& m,
   a.grad = m.backward ? m.grads[0].data : nullptr;
   a.grad_target = m.backward ? m.grads[1].data : nullptr;
   if (!m.output.present() && !a.grad && !a.grad_target) return positions;
-  double total;
-  if constexpr (detail::is_half_v<T>)
-    total = l.S == 1 ? ce_run_half_rows(a) : ce_run_staged_tiles(a);
-  else total = ce_run(a);
+  const double total = ce_run_storage(a);
   write_reduced(m, o.reduction, total, D);
   return positions;
 }
@@ -516,13 +537,25 @@ void write_counted(const Mode<T>& m, Reduction r, const Normalizer& normalizer, 
   write_reduced(m, r, empty_mean ? std::numeric_limits<double>::quiet_NaN() : total, divisor);
 }
 
-// poly1 over positions [p0, p1) of any layout, where its extra term reads every class.
+// poly1 over positions [p0, p1) of any layout, where its extra term reads every class; 16-bit
+// storage through the float kernel on staged blocks (units of rows, or tiles of a K-dimensional
+// input's positions as cross_entropy's).
 template <class T>
 double poly1_soft_run(const CeArgs<T>& a) {
-  const auto kernel = detail::classification_kernels<T>().poly1_soft;
-  const int64_t P = a.N * a.S, R = rows_per_unit(a.C);
-  return run_units((P + R - 1) / R, R * std::max<int64_t>(a.C, 1),
-                   [&](int64_t u, int) { return kernel(a, u * R, std::min(P, (u + 1) * R)); });
+  if constexpr (detail::is_half_v<T>) {
+    const auto kernel = detail::classification_kernels<float>().poly1_soft;
+    const int64_t per_block = a.S == 1
+                                  ? rows_per_unit(a.C)
+                                  : detail::ce_tile_width(a.C, static_cast<int64_t>(sizeof(float)));
+    return run_staged_ce(a, per_block, [&](const CeArgs<float>& f, int64_t count) {
+      return kernel(f, 0, count);
+    });
+  } else {
+    const auto kernel = detail::classification_kernels<T>().poly1_soft;
+    const int64_t P = a.N * a.S, R = rows_per_unit(a.C);
+    return run_units((P + R - 1) / R, R * std::max<int64_t>(a.C, 1),
+                     [&](int64_t u, int) { return kernel(a, u * R, std::min(P, (u + 1) * R)); });
+  }
 }
 
 template <class T>
@@ -550,7 +583,7 @@ double focal_impl(View<T> input, View<int64_t> target, View<T> alpha, const Mode
   a.transform_param = o.gamma;
   set_ce_request(a, m, o.reduction, go, D);
   if (!m.output.present() && !a.grad) return count;
-  write_counted(m, o.reduction, o.normalizer, ce_run(a), count, D);
+  write_counted(m, o.reduction, o.normalizer, ce_run_storage(a), count, D);
   return count;
 }
 
@@ -589,7 +622,7 @@ double poly1_index(View<T> input, View<int64_t> target, View<T> weight, const Mo
   double total;
   if (o.label_smoothing == 0.0) {
     a.transform = detail::CeTransform::Poly1;
-    total = ce_run(a);
+    total = ce_run_storage(a);
   } else {
     total = poly1_soft_run(a);
   }
@@ -1228,7 +1261,7 @@ LOSSKIT_INSTANTIATE_NORMALIZER(float16)
 #undef LOSSKIT_INSTANTIATE_NORMALIZER
 #undef LOSSKIT_INSTANTIATE
 
-// Beyond torch.nn: float and double.
+// Beyond torch.nn, 16-bit storage as cross_entropy's.
 #define LOSSKIT_INSTANTIATE_BEYOND(T)                                                              \
   template void softmax_focal_loss<T>(View<T>, View<int64_t>, View<T>, MutView<T>,                 \
                                       const SoftmaxFocalLossOptions&);                             \
@@ -1259,6 +1292,8 @@ LOSSKIT_INSTANTIATE_NORMALIZER(float16)
                                                          const Poly1CrossEntropyOptions&);
 LOSSKIT_INSTANTIATE_BEYOND(float)
 LOSSKIT_INSTANTIATE_BEYOND(double)
+LOSSKIT_INSTANTIATE_BEYOND(bfloat16)
+LOSSKIT_INSTANTIATE_BEYOND(float16)
 #undef LOSSKIT_INSTANTIATE_BEYOND
 
 }  // namespace losskit

@@ -28,14 +28,14 @@ def _cls_index_target(function: str, target: ArrayLike) -> np.ndarray:
 
 
 def _cls_input(
-    function: str, input: ArrayLike, weight: Optional[ArrayLike] = None
+    function: str, input: ArrayLike, weight: Optional[ArrayLike] = None, weight_name: str = "weight"
 ) -> Tuple[np.dtype, np.ndarray, Optional[np.ndarray]]:
     """The input sets the dtype (float16 and bfloat16 stay as they are: the core reads them in
     place); the weights follow it."""
     x = _convert.to_array(function, "input", input)
     dtype = _convert.compute_dtype(x, half=True)
     x = _convert.as_kernel_array(x, dtype)
-    w = None if weight is None else _convert.as_kernel_array(_convert.to_array(function, "weight", weight), dtype)
+    w = None if weight is None else _convert.as_kernel_array(_convert.to_array(function, weight_name, weight), dtype)
     return dtype, x, w
 
 
@@ -387,17 +387,6 @@ def multilabel_soft_margin_loss(
 # ---- beyond torch.nn: softmax_focal_loss, poly1_cross_entropy (cross_entropy's row kernels) ----
 
 
-def _float_cls_input(
-    function: str, input: ArrayLike, weight: Optional[ArrayLike], weight_name: str
-) -> Tuple[np.dtype, np.ndarray, Optional[np.ndarray]]:
-    """float32 or float64 (16-bit inputs are computed in float32); the weights follow the input."""
-    x = _convert.to_array(function, "input", input)
-    dtype = _convert.compute_dtype(x)
-    x = _convert.as_kernel_array(x, dtype)
-    w = None if weight is None else _convert.as_kernel_array(_convert.to_array(function, weight_name, weight), dtype)
-    return dtype, x, w
-
-
 @loss(
     inputs=2,
     target="label",
@@ -451,8 +440,8 @@ def softmax_focal_loss(
 
     Shape: input :math:`(C)`, :math:`(N, C)` or :math:`(N, C, d_1, \dots, d_K)`; target
     :math:`()`, :math:`(N)` or :math:`(N, d_1, \dots, d_K)` of any integer dtype; ``alpha``
-    :math:`(C)`; ``'none'`` output of the target's shape. float32 and float64 (16-bit inputs are
-    computed in float32).
+    :math:`(C)`; ``'none'`` output of the target's shape. float32, float64, and float16 and
+    bfloat16 read in place and returned in their dtype, as :func:`cross_entropy`.
 
     Edge values: as :func:`cross_entropy`: ignored positions have loss 0 and gradient 0, a
     ``'mean'`` over no counted position is NaN (gradient 0), a row holding ``+inf`` or NaN gives
@@ -468,7 +457,7 @@ def softmax_focal_loss(
     """
     fn = "softmax_focal_loss"
     reduction = _reduction.parse(None, None, reduction)
-    dtype, x, a = _float_cls_input(fn, input, alpha, "alpha")
+    dtype, x, a = _cls_input(fn, input, alpha, "alpha")
     t = _cls_index_target(fn, target)
     go = _cls_go(fn, call, dtype)
     norm = _convert.normalizer(fn, "normalizer", normalizer)
@@ -540,7 +529,7 @@ def poly1_cross_entropy(
     (class indices only), ``label_smoothing``, K-dimensional inputs and reductions. ``epsilon``
     may be any finite value (the paper uses :math:`\epsilon \ge -1`).
 
-    Shape: as :func:`cross_entropy`. float32 and float64 (16-bit inputs are computed in float32).
+    Shape: as :func:`cross_entropy`. dtypes as :func:`cross_entropy` (16-bit inputs read in place).
     Edge values: as :func:`cross_entropy`. Class indices without smoothing run on
     :func:`cross_entropy`'s fused row kernels (one pass per row); with smoothing or probability
     targets a three-sweep kernel per position reads the row three times from cache.
@@ -554,7 +543,7 @@ def poly1_cross_entropy(
     """
     fn = "poly1_cross_entropy"
     reduction = _reduction.parse(None, None, reduction)
-    dtype, x, w = _float_cls_input(fn, input, weight, "weight")
+    dtype, x, w = _cls_input(fn, input, weight)
     t = _convert.to_array(fn, "target", target)
     probabilities = t.dtype.kind == "f" or _convert.is_bfloat16(t.dtype)
     if probabilities:
