@@ -172,13 +172,52 @@ def test_integer_boxes_are_float64(rng):
     np.testing.assert_array_equal(out, LF.generalized_box_iou_loss(b1.astype(float), b2.astype(float)))
 
 
-def test_float16_from_float32(rng):
-    b1, b2 = random_boxes(rng, (8,), np.float16), random_boxes(rng, (8,), np.float16)
-    out = LF.complete_box_iou_loss(b1, b2)
-    assert out.dtype == np.float16
-    np.testing.assert_array_equal(
-        out, LF.complete_box_iou_loss(b1.astype(np.float32), b2.astype(np.float32)).astype(np.float16)
-    )
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("kind", ["bfloat16", "float16"])
+@pytest.mark.parametrize("name", LOSSES)
+def test_half_boxes_read_in_place(name, kind, reduction, rng):
+    """16-bit boxes (and grad_output) are read in place and widened exactly: every loss and
+    gradient is the float32 boxes' rounded once to the input's dtype (a reduced value within one
+    16-bit ulp, its double sum rounded to float32 first), across stage and block boundaries."""
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    from test_low_precision import assert_within_one_ulp
+
+    dtype = np.dtype(ml_dtypes.bfloat16) if kind == "bfloat16" else np.dtype(np.float16)
+    b1, b2 = random_boxes(rng, (3, 700), dtype), random_boxes(rng, (3, 700), dtype)
+    b1[0, :3] = b2[0, :3]  # identical pairs: the max/min ties
+    up1, up2 = b1.astype(np.float32), b2.astype(np.float32)
+    fwd, bwd, fb = (getattr(LF, name + s) for s in ("", "_backward", "_forward_backward"))
+    value = fwd(b1, b2, reduction=reduction)
+    go = np.asarray(rng.uniform(0.5, 1.5, np.shape(value))).astype(dtype)
+    grads = bwd(go, b1, b2, reduction=reduction)
+    value2, grads2 = fb(b1, b2, grad_output=go, reduction=reduction)
+    value32, grads32 = fb(up1, up2, grad_output=go.astype(np.float32), reduction=reduction)
+    assert np.asarray(value).dtype == dtype and all(g.dtype == dtype for g in grads + grads2)
+    assert np.asarray(value2).tobytes() == np.asarray(value).tobytes()
+    if reduction == "none":
+        np.testing.assert_array_equal(value, value32.astype(dtype))
+    else:
+        assert_within_one_ulp(value, value32, dtype, f"{name} {kind} {reduction}")
+    for g, g2, g32 in zip(grads, grads2, grads32):
+        np.testing.assert_array_equal(g, g32.astype(dtype))
+        np.testing.assert_array_equal(g2, g)
+
+
+def test_half_boxes_are_not_copied(rng):
+    """A million bfloat16 box pairs (8 MB; a float32 copy would be 16 MB each): the Python side
+    allocates nothing input-sized but the 16-bit results."""
+    import tracemalloc
+
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    b1 = random_boxes(rng, (1 << 20,), ml_dtypes.bfloat16)
+    b2 = random_boxes(rng, (1 << 20,), ml_dtypes.bfloat16)
+    LF.complete_box_iou_loss_forward_backward(b1, b2, reduction="mean")
+    tracemalloc.start()
+    loss, (g1, g2) = LF.complete_box_iou_loss_forward_backward(b1, b2, reduction="mean")
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert g1.dtype == b1.dtype and np.asarray(loss).dtype == b1.dtype
+    assert peak < g1.nbytes + g2.nbytes + 1_000_000, peak
 
 
 # ---- threads, normalizer, classes ----------------------------------------------------------------

@@ -1858,7 +1858,7 @@ PYBIND11_MODULE(_core, m) {
   // segmentation: register bindings here
   segmentation_bind(m);
   // detection: register bindings here
-  bind<GeneralizedBoxIou>(m);
-  bind<DistanceBoxIou>(m);
-  bind<CompleteBoxIou>(m);
+  bind<GeneralizedBoxIou, true>(m);
+  bind<DistanceBoxIou, true>(m);
+  bind<CompleteBoxIou, true>(m);
 }

@@ -29,7 +29,7 @@ _OPTIONS = {
 
 
 # The losses of this engine whose core reads float16 and bfloat16 in place (the element-wise
-# driver, the embedding rows); the registered element-wise losses join it when declared
+# driver, the embedding rows, the box stages); the registered element-wise losses join it when declared
 # (_functional._spec.elementwise_loss).
 HALF_IN_PLACE = set(
     {
@@ -48,6 +48,9 @@ HALF_IN_PLACE = set(
         "cosine_embedding_loss",
         "triplet_margin_loss",
         "triplet_margin_with_distance_loss",
+        "generalized_box_iou_loss",
+        "distance_box_iou_loss",
+        "complete_box_iou_loss",
     }
 )
 # The embedding losses expand broadcast rows and sum a broadcast input's gradient from the rows'

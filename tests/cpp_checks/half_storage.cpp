@@ -6,7 +6,8 @@
 //   - mse_loss_forward_backward, cross_entropy_forward_backward ((N, C) and K-dimensional),
 //     nll_loss_forward_backward, multi_margin_loss_forward_backward,
 //     softmax_focal_loss_forward_backward, poly1_cross_entropy_forward_backward,
-//     cosine_embedding_loss_forward_backward and ctc_loss_forward_backward on 16-bit buffers equal the
+//     cosine_embedding_loss_forward_backward, complete_box_iou_loss_forward_backward and
+//     ctc_loss_forward_backward on 16-bit buffers equal the
 //     float instantiations on the widened values, rounded once to 16 bits (a reduced value within
 //     one 16-bit ulp: its sum is cut into other blocks).
 // Built and run by tests/test_low_precision.py::test_cpp_embedding_program.
@@ -188,6 +189,25 @@ void check_losses(const char* name) {
       MutView<float>(g1f.data(), {half_rows, C}), MutView<float>(g2f.data(), {half_rows, C}), co);
   CHECK(same_bits(cos_out, cos_out32) && same_bits(g1, g1f) && same_bits(g2, g2f),
         "%s cosine_embedding_loss differs from the float one rounded", name);
+
+  // complete_box_iou_loss on the same values as 2 x 2600 boxes (any box is valid input, inverted
+  // ones too): the stages widen what they gather and round what they write back.
+  const int64_t nbox = 2600;
+  std::vector<H> box_out(nbox), gb1(4 * nbox), gb2(4 * nbox);
+  std::vector<float> box_out32(nbox), gb1f(4 * nbox), gb2f(4 * nbox);
+  BoxIouLossOptions bo;
+  complete_box_iou_loss_forward_backward<H>(View<H>(lh.data(), {nbox, 4}),
+                                            View<H>(lh.data() + 4 * nbox, {nbox, 4}), {},
+                                            MutView<H>(box_out.data(), {nbox}),
+                                            MutView<H>(gb1.data(), {nbox, 4}),
+                                            MutView<H>(gb2.data(), {nbox, 4}), bo);
+  complete_box_iou_loss_forward_backward<float>(View<float>(l32.data(), {nbox, 4}),
+                                                View<float>(l32.data() + 4 * nbox, {nbox, 4}), {},
+                                                MutView<float>(box_out32.data(), {nbox}),
+                                                MutView<float>(gb1f.data(), {nbox, 4}),
+                                                MutView<float>(gb2f.data(), {nbox, 4}), bo);
+  CHECK(same_bits(box_out, box_out32) && same_bits(gb1, gb1f) && same_bits(gb2, gb2f),
+        "%s complete_box_iou_loss differs from the float one rounded", name);
 
   // ctc_loss on the same values as (T, N, C) = (20, 2, 1000) log-probabilities (CTC does not need
   // them normalised): the kernel widens what it reads, the gradient is rounded as it is stored.

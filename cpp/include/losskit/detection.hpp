@@ -17,8 +17,9 @@
 //   an absent grad_output means 1 (ones).
 // * Each gradient has the shape of its boxes; pass `{}` for a gradient not wanted.
 // * 'mean' of no boxes is 0, as torchvision returns (0.0 * loss.sum()), not NaN.
-// All checks run before any work and throw losskit::ValueError. float and double are
-// instantiated; every box is computed in double.
+// All checks run before any work and throw losskit::ValueError. float, double and the 16-bit
+// storage types losskit::bfloat16 and losskit::float16 (losskit/half.hpp, read in place and
+// widened exactly; results rounded once) are instantiated; every box is computed in double.
 #pragma once
 
 #include "losskit/reduction.hpp"

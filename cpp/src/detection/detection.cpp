@@ -137,26 +137,24 @@ Shape box_loss_output_shape(const Shape& boxes) {
     detail::check_dividing_reduction(#NAME, o.reduction);                                          \
     return run(#NAME, KIND, boxes1, boxes2, o, Request<T>{});                                      \
   }                                                                                                \
-  template void NAME<float>(View<float>, View<float>, MutView<float>, const BoxIouLossOptions&);   \
-  template void NAME<double>(View<double>, View<double>, MutView<double>,                          \
-                             const BoxIouLossOptions&);                                            \
-  template void NAME##_backward<float>(View<float>, View<float>, View<float>, MutView<float>,      \
-                                       MutView<float>, const BoxIouLossOptions&);                  \
-  template void NAME##_backward<double>(View<double>, View<double>, View<double>, MutView<double>, \
-                                        MutView<double>, const BoxIouLossOptions&);                \
-  template void NAME##_forward_backward<float>(View<float>, View<float>, View<float>,              \
-                                               MutView<float>, MutView<float>, MutView<float>,     \
-                                               const BoxIouLossOptions&);                          \
-  template void NAME##_forward_backward<double>(View<double>, View<double>, View<double>,          \
-                                                MutView<double>, MutView<double>, MutView<double>, \
-                                                const BoxIouLossOptions&);                         \
-  template double NAME##_mean_normalizer<float>(View<float>, View<float>,                          \
-                                                const BoxIouLossOptions&);                         \
-  template double NAME##_mean_normalizer<double>(View<double>, View<double>,                       \
-                                                 const BoxIouLossOptions&);
+  LOSSKIT_INSTANTIATE_BOX_LOSS(NAME, float)                                                        \
+  LOSSKIT_INSTANTIATE_BOX_LOSS(NAME, double)                                                       \
+  LOSSKIT_INSTANTIATE_BOX_LOSS(NAME, bfloat16)                                                     \
+  LOSSKIT_INSTANTIATE_BOX_LOSS(NAME, float16)
+
+// float, double and the 16-bit storage types (read in place, computed in float).
+#define LOSSKIT_INSTANTIATE_BOX_LOSS(NAME, T)                                                      \
+  template void NAME<T>(View<T>, View<T>, MutView<T>, const BoxIouLossOptions&);                   \
+  template void NAME##_backward<T>(View<T>, View<T>, View<T>, MutView<T>, MutView<T>,              \
+                                   const BoxIouLossOptions&);                                      \
+  template void NAME##_forward_backward<T>(View<T>, View<T>, View<T>, MutView<T>, MutView<T>,      \
+                                           MutView<T>, const BoxIouLossOptions&);                  \
+  template double NAME##_mean_normalizer<T>(View<T>, View<T>, const BoxIouLossOptions&);
 
 LOSSKIT_DEFINE_BOX_LOSS(generalized_box_iou_loss, BoxLossKind::Generalized)
 LOSSKIT_DEFINE_BOX_LOSS(distance_box_iou_loss, BoxLossKind::Distance)
 LOSSKIT_DEFINE_BOX_LOSS(complete_box_iou_loss, BoxLossKind::Complete)
+#undef LOSSKIT_INSTANTIATE_BOX_LOSS
+#undef LOSSKIT_DEFINE_BOX_LOSS
 
 }  // namespace losskit

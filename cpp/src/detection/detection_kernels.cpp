@@ -4,10 +4,12 @@
 #include "detection/detection_kernels.hpp"
 
 #include <algorithm>
+#include <type_traits>
 #include <utility>
 
 #include "common/ordered_sum.hpp"
 #include "common/reduce.hpp"
+#include "common/storage_access.hpp"
 #include "detection/detection_ops.hpp"
 
 namespace losskit::kernels::LOSSKIT_TARGET_NS {
@@ -17,7 +19,8 @@ namespace {
 using detail::BoxPairs;
 
 // The pairs of one stage: few enough that its buffers stay in L1. The coordinates are moved
-// into one array per coordinate first and the gradients written from such arrays after, so that
+// (16-bit storage: widened) into one array per coordinate of the compute type first and the
+// gradients written (rounded) from such arrays after, so that
 // the loop between them reads and writes contiguous arrays only and unconditionally (an upstream
 // gradient of ones when there is none): GCC does not vectorise the interleaved (x1, y1, x2, y2)
 // layout through that much arithmetic, nor a conditional store, and the scalar loop pays a
@@ -27,21 +30,31 @@ constexpr int64_t kStage = 256;
 template <class T>
 struct Stage {
   T coord1[4][kStage], coord2[4][kStage], grad1[4][kStage], grad2[4][kStage];
-  T out[kStage], ones[kStage];
+  T out[kStage], ones[kStage], grad_out[kStage];
 };
 
 // Pairs [lo, lo + m) of R, m <= kStage: each loss into losses[0, m) (and R.out), and, with
-// kBackward, both boxes' gradients.
-template <class Loss, bool kBackward, class T>
-void stage(const BoxPairs<T>& R, int64_t lo, int64_t m, Stage<T>& st,
+// kBackward, both boxes' gradients. S: the storage type, T: the compute type.
+template <class Loss, bool kBackward, class S, class T>
+void stage(const BoxPairs<S>& R, int64_t lo, int64_t m, Stage<T>& st,
            double* LOSSKIT_RESTRICT losses) {
+  constexpr bool kInPlace = std::is_same_v<S, T>;  // outputs written where they lie
   for (int64_t i = 0; i < m; ++i)
     for (int k = 0; k < 4; ++k) {
-      st.coord1[k][i] = R.boxes1[4 * (lo + i) + k];
-      st.coord2[k][i] = R.boxes2[4 * (lo + i) + k];
+      st.coord1[k][i] = load(R.boxes1[4 * (lo + i) + k]);
+      st.coord2[k][i] = load(R.boxes2[4 * (lo + i) + k]);
     }
-  const T* LOSSKIT_RESTRICT go = R.grad_out ? R.grad_out + lo : st.ones;
-  T* LOSSKIT_RESTRICT out = R.out ? R.out + lo : st.out;
+  const T* LOSSKIT_RESTRICT go = st.ones;
+  if (R.grad_out) {
+    if constexpr (kInPlace) {
+      go = R.grad_out + lo;
+    } else {
+      for (int64_t i = 0; i < m; ++i) st.grad_out[i] = load(R.grad_out[lo + i]);
+      go = st.grad_out;
+    }
+  }
+  T* LOSSKIT_RESTRICT out = st.out;
+  if constexpr (kInPlace) out = R.out ? R.out + lo : st.out;
   const double eps = R.eps, scale = R.grad_scale;
   // No `omp simd` here: it turns the per-pair arrays (b1, Pair, d1) into per-lane arrays in
   // memory, which GCC 12 then fails to vectorise; left alone, it scalarises them and vectorises
@@ -66,19 +79,22 @@ void stage(const BoxPairs<T>& R, int64_t lo, int64_t m, Stage<T>& st,
       }
     }
   }
+  if (!kInPlace && R.out)
+    for (int64_t i = 0; i < m; ++i) store(R.out[lo + i], st.out[i]);
   if constexpr (kBackward) {
-    const std::pair<T*, const T(*)[kStage]> write_back[] = {{R.grad1, st.grad1},
+    const std::pair<S*, const T(*)[kStage]> write_back[] = {{R.grad1, st.grad1},
                                                             {R.grad2, st.grad2}};
     for (const auto& [to, from] : write_back) {
       if (!to) continue;
       for (int64_t i = 0; i < m; ++i)
-        for (int k = 0; k < 4; ++k) to[4 * (lo + i) + k] = from[k][i];
+        for (int k = 0; k < 4; ++k) store(to[4 * (lo + i) + k], from[k][i]);
     }
   }
 }
 
-template <class Loss, bool kBackward, class T>
-void blocks(const BoxPairs<T>& R, int64_t b0, int64_t b1) {
+template <class Loss, bool kBackward, class S>
+void blocks(const BoxPairs<S>& R, int64_t b0, int64_t b1) {
+  using T = detail::compute_t<S>;
   Stage<T> st;
   for (int64_t i = 0; i < kStage; ++i) st.ones[i] = T(1);
   double losses[detail::kReduceBlock];
@@ -117,6 +133,12 @@ void box_loss_blocks(const detail::BoxPairs<float>& R, int64_t b0, int64_t b1) {
   detection::run(R, b0, b1);
 }
 void box_loss_blocks(const detail::BoxPairs<double>& R, int64_t b0, int64_t b1) {
+  detection::run(R, b0, b1);
+}
+void box_loss_blocks(const detail::BoxPairs<bfloat16>& R, int64_t b0, int64_t b1) {
+  detection::run(R, b0, b1);
+}
+void box_loss_blocks(const detail::BoxPairs<float16>& R, int64_t b0, int64_t b1) {
   detection::run(R, b0, b1);
 }
 

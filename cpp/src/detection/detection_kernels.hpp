@@ -5,12 +5,14 @@
 #include <cstdint>
 
 #include "common/target.hpp"
+#include "losskit/half.hpp"
 
 namespace losskit::detail {
 
 enum class BoxLossKind : int { Generalized, Distance, Complete };
 
-// n box pairs; pair i is boxes1[4 i .. 4 i + 3] and boxes2[4 i .. 4 i + 3].
+// n box pairs; pair i is boxes1[4 i .. 4 i + 3] and boxes2[4 i .. 4 i + 3]. T is the storage
+// type: float, double, or bfloat16/float16, read and written in place and computed in float.
 template <class T>
 struct BoxPairs {
   BoxLossKind kind = BoxLossKind::Generalized;
@@ -35,6 +37,8 @@ namespace losskit::kernels {
   namespace ns {                                                                                   \
   void box_loss_blocks(const detail::BoxPairs<float>&, int64_t b0, int64_t b1);                    \
   void box_loss_blocks(const detail::BoxPairs<double>&, int64_t b0, int64_t b1);                   \
+  void box_loss_blocks(const detail::BoxPairs<bfloat16>&, int64_t b0, int64_t b1);                 \
+  void box_loss_blocks(const detail::BoxPairs<float16>&, int64_t b0, int64_t b1);                  \
   }
 LOSSKIT_FOR_EACH_TARGET(LOSSKIT_DECLARE_DETECTION)
 #undef LOSSKIT_DECLARE_DETECTION

@@ -10,7 +10,8 @@ the value of ``'mean'`` for no boxes: 0, not NaN. Where losskit differs from tor
 * ``boxes1`` and ``boxes2`` must have the same shape (torchvision's documented rule; its tensor
   operations happen to broadcast some shapes, losskit raises ValueError naming ``boxes2``);
 * every pair of boxes is computed in double and rounded once to the input's dtype (torchvision
-  computes float32 boxes in float32), and float16/bfloat16 boxes are computed from a float32 copy;
+  computes float32 boxes in float32); float16/bfloat16 boxes are read in place and widened
+  exactly, so their results are the float32 boxes' rounded once to the input's dtype;
 * the functions take ``normalizer=`` (keyword-only), like every losskit loss with a ``'mean'``.
 
 Boxes with ``x2 < x1`` or ``y2 < y1`` are accepted and computed as given, neither rejected nor
