@@ -291,18 +291,66 @@ def test_no_copy_and_dtypes():
     assert loss.dtype == np.float32 and np.ndim(loss) == 0
     g = F.dice_loss_backward(1.0, x, y)
     assert g.dtype == np.float32 and g.shape == x.shape
-    # Any integer dtype of class indices; a float16 input is computed in float32 and rounded.
+    # Any integer dtype of class indices.
     labels = rng.integers(0, 3, (2, 4, 4))
     ref = F.dice_loss(x, labels, to_onehot_y=True)
     for dt in (np.uint8, np.int16, np.int32):
         assert F.dice_loss(x, labels.astype(dt), to_onehot_y=True) == ref
-    h = F.dice_loss(x.astype(np.float16), y.astype(np.float16))
-    assert h.dtype == np.float16
-    np.testing.assert_allclose(
-        float(h),
-        float(F.dice_loss(x.astype(np.float16).astype(np.float32), y.astype(np.float16).astype(np.float32))),
-        rtol=1e-3,
-    )
+
+
+@pytest.mark.parametrize("kind", ["bfloat16", "float16"])
+@pytest.mark.parametrize("name", ("dice", "tversky"))
+@pytest.mark.parametrize("activation", ("none", "sigmoid", "softmax"))
+@pytest.mark.parametrize("target_form", ("soft", "index"))
+@pytest.mark.parametrize("reduction", ("none", "mean"))
+def test_half_read_in_place(kind, name, activation, target_form, reduction):
+    """float16/bfloat16 input (and dense target, weights, grad_output) are read in place, tile by
+    tile through the float kernels: every loss and gradient is the float32 path's on the upcast
+    arrays rounded once (a reduced value within one 16-bit ulp), on tiles that cross the
+    1024-position boundary and with the background left out."""
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    from test_low_precision import assert_within_one_ulp
+
+    dtype = np.dtype(ml_dtypes.bfloat16) if kind == "bfloat16" else np.dtype(np.float16)
+    rng = np.random.default_rng(12)
+    x, y = make_case(rng, (2, 3, 37, 41), np.float64, target_form, activation)
+    x = x.astype(dtype)
+    y = y.astype(dtype) if y.dtype.kind == "f" else y
+    kw = {"reduction": reduction, "include_background": activation != "softmax"}
+    kw.update({"sigmoid": activation == "sigmoid", "softmax": activation == "softmax"})
+    kw["to_onehot_y"] = target_form == "index"
+    if name == "dice" and kw["include_background"]:
+        kw["weight"] = np.array([0.5, 1.0, 2.0], dtype)
+    fn = getattr(F, LOSSES[name][0].__name__ + "_forward_backward")
+    up = lambda a: a.astype(np.float32) if isinstance(a, np.ndarray) and a.dtype == dtype else a
+    value = fn(x, y, **kw)[0]
+    go = np.asarray(rng.uniform(0.5, 1.5, np.shape(value))).astype(dtype)
+    loss, grad = fn(x, y, grad_output=go, **kw)
+    loss32, grad32 = fn(up(x), up(y), grad_output=up(go), **{k: up(v) for k, v in kw.items()})
+    assert np.asarray(loss).dtype == dtype and grad.dtype == dtype
+    if reduction == "none":
+        np.testing.assert_array_equal(loss, loss32.astype(dtype))
+    else:
+        assert_within_one_ulp(loss, loss32, dtype, f"{name} {kind} {activation}")
+    np.testing.assert_array_equal(grad, grad32.astype(dtype))
+
+
+def test_half_input_is_not_copied():
+    """A 16 MB bfloat16 input and target (a float32 copy of each would be 32 MB): the Python side
+    allocates nothing input-sized but the 16-bit gradient."""
+    import tracemalloc
+
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal((4, 8, 512, 512), dtype=np.float32).astype(ml_dtypes.bfloat16)
+    y = (rng.random(x.shape) < 0.2).astype(ml_dtypes.bfloat16)
+    F.dice_loss_forward_backward(x, y, sigmoid=True)
+    tracemalloc.start()
+    loss, g = F.dice_loss_forward_backward(x, y, sigmoid=True)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert g.dtype == x.dtype and np.asarray(loss).dtype == x.dtype
+    assert peak < g.nbytes + 1_000_000, peak
 
 
 def test_classes():

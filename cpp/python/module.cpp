@@ -1660,11 +1660,11 @@ py::object segmentation_dispatch(int mode, const py::handle& input, const py::ha
     throw losskit::ValueError(std::string(E::kName) + ": mode expected 0, 1, 2 or 3");
   const bool labels = py::isinstance<py::array>(target) &&
                       py::reinterpret_borrow<py::array>(target).dtype().kind() == 'i';
-  if (has_dtype<float>(input))
-    return labels ? segmentation_run<E, float, int64_t>(mode, input, target, weight, grad_output, o)
-                  : segmentation_run<E, float, float>(mode, input, target, weight, grad_output, o);
-  return labels ? segmentation_run<E, double, int64_t>(mode, input, target, weight, grad_output, o)
-                : segmentation_run<E, double, double>(mode, input, target, weight, grad_output, o);
+  return with_storage<true>(input, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    return labels ? segmentation_run<E, T, int64_t>(mode, input, target, weight, grad_output, o)
+                  : segmentation_run<E, T, T>(mode, input, target, weight, grad_output, o);
+  });
 }
 
 void segmentation_bind(py::module_& m) {

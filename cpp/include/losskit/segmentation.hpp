@@ -6,7 +6,8 @@
 // docs/segmentation.md.
 //
 // Arguments:
-// * input: (N, C, d1, ..., dK), K >= 1, float or double, C-contiguous; C >= 1. Probabilities, or
+// * input: (N, C, d1, ..., dK), K >= 1, float, double, losskit::bfloat16 or losskit::float16
+//   (read in place, computed in float), C-contiguous; C >= 1. Probabilities, or
 //   logits with options.sigmoid / options.softmax (applied here, and differentiated through).
 // * target, one of
 //   - View<T>: one-hot or soft probabilities of input's shape (MONAI's to_onehot_y=False);

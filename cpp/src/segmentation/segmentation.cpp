@@ -22,6 +22,8 @@
 #include "common/cpu_dispatch.hpp"
 #include "common/parallel.hpp"
 #include "common/reduce.hpp"
+#include "common/staging.hpp"
+#include "common/storage.hpp"
 #include "losskit/errors.hpp"
 #include "segmentation/segmentation_kernels.hpp"
 
@@ -208,17 +210,32 @@ double run(const Settings& st, View<T> input, View<Target> target, View<T> weigh
   const int64_t tiles_per_row = (S + kSegmentationTile - 1) / kSegmentationTile;
   const int64_t items = N * tiles_per_row;
   const int64_t grain = std::max<int64_t>(1, kElementsPerThread / (C * kSegmentationTile));
-  auto tile_of = [&](int64_t item) {
+  // 16-bit storage: each tile's channels are widened into the thread's float scratch (as a
+  // (C, length) block) and the float kernels run on it, so the sums and gradients are the float
+  // path's on the upcast input, tile for tile (the same boundaries, hence the same bits); the
+  // gradient tile is rounded once into the caller's array.
+  using Compute = detail::compute_t<T>;
+  constexpr bool kStaged = detail::is_half_v<T>;
+  detail::StageScratch scratch(kStaged ? 3 * C * kSegmentationTile : 0);
+  auto tile_of = [&](int64_t item, detail::BlockStage<T>& stage) {
     const int64_t n = item / tiles_per_row, s0 = item % tiles_per_row * kSegmentationTile;
-    detail::SegmentationTile<T> t;
-    t.input = input.data + (n * C) * S + s0;
+    detail::SegmentationTile<Compute> t;
+    t.length = std::min(kSegmentationTile, S - s0);
+    const int64_t at = (n * C) * S + s0;
+    if constexpr (kStaged) {
+      const detail::Strided block{C, t.length, S};
+      t.input = stage.in(input.data, at, block);
+      if constexpr (!std::is_same_v<Target, int64_t>) t.target = stage.in(target.data, at, block);
+      t.plane = t.length;
+    } else {
+      t.input = input.data + at;
+      if constexpr (!std::is_same_v<Target, int64_t>) t.target = target.data + at;
+      t.plane = S;
+    }
     if constexpr (std::is_same_v<Target, int64_t>) t.labels = target.data + n * S + s0;
-    else t.target = target.data + (n * C) * S + s0;
-    t.plane = S;
     t.channels = C;
     t.first_channel = p.first;
     t.label_base = p.label_base;
-    t.length = std::min(kSegmentationTile, S - s0);
     t.activation = p.activation;
     t.squared = st.ratio.squared;
     return t;
@@ -226,9 +243,12 @@ double run(const Settings& st, View<T> input, View<Target> target, View<T> weigh
 
   // Pass 1: the tile partials, partials[(item * C' + c') * 3 + m].
   std::vector<double> partials(static_cast<size_t>(items * Cc * 3));
-  const auto sums = sums_kernel<T>();
-  detail::parallel_for(0, items, grain, [&](int64_t b, int64_t e, int) {
-    for (int64_t i = b; i < e; ++i) sums(tile_of(i), partials.data() + i * Cc * 3);
+  const auto sums = sums_kernel<Compute>();
+  detail::parallel_for(0, items, grain, [&](int64_t b, int64_t e, int thread) {
+    for (int64_t i = b; i < e; ++i) {
+      detail::BlockStage<T> stage(scratch.thread(thread));
+      sums(tile_of(i, stage), partials.data() + i * Cc * 3);
+    }
   });
 
   // The sums of each group, in a fixed tree over its tiles (in (n, tile) order with batch).
@@ -275,7 +295,7 @@ double run(const Settings& st, View<T> input, View<Target> target, View<T> weigh
   // The per-(n, c) coefficients of dL/dp (grad_output and the reduction folded in), C entries per
   // sample (0 for a channel left out); with batch one row serves every sample.
   const int64_t rows = st.batch ? 1 : N;
-  std::vector<T> coef_g(static_cast<size_t>(rows * C), T(0)), coef_q(coef_g);
+  std::vector<Compute> coef_g(static_cast<size_t>(rows * C), Compute(0)), coef_q(coef_g);
   const double go0 = grad_output.present() ? static_cast<double>(grad_output.data[0]) : 1.0;
   for (int64_t grp = 0; grp < p.groups; ++grp) {
     double scale = go0;
@@ -283,16 +303,23 @@ double run(const Settings& st, View<T> input, View<Target> target, View<T> weigh
       scale = grad_output.present() ? static_cast<double>(grad_output.data[grp]) : 1.0;
     else if (st.reduction == Reduction::Mean) scale = go0 / divisor;
     const int64_t n = st.batch ? 0 : grp / Cc, c = grp % Cc + p.first;
-    coef_g[static_cast<size_t>(n * C + c)] = static_cast<T>(scale * dnum[static_cast<size_t>(grp)]);
-    coef_q[static_cast<size_t>(n * C + c)] = static_cast<T>(scale * dden[static_cast<size_t>(grp)]);
+    coef_g[static_cast<size_t>(n * C + c)] =
+        static_cast<Compute>(scale * dnum[static_cast<size_t>(grp)]);
+    coef_q[static_cast<size_t>(n * C + c)] =
+        static_cast<Compute>(scale * dden[static_cast<size_t>(grp)]);
   }
-  const auto grad_tile = grad_kernel<T>();
-  detail::parallel_for(0, items, grain, [&](int64_t b, int64_t e, int) {
+  const auto grad_tile = grad_kernel<Compute>();
+  detail::parallel_for(0, items, grain, [&](int64_t b, int64_t e, int thread) {
     for (int64_t i = b; i < e; ++i) {
       const int64_t n = i / tiles_per_row, s0 = i % tiles_per_row * kSegmentationTile;
       const int64_t row = st.batch ? 0 : n;
-      grad_tile(tile_of(i), coef_g.data() + row * C, coef_q.data() + row * C,
-                grad.data + (n * C) * S + s0);
+      detail::BlockStage<T> stage(scratch.thread(thread));
+      const detail::SegmentationTile<Compute> t = tile_of(i, stage);
+      Compute* out;
+      if constexpr (kStaged) out = stage.out(grad.data, (n * C) * S + s0, {C, t.length, S});
+      else out = grad.data + (n * C) * S + s0;
+      grad_tile(t, coef_g.data() + row * C, coef_q.data() + row * C, out);
+      if constexpr (kStaged) stage.finish();
     }
   });
   return own_divisor;
@@ -360,8 +387,12 @@ Shape segmentation_output_shape(const Shape& input_shape, bool include_backgroun
   LOSSKIT_SEGMENTATION_DEFINE_(NAME, OPTIONS, int64_t)                                             \
   LOSSKIT_SEGMENTATION_INSTANTIATE_(NAME, OPTIONS, float, float)                                   \
   LOSSKIT_SEGMENTATION_INSTANTIATE_(NAME, OPTIONS, double, double)                                 \
+  LOSSKIT_SEGMENTATION_INSTANTIATE_(NAME, OPTIONS, bfloat16, bfloat16)                             \
+  LOSSKIT_SEGMENTATION_INSTANTIATE_(NAME, OPTIONS, float16, float16)                               \
   LOSSKIT_SEGMENTATION_INSTANTIATE_(NAME, OPTIONS, float, int64_t)                                 \
-  LOSSKIT_SEGMENTATION_INSTANTIATE_(NAME, OPTIONS, double, int64_t)
+  LOSSKIT_SEGMENTATION_INSTANTIATE_(NAME, OPTIONS, double, int64_t)                                \
+  LOSSKIT_SEGMENTATION_INSTANTIATE_(NAME, OPTIONS, bfloat16, int64_t)                              \
+  LOSSKIT_SEGMENTATION_INSTANTIATE_(NAME, OPTIONS, float16, int64_t)
 
 LOSSKIT_SEGMENTATION_LOSS_(dice_loss, DiceLossOptions)
 LOSSKIT_SEGMENTATION_LOSS_(tversky_loss, TverskyLossOptions)

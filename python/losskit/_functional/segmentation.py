@@ -76,7 +76,7 @@ def _prepare(
     reduction = _reduction.parse(None, None, reduction)
     snr = _convert.real(function, "smooth_nr", smooth_nr)
     sdr = _convert.real(function, "smooth_dr", smooth_dr)
-    dtype, (x, w) = _convert.float_inputs(function, ("input", "weight"), (input, weight))
+    dtype, (x, w) = _convert.float_inputs(function, ("input", "weight"), (input, weight), half=True)
     y = _target_array(function, target, flags[0], dtype)
     shape = () if x is None else x.shape  # never None: float_inputs refuses a None input
     if len(shape) >= 2:
