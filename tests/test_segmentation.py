@@ -1,5 +1,5 @@
 """dice_loss / tversky_loss (DiceLoss / TverskyLoss) against torch autograd of MONAI's published
-formulas (monai.losses.DiceLoss and TverskyLoss, soft_label=False), written here with torch ops;
+formulas (monai.losses.DiceLoss and TverskyLoss, soft_label False and True), written here with torch ops;
 edge values, thread determinism, the classes and bad input."""
 
 from __future__ import annotations
@@ -36,9 +36,11 @@ def monai_formula(
     weight=None,
     alpha=0.5,
     beta=0.5,
+    soft_label=False,
 ):
-    """MONAI's DiceLoss.forward / TverskyLoss.forward (other_act=None, soft_label=False), with
-    'none' giving (N, C') / (C',) (DiceLoss adds trailing ones: see the docstring)."""
+    """MONAI's DiceLoss.forward / TverskyLoss.forward (other_act=None), with 'none' giving
+    (N, C') / (C',) (DiceLoss adds trailing ones: see the docstring). soft_label (without
+    squared_pred) is MONAI's compute_tp_fp_fn: tp, fp, fn from 1-norms of p, g and p - g."""
     p = torch.sigmoid(input) if sigmoid else input
     n_pred_ch = p.shape[1]
     if softmax and n_pred_ch > 1:
@@ -55,7 +57,19 @@ def monai_formula(
     axes = list(range(2, p.ndim))
     if batch:
         axes = [0] + axes
-    if kind == "dice":
+    if soft_label and not (kind == "dice" and squared_pred):
+        pred_o = torch.linalg.vector_norm(p, 1, dim=axes)
+        ground_o = torch.linalg.vector_norm(g, 1, dim=axes)
+        tp = (pred_o + ground_o - torch.linalg.vector_norm(p - g, 1, dim=axes)) / 2
+        fp, fn = pred_o - tp, ground_o - tp
+        if kind == "dice":
+            scale = 1.0 if jaccard else 0.5
+            f = 1.0 - (2.0 * tp + smooth_nr) / (2.0 * (tp + scale * fp + scale * fn) + smooth_dr)
+            if weight is not None and g.shape[1] != 1:
+                f = f * weight.to(f)
+        else:
+            f = 1.0 - (tp + smooth_nr) / (tp + alpha * fp + beta * fn + smooth_dr)
+    elif kind == "dice":
         intersection = torch.sum(g * p, dim=axes)
         if squared_pred:
             ground_o, pred_o = torch.sum(g**2, dim=axes), torch.sum(p**2, dim=axes)
@@ -184,6 +198,40 @@ def test_tversky_alpha_beta(dtype, alpha, beta):
     for reduction, batch in itertools.product(REDUCTIONS, (False, True)):
         kw = dict(alpha=alpha, beta=beta, to_onehot_y=True, softmax=True, reduction=reduction, batch=batch)
         check("tversky", x, y, None, f"tversky {alpha} {beta} {reduction}", **kw)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(
+    "name,options",
+    (
+        ("dice", dict()),
+        ("dice", dict(sigmoid=True, jaccard=True)),
+        ("dice", dict(softmax=True, include_background=False, batch=True)),
+        ("dice", dict(squared_pred=True)),  # soft_label has no effect: its form already
+        ("dice", dict(weight=np.array([0.5, 2.0, 1.0, 3.0]), smooth_nr=0.0)),
+        ("tversky", dict()),
+        ("tversky", dict(sigmoid=True, alpha=0.3, beta=0.7)),
+        ("tversky", dict(softmax=True, include_background=False, batch=True)),
+    ),
+)
+def test_soft_label(dtype, name, options):
+    """MONAI's soft-label form on soft targets, inputs of both signs without an activation, and
+    exact ties p = g and p = 0 (where |.|'s gradient is 0, as torch's)."""
+    rng = np.random.default_rng(21)
+    act = "sigmoid" if options.get("sigmoid") else ("softmax" if options.get("softmax") else "none")
+    x, y = make_case(rng, (3, 4, 5, 6), dtype, "soft", act)
+    if act == "none":
+        x = (x - 0.25).astype(dtype)
+        x[0, 0, 0, :3] = y[0, 0, 0, :3]
+        x[0, 1, 1, :2] = 0.0
+    for reduction in REDUCTIONS:
+        kw = dict(options, reduction=reduction, soft_label=True)
+        if "weight" in kw:
+            kw["weight"] = kw["weight"].astype(dtype)
+        loss, _ = check(name, x, y, None, f"{name} soft {options} {reduction}", **kw)
+    if not options.get("squared_pred"):  # the soft form differs from the hard one on soft targets
+        hard = dict(kw, soft_label=False)
+        assert not np.allclose(loss, getattr(F, LOSSES[name][0].__name__)(x, y, **hard))
 
 
 def test_tversky_half_half_is_dice():

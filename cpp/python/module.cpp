@@ -1673,13 +1673,14 @@ void segmentation_bind(py::module_& m) {
       [](int mode, const py::object& input, const py::object& target, const py::object& weight,
          const py::object& grad_output, bool include_background, bool sigmoid, bool softmax,
          bool squared_pred, bool jaccard, const std::string& reduction, double smooth_nr,
-         double smooth_dr, bool batch, const py::object& normalizer) {
+         double smooth_dr, bool batch, bool soft_label, const py::object& normalizer) {
         losskit::DiceLossOptions o;
         o.include_background = include_background;
         o.sigmoid = sigmoid;
         o.softmax = softmax;
         o.squared_pred = squared_pred;
         o.jaccard = jaccard;
+        o.soft_label = soft_label;
         o.reduction = losskit::parse_reduction(reduction, "dice_loss");
         o.smooth_nr = smooth_nr;
         o.smooth_dr = smooth_dr;
@@ -1690,19 +1691,21 @@ void segmentation_bind(py::module_& m) {
       py::arg("mode"), py::arg("input"), py::arg("target"), py::arg("weight"),
       py::arg("grad_output"), py::arg("include_background"), py::arg("sigmoid"), py::arg("softmax"),
       py::arg("squared_pred"), py::arg("jaccard"), py::arg("reduction"), py::arg("smooth_nr"),
-      py::arg("smooth_dr"), py::arg("batch"), py::arg("normalizer") = py::none());
+      py::arg("smooth_dr"), py::arg("batch"), py::arg("soft_label"),
+      py::arg("normalizer") = py::none());
   m.def(
       "tversky_loss",
       [](int mode, const py::object& input, const py::object& target, const py::object& grad_output,
          bool include_background, bool sigmoid, bool softmax, double alpha, double beta,
          const std::string& reduction, double smooth_nr, double smooth_dr, bool batch,
-         const py::object& normalizer) {
+         bool soft_label, const py::object& normalizer) {
         losskit::TverskyLossOptions o;
         o.include_background = include_background;
         o.sigmoid = sigmoid;
         o.softmax = softmax;
         o.alpha = alpha;
         o.beta = beta;
+        o.soft_label = soft_label;
         o.reduction = losskit::parse_reduction(reduction, "tversky_loss");
         o.smooth_nr = smooth_nr;
         o.smooth_dr = smooth_dr;
@@ -1713,7 +1716,7 @@ void segmentation_bind(py::module_& m) {
       py::arg("mode"), py::arg("input"), py::arg("target"), py::arg("grad_output"),
       py::arg("include_background"), py::arg("sigmoid"), py::arg("softmax"), py::arg("alpha"),
       py::arg("beta"), py::arg("reduction"), py::arg("smooth_nr"), py::arg("smooth_dr"),
-      py::arg("batch"), py::arg("normalizer") = py::none());
+      py::arg("batch"), py::arg("soft_label"), py::arg("normalizer") = py::none());
 }
 // ---- detection bindings ----
 // boxes1, boxes2 (..., 4); the unreduced output drops the last dimension.

@@ -638,6 +638,7 @@ class DiceLoss(_Loss):
         smooth_dr: float = 1e-5,
         batch: bool = False,
         weight: Any = None,
+        soft_label: bool = False,
     ) -> None:
         super().__init__(reduction=reduction)
         self.include_background = include_background
@@ -650,6 +651,7 @@ class DiceLoss(_Loss):
         self.smooth_dr = smooth_dr
         self.batch = batch
         self.weight = weight
+        self.soft_label = soft_label
 
 
 class TverskyLoss(_Loss):
@@ -670,6 +672,7 @@ class TverskyLoss(_Loss):
         smooth_nr: float = 1e-5,
         smooth_dr: float = 1e-5,
         batch: bool = False,
+        soft_label: bool = False,
     ) -> None:
         super().__init__(reduction=reduction)
         self.include_background = include_background
@@ -681,6 +684,7 @@ class TverskyLoss(_Loss):
         self.smooth_nr = smooth_nr
         self.smooth_dr = smooth_dr
         self.batch = batch
+        self.soft_label = soft_label
 
 
 # ---- detection ----

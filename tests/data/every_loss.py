@@ -179,7 +179,7 @@ def cases(a: Dict[str, np.ndarray], dt: str) -> List[Tuple[str, str, tuple, dict
             "tversky_sigmoid",
             "tversky_loss",
             (f["seg_logits"], f["seg_soft"]),
-            {"sigmoid": True, "alpha": 0.3, "beta": 0.7, "batch": True},
+            {"sigmoid": True, "alpha": 0.3, "beta": 0.7, "batch": True, "soft_label": True},
             False,
         ),
         # beyond torch.nn: classification

@@ -1,5 +1,5 @@
 // Soft overlap losses for segmentation: dice_loss (with its Jaccard form) and tversky_loss,
-// following MONAI's DiceLoss and TverskyLoss (soft_label=False, their default).
+// following MONAI's DiceLoss and TverskyLoss (soft_label included).
 //
 // The formulas, gradients, shapes and edge values are documented once, in the docstrings of
 // losskit.functional.dice_loss / tversky_loss (python/losskit/_functional/segmentation.py) and in
@@ -38,6 +38,10 @@ struct DiceLossOptions {
   bool softmax = false;            // input are logits: p = softmax over the channels (C > 1)
   bool squared_pred = false;       // the denominator sums p^2 and g^2
   bool jaccard = false;            // the soft Jaccard (IoU) loss instead of Dice
+  // MONAI's soft-label form: I = (sum |p| + sum |g| - sum |p - g|) / 2, P = sum |p|, G = sum |g|
+  // (I is sum min(p, g) for p, g >= 0, right for soft targets); no effect with squared_pred,
+  // whose form it already is.
+  bool soft_label = false;
   Reduction reduction = Reduction::Mean;
   double smooth_nr = 1e-5;
   double smooth_dr = 1e-5;
@@ -49,8 +53,9 @@ struct TverskyLossOptions {
   bool include_background = true;
   bool sigmoid = false;
   bool softmax = false;
-  double alpha = 0.5;  // weight of the false positives
-  double beta = 0.5;   // weight of the false negatives
+  double alpha = 0.5;       // weight of the false positives
+  double beta = 0.5;        // weight of the false negatives
+  bool soft_label = false;  // as DiceLossOptions::soft_label
   Reduction reduction = Reduction::Mean;
   double smooth_nr = 1e-5;
   double smooth_dr = 1e-5;

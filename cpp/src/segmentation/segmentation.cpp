@@ -8,7 +8,8 @@
 //           (n, c)'s coefficients, the element and its position's softmax.
 // So forward_backward reads the input twice and allocates nothing input-sized but the gradient.
 // Both losses are the ratio f = 1 - (a I + smooth_nr) / (b I + c P + d G + smooth_dr) of the
-// sums I = sum p g, P = sum p^k, G = sum g^k; the formulas are documented in
+// sums I = sum p g, P = sum p^k, G = sum g^k (soft_label: I = (P + G - sum |p - g|) / 2 with
+// P = sum |p|, G = sum |g|); the formulas are documented in
 // python/losskit/_functional/segmentation.py.
 #include "losskit/segmentation.hpp"
 
@@ -38,6 +39,7 @@ using detail::SegmentationActivation;
 struct Ratio {
   double a = 2, b = 0, c = 1, d = 1;
   bool squared = false;
+  bool soft = false;  // I, P, G from the soft-label sums (never with squared)
 };
 
 // What both losses' options say, in one form.
@@ -53,8 +55,9 @@ struct Settings {
 
 Settings settings_of(const DiceLossOptions& o) {
   // Dice: (2I + snr) / (P + G + sdr); Jaccard (MONAI): (2I + snr) / (2 (P + G - I) + sdr).
-  const Ratio ratio =
-      o.jaccard ? Ratio{2, -2, 2, 2, o.squared_pred} : Ratio{2, 0, 1, 1, o.squared_pred};
+  const bool soft = o.soft_label && !o.squared_pred;
+  const Ratio ratio = o.jaccard ? Ratio{2, -2, 2, 2, o.squared_pred, soft}
+                                : Ratio{2, 0, 1, 1, o.squared_pred, soft};
   return Settings{"dice_loss",          o.include_background, o.sigmoid,   o.softmax,    o.batch,
                   o.reduction,          o.smooth_nr,          o.smooth_dr, o.normalizer, ratio,
                   /*takes_weight=*/true};
@@ -62,7 +65,7 @@ Settings settings_of(const DiceLossOptions& o) {
 
 Settings settings_of(const TverskyLossOptions& o) {
   // tp + alpha fp + beta fn with fp = P - I, fn = G - I.
-  const Ratio ratio{1, 1 - o.alpha - o.beta, o.alpha, o.beta, false};
+  const Ratio ratio{1, 1 - o.alpha - o.beta, o.alpha, o.beta, false, o.soft_label};
   return Settings{"tversky_loss",        o.include_background, o.sigmoid,   o.softmax,    o.batch,
                   o.reduction,           o.smooth_nr,          o.smooth_dr, o.normalizer, ratio,
                   /*takes_weight=*/false};
@@ -238,6 +241,7 @@ double run(const Settings& st, View<T> input, View<Target> target, View<T> weigh
     t.label_base = p.label_base;
     t.activation = p.activation;
     t.squared = st.ratio.squared;
+    t.soft = st.ratio.soft;
     return t;
   };
 
@@ -265,6 +269,10 @@ double run(const Settings& st, View<T> input, View<Target> target, View<T> weigh
       for (int64_t t = 0; t < tiles_per_group; ++t)
         column[static_cast<size_t>(t)] = partials[((n * tiles_per_row + t) * Cc + c) * 3 + m];
       sum[m] = detail::combine_partials(column.data(), tiles_per_group);
+    }
+    if (r.soft) {  // the tiles summed |p - g|, |p|, |g|: I = (|p| + |g| - |p - g|) / 2
+      const double diff = sum[0];
+      sum[0] = (sum[1] + sum[2] - diff) / 2.0;
     }
     const double num = r.a * sum[0] + st.smooth_nr;
     const double den = r.b * sum[0] + r.c * sum[1] + r.d * sum[2] + st.smooth_dr;

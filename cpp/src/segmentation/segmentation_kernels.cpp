@@ -102,6 +102,24 @@ LOSSKIT_INLINE void channel_sums(int64_t n, const T* LOSSKIT_RESTRICT p,
   });
 }
 
+// The soft-label sums of one channel: |p - g|, |p| and |g| (differences and magnitudes in double).
+template <class T>
+LOSSKIT_INLINE void channel_soft_sums(int64_t n, const T* LOSSKIT_RESTRICT p,
+                                      const T* LOSSKIT_RESTRICT g, double (&out)[3]) {
+  out[0] = ordered_sum(n, [&](int64_t j) {
+    const double d = static_cast<double>(p[j]) - static_cast<double>(g[j]);
+    return d < 0.0 ? -d : d;
+  });
+  out[1] = ordered_sum(n, [&](int64_t j) {
+    const double pj = p[j];
+    return pj < 0.0 ? -pj : pj;
+  });
+  out[2] = ordered_sum(n, [&](int64_t j) {
+    const double gj = g[j];
+    return gj < 0.0 ? -gj : gj;
+  });
+}
+
 template <class T>
 void sums(const SegmentationTile<T>& t, double* out) {
   alignas(64) T max[kTile], inv_sum[kTile], p[kTile], g[kTile];
@@ -110,18 +128,31 @@ void sums(const SegmentationTile<T>& t, double* out) {
     const T* pc = activate(t, c, max, inv_sum, p);
     const T* gc = target_of(t, c, g);
     double s[3];
-    if (t.squared) channel_sums<true>(t.length, pc, gc, s);
+    if (t.soft) channel_soft_sums(t.length, pc, gc, s);
+    else if (t.squared) channel_sums<true>(t.length, pc, gc, s);
     else channel_sums<false>(t.length, pc, gc, s);
     double* o = out + 3 * (c - t.first_channel);
     o[0] = s[0], o[1] = s[1], o[2] = s[2];
   }
 }
 
-// dL/dp over the tile for a counted channel: coef_g g + coef_q q, q = p (squared) or 1.
 template <class T>
-LOSSKIT_INLINE void dloss_dp(int64_t n, bool squared, T cg, T cq, const T* LOSSKIT_RESTRICT p,
-                             const T* LOSSKIT_RESTRICT g, T* LOSSKIT_RESTRICT d) {
-  if (squared)
+LOSSKIT_INLINE T sign_of(T x) {
+  return x > T(0) ? T(1) : (x < T(0) ? T(-1) : T(0));
+}
+
+// dL/dp over the tile for a counted channel: coef_g g + coef_q q, q = p (squared) or 1; soft:
+// coef_g (sgn p - sgn(p - g)) / 2 + coef_q sgn p.
+template <class T>
+LOSSKIT_INLINE void dloss_dp(int64_t n, const SegmentationTile<T>& t, T cg, T cq,
+                             const T* LOSSKIT_RESTRICT p, const T* LOSSKIT_RESTRICT g,
+                             T* LOSSKIT_RESTRICT d) {
+  if (t.soft)
+    for (int64_t s = 0; s < n; ++s) {
+      const T sp = sign_of(p[s]);
+      d[s] = cg * ((sp - sign_of(p[s] - g[s])) * T(0.5)) + cq * sp;
+    }
+  else if (t.squared)
     for (int64_t s = 0; s < n; ++s) d[s] = cg * g[s] + cq * p[s];
   else
     for (int64_t s = 0; s < n; ++s) d[s] = cg * g[s] + cq;
@@ -141,7 +172,7 @@ void grad(const SegmentationTile<T>& t, const T* coef_g, const T* coef_q, T* out
       }
       const T* LOSSKIT_RESTRICT pc = activate(t, c, max, inv_sum, p);
       const T* gc = target_of(t, c, g);
-      dloss_dp(n, t.squared, coef_g[c], coef_q[c], pc, gc, d);
+      dloss_dp(n, t, coef_g[c], coef_q[c], pc, gc, d);
       if (t.activation == SegmentationActivation::Sigmoid)
         for (int64_t s = 0; s < n; ++s)
           o[s] = d[s] * (T(1) - pc[s]) * pc[s];  // torch's sigmoid_backward order
@@ -160,7 +191,7 @@ void grad(const SegmentationTile<T>& t, const T* coef_g, const T* coef_q, T* out
     for (int64_t s = 0; s < n; ++s) pc[s] = pc[s] * inv_sum[s];
     if (c < t.first_channel) continue;
     const T* gc = target_of(t, c, g);
-    dloss_dp(n, t.squared, coef_g[c], coef_q[c], pc, gc, d);
+    dloss_dp(n, t, coef_g[c], coef_q[c], pc, gc, d);
     for (int64_t s = 0; s < n; ++s) dot[s] += pc[s] * d[s];
   }
   for (int64_t c = 0; c < t.channels; ++c) {
@@ -170,7 +201,7 @@ void grad(const SegmentationTile<T>& t, const T* coef_g, const T* coef_q, T* out
       continue;
     }
     const T* gc = target_of(t, c, g);
-    dloss_dp(n, t.squared, coef_g[c], coef_q[c], pc, gc, d);
+    dloss_dp(n, t, coef_g[c], coef_q[c], pc, gc, d);
     for (int64_t s = 0; s < n; ++s) pc[s] = pc[s] * (d[s] - dot[s]);
   }
 }

@@ -30,16 +30,19 @@ struct SegmentationTile {
   int64_t length = 0;               // positions in this tile, <= kSegmentationTile
   SegmentationActivation activation = SegmentationActivation::None;
   bool squared = false;  // the second and third sums are of p^2 and g^2
+  bool soft = false;     // the soft-label sums |p - g|, |p| and |g| (never with squared)
 };
 
 // sums[3 (c - first_channel) + {0, 1, 2}] = the tile's sum of p g, of p (p^2 when squared) and of
-// g (g^2) for every counted channel c, p the activated input and g the target.
+// g (g^2) for every counted channel c, p the activated input and g the target; with `soft`, of
+// |p - g|, |p| and |g|.
 template <class T>
 using SegmentationSumsKernel = void (*)(const SegmentationTile<T>&, double* sums);
 
 // grad[c, s] of the tile (same layout as input) = d loss / d input for every channel, from the
 // per-channel derivative with respect to p, dL/dp_c = coef_g[c] g + coef_q[c] q (q = 1, or p when
-// squared), which is 0 for a channel left out, then through the activation.
+// squared; with `soft`, coef_g[c] (sgn p - sgn(p - g)) / 2 + coef_q[c] sgn p, sgn 0 = 0 as torch's
+// abs backward), which is 0 for a channel left out, then through the activation.
 template <class T>
 using SegmentationGradKernel = void (*)(const SegmentationTile<T>&, const T* coef_g,
                                         const T* coef_q, T* grad);

@@ -122,10 +122,18 @@ _EDGES = r"""Single channel (:math:`C = 1`): as MONAI, ``softmax``, ``to_onehot_
     a 0 ``'sum'`` and a NaN ``'mean'`` (``batch=False``). Sums are accumulated in double in a fixed
     blocked order, so results are bitwise the same on any number of threads.
 
+    ``soft_label=True`` is MONAI's soft-label form (without ``squared_pred``, whose form it already
+    is): :math:`I = \tfrac12\big(\sum_j |p_j| + \sum_j |g_j| - \sum_j |p_j - g_j|\big)`,
+    :math:`P = \sum_j |p_j|`, :math:`G = \sum_j |g_j|` (for :math:`p, g \ge 0`,
+    :math:`I = \sum_j \min(p_j, g_j)`: equal to :math:`\sum_j p_j g_j` on hard targets, and
+    right on soft ones), with :math:`\partial I/\partial p_j = (\operatorname{sgn} p_j -
+    \operatorname{sgn}(p_j - g_j))/2` and :math:`\partial P/\partial p_j = \operatorname{sgn} p_j`
+    (:math:`\operatorname{sgn} 0 = 0`, as torch's ``abs``) in place of the terms above.
+
     Differences from MONAI: no ``other_act`` (a NumPy array has no autograd; apply your activation
     and its vjp yourself, or use ``sigmoid``/``softmax``, which losskit fuses and differentiates);
-    ``soft_label=False`` only (MONAI's default); class indices must be an integer array (MONAI takes
-    float label maps); ``'none'``'s shape as above. Differentiating through ``softmax`` in the core
+    class indices must be an integer array (MONAI takes float label maps); ``'none'``'s shape as
+    above. Differentiating through ``softmax`` in the core
     means ``input`` stays the logits: no probability array is formed."""
 
 
@@ -161,6 +169,7 @@ def dice_loss(
     smooth_dr: float = 1e-5,
     batch: bool = False,
     weight: Optional[ArrayLike] = None,
+    soft_label: bool = False,
     normalizer: Optional[float] = None,
 ) -> Any:
     r"""Soft Dice loss (Milletari et al., 2016) with MONAI's ``DiceLoss`` options.
@@ -228,8 +237,11 @@ def dice_loss(
     squared = _convert.flag(fn, "squared_pred", squared_pred)
     jac = _convert.flag(fn, "jaccard", jaccard)
     norm = None if call.mode == MEAN_NORMALIZER else _convert.normalizer(fn, "normalizer", normalizer)
+    soft_label = _convert.flag(fn, "soft_label", soft_label)
     _, include, sig, soft, bat = flags
-    out = _core.dice_loss(call.mode, x, y, w, go, include, sig, soft, squared, jac, reduction, snr, sdr, bat, norm)
+    out = _core.dice_loss(
+        call.mode, x, y, w, go, include, sig, soft, squared, jac, reduction, snr, sdr, bat, soft_label, norm
+    )
     return _finish(call, out, reduction, input)
 
 
@@ -258,6 +270,7 @@ def tversky_loss(
     smooth_nr: float = 1e-5,
     smooth_dr: float = 1e-5,
     batch: bool = False,
+    soft_label: bool = False,
     normalizer: Optional[float] = None,
 ) -> Any:
     r"""Tversky loss (Salehi et al., 2017) with MONAI's ``TverskyLoss`` options.
@@ -316,6 +329,7 @@ def tversky_loss(
     a = _convert.real(fn, "alpha", alpha)
     b = _convert.real(fn, "beta", beta)
     norm = None if call.mode == MEAN_NORMALIZER else _convert.normalizer(fn, "normalizer", normalizer)
+    soft_label = _convert.flag(fn, "soft_label", soft_label)
     _, include, sig, soft, bat = flags
-    out = _core.tversky_loss(call.mode, x, y, go, include, sig, soft, a, b, reduction, snr, sdr, bat, norm)
+    out = _core.tversky_loss(call.mode, x, y, go, include, sig, soft, a, b, reduction, snr, sdr, bat, soft_label, norm)
     return _finish(call, out, reduction, input)
