@@ -17,6 +17,7 @@
 #include <limits>
 #include <type_traits>
 
+#include "common/ordered_sum.hpp"
 #include "common/storage_strips.hpp"
 #include "common/vmath.hpp"
 
@@ -828,9 +829,93 @@ double tile_impl(const CeArgs<T>& a, int64_t n, int64_t s0, int64_t s1) {
 // The formulas are at ClassificationKernels::poly1_soft. Three sweeps over a position's classes
 // (S apart): the max, the sums (exp(x - ref), V, sum v (x - ref), sum v exp(x - ref)), and the
 // gradient. The softmax of the gradient sweep is formed as chunk_grad's probability path forms it.
+// Rows (S == 1): the same per-position formulas with contiguous, vectorised class loops; the
+// exponentials of a chunk of kCeChunk classes go to a stack buffer, and the four sums are taken
+// over it in ordered_sums' fixed order (per chunk, the chunks in sequence), so values do not
+// depend on the target's vector width or the thread count.
+template <class T, bool kProb, bool kWeighted>
+double poly1_soft_rows(const CeArgs<T>& a, int64_t p0, int64_t p1) {
+  const int64_t C = a.C;
+  const Smoothing<T> sm(a);
+  const T om = sm.om, ec = sm.ec;
+  const double eps = a.transform_param;
+  const T* LOSSKIT_RESTRICT w = a.weight;
+  alignas(64) T ebuf[kCeChunk], vbuf[kCeChunk];
+  double total = 0.0;
+  for (int64_t p = p0; p < p1; ++p) {
+    const T* LOSSKIT_RESTRICT x = a.input + p * C;
+    const T* LOSSKIT_RESTRICT y = kProb ? a.prob + p * C : nullptr;
+    // v_c as poly1_soft_impl's v_of: y'_c w_c (class indices: the smoothed one-hot).
+    const int64_t t = kProb ? -1 : (a.target[p] == a.ignore_index ? -1 : a.target[p]);
+    const bool counted = kProb || t >= 0;
+    double scale = a.grad_scale * (a.grad_out ? static_cast<double>(a.grad_out[p]) : 1.0);
+    if (!counted) scale = 0.0;
+    const T m = run_max(x, C);
+    const T ref = m == -kInf<T> ? T(0) : m;
+    double se = 0.0, sv = 0.0, svx = 0.0, sve = 0.0;
+    for (int64_t c0 = 0; c0 < C; c0 += kCeChunk) {
+      const int64_t n = std::min(kCeChunk, C - c0);
+#pragma omp simd
+      for (int64_t i = 0; i < n; ++i) {
+        const int64_t c = c0 + i;
+        ebuf[i] = exp_nonpos(x[c] - ref);
+        const T yc = kProb ? y[c] * om + ec : (c == t ? om : T(0)) + ec;
+        vbuf[i] = kWeighted ? yc * w[c] : yc;
+      }
+      double part[4];
+      ordered_sums<4>(n, part, [&](int64_t i, double(&term)[4]) {
+        const T d = x[c0 + i] - ref;
+        term[0] = static_cast<double>(ebuf[i]);
+        term[1] = static_cast<double>(vbuf[i]);
+        term[2] = static_cast<double>(vbuf[i] * d);
+        term[3] = static_cast<double>(vbuf[i] * ebuf[i]);
+      });
+      se += part[0];
+      sv += part[1];
+      svx += part[2];
+      sve += part[3];
+    }
+    const double logs = std::log(se);
+    const double P = sve / se;
+    double loss = 0.0;
+    if (counted && C > 0) loss = prob_loss(sv, logs, svx, C) + eps * (sv - P);
+    if (a.out) a.out[p] = static_cast<T>(loss);
+    total += loss;
+    if (!a.grad && !a.grad_target) continue;
+    const T A = static_cast<T>(scale * (sv + eps * P)), B = static_cast<T>(scale);
+    const T E = static_cast<T>(scale * eps), lg = static_cast<T>(logs);
+    const T gy_scale = static_cast<T>(scale * static_cast<double>(om));
+    const T eps_t = static_cast<T>(eps);
+    // The gradient may be written over the input (in place): x and g are not restrict here.
+    T* g = a.grad ? a.grad + p * C : nullptr;
+    T* LOSSKIT_RESTRICT gy = a.grad_target ? a.grad_target + p * C : nullptr;
+    const T* xr = a.input + p * C;
+    if (gy) {
+#pragma omp simd
+      for (int64_t c = 0; c < C; ++c) {
+        const T d = (xr[c] - ref) - lg;  // x - lse, as chunk_grad forms it
+        const T wc = kWeighted ? w[c] : T(1);
+        gy[c] = (gy_scale * wc) * (eps_t * (T(1) - vmath::exp(d)) - d);
+      }
+    }
+    if (g) {
+#pragma omp simd
+      for (int64_t c = 0; c < C; ++c) {
+        const T d = (xr[c] - ref) - lg;
+        const T pc = vmath::exp(d);
+        const T yc = kProb ? y[c] * om + ec : (c == t ? om : T(0)) + ec;
+        const T v = kWeighted ? yc * w[c] : yc;
+        g[c] = pc * A - v * (B + E * pc);
+      }
+    }
+  }
+  return total;
+}
+
 template <class T, bool kProb, bool kWeighted>
 double poly1_soft_impl(const CeArgs<T>& a, int64_t p0, int64_t p1) {
   const int64_t C = a.C, S = a.S;
+  if (S == 1) return poly1_soft_rows<T, kProb, kWeighted>(a, p0, p1);
   const Smoothing<T> sm(a);
   const T om = sm.om, ec = sm.ec;
   const double eps = a.transform_param;
