@@ -56,6 +56,11 @@ from _markdown import write_section  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
+def name_matches(name: str, term: str) -> bool:
+    """A filter term matches names containing it; a term ending in '$' only the name itself."""
+    return name == term[:-1] if term.endswith("$") else term in name
+
+
 def load_cases(pattern: str) -> List[Dict[str, Any]]:
     cases = []
     for path in sorted(glob.glob(os.path.join(HERE, "cases_*.py"))):
@@ -63,7 +68,7 @@ def load_cases(pattern: str) -> List[Dict[str, Any]]:
         module = importlib.util.module_from_spec(spec)
         sys.path.insert(0, HERE)
         spec.loader.exec_module(module)  # type: ignore[union-attr]
-        cases += [c for c in module.CASES if any(p in c["name"] for p in pattern.split("|"))]
+        cases += [c for c in module.CASES if any(name_matches(c["name"], p) for p in pattern.split("|"))]
     return cases
 
 
@@ -223,7 +228,11 @@ def child(n: int, pattern: str, quick: bool, out: str) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--filter", default="", help="only cases whose name contains this text (or one of several, '|')")
+    ap.add_argument(
+        "--filter",
+        default="",
+        help="only cases whose name contains this text (or one of several, '|'; a text ending in '$': the name)",
+    )
     ap.add_argument("--quick", action="store_true", help="short timing budget (a smoke run)")
     ap.add_argument("--threads", default="", help="comma-separated thread counts (default: 1 and all)")
     ap.add_argument("--markdown", default="", help="also write the table into this markdown file")
