@@ -829,6 +829,32 @@ double tile_impl(const CeArgs<T>& a, int64_t n, int64_t s0, int64_t s1) {
 // The formulas are at ClassificationKernels::poly1_soft. Three sweeps over a position's classes
 // (S apart): the max, the sums (exp(x - ref), V, sum v (x - ref), sum v exp(x - ref)), and the
 // gradient. The softmax of the gradient sweep is formed as chunk_grad's probability path forms it.
+// The per-position end of both poly1 kernels: the loss from the four sums (written to a.out[p]
+// when wanted) and the gradient's constants, g_c = p_c A - v_c (B + E p_c) and
+// d loss / d y_c = (gy w_c) (eps (1 - p_c) - (x_c - lse)), with lse = ref + lg.
+template <class T>
+struct Poly1Position {
+  double loss = 0.0;
+  T A = 0, B = 0, E = 0, lg = 0, gy = 0;
+};
+template <class T>
+LOSSKIT_INLINE Poly1Position<T> poly1_position(const CeArgs<T>& a, int64_t p, bool counted,
+                                               double scale, double se, double sv, double svx,
+                                               double sve, T om) {
+  const double eps = a.transform_param;
+  const double logs = std::log(se);
+  const double P = sve / se;
+  Poly1Position<T> r;
+  if (counted && a.C > 0) r.loss = prob_loss(sv, logs, svx, a.C) + eps * (sv - P);
+  if (a.out) a.out[p] = static_cast<T>(r.loss);
+  r.A = static_cast<T>(scale * (sv + eps * P));
+  r.B = static_cast<T>(scale);
+  r.E = static_cast<T>(scale * eps);
+  r.lg = static_cast<T>(logs);
+  r.gy = static_cast<T>(scale * static_cast<double>(om));
+  return r;
+}
+
 // Rows (S == 1): the same per-position formulas with contiguous, vectorised class loops; the
 // exponentials of a chunk of kCeChunk classes go to a stack buffer, and the four sums are taken
 // over it in ordered_sums' fixed order (per chunk, the chunks in sequence), so values do not
@@ -875,16 +901,10 @@ double poly1_soft_rows(const CeArgs<T>& a, int64_t p0, int64_t p1) {
       svx += part[2];
       sve += part[3];
     }
-    const double logs = std::log(se);
-    const double P = sve / se;
-    double loss = 0.0;
-    if (counted && C > 0) loss = prob_loss(sv, logs, svx, C) + eps * (sv - P);
-    if (a.out) a.out[p] = static_cast<T>(loss);
-    total += loss;
+    const Poly1Position<T> k = poly1_position(a, p, counted, scale, se, sv, svx, sve, om);
+    total += k.loss;
     if (!a.grad && !a.grad_target) continue;
-    const T A = static_cast<T>(scale * (sv + eps * P)), B = static_cast<T>(scale);
-    const T E = static_cast<T>(scale * eps), lg = static_cast<T>(logs);
-    const T gy_scale = static_cast<T>(scale * static_cast<double>(om));
+    const T A = k.A, B = k.B, E = k.E, lg = k.lg, gy_scale = k.gy;
     const T eps_t = static_cast<T>(eps);
     // The gradient may be written over the input (in place): x and g are not restrict here.
     T* g = a.grad ? a.grad + p * C : nullptr;
@@ -948,16 +968,10 @@ double poly1_soft_impl(const CeArgs<T>& a, int64_t p0, int64_t p1) {
       svx += static_cast<double>(v * d);
       sve += static_cast<double>(v * e);
     }
-    const double logs = std::log(se);
-    const double P = sve / se;
-    double loss = 0.0;
-    if (counted && C > 0) loss = prob_loss(sv, logs, svx, C) + eps * (sv - P);
-    if (a.out) a.out[p] = static_cast<T>(loss);
-    total += loss;
+    const Poly1Position<T> k = poly1_position(a, p, counted, scale, se, sv, svx, sve, om);
+    total += k.loss;
     if (!a.grad && !a.grad_target) continue;
-    const T A = static_cast<T>(scale * (sv + eps * P)), B = static_cast<T>(scale);
-    const T E = static_cast<T>(scale * eps), lg = static_cast<T>(logs);
-    const T gy_scale = static_cast<T>(scale * static_cast<double>(om));
+    const T A = k.A, B = k.B, E = k.E, lg = k.lg, gy_scale = k.gy;
     for (int64_t c = 0; c < C; ++c) {
       const T d = (x[c * S] - ref) - lg;  // x - lse, as chunk_grad forms it
       const T pc = vmath::exp(d);
