@@ -545,30 +545,28 @@ py::tuple forward_backward(const py::tuple& arrays, const py::handle& grad_outpu
 }
 
 // Calls fn(StorageTag<T>{}) for the storage type T of `first` (the Python layer made every float
-// array of a call alike): float32, float64, or, where the loss reads them in place (kWithHalf),
-// bfloat16 and float16.
+// array of a call alike): float32, float64, bfloat16 or float16 (a loss that does not read 16-bit
+// storage in place is handed float32 by the Python layer).
 template <class T>
 struct StorageTag {
   using type = T;
 };
 
-template <bool kWithHalf, class Fn>
+template <class Fn>
 auto with_storage(const py::handle& first, Fn&& fn) {
   if (has_dtype<float>(first)) return fn(StorageTag<float>{});
-  if constexpr (kWithHalf) {
-    if (has_dtype<losskit::bfloat16>(first)) return fn(StorageTag<losskit::bfloat16>{});
-    if (has_dtype<losskit::float16>(first)) return fn(StorageTag<losskit::float16>{});
-  }
+  if (has_dtype<losskit::bfloat16>(first)) return fn(StorageTag<losskit::bfloat16>{});
+  if (has_dtype<losskit::float16>(first)) return fn(StorageTag<losskit::float16>{});
   return fn(StorageTag<double>{});
 }
 
-template <class A, bool kWithHalf = false>
+template <class A>
 void bind(py::module_& m) {
   const std::string name = A::kName;
   m.def(
       name.c_str(),
       [](const py::tuple& arrays, const std::string& reduction, const py::kwargs& kw) {
-        return with_storage<kWithHalf>(arrays[0], [&](auto tag) {
+        return with_storage(arrays[0], [&](auto tag) {
           return forward<A, typename decltype(tag)::type>(arrays, reduction, kw);
         });
       },
@@ -576,7 +574,7 @@ void bind(py::module_& m) {
   m.def((name + "_backward").c_str(),
         [](const py::object& grad_output, const py::tuple& arrays, const std::string& reduction,
            const py::tuple& want, const py::kwargs& kw) {
-          return with_storage<kWithHalf>(arrays[0], [&](auto tag) {
+          return with_storage(arrays[0], [&](auto tag) {
             return backward<A, typename decltype(tag)::type>(grad_output, arrays, reduction, want,
                                                              kw);
           });
@@ -585,7 +583,7 @@ void bind(py::module_& m) {
   m.def((name + "_forward_backward").c_str(),
         [](const py::tuple& arrays, const py::object& grad_output, const std::string& reduction,
            const py::tuple& want, const py::kwargs& kw) {
-          return with_storage<kWithHalf>(arrays[0], [&](auto tag) {
+          return with_storage(arrays[0], [&](auto tag) {
             return forward_backward<A, typename decltype(tag)::type>(arrays, grad_output, reduction,
                                                                      want, kw);
           });
@@ -593,7 +591,7 @@ void bind(py::module_& m) {
         py::arg("arrays"), py::arg("grad_output"), py::arg("reduction"), py::arg("want"));
   m.def((name + "_mean_normalizer").c_str(),
         [](const py::tuple& arrays, const std::string& reduction, const py::kwargs& kw) {
-          return with_storage<kWithHalf>(arrays[0], [&](auto tag) {
+          return with_storage(arrays[0], [&](auto tag) {
             return mean_normalizer<A, typename decltype(tag)::type>(arrays, reduction, kw);
           });
         },
@@ -938,7 +936,7 @@ void classification_bind(py::module_& m) {
          double label_smoothing, bool probabilities, bool want_target_grad,
          const py::object& normalizer, double z_loss, std::optional<double> softcap,
          bool return_stats) {
-        return with_storage<true>(input, [&](auto tag) {
+        return with_storage(input, [&](auto tag) {
           return classification_cross_entropy<typename decltype(tag)::type>(
               mode, input, target, weight, grad_output, reduction, ignore_index, label_smoothing,
               probabilities, want_target_grad, normalizer, z_loss, softcap, return_stats);
@@ -954,7 +952,7 @@ void classification_bind(py::module_& m) {
       [](int mode, const py::object& input, const py::object& target, const py::object& weight,
          const py::object& grad_output, const std::string& reduction, int64_t ignore_index,
          const py::object& normalizer) {
-        return with_storage<true>(input, [&](auto tag) {
+        return with_storage(input, [&](auto tag) {
           return classification_nll_loss<typename decltype(tag)::type>(mode, input, target, weight,
                                                                        grad_output, reduction,
                                                                        ignore_index, normalizer);
@@ -968,7 +966,7 @@ void classification_bind(py::module_& m) {
       [](int mode, const py::object& input, const py::object& target, const py::object& weight,
          const py::object& grad_output, const std::string& reduction, int p, double margin,
          const py::object& normalizer) {
-        return with_storage<true>(input, [&](auto tag) {
+        return with_storage(input, [&](auto tag) {
           return classification_multi_margin_loss<typename decltype(tag)::type>(mode, input, target,
                                                                                 weight, grad_output,
                                                                                 reduction, p,
@@ -982,7 +980,7 @@ void classification_bind(py::module_& m) {
       "multilabel_margin_loss",
       [](int mode, const py::object& input, const py::object& target, const py::object& grad_output,
          const std::string& reduction, const py::object& normalizer) {
-        return with_storage<true>(input, [&](auto tag) {
+        return with_storage(input, [&](auto tag) {
           return classification_multilabel_margin_loss<typename decltype(tag)::type>(
               mode, input, target, grad_output, reduction, normalizer);
         });
@@ -994,7 +992,7 @@ void classification_bind(py::module_& m) {
       [](int mode, const py::object& input, const py::object& target, const py::object& weight,
          const py::object& grad_output, const std::string& reduction, bool want_target_grad,
          const py::object& normalizer) {
-        return with_storage<true>(input, [&](auto tag) {
+        return with_storage(input, [&](auto tag) {
           return classification_multilabel_soft_margin_loss<typename decltype(tag)::type>(
               mode, input, target, weight, grad_output, reduction, want_target_grad, normalizer);
         });
@@ -1008,7 +1006,7 @@ void classification_bind(py::module_& m) {
       [](int mode, const py::object& input, const py::object& target, const py::object& alpha,
          const py::object& grad_output, const std::string& reduction, double gamma,
          int64_t ignore_index, const py::object& normalizer) {
-        return with_storage<true>(input, [&](auto tag) {
+        return with_storage(input, [&](auto tag) {
           return classification_softmax_focal_loss<typename decltype(tag)::type>(
               mode, input, target, alpha, grad_output, reduction, gamma, ignore_index, normalizer);
         });
@@ -1022,7 +1020,7 @@ void classification_bind(py::module_& m) {
          const py::object& grad_output, const std::string& reduction, double epsilon,
          int64_t ignore_index, double label_smoothing, bool probabilities, bool want_target_grad,
          const py::object& normalizer) {
-        return with_storage<true>(input, [&](auto tag) {
+        return with_storage(input, [&](auto tag) {
           return classification_poly1_cross_entropy<typename decltype(tag)::type>(
               mode, input, target, weight, grad_output, reduction, epsilon, ignore_index,
               label_smoothing, probabilities, want_target_grad, normalizer);
@@ -1249,7 +1247,7 @@ void ctc_bind(py::module_& m) {
          bool zero_infinity, const py::object& normalizer) {
         const CtcArgs a = ctc_args(targets, input_lengths, target_lengths, blank, reduction,
                                    zero_infinity, normalizer);
-        return with_storage<true>(log_probs, [&](auto tag) {
+        return with_storage(log_probs, [&](auto tag) {
           return ctc_forward<typename decltype(tag)::type>(log_probs, a);
         });
       },
@@ -1263,7 +1261,7 @@ void ctc_bind(py::module_& m) {
          const std::string& reduction, bool zero_infinity, const py::object& normalizer) {
         const CtcArgs a = ctc_args(targets, input_lengths, target_lengths, blank, reduction,
                                    zero_infinity, normalizer);
-        return with_storage<true>(log_probs, [&](auto tag) {
+        return with_storage(log_probs, [&](auto tag) {
           return ctc_backward<typename decltype(tag)::type>(grad_output, log_probs, a);
         });
       },
@@ -1277,7 +1275,7 @@ void ctc_bind(py::module_& m) {
          const std::string& reduction, bool zero_infinity, const py::object& normalizer) {
         const CtcArgs a = ctc_args(targets, input_lengths, target_lengths, blank, reduction,
                                    zero_infinity, normalizer);
-        return with_storage<true>(log_probs, [&](auto tag) {
+        return with_storage(log_probs, [&](auto tag) {
           return ctc_forward_backward<typename decltype(tag)::type>(log_probs, grad_output, a);
         });
       },
@@ -1291,7 +1289,7 @@ void ctc_bind(py::module_& m) {
          bool zero_infinity) {
         const CtcArgs a = ctc_args(targets, input_lengths, target_lengths, blank, reduction,
                                    zero_infinity, py::none());
-        return with_storage<true>(log_probs, [&](auto tag) {
+        return with_storage(log_probs, [&](auto tag) {
           using T = typename decltype(tag)::type;
           const View<T> lp = as_view<T>(log_probs, "ctc_loss", "log_probs");
           py::gil_scoped_release release;
@@ -1660,7 +1658,7 @@ py::object segmentation_dispatch(int mode, const py::handle& input, const py::ha
     throw losskit::ValueError(std::string(E::kName) + ": mode expected 0, 1, 2 or 3");
   const bool labels = py::isinstance<py::array>(target) &&
                       py::reinterpret_borrow<py::array>(target).dtype().kind() == 'i';
-  return with_storage<true>(input, [&](auto tag) {
+  return with_storage(input, [&](auto tag) {
     using T = typename decltype(tag)::type;
     return labels ? segmentation_run<E, T, int64_t>(mode, input, target, weight, grad_output, o)
                   : segmentation_run<E, T, T>(mode, input, target, weight, grad_output, o);
@@ -1830,27 +1828,27 @@ PYBIND11_MODULE(_core, m) {
     return std::move(out);
   });
 
-  bind<L1, true>(m);
-  bind<Mse, true>(m);
-  bind<Huber, true>(m);
-  bind<SmoothL1, true>(m);
-  bind<SoftMargin, true>(m);
-  bind<Bce, true>(m);
-  bind<BceWithLogits, true>(m);
-  bind<PoissonNll, true>(m);
-  bind<GaussianNll, true>(m);
-  bind<KlDiv, true>(m);
-  bind<MarginRanking, true>(m);
-  bind<HingeEmbedding, true>(m);
-#define LOSSKIT_BIND_REGISTERED(NAME, ...) bind<Registered_##NAME, true>(m);
+  bind<L1>(m);
+  bind<Mse>(m);
+  bind<Huber>(m);
+  bind<SmoothL1>(m);
+  bind<SoftMargin>(m);
+  bind<Bce>(m);
+  bind<BceWithLogits>(m);
+  bind<PoissonNll>(m);
+  bind<GaussianNll>(m);
+  bind<KlDiv>(m);
+  bind<MarginRanking>(m);
+  bind<HingeEmbedding>(m);
+#define LOSSKIT_BIND_REGISTERED(NAME, ...) bind<Registered_##NAME>(m);
   LOSSKIT_REGISTERED_POINTWISE(LOSSKIT_BIND_REGISTERED)
 #undef LOSSKIT_BIND_REGISTERED
   // classification: register bindings here
   classification_bind(m);
   // embedding: register bindings here
-  bind<CosineEmbedding, true>(m);
-  bind<TripletMargin, true>(m);
-  bind<TripletMarginWithDistance, true>(m);
+  bind<CosineEmbedding>(m);
+  bind<TripletMargin>(m);
+  bind<TripletMarginWithDistance>(m);
   embedding_bind_from_distances(m);
   // ctc: register bindings here
   ctc_bind(m);
@@ -1861,7 +1859,7 @@ PYBIND11_MODULE(_core, m) {
   // segmentation: register bindings here
   segmentation_bind(m);
   // detection: register bindings here
-  bind<GeneralizedBoxIou, true>(m);
-  bind<DistanceBoxIou, true>(m);
-  bind<CompleteBoxIou, true>(m);
+  bind<GeneralizedBoxIou>(m);
+  bind<DistanceBoxIou>(m);
+  bind<CompleteBoxIou>(m);
 }
