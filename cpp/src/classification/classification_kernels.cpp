@@ -855,6 +855,15 @@ LOSSKIT_INLINE Poly1Position<T> poly1_position(const CeArgs<T>& a, int64_t p, bo
   return r;
 }
 
+// v_c = w_c y'_c of class c at a position whose classes lie S apart: y' is the smoothed one-hot of
+// target t (class indices; t = -1 where ignored) or the smoothed probability target y.
+template <bool kProb, bool kWeighted, class T>
+LOSSKIT_INLINE T poly1_target_weight(const T* y, const T* w, int64_t c, int64_t S, int64_t t, T om,
+                                     T ec) {
+  const T yc = kProb ? y[c * S] * om + ec : (c == t ? om : T(0)) + ec;
+  return kWeighted ? yc * w[c] : yc;
+}
+
 // Rows (S == 1): the same per-position formulas with contiguous, vectorised class loops; the
 // exponentials of a chunk of kCeChunk classes go to a stack buffer, and the four sums are taken
 // over it in ordered_sums' fixed order (per chunk, the chunks in sequence), so values do not
@@ -871,7 +880,6 @@ double poly1_soft_rows(const CeArgs<T>& a, int64_t p0, int64_t p1) {
   for (int64_t p = p0; p < p1; ++p) {
     const T* LOSSKIT_RESTRICT x = a.input + p * C;
     const T* LOSSKIT_RESTRICT y = kProb ? a.prob + p * C : nullptr;
-    // v_c as poly1_soft_impl's v_of: y'_c w_c (class indices: the smoothed one-hot).
     const int64_t t = kProb ? -1 : (a.target[p] == a.ignore_index ? -1 : a.target[p]);
     const bool counted = kProb || t >= 0;
     double scale = a.grad_scale * (a.grad_out ? static_cast<double>(a.grad_out[p]) : 1.0);
@@ -885,8 +893,7 @@ double poly1_soft_rows(const CeArgs<T>& a, int64_t p0, int64_t p1) {
       for (int64_t i = 0; i < n; ++i) {
         const int64_t c = c0 + i;
         ebuf[i] = exp_nonpos(x[c] - ref);
-        const T yc = kProb ? y[c] * om + ec : (c == t ? om : T(0)) + ec;
-        vbuf[i] = kWeighted ? yc * w[c] : yc;
+        vbuf[i] = poly1_target_weight<kProb, kWeighted>(y, w, c, 1, t, om, ec);
       }
       double part[4];
       ordered_sums<4>(n, part, [&](int64_t i, double(&term)[4]) {
@@ -923,8 +930,7 @@ double poly1_soft_rows(const CeArgs<T>& a, int64_t p0, int64_t p1) {
       for (int64_t c = 0; c < C; ++c) {
         const T d = (xr[c] - ref) - lg;
         const T pc = vmath::exp(d);
-        const T yc = kProb ? y[c] * om + ec : (c == t ? om : T(0)) + ec;
-        const T v = kWeighted ? yc * w[c] : yc;
+        const T v = poly1_target_weight<kProb, kWeighted>(y, w, c, 1, t, om, ec);
         g[c] = pc * A - v * (B + E * pc);
       }
     }
@@ -952,8 +958,7 @@ double poly1_soft_impl(const CeArgs<T>& a, int64_t p0, int64_t p1) {
     double scale = a.grad_scale * (a.grad_out ? static_cast<double>(a.grad_out[p]) : 1.0);
     if (!counted) scale = 0.0;
     const auto v_of = [&](int64_t c) {
-      const T yc = kProb ? y[c * S] * om + ec : (c == t ? om : T(0)) + ec;
-      return kWeighted ? yc * w[c] : yc;
+      return poly1_target_weight<kProb, kWeighted>(y, w, c, S, t, om, ec);
     };
     T m = -kInf<T>;
     for (int64_t c = 0; c < C; ++c) m = x[c * S] > m ? x[c * S] : m;
