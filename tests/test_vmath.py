@@ -138,12 +138,38 @@ def test_accuracy_in_ulps(name, dtype, target):
     assert err.max() <= bound, f"{name}({x[worst]!r}) = {got[worst]!r}, NumPy {ref[worst]!r}: {err.max()} ulp"
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_log1p_unit_is_log1p(dtype, target):
+    """log1p_unit, the sigmoid losses' log1p of e = exp(-|x|), skips log1p's reduction and selects
+    for inputs outside [0, 1]; on [0, 1] it must give log1p's bits: random e, e = exp(-|x|) of
+    logits, the neighbours of 1/3 (where 1 + e crosses 4/3 and log1p's reduction changes), 0, 1,
+    subnormals and NaNs (any NaN for a NaN)."""
+    rng = np.random.default_rng(11)
+    third = dtype(1) / dtype(3)
+    steps = np.arange(-300, 301)
+    near_third = third + steps * np.spacing(third)
+    x = np.concatenate(
+        [
+            rng.uniform(0, 1, 100_000),
+            np.exp(-np.abs(rng.standard_normal(100_000) * 30)),
+            near_third,
+            [0.0, 1.0, np.finfo(dtype).smallest_subnormal, np.finfo(dtype).tiny, np.nextafter(dtype(1), dtype(0))],
+        ]
+    ).astype(dtype)
+    x = np.concatenate([x, nans(dtype)])
+    got, want = _core._vmath(6, x), _core._vmath(FN["log1p"], x)
+    bits = np.uint32 if dtype == np.float32 else np.uint64
+    same = (got.view(bits) == want.view(bits)) | (np.isnan(got) & np.isnan(want))
+    assert same.all(), f"log1p_unit({x[~same][0]!r}) = {got[~same][0]!r}, log1p {want[~same][0]!r}"
+
+
 def test_float_log_exhaustive(tmp_path):
     """tests/cpp_checks/vmath_exhaustive.cpp: the float32 log and log1p on every CPU target this
     machine has, against glibc's double-precision log, on a strided subset of all float32 bit
     patterns (and windows around the points where the reduction changes), or, with
     LOSSKIT_EXHAUSTIVE=1 (.ci/run), on every one: special results bit for bit as std::log and
-    std::log1p, and the largest error within the stated bound."""
+    std::log1p, and the largest error within the stated bound; and log1p_unit equal to log1p in
+    bits on [0, 1] (every float there under LOSSKIT_EXHAUSTIVE=1)."""
     import re
 
     from _cpp import run_check
@@ -159,6 +185,11 @@ def test_float_log_exhaustive(tmp_path):
     for fn, t, worst, differing, evaluated in rows:
         assert float(worst) < EXACT_BOUND_F32[fn], f"{fn} on {t}: {worst} ulp"
         assert int(differing) == 0 and int(evaluated) > 8_000_000, out.stdout
+    unit = re.findall(
+        r"^log1p_unit +(\w+) +equal to log1p in bits: evaluated (\d+), differing (\d+)$", out.stdout, re.M
+    )
+    assert sorted(t for t, *_ in unit) == sorted(TARGETS), out.stdout
+    assert all(int(evaluated) > 17_000_000 and int(differing) == 0 for _, evaluated, differing in unit), out.stdout
 
 
 # e^x overflows above the first limit and rounds to 0 below the second (the largest x with a finite

@@ -1779,9 +1779,10 @@ PYBIND11_MODULE(_core, m) {
         "Comma-separated targets this CPU can run, best first.");
   m.def("set_cpu_target", &losskit::set_cpu_target, py::arg("name"));
   // Test hook: the active target's vectorised exp (0), log (1), log1p (2), exp of a
-  // non-positive argument (3), tanh (4) or atan (5, in double) of a float array.
+  // non-positive argument (3), tanh (4), atan (5, in double) or log1p_unit (6, defined on [0, 1])
+  // of a float array.
   m.def("_vmath", [](int fn, const py::array& x) -> py::array {
-    if (fn < 0 || fn > 5) throw losskit::ValueError("_vmath: fn expected 0 to 5");
+    if (fn < 0 || fn > 6) throw losskit::ValueError("_vmath: fn expected 0 to 6");
     auto run = [fn](auto* in, auto* out, int64_t n) {
       py::gil_scoped_release release;
       losskit::detail::vmath_apply(static_cast<losskit::detail::VmathFunction>(fn), in, out, n);

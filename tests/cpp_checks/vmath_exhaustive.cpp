@@ -221,5 +221,58 @@ int main() {
             static_cast<double>(s.worst_distance_x), static_cast<long long>(kBoundUlps));
     }
   }
+
+  // log1p_unit (the sigmoid losses' log1p of e = exp(-|x|)) equals log1p in bits on its domain
+  // [0, 1]: every float there with LOSSKIT_EXHAUSTIVE=1 (2^30 + 1 patterns), otherwise every 61st
+  // and, in full, windows around 0, 1/3 (where log1p's k changes) and 1; and on NaNs.
+  std::vector<Range> unit_ranges;
+  constexpr uint32_t kOne = 0x3f800000u;
+  if (exhaustive) {
+    unit_ranges.push_back({0, uint64_t{kOne} + 1, 1});
+  } else {
+    unit_ranges.push_back({0, uint64_t{kOne} / 61 + 1, 61});
+    unit_ranges.push_back({0, 16384, 1});
+    unit_ranges.push_back({0x3eaaaaabu - 8192, 16384, 1});
+    unit_ranges.push_back({kOne - 16383, 16384, 1});
+  }
+  const uint32_t nan_bits[] = {0x7fc00000u, 0xffc00000u, 0x7f800001u, 0xffffffffu};
+  std::vector<float> other(kBlock);
+  for (size_t t = 0; t < targets.size(); ++t) {
+    losskit::set_cpu_target(targets[t]);
+    int64_t evaluated = 0, differing = 0;
+    float first_difference = 0;
+    // Compares in[0, n); y and other are scratch of n floats.
+    auto compare_unit = [&](const float* in, int64_t n) {
+      constexpr int64_t kChunk = 1 << 14;
+#pragma omp parallel for schedule(static)
+      for (int64_t c = 0; c < n; c += kChunk) {
+        const int64_t m = std::min(kChunk, n - c);
+        losskit::detail::vmath_apply(VmathFunction::Log1pUnit, in + c, &y[c], m);
+        losskit::detail::vmath_apply(VmathFunction::Log1p, in + c, &other[c], m);
+      }
+      for (int64_t i = 0; i < n; ++i)
+        if (!same_bits_or_both_nan(y[i], other[i]) && differing++ == 0) first_difference = in[i];
+      evaluated += n;
+    };
+    for (const Range& range : unit_ranges) {
+      for (uint64_t done = 0; done < range.count; done += kBlock) {
+        const int64_t n = static_cast<int64_t>(std::min<uint64_t>(kBlock, range.count - done));
+        for (int64_t i = 0; i < n; ++i)
+          x[i] = from_bits(static_cast<uint32_t>(
+              std::min<uint64_t>(range.first + (done + static_cast<uint64_t>(i)) * range.step,
+                                 kOne)));
+        compare_unit(x.data(), n);
+      }
+    }
+    for (int i = 0; i < 4; ++i) x[i] = from_bits(nan_bits[i]);
+    compare_unit(x.data(), 4);
+    std::printf("log1p_unit %-8s equal to log1p in bits: evaluated %lld, differing %lld\n",
+                targets[t].c_str(), static_cast<long long>(evaluated),
+                static_cast<long long>(differing));
+    CHECK(differing == 0, "log1p_unit %s: %lld results differ from log1p, first at %a",
+          targets[t].c_str(), static_cast<long long>(differing),
+          static_cast<double>(first_difference));
+  }
+  losskit::set_cpu_target(targets.front());
   return failures != 0;
 }

@@ -1267,7 +1267,7 @@ double soft_margin_impl(const RowLossArgs<T>& a, int64_t r0, int64_t r1) {
       // exp, not exp_nonpos: e^-|x| below 1.7e-38 (|x| > 87, float) must not flush to 0, as
       // sigmoid(-x) = e / (1 + e) then meets an infinite target: torch's inf * 6e-39 = inf.
       const T e = vmath::exp(-ax);
-      const T l1p = vmath::log1p(e);
+      const T l1p = vmath::log1p_unit(e);
       const T lsp = (xj < T(0) ? xj : T(0)) - l1p;   // log sigmoid(x)
       const T lsn = (xj > T(0) ? -xj : T(0)) - l1p;  // log sigmoid(-x)
       sum += static_cast<double>(-(yj * lsp + (T(1) - yj) * lsn) * wj);

@@ -11,7 +11,7 @@
 //   log   float: < 0.84 ulp over every float32 input (faithful: at most 1 ulp from the correctly
 //         rounded result), double: <= 1 ulp; log(0) = -inf, log(x<0) = NaN, log(inf) = inf.
 //   log1p float: < 0.88 ulp over every float32 input (faithful), double: <= 2 ulp;
-//         log1p(-1) = -inf, log1p(x<-1) = NaN.
+//         log1p(-1) = -inf, log1p(x<-1) = NaN. log1p_unit, for arguments in [0, 1]: log1p's bits.
 //   (The float figures are proven exhaustively per target by tests/cpp_checks/vmath_exhaustive.cpp;
 //   docs/performance.md has the table.)
 //   tanh  float: <= 3 ulp, double: <= 3 ulp (worst just above |u| = 1/4); tanh(+-inf) = +-1.
@@ -282,6 +282,21 @@ LOSSKIT_INLINE float log1p(float x) {
   y = x != x ? x : y;
   return y;
 }
+
+// log1p(e) for e in [0, 1] or NaN, the e = exp(-|x|) of the sigmoid losses: log1p(float)'s
+// reduction and result, bit for bit, without its exponent arithmetic and its selects for inputs
+// outside [0, 1]. There, log1p's k is 1 exactly where 1 + e rounds to 4/3 (rounded up) or above,
+// and its f = e 2^-k + (2^-k - 1) is e (k = 0) or (e - 1) / 2, whose rounding error TwoSum
+// finds and Fast2Sum finds here the same (|-1| >= e). NaN passes through the arithmetic.
+// tests/cpp_checks/vmath_exhaustive.cpp checks the equality with log1p on floats in [0, 1] (on
+// every one in CI's full sweep).
+LOSSKIT_INLINE float log1p_unit(float e) {
+  const bool k1 = 1.0f + e >= 0x1.555556p0f;  // the bits of 4/3 rounded up: 0x3faaaaab
+  const float s = e - 1.0f;
+  const float s_error = e - (s + 1.0f);
+  return log_reduced<true>(k1 ? 1 : 0, k1 ? 0.5f * s : e, k1 ? 0.5f * s_error : 0.0f);
+}
+LOSSKIT_INLINE double log1p_unit(double e) { return vmath::log1p(e); }
 
 // ---- tanh ---------------------------------------------------------------------------------
 // tanh(u) = sign(u) (1 - e) / (1 + e), e = e^(-2|u|), for |u| >= 1/4; below, where 1 - e would

@@ -19,6 +19,9 @@ void apply(detail::VmathFunction fn, const T* LOSSKIT_RESTRICT in, T* LOSSKIT_RE
     case detail::VmathFunction::Log1p:
       for (int64_t i = 0; i < n; ++i) out[i] = vmath::log1p(in[i]);
       break;
+    case detail::VmathFunction::Log1pUnit:  // defined on [0, 1]
+      for (int64_t i = 0; i < n; ++i) out[i] = vmath::log1p_unit(in[i]);
+      break;
     case detail::VmathFunction::ExpNonpositive:
       for (int64_t i = 0; i < n; ++i) out[i] = vmath::exp_nonpositive(in[i]);
       break;

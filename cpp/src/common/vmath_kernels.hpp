@@ -1,4 +1,4 @@
-// Test hook: applies the active target's vectorised exp/log/log1p/tanh/atan to an array, so the tests can
+// Test hook: applies the active target's vectorised exp/log/log1p/tanh/atan (and log1p_unit) to an array, so the tests can
 // measure their accuracy against NumPy on every instruction set.
 #pragma once
 
@@ -8,7 +8,15 @@
 
 namespace losskit::detail {
 
-enum class VmathFunction { Exp = 0, Log = 1, Log1p = 2, ExpNonpositive = 3, Tanh = 4, Atan = 5 };
+enum class VmathFunction {
+  Exp = 0,
+  Log = 1,
+  Log1p = 2,
+  ExpNonpositive = 3,
+  Tanh = 4,
+  Atan = 5,
+  Log1pUnit = 6
+};
 
 void vmath_apply(VmathFunction fn, const float* in, float* out, int64_t n);
 void vmath_apply(VmathFunction fn, const double* in, double* out, int64_t n);

@@ -182,7 +182,7 @@ struct Sigmoids {
 template <class T>
 LOSSKIT_INLINE Sigmoids<T> sigmoids(T x) {
   const T e = vmath::exp(-std::abs(x));
-  const T l1pe = vmath::log1p(e);
+  const T l1pe = vmath::log1p_unit(e);
   const T inv = T(1) / (T(1) + e);
   const T small = e * inv;  // sigmoid(-|x|)
   return {(x < T(0) ? x : T(0)) - l1pe, (x > T(0) ? -x : T(0)) - l1pe, x >= T(0) ? inv : small,
@@ -379,7 +379,7 @@ struct LogCosh : NoCheck {
     const T t = vmath::tanh(z);
     const T e = vmath::exp_nonpositive(T(-2) * (az < T(1e4) ? az : T(1e4)));  // inf: e = 0
     const T near_zero = T(-0.5) * vmath::log1p(-t * t);
-    const T far = az - T(0.693147180559945309417232121458) + vmath::log1p(e);
+    const T far = az - T(0.693147180559945309417232121458) + vmath::log1p_unit(e);
     r.l = az < T(1) ? near_zero : far;
     r.d0 = t;
     r.d1 = -t;
