@@ -59,9 +59,13 @@ LOSSKIT_INLINE float from_bits(uint32_t u) {
 }
 
 // a * b + c, rounded once (a fused multiply-add) on the targets with FMA and twice on the
-// baseline. Written out, never left to contraction: the source files that use vmath are compiled
-// with -ffp-contract=off (see CMakeLists.txt), and an explicit fma is the same instruction in every
-// instantiation of a target, so the forward and fused kernels of one target agree bit for bit.
+// baseline. Written out, never left to contraction: the element-wise, classification and box
+// kernels and the accuracy hook (vmath_kernels.cpp) are compiled with -ffp-contract=off (see
+// CMakeLists.txt), and an explicit fma is the same instruction in every instantiation of a target,
+// so the forward and fused kernels of one target agree bit for bit. (The CTC, embedding,
+// contrastive and segmentation kernels allow contraction for their own dot products, so there the
+// compiler may fuse vmath's other multiplies too: the measured bounds are those of the
+// uncontracted arithmetic.)
 // Used for the polynomials and range reductions inside vmath only, whose error bounds hold both
 // ways (tests/test_vmath.py checks them on every target), never for a loss's own formula.
 template <class T>
