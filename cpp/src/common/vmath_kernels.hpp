@@ -1,5 +1,5 @@
-// Test hook: applies the active target's vectorised exp/log/log1p/tanh/atan (and log1p_unit) to an array, so the tests can
-// measure their accuracy against NumPy on every instruction set.
+// Test hook: applies the active target's vectorised exp/log/log1p/tanh/atan (and log1p_unit) to an
+// array, so the tests can measure their accuracy against NumPy on every instruction set.
 #pragma once
 
 #include <cstdint>
