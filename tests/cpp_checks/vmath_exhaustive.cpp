@@ -123,6 +123,19 @@ void compare(const float* x, const float* y, const double* ref, const float* spe
   }
 }
 
+// Bit patterns, as ranges [first, first + count) with a step.
+struct Range {
+  uint64_t first, count, step;
+};
+
+// x[0, n) := the floats of the range's patterns done, done + 1, ..., each capped at `last`.
+void fill_block(const Range& range, uint64_t done, int64_t n, uint32_t last, float* x) {
+  for (int64_t i = 0; i < n; ++i) {
+    const uint64_t bits = range.first + (done + static_cast<uint64_t>(i)) * range.step;
+    x[i] = from_bits(static_cast<uint32_t>(std::min<uint64_t>(bits, last)));
+  }
+}
+
 std::vector<std::string> split(const std::string& s) {
   std::vector<std::string> out;
   size_t start = 0;
@@ -141,10 +154,6 @@ int main() {
     const char* e = std::getenv("LOSSKIT_EXHAUSTIVE");
     return e && std::string(e) == "1";
   }();
-  // The bit patterns, as ranges [first, first + count) with a step.
-  struct Range {
-    uint64_t first, count, step;
-  };
   std::vector<Range> ranges;
   if (exhaustive) {
     ranges.push_back({0, uint64_t{1} << 32, 1});
@@ -169,10 +178,7 @@ int main() {
   for (const Range& range : ranges) {
     for (uint64_t done = 0; done < range.count; done += kBlock) {
       const int64_t n = static_cast<int64_t>(std::min<uint64_t>(kBlock, range.count - done));
-      for (int64_t i = 0; i < n; ++i) {
-        const uint64_t bits = range.first + (done + static_cast<uint64_t>(i)) * range.step;
-        x[i] = from_bits(static_cast<uint32_t>(std::min<uint64_t>(bits, 0xffffffffu)));
-      }
+      fill_block(range, done, n, 0xffffffffu, x.data());
       for (int f = 0; f < 2; ++f) {
 #pragma omp parallel for schedule(static)
         for (int64_t i = 0; i < n; ++i) {
@@ -223,7 +229,7 @@ int main() {
   }
 
   // log1p_unit (the sigmoid losses' log1p of e = exp(-|x|)) equals log1p in bits on its domain
-  // [0, 1]: every float there with LOSSKIT_EXHAUSTIVE=1 (2^30 + 1 patterns), otherwise every 61st
+  // [0, 1]: every float there with LOSSKIT_EXHAUSTIVE=1 (0x3f800001 patterns), otherwise every 61st
   // and, in full, windows around 0, 1/3 (where log1p's k changes) and 1; and on NaNs.
   std::vector<Range> unit_ranges;
   constexpr uint32_t kOne = 0x3f800000u;
@@ -257,10 +263,7 @@ int main() {
     for (const Range& range : unit_ranges) {
       for (uint64_t done = 0; done < range.count; done += kBlock) {
         const int64_t n = static_cast<int64_t>(std::min<uint64_t>(kBlock, range.count - done));
-        for (int64_t i = 0; i < n; ++i)
-          x[i] = from_bits(static_cast<uint32_t>(
-              std::min<uint64_t>(range.first + (done + static_cast<uint64_t>(i)) * range.step,
-                                 kOne)));
+        fill_block(range, done, n, kOne, x.data());
         compare_unit(x.data(), n);
       }
     }
