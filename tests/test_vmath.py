@@ -280,8 +280,12 @@ X_SPECIAL = [np.nan, NEG_NAN, np.inf, -np.inf, 0.0, 1.5, -1.5, 90.0, -90.0, 800.
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 def test_soft_margin_at_nan_and_inf(dtype, target):
-    x = np.array(X_SPECIAL, dtype=dtype)
-    y = np.resize([1.0, -1.0], x.size).astype(dtype)
+    """log1p(exp(-y x)): inf loss and NaN gradient exactly where exp overflows, finite just below."""
+    ln_max = np.log(np.float64(np.finfo(dtype).max))
+    largest_finite_exp = dtype(ln_max) if dtype(ln_max) <= ln_max else np.nextafter(dtype(ln_max), -np.inf)
+    edge = [largest_finite_exp, np.nextafter(largest_finite_exp, dtype(np.inf))]
+    x = np.array(X_SPECIAL + edge + [-e for e in edge], dtype=dtype)
+    y = np.concatenate([np.resize([1.0, -1.0], len(X_SPECIAL)), [-1.0, -1.0, 1.0, 1.0]]).astype(dtype)
     check_loss("soft_margin_loss", TF.soft_margin_loss, (x, y), (0,), False, "soft_margin")
 
 

@@ -32,6 +32,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 
 #include "common/target.hpp"
 
@@ -121,6 +122,11 @@ LOSSKIT_INLINE ExpParts<float, int32_t> exp_parts(float xc) {
   return {p, n};
 }
 
+// The largest x with e^x finite (709.78... double, 88.72... float): exp(x) is +inf above it.
+template <class T>
+inline constexpr T kExpOverflow = std::is_same_v<T, float> ? T(0x1.62e42ep+6f)
+                                                           : T(0x1.62e42fefa39efp+9);
+
 // exp's arguments go through the integer exponent arithmetic below only when finite: a NaN's bits
 // would make n enormous (n - n1 overflowed, undefined behaviour, for a NaN with its sign bit set,
 // which is what x86 gives for inf - inf). Each clamp is written so that a NaN fails its comparison
@@ -130,7 +136,7 @@ LOSSKIT_INLINE ExpParts<float, int32_t> exp_parts(float xc) {
 // the caller's next subtraction into a fused multiply-add, whose exact product never overflows: in
 // the sanitized build poisson_nll_loss's e^x - y x at x = +inf came out -inf instead of NaN).
 LOSSKIT_INLINE double exp(double x) {
-  constexpr double kOverflow = 0x1.62e42fefa39efp+9;    // 709.78...: largest x with e^x finite
+  constexpr double kOverflow = kExpOverflow<double>;
   constexpr double kUnderflow = -0x1.74910d52d3051p+9;  // -745.13...: smallest with e^x > 0
   const double xc = x >= -746.0 ? (x <= 710.0 ? x : 710.0) : -746.0;  // NaN takes -746
   const auto e = exp_parts(xc);
@@ -149,7 +155,7 @@ LOSSKIT_INLINE double exp(double x) {
 }
 
 LOSSKIT_INLINE float exp(float x) {
-  constexpr float kOverflow = 0x1.62e42ep+6f;    // 88.72...: largest x with e^x finite
+  constexpr float kOverflow = kExpOverflow<float>;
   constexpr float kUnderflow = -0x1.9fe368p+6f;  // -103.97...: smallest with e^x > 0
   const float xc = x >= -104.0f ? (x <= 89.0f ? x : 89.0f) : -104.0f;  // NaN takes -104
   const auto e = exp_parts(xc);

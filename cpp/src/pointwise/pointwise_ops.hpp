@@ -126,20 +126,6 @@ struct SmoothL1 : NoCheck {  // 0.5 z^2 / beta if |z| < beta else |z| - beta/2 (
   }
 };
 
-struct SoftMargin : NoCheck {  // log(1 + exp(-y x)), evaluated as torch does (exp may overflow)
-  static constexpr int kArity = 2;
-  static constexpr unsigned kDiff = 0b01;
-  template <class T>
-  static LOSSKIT_INLINE Value<T> eval(T v0, T v1, T v2, const Params<T>&) {
-    Value<T> r{};
-    const T y = v1;
-    const T e = vmath::exp(-v0 * y);
-    r.d0 = -y * e / (T(1) + e);
-    r.l = vmath::log1p(e);
-    return r;
-  }
-};
-
 struct Bce {  // -(y max(log x, -100) + (1 - y) max(log(1 - x), -100))
   static constexpr int kArity = 2;
   static constexpr unsigned kDiff = 0b11;
@@ -216,6 +202,26 @@ struct BceWithLogitsPosWeight : NoCheck {  // (1 - y) x - (1 + (p - 1) y) log si
     r.d0 = (t + T(1) - y) * s.sig - t;
     r.d1 = s.log_sig_neg - pw * s.log_sig;
     r.l = (T(1) - y) * x - ((pw - T(1)) * y + T(1)) * s.log_sig;
+    return r;
+  }
+};
+
+// log(1 + exp(z)), z = -y x, as the softplus -log sigmoid(-z) = max(z, 0) + log1p(e^-|z|), and its
+// input derivative -y sigmoid(z): log1p of an argument in [0, 1] only. torch evaluates
+// log1p(exp(z)) as written, so where exp(z) overflows its loss is inf and its gradient inf / inf =
+// NaN: kept by the selects at exp's overflow threshold.
+struct SoftMargin : NoCheck {
+  static constexpr int kArity = 2;
+  static constexpr unsigned kDiff = 0b01;
+  template <class T>
+  static LOSSKIT_INLINE Value<T> eval(T v0, T v1, T, const Params<T>&) {
+    Value<T> r{};
+    const T y = v1;
+    const T z = -v0 * y;
+    const Sigmoids<T> s = sigmoids(z);
+    const bool overflow = z > vmath::kExpOverflow<T>;
+    r.d0 = overflow ? std::numeric_limits<T>::quiet_NaN() : -y * s.sig;
+    r.l = overflow ? std::numeric_limits<T>::infinity() : -s.log_sig_neg;
     return r;
   }
 };
