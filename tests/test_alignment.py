@@ -429,11 +429,13 @@ def test_the_core_refuses_a_misaligned_array_from_python():
 def test_cpp_core_refuses_misaligned_pointers(tmp_path):
     """Builds and runs tests/cpp_checks/alignment.cpp: every array argument of every public entry
     point of every family, misaligned in turn, raises losskit::ValueError naming it before anything
-    is written."""
+    is written; so does every written array (output, gradient, workspace) placed in the memory of
+    each other array of the call."""
     from _cpp import run_check
 
     run = run_check("alignment", tmp_path)
     assert run.returncode == 0, (run.stdout[-4000:], run.stderr[-2000:])
-    for family in ("pointwise", "classification", "embedding", "ctc", "large_vocab"):
+    for family in ("pointwise", "classification", "embedding", "ctc", "large_vocab", "segmentation", "detection", "contrastive"):
         assert f"{family}: " in run.stdout, run.stdout
     assert " 0 misaligned arguments refused" not in run.stdout, run.stdout
+    assert " 0 overlapping pairs refused" not in run.stdout, run.stdout

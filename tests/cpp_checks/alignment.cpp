@@ -7,8 +7,15 @@
 // the call must throw losskit::ValueError
 //     "<function>: <argument> expected an array aligned to <alignof(element)> bytes, got ..."
 // having written nothing: every byte of every array (outputs and workspaces included) is compared
-// before and after. Both float and double. Built and run by
+// before and after.
+// The same calls then check that no written array (output, gradient, workspace) may share memory
+// with another array of the call: each written argument and each other array argument in turn are
+// pointed at one fresh block (holding the other's values, so the call would otherwise run), and
+// the call must throw losskit::ValueError
+//     "<function>: <one of the two> expected an array that shares no memory with <the other>, ..."
+// again having written nothing. Both float and double. Built and run by
 // tests/test_alignment.py::test_cpp_core_refuses_misaligned_pointers.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -95,6 +102,40 @@ size_t misalign(X&) {
   return 0;
 }
 
+// Where an array argument's memory is (null for arguments that are not arrays, and for absent
+// arrays), how many bytes it claims, and whether the call writes it.
+struct Extent {
+  const void* data = nullptr;
+  size_t bytes = 0;
+  bool written = false;
+};
+template <class T>
+Extent extent(const View<T>& v) {
+  return {v.data, static_cast<size_t>(v.numel()) * sizeof(T), false};
+}
+template <class T>
+Extent extent(const MutView<T>& v) {
+  return {v.data, static_cast<size_t>(v.numel()) * sizeof(T), true};
+}
+Extent extent(const CtcWorkspace& w) { return {w.data, w.bytes, true}; }
+template <class X>
+Extent extent(const X&) {
+  return {};
+}
+
+// Points an array argument at `p` (the caller made it large enough).
+template <class T>
+void place(View<T>& v, void* p) {
+  v.data = static_cast<const T*>(p);
+}
+template <class T>
+void place(MutView<T>& v, void* p) {
+  v.data = static_cast<T*>(p);
+}
+void place(CtcWorkspace& w, void* p) { w.data = p; }
+template <class X>
+void place(X&, void*) {}
+
 std::vector<std::string> split(const char* names) {
   std::istringstream is(names);
   std::vector<std::string> out;
@@ -111,6 +152,7 @@ struct Family {
   const char* name;
   int calls = 0;
   int refused = 0;
+  int overlaps_refused = 0;
 };
 
 // `names` gives each argument's name in the messages, "-" for arguments that are not arrays.
@@ -164,6 +206,53 @@ void expect_refusals(Family& family, Arena& arena, const char* function, const c
           argument.c_str());
     family.refused += refused;
   });
+
+  // Each written array with each other array: both at one block holding the other's values. The
+  // pairs run in a loop over per-argument accessors (instantiating the call once per pair would
+  // make this file take minutes to compile).
+  using Tuple = std::tuple<Args...>;
+  constexpr size_t n = sizeof...(Args);
+  Extent extents[n];
+  void (*placers[n])(Tuple&, void*);
+  for_each_index(std::index_sequence_for<Args...>{}, [&](auto index) {
+    extents[decltype(index)::value] = extent(std::get<decltype(index)::value>(aligned));
+    placers[decltype(index)::value] = [](Tuple& t, void* p) {
+      place(std::get<decltype(index)::value>(t), p);
+    };
+  });
+  for (size_t w = 0; w < n; ++w) {
+    if (!extents[w].written || !extents[w].data) continue;
+    for (size_t k = 0; k < n; ++k) {
+      if (k == w || !extents[k].data) continue;
+      void* block = arena.take(std::max(extents[w].bytes, extents[k].bytes));
+      std::memcpy(block, extents[k].data, extents[k].bytes);
+      Tuple moved = aligned;
+      placers[w](moved, block);
+      placers[k](moved, block);
+      const std::string& a = argnames[w];
+      const std::string& b = argnames[k];
+      const std::string what = " expected an array that shares no memory with ";
+      const auto before = arena.snapshot();
+      std::string got = "no exception";
+      bool refused = false;
+      try {
+        std::apply(call, moved);
+      } catch (const ValueError& e) {
+        got = e.what();
+        const std::string head = std::string(function) + ": ";
+        refused = got.rfind(head + a + what + b + ",", 0) == 0 ||
+                  (extents[k].written && got.rfind(head + b + what + a + ",", 0) == 0);
+      } catch (const std::exception& e) {
+        got = std::string("another exception: ") + e.what();
+      }
+      CHECK(refused, "%s (%s) with %s and %s in the same memory: got \"%s\"", function, names,
+            a.c_str(), b.c_str(), got.c_str());
+      CHECK(arena.snapshot() == before,
+            "%s with %s and %s in the same memory: memory was written before the refusal", function,
+            a.c_str(), b.c_str());
+      family.overlaps_refused += refused;
+    }
+  }
 }
 
 // Call wrappers: a generic lambda forwarding to one entry point (overloads resolve by argument).
@@ -430,6 +519,23 @@ void large_vocab(Family& f) {
                   gw, gb, workspace, o, LinearCrossEntropyGemm<T>{&reference_gemm<T>, nullptr});
 }
 
+// ---- contrastive -----------------------------------------------------------------------------
+template <class T>
+void contrastive(Family& f) {
+  Arena m;
+  const int64_t N = 2, D = 3, rows = 1;  // one similarity row per block: two blocks
+  const auto z1 = m.in<T>({N, D}, {0.5, -1.0, 2.0, 0.25, 0.75, -0.5});
+  const auto z2 = m.in<T>({N, D}, {1.0, 0.5, -0.5, -0.25, 1.5, 0.5});
+  const auto go = m.in<T>({N}, {1.0, -0.5});
+  const auto out = m.out<T>({N}), g1 = m.out<T>({N, D}), g2 = m.out<T>({N, D});
+  const auto workspace = m.out<T>({info_nce_workspace_size(N, D, rows)});
+  InfoNceOptions o;
+  o.reduction = Reduction::None;
+  expect_refusals(f, m, "info_nce_loss", "z1 z2 grad_output output grad_z1 grad_z2 workspace - - -",
+                  LOSSKIT_CALL(info_nce_loss_forward_backward), z1, z2, go, out, g1, g2, workspace,
+                  rows, o, LinearCrossEntropyGemm<T>{&reference_gemm<T>, nullptr});
+}
+
 }  // namespace
 
 // ---- segmentation ----------------------------------------------------------------------------
@@ -485,7 +591,7 @@ void detection(Family& f) {
 
 int main() {
   Family families[] = {{"pointwise"},   {"classification"}, {"embedding"}, {"ctc"},
-                       {"large_vocab"}, {"segmentation"},   {"detection"}};
+                       {"large_vocab"}, {"segmentation"},   {"detection"}, {"contrastive"}};
   pointwise<float>(families[0]);
   pointwise<double>(families[0]);
   classification<float>(families[1]);
@@ -500,8 +606,10 @@ int main() {
   segmentation<double>(families[5]);
   detection<float>(families[6]);
   detection<double>(families[6]);
+  contrastive<float>(families[7]);
+  contrastive<double>(families[7]);
   for (const Family& family : families)
-    std::printf("%s: %d calls, %d misaligned arguments refused\n", family.name, family.calls,
-                family.refused);
+    std::printf("%s: %d calls, %d misaligned arguments and %d overlapping pairs refused\n",
+                family.name, family.calls, family.refused, family.overlaps_refused);
   return failures != 0;
 }

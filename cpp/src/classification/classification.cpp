@@ -217,9 +217,11 @@ void check_class_weight(const char* fn, const View<T>& weight, int64_t C,
 }
 
 // Output and grad_output shapes; returns the scalar grad_output of a reduced loss (1 if absent).
+// `arrays` holds the call's inputs; the outputs join them for the overlap check.
 template <class T>
 double check_mode(const char* fn, const Mode<T>& m, Reduction r, const Shape& out_shape,
-                  const Shape& input_shape, const Shape* target_shape) {
+                  const Shape& input_shape, const Shape* target_shape,
+                  detail::DisjointArrays& arrays) {
   const Shape loss_shape = r == Reduction::None ? out_shape : Shape{};
   if (m.output.present() || m.output.shape != Shape{})
     detail::check_output(fn, "output", m.output, loss_shape);
@@ -234,6 +236,10 @@ double check_mode(const char* fn, const Mode<T>& m, Reduction r, const Shape& ou
     if (target_shape && (m.grads[1].present() || !m.grads[1].shape.empty()))
       detail::check_output(fn, "grad_target", m.grads[1], *target_shape);
   }
+  arrays.write("output", m.output).read("grad_output", m.grad_output);
+  if (m.backward) arrays.write("grad_input", m.grads[0]);
+  if (m.backward && target_shape) arrays.write("grad_target", m.grads[1]);
+  arrays.check();
   if (r != Reduction::None && m.grad_output.present())
     return static_cast<double>(m.grad_output.data[0]);
   return 1.0;
@@ -446,7 +452,14 @@ double ce_index(View<T> input, View<int64_t> target, View<T> weight, const Mode<
   detail::check_required(fn, "target", target);
   detail::check_shape_equal(fn, "target", target.shape, l.out, "class indices of shape");
   check_class_weight(fn, weight, l.C);
-  const double go = check_mode(fn, m, o.reduction, l.out, input.shape, nullptr);
+  const double go = check_mode(fn, m, o.reduction, l.out, input.shape, nullptr,
+                               detail::DisjointArrays(fn)
+                                   .read("input", input)
+                                   .read("target", target)
+                                   .read("weight", weight)
+                                   .write("lse", stats.lse)
+                                   .write("entropy", stats.entropy)
+                                   .write("correct", stats.correct));
   const double W = check_targets(fn, target, l.C, o.ignore_index, weight.data);
   const double D = detail::mean_divisor(o.normalizer, W);
 
@@ -492,7 +505,11 @@ double ce_prob(View<T> input, View<T> target, View<T> weight, const Mode<T>& m,
     fail_value(fn, "softcap", "None with class-probability targets (class indices only)",
                std::to_string(*o.softcap));
   check_class_weight(fn, weight, l.C);
-  const double go = check_mode(fn, m, o.reduction, l.out, input.shape, &input.shape);
+  const double go = check_mode(fn, m, o.reduction, l.out, input.shape, &input.shape,
+                               detail::DisjointArrays(fn)
+                                   .read("input", input)
+                                   .read("target", target)
+                                   .read("weight", weight));
   // torch's 'mean' of an empty input is NaN, also when C = 0 leaves N * S positions of no classes.
   const double positions = input.numel() == 0 ? 0.0 : static_cast<double>(l.N * l.S);
   const double D = detail::mean_divisor(o.normalizer, positions);
@@ -569,7 +586,9 @@ double focal_impl(View<T> input, View<int64_t> target, View<T> alpha, const Mode
   detail::check_required(fn, "target", target);
   detail::check_shape_equal(fn, "target", target.shape, l.out, "class indices of shape");
   check_class_weight(fn, alpha, l.C, "alpha");
-  const double go = check_mode(fn, m, o.reduction, l.out, input.shape, nullptr);
+  const double go = check_mode(
+      fn, m, o.reduction, l.out, input.shape, nullptr,
+      detail::DisjointArrays(fn).read("input", input).read("target", target).read("alpha", alpha));
   // 'mean' divides by the count of counted targets (mmdet, kornia), not their alpha sum.
   const double count =
       check_targets(fn, target, l.C, o.ignore_index, static_cast<const T*>(nullptr));
@@ -609,7 +628,11 @@ double poly1_index(View<T> input, View<int64_t> target, View<T> weight, const Mo
   detail::check_required(fn, "target", target);
   detail::check_shape_equal(fn, "target", target.shape, l.out, "class indices of shape");
   check_class_weight(fn, weight, l.C);
-  const double go = check_mode(fn, m, o.reduction, l.out, input.shape, nullptr);
+  const double go = check_mode(fn, m, o.reduction, l.out, input.shape, nullptr,
+                               detail::DisjointArrays(fn)
+                                   .read("input", input)
+                                   .read("target", target)
+                                   .read("weight", weight));
   const double W = check_targets(fn, target, l.C, o.ignore_index, weight.data);
   const double D = detail::mean_divisor(o.normalizer, W);
 
@@ -645,7 +668,11 @@ double poly1_prob(View<T> input, View<T> target, View<T> weight, const Mode<T>& 
     fail_value(fn, "ignore_index", "a negative value with class-probability targets",
                std::to_string(o.ignore_index));
   check_class_weight(fn, weight, l.C);
-  const double go = check_mode(fn, m, o.reduction, l.out, input.shape, &input.shape);
+  const double go = check_mode(fn, m, o.reduction, l.out, input.shape, &input.shape,
+                               detail::DisjointArrays(fn)
+                                   .read("input", input)
+                                   .read("target", target)
+                                   .read("weight", weight));
   const double positions = input.numel() == 0 ? 0.0 : static_cast<double>(l.N * l.S);
   const double D = detail::mean_divisor(o.normalizer, positions);
 
@@ -695,7 +722,11 @@ double nll_impl(View<T> input, View<int64_t> target, View<T> weight, const Mode<
   detail::check_required(fn, "target", target);
   detail::check_shape_equal(fn, "target", target.shape, l.out, "class indices of shape");
   check_class_weight(fn, weight, l.C);
-  const double go = check_mode(fn, m, o.reduction, l.out, input.shape, nullptr);
+  const double go = check_mode(fn, m, o.reduction, l.out, input.shape, nullptr,
+                               detail::DisjointArrays(fn)
+                                   .read("input", input)
+                                   .read("target", target)
+                                   .read("weight", weight));
   const double W = check_targets(fn, target, l.C, o.ignore_index, weight.data);
   const double D = detail::mean_divisor(o.normalizer, W);
 
@@ -826,7 +857,11 @@ double multi_margin_impl(View<T> input, View<int64_t> target, View<T> weight, co
                "shape " + shape_to_string(target.shape));
   check_class_weight(fn, weight, l.C);
   const Shape& out_shape = target.shape;  // torch: the loss has the target's shape
-  const double go = check_mode(fn, m, o.reduction, out_shape, input.shape, nullptr);
+  const double go = check_mode(fn, m, o.reduction, out_shape, input.shape, nullptr,
+                               detail::DisjointArrays(fn)
+                                   .read("input", input)
+                                   .read("target", target)
+                                   .read("weight", weight));
   for (int64_t r = 0; r < l.N; ++r)
     if (target.data[r] < 0 || target.data[r] >= l.C)
       fail_index(fn, "target", "class indices in [0, " + std::to_string(l.C) + ")",
@@ -872,7 +907,9 @@ double multilabel_margin_impl(View<T> input, View<int64_t> target, const Mode<T>
   } else {
     detail::check_shape_equal(fn, "target", target.shape, input.shape, "the input's shape");
   }
-  const double go = check_mode(fn, m, o.reduction, l.out, input.shape, nullptr);
+  const double go =
+      check_mode(fn, m, o.reduction, l.out, input.shape, nullptr,
+                 detail::DisjointArrays(fn).read("input", input).read("target", target));
   // torch checks every entry (also those after the first -1, which are never read).
   for (int64_t i = 0; i < target.numel(); ++i)
     if (target.data[i] < -1 || target.data[i] >= l.C)
@@ -931,7 +968,11 @@ double soft_margin_impl(View<T> input, View<T> target, View<T> weight, const Mod
                  "shape " + shape_to_string(weight.shape));
     }
   }
-  const double go = check_mode(fn, m, o.reduction, out_shape, input.shape, &input.shape);
+  const double go = check_mode(fn, m, o.reduction, out_shape, input.shape, &input.shape,
+                               detail::DisjointArrays(fn)
+                                   .read("input", input)
+                                   .read("target", target)
+                                   .read("weight", weight));
 
   const double own = static_cast<double>(N);
   const double D = detail::mean_divisor(o.normalizer, own);

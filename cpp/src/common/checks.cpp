@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdint>
 #include <sstream>
+#include <utility>
 
 #include "losskit/reduction.hpp"
 
@@ -114,6 +115,31 @@ void check_dividing_reduction(const char* function, Reduction reduction) {
   if (reduction != Reduction::Mean && reduction != Reduction::BatchMean)
     fail_value(function, "reduction", "'mean' or 'batchmean' (the reductions that divide)",
                "'" + std::string(reduction_name(reduction)) + "'");
+}
+
+DisjointArrays& DisjointArrays::add(std::string name, const void* data, uint64_t bytes,
+                                    bool written) {
+  if (data == nullptr || bytes == 0) return *this;
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(data);
+  // A shape whose bytes pass the end of the address space claims everything above its start.
+  const uintptr_t end = bytes > UINTPTR_MAX - begin ? UINTPTR_MAX : begin + bytes;
+  extents_.push_back({std::move(name), begin, end, written});
+  return *this;
+}
+
+void DisjointArrays::check() const {
+  for (size_t i = 0; i < extents_.size(); ++i)
+    for (size_t j = 0; j < extents_.size(); ++j) {
+      const Extent &a = extents_[i], &b = extents_[j];
+      if (i == j || !a.written || (b.written && j < i)) continue;  // each written pair once
+      if (a.begin < b.end && b.begin < a.end) {
+        std::ostringstream got;
+        got << "bytes [0x" << std::hex << a.begin << ", 0x" << a.end << ") and [0x" << b.begin
+            << ", 0x" << b.end << ")";
+        fail_value(function_, a.name.c_str(), "an array that shares no memory with " + b.name,
+                   got.str());
+      }
+    }
 }
 
 }  // namespace detail

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "losskit/errors.hpp"
 #include "losskit/reduction.hpp"
@@ -61,6 +62,42 @@ void check_output(const char* function, const char* argument, const MutView<T>& 
     fail_value(function, argument, "an output array", "a null pointer");
   check_aligned(function, argument, v.data);
 }
+
+// No array a call writes (an output, a gradient, a workspace) shares memory with any other array
+// of the call, read or written: the kernels read through restrict pointers and write in blocks
+// while other blocks are still being read, so an overlap is undefined behaviour and, in practice,
+// wrong values (a gradient written over the input it is computed from). Each family's driver lists
+// its arrays here, after its shape checks (an array's extent is its shape's bytes from its data
+// pointer) and before any work, and call check(), which names the first overlapping pair:
+//   "<function>: <written> expected an array that shares no memory with <other>, got ..."
+// Absent and empty arrays occupy no memory. tests/cpp_checks/alignment.cpp points each written
+// array of each entry point at the memory of each other array in turn.
+class DisjointArrays {
+ public:
+  explicit DisjointArrays(const char* function) : function_(function) {}
+  template <class T>
+  DisjointArrays& read(std::string name, const View<T>& v) {
+    return add(name, v.data, static_cast<uint64_t>(v.numel()) * sizeof(T), false);
+  }
+  template <class T>
+  DisjointArrays& write(std::string name, const MutView<T>& v) {
+    return add(name, v.data, static_cast<uint64_t>(v.numel()) * sizeof(T), true);
+  }
+  DisjointArrays& write_bytes(std::string name, const void* data, uint64_t bytes) {
+    return add(name, data, bytes, true);
+  }
+  void check() const;
+
+ private:
+  struct Extent {
+    std::string name;
+    uintptr_t begin, end;  // [begin, end)
+    bool written;
+  };
+  DisjointArrays& add(std::string name, const void* data, uint64_t bytes, bool written);
+  const char* function_;
+  std::vector<Extent> extents_;
+};
 
 // 'batchmean' exists for kl_div only; every other loss rejects it with the same message.
 void check_reduction(const char* function, Reduction reduction, bool allow_batchmean = false);

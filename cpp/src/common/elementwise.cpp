@@ -136,6 +136,15 @@ double run_elementwise(const ElementwiseProblem<T>& p, const SegmentKernels<T>& 
         check_output(fn, ("grad_" + std::string(p.names[k])).c_str(), p.request.grads[k],
                      p.operands[k].shape);
   }
+  DisjointArrays arrays(fn);
+  for (int k = 0; k < p.noperands; ++k) {
+    arrays.read(p.names[k], p.operands[k]);
+    arrays.write("grad_" + std::string(p.names[k]), p.request.grads[k]);
+  }
+  arrays.read("weight", p.weight);
+  arrays.read("grad_output", p.request.grad_output);
+  arrays.write("output", p.request.output);
+  arrays.check();
 
   const int64_t n = numel(bshape);
   // ---- reduction scale ----------------------------------------------------------------------

@@ -137,6 +137,15 @@ void info_nce_loss_forward_backward(View<T> z1, View<T> z2, View<T> grad_output,
                std::to_string(workspace.numel()));
   detail::check_aligned(kFn, "workspace", workspace.data);
   if (!gemm.fn) fail_value(kFn, "gemm", "a GEMM function", "none");
+  detail::DisjointArrays(kFn)
+      .read("z1", z1)
+      .read("z2", z2)
+      .read("grad_output", grad_output)
+      .write("output", output)
+      .write("grad_z1", grad_z1)
+      .write("grad_z2", grad_z2)
+      .write("workspace", workspace)
+      .check();
 
   const double divisor = detail::mean_divisor(o.normalizer, static_cast<double>(N));
   const double wr = o.symmetric ? 0.5 : 1.0, wc = o.symmetric ? 0.5 : 0.0;

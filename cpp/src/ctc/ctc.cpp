@@ -240,6 +240,17 @@ double run(View<T> log_probs, View<int64_t> targets, View<int64_t> input_lengths
                                temporary);
   }
 
+  detail::DisjointArrays(kFn)
+      .read("log_probs", log_probs)
+      .read("targets", targets)
+      .read("input_lengths", input_lengths)
+      .read("target_lengths", target_lengths)
+      .read("grad_output", backward ? grad_output : View<T>{})
+      .write("output", forward ? output : MutView<T>{})
+      .write("grad_log_probs", backward ? grad : MutView<T>{})
+      .write_bytes("workspace", ws.data, ws.bytes)
+      .check();
+
   // Per-sample d(reduced loss)/d(loss_b), grad_output folded in.
   const int64_t N = p.N;
   const double go0 = grad_output.present() ? static_cast<double>(grad_output.data[0]) : 1.0;

@@ -68,6 +68,14 @@ double run(const char* fn, BoxLossKind kind, View<T> boxes1, View<T> boxes2,
     if (q.grads[0].present()) detail::check_output(fn, "grad_boxes1", q.grads[0], boxes1.shape);
     if (q.grads[1].present()) detail::check_output(fn, "grad_boxes2", q.grads[1], boxes2.shape);
   }
+  detail::DisjointArrays(fn)
+      .read("boxes1", boxes1)
+      .read("boxes2", boxes2)
+      .read("grad_output", q.backward ? q.grad_output : View<T>{})
+      .write("output", q.forward ? q.output : MutView<T>{})
+      .write("grad_boxes1", q.backward ? q.grads[0] : MutView<T>{})
+      .write("grad_boxes2", q.backward ? q.grads[1] : MutView<T>{})
+      .check();
 
   const int64_t n = numel(out_shape);
   const double own_divisor = static_cast<double>(n);

@@ -101,14 +101,23 @@ void run_staged(const EmbeddingRows<S>& h, int64_t n, int64_t grain) {
   });
 }
 
-// Checks the output, grad_output and gradients against the shapes, then runs the kernel.
-// `inputs` are the differentiable inputs (their shapes are the gradients' shapes). Returns the
-// loss's own divisor of 'mean' (the row count; NAME_mean_normalizer's value); a request for
-// nothing stops there.
+// An input of the kernel: its name, and its gradient's (q.grads in the same order; none for a
+// target, which comes last).
+template <class T>
+struct Operand {
+  View<T> view;
+  const char* name;
+  const char* grad_name = nullptr;
+};
+
+// Checks the output, grad_output and gradients against the shapes (a gradient has its input's
+// shape) and that no written array overlaps another, then runs the kernel. Returns the loss's own
+// divisor of 'mean' (the row count; NAME_mean_normalizer's value); a request for nothing stops
+// there.
 template <class T>
 double run(const char* fn, EmbeddingRows<T> R, Reduction reduction, const Normalizer& normalizer,
-           const Shape& out_shape, const RowShape& rs,
-           std::initializer_list<std::pair<View<T>, const char*>> inputs, const Request<T>& q) {
+           const Shape& out_shape, const RowShape& rs, std::initializer_list<Operand<T>> inputs,
+           const Request<T>& q) {
   const bool reduced = reduction != Reduction::None;
   if (q.forward) detail::check_output(fn, "output", q.output, reduced ? Shape{} : out_shape);
   if (q.backward) {
@@ -121,11 +130,19 @@ double run(const char* fn, EmbeddingRows<T> R, Reduction reduction, const Normal
         detail::check_shape_equal(fn, "grad_output", q.grad_output.shape, out_shape, "shape");
     }
     int k = 0;
-    for (const auto& [view, name] : inputs) {
-      if (q.grads[k].present()) detail::check_output(fn, name, q.grads[k], view.shape);
+    for (const Operand<T>& in : inputs) {
+      if (!in.grad_name) continue;
+      if (q.grads[k].present()) detail::check_output(fn, in.grad_name, q.grads[k], in.view.shape);
       ++k;
     }
   }
+  detail::DisjointArrays arrays(fn);
+  int k = 0;
+  for (const Operand<T>& in : inputs) {
+    arrays.read(in.name, in.view);
+    if (in.grad_name && q.backward) arrays.write(in.grad_name, q.grads[k++]);
+  }
+  arrays.write("output", q.output).read("grad_output", q.grad_output).check();
 
   const int64_t n = rs.rows;
   const double own_divisor = static_cast<double>(n);
@@ -259,6 +276,10 @@ void with_row_broadcast(const char* fn, std::array<View<T>, 4> in, const Operand
   if (q.backward)
     for (int k = 0; k < ngrad; ++k)
       if (q.grads[k].present()) detail::check_output(fn, grad_names[k], q.grads[k], in[k].shape);
+  detail::DisjointArrays arrays(fn);  // the caller's arrays: run() sees the copies below
+  for (int k = 0; k < ops.count; ++k) arrays.read(ops.names[k], in[k]);
+  for (int k = 0; k < ngrad && q.backward; ++k) arrays.write(grad_names[k], q.grads[k]);
+  arrays.write("output", q.output).read("grad_output", q.grad_output).check();
   const int64_t rows = numel(full);
   std::vector<T> copies[4];
   std::vector<T> full_grads[3];
@@ -352,7 +373,10 @@ double cosine_run(View<T> input1, View<T> input2, View<T> target,
                                                       Shape{v[0].shape[0]}, "shape");
                           const auto p = cosine_problem(v[0], v[1], v[2], o);
                           divisor = run<T>(fn, p.rows, o.reduction, o.normalizer, p.out_shape, p.rs,
-                                           {{v[0], "grad_input1"}, {v[1], "grad_input2"}}, rq);
+                                           {{v[0], "input1", "grad_input1"},
+                                            {v[1], "input2", "grad_input2"},
+                                            {v[2], "target"}},
+                                           rq);
                         });
   return divisor;
 }
@@ -432,7 +456,10 @@ double triplet_run(View<T> anchor, View<T> positive, View<T> negative,
     rows.eps = o.eps;
     divisor = run<T>(fn, rows, o.reduction, o.normalizer, embedding_output_shape(v[0].shape),
                      row_shape(v[0].shape),
-                     {{v[0], "grad_anchor"}, {v[1], "grad_positive"}, {v[2], "grad_negative"}}, rq);
+                     {{v[0], "anchor", "grad_anchor"},
+                      {v[1], "positive", "grad_positive"},
+                      {v[2], "negative", "grad_negative"}},
+                     rq);
   });
   return divisor;
 }
@@ -458,7 +485,10 @@ double triplet_distance_run(View<T> anchor, View<T> positive, View<T> negative,
     rows.eps = 1e-6;  // torch.pairwise_distance's default
     divisor = run<T>(fn, rows, o.reduction, o.normalizer, embedding_output_shape(v[0].shape),
                      row_shape(v[0].shape),
-                     {{v[0], "grad_anchor"}, {v[1], "grad_positive"}, {v[2], "grad_negative"}}, rq);
+                     {{v[0], "anchor", "grad_anchor"},
+                      {v[1], "positive", "grad_positive"},
+                      {v[2], "negative", "grad_negative"}},
+                     rq);
   });
   return divisor;
 }
@@ -627,7 +657,9 @@ void triplet_margin_loss_from_distances(View<T> dist_pos, View<T> dist_neg, View
   q.grads[2] = o.swap ? grad_dist_swap : MutView<T>{};
   const RowShape rs{dist_pos.numel(), 1};
   run<T>(fn, rows, o.reduction, o.normalizer, dist_pos.shape, rs,
-         {{dist_pos, "grad_dist_pos"}, {dist_neg, "grad_dist_neg"}, {dist_swap, "grad_dist_swap"}},
+         {{dist_pos, "dist_pos", "grad_dist_pos"},
+          {dist_neg, "dist_neg", "grad_dist_neg"},
+          {o.swap ? dist_swap : View<T>{}, "dist_swap", "grad_dist_swap"}},
          q);
 }
 

@@ -205,6 +205,14 @@ double run(const Settings& st, View<T> input, View<Target> target, View<T> weigh
     check_grad_output(st, grad_output, out_shape);
     detail::check_output(st.fn, "grad_input", grad, input.shape);
   }
+  detail::DisjointArrays(st.fn)
+      .read("input", input)
+      .read("target", target)
+      .read("weight", weight)
+      .read("grad_output", backward ? grad_output : View<T>{})
+      .write("output", forward ? output : MutView<T>{})
+      .write("grad_input", backward ? grad : MutView<T>{})
+      .check();
   const double own_divisor = static_cast<double>(p.groups);
   if (!forward && !backward) return own_divisor;
   const double divisor = detail::mean_divisor(st.normalizer, own_divisor);
