@@ -370,3 +370,22 @@ CASES = [
 def test_bad_input(fn, args, kwargs, exc, match):
     with pytest.raises(exc, match=match):
         fn(*args, **kwargs)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("where", [0, 300_000, -1])
+def test_gaussian_nll_var_check_finds_one_negative_entry_in_any_threads_part(threads, where):
+    """The var pre-pass runs on the loss's threads (each part of 2^18 entries or more): one
+    negative entry anywhere, in the first, a middle or the last thread's part, is found."""
+    import losskit
+
+    losskit.set_num_threads(threads)
+    n = 1 << 20
+    x = np.zeros(n, np.float32)
+    var = np.ones(n, np.float32)
+    F.gaussian_nll_loss(x, x, var)  # all non-negative: no error
+    var[where] = -0.5
+    with pytest.raises(ValueError, match=r"gaussian_nll_loss: var expected non-negative entries, got a negative entry"):
+        F.gaussian_nll_loss(x, x, var)
+    var[where] = -0.0  # -0 is not negative
+    F.gaussian_nll_loss(x, x, var)
