@@ -505,3 +505,24 @@ def test_errors(call, exc, match):
     t = rng.integers(0, 3, (2, 4, 4))
     with pytest.raises(exc, match=match):
         call(x, y, t)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("where", [0, 300_000, 2 * 512 * 512 - 1])
+def test_label_check_names_the_first_bad_label_in_any_threads_part(threads, where):
+    """The label pre-pass runs on the loss's threads (parts of 2^17 labels or more): a label out
+    of range in the first, a middle or the last thread's part is found, and the message names the
+    first bad one (a later, second bad label is not the one named)."""
+    losskit.set_num_threads(threads)
+    x = np.zeros((2, 3, 512, 512), np.float32)
+    t = np.zeros((2, 512, 512), np.int64)
+    F.dice_loss(x, t, to_onehot_y=True)  # every label in range: no error
+    flat = t.reshape(-1)
+    flat[where] = 7
+    if where + 1 < flat.size:
+        flat[-1] = -2
+    with pytest.raises(
+        losskit.IndexError,
+        match=rf"dice_loss: target expected class indices in \[0, 3\), got 7 at flat position {where}$",
+    ):
+        F.dice_loss(x, t, to_onehot_y=True)

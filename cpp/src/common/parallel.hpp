@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <vector>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -84,6 +85,21 @@ void parallel_for_dynamic(int64_t begin, int64_t end, int64_t grain, Fn&& fn) {
 #else
   for (int64_t i = begin; i < end; ++i) fn(i, 0);
 #endif
+}
+
+// Whether found(i) holds for some i in [0, n): the data checks that scan a whole input before a
+// loss computes (gaussian_nll_loss's var, dice_loss's labels). Each thread ORs an int flag over
+// its part without branching, a loop the compiler vectorises (with a bool flag or an early exit it
+// did not), on the threads for n items of at least `grain` each.
+template <class Found>
+bool parallel_any(int64_t n, int64_t grain, Found&& found) {
+  std::vector<int> any(static_cast<size_t>(get_num_threads()), 0);
+  parallel_for(0, n, grain, [&](int64_t b, int64_t e, int t) {
+    int a = 0;
+    for (int64_t i = b; i < e; ++i) a |= found(i) ? 1 : 0;
+    any[static_cast<size_t>(t)] = a;
+  });
+  return std::find(any.begin(), any.end(), 1) != any.end();
 }
 
 }  // namespace losskit::detail

@@ -158,18 +158,17 @@ void check_target(const Settings& st, const Problem& p, View<T> input, View<int6
   // With one channel the labels are the mask itself (MONAI ignores to_onehot_y): 0 or 1.
   const int64_t limit = p.C == 1 ? 2 : p.C;
   const int64_t n = target.numel();
-  int64_t bad = -1;
-  for (int64_t i = 0; i < n; ++i)
-    if (static_cast<uint64_t>(target.data[i]) >= static_cast<uint64_t>(limit)) {
-      bad = i;
-      break;
-    }
-  if (bad >= 0)
-    detail::fail_index(st.fn, "target",
-                       p.C == 1 ? std::string("labels 0 or 1 (a single channel's mask)")
-                                : "class indices in [0, " + std::to_string(p.C) + ")",
-                       std::to_string(target.data[bad]) + " at flat position " +
-                           std::to_string(bad));
+  const int64_t* labels = target.data;
+  const auto out_of_range = [labels, limit](int64_t i) {
+    return static_cast<uint64_t>(labels[i]) >= static_cast<uint64_t>(limit);
+  };
+  if (!detail::parallel_any(n, int64_t{1} << 17, out_of_range)) return;
+  int64_t bad = 0;  // the first, for the message
+  while (!out_of_range(bad)) ++bad;
+  detail::fail_index(st.fn, "target",
+                     p.C == 1 ? std::string("labels 0 or 1 (a single channel's mask)")
+                              : "class indices in [0, " + std::to_string(p.C) + ")",
+                     std::to_string(labels[bad]) + " at flat position " + std::to_string(bad));
 }
 
 template <class T>
