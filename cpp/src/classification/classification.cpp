@@ -453,13 +453,11 @@ double ce_index(View<T> input, View<int64_t> target, View<T> weight, const Mode<
   detail::check_shape_equal(fn, "target", target.shape, l.out, "class indices of shape");
   check_class_weight(fn, weight, l.C);
   const double go = check_mode(fn, m, o.reduction, l.out, input.shape, nullptr,
-                               detail::DisjointArrays(fn)
-                                   .read("input", input)
-                                   .read("target", target)
-                                   .read("weight", weight)
-                                   .write("lse", stats.lse)
-                                   .write("entropy", stats.entropy)
-                                   .write("correct", stats.correct));
+                               detail::write_stats(detail::DisjointArrays(fn)
+                                                       .read("input", input)
+                                                       .read("target", target)
+                                                       .read("weight", weight),
+                                                   stats));
   const double W = check_targets(fn, target, l.C, o.ignore_index, weight.data);
   const double D = detail::mean_divisor(o.normalizer, W);
 

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <optional>
 
+#include "common/checks.hpp"
 #include "common/target.hpp"
 #include "losskit/classification.hpp"
 
@@ -221,6 +222,13 @@ template <class T>
 void set_ce_extras(const char* fn, CeArgs<T>& a, double z_loss,
                    const std::optional<double>& softcap, const CrossEntropyStats<T>& stats,
                    const Shape& loss_shape);
+// The statistics outputs join a call's overlap check (common/checks.hpp).
+template <class T>
+DisjointArrays& write_stats(DisjointArrays& arrays, const CrossEntropyStats<T>& stats) {
+  return arrays.write("lse", stats.lse)
+      .write("entropy", stats.entropy)
+      .write("correct", stats.correct);
+}
 
 }  // namespace losskit::detail
 

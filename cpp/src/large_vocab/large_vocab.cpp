@@ -127,18 +127,16 @@ double linear_cross_entropy_chunk(MutView<T> logits, View<int64_t> target, View<
     detail::check_output(kFn, "grad_bias_acc", grad_bias_acc, Shape{V});
   detail::CeArgs<T> a;
   detail::set_ce_extras(kFn, a, o.z_loss, o.softcap, stats, Shape{n});
-  detail::DisjointArrays(kFn)
+  detail::DisjointArrays arrays(kFn);
+  arrays
       .write("logits", logits)  // read and written: the gradient replaces the logits
       .read("target", target)
       .read("linear_bias", linear_bias)
       .read("weight", weight)
       .read("grad_output", grad_output)
       .write("output", output)
-      .write("grad_bias_acc", grad_bias_acc)
-      .write("lse", stats.lse)
-      .write("entropy", stats.entropy)
-      .write("correct", stats.correct)
-      .check();
+      .write("grad_bias_acc", grad_bias_acc);
+  detail::write_stats(arrays, stats).check();
   target_weight(target, weight.data, V, o.ignore_index);  // indices only; the total is global
   if (n == 0) return 0.0;
   if (V == 0) fail_value(kFn, "linear_weight", "at least one class", "0 classes");
@@ -259,8 +257,8 @@ void linear_cross_entropy_forward_backward(
     detail::CeArgs<T> probe;  // checks the statistics outputs against the loss's shape
     detail::set_ce_extras(kFn, probe, o.z_loss, o.softcap, stats, loss_shape);
   }
-  detail::DisjointArrays(kFn)
-      .read("input", input)
+  detail::DisjointArrays arrays(kFn);
+  arrays.read("input", input)
       .read("linear_weight", linear_weight)
       .read("target", target)
       .read("linear_bias", linear_bias)
@@ -270,11 +268,8 @@ void linear_cross_entropy_forward_backward(
       .write("grad_input", grad_input)
       .write("grad_linear_weight", grad_linear_weight)
       .write("grad_linear_bias", grad_linear_bias)
-      .write("workspace", workspace)
-      .write("lse", stats.lse)
-      .write("entropy", stats.entropy)
-      .write("correct", stats.correct)
-      .check();
+      .write("workspace", workspace);
+  detail::write_stats(arrays, stats).check();
   const double total_weight = linear_cross_entropy_target_weight(target, weight, V, o);
 
   // ---- the global scale: 'mean' divides by the weight of the counted targets (or the normalizer)
