@@ -9,8 +9,12 @@ Fast tests (always run):
 * the version is written once (``python/losskit/_version.py``), and the compiled module, the
   package metadata and CMake agree with it.
 
-Slow tests (``LOSSKIT_PACKAGING_TESTS=1``, which ``.ci/run`` sets; about 1-2 minutes each on 2 cores):
-* ``cmake --install`` of a fresh core build into a prefix, then ``examples/cpp`` against it;
+Slow tests (``LOSSKIT_PACKAGING_TESTS=1``, which ``.ci/run`` sets; 4-9 minutes each on CI's 2 cores):
+* ``cmake --install`` of a fresh core build into a prefix, then ``examples/cpp`` against it. The
+  core is built for the baseline target only (``-DLOSSKIT_CPU_TARGETS=baseline``): this checks the
+  install rules and a plain CMake consumer, and a third of the compile is its cost; the install of
+  every target is the wheel's (the test above, and the repaired wheel below) and the sanitizer job's
+  (``.ci/sanitize`` installs its build and runs ``examples/cpp`` against it on every target);
 * ``python -m build --sdist``: the sdist holds the sources, LICENSE and CHANGELOG.md and no build
   output, and its metadata declares the license and the version;
 * the wheel is built from that sdist (``pip wheel <sdist>``, so a broken sdist fails here: the one
@@ -33,6 +37,7 @@ import importlib.util
 import os
 import re
 import shutil
+import subprocess
 import sys
 import tarfile
 import zipfile
@@ -110,11 +115,38 @@ def test_cpp_example_against_the_installed_wheel(tmp_path):
 def test_cpp_example_against_cmake_install(tmp_path):
     needs("cmake")
     prefix = tmp_path / "prefix"
-    install_core(tmp_path / "core", prefix)
+    install_core(tmp_path / "core", prefix, "-DLOSSKIT_CPU_TARGETS=baseline")
     # Every public header is installed (a directory install: new family headers come along).
     headers = sorted(p.name for p in (REPO / "cpp" / "include" / "losskit").glob("*.hpp"))
     assert sorted(p.name for p in (prefix / "include" / "losskit").glob("*.hpp")) == headers
-    build_and_run_example(tmp_path / "example", f"-DCMAKE_PREFIX_PATH={prefix}")
+    out = build_and_run_example(tmp_path / "example", f"-DCMAKE_PREFIX_PATH={prefix}")
+    # A build of fewer targets never runs above its highest one, whatever the CPU.
+    assert "cpu_target=baseline," in out, out
+
+
+@pytest.mark.parametrize("targets", ["baseline", "avx2", "baseline;avx512", ""])
+def test_cmake_takes_only_a_leading_part_of_the_target_list(tmp_path, targets):
+    """LOSSKIT_CPU_TARGETS: the dispatch selects a kernel by the target's index, so a list with a gap
+    or without baseline would pick another target's kernels; CMake refuses it at configure time."""
+    needs("cmake")
+    configure = subprocess.run(
+        [
+            "cmake",
+            "-S",
+            str(REPO),
+            "-B",
+            str(tmp_path),
+            "-DLOSSKIT_BUILD_PYTHON=OFF",
+            f"-DLOSSKIT_CPU_TARGETS={targets}",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    if targets == "baseline":
+        assert configure.returncode == 0, configure.stderr
+    else:
+        assert configure.returncode != 0
+        assert "LOSSKIT_CPU_TARGETS expected a leading part of" in configure.stderr, configure.stderr
 
 
 # ---- the sdist, and the portable wheel built from it --------------------------------------------

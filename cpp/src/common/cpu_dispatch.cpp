@@ -13,13 +13,16 @@ namespace {
 
 const char* const kTargetNames[] = {"baseline", "avx2", "avx512"};
 
+// The highest target both this CPU and this build (LOSSKIT_HIGHEST_TARGET) have.
 CpuTarget best_supported() {
-#if defined(LOSSKIT_X86_TARGETS) && defined(__GNUC__)
+#if LOSSKIT_HIGHEST_TARGET >= 1 && defined(__GNUC__)
   __builtin_cpu_init();
+#if LOSSKIT_HIGHEST_TARGET >= 2
   if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
       __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
       __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
     return CpuTarget::Avx512;
+#endif
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
       __builtin_cpu_supports("f16c"))
     return CpuTarget::Avx2;
@@ -75,7 +78,7 @@ void set_cpu_target(const std::string& name) {
     throw ValueError("set_cpu_target: name expected one of 'baseline', 'avx2', 'avx512', got '" +
                      name + "'");
   if (wanted > static_cast<int>(detail::best_supported()))
-    throw ValueError("set_cpu_target: name expected a target this CPU supports (" +
+    throw ValueError("set_cpu_target: name expected a target this CPU and build support (" +
                      available_cpu_targets() + "), got '" + name + "'");
   detail::target_slot().store(wanted, std::memory_order_relaxed);
 }

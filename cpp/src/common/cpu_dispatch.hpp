@@ -40,11 +40,15 @@ Entry select_kernel(std::initializer_list<Entry> per_target) {
 }  // namespace losskit::detail
 
 #define LOSSKIT_TARGET_ADDRESS_(ns, Type, name) static_cast<Type>(&::losskit::kernels::ns::name)
-#if defined(LOSSKIT_X86_TARGETS)
+#if LOSSKIT_HIGHEST_TARGET >= 2
 #define LOSSKIT_DISPATCH(Type, name)                                                               \
   ::losskit::detail::select_kernel<Type>({LOSSKIT_TARGET_ADDRESS_(baseline, Type, name),           \
                                           LOSSKIT_TARGET_ADDRESS_(avx2, Type, name),               \
                                           LOSSKIT_TARGET_ADDRESS_(avx512, Type, name)})
+#elif LOSSKIT_HIGHEST_TARGET == 1
+#define LOSSKIT_DISPATCH(Type, name)                                                               \
+  ::losskit::detail::select_kernel<Type>(                                                          \
+      {LOSSKIT_TARGET_ADDRESS_(baseline, Type, name), LOSSKIT_TARGET_ADDRESS_(avx2, Type, name)})
 #else
 #define LOSSKIT_DISPATCH(Type, name)                                                               \
   ::losskit::detail::select_kernel<Type>({LOSSKIT_TARGET_ADDRESS_(baseline, Type, name)})
