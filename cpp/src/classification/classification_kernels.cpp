@@ -26,10 +26,8 @@
 #endif
 
 #if defined(__GNUC__)
-#define LOSSKIT_NOINLINE __attribute__((noinline))
 #define LOSSKIT_PREFETCH(p, write) __builtin_prefetch((p), (write), 2)
 #else
-#define LOSSKIT_NOINLINE
 #define LOSSKIT_PREFETCH(p, write) ((void)0)
 #endif
 

@@ -71,10 +71,10 @@ double run(const char* fn, BoxLossKind kind, View<T> boxes1, View<T> boxes2,
   detail::DisjointArrays(fn)
       .read("boxes1", boxes1)
       .read("boxes2", boxes2)
-      .read("grad_output", q.backward ? q.grad_output : View<T>{})
-      .write("output", q.forward ? q.output : MutView<T>{})
-      .write("grad_boxes1", q.backward ? q.grads[0] : MutView<T>{})
-      .write("grad_boxes2", q.backward ? q.grads[1] : MutView<T>{})
+      .read("grad_output", q.grad_output)  // a Request holds only the arrays its call uses
+      .write("output", q.output)
+      .write("grad_boxes1", q.grads[0])
+      .write("grad_boxes2", q.grads[1])
       .check();
 
   const int64_t n = numel(out_shape);
