@@ -862,10 +862,10 @@ LOSSKIT_INLINE T poly1_target_weight(const T* y, const T* w, int64_t c, int64_t 
   return kWeighted ? yc * w[c] : yc;
 }
 
-// Rows (S == 1): the same per-position formulas with contiguous, vectorised class loops; the
-// exponentials of a chunk of kCeChunk classes go to a stack buffer, and the four sums are taken
-// over it in ordered_sums' fixed order (per chunk, the chunks in sequence), so values do not
-// depend on the target's vector width or the thread count.
+// Rows (S == 1): the same per-position formulas with contiguous, vectorised class loops; the four
+// terms of a chunk of kCeChunk classes go to stack buffers, and the four sums are taken over them
+// in ordered_sums' fixed order (per chunk, the chunks in sequence), so values do not depend on the
+// target's vector width or the thread count.
 template <class T, bool kProb, bool kWeighted>
 double poly1_soft_rows(const CeArgs<T>& a, int64_t p0, int64_t p1) {
   const int64_t C = a.C;
@@ -873,7 +873,7 @@ double poly1_soft_rows(const CeArgs<T>& a, int64_t p0, int64_t p1) {
   const T om = sm.om, ec = sm.ec;
   const double eps = a.transform_param;
   const T* LOSSKIT_RESTRICT w = a.weight;
-  alignas(64) T ebuf[kCeChunk], vbuf[kCeChunk];
+  alignas(64) T ebuf[kCeChunk], vbuf[kCeChunk], vxbuf[kCeChunk], vebuf[kCeChunk];
   double total = 0.0;
   for (int64_t p = p0; p < p1; ++p) {
     const T* LOSSKIT_RESTRICT x = a.input + p * C;
@@ -890,17 +890,16 @@ double poly1_soft_rows(const CeArgs<T>& a, int64_t p0, int64_t p1) {
 #pragma omp simd
       for (int64_t i = 0; i < n; ++i) {
         const int64_t c = c0 + i;
-        ebuf[i] = exp_nonpos(x[c] - ref);
-        vbuf[i] = poly1_target_weight<kProb, kWeighted>(y, w, c, 1, t, om, ec);
+        const T d = x[c] - ref;
+        const T e = exp_nonpos(d);
+        const T v = poly1_target_weight<kProb, kWeighted>(y, w, c, 1, t, om, ec);
+        ebuf[i] = e;
+        vbuf[i] = v;
+        vxbuf[i] = v * d;
+        vebuf[i] = v * e;
       }
       double part[4];
-      ordered_sums<4>(n, part, [&](int64_t i, double(&term)[4]) {
-        const T d = x[c0 + i] - ref;
-        term[0] = static_cast<double>(ebuf[i]);
-        term[1] = static_cast<double>(vbuf[i]);
-        term[2] = static_cast<double>(vbuf[i] * d);
-        term[3] = static_cast<double>(vbuf[i] * ebuf[i]);
-      });
+      ordered_sums_of<4>(n, {ebuf, vbuf, vxbuf, vebuf}, part);
       se += part[0];
       sv += part[1];
       svx += part[2];
