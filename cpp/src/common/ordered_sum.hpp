@@ -16,21 +16,25 @@
 namespace losskit::kernels::LOSSKIT_TARGET_NS {
 
 // out[m] = sum over j in [0, n) of t[m], where terms(j, t) writes the M terms of element j.
+// Each sum's eight partials are contiguous (acc[m][k]), so the loop over k vectorises into one
+// vector of partials per sum; with acc[k][m] GCC 12 left it scalar wherever M > 1 (cosine's
+// three sums: "no vectype", the partials of one sum M apart).
 template <int M, class Terms>
 LOSSKIT_INLINE void ordered_sums(int64_t n, double (&out)[M], Terms&& terms) {
   constexpr int K = 8;
-  double acc[K][M] = {};
+  double acc[M][K] = {};
   int64_t j = 0;
   for (; j + K <= n; j += K) {
+#pragma omp simd
     for (int k = 0; k < K; ++k) {
       double t[M];
       terms(j + k, t);
-      for (int m = 0; m < M; ++m) acc[k][m] += t[m];
+      for (int m = 0; m < M; ++m) acc[m][k] += t[m];
     }
   }
   for (int m = 0; m < M; ++m)
-    out[m] = ((acc[0][m] + acc[4][m]) + (acc[2][m] + acc[6][m])) +
-             ((acc[1][m] + acc[5][m]) + (acc[3][m] + acc[7][m]));
+    out[m] = ((acc[m][0] + acc[m][4]) + (acc[m][2] + acc[m][6])) +
+             ((acc[m][1] + acc[m][5]) + (acc[m][3] + acc[m][7]));
   for (; j < n; ++j) {
     double t[M];
     terms(j, t);
