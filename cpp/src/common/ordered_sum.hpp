@@ -42,24 +42,12 @@ LOSSKIT_INLINE void ordered_sums(int64_t n, double (&out)[M], Terms&& terms) {
   }
 }
 
-// out[m] = sum over j in [0, n) of terms[m][j], widened to double: ordered_sums' order exactly,
-// for terms already in arrays. ordered_sums' loop over float terms stays scalar in GCC 12 (float
-// loads beside double sums: "no vectype"); here the eight partials of one array are contiguous, so
-// it vectorises over them.
+// out[m] = sum over j in [0, n) of terms[m][j], widened to double: ordered_sums over arrays.
 template <int M, class T>
 LOSSKIT_INLINE void ordered_sums_of(int64_t n, const T* const (&terms)[M], double (&out)[M]) {
-  constexpr int K = 8;
-  double acc[M][K] = {};
-  int64_t j = 0;
-  for (; j + K <= n; j += K)
-    for (int m = 0; m < M; ++m)
-#pragma omp simd
-      for (int k = 0; k < K; ++k) acc[m][k] += static_cast<double>(terms[m][j + k]);
-  for (int m = 0; m < M; ++m)
-    out[m] = ((acc[m][0] + acc[m][4]) + (acc[m][2] + acc[m][6])) +
-             ((acc[m][1] + acc[m][5]) + (acc[m][3] + acc[m][7]));
-  for (; j < n; ++j)
-    for (int m = 0; m < M; ++m) out[m] += static_cast<double>(terms[m][j]);
+  ordered_sums<M>(n, out, [&](int64_t j, double(&t)[M]) {
+    for (int m = 0; m < M; ++m) t[m] = static_cast<double>(terms[m][j]);
+  });
 }
 
 // The single sum: sum over j in [0, n) of term(j).
