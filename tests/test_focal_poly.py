@@ -15,7 +15,9 @@ import losskit.functional as F
 DTYPES = [np.float32, np.float64]
 REDUCTIONS = ["none", "mean", "sum"]
 SHAPES = [(5,), (7, 5), (3, 4, 2, 3)]  # (C), (N, C), (N, C, d1, d2)
-POLY1_SHAPES = SHAPES + [(4, 4500)]  # rows of three chunks of the smoothed/probability kernel
+# rows of three chunks of the smoothed/probability kernel; K-dimensional positions of three tiles
+# (64, 64, 22) per sample, in work units that cross samples
+POLY1_SHAPES = SHAPES + [(4, 4500), (3, 5, 10, 15)]
 
 
 def tol(dtype):

@@ -935,55 +935,106 @@ double poly1_soft_rows(const CeArgs<T>& a, int64_t p0, int64_t p1) {
   return total;
 }
 
+// K-dimensional inputs (S > 1): a tile of L <= kPoly1Tile positions of sample n from s0, one class
+// row (L contiguous logits) at a time, vectorised across the positions. Each position's four sums
+// run over its classes in plain order, in double.
+constexpr int64_t kPoly1Tile = 64;
+
+// Adds the positions' losses to `total` in position order.
 template <class T, bool kProb, bool kWeighted>
-double poly1_soft_impl(const CeArgs<T>& a, int64_t p0, int64_t p1) {
-  const int64_t C = a.C, S = a.S;
-  if (S == 1) return poly1_soft_rows<T, kProb, kWeighted>(a, p0, p1);
+void poly1_soft_tile(const CeArgs<T>& a, int64_t n, int64_t s0, int64_t L, double& total) {
+  const int64_t C = a.C, S = a.S, p0 = n * S + s0, base = n * C * S + s0;
   const Smoothing<T> sm(a);
   const T om = sm.om, ec = sm.ec;
-  const double eps = a.transform_param;
-  double total = 0.0;
-  for (int64_t p = p0; p < p1; ++p) {
-    const int64_t base = (p / S) * C * S + p % S;
-    const T* x = a.input + base;
-    const T* y = kProb ? a.prob + base : nullptr;
-    const T* w = a.weight;
-    // Class indices: v_c = w_c ((1 - s) [c = t] + s / C); an ignored position has t = -1 and
-    // scale 0 (loss 0, gradient 0, NaN where its logits are NaN, as cross_entropy's).
-    const int64_t t = kProb ? -1 : (a.target[p] == a.ignore_index ? -1 : a.target[p]);
-    const bool counted = kProb || t >= 0;
+  const T eps = static_cast<T>(a.transform_param);
+  const T* LOSSKIT_RESTRICT w = a.weight;
+  alignas(64) T ref[kPoly1Tile], A[kPoly1Tile], B[kPoly1Tile], E[kPoly1Tile], lg[kPoly1Tile],
+      gys[kPoly1Tile];
+  alignas(64) double se[kPoly1Tile], sv[kPoly1Tile], svx[kPoly1Tile], sve[kPoly1Tile];
+  alignas(64)
+      int64_t tgt[kPoly1Tile];  // the target class; -1 where ignored (and for probabilities)
+  for (int64_t l = 0; l < L; ++l) {
+    ref[l] = -kInf<T>;
+    se[l] = sv[l] = svx[l] = sve[l] = 0.0;
+    tgt[l] = kProb ? -1 : (a.target[p0 + l] == a.ignore_index ? -1 : a.target[p0 + l]);
+  }
+  // v_c = w_c y'_c at position l of class row c (poly1_target_weight across the tile)
+  const auto v_of = [&](const T* yc, int64_t c, int64_t l, T wc) {
+    const T yv = kProb ? yc[l] * om + ec : (c == tgt[l] ? om : T(0)) + ec;
+    return kWeighted ? yv * wc : yv;
+  };
+  for (int64_t c = 0; c < C; ++c) {
+    const T* LOSSKIT_RESTRICT xc = a.input + base + c * S;
+#pragma omp simd
+    for (int64_t l = 0; l < L; ++l) ref[l] = xc[l] > ref[l] ? xc[l] : ref[l];
+  }
+  for (int64_t l = 0; l < L; ++l) ref[l] = ref[l] == -kInf<T> ? T(0) : ref[l];
+  for (int64_t c = 0; c < C; ++c) {
+    const T* LOSSKIT_RESTRICT xc = a.input + base + c * S;
+    const T* LOSSKIT_RESTRICT yc = kProb ? a.prob + base + c * S : nullptr;
+    const T wc = kWeighted ? w[c] : T(1);
+#pragma omp simd
+    for (int64_t l = 0; l < L; ++l) {
+      const T d = xc[l] - ref[l];
+      const T e = exp_nonpos(d);
+      const T v = v_of(yc, c, l, wc);
+      se[l] += static_cast<double>(e);
+      sv[l] += static_cast<double>(v);
+      svx[l] += static_cast<double>(v * d);
+      sve[l] += static_cast<double>(v * e);
+    }
+  }
+  for (int64_t l = 0; l < L; ++l) {
+    const int64_t p = p0 + l;
+    const bool counted = kProb || tgt[l] >= 0;
     double scale = a.grad_scale * (a.grad_out ? static_cast<double>(a.grad_out[p]) : 1.0);
     if (!counted) scale = 0.0;
-    const auto v_of = [&](int64_t c) {
-      return poly1_target_weight<kProb, kWeighted>(y, w, c, S, t, om, ec);
-    };
-    T m = -kInf<T>;
-    for (int64_t c = 0; c < C; ++c) m = x[c * S] > m ? x[c * S] : m;
-    const T ref = m == -kInf<T> ? T(0) : m;
-    double se = 0.0, sv = 0.0, svx = 0.0, sve = 0.0;
-    for (int64_t c = 0; c < C; ++c) {
-      const T d = x[c * S] - ref;
-      const T e = exp_nonpos(d);
-      const T v = v_of(c);
-      se += static_cast<double>(e);
-      sv += static_cast<double>(v);
-      svx += static_cast<double>(v * d);
-      sve += static_cast<double>(v * e);
-    }
-    const Poly1Position<T> k = poly1_position(a, p, counted, scale, se, sv, svx, sve, om);
+    const Poly1Position<T> k =
+        poly1_position(a, p, counted, scale, se[l], sv[l], svx[l], sve[l], om);
     total += k.loss;
-    if (!a.grad && !a.grad_target) continue;
-    const T A = k.A, B = k.B, E = k.E, lg = k.lg, gy_scale = k.gy;
-    for (int64_t c = 0; c < C; ++c) {
-      const T d = (x[c * S] - ref) - lg;  // x - lse, as chunk_grad forms it
-      const T pc = vmath::exp(d);
-      const T v = v_of(c);
-      if (a.grad_target) {
-        const T wc = kWeighted ? w[c] : T(1);
-        a.grad_target[base + c * S] = (gy_scale * wc) * (static_cast<T>(eps) * (T(1) - pc) - d);
+    A[l] = k.A;
+    B[l] = k.B;
+    E[l] = k.E;
+    lg[l] = k.lg;
+    gys[l] = k.gy;
+  }
+  if (!a.grad && !a.grad_target) return;
+  for (int64_t c = 0; c < C; ++c) {
+    // The gradient may be written over the input (in place): x and g are not restrict here.
+    const T* xc = a.input + base + c * S;
+    const T* yc = kProb ? a.prob + base + c * S : nullptr;
+    const T wc = kWeighted ? w[c] : T(1);
+    if (a.grad_target) {
+      T* gy = a.grad_target + base + c * S;
+#pragma omp simd
+      for (int64_t l = 0; l < L; ++l) {
+        const T d = (xc[l] - ref[l]) - lg[l];  // x - lse, as chunk_grad forms it
+        gy[l] = (gys[l] * wc) * (eps * (T(1) - vmath::exp(d)) - d);
       }
-      if (a.grad) a.grad[base + c * S] = pc * A - v * (B + E * pc);
     }
+    if (a.grad) {
+      T* g = a.grad + base + c * S;
+#pragma omp simd
+      for (int64_t l = 0; l < L; ++l) {
+        const T d = (xc[l] - ref[l]) - lg[l];
+        const T pc = vmath::exp(d);
+        g[l] = pc * A[l] - v_of(yc, c, l, wc) * (B[l] + E[l] * pc);
+      }
+    }
+  }
+}
+
+template <class T, bool kProb, bool kWeighted>
+double poly1_soft_impl(const CeArgs<T>& a, int64_t p0, int64_t p1) {
+  const int64_t S = a.S;
+  if (S == 1) return poly1_soft_rows<T, kProb, kWeighted>(a, p0, p1);
+  // [p0, p1) may cross samples: tiles within one sample, in position order.
+  double total = 0.0;
+  for (int64_t p = p0; p < p1;) {
+    const int64_t n = p / S, s = p % S;
+    const int64_t L = std::min({p1 - p, S - s, kPoly1Tile});
+    poly1_soft_tile<T, kProb, kWeighted>(a, n, s, L, total);
+    p += L;
   }
   return total;
 }
