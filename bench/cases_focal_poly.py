@@ -39,13 +39,15 @@ SMOOTHING = 0.1
 
 
 def torch_poly1_smoothed(x, t, label_smoothing=SMOOTHING, epsilon=1.0):
-    """sum_c y'_c (-log p_c + epsilon (1 - p_c)), y' the smoothed one-hot."""
-    y = torch.nn.functional.one_hot(t, x.shape[1]).to(x.dtype) * (1 - label_smoothing) + label_smoothing / x.shape[1]
+    """sum_c y'_c (-log p_c + epsilon (1 - p_c)), y' the smoothed one-hot (classes on dim 1)."""
+    onehot = torch.nn.functional.one_hot(t, x.shape[1]).movedim(-1, 1).to(x.dtype)
+    y = onehot * (1 - label_smoothing) + label_smoothing / x.shape[1]
     logp = torch.log_softmax(x, 1)
     return (y * (-logp + epsilon * (1 - logp.exp()))).sum(1).mean()
 
 
 def jax_poly1_smoothed(x, t):
+    x = jnp.moveaxis(x, 1, -1)  # optax's classes are the last axis
     y = jax.nn.one_hot(t, x.shape[-1]) * (1 - SMOOTHING) + SMOOTHING / x.shape[-1]
     return jnp.mean(optax.losses.poly_loss_cross_entropy(x, y, epsilon=1.0))
 
@@ -69,6 +71,15 @@ CASES = [
     _case(
         "poly1_cross_entropy smoothing=0.1 16384x1000",
         logits(16384, 1000),
+        F.poly1_cross_entropy_forward_backward,
+        torch_poly1_smoothed,
+        jax_poly1_smoothed,
+        {"label_smoothing": SMOOTHING},
+    ),
+    # K-dimensional (segmentation layout): vectorised across the contiguous positions.
+    _case(
+        "poly1_cross_entropy smoothing=0.1 segmentation 16x21x128x128",
+        logits(16, 21, 128, 128),
         F.poly1_cross_entropy_forward_backward,
         torch_poly1_smoothed,
         jax_poly1_smoothed,
