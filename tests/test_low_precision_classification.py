@@ -149,6 +149,14 @@ CASES: Dict[str, Case] = {
         False,
     ),
     "ce_kdim_empty": ("cross_entropy", _ce_index((0, 5, 3)), TF.cross_entropy, False),
+    # The 16-bit rows kernel (several chunks of 2048 classes per row), plain and with smoothing.
+    "ce_rows": ("cross_entropy", _ce_index((30, 5000)), TF.cross_entropy, False),
+    "ce_rows_weight_ignore_smooth": (
+        "cross_entropy",
+        _ce_index((40, 3000), weight=True, ignore_index=4, label_smoothing=0.1),
+        TF.cross_entropy,
+        False,
+    ),
     "ce_prob": ("cross_entropy", _ce_prob((40, 33)), TF.cross_entropy, True),
     "ce_prob_weight_smooth": (
         "cross_entropy",

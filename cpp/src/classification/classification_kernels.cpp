@@ -184,30 +184,38 @@ LOSSKIT_NOINLINE CeStats chunk_stats(const T* x, const T* LOSSKIT_RESTRICT y,
   return st;
 }
 
-// Gradient of a chunk whose exponentials exp(x - ref) chunk_stats stored in g:
+// Gradient of a chunk whose exponentials exp(x - ref) chunk_stats stored in e:
 // g = e f - B v with f = A exp(ref - lse) (for a chunk of -inf, whose e are 0 or NaN, f is 0, or
 // NaN when the whole row is -inf).
-// With a softcap and smoothing (kX == 2, kMode == 1) g holds t = tanh(x ic):
+// With a softcap and smoothing (kX == 2, kMode == 1) e holds t = tanh(x ic):
 // g = (e f - B v) (1 - t^2), e = exp(cap t - ref); without smoothing it holds e (1 - t^2).
-template <class T, int kMode, bool kWeighted, int kX = 0>
-LOSSKIT_NOINLINE void chunk_rescale(T* LOSSKIT_RESTRICT g, const T* LOSSKIT_RESTRICT w, int64_t n,
-                                    T f, T B, Cap<T> cp, T ref) {
-  if constexpr (kX == 2 && kMode == 1) {
-#pragma omp simd
-    for (int64_t i = 0; i < n; ++i) {
-      const T t = g[i];
-      T d = cp.cap * t - ref;
+template <class T, int kMode, bool kWeighted, int kX>
+struct Rescale {
+  T f, B;
+  Cap<T> cp;
+  T ref;
+  LOSSKIT_INLINE T operator()(T e, const T* LOSSKIT_RESTRICT w, int64_t i) const {
+    if constexpr (kX == 2 && kMode == 1) {
+      T d = cp.cap * e - ref;
       d = d > T(0) ? T(0) : d;
       const T v = exp_nonpos(d) * f - B * (kWeighted ? w[i] : T(1));
-      g[i] = v * (T(1) - t * t);
+      return v * (T(1) - e * e);
+    } else if constexpr (kMode == 1) {
+      return e * f - B * (kWeighted ? w[i] : T(1));
+    } else {
+      return e * f;
     }
-  } else if constexpr (kMode == 1) {
-#pragma omp simd
-    for (int64_t i = 0; i < n; ++i) g[i] = g[i] * f - B * (kWeighted ? w[i] : T(1));
-  } else {
-#pragma omp simd
-    for (int64_t i = 0; i < n; ++i) g[i] = g[i] * f;
   }
+};
+
+// g = the gradient of the chunk whose statistics left e; g may be e itself (in place, float), or
+// 16-bit storage, each value rounded once as it is stored (in register: bfloat16's rounding
+// vectorises on every target).
+template <class T, int kMode, bool kWeighted, int kX, class G>
+LOSSKIT_NOINLINE void chunk_rescale(const T* e, G* g, const T* LOSSKIT_RESTRICT w, int64_t n,
+                                    const Rescale<T, kMode, kWeighted, kX>& r) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) store(g[i], r(e[i], w, i));
 }
 
 // acc := acc (+) next, both relative to their own reference; the result is relative to the
@@ -456,10 +464,10 @@ void row_grad_impl(const CeArgs<T>& a, int64_t row, const CeRowConsts& rc, int64
                        : (rc.lse == -std::numeric_limits<double>::infinity() || rc.lse != rc.lse)
                            ? kNaN
                            : 0.0;
-      chunk_rescale<T, kMode, kWeighted, kX>(a.grad + base + c0,
-                                             kWeighted ? a.weight + c0 : nullptr, c1 - c0,
-                                             static_cast<T>(f), static_cast<T>(rc.b), cp,
-                                             static_cast<T>(st.ref));
+      const Rescale<T, kMode, kWeighted, kX> rs{static_cast<T>(f), static_cast<T>(rc.b), cp,
+                                                static_cast<T>(st.ref)};
+      chunk_rescale(a.grad + base + c0, a.grad + base + c0, kWeighted ? a.weight + c0 : nullptr,
+                    c1 - c0, rs);
       continue;
     }
     chunk_grad<T, kMode, kWeighted, kX>(a.input + base + c0, a.grad ? a.grad + base + c0 : nullptr,
@@ -578,33 +586,43 @@ double rows_half_impl(const CeArgs<float>& f, const CeArgs<S>& h, int64_t p0, in
     for (int64_t k = 0; k < nchunks; ++k) {
       const int64_t c0 = k * kCeChunk, n = std::min(C, c0 + kCeChunk) - c0;
       const float* w = kWeighted ? f.weight + c0 : nullptr;
-      float* g = h.grad ? gs : nullptr;
+      S* out = h.grad ? h.grad + r * C + c0 : nullptr;
+      const bool has_target = rc.target >= c0 && rc.target < c0 + n;
       if (keep_exp) {  // as row_grad_impl
         const CeStats& st = kept[k];
         const double fk = st.valid ? rc.a * std::exp(st.ref - rc.lse)
                           : (rc.lse == -std::numeric_limits<double>::infinity() || rc.lse != rc.lse)
                               ? kNaN
                               : 0.0;
-        g = rowbuf + c0;
-        chunk_rescale<float, kMode, kWeighted, kX>(g, w, n, static_cast<float>(fk),
-                                                   static_cast<float>(rc.b), cp,
-                                                   static_cast<float>(st.ref));
-      } else {
-        widen_strip(x + c0, xs, n);
-        if constexpr (kMode == 2) widen_strip(y + c0, ys, n);
-        chunk_grad<float, kMode, kWeighted, kX>(xs, g, kMode == 2 ? ys : nullptr, w,
-                                                kMode == 2 && h.grad_target ? gys : nullptr, n,
-                                                static_cast<float>(rc.ref),
-                                                static_cast<float>(rc.logs),
-                                                static_cast<float>(rc.a), static_cast<float>(rc.b),
-                                                sm.om, sm.ec, cp);
-      }
-      if (g) {
-        if (rc.target >= c0 && rc.target < c0 + n) {
-          float& gt = g[rc.target - c0];
-          gt = gt - static_cast<float>(rc.fix);
+        const Rescale<float, kMode, kWeighted, kX> rs{
+            static_cast<float>(fk), static_cast<float>(rc.b), cp, static_cast<float>(st.ref)};
+        const float* e = rowbuf + c0;
+        if constexpr (kFloat16Strips && std::is_same_v<S, float16>) {  // F16C: strips
+          chunk_rescale(e, gs, w, n, rs);
+          if (has_target) gs[rc.target - c0] -= static_cast<float>(rc.fix);
+          narrow_strip(gs, out, n);
+        } else {
+          // Rounded as computed, straight into the output: the target's value is computed again
+          // (the same float operations) to subtract the fix before its rounding.
+          chunk_rescale(e, out, w, n, rs);
+          if (has_target) {
+            const int64_t j = rc.target - c0;
+            store(out[j], rs(e[j], w, j) - static_cast<float>(rc.fix));
+          }
         }
-        narrow_strip(g, h.grad + r * C + c0, n);
+        continue;
+      }
+      float* g = h.grad ? gs : nullptr;
+      widen_strip(x + c0, xs, n);
+      if constexpr (kMode == 2) widen_strip(y + c0, ys, n);
+      chunk_grad<float, kMode, kWeighted, kX>(xs, g, kMode == 2 ? ys : nullptr, w,
+                                              kMode == 2 && h.grad_target ? gys : nullptr, n,
+                                              static_cast<float>(rc.ref),
+                                              static_cast<float>(rc.logs), static_cast<float>(rc.a),
+                                              static_cast<float>(rc.b), sm.om, sm.ec, cp);
+      if (g) {
+        if (has_target) g[rc.target - c0] -= static_cast<float>(rc.fix);
+        narrow_strip(g, out, n);
       }
       if (kMode == 2 && h.grad_target) narrow_strip(gys, h.grad_target + r * C + c0, n);
     }
