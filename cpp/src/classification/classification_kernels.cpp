@@ -536,6 +536,11 @@ LOSSKIT_INLINE void prefetch_next(const S* base, int64_t from, int64_t end) {
   for (int64_t i = from; i < to; i += kLine) LOSSKIT_PREFETCH(base + i, 0);
 }
 
+// Whether the gradient is rounded from an L1 strip (F16C for float16, AVX2 for bfloat16: see
+// storage_strips.hpp) rather than in register as it is computed.
+template <class S>
+constexpr bool kNarrowInStrips = std::is_same_v<S, float16> ? kFloat16Strips : kBfloat16Strips;
+
 template <class S, int kMode, bool kWeighted, int kX>
 double rows_half_impl(const CeArgs<float>& f, const CeArgs<S>& h, int64_t p0, int64_t p1,
                       float* rowbuf) {
@@ -594,10 +599,11 @@ double rows_half_impl(const CeArgs<float>& f, const CeArgs<S>& h, int64_t p0, in
                           : (rc.lse == -std::numeric_limits<double>::infinity() || rc.lse != rc.lse)
                               ? kNaN
                               : 0.0;
-        const Rescale<float, kMode, kWeighted, kX> rs{
-            static_cast<float>(fk), static_cast<float>(rc.b), cp, static_cast<float>(st.ref)};
+        const Rescale<float, kMode, kWeighted, kX> rs{static_cast<float>(fk),
+                                                      static_cast<float>(rc.b), cp,
+                                                      static_cast<float>(st.ref)};
         const float* e = rowbuf + c0;
-        if constexpr (kFloat16Strips && std::is_same_v<S, float16>) {  // F16C: strips
+        if constexpr (kNarrowInStrips<S>) {
           chunk_rescale(e, gs, w, n, rs);
           if (has_target) gs[rc.target - c0] -= static_cast<float>(rc.fix);
           narrow_strip(gs, out, n);
