@@ -1,8 +1,9 @@
 """bfloat16 and float16 through the embedding family: cosine_embedding_loss, triplet_margin_loss
 and triplet_margin_with_distance_loss (built-in distances) read 16-bit rows in place (staged blocks
 through the float row kernel, cpp/src/common/staging.hpp) and return values and gradients in the
-input's dtype. Broadcast rows and a Python distance callable compute from one float32 copy and
-round the results once to the input's dtype, as linear_cross_entropy does; ctc_loss reads 16-bit
+input's dtype. Broadcast rows compute from one float32 copy and round the results once to the
+input's dtype, as linear_cross_entropy does; a Python distance callable gets the 16-bit inputs
+themselves and the loss runs in float32 on its distances; ctc_loss reads 16-bit
 log_probs in place. References as in test_low_precision.py.
 """
 
@@ -162,21 +163,33 @@ def test_close_to_torch_own_half_results(case, kind):
     assert err.max(initial=0.0) <= TORCH_HALF_ROUNDINGS, (case, kind, float(err.max()))
 
 
-def test_callable_distance_returns_input_dtype():
-    """A Python distance runs on the float32 copy (the compute dtype); the loss and the gradients
-    come back rounded once to the input's dtype."""
-    dtype = HALVES["bfloat16"]
+@pytest.mark.parametrize("kind", ["bfloat16", "float16"])
+@pytest.mark.parametrize("swap", [False, True])
+def test_callable_distance_gets_the_16bit_inputs_in_place(kind, swap):
+    """A Python distance is called with the 16-bit inputs themselves (no float32 copy; torch hands
+    it the 16-bit tensors); the loss, the distances' gradients and the sums over the vjps run in
+    float32, and the loss and gradients come back rounded once to the input's dtype: the float32
+    call on the upcast inputs, rounded."""
+    dtype = HALVES[kind]
     rng = np.random.default_rng(67)
     a, p, n = (rng.standard_normal((12, 5)).astype(dtype) for _ in range(3))
+    seen = []
 
     def manhattan(x1, x2):
-        assert x1.dtype == np.float32
-        diff = x1 - x2
+        seen.append((x1, x2))
+        diff = x1.astype(np.float32) - x2.astype(np.float32)
         return np.abs(diff).sum(-1), lambda g: (np.sign(diff) * g[:, None], -np.sign(diff) * g[:, None])
 
-    loss, grads = F.triplet_margin_with_distance_loss_forward_backward(a, p, n, distance_function=manhattan)
+    loss, grads = F.triplet_margin_with_distance_loss_forward_backward(
+        a, p, n, distance_function=manhattan, swap=swap
+    )
+    pairs = [(a, p), (a, n)] + ([(p, n)] if swap else [])
+    assert len(seen) == len(pairs)
+    for (x1, x2), (y1, y2) in zip(seen, pairs):
+        assert x1.dtype == dtype and x2.dtype == dtype
+        assert np.shares_memory(x1, y1) and np.shares_memory(x2, y2)
     loss32, grads32 = F.triplet_margin_with_distance_loss_forward_backward(
-        *(x.astype(np.float32) for x in (a, p, n)), distance_function=manhattan
+        *(x.astype(np.float32) for x in (a, p, n)), distance_function=manhattan, swap=swap
     )
     assert np.asarray(loss).dtype == dtype
     assert np.asarray(loss).tobytes() == np.asarray(loss32).astype(dtype).tobytes()

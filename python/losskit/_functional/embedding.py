@@ -164,7 +164,13 @@ def _triplet_custom(
     the two (adding the two contributions each input receives)."""
     name = "triplet_margin_with_distance_loss"
     margin, swap = _convert.real(name, "margin", margin), _convert.flag(name, "swap", swap)
-    dtype, (a, p, n) = _convert.float_inputs(name, _TRIPLET_NAMES, (anchor, positive, negative))
+    # The callable gets the inputs in their own dtype, float16/bfloat16 ones as they are (no copy,
+    # as torch hands it the 16-bit tensors); the loss, the distances' gradients and the chain
+    # rule's sums are computed in float32 for those and rounded once to the input's dtype.
+    in_dtype, (a, p, n) = _convert.float_inputs(
+        name, _TRIPLET_NAMES, (anchor, positive, negative), half=True
+    )
+    dtype = np.dtype(np.float32) if _convert.is_half(in_dtype) else in_dtype
     _core.triplet_margin_check_inputs((a, p, n), reduction, margin)
     pairs = [(a, p), (a, n)] + ([(p, n)] if swap else [])
     dists, vjps = [], []
