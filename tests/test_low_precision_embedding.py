@@ -180,9 +180,7 @@ def test_callable_distance_gets_the_16bit_inputs_in_place(kind, swap):
         diff = x1.astype(np.float32) - x2.astype(np.float32)
         return np.abs(diff).sum(-1), lambda g: (np.sign(diff) * g[:, None], -np.sign(diff) * g[:, None])
 
-    loss, grads = F.triplet_margin_with_distance_loss_forward_backward(
-        a, p, n, distance_function=manhattan, swap=swap
-    )
+    loss, grads = F.triplet_margin_with_distance_loss_forward_backward(a, p, n, distance_function=manhattan, swap=swap)
     pairs = [(a, p), (a, n)] + ([(p, n)] if swap else [])
     assert len(seen) == len(pairs)
     for (x1, x2), (y1, y2) in zip(seen, pairs):
