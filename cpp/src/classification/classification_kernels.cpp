@@ -208,14 +208,12 @@ struct Rescale {
   }
 };
 
-// g = the gradient of the chunk whose statistics left e; g may be e itself (in place, float), or
-// 16-bit storage, each value rounded once as it is stored (in register: bfloat16's rounding
-// vectorises on every target).
-template <class T, int kMode, bool kWeighted, int kX, class G>
-LOSSKIT_NOINLINE void chunk_rescale(const T* e, G* g, const T* LOSSKIT_RESTRICT w, int64_t n,
+// g = the gradient of the chunk whose statistics left e; g may be e itself (in place).
+template <class T, int kMode, bool kWeighted, int kX>
+LOSSKIT_NOINLINE void chunk_rescale(const T* e, T* g, const T* LOSSKIT_RESTRICT w, int64_t n,
                                     const Rescale<T, kMode, kWeighted, kX>& r) {
 #pragma omp simd
-  for (int64_t i = 0; i < n; ++i) store(g[i], r(e[i], w, i));
+  for (int64_t i = 0; i < n; ++i) g[i] = r(e[i], w, i);
 }
 
 // acc := acc (+) next, both relative to their own reference; the result is relative to the
@@ -536,11 +534,6 @@ LOSSKIT_INLINE void prefetch_next(const S* base, int64_t from, int64_t end) {
   for (int64_t i = from; i < to; i += kLine) LOSSKIT_PREFETCH(base + i, 0);
 }
 
-// Whether the gradient is rounded from an L1 strip (F16C for float16, AVX2 for bfloat16: see
-// storage_strips.hpp) rather than in register as it is computed.
-template <class S>
-constexpr bool kNarrowInStrips = std::is_same_v<S, float16> ? kFloat16Strips : kBfloat16Strips;
-
 template <class S, int kMode, bool kWeighted, int kX>
 double rows_half_impl(const CeArgs<float>& f, const CeArgs<S>& h, int64_t p0, int64_t p1,
                       float* rowbuf) {
@@ -591,8 +584,6 @@ double rows_half_impl(const CeArgs<float>& f, const CeArgs<S>& h, int64_t p0, in
     for (int64_t k = 0; k < nchunks; ++k) {
       const int64_t c0 = k * kCeChunk, n = std::min(C, c0 + kCeChunk) - c0;
       const float* w = kWeighted ? f.weight + c0 : nullptr;
-      S* out = h.grad ? h.grad + r * C + c0 : nullptr;
-      const bool has_target = rc.target >= c0 && rc.target < c0 + n;
       if (keep_exp) {  // as row_grad_impl
         const CeStats& st = kept[k];
         const double fk = st.valid ? rc.a * std::exp(st.ref - rc.lse)
@@ -602,33 +593,23 @@ double rows_half_impl(const CeArgs<float>& f, const CeArgs<S>& h, int64_t p0, in
         const Rescale<float, kMode, kWeighted, kX> rs{static_cast<float>(fk),
                                                       static_cast<float>(rc.b), cp,
                                                       static_cast<float>(st.ref)};
-        const float* e = rowbuf + c0;
-        if constexpr (kNarrowInStrips<S>) {
-          chunk_rescale(e, gs, w, n, rs);
-          if (has_target) gs[rc.target - c0] -= static_cast<float>(rc.fix);
-          narrow_strip(gs, out, n);
-        } else {
-          // Rounded as computed, straight into the output: the target's value is computed again
-          // (the same float operations) to subtract the fix before its rounding.
-          chunk_rescale(e, out, w, n, rs);
-          if (has_target) {
-            const int64_t j = rc.target - c0;
-            store(out[j], rs(e[j], w, j) - static_cast<float>(rc.fix));
-          }
-        }
-        continue;
+        // Rescaled from the row buffer (L2) into the L1 strip, narrowed from there: one pass over
+        // the row buffer, which is only read.
+        chunk_rescale(rowbuf + c0, gs, w, n, rs);
+      } else {
+        widen_strip(x + c0, xs, n);
+        if constexpr (kMode == 2) widen_strip(y + c0, ys, n);
+        chunk_grad<float, kMode, kWeighted, kX>(xs, h.grad ? gs : nullptr,
+                                                kMode == 2 ? ys : nullptr, w,
+                                                kMode == 2 && h.grad_target ? gys : nullptr, n,
+                                                static_cast<float>(rc.ref),
+                                                static_cast<float>(rc.logs),
+                                                static_cast<float>(rc.a), static_cast<float>(rc.b),
+                                                sm.om, sm.ec, cp);
       }
-      float* g = h.grad ? gs : nullptr;
-      widen_strip(x + c0, xs, n);
-      if constexpr (kMode == 2) widen_strip(y + c0, ys, n);
-      chunk_grad<float, kMode, kWeighted, kX>(xs, g, kMode == 2 ? ys : nullptr, w,
-                                              kMode == 2 && h.grad_target ? gys : nullptr, n,
-                                              static_cast<float>(rc.ref),
-                                              static_cast<float>(rc.logs), static_cast<float>(rc.a),
-                                              static_cast<float>(rc.b), sm.om, sm.ec, cp);
-      if (g) {
-        if (has_target) g[rc.target - c0] -= static_cast<float>(rc.fix);
-        narrow_strip(g, out, n);
+      if (h.grad) {
+        if (rc.target >= c0 && rc.target < c0 + n) gs[rc.target - c0] -= static_cast<float>(rc.fix);
+        narrow_strip(gs, h.grad + r * C + c0, n);
       }
       if (kMode == 2 && h.grad_target) narrow_strip(gys, h.grad_target + r * C + c0, n);
     }

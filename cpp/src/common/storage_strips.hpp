@@ -22,12 +22,6 @@ LOSSKIT_INLINE void widen_strip(const bfloat16* LOSSKIT_RESTRICT in, float* LOSS
   for (int64_t i = 0; i < n; ++i) out[i] = load(in[i]);
 }
 
-#if defined(__AVX2__)
-constexpr bool kBfloat16Strips = true;  // narrow_strip below beats the in-register rounding
-#else
-constexpr bool kBfloat16Strips = false;
-#endif
-
 // On AVX2 the rounding is written out: GCC vectorises half.hpp's scalar form with its 16-bit NaN
 // constant packed and unpacked again, about twice the operations of these (the same bits: add
 // 0x7fff plus the kept lowest bit and shift, a quiet NaN of the sign where |u| > inf).

@@ -167,8 +167,8 @@ def _triplet_custom(
     # The callable gets the inputs in their own dtype, float16/bfloat16 ones as they are (no copy,
     # as torch hands it the 16-bit tensors); the loss, the distances' gradients and the chain
     # rule's sums are computed in float32 for those and rounded once to the input's dtype.
-    in_dtype, (a, p, n) = _convert.float_inputs(name, _TRIPLET_NAMES, (anchor, positive, negative), half=True)
-    dtype = np.dtype(np.float32) if _convert.is_half(in_dtype) else in_dtype
+    _, (a, p, n) = _convert.float_inputs(name, _TRIPLET_NAMES, (anchor, positive, negative), half=True)
+    dtype = _convert.compute_dtype(a)
     _core.triplet_margin_check_inputs((a, p, n), reduction, margin)
     pairs = [(a, p), (a, n)] + ([(p, n)] if swap else [])
     dists, vjps = [], []
