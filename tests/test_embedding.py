@@ -8,6 +8,9 @@ forward_backward) against torch's forward and torch.autograd through tests/_refe
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -858,6 +861,92 @@ def test_cosine_embedding_broadcast_rows(rng, shapes, reduction, dtype):
     check_all(
         "cosine_embedding_loss", F.cosine_embedding_loss, args, {"margin": 0.1, "reduction": reduction}, rng, ndiff=2
     )
+
+
+# A single broadcast row read in place for thousands of rows: its gradient is summed over blocks
+# of 256 rows on both threads.
+@pytest.mark.parametrize(
+    "shapes", [((5000, 16), (1, 16), (5000, 16)), ((1, 40), (3000, 40), (1, 40)), ((3000, 40), (3000, 40), (1, 40))]
+)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_triplet_broadcast_single_row_many_rows(rng, shapes, dtype):
+    args = tuple(rng.standard_normal(s).astype(dtype) for s in shapes)
+    for reduction in ("none", "sum"):
+        check_all("triplet_margin_loss", F.triplet_margin_loss, args, {"swap": True, "reduction": reduction}, rng)
+        check_all(
+            "triplet_margin_with_distance_loss",
+            _torch_with_distance("cosine"),
+            args,
+            {"distance_function": "cosine", "reduction": reduction},
+            rng,
+        )
+
+
+@pytest.mark.parametrize("shapes", [((4000, 32), (1, 32), (4000,)), ((1, 32), (1, 32), (4000,))])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_cosine_embedding_broadcast_single_row_many_rows(rng, shapes, dtype):
+    s1, s2, st_ = shapes
+    args = (
+        rng.standard_normal(s1).astype(dtype),
+        rng.standard_normal(s2).astype(dtype),
+        rng.choice([-1.0, 1.0], size=st_).astype(dtype),
+    )
+    check_all("cosine_embedding_loss", F.cosine_embedding_loss, args, {"margin": -0.5}, rng, ndiff=2)
+
+
+@pytest.mark.parametrize("kind", ["float32", "bfloat16"])
+def test_broadcast_row_gradient_is_the_same_on_any_thread_count(rng, kind):
+    dtype = np.float32 if kind == "float32" else pytest.importorskip("ml_dtypes").bfloat16
+    a = rng.standard_normal((9000, 48)).astype(dtype)
+    p = rng.standard_normal((1, 48)).astype(dtype)
+    n = rng.standard_normal((9000, 48)).astype(dtype)
+    results = []
+    for threads in (1, 2, 3):
+        losskit.set_num_threads(threads)
+        results.append(LF.triplet_margin_loss_forward_backward(a, p, n, swap=True))
+    for loss, grads in results[1:]:
+        assert np.asarray(loss).tobytes() == np.asarray(results[0][0]).tobytes()
+        for g, g0 in zip(grads, results[0][1]):
+            assert g.tobytes() == g0.tobytes()
+
+
+_PEAK_RSS = """
+import sys
+import numpy as np
+import losskit.functional as F
+dtype = np.float32 if sys.argv[1] == "float32" else __import__("ml_dtypes").bfloat16
+rng = np.random.default_rng(0)
+a = rng.standard_normal((8192, 1024), dtype=np.float32).astype(dtype)
+n = rng.standard_normal((8192, 1024), dtype=np.float32).astype(dtype)
+p = rng.standard_normal((1, 1024), dtype=np.float32).astype(dtype)
+F.triplet_margin_loss_forward_backward(a[:8], p, n[:8])
+
+def kib(field):
+    status = open("/proc/self/status").read().split("\\n")
+    return int(next(line.split()[1] for line in status if line.startswith(field + ":")))
+
+with open("/proc/self/clear_refs", "w") as f:  # resets the peak (VmHWM) to the current RSS
+    f.write("5")
+before = kib("VmRSS")
+loss, grads = F.triplet_margin_loss_forward_backward(a, p, n)
+print((kib("VmHWM") - before) * 1024, sum(g.nbytes for g in grads), a.nbytes)
+"""
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_broadcast_row_is_not_expanded(dtype):
+    """A (1, D) positive beside (N, D) anchor and negative: the core reads the one row in place and
+    sums its gradient over blocks of rows, so the call's peak memory is its gradients plus small
+    partial sums, where expanding the positive (an (N, D) copy and an (N, D) gradient temporary)
+    would add two input-sized arrays. The peak resident memory of a fresh process during the call
+    (the core's own allocations are invisible to tracemalloc)."""
+    if dtype == "bfloat16":
+        pytest.importorskip("ml_dtypes")
+    if not os.path.exists("/proc/self/clear_refs"):
+        pytest.skip("needs Linux's /proc/self/clear_refs to reset the peak resident memory")
+    out = subprocess.run([sys.executable, "-c", _PEAK_RSS, dtype], capture_output=True, text=True, check=True)
+    grown, grads, input_bytes = (int(v) for v in out.stdout.split())
+    assert grads <= grown < grads + input_bytes // 2, (grown, grads, input_bytes)
 
 
 def test_vector_dimension_does_not_broadcast():

@@ -1,10 +1,11 @@
 """bfloat16 and float16 through the embedding family: cosine_embedding_loss, triplet_margin_loss
 and triplet_margin_with_distance_loss (built-in distances) read 16-bit rows in place (staged blocks
 through the float row kernel, cpp/src/common/staging.hpp) and return values and gradients in the
-input's dtype. Broadcast rows compute from one float32 copy and round the results once to the
-input's dtype, as linear_cross_entropy does; a Python distance callable gets the 16-bit inputs
-themselves and the loss runs in float32 on its distances; ctc_loss reads 16-bit
-log_probs in place. References as in test_low_precision.py.
+input's dtype. A broadcast input of a single row is read in place too, its gradient summed in
+double and rounded once; a broadcast over some of several row dimensions computes from one float32
+copy and rounds the results once to the input's dtype, as linear_cross_entropy does; a Python
+distance callable gets the 16-bit inputs themselves and the loss runs in float32 on its distances;
+ctc_loss reads 16-bit log_probs in place. References as in test_low_precision.py.
 """
 
 from __future__ import annotations
@@ -39,17 +40,19 @@ _TORCH_DISTANCES = {
 Case = Tuple[str, Callable[[Any], Tuple[List[np.ndarray], Dict[str, Any]]], Callable, int]
 
 
-def _cosine(shape, margin=0.0):
+def _cosine(shape, margin=0.0, shape2=None, target_shape=None):
     def make(rng):
-        return [rng.standard_normal(shape), rng.standard_normal(shape), _pm1(rng, shape[:-1])], {"margin": margin}
+        t = _pm1(rng, shape[:-1] if target_shape is None else target_shape)
+        return [rng.standard_normal(shape), rng.standard_normal(shape2 or shape), t], {"margin": margin}
 
     return make
 
 
-def _triplet(shape, other=None, **kw):
+def _triplet(shape, other=None, anchor=None, **kw):
     def make(rng):
         o = other or shape
-        return [rng.standard_normal(shape), rng.standard_normal(o) + 0.3, rng.standard_normal(shape) * 1.5], dict(kw)
+        a = anchor or shape
+        return [rng.standard_normal(a), rng.standard_normal(o) + 0.3, rng.standard_normal(shape) * 1.5], dict(kw)
 
     return make
 
@@ -72,6 +75,38 @@ CASES: Dict[str, Case] = {
     ),
     "triplet_many_rows": ("triplet_margin_loss", _triplet((5000, 9)), TF.triplet_margin_loss, 3),
     "triplet_broadcast": ("triplet_margin_loss", _triplet((30, 16), other=(1, 16)), TF.triplet_margin_loss, 3),
+    # a single anchor row for 3000 rows: its gradient sums 12 blocks of rows, on both threads
+    "triplet_broadcast_anchor_swap": (
+        "triplet_margin_loss",
+        _triplet((3000, 24), anchor=(1, 24), p=1.0, swap=True),
+        TF.triplet_margin_loss,
+        3,
+    ),
+    # (1, 3, D) beside (2, 1, D): the float32 copy
+    "triplet_broadcast_partial": (
+        "triplet_margin_loss",
+        _triplet((2, 3, 8), other=(1, 3, 8), anchor=(2, 1, 8)),
+        TF.triplet_margin_loss,
+        3,
+    ),
+    "cosine_broadcast": (
+        "cosine_embedding_loss",
+        _cosine((700, 40), margin=0.1, shape2=(1, 40)),
+        TF.cosine_embedding_loss,
+        2,
+    ),
+    "cosine_broadcast_target": (
+        "cosine_embedding_loss",
+        _cosine((1, 40), shape2=(1, 40), target_shape=(50,)),
+        TF.cosine_embedding_loss,
+        2,
+    ),
+    "distance_cosine_broadcast": (
+        "triplet_margin_with_distance_loss",
+        _triplet((600, 20), other=(1, 20), distance_function="cosine", swap=True),
+        _torch_triplet_with_distance,
+        3,
+    ),
     "distance_cosine": (
         "triplet_margin_with_distance_loss",
         _triplet((50, 20), distance_function="cosine"),

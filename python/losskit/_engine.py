@@ -5,6 +5,7 @@ Argument conversion only: no arithmetic happens here.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Dict, Optional, Sequence, Tuple
 
 import numpy as np
@@ -53,18 +54,26 @@ HALF_IN_PLACE = set(
         "complete_box_iou_loss",
     }
 )
-# The embedding losses expand broadcast rows and sum a broadcast input's gradient from the rows'
-# gradients: in 16-bit storage that would round every row's gradient before the sum. So they read
-# 16-bit inputs in place when their first `n` (differentiable) inputs share one shape, and
-# otherwise compute from one float32 copy whose results are rounded once to the input's dtype.
-_HALF_SAME_SHAPES = {"cosine_embedding_loss": 2, "triplet_margin_loss": 3, "triplet_margin_with_distance_loss": 3}
+# The embedding losses read a broadcast input of a single row in place and sum its gradient in
+# double, rounded once. A broadcast over some of several row dimensions ((1, B, D) beside
+# (A, B, D)) expands the smaller inputs and sums their full-size gradients: in 16-bit storage that
+# would round every row's gradient before the sum, so such calls compute from one float32 copy of
+# the first `n` (differentiable) inputs, whose results are rounded once to the input's dtype.
+_HALF_ROW_INPUTS = {"cosine_embedding_loss": 2, "triplet_margin_loss": 3, "triplet_margin_with_distance_loss": 3}
 
 
 def _half_in_place(name: str, values: Sequence[Any]) -> bool:
     if name not in HALF_IN_PLACE:
         return False
-    n = _HALF_SAME_SHAPES.get(name)
-    return n is None or len({np.shape(v) for v in values[:n]}) == 1
+    n = _HALF_ROW_INPUTS.get(name)
+    if n is None:
+        return True
+    rows = [np.shape(v)[:-1] for v in values[:n]]
+    try:
+        full = np.broadcast_shapes(*rows)
+    except ValueError:
+        return True  # the core names the argument whose shape does not broadcast
+    return all(r == full or math.prod(r) == 1 for r in rows)
 
 
 def _options(name: str, options: Dict[str, Any]) -> Dict[str, Any]:

@@ -11,7 +11,10 @@
 // * Inputs are C-contiguous views. The last dimension holds the D values of one vector; every
 //   other dimension indexes rows, which are independent. Rows broadcast as in torch (a (1, D)
 //   positive for an (N, D) anchor; cosine_embedding_loss's target too); the vector dimension
-//   must be the same for all inputs (torch would broadcast a size-1 one).
+//   must be the same for all inputs (torch would broadcast a size-1 one). An input of a single
+//   row is read in place for every row and its gradient summed in double over fixed blocks of
+//   rows (no input-sized temporary, bitwise the same on any thread count); a broadcast over some
+//   of several row dimensions ((1, B, D) beside (A, B, D)) expands the smaller inputs.
 // * The unreduced output has the broadcast inputs' shape without the last dimension
 //   (triplet_output_shape, cosine_embedding_output_shape); a reduced one has shape {}.
 // * grad_output is a 0-d view for reduced losses and an output-shaped view for Reduction::None;
@@ -22,10 +25,10 @@
 // All checks run before any work and throw losskit::ValueError / TypeError.
 // float and double are instantiated, and so are losskit::bfloat16 and losskit::float16
 // (losskit/half.hpp): 16-bit buffers are read in place, computed in float (row sums in double)
-// and every output rounded once to 16 bits. Broadcast rows are expanded as for float, and a
-// broadcast input's gradient is summed from the rows' 16-bit gradients (so it may differ from the
-// float computation rounded by more than one 16-bit ulp; the Python layer computes that case in
-// float32).
+// and every output rounded once to 16 bits, a single broadcast row's gradient too. Rows broadcast
+// over some of several row dimensions are expanded as for float, and such an input's gradient is
+// summed from the rows' 16-bit gradients (so it may differ from the float computation rounded by
+// more than one 16-bit ulp; the Python layer computes that case in float32).
 #pragma once
 
 #include "losskit/reduction.hpp"

@@ -64,42 +64,61 @@ RowShape row_shape(const Shape& s) {
 template <class T>
 using Request = detail::Request<T, 3>;
 
-// 16-bit storage (common/staging.hpp): each thread's rows run through the float kernel in staged
-// blocks of about kStageBlock values per operand; the per-row double losses are written in place.
+// 16-bit storage (common/staging.hpp): rows [r0, r1) run through the float kernel in staged
+// blocks of about kStageBlock values per operand; a repeated input's one row is staged once per
+// block, the per-row double losses and the repeated inputs' gradient sums are written in place.
 template <class S>
-void run_staged(const EmbeddingRows<S>& h, int64_t n, int64_t grain) {
-  const int64_t D = std::max<int64_t>(h.dim, 1);
-  const int64_t block_rows = std::max<int64_t>(1, detail::kStageBlock / D);
-  // three inputs and three gradients of block_rows x D; target, grad_out, out; the kernel's 3 D
-  const int64_t per_thread = 6 * block_rows * D + 3 * block_rows + 3 * D;
-  detail::StageScratch scratch(per_thread);
-  const RowKernel<float> kernel = embedding_kernel<float>();
-  detail::parallel_for(0, n, grain, [&](int64_t r0, int64_t r1, int thread) {
-    for (int64_t b0 = r0; b0 < r1; b0 += block_rows) {
-      const int64_t rows = std::min(r1, b0 + block_rows) - b0;
-      const detail::Strided values = detail::contiguous(rows * h.dim),
-                            per_row = detail::contiguous(rows);
-      detail::BlockStage<S> st(scratch.thread(thread));
-      EmbeddingRows<float> f;
-      f.kernel = h.kernel;
-      f.dim = h.dim;
-      for (int k = 0; k < 3; ++k) f.x[k] = st.in(h.x[k], b0 * h.dim, values);
-      f.target = st.in(h.target, b0, per_row);
-      f.grad_out = st.in(h.grad_out, b0, per_row);
-      f.grad_scale = h.grad_scale;
-      f.margin = h.margin;
-      f.p = h.p;
-      f.eps = h.eps;
-      f.swap = h.swap;
-      f.backward = h.backward;
-      f.out = st.out(h.out, b0, per_row);
-      f.row_loss = h.row_loss ? h.row_loss + b0 : nullptr;
-      for (int k = 0; k < 3; ++k) f.grad[k] = st.out(h.grad[k], b0 * h.dim, values);
-      kernel(f, 0, rows, st.scratch(3 * D));
-      st.finish();
-    }
-  });
+int64_t staged_rows_per_block(const EmbeddingRows<S>& h) {
+  return std::max<int64_t>(1, detail::kStageBlock / std::max<int64_t>(h.dim, 1));
 }
+template <class S>
+int64_t staged_scratch_per_thread(const EmbeddingRows<S>& h) {
+  const int64_t D = std::max<int64_t>(h.dim, 1), block_rows = staged_rows_per_block(h);
+  // three inputs and three gradients of block_rows x D; target, grad_out, out; the kernel's 3 D
+  return 6 * block_rows * D + 3 * block_rows + 3 * D;
+}
+template <class S>
+void staged_rows(const EmbeddingRows<S>& h, int64_t r0, int64_t r1, float* thread_scratch) {
+  const int64_t block_rows = staged_rows_per_block(h);
+  for (int64_t b0 = r0; b0 < r1; b0 += block_rows) {
+    const int64_t rows = std::min(r1, b0 + block_rows) - b0;
+    const detail::Strided values = detail::contiguous(rows * h.dim),
+                          per_row = detail::contiguous(rows);
+    detail::BlockStage<S> st(thread_scratch);
+    EmbeddingRows<float> f;
+    f.kernel = h.kernel;
+    f.dim = h.dim;
+    for (int k = 0; k < 3; ++k) {
+      f.repeat[k] = h.repeat[k];
+      f.x[k] = h.repeat[k] ? st.in(h.x[k], 0, detail::contiguous(h.dim))
+                           : st.in(h.x[k], b0 * h.dim, values);
+    }
+    f.target =
+        h.repeat[2] ? st.in(h.target, 0, detail::contiguous(1)) : st.in(h.target, b0, per_row);
+    f.grad_out = st.in(h.grad_out, b0, per_row);
+    f.grad_scale = h.grad_scale;
+    f.margin = h.margin;
+    f.p = h.p;
+    f.eps = h.eps;
+    f.swap = h.swap;
+    f.backward = h.backward;
+    f.out = st.out(h.out, b0, per_row);
+    f.row_loss = h.row_loss ? h.row_loss + b0 : nullptr;
+    for (int k = 0; k < 3; ++k) {
+      f.grad[k] = st.out(h.grad[k], b0 * h.dim, values);
+      f.grad_sum[k] = h.grad_sum[k];
+    }
+    embedding_kernel<float>()(f, 0, rows, st.scratch(3 * std::max<int64_t>(h.dim, 1)));
+    st.finish();
+  }
+}
+
+// Operands whose rows broadcast by repeating their single row (a (1, D) positive beside an
+// (N, D) anchor): the kernels read that row for every row, in place, and sum its gradient.
+struct RowRepeat {
+  bool row[4] = {false, false, false, false};
+  Shape shape[4];  // a repeated operand's own shape (its gradient's, and the bytes it occupies)
+};
 
 // An input of the kernel: its name, and its gradient's (q.grads in the same order; none for a
 // target, which comes last).
@@ -117,7 +136,11 @@ struct Operand {
 template <class T>
 double run(const char* fn, EmbeddingRows<T> R, Reduction reduction, const Normalizer& normalizer,
            const Shape& out_shape, const RowShape& rs, std::initializer_list<Operand<T>> inputs,
-           const Request<T>& q) {
+           const Request<T>& q, const RowRepeat& rep = {}) {
+  // The operand as it lies in memory: a repeated one's view claims the full shape.
+  const auto own = [&rep](const Operand<T>& in, int i) {
+    return rep.row[i] ? View<T>(in.view.data, rep.shape[i]) : in.view;
+  };
   const bool reduced = reduction != Reduction::None;
   if (q.forward) detail::check_output(fn, "output", q.output, reduced ? Shape{} : out_shape);
   if (q.backward) {
@@ -129,17 +152,18 @@ double run(const char* fn, EmbeddingRows<T> R, Reduction reduction, const Normal
       if (!reduced)
         detail::check_shape_equal(fn, "grad_output", q.grad_output.shape, out_shape, "shape");
     }
-    int k = 0;
+    int k = 0, i = 0;
     for (const Operand<T>& in : inputs) {
-      if (!in.grad_name) continue;
-      if (q.grads[k].present()) detail::check_output(fn, in.grad_name, q.grads[k], in.view.shape);
-      ++k;
+      if (in.grad_name && q.grads[k].present())
+        detail::check_output(fn, in.grad_name, q.grads[k], own(in, i).shape);
+      k += in.grad_name ? 1 : 0;
+      ++i;
     }
   }
   detail::DisjointArrays arrays(fn);
-  int k = 0;
+  int k = 0, i = 0;
   for (const Operand<T>& in : inputs) {
-    arrays.read(in.name, in.view);
+    arrays.read(in.name, own(in, i++));
     if (in.grad_name && q.backward) arrays.write(in.grad_name, q.grads[k++]);
   }
   arrays.write("output", q.output).read("grad_output", q.grad_output).check();
@@ -165,20 +189,59 @@ double run(const char* fn, EmbeddingRows<T> R, Reduction reduction, const Normal
   // small inputs stay on the calling thread.
   const int64_t dim = rs.dim > 0 ? rs.dim : 1;
   const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 15) / dim);
+
+  // A repeated input's gradient: the rows of each block of kSumRows add their gradients into
+  // the block's own partial sums (double), and the partials are added in block order, so the
+  // result is the same for any thread count, and a 16-bit gradient is rounded once.
+  constexpr int64_t kSumRows = 256;
+  const int64_t blocks = (n + kSumRows - 1) / kSumRows;
+  std::vector<double> partial[3];
+  T* summed[3] = {nullptr, nullptr, nullptr};
+  for (int k = 0; k < 3; ++k) {
+    R.repeat[k] = rep.row[k];
+    if (!(q.backward && rep.row[k] && R.grad[k])) continue;
+    summed[k] = R.grad[k];
+    R.grad[k] = nullptr;  // each row's gradient goes to scratch, then into the sum
+    partial[k].assign(static_cast<size_t>(blocks * rs.dim), 0.0);
+  }
+  const bool summing = summed[0] || summed[1] || summed[2];
+
   const bool two_inputs = R.kernel == EmbeddingKernelId::CosineEmbedding;
   const bool need_scratch = q.backward && !(R.grad[0] && R.grad[1] && (R.grad[2] || two_inputs));
-  const int64_t scratch_per_thread = need_scratch ? 3 * rs.dim : 0;
-  // Scratch rows for unwanted gradients, one set per thread (the modulo only matters if another
-  // thread raised the thread count during this call).
+  // Scratch per thread: the float kernel's rows for unwanted or summed gradients, or the staged
+  // blocks of 16-bit storage (the modulo only matters if another thread raised the thread count
+  // during this call).
+  const int64_t scratch_per_thread =
+      detail::is_half_v<T> ? staged_scratch_per_thread(R) : (need_scratch ? 3 * rs.dim : 0);
   const int scratch_threads = std::max(1, get_num_threads());
-  if constexpr (detail::is_half_v<T>) {
-    run_staged(R, n, grain);
+  std::vector<detail::compute_t<T>> scratch(
+      static_cast<size_t>(scratch_per_thread * scratch_threads));
+  const auto rows = [&](const EmbeddingRows<T>& Rb, int64_t r0, int64_t r1, int thread) {
+    auto* mine = scratch.data() + (thread % scratch_threads) * scratch_per_thread;
+    if constexpr (detail::is_half_v<T>) staged_rows(Rb, r0, r1, mine);
+    else embedding_kernel<T>()(Rb, r0, r1, mine);
+  };
+  if (!summing) {
+    detail::parallel_for(0, n, grain,
+                         [&](int64_t r0, int64_t r1, int thread) { rows(R, r0, r1, thread); });
   } else {
-    std::vector<T> scratch(static_cast<size_t>(scratch_per_thread * scratch_threads));
-    const RowKernel<T> kernel = embedding_kernel<T>();
-    detail::parallel_for(0, n, grain, [&](int64_t r0, int64_t r1, int thread) {
-      kernel(R, r0, r1, scratch.data() + (thread % scratch_threads) * scratch_per_thread);
-    });
+    detail::parallel_for(0, blocks, std::max<int64_t>(1, grain / kSumRows),
+                         [&](int64_t b0, int64_t b1, int thread) {
+                           for (int64_t b = b0; b < b1; ++b) {
+                             EmbeddingRows<T> Rb = R;
+                             for (int k = 0; k < 3; ++k)
+                               if (summed[k]) Rb.grad_sum[k] = partial[k].data() + b * rs.dim;
+                             rows(Rb, b * kSumRows, std::min(n, (b + 1) * kSumRows), thread);
+                           }
+                         });
+    std::vector<double> total(static_cast<size_t>(rs.dim));
+    for (int k = 0; k < 3; ++k) {
+      if (!summed[k]) continue;
+      std::fill(total.begin(), total.end(), 0.0);
+      for (int64_t b = 0; b < blocks; ++b)
+        for (int64_t j = 0; j < rs.dim; ++j) total[j] += partial[k][b * rs.dim + j];
+      for (int64_t j = 0; j < rs.dim; ++j) summed[k][j] = static_cast<T>(total[j]);
+    }
   }
 
   if (q.forward && reduced)
@@ -188,11 +251,13 @@ double run(const char* fn, EmbeddingRows<T> R, Reduction reduction, const Normal
 
 // ---- broadcasting of rows -------------------------------------------------------------------
 // torch broadcasts the paired inputs (x1 - x2, x1 * x2) and the label. Broadcasting the row
-// dimensions (a (1, D) positive for an (N, D) anchor) is the same as computing on the expanded
-// inputs, so that case expands the smaller inputs into temporaries, runs the kernel at the full
-// shape, and sums each smaller input's full-size gradient back over its broadcast rows (in a
-// fixed order, in double). Broadcasting the vector dimension itself ((N, 1) against (N, D)) would
-// change which values a norm sums over per pair; losskit rejects it.
+// dimensions is the same as computing on the expanded inputs. An input of a single row (a (1, D)
+// positive beside an (N, D) anchor) is read in place for every row, and its gradient summed over
+// the rows (RowRepeat, run()). A broadcast over some of several row dimensions ((1, B, D) beside
+// (A, B, D)) expands the smaller inputs into temporaries, runs the kernel at the full shape, and
+// sums each smaller input's full-size gradient back over its broadcast rows (in a fixed order, in
+// double). Broadcasting the vector dimension itself ((N, 1) against (N, D)) would change which
+// values a norm sums over per pair; losskit rejects it.
 
 // Row of `from` that row `r` of `to` reads (same number of dimensions; size-1 dims broadcast).
 int64_t source_row(int64_t r, const Shape& from, const Shape& to) {
@@ -212,9 +277,11 @@ struct Operands {
   bool vector[4] = {};        // the last dimension is the vector (false: cosine's target)
 };
 
-// Calls body(views, request) with every input at its full shape: the inputs as they are when no
-// row broadcasting is needed (no copy), expanded copies otherwise. Gradients exist for the first
-// `ngrad` inputs; body sees them at the full shape.
+// Calls body(views, request, repeat) with every input at its full shape: the inputs as they are
+// when no row broadcasting is needed or every broadcast input is a single row (`repeat` names
+// those; their views claim the full shape over their own data), expanded copies otherwise.
+// Gradients exist for the first `ngrad` inputs; body sees them at the full shape, except a
+// repeated input's, which keeps the input's own shape.
 template <class T, class Body>
 void with_row_broadcast(const char* fn, std::array<View<T>, 4> in, const Operands& ops, int ngrad,
                         const char* const* grad_names, const Request<T>& q, Body&& body) {
@@ -254,19 +321,26 @@ void with_row_broadcast(const char* fn, std::array<View<T>, 4> in, const Operand
       full[d] = a == 1 ? b : a;
     }
   }
-  for (int k = 0; k < ops.count; ++k)
-    same = same && (lead[k] == full || lead[k].size() != full.size());
-  if (same) return body(in, q);
-  if (!q.forward && !q.backward) {
-    // A request for nothing (NAME_mean_normalizer) needs only the full shapes: the views below
-    // claim them over the smaller inputs without a copy, and are never read.
-    std::array<View<T>, 4> shapes_only = in;
+  RowRepeat repeat;
+  bool single_rows = true;
+  for (int k = 0; k < ops.count; ++k) {
+    if (lead[k] == full || lead[k].size() != full.size()) continue;
+    same = false;
+    repeat.row[k] = true;
+    repeat.shape[k] = in[k].shape;
+    single_rows = single_rows && numel(lead[k]) == 1;
+  }
+  if (same) return body(in, q, repeat);  // repeats nothing
+  // A request for nothing (NAME_mean_normalizer) needs only the full shapes, and reads nothing.
+  if (single_rows || (!q.forward && !q.backward)) {
+    std::array<View<T>, 4> views = in;
     for (int k = 0; k < ops.count; ++k) {
+      if (!repeat.row[k]) continue;
       Shape fs = full;
       if (ops.vector[k] && !in[k].shape.empty()) fs.push_back(dim);
-      shapes_only[k] = View<T>(in[k].data, fs);
+      views[k] = View<T>(in[k].data, fs);
     }
-    return body(shapes_only, q);
+    return body(views, q, repeat);
   }
 
   // The caller's gradients have the original shapes; every array is checked before the copies
@@ -303,7 +377,8 @@ void with_row_broadcast(const char* fn, std::array<View<T>, 4> in, const Operand
       sum_back[k] = true;
     }
   }
-  body(views, q2);
+  const RowRepeat expanded;  // nothing repeats in the expanded copies
+  body(views, q2, expanded);
   for (int k = 0; k < ngrad; ++k) {
     if (!sum_back[k]) continue;  // at the full shape already, or not wanted
     std::vector<double> acc(static_cast<size_t>(in[k].numel()), 0.0);
@@ -364,20 +439,19 @@ double cosine_run(View<T> input1, View<T> input2, View<T> target,
   ops.vector[0] = ops.vector[1] = true;
   static const char* const grad_names[] = {"grad_input1", "grad_input2"};
   double divisor = 0.0;
-  with_row_broadcast<T>(fn, {input1, input2, target, View<T>{}}, ops, 2, grad_names, q,
-                        [&](const std::array<View<T>, 4>& v, const Request<T>& rq) {
-                          detail::check_shape_equal(fn, "input2", v[1].shape, v[0].shape,
-                                                    "input1's shape");
-                          if (v[2].dim() == 1)
-                            detail::check_shape_equal(fn, "target", v[2].shape,
-                                                      Shape{v[0].shape[0]}, "shape");
-                          const auto p = cosine_problem(v[0], v[1], v[2], o);
-                          divisor = run<T>(fn, p.rows, o.reduction, o.normalizer, p.out_shape, p.rs,
-                                           {{v[0], "input1", "grad_input1"},
-                                            {v[1], "input2", "grad_input2"},
-                                            {v[2], "target"}},
-                                           rq);
-                        });
+  with_row_broadcast<T>(
+      fn, {input1, input2, target, View<T>{}}, ops, 2, grad_names, q,
+      [&](const std::array<View<T>, 4>& v, const Request<T>& rq, const RowRepeat& rep) {
+        detail::check_shape_equal(fn, "input2", v[1].shape, v[0].shape, "input1's shape");
+        if (v[2].dim() == 1)
+          detail::check_shape_equal(fn, "target", v[2].shape, Shape{v[0].shape[0]}, "shape");
+        const auto p = cosine_problem(v[0], v[1], v[2], o);
+        divisor = run<T>(fn, p.rows, o.reduction, o.normalizer, p.out_shape, p.rs,
+                         {{v[0], "input1", "grad_input1"},
+                          {v[1], "input2", "grad_input2"},
+                          {v[2], "target"}},
+                         rq, rep);
+      });
   return divisor;
 }
 
@@ -395,7 +469,7 @@ void check_triplet_shapes(const char* fn, View<T> anchor, View<T> positive, View
                            std::to_string(negative.dim()) + "-d");
 }
 
-// The shape checks, then body(views, request) on the inputs broadcast to one shape.
+// The shape checks, then body(views, request, repeat) on the inputs broadcast to one shape.
 template <class T, class Body>
 void triplet_broadcast(const char* fn, View<T> anchor, View<T> positive, View<T> negative,
                        const Request<T>& q, Body&& body) {
@@ -407,14 +481,13 @@ void triplet_broadcast(const char* fn, View<T> anchor, View<T> positive, View<T>
   ops.names[2] = "negative";
   ops.vector[0] = ops.vector[1] = ops.vector[2] = true;
   static const char* const grad_names[] = {"grad_anchor", "grad_positive", "grad_negative"};
-  with_row_broadcast<T>(fn, {anchor, positive, negative, View<T>{}}, ops, 3, grad_names, q,
-                        [&](const std::array<View<T>, 4>& v, const Request<T>& rq) {
-                          detail::check_shape_equal(fn, "positive", v[1].shape, v[0].shape,
-                                                    "anchor's shape");
-                          detail::check_shape_equal(fn, "negative", v[2].shape, v[0].shape,
-                                                    "anchor's shape");
-                          body(v, rq);
-                        });
+  with_row_broadcast<T>(
+      fn, {anchor, positive, negative, View<T>{}}, ops, 3, grad_names, q,
+      [&](const std::array<View<T>, 4>& v, const Request<T>& rq, const RowRepeat& rep) {
+        detail::check_shape_equal(fn, "positive", v[1].shape, v[0].shape, "anchor's shape");
+        detail::check_shape_equal(fn, "negative", v[2].shape, v[0].shape, "anchor's shape");
+        body(v, rq, rep);
+      });
 }
 
 template <class T>
@@ -446,21 +519,23 @@ double triplet_run(View<T> anchor, View<T> positive, View<T> negative,
   check_margin_positive(fn, o.margin);
   if (!(o.p > 0)) detail::fail_value(fn, "p", "a number greater than 0", number(o.p));
   double divisor = 0.0;
-  triplet_broadcast(fn, anchor, positive, negative, q, [&](const auto& v, const Request<T>& rq) {
-    // torch: the inf norm (a max) of no values has no identity and raises.
-    if (std::isinf(o.p) && row_shape(v[0].shape).dim == 0)
-      detail::fail_value(fn, "anchor", "a non-empty last dimension for p=inf",
-                         "shape " + shape_to_string(v[0].shape));
-    auto rows = triplet_rows(v[0], v[1], v[2], pnorm_kernel(o.p), o.margin, o.swap);
-    rows.p = o.p;
-    rows.eps = o.eps;
-    divisor = run<T>(fn, rows, o.reduction, o.normalizer, embedding_output_shape(v[0].shape),
-                     row_shape(v[0].shape),
-                     {{v[0], "anchor", "grad_anchor"},
-                      {v[1], "positive", "grad_positive"},
-                      {v[2], "negative", "grad_negative"}},
-                     rq);
-  });
+  triplet_broadcast(fn, anchor, positive, negative, q,
+                    [&](const auto& v, const Request<T>& rq, const RowRepeat& rep) {
+                      // torch: the inf norm (a max) of no values has no identity and raises.
+                      if (std::isinf(o.p) && row_shape(v[0].shape).dim == 0)
+                        detail::fail_value(fn, "anchor", "a non-empty last dimension for p=inf",
+                                           "shape " + shape_to_string(v[0].shape));
+                      auto rows =
+                          triplet_rows(v[0], v[1], v[2], pnorm_kernel(o.p), o.margin, o.swap);
+                      rows.p = o.p;
+                      rows.eps = o.eps;
+                      divisor = run<T>(fn, rows, o.reduction, o.normalizer,
+                                       embedding_output_shape(v[0].shape), row_shape(v[0].shape),
+                                       {{v[0], "anchor", "grad_anchor"},
+                                        {v[1], "positive", "grad_positive"},
+                                        {v[2], "negative", "grad_negative"}},
+                                       rq, rep);
+                    });
   return divisor;
 }
 
@@ -479,17 +554,19 @@ double triplet_distance_run(View<T> anchor, View<T> positive, View<T> negative,
   check_reduction(fn, o);
   check_margin_positive(fn, o.margin);
   double divisor = 0.0;
-  triplet_broadcast(fn, anchor, positive, negative, q, [&](const auto& v, const Request<T>& rq) {
-    auto rows = triplet_rows(v[0], v[1], v[2], distance_kernel(o.distance), o.margin, o.swap);
-    rows.p = 2.0;
-    rows.eps = 1e-6;  // torch.pairwise_distance's default
-    divisor = run<T>(fn, rows, o.reduction, o.normalizer, embedding_output_shape(v[0].shape),
-                     row_shape(v[0].shape),
-                     {{v[0], "anchor", "grad_anchor"},
-                      {v[1], "positive", "grad_positive"},
-                      {v[2], "negative", "grad_negative"}},
-                     rq);
-  });
+  triplet_broadcast(fn, anchor, positive, negative, q,
+                    [&](const auto& v, const Request<T>& rq, const RowRepeat& rep) {
+                      auto rows = triplet_rows(v[0], v[1], v[2], distance_kernel(o.distance),
+                                               o.margin, o.swap);
+                      rows.p = 2.0;
+                      rows.eps = 1e-6;  // torch.pairwise_distance's default
+                      divisor = run<T>(fn, rows, o.reduction, o.normalizer,
+                                       embedding_output_shape(v[0].shape), row_shape(v[0].shape),
+                                       {{v[0], "anchor", "grad_anchor"},
+                                        {v[1], "positive", "grad_positive"},
+                                        {v[2], "negative", "grad_negative"}},
+                                       rq, rep);
+                    });
   return divisor;
 }
 

@@ -26,10 +26,28 @@ LOSSKIT_INLINE void store_loss(const EmbeddingRows<T>& R, int64_t row, double lo
   if (R.row_loss) R.row_loss[row] = loss;
 }
 
-// Gradient row k: the caller's array, or this thread's scratch when not wanted.
+// Row `row` of input k (its only row when the input is repeated).
+template <class T>
+LOSSKIT_INLINE const T* input_row(const EmbeddingRows<T>& R, int k, int64_t row) {
+  return R.x[k] + (R.repeat[k] ? 0 : row) * R.dim;
+}
+
+// Gradient row k: the caller's array, or this thread's scratch when not wanted or summed.
 template <class T>
 LOSSKIT_INLINE T* grad_row(const EmbeddingRows<T>& R, int k, int64_t row, T* scratch) {
   return R.grad[k] ? R.grad[k] + row * R.dim : scratch + k * R.dim;
+}
+
+// Adds the gradient rows just written to the sums of the repeated inputs.
+template <class T>
+LOSSKIT_INLINE void add_summed_rows(const EmbeddingRows<T>& R, int count, T* const* rows) {
+  for (int k = 0; k < count; ++k) {
+    double* LOSSKIT_RESTRICT acc = R.grad_sum[k];
+    if (!acc) continue;
+    const T* LOSSKIT_RESTRICT g = rows[k];
+#pragma omp simd
+    for (int64_t j = 0; j < R.dim; ++j) acc[j] += static_cast<double>(g[j]);
+  }
 }
 
 // ---- triplet_margin_loss / triplet_margin_with_distance_loss ------------------------------
@@ -39,9 +57,9 @@ void triplet_rows(const EmbeddingRows<T>& R, int64_t r0, int64_t r1, T* scratch)
   const Params<T> prm{static_cast<T>(R.eps), R.p};
   using State = typename Dist::template State<T>;
   for (int64_t row = r0; row < r1; ++row) {
-    const T* LOSSKIT_RESTRICT a = R.x[0] + row * n;
-    const T* LOSSKIT_RESTRICT p = R.x[1] + row * n;
-    const T* LOSSKIT_RESTRICT q = R.x[2] + row * n;  // the negative
+    const T* LOSSKIT_RESTRICT a = input_row(R, 0, row);
+    const T* LOSSKIT_RESTRICT p = input_row(R, 1, row);
+    const T* LOSSKIT_RESTRICT q = input_row(R, 2, row);  // the negative
     State s_ap = Dist::forward(a, p, n, prm);
     State s_an = Dist::forward(a, q, n, prm);
     State s_pn{};
@@ -71,6 +89,8 @@ void triplet_rows(const EmbeddingRows<T>& R, int64_t r0, int64_t r1, T* scratch)
       gp[j] = dp;
       gq[j] = dq;
     }
+    T* const written[3] = {ga, gp, gq};
+    add_summed_rows(R, 3, written);
   }
 }
 
@@ -106,8 +126,8 @@ void cosine_embedding_rows(const EmbeddingRows<T>& R, int64_t r0, int64_t r1, T*
   constexpr double kEps = 1e-12;
   const int64_t n = R.dim;
   for (int64_t row = r0; row < r1; ++row) {
-    const T* LOSSKIT_RESTRICT x = R.x[0] + row * n;
-    const T* LOSSKIT_RESTRICT y = R.x[1] + row * n;
+    const T* LOSSKIT_RESTRICT x = input_row(R, 0, row);
+    const T* LOSSKIT_RESTRICT y = input_row(R, 1, row);
     double sums[3];  // x.y, x.x, y.y
     ordered_sums<3>(n, sums, [&](int64_t j, double(&t)[3]) {
       const double a = static_cast<double>(x[j]), b = static_cast<double>(y[j]);
@@ -119,7 +139,7 @@ void cosine_embedding_rows(const EmbeddingRows<T>& R, int64_t r0, int64_t r1, T*
     const double m1 = sx + kEps, m2 = sy + kEps;
     const double denom = std::sqrt(m1 * m2);
     const double cos = dot / denom;
-    const T label = R.target[row];
+    const T label = R.target[R.repeat[2] ? 0 : row];
     const bool pos = label == T(1), neg = label == T(-1);
     const double hinge = cos - R.margin;
     const double loss = pos ? 1.0 - cos : (neg ? clamp_min(hinge, 0.0) : 0.0);
@@ -138,6 +158,8 @@ void cosine_embedding_rows(const EmbeddingRows<T>& R, int64_t r0, int64_t r1, T*
       gx[j] = a * y[j] + bx * x[j];
       gy[j] = a * x[j] + by * y[j];
     }
+    T* const written[2] = {gx, gy};
+    add_summed_rows(R, 2, written);
   }
 }
 

@@ -21,12 +21,15 @@ enum class EmbeddingKernelId : int {
   TripletDistances,  // x = precomputed (dist_pos, dist_neg, dist_swap), dim = 1
 };
 
-// A batch of independent rows of `dim` values. Row r of input k starts at x[k] + r * dim.
+// A batch of independent rows of `dim` values. Row r of input k starts at x[k] + r * dim, or at
+// x[k] itself when repeat[k] (a broadcast input: its one row serves every row). Operand 2 is the
+// negative of the triplet losses, the target of cosine_embedding_loss.
 template <class T>
 struct EmbeddingRows {
   EmbeddingKernelId kernel = EmbeddingKernelId::CosineEmbedding;
   int64_t dim = 0;
   const T* x[3] = {nullptr, nullptr, nullptr};
+  bool repeat[3] = {false, false, false};
   const T* target = nullptr;    // cosine_embedding_loss: one label per row
   const T* grad_out = nullptr;  // per-row upstream gradient (Reduction::None), nullptr = ones
   double grad_scale = 1.0;      // reduction scale times a scalar grad_output
@@ -38,6 +41,9 @@ struct EmbeddingRows {
   T* out = nullptr;                          // per-row loss in T (Reduction::None), or nullptr
   double* row_loss = nullptr;                // per-row loss in double (for a reduction), or nullptr
   T* grad[3] = {nullptr, nullptr, nullptr};  // nullptr: not wanted (written to scratch)
+  // A repeated input's gradient is the sum of its rows' gradients: each row's, written to scratch
+  // (grad[k] = nullptr), is added to grad_sum[k] (dim doubles), so it is never rounded row by row.
+  double* grad_sum[3] = {nullptr, nullptr, nullptr};
 };
 
 }  // namespace losskit::detail
