@@ -245,6 +245,31 @@ def test_ctc_matches_losskit_under_jit_and_grad() -> None:
     np.testing.assert_allclose(g, LF.ctc_loss_backward(None, lp, tg, il, tl, zero_infinity=True), rtol=1e-12)
 
 
+@pytest.mark.parametrize(
+    "name,kw",
+    [
+        ("dice_loss", {"sigmoid": True}),
+        ("dice_loss", {"softmax": True, "squared_pred": True, "jaccard": True}),
+        ("tversky_loss", {"alpha": 0.3, "beta": 0.7, "soft_label": True}),
+    ],
+)
+def test_segmentation_target_gradient(name: str, kw: Dict[str, Any]) -> None:
+    """A dense (soft) target of dice_loss / tversky_loss is differentiated under jax.grad, as
+    torch.autograd differentiates MONAI's formula with the target requiring grad."""
+    torch = pytest.importorskip("torch")
+    from test_segmentation import monai_formula
+
+    r = np.random.default_rng(5)
+    x, g = r.standard_normal((2, 3, 4, 5)), r.uniform(size=(2, 3, 4, 5))
+    if not (kw.get("sigmoid") or kw.get("softmax")):
+        x = r.uniform(size=x.shape)
+    gx, gg = jax.grad(lambda a, b: getattr(LJ, name)(a, b, **kw), argnums=(0, 1))(jnp.asarray(x), jnp.asarray(g))
+    tx, tg = torch.tensor(x, requires_grad=True), torch.tensor(g, requires_grad=True)
+    rx, rg = torch.autograd.grad(monai_formula(name.split("_")[0], tx, tg, **kw), (tx, tg))
+    np.testing.assert_allclose(np.asarray(gx), rx.numpy(), rtol=1e-10, atol=1e-15)
+    np.testing.assert_allclose(np.asarray(gg), rg.numpy(), rtol=1e-10, atol=1e-15)
+
+
 def test_constant_arguments_refuse_differentiation() -> None:
     """Arguments torch does not differentiate (the class weight of class-index targets) refuse at
     trace time; a label read only through comparisons (hinge's target) gets the jnp formula's zero."""

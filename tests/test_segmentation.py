@@ -138,6 +138,17 @@ def check(name, x, y, grad_output=None, what="", **kw):
     compare(ref, [x, y], tkw, (0,), loss, [grad], grad_output, what)
     np.testing.assert_array_equal(np.asarray(loss2), np.asarray(loss))
     np.testing.assert_array_equal(grad2, grad)
+    if np.asarray(y).dtype.kind == "f":  # a dense target has a gradient too
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            grad_x, grad_y = backward(grad_output, x, y, target_grad=True, **kw)
+            loss3, (grad_x3, grad_y3) = fused(x, y, grad_output=grad_output, target_grad=True, **kw)
+        compare(ref, [x, y], tkw, (0, 1), loss, [grad_x, grad_y], grad_output, what + " target_grad")
+        assert grad_y.shape == np.shape(y) and grad_y.dtype == x.dtype
+        np.testing.assert_array_equal(grad_x, grad)
+        np.testing.assert_array_equal(np.asarray(loss3), np.asarray(loss))
+        np.testing.assert_array_equal(grad_x3, grad)
+        np.testing.assert_array_equal(grad_y3, grad_y)
     return loss, grad
 
 
@@ -381,6 +392,12 @@ def test_half_read_in_place(kind, name, activation, target_form, reduction):
     else:
         assert_within_one_ulp(loss, loss32, dtype, f"{name} {kind} {activation}")
     np.testing.assert_array_equal(grad, grad32.astype(dtype))
+    if target_form == "soft":  # the dense target's gradient, rounded once as well
+        _, (grad_x, grad_y) = fn(x, y, grad_output=go, target_grad=True, **kw)
+        _, (_, grad_y32) = fn(up(x), up(y), grad_output=up(go), target_grad=True, **{k: up(v) for k, v in kw.items()})
+        assert grad_y.dtype == dtype
+        np.testing.assert_array_equal(grad_x, grad)
+        np.testing.assert_array_equal(grad_y, grad_y32.astype(dtype))
 
 
 def test_half_input_is_not_copied():
@@ -488,9 +505,19 @@ def test_mean_normalizer():
             r"dice_loss: grad_output",
         ),
         (
-            lambda x, y, t: F.dice_loss_backward(1.0, x, y, target_grad=True),
+            lambda x, y, t: F.dice_loss_backward(1.0, x, t, to_onehot_y=True, target_grad=True),
             ValueError,
-            r"dice_loss: target_grad expected False",
+            r"dice_loss: target_grad expected False with to_onehot_y=True \(class indices have no gradient\)",
+        ),
+        (
+            lambda x, y, t: F.tversky_loss_forward_backward(x, t, to_onehot_y=True, target_grad=True),
+            ValueError,
+            r"tversky_loss: target_grad expected False with to_onehot_y=True",
+        ),
+        (
+            lambda x, y, t: F.dice_loss_backward(1.0, x, y, target_grad="yes"),
+            TypeError,
+            r"dice_loss: target_grad expected a bool",
         ),
         (lambda x, y, t: F.dice_loss(x, y, batch="yes"), TypeError, r"dice_loss: batch expected a bool"),
         (lambda x, y, t: F.tversky_loss(x, y, alpha="a"), TypeError, r"tversky_loss: alpha"),

@@ -1557,15 +1557,19 @@ struct DiceEntry {
   static void forward(View<T> x, View<Y> y, View<T> w, MutView<T> out, const Options& o) {
     losskit::dice_loss<T>(x, y, w, out, o);
   }
+  // gt: the dense target's gradient (absent when not wanted; class indices have none)
   template <class T, class Y>
-  static void backward(View<T> go, View<T> x, View<Y> y, View<T> w, MutView<T> g,
+  static void backward(View<T> go, View<T> x, View<Y> y, View<T> w, MutView<T> g, MutView<T> gt,
                        const Options& o) {
-    losskit::dice_loss_backward<T>(go, x, y, w, g, o);
+    if constexpr (std::is_same_v<Y, int64_t>) losskit::dice_loss_backward<T>(go, x, y, w, g, o);
+    else losskit::dice_loss_backward<T>(go, x, y, w, g, gt, o);
   }
   template <class T, class Y>
   static void forward_backward(View<T> x, View<Y> y, View<T> w, View<T> go, MutView<T> out,
-                               MutView<T> g, const Options& o) {
-    losskit::dice_loss_forward_backward<T>(x, y, w, go, out, g, o);
+                               MutView<T> g, MutView<T> gt, const Options& o) {
+    if constexpr (std::is_same_v<Y, int64_t>)
+      losskit::dice_loss_forward_backward<T>(x, y, w, go, out, g, o);
+    else losskit::dice_loss_forward_backward<T>(x, y, w, go, out, g, gt, o);
   }
   template <class T, class Y>
   static double mean_normalizer(View<T> x, View<Y> y, View<T> w, const Options& o) {
@@ -1580,15 +1584,19 @@ struct TverskyEntry {
   static void forward(View<T> x, View<Y> y, View<T> w, MutView<T> out, const Options& o) {
     losskit::tversky_loss<T>(x, y, w, out, o);
   }
+  // gt: the dense target's gradient (absent when not wanted; class indices have none)
   template <class T, class Y>
-  static void backward(View<T> go, View<T> x, View<Y> y, View<T> w, MutView<T> g,
+  static void backward(View<T> go, View<T> x, View<Y> y, View<T> w, MutView<T> g, MutView<T> gt,
                        const Options& o) {
-    losskit::tversky_loss_backward<T>(go, x, y, w, g, o);
+    if constexpr (std::is_same_v<Y, int64_t>) losskit::tversky_loss_backward<T>(go, x, y, w, g, o);
+    else losskit::tversky_loss_backward<T>(go, x, y, w, g, gt, o);
   }
   template <class T, class Y>
   static void forward_backward(View<T> x, View<Y> y, View<T> w, View<T> go, MutView<T> out,
-                               MutView<T> g, const Options& o) {
-    losskit::tversky_loss_forward_backward<T>(x, y, w, go, out, g, o);
+                               MutView<T> g, MutView<T> gt, const Options& o) {
+    if constexpr (std::is_same_v<Y, int64_t>)
+      losskit::tversky_loss_forward_backward<T>(x, y, w, go, out, g, o);
+    else losskit::tversky_loss_forward_backward<T>(x, y, w, go, out, g, gt, o);
   }
   template <class T, class Y>
   static double mean_normalizer(View<T> x, View<Y> y, View<T> w, const Options& o) {
@@ -1599,7 +1607,7 @@ struct TverskyEntry {
 template <class E, class T, class Y>
 py::object segmentation_run(int mode, const py::handle& input, const py::handle& target,
                             const py::handle& weight, const py::handle& grad_output,
-                            const typename E::Options& o) {
+                            bool target_grad, const typename E::Options& o) {
   const View<T> x = as_view<T>(input, E::kName, "input");
   View<Y> y;
   if constexpr (std::is_same_v<Y, int64_t>) {
@@ -1636,32 +1644,49 @@ py::object segmentation_run(int mode, const py::handle& input, const py::handle&
   }
   auto grad = new_array<T>(x.shape);
   auto gv = as_mut<T>(grad);
+  // The target's gradient (dense targets; the Python layer refuses target_grad for class indices)
+  py::object grad_target = py::none();
+  MutView<T> gtv;
+  if (target_grad && !std::is_same_v<Y, int64_t>) {
+    auto a = new_array<T>(y.shape);
+    gtv = as_mut<T>(a);
+    grad_target = std::move(a);
+  }
+  // One gradient is returned bare, with the target's a (grad_input, grad_target) pair.
+  const auto grads = [&]() -> py::object {
+    if (grad_target.is_none()) return grad;
+    return py::make_tuple(grad, grad_target);
+  };
   if (mode == 1) {
-    py::gil_scoped_release release;
-    E::backward(go, x, y, w, gv, o);
-    return std::move(grad);
+    {
+      py::gil_scoped_release release;
+      E::backward(go, x, y, w, gv, gtv, o);
+    }
+    return grads();
   }
   auto out = new_array<T>(out_shape);
   auto ov = as_mut<T>(out);
   {
     py::gil_scoped_release release;
-    E::forward_backward(x, y, w, go, ov, gv, o);
+    E::forward_backward(x, y, w, go, ov, gv, gtv, o);
   }
-  return py::make_tuple(out, grad);
+  return py::make_tuple(out, grads());
 }
 
 template <class E>
 py::object segmentation_dispatch(int mode, const py::handle& input, const py::handle& target,
                                  const py::handle& weight, const py::handle& grad_output,
-                                 const typename E::Options& o) {
+                                 bool target_grad, const typename E::Options& o) {
   if (mode < 0 || mode > 3)
     throw losskit::ValueError(std::string(E::kName) + ": mode expected 0, 1, 2 or 3");
   const bool labels = py::isinstance<py::array>(target) &&
                       py::reinterpret_borrow<py::array>(target).dtype().kind() == 'i';
   return with_storage(input, [&](auto tag) {
     using T = typename decltype(tag)::type;
-    return labels ? segmentation_run<E, T, int64_t>(mode, input, target, weight, grad_output, o)
-                  : segmentation_run<E, T, T>(mode, input, target, weight, grad_output, o);
+    return labels ? segmentation_run<E, T, int64_t>(mode, input, target, weight, grad_output,
+                                                    target_grad, o)
+                  : segmentation_run<E, T, T>(mode, input, target, weight, grad_output, target_grad,
+                                              o);
   });
 }
 
@@ -1671,7 +1696,8 @@ void segmentation_bind(py::module_& m) {
       [](int mode, const py::object& input, const py::object& target, const py::object& weight,
          const py::object& grad_output, bool include_background, bool sigmoid, bool softmax,
          bool squared_pred, bool jaccard, const std::string& reduction, double smooth_nr,
-         double smooth_dr, bool batch, bool soft_label, const py::object& normalizer) {
+         double smooth_dr, bool batch, bool soft_label, const py::object& normalizer,
+         bool target_grad) {
         losskit::DiceLossOptions o;
         o.include_background = include_background;
         o.sigmoid = sigmoid;
@@ -1684,19 +1710,20 @@ void segmentation_bind(py::module_& m) {
         o.smooth_dr = smooth_dr;
         o.batch = batch;
         o.normalizer = normalizer_of(normalizer);
-        return segmentation_dispatch<DiceEntry>(mode, input, target, weight, grad_output, o);
+        return segmentation_dispatch<DiceEntry>(mode, input, target, weight, grad_output,
+                                                target_grad, o);
       },
       py::arg("mode"), py::arg("input"), py::arg("target"), py::arg("weight"),
       py::arg("grad_output"), py::arg("include_background"), py::arg("sigmoid"), py::arg("softmax"),
       py::arg("squared_pred"), py::arg("jaccard"), py::arg("reduction"), py::arg("smooth_nr"),
       py::arg("smooth_dr"), py::arg("batch"), py::arg("soft_label"),
-      py::arg("normalizer") = py::none());
+      py::arg("normalizer") = py::none(), py::arg("target_grad") = false);
   m.def(
       "tversky_loss",
       [](int mode, const py::object& input, const py::object& target, const py::object& grad_output,
          bool include_background, bool sigmoid, bool softmax, double alpha, double beta,
          const std::string& reduction, double smooth_nr, double smooth_dr, bool batch,
-         bool soft_label, const py::object& normalizer) {
+         bool soft_label, const py::object& normalizer, bool target_grad) {
         losskit::TverskyLossOptions o;
         o.include_background = include_background;
         o.sigmoid = sigmoid;
@@ -1709,12 +1736,14 @@ void segmentation_bind(py::module_& m) {
         o.smooth_dr = smooth_dr;
         o.batch = batch;
         o.normalizer = normalizer_of(normalizer);
-        return segmentation_dispatch<TverskyEntry>(mode, input, target, py::none(), grad_output, o);
+        return segmentation_dispatch<TverskyEntry>(mode, input, target, py::none(), grad_output,
+                                                   target_grad, o);
       },
       py::arg("mode"), py::arg("input"), py::arg("target"), py::arg("grad_output"),
       py::arg("include_background"), py::arg("sigmoid"), py::arg("softmax"), py::arg("alpha"),
       py::arg("beta"), py::arg("reduction"), py::arg("smooth_nr"), py::arg("smooth_dr"),
-      py::arg("batch"), py::arg("soft_label"), py::arg("normalizer") = py::none());
+      py::arg("batch"), py::arg("soft_label"), py::arg("normalizer") = py::none(),
+      py::arg("target_grad") = false);
 }
 // ---- detection bindings ----
 // boxes1, boxes2 (..., 4); the unreduced output drops the last dimension.

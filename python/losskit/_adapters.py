@@ -45,6 +45,9 @@ TARGET_GRAD = frozenset(
         "multilabel_soft_margin_loss",
         # beyond torch.nn: classification
         "poly1_cross_entropy",
+        # beyond torch.nn: segmentation (a dense target; class indices have no gradient)
+        "dice_loss",
+        "tversky_loss",
     }
 )
 

@@ -549,7 +549,7 @@ void segmentation(Family& f) {
   const auto dense = m.in<T>({N, C, S}, {1, 0, 0, 0, 0, 1, 0, 1, 1, 0, 0, 0});
   const auto w = m.in<T>({C}, {1.0, 2.0, 0.5});
   const auto go = m.in<T>({N, C}, {1.0, -0.5, 0.25, 2.0, 1.0, 0.5});
-  const auto out = m.out<T>({N, C}), grad = m.out<T>({N, C, S});
+  const auto out = m.out<T>({N, C}), grad = m.out<T>({N, C, S}), grad_target = m.out<T>({N, C, S});
   DiceLossOptions d;
   d.softmax = true;
   d.reduction = Reduction::None;
@@ -563,8 +563,10 @@ void segmentation(Family& f) {
                   LOSSKIT_CALL(dice_loss_backward), go, x, labels, w, grad, d);
   expect_refusals(f, m, "dice_loss", "input target weight grad_output output grad_input -",
                   LOSSKIT_CALL(dice_loss_forward_backward), x, labels, w, go, out, grad, d);
-  expect_refusals(f, m, "tversky_loss", "input target - grad_output output grad_input -",
-                  LOSSKIT_CALL(tversky_loss_forward_backward), x, dense, none, go, out, grad, t);
+  expect_refusals(f, m, "tversky_loss",
+                  "input target - grad_output output grad_input grad_target -",
+                  LOSSKIT_CALL(tversky_loss_forward_backward), x, dense, none, go, out, grad,
+                  grad_target, t);
 }
 
 // ---- detection -------------------------------------------------------------------------------

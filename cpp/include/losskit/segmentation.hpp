@@ -19,7 +19,9 @@
 // * output: shape segmentation_output_shape(input.shape, options...).
 // * grad_output: a single value for a reduced loss, the output's shape for Reduction::None; absent
 //   means 1 (ones).
-// * grad_input: input's shape. The target has no gradient.
+// * grad_input: input's shape. grad_target (dense targets only; `{}` when not wanted): the
+//   target's shape, the gradient with respect to the target (torch.autograd of MONAI's formula
+//   with the target requiring grad); class indices have none.
 // Every check (shapes, options, class indices in a pre-pass) runs before any work and throws
 // losskit::ValueError (losskit::IndexError for a class index out of range). Sums are accumulated
 // in double in fixed blocks, so results are bitwise the same on any number of threads.
@@ -68,28 +70,32 @@ struct TverskyLossOptions {
 Shape segmentation_output_shape(const Shape& input_shape, bool include_background, bool batch,
                                 Reduction reduction);
 
-#define LOSSKIT_SEGMENTATION_DECLARE_(NAME, OPTIONS, TARGET)                                       \
+#define LOSSKIT_SEGMENTATION_DECLARE_(NAME, OPTIONS, TARGET, GRAD_TARGET)                          \
   template <class T>                                                                               \
   void NAME(View<T> input, View<TARGET> target, View<T> weight, MutView<T> output,                 \
             const OPTIONS& options = {});                                                          \
   template <class T>                                                                               \
   void NAME##_backward(View<T> grad_output, View<T> input, View<TARGET> target, View<T> weight,    \
-                       MutView<T> grad_input, const OPTIONS& options = {});                        \
+                       MutView<T> grad_input GRAD_TARGET, const OPTIONS& options = {});            \
   template <class T>                                                                               \
   void NAME##_forward_backward(View<T> input, View<TARGET> target, View<T> weight,                 \
-                               View<T> grad_output, MutView<T> output, MutView<T> grad_input,      \
-                               const OPTIONS& options = {});                                       \
+                               View<T> grad_output, MutView<T> output,                             \
+                               MutView<T> grad_input GRAD_TARGET, const OPTIONS& options = {});    \
   /* The divisor of 'mean': N C' (C' with batch); options.reduction must be 'mean'. */             \
   template <class T>                                                                               \
   double NAME##_mean_normalizer(View<T> input, View<TARGET> target, View<T> weight,                \
                                 const OPTIONS& options = {});
+#define LOSSKIT_SEGMENTATION_GRAD_TARGET_ , MutView<T> grad_target
 
-// Dense (one-hot or soft) targets of T, and class-index targets of int64.
-LOSSKIT_SEGMENTATION_DECLARE_(dice_loss, DiceLossOptions, T)
-LOSSKIT_SEGMENTATION_DECLARE_(dice_loss, DiceLossOptions, int64_t)
+// Dense (one-hot or soft) targets of T, with the target's gradient, and class-index targets of
+// int64 (no target gradient).
+LOSSKIT_SEGMENTATION_DECLARE_(dice_loss, DiceLossOptions, T, LOSSKIT_SEGMENTATION_GRAD_TARGET_)
+LOSSKIT_SEGMENTATION_DECLARE_(dice_loss, DiceLossOptions, int64_t, )
 // tversky_loss has no weight (as MONAI's TverskyLoss): pass an absent View<T>() there.
-LOSSKIT_SEGMENTATION_DECLARE_(tversky_loss, TverskyLossOptions, T)
-LOSSKIT_SEGMENTATION_DECLARE_(tversky_loss, TverskyLossOptions, int64_t)
+LOSSKIT_SEGMENTATION_DECLARE_(tversky_loss, TverskyLossOptions, T,
+                              LOSSKIT_SEGMENTATION_GRAD_TARGET_)
+LOSSKIT_SEGMENTATION_DECLARE_(tversky_loss, TverskyLossOptions, int64_t, )
+#undef LOSSKIT_SEGMENTATION_GRAD_TARGET_
 #undef LOSSKIT_SEGMENTATION_DECLARE_
 
 }  // namespace losskit

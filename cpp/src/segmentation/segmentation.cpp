@@ -192,9 +192,11 @@ detail::SegmentationGradKernel<T> grad_kernel() {
 }
 
 // The one driver; returns the divisor of 'mean' without the normalizer (N C', or C' with batch).
+// grad_target: a dense target's gradient, or absent (not wanted).
 template <class T, class Target>
 double run(const Settings& st, View<T> input, View<Target> target, View<T> weight,
-           View<T> grad_output, MutView<T> output, MutView<T> grad, bool forward, bool backward) {
+           View<T> grad_output, MutView<T> output, MutView<T> grad, MutView<T> grad_target,
+           bool forward, bool backward) {
   const Problem p = check_common(st, input, weight);
   check_target(st, p, input, target);
   const Shape out_shape =
@@ -203,6 +205,8 @@ double run(const Settings& st, View<T> input, View<Target> target, View<T> weigh
   if (backward) {
     check_grad_output(st, grad_output, out_shape);
     detail::check_output(st.fn, "grad_input", grad, input.shape);
+    if (grad_target.present()) detail::check_output(st.fn, "grad_target", grad_target, input.shape);
+    else detail::check_aligned(st.fn, "grad_target", grad_target.data);
   }
   detail::DisjointArrays(st.fn)
       .read("input", input)
@@ -211,6 +215,7 @@ double run(const Settings& st, View<T> input, View<Target> target, View<T> weigh
       .read("grad_output", backward ? grad_output : View<T>{})
       .write("output", forward ? output : MutView<T>{})
       .write("grad_input", backward ? grad : MutView<T>{})
+      .write("grad_target", backward ? grad_target : MutView<T>{})
       .check();
   const double own_divisor = static_cast<double>(p.groups);
   if (!forward && !backward) return own_divisor;
@@ -226,7 +231,8 @@ double run(const Settings& st, View<T> input, View<Target> target, View<T> weigh
   // gradient tile is rounded once into the caller's array.
   using Compute = detail::compute_t<T>;
   constexpr bool kStaged = detail::is_half_v<T>;
-  detail::StageScratch scratch(kStaged ? 3 * C * kSegmentationTile : 0);
+  // input, target, gradient and the target's gradient
+  detail::StageScratch scratch(kStaged ? 4 * C * kSegmentationTile : 0);
   auto tile_of = [&](int64_t item, detail::BlockStage<T>& stage) {
     const int64_t n = item / tiles_per_row, s0 = item % tiles_per_row * kSegmentationTile;
     detail::SegmentationTile<Compute> t;
@@ -268,7 +274,7 @@ double run(const Settings& st, View<T> input, View<Target> target, View<T> weigh
   const Ratio& r = st.ratio;
   const double k = r.squared ? 2.0 : 1.0;
   std::vector<double> loss(static_cast<size_t>(p.groups));
-  std::vector<double> dnum(static_cast<size_t>(p.groups)), dden(static_cast<size_t>(p.groups));
+  std::vector<double> dnum(static_cast<size_t>(p.groups)), dden(dnum), dtarget(dnum);
   for (int64_t grp = 0; grp < p.groups; ++grp) {
     const int64_t n = st.batch ? 0 : grp / Cc, c = grp % Cc;
     double sum[3];
@@ -286,9 +292,11 @@ double run(const Settings& st, View<T> input, View<Target> target, View<T> weigh
     // MONAI multiplies by the weight only when more than one class is counted.
     const double w = weight.present() && Cc > 1 ? static_cast<double>(weight.data[c]) : 1.0;
     loss[static_cast<size_t>(grp)] = w * (1.0 - num / den);
-    // d f / d I and d f / d P (the latter times k, from d p^k / d p), weight included.
+    // d f / d I, d f / d P and d f / d G (the last two times k, from d p^k / d p), weight
+    // included.
     dnum[static_cast<size_t>(grp)] = w * (-r.a / den + r.b * num / (den * den));
     dden[static_cast<size_t>(grp)] = w * k * r.c * num / (den * den);
+    dtarget[static_cast<size_t>(grp)] = w * k * r.d * num / (den * den);
   }
 
   if (forward) {
@@ -310,7 +318,8 @@ double run(const Settings& st, View<T> input, View<Target> target, View<T> weigh
   // The per-(n, c) coefficients of dL/dp (grad_output and the reduction folded in), C entries per
   // sample (0 for a channel left out); with batch one row serves every sample.
   const int64_t rows = st.batch ? 1 : N;
-  std::vector<Compute> coef_g(static_cast<size_t>(rows * C), Compute(0)), coef_q(coef_g);
+  std::vector<Compute> coef_g(static_cast<size_t>(rows * C), Compute(0)), coef_q(coef_g),
+      coef_t(coef_g);
   const double go0 = grad_output.present() ? static_cast<double>(grad_output.data[0]) : 1.0;
   for (int64_t grp = 0; grp < p.groups; ++grp) {
     double scale = go0;
@@ -322,6 +331,8 @@ double run(const Settings& st, View<T> input, View<Target> target, View<T> weigh
         static_cast<Compute>(scale * dnum[static_cast<size_t>(grp)]);
     coef_q[static_cast<size_t>(n * C + c)] =
         static_cast<Compute>(scale * dden[static_cast<size_t>(grp)]);
+    coef_t[static_cast<size_t>(n * C + c)] =
+        static_cast<Compute>(scale * dtarget[static_cast<size_t>(grp)]);
   }
   const auto grad_tile = grad_kernel<Compute>();
   detail::parallel_for(0, items, grain, [&](int64_t b, int64_t e, int thread) {
@@ -330,10 +341,17 @@ double run(const Settings& st, View<T> input, View<Target> target, View<T> weigh
       const int64_t row = st.batch ? 0 : n;
       detail::BlockStage<T> stage(scratch.thread(thread));
       const detail::SegmentationTile<Compute> t = tile_of(i, stage);
-      Compute* out;
-      if constexpr (kStaged) out = stage.out(grad.data, (n * C) * S + s0, {C, t.length, S});
-      else out = grad.data + (n * C) * S + s0;
-      grad_tile(t, coef_g.data() + row * C, coef_q.data() + row * C, out);
+      const int64_t at = (n * C) * S + s0;
+      Compute *out, *out_target;
+      if constexpr (kStaged) {
+        out = stage.out(grad.data, at, {C, t.length, S});
+        out_target = stage.out(grad_target.data, at, {C, t.length, S});
+      } else {
+        out = grad.data + at;
+        out_target = grad_target.data ? grad_target.data + at : nullptr;
+      }
+      grad_tile(t, coef_g.data() + row * C, coef_q.data() + row * C, coef_t.data() + row * C, out,
+                out_target);
       if constexpr (kStaged) stage.finish();
     }
   });
@@ -342,10 +360,10 @@ double run(const Settings& st, View<T> input, View<Target> target, View<T> weigh
 
 template <class Options, class T, class Target>
 double run_with(const Options& o, View<T> input, View<Target> target, View<T> weight,
-                View<T> grad_output, MutView<T> output, MutView<T> grad, bool forward,
-                bool backward) {
-  return run<T, Target>(settings_of(o), input, target, weight, grad_output, output, grad, forward,
-                        backward);
+                View<T> grad_output, MutView<T> output, MutView<T> grad, MutView<T> grad_target,
+                bool forward, bool backward) {
+  return run<T, Target>(settings_of(o), input, target, weight, grad_output, output, grad,
+                        grad_target, forward, backward);
 }
 
 }  // namespace
@@ -362,55 +380,59 @@ Shape segmentation_output_shape(const Shape& input_shape, bool include_backgroun
   return {input_shape[0], counted};
 }
 
-#define LOSSKIT_SEGMENTATION_DEFINE_(NAME, OPTIONS, TARGET)                                        \
+// The class-index form has no target gradient; the dense one takes grad_target (absent: none).
+#define LOSSKIT_SEGMENTATION_DEFINE_(NAME, OPTIONS, TARGET, GRAD_TARGET_PARAM, GRAD_TARGET)        \
   template <class T>                                                                               \
   void NAME(View<T> input, View<TARGET> target, View<T> weight, MutView<T> output,                 \
             const OPTIONS& o) {                                                                    \
-    run_with<OPTIONS, T, TARGET>(o, input, target, weight, {}, output, {}, true, false);           \
+    run_with<OPTIONS, T, TARGET>(o, input, target, weight, {}, output, {}, {}, true, false);       \
   }                                                                                                \
   template <class T>                                                                               \
   void NAME##_backward(View<T> grad_output, View<T> input, View<TARGET> target, View<T> weight,    \
-                       MutView<T> grad_input, const OPTIONS& o) {                                  \
-    run_with<OPTIONS, T, TARGET>(o, input, target, weight, grad_output, {}, grad_input, false,     \
-                                 true);                                                            \
+                       MutView<T> grad_input GRAD_TARGET_PARAM, const OPTIONS& o) {                \
+    run_with<OPTIONS, T, TARGET>(o, input, target, weight, grad_output, {}, grad_input,            \
+                                 GRAD_TARGET, false, true);                                        \
   }                                                                                                \
   template <class T>                                                                               \
   void NAME##_forward_backward(View<T> input, View<TARGET> target, View<T> weight,                 \
-                               View<T> grad_output, MutView<T> output, MutView<T> grad_input,      \
-                               const OPTIONS& o) {                                                 \
-    run_with<OPTIONS, T, TARGET>(o, input, target, weight, grad_output, output, grad_input, true,  \
-                                 true);                                                            \
+                               View<T> grad_output, MutView<T> output,                             \
+                               MutView<T> grad_input GRAD_TARGET_PARAM, const OPTIONS& o) {        \
+    run_with<OPTIONS, T, TARGET>(o, input, target, weight, grad_output, output, grad_input,        \
+                                 GRAD_TARGET, true, true);                                         \
   }                                                                                                \
   template <class T>                                                                               \
   double NAME##_mean_normalizer(View<T> input, View<TARGET> target, View<T> weight,                \
                                 const OPTIONS& o) {                                                \
     detail::check_dividing_reduction(settings_of(o).fn, o.reduction);                              \
-    return run_with<OPTIONS, T, TARGET>(o, input, target, weight, {}, {}, {}, false, false);       \
+    return run_with<OPTIONS, T, TARGET>(o, input, target, weight, {}, {}, {}, {}, false, false);   \
   }
 
-#define LOSSKIT_SEGMENTATION_INSTANTIATE_(NAME, OPTIONS, T, TARGET)                                \
+#define LOSSKIT_SEGMENTATION_INSTANTIATE_(NAME, OPTIONS, T, TARGET, ...)                           \
   template void NAME<T>(View<T>, View<TARGET>, View<T>, MutView<T>, const OPTIONS&);               \
-  template void NAME##_backward<T>(View<T>, View<T>, View<TARGET>, View<T>, MutView<T>,            \
-                                   const OPTIONS&);                                                \
+  template void NAME##_backward<T>(View<T>, View<T>, View<TARGET>, View<T>,                        \
+                                   MutView<T> __VA_ARGS__, const OPTIONS&);                        \
   template void NAME##_forward_backward<T>(View<T>, View<TARGET>, View<T>, View<T>, MutView<T>,    \
-                                           MutView<T>, const OPTIONS&);                            \
+                                           MutView<T> __VA_ARGS__, const OPTIONS&);                \
   template double NAME##_mean_normalizer<T>(View<T>, View<TARGET>, View<T>, const OPTIONS&);
+#define LOSSKIT_SEGMENTATION_INSTANTIATE_BOTH_(NAME, OPTIONS, T)                                   \
+  LOSSKIT_SEGMENTATION_INSTANTIATE_(NAME, OPTIONS, T, T, , MutView<T>)                             \
+  LOSSKIT_SEGMENTATION_INSTANTIATE_(NAME, OPTIONS, T, int64_t)
 
-// The dense and the class-index forms differ only in the target's type.
+// What the dense form adds to the parameter lists: the target's gradient.
+#define LOSSKIT_SEGMENTATION_GRAD_TARGET_PARAM_ , MutView<T> grad_target
 #define LOSSKIT_SEGMENTATION_LOSS_(NAME, OPTIONS)                                                  \
-  LOSSKIT_SEGMENTATION_DEFINE_(NAME, OPTIONS, T)                                                   \
-  LOSSKIT_SEGMENTATION_DEFINE_(NAME, OPTIONS, int64_t)                                             \
-  LOSSKIT_SEGMENTATION_INSTANTIATE_(NAME, OPTIONS, float, float)                                   \
-  LOSSKIT_SEGMENTATION_INSTANTIATE_(NAME, OPTIONS, double, double)                                 \
-  LOSSKIT_SEGMENTATION_INSTANTIATE_(NAME, OPTIONS, bfloat16, bfloat16)                             \
-  LOSSKIT_SEGMENTATION_INSTANTIATE_(NAME, OPTIONS, float16, float16)                               \
-  LOSSKIT_SEGMENTATION_INSTANTIATE_(NAME, OPTIONS, float, int64_t)                                 \
-  LOSSKIT_SEGMENTATION_INSTANTIATE_(NAME, OPTIONS, double, int64_t)                                \
-  LOSSKIT_SEGMENTATION_INSTANTIATE_(NAME, OPTIONS, bfloat16, int64_t)                              \
-  LOSSKIT_SEGMENTATION_INSTANTIATE_(NAME, OPTIONS, float16, int64_t)
+  LOSSKIT_SEGMENTATION_DEFINE_(NAME, OPTIONS, T, LOSSKIT_SEGMENTATION_GRAD_TARGET_PARAM_,          \
+                               grad_target)                                                        \
+  LOSSKIT_SEGMENTATION_DEFINE_(NAME, OPTIONS, int64_t, , {})                                       \
+  LOSSKIT_SEGMENTATION_INSTANTIATE_BOTH_(NAME, OPTIONS, float)                                     \
+  LOSSKIT_SEGMENTATION_INSTANTIATE_BOTH_(NAME, OPTIONS, double)                                    \
+  LOSSKIT_SEGMENTATION_INSTANTIATE_BOTH_(NAME, OPTIONS, bfloat16)                                  \
+  LOSSKIT_SEGMENTATION_INSTANTIATE_BOTH_(NAME, OPTIONS, float16)
 
 LOSSKIT_SEGMENTATION_LOSS_(dice_loss, DiceLossOptions)
 LOSSKIT_SEGMENTATION_LOSS_(tversky_loss, TverskyLossOptions)
+#undef LOSSKIT_SEGMENTATION_GRAD_TARGET_PARAM_
+#undef LOSSKIT_SEGMENTATION_INSTANTIATE_BOTH_
 #undef LOSSKIT_SEGMENTATION_LOSS_
 #undef LOSSKIT_SEGMENTATION_INSTANTIATE_
 #undef LOSSKIT_SEGMENTATION_DEFINE_

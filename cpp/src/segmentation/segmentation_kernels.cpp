@@ -158,8 +158,22 @@ LOSSKIT_INLINE void dloss_dp(int64_t n, const SegmentationTile<T>& t, T cg, T cq
     for (int64_t s = 0; s < n; ++s) d[s] = cg * g[s] + cq;
 }
 
+// The dense target's gradient of channel c (the tile's p of that channel in pc): dloss_dp with
+// the roles of p and g swapped; 0 for a channel left out.
 template <class T>
-void grad(const SegmentationTile<T>& t, const T* coef_g, const T* coef_q, T* out) {
+LOSSKIT_INLINE void target_grad(const SegmentationTile<T>& t, int64_t c, const T* coef_g,
+                                const T* coef_t, const T* pc, T* grad_target) {
+  T* LOSSKIT_RESTRICT o = grad_target + c * t.plane;
+  if (c < t.first_channel) {
+    for (int64_t s = 0; s < t.length; ++s) o[s] = T(0);
+    return;
+  }
+  dloss_dp(t.length, t, coef_g[c], coef_t[c], t.target + c * t.plane, pc, o);
+}
+
+template <class T>
+void grad(const SegmentationTile<T>& t, const T* coef_g, const T* coef_q, const T* coef_t, T* out,
+          T* grad_target) {
   const int64_t n = t.length;
   alignas(64) T max[kTile], inv_sum[kTile], g[kTile], d[kTile];
   if (t.activation != SegmentationActivation::Softmax) {
@@ -168,10 +182,12 @@ void grad(const SegmentationTile<T>& t, const T* coef_g, const T* coef_q, T* out
       T* LOSSKIT_RESTRICT o = out + c * t.plane;
       if (c < t.first_channel) {  // left out: no gradient, even at a NaN input (as MONAI's slice)
         for (int64_t s = 0; s < n; ++s) o[s] = T(0);
+        if (grad_target) target_grad<T>(t, c, coef_g, coef_t, nullptr, grad_target);
         continue;
       }
       const T* LOSSKIT_RESTRICT pc = activate(t, c, max, inv_sum, p);
       const T* gc = target_of(t, c, g);
+      if (grad_target) target_grad(t, c, coef_g, coef_t, pc, grad_target);
       dloss_dp(n, t, coef_g[c], coef_q[c], pc, gc, d);
       if (t.activation == SegmentationActivation::Sigmoid)
         for (int64_t s = 0; s < n; ++s)
@@ -189,6 +205,7 @@ void grad(const SegmentationTile<T>& t, const T* coef_g, const T* coef_q, T* out
   for (int64_t c = 0; c < t.channels; ++c) {
     T* LOSSKIT_RESTRICT pc = out + c * t.plane;
     for (int64_t s = 0; s < n; ++s) pc[s] = pc[s] * inv_sum[s];
+    if (grad_target) target_grad(t, c, coef_g, coef_t, pc, grad_target);
     if (c < t.first_channel) continue;
     const T* gc = target_of(t, c, g);
     dloss_dp(n, t, coef_g[c], coef_q[c], pc, gc, d);
@@ -216,12 +233,13 @@ void segmentation_sums(const detail::SegmentationTile<double>& tile, double* sum
   segmentation::sums(tile, sums);
 }
 void segmentation_grad(const detail::SegmentationTile<float>& tile, const float* coef_g,
-                       const float* coef_q, float* grad) {
-  segmentation::grad(tile, coef_g, coef_q, grad);
+                       const float* coef_q, const float* coef_t, float* grad, float* grad_target) {
+  segmentation::grad(tile, coef_g, coef_q, coef_t, grad, grad_target);
 }
 void segmentation_grad(const detail::SegmentationTile<double>& tile, const double* coef_g,
-                       const double* coef_q, double* grad) {
-  segmentation::grad(tile, coef_g, coef_q, grad);
+                       const double* coef_q, const double* coef_t, double* grad,
+                       double* grad_target) {
+  segmentation::grad(tile, coef_g, coef_q, coef_t, grad, grad_target);
 }
 
 }  // namespace losskit::kernels::LOSSKIT_TARGET_NS

@@ -43,9 +43,12 @@ using SegmentationSumsKernel = void (*)(const SegmentationTile<T>&, double* sums
 // per-channel derivative with respect to p, dL/dp_c = coef_g[c] g + coef_q[c] q (q = 1, or p when
 // squared; with `soft`, coef_g[c] (sgn p - sgn(p - g)) / 2 + coef_q[c] sgn p, sgn 0 = 0 as torch's
 // abs backward), which is 0 for a channel left out, then through the activation.
+// grad_target (a dense target's gradient, or nullptr) = the same with p and g swapped and
+// coef_t for coef_q: coef_g[c] p + coef_t[c] r (r = 1, or g when squared; soft: coef_g[c]
+// (sgn g - sgn(g - p)) / 2 + coef_t[c] sgn g); the target is not activated.
 template <class T>
 using SegmentationGradKernel = void (*)(const SegmentationTile<T>&, const T* coef_g,
-                                        const T* coef_q, T* grad);
+                                        const T* coef_q, const T* coef_t, T* grad, T* grad_target);
 
 }  // namespace losskit::detail
 
@@ -55,9 +58,11 @@ namespace losskit::kernels {
   void segmentation_sums(const detail::SegmentationTile<float>& tile, double* sums);               \
   void segmentation_sums(const detail::SegmentationTile<double>& tile, double* sums);              \
   void segmentation_grad(const detail::SegmentationTile<float>& tile, const float* coef_g,         \
-                         const float* coef_q, float* grad);                                        \
+                         const float* coef_q, const float* coef_t, float* grad,                    \
+                         float* grad_target);                                                      \
   void segmentation_grad(const detail::SegmentationTile<double>& tile, const double* coef_g,       \
-                         const double* coef_q, double* grad);                                      \
+                         const double* coef_q, const double* coef_t, double* grad,                 \
+                         double* grad_target);                                                     \
   }
 LOSSKIT_FOR_EACH_TARGET(LOSSKIT_DECLARE_SEGMENTATION)
 #undef LOSSKIT_DECLARE_SEGMENTATION

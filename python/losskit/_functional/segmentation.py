@@ -61,8 +61,6 @@ def _prepare(
     smooth_nr: Any,
     smooth_dr: Any,
 ) -> Tuple[Any, ...]:
-    if call.target_grad:
-        raise ValueError(f"{function}: target_grad expected False (the target has no gradient here), got True")
     flags = [
         _convert.flag(function, n, v)
         for n, v in (
@@ -73,6 +71,11 @@ def _prepare(
             ("batch", batch),
         )
     ]
+    target_grad = _convert.flag(function, "target_grad", call.target_grad)
+    if target_grad and flags[0]:
+        raise ValueError(
+            f"{function}: target_grad expected False with to_onehot_y=True (class indices have no gradient), got True"
+        )
     reduction = _reduction.parse(None, None, reduction)
     snr = _convert.real(function, "smooth_nr", smooth_nr)
     sdr = _convert.real(function, "smooth_dr", smooth_dr)
@@ -86,7 +89,7 @@ def _prepare(
         if call.mode in (FORWARD, MEAN_NORMALIZER)
         else _convert.grad_output_array(function, call.grad_output, dtype)
     )
-    return x, y, w, go, flags, reduction, snr, sdr
+    return x, y, w, go, flags, reduction, snr, sdr, target_grad
 
 
 def _finish(call: Call, result: Any, reduction: str, input: ArrayLike) -> Any:
@@ -108,8 +111,14 @@ _SHAPES = r"""Shape: ``input`` :math:`(N, C, d_1, \dots, d_K)` with :math:`K \ge
     :math:`(C',)` with ``batch`` (:math:`C' = C - 1` when the background is left out, else
     :math:`C`). MONAI's ``DiceLoss`` returns :math:`(N, C', 1, \dots, 1)` there (broadcastable
     against the input); losskit drops the trailing ones, as MONAI's ``TverskyLoss`` does.
-    The gradient has the input's shape; the target has none (``target_grad=True`` raises
-    ValueError)."""
+    The gradient has the input's shape. With ``target_grad=True`` (a dense target only: class
+    indices have none) ``_backward`` returns ``(grad_input, grad_target)``, the target's gradient
+    of the target's shape: with :math:`I, P, G` as above,
+    :math:`\partial l/\partial g_j = \frac{\partial l}{\partial I} p_j + \frac{\partial l}{\partial G}
+    k\, g_j^{k-1}` (with ``soft_label``, :math:`\partial I/\partial g_j = (\operatorname{sgn} g_j -
+    \operatorname{sgn}(g_j - p_j))/2` and :math:`\partial G/\partial g_j = \operatorname{sgn} g_j`),
+    as torch.autograd gives for MONAI's formula with the target requiring grad; the target is never
+    activated."""
 
 _EDGES = r"""Single channel (:math:`C = 1`): as MONAI, ``softmax``, ``to_onehot_y`` and
     ``include_background=False`` are ignored with a UserWarning; class indices must then be 0 or 1
@@ -146,9 +155,10 @@ def _shared_doc(impl: Any) -> Any:
 @loss(
     inputs=2,
     target="body",
-    grads="np.ndarray",
+    grads="Gradients",
     backward="""Gradient of :func:`dice_loss` with respect to ``input`` (through ``sigmoid`` or
-    ``softmax`` when set), as torch.autograd gives for MONAI's formula.""",
+    ``softmax`` when set), as torch.autograd gives for MONAI's formula; with ``target_grad=True``
+    ``(grad_input, grad_target)``.""",
     forward_backward=""":func:`dice_loss` and :func:`dice_loss_backward` from two passes over the
     input: the sums, then the gradient (``grad_output=None`` means 1, or ones).""",
 )
@@ -219,7 +229,7 @@ def dice_loss(
     [[[-0.25, 0.25], [0.25, -0.25]]]
     """
     fn = "dice_loss"
-    x, y, w, go, flags, reduction, snr, sdr = _prepare(
+    x, y, w, go, flags, reduction, snr, sdr, tgrad = _prepare(
         fn,
         call,
         input,
@@ -240,7 +250,7 @@ def dice_loss(
     soft_label = _convert.flag(fn, "soft_label", soft_label)
     _, include, sig, soft, bat = flags
     out = _core.dice_loss(
-        call.mode, x, y, w, go, include, sig, soft, squared, jac, reduction, snr, sdr, bat, soft_label, norm
+        call.mode, x, y, w, go, include, sig, soft, squared, jac, reduction, snr, sdr, bat, soft_label, norm, tgrad
     )
     return _finish(call, out, reduction, input)
 
@@ -248,9 +258,10 @@ def dice_loss(
 @loss(
     inputs=2,
     target="body",
-    grads="np.ndarray",
+    grads="Gradients",
     backward="""Gradient of :func:`tversky_loss` with respect to ``input`` (through ``sigmoid`` or
-    ``softmax`` when set), as torch.autograd gives for MONAI's formula.""",
+    ``softmax`` when set), as torch.autograd gives for MONAI's formula; with ``target_grad=True``
+    ``(grad_input, grad_target)``.""",
     forward_backward=""":func:`tversky_loss` and :func:`tversky_loss_backward` from two passes over
     the input: the sums, then the gradient (``grad_output=None`` means 1, or ones).""",
 )
@@ -311,7 +322,7 @@ def tversky_loss(
     True
     """
     fn = "tversky_loss"
-    x, y, _, go, flags, reduction, snr, sdr = _prepare(
+    x, y, _, go, flags, reduction, snr, sdr, tgrad = _prepare(
         fn,
         call,
         input,
@@ -331,5 +342,7 @@ def tversky_loss(
     norm = None if call.mode == MEAN_NORMALIZER else _convert.normalizer(fn, "normalizer", normalizer)
     soft_label = _convert.flag(fn, "soft_label", soft_label)
     _, include, sig, soft, bat = flags
-    out = _core.tversky_loss(call.mode, x, y, go, include, sig, soft, a, b, reduction, snr, sdr, bat, soft_label, norm)
+    out = _core.tversky_loss(
+        call.mode, x, y, go, include, sig, soft, a, b, reduction, snr, sdr, bat, soft_label, norm, tgrad
+    )
     return _finish(call, out, reduction, input)
