@@ -504,6 +504,18 @@ EmbeddingRows<T> triplet_rows(View<T> anchor, View<T> positive, View<T> negative
   return r;
 }
 
+// run() on the (broadcast) anchor, positive and negative of a triplet loss.
+template <class T, class Options>
+double run_triplet(const char* fn, const EmbeddingRows<T>& rows, const Options& o,
+                   const std::array<View<T>, 4>& v, const Request<T>& rq, const RowRepeat& rep) {
+  return run<T>(fn, rows, o.reduction, o.normalizer, embedding_output_shape(v[0].shape),
+                row_shape(v[0].shape),
+                {{v[0], "anchor", "grad_anchor"},
+                 {v[1], "positive", "grad_positive"},
+                 {v[2], "negative", "grad_negative"}},
+                rq, rep);
+}
+
 EmbeddingKernelId pnorm_kernel(double p) {
   if (p == 2.0) return EmbeddingKernelId::TripletL2;
   if (p == 1.0) return EmbeddingKernelId::TripletL1;
@@ -529,12 +541,7 @@ double triplet_run(View<T> anchor, View<T> positive, View<T> negative,
                           triplet_rows(v[0], v[1], v[2], pnorm_kernel(o.p), o.margin, o.swap);
                       rows.p = o.p;
                       rows.eps = o.eps;
-                      divisor = run<T>(fn, rows, o.reduction, o.normalizer,
-                                       embedding_output_shape(v[0].shape), row_shape(v[0].shape),
-                                       {{v[0], "anchor", "grad_anchor"},
-                                        {v[1], "positive", "grad_positive"},
-                                        {v[2], "negative", "grad_negative"}},
-                                       rq, rep);
+                      divisor = run_triplet(fn, rows, o, v, rq, rep);
                     });
   return divisor;
 }
@@ -560,12 +567,7 @@ double triplet_distance_run(View<T> anchor, View<T> positive, View<T> negative,
                                                o.margin, o.swap);
                       rows.p = 2.0;
                       rows.eps = 1e-6;  // torch.pairwise_distance's default
-                      divisor = run<T>(fn, rows, o.reduction, o.normalizer,
-                                       embedding_output_shape(v[0].shape), row_shape(v[0].shape),
-                                       {{v[0], "anchor", "grad_anchor"},
-                                        {v[1], "positive", "grad_positive"},
-                                        {v[2], "negative", "grad_negative"}},
-                                       rq, rep);
+                      divisor = run_triplet(fn, rows, o, v, rq, rep);
                     });
   return divisor;
 }
