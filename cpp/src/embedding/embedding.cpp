@@ -78,7 +78,8 @@ int64_t staged_scratch_per_thread(const EmbeddingRows<S>& h) {
   return 6 * block_rows * D + 3 * block_rows + 3 * D;
 }
 template <class S>
-void staged_rows(const EmbeddingRows<S>& h, int64_t r0, int64_t r1, float* thread_scratch) {
+void staged_rows(const EmbeddingRows<S>& h, int64_t r0, int64_t r1, float* thread_scratch,
+                 RowKernel<float> kernel) {
   const int64_t block_rows = staged_rows_per_block(h);
   for (int64_t b0 = r0; b0 < r1; b0 += block_rows) {
     const int64_t rows = std::min(r1, b0 + block_rows) - b0;
@@ -108,7 +109,7 @@ void staged_rows(const EmbeddingRows<S>& h, int64_t r0, int64_t r1, float* threa
       f.grad[k] = st.out(h.grad[k], b0 * h.dim, values);
       f.grad_sum[k] = h.grad_sum[k];
     }
-    embedding_kernel<float>()(f, 0, rows, st.scratch(3 * std::max<int64_t>(h.dim, 1)));
+    kernel(f, 0, rows, st.scratch(3 * std::max<int64_t>(h.dim, 1)));
     st.finish();
   }
 }
@@ -216,10 +217,11 @@ double run(const char* fn, EmbeddingRows<T> R, Reduction reduction, const Normal
   const int scratch_threads = std::max(1, get_num_threads());
   std::vector<detail::compute_t<T>> scratch(
       static_cast<size_t>(scratch_per_thread * scratch_threads));
+  const RowKernel<detail::compute_t<T>> kernel = embedding_kernel<detail::compute_t<T>>();
   const auto rows = [&](const EmbeddingRows<T>& Rb, int64_t r0, int64_t r1, int thread) {
     auto* mine = scratch.data() + (thread % scratch_threads) * scratch_per_thread;
-    if constexpr (detail::is_half_v<T>) staged_rows(Rb, r0, r1, mine);
-    else embedding_kernel<T>()(Rb, r0, r1, mine);
+    if constexpr (detail::is_half_v<T>) staged_rows(Rb, r0, r1, mine, kernel);
+    else kernel(Rb, r0, r1, mine);
   };
   if (!summing) {
     detail::parallel_for(0, n, grain,
