@@ -863,6 +863,26 @@ def test_cosine_embedding_broadcast_rows(rng, shapes, reduction, dtype):
     )
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("swap", [False, True])
+def test_cosine_distance_of_a_vector_to_itself_is_zero_at_the_hinge(rng, dtype, swap):
+    """anchor == positive and a zero negative put the triplet exactly at its hinge
+    (margin + d(a, p) - d(a, n) = 1 + 0 - 1): torch's distance of a vector to itself is exactly 0
+    there and its gradient flows (clamp_min passes it at 0, and the zero negative's is huge); a
+    cosine computed as dot / (||a|| ||a||) came out 1 + 2^-52 and cut it (found by hypothesis)."""
+    a = np.array([[0.0, 0.0, 2.0, 3.0], [1.0, 1.0, 1.0, 1.0], [3.0, 0.0, 4.0, 0.0]], dtype)
+    n = np.zeros_like(a)
+    for reduction in ("none", "sum"):
+        loss, grads = check_all(
+            "triplet_margin_with_distance_loss",
+            _torch_with_distance("cosine"),
+            (a, a.copy(), n),
+            {"distance_function": "cosine", "swap": swap, "reduction": reduction},
+            rng,
+        )
+        assert (np.abs(grads[2]).max(axis=-1) > 1e6).all()  # the hinge passed the gradient
+
+
 # A single broadcast row read in place for thousands of rows: its gradient is summed over blocks
 # of 256 rows on both threads.
 @pytest.mark.parametrize(

@@ -226,7 +226,14 @@ struct Cosine {
     s.ry = std::sqrt(sy);
     s.nx = clamp_min(s.rx, kEps);
     s.ny = clamp_min(s.ry, kEps);
-    s.cos = dot / (s.nx * s.ny);
+    // sqrt(sx sy) rather than rx ry where neither norm is clamped: a vector's distance to itself
+    // is then exactly 0 (sqrt(s^2) = s in binary floating point), as torch's is, where rx ry can
+    // round to 1 + 2^-52 times dot and move a triplet at its hinge (margin + d_ap - d_an = 0) to
+    // the other side. The product of the norms where sx sy would overflow.
+    const double prod = sx * sy;
+    const bool unclamped =
+        s.rx >= kEps && s.ry >= kEps && prod < std::numeric_limits<double>::max();
+    s.cos = dot / (unclamped ? std::sqrt(prod) : s.nx * s.ny);
     s.dist = 1.0 - s.cos;
     return s;
   }
