@@ -582,14 +582,19 @@ def test_hypothesis_triplet(data, p, swap, margin, reduction, dtype):
 )
 def test_hypothesis_triplet_with_distance(data, distance, swap, reduction):
     _, args = data
+    # A swap minimum whose two distances agree to rounding (anchor parallel to positive under the
+    # cosine distance), and a hinge at its kink (margin + d(a, p) - d(a, n) within rounding of 0,
+    # as for an anchor equal to its positive and a zero negative), are decided by the last bit of
+    # each side's own formula, and torch's cosine_similarity rounds otherwise than losskit's
+    # (torch's distance of a vector to itself is 0 or one ulp either side): either side is a right
+    # gradient there. Exact and rounding-decided ties have tests of their own
+    # (test_triplet_swap_tie_*, test_cosine_distance_of_a_vector_to_itself_is_zero_at_the_hinge).
+    dist = TORCH_DISTANCES[distance] or F.pairwise_distance
+    a, p, n = (torch.from_numpy(x) for x in args)
+    d_ap, d_an, d_pn = dist(a, p).numpy(), dist(a, n).numpy(), dist(p, n).numpy()
+    d_neg = np.minimum(d_an, d_pn) if swap else d_an
+    assume(not np.isclose(1.0 + d_ap, d_neg, rtol=1e-9, atol=1e-12).any())  # margin 1
     if swap:
-        # A swap minimum whose two distances agree to rounding (anchor parallel to positive under
-        # the cosine distance) is decided by the last bit of each side's own formula, and torch's
-        # cosine_similarity rounds otherwise than losskit's: either side is a right gradient there.
-        # Exact and rounding-decided ties have tests of their own (test_triplet_swap_tie_*).
-        dist = TORCH_DISTANCES[distance] or F.pairwise_distance
-        a, p, n = (torch.from_numpy(x) for x in args)
-        d_an, d_pn = dist(a, n).numpy(), dist(p, n).numpy()
         assume(not np.isclose(d_an, d_pn, rtol=1e-9, atol=1e-12).any())
     check_all(
         "triplet_margin_with_distance_loss",
@@ -867,9 +872,11 @@ def test_cosine_embedding_broadcast_rows(rng, shapes, reduction, dtype):
 @pytest.mark.parametrize("swap", [False, True])
 def test_cosine_distance_of_a_vector_to_itself_is_zero_at_the_hinge(rng, dtype, swap):
     """anchor == positive and a zero negative put the triplet exactly at its hinge
-    (margin + d(a, p) - d(a, n) = 1 + 0 - 1): torch's distance of a vector to itself is exactly 0
-    there and its gradient flows (clamp_min passes it at 0, and the zero negative's is huge); a
-    cosine computed as dot / (||a|| ||a||) came out 1 + 2^-52 and cut it (found by hypothesis)."""
+    (margin + d(a, p) - d(a, n) = 1 + 0 - 1). losskit's cosine distance of a vector to itself is
+    exactly 0, so the gradient flows (clamp_min passes it at 0, and the zero negative's is huge),
+    as torch's does for these vectors (its own d(a, a) is 0 for them; for others it rounds to one
+    ulp either side, and the hinge's side follows that last bit). A cosine computed as
+    dot / (||a|| ||a||) came out 1 + 2^-52 here and cut the gradient (found by hypothesis)."""
     a = np.array([[0.0, 0.0, 2.0, 3.0], [1.0, 1.0, 1.0, 1.0], [3.0, 0.0, 4.0, 0.0]], dtype)
     n = np.zeros_like(a)
     for reduction in ("none", "sum"):
