@@ -2,7 +2,8 @@
 symmetric InfoNCE and the one-sided form) as F.cross_entropy(a @ b.T / T, arange(N)) (and its
 transpose), a and b the F.normalize'd embeddings or the raw ones. Values and both gradients, both
 dtypes, every reduction with a grad_output, N = 1, empty, several row blocks (block_size smaller
-than N, not dividing it), NaN, zero rows; bitwise equality on 1 and 2 threads; the class; errors
+than N, not dividing it), NaN, zero rows; bitwise equality on 1 and 2 threads; bfloat16 / float16
+read in place (the float32 result rounded once, no float32 copy); the class; errors
 naming the argument; optax's ntxent (SimCLR's NT-Xent), which is not this loss: the test pins down
 the difference (the same-batch negatives)."""
 
@@ -167,6 +168,87 @@ def test_bitwise_on_one_and_two_threads():
     (l1, (a1, b1)), (l2, (a2, b2)) = results
     assert l1.tobytes() == l2.tobytes()
     assert a1.tobytes() == a2.tobytes() and b1.tobytes() == b2.tobytes()
+
+
+# ---- 16-bit embeddings, read in place ----------------------------------------------------------
+HALF_CASES = [
+    ("mean", {}),
+    ("none", {"symmetric": False}),
+    # raw dot products of D = 24 normals need a warm softmax (as in test_against_torch)
+    ("sum", {"normalize": False, "temperature": 4.0}),
+    ("mean", {"block_size": 7}),  # symmetric in 7-row blocks: the column pass recomputes S
+    ("none", {"block_size": 64, "normalize": False, "temperature": 4.0}),
+]
+
+
+def _half_dtype(kind):
+    if kind == "float16":
+        return np.dtype(np.float16)
+    return np.dtype(pytest.importorskip("ml_dtypes").bfloat16)
+
+
+@pytest.mark.parametrize("kind", ["bfloat16", "float16"])
+@pytest.mark.parametrize("reduction,kw", HALF_CASES, ids=[f"{r}-{k}" for r, k in HALF_CASES])
+def test_half_read_in_place(kind, reduction, kw):
+    """bfloat16 / float16 embeddings: the loss and both gradients come back in the input's dtype,
+    bitwise equal to the float32 computation on the widened inputs rounded once (the core computes
+    exactly that: a float32 GEMM on the normalised or widened rows), and close to torch in float32
+    at the 16-bit dtype's tolerance."""
+    dtype = _half_dtype(kind)
+    rng = np.random.default_rng(17)
+    N, D = 150, 24
+    z1 = rng.standard_normal((N, D)).astype(dtype)
+    z2 = (z1.astype(np.float32) + rng.standard_normal((N, D))).astype(dtype)
+    go = _grad_output(rng, reduction, N, np.float32).astype(dtype)
+    loss = F.info_nce_loss(z1, z2, reduction=reduction, **kw)
+    g1, g2 = F.info_nce_loss_backward(go, z1, z2, reduction=reduction, **kw)
+    loss2, (h1, h2) = F.info_nce_loss_forward_backward(z1, z2, go, reduction=reduction, **kw)
+    for got in (loss, loss2, g1, g2, h1, h2):
+        assert np.asarray(got).dtype == dtype
+    assert np.asarray(loss).tobytes() == np.asarray(loss2).tobytes()
+    assert g1.tobytes() == h1.tobytes() and g2.tobytes() == h2.tobytes()
+    x1, x2, go32 = z1.astype(np.float32), z2.astype(np.float32), go.astype(np.float32)
+    loss32, (f1, f2) = F.info_nce_loss_forward_backward(x1, x2, go32, reduction=reduction, **kw)
+    assert np.asarray(loss).tobytes() == np.asarray(loss32).astype(dtype).tobytes()
+    assert g1.tobytes() == f1.astype(dtype).tobytes() and g2.tobytes() == f2.astype(dtype).tobytes()
+    # Against torch in float32 on the widened inputs: within one 16-bit ulp plus the gap between
+    # the two float32 results (rounding noise where a gradient cancels), that gap itself held to
+    # torch's float32 tolerance.
+    from test_low_precision import assert_within_one_ulp
+
+    kw.pop("block_size", None)
+    ref = torch_reference(x1, x2, go32, reduction=reduction, **kw)
+    ref64 = torch_reference(x1, x2, go32, dtype=torch.float64, reduction=reduction, **kw)
+    names = ("loss", "grad_z1", "grad_z2")
+    for name, got, got32, want, want64 in zip(names, (loss, g1, g2), (loss32, f1, f2), ref, ref64):
+        what = f"{kind} {name} {kw} {reduction}"
+        assert_close(got32, want, want64, what=what + " (float32)")
+        gap = np.abs(np.asarray(got32, np.float64) - np.asarray(want, np.float64))
+        assert_within_one_ulp(got, want, dtype, what, gap)
+
+
+def test_half_allocates_no_float_copy():
+    """(4096, 256) bfloat16 pairs in blocks of 64 rows: what the call allocates is its float32
+    workspace (info_nce_workspace_size: the GEMM's normalised rows, one block of similarities and
+    the float gradients) and its two 16-bit gradients; a float32 copy of the inputs (8 MB) or float32
+    gradients converted afterwards would not fit."""
+    import tracemalloc
+
+    from losskit import _core
+
+    dtype = _half_dtype("bfloat16")
+    rng = np.random.default_rng(0)
+    N, D, rows = 4096, 256, 64
+    z1 = rng.standard_normal((N, D), dtype=np.float32).astype(dtype)
+    z2 = rng.standard_normal((N, D), dtype=np.float32).astype(dtype)
+    F.info_nce_loss_forward_backward(z1, z2, block_size=rows)
+    workspace = _core.contrastive_workspace_size(N, D, rows, True) * 4
+    tracemalloc.start()
+    loss, (g1, g2) = F.info_nce_loss_forward_backward(z1, z2, block_size=rows)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert g1.dtype == g2.dtype == dtype
+    assert peak < workspace + g1.nbytes + g2.nbytes + 1_000_000, (peak, workspace)
 
 
 def test_normalizer_and_mean_normalizer():

@@ -62,6 +62,7 @@ template <class T>
 const char* dtype_name() {
   if constexpr (std::is_same_v<T, float>) return "float32";
   else if constexpr (std::is_same_v<T, double>) return "float64";
+  else if constexpr (std::is_same_v<T, bool>) return "bool";
   else if constexpr (std::is_same_v<T, losskit::bfloat16>) return "bfloat16";
   else return "float16";
 }
@@ -96,6 +97,21 @@ View<T> as_view(const py::handle& obj, const char* function, const char* argumen
                               " expected a C-contiguous array");
   if constexpr (std::is_same_v<T, losskit::bfloat16>) bfloat16_dtype() = a.dtype();
   return View<T>(static_cast<const T*>(a.data()), shape_of<T>(a));
+}
+
+// A py::object that is None or a writable C-contiguous array of exactly dtype T (a buffer the
+// caller passes for the core to fill).
+template <class T>
+MutView<T> as_mut_view(const py::handle& obj, const char* function, const char* argument) {
+  if (obj.is_none()) return {};
+  if (!has_dtype<T>(obj))
+    throw losskit::TypeError(std::string(function) + ": " + argument + " expected a " +
+                             dtype_name<T>() + " array");
+  auto a = py::reinterpret_borrow<py::array>(obj);
+  if (!(a.flags() & py::array::c_style) || !a.writeable())
+    throw losskit::ValueError(std::string(function) + ": " + argument +
+                              " expected a writable C-contiguous array");
+  return MutView<T>(static_cast<T*>(a.mutable_data()), shape_of<T>(a));
 }
 
 // Every output array comes from here. Large ones (>= 4 MiB) are recycled: when the NumPy array
@@ -1321,22 +1337,6 @@ View<int64_t> large_vocab_index_view(const py::handle& obj) {
   return View<int64_t>(static_cast<const int64_t*>(a.data()), shape_of<int64_t>(a));
 }
 
-template <class T>
-MutView<T> large_vocab_mut_view(const py::handle& obj, const char* argument) {
-  if (obj.is_none()) return {};
-  if (!Array<T>::check_(obj))
-    throw losskit::TypeError(std::string("linear_cross_entropy: ") + argument + " expected a " +
-                             (std::is_same_v<T, bool> ? "bool"
-                              : sizeof(T) == 4        ? "float32"
-                                                      : "float64") +
-                             " array");
-  auto a = py::reinterpret_borrow<py::array>(obj);
-  if (!(a.flags() & py::array::c_style) || !a.writeable())
-    throw losskit::ValueError(std::string("linear_cross_entropy: ") + argument +
-                              " expected a writable C-contiguous array");
-  return MutView<T>(static_cast<T*>(a.mutable_data()), shape_of<T>(a));
-}
-
 losskit::LinearCrossEntropyOptions large_vocab_options(const std::string& reduction,
                                                        int64_t ignore_index, double smoothing,
                                                        double z_loss = 0.0,
@@ -1356,16 +1356,16 @@ double large_vocab_ce_chunk(const py::handle& logits, const py::handle& target,
                             const losskit::LinearCrossEntropyOptions& o, const py::handle& lse,
                             const py::handle& entropy, const py::handle& correct) {
   const char* fn = "linear_cross_entropy";
-  const MutView<T> x = large_vocab_mut_view<T>(logits, "logits");
+  const MutView<T> x = as_mut_view<T>(logits, fn, "logits");
   const View<int64_t> t = large_vocab_index_view(target);
   const View<T> b = as_view<T>(bias, fn, "linear_bias");
   const View<T> w = as_view<T>(weight, fn, "weight");
   const View<T> go = as_view<T>(grad_output, fn, "grad_output");
-  const MutView<T> o_v = large_vocab_mut_view<T>(out, "output");
-  const MutView<double> gb = large_vocab_mut_view<double>(grad_bias_acc, "grad_bias_acc");
-  const losskit::CrossEntropyStats<T> stats{large_vocab_mut_view<T>(lse, "lse"),
-                                            large_vocab_mut_view<T>(entropy, "entropy"),
-                                            large_vocab_mut_view<bool>(correct, "correct")};
+  const MutView<T> o_v = as_mut_view<T>(out, fn, "output");
+  const MutView<double> gb = as_mut_view<double>(grad_bias_acc, fn, "grad_bias_acc");
+  const losskit::CrossEntropyStats<T> stats{as_mut_view<T>(lse, fn, "lse"),
+                                            as_mut_view<T>(entropy, fn, "entropy"),
+                                            as_mut_view<bool>(correct, fn, "correct")};
   py::gil_scoped_release release;
   return losskit::linear_cross_entropy_chunk<T>(x, t, b, w, go, o_v, gb, want_grad, grad_scale, o,
                                                 stats);
@@ -1453,6 +1453,8 @@ void large_vocab_bind(py::module_& m) {
 //                        temperature, symmetric, normalize, reduction, normalizer, gemm)
 //     gemm(trans_a, trans_b, alpha, a, b, beta, c): c = alpha op(a) op(b) + beta c in place, on
 //     NumPy views of the core's row-major buffers (a, b as stored, before op).
+//     z1, z2 (and grad_output, output, the gradients) float32, float64, bfloat16 or float16
+//     alike; workspace and gemm of the compute type (float32 for 16-bit storage).
 //   contrastive_mean_normalizer(num_rows, reduction) -> N.
 template <class T>
 void contrastive_py_gemm(void* context, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
@@ -1473,30 +1475,24 @@ void contrastive_py_gemm(void* context, bool trans_a, bool trans_b, int64_t m, i
      view(c, m, n, ldc));
 }
 
-template <class T>
+// S: the storage type of z1 and z2 (float, double, or 16-bit read in place); the workspace and
+// the GEMM are of its compute type.
+template <class S>
 void contrastive_info_nce(const py::handle& z1, const py::handle& z2, const py::handle& grad_output,
                           const py::handle& output, const py::handle& grad_z1,
                           const py::handle& grad_z2, const py::handle& workspace,
                           int64_t block_rows, const losskit::InfoNceOptions& o, py::function gemm) {
+  using T = losskit::detail::compute_t<S>;
   const char* fn = "info_nce_loss";
-  const auto mut = [&](const py::handle& obj, const char* argument) -> MutView<T> {
-    if (obj.is_none()) return {};
-    if (!Array<T>::check_(obj))
-      throw losskit::TypeError(std::string(fn) + ": " + argument + " expected a " +
-                               dtype_name<T>() + " array");
-    auto a = py::reinterpret_borrow<py::array>(obj);
-    if (!(a.flags() & py::array::c_style) || !a.writeable())
-      throw losskit::ValueError(std::string(fn) + ": " + argument +
-                                " expected a writable C-contiguous array");
-    return MutView<T>(static_cast<T*>(a.mutable_data()), shape_of<T>(a));
-  };
-  const View<T> a = as_view<T>(z1, fn, "z1"), b = as_view<T>(z2, fn, "z2");
-  const View<T> go = as_view<T>(grad_output, fn, "grad_output");
-  const MutView<T> out = mut(output, "output"), g1 = mut(grad_z1, "grad_z1"),
-                   g2 = mut(grad_z2, "grad_z2"), ws = mut(workspace, "workspace");
+  const View<S> a = as_view<S>(z1, fn, "z1"), b = as_view<S>(z2, fn, "z2");
+  const View<S> go = as_view<S>(grad_output, fn, "grad_output");
+  const MutView<S> out = as_mut_view<S>(output, fn, "output"),
+                   g1 = as_mut_view<S>(grad_z1, fn, "grad_z1"),
+                   g2 = as_mut_view<S>(grad_z2, fn, "grad_z2");
+  const MutView<T> ws = as_mut_view<T>(workspace, fn, "workspace");
   const losskit::LinearCrossEntropyGemm<T> callback{&contrastive_py_gemm<T>, &gemm};
   py::gil_scoped_release release;
-  losskit::info_nce_loss_forward_backward<T>(a, b, go, out, g1, g2, ws, block_rows, o, callback);
+  losskit::info_nce_loss_forward_backward(a, b, go, out, g1, g2, ws, block_rows, o, callback);
 }
 
 void contrastive_bind(py::module_& m) {
@@ -1513,12 +1509,11 @@ void contrastive_bind(py::module_& m) {
         o.normalize = normalize;
         o.reduction = losskit::parse_reduction(reduction, "info_nce_loss");
         o.normalizer = normalizer;
-        if (has_dtype<float>(z1))
-          contrastive_info_nce<float>(z1, z2, grad_output, output, grad_z1, grad_z2, workspace,
-                                      block_rows, o, std::move(gemm));
-        else
-          contrastive_info_nce<double>(z1, z2, grad_output, output, grad_z1, grad_z2, workspace,
-                                       block_rows, o, std::move(gemm));
+        with_storage(z1, [&](auto tag) {
+          contrastive_info_nce<typename decltype(tag)::type>(z1, z2, grad_output, output, grad_z1,
+                                                             grad_z2, workspace, block_rows, o,
+                                                             gemm);
+        });
       },
       py::arg("z1"), py::arg("z2"), py::arg("grad_output"), py::arg("output"), py::arg("grad_z1"),
       py::arg("grad_z2"), py::arg("workspace"), py::arg("block_rows"), py::arg("temperature"),
@@ -1541,10 +1536,10 @@ void contrastive_bind(py::module_& m) {
       py::arg("num_rows"), py::arg("itemsize"), py::arg("budget_bytes"), py::arg("min_rows"));
   m.def(
       "contrastive_workspace_size",
-      [](int64_t num_rows, int64_t dim, int64_t block_rows) {
-        return losskit::info_nce_workspace_size(num_rows, dim, block_rows);
+      [](int64_t num_rows, int64_t dim, int64_t block_rows, bool half_storage) {
+        return losskit::info_nce_workspace_size(num_rows, dim, block_rows, half_storage);
       },
-      py::arg("num_rows"), py::arg("dim"), py::arg("block_rows"));
+      py::arg("num_rows"), py::arg("dim"), py::arg("block_rows"), py::arg("half_storage") = false);
 }
 // ---- segmentation bindings ----
 // _core.dice_loss / _core.tversky_loss(mode, input, target, weight, grad_output, options...):

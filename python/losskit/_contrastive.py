@@ -83,11 +83,11 @@ def info_nce_loss(
         raise ValueError(f"{_FN}: temperature expected a finite number > 0, got {temperature}")
     symmetric = _convert.flag(_FN, "symmetric", symmetric)
     normalize = _convert.flag(_FN, "normalize", normalize)
-    a = _convert.to_array(_FN, "z1", z1)
-    b = _convert.to_array(_FN, "z2", z2)
-    dtype = _convert.compute_dtype(a)
-    a = _convert.as_kernel_array(a, dtype)
-    b = _convert.as_kernel_array(b, dtype)
+    # 16-bit embeddings are read in place by the core (z2 follows z1's dtype, as every loss's
+    # inputs follow its first); its GEMM and workspace are float32.
+    dtype, (a, b) = _convert.float_inputs(_FN, ("z1", "z2"), (z1, z2), half=True)
+    half = _convert.is_half(dtype)
+    work = np.dtype(np.float32) if half else dtype
     if a.ndim != 2:
         raise ValueError(f"{_FN}: z1 expected an (N, D) array of embeddings, got shape {a.shape}")
     if b.shape != a.shape:
@@ -97,7 +97,7 @@ def info_nce_loss(
         return _core.contrastive_mean_normalizer(N, temperature, reduction)
     norm = _convert.normalizer(_FN, "normalizer", normalizer)
     if block_size is None:
-        rows = _core.contrastive_block_rows(N, dtype.itemsize, DEFAULT_BLOCK_BYTES, DEFAULT_MIN_ROWS)
+        rows = _core.contrastive_block_rows(N, work.itemsize, DEFAULT_BLOCK_BYTES, DEFAULT_MIN_ROWS)
     else:
         if isinstance(block_size, (bool, np.bool_)) or not isinstance(block_size, numbers.Real):
             raise TypeError(f"{_FN}: block_size expected a positive number of rows, got {type(block_size).__name__}")
@@ -110,13 +110,12 @@ def info_nce_loss(
     if mode != 0:
         g1 = np.zeros((N, D), dtype) if N == 0 else np.empty((N, D), dtype)
         g2 = np.zeros((N, D), dtype) if N == 0 else np.empty((N, D), dtype)
-    workspace = np.empty(_core.contrastive_workspace_size(N, D, rows), dtype)
+    workspace = np.empty(_core.contrastive_workspace_size(N, D, rows, half), work)
     _core.contrastive_info_nce(
-        a, b, go, out, g1, g2, workspace, rows, temperature, symmetric, normalize, reduction, norm, _gemm_for(dtype)
+        a, b, go, out, g1, g2, workspace, rows, temperature, symmetric, normalize, reduction, norm, _gemm_for(work)
     )
     del workspace
-    loss = _convert.rounded_to_input(_convert.result(out, reduction), z1)
+    loss = _convert.result(out, reduction)
     if mode == 0:
         return loss
-    grads = _convert.rounded_to_input((g1, g2), z1)
-    return grads if mode == 1 else (loss, grads)
+    return (g1, g2) if mode == 1 else (loss, (g1, g2))

@@ -6,8 +6,9 @@
 //   - mse_loss_forward_backward, cross_entropy_forward_backward ((N, C) and K-dimensional),
 //     nll_loss_forward_backward, multi_margin_loss_forward_backward,
 //     softmax_focal_loss_forward_backward, poly1_cross_entropy_forward_backward,
-//     cosine_embedding_loss_forward_backward, complete_box_iou_loss_forward_backward and
-//     ctc_loss_forward_backward on 16-bit buffers equal the
+//     cosine_embedding_loss_forward_backward, complete_box_iou_loss_forward_backward,
+//     ctc_loss_forward_backward and info_nce_loss_forward_backward (the caller's float GEMM, here
+//     a plain loop, several row blocks) on 16-bit buffers equal the
 //     float instantiations on the widened values, rounded once to 16 bits (a reduced value within
 //     one 16-bit ulp: its sum is cut into other blocks).
 // Built and run by tests/test_low_precision.py::test_cpp_embedding_program.
@@ -54,6 +55,22 @@ bool same_bits(const std::vector<H>& a, const std::vector<float>& b) {
   for (size_t i = 0; i < a.size(); ++i)
     if (a[i].bits != H(b[i]).bits) return false;
   return true;
+}
+
+// The caller's GEMM for info_nce_loss: c = alpha op(a) op(b) + beta c, row-major (a plain loop; an
+// embedding program passes its BLAS).
+void plain_gemm(void*, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
+                int64_t ldc) {
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      double acc = 0.0;
+      for (int64_t p = 0; p < k; ++p)
+        acc += static_cast<double>(trans_a ? a[p * lda + i] : a[i * lda + p]) *
+               static_cast<double>(trans_b ? b[j * ldb + p] : b[p * ldb + j]);
+      const float prior = beta == 0.0f ? 0.0f : beta * c[i * ldc + j];
+      c[i * ldc + j] = static_cast<float>(alpha * acc) + prior;
+    }
 }
 
 template <class H>
@@ -232,6 +249,38 @@ void check_losses(const char* name) {
                                    MutView<float>(ctc_g32.data(), {T, Nc, C}), ctc_o);
   CHECK(same_bits(ctc_out, ctc_out32) && same_bits(ctc_g, ctc_g32),
         "%s ctc_loss differs from the float one rounded", name);
+
+  // info_nce_loss on (50, 16) embedding pairs from the same values, symmetric (two passes over 3
+  // row blocks of 20), normalised and not: 16-bit storage computes the float loss on the widened
+  // rows (the GEMM on float copies), every result rounded once.
+  const int64_t Ne = 50, De = 16, block = 20;
+  for (const bool normalize : {true, false}) {
+    InfoNceOptions nce_o;
+    nce_o.temperature = 0.5;
+    nce_o.normalize = normalize;
+    std::vector<H> nce_loss(1), nce_g1(Ne * De), nce_g2(Ne * De);
+    std::vector<float> nce_loss32(1), nce_g1f(Ne * De), nce_g2f(Ne * De);
+    std::vector<float> ws16(info_nce_workspace_size(Ne, De, block, true));
+    std::vector<float> ws32(info_nce_workspace_size(Ne, De, block));
+    const LinearCrossEntropyGemm<float> gemm{&plain_gemm, nullptr};
+    info_nce_loss_forward_backward(View<H>(lh.data(), {Ne, De}),
+                                   View<H>(lh.data() + Ne * De, {Ne, De}), {},
+                                   MutView<H>(nce_loss.data(), {}),
+                                   MutView<H>(nce_g1.data(), {Ne, De}),
+                                   MutView<H>(nce_g2.data(), {Ne, De}),
+                                   MutView<float>(ws16.data(), {int64_t(ws16.size())}), block,
+                                   nce_o, gemm);
+    info_nce_loss_forward_backward<float>(View<float>(l32.data(), {Ne, De}),
+                                          View<float>(l32.data() + Ne * De, {Ne, De}), {},
+                                          MutView<float>(nce_loss32.data(), {}),
+                                          MutView<float>(nce_g1f.data(), {Ne, De}),
+                                          MutView<float>(nce_g2f.data(), {Ne, De}),
+                                          MutView<float>(ws32.data(), {int64_t(ws32.size())}),
+                                          block, nce_o, gemm);
+    CHECK(same_bits(nce_loss, nce_loss32) && same_bits(nce_g1, nce_g1f) &&
+              same_bits(nce_g2, nce_g2f),
+          "%s info_nce_loss (normalize %d) differs from the float one rounded", name, normalize);
+  }
 }
 
 }  // namespace

@@ -26,6 +26,7 @@
 
 #include <cstdint>
 
+#include "losskit/half.hpp"
 #include "losskit/large_vocab.hpp"
 #include "losskit/reduction.hpp"
 #include "losskit/view.hpp"
@@ -47,8 +48,11 @@ int64_t info_nce_block_rows(int64_t num_rows, int64_t itemsize,
                             int64_t budget_bytes = int64_t{64} << 20, int64_t min_rows = 256);
 
 // Elements of T the workspace needs: the scaled, normalised copies A and B (2 N D) and one block
-// of similarities (block_rows x N).
-int64_t info_nce_workspace_size(int64_t num_rows, int64_t dim, int64_t block_rows);
+// of similarities (block_rows x N). For 16-bit storage (`half_storage`) the workspace is float and
+// also holds the float gradients: z2's (N D, summed over the blocks) and one block of z1's
+// (block_rows D).
+int64_t info_nce_workspace_size(int64_t num_rows, int64_t dim, int64_t block_rows,
+                                bool half_storage = false);
 
 // The divisor of 'mean' (the batch size N); options.reduction must be 'mean'.
 double info_nce_mean_normalizer(int64_t num_rows, const InfoNceOptions& options = {});
@@ -63,5 +67,21 @@ void info_nce_loss_forward_backward(View<T> z1, View<T> z2, View<T> grad_output,
                                     MutView<T> grad_z1, MutView<T> grad_z2, MutView<T> workspace,
                                     int64_t block_rows, const InfoNceOptions& options,
                                     LinearCrossEntropyGemm<T> gemm);
+
+// The same for 16-bit storage (losskit/half.hpp), read and written in place: computed in float (a
+// float GEMM on float copies of the normalised rows, or of the rows widened without
+// normalisation: BLAS has no 16-bit GEMM), every result equal to the float computation on the
+// widened inputs rounded once. workspace: info_nce_workspace_size(N, D, block_rows, true) floats.
+void info_nce_loss_forward_backward(View<bfloat16> z1, View<bfloat16> z2,
+                                    View<bfloat16> grad_output, MutView<bfloat16> output,
+                                    MutView<bfloat16> grad_z1, MutView<bfloat16> grad_z2,
+                                    MutView<float> workspace, int64_t block_rows,
+                                    const InfoNceOptions& options,
+                                    LinearCrossEntropyGemm<float> gemm);
+void info_nce_loss_forward_backward(View<float16> z1, View<float16> z2, View<float16> grad_output,
+                                    MutView<float16> output, MutView<float16> grad_z1,
+                                    MutView<float16> grad_z2, MutView<float> workspace,
+                                    int64_t block_rows, const InfoNceOptions& options,
+                                    LinearCrossEntropyGemm<float> gemm);
 
 }  // namespace losskit

@@ -14,6 +14,7 @@
 #include "common/cpu_dispatch.hpp"
 #include "common/parallel.hpp"
 #include "common/reduce.hpp"
+#include "common/storage.hpp"
 #include "contrastive/contrastive_kernels.hpp"
 
 namespace losskit {
@@ -43,13 +44,13 @@ void check_options(const InfoNceOptions& o) {
 }
 
 // out = x / max(||x||, eps) per row, norm[r] = ||x_r|| (squares summed in double in
-// column order, one row per thread).
-template <class T>
-void normalize_rows(const T* x, T* out, double* norm, int64_t N, int64_t D) {
+// column order, one row per thread). x may be 16-bit storage, read in place (out is float).
+template <class S, class T>
+void normalize_rows(const S* x, T* out, double* norm, int64_t N, int64_t D) {
   detail::parallel_for(0, N, std::max<int64_t>(1, kGrainElems / std::max<int64_t>(1, D)),
                        [&](int64_t r0, int64_t r1, int) {
                          for (int64_t r = r0; r < r1; ++r) {
-                           const T* xr = x + r * D;
+                           const S* xr = x + r * D;
                            double ss = 0.0;
                            for (int64_t d = 0; d < D; ++d)
                              ss += static_cast<double>(xr[d]) * static_cast<double>(xr[d]);
@@ -84,6 +85,24 @@ void normalize_rows_backward(T* g, const T* a, const double* norm, int64_t N, in
                        });
 }
 
+// out = x widened, rows [0, N) of D (the 16-bit GEMM operands without normalisation).
+template <class S>
+void widen_rows(const S* x, float* out, int64_t N, int64_t D) {
+  detail::parallel_for(0, N, std::max<int64_t>(1, kGrainElems / std::max<int64_t>(1, D)),
+                       [&](int64_t r0, int64_t r1, int) {
+                         detail::widen(x + r0 * D, out + r0 * D, (r1 - r0) * D);
+                       });
+}
+
+// out = x rounded once to 16 bits, rows [0, N) of D (the float gradients of 16-bit storage).
+template <class S>
+void narrow_rows(const float* x, S* out, int64_t N, int64_t D) {
+  detail::parallel_for(0, N, std::max<int64_t>(1, kGrainElems / std::max<int64_t>(1, D)),
+                       [&](int64_t r0, int64_t r1, int) {
+                         detail::narrow(x + r0 * D, out + r0 * D, (r1 - r0) * D);
+                       });
+}
+
 }  // namespace
 
 int64_t info_nce_block_rows(int64_t num_rows, int64_t itemsize, int64_t budget_bytes,
@@ -93,9 +112,12 @@ int64_t info_nce_block_rows(int64_t num_rows, int64_t itemsize, int64_t budget_b
   return std::max<int64_t>(1, std::min(rows, num_rows));
 }
 
-int64_t info_nce_workspace_size(int64_t num_rows, int64_t dim, int64_t block_rows) {
-  const int64_t N = std::max<int64_t>(0, num_rows);
-  return 2 * N * std::max<int64_t>(0, dim) + std::max<int64_t>(0, block_rows) * N;
+int64_t info_nce_workspace_size(int64_t num_rows, int64_t dim, int64_t block_rows,
+                                bool half_storage) {
+  const int64_t N = std::max<int64_t>(0, num_rows), D = std::max<int64_t>(0, dim);
+  const int64_t rows = std::max<int64_t>(0, block_rows);
+  // A, B and one block of S; 16-bit storage adds the float gradients (z2's whole, z1's a block)
+  return 2 * N * D + rows * N + (half_storage ? N * D + rows * D : 0);
 }
 
 double info_nce_mean_normalizer(int64_t num_rows, const InfoNceOptions& o) {
@@ -104,11 +126,20 @@ double info_nce_mean_normalizer(int64_t num_rows, const InfoNceOptions& o) {
   return static_cast<double>(num_rows);
 }
 
-template <class T>
-void info_nce_loss_forward_backward(View<T> z1, View<T> z2, View<T> grad_output, MutView<T> output,
-                                    MutView<T> grad_z1, MutView<T> grad_z2, MutView<T> workspace,
-                                    int64_t block_rows, const InfoNceOptions& o,
-                                    LinearCrossEntropyGemm<T> gemm) {
+namespace {
+
+// The loss for storage S (float, double, or 16-bit read in place), computed in T = compute_t<S>.
+// 16-bit storage differs only where it is read and written: its GEMM operands A and B are float
+// (the normalised rows, as float computes them, or the rows widened), and its gradients are
+// computed into float workspace (z1's a block at a time, z2's summed over the blocks) and rounded
+// once into the 16-bit outputs, so every result is float's, rounded once.
+template <class S>
+void run_info_nce(View<S> z1, View<S> z2, View<S> grad_output, MutView<S> output,
+                  MutView<S> grad_z1, MutView<S> grad_z2, MutView<detail::compute_t<S>> workspace,
+                  int64_t block_rows, const InfoNceOptions& o,
+                  LinearCrossEntropyGemm<detail::compute_t<S>> gemm) {
+  using T = detail::compute_t<S>;
+  constexpr bool half = detail::is_half_v<S>;
   // ---- checks, all before any work
   check_options(o);
   detail::check_required(kFn, "z1", z1);
@@ -131,7 +162,7 @@ void info_nce_loss_forward_backward(View<T> z1, View<T> z2, View<T> grad_output,
   const bool want_grad = grad_z1.present() || grad_z2.present();
   if (block_rows < 1) fail_value(kFn, "block_rows", "a number >= 1", std::to_string(block_rows));
   const int64_t rows = std::min(block_rows, std::max<int64_t>(N, 1));
-  const int64_t need = info_nce_workspace_size(N, D, rows);
+  const int64_t need = info_nce_workspace_size(N, D, rows, half);
   if (workspace.numel() < need || (need > 0 && !workspace.present()))
     fail_value(kFn, "workspace", std::to_string(need) + " elements (info_nce_workspace_size)",
                std::to_string(workspace.numel()));
@@ -151,21 +182,35 @@ void info_nce_loss_forward_backward(View<T> z1, View<T> z2, View<T> grad_output,
   const double wr = o.symmetric ? 0.5 : 1.0, wc = o.symmetric ? 0.5 : 0.0;
   if (N == 0) {
     if (output.present() && !none)
-      output.data[0] = static_cast<T>(o.reduction == Reduction::Mean ? 0.0 / divisor : 0.0);
+      output.data[0] =
+          static_cast<S>(static_cast<T>(o.reduction == Reduction::Mean ? 0.0 / divisor : 0.0));
     return;
   }
 
   // ---- the normalised embeddings (or the inputs themselves); S = alpha A B^T
   const T alpha = static_cast<T>(1.0 / o.temperature);
   std::vector<double> norm1, norm2;
-  const T* A = z1.data;
-  const T* B = z2.data;
-  T* S = workspace.data + 2 * N * D;
+  const T* A = nullptr;
+  const T* B = nullptr;
+  if constexpr (!half) {
+    A = z1.data;
+    B = z2.data;
+  }
+  T* const sim = workspace.data + 2 * N * D;
+  // 16-bit: z1's gradient block (rows x D) and z2's gradient (N x D), in float
+  T* const grad_a_block = half ? sim + rows * N : nullptr;
+  T* grad_b = half ? sim + rows * N + rows * D : nullptr;
+  if constexpr (!half) grad_b = grad_z2.data;
   if (o.normalize) {
     norm1.resize(static_cast<size_t>(N));
     norm2.resize(static_cast<size_t>(N));
     normalize_rows(z1.data, workspace.data, norm1.data(), N, D);
     normalize_rows(z2.data, workspace.data + N * D, norm2.data(), N, D);
+    A = workspace.data;
+    B = workspace.data + N * D;
+  } else if constexpr (half) {
+    widen_rows(z1.data, workspace.data, N, D);
+    widen_rows(z2.data, workspace.data + N * D, N, D);
     A = workspace.data;
     B = workspace.data + N * D;
   }
@@ -183,13 +228,13 @@ void info_nce_loss_forward_backward(View<T> z1, View<T> z2, View<T> grad_output,
   const int64_t chunks = (N + detail::kInfoNceColumnChunk - 1) / detail::kInfoNceColumnChunk;
 
   const auto similarities = [&](int64_t r0, int64_t n) {
-    gemm.fn(gemm.context, false, true, n, N, D, alpha, A + r0 * D, D, B, D, T(0), S, N);
+    gemm.fn(gemm.context, false, true, n, N, D, alpha, A + r0 * D, D, B, D, T(0), sim, N);
   };
   // Row statistics of block [r0, r0 + n) and (symmetric) its column statistics, merged into the
   // running ones in block order.
   const auto statistics = [&](int64_t r0, int64_t n) {
     detail::InfoNceBlock<T> blk;
-    blk.sim = S;
+    blk.sim = sim;
     blk.n = n;
     blk.N = N;
     blk.row0 = r0;
@@ -241,7 +286,7 @@ void info_nce_loss_forward_backward(View<T> z1, View<T> z2, View<T> grad_output,
       row_scale_t[r] = static_cast<T>(wr * sample_scale[r0 + r]);
     }
     detail::InfoNceBlock<T> blk;
-    blk.sim = S;
+    blk.sim = sim;
     blk.n = n;
     blk.N = N;
     blk.row0 = r0;
@@ -254,12 +299,18 @@ void info_nce_loss_forward_backward(View<T> z1, View<T> z2, View<T> grad_output,
     detail::parallel_for(0, n, row_grain,
                          [&](int64_t a, int64_t b, int) { k.grad_rows(blk, a, b); });
     // dA[block] = alpha G B;  dB (+)= alpha G^T A[block]
-    if (grad_z1.present())
-      gemm.fn(gemm.context, false, false, n, D, N, alpha, S, N, B, D, T(0), grad_z1.data + r0 * D,
-              D);
+    if (grad_z1.present()) {
+      T* ga = grad_a_block;
+      if constexpr (!half) ga = grad_z1.data + r0 * D;
+      gemm.fn(gemm.context, false, false, n, D, N, alpha, sim, N, B, D, T(0), ga, D);
+      if constexpr (half) {
+        if (o.normalize) normalize_rows_backward(ga, A + r0 * D, norm1.data() + r0, n, D);
+        narrow_rows(ga, grad_z1.data + r0 * D, n, D);
+      }
+    }
     if (grad_z2.present())
-      gemm.fn(gemm.context, true, false, N, D, n, alpha, S, N, A + r0 * D, D, r0 == 0 ? T(0) : T(1),
-              grad_z2.data, D);
+      gemm.fn(gemm.context, true, false, N, D, n, alpha, sim, N, A + r0 * D, D,
+              r0 == 0 ? T(0) : T(1), grad_b, D);
   };
   const auto finish_columns = [&] {
     if (!o.symmetric) return;
@@ -294,9 +345,12 @@ void info_nce_loss_forward_backward(View<T> z1, View<T> z2, View<T> grad_output,
     }
   }
   if (want_grad && o.normalize) {
-    if (grad_z1.present()) normalize_rows_backward(grad_z1.data, A, norm1.data(), N, D);
-    if (grad_z2.present()) normalize_rows_backward(grad_z2.data, B, norm2.data(), N, D);
+    if constexpr (!half)
+      if (grad_z1.present()) normalize_rows_backward(grad_z1.data, A, norm1.data(), N, D);
+    if (grad_z2.present()) normalize_rows_backward(grad_b, B, norm2.data(), N, D);
   }
+  if constexpr (half)
+    if (grad_z2.present()) narrow_rows(grad_b, grad_z2.data, N, D);
 
   // ---- the losses: l_n = wr (row lse - S[n, n]) + wc (column lse - S[n, n])
   if (output.present()) {
@@ -304,13 +358,38 @@ void info_nce_loss_forward_backward(View<T> z1, View<T> z2, View<T> grad_output,
     for (int64_t r = 0; r < N; ++r)
       loss[r] = wr * (row_lse[r] - diag[r]) + (o.symmetric ? wc * (col_ref[r] - diag[r]) : 0.0);
     if (none) {
-      for (int64_t r = 0; r < N; ++r) output.data[r] = static_cast<T>(loss[r]);
+      for (int64_t r = 0; r < N; ++r) output.data[r] = static_cast<S>(static_cast<T>(loss[r]));
     } else {
       const double total = detail::combine_partials(loss.data(), N);
-      output.data[0] = static_cast<T>(o.reduction == Reduction::Mean ? total / divisor : total);
+      output.data[0] =
+          static_cast<S>(static_cast<T>(o.reduction == Reduction::Mean ? total / divisor : total));
     }
   }
 }
+
+}  // namespace
+
+template <class T>
+void info_nce_loss_forward_backward(View<T> z1, View<T> z2, View<T> grad_output, MutView<T> output,
+                                    MutView<T> grad_z1, MutView<T> grad_z2, MutView<T> workspace,
+                                    int64_t block_rows, const InfoNceOptions& options,
+                                    LinearCrossEntropyGemm<T> gemm) {
+  run_info_nce<T>(z1, z2, grad_output, output, grad_z1, grad_z2, workspace, block_rows, options,
+                  gemm);
+}
+
+#define LOSSKIT_HALF_OVERLOAD(S)                                                                   \
+  void info_nce_loss_forward_backward(View<S> z1, View<S> z2, View<S> grad_output,                 \
+                                      MutView<S> output, MutView<S> grad_z1, MutView<S> grad_z2,   \
+                                      MutView<float> workspace, int64_t block_rows,                \
+                                      const InfoNceOptions& options,                               \
+                                      LinearCrossEntropyGemm<float> gemm) {                        \
+    run_info_nce<S>(z1, z2, grad_output, output, grad_z1, grad_z2, workspace, block_rows, options, \
+                    gemm);                                                                         \
+  }
+LOSSKIT_HALF_OVERLOAD(bfloat16)
+LOSSKIT_HALF_OVERLOAD(float16)
+#undef LOSSKIT_HALF_OVERLOAD
 
 #define LOSSKIT_INSTANTIATE(T)                                                                     \
   template void info_nce_loss_forward_backward<T>(View<T>, View<T>, View<T>, MutView<T>,           \
