@@ -263,6 +263,42 @@ def test_long_sequence_float32_no_nan(rng):
     assert np.isfinite(loss) and np.isfinite(grad).all()
 
 
+def _path_that_returns(K: int) -> tuple:
+    """T = 2K steps, target [1, 2, 3], blank 0 (log-probabilities, not normalised). In the first K
+    steps a frame of label 3 costs nothing, of 1 or 2 -20, of the blank -40; in the last K label 3
+    and the blank cost -50, 1 and 2 nothing. Emitting 1 and 2 at once and holding 3 wins the first
+    half (alpha's mass sits there; a prefix holding 1 or 2 lies e^-20t below it) but pays -50 per
+    step after: -40 - 50K in all. Holding 1 through the first half, 2 through the second and 3 on
+    the last step costs -20K - 50, and wins by e^(30K - 10)."""
+    lp = np.zeros((2 * K, 4))
+    lp[:K, 0] = -40.0
+    lp[:K, 1:3] = -20.0
+    lp[K:, 0] = -50.0
+    lp[K:, 3] = -50.0
+    return lp, np.array([1, 2, 3]), [2 * K], [3]
+
+
+@pytest.mark.parametrize("K", [20, 60])
+def test_a_path_far_below_alpha_comes_back(K):
+    """The scaled (linear-space) recursions hold a row's cells to 2^-1400 (about e^-970) of its
+    sum; at K = 60 the prefix that later dominates falls below that at t = 49, so scaling would
+    lose it (the loss would come out near 50K instead of 20K); the sample must be computed in log
+    space, the loss alone too. At K = 20 (e^-400) the scaled recursions keep it. Against torch in
+    float64 (log space throughout)."""
+    lp, target, il, tl = _path_that_returns(K)
+    loss, grad = F.ctc_loss_forward_backward(lp, target, il, tl, reduction="sum")
+    t_lp = torch.tensor(lp[:, None, :], requires_grad=True)
+    ref = TF.ctc_loss(t_lp, torch.tensor(target[None]), torch.tensor(il), torch.tensor(tl), reduction="sum")
+    (ref_grad,) = torch.autograd.grad(ref, [t_lp])
+    # the returning path's own log-probability bounds the loss from above
+    assert float(loss) <= 20 * K + 50 + 1e-9
+    np.testing.assert_allclose(float(loss), float(ref), rtol=1e-12)
+    np.testing.assert_allclose(grad, ref_grad[:, 0].numpy(), rtol=1e-9, atol=1e-12)
+    # the same through the loss alone and the backward alone
+    assert F.ctc_loss(lp, target, il, tl, reduction="sum") == loss
+    np.testing.assert_array_equal(F.ctc_loss_backward(None, lp, target, il, tl, reduction="sum"), grad)
+
+
 def test_python_threads_share_nothing(rng):
     """Concurrent calls from 8 Python threads (the GIL is released in the core; each calling
     thread has its own scratch) give the same results as serial calls."""

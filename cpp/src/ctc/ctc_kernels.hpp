@@ -23,11 +23,12 @@ namespace losskit::detail {
 //   post   row doubles: the posterior of each extended label at the current t;
 //   ext    row int64: the extended label sequence l' (blank, l_1, blank, ..., l_S, blank), then
 //          blanks to the row's end;
-//   occ    C doubles (backward only): per-class occupation sum of Graves eq. (16).
+//   occ    C doubles (backward only): per-class occupation sum of Graves eq. (16);
+//   scale  alpha_rows doubles (backward only): the scaled recursions' log A_t (ctc_kernels.cpp).
 struct CtcLayout {
   int64_t row = 0;
   int64_t alpha_rows = 0;
-  int64_t alpha = 0, beta = 0, lpe = 0, allow = 0, post = 0, ext = 0, occ = 0;
+  int64_t alpha = 0, beta = 0, lpe = 0, allow = 0, post = 0, ext = 0, occ = 0, scale = 0;
   int64_t total = 0;  // 8-byte units per thread
 };
 
