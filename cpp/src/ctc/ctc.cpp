@@ -54,6 +54,7 @@ detail::CtcLayout make_layout(int64_t T, int64_t C, int64_t max_target_length, b
   L.ext = off, off += L.row;
   L.occ = off, off += backward ? round8(C) : 0;
   L.scale = off, off += backward ? round8(L.alpha_rows) : 0;
+  L.y = off, off += backward ? alpha_size : 0;
   L.total = off;
   return L;
 }

@@ -222,7 +222,6 @@ bool scaled_item(const detail::CtcItem<T>& it, bool with_grad, double& nll_out) 
   const int64_t row = lay.row, stride = it.stride;
   double* LOSSKIT_RESTRICT alpha = it.scratch + lay.alpha;
   double* LOSSKIT_RESTRICT beta = it.scratch + lay.beta;
-  double* LOSSKIT_RESTRICT y = it.scratch + lay.lpe;
   const double* LOSSKIT_RESTRICT allow = it.scratch + lay.allow;
   double* LOSSKIT_RESTRICT pre = it.scratch + lay.post;
   const int64_t* LOSSKIT_RESTRICT ext = reinterpret_cast<const int64_t*>(it.scratch + lay.ext);
@@ -233,11 +232,14 @@ bool scaled_item(const detail::CtcItem<T>& it, bool with_grad, double& nll_out) 
   const auto lp_row = [&](int64_t t) { return it.log_probs + t * stride; };
   const bool all_rows = lay.alpha_rows >= il && it.grad != nullptr;  // the gradient's layout
   const auto alpha_row = [&](int64_t t) { return alpha + (all_rows ? t : (t & 1)) * row + 2; };
+  // y's rows: kept from alpha's pass for beta's with the gradient, else one row
+  const auto y_row = [&](int64_t t) { return it.scratch + (all_rows ? lay.y + t * row : lay.lpe); };
 
   // ---- alpha: row 0 holds the blank and the first label (the band is within {0, 1})
   int64_t a_exp = 0;  // A_t: alpha_t = alpha-hat_t 2^A_t
   for (int64_t t = 0; t < il; ++t) {
     double* LOSSKIT_RESTRICT cur = alpha_row(t);
+    double* LOSSKIT_RESTRICT y = y_row(t);
     const int64_t lo = band_lo(t), hi = band_hi(t);
     if (!gather_y(y, lp_row(t), ext, lo, hi)) return false;
     if (t == 0) {
@@ -284,8 +286,8 @@ bool scaled_item(const detail::CtcItem<T>& it, bool with_grad, double& nll_out) 
     double* LOSSKIT_RESTRICT cur = beta + (t & 1) * row;
     const double* LOSSKIT_RESTRICT next = beta + ((t + 1) & 1) * row;
     const double* LOSSKIT_RESTRICT a = alpha_row(t);
+    const double* LOSSKIT_RESTRICT y = y_row(t);  // alpha's pass checked and kept it
     const int64_t lo = band_lo(t), hi = band_hi(t);
-    if (!gather_y(y, lp_row(t), ext, lo, hi)) return false;
     if (t == il - 1) {  // the blank at the end or the last label: the band is within {W - 2, W - 1}
       for (int64_t s = lo; s <= hi; ++s) pre[s] = 1.0, cur[s] = y[s];
     } else {

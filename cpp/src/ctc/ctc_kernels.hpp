@@ -24,11 +24,13 @@ namespace losskit::detail {
 //   ext    row int64: the extended label sequence l' (blank, l_1, blank, ..., l_S, blank), then
 //          blanks to the row's end;
 //   occ    C doubles (backward only): per-class occupation sum of Graves eq. (16);
-//   scale  alpha_rows doubles (backward only): the scaled recursions' log A_t (ctc_kernels.cpp).
+//   scale  alpha_rows doubles (backward only): the scaled recursions' row exponents A_t;
+//   y      alpha_rows x row doubles (backward only): the scaled recursions' e^lp of every band
+//          cell, [t * row + s], kept from alpha's pass for beta's (ctc_kernels.cpp).
 struct CtcLayout {
   int64_t row = 0;
   int64_t alpha_rows = 0;
-  int64_t alpha = 0, beta = 0, lpe = 0, allow = 0, post = 0, ext = 0, occ = 0, scale = 0;
+  int64_t alpha = 0, beta = 0, lpe = 0, allow = 0, post = 0, ext = 0, occ = 0, scale = 0, y = 0;
   int64_t total = 0;  // 8-byte units per thread
 };
 
