@@ -407,6 +407,9 @@ Shape segmentation_output_shape(const Shape& input_shape, bool include_backgroun
     return run_with<OPTIONS, T, TARGET>(o, input, target, weight, {}, {}, {}, {}, false, false);   \
   }
 
+// `...`: what the dense form's backward and forward_backward take after grad_input (`, MutView<T>`
+// for grad_target, written as an empty argument and MutView<T>); the class-index form passes one
+// empty argument (C++17 wants at least one for `...`).
 #define LOSSKIT_SEGMENTATION_INSTANTIATE_(NAME, OPTIONS, T, TARGET, ...)                           \
   template void NAME<T>(View<T>, View<TARGET>, View<T>, MutView<T>, const OPTIONS&);               \
   template void NAME##_backward<T>(View<T>, View<T>, View<TARGET>, View<T>,                        \
@@ -416,7 +419,7 @@ Shape segmentation_output_shape(const Shape& input_shape, bool include_backgroun
   template double NAME##_mean_normalizer<T>(View<T>, View<TARGET>, View<T>, const OPTIONS&);
 #define LOSSKIT_SEGMENTATION_INSTANTIATE_BOTH_(NAME, OPTIONS, T)                                   \
   LOSSKIT_SEGMENTATION_INSTANTIATE_(NAME, OPTIONS, T, T, , MutView<T>)                             \
-  LOSSKIT_SEGMENTATION_INSTANTIATE_(NAME, OPTIONS, T, int64_t)
+  LOSSKIT_SEGMENTATION_INSTANTIATE_(NAME, OPTIONS, T, int64_t, )
 
 // What the dense form adds to the parameter lists: the target's gradient.
 #define LOSSKIT_SEGMENTATION_GRAD_TARGET_PARAM_ , MutView<T> grad_target
