@@ -30,7 +30,6 @@
 #include "ctc/ctc_kernels.hpp"
 
 #include <cstdint>
-#include <cstring>
 #include <limits>
 
 #include "common/storage_access.hpp"
@@ -146,16 +145,11 @@ constexpr double kLn2 = 0.693147180559945309417232121458176568;
 // 2^k, exactly, for -1022 <= k <= 1023 (the exponent field; no libm or std:: template in a kernel
 // compiled per instruction set).
 LOSSKIT_INLINE double pow2(int64_t k) {
-  const uint64_t bits = static_cast<uint64_t>(k + 1023) << 52;
-  double d;
-  std::memcpy(&d, &bits, sizeof d);
-  return d;
+  return vmath::from_bits(static_cast<uint64_t>(k + 1023) << 52);
 }
 // e with x in [2^e, 2^(e + 1)), for a normal x > 0.
 LOSSKIT_INLINE int64_t exponent_of(double x) {
-  uint64_t bits;
-  std::memcpy(&bits, &x, sizeof bits);
-  return static_cast<int64_t>((bits >> 52) & 0x7ff) - 1023;
+  return static_cast<int64_t>((vmath::to_bits(x) >> 52) & 0x7ff) - 1023;
 }
 
 // y = e^lp of the band's cells [lo, hi] (gathered into y, in place; the cells past hi up to the
