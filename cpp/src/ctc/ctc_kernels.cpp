@@ -1,6 +1,7 @@
 // Hot loops of the CTC loss: the alpha-beta recursions of one sample, scaled in linear space where
-// that is exact (scaled_item) and in log space otherwise (item), and its gradient. Compiled once per instruction set (see common/target.hpp); no exceptions, allocation
-// or Python here. References: A. Graves et al., "Connectionist Temporal Classification", ICML
+// that is exact (scaled_item) and in log space otherwise (log_space_item), and its gradient.
+// Compiled once per instruction set (see common/target.hpp); no exceptions, allocation or Python
+// here. References: A. Graves et al., "Connectionist Temporal Classification", ICML
 // 2006 (equation numbers below), as in ATen's LossCTC.cpp, whose results these loops reproduce.
 //
 // Numerics. Everything is computed in double, whatever the input type: the log alphas grow like
@@ -321,6 +322,131 @@ bool scaled_item(const detail::CtcItem<T>& it, bool with_grad, double& nll_out) 
   return true;
 }
 
+// The log-space recursions (see the top), the fallback of scaled_item: the loss, and the gradient
+// with it.grad. `full`: whole rows, as torch computes them, for a sample with a NaN or +inf
+// log-probability where torch's rows differ from the band's.
+template <class T>
+double log_space_item(const detail::CtcItem<T>& it, const bool full) {
+  using F = detail::compute_t<T>;  // T, or float for 16-bit storage
+  const detail::CtcLayout& lay = it.layout;
+  const int64_t L = it.target_length, W = 2 * L + 1, il = it.input_length;
+  const int64_t row = lay.row, stride = it.stride, blank = it.blank;
+  const bool want_grad = it.grad != nullptr;
+  double* LOSSKIT_RESTRICT alpha = it.scratch + lay.alpha;
+  double* LOSSKIT_RESTRICT beta = it.scratch + lay.beta;
+  double* LOSSKIT_RESTRICT lpe = it.scratch + lay.lpe;
+  const double* LOSSKIT_RESTRICT allow = it.scratch + lay.allow;
+  double* LOSSKIT_RESTRICT post = it.scratch + lay.post;
+  const int64_t* LOSSKIT_RESTRICT ext = reinterpret_cast<const int64_t*>(it.scratch + lay.ext);
+  double* LOSSKIT_RESTRICT occ = it.scratch + lay.occ;
+
+  auto band_lo = [&](int64_t t) {
+    return full && t < il - 1 ? int64_t{0} : W - 2 * (il - t) > 0 ? W - 2 * (il - t) : int64_t{0};
+  };
+  auto band_hi = [&](int64_t t) { return full ? W - 1 : 2 * t + 1 < W - 1 ? 2 * t + 1 : W - 1; };
+  auto gather = [&](int64_t t, int64_t lo, int64_t hi) {
+    gather_row(lpe, it.log_probs + t * stride, ext, lo, vector_end(lo, hi));
+  };
+  // With the gradient, every row of alpha is kept; without, two rows alternate.
+  auto alpha_row = [&](int64_t t) { return alpha + (want_grad ? t : (t & 1)) * row; };
+
+  // ---- forward: alpha (eq. 5 - 8) ------------------------------------------------------------
+  // alpha_row(t)[s] for s in [-2, W - 1]: the two leading cells are the row's padding.
+  double nll;
+  const auto in_band = [&](int64_t s, int64_t t) { return band_lo(t) <= s && s <= band_hi(t); };
+  if (il == 0) {
+    nll = L == 0 ? 0.0 : std::numeric_limits<double>::infinity();
+  } else {
+    {  // alpha_1: blank or the first label (the equations above eq. 6); the band is within {0, 1}
+      double* a0 = alpha_row(0) + 2;
+      const int64_t lo = band_lo(0), hi = band_hi(0);
+      for (int64_t s = lo; s <= hi; ++s) a0[s] = kNegInf;
+      if (in_band(0, 0)) a0[0] = static_cast<double>(load(it.log_probs[blank]));
+      if (L > 0 && in_band(1, 0)) a0[1] = static_cast<double>(load(it.log_probs[ext[1]]));
+      set_margins(a0, lo, hi, -2, W - 1);
+    }
+    for (int64_t t = 1; t < il; ++t) {
+      const double* LOSSKIT_RESTRICT prev = alpha_row(t - 1) + 2;
+      double* LOSSKIT_RESTRICT cur = alpha_row(t) + 2;
+      const int64_t lo = band_lo(t), hi = band_hi(t);
+      gather(t, lo, hi);
+      // eq. (6) / (7): alpha_t(s) = (alpha_{t-1}(s) + alpha_{t-1}(s-1) [+ alpha_{t-1}(s-2)]) y_t
+#pragma omp simd
+      for (int64_t s = lo; s < vector_end(lo, hi); ++s) {
+        const double a3 = allow[s] != 0.0 ? prev[s - 2] : kNegInf;
+        cur[s] = log_sum_exp3(prev[s], prev[s - 1], a3) + lpe[s];
+      }
+      set_margins(cur, lo, hi, -2, W - 1);
+    }
+    // eq. (8): p(l|x) = alpha_T(|l'|) + alpha_T(|l'| - 1); an empty target has only the blank path.
+    const double* last = alpha_row(il - 1) + 2;
+    const double end_blank = in_band(W - 1, il - 1) ? last[W - 1] : kNegInf;
+    const double end_label = L > 0 && in_band(W - 2, il - 1) ? last[W - 2] : kNegInf;
+    nll = L == 0 ? -end_blank : -log_sum_exp2(end_blank, end_label);
+  }
+  if (!want_grad) return nll;
+
+  // ---- backward: beta (eq. 9 - 11) and the gradient (eq. 16) ----------------------------------
+  const int64_t C = it.num_labels, Tmax = it.max_time;
+  T* grad = it.grad;
+  const bool zeroed = it.zero_infinity && nll == std::numeric_limits<double>::infinity();
+  for (int64_t t = zeroed ? 0 : il; t < Tmax; ++t) {
+    T* LOSSKIT_RESTRICT gt = grad + t * stride;
+    for (int64_t c = 0; c < C; ++c) store(gt[c], F(0));
+  }
+  if (zeroed || il == 0) return nll;
+
+  for (int64_t c = 0; c < C; ++c) occ[c] = 0.0;
+  // torch's gradient is (exp(lp) - exp(lcab + nll - lp)) * grad, lcab = log sum alpha beta over the
+  // s with l'_s = c (store_gradient_row).
+  for (int64_t t = il - 1; t >= 0; --t) {
+    // beta rows: cell s in [0, W + 1]; W and W + 1 are padding (-inf once the band reaches W - 1).
+    double* LOSSKIT_RESTRICT cur = beta + (t & 1) * row;
+    const double* LOSSKIT_RESTRICT next = beta + ((t + 1) & 1) * row;
+    const double* LOSSKIT_RESTRICT a = alpha_row(t) + 2;
+    const int64_t lo = band_lo(t), hi = band_hi(t);
+    gather(t, lo, hi);
+    if (t == il - 1) {
+      // beta_T: the blank at the end or the last label (the equations above eq. 10); the band is
+      // within {W - 2, W - 1}.
+      for (int64_t s = full ? 0 : lo; s <= hi; ++s) cur[s] = kNegInf;  // full rows read all of it
+      if (in_band(W - 1, t)) cur[W - 1] = lpe[W - 1];
+      if (L > 0 && in_band(W - 2, t)) cur[W - 2] = lpe[W - 2];
+#pragma omp simd
+      for (int64_t s = lo; s < vector_end(lo, hi); ++s)
+        post[s] = vmath::exp(a[s] + cur[s] + nll - lpe[s]);
+    } else {
+      // eq. (10) / (11), with beta including y_t as in torch: beta_t(s) =
+      // (beta_{t+1}(s) + beta_{t+1}(s+1) [+ beta_{t+1}(s+2)]) y_t. Fused: the posterior term of
+      // eq. (16), alpha_t(s) beta_t(s) / (y_t p(l|x)), as exp(log alpha + log beta - lp + nll).
+#pragma omp simd
+      for (int64_t s = lo; s < vector_end(lo, hi); ++s) {
+        const double b3 = allow[s + 2] != 0.0 ? next[s + 2] : kNegInf;
+        const double b = log_sum_exp3(next[s], next[s + 1], b3) + lpe[s];
+        cur[s] = b;
+        post[s] = vmath::exp(a[s] + b + nll - lpe[s]);
+      }
+    }
+    set_margins(cur, lo, hi, 0, W + 1);
+
+    // eq. (16): the occupation of class c sums the posteriors of every s with l'_s = c. The blank
+    // (every even s) is a vector sum; the labels (odd s, rarely repeated) are added one by one.
+    // occ is all zeros between rows.
+    double blank_sum = 0.0;
+#pragma omp simd reduction(+ : blank_sum)
+    for (int64_t s = lo; s <= hi; ++s) blank_sum += (s & 1) ? 0.0 : post[s];
+    occ[blank] = blank_sum;
+    for (int64_t s = lo | 1; s <= hi; s += 2) occ[ext[s]] += post[s];
+
+    store_gradient_row(it, t, occ, nll);
+    occ[blank] = 0.0;
+    for (int64_t s = lo | 1; s <= hi; s += 2) occ[ext[s]] = 0.0;
+  }
+  return nll;
+}
+
+// One sample: the extended labels, the NaN / +inf scans, then the scaled recursions where they
+// are exact and log space otherwise.
 template <class T>
 double item(const detail::CtcItem<T>& it) {
   using F = detail::compute_t<T>;  // T, or float for 16-bit storage
@@ -328,14 +454,8 @@ double item(const detail::CtcItem<T>& it) {
   const int64_t L = it.target_length, W = 2 * L + 1, il = it.input_length;
   const int64_t row = lay.row, stride = it.stride, blank = it.blank;
   const bool want_grad = it.grad != nullptr;
-
-  double* LOSSKIT_RESTRICT alpha = it.scratch + lay.alpha;
-  double* LOSSKIT_RESTRICT beta = it.scratch + lay.beta;
-  double* LOSSKIT_RESTRICT lpe = it.scratch + lay.lpe;
   double* LOSSKIT_RESTRICT allow = it.scratch + lay.allow;
-  double* LOSSKIT_RESTRICT post = it.scratch + lay.post;
   int64_t* LOSSKIT_RESTRICT ext = reinterpret_cast<int64_t*>(it.scratch + lay.ext);
-  double* LOSSKIT_RESTRICT occ = it.scratch + lay.occ;
 
   // The extended label sequence l' (Graves sec. 4.1): blanks around and between the labels. The
   // transition s - 2 -> s (skipping a blank) is allowed only into a label that differs from the
@@ -378,124 +498,19 @@ double item(const detail::CtcItem<T>& it) {
     return any;
   };
   const bool full = want_grad ? bad_anywhere() : bad_above_band();
-  // The scaled recursions where they are exact (above), else log space. The loss must not
+  // The scaled recursions where they are exact (scaled_item), else log space. The loss must not
   // depend on whether a gradient is wanted: a NaN or +inf that the loss does not read (a class
   // outside the target, a cell below the band) sends the gradient to whole log-space rows, and the
   // loss still comes from the scaled alpha pass when that succeeds, as without the gradient.
-  const auto log_space = [&](const bool full) -> double {
-    auto band_lo = [&](int64_t t) {
-      return full && t < il - 1 ? int64_t{0} : W - 2 * (il - t) > 0 ? W - 2 * (il - t) : int64_t{0};
-    };
-    auto band_hi = [&](int64_t t) { return full ? W - 1 : 2 * t + 1 < W - 1 ? 2 * t + 1 : W - 1; };
-    auto gather = [&](int64_t t, int64_t lo, int64_t hi) {
-      gather_row(lpe, it.log_probs + t * stride, ext, lo, vector_end(lo, hi));
-    };
-    // With the gradient, every row of alpha is kept; without, two rows alternate.
-    auto alpha_row = [&](int64_t t) { return alpha + (want_grad ? t : (t & 1)) * row; };
-
-    // ---- forward: alpha (eq. 5 - 8) ------------------------------------------------------------
-    // alpha_row(t)[s] for s in [-2, W - 1]: the two leading cells are the row's padding.
-    double nll;
-    const auto in_band = [&](int64_t s, int64_t t) { return band_lo(t) <= s && s <= band_hi(t); };
-    if (il == 0) {
-      nll = L == 0 ? 0.0 : std::numeric_limits<double>::infinity();
-    } else {
-      {  // alpha_1: blank or the first label (the equations above eq. 6); the band is within {0, 1}
-        double* a0 = alpha_row(0) + 2;
-        const int64_t lo = band_lo(0), hi = band_hi(0);
-        for (int64_t s = lo; s <= hi; ++s) a0[s] = kNegInf;
-        if (in_band(0, 0)) a0[0] = static_cast<double>(load(it.log_probs[blank]));
-        if (L > 0 && in_band(1, 0)) a0[1] = static_cast<double>(load(it.log_probs[ext[1]]));
-        set_margins(a0, lo, hi, -2, W - 1);
-      }
-      for (int64_t t = 1; t < il; ++t) {
-        const double* LOSSKIT_RESTRICT prev = alpha_row(t - 1) + 2;
-        double* LOSSKIT_RESTRICT cur = alpha_row(t) + 2;
-        const int64_t lo = band_lo(t), hi = band_hi(t);
-        gather(t, lo, hi);
-        // eq. (6) / (7): alpha_t(s) = (alpha_{t-1}(s) + alpha_{t-1}(s-1) [+ alpha_{t-1}(s-2)]) y_t
-#pragma omp simd
-        for (int64_t s = lo; s < vector_end(lo, hi); ++s) {
-          const double a3 = allow[s] != 0.0 ? prev[s - 2] : kNegInf;
-          cur[s] = log_sum_exp3(prev[s], prev[s - 1], a3) + lpe[s];
-        }
-        set_margins(cur, lo, hi, -2, W - 1);
-      }
-      // eq. (8): p(l|x) = alpha_T(|l'|) + alpha_T(|l'| - 1); an empty target has only the blank path.
-      const double* last = alpha_row(il - 1) + 2;
-      const double end_blank = in_band(W - 1, il - 1) ? last[W - 1] : kNegInf;
-      const double end_label = L > 0 && in_band(W - 2, il - 1) ? last[W - 2] : kNegInf;
-      nll = L == 0 ? -end_blank : -log_sum_exp2(end_blank, end_label);
-    }
-    if (!want_grad) return nll;
-
-    // ---- backward: beta (eq. 9 - 11) and the gradient (eq. 16) ----------------------------------
-    const int64_t C = it.num_labels, Tmax = it.max_time;
-    T* grad = it.grad;
-    const bool zeroed = it.zero_infinity && nll == std::numeric_limits<double>::infinity();
-    for (int64_t t = zeroed ? 0 : il; t < Tmax; ++t) {
-      T* LOSSKIT_RESTRICT gt = grad + t * stride;
-      for (int64_t c = 0; c < C; ++c) store(gt[c], F(0));
-    }
-    if (zeroed || il == 0) return nll;
-
-    for (int64_t c = 0; c < C; ++c) occ[c] = 0.0;
-    // torch's gradient is (exp(lp) - exp(lcab + nll - lp)) * grad, lcab = log sum alpha beta over the
-    // s with l'_s = c (store_gradient_row).
-    for (int64_t t = il - 1; t >= 0; --t) {
-      // beta rows: cell s in [0, W + 1]; W and W + 1 are padding (-inf once the band reaches W - 1).
-      double* LOSSKIT_RESTRICT cur = beta + (t & 1) * row;
-      const double* LOSSKIT_RESTRICT next = beta + ((t + 1) & 1) * row;
-      const double* LOSSKIT_RESTRICT a = alpha_row(t) + 2;
-      const int64_t lo = band_lo(t), hi = band_hi(t);
-      gather(t, lo, hi);
-      if (t == il - 1) {
-        // beta_T: the blank at the end or the last label (the equations above eq. 10); the band is
-        // within {W - 2, W - 1}.
-        for (int64_t s = full ? 0 : lo; s <= hi; ++s) cur[s] = kNegInf;  // full rows read all of it
-        if (in_band(W - 1, t)) cur[W - 1] = lpe[W - 1];
-        if (L > 0 && in_band(W - 2, t)) cur[W - 2] = lpe[W - 2];
-#pragma omp simd
-        for (int64_t s = lo; s < vector_end(lo, hi); ++s)
-          post[s] = vmath::exp(a[s] + cur[s] + nll - lpe[s]);
-      } else {
-        // eq. (10) / (11), with beta including y_t as in torch: beta_t(s) =
-        // (beta_{t+1}(s) + beta_{t+1}(s+1) [+ beta_{t+1}(s+2)]) y_t. Fused: the posterior term of
-        // eq. (16), alpha_t(s) beta_t(s) / (y_t p(l|x)), as exp(log alpha + log beta - lp + nll).
-#pragma omp simd
-        for (int64_t s = lo; s < vector_end(lo, hi); ++s) {
-          const double b3 = allow[s + 2] != 0.0 ? next[s + 2] : kNegInf;
-          const double b = log_sum_exp3(next[s], next[s + 1], b3) + lpe[s];
-          cur[s] = b;
-          post[s] = vmath::exp(a[s] + b + nll - lpe[s]);
-        }
-      }
-      set_margins(cur, lo, hi, 0, W + 1);
-
-      // eq. (16): the occupation of class c sums the posteriors of every s with l'_s = c. The blank
-      // (every even s) is a vector sum; the labels (odd s, rarely repeated) are added one by one.
-      // occ is all zeros between rows.
-      double blank_sum = 0.0;
-#pragma omp simd reduction(+ : blank_sum)
-      for (int64_t s = lo; s <= hi; ++s) blank_sum += (s & 1) ? 0.0 : post[s];
-      occ[blank] = blank_sum;
-      for (int64_t s = lo | 1; s <= hi; s += 2) occ[ext[s]] += post[s];
-
-      store_gradient_row(it, t, occ, nll);
-      occ[blank] = 0.0;
-      for (int64_t s = lo | 1; s <= hi; s += 2) occ[ext[s]] = 0.0;
-    }
-    return nll;
-  };
   if (il > 0) {
     double nll;
     if (!full && scaled_item(it, want_grad, nll)) return nll;
     if (full && want_grad && !bad_above_band() && scaled_item(it, false, nll)) {
-      log_space(true);
+      log_space_item(it, true);
       return nll;
     }
   }
-  return log_space(full);
+  return log_space_item(it, full);
 }
 
 }  // namespace
