@@ -153,38 +153,39 @@ LOSSKIT_INLINE int64_t exponent_of(double x) {
   return static_cast<int64_t>((vmath::to_bits(x) >> 52) & 0x7ff) - 1023;
 }
 
-// y = e^lp of the band's cells [lo, hi] (gathered into y, in place; the cells past hi up to the
-// vector end too, unchecked: they are padding); false if one of [lo, hi] is out of range.
+// y = e^lp of the band's cells [lo, hi] (and of the cells past hi up to the vector end,
+// unchecked: they are padding); false if a log-probability of [lo, hi] is out of range.
 template <class T>
 LOSSKIT_INLINE bool gather_y(double* LOSSKIT_RESTRICT y, const T* LOSSKIT_RESTRICT lpt,
                              const int64_t* LOSSKIT_RESTRICT ext, int64_t lo, int64_t hi) {
-  const int64_t end = vector_end(lo, hi);
-  gather_row(y, lpt, ext, lo, end);
   double outside = 0.0;
 #pragma omp simd reduction(+ : outside)
-  for (int64_t s = lo; s <= hi; ++s)
-    outside += y[s] >= kMinLogProb && y[s] <= kMaxLogProb ? 0.0 : 1.0;
-  if (outside != 0.0) return false;
-#pragma omp simd
-  for (int64_t s = lo; s < end; ++s) y[s] = vmath::exp(y[s]);
-  return true;
+  for (int64_t s = lo; s < vector_end(lo, hi); ++s) {
+    const double lp = static_cast<double>(load(lpt[ext[s]]));
+    outside += s <= hi && !(lp >= kMinLogProb && lp <= kMaxLogProb) ? 1.0 : 0.0;
+    y[s] = vmath::exp(lp);
+  }
+  return outside == 0.0;
 }
 
-// Scales the band [lo, hi] of r (r = pre * y, just computed) by the power of two 2^shift that
-// brings its sum into [2^kRowExponent, 2^(kRowExponent + 1)); false when a cell lost precision
-// (above) or the row is all zeros.
-LOSSKIT_INLINE bool scale_band(double* LOSSKIT_RESTRICT r, const double* LOSSKIT_RESTRICT pre,
-                               int64_t lo, int64_t hi, int64_t& shift) {
+// A row's sum over its band, and the count of its cells that lost precision (above), accumulated
+// by the recursion loop that computes the row (r = pre * y) as it goes.
+struct RowSum {
   double sum = 0.0, lost = 0.0;
-#pragma omp simd reduction(+ : sum, lost)
-  for (int64_t s = lo; s <= hi; ++s) {
-    sum += r[s];
-    lost += pre[s] > 0.0 && r[s] < kTiny ? 1.0 : 0.0;
-  }
-  if (lost != 0.0 || !(sum > 0.0 && sum < std::numeric_limits<double>::infinity())) return false;
+};
+
+// Scales the band [lo, hi] of r by the power of two 2^shift that brings its sum (`row`, with
+// whether a cell lost precision) into [2^kRowExponent, 2^(kRowExponent + 1)); false when a cell
+// lost precision (above) or the row is all zeros.
+LOSSKIT_INLINE bool scale_band(double* LOSSKIT_RESTRICT r, RowSum row, int64_t lo, int64_t hi,
+                               int64_t& shift) {
+  const double sum = row.sum;
+  if (row.lost != 0.0 || !(sum > 0.0 && sum < std::numeric_limits<double>::infinity()))
+    return false;
   // sum >= kTiny (normal) and below 2^1024: -624 < sh <= 1400, two exact factors
   const int64_t sh = kRowExponent - exponent_of(sum);
   const double f1 = pow2(sh / 2), f2 = pow2(sh - sh / 2);
+  double lost = 0.0;
 #pragma omp simd reduction(+ : lost)
   for (int64_t s = lo; s <= hi; ++s) {
     r[s] = r[s] * f1 * f2;
@@ -192,6 +193,19 @@ LOSSKIT_INLINE bool scale_band(double* LOSSKIT_RESTRICT r, const double* LOSSKIT
   }
   shift = sh;
   return lost == 0.0;
+}
+
+// The first row of a pass (alpha's t = 0, beta's t = il - 1): its cells are y itself.
+LOSSKIT_INLINE RowSum first_row(double* LOSSKIT_RESTRICT r, double* LOSSKIT_RESTRICT pre,
+                                const double* LOSSKIT_RESTRICT y, int64_t lo, int64_t hi) {
+  RowSum row;
+  for (int64_t s = lo; s <= hi; ++s) {
+    pre[s] = 1.0;
+    r[s] = y[s];
+    row.sum += y[s];
+    row.lost += y[s] < kTiny ? 1.0 : 0.0;
+  }
+  return row;
 }
 
 // log(x 2^e) for x > 0, finite: log of x's fraction m in [sqrt(1/2), sqrt(2)) plus the exponents
@@ -237,18 +251,25 @@ bool scaled_item(const detail::CtcItem<T>& it, bool with_grad, double& nll_out) 
     double* LOSSKIT_RESTRICT y = y_row(t);
     const int64_t lo = band_lo(t), hi = band_hi(t);
     if (!gather_y(y, lp_row(t), ext, lo, hi)) return false;
+    RowSum sums;
     if (t == 0) {
-      for (int64_t s = lo; s <= hi; ++s) pre[s] = 1.0, cur[s] = y[s];
+      sums = first_row(cur, pre, y, lo, hi);
     } else {
       const double* LOSSKIT_RESTRICT prev = alpha_row(t - 1);
-#pragma omp simd
+      double sum = 0.0, lost = 0.0;
+#pragma omp simd reduction(+ : sum, lost)
       for (int64_t s = lo; s < vector_end(lo, hi); ++s) {
-        pre[s] = prev[s] + prev[s - 1] + allow[s] * prev[s - 2];
-        cur[s] = pre[s] * y[s];
+        const double p = prev[s] + prev[s - 1] + allow[s] * prev[s - 2];
+        const double c = p * y[s];
+        pre[s] = p;
+        cur[s] = c;
+        sum += s <= hi ? c : 0.0;
+        lost += s <= hi && p > 0.0 && c < kTiny ? 1.0 : 0.0;
       }
+      sums = RowSum{sum, lost};
     }
     int64_t shift;
-    if (!scale_band(cur, pre, lo, hi, shift)) return false;
+    if (!scale_band(cur, sums, lo, hi, shift)) return false;
     a_exp -= shift;
     if (all_rows) it.scratch[lay.scale + t] = static_cast<double>(a_exp);
     set_margins(cur, lo, hi, -2, W - 1, 0.0);
@@ -283,17 +304,24 @@ bool scaled_item(const detail::CtcItem<T>& it, bool with_grad, double& nll_out) 
     const double* LOSSKIT_RESTRICT a = alpha_row(t);
     const double* LOSSKIT_RESTRICT y = y_row(t);  // alpha's pass checked and kept it
     const int64_t lo = band_lo(t), hi = band_hi(t);
+    RowSum sums;
     if (t == il - 1) {  // the blank at the end or the last label: the band is within {W - 2, W - 1}
-      for (int64_t s = lo; s <= hi; ++s) pre[s] = 1.0, cur[s] = y[s];
+      sums = first_row(cur, pre, y, lo, hi);
     } else {
-#pragma omp simd
+      double sum = 0.0, lost = 0.0;
+#pragma omp simd reduction(+ : sum, lost)
       for (int64_t s = lo; s < vector_end(lo, hi); ++s) {
-        pre[s] = next[s] + next[s + 1] + allow[s + 2] * next[s + 2];
-        cur[s] = pre[s] * y[s];
+        const double p = next[s] + next[s + 1] + allow[s + 2] * next[s + 2];
+        const double c = p * y[s];
+        pre[s] = p;
+        cur[s] = c;
+        sum += s <= hi ? c : 0.0;
+        lost += s <= hi && p > 0.0 && c < kTiny ? 1.0 : 0.0;
       }
+      sums = RowSum{sum, lost};
     }
     int64_t shift;
-    if (!scale_band(cur, pre, lo, hi, shift)) return false;
+    if (!scale_band(cur, sums, lo, hi, shift)) return false;
     set_margins(cur, lo, hi, 0, W + 1, 0.0);
     // eq. (16)'s posterior alpha_t(s) beta_t(s) / (y_t(s) p(l|x)) = alpha-hat_t(s) pre(s) k, the
     // scales in one factor k (beta_t / y_t is pre's row times 2^B_{t+1}); a k out of the double
@@ -301,17 +329,16 @@ bool scaled_item(const detail::CtcItem<T>& it, bool with_grad, double& nll_out) 
     const int64_t k_exp = static_cast<int64_t>(a_exps[t]) + b_exp_next - a_exp;
     const int64_t k_clipped = k_exp < -1022 ? -1022 : k_exp > 1023 ? 1023 : k_exp;
     const double k = pow2(k_clipped) * inv_p_hat;
-    double total = 0.0;
-#pragma omp simd reduction(+ : total)
+    double total = 0.0, blank_sum = 0.0;
+#pragma omp simd reduction(+ : total, blank_sum)
     for (int64_t s = lo; s <= hi; ++s) {
-      pre[s] = a[s] * pre[s] * k;
-      total += pre[s];
+      const double posterior = a[s] * pre[s] * k;
+      pre[s] = posterior;
+      total += posterior;
+      blank_sum += (s & 1) ? 0.0 : posterior;
     }
     if (!(total >= 1.0 - kPosteriorSlack && total <= 1.0 + kPosteriorSlack)) return false;
     b_exp_next -= shift;
-    double blank_sum = 0.0;
-#pragma omp simd reduction(+ : blank_sum)
-    for (int64_t s = lo; s <= hi; ++s) blank_sum += (s & 1) ? 0.0 : pre[s];
     occ[it.blank] = blank_sum;
     for (int64_t s = lo | 1; s <= hi; s += 2) occ[ext[s]] += pre[s];
     store_gradient_row(it, t, occ, nll);
