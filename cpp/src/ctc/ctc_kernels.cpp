@@ -154,17 +154,20 @@ LOSSKIT_INLINE int64_t exponent_of(double x) {
 }
 
 // y = e^lp of the band's cells [lo, hi] (and of the cells past hi up to the vector end,
-// unchecked: they are padding); false if a log-probability of [lo, hi] is out of range.
+// unchecked: they are padding); false if a log-probability of [lo, hi] is out of range. Three
+// loops: gathering, checking and exponentiating in one made the whole loss 2-3x slower (measured
+// with GCC, AVX-512 kernels).
 template <class T>
 LOSSKIT_INLINE bool gather_y(double* LOSSKIT_RESTRICT y, const T* LOSSKIT_RESTRICT lpt,
                              const int64_t* LOSSKIT_RESTRICT ext, int64_t lo, int64_t hi) {
+  const int64_t end = vector_end(lo, hi);
+  gather_row(y, lpt, ext, lo, end);
   double outside = 0.0;
 #pragma omp simd reduction(+ : outside)
-  for (int64_t s = lo; s < vector_end(lo, hi); ++s) {
-    const double lp = static_cast<double>(load(lpt[ext[s]]));
-    outside += s <= hi && !(lp >= kMinLogProb && lp <= kMaxLogProb) ? 1.0 : 0.0;
-    y[s] = vmath::exp(lp);
-  }
+  for (int64_t s = lo; s <= hi; ++s)
+    outside += y[s] >= kMinLogProb && y[s] <= kMaxLogProb ? 0.0 : 1.0;
+#pragma omp simd
+  for (int64_t s = lo; s < end; ++s) y[s] = vmath::exp(y[s]);
   return outside == 0.0;
 }
 
