@@ -198,6 +198,29 @@ LOSSKIT_INLINE bool scale_band(double* LOSSKIT_RESTRICT r, RowSum row, int64_t l
   return lost == 0.0;
 }
 
+// One row of either recursion: pre[s] = from0[s] + from1[s] + skip[s] from2[s] (the previous
+// row's cells the transitions come from; skip the 0/1 mask of the transition past a blank) and
+// r[s] = pre[s] y[s], over the band and its vector overrun; the band's sums as it goes. (The
+// three `from` rows overlap, but only r and pre are written.)
+LOSSKIT_INLINE RowSum recurse_row(double* LOSSKIT_RESTRICT r, double* LOSSKIT_RESTRICT pre,
+                                  const double* LOSSKIT_RESTRICT y,
+                                  const double* LOSSKIT_RESTRICT from0,
+                                  const double* LOSSKIT_RESTRICT from1,
+                                  const double* LOSSKIT_RESTRICT from2,
+                                  const double* LOSSKIT_RESTRICT skip, int64_t lo, int64_t hi) {
+  double sum = 0.0, lost = 0.0;
+#pragma omp simd reduction(+ : sum, lost)
+  for (int64_t s = lo; s < vector_end(lo, hi); ++s) {
+    const double p = from0[s] + from1[s] + skip[s] * from2[s];
+    const double c = p * y[s];
+    pre[s] = p;
+    r[s] = c;
+    sum += s <= hi ? c : 0.0;
+    lost += s <= hi && p > 0.0 && c < kTiny ? 1.0 : 0.0;
+  }
+  return RowSum{sum, lost};
+}
+
 // The first row of a pass (alpha's t = 0, beta's t = il - 1): its cells are y itself.
 LOSSKIT_INLINE RowSum first_row(double* LOSSKIT_RESTRICT r, double* LOSSKIT_RESTRICT pre,
                                 const double* LOSSKIT_RESTRICT y, int64_t lo, int64_t hi) {
@@ -258,18 +281,9 @@ bool scaled_item(const detail::CtcItem<T>& it, bool with_grad, double& nll_out) 
     if (t == 0) {
       sums = first_row(cur, pre, y, lo, hi);
     } else {
+      // eq. (6) / (7): alpha_t(s) = (alpha_{t-1}(s) + alpha_{t-1}(s-1) [+ alpha_{t-1}(s-2)]) y_t
       const double* LOSSKIT_RESTRICT prev = alpha_row(t - 1);
-      double sum = 0.0, lost = 0.0;
-#pragma omp simd reduction(+ : sum, lost)
-      for (int64_t s = lo; s < vector_end(lo, hi); ++s) {
-        const double p = prev[s] + prev[s - 1] + allow[s] * prev[s - 2];
-        const double c = p * y[s];
-        pre[s] = p;
-        cur[s] = c;
-        sum += s <= hi ? c : 0.0;
-        lost += s <= hi && p > 0.0 && c < kTiny ? 1.0 : 0.0;
-      }
-      sums = RowSum{sum, lost};
+      sums = recurse_row(cur, pre, y, prev, prev - 1, prev - 2, allow, lo, hi);
     }
     int64_t shift;
     if (!scale_band(cur, sums, lo, hi, shift)) return false;
@@ -311,17 +325,8 @@ bool scaled_item(const detail::CtcItem<T>& it, bool with_grad, double& nll_out) 
     if (t == il - 1) {  // the blank at the end or the last label: the band is within {W - 2, W - 1}
       sums = first_row(cur, pre, y, lo, hi);
     } else {
-      double sum = 0.0, lost = 0.0;
-#pragma omp simd reduction(+ : sum, lost)
-      for (int64_t s = lo; s < vector_end(lo, hi); ++s) {
-        const double p = next[s] + next[s + 1] + allow[s + 2] * next[s + 2];
-        const double c = p * y[s];
-        pre[s] = p;
-        cur[s] = c;
-        sum += s <= hi ? c : 0.0;
-        lost += s <= hi && p > 0.0 && c < kTiny ? 1.0 : 0.0;
-      }
-      sums = RowSum{sum, lost};
+      // eq. (10) / (11): beta_t(s) = (beta_{t+1}(s) + beta_{t+1}(s+1) [+ beta_{t+1}(s+2)]) y_t
+      sums = recurse_row(cur, pre, y, next, next + 1, next + 2, allow + 2, lo, hi);
     }
     int64_t shift;
     if (!scale_band(cur, sums, lo, hi, shift)) return false;
