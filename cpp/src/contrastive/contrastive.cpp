@@ -85,21 +85,15 @@ void normalize_rows_backward(T* g, const T* a, const double* norm, int64_t N, in
                        });
 }
 
-// out = x widened, rows [0, N) of D (the 16-bit GEMM operands without normalisation).
-template <class S>
-void widen_rows(const S* x, float* out, int64_t N, int64_t D) {
+// out = x converted, rows [0, N) of D: 16-bit rows widened to the float GEMM operands (without
+// normalisation), or float gradients rounded once to 16-bit storage.
+template <class From, class To>
+void convert_rows(const From* x, To* out, int64_t N, int64_t D) {
   detail::parallel_for(0, N, std::max<int64_t>(1, kGrainElems / std::max<int64_t>(1, D)),
                        [&](int64_t r0, int64_t r1, int) {
-                         detail::widen(x + r0 * D, out + r0 * D, (r1 - r0) * D);
-                       });
-}
-
-// out = x rounded once to 16 bits, rows [0, N) of D (the float gradients of 16-bit storage).
-template <class S>
-void narrow_rows(const float* x, S* out, int64_t N, int64_t D) {
-  detail::parallel_for(0, N, std::max<int64_t>(1, kGrainElems / std::max<int64_t>(1, D)),
-                       [&](int64_t r0, int64_t r1, int) {
-                         detail::narrow(x + r0 * D, out + r0 * D, (r1 - r0) * D);
+                         if constexpr (detail::is_half_v<From>)
+                           detail::widen(x + r0 * D, out + r0 * D, (r1 - r0) * D);
+                         else detail::narrow(x + r0 * D, out + r0 * D, (r1 - r0) * D);
                        });
 }
 
@@ -209,8 +203,8 @@ void run_info_nce(View<S> z1, View<S> z2, View<S> grad_output, MutView<S> output
     A = workspace.data;
     B = workspace.data + N * D;
   } else if constexpr (half) {
-    widen_rows(z1.data, workspace.data, N, D);
-    widen_rows(z2.data, workspace.data + N * D, N, D);
+    convert_rows(z1.data, workspace.data, N, D);
+    convert_rows(z2.data, workspace.data + N * D, N, D);
     A = workspace.data;
     B = workspace.data + N * D;
   }
@@ -299,14 +293,13 @@ void run_info_nce(View<S> z1, View<S> z2, View<S> grad_output, MutView<S> output
     detail::parallel_for(0, n, row_grain,
                          [&](int64_t a, int64_t b, int) { k.grad_rows(blk, a, b); });
     // dA[block] = alpha G B;  dB (+)= alpha G^T A[block]
+    // and z1's rows through the normalisation's backward while the block is in cache
     if (grad_z1.present()) {
       T* ga = grad_a_block;
       if constexpr (!half) ga = grad_z1.data + r0 * D;
       gemm.fn(gemm.context, false, false, n, D, N, alpha, sim, N, B, D, T(0), ga, D);
-      if constexpr (half) {
-        if (o.normalize) normalize_rows_backward(ga, A + r0 * D, norm1.data() + r0, n, D);
-        narrow_rows(ga, grad_z1.data + r0 * D, n, D);
-      }
+      if (o.normalize) normalize_rows_backward(ga, A + r0 * D, norm1.data() + r0, n, D);
+      if constexpr (half) convert_rows(ga, grad_z1.data + r0 * D, n, D);
     }
     if (grad_z2.present())
       gemm.fn(gemm.context, true, false, N, D, n, alpha, sim, N, A + r0 * D, D,
@@ -344,13 +337,10 @@ void run_info_nce(View<S> z1, View<S> z2, View<S> grad_output, MutView<S> output
       gradient(r0, n);
     }
   }
-  if (want_grad && o.normalize) {
-    if constexpr (!half)
-      if (grad_z1.present()) normalize_rows_backward(grad_z1.data, A, norm1.data(), N, D);
-    if (grad_z2.present()) normalize_rows_backward(grad_b, B, norm2.data(), N, D);
-  }
+  // z2's gradient is complete only after the last block
+  if (grad_z2.present() && o.normalize) normalize_rows_backward(grad_b, B, norm2.data(), N, D);
   if constexpr (half)
-    if (grad_z2.present()) narrow_rows(grad_b, grad_z2.data, N, D);
+    if (grad_z2.present()) convert_rows(grad_b, grad_z2.data, N, D);
 
   // ---- the losses: l_n = wr (row lse - S[n, n]) + wc (column lse - S[n, n])
   if (output.present()) {
