@@ -265,7 +265,8 @@ bool scaled_item(const detail::CtcItem<T>& it, bool with_grad, double& nll_out) 
   };
   const auto band_hi = [&](int64_t t) { return 2 * t + 1 < W - 1 ? 2 * t + 1 : W - 1; };
   const auto lp_row = [&](int64_t t) { return it.log_probs + t * stride; };
-  const bool all_rows = lay.alpha_rows >= il && it.grad != nullptr;  // the gradient's layout
+  // With the gradient (its layout, even for the loss alone), every row of alpha and y is kept.
+  const bool all_rows = it.grad != nullptr;
   const auto alpha_row = [&](int64_t t) { return alpha + (all_rows ? t : (t & 1)) * row + 2; };
   // y's rows: kept from alpha's pass for beta's with the gradient, else one row
   const auto y_row = [&](int64_t t) { return it.scratch + (all_rows ? lay.y + t * row : lay.lpe); };
