@@ -78,6 +78,11 @@ def _cases(dtype: str) -> List[Tuple[str, str, Tuple[Any, ...], Dict[str, Any], 
     input_lengths, target_lengths = r.integers(4, 7, N), r.integers(0, 3, N)
     W, b = f(7, C), f(7)
     ml_target = np.where(r.random((N, C)) < 0.3, -1, r.integers(0, C, (N, C)))
+
+    def boxes(*lead: int) -> np.ndarray:
+        xy = f(*lead, 2)
+        return np.concatenate([xy, xy + np.abs(f(*lead, 2)) + 0.1], axis=-1).astype(dtype)
+
     return [
         ("l1_weighted", "l1_loss", (x, y), {"weight": p}, {0: 0, 1: 0}),
         ("mse_broadcast_target", "mse_loss", (x, y[0]), {}, {0: 0}),
@@ -119,6 +124,9 @@ def _cases(dtype: str) -> List[Tuple[str, str, Tuple[Any, ...], Dict[str, Any], 
         ("cosine_embedding", "cosine_embedding_loss", (x, y, s[:, 0].copy()), {"margin": 0.1}, {0: 0, 1: 0}),
         ("triplet_swap", "triplet_margin_loss", (x, y, p), {"swap": True}, {0: 0, 2: 0}),
         ("triplet_cosine", "triplet_margin_with_distance_loss", (x, y, p), {"distance_function": "cosine"}, {0: 0}),
+        ("boxes", "generalized_box_iou_loss", (boxes(N, 4), boxes(N, 4)), {}, {0: 0, 1: 0}),
+        ("boxes_one_box", "distance_box_iou_loss", (boxes(N, 4), boxes(4)), {}, {0: 0}),
+        ("boxes_all_pairs", "complete_box_iou_loss", (boxes(N, 1, 4), boxes(1, 3, 4)), {}, {0: 0, 1: None}),
         (
             "ctc_padded",
             "ctc_loss",

@@ -220,6 +220,95 @@ def test_half_boxes_are_not_copied(rng):
     assert peak < g1.nbytes + g2.nbytes + 1_000_000, peak
 
 
+# ---- broadcasting ---------------------------------------------------------------------------------
+def _broadcast_ref(name):
+    """The reference on the broadcast boxes: torch.broadcast_tensors first, so torch.autograd sums
+    each broadcast operand's gradient. (torchvision's own operations broadcast only a boxes2 smaller
+    than boxes1: its intersection starts as zeros_like(boxes1's x1); where they do, it is this.)"""
+    ref = REFS[name]
+
+    def fn(b1, b2, **kwargs):
+        lead = torch.broadcast_shapes(b1.shape[:-1], b2.shape[:-1])
+        return ref(b1.expand(*lead, 4), b2.expand(*lead, 4), **kwargs)
+
+    return fn
+
+
+BROADCASTS = [
+    ((7, 4), (4,)),  # torchvision's documented (N, 4) against one box
+    ((4,), (7, 4)),
+    ((7, 4), (1, 4)),
+    ((5, 1, 4), (6, 4)),  # all 5 x 6 pairs
+    ((1, 6, 4), (5, 1, 4)),
+    ((2, 3, 1, 4), (3, 600, 4)),  # 3600 pairs: several stages, the source rows strided
+    ((2, 9000, 4), (9000, 4)),  # boxes2's gradient per pair (a block reads 8192 of its boxes)
+    ((0, 4), (4,)),  # no pairs: the broadcast box's gradient is 0
+    ((3, 0, 4), (1, 1, 4)),
+]
+
+
+@pytest.mark.parametrize("shapes", BROADCASTS, ids=str)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", LOSSES)
+def test_broadcast_against_torch(rng, name, dtype, reduction, shapes):
+    """Leading dimensions broadcast as torch's operations do: the unreduced loss has the pairs'
+    shape, each gradient its boxes' shape (summed over the pairs that read a box)."""
+    s1, s2 = shapes
+    b1, b2 = random_boxes(rng, s1[:-1], dtype), random_boxes(rng, s2[:-1], dtype)
+    kwargs = {"reduction": reduction}
+    fwd, bwd, fb = (getattr(LF, name + s) for s in ("", "_backward", "_forward_backward"))
+    loss = fwd(b1, b2, **kwargs)
+    pairs = np.broadcast_shapes(s1[:-1], s2[:-1])
+    assert np.shape(loss) == (pairs if reduction == "none" else ())
+    go = np.asarray(rng.standard_normal(np.shape(loss))).astype(dtype)
+    grads = bwd(go, b1, b2, **kwargs)
+    assert grads[0].shape == b1.shape and grads[1].shape == b2.shape
+    compare(_broadcast_ref(name), (b1, b2), kwargs, (0, 1), loss, grads, grad_output=go, what=f"{shapes}")
+    loss2, grads2 = fb(b1, b2, grad_output=go, **kwargs)
+    assert np.asarray(loss2).tobytes() == np.asarray(loss).tobytes()
+    for g, g2 in zip(grads, grads2):
+        assert g.tobytes() == g2.tobytes()
+    if reduction == "none":  # the expanded boxes give the same losses
+        lead = np.broadcast_shapes(s1[:-1], s2[:-1])
+        full = fwd(np.broadcast_to(b1, (*lead, 4)).copy(), np.broadcast_to(b2, (*lead, 4)).copy())
+        np.testing.assert_array_equal(loss, full)
+    assert LF.mean_normalizer(name, b1, b2, reduction="mean") == float(np.prod(pairs))
+
+
+@pytest.mark.parametrize("shapes", [((300, 1), (200,)), ((2, 9000), (9000,))], ids=["per_block", "per_pair"])
+@pytest.mark.parametrize("name", LOSSES)
+def test_broadcast_gradient_threads_bitwise(rng, name, shapes):
+    """A broadcast box's gradient is summed in a fixed order (per reduction block and box, then the
+    blocks in order; or per pair where the blocks read many boxes): bitwise the same on any thread
+    count."""
+    b1, b2 = random_boxes(rng, shapes[0], np.float32, 40.0), random_boxes(rng, shapes[1], np.float32, 40.0)
+    results = []
+    for n in (1, 2, 3):
+        losskit.set_num_threads(n)
+        results.append(getattr(LF, name + "_forward_backward")(b1, b2, reduction="sum"))
+    for loss, (g1, g2) in results[1:]:
+        assert loss.tobytes() == results[0][0].tobytes()
+        assert g1.tobytes() == results[0][1][0].tobytes() and g2.tobytes() == results[0][1][1].tobytes()
+
+
+@pytest.mark.parametrize("kind", ["bfloat16", "float16"])
+def test_broadcast_half_boxes(rng, kind):
+    """16-bit boxes broadcast in place; a broadcast box's summed gradient is the float32 one
+    rounded once."""
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    dtype = np.dtype(ml_dtypes.bfloat16) if kind == "bfloat16" else np.dtype(np.float16)
+    b1, b2 = random_boxes(rng, (40, 1), dtype), random_boxes(rng, (30,), dtype)
+    value, grads = LF.complete_box_iou_loss_forward_backward(b1, b2, reduction="none")
+    value32, grads32 = LF.complete_box_iou_loss_forward_backward(
+        b1.astype(np.float32), b2.astype(np.float32), reduction="none"
+    )
+    np.testing.assert_array_equal(value, value32.astype(dtype))
+    for g, g32 in zip(grads, grads32):
+        assert g.dtype == dtype
+        np.testing.assert_array_equal(g, g32.astype(dtype))
+
+
 # ---- threads, normalizer, classes ----------------------------------------------------------------
 @pytest.mark.parametrize("name", LOSSES)
 def test_threads_bitwise_and_large(rng, name):
@@ -283,8 +372,8 @@ def test_classes(rng, cls, name):
     [
         (np.zeros((3, 5)), np.zeros((3, 5)), ValueError, r"boxes1 expected boxes of shape \(\.\.\., 4\).*\(3, 5\)"),
         (np.zeros((3, 4)), np.zeros((3, 3)), ValueError, r"boxes2 expected boxes of shape \(\.\.\., 4\)"),
-        (np.zeros((3, 4)), np.zeros((2, 4)), ValueError, r"boxes2 expected boxes1's shape"),
-        (np.zeros((3, 4)), np.zeros(4), ValueError, r"boxes2 expected boxes1's shape"),
+        (np.zeros((3, 4)), np.zeros((2, 4)), ValueError, r"boxes2 expected boxes whose leading dimensions broadcast"),
+        (np.zeros((2, 3, 4)), np.zeros((2, 1, 2, 4)), ValueError, r"boxes2 expected .*\(2, 3, 4\).*\(2, 1, 2, 4\)"),
         (np.zeros(()), np.zeros(()), ValueError, r"boxes1 expected boxes of shape"),
         (np.zeros((3, 4), complex), np.zeros((3, 4)), TypeError, r"boxes1 expected a real"),
         (np.zeros((3, 4)), np.array([["a"] * 4] * 3), TypeError, r"boxes2 expected a real"),

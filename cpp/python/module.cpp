@@ -1741,7 +1741,7 @@ void segmentation_bind(py::module_& m) {
       py::arg("target_grad") = false);
 }
 // ---- detection bindings ----
-// boxes1, boxes2 (..., 4); the unreduced output drops the last dimension.
+// boxes1, boxes2 (..., 4); the unreduced output is their leading dimensions, broadcast.
 #define LOSSKIT_BOX_LOSS_ADAPTER(STRUCT, FN)                                                       \
   struct STRUCT {                                                                                  \
     static constexpr const char* kName = #FN;                                                      \
@@ -1753,7 +1753,7 @@ void segmentation_bind(py::module_& m) {
     }                                                                                              \
     template <class T>                                                                             \
     static Shape out_shape(const Inputs<T>& in, const Options&) {                                  \
-      return losskit::box_loss_output_shape(in[0].shape);                                          \
+      return losskit::box_loss_output_shape(in[0].shape, in[1].shape);                             \
     }                                                                                              \
     LOSSKIT_FORWARDERS(FN, (in[0], in[1], out, o), (go, in[0], in[1], g[0], g[1], o),              \
                        (in[0], in[1], go, out, g[0], g[1], o))                                     \

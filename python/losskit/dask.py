@@ -159,8 +159,9 @@ def _batch_axes(name: str, shapes: Dict[str, Tuple[int, ...]]) -> Dict[str, Opti
         if len(shapes["input"]) >= 3:
             axes.update({k: 0 for k in ("input", "target") if k in shapes and len(shapes[k]) >= 2})
     elif name in _BOXES:
-        if len(shapes["boxes1"]) >= 2:  # (N, ..., 4): the boxes of one shape are cut along N
-            axes.update({k: 0 for k in ("boxes1", "boxes2") if len(shapes[k]) >= 2})
+        # (N, ..., 4): cut along N; boxes that broadcast against it (one box, (1, M, 4)) go whole
+        if max(len(shapes[k]) for k in ("boxes1", "boxes2")) >= 2:
+            axes.update(_broadcast_rows(shapes, ["boxes1", "boxes2"]))
     else:  # a new loss family must say where its batch is
         raise NotImplementedError(f"{_MODULE}.{name}: no batch layout for this loss")
     return axes

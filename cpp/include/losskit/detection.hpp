@@ -8,11 +8,15 @@
 //   NAME(boxes1, boxes2, output, options)
 //   NAME_backward(grad_output, boxes1, boxes2, grad_boxes1, grad_boxes2, options)
 //   NAME_forward_backward(boxes1, boxes2, grad_output, output, grad_boxes1, grad_boxes2, options)
-// * boxes1 and boxes2 are C-contiguous views of one shape (..., 4), each last-dimension row a box
+// * boxes1 and boxes2 are C-contiguous views of shape (..., 4), each last-dimension row a box
 //   (x1, y1, x2, y2). Boxes with x2 < x1 or y2 < y1 are computed as given (torchvision neither
-//   rejects nor clamps them). Shapes must be equal: torchvision's broadcasting is not supported.
-// * The unreduced output has the boxes' shape without the last dimension (box_loss_output_shape);
-//   a reduced one has shape {}. The default reduction is Reduction::None, as in torchvision.
+//   rejects nor clamps them). The leading dimensions broadcast as torch's (and so torchvision's)
+//   operations broadcast them: one box (4,) against (N, 4), or (N, 1, 4) against (M, 4) for all
+//   N x M pairs. A broadcast operand is read in place; its gradient is summed over the pairs that
+//   read each box, in double, in pair order (a pair-sized scratch of 4 doubles per pair).
+// * The unreduced output has the pairs' shape: the broadcast leading dimensions
+//   (box_loss_output_shape); a reduced one has shape {}. The default reduction is
+//   Reduction::None, as in torchvision.
 // * grad_output is a 0-d view for reduced losses and an output-shaped view for Reduction::None;
 //   an absent grad_output means 1 (ones).
 // * Each gradient has the shape of its boxes; pass `{}` for a gradient not wanted.
@@ -27,8 +31,10 @@
 
 namespace losskit {
 
-// The unreduced loss's shape for boxes shaped `boxes` (..., 4): the leading dimensions ({} for
-// one box of shape (4,)). Never throws (the loss's checks report bad shapes).
+// The unreduced loss's shape for boxes shaped `boxes1` and `boxes2` (..., 4): the broadcast of
+// their leading dimensions ({} for two single boxes of shape (4,)). The one-argument form is that
+// of two operands of one shape. Never throws (the loss's checks report bad shapes).
+Shape box_loss_output_shape(const Shape& boxes1, const Shape& boxes2);
 Shape box_loss_output_shape(const Shape& boxes);
 
 struct BoxIouLossOptions {

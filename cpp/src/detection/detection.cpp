@@ -6,6 +6,8 @@
 #include "losskit/detection.hpp"
 
 #include <algorithm>
+#include <memory>
+#include <utility>
 #include <vector>
 
 #include "common/checks.hpp"
@@ -13,6 +15,7 @@
 #include "common/parallel.hpp"
 #include "common/reduce.hpp"
 #include "common/request.hpp"
+#include "common/storage.hpp"
 #include "detection/detection_kernels.hpp"
 
 namespace losskit {
@@ -31,6 +34,69 @@ BoxKernel<T> box_kernel() {
 
 template <class T>
 using Request = detail::Request<T, 2>;
+
+// The leading dimensions of boxes shaped (..., 4), and the pairs' shape: torch's broadcast of the
+// two (false where they do not broadcast).
+Shape leading(const Shape& boxes) {
+  return boxes.empty() ? Shape{} : Shape(boxes.begin(), boxes.end() - 1);
+}
+
+bool broadcast_leading(const Shape& boxes1, const Shape& boxes2, Shape& pairs) {
+  const Shape a = leading(boxes1), b = leading(boxes2);
+  const size_t nd = std::max(a.size(), b.size());
+  pairs.assign(nd, 1);
+  for (size_t i = 0; i < nd; ++i) {
+    const int64_t da = i < nd - a.size() ? 1 : a[i - (nd - a.size())];
+    const int64_t db = i < nd - b.size() ? 1 : b[i - (nd - b.size())];
+    if (da != db && da != 1 && db != 1) return false;
+    pairs[i] = da == 1 ? db : da;
+  }
+  return true;
+}
+
+// How the pairs of shape `pairs` read boxes with leading dimensions lead1 and lead2 (torch's
+// broadcasting: missing leading dimensions and dimensions of 1 repeat). False where more than
+// kMaxBoxDims groups of dimensions remain (only a C++ caller can pass that many).
+bool describe_broadcast(const Shape& lead1, const Shape& lead2, const Shape& pairs,
+                        detail::BoxBroadcast& b) {
+  const Shape* leads[] = {&lead1, &lead2};
+  const int64_t n = numel(pairs);
+  const size_t nd = pairs.size();
+  int64_t stride[2] = {1, 1};  // each operand's row-major stride of the dimension at hand
+  int group_reads[2] = {-1, -1};
+  b.nd = 0;
+  for (int k = 0; k < 2; ++k) b.active[k] = numel(*leads[k]) != n;
+  for (size_t i = nd; i-- > 0;) {  // innermost first; merged into the group before when alike
+    if (pairs[i] == 1) continue;
+    int64_t size[2];
+    bool repeats[2];
+    for (int k = 0; k < 2; ++k) {
+      const Shape& l = *leads[k];
+      const size_t skip = nd - l.size();
+      size[k] = i < skip ? 1 : l[i - skip];
+      repeats[k] = size[k] == 1;
+    }
+    const bool alike = b.nd > 0 && group_reads[0] == static_cast<int>(repeats[0]) &&
+                       group_reads[1] == static_cast<int>(repeats[1]);
+    if (alike) {
+      b.dims[b.nd - 1] *= pairs[i];
+    } else {
+      if (b.nd == detail::kMaxBoxDims) return false;
+      b.dims[b.nd] = pairs[i];
+      for (int k = 0; k < 2; ++k) b.stride[k][b.nd] = repeats[k] ? 0 : stride[k];
+      group_reads[0] = repeats[0];
+      group_reads[1] = repeats[1];
+      ++b.nd;
+    }
+    for (int k = 0; k < 2; ++k) stride[k] *= size[k];
+  }
+  // Built innermost first: reverse into the odometer's outermost-first order.
+  for (int lo = 0, hi = b.nd - 1; lo < hi; ++lo, --hi) {
+    std::swap(b.dims[lo], b.dims[hi]);
+    for (int k = 0; k < 2; ++k) std::swap(b.stride[k][lo], b.stride[k][hi]);
+  }
+  return true;
+}
 
 void check_boxes(const char* fn, const char* name, const Shape& s) {
   if (s.empty() || s.back() != 4)
@@ -52,8 +118,12 @@ double run(const char* fn, BoxLossKind kind, View<T> boxes1, View<T> boxes2,
   detail::check_required(fn, "boxes2", boxes2);
   check_boxes(fn, "boxes1", boxes1.shape);
   check_boxes(fn, "boxes2", boxes2.shape);
-  detail::check_shape_equal(fn, "boxes2", boxes2.shape, boxes1.shape, "boxes1's shape");
-  const Shape out_shape = box_loss_output_shape(boxes1.shape);
+  Shape out_shape;
+  if (!broadcast_leading(boxes1.shape, boxes2.shape, out_shape))
+    detail::fail_value(fn, "boxes2",
+                       "boxes whose leading dimensions broadcast with boxes1's shape " +
+                           shape_to_string(boxes1.shape),
+                       "shape " + shape_to_string(boxes2.shape));
   const bool reduced = o.reduction != Reduction::None;
   if (q.forward) detail::check_output(fn, "output", q.output, reduced ? Shape{} : out_shape);
   if (q.backward) {
@@ -99,7 +169,32 @@ double run(const char* fn, BoxLossKind kind, View<T> boxes1, View<T> boxes2,
   R.grad1 = q.backward ? q.grads[0].data : nullptr;
   R.grad2 = q.backward ? q.grads[1].data : nullptr;
   R.out = q.forward && !reduced ? q.output.data : nullptr;
+  // An operand with fewer boxes than pairs is read through the broadcast's odometer; its
+  // gradient is gathered per pair and summed back below, in pair order (whatever the thread
+  // count).
+  detail::BoxBroadcast broadcast;
+  if (!describe_broadcast(leading(boxes1.shape), leading(boxes2.shape), out_shape, broadcast))
+    detail::fail_value(fn, "boxes1", "at most 64 groups of broadcast leading dimensions",
+                       "shape " + shape_to_string(boxes1.shape));
+  // A gradient per block and box where that is no more than one per pair (one box against many,
+  // all pairs of two sets: a few rows per block), else per pair.
   const int64_t nblocks = detail::reduce_blocks(n);
+  const View<T>* operands[] = {&boxes1, &boxes2};
+  std::unique_ptr<double[]> broadcast_grads[2];
+  T* const grads[] = {R.grad1, R.grad2};
+  if (broadcast.active[0] || broadcast.active[1]) {
+    R.broadcast = &broadcast;
+    for (int k = 0; k < 2; ++k) {
+      if (!broadcast.active[k] || !grads[k]) continue;
+      const int64_t count = operands[k]->numel() / 4;
+      const bool per_block = nblocks * count <= n;
+      // The kernel writes every value (per block: zeroes its rows first).
+      broadcast_grads[k].reset(
+          new double[static_cast<size_t>(4 * (per_block ? nblocks * count : n))]);
+      (per_block ? R.block_grad : R.pair_grad)[k] = broadcast_grads[k].get();
+      R.box_count[k] = count;
+    }
+  }
   std::vector<double> block_sums(q.forward && reduced ? static_cast<size_t>(nblocks) : 0);
   R.block_sums = block_sums.empty() ? nullptr : block_sums.data();
 
@@ -109,6 +204,24 @@ double run(const char* fn, BoxLossKind kind, View<T> boxes1, View<T> boxes2,
   const int64_t grain_blocks = std::max<int64_t>(1, kGrainBoxes / detail::kReduceBlock);
   detail::parallel_for(0, nblocks, grain_blocks,
                        [&](int64_t b0, int64_t b1, int) { kernel(R, b0, b1); });
+  for (int k = 0; k < 2; ++k) {
+    if (!broadcast.active[k] || !grads[k]) continue;
+    // The sum in double of the pairs' gradients (each in the compute type) in pair order, or of
+    // the blocks' sums in block order, rounded to the compute type and then stored: a 16-bit
+    // operand's gradient is the float one's rounded once.
+    std::vector<double> acc(static_cast<size_t>(operands[k]->numel()), 0.0);
+    if (const double* pg = R.pair_grad[k]) {
+      detail::for_each_source_box(broadcast, k, 0, n, [&](int64_t p, int64_t box) {
+        for (int c = 0; c < 4; ++c) acc[static_cast<size_t>(4 * box + c)] += pg[4 * p + c];
+      });
+    } else {
+      for (int64_t b = 0; b < nblocks; ++b)
+        for (size_t i = 0; i < acc.size(); ++i)
+          acc[i] += R.block_grad[k][static_cast<size_t>(4 * R.box_count[k] * b) + i];
+    }
+    for (size_t i = 0; i < acc.size(); ++i)
+      grads[k][i] = static_cast<T>(static_cast<detail::compute_t<T>>(acc[i]));
+  }
   if (q.forward && reduced)
     q.output.data[0] =
         static_cast<T>(detail::combine_partials(block_sums.data(), nblocks) / divisor);
@@ -117,8 +230,11 @@ double run(const char* fn, BoxLossKind kind, View<T> boxes1, View<T> boxes2,
 
 }  // namespace
 
-Shape box_loss_output_shape(const Shape& boxes) {
-  return boxes.empty() ? Shape{} : Shape(boxes.begin(), boxes.end() - 1);
+Shape box_loss_output_shape(const Shape& boxes) { return leading(boxes); }
+
+Shape box_loss_output_shape(const Shape& boxes1, const Shape& boxes2) {
+  Shape pairs;
+  return broadcast_leading(boxes1, boxes2, pairs) ? pairs : leading(boxes1);
 }
 
 #define LOSSKIT_DEFINE_BOX_LOSS(NAME, KIND)                                                        \

@@ -39,11 +39,18 @@ template <class Loss, bool kBackward, class S, class T>
 void stage(const BoxPairs<S>& R, int64_t lo, int64_t m, Stage<T>& st,
            double* LOSSKIT_RESTRICT losses) {
   constexpr bool kInPlace = std::is_same_v<S, T>;  // outputs written where they lie
-  for (int64_t i = 0; i < m; ++i)
-    for (int k = 0; k < 4; ++k) {
-      st.coord1[k][i] = load(R.boxes1[4 * (lo + i) + k]);
-      st.coord2[k][i] = load(R.boxes2[4 * (lo + i) + k]);
+  const S* const boxes[] = {R.boxes1, R.boxes2};
+  T(*const coords[])[kStage] = {st.coord1, st.coord2};
+  for (int j = 0; j < 2; ++j) {
+    if (R.broadcast && R.broadcast->active[j]) {
+      detail::for_each_source_box(*R.broadcast, j, lo, m, [&](int64_t i, int64_t b) {
+        for (int k = 0; k < 4; ++k) coords[j][k][i] = load(boxes[j][4 * b + k]);
+      });
+    } else {
+      for (int64_t i = 0; i < m; ++i)
+        for (int k = 0; k < 4; ++k) coords[j][k][i] = load(boxes[j][4 * (lo + i) + k]);
     }
+  }
   const T* LOSSKIT_RESTRICT go = st.ones;
   if (R.grad_out) {
     if constexpr (kInPlace) {
@@ -84,10 +91,20 @@ void stage(const BoxPairs<S>& R, int64_t lo, int64_t m, Stage<T>& st,
   if constexpr (kBackward) {
     const std::pair<S*, const T(*)[kStage]> write_back[] = {{R.grad1, st.grad1},
                                                             {R.grad2, st.grad2}};
-    for (const auto& [to, from] : write_back) {
-      if (!to) continue;
-      for (int64_t i = 0; i < m; ++i)
-        for (int k = 0; k < 4; ++k) store(to[4 * (lo + i) + k], from[k][i]);
+    for (int j = 0; j < 2; ++j) {
+      const auto [to, from] = write_back[j];
+      if (double* pg = R.pair_grad[j]) {
+        for (int64_t i = 0; i < m; ++i)
+          for (int k = 0; k < 4; ++k) pg[4 * (lo + i) + k] = static_cast<double>(from[k][i]);
+      } else if (R.block_grad[j]) {
+        double* part = R.block_grad[j] + 4 * R.box_count[j] * (lo / detail::kReduceBlock);
+        detail::for_each_source_box(*R.broadcast, j, lo, m, [&](int64_t i, int64_t box) {
+          for (int k = 0; k < 4; ++k) part[4 * box + k] += static_cast<double>(from[k][i]);
+        });
+      } else if (to) {
+        for (int64_t i = 0; i < m; ++i)
+          for (int k = 0; k < 4; ++k) store(to[4 * (lo + i) + k], from[k][i]);
+      }
     }
   }
 }
@@ -101,6 +118,9 @@ void blocks(const BoxPairs<S>& R, int64_t b0, int64_t b1) {
   for (int64_t b = b0; b < b1; ++b) {
     const int64_t lo = b * detail::kReduceBlock;
     const int64_t hi = std::min(R.n, lo + detail::kReduceBlock);
+    for (int j = 0; j < 2; ++j)
+      if (double* part = R.block_grad[j])
+        std::fill(part + 4 * R.box_count[j] * b, part + 4 * R.box_count[j] * (b + 1), 0.0);
     for (int64_t s = lo; s < hi; s += kStage) {
       const int64_t m = std::min(kStage, hi - s);
       stage<Loss, kBackward>(R, s, m, st, losses + (s - lo));
@@ -112,7 +132,9 @@ void blocks(const BoxPairs<S>& R, int64_t b0, int64_t b1) {
 
 template <class Loss, class T>
 void dispatch_backward(const BoxPairs<T>& R, int64_t b0, int64_t b1) {
-  if (R.grad1 || R.grad2) blocks<Loss, true>(R, b0, b1);
+  const bool broadcast_grad =
+      R.pair_grad[0] || R.pair_grad[1] || R.block_grad[0] || R.block_grad[1];
+  if (R.grad1 || R.grad2 || broadcast_grad) blocks<Loss, true>(R, b0, b1);
   else blocks<Loss, false>(R, b0, b1);
 }
 

@@ -11,8 +11,44 @@ namespace losskit::detail {
 
 enum class BoxLossKind : int { Generalized, Distance, Complete };
 
-// n box pairs; pair i is boxes1[4 i .. 4 i + 3] and boxes2[4 i .. 4 i + 3]. T is the storage
-// type: float, double, or bfloat16/float16, read and written in place and computed in float.
+// Broadcasting of the boxes' leading dimensions. A pair's multi-index over `dims` (the pairs'
+// shape with its dimensions of 1 dropped and neighbours that both operands read alike merged)
+// dotted with an operand's `stride` (0 along a dimension it broadcasts) is the box it reads.
+constexpr int kMaxBoxDims = 64;  // NumPy's limit of dimensions; merging only lowers the count
+
+struct BoxBroadcast {
+  int nd = 0;
+  int64_t dims[kMaxBoxDims] = {};
+  int64_t stride[2][kMaxBoxDims] = {};
+  bool active[2] = {false, false};  // operand k broadcasts (else pair p reads its box p)
+};
+
+// f(i, box) for the pairs lo + i, i in [0, m), with the box of operand k that each reads: the
+// multi-index of pair lo once, then advanced like an odometer.
+template <class F>
+LOSSKIT_INLINE void for_each_source_box(const BoxBroadcast& b, int k, int64_t lo, int64_t m,
+                                        F&& f) {
+  int64_t at[kMaxBoxDims];
+  int64_t box = 0, rest = lo;
+  for (int d = b.nd; d-- > 0;) {
+    at[d] = rest % b.dims[d];
+    rest /= b.dims[d];
+    box += at[d] * b.stride[k][d];
+  }
+  for (int64_t i = 0; i < m; ++i) {
+    f(i, box);
+    for (int d = b.nd; d-- > 0;) {
+      box += b.stride[k][d];
+      if (++at[d] < b.dims[d]) break;
+      box -= b.stride[k][d] * b.dims[d];
+      at[d] = 0;
+    }
+  }
+}
+
+// n box pairs; pair i is boxes1[4 i .. 4 i + 3] and boxes2[4 i .. 4 i + 3], or, for an operand
+// that `broadcast` marks active, the box for_each_source_box gives. T is the storage type: float,
+// double, or bfloat16/float16, read and written in place and computed in float.
 template <class T>
 struct BoxPairs {
   BoxLossKind kind = BoxLossKind::Generalized;
@@ -26,6 +62,14 @@ struct BoxPairs {
   double* block_sums = nullptr;  // one double per kReduceBlock boxes (reduced), or nullptr
   T* grad1 = nullptr;            // gradients, each nullptr when not wanted
   T* grad2 = nullptr;
+  const BoxBroadcast* broadcast = nullptr;  // nullptr: both operands have the pairs' shape
+  // A broadcast operand's gradient, written instead of grad1 / grad2 for the entry point to sum
+  // over the pairs that read each box: per pair (4 values of the compute type at 4 p), or, where
+  // the reduction blocks read few boxes each, per block and box (at 4 (b box_count + box), the
+  // block's pairs added in pair order; the kernel zeroes its blocks' rows first).
+  double* pair_grad[2] = {nullptr, nullptr};
+  double* block_grad[2] = {nullptr, nullptr};
+  int64_t box_count[2] = {0, 0};  // boxes of each operand: block_grad's rows per block
 };
 
 }  // namespace losskit::detail

@@ -1,14 +1,17 @@
 """Detection losses (``cpp/src/detection``): the box IoU losses of ``torchvision.ops``.
 
-Boxes are ``(x1, y1, x2, y2)`` rows of a last dimension of 4: ``boxes1`` and ``boxes2`` of one
-shape ``(N, 4)`` (or any ``(..., 4)``, or one box ``(4,)``) give one loss per pair of boxes,
-shaped like the boxes without their last dimension. The signatures, defaults
+Boxes are ``(x1, y1, x2, y2)`` rows of a last dimension of 4: ``boxes1`` and ``boxes2`` of shape
+``(N, 4)`` (or any ``(..., 4)``, or one box ``(4,)``) give one loss per pair of boxes, shaped like
+the boxes' leading dimensions broadcast together (one box against ``(N, 4)``; ``(N, 1, 4)``
+against ``(M, 4)`` for all ``N x M`` pairs). The signatures, defaults
 (``reduction='none'``, ``eps=1e-7``) and formulas are torchvision's (``torchvision.ops``
 ``generalized_box_iou_loss``, ``distance_box_iou_loss``, ``complete_box_iou_loss``), and so is
 the value of ``'mean'`` for no boxes: 0, not NaN. Where losskit differs from torchvision:
 
-* ``boxes1`` and ``boxes2`` must have the same shape (torchvision's documented rule; its tensor
-  operations happen to broadcast some shapes, losskit raises ValueError naming ``boxes2``);
+* the leading dimensions broadcast both ways, as torch broadcasts the published formula's
+  operations (torchvision's own code broadcasts only a ``boxes2`` smaller than ``boxes1``: its
+  intersection starts as ``zeros_like`` of ``boxes1``'s coordinates); a broadcast box is read in
+  place and its gradient summed over the pairs that read it;
 * every pair of boxes is computed in double and rounded once to the input's dtype (torchvision
   computes float32 boxes in float32); float16/bfloat16 boxes are read in place and widened
   exactly, so their results are the float32 boxes' rounded once to the input's dtype;
@@ -81,8 +84,9 @@ def generalized_box_iou_loss(
     with :math:`\partial l/\partial C = (U + \epsilon)/(C + \epsilon)^2` and
     :math:`\partial l/\partial U = -1/(C + \epsilon)` besides the IoU's term.
     @GRADIENT@
-    Shape: boxes1, boxes2 :math:`(N, 4)` (or :math:`(..., 4)`, or :math:`(4,)`); output scalar, or
-    :math:`(N,)` (0-d for one box) for ``'none'``, the default. The mean of no boxes is 0.
+    Shape: boxes1, boxes2 :math:`(N, 4)` (or :math:`(..., 4)`, or :math:`(4,)`; the leading
+    dimensions broadcast); output scalar, or :math:`(N,)` (their broadcast; 0-d for one box) for
+    ``'none'``, the default. The mean of no boxes is 0.
 
     >>> b1 = np.array([[0.0, 0.0, 2.0, 2.0]]); b2 = np.array([[1.0, 1.0, 3.0, 3.0]])
     >>> generalized_box_iou_loss(b1, b2).round(6).tolist()  # IoU 1/7, C 9, U 7
@@ -117,8 +121,9 @@ def distance_box_iou_loss(
     with :math:`\partial l/\partial \rho^2 = 1/c^2` and
     :math:`\partial l/\partial c^2 = -\rho^2/(c^2)^2` besides the IoU's term.
     @GRADIENT@
-    Shape: boxes1, boxes2 :math:`(N, 4)` (or :math:`(..., 4)`, or :math:`(4,)`); output scalar, or
-    :math:`(N,)` (0-d for one box) for ``'none'``, the default. The mean of no boxes is 0.
+    Shape: boxes1, boxes2 :math:`(N, 4)` (or :math:`(..., 4)`, or :math:`(4,)`; the leading
+    dimensions broadcast); output scalar, or :math:`(N,)` (their broadcast; 0-d for one box) for
+    ``'none'``, the default. The mean of no boxes is 0.
 
     >>> b1 = np.array([[0.0, 0.0, 2.0, 2.0]]); b2 = np.array([[1.0, 1.0, 3.0, 3.0]])
     >>> distance_box_iou_loss(b1, b2).round(6).tolist()  # 1 - 1/7 + 2/18
@@ -157,8 +162,9 @@ def complete_box_iou_loss(
     zero height has an infinite ratio: the loss stays finite (:math:`\arctan\infty = \pi/2`)
     but its gradient is NaN, as torch's.
     @GRADIENT@
-    Shape: boxes1, boxes2 :math:`(N, 4)` (or :math:`(..., 4)`, or :math:`(4,)`); output scalar, or
-    :math:`(N,)` (0-d for one box) for ``'none'``, the default. The mean of no boxes is 0.
+    Shape: boxes1, boxes2 :math:`(N, 4)` (or :math:`(..., 4)`, or :math:`(4,)`; the leading
+    dimensions broadcast); output scalar, or :math:`(N,)` (their broadcast; 0-d for one box) for
+    ``'none'``, the default. The mean of no boxes is 0.
 
     >>> b1 = np.array([[0.0, 0.0, 2.0, 2.0]]); b2 = np.array([[1.0, 1.0, 3.0, 3.0]])
     >>> complete_box_iou_loss(b1, b2).round(6).tolist()  # same aspect ratio: v = 0
