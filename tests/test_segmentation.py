@@ -343,6 +343,38 @@ def test_threads_bitwise_and_large():
     check("dice", x, y, None, "large", **kw)
 
 
+@pytest.mark.parametrize(
+    "name, activation, target_form, kw",
+    [
+        ("dice", "sigmoid", "onehot", {}),
+        ("dice", "softmax", "index", {"to_onehot_y": True, "include_background": False}),
+        ("tversky", "softmax", "soft", {"alpha": 0.3, "beta": 0.7}),
+        ("dice", "sigmoid", "soft", {"squared_pred": True, "reduction": "none"}),
+    ],
+)
+def test_samples_run_in_cache_sized_chunks(name, activation, target_form, kw):
+    """forward_backward runs both passes over a few samples at a time (about 2 MB of input and
+    target): with 5 MB samples each is a chunk of its own; the results are those of the
+    unchunked forward (bitwise), torch's, and the same on 1 and 3 threads."""
+    rng = np.random.default_rng(11)
+    x, y = make_case(rng, (3, 2, 512, 640), np.float32, target_form, activation)
+    kw = dict(kw, sigmoid=activation == "sigmoid", softmax=activation == "softmax")
+    check(name, x, y, None, "chunks", **kw)
+    fused = getattr(F, name + "_loss_forward_backward")
+    before = losskit.get_num_threads()
+    try:
+        results = []
+        for n in (1, 3):
+            losskit.set_num_threads(n)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                results.append(fused(x, y, **kw))
+    finally:
+        losskit.set_num_threads(before)
+    assert np.asarray(results[0][0]).tobytes() == np.asarray(results[1][0]).tobytes()
+    assert results[0][1].tobytes() == results[1][1].tobytes()
+
+
 def test_no_copy_and_dtypes():
     rng = np.random.default_rng(8)
     x, y = make_case(rng, (2, 3, 4, 4), np.float32, "soft", "none")

@@ -24,10 +24,11 @@ constexpr int64_t kTile = detail::kSegmentationTile;
 
 // The softmax statistics of the tile's positions: the maximum over the channels (NaN if any
 // channel is NaN, as torch's softmax then gives NaN) and 1 / sum_c exp(x_c - max). `e`, when
-// given, receives exp(x_c - max) for every channel (the tile's part of grad, used as scratch).
+// given, receives exp(x_c - max) for every channel c at e + c * e_stride (the tile's part of
+// grad, or a stack scratch).
 template <class T>
 LOSSKIT_INLINE void softmax_stats(const SegmentationTile<T>& t, T* LOSSKIT_RESTRICT max,
-                                  T* LOSSKIT_RESTRICT inv_sum, T* e) {
+                                  T* LOSSKIT_RESTRICT inv_sum, T* e, int64_t e_stride) {
   const int64_t n = t.length;
   const T* LOSSKIT_RESTRICT x0 = t.input;
   for (int64_t s = 0; s < n; ++s) max[s] = x0[s];
@@ -39,7 +40,7 @@ LOSSKIT_INLINE void softmax_stats(const SegmentationTile<T>& t, T* LOSSKIT_RESTR
   for (int64_t c = 0; c < t.channels; ++c) {
     const T* LOSSKIT_RESTRICT x = t.input + c * t.plane;
     if (e != nullptr) {
-      T* LOSSKIT_RESTRICT ec = e + c * t.plane;
+      T* LOSSKIT_RESTRICT ec = e + c * e_stride;
       for (int64_t s = 0; s < n; ++s) {
         ec[s] = vmath::exp_nonpositive(x[s] - max[s]);
         inv_sum[s] += ec[s];
@@ -51,12 +52,13 @@ LOSSKIT_INLINE void softmax_stats(const SegmentationTile<T>& t, T* LOSSKIT_RESTR
   for (int64_t s = 0; s < n; ++s) inv_sum[s] = T(1) / inv_sum[s];
 }
 
-// p of channel c over the tile (softmax: from the statistics above), computed into `p`, or the
-// input itself without an activation (read in place: a copy cost as much as the sums).
+// p of channel c over the tile (softmax: from the statistics above, and from the kept
+// exponentials `e` of softmax_stats when given), computed into `p`, or the input itself without
+// an activation (read in place: a copy cost as much as the sums).
 template <class T>
 LOSSKIT_INLINE const T* activate(const SegmentationTile<T>& t, int64_t c,
                                  const T* LOSSKIT_RESTRICT max, const T* LOSSKIT_RESTRICT inv_sum,
-                                 T* LOSSKIT_RESTRICT p) {
+                                 T* LOSSKIT_RESTRICT p, const T* LOSSKIT_RESTRICT e = nullptr) {
   const T* LOSSKIT_RESTRICT x = t.input + c * t.plane;
   const int64_t n = t.length;
   switch (t.activation) {
@@ -65,7 +67,12 @@ LOSSKIT_INLINE const T* activate(const SegmentationTile<T>& t, int64_t c,
       for (int64_t s = 0; s < n; ++s) p[s] = vmath::sigmoid(x[s]);
       break;
     case SegmentationActivation::Softmax:
-      for (int64_t s = 0; s < n; ++s) p[s] = vmath::exp_nonpositive(x[s] - max[s]) * inv_sum[s];
+      if (e != nullptr) {
+        const T* LOSSKIT_RESTRICT ec = e + c * kTile;
+        for (int64_t s = 0; s < n; ++s) p[s] = ec[s] * inv_sum[s];
+      } else {
+        for (int64_t s = 0; s < n; ++s) p[s] = vmath::exp_nonpositive(x[s] - max[s]) * inv_sum[s];
+      }
       break;
   }
   return p;
@@ -120,12 +127,21 @@ LOSSKIT_INLINE void channel_soft_sums(int64_t n, const T* LOSSKIT_RESTRICT p,
   });
 }
 
+// Up to this many channels the softmax's exponentials are kept on the stack between the sum
+// over the channels and the channel sweeps (else recomputed there).
+constexpr int64_t kKeptChannels = 8;
+
 template <class T>
 void sums(const SegmentationTile<T>& t, double* out) {
   alignas(64) T max[kTile], inv_sum[kTile], p[kTile], g[kTile];
-  if (t.activation == SegmentationActivation::Softmax) softmax_stats<T>(t, max, inv_sum, nullptr);
+  alignas(64) T kept[kKeptChannels * kTile];
+  const T* e = nullptr;
+  if (t.activation == SegmentationActivation::Softmax) {
+    e = t.channels <= kKeptChannels ? kept : nullptr;
+    softmax_stats<T>(t, max, inv_sum, e ? kept : nullptr, kTile);
+  }
   for (int64_t c = t.first_channel; c < t.channels; ++c) {
-    const T* pc = activate(t, c, max, inv_sum, p);
+    const T* pc = activate(t, c, max, inv_sum, p, e);
     const T* gc = target_of(t, c, g);
     double s[3];
     if (t.soft) channel_soft_sums(t.length, pc, gc, s);
@@ -176,6 +192,31 @@ void grad(const SegmentationTile<T>& t, const T* coef_g, const T* coef_q, const 
           T* grad_target) {
   const int64_t n = t.length;
   alignas(64) T max[kTile], inv_sum[kTile], g[kTile], d[kTile];
+  if (t.activation == SegmentationActivation::Sigmoid && !t.soft && grad_target == nullptr) {
+    // The common case in one sweep per channel: p, g, dL/dp and the sigmoid's derivative per
+    // element (the arithmetic of the sweeps below, so the same bits).
+    for (int64_t c = 0; c < t.channels; ++c) {
+      T* LOSSKIT_RESTRICT o = out + c * t.plane;
+      if (c < t.first_channel) {
+        for (int64_t s = 0; s < n; ++s) o[s] = T(0);
+        continue;
+      }
+      const T* LOSSKIT_RESTRICT x = t.input + c * t.plane;
+      const T* gc = target_of(t, c, g);
+      const T cg = coef_g[c], cq = coef_q[c];
+      if (t.squared)
+        for (int64_t s = 0; s < n; ++s) {
+          const T pc = vmath::sigmoid(x[s]);
+          o[s] = (cg * gc[s] + cq * pc) * (T(1) - pc) * pc;
+        }
+      else
+        for (int64_t s = 0; s < n; ++s) {
+          const T pc = vmath::sigmoid(x[s]);
+          o[s] = (cg * gc[s] + cq) * (T(1) - pc) * pc;
+        }
+    }
+    return;
+  }
   if (t.activation != SegmentationActivation::Softmax) {
     alignas(64) T p[kTile];
     for (int64_t c = 0; c < t.channels; ++c) {
@@ -200,8 +241,40 @@ void grad(const SegmentationTile<T>& t, const T* coef_g, const T* coef_q, const 
   // Softmax: d loss / d x_c = p_c (d_c - sum_k p_k d_k). The grad tile holds exp(x_c - max), then
   // p_c, until the last sweep writes the gradient over it.
   alignas(64) T dot[kTile];
-  softmax_stats<T>(t, max, inv_sum, out);
+  softmax_stats<T>(t, max, inv_sum, out, t.plane);
   for (int64_t s = 0; s < n; ++s) dot[s] = T(0);
+  if (!t.soft && grad_target == nullptr) {
+    // The common case with dL/dp formed in the sweeps that use it (the arithmetic of the general
+    // sweeps below, so the same bits).
+    for (int64_t c = 0; c < t.channels; ++c) {
+      T* LOSSKIT_RESTRICT pc = out + c * t.plane;
+      if (c < t.first_channel) {
+        for (int64_t s = 0; s < n; ++s) pc[s] = pc[s] * inv_sum[s];
+        continue;
+      }
+      const T* LOSSKIT_RESTRICT gc = target_of(t, c, g);
+      const T cg = coef_g[c], cq = coef_q[c];
+      for (int64_t s = 0; s < n; ++s) {
+        const T ps = pc[s] * inv_sum[s];
+        pc[s] = ps;
+        dot[s] += ps * (t.squared ? cg * gc[s] + cq * ps : cg * gc[s] + cq);
+      }
+    }
+    for (int64_t c = 0; c < t.channels; ++c) {
+      T* LOSSKIT_RESTRICT pc = out + c * t.plane;
+      if (c < t.first_channel) {
+        for (int64_t s = 0; s < n; ++s) pc[s] = pc[s] * (T(0) - dot[s]);
+        continue;
+      }
+      const T* LOSSKIT_RESTRICT gc = target_of(t, c, g);
+      const T cg = coef_g[c], cq = coef_q[c];
+      for (int64_t s = 0; s < n; ++s) {
+        const T ds = t.squared ? cg * gc[s] + cq * pc[s] : cg * gc[s] + cq;
+        pc[s] = pc[s] * (ds - dot[s]);
+      }
+    }
+    return;
+  }
   for (int64_t c = 0; c < t.channels; ++c) {
     T* LOSSKIT_RESTRICT pc = out + c * t.plane;
     for (int64_t s = 0; s < n; ++s) pc[s] = pc[s] * inv_sum[s];
