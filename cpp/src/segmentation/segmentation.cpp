@@ -269,11 +269,20 @@ double run(const Settings& st, View<T> input, View<Target> target, View<T> weigh
   // Pass 1 over the tiles [i0, i1): their partials, partials[(item * C' + c') * 3 + m].
   std::vector<double> partials(static_cast<size_t>(items * Cc * 3));
   const auto sums = sums_kernel<Compute>();
+  // With a sigmoid or softmax (not soft, no target gradient) pass 1 leaves p in the gradient,
+  // which pass 2 overwrites: it then neither reads the input nor activates it again.
+  const bool keep_p = backward && !kStaged && p.activation != SegmentationActivation::None &&
+                      !st.ratio.soft && !grad_target.present();
   auto pass1 = [&](int64_t i0, int64_t i1) {
     detail::parallel_for(i0, i1, grain, [&](int64_t b, int64_t e, int thread) {
       for (int64_t i = b; i < e; ++i) {
         detail::BlockStage<T> stage(scratch.thread(thread));
-        sums(tile_of(i, stage), partials.data() + i * Cc * 3);
+        detail::SegmentationTile<Compute> t = tile_of(i, stage);
+        if constexpr (!kStaged)
+          if (keep_p)
+            t.keep_p =
+                grad.data + (i / tiles_per_row * C) * S + i % tiles_per_row * kSegmentationTile;
+        sums(t, partials.data() + i * Cc * 3);
       }
     });
   };
@@ -332,7 +341,8 @@ double run(const Settings& st, View<T> input, View<Target> target, View<T> weigh
         const int64_t n = i / tiles_per_row, s0 = i % tiles_per_row * kSegmentationTile;
         const int64_t row = st.batch ? 0 : n;
         detail::BlockStage<T> stage(scratch.thread(thread));
-        const detail::SegmentationTile<Compute> t = tile_of(i, stage);
+        detail::SegmentationTile<Compute> t = tile_of(i, stage);
+        t.p_kept = keep_p;
         const int64_t at = (n * C) * S + s0;
         Compute *out, *out_target;
         if constexpr (kStaged) {

@@ -139,9 +139,13 @@ void sums(const SegmentationTile<T>& t, double* out) {
   if (t.activation == SegmentationActivation::Softmax) {
     e = t.channels <= kKeptChannels ? kept : nullptr;
     softmax_stats<T>(t, max, inv_sum, e ? kept : nullptr, kTile);
+    // A channel left out has no sums, but its softmax gradient reads its p.
+    if (t.keep_p)
+      for (int64_t c = 0; c < t.first_channel; ++c)
+        activate(t, c, max, inv_sum, t.keep_p + c * t.plane, e);
   }
   for (int64_t c = t.first_channel; c < t.channels; ++c) {
-    const T* pc = activate(t, c, max, inv_sum, p, e);
+    const T* pc = activate(t, c, max, inv_sum, t.keep_p ? t.keep_p + c * t.plane : p, e);
     const T* gc = target_of(t, c, g);
     double s[3];
     if (t.soft) channel_soft_sums(t.length, pc, gc, s);
@@ -204,16 +208,28 @@ void grad(const SegmentationTile<T>& t, const T* coef_g, const T* coef_q, const 
       const T* LOSSKIT_RESTRICT x = t.input + c * t.plane;
       const T* gc = target_of(t, c, g);
       const T cg = coef_g[c], cq = coef_q[c];
-      if (t.squared)
+      if (t.p_kept) {  // o holds p
+        if (t.squared)
+          for (int64_t s = 0; s < n; ++s) {
+            const T pc = o[s];
+            o[s] = (cg * gc[s] + cq * pc) * (T(1) - pc) * pc;
+          }
+        else
+          for (int64_t s = 0; s < n; ++s) {
+            const T pc = o[s];
+            o[s] = (cg * gc[s] + cq) * (T(1) - pc) * pc;
+          }
+      } else if (t.squared) {
         for (int64_t s = 0; s < n; ++s) {
           const T pc = vmath::sigmoid(x[s]);
           o[s] = (cg * gc[s] + cq * pc) * (T(1) - pc) * pc;
         }
-      else
+      } else {
         for (int64_t s = 0; s < n; ++s) {
           const T pc = vmath::sigmoid(x[s]);
           o[s] = (cg * gc[s] + cq) * (T(1) - pc) * pc;
         }
+      }
     }
     return;
   }
@@ -241,23 +257,31 @@ void grad(const SegmentationTile<T>& t, const T* coef_g, const T* coef_q, const 
   // Softmax: d loss / d x_c = p_c (d_c - sum_k p_k d_k). The grad tile holds exp(x_c - max), then
   // p_c, until the last sweep writes the gradient over it.
   alignas(64) T dot[kTile];
-  softmax_stats<T>(t, max, inv_sum, out, t.plane);
   for (int64_t s = 0; s < n; ++s) dot[s] = T(0);
   if (!t.soft && grad_target == nullptr) {
     // The common case with dL/dp formed in the sweeps that use it (the arithmetic of the general
-    // sweeps below, so the same bits).
+    // sweeps below, so the same bits), from p kept by the sums or from the exponentials.
+    if (!t.p_kept) softmax_stats<T>(t, max, inv_sum, out, t.plane);
     for (int64_t c = 0; c < t.channels; ++c) {
       T* LOSSKIT_RESTRICT pc = out + c * t.plane;
       if (c < t.first_channel) {
-        for (int64_t s = 0; s < n; ++s) pc[s] = pc[s] * inv_sum[s];
+        if (!t.p_kept)
+          for (int64_t s = 0; s < n; ++s) pc[s] = pc[s] * inv_sum[s];
         continue;
       }
       const T* LOSSKIT_RESTRICT gc = target_of(t, c, g);
       const T cg = coef_g[c], cq = coef_q[c];
-      for (int64_t s = 0; s < n; ++s) {
-        const T ps = pc[s] * inv_sum[s];
-        pc[s] = ps;
-        dot[s] += ps * (t.squared ? cg * gc[s] + cq * ps : cg * gc[s] + cq);
+      if (t.p_kept) {
+        for (int64_t s = 0; s < n; ++s) {
+          const T ps = pc[s];
+          dot[s] += ps * (t.squared ? cg * gc[s] + cq * ps : cg * gc[s] + cq);
+        }
+      } else {
+        for (int64_t s = 0; s < n; ++s) {
+          const T ps = pc[s] * inv_sum[s];
+          pc[s] = ps;
+          dot[s] += ps * (t.squared ? cg * gc[s] + cq * ps : cg * gc[s] + cq);
+        }
       }
     }
     for (int64_t c = 0; c < t.channels; ++c) {
@@ -275,6 +299,7 @@ void grad(const SegmentationTile<T>& t, const T* coef_g, const T* coef_q, const 
     }
     return;
   }
+  softmax_stats<T>(t, max, inv_sum, out, t.plane);
   for (int64_t c = 0; c < t.channels; ++c) {
     T* LOSSKIT_RESTRICT pc = out + c * t.plane;
     for (int64_t s = 0; s < n; ++s) pc[s] = pc[s] * inv_sum[s];

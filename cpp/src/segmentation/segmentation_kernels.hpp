@@ -31,6 +31,11 @@ struct SegmentationTile {
   SegmentationActivation activation = SegmentationActivation::None;
   bool squared = false;  // the second and third sums are of p^2 and g^2
   bool soft = false;     // the soft-label sums |p - g|, |p| and |g| (never with squared)
+  // Sigmoid or softmax, not soft, no target gradient: the sums also write p of every channel
+  // the gradient will read to keep_p (the tile's part of the gradient, laid out as the input),
+  // and a gradient tile with p_kept finds it there instead of activating the input again.
+  T* keep_p = nullptr;
+  bool p_kept = false;
 };
 
 // sums[3 (c - first_channel) + {0, 1, 2}] = the tile's sum of p g, of p (p^2 when squared) and of
