@@ -65,13 +65,16 @@ LOSSKIT_INLINE T run_max(const T* LOSSKIT_RESTRICT x, int64_t n) {
   return m;
 }
 
-// The softcap of the extras: x' = cap tanh(x ic) with ic = 1 / cap, and dx'/dx = 1 - t^2.
+// The softcap of the extras: x' = cap tanh(x ic) with ic = 1 / cap, and dx'/dx = 1 - t^2; and
+// whether the statistics are wanted (a softcap alone skips their per-logit work).
 template <class T>
 struct Cap {
   T cap = T(0), ic = T(0);
+  bool stats = false;
   explicit Cap(const CeArgs<T>& a)
       : cap(static_cast<T>(a.softcap)),
-        ic(a.softcap > 0.0 ? static_cast<T>(1.0 / a.softcap) : T(0)) {}
+        ic(a.softcap > 0.0 ? static_cast<T>(1.0 / a.softcap) : T(0)),
+        stats(a.stats()) {}
 };
 
 // Statistics of one chunk with the extras (kX = 1: entropy sum and argmax; kX = 2: also the
@@ -81,7 +84,7 @@ struct Cap {
 // without smoothing (the whole gradient but its row factor: the gradient pass is a rescale), and
 // t = tanh(x ic) with smoothing, whose term -B w (1 - t^2) needs t alone (the gradient pass
 // rebuilds exp(x' - ref) from t: the logits may already be overwritten).
-template <class T, int kMode, bool kWeighted, int kX, bool kStore>
+template <class T, int kMode, bool kWeighted, int kX, bool kStore, bool kStats>
 LOSSKIT_NOINLINE CeStats chunk_stats_extras(const T* x, const T* LOSSKIT_RESTRICT w, T* e,
                                             int64_t n, Cap<T> cp) {
   const T m = run_max(x, n);
@@ -106,9 +109,11 @@ LOSSKIT_NOINLINE CeStats chunk_stats_extras(const T* x, const T* LOSSKIT_RESTRIC
     const T ex = exp_nonpos(d);
     if constexpr (kStore) e[i] = kX == 2 ? (kMode == 0 ? ex * (T(1) - t * t) : t) : ex;
     s += ex;
-    hx += ex > T(0) ? ex * d : T(0);  // a -inf logit adds 0, not 0 * -inf
-    const T at = xi == m ? static_cast<T>(i) : none;
-    first = at < first ? at : first;
+    if constexpr (kStats) {
+      hx += ex > T(0) ? ex * d : T(0);  // a -inf logit adds 0, not 0 * -inf
+      const T at = xi == m ? static_cast<T>(i) : none;
+      first = at < first ? at : first;
+    }
     if constexpr (kMode == 1) {
       const T v = kWeighted ? w[i] : T(1);
       wx += v * d;
@@ -136,8 +141,12 @@ LOSSKIT_NOINLINE CeStats chunk_stats(const T* x, const T* LOSSKIT_RESTRICT y,
                                      const T* LOSSKIT_RESTRICT w, T* e, int64_t n, T om, T ec,
                                      Cap<T> cp) {
   if constexpr (kX != 0 && kMode != 2) {
-    return e ? chunk_stats_extras<T, kMode, kWeighted, kX, true>(x, w, e, n, cp)
-             : chunk_stats_extras<T, kMode, kWeighted, kX, false>(x, w, e, n, cp);
+    // kX == 1 is the statistics alone: always wanted there.
+    if (kX == 1 || cp.stats)
+      return e ? chunk_stats_extras<T, kMode, kWeighted, kX, true, true>(x, w, e, n, cp)
+               : chunk_stats_extras<T, kMode, kWeighted, kX, false, true>(x, w, e, n, cp);
+    return e ? chunk_stats_extras<T, kMode, kWeighted, kX, true, false>(x, w, e, n, cp)
+             : chunk_stats_extras<T, kMode, kWeighted, kX, false, false>(x, w, e, n, cp);
   }
   const T m = run_max(x, n);
   const bool valid = !(m == -kInf<T>);  // a chunk of -inf (and NaN) has no reference point
