@@ -390,8 +390,8 @@ struct LogCosh : NoCheck {
     Value<T> r{};
     const T z = v0 - v1;
     const T az = std::abs(z);
-    const T t = vmath::tanh(z);
-    const T e = vmath::exp_nonpositive(T(-2) * (az < T(1e4) ? az : T(1e4)));  // inf: e = 0
+    const T e = vmath::tanh_exp(z);  // e^(-2|z|), shared by tanh and the far form
+    const T t = vmath::tanh_with_exp(z, e);
     const T near_zero = T(-0.5) * vmath::log1p(-t * t);
     const T far = az - T(0.693147180559945309417232121458) + vmath::log1p_unit(e);
     r.l = az < T(1) ? near_zero : far;
