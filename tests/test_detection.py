@@ -50,6 +50,22 @@ def check_all(name, b1, b2, rng, reduction="none", eps=1e-7, what=""):
     return loss, grads
 
 
+def fused_on_threads(name, b1, b2, reduction):
+    """forward_backward on 1, 2 and 3 threads: asserts the results bitwise equal, returns one."""
+    results = []
+    before = losskit.get_num_threads()
+    try:
+        for n in (1, 2, 3):
+            losskit.set_num_threads(n)
+            results.append(getattr(LF, name + "_forward_backward")(b1, b2, reduction=reduction))
+    finally:
+        losskit.set_num_threads(before)
+    for loss, (g1, g2) in results[1:]:
+        assert loss.tobytes() == results[0][0].tobytes()
+        assert g1.tobytes() == results[0][1][0].tobytes() and g2.tobytes() == results[0][1][1].tobytes()
+    return results[0]
+
+
 # ---- the reference on hand-computed boxes --------------------------------------------------------
 # [0,0,2,2] and [1,1,3,3]: I = 1, U = 7, enclosing box 3 x 3 (area 9, squared diagonal 18),
 # centres (1, 1) and (2, 2) (squared distance 2), same aspect ratio (v = 0).
@@ -283,13 +299,7 @@ def test_broadcast_gradient_threads_bitwise(rng, name, shapes):
     blocks in order; or per pair where the blocks read many boxes): bitwise the same on any thread
     count."""
     b1, b2 = random_boxes(rng, shapes[0], np.float32, 40.0), random_boxes(rng, shapes[1], np.float32, 40.0)
-    results = []
-    for n in (1, 2, 3):
-        losskit.set_num_threads(n)
-        results.append(getattr(LF, name + "_forward_backward")(b1, b2, reduction="sum"))
-    for loss, (g1, g2) in results[1:]:
-        assert loss.tobytes() == results[0][0].tobytes()
-        assert g1.tobytes() == results[0][1][0].tobytes() and g2.tobytes() == results[0][1][1].tobytes()
+    fused_on_threads(name, b1, b2, "sum")
 
 
 @pytest.mark.parametrize("kind", ["bfloat16", "float16"])
@@ -314,14 +324,7 @@ def test_broadcast_half_boxes(rng, kind):
 def test_threads_bitwise_and_large(rng, name):
     # 40000 boxes: five reduction blocks, enough to run on several threads
     b1, b2 = random_boxes(rng, (40000,), np.float32, 40.0), random_boxes(rng, (40000,), np.float32, 40.0)
-    results = []
-    for n in (1, 2, 3):
-        losskit.set_num_threads(n)
-        results.append(getattr(LF, name + "_forward_backward")(b1, b2, reduction="mean"))
-    for loss, (g1, g2) in results[1:]:
-        assert loss.tobytes() == results[0][0].tobytes()
-        assert g1.tobytes() == results[0][1][0].tobytes() and g2.tobytes() == results[0][1][1].tobytes()
-    loss, grads = results[0]
+    loss, grads = fused_on_threads(name, b1, b2, "mean")
     compare(REFS[name], (b1, b2), {"reduction": "mean"}, (0, 1), loss, grads, what="40000 boxes")
 
 

@@ -170,8 +170,8 @@ double run(const char* fn, BoxLossKind kind, View<T> boxes1, View<T> boxes2,
   R.grad2 = q.backward ? q.grads[1].data : nullptr;
   R.out = q.forward && !reduced ? q.output.data : nullptr;
   // An operand with fewer boxes than pairs is read through the broadcast's odometer; its
-  // gradient is gathered per pair and summed back below, in pair order (whatever the thread
-  // count).
+  // gradient is gathered per block and box (or per pair) by the kernel and summed below in a
+  // fixed order, whatever the thread count.
   detail::BoxBroadcast broadcast;
   if (!describe_broadcast(leading(boxes1.shape), leading(boxes2.shape), out_shape, broadcast))
     detail::fail_value(fn, "boxes1", "at most 64 groups of broadcast leading dimensions",
