@@ -8,7 +8,8 @@
 //           (n, c)'s coefficients, the element and its position's softmax.
 // So forward_backward reads the input twice and allocates nothing input-sized but the gradient.
 // Without batch, a sample's coefficients need only its own tiles, so a backward runs the three
-// steps over a few samples at a time (kCachedBytes) and the second pass reads them from cache.
+// steps over a few samples at a time (kCachedBytesPerThread) and the second pass reads them from
+// cache.
 // Both losses are the ratio f = 1 - (a I + smooth_nr) / (b I + c P + d G + smooth_dr) of the
 // sums I = sum p g, P = sum p^k, G = sum g^k (soft_label: I = (P + G - sum |p - g|) / 2 with
 // P = sum |p|, G = sum |g|); the formulas are documented in
@@ -77,10 +78,11 @@ Settings settings_of(const TverskyLossOptions& o) {
 constexpr int64_t kElementsPerThread = 32768;
 
 // A backward runs both passes over samples holding about this many bytes of input and target
-// before the next ones, so that the second pass reads them from cache (1 to 4 MB measured best on
-// the benchmark's 16 x 4 x 256 x 256: 10-25% faster than two passes over everything; 16 MB lost
-// most of it).
-constexpr int64_t kCachedBytes = int64_t{2} << 20;
+// per thread before the next ones, so that the second pass reads them from cache (1 to 4 MB in
+// all measured best at 1 and 2 threads on the benchmark's 16 x 4 x 256 x 256: 10-25% faster than
+// two passes over everything; 16 MB lost most of it). Per thread, so that many threads (more
+// cache between them) do not split a few samples' tiles into slivers.
+constexpr int64_t kCachedBytesPerThread = int64_t{1} << 20;
 
 struct Problem {
   int64_t N = 0, C = 0, S = 0;
@@ -364,7 +366,8 @@ double run(const Settings& st, View<T> input, View<Target> target, View<T> weigh
     // time, so the second reads them from cache rather than from memory (the same tiles, sums
     // and order as one pass over everything, so the same bits).
     const int64_t per_sample = C * S * static_cast<int64_t>(sizeof(T) + sizeof(Target));
-    const int64_t chunk = std::max<int64_t>(1, kCachedBytes / std::max<int64_t>(1, per_sample));
+    const int64_t budget = kCachedBytesPerThread * get_num_threads();
+    const int64_t chunk = std::max<int64_t>(1, budget / std::max<int64_t>(1, per_sample));
     for (int64_t n0 = 0; n0 < N; n0 += chunk) {
       const int64_t n1 = std::min(N, n0 + chunk);
       pass1(n0 * tiles_per_row, n1 * tiles_per_row);
