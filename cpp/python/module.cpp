@@ -1545,59 +1545,37 @@ void contrastive_bind(py::module_& m) {
 // _core.dice_loss / _core.tversky_loss(mode, input, target, weight, grad_output, options...):
 // mode 0 the loss, 1 the gradient, 2 both, 3 the divisor of 'mean' (_spec's modes). The target
 // is an int64 array of class indices (to_onehot_y) or an array of the input's dtype (dense).
-struct DiceEntry {
-  using Options = losskit::DiceLossOptions;
-  static constexpr const char* kName = "dice_loss";
-  template <class T, class Y>
-  static void forward(View<T> x, View<Y> y, View<T> w, MutView<T> out, const Options& o) {
-    losskit::dice_loss<T>(x, y, w, out, o);
-  }
-  // gt: the dense target's gradient (absent when not wanted; class indices have none)
-  template <class T, class Y>
-  static void backward(View<T> go, View<T> x, View<Y> y, View<T> w, MutView<T> g, MutView<T> gt,
-                       const Options& o) {
-    if constexpr (std::is_same_v<Y, int64_t>) losskit::dice_loss_backward<T>(go, x, y, w, g, o);
-    else losskit::dice_loss_backward<T>(go, x, y, w, g, gt, o);
-  }
-  template <class T, class Y>
-  static void forward_backward(View<T> x, View<Y> y, View<T> w, View<T> go, MutView<T> out,
-                               MutView<T> g, MutView<T> gt, const Options& o) {
-    if constexpr (std::is_same_v<Y, int64_t>)
-      losskit::dice_loss_forward_backward<T>(x, y, w, go, out, g, o);
-    else losskit::dice_loss_forward_backward<T>(x, y, w, go, out, g, gt, o);
-  }
-  template <class T, class Y>
-  static double mean_normalizer(View<T> x, View<Y> y, View<T> w, const Options& o) {
-    return losskit::dice_loss_mean_normalizer<T>(x, y, w, o);
-  }
-};
-
-struct TverskyEntry {
-  using Options = losskit::TverskyLossOptions;
-  static constexpr const char* kName = "tversky_loss";
-  template <class T, class Y>
-  static void forward(View<T> x, View<Y> y, View<T> w, MutView<T> out, const Options& o) {
-    losskit::tversky_loss<T>(x, y, w, out, o);
-  }
-  // gt: the dense target's gradient (absent when not wanted; class indices have none)
-  template <class T, class Y>
-  static void backward(View<T> go, View<T> x, View<Y> y, View<T> w, MutView<T> g, MutView<T> gt,
-                       const Options& o) {
-    if constexpr (std::is_same_v<Y, int64_t>) losskit::tversky_loss_backward<T>(go, x, y, w, g, o);
-    else losskit::tversky_loss_backward<T>(go, x, y, w, g, gt, o);
-  }
-  template <class T, class Y>
-  static void forward_backward(View<T> x, View<Y> y, View<T> w, View<T> go, MutView<T> out,
-                               MutView<T> g, MutView<T> gt, const Options& o) {
-    if constexpr (std::is_same_v<Y, int64_t>)
-      losskit::tversky_loss_forward_backward<T>(x, y, w, go, out, g, o);
-    else losskit::tversky_loss_forward_backward<T>(x, y, w, go, out, g, gt, o);
-  }
-  template <class T, class Y>
-  static double mean_normalizer(View<T> x, View<Y> y, View<T> w, const Options& o) {
-    return losskit::tversky_loss_mean_normalizer<T>(x, y, w, o);
-  }
-};
+// The entry points of one segmentation loss, for segmentation_dispatch; `gt` is the dense
+// target's gradient (absent when not wanted; class indices have none).
+#define LOSSKIT_SEGMENTATION_ENTRY(STRUCT, FN, OPTIONS)                                            \
+  struct STRUCT {                                                                                  \
+    using Options = losskit::OPTIONS;                                                              \
+    static constexpr const char* kName = #FN;                                                      \
+    template <class T, class Y>                                                                    \
+    static void forward(View<T> x, View<Y> y, View<T> w, MutView<T> out, const Options& o) {       \
+      losskit::FN<T>(x, y, w, out, o);                                                             \
+    }                                                                                              \
+    template <class T, class Y>                                                                    \
+    static void backward(View<T> go, View<T> x, View<Y> y, View<T> w, MutView<T> g, MutView<T> gt, \
+                         const Options& o) {                                                       \
+      if constexpr (std::is_same_v<Y, int64_t>) losskit::FN##_backward<T>(go, x, y, w, g, o);      \
+      else losskit::FN##_backward<T>(go, x, y, w, g, gt, o);                                       \
+    }                                                                                              \
+    template <class T, class Y>                                                                    \
+    static void forward_backward(View<T> x, View<Y> y, View<T> w, View<T> go, MutView<T> out,      \
+                                 MutView<T> g, MutView<T> gt, const Options& o) {                  \
+      if constexpr (std::is_same_v<Y, int64_t>)                                                    \
+        losskit::FN##_forward_backward<T>(x, y, w, go, out, g, o);                                 \
+      else losskit::FN##_forward_backward<T>(x, y, w, go, out, g, gt, o);                          \
+    }                                                                                              \
+    template <class T, class Y>                                                                    \
+    static double mean_normalizer(View<T> x, View<Y> y, View<T> w, const Options& o) {             \
+      return losskit::FN##_mean_normalizer<T>(x, y, w, o);                                         \
+    }                                                                                              \
+  };
+LOSSKIT_SEGMENTATION_ENTRY(DiceEntry, dice_loss, DiceLossOptions)
+LOSSKIT_SEGMENTATION_ENTRY(TverskyEntry, tversky_loss, TverskyLossOptions)
+#undef LOSSKIT_SEGMENTATION_ENTRY
 
 template <class E, class T, class Y>
 py::object segmentation_run(int mode, const py::handle& input, const py::handle& target,
