@@ -28,6 +28,7 @@ struct BoxBroadcast {
 template <class F>
 LOSSKIT_INLINE void for_each_source_box(const BoxBroadcast& b, int k, int64_t lo, int64_t m,
                                         F&& f) {
+  if (m <= 0) return;  // no pairs: `dims` may hold a 0
   int64_t at[kMaxBoxDims];
   int64_t box = 0, rest = lo;
   for (int d = b.nd; d-- > 0;) {
