@@ -198,7 +198,7 @@ void grad(const SegmentationTile<T>& t, const T* coef_g, const T* coef_q, const 
   alignas(64) T max[kTile], inv_sum[kTile], g[kTile], d[kTile];
   if (t.activation == SegmentationActivation::Sigmoid && !t.soft && grad_target == nullptr) {
     // The common case in one sweep per channel: p, g, dL/dp and the sigmoid's derivative per
-    // element (the arithmetic of the sweeps below, so the same bits).
+    // element (the arithmetic of the general sweeps below).
     for (int64_t c = 0; c < t.channels; ++c) {
       T* LOSSKIT_RESTRICT o = out + c * t.plane;
       if (c < t.first_channel) {
@@ -260,7 +260,7 @@ void grad(const SegmentationTile<T>& t, const T* coef_g, const T* coef_q, const 
   for (int64_t s = 0; s < n; ++s) dot[s] = T(0);
   if (!t.soft && grad_target == nullptr) {
     // The common case with dL/dp formed in the sweeps that use it (the arithmetic of the general
-    // sweeps below, so the same bits), from p kept by the sums or from the exponentials.
+    // sweeps below), from p kept by the sums or from the exponentials.
     if (!t.p_kept) softmax_stats<T>(t, max, inv_sum, out, t.plane);
     for (int64_t c = 0; c < t.channels; ++c) {
       T* LOSSKIT_RESTRICT pc = out + c * t.plane;
