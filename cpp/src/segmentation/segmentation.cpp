@@ -243,11 +243,16 @@ double run(const Settings& st, View<T> input, View<Target> target, View<T> weigh
   constexpr bool kStaged = detail::is_half_v<T>;
   // input, target, gradient and the target's gradient
   detail::StageScratch scratch(kStaged ? 4 * C * kSegmentationTile : 0);
+  // Where tile `item` starts: element (n, 0, s0) of the input (and of every array laid out as
+  // it).
+  auto tile_at = [&](int64_t item) {
+    return (item / tiles_per_row * C) * S + item % tiles_per_row * kSegmentationTile;
+  };
   auto tile_of = [&](int64_t item, detail::BlockStage<T>& stage) {
     const int64_t n = item / tiles_per_row, s0 = item % tiles_per_row * kSegmentationTile;
     detail::SegmentationTile<Compute> t;
     t.length = std::min(kSegmentationTile, S - s0);
-    const int64_t at = (n * C) * S + s0;
+    const int64_t at = tile_at(item);
     if constexpr (kStaged) {
       const detail::Strided block{C, t.length, S};
       t.input = stage.in(input.data, at, block);
@@ -281,9 +286,7 @@ double run(const Settings& st, View<T> input, View<Target> target, View<T> weigh
         detail::BlockStage<T> stage(scratch.thread(thread));
         detail::SegmentationTile<Compute> t = tile_of(i, stage);
         if constexpr (!kStaged)
-          if (keep_p)
-            t.keep_p =
-                grad.data + (i / tiles_per_row * C) * S + i % tiles_per_row * kSegmentationTile;
+          if (keep_p) t.keep_p = grad.data + tile_at(i);
         sums(t, partials.data() + i * Cc * 3);
       }
     });
@@ -340,12 +343,11 @@ double run(const Settings& st, View<T> input, View<Target> target, View<T> weigh
   auto pass2 = [&](int64_t i0, int64_t i1) {
     detail::parallel_for(i0, i1, grain, [&](int64_t b, int64_t e, int thread) {
       for (int64_t i = b; i < e; ++i) {
-        const int64_t n = i / tiles_per_row, s0 = i % tiles_per_row * kSegmentationTile;
-        const int64_t row = st.batch ? 0 : n;
+        const int64_t row = st.batch ? 0 : i / tiles_per_row;
         detail::BlockStage<T> stage(scratch.thread(thread));
         detail::SegmentationTile<Compute> t = tile_of(i, stage);
         t.p_kept = keep_p;
-        const int64_t at = (n * C) * S + s0;
+        const int64_t at = tile_at(i);
         Compute *out, *out_target;
         if constexpr (kStaged) {
           out = stage.out(grad.data, at, {C, t.length, S});
