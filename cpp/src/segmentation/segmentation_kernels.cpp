@@ -209,25 +209,14 @@ void grad(const SegmentationTile<T>& t, const T* coef_g, const T* coef_q, const 
       const T* gc = target_of(t, c, g);
       const T cg = coef_g[c], cq = coef_q[c];
       if (t.p_kept) {  // o holds p
-        if (t.squared)
-          for (int64_t s = 0; s < n; ++s) {
-            const T pc = o[s];
-            o[s] = (cg * gc[s] + cq * pc) * (T(1) - pc) * pc;
-          }
-        else
-          for (int64_t s = 0; s < n; ++s) {
-            const T pc = o[s];
-            o[s] = (cg * gc[s] + cq) * (T(1) - pc) * pc;
-          }
-      } else if (t.squared) {
         for (int64_t s = 0; s < n; ++s) {
-          const T pc = vmath::sigmoid(x[s]);
-          o[s] = (cg * gc[s] + cq * pc) * (T(1) - pc) * pc;
+          const T pc = o[s];
+          o[s] = (t.squared ? cg * gc[s] + cq * pc : cg * gc[s] + cq) * (T(1) - pc) * pc;
         }
       } else {
         for (int64_t s = 0; s < n; ++s) {
           const T pc = vmath::sigmoid(x[s]);
-          o[s] = (cg * gc[s] + cq) * (T(1) - pc) * pc;
+          o[s] = (t.squared ? cg * gc[s] + cq * pc : cg * gc[s] + cq) * (T(1) - pc) * pc;
         }
       }
     }
