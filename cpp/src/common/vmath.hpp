@@ -313,15 +313,14 @@ LOSSKIT_INLINE double log1p_unit(double e) { return vmath::log1p(e); }
 // cancel, the Taylor series u - u^3/3 + 2u^5/15 - ... (coefficients 2^2k (2^2k - 1) B_2k / (2k)!)
 // to the degree whose truncation at |u| = 1/4 is under a quarter ulp (u^9 float, u^21 double).
 // Odd and monotone; +-inf gives +-1, NaN passes, -0 keeps its sign. Accuracy: see the header.
-// e^(-2|u|), the exponential tanh(u) takes (a caller with a use of its own for it computes it
-// once and passes it to tanh_with_exp).
+// tanh_exp(u) is the e above (a caller with a use of its own for it computes it once and passes
+// it to tanh_with_exp, which gives tanh(u)'s bits).
 template <class T>
 LOSSKIT_INLINE T tanh_exp(T u) {
   const T a = u < T(0) ? -u : u;
   return vmath::exp_nonpositive(T(-2) * (a < T(1e4) ? a : T(1e4)));  // inf: e = 0
 }
 
-// tanh(u) from e = tanh_exp(u): the same bits as tanh(u).
 template <class T>
 LOSSKIT_INLINE T tanh_with_exp(T u, T e) {
   const T a = u < T(0) ? -u : u;
